@@ -1,0 +1,87 @@
+//! The chain state: what the next record must link to.
+//!
+//! The writer uses it to fill in a new record's `seq`, `time_ns`, `prev` and
+//! `prev_dataset`; the verifier uses the very same state to check them. Both
+//! then advance it with the record's leaf hash.
+
+use std::collections::HashMap;
+
+use crate::record::{Entry, Hash, Record};
+use crate::verify::VerifyErrorKind;
+
+/// Where the log stands after its last record.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Chain {
+    /// Sequence number of the next record.
+    pub next_seq: u64,
+    /// Leaf hash of the last record; zeros before the first.
+    pub last_hash: Hash,
+    /// Time of the last record; the next one may not be earlier.
+    pub last_time_ns: u64,
+    /// Leaf hash of the last record of each dataset.
+    datasets: HashMap<String, Hash>,
+}
+
+impl Chain {
+    /// The record that puts `entry`, observed at `time_ns`, next in the log.
+    /// Time is clamped so that it never goes backwards.
+    pub fn link(&self, time_ns: u64, entry: Entry) -> Record {
+        Record {
+            seq: self.next_seq,
+            time_ns: time_ns.max(self.last_time_ns),
+            prev: self.last_hash,
+            prev_dataset: self.prev_dataset(&entry),
+            entry,
+        }
+    }
+
+    /// Checks that `record` is the one that may come next.
+    pub fn check(&self, record: &Record) -> Result<(), VerifyErrorKind> {
+        if record.seq != self.next_seq {
+            return Err(VerifyErrorKind::SequenceGap {
+                expected: self.next_seq,
+                found: record.seq,
+            });
+        }
+        if record.prev != self.last_hash {
+            return Err(VerifyErrorKind::PrevHashMismatch);
+        }
+        if record.prev_dataset != self.prev_dataset(&record.entry) {
+            return Err(VerifyErrorKind::DatasetHashMismatch {
+                dataset: record.entry.dataset.clone().unwrap_or_default(),
+            });
+        }
+        if record.time_ns < self.last_time_ns {
+            return Err(VerifyErrorKind::TimeBackwards {
+                previous_ns: self.last_time_ns,
+                found_ns: record.time_ns,
+            });
+        }
+        Ok(())
+    }
+
+    /// Moves past `record`, whose leaf hash is `leaf`.
+    pub fn advance(&mut self, record: &Record, leaf: Hash) {
+        self.next_seq = record.seq + 1;
+        self.last_hash = leaf;
+        self.last_time_ns = record.time_ns;
+        if let Some(dataset) = &record.entry.dataset {
+            match self.datasets.get_mut(dataset) {
+                Some(last) => *last = leaf,
+                None => {
+                    self.datasets.insert(dataset.clone(), leaf);
+                }
+            }
+        }
+    }
+
+    /// How many datasets have records.
+    pub fn dataset_count(&self) -> usize {
+        self.datasets.len()
+    }
+
+    fn prev_dataset(&self, entry: &Entry) -> Option<Hash> {
+        let dataset = entry.dataset.as_ref()?;
+        self.datasets.get(dataset).copied()
+    }
+}

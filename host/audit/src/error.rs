@@ -1,0 +1,62 @@
+//! Errors of the audit writer: opening the log, and the write failure that
+//! stops it for good.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::frame::FrameTooLong;
+use crate::record::EncodeError;
+use crate::verify::VerifyError;
+
+/// Why the audit log could not be opened or written.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    #[error("cannot {action} {path}: {error}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        error: io::Error,
+    },
+    /// Another process (or another `AuditLog` in this one) writes this folder.
+    #[error("audit folder {0} is already open for writing")]
+    Locked(PathBuf),
+    /// Damage inside the log, before any torn tail; nothing was changed.
+    #[error("audit log is damaged: {0}")]
+    Damaged(#[from] VerifyError),
+    #[error("audit folder {dir} belongs to origin {found:?}, not {expected:?}")]
+    OriginMismatch {
+        dir: PathBuf,
+        expected: String,
+        found: String,
+    },
+    #[error("invalid audit origin {0:?}: need one non-empty line of at most 65535 bytes")]
+    InvalidOrigin(String),
+    #[error("cannot start the audit writer thread: {0}")]
+    Spawn(io::Error),
+    /// The writer hit an error and stopped; nothing more will be written.
+    #[error("audit writer stopped: {0}")]
+    WriterFailed(Arc<WriteFailure>),
+    /// A ticket that no `append` of this log handed out.
+    #[error("ticket for record {0} was not issued by this audit log")]
+    ForeignTicket(u64),
+}
+
+/// The error that stopped the writer. It is never retried: after a failed
+/// `fsync` the kernel may have dropped the dirty pages and a retry could
+/// falsely succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteFailure {
+    #[error("{action} {path} failed: {error}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        error: io::Error,
+    },
+    #[error("record {seq}: {error}")]
+    Encode { seq: u64, error: EncodeError },
+    #[error("record {seq}: {error}")]
+    TooLarge { seq: u64, error: FrameTooLong },
+    #[error("the audit writer thread panicked")]
+    Panicked,
+}

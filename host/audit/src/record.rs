@@ -1,0 +1,354 @@
+//! The audit record: its schema, its one canonical postcard encoding, strict
+//! decoding and its leaf hash.
+//!
+//! A [`Record`] is what lands on disk: an [`Entry`] (what happened, said by
+//! the host) wrapped with the sequence number, time and the two chain links
+//! the writer assigns. Its leaf hash is `SHA-256(0x00 ‖ postcard bytes)`, the
+//! RFC 6962 leaf hash, so the same value later feeds a Merkle tree.
+//!
+//! postcard accepts non-canonical input (overlong varints) and ignores bytes
+//! after a value; [`Record::decode`] rejects both by checking that nothing is
+//! left over and that re-encoding gives back the very same bytes.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// A SHA-256 digest.
+pub type Hash = [u8; 32];
+
+/// The all-zero hash: `prev` of record 0, previous-segment hash of segment 0.
+pub const ZERO_HASH: Hash = [0; 32];
+
+/// Domain-separation prefix of a leaf hash (RFC 6962 §2.1).
+const LEAF_PREFIX: u8 = 0x00;
+
+/// `SHA-256(bytes)`.
+pub fn sha256(bytes: impl AsRef<[u8]>) -> Hash {
+    Sha256::digest(bytes.as_ref()).into()
+}
+
+/// The RFC 6962 leaf hash `SHA-256(0x00 ‖ encoded)` of an encoded record.
+pub fn leaf_hash(encoded: &[u8]) -> Hash {
+    Sha256::new()
+        .chain_update([LEAF_PREFIX])
+        .chain_update(encoded)
+        .finalize()
+        .into()
+}
+
+/// One audit record as stored.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// Position in the log, contiguous from 0.
+    pub seq: u64,
+    /// Unix time in nanoseconds; never decreases along the log.
+    pub time_ns: u64,
+    /// Leaf hash of the previous record; zeros for record 0.
+    pub prev: Hash,
+    /// Leaf hash of the previous record with the same `entry.dataset`; `None`
+    /// when `entry.dataset` is `None` or this is the dataset's first record.
+    pub prev_dataset: Option<Hash>,
+    /// What happened.
+    pub entry: Entry,
+}
+
+/// What the host reports: who did what, where.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// Runway id; `""` for host-level records.
+    pub runway: String,
+    /// Agent name.
+    pub agent: String,
+    /// SHA-256 of the agent's component, when one is involved.
+    pub plugin: Option<Hash>,
+    /// The dataset this record belongs to, which puts it on that dataset's chain.
+    pub dataset: Option<String>,
+    /// The event itself.
+    pub event: Event,
+}
+
+/// A filing, a runway state change, a lock change or a host call.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A manifest was filed.
+    Filed {
+        action: String,
+        after: Vec<String>,
+        locks: Vec<LockRequest>,
+    },
+    /// A filing was rejected.
+    Rejected { reason: String },
+    /// The dispatcher cleared the runway; all its locks were granted at once.
+    Cleared { locks: Vec<LockGrant> },
+    /// One lock granted, recorded on that dataset's chain (`entry.dataset` set).
+    LockGranted { mode: LockMode, token: u64 },
+    /// A run attempt started.
+    Started { attempt: u32 },
+    /// A host call, allowed or not.
+    Call {
+        call: Call,
+        key: Option<String>,
+        token: Option<u64>,
+        /// Digest of the call's arguments.
+        args: Hash,
+        /// Digest of the call's result.
+        result: Hash,
+        outcome: Outcome,
+    },
+    /// The staged writes of a run were committed to `entry.dataset`.
+    Committed {
+        token: u64,
+        writes: u32,
+        deletes: u32,
+    },
+    /// One lock released, recorded on that dataset's chain.
+    LockReleased { mode: LockMode, token: u64 },
+    /// The run succeeded.
+    Succeeded { output: Hash },
+    /// The run failed.
+    Failed { reason: String },
+}
+
+/// A lock a manifest asks for.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LockRequest {
+    pub dataset: String,
+    pub mode: LockMode,
+}
+
+/// A lock the dispatcher granted, with its fencing token.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LockGrant {
+    pub dataset: String,
+    pub mode: LockMode,
+    pub token: u64,
+}
+
+/// Shared (readers) or exclusive (one writer).
+// Plan files spell the modes `shared` / `exclusive`; postcard encodes the
+// variant index, so the names never reach the audit bytes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    Shared,
+    Exclusive,
+}
+
+impl LockMode {
+    /// `'S'` or `'X'`, as lock tables write them.
+    pub fn letter(self) -> char {
+        match self {
+            LockMode::Shared => 'S',
+            LockMode::Exclusive => 'X',
+        }
+    }
+
+    /// `"shared"` or `"exclusive"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            LockMode::Shared => "shared",
+            LockMode::Exclusive => "exclusive",
+        }
+    }
+}
+
+/// Which host call was made.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Call {
+    Read,
+    Write,
+    Delete,
+    List,
+    Log,
+    Info,
+}
+
+impl Call {
+    /// Lower-case name of the call, as in the WIT interface.
+    pub fn name(self) -> &'static str {
+        match self {
+            Call::Read => "read",
+            Call::Write => "write",
+            Call::Delete => "delete",
+            Call::List => "list",
+            Call::Log => "log",
+            Call::Info => "info",
+        }
+    }
+}
+
+/// How a host call ended; the errors mirror the guest-visible WIT errors.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Denied(String),
+    LockLost(String),
+    NotFound(String),
+    Invalid(String),
+    Limit(String),
+}
+
+impl Outcome {
+    /// Kebab-case name of the outcome: `ok`, `denied`, `lock-lost`, ...
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Denied(_) => "denied",
+            Outcome::LockLost(_) => "lock-lost",
+            Outcome::NotFound(_) => "not-found",
+            Outcome::Invalid(_) => "invalid",
+            Outcome::Limit(_) => "limit",
+        }
+    }
+
+    /// The reason carried by an error outcome.
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Outcome::Ok => None,
+            Outcome::Denied(r)
+            | Outcome::LockLost(r)
+            | Outcome::NotFound(r)
+            | Outcome::Invalid(r)
+            | Outcome::Limit(r) => Some(r),
+        }
+    }
+}
+
+/// Why bytes are not a canonical record.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// postcard could not decode a record at all.
+    #[error("undecodable record: {0}")]
+    Malformed(postcard::Error),
+    /// A record decoded but bytes were left after it.
+    #[error("trailing bytes: {0} after the record")]
+    TrailingBytes(usize),
+    /// The bytes decode, but are not the canonical encoding (e.g. an overlong varint).
+    #[error("non-canonical encoding")]
+    NonCanonical,
+}
+
+/// A record could not be encoded (postcard refused it; not expected for this schema).
+#[derive(Debug, thiserror::Error)]
+#[error("could not encode audit record: {0}")]
+pub struct EncodeError(#[from] postcard::Error);
+
+impl Record {
+    /// The canonical encoding of this record.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        Ok(postcard::to_stdvec(self)?)
+    }
+
+    /// Appends the canonical encoding of this record to `buf`.
+    pub fn encode_into(&self, buf: &mut Vec<u8>) -> Result<(), EncodeError> {
+        let taken = std::mem::take(buf);
+        *buf = postcard::to_extend(self, taken)?;
+        Ok(())
+    }
+
+    /// The leaf hash of this record's canonical encoding.
+    pub fn leaf_hash(&self) -> Result<Hash, EncodeError> {
+        Ok(leaf_hash(&self.encode()?))
+    }
+
+    /// Decodes exactly one record from `bytes`, rejecting anything that is not
+    /// its canonical encoding.
+    pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
+        Record::decode_with(bytes, &mut Vec::new())
+    }
+
+    /// [`Record::decode`] reusing `scratch` for the re-encoding check.
+    pub(crate) fn decode_with(bytes: &[u8], scratch: &mut Vec<u8>) -> Result<Record, DecodeError> {
+        let (record, rest) =
+            postcard::take_from_bytes::<Record>(bytes).map_err(DecodeError::Malformed)?;
+        if !rest.is_empty() {
+            return Err(DecodeError::TrailingBytes(rest.len()));
+        }
+        scratch.clear();
+        if record.encode_into(scratch).is_err() || scratch.as_slice() != bytes {
+            return Err(DecodeError::NonCanonical);
+        }
+        Ok(record)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Record {
+        Record {
+            seq: 300,
+            time_ns: 1_710_550_800_123_000_000,
+            prev: [7; 32],
+            prev_dataset: None,
+            entry: Entry {
+                runway: "import".into(),
+                agent: "import-applications".into(),
+                plugin: Some([9; 32]),
+                dataset: Some("fafsa_2024_03_16".into()),
+                event: Event::Call {
+                    call: Call::Write,
+                    key: Some("app/000001".into()),
+                    token: Some(1),
+                    args: sha256(b"args"),
+                    result: sha256(b"result"),
+                    outcome: Outcome::Ok,
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let record = sample();
+        let bytes = record.encode().expect("encode");
+        assert_eq!(Record::decode(&bytes), Ok(record));
+    }
+
+    #[test]
+    fn rejects_trailing_bytes() {
+        let mut bytes = sample().encode().expect("encode");
+        bytes.push(0);
+        assert_eq!(Record::decode(&bytes), Err(DecodeError::TrailingBytes(1)));
+    }
+
+    #[test]
+    fn rejects_overlong_varint() {
+        // seq 300 is the varint ac 02; the overlong form ac 82 00 decodes too.
+        let bytes = sample().encode().expect("encode");
+        assert_eq!(&bytes[..2], &[0xac, 0x02]);
+        let mut overlong = vec![0xac, 0x82, 0x00];
+        overlong.extend_from_slice(&bytes[2..]);
+        let (lenient, rest) = postcard::take_from_bytes::<Record>(&overlong).expect("postcard");
+        assert_eq!(
+            (lenient.seq, rest.len()),
+            (300, 0),
+            "postcard itself is lenient"
+        );
+        assert_eq!(Record::decode(&overlong), Err(DecodeError::NonCanonical));
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(matches!(
+            Record::decode(&[0xff; 3]),
+            Err(DecodeError::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn leaf_hash_is_domain_separated() {
+        let bytes = sample().encode().expect("encode");
+        let mut prefixed = vec![0u8];
+        prefixed.extend_from_slice(&bytes);
+        assert_eq!(leaf_hash(&bytes), sha256(&prefixed));
+        assert_ne!(leaf_hash(&bytes), sha256(&bytes));
+    }
+
+    #[test]
+    fn lock_mode_letters() {
+        assert_eq!(LockMode::Shared.letter(), 'S');
+        assert_eq!(LockMode::Exclusive.letter(), 'X');
+    }
+}

@@ -1,0 +1,66 @@
+//! Group commit: many appenders share few writes and syncs.
+
+use std::thread;
+
+use super::*;
+use crate::{read_records, verify};
+
+#[test]
+fn concurrent_appends_share_batches() {
+    const THREADS: u64 = 4;
+    const PER_THREAD: u64 = 200;
+    let dir = tempdir();
+    let log = open(dir.path());
+    thread::scope(|scope| {
+        for t in 0..THREADS {
+            let log = log.clone();
+            scope.spawn(move || {
+                // Bursts of appends, each burst waited for as a host call would.
+                for burst in 0..PER_THREAD / 10 {
+                    let tickets: Vec<_> = (0..10)
+                        .map(|i| {
+                            let n = t * PER_THREAD + burst * 10 + i;
+                            log.append(entry(n)).expect("append")
+                        })
+                        .collect();
+                    for ticket in tickets {
+                        log.wait_durable(ticket).expect("durable");
+                    }
+                }
+            });
+        }
+    });
+    let stats = log.stats();
+    let total = THREADS * PER_THREAD;
+    assert_eq!((stats.appended, stats.durable), (total, total));
+    assert!(
+        stats.batches < total / 2,
+        "{} batches for {total} records: no group commit",
+        stats.batches
+    );
+    drop(log);
+
+    let records = read_records(dir.path()).expect("read");
+    assert_eq!(records.len() as u64, total);
+    let mut entries: Vec<_> = records.into_iter().map(|r| r.entry).collect();
+    let mut expected: Vec<_> = (0..total).map(entry).collect();
+    let key = |e: &crate::Entry| format!("{e:?}");
+    entries.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(entries, expected);
+    assert_eq!(verify(dir.path()).expect("verify").records, total);
+}
+
+#[test]
+fn sync_covers_everything_appended() {
+    let dir = tempdir();
+    let log = open(dir.path());
+    for i in 0..100 {
+        log.append(entry(i)).expect("append");
+    }
+    log.sync().expect("sync");
+    let stats = log.stats();
+    assert_eq!(stats.durable, 100);
+    assert!(stats.batches <= 100);
+    assert!(stats.bytes_written > 100 * 8);
+}

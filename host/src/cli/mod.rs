@@ -1,0 +1,84 @@
+//! Command line: `runway run`, `runway audit show|verify`.
+//!
+//! Exit codes: 0 all went well; 1 a runway failed; 2 bad usage, plan or
+//! plugin; 3 the audit trail failed verification; 4 a host fault (I/O, the
+//! audit writer stopped).
+
+mod audit;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "runway",
+    version,
+    about = "A WebAssembly plugin host for sandboxed agents"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a plan: file its runways, clear them as dependencies and locks
+    /// allow, print the timeline, verify the audit trail.
+    Run(run::RunArgs),
+    /// Inspect or verify an audit folder (offline).
+    #[command(subcommand)]
+    Audit(audit::AuditCommand),
+}
+
+/// Where the audit folder is, with the same default everywhere.
+#[derive(clap::Args, Clone)]
+pub struct AuditDir {
+    /// Audit folder.
+    #[arg(long = "audit", value_name = "DIR", default_value = "runway-audit")]
+    pub path: PathBuf,
+}
+
+/// A failure with the exit code it maps to.
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn new(code: u8, error: impl Into<anyhow::Error>) -> Failure {
+        Failure {
+            code,
+            error: error.into(),
+        }
+    }
+}
+
+pub const RUNWAY_FAILED: u8 = 1;
+pub const BAD_INPUT: u8 = 2;
+pub const AUDIT_BAD: u8 = 3;
+pub const HOST_FAULT: u8 = 4;
+
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run::run(args),
+        Command::Audit(cmd) => audit::run(cmd),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure { code, error }) => {
+            eprintln!("runway: {error:#}");
+            ExitCode::from(code)
+        }
+    }
+}

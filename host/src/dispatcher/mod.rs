@@ -1,0 +1,342 @@
+//! The dispatcher: files a plan's runways and sees each one to its end.
+//!
+//! A runway asks the host's [`tower::Tower`] for clearance once every runway
+//! in its `after` list has SUCCEEDED; the tower grants its whole lock set at
+//! once when free. Cleared runways run in parallel on blocking threads. When
+//! a runway fails, every runway that depends on it (directly or not) fails
+//! too, with a reason naming the dependency. Every filing and state change
+//! is an audit record.
+
+pub mod locks;
+pub mod tower;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use runway_audit::{AuditError, Entry, Event, LockGrant, LockRequest};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::executor::{self, Observer, RunReport, RunRequest};
+use crate::host::Host;
+use crate::plan::{Manifest, Plan};
+use tower::Clearance;
+
+/// Where a runway is in its life.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunwayState {
+    /// Filed; waiting for its dependencies.
+    Queued,
+    /// Dependencies done; waiting for its locks.
+    Waiting,
+    Running,
+    Succeeded,
+    Failed(String),
+}
+
+/// The end of one runway.
+#[derive(Debug)]
+pub struct RunwayReport {
+    pub id: String,
+    pub agent: String,
+    pub state: RunwayState,
+    pub locks: Vec<LockGrant>,
+    /// The agent's output bytes, when it succeeded.
+    pub output: Option<Vec<u8>>,
+    pub run: Option<RunReport>,
+}
+
+/// The end of a whole plan, runways in filing order.
+#[derive(Debug)]
+pub struct PlanReport {
+    pub runways: Vec<RunwayReport>,
+}
+
+impl PlanReport {
+    pub fn failed(&self) -> usize {
+        self.runways
+            .iter()
+            .filter(|r| matches!(r.state, RunwayState::Failed(_)))
+            .count()
+    }
+
+    pub fn get(&self, id: &str) -> Option<&RunwayReport> {
+        self.runways.iter().find(|r| r.id == id)
+    }
+}
+
+/// Why a plan could not be carried through.
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("audit trail failed, stopping: {0}")]
+    Audit(#[from] AuditError),
+}
+
+/// Options for [`run_plan`].
+#[derive(Clone)]
+pub struct DispatchOptions {
+    /// Sees every state change (not host calls), e.g. to print a timeline.
+    pub observer: Observer,
+}
+
+impl Default for DispatchOptions {
+    fn default() -> Self {
+        DispatchOptions {
+            observer: Arc::new(|_| {}),
+        }
+    }
+}
+
+struct Runway {
+    manifest: Manifest,
+    state: RunwayState,
+    locks: Vec<LockGrant>,
+    run: Option<RunReport>,
+}
+
+/// Files every runway of `plan` and runs them to their end.
+pub async fn run_plan(
+    host: Arc<Host>,
+    plan: Plan,
+    opts: DispatchOptions,
+) -> Result<PlanReport, DispatchError> {
+    let (reply, clearances) = mpsc::unbounded_channel();
+    let index = plan
+        .manifests
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.clone(), i))
+        .collect();
+    let mut d = Dispatch {
+        host,
+        observer: opts.observer,
+        runways: plan
+            .manifests
+            .into_iter()
+            .map(|manifest| Runway {
+                manifest,
+                state: RunwayState::Queued,
+                locks: Vec::new(),
+                run: None,
+            })
+            .collect(),
+        index,
+        reply,
+        clearances,
+        running: JoinSet::new(),
+        tasks: HashMap::new(),
+    };
+    d.file()?;
+    d.fly().await?;
+    d.host.audit.sync()?;
+    Ok(PlanReport {
+        runways: d.runways.into_iter().map(Runway::report).collect(),
+    })
+}
+
+impl Runway {
+    fn report(self) -> RunwayReport {
+        let output = match (&self.state, &self.run) {
+            (RunwayState::Succeeded, Some(run)) => run.outcome.as_ref().ok().cloned(),
+            _ => None,
+        };
+        RunwayReport {
+            id: self.manifest.id,
+            agent: self.manifest.agent,
+            state: self.state,
+            locks: self.locks,
+            output,
+            run: self.run,
+        }
+    }
+}
+
+struct Dispatch {
+    host: Arc<Host>,
+    observer: Observer,
+    runways: Vec<Runway>,
+    index: HashMap<String, usize>,
+    reply: mpsc::UnboundedSender<Clearance>,
+    clearances: mpsc::UnboundedReceiver<Clearance>,
+    running: JoinSet<Result<RunReport, AuditError>>,
+    tasks: HashMap<tokio::task::Id, usize>,
+}
+
+impl Dispatch {
+    fn record(&self, i: usize, dataset: Option<String>, event: Event) -> Result<(), AuditError> {
+        let m = &self.runways[i].manifest;
+        let entry = Entry {
+            runway: m.id.clone(),
+            agent: m.agent.clone(),
+            plugin: self.host.plugins.get(&m.agent).map(|p| p.digest),
+            dataset,
+            event,
+        };
+        (self.observer)(&entry);
+        self.host.audit.append(entry).map(drop)
+    }
+
+    fn file(&mut self) -> Result<(), AuditError> {
+        for i in 0..self.runways.len() {
+            let m = &self.runways[i].manifest;
+            let event = Event::Filed {
+                action: m.action.clone(),
+                after: m.after.clone(),
+                locks: m
+                    .datasets
+                    .iter()
+                    .map(|(d, &mode)| LockRequest {
+                        dataset: d.clone(),
+                        mode,
+                    })
+                    .collect(),
+            };
+            self.record(i, None, event)?;
+        }
+        Ok(())
+    }
+
+    fn state_of(&self, id: &str) -> &RunwayState {
+        &self.runways[self.index[id]].state
+    }
+
+    async fn fly(&mut self) -> Result<(), DispatchError> {
+        loop {
+            self.settle_queued()?;
+            let waiting = self.runways.iter().any(|r| r.state == RunwayState::Waiting);
+            if !waiting && self.running.is_empty() {
+                break;
+            }
+            // Clearances first, so runways granted together take off together.
+            tokio::select! {
+                biased;
+                Some(c) = self.clearances.recv() => self.take_off(c)?,
+                Some(joined) = self.running.join_next_with_id() => match joined {
+                    Ok((id, report)) => {
+                        let i = self.tasks.remove(&id).expect("every task is tracked");
+                        self.land(i, report?)?;
+                    }
+                    // A panic in host code fails that run only, never the plan.
+                    Err(e) => {
+                        let i = self.tasks.remove(&e.id()).expect("every task is tracked");
+                        let reason = format!("host fault during run: {e}");
+                        self.record(i, None, Event::Failed { reason: reason.clone() })?;
+                        self.land(i, RunReport::failed(reason))?;
+                    }
+                },
+            }
+        }
+        // With no cycles (checked at filing) and failures propagated, nothing
+        // can be left queued; say so loudly if that ever breaks.
+        for i in 0..self.runways.len() {
+            if self.runways[i].state == RunwayState::Queued {
+                self.fail(i, "never cleared: its dependencies did not finish".into())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// For each queued runway: a failed dependency fails it (repeatedly, so
+    /// failure travels down whole chains); all dependencies succeeded sends
+    /// it to the tower for clearance.
+    fn settle_queued(&mut self) -> Result<(), AuditError> {
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for i in 0..self.runways.len() {
+                if self.runways[i].state != RunwayState::Queued {
+                    continue;
+                }
+                let after = &self.runways[i].manifest.after;
+                let failed = after
+                    .iter()
+                    .find(|a| matches!(self.state_of(a), RunwayState::Failed(_)))
+                    .cloned();
+                if let Some(dep) = failed {
+                    self.fail(i, format!("dependency {dep} failed"))?;
+                    changed = true;
+                } else if after
+                    .iter()
+                    .all(|a| *self.state_of(a) == RunwayState::Succeeded)
+                {
+                    self.runways[i].state = RunwayState::Waiting;
+                    let wants = self.runways[i].manifest.datasets.clone();
+                    self.host.tower.request(i, wants, self.reply.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, i: usize, reason: String) -> Result<(), AuditError> {
+        self.runways[i].state = RunwayState::Failed(reason.clone());
+        self.record(i, None, Event::Failed { reason })
+    }
+
+    fn take_off(&mut self, c: Clearance) -> Result<(), AuditError> {
+        let i = c.slot;
+        let grants = match c.grants {
+            Ok(grants) => grants,
+            Err(e) => {
+                self.host.tower.release(&self.runways[i].manifest.datasets);
+                return self.fail(i, format!("no fencing token: {e}"));
+            }
+        };
+        self.record(
+            i,
+            None,
+            Event::Cleared {
+                locks: grants.clone(),
+            },
+        )?;
+        for g in &grants {
+            let event = Event::LockGranted {
+                mode: g.mode,
+                token: g.token,
+            };
+            self.record(i, Some(g.dataset.clone()), event)?;
+        }
+        let r = &mut self.runways[i];
+        r.state = RunwayState::Running;
+        r.locks = grants.clone();
+        let plugin = self
+            .host
+            .plugins
+            .get(&r.manifest.agent)
+            .expect("plan validated against loaded plugins");
+        let req = RunRequest {
+            runway: r.manifest.id.clone(),
+            plugin,
+            action: r.manifest.action.clone(),
+            input: r.manifest.input.clone(),
+            attempt: 1,
+            locks: grants,
+        };
+        let host = self.host.clone();
+        let observer = self.observer.clone();
+        let task = self
+            .running
+            .spawn_blocking(move || executor::execute(&host, req, &observer));
+        self.tasks.insert(task.id(), i);
+        Ok(())
+    }
+
+    /// A run ended: release its locks and settle its state.
+    fn land(&mut self, i: usize, report: RunReport) -> Result<(), AuditError> {
+        for g in self.runways[i].locks.clone() {
+            let event = Event::LockReleased {
+                mode: g.mode,
+                token: g.token,
+            };
+            self.record(i, Some(g.dataset.clone()), event)?;
+        }
+        self.host.tower.release(&self.runways[i].manifest.datasets);
+        let r = &mut self.runways[i];
+        r.state = match &report.outcome {
+            Ok(_) => RunwayState::Succeeded,
+            Err(reason) => RunwayState::Failed(reason.clone()),
+        };
+        r.run = Some(report);
+        Ok(())
+    }
+}

@@ -1,0 +1,169 @@
+//! Executing one cleared runway: instantiate its agent in a fresh store,
+//! call `run`, then commit its staged writes (success) or drop them
+//! (failure, trap), and make every audit record durable before reporting.
+//!
+//! Runs are synchronous wasmtime calls; the dispatcher puts each on a
+//! blocking thread.
+
+use std::sync::Arc;
+
+use runway_audit::{AuditError, Entry, Event, LockGrant, LockMode};
+use wasmtime::Store;
+
+use crate::host::Host;
+use crate::hostcalls::{HeldLock, RunInfo, RunLog, RunState};
+use crate::loader::Plugin;
+
+/// Something that wants to see runway state changes as they happen.
+pub type Observer = Arc<dyn Fn(&Entry) + Send + Sync>;
+
+/// What to run.
+pub struct RunRequest {
+    pub runway: String,
+    pub plugin: Arc<Plugin>,
+    pub action: String,
+    pub input: Vec<u8>,
+    pub attempt: u32,
+    pub locks: Vec<LockGrant>,
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub struct RunReport {
+    /// The agent's output, or why the run failed.
+    pub outcome: Result<Vec<u8>, String>,
+    pub log: RunLog,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl RunReport {
+    /// A run that ended before its agent could say anything.
+    pub fn failed(reason: String) -> RunReport {
+        RunReport {
+            outcome: Err(reason),
+            log: RunLog::default(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        }
+    }
+}
+
+/// Runs one runway to its end. Fails only when the audit trail fails: then
+/// nothing about the run may be reported as done.
+pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunReport, AuditError> {
+    let info = RunInfo {
+        runway: req.runway.clone(),
+        agent: req.plugin.name.clone(),
+        action: req.action,
+        input: req.input,
+        attempt: req.attempt,
+        locks: req
+            .locks
+            .iter()
+            .map(|l| HeldLock {
+                dataset: l.dataset.clone(),
+                mode: l.mode.into(),
+                token: l.token,
+            })
+            .collect(),
+    };
+    let state = RunState::new(
+        info,
+        req.plugin.digest,
+        host.store.clone(),
+        host.audit.clone(),
+    );
+    let announce =
+        |state: &RunState, dataset: Option<String>, event: Event| -> Result<(), AuditError> {
+            let entry = state.entry(dataset, event);
+            observer(&entry);
+            host.audit.append(entry).map(drop)
+        };
+    announce(
+        &state,
+        None,
+        Event::Started {
+            attempt: req.attempt,
+        },
+    )?;
+
+    let mut store = Store::new(host.engine(), state);
+    let called = req
+        .plugin
+        .pre
+        .instantiate(&mut store)
+        .and_then(|agent| agent.call_run(&mut store));
+    let mut state = store.into_data();
+    let mut outcome = match called {
+        Ok(Ok(output)) => Ok(output),
+        Ok(Err(e)) => Err(format!(
+            "agent returned error: {}",
+            crate::hostcalls::describe(&e)
+        )),
+        Err(trap) => Err(format!("agent trapped: {}", trap_reason(&trap))),
+    };
+    if outcome.is_ok()
+        && let Err(reason) = commit(host, &state, &req.locks, &announce)
+    {
+        outcome = Err(reason);
+    }
+    let end = match &outcome {
+        Ok(output) => Event::Succeeded {
+            output: runway_audit::sha256(output),
+        },
+        Err(reason) => Event::Failed {
+            reason: reason.clone(),
+        },
+    };
+    announce(&state, None, end)?;
+    host.audit.sync()?;
+    let (stdout, stderr) = state.stdio();
+    Ok(RunReport {
+        outcome,
+        log: std::mem::take(&mut state.log),
+        stdout,
+        stderr,
+    })
+}
+
+/// Commits the run's staged changes dataset by dataset, each under its
+/// exclusive token, auditing each commit.
+fn commit(
+    host: &Host,
+    state: &RunState,
+    locks: &[LockGrant],
+    announce: &impl Fn(&RunState, Option<String>, Event) -> Result<(), AuditError>,
+) -> Result<(), String> {
+    for (dataset, changes) in state.staged.iter() {
+        let token = locks
+            .iter()
+            .find(|l| &l.dataset == dataset && l.mode == LockMode::Exclusive)
+            .map(|l| l.token)
+            .ok_or_else(|| format!("staged writes to {dataset} without an exclusive lock"))?;
+        let stats = host
+            .store
+            .commit(dataset, token, changes)
+            .map_err(|e| format!("commit failed: {e}"))?;
+        let event = Event::Committed {
+            token,
+            writes: stats.writes,
+            deletes: stats.deletes,
+        };
+        announce(state, Some(dataset.clone()), event).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// A one-line reason for a trap: the trap code when there is one, else the
+/// error chain's first line.
+fn trap_reason(e: &wasmtime::Error) -> String {
+    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
+        return trap.to_string();
+    }
+    format!("{e:#}")
+        .lines()
+        .next()
+        .unwrap_or("unknown")
+        .to_string()
+}

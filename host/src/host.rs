@@ -1,0 +1,44 @@
+//! [`Host`]: what runs need from the process — the loaded plugins, the
+//! dataset store, the audit trail and the tower that grants locks — bundled
+//! so every plan and run can share it.
+
+use std::sync::Arc;
+
+use runway_audit::AuditLog;
+
+use crate::dispatcher::tower::Tower;
+use crate::loader::Plugins;
+use crate::runtime::Runtime;
+use crate::store::DatasetStore;
+
+/// Plugins + store + audit + tower, shared by every plan and run.
+pub struct Host {
+    pub plugins: Arc<Plugins>,
+    pub store: Arc<DatasetStore>,
+    pub audit: AuditLog,
+    pub tower: Tower,
+    engine: wasmtime::Engine,
+}
+
+impl Host {
+    /// A host running at most `workers` runs at once.
+    pub fn new(
+        runtime: &Runtime,
+        plugins: Arc<Plugins>,
+        store: Arc<DatasetStore>,
+        audit: AuditLog,
+        workers: usize,
+    ) -> Host {
+        Host {
+            tower: Tower::new(store.clone(), workers),
+            plugins,
+            store,
+            audit,
+            engine: runtime.engine.clone(),
+        }
+    }
+
+    pub(crate) fn engine(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+}

@@ -1,0 +1,183 @@
+//! `runway:agent/datasets`: records, reachable only under a lock the run holds.
+//!
+//! Every call, in this order: names valid → run holds a lock on the dataset →
+//! the lock's mode suffices (writes need exclusive) → the lock's token is not
+//! fenced off by a newer writer → effect. Writes and deletes are staged in
+//! the run; reads and listings see the run's own staged changes.
+
+use runway_audit::{Call, Hash, LockMode};
+
+use super::runway::agent::datasets::Host;
+use super::runway::agent::types::Page;
+use super::{GuestError, NO_DATA, RunState, Target, WitLockMode, digest_parts};
+use crate::names;
+use crate::store::Change;
+
+/// Most keys returned by one `list` call.
+pub const MAX_PAGE: u32 = 1000;
+
+impl RunState {
+    /// Checks names, lock, mode and fence for a call on `dataset`; returns the
+    /// lock's token. `key` is checked when given.
+    fn check(&self, dataset: &str, key: Option<&str>, need: LockMode) -> Result<u64, GuestError> {
+        let invalid = |e: names::NameError| GuestError::Invalid(e.to_string());
+        names::check_dataset(dataset).map_err(invalid)?;
+        if let Some(key) = key {
+            names::check_key(key).map_err(invalid)?;
+        }
+        let Some(lock) = self.lock_on(dataset) else {
+            return Err(GuestError::Denied(format!(
+                "runway {} holds no lock on dataset {dataset}",
+                self.info.runway
+            )));
+        };
+        if need == LockMode::Exclusive && lock.mode != WitLockMode::Exclusive {
+            return Err(GuestError::Denied(format!(
+                "writing to {dataset} needs an exclusive lock; runway {} holds it shared",
+                self.info.runway
+            )));
+        }
+        let fence = self
+            .store
+            .fence(dataset)
+            .map_err(|e| GuestError::LockLost(format!("cannot check fence: {e}")))?;
+        if lock.token < fence {
+            return Err(GuestError::LockLost(format!(
+                "token {} on {dataset} is fenced off by token {fence}",
+                lock.token
+            )));
+        }
+        Ok(lock.token)
+    }
+
+    /// Names the call's target in the audit record: the dataset only when its
+    /// name is valid, so hostile names never become a dataset timeline.
+    fn target<'a>(dataset: &'a str, key: Option<&'a str>, token: Option<u64>) -> Target<'a> {
+        let valid = names::check_dataset(dataset).is_ok();
+        Target {
+            dataset: valid.then_some(dataset),
+            key: key.filter(|k| valid && names::check_key(k).is_ok()),
+            token,
+        }
+    }
+
+    fn change(
+        &mut self,
+        dataset: String,
+        key: String,
+        change: Change,
+    ) -> wasmtime::Result<Result<(), GuestError>> {
+        let (call, args) = match &change {
+            Change::Put(v) => (
+                Call::Write,
+                digest_parts(&[dataset.as_bytes(), key.as_bytes(), v]),
+            ),
+            Change::Delete => (
+                Call::Delete,
+                digest_parts(&[dataset.as_bytes(), key.as_bytes()]),
+            ),
+        };
+        let checked = self.check(&dataset, Some(&key), LockMode::Exclusive);
+        let token = checked.as_ref().ok().copied();
+        let result = checked.and_then(|_| {
+            if change == Change::Delete && !self.exists(&dataset, &key)? {
+                return Err(GuestError::NotFound(format!("{dataset}/{key}")));
+            }
+            self.staged.stage(&dataset, &key, change);
+            Ok(())
+        });
+        let target = Self::target(&dataset, Some(&key), token);
+        self.audited(call, target, args, result, |_| NO_DATA)
+    }
+
+    fn lookup(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, GuestError> {
+        match self.staged.get(dataset, key) {
+            Some(Change::Put(v)) => Ok(Some(v.clone())),
+            Some(Change::Delete) => Ok(None),
+            None => self
+                .store
+                .read(dataset, key)
+                .map_err(|e| GuestError::NotFound(format!("{dataset}/{key}: {e}"))),
+        }
+    }
+
+    fn exists(&self, dataset: &str, key: &str) -> Result<bool, GuestError> {
+        Ok(self.lookup(dataset, key)?.is_some())
+    }
+}
+
+impl Host for RunState {
+    fn read(
+        &mut self,
+        dataset: String,
+        key: String,
+    ) -> wasmtime::Result<Result<Vec<u8>, GuestError>> {
+        let args = digest_parts(&[dataset.as_bytes(), key.as_bytes()]);
+        let checked = self.check(&dataset, Some(&key), LockMode::Shared);
+        let token = checked.as_ref().ok().copied();
+        let result = checked.and_then(|_| {
+            self.lookup(&dataset, &key)?
+                .ok_or_else(|| GuestError::NotFound(format!("{dataset}/{key}")))
+        });
+        let target = Self::target(&dataset, Some(&key), token);
+        self.audited(Call::Read, target, args, result, |v| digest_parts(&[v]))
+    }
+
+    fn write(
+        &mut self,
+        dataset: String,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), GuestError>> {
+        self.change(dataset, key, Change::Put(value))
+    }
+
+    fn delete(&mut self, dataset: String, key: String) -> wasmtime::Result<Result<(), GuestError>> {
+        self.change(dataset, key, Change::Delete)
+    }
+
+    fn list(
+        &mut self,
+        dataset: String,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> wasmtime::Result<Result<Page, GuestError>> {
+        let cursor_bytes = cursor.as_deref().unwrap_or("").as_bytes();
+        let args = digest_parts(&[
+            dataset.as_bytes(),
+            prefix.as_bytes(),
+            cursor_bytes,
+            &limit.to_le_bytes(),
+        ]);
+        let checked = self
+            .check(&dataset, None, LockMode::Shared)
+            .and_then(|token| {
+                names::check_prefix(&prefix).map_err(|e| GuestError::Invalid(e.to_string()))?;
+                Ok(token)
+            });
+        let token = checked.as_ref().ok().copied();
+        let result = checked.and_then(|_| {
+            let limit = limit.clamp(1, MAX_PAGE) as usize;
+            let (keys, more) = self
+                .store
+                .list(
+                    &dataset,
+                    &prefix,
+                    cursor.as_deref(),
+                    limit,
+                    self.staged.dataset(&dataset),
+                )
+                .map_err(|e| GuestError::NotFound(format!("{dataset}: {e}")))?;
+            let next_cursor = if more { keys.last().cloned() } else { None };
+            Ok(Page { keys, next_cursor })
+        });
+        let target = Self::target(&dataset, None, token);
+        self.audited(Call::List, target, args, result, page_digest)
+    }
+}
+
+fn page_digest(page: &Page) -> Hash {
+    let parts: Vec<&[u8]> = page.keys.iter().map(|k| k.as_bytes()).collect();
+    digest_parts(&parts)
+}

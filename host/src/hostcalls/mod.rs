@@ -1,0 +1,197 @@
+//! Host side of the `runway:agent` world: the state of one run inside its
+//! wasmtime `Store`, and the host calls a guest can make — one file per WIT
+//! interface ([`datasets`], [`log`], [`context`]).
+//!
+//! Every call goes through [`RunState::audited`], which appends exactly one
+//! audit record per call, allowed or denied. Guest-handleable failures are
+//! WIT `error` values; a host fault (the audit trail is down) is a trap.
+
+mod context;
+mod datasets;
+mod log;
+
+use std::sync::Arc;
+
+use runway_audit::{AuditLog, Call, Entry, Event, Hash, LockMode, Outcome};
+use sha2::{Digest, Sha256};
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use crate::store::{DatasetStore, Staged};
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "agent",
+    imports: { default: trappable },
+});
+
+pub use runway::agent::types::LockMode as WitLockMode;
+pub use runway::agent::types::{Error as GuestError, HeldLock, RunInfo};
+
+/// Bytes of stdout/stderr kept per run (each).
+const STDIO_CAP: usize = 64 * 1024;
+
+/// Everything one run's host calls need. Lives in the run's `Store`.
+pub struct RunState {
+    pub(crate) info: RunInfo,
+    pub(crate) plugin: Hash,
+    pub(crate) store: Arc<DatasetStore>,
+    pub(crate) staged: Staged,
+    pub(crate) audit: AuditLog,
+    pub(crate) log: RunLog,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+impl RunState {
+    /// State for one run. WASI is present (Rust's `std` imports it) but
+    /// grants nothing: no files, no environment, no sockets, no arguments.
+    pub fn new(info: RunInfo, plugin: Hash, store: Arc<DatasetStore>, audit: AuditLog) -> RunState {
+        let stdout = MemoryOutputPipe::new(STDIO_CAP);
+        let stderr = MemoryOutputPipe::new(STDIO_CAP);
+        let wasi = WasiCtx::builder()
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .build();
+        RunState {
+            info,
+            plugin,
+            store,
+            staged: Staged::default(),
+            audit,
+            log: RunLog::default(),
+            stdout,
+            stderr,
+            wasi,
+            table: ResourceTable::new(),
+        }
+    }
+
+    /// The lock this run holds on `dataset`, if any.
+    pub(crate) fn lock_on(&self, dataset: &str) -> Option<&HeldLock> {
+        self.info.locks.iter().find(|l| l.dataset == dataset)
+    }
+
+    /// An audit entry about this run.
+    pub(crate) fn entry(&self, dataset: Option<String>, event: Event) -> Entry {
+        Entry {
+            runway: self.info.runway.clone(),
+            agent: self.info.agent.clone(),
+            plugin: Some(self.plugin),
+            dataset,
+            event,
+        }
+    }
+
+    /// Records one host call and hands its result to the guest. Fails (so the
+    /// guest traps) only if the audit trail cannot take the record.
+    pub(crate) fn audited<T>(
+        &mut self,
+        call: Call,
+        target: Target<'_>,
+        args: Hash,
+        result: Result<T, GuestError>,
+        digest: impl FnOnce(&T) -> Hash,
+    ) -> wasmtime::Result<Result<T, GuestError>> {
+        let (outcome, result_digest) = match &result {
+            Ok(v) => (Outcome::Ok, digest(v)),
+            Err(e) => (outcome_of(e), NO_DATA),
+        };
+        let event = Event::Call {
+            call,
+            key: target.key.map(str::to_string),
+            token: target.token,
+            args,
+            result: result_digest,
+            outcome,
+        };
+        let entry = self.entry(target.dataset.map(str::to_string), event);
+        self.audit
+            .append(entry)
+            .map_err(|e| wasmtime::format_err!("audit trail unavailable: {e}"))?;
+        Ok(result)
+    }
+
+    /// What the guest printed on stdout and stderr (capped).
+    pub fn stdio(&self) -> (Vec<u8>, Vec<u8>) {
+        (
+            self.stdout.contents().to_vec(),
+            self.stderr.contents().to_vec(),
+        )
+    }
+}
+
+/// Where a call was aimed, as far as it was valid enough to name.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct Target<'a> {
+    pub dataset: Option<&'a str>,
+    pub key: Option<&'a str>,
+    pub token: Option<u64>,
+}
+
+/// Digest recorded when a call returns no data.
+pub(crate) const NO_DATA: Hash = [0; 32];
+
+/// SHA-256 over length-prefixed parts, so `("ab","c")` and `("a","bc")` differ.
+pub(crate) fn digest_parts(parts: &[&[u8]]) -> Hash {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+fn outcome_of(e: &GuestError) -> Outcome {
+    match e {
+        GuestError::Denied(m) => Outcome::Denied(m.clone()),
+        GuestError::LockLost(m) => Outcome::LockLost(m.clone()),
+        GuestError::NotFound(m) => Outcome::NotFound(m.clone()),
+        GuestError::Invalid(m) => Outcome::Invalid(m.clone()),
+        GuestError::Limit(m) => Outcome::Limit(m.clone()),
+    }
+}
+
+/// `kind: message`, as run failure reasons show a guest's error.
+pub fn describe(e: &GuestError) -> String {
+    let outcome = outcome_of(e);
+    format!(
+        "{}: {}",
+        outcome.name(),
+        outcome.reason().unwrap_or_default()
+    )
+}
+
+impl From<LockMode> for WitLockMode {
+    fn from(m: LockMode) -> Self {
+        match m {
+            LockMode::Shared => WitLockMode::Shared,
+            LockMode::Exclusive => WitLockMode::Exclusive,
+        }
+    }
+}
+
+/// A run's log: what the agent logged and printed, capped.
+#[derive(Default, Debug)]
+pub struct RunLog {
+    pub lines: Vec<String>,
+    pub bytes: usize,
+    pub dropped: usize,
+}
+
+impl runway::agent::types::Host for RunState {}
+
+impl WasiView for RunState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Runway: a WebAssembly plugin host for sandboxed agents.
+//!
+//! An agent is a wasm component ([`loader`]) that reaches datasets only
+//! through host calls ([`hostcalls`]) checked against the locks its runway
+//! holds. The [`dispatcher`] files [`plan`]s and clears runways when their
+//! dependencies succeeded and their whole lock set is free; the [`executor`]
+//! runs one runway in a fresh store and commits its staged writes to the
+//! [`store`] only if it succeeds. Every filing, state change and host call is
+//! a record in the hash-chained audit trail (`runway-audit`).
+
+pub mod bundled;
+pub mod dispatcher;
+pub mod executor;
+pub mod host;
+pub mod hostcalls;
+pub mod loader;
+pub mod names;
+pub mod plan;
+pub mod runtime;
+pub mod store;
+
+pub use dispatcher::{DispatchOptions, PlanReport, RunwayReport, RunwayState, run_plan};
+pub use host::Host;
+pub use loader::{Plugin, Plugins};
+pub use plan::{Manifest, Plan, PlanError};
+pub use runtime::Runtime;
+pub use store::DatasetStore;

@@ -1,0 +1,155 @@
+//! Dataset and key names: what is allowed, and why.
+//!
+//! Names come from plan files and from guests, so they are hostile input.
+//! A dataset name is one path component: ASCII letters, digits, `_`, `-`
+//! and `.`, not starting with `.`, at most [`MAX_DATASET`] bytes. A key is
+//! one or more such segments joined by `/` (so `app/000017` is fine), at most
+//! [`MAX_KEY`] bytes. Nothing else passes: no `..`, no absolute paths, no
+//! empty segments, no NUL or control bytes, no backslashes.
+//!
+//! On disk a key is a single file inside its dataset's directory; `/` is
+//! stored as `:` (which no key may contain), so the mapping is one-to-one.
+
+use thiserror::Error;
+
+/// Longest dataset name accepted, in bytes.
+pub const MAX_DATASET: usize = 64;
+/// Longest key accepted, in bytes (fits a file name once encoded).
+pub const MAX_KEY: usize = 200;
+
+/// Why a name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum NameError {
+    #[error("{what} name is empty")]
+    Empty { what: &'static str },
+    #[error("{what} name is {len} bytes long (at most {max})")]
+    TooLong {
+        what: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("{what} name {name:?} has an empty segment or a segment starting with '.'")]
+    BadSegment { what: &'static str, name: String },
+    #[error(
+        "{what} name {name:?} contains {found:?}; allowed are ASCII letters, digits, '_', '-', '.'{slash}"
+    )]
+    BadChar {
+        what: &'static str,
+        name: String,
+        found: char,
+        slash: &'static str,
+    },
+}
+
+/// Checks a dataset name.
+pub fn check_dataset(name: &str) -> Result<(), NameError> {
+    check(name, "dataset", MAX_DATASET, false)
+}
+
+/// Checks a record key.
+pub fn check_key(key: &str) -> Result<(), NameError> {
+    check(key, "key", MAX_KEY, true)
+}
+
+/// Checks a key prefix for listing: like a key, but may be empty or end in `/`.
+pub fn check_prefix(prefix: &str) -> Result<(), NameError> {
+    if prefix.is_empty() {
+        return Ok(());
+    }
+    let body = prefix.strip_suffix('/').unwrap_or(prefix);
+    check(body, "prefix", MAX_KEY, true)
+}
+
+/// The file name a key is stored under.
+pub fn key_to_file(key: &str) -> String {
+    key.replace('/', ":")
+}
+
+/// The key stored in a file, or `None` for files that are not records
+/// (temporaries and metadata start with `.`).
+pub fn file_to_key(file: &str) -> Option<String> {
+    if file.starts_with('.') {
+        return None;
+    }
+    let key = file.replace(':', "/");
+    check_key(&key).ok().map(|()| key)
+}
+
+fn check(name: &str, what: &'static str, max: usize, slashes: bool) -> Result<(), NameError> {
+    if name.is_empty() {
+        return Err(NameError::Empty { what });
+    }
+    if name.len() > max {
+        return Err(NameError::TooLong {
+            what,
+            len: name.len(),
+            max,
+        });
+    }
+    if let Some(found) = name.chars().find(|&c| {
+        !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.') || (slashes && c == '/'))
+    }) {
+        return Err(NameError::BadChar {
+            what,
+            name: name.escape_debug().to_string(),
+            found,
+            slash: if slashes {
+                ", '/' between segments"
+            } else {
+                ""
+            },
+        });
+    }
+    if name
+        .split('/')
+        .any(|seg| seg.is_empty() || seg.starts_with('.'))
+    {
+        return Err(NameError::BadSegment {
+            what,
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_ordinary_names() {
+        check_dataset("fafsa_2024_03_16").unwrap();
+        check_dataset("a.b-c").unwrap();
+        check_key("app/000017").unwrap();
+        check_key("x").unwrap();
+        check_prefix("").unwrap();
+        check_prefix("app/").unwrap();
+    }
+
+    #[test]
+    fn refuses_escapes_and_junk() {
+        for bad in [
+            "", "..", ".", "../x", "/etc", "a/b", "a\0b", "a\\b", ".hidden", "a b",
+        ] {
+            assert!(check_dataset(bad).is_err(), "{bad:?} accepted as dataset");
+        }
+        for bad in [
+            "", "..", "a/../b", "/abs", "a//b", "a/", "a\0", "a:b", "é", ".x/y",
+        ] {
+            assert!(check_key(bad).is_err(), "{bad:?} accepted as key");
+        }
+        assert!(matches!(
+            check_dataset(&"d".repeat(MAX_DATASET + 1)),
+            Err(NameError::TooLong { .. })
+        ));
+        assert!(check_key(&"k".repeat(MAX_KEY + 1)).is_err());
+    }
+
+    #[test]
+    fn file_mapping_round_trips() {
+        let key = "compliance/app/000001";
+        assert_eq!(file_to_key(&key_to_file(key)).as_deref(), Some(key));
+        assert_eq!(file_to_key(".fence"), None);
+        assert_eq!(file_to_key(".tmp-3-1"), None);
+    }
+}

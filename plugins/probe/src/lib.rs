@@ -1,0 +1,175 @@
+//! `probe`: a test agent that deliberately attempts what it must not, and
+//! reports what the host answered.
+//!
+//! The behaviour is chosen by the run's `action`:
+//! - `read-unlocked`: reads key `probe` of the dataset named by the input
+//!   `{"dataset": string}` (default `probe-unlocked`), which must be one the
+//!   run holds no lock on;
+//! - `write-shared`: writes, then deletes, key `probe` in the first dataset
+//!   the run holds in shared mode (it must hold one);
+//! - `bad-names`: reads dataset names `..`, `../x`, `/etc/passwd`, `a/b`,
+//!   `""`, a 300-character name and a name with a NUL; then, in the first
+//!   dataset it holds (`probe` if none), reads (and, if that lock is
+//!   exclusive, writes) the same names as keys except `a/b`, which is a valid
+//!   key;
+//! - `all`: all of the above;
+//! - `ok`: does nothing and outputs `{}`;
+//! - `fail`: returns an `invalid` error;
+//! - `trap`: panics, which traps the instance.
+//!
+//! Each attempt's outcome is `ok` or the WIT error case it got (`denied`,
+//! `lock-lost`, `not-found`, `invalid`, `limit`). The output is
+//! `{"attempts": [{"what", "detail", "outcome"}, ...]}`. Every attempt here
+//! is forbidden, so if any outcome is `ok` the run fails with
+//! `invalid("probe: forbidden call allowed: ...")` (and its staged writes are
+//! discarded).
+
+use runway_sdk::{Agent, Context, Dataset, Error, LockMode, export_agent, log};
+use serde::{Deserialize, Serialize};
+
+/// The key every probing call uses.
+const KEY: &str = "probe";
+
+/// The run's input; empty input means all defaults.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct Input {
+    /// A dataset the run holds no lock on, for `read-unlocked`.
+    dataset: String,
+}
+
+impl Default for Input {
+    fn default() -> Self {
+        Self {
+            dataset: "probe-unlocked".into(),
+        }
+    }
+}
+
+/// One forbidden call and what the host answered.
+#[derive(Serialize)]
+struct Attempt {
+    what: &'static str,
+    detail: String,
+    outcome: &'static str,
+}
+
+/// The attempts of one run.
+#[derive(Default, Serialize)]
+struct Report {
+    attempts: Vec<Attempt>,
+}
+
+impl Report {
+    fn record(&mut self, what: &'static str, detail: String, result: Result<impl Sized, Error>) {
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(e) => e.kind(),
+        };
+        log::info(&format!("{what} {detail}: {outcome}"));
+        self.attempts.push(Attempt {
+            what,
+            detail,
+            outcome,
+        });
+    }
+}
+
+/// Names that are never valid as a dataset name, with `a/b` last.
+fn bad_names() -> Vec<String> {
+    vec![
+        "..".into(),
+        "../x".into(),
+        "/etc/passwd".into(),
+        String::new(),
+        "x".repeat(300),
+        "nul\0name".into(),
+        "a/b".into(),
+    ]
+}
+
+/// A readable rendering of a name: escaped, long ones abbreviated.
+fn show(name: &str) -> String {
+    if name.len() > 40 {
+        format!("{:?}... ({} bytes)", &name[..16], name.len())
+    } else {
+        format!("{name:?}")
+    }
+}
+
+fn read_unlocked(ctx: &Context, report: &mut Report) -> Result<(), Error> {
+    let input: Input = ctx.input()?;
+    if ctx.info().locks.iter().any(|l| l.dataset == input.dataset) {
+        return Err(Error::Invalid(format!(
+            "probe: read-unlocked needs a dataset without a lock, but {} is locked",
+            input.dataset
+        )));
+    }
+    let data = ctx.dataset(&input.dataset);
+    report.record("read-unlocked", show(data.name()), data.read(KEY));
+    Ok(())
+}
+
+fn write_shared(ctx: &Context, report: &mut Report) -> Result<(), Error> {
+    let lock = ctx
+        .first_lock(LockMode::Shared)
+        .ok_or_else(|| Error::Invalid("probe: write-shared needs a shared lock".into()))?;
+    let data = ctx.dataset(&lock.dataset);
+    report.record("write-shared", show(data.name()), data.write(KEY, b"{}"));
+    report.record("delete-shared", show(data.name()), data.delete(KEY));
+    Ok(())
+}
+
+fn bad_names_probe(ctx: &Context, report: &mut Report) {
+    for name in bad_names() {
+        let data = ctx.dataset(&name);
+        report.record("bad-dataset-name", show(&name), data.read(KEY));
+    }
+    let (held, exclusive): (Dataset, bool) = match ctx.info().locks.first() {
+        Some(lock) => (ctx.dataset(&lock.dataset), lock.mode == LockMode::Exclusive),
+        None => (ctx.dataset("probe"), false),
+    };
+    for key in bad_names().into_iter().filter(|k| k != "a/b") {
+        report.record("bad-key-read", show(&key), held.read(&key));
+        if exclusive {
+            report.record("bad-key-write", show(&key), held.write(&key, b"{}"));
+        }
+    }
+}
+
+struct Probe;
+
+impl Agent for Probe {
+    fn run(ctx: &Context) -> Result<Vec<u8>, Error> {
+        let mut report = Report::default();
+        match ctx.info().action.as_str() {
+            "ok" => return Ok(b"{}".to_vec()),
+            "fail" => return Err(Error::Invalid("probe: failing on purpose".into())),
+            "trap" => panic!("probe: trapping on purpose"),
+            "read-unlocked" => read_unlocked(ctx, &mut report)?,
+            "write-shared" => write_shared(ctx, &mut report)?,
+            "bad-names" => bad_names_probe(ctx, &mut report),
+            "all" => {
+                read_unlocked(ctx, &mut report)?;
+                write_shared(ctx, &mut report)?;
+                bad_names_probe(ctx, &mut report);
+            }
+            other => return Err(Error::Invalid(format!("probe: unknown action {other:?}"))),
+        }
+        let allowed: Vec<String> = report
+            .attempts
+            .iter()
+            .filter(|a| a.outcome == "ok")
+            .map(|a| format!("{} {}", a.what, a.detail))
+            .collect();
+        if !allowed.is_empty() {
+            return Err(Error::Invalid(format!(
+                "probe: forbidden call allowed: {}",
+                allowed.join(", ")
+            )));
+        }
+        Ok(serde_json::to_vec(&report)?)
+    }
+}
+
+export_agent!(Probe);

@@ -1,0 +1,117 @@
+//! The run's [`Context`]: who and what this run is, its input, and handles to
+//! the datasets it holds locks on.
+
+use serde::de::DeserializeOwned;
+
+use crate::bindings::runway::agent::context;
+use crate::{Dataset, Error, HeldLock, LockMode, RunInfo};
+
+/// What the host told this run about itself, fetched once per run by
+/// [`export_agent!`](crate::export_agent) and passed to
+/// [`Agent::run`](crate::Agent::run).
+#[derive(Debug, Clone)]
+pub struct Context {
+    info: RunInfo,
+}
+
+impl Context {
+    /// Ask the host who this run is (one `context.info` call).
+    pub(crate) fn from_host() -> Self {
+        Self::from_info(context::info())
+    }
+
+    pub(crate) fn from_info(info: RunInfo) -> Self {
+        Self { info }
+    }
+
+    /// The run's identity: runway id, agent name, action, raw input, attempt
+    /// number (1 for the first try) and the locks granted, in manifest order.
+    pub fn info(&self) -> &RunInfo {
+        &self.info
+    }
+
+    /// The manifest's input, decoded from JSON.
+    ///
+    /// Input bytes are JSON. Empty (or all-whitespace) input is read as `{}`,
+    /// so a struct whose fields are all `#[serde(default)]` (or `Option`)
+    /// gets its defaults when the manifest gives no input. Malformed input
+    /// is [`Error::Invalid`].
+    pub fn input<T: DeserializeOwned>(&self) -> Result<T, Error> {
+        let raw = &self.info.input;
+        let bytes: &[u8] = if raw.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            raw
+        };
+        serde_json::from_slice(bytes).map_err(|e| Error::Invalid(format!("input: {e}")))
+    }
+
+    /// A handle to the dataset `name`. Creating it makes no host call; every
+    /// call through it is checked against the locks this run holds.
+    pub fn dataset(&self, name: &str) -> Dataset {
+        Dataset::new(name)
+    }
+
+    /// The first lock (in manifest order) this run holds in `mode`.
+    pub fn first_lock(&self, mode: LockMode) -> Option<&HeldLock> {
+        self.info.locks.iter().find(|l| l.mode == mode)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    fn ctx(input: &[u8]) -> Context {
+        let lock = |dataset: &str, mode, token| HeldLock {
+            dataset: dataset.into(),
+            mode,
+            token,
+        };
+        Context::from_info(RunInfo {
+            runway: "rw-1".into(),
+            agent: "test".into(),
+            action: "go".into(),
+            input: input.to_vec(),
+            attempt: 1,
+            locks: vec![
+                lock("ref", LockMode::Shared, 3),
+                lock("apps", LockMode::Exclusive, 4),
+                lock("more", LockMode::Exclusive, 5),
+            ],
+        })
+    }
+
+    #[derive(Deserialize, Debug, PartialEq)]
+    struct Input {
+        #[serde(default)]
+        count: u32,
+        dataset: Option<String>,
+    }
+
+    #[test]
+    fn empty_input_reads_as_empty_object() {
+        let want = Input {
+            count: 0,
+            dataset: None,
+        };
+        assert_eq!(ctx(b"").input::<Input>().unwrap(), want);
+        assert_eq!(ctx(b" \n").input::<Input>().unwrap(), want);
+    }
+
+    #[test]
+    fn input_is_json() {
+        let got: Input = ctx(br#"{"count": 3, "dataset": "x"}"#).input().unwrap();
+        assert_eq!(got.count, 3);
+        assert_eq!(got.dataset.as_deref(), Some("x"));
+        assert!(matches!(ctx(b"{").input::<Input>(), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn first_lock_follows_manifest_order() {
+        let c = ctx(b"");
+        assert_eq!(c.first_lock(LockMode::Exclusive).unwrap().dataset, "apps");
+        assert_eq!(c.first_lock(LockMode::Shared).unwrap().token, 3);
+    }
+}

@@ -1,0 +1,8 @@
+//! Runway's integration tests: one binary, real components built from
+//! `plugins/` by host/build.rs, real wasmtime, real files.
+
+mod audit_trail;
+mod locks;
+mod nightly;
+mod plans;
+mod probe;
