@@ -64,6 +64,11 @@ fn main() {
         let wasm = release.join(format!("{stem}.wasm"));
         let dest = bundle.join(format!("{member}.wasm"));
         std::fs::copy(&wasm, &dest).unwrap_or_else(|e| panic!("copy {}: {e}", wasm.display()));
+        // The plugin's default grants travel with it as NAME.toml.
+        let grants = plugins_dir.join(&member).join("grants.toml");
+        println!("cargo:rerun-if-changed={}", grants.display());
+        std::fs::copy(&grants, bundle.join(format!("{member}.toml")))
+            .unwrap_or_else(|e| panic!("plugins/{member}/grants.toml: {e}"));
         rerun_from_dep_info(&release.join(format!("{stem}.d")));
         paths.push((member, dest));
     }
@@ -82,16 +87,18 @@ fn main() {
             path.display().to_string()
         ));
     }
-    code.push_str("];\n/// The nightly agents, embedded: (name, component bytes).\n");
-    code.push_str("pub static EMBEDDED_PLUGINS: &[(&str, &[u8])] = &[\n");
+    code.push_str("];\n/// The nightly agents, embedded: (name, component bytes, grants TOML).\n");
+    code.push_str("pub static EMBEDDED_PLUGINS: &[(&str, &[u8], &str)] = &[\n");
     for name in EMBEDDED {
         let (_, path) = paths
             .iter()
             .find(|(n, _)| n == name)
             .unwrap_or_else(|| panic!("embedded plugin {name} is not in plugins/"));
+        let grants = bundle.join(format!("{name}.toml"));
         code.push_str(&format!(
-            "    ({name:?}, include_bytes!({:?})),\n",
-            path.display().to_string()
+            "    ({name:?}, include_bytes!({:?}), include_str!({:?})),\n",
+            path.display().to_string(),
+            grants.display().to_string()
         ));
     }
     code.push_str("];\n");

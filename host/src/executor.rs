@@ -12,6 +12,7 @@ use wasmtime::Store;
 
 use crate::host::Host;
 use crate::hostcalls::{HeldLock, RunInfo, RunLog, RunState};
+use crate::limits;
 use crate::loader::Plugin;
 
 /// Something that wants to see runway state changes as they happen.
@@ -42,7 +43,7 @@ impl RunReport {
     pub fn failed(reason: String) -> RunReport {
         RunReport {
             outcome: Err(reason),
-            log: RunLog::default(),
+            log: RunLog::new(0),
             stdout: Vec::new(),
             stderr: Vec::new(),
         }
@@ -68,9 +69,11 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
             })
             .collect(),
     };
+    let limits = req.plugin.grants.limits;
     let state = RunState::new(
         info,
         req.plugin.digest,
+        limits,
         host.store.clone(),
         host.audit.clone(),
     );
@@ -89,19 +92,29 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
     )?;
 
     let mut store = Store::new(host.engine(), state);
-    let called = req
-        .plugin
-        .pre
-        .instantiate(&mut store)
+    let called = limits::apply(&mut store, &limits)
+        .and_then(|()| req.plugin.pre.instantiate(&mut store))
         .and_then(|agent| agent.call_run(&mut store));
+    // The store (and the instance in it) is dropped here: a trapped
+    // instance is never entered again.
     let mut state = store.into_data();
     let mut outcome = match called {
+        Ok(Ok(output)) if output.len() > limits.max_output() => Err(format!(
+            "output of {} bytes exceeds the {}-byte limit",
+            output.len(),
+            limits.max_output()
+        )),
         Ok(Ok(output)) => Ok(output),
         Ok(Err(e)) => Err(format!(
             "agent returned error: {}",
             crate::hostcalls::describe(&e)
         )),
-        Err(trap) => Err(format!("agent trapped: {}", trap_reason(&trap))),
+        Err(trap) if state.stdio_full() => Err(format!(
+            "output flood: stdout/stderr exceeded {} bytes ({})",
+            limits.max_log(),
+            limits::explain_trap(&state, &limits, &trap)
+        )),
+        Err(trap) => Err(limits::explain_trap(&state, &limits, &trap)),
     };
     if outcome.is_ok()
         && let Err(reason) = commit(host, &state, &req.locks, &announce)
@@ -153,17 +166,4 @@ fn commit(
         announce(state, Some(dataset.clone()), event).map_err(|e| e.to_string())?;
     }
     Ok(())
-}
-
-/// A one-line reason for a trap: the trap code when there is one, else the
-/// error chain's first line.
-fn trap_reason(e: &wasmtime::Error) -> String {
-    if let Some(trap) = e.downcast_ref::<wasmtime::Trap>() {
-        return trap.to_string();
-    }
-    format!("{e:#}")
-        .lines()
-        .next()
-        .unwrap_or("unknown")
-        .to_string()
 }

@@ -11,8 +11,10 @@
 pub mod bundled;
 pub mod dispatcher;
 pub mod executor;
+pub mod grants;
 pub mod host;
 pub mod hostcalls;
+pub mod limits;
 pub mod loader;
 pub mod names;
 pub mod plan;
@@ -20,8 +22,9 @@ pub mod runtime;
 pub mod store;
 
 pub use dispatcher::{DispatchOptions, PlanReport, RunwayReport, RunwayState, run_plan};
+pub use grants::{Grants, Limits};
 pub use host::Host;
 pub use loader::{Plugin, Plugins};
-pub use plan::{Manifest, Plan, PlanError};
+pub use plan::{Catalog, Manifest, Plan, PlanError};
 pub use runtime::Runtime;
 pub use store::DatasetStore;

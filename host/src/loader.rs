@@ -1,18 +1,19 @@
-//! Plugins: components loaded from a folder (or the embedded defaults),
-//! digested, compiled once and pre-instantiated.
+//! Plugins: components loaded from a folder (or the embedded defaults) with
+//! their grants, digested, compiled once and pre-instantiated.
 //!
-//! A plugin named `NAME` is the file `NAME.wasm`. Its SHA-256 digest goes
-//! into every audit record of its runs, so an auditor can tell exactly which
-//! build touched the data.
+//! A plugin named `NAME` is `NAME.wasm` plus its grants `NAME.toml`
+//! ([`crate::grants`]); a component without grants is refused. Its SHA-256
+//! digest goes into every audit record of its runs, so an auditor can tell
+//! exactly which build touched the data.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use runway_audit::{Hash, sha256};
-use wasmtime::component::Component;
 
-use crate::hostcalls::AgentPre;
+use crate::grants::{Grants, GrantsError};
+use crate::hostcalls::{AgentPre, RunState};
 use crate::names;
 use crate::runtime::Runtime;
 
@@ -20,7 +21,8 @@ use crate::runtime::Runtime;
 pub struct Plugin {
     pub name: String,
     pub digest: Hash,
-    pub(crate) pre: AgentPre<crate::hostcalls::RunState>,
+    pub grants: Grants,
+    pub(crate) pre: AgentPre<RunState>,
 }
 
 /// The loaded plugins, by name.
@@ -47,23 +49,36 @@ pub enum LoadError {
         path: String,
         source: names::NameError,
     },
+    #[error("plugin {name}: {source}")]
+    Grants {
+        name: String,
+        source: Box<GrantsError>,
+    },
     #[error("plugin {name}: not a valid Runway agent component: {reason}")]
     Component { name: String, reason: String },
 }
 
 impl Plugins {
-    /// Loads every `*.wasm` in `dir`.
+    /// Loads every `NAME.wasm` in `dir`, each with its `NAME.toml`.
     pub fn load_dir(runtime: &Runtime, dir: &Path) -> Result<Plugins, LoadError> {
         let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Folder {
             path: dir.display().to_string(),
             source,
         })?;
-        let mut plugins = Plugins::default();
-        let mut paths: Vec<_> = entries
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.extension().is_some_and(|x| x == "wasm"))
-            .collect();
+        let mut paths = Vec::new();
+        for entry in entries {
+            let path = entry
+                .map_err(|source| LoadError::Folder {
+                    path: dir.display().to_string(),
+                    source,
+                })?
+                .path();
+            if path.extension().is_some_and(|x| x == "wasm") {
+                paths.push(path);
+            }
+        }
         paths.sort();
+        let mut plugins = Plugins::default();
         for path in paths {
             let shown = path.display().to_string();
             let name = path
@@ -75,41 +90,61 @@ impl Plugins {
                 path: shown.clone(),
                 source,
             })?;
+            let grants =
+                Grants::load(&path.with_extension("toml")).map_err(|source| LoadError::Grants {
+                    name: name.clone(),
+                    source: Box::new(source),
+                })?;
             let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
                 path: shown,
                 source,
             })?;
-            plugins.insert(runtime, &name, &bytes)?;
+            plugins.insert(runtime, &name, &bytes, grants)?;
         }
         Ok(plugins)
     }
 
-    /// Loads plugins from `(name, component bytes)` pairs.
+    /// Loads plugins from `(name, component bytes, grants text)`.
     pub fn from_bytes<'a>(
         runtime: &Runtime,
-        items: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+        items: impl IntoIterator<Item = (&'a str, &'a [u8], &'a str)>,
     ) -> Result<Plugins, LoadError> {
         let mut plugins = Plugins::default();
-        for (name, bytes) in items {
-            plugins.insert(runtime, name, bytes)?;
+        for (name, bytes, grants) in items {
+            let grants = Grants::parse(grants, &format!("{name}.toml")).map_err(|source| {
+                LoadError::Grants {
+                    name: name.to_string(),
+                    source: Box::new(source),
+                }
+            })?;
+            plugins.insert(runtime, name, bytes, grants)?;
         }
         Ok(plugins)
     }
 
-    fn insert(&mut self, runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<(), LoadError> {
+    /// Compiles (or fetches from the cache) and pre-instantiates one plugin.
+    pub fn insert(
+        &mut self,
+        runtime: &Runtime,
+        name: &str,
+        bytes: &[u8],
+        grants: Grants,
+    ) -> Result<(), LoadError> {
         let bad = |e: wasmtime::Error| LoadError::Component {
             name: name.to_string(),
             reason: format!("{e:#}"),
         };
-        let component = Component::new(&runtime.engine, bytes).map_err(bad)?;
+        let digest = sha256(bytes);
+        let component = runtime.component(&digest, bytes).map_err(bad)?;
         let instance_pre = runtime.linker.instantiate_pre(&component).map_err(bad)?;
         let pre = AgentPre::new(instance_pre).map_err(bad)?;
+        tracing::info!(plugin = name, digest = %runway_audit::hex::encode(&digest), "loaded");
         let plugin = Plugin {
             name: name.to_string(),
-            digest: sha256(bytes),
+            digest,
+            grants,
             pre,
         };
-        tracing::info!(plugin = name, digest = %runway_audit::hex::encode(&plugin.digest), "loaded");
         self.by_name.insert(name.to_string(), Arc::new(plugin));
         Ok(())
     }
@@ -121,5 +156,14 @@ impl Plugins {
     /// Plugin names, sorted.
     pub fn names(&self) -> Vec<String> {
         self.by_name.keys().cloned().collect()
+    }
+}
+
+impl crate::plan::Catalog for Plugins {
+    fn names(&self) -> Vec<String> {
+        self.names()
+    }
+    fn grants(&self, agent: &str) -> Option<&Grants> {
+        self.by_name.get(agent).map(|p| &p.grants)
     }
 }

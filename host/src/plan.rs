@@ -12,8 +12,9 @@
 //! input = { count = 40000, seed = 7 }    # any TOML, handed over as JSON
 //! ```
 //!
-//! Unknown keys, unknown agents, unknown `after` ids, bad dataset names and
-//! dependency cycles are refused with an error naming the culprit.
+//! Unknown keys, unknown agents, unknown `after` ids, bad dataset names,
+//! locks beyond the agent's grants and dependency cycles are refused with an
+//! error naming the culprit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -22,7 +23,24 @@ use runway_audit::LockMode;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::grants::Grants;
 use crate::names::{self, NameError};
+
+/// What filing checks a plan against: the known agents and their grants.
+pub trait Catalog {
+    /// Agent names, sorted.
+    fn names(&self) -> Vec<String>;
+    fn grants(&self, agent: &str) -> Option<&Grants>;
+}
+
+impl Catalog for BTreeMap<String, Grants> {
+    fn names(&self) -> Vec<String> {
+        self.keys().cloned().collect()
+    }
+    fn grants(&self, agent: &str) -> Option<&Grants> {
+        self.get(agent)
+    }
+}
 
 /// A validated plan: manifests in filing order, dependencies known to exist
 /// and to form no cycle.
@@ -68,6 +86,14 @@ pub enum PlanError {
     },
     #[error("runway {runway:?}: `after` names unknown runway {after:?}")]
     UnknownAfter { runway: String, after: String },
+    #[error("runway {runway:?}: agent {agent} is not granted {} on {dataset}{}", .mode.name(), match .allowed { Some(m) => format!(" (only {})", m.name()), None => String::new() })]
+    BeyondGrant {
+        runway: String,
+        agent: String,
+        dataset: String,
+        mode: LockMode,
+        allowed: Option<LockMode>,
+    },
     #[error("runway {runway:?}: dataset name is not valid: {source}")]
     BadDataset { runway: String, source: NameError },
     #[error("dependency cycle: {}", .0.join(" -> "))]
@@ -106,16 +132,16 @@ fn default_action() -> String {
 
 impl Plan {
     /// Reads and validates a plan file against the known agents.
-    pub fn load(path: &Path, agents: &[String]) -> Result<Plan, PlanError> {
+    pub fn load(path: &Path, catalog: &impl Catalog) -> Result<Plan, PlanError> {
         let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Plan::parse(&text, agents)
+        Plan::parse(&text, catalog)
     }
 
     /// Parses and validates plan text against the known agents.
-    pub fn parse(text: &str, agents: &[String]) -> Result<Plan, PlanError> {
+    pub fn parse(text: &str, catalog: &impl Catalog) -> Result<Plan, PlanError> {
         let file: PlanFile = toml::from_str(text)?;
         let mut manifests = Vec::with_capacity(file.runway.len());
         for m in file.runway {
@@ -136,11 +162,11 @@ impl Plan {
             });
         }
         let plan = Plan { manifests };
-        plan.validate(agents)?;
+        plan.validate(catalog)?;
         Ok(plan)
     }
 
-    fn validate(&self, agents: &[String]) -> Result<(), PlanError> {
+    fn validate(&self, catalog: &impl Catalog) -> Result<(), PlanError> {
         if self.manifests.is_empty() {
             return Err(PlanError::Empty);
         }
@@ -155,18 +181,27 @@ impl Plan {
             }
         }
         for m in &self.manifests {
-            if !agents.contains(&m.agent) {
+            let Some(grants) = catalog.grants(&m.agent) else {
                 return Err(PlanError::UnknownAgent {
                     runway: m.id.clone(),
                     agent: m.agent.clone(),
-                    known: agents.join(", "),
+                    known: catalog.names().join(", "),
                 });
-            }
-            for dataset in m.datasets.keys() {
+            };
+            for (dataset, &mode) in &m.datasets {
                 names::check_dataset(dataset).map_err(|source| PlanError::BadDataset {
                     runway: m.id.clone(),
                     source,
                 })?;
+                if !grants.permits(dataset, mode) {
+                    return Err(PlanError::BeyondGrant {
+                        runway: m.id.clone(),
+                        agent: m.agent.clone(),
+                        dataset: dataset.clone(),
+                        mode,
+                        allowed: grants.allowed(dataset),
+                    });
+                }
             }
             if let Some(after) = m.after.iter().find(|a| !ids.contains(a.as_str())) {
                 return Err(PlanError::UnknownAfter {
@@ -235,8 +270,13 @@ impl Plan {
 mod tests {
     use super::*;
 
-    fn agents() -> Vec<String> {
-        vec!["a".into(), "b".into()]
+    fn agents() -> BTreeMap<String, Grants> {
+        let open = Grants::parse(
+            "[datasets]\n\"d*\" = \"exclusive\"\nro = \"shared\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        [("a".to_string(), open.clone()), ("b".to_string(), open)].into()
     }
 
     #[test]

@@ -1,25 +1,40 @@
-//! The wasmtime engine and linker shared by every run.
+//! The wasmtime engine and linker shared by every run, and the compiled
+//! component cache.
 //!
-//! One [`Runtime`] per process: a pooling-allocator engine (instances are
-//! carved from pre-reserved slots, so instantiation is a few microseconds)
-//! and a linker holding the Runway host calls plus a WASI that grants
-//! nothing. Components are compiled once by [`crate::loader`] and
-//! pre-instantiated against this linker.
+//! One [`Runtime`] per process: a pooling-allocator engine (instances come
+//! from pre-reserved slots, so instantiation takes microseconds) with fuel
+//! and epoch interruption on, an epoch ticker thread, and a linker holding
+//! the Runway host calls plus a WASI that grants nothing. Components are
+//! compiled once per digest: kept in memory, and — with a cache folder — on
+//! disk, keyed by digest and engine configuration, so a restart does not
+//! recompile.
 
-use wasmtime::component::{HasSelf, Linker};
+use std::collections::HashMap;
+use std::hash::{Hash as _, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use runway_audit::Hash;
+use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use crate::hostcalls::{Agent, RunState};
+use crate::limits::TICK;
 
 /// Most runs alive at once (pool slots).
 pub const MAX_LIVE_RUNS: u32 = 256;
-/// Most linear memory one run may grow to.
-pub const MAX_MEMORY_BYTES: usize = 512 << 20;
+/// Most linear memory any run may grow to; grants may only lower it.
+pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 
-/// Engine + linker.
+/// Engine + linker + epoch ticker + compiled components.
 pub struct Runtime {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<RunState>,
+    compiled: Mutex<HashMap<Hash, Component>>,
+    cache_dir: Option<PathBuf>,
+    _ticker: Ticker,
 }
 
 /// The engine or linker could not be set up.
@@ -28,7 +43,20 @@ pub struct Runtime {
 pub struct RuntimeError(String);
 
 impl Runtime {
+    /// A runtime compiling in memory only.
     pub fn new() -> Result<Runtime, RuntimeError> {
+        Runtime::build(None)
+    }
+
+    /// A runtime that also keeps compiled components in `dir`. The folder
+    /// must be writable by this host only: its files are loaded as code.
+    pub fn with_cache(dir: &Path) -> Result<Runtime, RuntimeError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RuntimeError(format!("cache folder {}: {e}", dir.display())))?;
+        Runtime::build(Some(dir.to_path_buf()))
+    }
+
+    fn build(cache_dir: Option<PathBuf>) -> Result<Runtime, RuntimeError> {
         let err = |e: wasmtime::Error| RuntimeError(format!("{e:#}"));
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(MAX_LIVE_RUNS)
@@ -37,11 +65,120 @@ impl Runtime {
             .total_tables(MAX_LIVE_RUNS * 4)
             .max_memory_size(MAX_MEMORY_BYTES);
         let mut config = Config::new();
-        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        config
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+            .consume_fuel(true)
+            .epoch_interruption(true);
         let engine = Engine::new(&config).map_err(err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
         Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(err)?;
-        Ok(Runtime { engine, linker })
+        Ok(Runtime {
+            _ticker: Ticker::start(engine.clone())
+                .map_err(|e| RuntimeError(format!("epoch ticker: {e}")))?,
+            engine,
+            linker,
+            compiled: Mutex::new(HashMap::new()),
+            cache_dir,
+        })
+    }
+
+    /// The compiled component for `bytes` (whose SHA-256 is `digest`):
+    /// from memory, from the disk cache, or compiled now (and cached).
+    pub(crate) fn component(&self, digest: &Hash, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = compiled.get(digest) {
+            return Ok(c.clone());
+        }
+        let cached = self.cache_path(digest);
+        let component = match cached.as_deref().and_then(|p| self.load_cached(p)) {
+            Some(c) => c,
+            None => {
+                let c = Component::new(&self.engine, bytes)?;
+                if let Some(path) = &cached {
+                    store_cached(path, &c);
+                }
+                c
+            }
+        };
+        compiled.insert(*digest, component.clone());
+        Ok(component)
+    }
+
+    fn cache_path(&self, digest: &Hash) -> Option<PathBuf> {
+        let dir = self.cache_dir.as_ref()?;
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        let name = format!(
+            "{}-{:016x}.cwasm",
+            runway_audit::hex::encode(digest),
+            h.finish()
+        );
+        Some(dir.join(name))
+    }
+
+    fn load_cached(&self, path: &Path) -> Option<Component> {
+        if !path.is_file() {
+            return None;
+        }
+        // SAFETY: the cache folder holds only what `store_cached` wrote with
+        // this engine configuration (the file name carries its hash), and
+        // `with_cache` documents that it must not be writable by others.
+        match unsafe { Component::deserialize_file(&self.engine, path) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), "ignoring unusable compiled cache entry: {e:#}");
+                None
+            }
+        }
+    }
+}
+
+/// Writes a compiled component to the cache by temp + rename; a failure
+/// only costs a recompile next time.
+fn store_cached(path: &Path, component: &Component) {
+    let write = || -> Result<(), Box<dyn std::error::Error>> {
+        let bytes = component.serialize()?;
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    };
+    if let Err(e) = write() {
+        tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
+    }
+}
+
+/// Advances the engine's epoch every [`TICK`] until dropped.
+struct Ticker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Ticker {
+    fn start(engine: Engine) -> std::io::Result<Ticker> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("runway-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    engine.increment_epoch();
+                }
+            })?;
+        Ok(Ticker {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }

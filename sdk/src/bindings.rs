@@ -7,7 +7,7 @@
 
 wit_bindgen::generate!({
     world: "agent",
-    path: "/tmp/runway-wit",
+    path: "../wit",
     with: {
         "runway:agent/types@0.1.0/error": crate::Error,
     },

@@ -34,7 +34,7 @@ fn small_run(f: &Fixture) {
         [[runway]]
         id = "import"
         agent = "import-applications"
-        datasets = { ledger = "exclusive" }
+        datasets = { test_ledger = "exclusive" }
         input = { count = 20 }
         "#,
     );

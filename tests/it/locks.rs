@@ -41,7 +41,7 @@ fn writer_plan(prefix: &str, n: usize) -> String {
                 [[runway]]
                 id = "{prefix}{i}"
                 agent = "import-applications"
-                datasets = {{ contested = "exclusive" }}
+                datasets = {{ test_contested = "exclusive" }}
                 input = {{ count = 20, seed = {i} }}
                 "#
             )
@@ -57,13 +57,13 @@ fn exclusive_holders_never_overlap_across_plans() {
         assert_eq!(r.failed(), 0);
     }
     let records = f.records();
-    let spans = spans(&records, "contested");
+    let spans = spans(&records, "test_contested");
     assert_eq!(spans.len(), 6);
     for (i, a) in spans.iter().enumerate() {
         for b in &spans[i + 1..] {
             assert!(
                 !overlap(a, b),
-                "{} and {} held 'contested' exclusively at once",
+                "{} and {} held 'test_contested' exclusively at once",
                 a.0,
                 b.0
             );
@@ -93,31 +93,31 @@ fn shared_holders_overlap() {
         [[runway]]
         id = "seed"
         agent = "import-applications"
-        datasets = { library = "exclusive" }
+        datasets = { test_library = "exclusive" }
         input = { count = 10 }
         [[runway]]
         id = "reader-1"
         agent = "probe"
         action = "ok"
-        datasets = { library = "shared" }
+        datasets = { test_library = "shared" }
         after = ["seed"]
         [[runway]]
         id = "reader-2"
         agent = "probe"
         action = "ok"
-        datasets = { library = "shared" }
+        datasets = { test_library = "shared" }
         after = ["seed"]
         [[runway]]
         id = "reader-3"
         agent = "probe"
         action = "ok"
-        datasets = { library = "shared" }
+        datasets = { test_library = "shared" }
         after = ["seed"]
         "#,
     );
     assert_eq!(report.failed(), 0);
     let records = f.records();
-    let spans = spans(&records, "library");
+    let spans = spans(&records, "test_library");
     let readers: Vec<_> = spans.iter().filter(|s| s.1 == LockMode::Shared).collect();
     assert_eq!(readers.len(), 3);
     assert!(
@@ -146,7 +146,7 @@ fn tokens_only_grow_and_survive_a_restart() {
     tokens.sort();
     assert!(next > *tokens.last().unwrap(), "{next} after {tokens:?}");
     assert_eq!(
-        again.fence("contested").unwrap(),
+        again.fence("test_contested").unwrap(),
         *tokens.last().unwrap(),
         "the last writer set the fence"
     );

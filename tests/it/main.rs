@@ -6,3 +6,4 @@ mod locks;
 mod nightly;
 mod plans;
 mod probe;
+mod sandbox;

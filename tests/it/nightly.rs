@@ -186,7 +186,7 @@ fn a_trapping_agent_fails_and_its_writes_are_discarded() {
         id = "trap"
         agent = "probe"
         action = "trap"
-        datasets = { scratch = "exclusive" }
+        datasets = { test_scratch = "exclusive" }
         "#,
     );
     let r = report.get("trap").unwrap();
@@ -195,7 +195,7 @@ fn a_trapping_agent_fails_and_its_writes_are_discarded() {
         "{:?}",
         r.state
     );
-    assert_eq!(f.host.store.len("scratch").unwrap(), 0);
+    assert_eq!(f.host.store.len("test_scratch").unwrap(), 0);
 }
 
 pub fn event_name(e: &Event) -> &'static str {

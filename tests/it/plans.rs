@@ -4,7 +4,7 @@ use runway_host::{Plan, PlanError};
 use runway_tests::plugins;
 
 fn parse(text: &str) -> Result<Plan, PlanError> {
-    Plan::parse(text, &plugins().1.names())
+    Plan::parse(text, &*plugins().1)
 }
 
 #[test]

@@ -27,7 +27,7 @@ fn read_without_a_lock_is_denied_and_audited() {
         [[runway]]
         id = "owner"
         agent = "import-applications"
-        datasets = { secret = "exclusive" }
+        datasets = { test_secret = "exclusive" }
         input = { count = 3 }
         "#,
     );
@@ -37,8 +37,8 @@ fn read_without_a_lock_is_denied_and_audited() {
         id = "snoop"
         agent = "probe"
         action = "read-unlocked"
-        datasets = { mine = "shared" }
-        input = { dataset = "secret" }
+        datasets = { test_mine = "shared" }
+        input = { dataset = "test_secret" }
         "#,
     );
     assert_eq!(report.get("snoop").unwrap().state, RunwayState::Succeeded);
@@ -63,9 +63,9 @@ fn read_without_a_lock_is_denied_and_audited() {
         })
         .collect();
     assert_eq!(denied.len(), 1, "{denied:?}");
-    assert_eq!(denied[0].0.as_deref(), Some("secret"));
+    assert_eq!(denied[0].0.as_deref(), Some("test_secret"));
     assert!(
-        denied[0].1.contains("no lock on dataset secret"),
+        denied[0].1.contains("no lock on dataset test_secret"),
         "{}",
         denied[0].1
     );
@@ -80,20 +80,20 @@ fn write_under_a_shared_lock_is_denied_and_changes_nothing() {
         [[runway]]
         id = "seed"
         agent = "import-applications"
-        datasets = { books = "exclusive" }
+        datasets = { test_books = "exclusive" }
         input = { count = 5 }
         [[runway]]
         id = "sneaky"
         agent = "probe"
         action = "write-shared"
-        datasets = { books = "shared" }
+        datasets = { test_books = "shared" }
         after = ["seed"]
         "#,
     );
     assert_eq!(report.failed(), 0);
     let tried = attempts(&output(&report, "sneaky"));
     assert!(tried.iter().all(|(_, o)| o == "denied"), "{tried:?}");
-    assert_eq!(f.keys("books", "").len(), 5, "nothing was added");
+    assert_eq!(f.keys("test_books", "").len(), 5, "nothing was added");
     let records = f.records();
     let refused = records.iter().filter(|r| {
         r.entry.runway == "sneaky"
@@ -112,7 +112,7 @@ fn bad_names_are_invalid_and_never_touch_the_disk() {
         id = "names"
         agent = "probe"
         action = "bad-names"
-        datasets = { sandbox = "exclusive" }
+        datasets = { test_sandbox = "exclusive" }
         "#,
     );
     assert_eq!(report.failed(), 0, "{:?}", report.runways[0].state);
@@ -124,13 +124,13 @@ fn bad_names_are_invalid_and_never_touch_the_disk() {
             "{what}: {outcome}"
         );
     }
-    // Nothing outside the data root, nothing but the sandbox dataset inside it.
+    // Nothing outside the data root, nothing but the test_sandbox dataset inside it.
     let entries: Vec<_> = std::fs::read_dir(&f.data)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| !n.starts_with('.'))
         .collect();
-    assert!(entries.iter().all(|n| n == "sandbox"), "{entries:?}");
+    assert!(entries.iter().all(|n| n == "test_sandbox"), "{entries:?}");
     // Invalid names never become a dataset timeline in the audit.
     let records = f.records();
     let invalid: Vec<_> = records
@@ -147,9 +147,9 @@ fn bad_names_are_invalid_and_never_touch_the_disk() {
         .collect();
     assert!(!invalid.is_empty());
     assert!(
-        invalid
-            .iter()
-            .all(|r| r.entry.dataset.is_none() || r.entry.dataset.as_deref() == Some("sandbox"))
+        invalid.iter().all(
+            |r| r.entry.dataset.is_none() || r.entry.dataset.as_deref() == Some("test_sandbox")
+        )
     );
 }
 

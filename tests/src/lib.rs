@@ -7,7 +7,7 @@ use std::sync::{Arc, OnceLock};
 
 use runway_audit::{AuditLog, AuditOptions, Event, Record};
 use runway_host::{
-    DatasetStore, DispatchOptions, Host, Plan, PlanReport, Plugins, Runtime, bundled,
+    DatasetStore, DispatchOptions, Grants, Host, Plan, PlanReport, Plugins, Runtime, bundled,
 };
 
 /// The runtime and plugins, compiled once for the whole test binary.
@@ -36,19 +36,36 @@ impl Fixture {
     }
 
     pub fn with_workers(workers: usize) -> Fixture {
+        Fixture::build(workers, plugins().1.clone())
+    }
+
+    /// A host whose plugins are the bundled ones, except that each named
+    /// plugin gets the given grants instead of its own.
+    pub fn with_grants(overrides: &[(&str, &str)]) -> Fixture {
+        let (runtime, _) = plugins();
+        let mut set = Plugins::default();
+        for (name, path) in bundled::PLUGIN_PATHS {
+            let bytes = std::fs::read(path).expect("plugin bytes");
+            let grants = match overrides.iter().find(|(n, _)| n == name) {
+                Some((_, text)) => Grants::parse(text, "test grants").expect("test grants parse"),
+                None => {
+                    Grants::load(&Path::new(path).with_extension("toml")).expect("bundled grants")
+                }
+            };
+            set.insert(runtime, name, &bytes, grants)
+                .expect("plugin loads");
+        }
+        Fixture::build(2, Arc::new(set))
+    }
+
+    fn build(workers: usize, plugins: Arc<Plugins>) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let audit_dir = dir.path().join("audit");
-        let (runtime, plugins) = plugins();
+        let (runtime, _) = self::plugins();
         let store = DatasetStore::open(&data).expect("store");
         let audit = AuditLog::open(&audit_dir, AuditOptions::new("runway-test")).expect("audit");
-        let host = Arc::new(Host::new(
-            runtime,
-            plugins.clone(),
-            Arc::new(store),
-            audit,
-            workers,
-        ));
+        let host = Arc::new(Host::new(runtime, plugins, Arc::new(store), audit, workers));
         Fixture {
             _dir: dir,
             data,
@@ -59,7 +76,7 @@ impl Fixture {
 
     /// Parses a plan against the loaded plugins.
     pub fn plan(&self, text: &str) -> Plan {
-        Plan::parse(text, &self.host.plugins.names()).expect("plan is valid")
+        Plan::parse(text, &*self.host.plugins).expect("plan is valid")
     }
 
     /// Runs one plan to its end.
@@ -98,6 +115,27 @@ impl Fixture {
     pub fn records(&self) -> Vec<Record> {
         self.host.audit.sync().expect("audit sync");
         runway_audit::read_records(&self.audit_dir).expect("audit verifies")
+    }
+
+    /// Every file of a dataset with its bytes (for byte-identity checks).
+    pub fn snapshot(&self, dataset: &str) -> Vec<(PathBuf, Vec<u8>)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+            let mut entries: Vec<_> = std::fs::read_dir(dir)
+                .expect("read dir")
+                .map(|e| e.expect("entry").path())
+                .collect();
+            entries.sort();
+            for path in entries {
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push((path.clone(), std::fs::read(&path).expect("read file")));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.data.join(dataset), &mut out);
+        out
     }
 
     /// A committed record's value, parsed as JSON.

@@ -44,8 +44,8 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     }
     .map_err(|e| bad(e.into()))?;
     let plan = match &args.plan {
-        Some(path) => Plan::load(path, &plugins.names()),
-        None => Plan::parse(bundled::NIGHTLY_PLAN, &plugins.names()),
+        Some(path) => Plan::load(path, &plugins),
+        None => Plan::parse(bundled::NIGHTLY_PLAN, &plugins),
     };
     let audit = AuditLog::open(&args.audit.path, AuditOptions::new("runway"))
         .map_err(|e| fault(anyhow::Error::new(e).context("opening the audit trail")))?;

@@ -10,6 +10,7 @@ use runway_audit::{Call, Hash, LockMode};
 use super::runway::agent::datasets::Host;
 use super::runway::agent::types::Page;
 use super::{GuestError, NO_DATA, RunState, Target, WitLockMode, digest_parts};
+use crate::limits::{MAX_STAGED, MAX_VALUE};
 use crate::names;
 use crate::store::Change;
 
@@ -40,7 +41,7 @@ impl RunState {
         let fence = self
             .store
             .fence(dataset)
-            .map_err(|e| GuestError::LockLost(format!("cannot check fence: {e}")))?;
+            .map_err(|e| GuestError::Denied(format!("dataset {dataset} is unavailable: {e}")))?;
         if lock.token < fence {
             return Err(GuestError::LockLost(format!(
                 "token {} on {dataset} is fenced off by token {fence}",
@@ -80,6 +81,21 @@ impl RunState {
         let checked = self.check(&dataset, Some(&key), LockMode::Exclusive);
         let token = checked.as_ref().ok().copied();
         let result = checked.and_then(|_| {
+            if let Change::Put(v) = &change
+                && v.len() > MAX_VALUE
+            {
+                return Err(GuestError::Limit(format!(
+                    "value of {} bytes exceeds the {MAX_VALUE}-byte limit",
+                    v.len()
+                )));
+            }
+            if let Change::Put(v) = &change
+                && self.staged.bytes() + v.len() > MAX_STAGED
+            {
+                return Err(GuestError::Limit(format!(
+                    "the run's staged writes would exceed {MAX_STAGED} bytes"
+                )));
+            }
             if change == Change::Delete && !self.exists(&dataset, &key)? {
                 return Err(GuestError::NotFound(format!("{dataset}/{key}")));
             }

@@ -8,13 +8,20 @@ use super::{NO_DATA, RunLog, RunState, Target, digest_parts};
 
 /// Longest single message kept; longer ones are cut with a marker.
 pub const MAX_MESSAGE: usize = 4096;
-/// Most log bytes kept per run; later lines are counted and dropped.
-pub const MAX_RUN_LOG: usize = 1024 * 1024;
 
 impl RunLog {
+    /// An empty log keeping at most `cap` bytes; later lines are counted
+    /// and dropped.
+    pub fn new(cap: usize) -> RunLog {
+        RunLog {
+            cap,
+            ..RunLog::default()
+        }
+    }
+
     /// Keeps `line` if the run's budget allows; says whether it was kept.
     pub(crate) fn push(&mut self, line: String) -> bool {
-        if self.bytes + line.len() > MAX_RUN_LOG {
+        if self.bytes + line.len() > self.cap {
             self.dropped += 1;
             return false;
         }

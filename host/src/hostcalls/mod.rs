@@ -18,6 +18,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use crate::grants::Limits;
+use crate::limits::RunLimiter;
 use crate::store::{DatasetStore, Staged};
 
 wasmtime::component::bindgen!({
@@ -29,9 +31,6 @@ wasmtime::component::bindgen!({
 pub use runway::agent::types::LockMode as WitLockMode;
 pub use runway::agent::types::{Error as GuestError, HeldLock, RunInfo};
 
-/// Bytes of stdout/stderr kept per run (each).
-const STDIO_CAP: usize = 64 * 1024;
-
 /// Everything one run's host calls need. Lives in the run's `Store`.
 pub struct RunState {
     pub(crate) info: RunInfo,
@@ -40,6 +39,8 @@ pub struct RunState {
     pub(crate) staged: Staged,
     pub(crate) audit: AuditLog,
     pub(crate) log: RunLog,
+    pub(crate) limits: Limits,
+    pub(crate) limiter: RunLimiter,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
     wasi: WasiCtx,
@@ -49,9 +50,16 @@ pub struct RunState {
 impl RunState {
     /// State for one run. WASI is present (Rust's `std` imports it) but
     /// grants nothing: no files, no environment, no sockets, no arguments.
-    pub fn new(info: RunInfo, plugin: Hash, store: Arc<DatasetStore>, audit: AuditLog) -> RunState {
-        let stdout = MemoryOutputPipe::new(STDIO_CAP);
-        let stderr = MemoryOutputPipe::new(STDIO_CAP);
+    /// stdout and stderr each keep at most the plugin's log budget.
+    pub fn new(
+        info: RunInfo,
+        plugin: Hash,
+        limits: Limits,
+        store: Arc<DatasetStore>,
+        audit: AuditLog,
+    ) -> RunState {
+        let stdout = MemoryOutputPipe::new(limits.max_log());
+        let stderr = MemoryOutputPipe::new(limits.max_log());
         let wasi = WasiCtx::builder()
             .stdout(stdout.clone())
             .stderr(stderr.clone())
@@ -65,7 +73,9 @@ impl RunState {
             store,
             staged: Staged::default(),
             audit,
-            log: RunLog::default(),
+            log: RunLog::new(limits.max_log()),
+            limiter: RunLimiter::new(&limits),
+            limits,
             stdout,
             stderr,
             wasi,
@@ -125,6 +135,13 @@ impl RunState {
             self.stderr.contents().to_vec(),
         )
     }
+
+    /// Did the guest fill stdout or stderr to the cap? (Rust's `print!`
+    /// panics when the stream refuses more.)
+    pub fn stdio_full(&self) -> bool {
+        let cap = self.limits.max_log();
+        self.stdout.contents().len() >= cap || self.stderr.contents().len() >= cap
+    }
 }
 
 /// Where a call was aimed, as far as it was valid enough to name.
@@ -177,12 +194,13 @@ impl From<LockMode> for WitLockMode {
     }
 }
 
-/// A run's log: what the agent logged and printed, capped.
+/// A run's log: what the agent logged, capped at `cap` bytes.
 #[derive(Default, Debug)]
 pub struct RunLog {
     pub lines: Vec<String>,
     pub bytes: usize,
     pub dropped: usize,
+    pub cap: usize,
 }
 
 impl runway::agent::types::Host for RunState {}

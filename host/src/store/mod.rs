@@ -8,16 +8,16 @@
 //! exclusive token that ever committed to it (its *fence*, kept in `.fence`).
 //!
 //! Runs never write here directly: their writes are [`Staged`] and
-//! [`DatasetStore::commit`]ted when the run succeeds: temporaries written,
-//! flushed, renamed into place, directory flushed.
+//! [`DatasetStore::commit`]ted when the run succeeds, atomically even across
+//! a crash (see `commit`).
 
+mod commit;
 mod staging;
 mod tokens;
 
 pub use staging::{Change, Staged};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::io::Write;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -204,34 +204,7 @@ impl DatasetStore {
             sync_dir(&self.root).map_err(err("flush root"))?;
         }
         let dir = ds.dir.as_ref().expect("dataset dir exists");
-        let mut stats = CommitStats::default();
-        let mut renames = Vec::new();
-        for (i, (key, change)) in changes.iter().enumerate() {
-            if let Change::Put(value) = change {
-                let tmp = format!(".tmp-{token}-{i}");
-                write_file(dir, &tmp, value).map_err(err("write"))?;
-                renames.push((tmp, names::key_to_file(key)));
-                stats.writes += 1;
-            }
-        }
-        write_file(dir, ".fence.tmp", token.to_string().as_bytes()).map_err(err("write fence"))?;
-        // One flush for all temporaries instead of one per file.
-        flush_filesystem(dir).map_err(err("flush"))?;
-        for (tmp, file) in &renames {
-            dir.rename(tmp, dir, file).map_err(err("rename"))?;
-        }
-        for (key, change) in changes {
-            if matches!(change, Change::Delete) {
-                match dir.remove_file(names::key_to_file(key)) {
-                    Ok(()) => stats.deletes += 1,
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(source) => return Err(io_err(dataset, "delete", source)),
-                }
-            }
-        }
-        dir.rename(".fence.tmp", dir, ".fence")
-            .map_err(err("rename fence"))?;
-        sync_dir(dir).map_err(err("flush directory"))?;
+        let stats = commit::commit(dir, token, changes).map_err(err("commit"))?;
         ds.fence = token;
         for (key, change) in changes {
             match change {
@@ -272,6 +245,9 @@ impl DatasetStore {
             }
             Err(source) => return Err(io_err(name, "open", source)),
         };
+        if commit::recover(&dir).map_err(err("recover"))? {
+            tracing::warn!(dataset = name, "finished a commit interrupted by a crash");
+        }
         let mut keys = BTreeSet::new();
         for entry in dir.entries().map_err(err("list"))? {
             let entry = entry.map_err(err("list"))?;
@@ -295,21 +271,10 @@ impl DatasetStore {
     }
 }
 
-fn write_file(dir: &Dir, name: &str, bytes: &[u8]) -> std::io::Result<()> {
-    let mut f = dir.create(name)?;
-    f.write_all(bytes)
-}
-
 /// fsync of a directory (cap-std's own handles cannot be synced: they are
 /// opened as paths only, so the directory is opened again for reading).
 pub(crate) fn sync_dir(dir: &Dir) -> std::io::Result<()> {
     dir.open(".")?.sync_all()
-}
-
-/// `syncfs` on the filesystem holding `dir`: everything written so far is
-/// durable once it returns.
-fn flush_filesystem(dir: &Dir) -> std::io::Result<()> {
-    rustix::fs::syncfs(dir.open(".")?).map_err(Into::into)
 }
 
 fn io_err(dataset: &str, op: &'static str, source: std::io::Error) -> StoreError {

@@ -1,0 +1,230 @@
+//! Grants: what an operator allows one plugin to do, read from `NAME.toml`
+//! beside `NAME.wasm`. Deny by default: a dataset not listed cannot be
+//! locked, and unknown keys are an error naming file and key.
+//!
+//! ```toml
+//! [datasets]
+//! "fafsa_*" = "exclusive"   # a name, or a prefix ending in '*'; strongest mode allowed
+//! reference = "shared"
+//!
+//! [limits]                  # all optional; defaults below
+//! memory_mib = 64           # linear memory cap per run
+//! fuel = 10_000_000_000     # CPU budget per run (wasmtime fuel ≈ instructions)
+//! window_secs = 60          # wall-clock per run
+//! max_output_kib = 1024     # largest output of a run
+//! max_log_kib = 256         # log lines + stdout/stderr kept per run
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use runway_audit::LockMode;
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::names::{self, NameError};
+
+/// What one plugin may do.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grants {
+    /// Dataset name or `prefix*` → strongest mode allowed.
+    pub datasets: BTreeMap<String, LockMode>,
+    pub limits: Limits,
+}
+
+/// Per-run limits of one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub memory_mib: u64,
+    pub fuel: u64,
+    pub window_secs: u64,
+    pub max_output_kib: u64,
+    pub max_log_kib: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 64,
+            fuel: 10_000_000_000,
+            window_secs: 60,
+            max_output_kib: 1024,
+            max_log_kib: 256,
+        }
+    }
+}
+
+impl Limits {
+    pub fn memory_bytes(&self) -> usize {
+        (self.memory_mib as usize).saturating_mul(1 << 20)
+    }
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.window_secs)
+    }
+    pub fn max_output(&self) -> usize {
+        (self.max_output_kib as usize).saturating_mul(1024)
+    }
+    pub fn max_log(&self) -> usize {
+        (self.max_log_kib as usize).saturating_mul(1024)
+    }
+}
+
+/// Why a grants file was refused.
+#[derive(Debug, Error)]
+pub enum GrantsError {
+    #[error("{file}: missing: every plugin needs a grants file (deny by default)")]
+    Missing { file: String },
+    #[error("{file}: cannot read: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {source}")]
+    Syntax {
+        file: String,
+        source: toml::de::Error,
+    },
+    #[error("{file}: dataset pattern {pattern:?} is not valid: {source}")]
+    Pattern {
+        file: String,
+        pattern: String,
+        source: NameError,
+    },
+    #[error("{file}: limits.{key} must be greater than zero")]
+    Zero { file: String, key: &'static str },
+    #[error("{file}: limits.memory_mib = {value} exceeds the host's cap of {max} MiB")]
+    TooMuchMemory { file: String, value: u64, max: u64 },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GrantsFile {
+    #[serde(default)]
+    datasets: BTreeMap<String, LockMode>,
+    #[serde(default)]
+    limits: Limits,
+}
+
+impl Grants {
+    /// Reads `path` (shown in errors as `file`).
+    pub fn load(path: &Path) -> Result<Grants, GrantsError> {
+        let file = path.display().to_string();
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(GrantsError::Missing { file });
+            }
+            Err(source) => return Err(GrantsError::Read { file, source }),
+        };
+        Grants::parse(&text, &file)
+    }
+
+    /// Parses grants text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Grants, GrantsError> {
+        let file = file.to_string();
+        let parsed: GrantsFile = toml::from_str(text).map_err(|source| GrantsError::Syntax {
+            file: file.clone(),
+            source,
+        })?;
+        for pattern in parsed.datasets.keys() {
+            let stem = pattern.strip_suffix('*').unwrap_or(pattern);
+            if !stem.is_empty() {
+                names::check_dataset(stem).map_err(|source| GrantsError::Pattern {
+                    file: file.clone(),
+                    pattern: pattern.clone(),
+                    source,
+                })?;
+            }
+        }
+        let l = parsed.limits;
+        for (key, value) in [
+            ("memory_mib", l.memory_mib),
+            ("fuel", l.fuel),
+            ("window_secs", l.window_secs),
+            ("max_output_kib", l.max_output_kib),
+            ("max_log_kib", l.max_log_kib),
+        ] {
+            if value == 0 {
+                return Err(GrantsError::Zero { file, key });
+            }
+        }
+        let max = (crate::runtime::MAX_MEMORY_BYTES >> 20) as u64;
+        if l.memory_mib > max {
+            return Err(GrantsError::TooMuchMemory {
+                file,
+                value: l.memory_mib,
+                max,
+            });
+        }
+        Ok(Grants {
+            datasets: parsed.datasets,
+            limits: l,
+        })
+    }
+
+    /// The strongest mode granted on `dataset`: an exact entry wins over
+    /// patterns; among patterns, the longest prefix wins.
+    pub fn allowed(&self, dataset: &str) -> Option<LockMode> {
+        if let Some(&mode) = self.datasets.get(dataset) {
+            return Some(mode);
+        }
+        self.datasets
+            .iter()
+            .filter_map(|(p, &m)| p.strip_suffix('*').map(|stem| (stem, m)))
+            .filter(|(stem, _)| dataset.starts_with(stem))
+            .max_by_key(|(stem, _)| stem.len())
+            .map(|(_, m)| m)
+    }
+
+    /// Does the grant cover `mode` on `dataset`?
+    pub fn permits(&self, dataset: &str, mode: LockMode) -> bool {
+        match self.allowed(dataset) {
+            Some(LockMode::Exclusive) => true,
+            Some(LockMode::Shared) => mode == LockMode::Shared,
+            None => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_and_modes() {
+        let g = Grants::parse(
+            "[datasets]\n\"fafsa_*\" = \"exclusive\"\nreference = \"shared\"\n\"fafsa_locked\" = \"shared\"\n",
+            "g.toml",
+        )
+        .unwrap();
+        assert!(g.permits("fafsa_2024", LockMode::Exclusive));
+        assert!(g.permits("reference", LockMode::Shared));
+        assert!(!g.permits("reference", LockMode::Exclusive));
+        assert!(
+            !g.permits("fafsa_locked", LockMode::Exclusive),
+            "exact entry wins"
+        );
+        assert!(!g.permits("other", LockMode::Shared));
+        assert_eq!(g.limits, Limits::default());
+    }
+
+    #[test]
+    fn bad_files_name_file_and_key() {
+        let cases = [
+            ("[limits]\nmemory = 3\n", "memory"),
+            ("[datasets]\n\"../x\" = \"shared\"\n", "../x"),
+            ("[datasets]\nd = \"always\"\n", "always"),
+            ("colour = 1\n", "colour"),
+            ("[limits]\nfuel = 0\n", "limits.fuel"),
+            ("[limits]\nmemory_mib = 999999\n", "exceeds"),
+            ("[limits]\nfuel = -1\n", "fuel"),
+        ];
+        for (text, needle) in cases {
+            let err = Grants::parse(text, "p.toml").unwrap_err().to_string();
+            assert!(err.starts_with("p.toml"), "{err}");
+            assert!(err.contains(needle), "{text:?}: {err}");
+        }
+    }
+}
