@@ -116,10 +116,13 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
         )),
         Err(trap) => Err(limits::explain_trap(&state, &limits, &trap)),
     };
-    if outcome.is_ok()
-        && let Err(reason) = commit(host, &state, &req.locks, &announce)
-    {
-        outcome = Err(reason);
+    if outcome.is_ok() {
+        // No data changes before the audit records of the calls that made
+        // them are durable.
+        host.audit.sync()?;
+        if let Err(reason) = commit(host, &state, &req.locks, &announce) {
+            outcome = Err(reason);
+        }
     }
     let end = match &outcome {
         Ok(output) => Event::Succeeded {

@@ -2,7 +2,7 @@
 //! dataset store, the audit trail and the tower that grants locks — bundled
 //! so every plan and run can share it.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use runway_audit::AuditLog;
 
@@ -13,7 +13,7 @@ use crate::store::DatasetStore;
 
 /// Plugins + store + audit + tower, shared by every plan and run.
 pub struct Host {
-    pub plugins: Arc<Plugins>,
+    plugins: RwLock<Arc<Plugins>>,
     pub store: Arc<DatasetStore>,
     pub audit: AuditLog,
     pub tower: Tower,
@@ -31,11 +31,25 @@ impl Host {
     ) -> Host {
         Host {
             tower: Tower::new(store.clone(), workers),
-            plugins,
+            plugins: RwLock::new(plugins),
             store,
             audit,
             engine: runtime.engine.clone(),
         }
+    }
+
+    /// The plugins loaded now. A run keeps the plugin it started with even
+    /// when the catalog changes under it.
+    pub fn plugins(&self) -> Arc<Plugins> {
+        self.plugins
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the catalog (the folder watch does this between runs).
+    pub fn set_plugins(&self, plugins: Arc<Plugins>) {
+        *self.plugins.write().unwrap_or_else(|p| p.into_inner()) = plugins;
     }
 
     pub(crate) fn engine(&self) -> &wasmtime::Engine {

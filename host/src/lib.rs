@@ -6,9 +6,13 @@
 //! dependencies succeeded and their whole lock set is free; the [`executor`]
 //! runs one runway in a fresh store and commits its staged writes to the
 //! [`store`] only if it succeeds. Every filing, state change and host call is
-//! a record in the hash-chained audit trail (`runway-audit`).
+//! a record in the hash-chained audit trail (`runway-audit`). [`cli`] is the
+//! `runway` command line (the binary edge: the only place using `anyhow`).
 
+#[doc(hidden)]
+pub mod bench_support;
 pub mod bundled;
+pub mod cli;
 pub mod dispatcher;
 pub mod executor;
 pub mod grants;
@@ -19,7 +23,9 @@ pub mod loader;
 pub mod names;
 pub mod plan;
 pub mod runtime;
+pub mod serve;
 pub mod store;
+pub mod watch;
 
 pub use dispatcher::{DispatchOptions, PlanReport, RunwayReport, RunwayState, run_plan};
 pub use grants::{Grants, Limits};

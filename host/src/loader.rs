@@ -149,6 +149,16 @@ impl Plugins {
         Ok(())
     }
 
+    /// Adds an already loaded plugin (the folder watch keeps unchanged ones).
+    pub fn keep(&mut self, plugin: Arc<Plugin>) {
+        self.by_name.insert(plugin.name.clone(), plugin);
+    }
+
+    /// Loaded plugins in name order.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.by_name.values()
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<Plugin>> {
         self.by_name.get(name).cloned()
     }

@@ -1,7 +1,6 @@
-//! The `runway` binary: a thin shell over the library; see `cli`.
-
-mod cli;
+//! The `runway` binary: a thin shell over the library's command line
+//! (`runway_host::cli`).
 
 fn main() -> std::process::ExitCode {
-    cli::main()
+    runway_host::cli::main()
 }

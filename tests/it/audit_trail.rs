@@ -1,32 +1,7 @@
 //! The audit trail written by real runs verifies, and tampering with it is
 //! caught and named.
 
-use runway_tests::Fixture;
-
-fn segment(f: &Fixture) -> std::path::PathBuf {
-    let mut segs: Vec<_> = std::fs::read_dir(&f.audit_dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "log"))
-        .collect();
-    segs.sort();
-    segs.pop().expect("a segment")
-}
-
-/// (start, end) of every frame in a segment file.
-fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
-    use runway_audit::frame::{FRAME_HEAD_LEN, SegmentHeader};
-    let mut cursor = std::io::Cursor::new(bytes);
-    SegmentHeader::read_from(&mut cursor).expect("segment header");
-    let mut at = cursor.position() as usize;
-    let mut out = Vec::new();
-    while at + FRAME_HEAD_LEN <= bytes.len() {
-        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
-        out.push((at, at + FRAME_HEAD_LEN + len));
-        at += FRAME_HEAD_LEN + len;
-    }
-    out
-}
+use runway_tests::{Fixture, frames, last_segment};
 
 fn small_run(f: &Fixture) {
     let report = f.run(
@@ -61,7 +36,7 @@ fn a_flipped_byte_is_caught_and_named() {
     let f = Fixture::new();
     small_run(&f);
     let records = f.records().len();
-    let path = segment(&f);
+    let path = last_segment(&f.audit_dir);
     let original = std::fs::read(&path).unwrap();
     // Flip one byte in the middle of the records area, away from the tail.
     let at = original.len() / 2;
@@ -78,7 +53,7 @@ fn a_flipped_byte_is_caught_and_named() {
 fn a_removed_record_is_caught() {
     let f = Fixture::new();
     small_run(&f);
-    let path = segment(&f);
+    let path = last_segment(&f.audit_dir);
     let bytes = std::fs::read(&path).unwrap();
     let frames = frames(&bytes);
     assert!(frames.len() > 10);

@@ -1,9 +1,12 @@
 //! Runway's integration tests: one binary, real components built from
 //! `plugins/` by host/build.rs, real wasmtime, real files.
 
+mod audit_crash;
+mod audit_tamper;
 mod audit_trail;
 mod locks;
 mod nightly;
 mod plans;
 mod probe;
 mod sandbox;
+mod serve;

@@ -210,5 +210,7 @@ pub fn event_name(e: &Event) -> &'static str {
         Event::LockReleased { .. } => "released",
         Event::Succeeded { .. } => "succeeded",
         Event::Failed { .. } => "failed",
+        Event::PluginLoaded => "plugin-loaded",
+        Event::PluginUnloaded => "plugin-unloaded",
     }
 }

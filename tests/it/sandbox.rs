@@ -207,7 +207,7 @@ fn wasi_grants_nothing() {
 fn a_dataset_beyond_the_grant_is_refused_at_filing() {
     let f = Fixture::with_grants(&[("hostile", &grants(""))]);
     let plan = "[[runway]]\nid = 'grab'\nagent = 'hostile'\ndatasets = { fafsa_2024_03_16 = 'exclusive' }\n";
-    let err = runway_host::Plan::parse(plan, &*f.host.plugins).unwrap_err();
+    let err = runway_host::Plan::parse(plan, &*f.host.plugins()).unwrap_err();
     assert!(
         matches!(&err, PlanError::BeyondGrant { dataset, .. } if dataset == "fafsa_2024_03_16"),
         "{err}"

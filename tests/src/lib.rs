@@ -11,10 +11,10 @@ use runway_host::{
 };
 
 /// The runtime and plugins, compiled once for the whole test binary.
-pub fn plugins() -> &'static (Runtime, Arc<Plugins>) {
-    static LOADED: OnceLock<(Runtime, Arc<Plugins>)> = OnceLock::new();
+pub fn plugins() -> &'static (Arc<Runtime>, Arc<Plugins>) {
+    static LOADED: OnceLock<(Arc<Runtime>, Arc<Plugins>)> = OnceLock::new();
     LOADED.get_or_init(|| {
-        let runtime = Runtime::new().expect("runtime");
+        let runtime = Arc::new(Runtime::new().expect("runtime"));
         let plugins =
             Plugins::load_dir(&runtime, Path::new(bundled::PLUGIN_DIR)).expect("plugins load");
         (runtime, Arc::new(plugins))
@@ -76,7 +76,7 @@ impl Fixture {
 
     /// Parses a plan against the loaded plugins.
     pub fn plan(&self, text: &str) -> Plan {
-        Plan::parse(text, &*self.host.plugins).expect("plan is valid")
+        Plan::parse(text, &*self.host.plugins()).expect("plan is valid")
     }
 
     /// Runs one plan to its end.
@@ -184,4 +184,30 @@ pub fn position(records: &[Record], pred: impl Fn(&Record) -> bool) -> usize {
 /// Is this record `event` of `runway`?
 pub fn is(record: &Record, runway: &str, event: fn(&Event) -> bool) -> bool {
     record.entry.runway == runway && event(&record.entry.event)
+}
+
+/// The newest audit segment file in an audit folder.
+pub fn last_segment(audit_dir: &Path) -> PathBuf {
+    let mut segments: Vec<PathBuf> = std::fs::read_dir(audit_dir)
+        .expect("read audit dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    segments.sort();
+    segments.pop().expect("a segment")
+}
+
+/// (start, end) of every frame in a segment file's bytes.
+pub fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
+    use runway_audit::frame::{FRAME_HEAD_LEN, SegmentHeader};
+    let mut cursor = std::io::Cursor::new(bytes);
+    SegmentHeader::read_from(&mut cursor).expect("segment header");
+    let mut at = cursor.position() as usize;
+    let mut out = Vec::new();
+    while at + FRAME_HEAD_LEN <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")) as usize;
+        out.push((at, at + FRAME_HEAD_LEN + len));
+        at += FRAME_HEAD_LEN + len;
+    }
+    out
 }

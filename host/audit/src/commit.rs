@@ -13,8 +13,9 @@ use std::path::{Path, PathBuf};
 use crate::chain::Chain;
 use crate::error::{AuditError, WriteFailure};
 use crate::frame::{FRAME_HEAD_LEN, SegmentHeader, begin_frame, seal_frame};
+use crate::merkle::Frontier;
 use crate::reader::LastSegment;
-use crate::record::{Entry, leaf_hash};
+use crate::record::{Entry, Hash, leaf_hash};
 use crate::segment::{segment_file_name, sync_dir};
 
 /// An appended entry waiting for the writer, with the time it was appended.
@@ -48,6 +49,8 @@ pub(crate) struct Committer {
     origin: String,
     segment_bytes: u64,
     chain: Chain,
+    /// The Merkle tree over every record written.
+    frontier: Frontier,
     active: Option<Active>,
     /// Bytes of the current batch not yet written to `active`.
     buf: Vec<u8>,
@@ -56,12 +59,13 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    /// A committer continuing after `chain`, appending to `last` if given.
+    /// A committer continuing after `chain` and `frontier`, appending to
+    /// `last` if given.
     pub fn new(
         dir: &Path,
         origin: String,
         segment_bytes: u64,
-        chain: Chain,
+        (chain, frontier): (Chain, Frontier),
         last: Option<LastSegment>,
     ) -> Result<Committer, AuditError> {
         let active = match last {
@@ -89,6 +93,7 @@ impl Committer {
             origin,
             segment_bytes,
             chain,
+            frontier,
             active,
             buf: Vec::new(),
             #[cfg(test)]
@@ -120,10 +125,17 @@ impl Committer {
                 self.buf.extend_from_slice(&frame);
             }
             let payload = &self.buf[self.buf.len() - frame_len + FRAME_HEAD_LEN..];
-            self.chain.advance(&record, leaf_hash(payload));
+            let leaf = leaf_hash(payload);
+            self.chain.advance(&record, leaf);
+            self.frontier.push(leaf);
         }
         committed.bytes += self.flush()?;
         Ok(committed)
+    }
+
+    /// The root of the tree over every record committed so far.
+    pub fn root(&self) -> Hash {
+        self.frontier.root()
     }
 
     /// Whether the frame about to be added (after `pending` buffered bytes)

@@ -40,6 +40,8 @@ pub enum AuditError {
     /// A ticket that no `append` of this log handed out.
     #[error("ticket for record {0} was not issued by this audit log")]
     ForeignTicket(u64),
+    #[error("invalid signing key: {0}")]
+    Key(#[from] crate::keys::KeyError),
 }
 
 /// The error that stopped the writer. It is never retried: after a failed
@@ -57,6 +59,8 @@ pub enum WriteFailure {
     Encode { seq: u64, error: EncodeError },
     #[error("record {seq}: {error}")]
     TooLarge { seq: u64, error: FrameTooLong },
-    #[error("the audit writer thread panicked")]
+    #[error("cannot sign a checkpoint: {0}")]
+    Sign(String),
+    #[error("an audit thread panicked")]
     Panicked,
 }

@@ -1,11 +1,15 @@
 //! Runway's tamper-evident audit trail: the record format, the group-commit
-//! writer and the offline verifier.
+//! writer, signed checkpoints, proofs and the offline verifier.
 //!
 //! Every filing, runway state change, lock change and host call becomes a
 //! [`Record`]: the host's [`Entry`] plus a sequence number, a time, the leaf
 //! hash of the previous record and of the previous record on the same
 //! dataset. Records are postcard-encoded, framed with a length and CRC32C and
-//! appended to segment files in an audit folder.
+//! appended to segment files in an audit folder. Their leaf hashes form an
+//! RFC 6962 Merkle tree whose heads are signed with Ed25519 as C2SP
+//! checkpoints once they are durable; an auditor holding the public key
+//! verifies the folder, and proves a record's inclusion or the log's
+//! consistency between two sizes, offline.
 //!
 //! | concept | file |
 //! |---|---|
@@ -20,31 +24,58 @@
 //! | [`verify()`], its report and errors | `verify.rs` |
 //! | timeline lines and JSON | `render.rs` |
 //! | writer errors | `error.rs` |
-//!
-//! Merkle checkpoints and their signatures build on the leaf hashes here.
+//! | what callers, writer and checkpoint thread share | `shared.rs` |
+//! | RFC 6962 tree: node hash, [`Frontier`] | `merkle.rs` |
+//! | inclusion and consistency proofs | `proof.rs` |
+//! | a proof with its checkpoint as one text file | `proof_file.rs` |
+//! | Ed25519 keys, key ids, key files | `keys.rs` |
+//! | C2SP signed notes | `note.rs` |
+//! | checkpoints, the `checkpoints` and `checkpoint` files | `checkpoint.rs` |
+//! | the checkpoint thread | `checkpointer.rs` |
+//! | trusted keys with validity ranges | `trust.rs` |
+//! | holding a walk to the checkpoints' roots | `tree_check.rs` |
 
 mod chain;
+pub mod checkpoint;
+mod checkpointer;
 mod commit;
 mod error;
 pub mod frame;
 pub mod hex;
+pub mod keys;
+pub mod merkle;
+pub mod note;
+pub mod proof;
+pub mod proof_file;
 mod reader;
 pub mod record;
 mod recover;
 pub mod render;
 pub mod segment;
+mod shared;
+mod tree_check;
+pub mod trust;
 pub mod verify;
 mod writer;
 
 #[cfg(test)]
 mod tests;
 
+pub use checkpoint::{Checkpoint, SignedCheckpoint};
 pub use error::{AuditError, WriteFailure};
+pub use keys::{PrivateKey, PublicKey};
+pub use merkle::Frontier;
 pub use reader::read_records;
 pub use record::{
     Call, DecodeError, EncodeError, Entry, Event, Hash, LockGrant, LockMode, LockRequest, Outcome,
     Record, ZERO_HASH, leaf_hash, sha256,
 };
 pub use render::{record_json, record_line, timeline_line};
-pub use verify::{TornKind, TornTail, VerifyError, VerifyErrorKind, VerifyReport, verify};
-pub use writer::{AuditLog, AuditOptions, AuditStats, DEFAULT_SEGMENT_BYTES, Ticket};
+pub use trust::Trust;
+pub use verify::{
+    CheckpointPlace, TornKind, TornTail, VerifyError, VerifyErrorKind, VerifyOptions, VerifyReport,
+    verify, verify_with,
+};
+pub use writer::{
+    AuditLog, AuditOptions, AuditStats, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_SEGMENT_BYTES, Ticket,
+};

@@ -60,23 +60,21 @@ pub(crate) struct WalkEnd {
 /// [`verify`](crate::verify()). A torn tail is left out.
 pub fn read_records(dir: &Path) -> Result<Vec<Record>, VerifyError> {
     let mut records = Vec::new();
-    walk(dir, TailMode::Verify, |record, _| records.push(record))?;
+    walk(dir, TailMode::Verify, |record, _| {
+        records.push(record);
+        Ok(())
+    })?;
     Ok(records)
 }
 
 /// Walks all segments of `dir` in order, checking everything, and hands each
-/// good record and its leaf hash to `visit`.
+/// good record and its leaf hash to `visit`, stopping at its first error.
 pub(crate) fn walk(
     dir: &Path,
     mode: TailMode<'_>,
-    mut visit: impl FnMut(Record, Hash),
+    mut visit: impl FnMut(Record, Hash) -> Result<(), VerifyError>,
 ) -> Result<WalkEnd, VerifyError> {
-    let segments = list_segments(dir).map_err(|e| VerifyError {
-        seq: None,
-        segment: None,
-        offset: 0,
-        kind: VerifyErrorKind::Io(e),
-    })?;
+    let segments = list_segments(dir).map_err(|e| VerifyError::folder(VerifyErrorKind::Io(e)))?;
     let mut walker = Walker {
         mode,
         end: WalkEnd::default(),
@@ -104,12 +102,13 @@ impl Walker<'_> {
         &mut self,
         segment: &SegmentFile,
         is_last: bool,
-        visit: &mut impl FnMut(Record, Hash),
+        visit: &mut impl FnMut(Record, Hash) -> Result<(), VerifyError>,
     ) -> Result<(), VerifyError> {
         let at = |seq: Option<u64>, offset: u64, kind: VerifyErrorKind| VerifyError {
             seq,
             segment: Some(segment.name.clone()),
             offset,
+            checkpoint: None,
             kind,
         };
         let io = |offset: u64| move |e| at(None, offset, VerifyErrorKind::Io(e));
@@ -195,7 +194,7 @@ impl Walker<'_> {
                 .map_err(|kind| at(expected, offset, kind))?;
             let leaf = leaf_hash(&self.payload);
             self.end.chain.advance(&record, leaf);
-            visit(record, leaf);
+            visit(record, leaf)?;
             offset = frame_end;
         };
 

@@ -107,6 +107,11 @@ pub enum Event {
     Succeeded { output: Hash },
     /// The run failed.
     Failed { reason: String },
+    /// A plugin (`entry.agent`, digest in `entry.plugin`) was loaded from the
+    /// plugins folder, new or as a new version.
+    PluginLoaded,
+    /// A plugin's files left the plugins folder; runs in flight keep it.
+    PluginUnloaded,
 }
 
 /// A lock a manifest asks for.

@@ -219,7 +219,17 @@ fn describe(entry: &Entry) -> (&'static str, String) {
             format!("output {}", &hex::encode(output)[..SHORT_HASH]),
         ),
         Event::Failed { reason } => ("FAILED", clean(reason).into_owned()),
+        Event::PluginLoaded => ("LOAD", plugin_digest(entry)),
+        Event::PluginUnloaded => ("UNLOAD", plugin_digest(entry)),
     }
+}
+
+/// `digest 1a2b3c4d5e6f`, short, for plugin load/unload lines.
+fn plugin_digest(entry: &Entry) -> String {
+    entry.plugin.map_or_else(
+        || "digest ?".to_string(),
+        |d| format!("digest {}", &hex::encode(&d)[..SHORT_HASH]),
+    )
 }
 
 fn lock(dataset: &str, mode: LockMode) -> String {
@@ -300,6 +310,8 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
         ],
         Event::Succeeded { output } => vec![("event", json!("succeeded")), ("output", json!(hex_of(output)))],
         Event::Failed { reason } => vec![("event", json!("failed")), ("reason", json!(reason))],
+        Event::PluginLoaded => vec![("event", json!("plugin-loaded"))],
+        Event::PluginUnloaded => vec![("event", json!("plugin-unloaded"))],
     }
 }
 

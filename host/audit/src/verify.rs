@@ -1,17 +1,22 @@
 //! The offline verifier: walks the whole audit folder and either returns a
-//! [`VerifyReport`] or names the first bad record in a [`VerifyError`].
+//! [`VerifyReport`] or names the first bad record or checkpoint in a
+//! [`VerifyError`].
 //!
-//! Checked, in log order: each segment header (CRC, magic, version, the first
-//! seq in its name, origin, continuity with the previous segment), each
-//! frame's length and CRC32C, strict canonical decoding, sequence numbers
-//! contiguous from 0, the `prev` chain, each dataset's `prev_dataset` chain,
-//! and time never going backwards.
+//! Checked, in this order: every checkpoint in `checkpoints`, the latest in
+//! `checkpoint` and any the auditor kept (syntax, one origin, signatures by
+//! trusted keys valid at their size, sizes never going down, never two roots
+//! for one size, the latest not ahead of `checkpoints`); then, in log order,
+//! each segment header (CRC, magic, version, the first seq in its name,
+//! origin, continuity with the previous segment), each frame's length and
+//! CRC32C, strict canonical decoding, sequence numbers contiguous from 0,
+//! the `prev` chain, each dataset's `prev_dataset` chain, time never going
+//! backwards, and the Merkle root at every checkpoint's size; finally that
+//! the log reaches the largest checkpoint's size.
 //!
 //! An incomplete frame (or segment header) at the very end of the last
-//! segment is what a crash mid-write leaves; it is reported as
-//! [`VerifyReport::torn_tail`] rather than as tampering. Until checkpoints
-//! are signed, the chains cannot tell a clean truncation at a frame boundary,
-//! or a rewrite of the last record, from the real thing.
+//! segment is what a crash mid-write leaves; beyond the last checkpoint it
+//! is reported as [`VerifyReport::torn_tail`] rather than as tampering, and
+//! the records after the last checkpoint as unsigned.
 
 use std::fmt;
 use std::io;
@@ -19,9 +24,12 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use crate::checkpoint::CheckpointSyntax;
 use crate::hex;
 use crate::reader::{TailMode, walk};
 use crate::record::DecodeError;
+use crate::tree_check::{CheckpointSources, TreeCheck, load_checkpoints};
+use crate::trust::{SignatureProblem, Trust};
 
 /// What is wrong at the place a [`VerifyError`] points to.
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +72,58 @@ pub enum VerifyErrorKind {
     DatasetHashMismatch { dataset: String },
     #[error("time went backwards: {found_ns} ns is before {previous_ns} ns")]
     TimeBackwards { previous_ns: u64, found_ns: u64 },
+    #[error("malformed checkpoint: {0}")]
+    BadCheckpoint(CheckpointSyntax),
+    #[error("origin {found:?} is not the log's origin {expected:?}")]
+    CheckpointOrigin { expected: String, found: String },
+    #[error("{0}")]
+    Signature(Box<SignatureProblem>),
+    #[error("size {found} is below size {previous} of the checkpoint before it")]
+    SizeDecreased { previous: u64, found: u64 },
+    #[error("same size {size} as {other} but a different root")]
+    ConflictingRoots { size: u64, other: String },
+    /// The tree over the log's records differs from the signed one. The
+    /// checkpoint before matched, so the first record that differs from what
+    /// was signed lies in `from..size`.
+    #[error(
+        "root does not match the log's tree at size {size}: a record in seq {from}..{size} differs from the one signed"
+    )]
+    RootMismatch { size: u64, from: u64 },
+    #[error(
+        "covers {size} records but the log holds only {records}: records {records}..{size} were removed (truncated or rolled back)"
+    )]
+    MissingRecords { records: u64, size: u64 },
+    #[error(
+        "is ahead of the checkpoints file, which ends at size {last}: checkpoints were removed"
+    )]
+    LatestAhead { last: u64 },
+}
+
+/// A checkpoint a [`VerifyError`] is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckpointPlace {
+    /// `checkpoints`, `checkpoint`, or the file the auditor supplied.
+    pub file: String,
+    /// Position in `checkpoints`, from 1; `None` for a file of its own.
+    pub index: Option<usize>,
+    /// The size it claims, when it parsed.
+    pub size: Option<u64>,
+}
+
+impl fmt::Display for CheckpointPlace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(index) => write!(f, "checkpoint #{index} in {}", self.file)?,
+            None if self.file == crate::checkpoint::LATEST_FILE => {
+                write!(f, "latest checkpoint (file {})", self.file)?;
+            }
+            None => write!(f, "checkpoint in {}", self.file)?,
+        }
+        if let Some(size) = self.size {
+            write!(f, " (size {size})")?;
+        }
+        Ok(())
+    }
 }
 
 /// The first problem found, and where.
@@ -77,11 +137,40 @@ pub struct VerifyError {
     pub segment: Option<String>,
     /// Byte offset in the segment of the frame (0 for header problems).
     pub offset: u64,
+    /// The checkpoint at fault, for checkpoint problems.
+    pub checkpoint: Option<Box<CheckpointPlace>>,
     pub kind: VerifyErrorKind,
+}
+
+impl VerifyError {
+    /// A problem with a checkpoint.
+    pub(crate) fn at_checkpoint(place: &CheckpointPlace, kind: VerifyErrorKind) -> VerifyError {
+        VerifyError {
+            seq: None,
+            segment: None,
+            offset: 0,
+            checkpoint: Some(Box::new(place.clone())),
+            kind,
+        }
+    }
+
+    /// A problem with the audit folder as a whole.
+    pub(crate) fn folder(kind: VerifyErrorKind) -> VerifyError {
+        VerifyError {
+            seq: None,
+            segment: None,
+            offset: 0,
+            checkpoint: None,
+            kind,
+        }
+    }
 }
 
 impl fmt::Display for VerifyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(place) = &self.checkpoint {
+            return write!(f, "{place}: {}", self.kind);
+        }
         match (&self.seq, &self.segment) {
             (Some(seq), Some(segment)) => {
                 write!(
@@ -165,8 +254,22 @@ pub struct VerifyReport {
     pub datasets: usize,
     /// Hex leaf hash of the last record (zeros when there is none).
     pub last_hash: String,
+    /// Hex Merkle root over all records.
+    pub root: String,
     /// A torn write at the end of the log, not counted as damage.
     pub torn_tail: Option<TornTail>,
+    /// Entries in the `checkpoints` file, all checked.
+    pub checkpoints: usize,
+    /// Whether their signatures were checked against trusted keys.
+    pub signatures_checked: bool,
+    /// The largest size a checkpoint covers: records below it are signed.
+    pub signed_size: u64,
+    /// Records after the last checkpoint, not (yet) signed.
+    pub unsigned_records: u64,
+    /// Trusted keys whose signatures were accepted, as `NAME+KEYID`.
+    pub signers: Vec<String>,
+    /// An incomplete last entry of the `checkpoints` file: (offset, bytes).
+    pub torn_checkpoint: Option<(u64, u64)>,
 }
 
 impl fmt::Display for VerifyReport {
@@ -176,22 +279,88 @@ impl fmt::Display for VerifyReport {
             "{} records in {} segments, {} datasets, last hash {}",
             self.records, self.segments, self.datasets, self.last_hash
         )?;
+        if self.checkpoints > 0 {
+            let how = if self.signatures_checked {
+                format!("signed by {}", self.signers.join(", "))
+            } else {
+                "signatures not checked".to_owned()
+            };
+            write!(
+                f,
+                "; {} checkpoints up to size {} ({how})",
+                self.checkpoints, self.signed_size
+            )?;
+        }
+        if self.unsigned_records > 0 {
+            write!(f, "; unsigned tail: {} records", self.unsigned_records)?;
+        }
         if let Some(torn) = &self.torn_tail {
             write!(f, "; torn tail: {torn}")?;
+        }
+        if let Some((offset, bytes)) = self.torn_checkpoint {
+            write!(f, "; torn checkpoint entry: {bytes} bytes at {offset}")?;
         }
         Ok(())
     }
 }
 
-/// Verifies the audit folder `dir` end to end.
+/// What an auditor verifies with.
+#[derive(Clone, Debug, Default)]
+pub struct VerifyOptions {
+    /// The keys checkpoints must be signed by; `None` checks everything but
+    /// signatures.
+    pub trust: Option<Trust>,
+    /// Checkpoints the auditor kept from earlier, as (name, file bytes): the
+    /// log must still contain what they cover.
+    pub kept_checkpoints: Vec<(String, Vec<u8>)>,
+}
+
+impl From<Trust> for VerifyOptions {
+    /// Checking signatures against `trust`, with no kept checkpoints.
+    fn from(trust: Trust) -> VerifyOptions {
+        VerifyOptions {
+            trust: Some(trust),
+            kept_checkpoints: Vec::new(),
+        }
+    }
+}
+
+/// Verifies the audit folder `dir` end to end, except checkpoint signatures
+/// (see [`verify_with`]).
 pub fn verify(dir: &Path) -> Result<VerifyReport, VerifyError> {
-    let end = walk(dir, TailMode::Verify, |_, _| {})?;
+    verify_with(dir, &VerifyOptions::default())
+}
+
+/// Verifies the audit folder `dir` end to end, checkpoint signatures
+/// against `options.trust`.
+pub fn verify_with(dir: &Path, options: &VerifyOptions) -> Result<VerifyReport, VerifyError> {
+    let sources = CheckpointSources {
+        trust: options.trust.as_ref(),
+        kept: &options.kept_checkpoints,
+    };
+    let loaded = load_checkpoints(dir, &sources)?;
+    let mut tree = TreeCheck::new(&loaded);
+    tree.check_empty()?;
+    let end = walk(dir, TailMode::Verify, |_, leaf| tree.push(leaf))?;
+    if let Some(origin) = &end.origin {
+        loaded.check_origin(origin)?;
+    }
+    let records = end.chain.next_seq;
+    tree.finish(records)?;
+    let signed_size = loaded.signed_size();
     Ok(VerifyReport {
         origin: end.origin,
-        records: end.chain.next_seq,
+        records,
         segments: end.segments,
         datasets: end.chain.dataset_count(),
         last_hash: hex::encode(&end.chain.last_hash),
+        root: hex::encode(&tree.root()),
         torn_tail: end.torn_tail,
+        checkpoints: loaded.entries(),
+        signatures_checked: options.trust.is_some(),
+        signed_size,
+        unsigned_records: records - signed_size,
+        signers: loaded.signers(),
+        torn_checkpoint: loaded.torn,
     })
 }

@@ -9,46 +9,69 @@
 //! Callers that must not go on before their record is on disk wait on the
 //! [`Ticket`] `append` returned.
 //!
+//! With signing keys, a second thread ([`checkpointer`](crate::checkpointer))
+//! signs checkpoints of what is durable; [`sync`](AuditLog::sync) returns
+//! once a durable checkpoint covers everything appended before it.
+//!
 //! A write or sync error stops the writer for good; every later `append`,
 //! `wait_durable` and `sync` reports [`AuditError::WriterFailed`].
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::checkpoint::{CheckpointWriter, write_latest};
+use crate::checkpointer::{Checkpointer, checkpoint_loop};
 use crate::commit::{Committer, Pending};
-use crate::error::{AuditError, WriteFailure};
+use crate::error::AuditError;
+use crate::keys::PrivateKey;
 use crate::record::Entry;
-use crate::recover::recover;
+use crate::recover::{Recovered, recover};
 use crate::segment::sync_dir;
+use crate::shared::{PanicGuard, Shared, State};
 use crate::verify::TornTail;
 
 /// Default size past which a new segment is started (64 MiB).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
+/// Default least time between two checkpoints no `sync` asked for.
+pub const DEFAULT_CHECKPOINT_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Name of the file a writer holds locked in the audit folder.
 const LOCK_FILE: &str = "writer.lock";
 
 /// How to open an audit log.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct AuditOptions {
-    /// The log's origin line, written in every segment header (and later in
-    /// every checkpoint); reopening with another origin is an error.
+    /// The log's origin line, written in every segment header and every
+    /// checkpoint; reopening with another origin is an error.
     pub origin: String,
     /// A segment holding records is closed once the next record would take
     /// it past this many bytes.
     pub segment_bytes: u64,
+    /// Keys that sign every checkpoint (two while rotating); none makes an
+    /// unsigned log without checkpoints.
+    pub signing_keys: Vec<PrivateKey>,
+    /// Least time between two checkpoints that no `sync` asked for.
+    pub checkpoint_interval: Duration,
 }
 
 impl AuditOptions {
-    /// Options with `origin` and the default segment size.
+    /// Options with `origin`, the default segment size, and no signing key.
     pub fn new(origin: impl Into<String>) -> AuditOptions {
         AuditOptions {
             origin: origin.into(),
             segment_bytes: DEFAULT_SEGMENT_BYTES,
+            signing_keys: Vec::new(),
+            checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
         }
+    }
+
+    /// Adds a key that signs checkpoints.
+    pub fn signed_by(mut self, key: PrivateKey) -> AuditOptions {
+        self.signing_keys.push(key);
+        self
     }
 }
 
@@ -76,6 +99,10 @@ pub struct AuditStats {
     /// Bytes written, headers included.
     pub bytes_written: u64,
     pub segments_created: u64,
+    /// Checkpoints signed and made durable.
+    pub checkpoints: u64,
+    /// Records covered by the latest durable checkpoint (since ever).
+    pub checkpointed: u64,
     /// The sequence number the next append gets.
     pub next_seq: u64,
 }
@@ -92,8 +119,11 @@ pub struct AuditLog {
 struct Inner {
     shared: Arc<Shared>,
     writer: Option<JoinHandle<()>>,
+    checkpointer: Option<JoinHandle<()>>,
+    signing: bool,
     dir: PathBuf,
     recovered: Option<TornTail>,
+    torn_checkpoint: Option<(u64, u64)>,
     /// Held (locked) for as long as the log is open; released after the
     /// writer thread has been joined.
     _lock: File,
@@ -101,83 +131,58 @@ struct Inner {
     fail_next_sync: Arc<std::sync::atomic::AtomicBool>,
 }
 
-/// What `append` callers and the writer thread share.
-struct Shared {
-    state: Mutex<State>,
-    /// Signalled when entries are pending or the log is closing.
-    work: Condvar,
-    /// Signalled when the durable point moved or the writer failed.
-    progress: Condvar,
-}
-
-struct State {
-    pending: Vec<Pending>,
-    /// The sequence number the next append gets.
-    next_seq: u64,
-    /// Every record below this sequence number is durable.
-    durable_seq: u64,
-    /// The sequence number of the first append of this session.
-    session_seq: u64,
-    failure: Option<Arc<WriteFailure>>,
-    closing: bool,
-    batches: u64,
-    bytes_written: u64,
-    segments_created: u64,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // The state is plain counters and a queue; a panic elsewhere cannot
-        // leave it half-updated in a way that matters.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn wait<'a>(&self, condvar: &Condvar, guard: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
-        condvar.wait(guard).unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-impl State {
-    fn failed(&self) -> Result<(), AuditError> {
-        match &self.failure {
-            Some(failure) => Err(AuditError::WriterFailed(failure.clone())),
-            None => Ok(()),
-        }
-    }
-}
-
 impl AuditLog {
     /// Opens (creating if needed) the audit folder `dir`: reads back and
     /// verifies what is there, trims a torn tail (see
-    /// [`recovered`](Self::recovered)), and starts the writer thread.
+    /// [`recovered`](Self::recovered)), and starts the writer thread (and
+    /// the checkpoint thread, with signing keys).
     pub fn open(dir: &Path, options: AuditOptions) -> Result<AuditLog, AuditError> {
         check_origin(&options.origin)?;
         create_folder(dir)?;
         let lock = lock_folder(dir)?;
-        let recovered = recover(dir, &options.origin)?;
+        let recovered = recover(dir, &options.origin, &options.signing_keys)?;
+        report_recovery(dir, &recovered);
         let next_seq = recovered.chain.next_seq;
+        let signing = !options.signing_keys.is_empty();
+        let checkpointer = if signing {
+            Some(prepare_checkpoints(dir, &options, &recovered)?)
+        } else {
+            None
+        };
+        let Recovered {
+            chain,
+            frontier,
+            last,
+            trimmed,
+            signed_size,
+            torn_checkpoint,
+            ..
+        } = recovered;
+        let durable_root = frontier.root();
         let committer = Committer::new(
             dir,
             options.origin,
             options.segment_bytes,
-            recovered.chain,
-            recovered.last,
+            (chain, frontier),
+            last,
         )?;
-        let shared = Arc::new(Shared {
-            state: Mutex::new(State {
-                pending: Vec::new(),
-                next_seq,
-                durable_seq: next_seq,
-                session_seq: next_seq,
-                failure: None,
-                closing: false,
-                batches: 0,
-                bytes_written: 0,
-                segments_created: 0,
-            }),
-            work: Condvar::new(),
-            progress: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::new(State {
+            pending: Vec::new(),
+            next_seq,
+            durable_seq: next_seq,
+            durable_root,
+            checkpointed: signed_size.min(next_seq),
+            // Records a previous session left unsigned are signed at once.
+            checkpoint_wanted: next_seq,
+            session_seq: next_seq,
+            failure: None,
+            closing: false,
+            writer_done: false,
+            batches: 0,
+            bytes_written: 0,
+            segments_created: 0,
+            checkpoints: 0,
+        }));
         #[cfg(test)]
         let fail_next_sync = committer.fail_next_sync.clone();
         let writer = {
@@ -187,12 +192,31 @@ impl AuditLog {
                 .spawn(move || write_loop(&shared, committer))
                 .map_err(AuditError::Spawn)?
         };
+        let checkpointer = match checkpointer {
+            None => None,
+            Some(checkpointer) => {
+                let shared_for_thread = shared.clone();
+                let spawned = thread::Builder::new()
+                    .name("runway-audit-checkpoint".into())
+                    .spawn(move || checkpoint_loop(&shared_for_thread, checkpointer));
+                match spawned {
+                    Ok(handle) => Some(handle),
+                    Err(e) => {
+                        stop_writer(&shared, writer);
+                        return Err(AuditError::Spawn(e));
+                    }
+                }
+            }
+        };
         Ok(AuditLog {
             inner: Arc::new(Inner {
                 shared,
                 writer: Some(writer),
+                checkpointer,
+                signing,
                 dir: dir.to_owned(),
-                recovered: recovered.trimmed,
+                recovered: trimmed,
+                torn_checkpoint,
                 _lock: lock,
                 #[cfg(test)]
                 fail_next_sync,
@@ -235,14 +259,26 @@ impl AuditLog {
         self.wait_durable(ticket)
     }
 
-    /// Blocks until everything appended so far is durable.
+    /// Blocks until everything appended so far is durable and, when the
+    /// log is signed, covered by a durable signed checkpoint.
     pub fn sync(&self) -> Result<(), AuditError> {
         let shared = &self.inner.shared;
         let mut state = shared.lock();
         let target = state.next_seq;
-        while state.durable_seq < target {
-            state.failed()?;
-            state = shared.wait(&shared.progress, state);
+        if self.inner.signing {
+            if state.checkpoint_wanted < target {
+                state.checkpoint_wanted = target;
+                shared.checkpoint.notify_one();
+            }
+            while state.checkpointed < target {
+                state.failed()?;
+                state = shared.wait(&shared.progress, state);
+            }
+        } else {
+            while state.durable_seq < target {
+                state.failed()?;
+                state = shared.wait(&shared.progress, state);
+            }
         }
         Ok(())
     }
@@ -256,6 +292,12 @@ impl AuditLog {
     /// The torn tail that `open` found and trimmed, if any.
     pub fn recovered(&self) -> Option<&TornTail> {
         self.inner.recovered.as_ref()
+    }
+
+    /// The incomplete last entry of `checkpoints` that `open` found, as
+    /// (offset, bytes); trimmed when the log is signed.
+    pub fn recovered_checkpoint(&self) -> Option<(u64, u64)> {
+        self.inner.torn_checkpoint
     }
 
     /// The audit folder.
@@ -272,6 +314,8 @@ impl AuditLog {
             batches: state.batches,
             bytes_written: state.bytes_written,
             segments_created: state.segments_created,
+            checkpoints: state.checkpoints,
+            checkpointed: state.checkpointed,
             next_seq: state.next_seq,
         }
     }
@@ -294,12 +338,62 @@ impl std::fmt::Debug for AuditLog {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        self.shared.lock().closing = true;
-        self.shared.work.notify_all();
         if let Some(writer) = self.writer.take() {
-            // A panic in the writer is already recorded as its failure.
-            let _ = writer.join();
+            stop_writer(&self.shared, writer);
         }
+        if let Some(checkpointer) = self.checkpointer.take() {
+            // It signs what the writer drained, then stops; a panic is
+            // already recorded as its failure.
+            let _ = checkpointer.join();
+        }
+    }
+}
+
+/// Tells the writer to drain and stop, and waits for it.
+fn stop_writer(shared: &Shared, writer: JoinHandle<()>) {
+    shared.lock().closing = true;
+    shared.work.notify_all();
+    // A panic in the writer is already recorded as its failure.
+    let _ = writer.join();
+}
+
+/// Opens `checkpoints` for appending (trimming a torn entry) and puts the
+/// latest checkpoint back in `checkpoint` if a crash left it behind.
+fn prepare_checkpoints(
+    dir: &Path,
+    options: &AuditOptions,
+    recovered: &Recovered,
+) -> Result<Checkpointer, AuditError> {
+    let step = |(action, path, error)| AuditError::Io {
+        action,
+        path,
+        error,
+    };
+    let writer = CheckpointWriter::open(dir, recovered.checkpoints_len).map_err(step)?;
+    if let Some(latest) = &recovered.stale_latest {
+        write_latest(dir, latest.to_string().as_bytes()).map_err(step)?;
+    }
+    Ok(Checkpointer {
+        writer,
+        keys: options.signing_keys.clone(),
+        origin: options.origin.clone(),
+        interval: options.checkpoint_interval,
+    })
+}
+
+/// Says on the log what recovery cut off.
+fn report_recovery(dir: &Path, recovered: &Recovered) {
+    if let Some(torn) = &recovered.trimmed {
+        tracing::warn!(
+            "audit {}: trimmed a torn tail beyond the last checkpoint: {torn}",
+            dir.display()
+        );
+    }
+    if let Some((offset, bytes)) = recovered.torn_checkpoint {
+        tracing::warn!(
+            "audit {}: found a torn checkpoint entry ({bytes} bytes at {offset} of checkpoints)",
+            dir.display()
+        );
     }
 }
 
@@ -323,49 +417,28 @@ fn write_loop(shared: &Shared, mut committer: Committer) {
             std::mem::swap(&mut state.pending, &mut batch);
         }
         let records = batch.len() as u64;
-        let result = committer.commit(&mut batch);
-        let mut state = shared.lock();
-        let stop = match result {
+        match committer.commit(&mut batch) {
             Ok(committed) => {
+                let root = committer.root();
+                let mut state = shared.lock();
                 state.durable_seq += records;
+                state.durable_root = root;
                 state.batches += 1;
                 state.bytes_written += committed.bytes;
                 state.segments_created += committed.segments_created;
-                false
+                drop(state);
+                shared.progress.notify_all();
+                shared.checkpoint.notify_one();
             }
             Err(failure) => {
-                state.failure = Some(Arc::new(failure));
-                state.pending.clear();
-                true
+                shared.fail(failure);
+                break;
             }
-        };
-        drop(state);
-        shared.progress.notify_all();
-        if stop {
-            break;
         }
     }
+    shared.lock().writer_done = true;
+    shared.checkpoint.notify_all();
     panic_guard.armed = false;
-}
-
-/// Turns a panic of the writer thread into a failure waiters can see,
-/// instead of leaving them blocked forever.
-struct PanicGuard<'a> {
-    shared: &'a Shared,
-    armed: bool,
-}
-
-impl Drop for PanicGuard<'_> {
-    fn drop(&mut self) {
-        if self.armed {
-            let mut state = self.shared.lock();
-            state
-                .failure
-                .get_or_insert_with(|| Arc::new(WriteFailure::Panicked));
-            drop(state);
-            self.shared.progress.notify_all();
-        }
-    }
 }
 
 /// Unix time in nanoseconds (0 before 1970, saturating after 2554).

@@ -1,9 +1,16 @@
-//! `runway audit show | verify`: offline, with nothing but the audit folder.
+//! `runway audit show | verify | prove | check-proof | export`: offline,
+//! with nothing but the audit folder and a public key or trust file.
 
-use clap::Subcommand;
-use runway_audit::{Event, Record, VerifyReport};
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 
-use super::{AUDIT_BAD, AuditDir, Failure};
+use clap::{ArgGroup, Args, Subcommand};
+use runway_audit::proof_file::{Claim, ProofFile};
+use runway_audit::{Event, Record, SignedCheckpoint, VerifyOptions, VerifyReport};
+
+use super::keygen::auditor_trust;
+use super::{AUDIT_BAD, AuditDir, BAD_INPUT, Failure, HOST_FAULT};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -27,15 +34,76 @@ pub enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
-    /// Check every frame, sequence number and hash chain; exit 0 when intact,
-    /// 3 naming the first bad record otherwise.
+    /// Check every frame, sequence number, hash chain, Merkle root and
+    /// checkpoint signature; exit 0 when intact, 3 naming the first bad
+    /// record or checkpoint otherwise.
     Verify {
         #[command(flatten)]
         dir: AuditDir,
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// A signed checkpoint you kept from earlier: the log must still
+        /// hold everything it covers (catches a rollback). Repeatable.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Vec<PathBuf>,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
+    /// Print a proof, with the signed checkpoint it is against: that record
+    /// SEQ is in the log (--seq), or that the log of SIZE records is a prefix
+    /// of the log now (--from).
+    #[command(group(ArgGroup::new("what").required(true).args(["seq", "from"])))]
+    Prove {
+        #[command(flatten)]
+        dir: AuditDir,
+        /// Prove that this record is in the log.
+        #[arg(long)]
+        seq: Option<u64>,
+        /// Prove that the log of this many records is a prefix of the log.
+        #[arg(long, value_name = "SIZE")]
+        from: Option<u64>,
+        /// Against the checkpoint of this tree size (default: the latest).
+        #[arg(long, value_name = "SIZE")]
+        size: Option<u64>,
+        /// Write the proof to FILE instead of stdout.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Check a proof file against its signed checkpoint alone; exit 0 when it
+    /// holds, 3 otherwise.
+    CheckProof {
+        /// The proof file `runway audit prove` wrote.
+        proof: PathBuf,
+        #[command(flatten)]
+        trust: TrustArgs,
+        /// Check against this signed checkpoint instead of the one in the proof.
+        #[arg(long, value_name = "FILE")]
+        checkpoint: Option<PathBuf>,
+        /// For a consistency proof: a signed checkpoint of the old size you
+        /// kept, which the proof's old root must match.
+        #[arg(long, value_name = "FILE")]
+        old_checkpoint: Option<PathBuf>,
+    },
+    /// Print every record, verified, for other tools.
+    Export {
+        #[command(flatten)]
+        dir: AuditDir,
+        /// One JSON object per line (the only format).
+        #[arg(long, required = true)]
+        jsonl: bool,
+    },
+}
+
+/// Which keys to trust.
+#[derive(Args)]
+pub struct TrustArgs {
+    /// Trust file: public keys with the tree sizes each may sign.
+    #[arg(long, value_name = "FILE", conflicts_with = "key")]
+    trust: Option<PathBuf>,
+    /// One public key file (NAME.pub), valid at every size.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
 }
 
 pub fn run(cmd: AuditCommand) -> Result<(), Failure> {
@@ -58,30 +126,234 @@ pub fn run(cmd: AuditCommand) -> Result<(), Failure> {
                     // A dataset's timeline includes the calls on it.
                     && (calls || dataset.is_some() || !matches!(e.event, Event::Call { .. }))
             };
-            for r in records.iter().filter(|r| keep(r)) {
+            print_lines(records.iter().filter(|r| keep(r)).map(|r| {
                 if json {
-                    println!("{}", runway_audit::record_json(r));
+                    runway_audit::record_json(r).to_string()
                 } else {
-                    println!("{}", runway_audit::record_line(r));
+                    runway_audit::record_line(r)
                 }
-            }
-            Ok(())
+            }))
         }
-        AuditCommand::Verify { dir, json } => {
-            let report = runway_audit::verify(&dir.path).map_err(|e| Failure::new(AUDIT_BAD, e))?;
-            print_report(&report, json);
-            Ok(())
-        }
+        AuditCommand::Verify {
+            dir,
+            trust,
+            checkpoint,
+            json,
+        } => verify(&dir.path, &trust, &checkpoint, json),
+        AuditCommand::Prove {
+            dir,
+            seq,
+            from,
+            size,
+            out,
+        } => prove(&dir.path, seq, from, size, out.as_deref()),
+        AuditCommand::CheckProof {
+            proof,
+            trust,
+            checkpoint,
+            old_checkpoint,
+        } => check_proof(
+            &proof,
+            &trust,
+            checkpoint.as_deref(),
+            old_checkpoint.as_deref(),
+        ),
+        AuditCommand::Export { dir, jsonl: _ } => export(&dir.path),
     }
 }
 
-pub fn print_report(report: &VerifyReport, json: bool) {
-    if json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(report).unwrap_or_default()
-        );
-    } else {
-        println!("{report}");
+fn verify(dir: &Path, trust: &TrustArgs, kept: &[PathBuf], json: bool) -> Result<(), Failure> {
+    let (trust, trust_line) = auditor_trust(trust.trust.as_deref(), trust.key.as_deref(), dir)?;
+    let kept_checkpoints = kept
+        .iter()
+        .map(|path| read(path).map(|bytes| (path.display().to_string(), bytes)))
+        .collect::<Result<Vec<_>, _>>()?;
+    if !json {
+        println!("trusting {trust_line}");
     }
+    let options = VerifyOptions {
+        trust: Some(trust),
+        kept_checkpoints,
+    };
+    let report = runway_audit::verify_with(dir, &options).map_err(|e| {
+        Failure::new(
+            AUDIT_BAD,
+            anyhow::Error::new(e).context(format!("audit {} does not verify", dir.display())),
+        )
+    })?;
+    if json {
+        let out = serde_json::json!({ "trust": trust_line, "report": report });
+        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+    } else {
+        print_report(dir, &report);
+    }
+    Ok(())
+}
+
+/// The human form of a verification report.
+pub fn print_report(dir: &Path, report: &VerifyReport) {
+    let plural = |n: u64, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    println!(
+        "ok: {} verifies: {} in {}, {}",
+        dir.display(),
+        plural(report.records, "record", "records"),
+        plural(report.segments as u64, "segment", "segments"),
+        plural(report.datasets as u64, "dataset", "datasets"),
+    );
+    if report.checkpoints == 0 {
+        println!("signed: nothing; there is no checkpoint in this folder");
+    } else {
+        println!(
+            "signed: {} up to size {}, by {}",
+            plural(report.checkpoints as u64, "checkpoint", "checkpoints"),
+            report.signed_size,
+            report.signers.join(", ")
+        );
+    }
+    println!("root: {}", report.root);
+    if report.unsigned_records > 0 {
+        println!(
+            "unsigned tail: {} after the latest checkpoint (seq {}..{}), not covered by any signature",
+            plural(report.unsigned_records, "record", "records"),
+            report.signed_size,
+            report.records
+        );
+    }
+    if let Some(torn) = &report.torn_tail {
+        println!("torn tail (a write cut short, not tampering): {torn}");
+    }
+    if let Some((offset, bytes)) = report.torn_checkpoint {
+        println!("torn checkpoint entry (a write cut short): {bytes} bytes at offset {offset}");
+    }
+}
+
+fn prove(
+    dir: &Path,
+    seq: Option<u64>,
+    from: Option<u64>,
+    size: Option<u64>,
+    out: Option<&Path>,
+) -> Result<(), Failure> {
+    let proof = match (seq, from) {
+        (Some(seq), _) => ProofFile::inclusion(dir, seq, size),
+        (None, Some(from)) => ProofFile::consistency(dir, from, size),
+        (None, None) => unreachable!("clap requires --seq or --from"),
+    }
+    .map_err(|e| Failure::new(AUDIT_BAD, e))?;
+    let what = match &proof.claim {
+        Claim::Inclusion { seq, .. } => format!("inclusion proof of record {seq}"),
+        Claim::Consistency { old_size, .. } => {
+            format!("consistency proof from size {old_size}")
+        }
+    };
+    let text = proof.to_text();
+    match out {
+        Some(path) => {
+            fs::write(path, &text).map_err(|e| {
+                Failure::new(
+                    HOST_FAULT,
+                    anyhow::Error::new(e).context(format!("writing {}", path.display())),
+                )
+            })?;
+            eprintln!(
+                "wrote {what} against the checkpoint of size {} to {}",
+                proof.size,
+                path.display()
+            );
+        }
+        None => {
+            eprintln!("{what} against the checkpoint of size {}:", proof.size);
+            print!("{text}");
+        }
+    }
+    Ok(())
+}
+
+fn check_proof(
+    path: &Path,
+    trust: &TrustArgs,
+    checkpoint: Option<&Path>,
+    old: Option<&Path>,
+) -> Result<(), Failure> {
+    // Without --trust or --key: the default key of an audit folder here.
+    let (trust, trust_line) =
+        auditor_trust(trust.trust.as_deref(), trust.key.as_deref(), Path::new("."))?;
+    println!("trusting {trust_line}");
+    let text = String::from_utf8(read(path)?).map_err(|e| Failure::new(AUDIT_BAD, e))?;
+    let proof = ProofFile::parse(&text).map_err(|e| Failure::new(AUDIT_BAD, e))?;
+    let signed = |path: Option<&Path>| -> Result<Option<SignedCheckpoint>, Failure> {
+        path.map(|path| {
+            SignedCheckpoint::parse_bytes(&read(path)?).map_err(|e| {
+                Failure::new(
+                    AUDIT_BAD,
+                    anyhow::Error::new(e).context(path.display().to_string()),
+                )
+            })
+        })
+        .transpose()
+    };
+    let (checkpoint, old) = (signed(checkpoint)?, signed(old)?);
+    let checked = proof
+        .check(&trust, checkpoint.as_ref(), old.as_ref())
+        .map_err(|e| {
+            Failure::new(
+                AUDIT_BAD,
+                anyhow::Error::new(e).context(format!("{} does not hold", path.display())),
+            )
+        })?;
+    let signers = checked.signers.join(", ");
+    match (&proof.claim, &checked.record) {
+        (Claim::Inclusion { seq, .. }, Some(record)) => {
+            println!(
+                "ok: record {seq} is in the log at tree size {}, checkpoint signed by {signers}",
+                proof.size
+            );
+            println!("{}", runway_audit::record_line(record));
+        }
+        (Claim::Consistency { old_size, old_root }, _) => {
+            println!(
+                "ok: the log of {old_size} records (root {}) is a prefix of the log at tree size {}, checkpoint signed by {signers}",
+                runway_audit::hex::encode(old_root),
+                proof.size
+            );
+        }
+        (Claim::Inclusion { .. }, None) => {}
+    }
+    Ok(())
+}
+
+fn export(dir: &Path) -> Result<(), Failure> {
+    let report = runway_audit::verify(dir).map_err(|e| Failure::new(AUDIT_BAD, e))?;
+    let records = runway_audit::read_records(dir).map_err(|e| Failure::new(AUDIT_BAD, e))?;
+    print_lines(records.iter().map(|record| {
+        let mut json = runway_audit::record_json(record);
+        json["signed"] = serde_json::Value::Bool(record.seq < report.signed_size);
+        json.to_string()
+    }))
+}
+
+/// Writes `lines` to stdout, buffered; a reader that went away (`| head`)
+/// ends the output quietly.
+fn print_lines(lines: impl Iterator<Item = String>) -> Result<(), Failure> {
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let write_all = || -> io::Result<()> {
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+        out.flush()
+    };
+    let written = write_all();
+    match written {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(Failure::new(HOST_FAULT, e)),
+        _ => Ok(()),
+    }
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, Failure> {
+    fs::read(path).map_err(|e| {
+        Failure::new(
+            BAD_INPUT,
+            anyhow::Error::new(e).context(format!("reading {}", path.display())),
+        )
+    })
 }

@@ -1,11 +1,15 @@
-//! Command line: `runway run`, `runway audit show|verify`.
+//! Command line: `runway run`, `runway serve`, `runway audit …`,
+//! `runway keygen`.
 //!
 //! Exit codes: 0 all went well; 1 a runway failed; 2 bad usage, plan or
 //! plugin; 3 the audit trail failed verification; 4 a host fault (I/O, the
 //! audit writer stopped).
 
 mod audit;
+mod host_args;
+mod keygen;
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,6 +35,10 @@ enum Command {
     /// Inspect or verify an audit folder (offline).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// Follow a plugins folder and fly the plans dropped into an inbox.
+    Serve(serve::ServeArgs),
+    /// Make a key pair for signing audit checkpoints.
+    Keygen(keygen::KeygenArgs),
 }
 
 /// Where the audit folder is, with the same default everywhere.
@@ -73,6 +81,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Serve(args) => serve::run(args),
+        Command::Keygen(args) => keygen::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

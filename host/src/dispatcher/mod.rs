@@ -34,6 +34,19 @@ pub enum RunwayState {
     Failed(String),
 }
 
+impl RunwayState {
+    /// Upper-case name, as timelines and reports show it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            RunwayState::Queued => "QUEUED",
+            RunwayState::Waiting => "WAITING",
+            RunwayState::Running => "RUNNING",
+            RunwayState::Succeeded => "SUCCEEDED",
+            RunwayState::Failed(_) => "FAILED",
+        }
+    }
+}
+
 /// The end of one runway.
 #[derive(Debug)]
 pub struct RunwayReport {
@@ -168,7 +181,7 @@ impl Dispatch {
         let entry = Entry {
             runway: m.id.clone(),
             agent: m.agent.clone(),
-            plugin: self.host.plugins.get(&m.agent).map(|p| p.digest),
+            plugin: self.host.plugins().get(&m.agent).map(|p| p.digest),
             dataset,
             event,
         };
@@ -275,11 +288,19 @@ impl Dispatch {
 
     fn take_off(&mut self, c: Clearance) -> Result<(), AuditError> {
         let i = c.slot;
-        let grants = match c.grants {
-            Ok(grants) => grants,
-            Err(e) => {
+        // The plugin as loaded now: the folder watch may have replaced it
+        // since filing; from here on this run keeps this version.
+        let agent = &self.runways[i].manifest.agent;
+        let (grants, plugin) = match (c.grants, self.host.plugins().get(agent)) {
+            (Ok(grants), Some(plugin)) => (grants, plugin),
+            (Err(e), _) => {
                 self.host.tower.release(&self.runways[i].manifest.datasets);
                 return self.fail(i, format!("no fencing token: {e}"));
+            }
+            (_, None) => {
+                let reason = format!("agent {agent} was unloaded before take-off");
+                self.host.tower.release(&self.runways[i].manifest.datasets);
+                return self.fail(i, reason);
             }
         };
         self.record(
@@ -299,11 +320,6 @@ impl Dispatch {
         let r = &mut self.runways[i];
         r.state = RunwayState::Running;
         r.locks = grants.clone();
-        let plugin = self
-            .host
-            .plugins
-            .get(&r.manifest.agent)
-            .expect("plan validated against loaded plugins");
         let req = RunRequest {
             runway: r.manifest.id.clone(),
             plugin,

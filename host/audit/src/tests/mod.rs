@@ -3,8 +3,11 @@
 //! verifier must catch.
 
 mod group_commit;
+mod proofs;
 mod recovery;
 mod rotation;
+mod signed;
+mod signed_tamper;
 mod tamper;
 mod writer;
 
@@ -13,19 +16,59 @@ use std::path::{Path, PathBuf};
 
 use crate::chain::Chain;
 use crate::frame::{FRAME_HEAD_LEN, FrameHead, SegmentHeader, frame};
+use crate::keys::PrivateKey;
 use crate::record::{
     Call, Entry, Event, LockGrant, LockMode, LockRequest, Outcome, Record, sha256,
 };
 use crate::segment::{list_segments, segment_file_name};
-use crate::{AuditLog, AuditOptions};
+use crate::trust::Trust;
+use crate::{AuditLog, AuditOptions, VerifyOptions};
 
 pub(crate) const ORIGIN: &str = "runway.test/audit";
 
 pub(crate) fn options(segment_bytes: u64) -> AuditOptions {
     AuditOptions {
-        origin: ORIGIN.into(),
         segment_bytes,
+        ..AuditOptions::new(ORIGIN)
     }
+}
+
+/// The test signing key number `n`.
+pub(crate) fn key(n: u8) -> PrivateKey {
+    PrivateKey::from_seed("runway-test", &[n; 32]).expect("key")
+}
+
+/// Options signing with key 1, checkpointing only when asked (sync, close).
+pub(crate) fn signed_options(segment_bytes: u64) -> AuditOptions {
+    AuditOptions {
+        checkpoint_interval: std::time::Duration::from_secs(3600),
+        ..options(segment_bytes).signed_by(key(1))
+    }
+}
+
+pub(crate) fn open_signed(dir: &Path) -> AuditLog {
+    AuditLog::open(dir, signed_options(crate::DEFAULT_SEGMENT_BYTES)).expect("open signed log")
+}
+
+/// Verification options trusting key 1.
+pub(crate) fn trusting_key_1() -> VerifyOptions {
+    VerifyOptions {
+        trust: Some(Trust::single(key(1).public())),
+        kept_checkpoints: Vec::new(),
+    }
+}
+
+/// A signed log of `batches` × `per_batch` records, each batch synced (so
+/// checkpointed): checkpoints at sizes per_batch, 2 × per_batch, ...
+pub(crate) fn signed_log_with(batches: u64, per_batch: u64) -> tempfile::TempDir {
+    let dir = tempdir();
+    let log = open_signed(dir.path());
+    for b in 0..batches {
+        append_all(&log, b * per_batch, per_batch);
+        log.sync().expect("sync");
+    }
+    drop(log);
+    dir
 }
 
 pub(crate) fn open(dir: &Path) -> AuditLog {

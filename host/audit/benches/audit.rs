@@ -1,0 +1,300 @@
+//! The audit trail's throughput, printed as figures from one run:
+//!
+//! - durable appends per second with group commit (200-byte records), from
+//!   producers appending in bursts and waiting for their last record, as
+//!   host calls do; the p99 latency of a lone durable append and of `sync`
+//!   (which waits for a signed checkpoint) under that load;
+//! - verify records per second on one core (the whole verifier: frames,
+//!   CRCs, strict decoding, both chains, the Merkle tree, signatures);
+//! - raw SHA-256 over the same bytes in the same process, per record and as
+//!   one stream, and verify's throughput as a ratio of both.
+//!
+//! `cargo bench -p runway-audit` (release). `AUDIT_BENCH_RECORDS` sets the
+//! number of records (default 2,000,000). The log goes to a temporary
+//! folder on the disk of `TMPDIR` (`AUDIT_BENCH_KEEP=1` keeps it);
+//! `AUDIT_BENCH_VERIFY=DIR` only verifies the log in DIR, for profiling.
+
+use std::env;
+use std::fs;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use runway_audit::frame::{FRAME_HEAD_LEN, FrameHead, SegmentHeader};
+use runway_audit::segment::list_segments;
+use runway_audit::{
+    AuditLog, AuditOptions, Call, Entry, Event, Outcome, PrivateKey, Trust, VerifyOptions, sha256,
+};
+use sha2::{Digest, Sha256};
+
+const PRODUCERS: u64 = 2;
+const BURST: u64 = 1000;
+
+fn main() {
+    let total: u64 = env::var("AUDIT_BENCH_RECORDS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2_000_000);
+    let key = PrivateKey::from_seed("bench", &[7; 32]).expect("key");
+    if let Ok(dir) = env::var("AUDIT_BENCH_VERIFY") {
+        verify(std::path::Path::new(&dir), &key);
+        return;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = AuditOptions::new("runway.bench/audit").signed_by(key.clone());
+
+    let log = AuditLog::open(dir.path(), options).expect("open");
+    // Warm up: first segment created, code paths touched.
+    for i in 0..1000 {
+        log.append(entry(i)).expect("append");
+    }
+    log.sync().expect("sync");
+    let before = log.stats();
+
+    let per_producer = total / PRODUCERS;
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let (append_latencies, sync_latencies) = thread::scope(|scope| {
+        for p in 0..PRODUCERS {
+            let log = log.clone();
+            scope.spawn(move || {
+                let mut i = 0;
+                while i < per_producer {
+                    let mut last = None;
+                    for _ in 0..BURST.min(per_producer - i) {
+                        last = Some(log.append(entry(p * per_producer + i)).expect("append"));
+                        i += 1;
+                    }
+                    if let Some(ticket) = last {
+                        log.wait_durable(ticket).expect("durable");
+                    }
+                }
+            });
+        }
+        // A host call that must be durable, and a run's end that waits for
+        // its checkpoint, timed while the producers load the writer.
+        let probe = {
+            let log = log.clone();
+            let done = done.clone();
+            scope.spawn(move || {
+                let mut appends = Vec::new();
+                let mut syncs = Vec::new();
+                let mut n = 0u64;
+                while !done.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    log.append_durable(entry(u64::MAX - n)).expect("append");
+                    appends.push(t.elapsed());
+                    if n.is_multiple_of(8) {
+                        let t = Instant::now();
+                        log.sync().expect("sync");
+                        syncs.push(t.elapsed());
+                    }
+                    n += 1;
+                }
+                (appends, syncs)
+            })
+        };
+        // The producers are the scope's other threads: wait for the records.
+        while log.stats().durable - before.durable < PRODUCERS * per_producer {
+            thread::sleep(Duration::from_millis(1));
+        }
+        done.store(true, Ordering::Relaxed);
+        probe.join().expect("probe")
+    });
+    let elapsed = started.elapsed();
+    log.sync().expect("sync");
+    let stats = log.stats();
+    drop(log);
+
+    let appended = stats.durable - before.durable;
+    let batches = stats.batches - before.batches;
+    let bytes = stats.bytes_written - before.bytes_written;
+    println!(
+        "audit bench: {appended} records, {} producers in bursts of {BURST}",
+        PRODUCERS
+    );
+    println!(
+        "  record size            {:.0} bytes framed ({} bytes encoded)",
+        bytes as f64 / appended as f64,
+        encoded_len()
+    );
+    println!(
+        "  durable appends        {:.0} records/s  ({:.2} s, {batches} group commits, {:.0} records/commit, {} checkpoints)",
+        appended as f64 / elapsed.as_secs_f64(),
+        elapsed.as_secs_f64(),
+        appended as f64 / batches.max(1) as f64,
+        stats.checkpoints - before.checkpoints
+    );
+    println!(
+        "  durable append latency p50 {:.2} ms, p99 {:.2} ms  ({} samples)",
+        percentile(&append_latencies, 50.0),
+        percentile(&append_latencies, 99.0),
+        append_latencies.len()
+    );
+    println!(
+        "  sync (signed checkpoint) latency p50 {:.2} ms, p99 {:.2} ms  ({} samples)",
+        percentile(&sync_latencies, 50.0),
+        percentile(&sync_latencies, 99.0),
+        sync_latencies.len()
+    );
+
+    verify(dir.path(), &key);
+    breakdown();
+    if env::var_os("AUDIT_BENCH_KEEP").is_some() {
+        println!("  kept the log in {}", dir.keep().display());
+    }
+}
+
+/// Verifies the log in `dir` on this thread alone, and hashes its records.
+fn verify(dir: &std::path::Path, key: &PrivateKey) {
+    let options = VerifyOptions::from(Trust::single(key.public()));
+    let t = Instant::now();
+    let report = runway_audit::verify_with(dir, &options).expect("verify");
+    let verify_time = t.elapsed();
+    let verify_rate = report.records as f64 / verify_time.as_secs_f64();
+    println!(
+        "  verify                 {verify_rate:.0} records/s on one core  ({} records, {} checkpoints, {:.2} s)",
+        report.records,
+        report.checkpoints,
+        verify_time.as_secs_f64()
+    );
+
+    // Raw SHA-256 of the same bytes, from memory.
+    let payloads = payloads(dir);
+    let total_bytes: usize = payloads.iter().map(Vec::len).sum();
+    let t = Instant::now();
+    for payload in &payloads {
+        black_box(sha256(black_box(payload)));
+    }
+    let per_record = t.elapsed();
+    let stream: Vec<u8> = payloads.concat();
+    let t = Instant::now();
+    black_box(Sha256::digest(black_box(&stream)));
+    let streamed = t.elapsed();
+    let sha_rate = payloads.len() as f64 / per_record.as_secs_f64();
+    println!(
+        "  raw SHA-256 per record {sha_rate:.0} records/s ({:.0} MB/s); as one stream {:.0} MB/s",
+        total_bytes as f64 / per_record.as_secs_f64() / 1e6,
+        total_bytes as f64 / streamed.as_secs_f64() / 1e6
+    );
+    println!(
+        "  verify / raw SHA-256   {:.2} (per record), {:.2} (one stream)",
+        verify_rate / sha_rate,
+        verify_time_ratio(verify_time, streamed)
+    );
+}
+
+fn verify_time_ratio(verify: Duration, sha: Duration) -> f64 {
+    sha.as_secs_f64() / verify.as_secs_f64()
+}
+
+/// A host call record of about 200 bytes encoded.
+fn entry(i: u64) -> Entry {
+    Entry {
+        runway: format!("imp-{}", i % 16),
+        agent: "importer".into(),
+        plugin: Some(sha256(b"component")),
+        dataset: Some(format!("ds{}", i % 8)),
+        event: Event::Call {
+            call: Call::Write,
+            key: Some(format!("a/{:06}", i % 1_000_000)),
+            token: Some(i),
+            args: sha256(i.to_le_bytes()),
+            result: sha256(b"ok"),
+            outcome: Outcome::Ok,
+        },
+    }
+}
+
+fn encoded_len() -> usize {
+    let record = runway_audit::Record {
+        seq: 1_000_000,
+        time_ns: 1_710_550_800_123_000_000,
+        prev: [1; 32],
+        prev_dataset: Some([2; 32]),
+        entry: entry(1_000_000),
+    };
+    record.encode().expect("encode").len()
+}
+
+/// Every record's bytes, from the segment files.
+fn payloads(dir: &std::path::Path) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    for segment in list_segments(dir).expect("list") {
+        let bytes = fs::read(&segment.path).expect("read");
+        let header = SegmentHeader::read_from(&mut bytes.as_slice()).expect("header");
+        let mut at = header.encoded_len();
+        while at + FRAME_HEAD_LEN <= bytes.len() {
+            let mut head = [0u8; FRAME_HEAD_LEN];
+            head.copy_from_slice(&bytes[at..at + FRAME_HEAD_LEN]);
+            let len = FrameHead::parse(head).len as usize;
+            out.push(bytes[at + FRAME_HEAD_LEN..at + FRAME_HEAD_LEN + len].to_vec());
+            at += FRAME_HEAD_LEN + len;
+        }
+    }
+    out
+}
+
+/// The `p`th percentile in milliseconds.
+fn percentile(samples: &[Duration], p: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let mut sorted = samples.to_vec();
+    sorted.sort();
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank].as_secs_f64() * 1e3
+}
+
+/// Where one record's verification time goes, step by step, on records
+/// like the bench's.
+fn breakdown() {
+    let n = 200_000u64;
+    let records: Vec<runway_audit::Record> = (0..n)
+        .map(|i| runway_audit::Record {
+            seq: 1_000_000 + i,
+            time_ns: 1_710_550_800_123_000_000 + i,
+            prev: [1; 32],
+            prev_dataset: Some([2; 32]),
+            entry: entry(i),
+        })
+        .collect();
+    let bytes: Vec<Vec<u8>> = records
+        .iter()
+        .map(|r| r.encode().expect("encode"))
+        .collect();
+    let per_record = |t: Instant| t.elapsed().as_nanos() as f64 / n as f64;
+    let t = Instant::now();
+    for b in &bytes {
+        black_box(runway_audit::Record::decode(black_box(b)).expect("decode"));
+    }
+    let strict = per_record(t);
+    let t = Instant::now();
+    for b in &bytes {
+        black_box(postcard::from_bytes::<runway_audit::Record>(black_box(b)).expect("decode"));
+    }
+    let lenient = per_record(t);
+    let t = Instant::now();
+    for b in &bytes {
+        black_box(runway_audit::leaf_hash(black_box(b)));
+    }
+    let leaf = per_record(t);
+    let mut frontier = runway_audit::Frontier::new();
+    let t = Instant::now();
+    for i in 0..n {
+        frontier.push([i as u8; 32]);
+    }
+    black_box(frontier.root());
+    let tree = per_record(t);
+    let t = Instant::now();
+    for b in &bytes {
+        black_box(crc32c::crc32c(black_box(b)));
+    }
+    let crc = per_record(t);
+    println!(
+        "  per record: strict decode {strict:.0} ns (postcard decode {lenient:.0} + re-encode check {:.0}), leaf hash {leaf:.0} ns, tree {tree:.0} ns, CRC32C {crc:.0} ns",
+        strict - lenient
+    );
+}

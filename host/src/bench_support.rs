@@ -1,0 +1,35 @@
+//! Hooks for the benchmarks (`tests/benches/sandbox.rs`): thin wrappers
+//! over crate internals, so a benchmark can time one part of a run on its
+//! own. Not an API: hidden from the docs, changes with the internals.
+
+use wasmtime::Store;
+
+use crate::host::Host;
+use crate::hostcalls::{GuestError, RunInfo, RunState};
+use crate::limits;
+use crate::loader::Plugin;
+
+/// The sandbox part of one run, as [`crate::executor::execute`] does it: a
+/// fresh store holding a fresh [`RunState`], the plugin's limits applied,
+/// instantiate from the plugin's pre-instantiated component, call `run`,
+/// drop the store. Nothing else: no Started / Succeeded records, no commit,
+/// no wait for the audit trail to be durable (the agent's own host calls
+/// are still audited, as in a real run).
+pub fn instantiate_and_call(
+    host: &Host,
+    plugin: &Plugin,
+    info: RunInfo,
+) -> wasmtime::Result<Result<Vec<u8>, GuestError>> {
+    let limits = plugin.grants.limits;
+    let state = RunState::new(
+        info,
+        plugin.digest,
+        limits,
+        host.store.clone(),
+        host.audit.clone(),
+    );
+    let mut store = Store::new(host.engine(), state);
+    limits::apply(&mut store, &limits)?;
+    let agent = plugin.pre.instantiate(&mut store)?;
+    agent.call_run(&mut store)
+}

@@ -1,0 +1,94 @@
+//! What `run` and `serve` share: where data, audit trail, keys and the
+//! compiled-component cache live, and how many runs fly at once — and
+//! opening a [`Host`] over them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::Args;
+use runway_audit::{AuditLog, AuditOptions, Entry};
+
+use super::{AuditDir, Failure, HOST_FAULT};
+use crate::{DatasetStore, Host, Plugins, Runtime};
+
+#[derive(Args)]
+pub struct HostArgs {
+    /// Data root holding the datasets.
+    #[arg(long, value_name = "DIR", default_value = "runway-data")]
+    pub data: PathBuf,
+    #[command(flatten)]
+    pub audit: AuditDir,
+    /// Private key that signs the audit checkpoints; twice while rotating
+    /// keys. Default: runway-keys/runway.key beside the audit folder, made
+    /// on first use.
+    #[arg(long, value_name = "FILE")]
+    pub key: Vec<PathBuf>,
+    /// Compiled components are kept here, so a restart does not recompile.
+    #[arg(long, value_name = "DIR", default_value = "runway-cache")]
+    pub cache: PathBuf,
+    /// Most runs at once (default: the number of cores).
+    #[arg(long)]
+    pub workers: Option<usize>,
+}
+
+impl HostArgs {
+    pub fn runtime(&self) -> Result<Arc<Runtime>, Failure> {
+        Runtime::with_cache(&self.cache)
+            .map(Arc::new)
+            .map_err(|e| Failure::new(HOST_FAULT, e))
+    }
+
+    /// Opens the signed audit trail.
+    pub fn audit(&self) -> Result<AuditLog, Failure> {
+        let signing_keys = super::keygen::signing_keys(&self.audit.path, &self.key)?;
+        let options = AuditOptions {
+            signing_keys,
+            ..AuditOptions::new("runway")
+        };
+        AuditLog::open(&self.audit.path, options).map_err(|e| {
+            Failure::new(
+                HOST_FAULT,
+                anyhow::Error::new(e).context("opening the audit trail"),
+            )
+        })
+    }
+
+    /// A host over the data root, with `plugins` and the opened `audit`.
+    pub fn host(
+        &self,
+        runtime: &Runtime,
+        plugins: Plugins,
+        audit: &AuditLog,
+    ) -> Result<Arc<Host>, Failure> {
+        let workers = self
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let store = DatasetStore::open(&self.data).map_err(|e| Failure::new(HOST_FAULT, e))?;
+        Ok(Arc::new(Host::new(
+            runtime,
+            Arc::new(plugins),
+            Arc::new(store),
+            audit.clone(),
+            workers,
+        )))
+    }
+}
+
+/// Prints each state change as a timeline line.
+pub fn timeline_printer() -> crate::executor::Observer {
+    Arc::new(|entry: &Entry| println!("{}", runway_audit::timeline_line(now_ns(), entry)))
+}
+
+fn now_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// A multi-threaded tokio runtime for the dispatcher.
+pub fn tokio() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(HOST_FAULT, e))
+}

@@ -1,0 +1,53 @@
+//! `runway serve`: follow a plugins folder and fly the plans dropped into an
+//! inbox until Ctrl-C (see `crate::serve`).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::host_args::{HostArgs, timeline_printer, tokio};
+use super::{Failure, HOST_FAULT};
+use crate::watch::PluginFolder;
+use crate::{DispatchOptions, Plugins};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Plugins folder to follow (`NAME.wasm` + `NAME.toml`).
+    #[arg(long, value_name = "DIR")]
+    plugins: PathBuf,
+    /// Drop plan files here; they move to flying/, then done/ (with a
+    /// NAME.json report) or rejected/ (with NAME.error.txt).
+    #[arg(long, value_name = "DIR", default_value = "runway-inbox")]
+    inbox: PathBuf,
+    #[command(flatten)]
+    host: HostArgs,
+}
+
+pub fn run(args: ServeArgs) -> Result<(), Failure> {
+    let runtime = args.host.runtime()?;
+    let audit = args.host.audit()?;
+    // The catalog starts empty: the first rescan loads (and audits) the folder.
+    let host = args.host.host(&runtime, Plugins::default(), &audit)?;
+    let folder = PluginFolder::new(&args.plugins, runtime.clone());
+    eprintln!(
+        "runway: serving {} (plans: {}); Ctrl-C stops",
+        args.plugins.display(),
+        args.inbox.display()
+    );
+    let opts = DispatchOptions {
+        observer: timeline_printer(),
+    };
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    tokio()?
+        .block_on(crate::serve::serve(
+            host,
+            folder,
+            &args.inbox,
+            opts,
+            shutdown,
+        ))
+        .map_err(|e| Failure::new(HOST_FAULT, e))?;
+    audit.sync().map_err(|e| Failure::new(HOST_FAULT, e))
+}
