@@ -98,6 +98,7 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
     // The store (and the instance in it) is dropped here: a trapped
     // instance is never entered again.
     let mut state = store.into_data();
+    state.flush_audit()?;
     let mut outcome = match called {
         Ok(Ok(output)) if output.len() > limits.max_output() => Err(format!(
             "output of {} bytes exceeds the {}-byte limit",

@@ -24,6 +24,7 @@ pub mod names;
 pub mod plan;
 pub mod runtime;
 pub mod serve;
+pub mod signing;
 pub mod store;
 pub mod watch;
 

@@ -16,6 +16,7 @@ use crate::grants::{Grants, GrantsError};
 use crate::hostcalls::{AgentPre, RunState};
 use crate::names;
 use crate::runtime::Runtime;
+use crate::signing::{PluginPolicy, SignatureError};
 
 /// One loaded agent.
 pub struct Plugin {
@@ -54,6 +55,11 @@ pub enum LoadError {
         name: String,
         source: Box<GrantsError>,
     },
+    #[error("plugin {name}: signature: {source}")]
+    Signature {
+        name: String,
+        source: Box<SignatureError>,
+    },
     #[error("plugin {name}: not a valid Runway agent component: {reason}")]
     Component { name: String, reason: String },
 }
@@ -61,6 +67,15 @@ pub enum LoadError {
 impl Plugins {
     /// Loads every `NAME.wasm` in `dir`, each with its `NAME.toml`.
     pub fn load_dir(runtime: &Runtime, dir: &Path) -> Result<Plugins, LoadError> {
+        Plugins::load_dir_with(runtime, dir, &PluginPolicy::default())
+    }
+
+    /// Loads every `NAME.wasm` in `dir` that `policy` admits (signatures).
+    pub fn load_dir_with(
+        runtime: &Runtime,
+        dir: &Path,
+        policy: &PluginPolicy,
+    ) -> Result<Plugins, LoadError> {
         let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Folder {
             path: dir.display().to_string(),
             source,
@@ -99,6 +114,12 @@ impl Plugins {
                 path: shown,
                 source,
             })?;
+            policy
+                .check(&path, &sha256(&bytes))
+                .map_err(|source| LoadError::Signature {
+                    name: name.clone(),
+                    source: Box::new(source),
+                })?;
             plugins.insert(runtime, &name, &bytes, grants)?;
         }
         Ok(plugins)

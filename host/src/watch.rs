@@ -20,6 +20,7 @@ use runway_audit::{Hash, sha256};
 use crate::grants::Grants;
 use crate::loader::{LoadError, Plugins};
 use crate::runtime::Runtime;
+use crate::signing::PluginPolicy;
 
 /// What one rescan changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +40,7 @@ pub struct PluginFolder {
     /// Refused plugins and the reason, so a broken file is reported once,
     /// not at every rescan, until it changes.
     refused: HashMap<String, String>,
+    policy: PluginPolicy,
 }
 
 impl PluginFolder {
@@ -47,7 +49,14 @@ impl PluginFolder {
             dir: dir.to_path_buf(),
             runtime,
             refused: HashMap::new(),
+            policy: PluginPolicy::default(),
         }
+    }
+
+    /// Loads only what `policy` admits (e.g. signed by a trusted author).
+    pub fn with_policy(mut self, policy: PluginPolicy) -> PluginFolder {
+        self.policy = policy;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -116,6 +125,9 @@ impl PluginFolder {
         let grants = Grants::load(&wasm.with_extension("toml")).map_err(|e| e.to_string())?;
         let bytes =
             std::fs::read(&wasm).map_err(|e| format!("cannot read {}: {e}", wasm.display()))?;
+        self.policy
+            .check(&wasm, &sha256(&bytes))
+            .map_err(|e| format!("signature: {e}"))?;
         Ok((bytes, grants))
     }
 }

@@ -10,3 +10,4 @@ mod plans;
 mod probe;
 mod sandbox;
 mod serve;
+mod signing;

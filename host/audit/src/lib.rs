@@ -78,4 +78,5 @@ pub use verify::{
 };
 pub use writer::{
     AuditLog, AuditOptions, AuditStats, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_SEGMENT_BYTES, Ticket,
+    now_ns,
 };

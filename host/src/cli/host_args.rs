@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use runway_audit::{AuditLog, AuditOptions, Entry};
+use runway_audit::{AuditLog, AuditOptions, Entry, PublicKey};
 
-use super::{AuditDir, Failure, HOST_FAULT};
+use super::{AuditDir, BAD_INPUT, Failure, HOST_FAULT};
+use crate::signing::PluginPolicy;
 use crate::{DatasetStore, Host, Plugins, Runtime};
 
 #[derive(Args)]
@@ -29,6 +30,12 @@ pub struct HostArgs {
     /// Most runs at once (default: the number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
+    /// Load only plugins with a good `NAME.wasm.sig` by an `--author`.
+    #[arg(long, requires = "author")]
+    pub require_signed: bool,
+    /// A trusted plugin author's public key (`NAME.pub`); repeatable.
+    #[arg(long, value_name = "FILE")]
+    pub author: Vec<PathBuf>,
 }
 
 impl HostArgs {
@@ -36,6 +43,19 @@ impl HostArgs {
         Runtime::with_cache(&self.cache)
             .map(Arc::new)
             .map_err(|e| Failure::new(HOST_FAULT, e))
+    }
+
+    /// Which plugins may load, from `--require-signed` and `--author`.
+    pub fn policy(&self) -> Result<PluginPolicy, Failure> {
+        let authors = self
+            .author
+            .iter()
+            .map(|p| PublicKey::read(p).map_err(|e| Failure::new(BAD_INPUT, e)))
+            .collect::<Result<_, _>>()?;
+        Ok(PluginPolicy {
+            authors,
+            require_signed: self.require_signed,
+        })
     }
 
     /// Opens the signed audit trail.

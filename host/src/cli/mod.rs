@@ -10,6 +10,7 @@ mod host_args;
 mod keygen;
 mod run;
 mod serve;
+mod sign;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +38,8 @@ enum Command {
     Audit(audit::AuditCommand),
     /// Follow a plugins folder and fly the plans dropped into an inbox.
     Serve(serve::ServeArgs),
+    /// Sign a plugin component as its author (writes NAME.wasm.sig).
+    Sign(sign::SignArgs),
     /// Make a key pair for signing audit checkpoints.
     Keygen(keygen::KeygenArgs),
 }
@@ -82,6 +85,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Sign(args) => sign::run(args),
         Command::Keygen(args) => keygen::run(args),
     };
     match result {

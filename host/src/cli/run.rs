@@ -33,7 +33,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let bad = |e: anyhow::Error| Failure::new(BAD_INPUT, e);
     let runtime = args.host.runtime()?;
     let plugins = match &args.plugins {
-        Some(dir) => Plugins::load_dir(&runtime, dir),
+        Some(dir) => Plugins::load_dir_with(&runtime, dir, &args.host.policy()?),
         None => Plugins::from_bytes(&runtime, bundled::EMBEDDED_PLUGINS.iter().copied()),
     }
     .map_err(|e| bad(e.into()))?;

@@ -28,7 +28,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let audit = args.host.audit()?;
     // The catalog starts empty: the first rescan loads (and audits) the folder.
     let host = args.host.host(&runtime, Plugins::default(), &audit)?;
-    let folder = PluginFolder::new(&args.plugins, runtime.clone());
+    let folder = PluginFolder::new(&args.plugins, runtime.clone()).with_policy(args.host.policy()?);
     eprintln!(
         "runway: serving {} (plans: {}); Ctrl-C stops",
         args.plugins.display(),

@@ -34,6 +34,9 @@ impl RunLog {
 /// Control characters become `\u{..}` escapes, so a guest cannot forge lines
 /// or drive a terminal; overlong messages are cut on a char boundary.
 pub(crate) fn neutralise(message: &str) -> String {
+    if message.len() <= MAX_MESSAGE && !message.chars().any(char::is_control) {
+        return message.to_string();
+    }
     let mut out = String::with_capacity(message.len().min(MAX_MESSAGE + 16));
     for c in message.chars() {
         if out.len() >= MAX_MESSAGE {

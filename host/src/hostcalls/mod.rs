@@ -2,9 +2,11 @@
 //! wasmtime `Store`, and the host calls a guest can make — one file per WIT
 //! interface ([`datasets`], [`log`], [`context`]).
 //!
-//! Every call goes through [`RunState::audited`], which appends exactly one
-//! audit record per call, allowed or denied. Guest-handleable failures are
-//! WIT `error` values; a host fault (the audit trail is down) is a trap.
+//! Every call goes through [`RunState::audited`], which records exactly one
+//! audit entry per call, allowed or denied (buffered per run, handed to the
+//! trail in batches, always before the run's writes commit). Guest-handleable
+//! failures are WIT `error` values; a host fault (the audit trail is down) is
+//! a trap.
 
 mod context;
 mod datasets;
@@ -31,6 +33,10 @@ wasmtime::component::bindgen!({
 pub use runway::agent::types::LockMode as WitLockMode;
 pub use runway::agent::types::{Error as GuestError, HeldLock, RunInfo};
 
+/// Call records a run buffers before handing them to the audit trail in
+/// one batch: the call path pays a `Vec` push, not a lock and a wake-up.
+pub const AUDIT_BATCH: usize = 256;
+
 /// Everything one run's host calls need. Lives in the run's `Store`.
 pub struct RunState {
     pub(crate) info: RunInfo,
@@ -39,6 +45,8 @@ pub struct RunState {
     pub(crate) staged: Staged,
     pub(crate) audit: AuditLog,
     pub(crate) log: RunLog,
+    /// Call records not yet handed to the audit trail (see [`AUDIT_BATCH`]).
+    pending_audit: Vec<(u64, Entry)>,
     pub(crate) limits: Limits,
     pub(crate) limiter: RunLimiter,
     stdout: MemoryOutputPipe,
@@ -74,6 +82,7 @@ impl RunState {
             staged: Staged::default(),
             audit,
             log: RunLog::new(limits.max_log()),
+            pending_audit: Vec::with_capacity(AUDIT_BATCH),
             limiter: RunLimiter::new(&limits),
             limits,
             stdout,
@@ -122,10 +131,20 @@ impl RunState {
             outcome,
         };
         let entry = self.entry(target.dataset.map(str::to_string), event);
-        self.audit
-            .append(entry)
-            .map_err(|e| wasmtime::format_err!("audit trail unavailable: {e}"))?;
+        self.pending_audit.push((runway_audit::now_ns(), entry));
+        if self.pending_audit.len() >= AUDIT_BATCH {
+            self.flush_audit()
+                .map_err(|e| wasmtime::format_err!("audit trail unavailable: {e}"))?;
+        }
         Ok(result)
+    }
+
+    /// Hands the buffered call records to the audit trail. The executor
+    /// calls it when the guest returns, before anything is committed or
+    /// reported.
+    pub(crate) fn flush_audit(&mut self) -> Result<(), runway_audit::AuditError> {
+        let batch = std::mem::take(&mut self.pending_audit);
+        self.audit.append_batch(batch).map(drop)
     }
 
     /// What the guest printed on stdout and stderr (capped).

@@ -1,0 +1,47 @@
+//! `runway sign PLUGIN.wasm --key AUTHOR.key`: writes `PLUGIN.wasm.sig`,
+//! which hosts started with `--require-signed --author AUTHOR.pub` check
+//! before loading the component.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use runway_audit::PrivateKey;
+
+use super::{BAD_INPUT, Failure, HOST_FAULT};
+use crate::signing;
+
+#[derive(Args)]
+pub struct SignArgs {
+    /// The component to sign.
+    plugin: PathBuf,
+    /// The author's private key (`runway keygen --name AUTHOR`).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+}
+
+pub fn run(args: SignArgs) -> Result<(), Failure> {
+    let key = PrivateKey::read(&args.key).map_err(|e| Failure::new(BAD_INPUT, e))?;
+    let bytes = std::fs::read(&args.plugin).map_err(|e| {
+        Failure::new(
+            BAD_INPUT,
+            anyhow::Error::new(e).context(format!("reading {}", args.plugin.display())),
+        )
+    })?;
+    let digest = runway_audit::sha256(&bytes);
+    let note = signing::sign(&digest, &key).map_err(|e| Failure::new(BAD_INPUT, e))?;
+    let out = signing::signature_path(&args.plugin);
+    std::fs::write(&out, note).map_err(|e| {
+        Failure::new(
+            HOST_FAULT,
+            anyhow::Error::new(e).context(format!("writing {}", out.display())),
+        )
+    })?;
+    println!(
+        "signed {} (sha256 {}) as {}: {}",
+        args.plugin.display(),
+        runway_audit::hex::encode(&digest),
+        key.public().label(),
+        out.display()
+    );
+    Ok(())
+}
