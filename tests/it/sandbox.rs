@@ -16,11 +16,16 @@ fn grants(limits: &str) -> String {
 /// Runs `action` of `hostile` beside a healthy import of 200 records, and
 /// checks the neighbour.
 fn attack(f: &Fixture, action: &str, input: &str) -> PlanReport {
+    attack_with(f, "hostile", action, input)
+}
+
+/// Runs `agent`'s `action` as runway "attack" beside the healthy neighbour.
+fn attack_with(f: &Fixture, agent: &str, action: &str, input: &str) -> PlanReport {
     let report = f.run(&format!(
         r#"
         [[runway]]
         id = "attack"
-        agent = "hostile"
+        agent = "{agent}"
         action = "{action}"
         datasets = {{ hostile_target = "exclusive" }}
         input = {input}
@@ -267,4 +272,44 @@ fn resident_kib() -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
+}
+
+#[test]
+fn a_million_byte_value_and_an_unbounded_listing_are_capped() {
+    let f = Fixture::with_grants(&[("hostile", &grants("memory_mib = 64"))]);
+    let report = attack(&f, "million-keys", "{ keys = 3000 }");
+    assert_eq!(report.get("attack").unwrap().state, RunwayState::Succeeded);
+    let out = output(&report, "attack");
+    // 1,000,000 bytes is under the 1 MiB value cap; the listing is cut to a page.
+    assert_eq!(out["write"]["outcome"], "ok", "{out}");
+    assert_eq!(out["keys"]["written"], 3000, "{out}");
+    let returned = out["list"]["returned"].as_u64().unwrap();
+    assert_eq!(
+        returned,
+        u64::from(runway_host::hostcalls::MAX_PAGE),
+        "{out}"
+    );
+    assert!(
+        out["list"]["next_cursor"].is_string(),
+        "a cursor for the rest: {out}"
+    );
+}
+
+#[test]
+fn forbidden_calls_beside_a_neighbour_are_denied_and_change_nothing() {
+    let f = Fixture::new();
+    for action in ["read-unlocked", "write-shared", "bad-names", "all"] {
+        let report = attack_with(&f, "probe", action, "{ dataset = \"test_neighbour\" }");
+        let state = &report.get("attack").unwrap().state;
+        // probe fails its own run if any forbidden call was allowed.
+        let allowed =
+            matches!(state, RunwayState::Failed(why) if why.contains("forbidden call allowed"));
+        assert!(!allowed, "{action}: {state:?}");
+        if let Some(out) = &report.get("attack").unwrap().output {
+            let out: serde_json::Value = serde_json::from_slice(out).unwrap();
+            for a in out["attempts"].as_array().into_iter().flatten() {
+                assert_ne!(a["outcome"], "ok", "{action}: {a}");
+            }
+        }
+    }
 }

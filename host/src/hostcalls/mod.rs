@@ -10,6 +10,8 @@
 
 mod context;
 mod datasets;
+
+pub use datasets::MAX_PAGE;
 mod log;
 
 use std::sync::Arc;
