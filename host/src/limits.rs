@@ -132,7 +132,8 @@ pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) 
         None => {
             let text = format!("{error:#}");
             let first = text.lines().next().unwrap_or("unknown");
-            if text.contains("hostcall fuel") || text.contains("fuel") && text.contains("host") {
+            // wasmtime's hostcall-fuel refusal (component/func/options.rs).
+            if text.contains("too much data is being copied between the host and the guest") {
                 format!("limit: a host call carried more than {MAX_TRANSFER} bytes ({first})")
             } else {
                 format!("agent trapped: {first}")

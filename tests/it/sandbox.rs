@@ -114,7 +114,11 @@ fn deep_recursion_overflows_the_stack() {
 fn a_huge_value_never_reaches_the_host() {
     let f = Fixture::with_grants(&[("hostile", &grants("memory_mib = 256"))]);
     let report = attack(&f, "huge-value", "{ mib = 64 }");
-    stopped(&f, &report, "limit");
+    stopped(
+        &f,
+        &report,
+        "limit: a host call carried more than 1114112 bytes",
+    );
     assert_eq!(f.host.store.len("hostile_target").unwrap(), 0);
 }
 
@@ -289,7 +293,10 @@ fn a_million_byte_value_and_an_unbounded_listing_are_capped() {
         u64::from(runway_host::hostcalls::MAX_PAGE),
         "{out}"
     );
-    assert_eq!(out["list"]["next_cursor"], true, "a cursor for the rest: {out}");
+    assert_eq!(
+        out["list"]["next_cursor"], true,
+        "a cursor for the rest: {out}"
+    );
 }
 
 #[test]
