@@ -7,6 +7,7 @@ mod audit_trail;
 mod locks;
 mod nightly;
 mod plans;
+mod plugins;
 mod probe;
 mod sandbox;
 mod serve;

@@ -53,11 +53,18 @@ impl RunState {
 
     /// Names the call's target in the audit record: the dataset only when its
     /// name is valid, so hostile names never become a dataset timeline.
-    fn target<'a>(dataset: &'a str, key: Option<&'a str>, token: Option<u64>) -> Target<'a> {
-        let valid = names::check_dataset(dataset).is_ok();
+    /// A passed check already proved the names valid; only a failed one
+    /// makes them worth checking again.
+    fn target<'a>(
+        dataset: &'a str,
+        key: Option<&'a str>,
+        checked: &Result<u64, GuestError>,
+    ) -> Target<'a> {
+        let token = checked.as_ref().ok().copied();
+        let valid = token.is_some() || names::check_dataset(dataset).is_ok();
         Target {
             dataset: valid.then_some(dataset),
-            key: key.filter(|k| valid && names::check_key(k).is_ok()),
+            key: key.filter(|k| token.is_some() || (valid && names::check_key(k).is_ok())),
             token,
         }
     }
@@ -79,7 +86,7 @@ impl RunState {
             ),
         };
         let checked = self.check(&dataset, Some(&key), LockMode::Exclusive);
-        let token = checked.as_ref().ok().copied();
+        let target = Self::target(&dataset, Some(&key), &checked);
         let result = checked.and_then(|_| {
             if let Change::Put(v) = &change
                 && v.len() > MAX_VALUE
@@ -102,7 +109,6 @@ impl RunState {
             self.staged.stage(&dataset, &key, change);
             Ok(())
         });
-        let target = Self::target(&dataset, Some(&key), token);
         self.audited(call, target, args, result, |_| NO_DATA)
     }
 
@@ -130,12 +136,11 @@ impl Host for RunState {
     ) -> wasmtime::Result<Result<Vec<u8>, GuestError>> {
         let args = digest_parts(&[dataset.as_bytes(), key.as_bytes()]);
         let checked = self.check(&dataset, Some(&key), LockMode::Shared);
-        let token = checked.as_ref().ok().copied();
+        let target = Self::target(&dataset, Some(&key), &checked);
         let result = checked.and_then(|_| {
             self.lookup(&dataset, &key)?
                 .ok_or_else(|| GuestError::NotFound(format!("{dataset}/{key}")))
         });
-        let target = Self::target(&dataset, Some(&key), token);
         self.audited(Call::Read, target, args, result, |v| digest_parts(&[v]))
     }
 
@@ -172,7 +177,7 @@ impl Host for RunState {
                 names::check_prefix(&prefix).map_err(|e| GuestError::Invalid(e.to_string()))?;
                 Ok(token)
             });
-        let token = checked.as_ref().ok().copied();
+        let target = Self::target(&dataset, None, &checked);
         let result = checked.and_then(|_| {
             let limit = limit.clamp(1, MAX_PAGE) as usize;
             let (keys, more) = self
@@ -188,7 +193,6 @@ impl Host for RunState {
             let next_cursor = if more { keys.last().cloned() } else { None };
             Ok(Page { keys, next_cursor })
         });
-        let target = Self::target(&dataset, None, token);
         self.audited(Call::List, target, args, result, page_digest)
     }
 }
