@@ -2,11 +2,8 @@
 //! over crate internals, so a benchmark can time one part of a run on its
 //! own. Not an API: hidden from the docs, changes with the internals.
 
-use wasmtime::Store;
-
 use crate::host::Host;
-use crate::hostcalls::{GuestError, RunInfo, RunState};
-use crate::limits;
+use crate::hostcalls::{GuestError, RunInfo};
 use crate::loader::Plugin;
 
 /// The sandbox part of one run, as [`crate::executor::execute`] does it: a
@@ -20,16 +17,8 @@ pub fn instantiate_and_call(
     plugin: &Plugin,
     info: RunInfo,
 ) -> wasmtime::Result<Result<Vec<u8>, GuestError>> {
-    let limits = plugin.grants.limits;
-    let state = RunState::new(
-        info,
-        plugin.digest,
-        limits,
-        host.store.clone(),
-        host.audit.clone(),
-    );
-    let mut store = Store::new(host.engine(), state);
-    limits::apply(&mut store, &limits)?;
+    let (mut store, limited) = crate::executor::new_store(host, plugin, info);
+    limited?;
     let agent = plugin.pre.instantiate(&mut store)?;
     agent.call_run(&mut store)
 }

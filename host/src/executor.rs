@@ -6,6 +6,7 @@
 //! blocking thread.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use runway_audit::{AuditError, Entry, Event, LockGrant, LockMode};
 use wasmtime::Store;
@@ -70,13 +71,7 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
             .collect(),
     };
     let limits = req.plugin.grants.limits;
-    let state = RunState::new(
-        info,
-        req.plugin.digest,
-        limits,
-        host.store.clone(),
-        host.audit.clone(),
-    );
+    let (mut store, limited) = new_store(host, &req.plugin, info);
     let announce =
         |state: &RunState, dataset: Option<String>, event: Event| -> Result<(), AuditError> {
             let entry = state.entry(dataset, event);
@@ -84,15 +79,14 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
             host.audit.append(entry).map(drop)
         };
     announce(
-        &state,
+        store.data(),
         None,
         Event::Started {
             attempt: req.attempt,
         },
     )?;
 
-    let mut store = Store::new(host.engine(), state);
-    let called = limits::apply(&mut store, &limits)
+    let called = limited
         .and_then(|()| req.plugin.pre.instantiate(&mut store))
         .and_then(|agent| agent.call_run(&mut store));
     // The store (and the instance in it) is dropped here: a trapped
@@ -100,15 +94,17 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
     let mut state = store.into_data();
     state.flush_audit()?;
     let mut outcome = match called {
+        // The window is wall-clock time, whatever the epoch counter says.
+        Ok(_) if Instant::now() > state.deadline => Err(limits::timed_out(&limits)),
         Ok(Ok(output)) if output.len() > limits.max_output() => Err(format!(
             "output of {} bytes exceeds the {}-byte limit",
             output.len(),
             limits.max_output()
         )),
         Ok(Ok(output)) => Ok(output),
-        Ok(Err(e)) => Err(format!(
-            "agent returned error: {}",
-            crate::hostcalls::describe(&e)
+        Ok(Err(e)) => Err(limits::cap_text(
+            &format!("agent returned error: {}", crate::hostcalls::describe(&e)),
+            limits::MAX_REASON,
         )),
         Err(trap) if state.stdio_full() => Err(format!(
             "output flood: stdout/stderr exceeded {} bytes ({})",
@@ -144,6 +140,29 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
     })
 }
 
+/// A fresh store for one run of `plugin`: its [`RunState`], its window
+/// starting now, and whether its limits could be applied (a run must not
+/// start without them).
+pub(crate) fn new_store(
+    host: &Host,
+    plugin: &Plugin,
+    info: RunInfo,
+) -> (Store<RunState>, wasmtime::Result<()>) {
+    let limits = plugin.grants.limits;
+    let deadline = Instant::now() + limits.window();
+    let state = RunState::new(
+        info,
+        plugin.digest,
+        limits,
+        deadline,
+        host.store.clone(),
+        host.audit.clone(),
+    );
+    let mut store = Store::new(host.engine(), state);
+    let limited = limits::apply(&mut store, &limits, deadline);
+    (store, limited)
+}
+
 /// Commits the run's staged changes dataset by dataset, each under its
 /// exclusive token, auditing each commit.
 fn commit(
@@ -158,9 +177,15 @@ fn commit(
             .find(|l| &l.dataset == dataset && l.mode == LockMode::Exclusive)
             .map(|l| l.token)
             .ok_or_else(|| format!("staged writes to {dataset} without an exclusive lock"))?;
+        if Instant::now() >= state.deadline {
+            return Err(format!(
+                "timed out: the commit did not fit in the wall-clock window of {} s",
+                state.limits.window_secs
+            ));
+        }
         let stats = host
             .store
-            .commit(dataset, token, changes)
+            .commit(dataset, token, changes, state.deadline)
             .map_err(|e| format!("commit failed: {e}"))?;
         let event = Event::Committed {
             token,

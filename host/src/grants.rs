@@ -7,13 +7,16 @@
 //! "fafsa_*" = "exclusive"   # a name, or a prefix ending in '*'; strongest mode allowed
 //! reference = "shared"
 //!
-//! [limits]                  # all optional; defaults below
-//! memory_mib = 64           # linear memory cap per run
-//! fuel = 10_000_000_000     # CPU budget per run (wasmtime fuel ≈ instructions)
-//! window_secs = 60          # wall-clock per run
-//! max_output_kib = 1024     # largest output of a run
-//! max_log_kib = 256         # log lines + stdout/stderr kept per run
+//! [limits]                  # all optional; defaults below, maxima in brackets
+//! memory_mib = 64           # all memories and tables of a run together [1024]
+//! fuel = 10_000_000_000     # CPU budget per run, wasmtime fuel ≈ instructions [10^15]
+//! window_secs = 60          # wall-clock per run, commit included [86400]
+//! max_output_kib = 1024     # largest output of a run [1024]
+//! max_log_kib = 256         # log lines + stdout/stderr kept per run [16384]
 //! ```
+//!
+//! Every limit is checked against its maximum when the file is read (naming
+//! the key), so no later arithmetic on a limit can overflow or wrap.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,6 +27,17 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::names::{self, NameError};
+
+/// Largest `memory_mib`: the pool's memory slot size.
+pub const MAX_MEMORY_MIB: u64 = (crate::runtime::MAX_MEMORY_BYTES >> 20) as u64;
+/// Largest `fuel` (about a day of CPU; wasmtime keeps fuel as an `i64`).
+pub const MAX_FUEL: u64 = 1_000_000_000_000_000;
+/// Largest `window_secs`: one day.
+pub const MAX_WINDOW_SECS: u64 = 86_400;
+/// Largest `max_output_kib`: an output travels back in one host transfer.
+pub const MAX_OUTPUT_KIB: u64 = 1024;
+/// Largest `max_log_kib`.
+pub const MAX_LOG_KIB: u64 = 16 << 10;
 
 /// What one plugin may do.
 #[derive(Debug, Clone, PartialEq)]
@@ -94,8 +108,13 @@ pub enum GrantsError {
     },
     #[error("{file}: limits.{key} must be greater than zero")]
     Zero { file: String, key: &'static str },
-    #[error("{file}: limits.memory_mib = {value} exceeds the host's cap of {max} MiB")]
-    TooMuchMemory { file: String, value: u64, max: u64 },
+    #[error("{file}: limits.{key} = {value} exceeds the host's maximum of {max}")]
+    TooLarge {
+        file: String,
+        key: &'static str,
+        value: u64,
+        max: u64,
+    },
 }
 
 #[derive(Deserialize)]
@@ -139,24 +158,24 @@ impl Grants {
             }
         }
         let l = parsed.limits;
-        for (key, value) in [
-            ("memory_mib", l.memory_mib),
-            ("fuel", l.fuel),
-            ("window_secs", l.window_secs),
-            ("max_output_kib", l.max_output_kib),
-            ("max_log_kib", l.max_log_kib),
+        for (key, value, max) in [
+            ("memory_mib", l.memory_mib, MAX_MEMORY_MIB),
+            ("fuel", l.fuel, MAX_FUEL),
+            ("window_secs", l.window_secs, MAX_WINDOW_SECS),
+            ("max_output_kib", l.max_output_kib, MAX_OUTPUT_KIB),
+            ("max_log_kib", l.max_log_kib, MAX_LOG_KIB),
         ] {
             if value == 0 {
                 return Err(GrantsError::Zero { file, key });
             }
-        }
-        let max = (crate::runtime::MAX_MEMORY_BYTES >> 20) as u64;
-        if l.memory_mib > max {
-            return Err(GrantsError::TooMuchMemory {
-                file,
-                value: l.memory_mib,
-                max,
-            });
+            if value > max {
+                return Err(GrantsError::TooLarge {
+                    file,
+                    key,
+                    value,
+                    max,
+                });
+            }
         }
         Ok(Grants {
             datasets: parsed.datasets,
@@ -220,6 +239,12 @@ mod tests {
             ("[limits]\nfuel = 0\n", "limits.fuel"),
             ("[limits]\nmemory_mib = 999999\n", "exceeds"),
             ("[limits]\nfuel = -1\n", "fuel"),
+            (
+                "[limits]\nwindow_secs = 9223372036854775807\n",
+                "limits.window_secs = 9223372036854775807 exceeds the host's maximum of 86400",
+            ),
+            ("[limits]\nfuel = 18446744073709551615\n", "fuel"),
+            ("[limits]\nmax_log_kib = 99999999\n", "limits.max_log_kib"),
         ];
         for (text, needle) in cases {
             let err = Grants::parse(text, "p.toml").unwrap_err().to_string();

@@ -13,6 +13,7 @@
 pub mod bench_support;
 pub mod bundled;
 pub mod cli;
+pub mod compiler;
 pub mod dispatcher;
 pub mod executor;
 pub mod grants;

@@ -1,16 +1,29 @@
-//! Enforcing a plugin's [`Limits`] on one run's store: a memory cap through
-//! a resource limiter (which remembers that it refused, so the run's failure
-//! says why), a fuel budget for CPU, an epoch deadline for wall time, and
-//! hostcall fuel so a guest cannot make the host allocate more than
-//! [`MAX_TRANSFER`] bytes for one call.
+//! Enforcing a plugin's [`Limits`] on one run — on the run as a whole, never
+//! on one piece of it.
 //!
-//! The epoch ticks every [`TICK`] on a thread owned by the runtime; a run's
-//! deadline is its window in ticks, checked by wasmtime at every loop
-//! back-edge and function entry — also in a loop that keeps calling the host.
+//! - **Memory**: one budget for the whole run, shared by every linear memory
+//!   and every table of every instance it creates (a table element counts
+//!   [`TABLE_ELEMENT_BYTES`]); the counts of instances, memories and tables
+//!   are capped too ([`MAX_CORE_INSTANCES_PER_RUN`], …). The limiter
+//!   remembers that it refused, so the run's failure says why.
+//! - **CPU**: a fuel budget.
+//! - **Wall time**: an epoch deadline, checked by wasmtime at every loop
+//!   back-edge and function entry; WASI clock waits are cut at the same
+//!   deadline (`hostcalls::clocks`), so a guest blocked in a sleep is stopped
+//!   on time too.
+//! - **Transfers**: hostcall fuel, so a guest cannot make the host allocate
+//!   more than [`MAX_TRANSFER`] bytes for one call.
+//! - **Staging**: values, keys and key bytes a run may stage
+//!   ([`MAX_STAGED`], [`MAX_STAGED_KEYS`]); the commit happens inside what
+//!   is left of the window.
+//! - **Texts**: everything a guest says that the host keeps (error messages,
+//!   failure reasons) is cut to a size at its source ([`cap_text`]).
+//!
+//! The epoch ticks every [`TICK`] on a thread owned by the runtime.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use wasmtime::{ResourceLimiter, Store};
+use wasmtime::{ResourceLimiter, Store, WasmBacktrace};
 
 use crate::grants::Limits;
 use crate::hostcalls::RunState;
@@ -19,125 +32,261 @@ use crate::hostcalls::RunState;
 pub const TICK: Duration = Duration::from_millis(10);
 /// Largest value a guest may write in one call.
 pub const MAX_VALUE: usize = 1 << 20;
-/// Most bytes of writes one run may stage before it commits.
+/// Most bytes one run may stage before it commits: values plus keys plus
+/// the store's bookkeeping per change (`store::ENTRY_BYTES`).
 pub const MAX_STAGED: usize = 512 << 20;
+/// Most changes (writes and deletes of distinct keys) one run may stage.
+pub const MAX_STAGED_KEYS: usize = 250_000;
 /// Most bytes a guest may hand the host in one call (value + names + slack).
 pub const MAX_TRANSFER: usize = MAX_VALUE + (64 << 10);
-/// Most instances / tables / memories a run may create.
-const MAX_INSTANCES: usize = 32;
+/// Most core instances one run may create (a Rust component needs a few).
+pub const MAX_CORE_INSTANCES_PER_RUN: u32 = 32;
+/// Most linear memories one run may create, all instances together.
+pub const MAX_MEMORIES_PER_RUN: u32 = 4;
+/// Most tables one run may create, all instances together.
+pub const MAX_TABLES_PER_RUN: u32 = 16;
+/// Bytes a table element counts towards the run's memory budget.
+pub const TABLE_ELEMENT_BYTES: usize = 16;
+/// Longest failure reason kept (and audited) for a run.
+pub const MAX_REASON: usize = 2048;
 
 /// Which limit stopped a run, when one did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Breach {
-    Memory { cap_mib: u64 },
-    Table,
+    /// Memories and tables together would pass the run's cap.
+    Memory { cap_mib: u64, wanted: usize },
 }
 
-/// The memory/table limiter of one run.
+/// The memory/table limiter of one run: one budget for all of it.
 #[derive(Debug)]
 pub struct RunLimiter {
-    memory_bytes: usize,
-    memory_mib: u64,
+    cap: usize,
+    cap_mib: u64,
+    /// Bytes of memories and tables the run holds now.
+    used: usize,
+    /// Growth approved but not yet known to have happened.
+    approved: usize,
     pub breach: Option<Breach>,
 }
 
 impl RunLimiter {
     pub fn new(limits: &Limits) -> RunLimiter {
         RunLimiter {
-            memory_bytes: limits.memory_bytes(),
-            memory_mib: limits.memory_mib,
+            cap: limits.memory_bytes(),
+            cap_mib: limits.memory_mib,
+            used: 0,
+            approved: 0,
             breach: None,
         }
+    }
+
+    /// Bytes of memories and tables the run holds now.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Approves growing one piece from `current` to `desired` bytes if the
+    /// whole run stays within its cap.
+    fn grow(&mut self, current: usize, desired: usize) -> bool {
+        let added = desired.saturating_sub(current);
+        match self.used.checked_add(added) {
+            Some(total) if total <= self.cap => {
+                self.used = total;
+                self.approved = added;
+                true
+            }
+            _ => {
+                self.breach = Some(Breach::Memory {
+                    cap_mib: self.cap_mib,
+                    wanted: self.used.saturating_add(added),
+                });
+                false
+            }
+        }
+    }
+
+    /// An approved growth did not happen after all.
+    fn undo(&mut self) {
+        self.used -= std::mem::take(&mut self.approved);
     }
 }
 
 impl ResourceLimiter for RunLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory_bytes {
-            self.breach = Some(Breach::Memory {
-                cap_mib: self.memory_mib,
-            });
-            return Ok(false);
-        }
-        Ok(true)
+        Ok(self.grow(current, desired))
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo();
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _max: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > 100_000 {
-            self.breach = Some(Breach::Table);
-            return Ok(false);
-        }
-        Ok(true)
+        let bytes = |elements: usize| elements.saturating_mul(TABLE_ELEMENT_BYTES);
+        Ok(self.grow(bytes(current), bytes(desired)))
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo();
+        Ok(())
     }
 
     fn instances(&self) -> usize {
-        MAX_INSTANCES
+        MAX_CORE_INSTANCES_PER_RUN as usize
     }
     fn tables(&self) -> usize {
-        MAX_INSTANCES
+        MAX_TABLES_PER_RUN as usize
     }
     fn memories(&self) -> usize {
-        MAX_INSTANCES
+        MAX_MEMORIES_PER_RUN as usize
     }
 }
 
-/// Puts `limits` on a fresh store.
-pub fn apply(store: &mut Store<RunState>, limits: &Limits) -> wasmtime::Result<()> {
+/// Puts `limits` on a fresh store whose window ends at `deadline`.
+pub fn apply(
+    store: &mut Store<RunState>,
+    limits: &Limits,
+    deadline: Instant,
+) -> wasmtime::Result<()> {
     store.limiter(|s| &mut s.limiter);
     store.set_fuel(limits.fuel)?;
-    let ticks = limits
-        .window()
-        .as_millis()
-        .div_ceil(TICK.as_millis())
-        .max(1) as u64;
-    store.set_epoch_deadline(ticks);
+    store.set_epoch_deadline(ticks_until(deadline));
     store.epoch_deadline_trap();
     store.set_hostcall_fuel(MAX_TRANSFER);
     Ok(())
 }
 
-/// Why a run that trapped stopped, in words an operator understands.
-pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) -> String {
-    if let Some(breach) = &state.limiter.breach {
-        return match breach {
-            Breach::Memory { cap_mib } => {
-                format!("memory limit exceeded: the run tried to grow past {cap_mib} MiB")
-            }
-            Breach::Table => "table limit exceeded".to_string(),
-        };
+/// Epoch ticks from now until `deadline`, at least one. Windows are capped
+/// (`grants::MAX_WINDOW_SECS`), so this never comes near `u64::MAX`.
+fn ticks_until(deadline: Instant) -> u64 {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ticks = left.as_nanos().div_ceil(TICK.as_nanos()).max(1);
+    u64::try_from(ticks).unwrap_or(u64::MAX)
+}
+
+/// `text` cut to at most `max` bytes on a char boundary, with a marker
+/// saying how much was cut.
+pub fn cap_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
     }
-    match error.downcast_ref::<wasmtime::Trap>() {
+    let mut end = max.saturating_sub(40);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} …[{} more bytes]", &text[..end], text.len() - end)
+}
+
+/// The reason of a run that passed its window.
+pub fn timed_out(limits: &Limits) -> String {
+    format!(
+        "timed out: wall-clock window of {} s exceeded",
+        limits.window_secs
+    )
+}
+
+/// Why a run that trapped stopped, in words an operator understands, with
+/// the cause kept: the trap code or root error, and where in the guest.
+pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) -> String {
+    if let Some(Breach::Memory { cap_mib, wanted }) = &state.limiter.breach {
+        return format!(
+            "memory limit exceeded: the run's memories and tables together would need \
+             {} MiB, over its cap of {cap_mib} MiB",
+            wanted.div_ceil(1 << 20)
+        );
+    }
+    let reason = match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => {
-            format!("CPU budget exhausted: fuel {} used up", limits.fuel)
+            return format!("CPU budget exhausted: fuel {} used up", limits.fuel);
         }
-        Some(wasmtime::Trap::Interrupt) => format!(
-            "timed out: wall-clock window of {} s exceeded",
-            limits.window_secs
-        ),
+        Some(wasmtime::Trap::Interrupt) => return timed_out(limits),
         Some(wasmtime::Trap::StackOverflow) => "stack overflow".to_string(),
         Some(wasmtime::Trap::UnreachableCodeReached) => {
-            "agent trapped: unreachable (a panic or abort in the guest)".to_string()
+            "unreachable (a panic or abort in the guest)".to_string()
         }
-        Some(trap) => format!("agent trapped: {trap}"),
+        Some(trap) => trap.to_string(),
         None => {
-            let text = format!("{error:#}");
-            let first = text.lines().next().unwrap_or("unknown");
+            let root = error.root_cause().to_string();
+            let root = root.lines().next().unwrap_or("unknown").to_string();
             // wasmtime's hostcall-fuel refusal (component/func/options.rs).
-            if text.contains("too much data is being copied between the host and the guest") {
-                format!("limit: a host call carried more than {MAX_TRANSFER} bytes ({first})")
-            } else {
-                format!("agent trapped: {first}")
+            if root.contains("too much data is being copied between the host and the guest") {
+                return format!(
+                    "limit: a host call carried more than {MAX_TRANSFER} bytes ({root})"
+                );
             }
+            root
         }
+    };
+    let place = error
+        .downcast_ref::<WasmBacktrace>()
+        .and_then(|bt| bt.frames().first())
+        .map(|frame| {
+            let func = match frame.func_name() {
+                Some(name) => name.to_string(),
+                None => format!("function {}", frame.func_index()),
+            };
+            match frame.module().name() {
+                Some(module) => format!(" in {func} (module {module})"),
+                None => format!(" in {func}"),
+            }
+        })
+        .unwrap_or_default();
+    cap_text(&format!("agent trapped: {reason}{place}"), MAX_REASON)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_budget_for_every_memory_and_table() {
+        let limits = Limits {
+            memory_mib: 4,
+            ..Limits::default()
+        };
+        let mut l = RunLimiter::new(&limits);
+        let mib = 1 << 20;
+        assert!(l.memory_growing(0, 2 * mib, None).unwrap(), "first memory");
+        assert!(l.memory_growing(0, mib, None).unwrap(), "second memory");
+        assert!(
+            !l.memory_growing(0, 2 * mib, None).unwrap(),
+            "a third memory passing the run's cap"
+        );
+        assert_eq!(
+            l.breach,
+            Some(Breach::Memory {
+                cap_mib: 4,
+                wanted: 5 * mib
+            })
+        );
+        // A table counts against the same budget.
+        assert!(
+            !l.table_growing(0, mib / TABLE_ELEMENT_BYTES * 2, None)
+                .unwrap()
+        );
+        // An approved growth that failed gives its bytes back.
+        assert!(l.memory_growing(mib, 2 * mib, None).unwrap());
+        assert_eq!(l.used(), 4 * mib);
+        l.memory_grow_failed(wasmtime::format_err!("no")).unwrap();
+        assert_eq!(l.used(), 3 * mib);
+    }
+
+    #[test]
+    fn texts_are_cut_on_a_char_boundary() {
+        assert_eq!(cap_text("short", 10), "short");
+        let long = "é".repeat(1000);
+        let cut = cap_text(&long, 100);
+        assert!(cut.len() <= 100, "{}", cut.len());
+        assert!(cut.ends_with("more bytes]"), "{cut}");
     }
 }

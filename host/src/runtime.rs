@@ -15,20 +15,39 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Instant;
 
 use runway_audit::Hash;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::compiler::Compiler;
 use crate::hostcalls::{Agent, RunState};
-use crate::limits::TICK;
+use crate::limits::{MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLES_PER_RUN, TICK};
 
-/// Most runs alive at once (pool slots).
-pub const MAX_LIVE_RUNS: u32 = 256;
+/// Most runs alive at once; `--workers` may not ask for more. The pool
+/// holds this many runs' worth of every slot kind, each run capped at its
+/// share, so a run can never take a neighbour's slots.
+pub const MAX_LIVE_RUNS: u32 = 64;
 /// Bytes of each pool slot kept resident between runs.
 const KEEP_RESIDENT: usize = 2 << 20;
 /// Most linear memory any run may grow to; grants may only lower it.
 pub const MAX_MEMORY_BYTES: usize = 1 << 30;
+
+/// The pooling allocator's slots: [`MAX_LIVE_RUNS`] runs, each at most its
+/// per-run share of core instances, memories and tables.
+pub fn pool_config() -> PoolingAllocationConfig {
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(MAX_LIVE_RUNS)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_RUN)
+        .total_core_instances(MAX_LIVE_RUNS * MAX_CORE_INSTANCES_PER_RUN)
+        .max_memories_per_component(MAX_MEMORIES_PER_RUN)
+        .total_memories(MAX_LIVE_RUNS * MAX_MEMORIES_PER_RUN)
+        .max_tables_per_component(MAX_TABLES_PER_RUN)
+        .total_tables(MAX_LIVE_RUNS * MAX_TABLES_PER_RUN)
+        .max_memory_size(MAX_MEMORY_BYTES);
+    pool
+}
 
 /// Engine + linker + epoch ticker + compiled components.
 pub struct Runtime {
@@ -36,6 +55,7 @@ pub struct Runtime {
     pub(crate) linker: Linker<RunState>,
     compiled: Mutex<HashMap<Hash, Component>>,
     cache_dir: Option<PathBuf>,
+    compiler: Option<Compiler>,
     _ticker: Ticker,
 }
 
@@ -45,41 +65,47 @@ pub struct Runtime {
 pub struct RuntimeError(String);
 
 impl Runtime {
-    /// A runtime compiling in memory only.
+    /// A runtime compiling in this process, keeping compiled components in
+    /// memory only.
     pub fn new() -> Result<Runtime, RuntimeError> {
-        Runtime::build(None)
+        Runtime::build(None, None)
     }
 
     /// A runtime that also keeps compiled components in `dir`. The folder
     /// must be writable by this host only: its files are loaded as code.
     pub fn with_cache(dir: &Path) -> Result<Runtime, RuntimeError> {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| RuntimeError(format!("cache folder {}: {e}", dir.display())))?;
-        Runtime::build(Some(dir.to_path_buf()))
+        Runtime::with_cache_and_compiler(dir, None)
     }
 
-    fn build(cache_dir: Option<PathBuf>) -> Result<Runtime, RuntimeError> {
+    /// Like [`with_cache`](Self::with_cache), compiling in a capped process
+    /// of its own when `compiler` is given (what `runway` does).
+    pub fn with_cache_and_compiler(
+        dir: &Path,
+        compiler: Option<Compiler>,
+    ) -> Result<Runtime, RuntimeError> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| RuntimeError(format!("cache folder {}: {e}", dir.display())))?;
+        Runtime::build(Some(dir.to_path_buf()), compiler)
+    }
+
+    fn build(
+        cache_dir: Option<PathBuf>,
+        compiler: Option<Compiler>,
+    ) -> Result<Runtime, RuntimeError> {
         let err = |e: wasmtime::Error| RuntimeError(format!("{e:#}"));
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(MAX_LIVE_RUNS)
-            .total_core_instances(MAX_LIVE_RUNS * 4)
-            .total_memories(MAX_LIVE_RUNS)
-            .total_tables(MAX_LIVE_RUNS * 4)
-            .max_memory_size(MAX_MEMORY_BYTES)
-            // Reset a slot's first pages in place instead of unmapping them,
-            // and only the pages a run dirtied (measured: bare run 29.7 µs →
-            // 10.9 µs).
-            .linear_memory_keep_resident(KEEP_RESIDENT)
+        let mut pool = pool_config();
+        // Reset a slot's first pages in place instead of unmapping them,
+        // and only the pages a run dirtied (measured: bare run 29.7 µs →
+        // 10.9 µs).
+        pool.linear_memory_keep_resident(KEEP_RESIDENT)
             .table_keep_resident(KEEP_RESIDENT)
             .pagemap_scan(Enabled::Auto);
-        let mut config = Config::new();
-        config
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
-            .consume_fuel(true)
-            .epoch_interruption(true);
+        let mut config = crate::compiler::code_config();
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
+        crate::hostcalls::add_bounded_clock_to_linker(&mut linker).map_err(err)?;
         Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(err)?;
         Ok(Runtime {
             _ticker: Ticker::start(engine.clone())
@@ -88,6 +114,7 @@ impl Runtime {
             linker,
             compiled: Mutex::new(HashMap::new()),
             cache_dir,
+            compiler,
         })
     }
 
@@ -102,7 +129,7 @@ impl Runtime {
         let component = match cached.as_deref().and_then(|p| self.load_cached(p)) {
             Some(c) => c,
             None => {
-                let c = Component::new(&self.engine, bytes)?;
+                let c = self.compile(bytes)?;
                 if let Some(path) = &cached {
                     store_cached(path, &c);
                 }
@@ -111,6 +138,18 @@ impl Runtime {
         };
         compiled.insert(*digest, component.clone());
         Ok(component)
+    }
+
+    /// Compiles in the capped compiler process, or here without one.
+    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<Component> {
+        let Some(compiler) = &self.compiler else {
+            return Component::new(&self.engine, bytes);
+        };
+        let artifact = compiler.compile(bytes)?;
+        // SAFETY: the artifact comes from our own compiler process (the
+        // `runway` binary with the same code settings), never from a file
+        // others can write; wasmtime checks it fits this engine.
+        unsafe { Component::deserialize(&self.engine, &artifact) }
     }
 
     fn cache_path(&self, digest: &Hash) -> Option<PathBuf> {
@@ -170,9 +209,17 @@ impl Ticker {
         let thread = std::thread::Builder::new()
             .name("runway-epoch".into())
             .spawn(move || {
+                // Ticks follow the clock, not a count of sleeps: a ticker
+                // that was late catches up, so the epoch never lags wall time.
+                let start = Instant::now();
+                let mut ticks = 0u128;
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(TICK);
-                    engine.increment_epoch();
+                    let due = start.elapsed().as_nanos() / TICK.as_nanos();
+                    while ticks < due {
+                        engine.increment_epoch();
+                        ticks += 1;
+                    }
                 }
             })?;
         Ok(Ticker {

@@ -6,6 +6,7 @@ mod audit_tamper;
 mod audit_trail;
 mod locks;
 mod nightly;
+mod per_run;
 mod plans;
 mod plugins;
 mod probe;

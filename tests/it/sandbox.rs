@@ -99,8 +99,9 @@ fn a_memory_bomb_hits_the_memory_cap() {
     stopped(
         &f,
         &report,
-        "memory limit exceeded: the run tried to grow past 32 MiB",
+        "memory limit exceeded: the run's memories and tables together would need",
     );
+    stopped(&f, &report, "over its cap of 32 MiB");
 }
 
 #[test]

@@ -2,33 +2,13 @@
 //! unload, refuse — all audited) and plan files dropped in the inbox are
 //! flown and reported, or rejected with the reason.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runway_audit::{AuditLog, AuditOptions, Event};
 use runway_host::watch::PluginFolder;
-use runway_host::{DatasetStore, DispatchOptions, Host, Plugins, bundled};
-use runway_tests::plugins;
-
-fn bundled_path(name: &str) -> PathBuf {
-    let (_, path) = bundled::PLUGIN_PATHS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .expect("bundled plugin");
-    PathBuf::from(path)
-}
-
-/// Copies a bundled plugin (grants first, then the component) into `dir`.
-fn drop_plugin(name: &str, dir: &Path) {
-    let wasm = bundled_path(name);
-    std::fs::copy(
-        wasm.with_extension("toml"),
-        dir.join(format!("{name}.toml")),
-    )
-    .unwrap();
-    std::fs::copy(&wasm, dir.join(format!("{name}.wasm"))).unwrap();
-}
+use runway_host::{DatasetStore, DispatchOptions, Host, Plugins};
+use runway_tests::{bundled_path, drop_plugin, plugins};
 
 /// Waits (bounded) until `check` holds.
 fn eventually(what: &str, check: impl Fn() -> bool) {

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use runway_host::bundled;
+use runway_tests::drop_plugin;
 
 fn runway(dir: &Path, args: &[&str]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
@@ -21,22 +21,12 @@ fn runway(dir: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn copy_plugin(name: &str, to: &Path) {
-    let (_, path) = bundled::PLUGIN_PATHS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .unwrap();
-    let wasm = Path::new(path);
-    std::fs::copy(wasm, to.join(format!("{name}.wasm"))).unwrap();
-    std::fs::copy(wasm.with_extension("toml"), to.join(format!("{name}.toml"))).unwrap();
-}
-
 #[test]
 fn require_signed_loads_only_what_a_trusted_author_signed() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     std::fs::create_dir(d.join("plugins")).unwrap();
-    copy_plugin("probe", &d.join("plugins"));
+    drop_plugin("probe", &d.join("plugins"));
     std::fs::write(
         d.join("plan.toml"),
         "[[runway]]\nid = \"p\"\nagent = \"probe\"\naction = \"ok\"\n",

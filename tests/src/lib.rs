@@ -2,6 +2,8 @@
 //! folders, loaded with every plugin built from `plugins/` (compiled once per
 //! test process), and helpers to run plans and read back data and audit.
 
+pub mod components;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
@@ -42,26 +44,30 @@ impl Fixture {
     /// A host whose plugins are the bundled ones, except that each named
     /// plugin gets the given grants instead of its own.
     pub fn with_grants(overrides: &[(&str, &str)]) -> Fixture {
-        let (runtime, _) = plugins();
-        let mut set = Plugins::default();
-        for (name, path) in bundled::PLUGIN_PATHS {
-            let bytes = std::fs::read(path).expect("plugin bytes");
-            let grants = match overrides.iter().find(|(n, _)| n == name) {
-                Some((_, text)) => Grants::parse(text, "test grants").expect("test grants parse"),
-                None => {
-                    Grants::load(&Path::new(path).with_extension("toml")).expect("bundled grants")
-                }
-            };
-            set.insert(runtime, name, &bytes, grants)
-                .expect("plugin loads");
-        }
-        Fixture::build(2, Arc::new(set))
+        Fixture::build(2, Arc::new(bundled_with_grants(overrides)))
+    }
+
+    /// A host with `workers` workers over `plugins` (e.g. the bundled ones
+    /// plus components a test built).
+    pub fn with_plugins(workers: usize, plugins: Plugins) -> Fixture {
+        Fixture::build(workers, Arc::new(plugins))
+    }
+
+    /// A host whose data root is prepared by `prepare` (given its path,
+    /// not yet created) before the store opens it, e.g. to mount it.
+    pub fn with_data_root(prepare: impl FnOnce(&Path)) -> Fixture {
+        Fixture::build_with(2, plugins().1.clone(), prepare)
     }
 
     fn build(workers: usize, plugins: Arc<Plugins>) -> Fixture {
+        Fixture::build_with(workers, plugins, |_| {})
+    }
+
+    fn build_with(workers: usize, plugins: Arc<Plugins>, prepare: impl FnOnce(&Path)) -> Fixture {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let audit_dir = dir.path().join("audit");
+        prepare(&data);
         let (runtime, _) = self::plugins();
         let store = DatasetStore::open(&data).expect("store");
         let audit = AuditLog::open(&audit_dir, AuditOptions::new("runway-test")).expect("audit");
@@ -164,6 +170,92 @@ impl Default for Fixture {
     fn default() -> Self {
         Fixture::new()
     }
+}
+
+/// The bundled plugins as a fresh catalog, to add test components to.
+pub fn bundled_plugins() -> Plugins {
+    bundled_with_grants(&[])
+}
+
+/// The bundled plugins, each named one with the given grants instead of its own.
+fn bundled_with_grants(overrides: &[(&str, &str)]) -> Plugins {
+    let (runtime, _) = plugins();
+    let mut set = Plugins::default();
+    for (name, path) in bundled::PLUGIN_PATHS {
+        let bytes = std::fs::read(path).expect("plugin bytes");
+        let grants = match overrides.iter().find(|(n, _)| n == name) {
+            Some((_, text)) => Grants::parse(text, "test grants").expect("test grants parse"),
+            None => Grants::load(&Path::new(path).with_extension("toml")).expect("bundled grants"),
+        };
+        set.insert(runtime, name, &bytes, grants)
+            .expect("plugin loads");
+    }
+    set
+}
+
+/// Where a bundled plugin's component was built.
+pub fn bundled_path(name: &str) -> PathBuf {
+    let (_, path) = bundled::PLUGIN_PATHS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .unwrap_or_else(|| panic!("no bundled plugin {name}"));
+    PathBuf::from(path)
+}
+
+/// Copies a bundled plugin into a plugins folder: grants first, then the
+/// component (so a watching host never sees the component alone).
+pub fn drop_plugin(name: &str, dir: &Path) {
+    let wasm = bundled_path(name);
+    std::fs::copy(
+        wasm.with_extension("toml"),
+        dir.join(format!("{name}.toml")),
+    )
+    .expect("copy grants");
+    std::fs::copy(&wasm, dir.join(format!("{name}.wasm"))).expect("copy component");
+}
+
+/// A tmpfs mounted for one test, unmounted when dropped.
+pub struct Tmpfs {
+    path: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (e.g. `"512k"`) at `path` (created). `None`,
+    /// with the reason printed, when this process may not mount (not root).
+    pub fn mount(path: &Path, size: &str) -> Option<Tmpfs> {
+        if !is_root() {
+            eprintln!("skipped: mounting a tmpfs needs root");
+            return None;
+        }
+        std::fs::create_dir_all(path).expect("mount point");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(path)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount tmpfs at {}", path.display());
+        Some(Tmpfs {
+            path: path.to_path_buf(),
+        })
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.path)
+            .status();
+    }
+}
+
+/// Is this process root (may mount)?
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .is_some_and(|l| l.split_whitespace().nth(2) == Some("0"))
+    })
 }
 
 /// The output of a runway as JSON.

@@ -9,6 +9,7 @@ use clap::Args;
 use runway_audit::{AuditLog, AuditOptions, Entry, PublicKey};
 
 use super::{AuditDir, BAD_INPUT, Failure, HOST_FAULT};
+use crate::compiler::Compiler;
 use crate::signing::PluginPolicy;
 use crate::{DatasetStore, Host, Plugins, Runtime};
 
@@ -27,9 +28,17 @@ pub struct HostArgs {
     /// Compiled components are kept here, so a restart does not recompile.
     #[arg(long, value_name = "DIR", default_value = "runway-cache")]
     pub cache: PathBuf,
-    /// Most runs at once (default: the number of cores).
-    #[arg(long)]
-    pub workers: Option<usize>,
+    /// Most runs at once (default: the number of cores; at most 64).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=crate::runtime::MAX_LIVE_RUNS as i64))]
+    pub workers: Option<u32>,
+    /// Compiling one component may take at most this long; past it the
+    /// plugin is refused.
+    #[arg(long, value_name = "SECS", default_value_t = crate::compiler::DEFAULT_COMPILE_SECS)]
+    pub compile_timeout_secs: u64,
+    /// Compiling one component may use at most this much memory (address
+    /// space of the compiler process); past it the plugin is refused.
+    #[arg(long, value_name = "MIB", default_value_t = crate::compiler::DEFAULT_COMPILE_MIB)]
+    pub compile_memory_mib: u64,
     /// Load only plugins with a good `NAME.wasm.sig` by an `--author`.
     #[arg(long, requires = "author")]
     pub require_signed: bool,
@@ -39,8 +48,16 @@ pub struct HostArgs {
 }
 
 impl HostArgs {
+    /// The runtime, compiling in a capped process of its own (this binary).
     pub fn runtime(&self) -> Result<Arc<Runtime>, Failure> {
-        Runtime::with_cache(&self.cache)
+        let program = std::env::current_exe().map_err(|e| Failure::new(HOST_FAULT, e))?;
+        let compiler = Compiler {
+            program,
+            args: vec!["__compile".into()],
+            max_time: std::time::Duration::from_secs(self.compile_timeout_secs),
+            max_memory_mib: self.compile_memory_mib,
+        };
+        Runtime::with_cache_and_compiler(&self.cache, Some(compiler))
             .map(Arc::new)
             .map_err(|e| Failure::new(HOST_FAULT, e))
     }
@@ -80,9 +97,10 @@ impl HostArgs {
         plugins: Plugins,
         audit: &AuditLog,
     ) -> Result<Arc<Host>, Failure> {
-        let workers = self
-            .workers
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+        let workers = self.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(2, |n| n.get()),
+            |n| n as usize,
+        );
         let store = DatasetStore::open(&self.data).map_err(|e| Failure::new(HOST_FAULT, e))?;
         Ok(Arc::new(Host::new(
             runtime,

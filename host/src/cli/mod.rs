@@ -42,6 +42,10 @@ enum Command {
     Sign(sign::SignArgs),
     /// Make a key pair for signing audit checkpoints.
     Keygen(keygen::KeygenArgs),
+    /// Internal: compile a component from stdin to stdout, as the capped
+    /// compiler process the host starts (see `runway_host::compiler`).
+    #[command(name = "__compile", hide = true)]
+    Compile,
 }
 
 /// Where the audit folder is, with the same default everywhere.
@@ -82,6 +86,7 @@ pub fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Compile => return crate::compiler::compile_child(),
         Command::Run(args) => run::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Serve(args) => serve::run(args),

@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 
 use crate::executor::{self, Observer, RunReport, RunRequest};
 use crate::host::Host;
+use crate::loader::Plugin;
 use crate::plan::{Manifest, Plan};
 use tower::Clearance;
 
@@ -102,6 +103,9 @@ impl Default for DispatchOptions {
 
 struct Runway {
     manifest: Manifest,
+    /// The plugin this runway's records name: the one loaded at filing,
+    /// then, from take-off on, the very one its run uses.
+    plugin: Option<Arc<Plugin>>,
     state: RunwayState,
     locks: Vec<LockGrant>,
     run: Option<RunReport>,
@@ -114,6 +118,7 @@ pub async fn run_plan(
     opts: DispatchOptions,
 ) -> Result<PlanReport, DispatchError> {
     let (reply, clearances) = mpsc::unbounded_channel();
+    let catalog = host.plugins();
     let index = plan
         .manifests
         .iter()
@@ -127,6 +132,7 @@ pub async fn run_plan(
             .manifests
             .into_iter()
             .map(|manifest| Runway {
+                plugin: catalog.get(&manifest.agent),
                 manifest,
                 state: RunwayState::Queued,
                 locks: Vec::new(),
@@ -177,11 +183,11 @@ struct Dispatch {
 
 impl Dispatch {
     fn record(&self, i: usize, dataset: Option<String>, event: Event) -> Result<(), AuditError> {
-        let m = &self.runways[i].manifest;
+        let r = &self.runways[i];
         let entry = Entry {
-            runway: m.id.clone(),
-            agent: m.agent.clone(),
-            plugin: self.host.plugins().get(&m.agent).map(|p| p.digest),
+            runway: r.manifest.id.clone(),
+            agent: r.manifest.agent.clone(),
+            plugin: r.plugin.as_ref().map(|p| p.digest),
             dataset,
             event,
         };
@@ -303,6 +309,7 @@ impl Dispatch {
                 return self.fail(i, reason);
             }
         };
+        self.runways[i].plugin = Some(plugin.clone());
         self.record(
             i,
             None,

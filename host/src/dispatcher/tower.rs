@@ -53,7 +53,8 @@ impl Tower {
                 in_air: 0,
             }),
             store,
-            workers: workers.max(1),
+            // The pool holds MAX_LIVE_RUNS runs' worth of slots.
+            workers: workers.clamp(1, crate::runtime::MAX_LIVE_RUNS as usize),
         }
     }
 

@@ -10,9 +10,9 @@ use runway_audit::{Call, Hash, LockMode};
 use super::runway::agent::datasets::Host;
 use super::runway::agent::types::Page;
 use super::{GuestError, NO_DATA, RunState, Target, WitLockMode, digest_parts};
-use crate::limits::{MAX_STAGED, MAX_VALUE};
+use crate::limits::{MAX_STAGED, MAX_STAGED_KEYS, MAX_VALUE};
 use crate::names;
-use crate::store::Change;
+use crate::store::{Change, ENTRY_BYTES};
 
 /// Most keys returned by one `list` call.
 pub const MAX_PAGE: u32 = 1000;
@@ -96,11 +96,16 @@ impl RunState {
                     v.len()
                 )));
             }
-            if let Change::Put(v) = &change
-                && self.staged.bytes() + v.len() > MAX_STAGED
-            {
+            let (changes, bytes) = self.staged.after(&dataset, &key, &change);
+            if changes > MAX_STAGED_KEYS {
                 return Err(GuestError::Limit(format!(
-                    "the run's staged writes would exceed {MAX_STAGED} bytes"
+                    "the run's staged changes would exceed {MAX_STAGED_KEYS} keys"
+                )));
+            }
+            if bytes > MAX_STAGED {
+                return Err(GuestError::Limit(format!(
+                    "the run's staged changes would exceed {MAX_STAGED} bytes \
+                     (keys, values and {ENTRY_BYTES} bytes each)"
                 )));
             }
             if change == Change::Delete && !self.exists(&dataset, &key)? {

@@ -1,6 +1,7 @@
 //! Host side of the `runway:agent` world: the state of one run inside its
 //! wasmtime `Store`, and the host calls a guest can make — one file per WIT
-//! interface ([`datasets`], [`log`], [`context`]).
+//! interface ([`datasets`], [`log`], [`context`], and `clocks`, which bounds
+//! WASI's monotonic-clock waits by the run's window).
 //!
 //! Every call goes through [`RunState::audited`], which records exactly one
 //! audit entry per call, allowed or denied (buffered per run, handed to the
@@ -8,6 +9,7 @@
 //! failures are WIT `error` values; a host fault (the audit trail is down) is
 //! a trap.
 
+mod clocks;
 mod context;
 mod datasets;
 
@@ -15,6 +17,7 @@ pub use datasets::MAX_PAGE;
 mod log;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use runway_audit::{AuditLog, Call, Entry, Event, Hash, LockMode, Outcome};
 use sha2::{Digest, Sha256};
@@ -32,6 +35,7 @@ wasmtime::component::bindgen!({
     imports: { default: trappable },
 });
 
+pub(crate) use clocks::add_to_linker as add_bounded_clock_to_linker;
 pub use runway::agent::types::LockMode as WitLockMode;
 pub use runway::agent::types::{Error as GuestError, HeldLock, RunInfo};
 
@@ -51,6 +55,8 @@ pub struct RunState {
     pending_audit: Vec<(u64, Entry)>,
     pub(crate) limits: Limits,
     pub(crate) limiter: RunLimiter,
+    /// When the run's window ends (WASI waits are cut here).
+    pub(crate) deadline: Instant,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
     wasi: WasiCtx,
@@ -65,6 +71,7 @@ impl RunState {
         info: RunInfo,
         plugin: Hash,
         limits: Limits,
+        deadline: Instant,
         store: Arc<DatasetStore>,
         audit: AuditLog,
     ) -> RunState {
@@ -87,6 +94,7 @@ impl RunState {
             pending_audit: Vec::with_capacity(AUDIT_BATCH),
             limiter: RunLimiter::new(&limits),
             limits,
+            deadline,
             stdout,
             stderr,
             wasi,

@@ -16,6 +16,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::time::Instant;
 
 use cap_std::fs::Dir;
 
@@ -89,32 +90,30 @@ impl Intent {
     }
 }
 
-/// Commits `changes` under `token` into `dir` (see the module doc).
+/// Commits `changes` under `token` into `dir` (see the module doc). Past
+/// `deadline` no more temporaries are written. Any failure before the commit
+/// point (a full disk, an I/O error, the deadline) removes every temporary
+/// written so far before returning, so a failed commit leaves nothing behind
+/// and the next one starts clean; a failure after it leaves `.commit` for
+/// [`recover`] to finish.
 pub(super) fn commit(
     dir: &Dir,
     token: u64,
     changes: &BTreeMap<String, Change>,
+    deadline: Instant,
 ) -> std::io::Result<CommitStats> {
     let mut intent = Intent {
         renames: Vec::new(),
         deletes: Vec::new(),
     };
-    for (i, (key, change)) in changes.iter().enumerate() {
-        match change {
-            Change::Put(value) => {
-                let tmp = format!(".tmp-{token}-{i}");
-                write_file(dir, &tmp, value)?;
-                intent.renames.push((tmp, names::key_to_file(key)));
-            }
-            Change::Delete => intent.deletes.push(names::key_to_file(key)),
+    let prepared = prepare(dir, token, changes, deadline, &mut intent);
+    if let Err(e) = prepared {
+        for (tmp, _) in &intent.renames {
+            let _ = dir.remove_file(tmp);
         }
+        let _ = dir.remove_file(INTENT_TMP);
+        return Err(e);
     }
-    write_file(dir, FENCE_TMP, token.to_string().as_bytes())?;
-    intent.renames.push((FENCE_TMP.into(), FENCE.into()));
-    write_file(dir, INTENT_TMP, intent.encode().as_bytes())?;
-    // One flush for all temporaries instead of one per file.
-    rustix::fs::syncfs(dir.open(".")?)?;
-    dir.rename(INTENT_TMP, dir, INTENT)?;
     super::sync_dir(dir)?; // the commit point
     let deletes = intent.apply(dir)?;
     super::sync_dir(dir)?;
@@ -123,6 +122,40 @@ pub(super) fn commit(
         writes: (intent.renames.len() - 1) as u32,
         deletes,
     })
+}
+
+/// Step 1 and the rename of step 2: every temporary, the fence and the
+/// intent written and flushed, `.commit` in place. Everything written is
+/// listed in `intent.renames` (or is `.commit.tmp`) as it is created.
+fn prepare(
+    dir: &Dir,
+    token: u64,
+    changes: &BTreeMap<String, Change>,
+    deadline: Instant,
+    intent: &mut Intent,
+) -> std::io::Result<()> {
+    for (i, (key, change)) in changes.iter().enumerate() {
+        if i % 256 == 0 && Instant::now() >= deadline {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the commit did not fit in the run's window",
+            ));
+        }
+        match change {
+            Change::Put(value) => {
+                let tmp = format!(".tmp-{token}-{i}");
+                intent.renames.push((tmp.clone(), names::key_to_file(key)));
+                write_file(dir, &tmp, value)?;
+            }
+            Change::Delete => intent.deletes.push(names::key_to_file(key)),
+        }
+    }
+    intent.renames.push((FENCE_TMP.into(), FENCE.into()));
+    write_file(dir, FENCE_TMP, token.to_string().as_bytes())?;
+    write_file(dir, INTENT_TMP, intent.encode().as_bytes())?;
+    // One flush for all temporaries instead of one per file.
+    rustix::fs::syncfs(dir.open(".")?)?;
+    dir.rename(INTENT_TMP, dir, INTENT)
 }
 
 /// Finishes or undoes whatever a crash interrupted in `dir`. Returns true

@@ -15,12 +15,13 @@ mod commit;
 mod staging;
 mod tokens;
 
-pub use staging::{Change, Staged};
+pub use staging::{Change, ENTRY_BYTES, Staged};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use cap_std::ambient_authority;
 use cap_std::fs::Dir;
@@ -181,12 +182,16 @@ impl DatasetStore {
     /// Applies a run's staged changes to `dataset` under exclusive `token`:
     /// refused when a newer token already committed; otherwise temporaries
     /// are written and flushed, renamed into place, the fence raised and the
-    /// directory flushed.
+    /// directory flushed. Refused past `deadline` (the end of the run's
+    /// window). A failed commit leaves the dataset as it was: what it wrote
+    /// is removed, or, past the commit point, finished by recovery on the
+    /// dataset's next use — no restart needed.
     pub fn commit(
         &self,
         dataset: &str,
         token: u64,
         changes: &BTreeMap<String, Change>,
+        deadline: Instant,
     ) -> Result<CommitStats, StoreError> {
         let ds = self.dataset(dataset)?;
         let mut ds = lock(&ds);
@@ -204,7 +209,15 @@ impl DatasetStore {
             sync_dir(&self.root).map_err(err("flush root"))?;
         }
         let dir = ds.dir.as_ref().expect("dataset dir exists");
-        let stats = commit::commit(dir, token, changes).map_err(err("commit"))?;
+        let stats = match commit::commit(dir, token, changes, deadline) {
+            Ok(stats) => stats,
+            Err(source) => {
+                // Forget the cached state: the next use reloads the dataset
+                // from disk, finishing a commit that passed its commit point.
+                lock(&self.datasets).remove(dataset);
+                return Err(io_err(dataset, "commit", source));
+            }
+        };
         ds.fence = token;
         for (key, change) in changes {
             match change {

@@ -10,25 +10,59 @@ pub enum Change {
     Delete,
 }
 
+/// Bytes a staged change costs beyond its key and value (map node, key
+/// string, change tag), so that a flood of empty values is not free.
+pub const ENTRY_BYTES: usize = 64;
+
 /// All staged changes of one run, per dataset, per key.
 #[derive(Debug, Default)]
 pub struct Staged {
     datasets: BTreeMap<String, BTreeMap<String, Change>>,
+    /// Changes staged (distinct keys).
+    changes: usize,
+    /// Memory the changes hold: keys, values and [`ENTRY_BYTES`] each.
     bytes: usize,
+}
+
+impl Change {
+    fn value_len(&self) -> usize {
+        match self {
+            Change::Put(v) => v.len(),
+            Change::Delete => 0,
+        }
+    }
 }
 
 impl Staged {
     /// Stages a change, replacing any earlier one to the same key.
     pub fn stage(&mut self, dataset: &str, key: &str, change: Change) {
-        let added = match &change {
-            Change::Put(v) => v.len(),
-            Change::Delete => 0,
-        };
-        let keys = self.datasets.entry(dataset.to_string()).or_default();
-        if let Some(Change::Put(old)) = keys.insert(key.to_string(), change) {
-            self.bytes -= old.len();
+        let (changes, bytes) = self.after(dataset, key, &change);
+        self.datasets
+            .entry(dataset.to_string())
+            .or_default()
+            .insert(key.to_string(), change);
+        self.changes = changes;
+        self.bytes = bytes;
+    }
+
+    /// What [`changes`](Self::changes) and [`bytes`](Self::bytes) would be
+    /// after staging `change`, so a caller can refuse it first.
+    pub fn after(&self, dataset: &str, key: &str, change: &Change) -> (usize, usize) {
+        match self.get(dataset, key) {
+            Some(old) => (
+                self.changes,
+                self.bytes - old.value_len() + change.value_len(),
+            ),
+            None => (
+                self.changes + 1,
+                self.bytes + key.len() + change.value_len() + ENTRY_BYTES,
+            ),
         }
-        self.bytes += added;
+    }
+
+    /// Changes staged (distinct keys over all datasets).
+    pub fn changes(&self) -> usize {
+        self.changes
     }
 
     /// The staged change to a key, if any.
@@ -46,8 +80,28 @@ impl Staged {
         self.datasets.iter()
     }
 
-    /// Bytes of staged values held in memory.
+    /// Bytes the staged changes hold in memory: keys, values, bookkeeping.
     pub fn bytes(&self) -> usize {
         self.bytes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_bookkeeping_count_not_only_values() {
+        let mut s = Staged::default();
+        s.stage("d", "k1", Change::Put(Vec::new()));
+        assert_eq!((s.changes(), s.bytes()), (1, 2 + ENTRY_BYTES));
+        s.stage("d", "k1", Change::Put(vec![0; 10]));
+        assert_eq!((s.changes(), s.bytes()), (1, 12 + ENTRY_BYTES));
+        s.stage("d", "k2", Change::Delete);
+        assert_eq!((s.changes(), s.bytes()), (2, 14 + 2 * ENTRY_BYTES));
+        assert_eq!(
+            s.after("d", "k3", &Change::Put(vec![0; 5])),
+            (3, 21 + 3 * ENTRY_BYTES)
+        );
     }
 }

@@ -21,6 +21,10 @@
 //! | `trap-midway` | `write`s `hostile/000`..`hostile/099` to the first exclusive dataset, then executes `unreachable` | fail the run and leave the dataset unchanged |
 //! | `panic` | `panic!("hostile panic: ...")` | fail the run (a trap) |
 //! | `big-output` | `{"mib": N}` (default 8) or `{"kib": K}`: returns a JSON object of exactly that many bytes (`{}` if under 10) | refuse an output over `max_output_kib` (over about 1 MiB, wasmtime's hostcall fuel may trap the result's lifting first) |
+//! | `sleep` | `{"secs": N}` (default 30): `std::thread::sleep`, a WASI monotonic-clock wait, then outputs `{}` | end the run at its window although the guest is blocked in the host |
+//! | `key-flood` | `{"keys": K, "key_len": L}` (defaults 1,000,000 and 191): `write`s K empty values under L-byte keys of the first exclusive dataset; the first refusal fails the run with the host's error | refuse past the staging caps (keys count, not only value bytes) |
+//! | `ansi-error` | `{"kib": K}` (default 900): fails with `invalid` carrying K KiB of ANSI/OSC escapes, fake `SUCCEEDED` and `audit ok` lines | store the reason capped; print it escaped |
+//! | `ansi-output` | `{"kib": K}` (default 64): succeeds with K KiB of the same text as its output | print it escaped |
 //! | `wasi-escape` | tries `/etc/passwd`, listing `/`, writing `/tmp/runway-escape`, the environment, the arguments, TCP to 127.0.0.1:22, a UDP bind, resolving `localhost` | deny them all; see [`escape`] |
 //!
 //! Outputs, when there is one:
@@ -362,6 +366,63 @@ fn big_output(ctx: &Context) -> Result<Vec<u8>, Error> {
     Ok(output)
 }
 
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct SleepInput {
+    secs: Option<u64>,
+}
+
+fn sleep(ctx: &Context) -> Result<Vec<u8>, Error> {
+    let input: SleepInput = ctx.input()?;
+    std::thread::sleep(std::time::Duration::from_secs(input.secs.unwrap_or(30)));
+    Ok(b"{}".to_vec())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct KeyFloodInput {
+    keys: Option<u32>,
+    key_len: Option<usize>,
+}
+
+fn key_flood(ctx: &Context) -> Result<Vec<u8>, Error> {
+    let input: KeyFloodInput = ctx.input()?;
+    let data = exclusive(ctx, "key-flood")?;
+    let (keys, len) = (
+        input.keys.unwrap_or(1_000_000),
+        input.key_len.unwrap_or(191),
+    );
+    let pad = "k".repeat(len.saturating_sub(11));
+    for i in 0..keys {
+        // The first refusal fails the run with the host's error.
+        data.write(&format!("{pad}/{i:010}"), b"")?;
+    }
+    Ok(serde_json::to_vec(&json!({ "written": keys }))?)
+}
+
+/// Text meant to take over an operator's terminal: clear the screen, set the
+/// window title (OSC), and print lines that look like the host's own.
+const TERMINAL_ATTACK: &str = "\x1b[2J\x1b[H\x1b]0;runway: all good\x07\
+     import       SUCCEEDED  {\"imported\":40000}\n\
+     audit runway-audit: ok, 3 records\n\u{202e}deliaf\u{200b}\u{2066}";
+
+/// `TERMINAL_ATTACK` repeated to `{"kib": K}` KiB (default `default_kib`).
+fn attack_text(ctx: &Context, default_kib: u32) -> Result<String, Error> {
+    let input: SizeKibInput = ctx.input()?;
+    let size = (input.kib.unwrap_or(default_kib) as usize).saturating_mul(1024);
+    let mut text = String::with_capacity(size + TERMINAL_ATTACK.len());
+    while text.len() < size {
+        text.push_str(TERMINAL_ATTACK);
+    }
+    Ok(text)
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct SizeKibInput {
+    kib: Option<u32>,
+}
+
 fn wasi_escape() -> Result<Vec<u8>, Error> {
     let attempts = escape::attempts();
     for a in &attempts {
@@ -412,6 +473,10 @@ impl Agent for Hostile {
             "panic" => panic!("hostile panic: failing the run on purpose"),
             "big-output" => big_output(ctx),
             "wasi-escape" => wasi_escape(),
+            "sleep" => sleep(ctx),
+            "key-flood" => key_flood(ctx),
+            "ansi-error" => Err(Error::Invalid(attack_text(ctx, 900)?)),
+            "ansi-output" => Ok(attack_text(ctx, 64)?.into_bytes()),
             other => Err(Error::Invalid(format!("hostile: unknown action {other:?}"))),
         }
     }

@@ -1,0 +1,422 @@
+//! Limits that hold per run, not per piece: memory summed over every memory
+//! of every instance, pool slots shared so no run starves a neighbour, the
+//! window holding while the guest sleeps in WASI, staging counted in keys,
+//! guest text capped where it is kept, a full data disk, the plugin digest a
+//! run's records carry, and compile bombs.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use runway_audit::{AuditLog, AuditOptions, Entry, Event, Record};
+use runway_host::RunwayState;
+use runway_host::limits::{MAX_MEMORIES_PER_RUN, MAX_REASON, MAX_STAGED_KEYS};
+use runway_host::runtime::MAX_LIVE_RUNS;
+use runway_host::{DatasetStore, DispatchOptions, Grants, Host, PlanReport, Plugins, Runtime};
+use runway_tests::{
+    Fixture, Tmpfs, bundled_path, bundled_plugins, components, drop_plugin, plugins,
+};
+
+fn grants(limits: &str) -> Grants {
+    let text = format!("[datasets]\n\"test_*\" = \"exclusive\"\n[limits]\n{limits}\n");
+    Grants::parse(&text, "test grants").expect("test grants")
+}
+
+fn reason(report: &PlanReport, id: &str) -> String {
+    match &report.get(id).unwrap_or_else(|| panic!("no {id}")).state {
+        RunwayState::Failed(why) => why.clone(),
+        other => panic!("{id} was not stopped: {other:?}"),
+    }
+}
+
+fn succeeded(report: &PlanReport, id: &str) {
+    let state = &report.get(id).unwrap_or_else(|| panic!("no {id}")).state;
+    assert_eq!(*state, RunwayState::Succeeded, "{id}");
+}
+
+/// A plan of one runway per `(id, agent, action, dataset, input)`.
+fn plan(runways: &[(&str, &str, &str, &str, &str)]) -> String {
+    runways
+        .iter()
+        .map(|(id, agent, action, dataset, input)| {
+            let datasets = if dataset.is_empty() {
+                String::new()
+            } else {
+                format!("datasets = {{ {dataset} = \"exclusive\" }}\n")
+            };
+            format!(
+                "[[runway]]\nid = \"{id}\"\nagent = \"{agent}\"\naction = \"{action}\"\n{datasets}input = {input}\n"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn memory_is_capped_for_all_memories_of_a_run_together() {
+    let (runtime, _) = plugins();
+    let mut set = bundled_plugins();
+    // Three instances with 30 MiB memories each, plus the main memory.
+    let wasm = components::multi_memory(MAX_MEMORIES_PER_RUN - 1, 30);
+    set.insert(runtime, "multimem", &wasm, grants("memory_mib = 64"))
+        .unwrap();
+    set.insert(runtime, "multimem-roomy", &wasm, grants("memory_mib = 128"))
+        .unwrap();
+    let f = Fixture::with_plugins(2, set);
+    let report = f.run(&plan(&[
+        ("capped", "multimem", "run", "", "{}"),
+        ("roomy", "multimem-roomy", "run", "", "{}"),
+        ("neighbour", "probe", "ok", "", "{}"),
+    ]));
+    let why = reason(&report, "capped");
+    assert!(
+        why.starts_with("memory limit exceeded: the run's memories and tables together would need")
+            && why.ends_with("over its cap of 64 MiB"),
+        "{why}"
+    );
+    succeeded(&report, "roomy");
+    succeeded(&report, "neighbour");
+}
+
+#[test]
+fn a_component_with_more_memories_than_a_run_may_have_is_refused_at_load() {
+    let (runtime, _) = plugins();
+    let mut set = Plugins::default();
+    let err = set
+        .insert(
+            runtime,
+            "greedy",
+            &components::multi_memory(31, 1),
+            grants(""),
+        )
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        err.contains("32 Wasm linear memories, which exceeds the configured maximum of 4"),
+        "{err}"
+    );
+}
+
+#[test]
+fn slot_hungry_runs_never_starve_a_neighbour() {
+    // A runtime of its own: every worker slot-hungry at once, beside one
+    // healthy run, with nothing else sharing the pool.
+    let runtime = Runtime::new().unwrap();
+    let mut set = Plugins::default();
+    let hungry = components::slot_hungry(
+        MAX_MEMORIES_PER_RUN,
+        runway_host::limits::MAX_CORE_INSTANCES_PER_RUN,
+    );
+    set.insert(
+        &runtime,
+        "hungry",
+        &hungry,
+        grants("window_secs = 2\nfuel = 1_000_000_000_000"),
+    )
+    .unwrap();
+    let probe = std::fs::read(bundled_path("probe")).unwrap();
+    set.insert(&runtime, "probe", &probe, grants("")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let host = Arc::new(Host::new(
+        &runtime,
+        Arc::new(set),
+        Arc::new(DatasetStore::open(&dir.path().join("data")).unwrap()),
+        AuditLog::open(&dir.path().join("audit"), AuditOptions::new("t")).unwrap(),
+        MAX_LIVE_RUNS as usize,
+    ));
+    let hungry_ids: Vec<String> = (1..MAX_LIVE_RUNS).map(|i| format!("hungry{i}")).collect();
+    let mut runways: Vec<_> = hungry_ids
+        .iter()
+        .map(|id| (id.as_str(), "hungry", "run", "", "{}"))
+        .collect();
+    runways.push(("healthy", "probe", "ok", "", "{}"));
+    let plan = runway_host::Plan::parse(&plan(&runways), &*host.plugins()).unwrap();
+    let report = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(runway_host::run_plan(
+            host,
+            plan,
+            DispatchOptions::default(),
+        ))
+        .unwrap();
+    succeeded(&report, "healthy");
+    for id in &hungry_ids {
+        let why = reason(&report, id);
+        assert!(
+            why.starts_with("timed out") || why.starts_with("CPU budget"),
+            "{id} did not get to run: {why}"
+        );
+    }
+}
+
+#[test]
+fn a_wasi_sleep_past_the_window_ends_at_the_window() {
+    let f = Fixture::with_grants(&[(
+        "hostile",
+        "[datasets]\n\"test_*\" = \"exclusive\"\n[limits]\nwindow_secs = 1\n",
+    )]);
+    let started = Instant::now();
+    let report = f.run(&plan(&[
+        ("sleeper", "hostile", "sleep", "test_sleep", "{ secs = 30 }"),
+        ("next", "probe", "ok", "test_sleep", "{}"),
+    ]));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "a 30 s sleep held the plan for {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        reason(&report, "sleeper"),
+        "timed out: wall-clock window of 1 s exceeded"
+    );
+    succeeded(&report, "next");
+    // The lock was released at the window, not after the sleep.
+    let records = f.records();
+    let time = |runway: &str, pred: fn(&Event) -> bool| {
+        records
+            .iter()
+            .find(|r| r.entry.runway == runway && pred(&r.entry.event))
+            .map(|r| r.time_ns)
+            .unwrap_or_else(|| panic!("no such record of {runway}"))
+    };
+    let held = time("sleeper", |e| matches!(e, Event::LockReleased { .. }))
+        - time("sleeper", |e| matches!(e, Event::LockGranted { .. }));
+    assert!(
+        held < Duration::from_secs(10).as_nanos() as u64,
+        "lock held {held} ns"
+    );
+    assert!(
+        time("next", |e| matches!(e, Event::LockGranted { .. }))
+            > time("sleeper", |e| matches!(e, Event::LockReleased { .. }))
+    );
+}
+
+#[test]
+fn a_key_flood_hits_the_staging_cap_and_commits_nothing() {
+    let f = Fixture::with_grants(&[(
+        "hostile",
+        "[datasets]\n\"test_*\" = \"exclusive\"\n[limits]\nwindow_secs = 600\nfuel = 1_000_000_000_000\n",
+    )]);
+    let report = f.run(&plan(&[(
+        "flood",
+        "hostile",
+        "key-flood",
+        "test_flood",
+        "{ keys = 1_000_000, key_len = 191 }",
+    )]));
+    assert_eq!(
+        reason(&report, "flood"),
+        format!(
+            "agent returned error: limit: the run's staged changes would exceed {MAX_STAGED_KEYS} keys"
+        )
+    );
+    assert!(f.keys("test_flood", "").is_empty());
+}
+
+#[test]
+fn guest_text_is_capped_where_it_is_kept() {
+    let f = Fixture::new();
+    let report = f.run(&plan(&[
+        (
+            "loud",
+            "hostile",
+            "ansi-error",
+            "test_loud",
+            "{ kib = 900 }",
+        ),
+        (
+            "chatty",
+            "hostile",
+            "ansi-output",
+            "test_chatty",
+            "{ kib = 64 }",
+        ),
+    ]));
+    let why = reason(&report, "loud");
+    assert!(why.len() <= MAX_REASON, "{} bytes kept", why.len());
+    assert!(
+        why.starts_with("agent returned error: invalid: \u{1b}[2J"),
+        "{why:?}"
+    );
+    assert!(why.ends_with("more bytes]"), "{why:?}");
+    let audited = f
+        .records()
+        .into_iter()
+        .find_map(|r| match r.entry.event {
+            Event::Failed { reason } if r.entry.runway == "loud" => Some(reason),
+            _ => None,
+        })
+        .expect("FAILED record");
+    assert_eq!(audited, why);
+    succeeded(&report, "chatty");
+}
+
+#[test]
+fn a_full_data_disk_fails_the_commit_and_leaves_nothing_behind() {
+    let mut mounted = None;
+    let f = Fixture::with_data_root(|data| mounted = Tmpfs::mount(data, "512k"));
+    let Some(_tmpfs) = mounted else { return };
+    let write = |id: &str, key_len: u32| {
+        plan(&[(
+            id,
+            "hostile",
+            "key-flood",
+            "test_disk",
+            &format!("{{ keys = 5, key_len = {key_len} }}"),
+        )])
+    };
+    succeeded(&f.run(&write("before", 20)), "before");
+    // A 1 MB value does not fit on the 512 KiB disk.
+    let report = f.run(&plan(&[(
+        "too-big",
+        "hostile",
+        "million-keys",
+        "test_disk",
+        "{ keys = 0 }",
+    )]));
+    let why = reason(&report, "too-big");
+    assert!(
+        why.starts_with("commit failed") && why.contains("No space left on device"),
+        "{why}"
+    );
+    let left: Vec<String> = std::fs::read_dir(f.data.join("test_disk"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.starts_with('.') && n != ".fence")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert_eq!(f.keys("test_disk", "").len(), 5);
+    // Space is back (the failed commit removed what it wrote): the next run
+    // commits, without a restart.
+    succeeded(&f.run(&write("after", 30)), "after");
+    assert_eq!(f.keys("test_disk", "").len(), 10);
+}
+
+#[test]
+fn every_record_of_a_run_names_the_plugin_it_ran_with() {
+    let f = Fixture::new();
+    let before = f.host.plugins();
+    let old = before.get("probe").unwrap().digest;
+    // The catalog a reload brings: "probe" is now another component.
+    let (runtime, _) = plugins();
+    let mut swapped = Plugins::default();
+    let other = bundled_path("compliance-check");
+    let probe_grants = before.get("probe").unwrap().grants.clone();
+    swapped
+        .insert(
+            runtime,
+            "probe",
+            &std::fs::read(other).unwrap(),
+            probe_grants,
+        )
+        .unwrap();
+    let swapped = Arc::new(swapped);
+    let new = swapped.get("probe").unwrap().digest;
+    assert_ne!(old, new);
+    // The reload lands right after the runway is cleared, before it lands.
+    let host = f.host.clone();
+    let observer = Arc::new(move |entry: &Entry| {
+        if matches!(entry.event, Event::Cleared { .. }) {
+            host.set_plugins(swapped.clone());
+        }
+    });
+    let plan = f.plan(&plan(&[("swap", "probe", "ok", "test_swap", "{}")]));
+    let report = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(runway_host::run_plan(
+            f.host.clone(),
+            plan,
+            DispatchOptions { observer },
+        ))
+        .unwrap();
+    succeeded(&report, "swap");
+    assert_eq!(f.host.plugins().get("probe").unwrap().digest, new);
+    let records: Vec<Record> = f
+        .records()
+        .into_iter()
+        .filter(|r| r.entry.runway == "swap")
+        .collect();
+    assert!(records.len() >= 6, "{records:?}");
+    for r in &records {
+        assert_eq!(r.entry.plugin, Some(old), "{:?}", r.entry.event);
+    }
+}
+
+#[test]
+fn a_compile_bomb_is_refused_without_stalling_other_plans() {
+    let dir = tempfile::tempdir().unwrap();
+    let (plugins_dir, inbox, audit) = (
+        dir.path().join("plugins"),
+        dir.path().join("inbox"),
+        dir.path().join("audit"),
+    );
+    std::fs::create_dir_all(&plugins_dir).unwrap();
+    std::fs::create_dir_all(&inbox).unwrap();
+    drop_plugin("probe", &plugins_dir);
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+        .args(["serve", "--compile-timeout-secs", "5", "--plugins"])
+        .arg(&plugins_dir)
+        .arg("--inbox")
+        .arg(&inbox)
+        .arg("--audit")
+        .arg(&audit)
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("--cache")
+        .arg(dir.path().join("cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let fly = |name: &str| {
+        let text = plan(&[(name, "probe", "ok", "test_healthy", "{}")]);
+        std::fs::write(inbox.join(format!("{name}.toml")), text).unwrap();
+    };
+    let landed = |name: &str| {
+        let report = inbox.join(format!("done/{name}.json"));
+        let start = Instant::now();
+        while !report.exists() && start.elapsed() < Duration::from_secs(120) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let json: serde_json::Value = std::fs::read(&report)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        json["runways"][0]["state"] == "SUCCEEDED"
+    };
+    fly("first");
+    let first = landed("first");
+    // A component taking far longer than 5 s to compile (12 s on a quiet
+    // core here), dropped together with another plan.
+    std::fs::write(plugins_dir.join("bomb.toml"), "[datasets]\n").unwrap();
+    std::fs::write(
+        plugins_dir.join("bomb.wasm"),
+        components::compile_bomb(4000, 1000),
+    )
+    .unwrap();
+    fly("second");
+    let second = landed("second");
+    let _ = Command::new("kill")
+        .args(["-INT", &serve.id().to_string()])
+        .status();
+    let status = serve.wait().unwrap();
+    assert!(
+        first && second,
+        "a plan did not land (first {first}, second {second})"
+    );
+    assert!(status.success(), "serve ended with {status}");
+    let records = runway_audit::read_records(&audit).unwrap();
+    let refusal = records.iter().find_map(|r| match &r.entry.event {
+        Event::Rejected { reason } if r.entry.agent == "bomb" => Some(reason.clone()),
+        _ => None,
+    });
+    let refusal = refusal.expect("the bomb's refusal is audited");
+    assert!(
+        refusal.contains("compiling took longer than the compile time cap of 5 s"),
+        "{refusal}"
+    );
+    assert!(
+        !records
+            .iter()
+            .any(|r| r.entry.agent == "bomb" && matches!(r.entry.event, Event::PluginLoaded))
+    );
+}
