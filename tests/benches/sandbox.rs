@@ -43,7 +43,6 @@ use runway_audit::{AuditLog, AuditOptions, LockGrant, LockMode};
 use runway_host::executor::{self, Observer, RunRequest};
 use runway_host::hostcalls::runway::agent::{context, datasets, log, types};
 use runway_host::hostcalls::{AgentPre, GuestError, HeldLock, RunInfo, WitLockMode};
-use runway_host::runtime::{MAX_LIVE_RUNS, MAX_MEMORY_BYTES};
 use runway_host::{
     DatasetStore, DispatchOptions, Host, Plan, Plugin, Plugins, Runtime, bench_support, bundled,
 };
@@ -200,13 +199,7 @@ const PLAIN: Knobs = Knobs {
 
 /// The host's pool (`runway_host::runtime`): its slot counts, its memory cap.
 fn host_pool() -> PoolingAllocationConfig {
-    let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(MAX_LIVE_RUNS)
-        .total_core_instances(MAX_LIVE_RUNS * 4)
-        .total_memories(MAX_LIVE_RUNS)
-        .total_tables(MAX_LIVE_RUNS * 4)
-        .max_memory_size(MAX_MEMORY_BYTES);
-    pool
+    runway_host::runtime::pool_config()
 }
 
 /// A pooling engine; `component-model-async` is not compiled into this

@@ -78,6 +78,71 @@ fn memory_is_capped_for_all_memories_of_a_run_together() {
 }
 
 #[test]
+fn host_memory_stays_bounded_when_many_memories_grow() {
+    // Three memories of 200 MiB each, every page touched, under a 256 MiB
+    // cap: capped per memory, the host would hold 600 MiB for the run.
+    let dir = tempfile::tempdir().unwrap();
+    let (plugins_dir, inbox) = (dir.path().join("plugins"), dir.path().join("inbox"));
+    std::fs::create_dir_all(&plugins_dir).unwrap();
+    std::fs::create_dir_all(&inbox).unwrap();
+    std::fs::write(
+        plugins_dir.join("multimem.toml"),
+        "[limits]\nmemory_mib = 256\n",
+    )
+    .unwrap();
+    std::fs::write(
+        plugins_dir.join("multimem.wasm"),
+        components::multi_memory(MAX_MEMORIES_PER_RUN - 1, 200),
+    )
+    .unwrap();
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+        .arg("serve")
+        .arg("--plugins")
+        .arg(&plugins_dir)
+        .arg("--inbox")
+        .arg(&inbox)
+        .arg("--audit")
+        .arg(dir.path().join("audit"))
+        .arg("--data")
+        .arg(dir.path().join("data"))
+        .arg("--cache")
+        .arg(dir.path().join("cache"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::fs::write(
+        inbox.join("grow.toml"),
+        plan(&[("grow", "multimem", "run", "", "{}")]),
+    )
+    .unwrap();
+    let report = inbox.join("done/grow.json");
+    let start = Instant::now();
+    while !report.exists() && start.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Peak resident memory of the serving process over its whole life.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", serve.id())).unwrap();
+    let peak_kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmHWM");
+    let _ = Command::new("kill")
+        .args(["-INT", &serve.id().to_string()])
+        .status();
+    serve.wait().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    let why = json["runways"][0]["reason"].as_str().unwrap_or_default();
+    assert!(why.ends_with("over its cap of 256 MiB"), "{json}");
+    assert!(
+        peak_kib < 450 << 10,
+        "the host peaked at {} MiB",
+        peak_kib >> 10
+    );
+}
+
+#[test]
 fn a_component_with_more_memories_than_a_run_may_have_is_refused_at_load() {
     let (runtime, _) = plugins();
     let mut set = Plugins::default();
@@ -210,6 +275,55 @@ fn a_key_flood_hits_the_staging_cap_and_commits_nothing() {
         )
     );
     assert!(f.keys("test_flood", "").is_empty());
+}
+
+#[test]
+fn staging_and_commit_fit_in_the_window() {
+    let f = Fixture::with_grants(&[(
+        "hostile",
+        "[datasets]\n\"test_*\" = \"exclusive\"\n[limits]\nwindow_secs = 2\nfuel = 1_000_000_000_000\n",
+    )]);
+    let started = Instant::now();
+    let report = f.run(&plan(&[(
+        "bulk",
+        "hostile",
+        "key-flood",
+        "test_bulk",
+        "{ keys = 200_000, key_len = 20 }",
+    )]));
+    // Staged within the window or not, 200,000 files cannot be committed
+    // in what is left of 2 s: either way the run times out, commits
+    // nothing and leaves nothing behind.
+    let why = reason(&report, "bulk");
+    assert!(why.starts_with("timed out"), "{why}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(f.keys("test_bulk", "").is_empty());
+    let dir = f.data.join("test_bulk");
+    if dir.exists() {
+        let left = std::fs::read_dir(&dir).unwrap().count();
+        assert_eq!(left, 0, "files left in {}", dir.display());
+    }
+}
+
+#[test]
+fn a_trap_keeps_its_cause_and_where_it_happened() {
+    let f = Fixture::new();
+    let report = f.run(&plan(&[(
+        "trap",
+        "hostile",
+        "trap-midway",
+        "test_trap",
+        "{}",
+    )]));
+    let why = reason(&report, "trap");
+    assert!(
+        why.starts_with("agent trapped: unreachable (a panic or abort in the guest) in "),
+        "{why}"
+    );
 }
 
 #[test]
