@@ -6,8 +6,8 @@
 
 use std::collections::HashMap;
 
+use crate::findings::VerifyErrorKind;
 use crate::record::{Entry, Hash, Record};
-use crate::verify::VerifyErrorKind;
 
 /// Where the log stands after its last record.
 #[derive(Clone, Debug, Default)]

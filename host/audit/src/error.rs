@@ -5,9 +5,9 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::findings::VerifyError;
 use crate::frame::FrameTooLong;
 use crate::record::EncodeError;
-use crate::verify::VerifyError;
 
 /// Why the audit log could not be opened or written.
 #[derive(Debug, thiserror::Error)]

@@ -21,7 +21,8 @@
 //! | one batch: link, encode, write, fsync, rotate | `commit.rs` |
 //! | reopening: read back, trim a torn tail | `recover.rs` |
 //! | walking all segments, [`read_records`] | `reader.rs` |
-//! | [`verify()`], its report and errors | `verify.rs` |
+//! | [`verify()`] and its report | `verify.rs` |
+//! | what verification finds wrong, and where | `findings.rs` |
 //! | timeline lines and JSON | `render.rs` |
 //! | writer errors | `error.rs` |
 //! | what callers, writer and checkpoint thread share | `shared.rs` |
@@ -40,6 +41,7 @@ pub mod checkpoint;
 mod checkpointer;
 mod commit;
 mod error;
+mod findings;
 pub mod frame;
 pub mod hex;
 pub mod keys;
@@ -63,6 +65,7 @@ mod tests;
 
 pub use checkpoint::{Checkpoint, SignedCheckpoint};
 pub use error::{AuditError, WriteFailure};
+pub use findings::{CheckpointPlace, TornKind, TornTail, VerifyError, VerifyErrorKind};
 pub use keys::{PrivateKey, PublicKey};
 pub use merkle::Frontier;
 pub use reader::read_records;
@@ -72,10 +75,7 @@ pub use record::{
 };
 pub use render::{record_json, record_line, timeline_line};
 pub use trust::Trust;
-pub use verify::{
-    CheckpointPlace, TornKind, TornTail, VerifyError, VerifyErrorKind, VerifyOptions, VerifyReport,
-    verify, verify_with,
-};
+pub use verify::{VerifyOptions, VerifyReport, verify, verify_with};
 pub use writer::{
     AuditLog, AuditOptions, AuditStats, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_SEGMENT_BYTES, Ticket,
     now_ns,

@@ -22,6 +22,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
 use crate::checkpoint::{CheckpointSyntax, SignedCheckpoint};
+use crate::findings::VerifyError;
 use crate::proof::{
     ProofError, consistency_proof, inclusion_proof, verify_consistency, verify_inclusion,
 };
@@ -29,7 +30,6 @@ use crate::reader::{TailMode, walk};
 use crate::record::{Hash, Record, leaf_hash};
 use crate::tree_check::{CheckpointSources, TreeCheck, load_checkpoints};
 use crate::trust::{SignatureProblem, Trust};
-use crate::verify::VerifyError;
 
 const MAGIC_LINE: &str = "runway audit proof v1";
 

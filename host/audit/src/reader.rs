@@ -17,12 +17,12 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use crate::chain::Chain;
+use crate::findings::{TornKind, TornTail, VerifyError, VerifyErrorKind};
 use crate::frame::{
     FRAME_HEAD_LEN, FrameHead, HeaderError, MAX_FRAME_LEN, SegmentHeader, read_full,
 };
 use crate::record::{Hash, Record, leaf_hash};
 use crate::segment::{SegmentFile, list_segments};
-use crate::verify::{TornKind, TornTail, VerifyError, VerifyErrorKind};
 
 /// How to treat the end of the last segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,12 +16,12 @@ use std::path::Path;
 use crate::chain::Chain;
 use crate::checkpoint::SignedCheckpoint;
 use crate::error::AuditError;
+use crate::findings::{CheckpointPlace, TornKind, TornTail, VerifyError, VerifyErrorKind};
 use crate::keys::PrivateKey;
 use crate::merkle::Frontier;
 use crate::reader::{LastSegment, TailMode, walk};
 use crate::segment::sync_dir;
 use crate::tree_check::{CheckpointSources, TreeCheck, load_checkpoints};
-use crate::verify::{CheckpointPlace, TornKind, TornTail, VerifyError, VerifyErrorKind};
 
 /// Where writing continues.
 pub(crate) struct Recovered {

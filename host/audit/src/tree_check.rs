@@ -12,10 +12,10 @@ use std::path::Path;
 use crate::checkpoint::{
     CHECKPOINTS_FILE, LATEST_FILE, SignedCheckpoint, read_checkpoint_file, read_latest,
 };
+use crate::findings::{CheckpointPlace, VerifyError, VerifyErrorKind};
 use crate::merkle::{Frontier, empty_root};
 use crate::record::Hash;
 use crate::trust::Trust;
-use crate::verify::{CheckpointPlace, VerifyError, VerifyErrorKind};
 
 /// Where checkpoints come from besides the audit folder, and who must sign them.
 pub(crate) struct CheckpointSources<'a> {

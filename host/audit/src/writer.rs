@@ -26,12 +26,12 @@ use crate::checkpoint::{CheckpointWriter, write_latest};
 use crate::checkpointer::{Checkpointer, checkpoint_loop};
 use crate::commit::{Committer, Pending};
 use crate::error::AuditError;
+use crate::findings::TornTail;
 use crate::keys::PrivateKey;
 use crate::record::Entry;
 use crate::recover::{Recovered, recover};
 use crate::segment::sync_dir;
 use crate::shared::{PanicGuard, Shared, State};
-use crate::verify::TornTail;
 
 /// Default size past which a new segment is started (64 MiB).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;

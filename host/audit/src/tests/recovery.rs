@@ -2,7 +2,7 @@
 //! before the tail is refused without changing anything.
 
 use super::*;
-use crate::verify::TornKind;
+use crate::findings::TornKind;
 use crate::{AuditError, VerifyErrorKind, read_records, verify};
 
 const N: u64 = 8;

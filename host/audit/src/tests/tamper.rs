@@ -1,8 +1,8 @@
 //! Tampering the verifier must catch, each named at the right record.
 
 use super::*;
+use crate::findings::TornKind;
 use crate::record::DecodeError;
-use crate::verify::TornKind;
 use crate::{VerifyError, VerifyErrorKind, verify};
 
 const N: u64 = 10;
