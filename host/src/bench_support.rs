@@ -2,11 +2,11 @@
 //! over crate internals, so a benchmark can time one part of a run on its
 //! own. Not an API: hidden from the docs, changes with the internals.
 
-use crate::host::Host;
-use crate::hostcalls::{GuestError, RunInfo};
+use crate::controller::Host;
 use crate::loader::Plugin;
+use crate::sandbox::hostcalls::{GuestError, RunInfo};
 
-/// The sandbox part of one run, as [`crate::executor::execute`] does it: a
+/// The sandbox part of one run, as [`crate::sandbox::execute`] does it: a
 /// fresh store holding a fresh [`RunState`], the plugin's limits applied,
 /// instantiate from the plugin's pre-instantiated component, call `run`,
 /// drop the store. Nothing else: no Started / Succeeded records, no commit,
@@ -17,7 +17,8 @@ pub fn instantiate_and_call(
     plugin: &Plugin,
     info: RunInfo,
 ) -> wasmtime::Result<Result<Vec<u8>, GuestError>> {
-    let (mut store, limited) = crate::executor::new_store(host, plugin, info);
+    let (mut store, limited) =
+        crate::sandbox::run::new_store(host.sandbox(), &plugin.program(), info);
     limited?;
     let agent = plugin.pre.instantiate(&mut store)?;
     agent.call_run(&mut store)

@@ -29,7 +29,7 @@ use thiserror::Error;
 use crate::names::{self, NameError};
 
 /// Largest `memory_mib`: the pool's memory slot size.
-pub const MAX_MEMORY_MIB: u64 = (crate::runtime::MAX_MEMORY_BYTES >> 20) as u64;
+pub const MAX_MEMORY_MIB: u64 = (crate::limits::MAX_MEMORY_BYTES >> 20) as u64;
 /// Largest `fuel` (about a day of CPU; wasmtime keeps fuel as an `i64`).
 pub const MAX_FUEL: u64 = 1_000_000_000_000_000;
 /// Largest `window_secs`: one day.

@@ -13,9 +13,10 @@ use std::sync::Arc;
 use runway_audit::{Hash, sha256};
 
 use crate::grants::{Grants, GrantsError};
-use crate::hostcalls::{AgentPre, RunState};
 use crate::names;
-use crate::runtime::Runtime;
+use crate::sandbox::Program;
+use crate::sandbox::Runtime;
+use crate::sandbox::hostcalls::{AgentPre, RunState};
 use crate::signing::{PluginPolicy, SignatureError};
 
 /// One loaded agent.
@@ -62,6 +63,18 @@ pub enum LoadError {
     },
     #[error("plugin {name}: not a valid Runway agent component: {reason}")]
     Component { name: String, reason: String },
+}
+
+impl Plugin {
+    /// What the sandbox runs: this plugin's component, digest and limits.
+    pub fn program(&self) -> Program {
+        Program {
+            name: self.name.clone(),
+            digest: self.digest,
+            limits: self.grants.limits,
+            pre: self.pre.clone(),
+        }
+    }
 }
 
 impl Plugins {
@@ -157,8 +170,7 @@ impl Plugins {
         };
         let digest = sha256(bytes);
         let component = runtime.component(&digest, bytes).map_err(bad)?;
-        let instance_pre = runtime.linker.instantiate_pre(&component).map_err(bad)?;
-        let pre = AgentPre::new(instance_pre).map_err(bad)?;
+        let pre = runtime.link(&component).map_err(bad)?;
         tracing::info!(plugin = name, digest = %runway_audit::hex::encode(&digest), "loaded");
         let plugin = Plugin {
             name: name.to_string(),

@@ -20,8 +20,7 @@ use runway_audit::{AuditError, Entry, Event};
 use thiserror::Error;
 use tokio::task::JoinSet;
 
-use crate::dispatcher::{DispatchOptions, PlanReport, RunwayState, run_plan};
-use crate::host::Host;
+use crate::controller::{DispatchOptions, Host, PlanReport, RunwayState, run_plan};
 use crate::plan::Plan;
 use crate::watch::{PluginChange, PluginFolder, watch};
 

@@ -19,7 +19,7 @@ use runway_audit::{Hash, sha256};
 
 use crate::grants::Grants;
 use crate::loader::{LoadError, Plugins};
-use crate::runtime::Runtime;
+use crate::sandbox::Runtime;
 use crate::signing::PluginPolicy;
 
 /// What one rescan changed.

@@ -40,9 +40,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use runway_audit::{AuditLog, AuditOptions, LockGrant, LockMode};
-use runway_host::executor::{self, Observer, RunRequest};
-use runway_host::hostcalls::runway::agent::{context, datasets, log, types};
-use runway_host::hostcalls::{AgentPre, GuestError, HeldLock, RunInfo, WitLockMode};
+use runway_host::sandbox::hostcalls::runway::agent::{context, datasets, log, types};
+use runway_host::sandbox::hostcalls::{AgentPre, GuestError, HeldLock, RunInfo, WitLockMode};
+use runway_host::sandbox::{self as executor, Observer, RunRequest};
 use runway_host::{
     DatasetStore, DispatchOptions, Host, Plan, Plugin, Plugins, Runtime, bench_support, bundled,
 };
@@ -197,9 +197,9 @@ const PLAIN: Knobs = Knobs {
     fuel: false,
 };
 
-/// The host's pool (`runway_host::runtime`): its slot counts, its memory cap.
+/// The host's pool (`runway_host::sandbox::runtime`): its slot counts, its memory cap.
 fn host_pool() -> PoolingAllocationConfig {
-    runway_host::runtime::pool_config()
+    runway_host::sandbox::runtime::pool_config()
 }
 
 /// A pooling engine; `component-model-async` is not compiled into this
@@ -225,7 +225,7 @@ impl Bare {
     fn new(engine: Engine, knobs: Knobs, component: &Component) -> Bare {
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).expect("wasi links");
-        runway_host::hostcalls::Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+        runway_host::sandbox::hostcalls::Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .expect("runway:agent links");
         let pre = AgentPre::new(linker.instantiate_pre(component).expect("instantiate_pre"))
             .expect("agent exports");
@@ -356,14 +356,14 @@ fn execute(host: &Host, plugin: &Arc<Plugin>, info: &RunInfo) -> Vec<u8> {
         .collect();
     let req = RunRequest {
         runway: info.runway.clone(),
-        plugin: plugin.clone(),
+        program: plugin.program(),
         action: info.action.clone(),
         input: info.input.clone(),
         attempt: 1,
         locks,
     };
     let observer: Observer = Arc::new(|_| {});
-    let report = executor::execute(host, req, &observer).expect("audit trail works");
+    let report = executor::execute(host.sandbox(), req, &observer).expect("audit trail works");
     report
         .outcome
         .unwrap_or_else(|e| panic!("Runway run failed: {e}"))

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use runway_audit::{AuditLog, AuditOptions, Entry, Event, Record};
 use runway_host::RunwayState;
+use runway_host::limits::MAX_LIVE_RUNS;
 use runway_host::limits::{MAX_MEMORIES_PER_RUN, MAX_REASON, MAX_STAGED_KEYS};
-use runway_host::runtime::MAX_LIVE_RUNS;
 use runway_host::{DatasetStore, DispatchOptions, Grants, Host, PlanReport, Plugins, Runtime};
 use runway_tests::{
     Fixture, Tmpfs, bundled_path, bundled_plugins, components, drop_plugin, plugins,

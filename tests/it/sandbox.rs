@@ -291,7 +291,7 @@ fn a_million_byte_value_and_an_unbounded_listing_are_capped() {
     let returned = out["list"]["returned"].as_u64().unwrap();
     assert_eq!(
         returned,
-        u64::from(runway_host::hostcalls::MAX_PAGE),
+        u64::from(runway_host::sandbox::hostcalls::MAX_PAGE),
         "{out}"
     );
     assert_eq!(

@@ -9,7 +9,7 @@ use clap::Args;
 use runway_audit::{AuditLog, AuditOptions, Entry, PublicKey};
 
 use super::{AuditDir, BAD_INPUT, Failure, HOST_FAULT};
-use crate::compiler::Compiler;
+use crate::sandbox::compiler::Compiler;
 use crate::signing::PluginPolicy;
 use crate::{DatasetStore, Host, Plugins, Runtime};
 
@@ -29,15 +29,15 @@ pub struct HostArgs {
     #[arg(long, value_name = "DIR", default_value = "runway-cache")]
     pub cache: PathBuf,
     /// Most runs at once (default: the number of cores; at most 64).
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=crate::runtime::MAX_LIVE_RUNS as i64))]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=crate::limits::MAX_LIVE_RUNS as i64))]
     pub workers: Option<u32>,
     /// Compiling one component may take at most this long; past it the
     /// plugin is refused.
-    #[arg(long, value_name = "SECS", default_value_t = crate::compiler::DEFAULT_COMPILE_SECS)]
+    #[arg(long, value_name = "SECS", default_value_t = crate::sandbox::compiler::DEFAULT_COMPILE_SECS)]
     pub compile_timeout_secs: u64,
     /// Compiling one component may use at most this much memory (address
     /// space of the compiler process); past it the plugin is refused.
-    #[arg(long, value_name = "MIB", default_value_t = crate::compiler::DEFAULT_COMPILE_MIB)]
+    #[arg(long, value_name = "MIB", default_value_t = crate::sandbox::compiler::DEFAULT_COMPILE_MIB)]
     pub compile_memory_mib: u64,
     /// Load only plugins with a good `NAME.wasm.sig` by an `--author`.
     #[arg(long, requires = "author")]
@@ -113,7 +113,7 @@ impl HostArgs {
 }
 
 /// Prints each state change as a timeline line.
-pub fn timeline_printer() -> crate::executor::Observer {
+pub fn timeline_printer() -> crate::sandbox::Observer {
     Arc::new(|entry: &Entry| println!("{}", runway_audit::timeline_line(now_ns(), entry)))
 }
 

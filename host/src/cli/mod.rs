@@ -43,7 +43,7 @@ enum Command {
     /// Make a key pair for signing audit checkpoints.
     Keygen(keygen::KeygenArgs),
     /// Internal: compile a component from stdin to stdout, as the capped
-    /// compiler process the host starts (see `runway_host::compiler`).
+    /// compiler process the host starts (see `runway_host::sandbox::compiler`).
     #[command(name = "__compile", hide = true)]
     Compile,
 }
@@ -86,7 +86,7 @@ pub fn main() -> ExitCode {
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Compile => return crate::compiler::compile_child(),
+        Command::Compile => return crate::sandbox::compiler::compile_child(),
         Command::Run(args) => run::run(args),
         Command::Audit(cmd) => audit::run(cmd),
         Command::Serve(args) => serve::run(args),

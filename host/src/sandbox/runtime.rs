@@ -21,18 +21,15 @@ use runway_audit::Hash;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::compiler::Compiler;
-use crate::hostcalls::{Agent, RunState};
-use crate::limits::{MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLES_PER_RUN, TICK};
+use super::compiler::Compiler;
+use super::hostcalls::{Agent, AgentPre, RunState};
+use crate::limits::{
+    MAX_CORE_INSTANCES_PER_RUN, MAX_LIVE_RUNS, MAX_MEMORIES_PER_RUN, MAX_MEMORY_BYTES,
+    MAX_TABLES_PER_RUN, TICK,
+};
 
-/// Most runs alive at once; `--workers` may not ask for more. The pool
-/// holds this many runs' worth of every slot kind, each run capped at its
-/// share, so a run can never take a neighbour's slots.
-pub const MAX_LIVE_RUNS: u32 = 64;
 /// Bytes of each pool slot kept resident between runs.
 const KEEP_RESIDENT: usize = 2 << 20;
-/// Most linear memory any run may grow to; grants may only lower it.
-pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 
 /// The pooling allocator's slots: [`MAX_LIVE_RUNS`] runs, each at most its
 /// per-run share of core instances, memories and tables.
@@ -51,8 +48,8 @@ pub fn pool_config() -> PoolingAllocationConfig {
 
 /// Engine + linker + epoch ticker + compiled components.
 pub struct Runtime {
-    pub(crate) engine: Engine,
-    pub(crate) linker: Linker<RunState>,
+    engine: Engine,
+    linker: Linker<RunState>,
     compiled: Mutex<HashMap<Hash, Component>>,
     cache_dir: Option<PathBuf>,
     compiler: Option<Compiler>,
@@ -100,12 +97,12 @@ impl Runtime {
         pool.linear_memory_keep_resident(KEEP_RESIDENT)
             .table_keep_resident(KEEP_RESIDENT)
             .pagemap_scan(Enabled::Auto);
-        let mut config = crate::compiler::code_config();
+        let mut config = super::compiler::code_config();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config).map_err(err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(err)?;
-        crate::hostcalls::add_bounded_clock_to_linker(&mut linker).map_err(err)?;
+        super::hostcalls::add_bounded_clock_to_linker(&mut linker).map_err(err)?;
         Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(err)?;
         Ok(Runtime {
             _ticker: Ticker::start(engine.clone())
@@ -116,6 +113,16 @@ impl Runtime {
             cache_dir,
             compiler,
         })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Links a compiled component against the host calls and WASI, once,
+    /// so each run only instantiates.
+    pub(crate) fn link(&self, component: &Component) -> wasmtime::Result<AgentPre<RunState>> {
+        AgentPre::new(self.linker.instantiate_pre(component)?)
     }
 
     /// The compiled component for `bytes` (whose SHA-256 is `digest`):

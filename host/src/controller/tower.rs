@@ -54,7 +54,7 @@ impl Tower {
             }),
             store,
             // The pool holds MAX_LIVE_RUNS runs' worth of slots.
-            workers: workers.clamp(1, crate::runtime::MAX_LIVE_RUNS as usize),
+            workers: workers.clamp(1, crate::limits::MAX_LIVE_RUNS as usize),
         }
     }
 

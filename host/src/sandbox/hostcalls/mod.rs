@@ -25,8 +25,8 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::limiter::RunLimiter;
 use crate::grants::Limits;
-use crate::limits::RunLimiter;
 use crate::store::{DatasetStore, Staged};
 
 wasmtime::component::bindgen!({

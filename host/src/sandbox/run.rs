@@ -8,13 +8,31 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use runway_audit::{AuditError, Entry, Event, LockGrant, LockMode};
-use wasmtime::Store;
+use runway_audit::{AuditError, AuditLog, Entry, Event, Hash, LockGrant, LockMode};
+use wasmtime::{Engine, Store};
 
-use crate::host::Host;
-use crate::hostcalls::{HeldLock, RunInfo, RunLog, RunState};
-use crate::limits;
-use crate::loader::Plugin;
+use super::hostcalls::{AgentPre, HeldLock, RunInfo, RunLog, RunState};
+use super::limiter;
+use crate::grants::Limits;
+use crate::store::DatasetStore;
+
+/// What runs share in a process: the engine, the datasets, the audit trail.
+#[derive(Clone, Copy)]
+pub struct Sandbox<'a> {
+    pub engine: &'a Engine,
+    pub store: &'a Arc<DatasetStore>,
+    pub audit: &'a AuditLog,
+}
+
+/// An agent ready to run: compiled, linked and pre-instantiated, with the
+/// digest every audit record of its runs carries and its limits.
+#[derive(Clone)]
+pub struct Program {
+    pub name: String,
+    pub digest: Hash,
+    pub limits: Limits,
+    pub(crate) pre: AgentPre<RunState>,
+}
 
 /// Something that wants to see runway state changes as they happen.
 pub type Observer = Arc<dyn Fn(&Entry) + Send + Sync>;
@@ -22,7 +40,7 @@ pub type Observer = Arc<dyn Fn(&Entry) + Send + Sync>;
 /// What to run.
 pub struct RunRequest {
     pub runway: String,
-    pub plugin: Arc<Plugin>,
+    pub program: Program,
     pub action: String,
     pub input: Vec<u8>,
     pub attempt: u32,
@@ -53,10 +71,14 @@ impl RunReport {
 
 /// Runs one runway to its end. Fails only when the audit trail fails: then
 /// nothing about the run may be reported as done.
-pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunReport, AuditError> {
+pub fn execute(
+    host: Sandbox<'_>,
+    req: RunRequest,
+    observer: &Observer,
+) -> Result<RunReport, AuditError> {
     let info = RunInfo {
         runway: req.runway.clone(),
-        agent: req.plugin.name.clone(),
+        agent: req.program.name.clone(),
         action: req.action,
         input: req.input,
         attempt: req.attempt,
@@ -70,8 +92,8 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
             })
             .collect(),
     };
-    let limits = req.plugin.grants.limits;
-    let (mut store, limited) = new_store(host, &req.plugin, info);
+    let limits = req.program.limits;
+    let (mut store, limited) = new_store(host, &req.program, info);
     let announce =
         |state: &RunState, dataset: Option<String>, event: Event| -> Result<(), AuditError> {
             let entry = state.entry(dataset, event);
@@ -87,7 +109,7 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
     )?;
 
     let called = limited
-        .and_then(|()| req.plugin.pre.instantiate(&mut store))
+        .and_then(|()| req.program.pre.instantiate(&mut store))
         .and_then(|agent| agent.call_run(&mut store));
     // The store (and the instance in it) is dropped here: a trapped
     // instance is never entered again.
@@ -95,23 +117,23 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
     state.flush_audit()?;
     let mut outcome = match called {
         // The window is wall-clock time, whatever the epoch counter says.
-        Ok(_) if Instant::now() > state.deadline => Err(limits::timed_out(&limits)),
+        Ok(_) if Instant::now() > state.deadline => Err(limiter::timed_out(&limits)),
         Ok(Ok(output)) if output.len() > limits.max_output() => Err(format!(
             "output of {} bytes exceeds the {}-byte limit",
             output.len(),
             limits.max_output()
         )),
         Ok(Ok(output)) => Ok(output),
-        Ok(Err(e)) => Err(limits::cap_text(
-            &format!("agent returned error: {}", crate::hostcalls::describe(&e)),
-            limits::MAX_REASON,
+        Ok(Err(e)) => Err(limiter::cap_text(
+            &format!("agent returned error: {}", super::hostcalls::describe(&e)),
+            crate::limits::MAX_REASON,
         )),
         Err(trap) if state.stdio_full() => Err(format!(
             "output flood: stdout/stderr exceeded {} bytes ({})",
             limits.max_log(),
-            limits::explain_trap(&state, &limits, &trap)
+            limiter::explain_trap(&state, &limits, &trap)
         )),
-        Err(trap) => Err(limits::explain_trap(&state, &limits, &trap)),
+        Err(trap) => Err(limiter::explain_trap(&state, &limits, &trap)),
     };
     if outcome.is_ok() {
         // No data changes before the audit records of the calls that made
@@ -140,33 +162,33 @@ pub fn execute(host: &Host, req: RunRequest, observer: &Observer) -> Result<RunR
     })
 }
 
-/// A fresh store for one run of `plugin`: its [`RunState`], its window
+/// A fresh store for one run of `program`: its [`RunState`], its window
 /// starting now, and whether its limits could be applied (a run must not
 /// start without them).
 pub(crate) fn new_store(
-    host: &Host,
-    plugin: &Plugin,
+    host: Sandbox<'_>,
+    program: &Program,
     info: RunInfo,
 ) -> (Store<RunState>, wasmtime::Result<()>) {
-    let limits = plugin.grants.limits;
+    let limits = program.limits;
     let deadline = Instant::now() + limits.window();
     let state = RunState::new(
         info,
-        plugin.digest,
+        program.digest,
         limits,
         deadline,
         host.store.clone(),
         host.audit.clone(),
     );
-    let mut store = Store::new(host.engine(), state);
-    let limited = limits::apply(&mut store, &limits, deadline);
+    let mut store = Store::new(host.engine, state);
+    let limited = limiter::apply(&mut store, &limits, deadline);
     (store, limited)
 }
 
 /// Commits the run's staged changes dataset by dataset, each under its
 /// exclusive token, auditing each commit.
 fn commit(
-    host: &Host,
+    host: Sandbox<'_>,
     state: &RunState,
     locks: &[LockGrant],
     announce: &impl Fn(&RunState, Option<String>, Event) -> Result<(), AuditError>,

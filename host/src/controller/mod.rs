@@ -7,8 +7,11 @@
 //! too, with a reason naming the dependency. Every filing and state change
 //! is an audit record.
 
+mod host;
 pub mod locks;
 pub mod tower;
+
+pub use host::Host;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,10 +20,9 @@ use runway_audit::{AuditError, Entry, Event, LockGrant, LockRequest};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use crate::executor::{self, Observer, RunReport, RunRequest};
-use crate::host::Host;
 use crate::loader::Plugin;
 use crate::plan::{Manifest, Plan};
+use crate::sandbox::{self, Observer, RunReport, RunRequest};
 use tower::Clearance;
 
 /// Where a runway is in its life.
@@ -329,7 +331,7 @@ impl Dispatch {
         r.locks = grants.clone();
         let req = RunRequest {
             runway: r.manifest.id.clone(),
-            plugin,
+            program: plugin.program(),
             action: r.manifest.action.clone(),
             input: r.manifest.input.clone(),
             attempt: 1,
@@ -339,7 +341,7 @@ impl Dispatch {
         let observer = self.observer.clone();
         let task = self
             .running
-            .spawn_blocking(move || executor::execute(&host, req, &observer));
+            .spawn_blocking(move || sandbox::execute(host.sandbox(), req, &observer));
         self.tasks.insert(task.id(), i);
         Ok(())
     }

@@ -6,9 +6,9 @@ use std::sync::{Arc, RwLock};
 
 use runway_audit::AuditLog;
 
-use crate::dispatcher::tower::Tower;
+use super::tower::Tower;
 use crate::loader::Plugins;
-use crate::runtime::Runtime;
+use crate::sandbox::{Runtime, Sandbox};
 use crate::store::DatasetStore;
 
 /// Plugins + store + audit + tower, shared by every plan and run.
@@ -34,7 +34,7 @@ impl Host {
             plugins: RwLock::new(plugins),
             store,
             audit,
-            engine: runtime.engine.clone(),
+            engine: runtime.engine().clone(),
         }
     }
 
@@ -52,7 +52,12 @@ impl Host {
         *self.plugins.write().unwrap_or_else(|p| p.into_inner()) = plugins;
     }
 
-    pub(crate) fn engine(&self) -> &wasmtime::Engine {
-        &self.engine
+    /// What a run needs from this host.
+    pub fn sandbox(&self) -> Sandbox<'_> {
+        Sandbox {
+            engine: &self.engine,
+            store: &self.store,
+            audit: &self.audit,
+        }
     }
 }

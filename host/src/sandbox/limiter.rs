@@ -1,0 +1,256 @@
+//! Enforcing a run's limits on its store: one memory budget for all its
+//! memories and tables (a resource limiter that remembers why it refused),
+//! fuel, the epoch deadline, hostcall fuel; and the words a run's failure
+//! is explained in. The values are in `crate::limits` and `crate::grants`.
+
+use std::time::Instant;
+
+use wasmtime::{ResourceLimiter, Store, WasmBacktrace};
+
+use super::hostcalls::RunState;
+use crate::grants::Limits;
+use crate::limits::{
+    MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_REASON, MAX_TABLES_PER_RUN, MAX_TRANSFER,
+    TABLE_ELEMENT_BYTES, TICK,
+};
+
+/// Which limit stopped a run, when one did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Breach {
+    /// Memories and tables together would pass the run's cap.
+    Memory { cap_mib: u64, wanted: usize },
+}
+
+/// The memory/table limiter of one run: one budget for all of it.
+#[derive(Debug)]
+pub struct RunLimiter {
+    cap: usize,
+    cap_mib: u64,
+    /// Bytes of memories and tables the run holds now.
+    used: usize,
+    /// Growth approved but not yet known to have happened.
+    approved: usize,
+    pub breach: Option<Breach>,
+}
+
+impl RunLimiter {
+    pub fn new(limits: &Limits) -> RunLimiter {
+        RunLimiter {
+            cap: limits.memory_bytes(),
+            cap_mib: limits.memory_mib,
+            used: 0,
+            approved: 0,
+            breach: None,
+        }
+    }
+
+    /// Bytes of memories and tables the run holds now.
+    pub fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Approves growing one piece from `current` to `desired` bytes if the
+    /// whole run stays within its cap.
+    fn grow(&mut self, current: usize, desired: usize) -> bool {
+        let added = desired.saturating_sub(current);
+        match self.used.checked_add(added) {
+            Some(total) if total <= self.cap => {
+                self.used = total;
+                self.approved = added;
+                true
+            }
+            _ => {
+                self.breach = Some(Breach::Memory {
+                    cap_mib: self.cap_mib,
+                    wanted: self.used.saturating_add(added),
+                });
+                false
+            }
+        }
+    }
+
+    /// An approved growth did not happen after all.
+    fn undo(&mut self) {
+        self.used -= std::mem::take(&mut self.approved);
+    }
+}
+
+impl ResourceLimiter for RunLimiter {
+    fn memory_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(self.grow(current, desired))
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo();
+        Ok(())
+    }
+
+    fn table_growing(
+        &mut self,
+        current: usize,
+        desired: usize,
+        _max: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        let bytes = |elements: usize| elements.saturating_mul(TABLE_ELEMENT_BYTES);
+        Ok(self.grow(bytes(current), bytes(desired)))
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.undo();
+        Ok(())
+    }
+
+    fn instances(&self) -> usize {
+        MAX_CORE_INSTANCES_PER_RUN as usize
+    }
+    fn tables(&self) -> usize {
+        MAX_TABLES_PER_RUN as usize
+    }
+    fn memories(&self) -> usize {
+        MAX_MEMORIES_PER_RUN as usize
+    }
+}
+
+/// Puts `limits` on a fresh store whose window ends at `deadline`.
+pub fn apply(
+    store: &mut Store<RunState>,
+    limits: &Limits,
+    deadline: Instant,
+) -> wasmtime::Result<()> {
+    store.limiter(|s| &mut s.limiter);
+    store.set_fuel(limits.fuel)?;
+    store.set_epoch_deadline(ticks_until(deadline));
+    store.epoch_deadline_trap();
+    store.set_hostcall_fuel(MAX_TRANSFER);
+    Ok(())
+}
+
+/// Epoch ticks from now until `deadline`, at least one. Windows are capped
+/// (`grants::MAX_WINDOW_SECS`), so this never comes near `u64::MAX`.
+fn ticks_until(deadline: Instant) -> u64 {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let ticks = left.as_nanos().div_ceil(TICK.as_nanos()).max(1);
+    u64::try_from(ticks).unwrap_or(u64::MAX)
+}
+
+/// `text` cut to at most `max` bytes on a char boundary, with a marker
+/// saying how much was cut.
+pub fn cap_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(40);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} …[{} more bytes]", &text[..end], text.len() - end)
+}
+
+/// The reason of a run that passed its window.
+pub fn timed_out(limits: &Limits) -> String {
+    format!(
+        "timed out: wall-clock window of {} s exceeded",
+        limits.window_secs
+    )
+}
+
+/// Why a run that trapped stopped, in words an operator understands, with
+/// the cause kept: the trap code or root error, and where in the guest.
+pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) -> String {
+    if let Some(Breach::Memory { cap_mib, wanted }) = &state.limiter.breach {
+        return format!(
+            "memory limit exceeded: the run's memories and tables together would need \
+             {} MiB, over its cap of {cap_mib} MiB",
+            wanted.div_ceil(1 << 20)
+        );
+    }
+    let reason = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) => {
+            return format!("CPU budget exhausted: fuel {} used up", limits.fuel);
+        }
+        Some(wasmtime::Trap::Interrupt) => return timed_out(limits),
+        Some(wasmtime::Trap::StackOverflow) => "stack overflow".to_string(),
+        Some(wasmtime::Trap::UnreachableCodeReached) => {
+            "unreachable (a panic or abort in the guest)".to_string()
+        }
+        Some(trap) => trap.to_string(),
+        None => {
+            let root = error.root_cause().to_string();
+            let root = root.lines().next().unwrap_or("unknown").to_string();
+            // wasmtime's hostcall-fuel refusal (component/func/options.rs).
+            if root.contains("too much data is being copied between the host and the guest") {
+                return format!(
+                    "limit: a host call carried more than {MAX_TRANSFER} bytes ({root})"
+                );
+            }
+            root
+        }
+    };
+    let place = error
+        .downcast_ref::<WasmBacktrace>()
+        .and_then(|bt| bt.frames().first())
+        .map(|frame| {
+            let func = match frame.func_name() {
+                Some(name) => name.to_string(),
+                None => format!("function {}", frame.func_index()),
+            };
+            match frame.module().name() {
+                Some(module) => format!(" in {func} (module {module})"),
+                None => format!(" in {func}"),
+            }
+        })
+        .unwrap_or_default();
+    cap_text(&format!("agent trapped: {reason}{place}"), MAX_REASON)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_budget_for_every_memory_and_table() {
+        let limits = Limits {
+            memory_mib: 4,
+            ..Limits::default()
+        };
+        let mut l = RunLimiter::new(&limits);
+        let mib = 1 << 20;
+        assert!(l.memory_growing(0, 2 * mib, None).unwrap(), "first memory");
+        assert!(l.memory_growing(0, mib, None).unwrap(), "second memory");
+        assert!(
+            !l.memory_growing(0, 2 * mib, None).unwrap(),
+            "a third memory passing the run's cap"
+        );
+        assert_eq!(
+            l.breach,
+            Some(Breach::Memory {
+                cap_mib: 4,
+                wanted: 5 * mib
+            })
+        );
+        // A table counts against the same budget.
+        assert!(
+            !l.table_growing(0, mib / TABLE_ELEMENT_BYTES * 2, None)
+                .unwrap()
+        );
+        // An approved growth that failed gives its bytes back.
+        assert!(l.memory_growing(mib, 2 * mib, None).unwrap());
+        assert_eq!(l.used(), 4 * mib);
+        l.memory_grow_failed(wasmtime::format_err!("no")).unwrap();
+        assert_eq!(l.used(), 3 * mib);
+    }
+
+    #[test]
+    fn texts_are_cut_on_a_char_boundary() {
+        assert_eq!(cap_text("short", 10), "short");
+        let long = "é".repeat(1000);
+        let cut = cap_text(&long, 100);
+        assert!(cut.len() <= 100, "{}", cut.len());
+        assert!(cut.ends_with("more bytes]"), "{cut}");
+    }
+}

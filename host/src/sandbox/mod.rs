@@ -1,0 +1,22 @@
+//! The sandbox: the one place a component is compiled, instantiated and
+//! called.
+//!
+//! | concept | file |
+//! |---|---|
+//! | engine, pool, linker, epoch ticker, compiled-component cache | `runtime.rs` |
+//! | compiling in a capped process of its own | `compiler.rs` |
+//! | one run: fresh store, `run`, commit or discard, its report | `run.rs` |
+//! | the run's limits on its store, failures explained | `limiter.rs` |
+//! | run state and host calls, one file per WIT interface | `hostcalls/` |
+//!
+//! It depends on `limits`, `grants` (a plugin's limits), `store` and the
+//! audit trail, never on the layers that schedule runs.
+
+pub mod compiler;
+pub mod hostcalls;
+pub mod limiter;
+pub mod run;
+pub mod runtime;
+
+pub use run::{Observer, Program, RunReport, RunRequest, Sandbox, execute};
+pub use runtime::Runtime;
