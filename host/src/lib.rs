@@ -15,6 +15,7 @@ pub mod bundled;
 pub mod cli;
 pub mod dispatcher;
 pub mod executor;
+pub mod files;
 pub mod grants;
 pub mod host;
 pub mod hostcalls;

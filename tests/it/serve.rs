@@ -2,45 +2,12 @@
 //! unload, refuse — all audited) and plan files dropped in the inbox are
 //! flown and reported, or rejected with the reason.
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use runway_audit::{AuditLog, AuditOptions, Event};
 use runway_host::watch::PluginFolder;
-use runway_host::{DatasetStore, DispatchOptions, Host, Plugins, bundled};
-use runway_tests::plugins;
-
-fn bundled_path(name: &str) -> PathBuf {
-    let (_, path) = bundled::PLUGIN_PATHS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .expect("bundled plugin");
-    PathBuf::from(path)
-}
-
-/// Copies a bundled plugin (grants first, then the component) into `dir`.
-fn drop_plugin(name: &str, dir: &Path) {
-    let wasm = bundled_path(name);
-    std::fs::copy(
-        wasm.with_extension("toml"),
-        dir.join(format!("{name}.toml")),
-    )
-    .unwrap();
-    std::fs::copy(&wasm, dir.join(format!("{name}.wasm"))).unwrap();
-}
-
-/// Waits (bounded) until `check` holds.
-fn eventually(what: &str, check: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "gave up waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use runway_host::{DatasetStore, DispatchOptions, Host, Plugins};
+use runway_tests::{bundled_path, drop_plugin, eventually, plugins};
 
 fn plan(agent: &str, action: &str) -> String {
     format!(
@@ -85,8 +52,15 @@ fn serve_follows_the_plugins_folder_and_flies_dropped_plans() {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            runway_host::serve::serve(host, folder, &inbox, DispatchOptions::default(), shutdown)
-                .await
+            runway_host::serve::serve(
+                host,
+                folder,
+                &inbox,
+                Default::default(),
+                DispatchOptions::default(),
+                shutdown,
+            )
+            .await
         }
     });
 

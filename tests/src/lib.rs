@@ -48,9 +48,8 @@ impl Fixture {
             let bytes = std::fs::read(path).expect("plugin bytes");
             let grants = match overrides.iter().find(|(n, _)| n == name) {
                 Some((_, text)) => Grants::parse(text, "test grants").expect("test grants parse"),
-                None => {
-                    Grants::load(&Path::new(path).with_extension("toml")).expect("bundled grants")
-                }
+                None => Grants::load(&Path::new(path).with_extension("toml"), &Default::default())
+                    .expect("bundled grants"),
             };
             set.insert(runtime, name, &bytes, grants)
                 .expect("plugin loads");
@@ -210,4 +209,36 @@ pub fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
         at += FRAME_HEAD_LEN + len;
     }
     out
+}
+
+/// The component file of a plugin built from `plugins/`.
+pub fn bundled_path(name: &str) -> PathBuf {
+    let (_, path) = bundled::PLUGIN_PATHS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .expect("bundled plugin");
+    PathBuf::from(path)
+}
+
+/// Copies a bundled plugin (grants first, then the component) into `dir`.
+pub fn drop_plugin(name: &str, dir: &Path) {
+    let wasm = bundled_path(name);
+    std::fs::copy(
+        wasm.with_extension("toml"),
+        dir.join(format!("{name}.toml")),
+    )
+    .expect("copy grants");
+    std::fs::copy(&wasm, dir.join(format!("{name}.wasm"))).expect("copy component");
+}
+
+/// Waits (at most a minute) until `check` holds.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

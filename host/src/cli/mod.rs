@@ -91,7 +91,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
-            eprintln!("runway: {error:#}");
+            // Errors name files and quote names: shown escaped.
+            eprintln!(
+                "runway: {}",
+                runway_audit::render::escape(&format!("{error:#}"))
+            );
             ExitCode::from(code)
         }
     }
