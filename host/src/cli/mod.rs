@@ -72,6 +72,23 @@ pub const BAD_INPUT: u8 = 2;
 pub const AUDIT_BAD: u8 = 3;
 pub const HOST_FAULT: u8 = 4;
 
+/// An error and its causes on one line, each cause once: error types that
+/// already quote their source are not followed by it again.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -94,7 +111,7 @@ pub fn main() -> ExitCode {
             // Errors name files and quote names: shown escaped.
             eprintln!(
                 "runway: {}",
-                runway_audit::render::escape(&format!("{error:#}"))
+                runway_audit::render::escape(&describe(&error))
             );
             ExitCode::from(code)
         }
