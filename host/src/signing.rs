@@ -16,6 +16,7 @@
 use std::path::{Path, PathBuf};
 
 use runway_audit::note::Note;
+use runway_audit::render::excerpt;
 use runway_audit::{Hash, PrivateKey, PublicKey};
 use thiserror::Error;
 
@@ -97,8 +98,8 @@ impl PluginPolicy {
                 .text
                 .lines()
                 .find_map(|l| l.strip_prefix("sha256 "))
-                .unwrap_or("?")
-                .to_string();
+                // A digest is 64 hex digits: never quote more of the file.
+                .map_or_else(|| "?".to_string(), |d| excerpt(d, 64));
             return Err(SignatureError::WrongDigest {
                 path,
                 signed,

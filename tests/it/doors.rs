@@ -624,3 +624,44 @@ fn doors_an_idle_server_reads_next_to_nothing() {
     );
     assert!(server.stop().success(), "{}", server.output());
 }
+
+#[test]
+fn doors_the_run_summary_shows_outputs_escaped_and_cut() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("plugins")).unwrap();
+    drop_plugin("hostile", &d.join("plugins"));
+    std::fs::write(
+        d.join("plan.toml"),
+        "[[runway]]\nid = \"wide\"\nagent = \"hostile\"\naction = \"big-output\"\ninput = { kib = 8 }\n",
+    )
+    .unwrap();
+    let run = Command::new(CLI)
+        .args([
+            "run",
+            "plan.toml",
+            "--plugins",
+            "plugins",
+            "--audit",
+            "audit",
+        ])
+        .args(["--data", "data", "--cache", "cache"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(run.stdout).unwrap();
+    assert_eq!(run.status.code(), Some(0), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("wide "))
+        .expect("summary line");
+    let detail = line
+        .strip_prefix(&format!("{:<12} {:<10} ", "wide", "SUCCEEDED"))
+        .expect("id and state");
+    // 8 KiB of output, shown as its first 199 characters and a marker.
+    assert_eq!(detail.chars().count(), 200, "{detail}");
+    assert!(
+        detail.starts_with("{\"pad\":\"xxx") && detail.ends_with('…'),
+        "{detail}"
+    );
+}

@@ -14,7 +14,7 @@ use crate::{DispatchOptions, Plan, Plugins, RunwayState, bundled};
 
 /// Most characters of a runway's output or failure reason on the summary
 /// line (escaped; a cut one ends in `…`).
-pub const SUMMARY_CHARS: usize = 200;
+const SUMMARY_CHARS: usize = 200;
 
 #[derive(Args)]
 pub struct RunArgs {
