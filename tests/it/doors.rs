@@ -245,23 +245,32 @@ fn doors_symlinked_plan_and_grants_files_are_refused_and_their_secret_never_copi
     assert!(!server.output().contains(MARKER), "{}", server.output());
 }
 
+/// A temporary folder holding `plugins/` with one bundled plugin, for
+/// `runway run`.
+fn folder_with(plugin: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    drop_plugin(plugin, &dir.path().join("plugins"));
+    dir
+}
+
+/// `runway run PLAN` in `dir` over its `plugins/`, `audit/`, `data/`, `cache/`.
+fn run_plan_in(dir: &Path, plan: &str) -> std::process::Output {
+    Command::new(CLI)
+        .args(["run", plan, "--plugins", "plugins", "--audit", "audit"])
+        .args(["--data", "data", "--cache", "cache"])
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn doors_run_refuses_a_symlinked_plan_with_exit_code_2() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = folder_with("probe");
     let d = dir.path();
-    std::fs::create_dir(d.join("plugins")).unwrap();
-    drop_plugin("probe", &d.join("plugins"));
     std::fs::write(d.join("secret"), format!("{MARKER} = 1\n")).unwrap();
     std::os::unix::fs::symlink(d.join("secret"), d.join("plan.toml")).unwrap();
-    let run = Command::new(CLI)
-        .arg("run")
-        .arg(d.join("plan.toml"))
-        .arg("--plugins")
-        .arg(d.join("plugins"))
-        .args(["--audit", "audit", "--data", "data", "--cache", "cache"])
-        .current_dir(d)
-        .output()
-        .unwrap();
+    let run = run_plan_in(d, "plan.toml");
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(
@@ -547,32 +556,15 @@ fn doors_a_full_audit_disk_stops_serve_taking_plans_and_keeps_what_was_acknowled
 
 #[test]
 fn doors_a_right_to_left_override_in_a_plan_name_is_shown_escaped() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = folder_with("probe");
     let d = dir.path();
-    std::fs::create_dir(d.join("plugins")).unwrap();
-    drop_plugin("probe", &d.join("plugins"));
     let name = "evil\u{202e}lmot.toml";
     std::fs::write(
         d.join(name),
         "[[runway]]\nid = \"bad id!\"\nagent = \"probe\"\n",
     )
     .unwrap();
-    let run = Command::new(CLI)
-        .arg("run")
-        .arg(name)
-        .args([
-            "--plugins",
-            "plugins",
-            "--audit",
-            "audit",
-            "--data",
-            "data",
-            "--cache",
-            "cache",
-        ])
-        .current_dir(d)
-        .output()
-        .unwrap();
+    let run = run_plan_in(d, name);
     let stderr = String::from_utf8(run.stderr).unwrap();
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("evil\\u{202e}lmot.toml"), "{stderr}");
@@ -627,28 +619,14 @@ fn doors_an_idle_server_reads_next_to_nothing() {
 
 #[test]
 fn doors_the_run_summary_shows_outputs_escaped_and_cut() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = folder_with("hostile");
     let d = dir.path();
-    std::fs::create_dir(d.join("plugins")).unwrap();
-    drop_plugin("hostile", &d.join("plugins"));
     std::fs::write(
         d.join("plan.toml"),
         "[[runway]]\nid = \"wide\"\nagent = \"hostile\"\naction = \"big-output\"\ninput = { kib = 8 }\n",
     )
     .unwrap();
-    let run = Command::new(CLI)
-        .args([
-            "run",
-            "plan.toml",
-            "--plugins",
-            "plugins",
-            "--audit",
-            "audit",
-        ])
-        .args(["--data", "data", "--cache", "cache"])
-        .current_dir(d)
-        .output()
-        .unwrap();
+    let run = run_plan_in(d, "plan.toml");
     let stdout = String::from_utf8(run.stdout).unwrap();
     assert_eq!(run.status.code(), Some(0), "{stdout}");
     let line = stdout
