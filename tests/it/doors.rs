@@ -19,6 +19,14 @@ use runway_tests::{bundled_path, drop_plugin, eventually};
 const MARKER: &str = "MARKER-SECRET-7f3a";
 const CLI: &str = env!("CARGO_BIN_EXE_runway-cli");
 
+/// Drops `text` into the inbox as `NAME.toml` the way an operator should:
+/// written beside it, then renamed in, so it is never seen half-written.
+fn drop_plan(inbox: &Path, name: &str, text: &str) {
+    let part = inbox.join(format!(".{name}.part"));
+    std::fs::write(&part, text).unwrap();
+    std::fs::rename(&part, inbox.join(format!("{name}.toml"))).unwrap();
+}
+
 /// A healthy plan for the probe.
 fn healthy_plan(id: &str) -> String {
     format!(
@@ -92,7 +100,7 @@ impl Server {
     /// Drops `text` as `inbox/NAME.toml` and waits for its report; the
     /// report's first runway state.
     fn fly(&self, name: &str, text: &str) -> String {
-        std::fs::write(self.inbox().join(format!("{name}.toml")), text).unwrap();
+        drop_plan(&self.inbox(), name, text);
         let report = self.inbox().join(format!("done/{name}.json"));
         eventually(&format!("report of {name}"), || report.exists());
         // Written in one go, but maybe not yet complete when seen.
@@ -380,11 +388,11 @@ fn doors_a_17_mib_action_or_unknown_key_is_refused_and_the_next_plan_lands() {
     assert_eq!(server.fly("first", &healthy_plan("first")), "SUCCEEDED");
 
     let huge = "A".repeat(17 << 20);
-    std::fs::write(
-        server.inbox().join("action.toml"),
-        format!("[[runway]]\nid = \"big\"\nagent = \"probe\"\naction = \"{huge}\"\n"),
-    )
-    .unwrap();
+    drop_plan(
+        &server.inbox(),
+        "action",
+        &format!("[[runway]]\nid = \"big\"\nagent = \"probe\"\naction = \"{huge}\"\n"),
+    );
     let error = server.rejected("action");
     assert!(
         error.contains("runway \"big\": action is 17825792 bytes (at most 128)"),
@@ -393,11 +401,11 @@ fn doors_a_17_mib_action_or_unknown_key_is_refused_and_the_next_plan_lands() {
     );
     assert!(error.len() < 1024, "{} bytes", error.len());
 
-    std::fs::write(
-        server.inbox().join("key.toml"),
-        format!("[[runway]]\nid = \"big\"\nagent = \"probe\"\n{huge} = 1\n"),
-    )
-    .unwrap();
+    drop_plan(
+        &server.inbox(),
+        "key",
+        &format!("[[runway]]\nid = \"big\"\nagent = \"probe\"\n{huge} = 1\n"),
+    );
     let error = server.rejected("key");
     assert!(
         error.contains("plan is not valid: line 4, column 1: unknown field `AAAA"),
@@ -480,11 +488,11 @@ fn doors_a_full_audit_disk_stops_serve_taking_plans_and_keeps_what_was_acknowled
     server.start(&[]);
     assert_eq!(server.fly("first", &healthy_plan("first")), "SUCCEEDED");
     // A long run in flight when the disk fills: serve waits for it to land.
-    std::fs::write(
-        server.inbox().join("long.toml"),
+    drop_plan(
+        &server.inbox(),
+        "long",
         "[[runway]]\nid = \"long\"\nagent = \"hostile\"\naction = \"spin\"\n",
-    )
-    .unwrap();
+    );
     let mut acknowledged = Vec::new();
     eventually("long started, durably", || {
         acknowledged = server.records();
@@ -509,7 +517,7 @@ fn doors_a_full_audit_disk_stops_serve_taking_plans_and_keeps_what_was_acknowled
     // Well after the writer stopped (its next checkpoint is due in 0.1 s),
     // while the long run still flies: this plan must not be taken.
     std::thread::sleep(Duration::from_secs(2));
-    std::fs::write(server.inbox().join("late.toml"), healthy_plan("late")).unwrap();
+    drop_plan(&server.inbox(), "late", &healthy_plan("late"));
     let status = server.wait_exit(Duration::from_secs(60));
     let output = server.output();
     assert_eq!(status.code(), Some(4), "{output}");
