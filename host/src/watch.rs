@@ -60,6 +60,24 @@ fn plugin_stamps(dir: &Path, name: &str) -> PluginStamps {
     ]
 }
 
+/// How old a file's last change must be for its stamp to be trusted: file
+/// times are coarse (a clock tick), so a same-size rewrite within one tick
+/// of a read could keep the stamp the read saw ("racy" stamps, as in git).
+const SETTLED: Duration = Duration::from_secs(2);
+
+/// Were all these files last changed at least [`SETTLED`] ago?
+fn settled(stamps: &PluginStamps) -> bool {
+    let ns = |d: Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, ns);
+    let settled_ns = ns(SETTLED);
+    stamps
+        .iter()
+        .flatten()
+        .all(|s| now - s.ctime_ns.max(s.mtime_ns) >= settled_ns)
+}
+
 /// A plugins folder and the runtime that compiles what it holds.
 pub struct PluginFolder {
     dir: PathBuf,
@@ -124,8 +142,12 @@ impl PluginFolder {
                 continue;
             }
             let read = self.read_bounded(name);
-            if !matches!(read, Err(LoadError::TimedOut { .. })) {
+            // A timed-out read, or files changed so recently that a rewrite
+            // might keep the same stamp, are read again next time.
+            if !matches!(read, Err(LoadError::TimedOut { .. })) && settled(&stamps) {
                 self.stamps.insert(name.clone(), stamps);
+            } else {
+                self.stamps.remove(name);
             }
             let outcome = read.and_then(|files| self.take(&mut next, loaded.clone(), files));
             match outcome {

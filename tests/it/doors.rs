@@ -611,7 +611,9 @@ fn doors_an_idle_server_reads_next_to_nothing() {
     server.start(&[]);
     // Plans are taken once the first rescan loaded the folder.
     assert_eq!(server.fly("first", &healthy_plan("first")), "SUCCEEDED");
-    std::thread::sleep(Duration::from_secs(1));
+    // Files just copied are read once more when they have settled (their
+    // times are coarse); wait for that full rescan to pass.
+    std::thread::sleep(FULL_RESCAN + Duration::from_secs(1));
     let before = read_bytes(server.pid());
     // Longer than a full rescan period: at least one full rescan happens.
     std::thread::sleep(FULL_RESCAN + Duration::from_secs(1));
