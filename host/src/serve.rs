@@ -98,7 +98,7 @@ pub async fn serve(
     let (_plugin_watch, plugin_events) = watch(folder.dir()).map_err(watch_err(folder.dir()))?;
     let (_inbox_watch, inbox_events) = watch(inbox).map_err(watch_err(inbox))?;
     let mut rescans = Rescans::new(folder);
-    rescans.start(&host);
+    let _ = rescans.start(&host);
     rescans.poll(&host, FIRST_RESCAN_WAIT).await?;
     let mut flights: JoinSet<()> = JoinSet::new();
     // Plan files that could not be moved, so they are not retried forever.
@@ -108,6 +108,7 @@ pub async fn serve(
     let mut tick = tokio::time::interval(POLL);
     let mut last_full = Instant::now();
     let mut first = true;
+    let mut rescan_wanted = false;
     let ended = loop {
         tokio::select! {
             _ = &mut shutdown => break Ok(()),
@@ -124,8 +125,10 @@ pub async fn serve(
         if let Err(e) = rescans.poll(&host, Duration::ZERO).await {
             break Err(e);
         }
-        if plugins_quiet.due(&plugin_events) || full {
-            rescans.start(&host);
+        // A change seen while a rescan runs is rescanned once it is done.
+        rescan_wanted |= plugins_quiet.due(&plugin_events) || full;
+        if rescan_wanted && rescans.start(&host) {
+            rescan_wanted = false;
         }
         if inbox_quiet.due(&inbox_events) || full || first {
             match new_plans(inbox, &mut stuck) {
@@ -187,16 +190,17 @@ impl Rescans {
         }
     }
 
-    /// Starts a rescan on a blocking thread, unless one is running.
-    fn start(&mut self, host: &Host) {
+    /// Starts a rescan on a blocking thread; false when one is running.
+    fn start(&mut self, host: &Host) -> bool {
         let Some(mut folder) = self.folder.take() else {
-            return;
+            return false;
         };
         let current = host.plugins();
         self.running = Some(tokio::task::spawn_blocking(move || {
             let result = folder.rescan(&current);
             (folder, result)
         }));
+        true
     }
 
     /// Waits up to `wait` for the running rescan; once it is done, swaps the
