@@ -26,6 +26,7 @@ use runway_audit::LockMode;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::names::{self, NameError};
 
 /// Largest `memory_mib`: the pool's memory slot size.
@@ -90,16 +91,18 @@ impl Limits {
 pub enum GrantsError {
     #[error("{file}: missing: every plugin needs a grants file (deny by default)")]
     Missing { file: String },
-    #[error("{file}: cannot read: {source}")]
-    Read {
-        file: String,
-        source: std::io::Error,
+    #[error("grants file {0}")]
+    File(FileError),
+    /// Read but refused: named with its size and SHA-256, never quoted.
+    #[error("{source} ({fingerprint})")]
+    InFile {
+        fingerprint: Fingerprint,
+        source: Box<GrantsError>,
     },
-    #[error("{file}: {source}")]
-    Syntax {
-        file: String,
-        source: toml::de::Error,
-    },
+    #[error("{file}: not UTF-8 (bad byte at offset {offset})")]
+    NotUtf8 { file: String, offset: usize },
+    #[error("{file}: {problem}")]
+    Syntax { file: String, problem: TomlProblem },
     #[error("{file}: dataset pattern {pattern:?} is not valid: {source}")]
     Pattern {
         file: String,
@@ -127,25 +130,34 @@ struct GrantsFile {
 }
 
 impl Grants {
-    /// Reads `path` (shown in errors as `file`).
-    pub fn load(path: &Path) -> Result<Grants, GrantsError> {
+    /// Reads `path` through [`crate::files`] (a regular file within the
+    /// grants cap, no link followed).
+    pub fn load(path: &Path, caps: &ReadCaps) -> Result<Grants, GrantsError> {
         let file = path.display().to_string();
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(GrantsError::Missing { file });
-            }
-            Err(source) => return Err(GrantsError::Read { file, source }),
+        let Some(bytes) =
+            files::read_if_present(path, FileKind::Grants, caps).map_err(GrantsError::File)?
+        else {
+            return Err(GrantsError::Missing { file });
         };
-        Grants::parse(&text, &file)
+        let parsed = match std::str::from_utf8(&bytes) {
+            Ok(text) => Grants::parse(text, &file),
+            Err(e) => Err(GrantsError::NotUtf8 {
+                file,
+                offset: e.valid_up_to(),
+            }),
+        };
+        parsed.map_err(|source| GrantsError::InFile {
+            fingerprint: Fingerprint::of(&bytes),
+            source: Box::new(source),
+        })
     }
 
     /// Parses grants text; `file` names it in errors.
     pub fn parse(text: &str, file: &str) -> Result<Grants, GrantsError> {
         let file = file.to_string();
-        let parsed: GrantsFile = toml::from_str(text).map_err(|source| GrantsError::Syntax {
+        let parsed: GrantsFile = toml::from_str(text).map_err(|e| GrantsError::Syntax {
             file: file.clone(),
-            source,
+            problem: TomlProblem::new(&e, text),
         })?;
         for pattern in parsed.datasets.keys() {
             let stem = pattern.strip_suffix('*').unwrap_or(pattern);
@@ -238,7 +250,10 @@ mod tests {
             ("colour = 1\n", "colour"),
             ("[limits]\nfuel = 0\n", "limits.fuel"),
             ("[limits]\nmemory_mib = 999999\n", "exceeds"),
-            ("[limits]\nfuel = -1\n", "fuel"),
+            (
+                "[limits]\nfuel = -1\n",
+                "line 2, column 8: invalid value: integer `-1`",
+            ),
             (
                 "[limits]\nwindow_secs = 9223372036854775807\n",
                 "limits.window_secs = 9223372036854775807 exceeds the host's maximum of 86400",
@@ -251,5 +266,29 @@ mod tests {
             assert!(err.starts_with("p.toml"), "{err}");
             assert!(err.contains(needle), "{text:?}: {err}");
         }
+    }
+
+    /// A grants file is named with its size and digest, never quoted.
+    #[test]
+    fn a_refused_file_is_fingerprinted_not_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("g.toml");
+        let text = "[datasets]\nMARKER-SECRET = \"sometimes\"\n";
+        std::fs::write(&path, text).unwrap();
+        let err = Grants::load(&path, &ReadCaps::default())
+            .unwrap_err()
+            .to_string();
+        let digest = runway_audit::hex::encode(&runway_audit::sha256(text));
+        assert!(
+            err.ends_with(&format!("({} bytes, sha256 {digest})", text.len())),
+            "{err}"
+        );
+        assert!(
+            err.contains("line 2, column 17: unknown variant `sometimes`"),
+            "{err}"
+        );
+        assert!(!err.contains("MARKER-SECRET"), "{err}");
+        let missing = Grants::load(&dir.path().join("none.toml"), &ReadCaps::default());
+        assert!(matches!(missing, Err(GrantsError::Missing { .. })));
     }
 }

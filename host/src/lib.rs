@@ -14,6 +14,7 @@ pub mod bench_support;
 pub mod bundled;
 pub mod cli;
 pub mod controller;
+pub mod files;
 pub mod grants;
 pub mod limits;
 pub mod loader;

@@ -5,13 +5,19 @@
 //! ([`crate::grants`]); a component without grants is refused. Its SHA-256
 //! digest goes into every audit record of its runs, so an auditor can tell
 //! exactly which build touched the data.
+//!
+//! [`read_plugin`] is the one way a plugin's files are read — by
+//! [`Plugins::load_dir_with`] and by the folder watch alike — each through
+//! [`crate::files`] (no links, no FIFOs, capped before reading).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use runway_audit::{Hash, sha256};
 
+use crate::files::{self, FileError, FileKind, ReadCaps};
 use crate::grants::{Grants, GrantsError};
 use crate::names;
 use crate::sandbox::Program;
@@ -41,11 +47,10 @@ pub enum LoadError {
         path: String,
         source: std::io::Error,
     },
-    #[error("cannot read plugin {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("plugin {name}: component {source}")]
+    File { name: String, source: FileError },
+    #[error("plugin {name}: reading its files took longer than {} s; not loaded", .after.as_secs())]
+    TimedOut { name: String, after: Duration },
     #[error("plugin file {path}: name is not valid: {source}")]
     Name {
         path: String,
@@ -59,10 +64,96 @@ pub enum LoadError {
     #[error("plugin {name}: signature: {source}")]
     Signature {
         name: String,
+        /// The component read, whose signature does not admit it.
+        digest: Hash,
         source: Box<SignatureError>,
     },
     #[error("plugin {name}: not a valid Runway agent component: {reason}")]
-    Component { name: String, reason: String },
+    Component {
+        name: String,
+        digest: Hash,
+        reason: String,
+    },
+}
+
+/// A plugin's files as read from its folder, checked but not compiled.
+pub struct PluginFiles {
+    pub name: String,
+    pub bytes: Vec<u8>,
+    pub digest: Hash,
+    pub grants: Grants,
+}
+
+/// Reads plugin `name` from `dir`: checks the name, reads `NAME.toml`, then
+/// `NAME.wasm`, then checks its signature against `policy` — every file
+/// through [`crate::files`] with `caps`.
+pub fn read_plugin(
+    dir: &Path,
+    name: &str,
+    policy: &PluginPolicy,
+    caps: &ReadCaps,
+) -> Result<PluginFiles, LoadError> {
+    let wasm = dir.join(format!("{name}.wasm"));
+    names::check_dataset(name).map_err(|source| LoadError::Name {
+        path: wasm.display().to_string(),
+        source,
+    })?;
+    let grants =
+        Grants::load(&wasm.with_extension("toml"), caps).map_err(|source| LoadError::Grants {
+            name: name.to_string(),
+            source: Box::new(source),
+        })?;
+    let bytes =
+        files::read(&wasm, FileKind::Component, caps).map_err(|source| LoadError::File {
+            name: name.to_string(),
+            source,
+        })?;
+    let digest = sha256(&bytes);
+    policy
+        .check(&wasm, &digest, caps)
+        .map_err(|source| LoadError::Signature {
+            name: name.to_string(),
+            digest,
+            source: Box::new(source),
+        })?;
+    Ok(PluginFiles {
+        name: name.to_string(),
+        bytes,
+        digest,
+        grants,
+    })
+}
+
+/// Names of the plugins in `dir`: the stems of its `*.wasm` entries, of
+/// whatever kind (a directory or FIFO so named is refused when read), sorted.
+pub fn plugin_names(dir: &Path) -> Result<Vec<String>, LoadError> {
+    let folder = |source| LoadError::Folder {
+        path: dir.display().to_string(),
+        source,
+    };
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(folder)? {
+        let path = entry.map_err(folder)?.path();
+        if path.extension().is_some_and(|x| x == "wasm")
+            && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
+        {
+            names.push(stem.to_string());
+        }
+    }
+    names.sort();
+    Ok(names)
+}
+
+impl LoadError {
+    /// The digest of the component refused, when it was read.
+    pub fn digest(&self) -> Option<Hash> {
+        match self {
+            LoadError::Signature { digest, .. } | LoadError::Component { digest, .. } => {
+                Some(*digest)
+            }
+            _ => None,
+        }
+    }
 }
 
 impl Plugin {
@@ -80,60 +171,21 @@ impl Plugin {
 impl Plugins {
     /// Loads every `NAME.wasm` in `dir`, each with its `NAME.toml`.
     pub fn load_dir(runtime: &Runtime, dir: &Path) -> Result<Plugins, LoadError> {
-        Plugins::load_dir_with(runtime, dir, &PluginPolicy::default())
+        Plugins::load_dir_with(runtime, dir, &PluginPolicy::default(), &ReadCaps::default())
     }
 
-    /// Loads every `NAME.wasm` in `dir` that `policy` admits (signatures).
+    /// Loads every `NAME.wasm` in `dir` that `policy` admits (signatures),
+    /// each file within `caps`.
     pub fn load_dir_with(
         runtime: &Runtime,
         dir: &Path,
         policy: &PluginPolicy,
+        caps: &ReadCaps,
     ) -> Result<Plugins, LoadError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| LoadError::Folder {
-            path: dir.display().to_string(),
-            source,
-        })?;
-        let mut paths = Vec::new();
-        for entry in entries {
-            let path = entry
-                .map_err(|source| LoadError::Folder {
-                    path: dir.display().to_string(),
-                    source,
-                })?
-                .path();
-            if path.extension().is_some_and(|x| x == "wasm") {
-                paths.push(path);
-            }
-        }
-        paths.sort();
         let mut plugins = Plugins::default();
-        for path in paths {
-            let shown = path.display().to_string();
-            let name = path
-                .file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or_default()
-                .to_string();
-            names::check_dataset(&name).map_err(|source| LoadError::Name {
-                path: shown.clone(),
-                source,
-            })?;
-            let grants =
-                Grants::load(&path.with_extension("toml")).map_err(|source| LoadError::Grants {
-                    name: name.clone(),
-                    source: Box::new(source),
-                })?;
-            let bytes = std::fs::read(&path).map_err(|source| LoadError::Read {
-                path: shown,
-                source,
-            })?;
-            policy
-                .check(&path, &sha256(&bytes))
-                .map_err(|source| LoadError::Signature {
-                    name: name.clone(),
-                    source: Box::new(source),
-                })?;
-            plugins.insert(runtime, &name, &bytes, grants)?;
+        for name in plugin_names(dir)? {
+            let files = read_plugin(dir, &name, policy, caps)?;
+            plugins.insert(runtime, &name, &files.bytes, files.grants)?;
         }
         Ok(plugins)
     }
@@ -164,11 +216,12 @@ impl Plugins {
         bytes: &[u8],
         grants: Grants,
     ) -> Result<(), LoadError> {
+        let digest = sha256(bytes);
         let bad = |e: wasmtime::Error| LoadError::Component {
             name: name.to_string(),
+            digest,
             reason: format!("{e:#}"),
         };
-        let digest = sha256(bytes);
         let component = runtime.component(&digest, bytes).map_err(bad)?;
         let pre = runtime.link(&component).map_err(bad)?;
         tracing::info!(plugin = name, digest = %runway_audit::hex::encode(&digest), "loaded");

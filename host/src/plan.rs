@@ -15,6 +15,14 @@
 //! Unknown keys, unknown agents, unknown `after` ids, bad dataset names,
 //! locks beyond the agent's grants and dependency cycles are refused with an
 //! error naming the culprit.
+//!
+//! Everything of a plan that reaches an audit record is capped here, at its
+//! source, so no plan can make a record the audit writer refuses: ids and
+//! agent names are names (at most [`names::MAX_DATASET`] bytes), and the
+//! `MAX_*` constants below bound the rest. A plan file is read through
+//! [`crate::files`] (no links, no FIFOs, capped), and a refusal never quotes
+//! it: TOML problems are [`TomlProblem`]s, and refusal reasons are cut to
+//! [`MAX_REASON_BYTES`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -23,8 +31,24 @@ use runway_audit::LockMode;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::grants::Grants;
 use crate::names::{self, NameError};
+
+/// Most runways one plan may file.
+pub const MAX_RUNWAYS: usize = 10_000;
+/// Longest `action`, in bytes; it must be printable (nothing
+/// [`runway_audit::render::needs_escape`] would escape).
+pub const MAX_ACTION_BYTES: usize = 128;
+/// Most ids one runway's `after` may name.
+pub const MAX_AFTER: usize = 256;
+/// Most datasets one runway may lock.
+pub const MAX_LOCKS: usize = 64;
+/// Largest `input` of one runway, once encoded as JSON.
+pub const MAX_INPUT_BYTES: usize = 1 << 20;
+/// Longest refusal reason recorded or written to `rejected/` (longer ones
+/// are cut, ending in `…`).
+pub const MAX_REASON_BYTES: usize = 2048;
 
 /// What filing checks a plan against: the known agents and their grants.
 pub trait Catalog {
@@ -65,15 +89,44 @@ pub struct Manifest {
 /// Why a plan was refused.
 #[derive(Debug, Error)]
 pub enum PlanError {
-    #[error("cannot read plan {path}: {source}")]
-    Read {
+    #[error("plan file {0}")]
+    File(#[from] FileError),
+    /// A plan file that was read but refused: named, with its size and
+    /// SHA-256, never its content.
+    #[error("plan file {path} ({fingerprint}): {source}")]
+    InFile {
         path: String,
-        source: std::io::Error,
+        fingerprint: Fingerprint,
+        source: Box<PlanError>,
     },
+    #[error("plan is not UTF-8 (bad byte at offset {0})")]
+    NotUtf8(usize),
     #[error("plan is not valid: {0}")]
-    Syntax(#[from] toml::de::Error),
+    Syntax(TomlProblem),
     #[error("plan has no runways")]
     Empty,
+    #[error("plan has {count} runways (at most {max})")]
+    TooManyRunways { count: usize, max: usize },
+    #[error("runway {runway:?}: {key} is {len} bytes (at most {max})")]
+    TooLong {
+        runway: String,
+        key: &'static str,
+        len: usize,
+        max: usize,
+    },
+    #[error("runway {runway:?}: {key} has {count} entries (at most {max})")]
+    TooMany {
+        runway: String,
+        key: &'static str,
+        count: usize,
+        max: usize,
+    },
+    #[error("runway {runway:?}: action is not printable text")]
+    ActionNotPrintable { runway: String },
+    #[error("runway {runway:?}: agent name is not valid: {source}")]
+    BadAgent { runway: String, source: NameError },
+    #[error("runway {runway:?}: `after` entry is not valid: {source}")]
+    BadAfter { runway: String, source: NameError },
     #[error("runway id {0:?} is used twice")]
     DuplicateId(String),
     #[error("runway {runway:?}: id is not valid: {source}")]
@@ -130,21 +183,116 @@ fn default_action() -> String {
     "run".to_string()
 }
 
-impl Plan {
-    /// Reads and validates a plan file against the known agents.
-    pub fn load(path: &Path, catalog: &impl Catalog) -> Result<Plan, PlanError> {
-        let text = std::fs::read_to_string(path).map_err(|source| PlanError::Read {
-            path: path.display().to_string(),
+impl ManifestFile {
+    /// The caps on what reaches the audit record, checked before anything
+    /// else so that no error quotes an oversized field: the id first (every
+    /// later error names it), then agent, action, `after`, lock set.
+    fn check_caps(&self) -> Result<(), PlanError> {
+        names::check_dataset(&self.id).map_err(|source| PlanError::BadId {
+            runway: cut(&self.id, names::MAX_DATASET),
             source,
         })?;
-        Plan::parse(&text, catalog)
+        let runway = || self.id.clone();
+        names::check_dataset(&self.agent).map_err(|source| PlanError::BadAgent {
+            runway: runway(),
+            source,
+        })?;
+        if self.action.len() > MAX_ACTION_BYTES {
+            return Err(PlanError::TooLong {
+                runway: runway(),
+                key: "action",
+                len: self.action.len(),
+                max: MAX_ACTION_BYTES,
+            });
+        }
+        if self.action.chars().any(runway_audit::render::needs_escape) {
+            return Err(PlanError::ActionNotPrintable { runway: runway() });
+        }
+        for (key, count, max) in [
+            ("after", self.after.len(), MAX_AFTER),
+            ("datasets", self.datasets.len(), MAX_LOCKS),
+        ] {
+            if count > max {
+                return Err(PlanError::TooMany {
+                    runway: runway(),
+                    key,
+                    count,
+                    max,
+                });
+            }
+        }
+        for after in &self.after {
+            names::check_dataset(after).map_err(|source| PlanError::BadAfter {
+                runway: runway(),
+                source,
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// `text` cut to at most `max` bytes at a character boundary, ending in
+/// `…` when cut.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let ellipsis = '…'.len_utf8();
+    let mut end = max.saturating_sub(ellipsis);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// A refusal reason as it is recorded: cut to [`MAX_REASON_BYTES`].
+pub fn cap_reason(reason: &str) -> String {
+    cut(reason, MAX_REASON_BYTES)
+}
+
+/// The audit entry of a refused plan (no runway, no agent), its reason
+/// capped.
+pub fn rejection(reason: &str) -> runway_audit::Entry {
+    runway_audit::Entry {
+        runway: String::new(),
+        agent: String::new(),
+        plugin: None,
+        dataset: None,
+        event: runway_audit::Event::Rejected {
+            reason: cap_reason(reason),
+        },
+    }
+}
+
+impl Plan {
+    /// Reads (see [`crate::files`]) and validates a plan file against the
+    /// known agents.
+    pub fn load(path: &Path, catalog: &impl Catalog, caps: &ReadCaps) -> Result<Plan, PlanError> {
+        let bytes = files::read(path, FileKind::Plan, caps)?;
+        let parsed = match std::str::from_utf8(&bytes) {
+            Ok(text) => Plan::parse(text, catalog),
+            Err(e) => Err(PlanError::NotUtf8(e.valid_up_to())),
+        };
+        parsed.map_err(|source| PlanError::InFile {
+            path: path.display().to_string(),
+            fingerprint: Fingerprint::of(&bytes),
+            source: Box::new(source),
+        })
     }
 
     /// Parses and validates plan text against the known agents.
     pub fn parse(text: &str, catalog: &impl Catalog) -> Result<Plan, PlanError> {
-        let file: PlanFile = toml::from_str(text)?;
+        let file: PlanFile =
+            toml::from_str(text).map_err(|e| PlanError::Syntax(TomlProblem::new(&e, text)))?;
+        if file.runway.len() > MAX_RUNWAYS {
+            return Err(PlanError::TooManyRunways {
+                count: file.runway.len(),
+                max: MAX_RUNWAYS,
+            });
+        }
         let mut manifests = Vec::with_capacity(file.runway.len());
         for m in file.runway {
+            m.check_caps()?;
             let input = match &m.input {
                 None => Vec::new(),
                 Some(v) => serde_json::to_vec(v).map_err(|source| PlanError::Input {
@@ -152,6 +300,14 @@ impl Plan {
                     source,
                 })?,
             };
+            if input.len() > MAX_INPUT_BYTES {
+                return Err(PlanError::TooLong {
+                    runway: m.id,
+                    key: "input",
+                    len: input.len(),
+                    max: MAX_INPUT_BYTES,
+                });
+            }
             manifests.push(Manifest {
                 id: m.id,
                 agent: m.agent,
@@ -172,10 +328,6 @@ impl Plan {
         }
         let mut ids = HashSet::new();
         for m in &self.manifests {
-            names::check_dataset(&m.id).map_err(|source| PlanError::BadId {
-                runway: m.id.clone(),
-                source,
-            })?;
             if !ids.insert(m.id.as_str()) {
                 return Err(PlanError::DuplicateId(m.id.clone()));
             }
@@ -345,5 +497,86 @@ mod tests {
             let err = Plan::parse(text, &agents()).unwrap_err().to_string();
             assert!(err.contains(needle), "{text:?}: {err:?} lacks {needle:?}");
         }
+    }
+
+    /// Every field that reaches an audit record is capped, and the refusal
+    /// names runway and key without quoting the oversized value.
+    #[test]
+    fn caps_every_field_at_its_source() {
+        let long = "Q".repeat(MAX_ACTION_BYTES + 1);
+        let many = |n: usize| {
+            (0..n)
+                .map(|i| format!("'d{i}'"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let locks = (0..=MAX_LOCKS)
+            .map(|i| format!("d{i}='shared'"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let cases = [
+            (
+                format!("[[runway]]\nid='x'\nagent='a'\naction='{long}'"),
+                "runway \"x\": action is 129 bytes (at most 128)".to_string(),
+            ),
+            (
+                "[[runway]]\nid='x'\nagent='a'\naction=\"a\\u202Eb\"".to_string(),
+                "runway \"x\": action is not printable text".to_string(),
+            ),
+            (
+                format!("[[runway]]\nid='x'\nagent='a'\nafter=[{}]", many(MAX_AFTER + 1)),
+                "runway \"x\": after has 257 entries (at most 256)".to_string(),
+            ),
+            (
+                format!("[[runway]]\nid='x'\nagent='a'\ndatasets={{{locks}}}"),
+                "runway \"x\": datasets has 65 entries (at most 64)".to_string(),
+            ),
+            (
+                format!(
+                    "[[runway]]\nid='x'\nagent='a'\ninput={{s='{}'}}",
+                    "v".repeat(MAX_INPUT_BYTES)
+                ),
+                format!("runway \"x\": input is {} bytes (at most {MAX_INPUT_BYTES})", MAX_INPUT_BYTES + 8),
+            ),
+            (
+                format!("[[runway]]\nid='x'\nagent='{long}'"),
+                "runway \"x\": agent name is not valid: dataset name is 129 bytes long (at most 64)".to_string(),
+            ),
+            (
+                format!("[[runway]]\nid='{long}'\nagent='a'"),
+                format!("runway \"{}…\": id is not valid: dataset name is 129 bytes long (at most 64)", "Q".repeat(61)),
+            ),
+            (
+                "[[runway]]\nid='x'\nagent='a'\n".repeat(MAX_RUNWAYS + 1),
+                "plan has 10001 runways (at most 10000)".to_string(),
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = Plan::parse(&text, &agents()).unwrap_err().to_string();
+            assert_eq!(err, expected);
+        }
+    }
+
+    #[test]
+    fn syntax_errors_name_the_place_not_the_line() {
+        let key = "K".repeat(10_000);
+        let err = Plan::parse(
+            &format!("[[runway]]\nid='x'\nagent='a'\n{key}=1"),
+            &agents(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("plan is not valid: line 4, column 1: unknown field `KKK"),
+            "{err}"
+        );
+        assert!(err.len() < 200, "{err}");
+    }
+
+    #[test]
+    fn reasons_are_cut_at_a_character_boundary() {
+        assert_eq!(cut("short", 10), "short");
+        assert_eq!(cut("ééééé", 6), "é…"); // 2-byte letters, 3-byte ellipsis
+        assert_eq!(cap_reason(&"r".repeat(5000)).len(), MAX_REASON_BYTES);
     }
 }

@@ -9,25 +9,50 @@
 //! then moved to `done/` beside its report `NAME.json`; a plan that cannot
 //! be filed goes to `rejected/` beside `NAME.error.txt`, and the refusal is
 //! audited. Nothing dropped in is ever lost or run twice.
+//!
+//! The loop itself never reads a file: plugin rescans run on a blocking
+//! thread (one at a time, applied when done), and each plan is read and
+//! parsed in its own flight within [`PLAN_READ_TIMEOUT`], so a slow or stuck
+//! file never stops the next plan from being taken. Change events are
+//! debounced ([`DEBOUNCE`]) and both folders are looked at every
+//! [`FULL_RESCAN`] anyway.
+//!
+//! When the audit writer stops (an I/O failure), nothing more is taken:
+//! plans in the inbox stay there, plans taken stay in `flying/`, none goes
+//! to `done/` with an error, and `serve` returns [`ServeError::Audit`].
 
 use std::collections::HashSet;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
 
+use runway_audit::render::escape;
 use runway_audit::{AuditError, Entry, Event};
 use thiserror::Error;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::controller::{DispatchOptions, Host, PlanReport, RunwayState, run_plan};
-use crate::plan::Plan;
+use crate::files::ReadCaps;
+use crate::loader::{LoadError, Plugins};
+use crate::plan::{Plan, cap_reason, rejection};
 use crate::watch::{PluginChange, PluginFolder, watch};
 
-/// How often the folders are looked at (changes are batched this long).
+/// How often the folders are looked at.
 pub const POLL: Duration = Duration::from_millis(200);
-/// A full rescan even without events, in case the OS dropped one.
-const RESCAN_EVERY: u32 = 25;
+/// Quiet after a folder's last change event before it is read: copying a
+/// file raises many events, and the folder is read once, after them.
+pub const DEBOUNCE: Duration = Duration::from_millis(300);
+/// Both folders are looked at this often even without events, in case the
+/// OS dropped one. Plugins whose files did not change are not read again.
+pub const FULL_RESCAN: Duration = Duration::from_secs(5);
+/// Longest reading and parsing a dropped plan may take before it is
+/// rejected; the serving loop never waits for it.
+pub const PLAN_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Longest the first rescan of the plugins folder is waited for before
+/// plans are taken anyway (a later rescan brings what it loads).
+pub const FIRST_RESCAN_WAIT: Duration = Duration::from_secs(60);
 
 /// Why serving stopped.
 #[derive(Debug, Error)]
@@ -40,16 +65,21 @@ pub enum ServeError {
         source: std::io::Error,
     },
     #[error("plugins folder: {0}")]
-    Plugins(#[from] crate::loader::LoadError),
-    #[error("audit trail failed: {0}")]
+    Plugins(#[from] LoadError),
+    #[error("a plugins rescan failed: {0}")]
+    Rescan(tokio::task::JoinError),
+    /// Plans taken already stay in `flying/`, the rest in the inbox.
+    #[error("no more plans are taken: {0}")]
     Audit(#[from] AuditError),
 }
 
-/// Serves until `shutdown` resolves, then lets plans in flight land.
+/// Serves until `shutdown` resolves or the audit writer stops, then lets
+/// plans in flight land. Every file is read within `caps`.
 pub async fn serve(
     host: Arc<Host>,
-    mut folder: PluginFolder,
+    folder: PluginFolder,
     inbox: &Path,
+    caps: ReadCaps,
     opts: DispatchOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
@@ -66,83 +96,170 @@ pub async fn serve(
     };
     let (_plugin_watch, plugin_events) = watch(folder.dir()).map_err(watch_err(folder.dir()))?;
     let (_inbox_watch, inbox_events) = watch(inbox).map_err(watch_err(inbox))?;
-    reload(&host, &mut folder)?;
+    let mut rescans = Rescans::new(folder);
+    let _ = rescans.start(&host);
+    rescans.poll(&host, FIRST_RESCAN_WAIT).await?;
     let mut flights: JoinSet<()> = JoinSet::new();
     // Plan files that could not be moved, so they are not retried forever.
     let mut stuck = HashSet::new();
+    let (mut plugins_quiet, mut inbox_quiet) = (Quiet::default(), Quiet::default());
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(POLL);
-    let mut round = 0u32;
-    loop {
+    let mut last_full = Instant::now();
+    let mut first = true;
+    let mut rescan_wanted = false;
+    let ended = loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => break Ok(()),
             _ = tick.tick() => {}
         }
-        round = round.wrapping_add(1);
-        let full = round.is_multiple_of(RESCAN_EVERY);
-        if drain(&plugin_events) || full {
-            reload(&host, &mut folder)?;
+        // A stopped writer stops the taking of work, before anything is taken.
+        if let Err(e) = host.audit.health() {
+            break Err(ServeError::Audit(e));
         }
-        if drain(&inbox_events) || full || round == 1 {
-            for plan in new_plans(inbox, &mut stuck).map_err(inbox_err)? {
-                if file(&host, inbox, &plan, &opts, &mut flights)? {
-                    // Moved away: the same name dropped again is a new plan.
-                    stuck.remove(&plan);
+        let full = last_full.elapsed() >= FULL_RESCAN;
+        if full {
+            last_full = Instant::now();
+        }
+        if let Err(e) = rescans.poll(&host, Duration::ZERO).await {
+            break Err(e);
+        }
+        // A change seen while a rescan runs is rescanned once it is done.
+        rescan_wanted |= plugins_quiet.due(&plugin_events) || full;
+        if rescan_wanted && rescans.start(&host) {
+            rescan_wanted = false;
+        }
+        if inbox_quiet.due(&inbox_events) || full || first {
+            match new_plans(inbox, &mut stuck) {
+                Ok(plans) => {
+                    for plan in plans {
+                        if take(&host, inbox, &plan, &caps, &opts, &mut flights) {
+                            // Moved away: the same name dropped again is a new plan.
+                            stuck.remove(&plan);
+                        }
+                    }
                 }
+                Err(e) => break Err(inbox_err(e)),
             }
         }
+        first = false;
         while flights.try_join_next().is_some() {}
-    }
+    };
     while flights.join_next().await.is_some() {}
-    Ok(())
+    ended
 }
 
-/// True when at least one event arrived (and forgets them all).
-fn drain(events: &std::sync::mpsc::Receiver<()>) -> bool {
-    let mut any = false;
-    while events.try_recv().is_ok() {
-        any = true;
+/// Events seen, and whether their folder has been quiet long enough since.
+#[derive(Default)]
+struct Quiet {
+    last_event: Option<Instant>,
+}
+
+impl Quiet {
+    /// True once events came and then none for [`DEBOUNCE`].
+    fn due(&mut self, events: &Receiver<()>) -> bool {
+        if events.try_iter().count() > 0 {
+            self.last_event = Some(Instant::now());
+        }
+        match self.last_event {
+            Some(at) if at.elapsed() >= DEBOUNCE => {
+                self.last_event = None;
+                true
+            }
+            _ => false,
+        }
     }
-    any
 }
 
-/// Rescans the plugins folder, swaps the catalog, audits every change.
-pub fn reload(host: &Host, folder: &mut PluginFolder) -> Result<Vec<PluginChange>, ServeError> {
-    let (next, changes) = folder.rescan(&host.plugins())?;
-    host.set_plugins(Arc::new(next));
-    for change in &changes {
-        let (agent, plugin, event) = match change {
-            PluginChange::Loaded { name, digest } => (name, Some(*digest), Event::PluginLoaded),
-            PluginChange::Unloaded { name, digest } => (name, Some(*digest), Event::PluginUnloaded),
-            PluginChange::Refused { name, reason } => (
-                name,
-                None,
-                Event::Rejected {
-                    reason: reason.clone(),
-                },
-            ),
+type RescanResult = Result<(Plugins, Vec<PluginChange>), LoadError>;
+
+/// Rescans of the plugins folder, run off the serving loop: at most one at
+/// a time; its result is applied once it is done, however long it takes.
+struct Rescans {
+    /// `None` while a rescan has it.
+    folder: Option<PluginFolder>,
+    running: Option<JoinHandle<(PluginFolder, RescanResult)>>,
+}
+
+impl Rescans {
+    fn new(folder: PluginFolder) -> Rescans {
+        Rescans {
+            folder: Some(folder),
+            running: None,
+        }
+    }
+
+    /// Starts a rescan on a blocking thread; false when one is running.
+    fn start(&mut self, host: &Host) -> bool {
+        let Some(mut folder) = self.folder.take() else {
+            return false;
         };
-        tracing::info!(plugin = %agent, ?change, "plugins folder changed");
-        host.audit.append(Entry {
+        let current = host.plugins();
+        self.running = Some(tokio::task::spawn_blocking(move || {
+            let result = folder.rescan(&current);
+            (folder, result)
+        }));
+        true
+    }
+
+    /// Waits up to `wait` for the running rescan; once it is done, swaps the
+    /// catalog and audits every change.
+    async fn poll(&mut self, host: &Host, wait: Duration) -> Result<(), ServeError> {
+        let Some(running) = &mut self.running else {
+            return Ok(());
+        };
+        let Ok(joined) = tokio::time::timeout(wait, running).await else {
+            return Ok(());
+        };
+        self.running = None;
+        let (folder, result) = joined.map_err(ServeError::Rescan)?;
+        self.folder = Some(folder);
+        let (next, changes) = result?;
+        host.set_plugins(Arc::new(next));
+        for change in &changes {
+            audit_change(host, change)?;
+        }
+        Ok(())
+    }
+}
+
+/// The audit record of one change in the plugins folder; a refusal names
+/// the plugin and, when its component was read, its digest.
+fn audit_change(host: &Host, change: &PluginChange) -> Result<(), AuditError> {
+    let (agent, plugin, event) = match change {
+        PluginChange::Loaded { name, digest } => (name, Some(*digest), Event::PluginLoaded),
+        PluginChange::Unloaded { name, digest } => (name, Some(*digest), Event::PluginUnloaded),
+        PluginChange::Refused {
+            name,
+            digest,
+            reason,
+        } => (
+            name,
+            *digest,
+            Event::Rejected {
+                reason: cap_reason(reason),
+            },
+        ),
+    };
+    tracing::info!(plugin = %escape(agent), "plugins folder changed");
+    host.audit
+        .append(Entry {
             runway: String::new(),
             agent: agent.clone(),
             plugin,
             dataset: None,
             event,
-        })?;
-    }
-    Ok(changes)
+        })
+        .map(drop)
 }
 
-/// Plan files in the inbox not tried yet, oldest name first.
+/// Plan files in the inbox not tried yet, oldest name first: every entry
+/// named `*.toml`, whatever it is (reading refuses all but regular files).
 fn new_plans(inbox: &Path, seen: &mut HashSet<PathBuf>) -> std::io::Result<Vec<PathBuf>> {
     let mut plans = Vec::new();
     for entry in std::fs::read_dir(inbox)? {
         let path = entry?.path();
-        if path.is_file()
-            && path.extension().is_some_and(|x| x == "toml")
-            && seen.insert(path.clone())
-        {
+        if path.extension().is_some_and(|x| x == "toml") && seen.insert(path.clone()) {
             plans.push(path);
         }
     }
@@ -150,16 +267,16 @@ fn new_plans(inbox: &Path, seen: &mut HashSet<PathBuf>) -> std::io::Result<Vec<P
     Ok(plans)
 }
 
-/// Moves a dropped plan to `flying/`, files it and flies it in the
-/// background; a plan that cannot be filed goes to `rejected/`. False when
-/// the file could not be taken (nothing was filed).
-fn file(
+/// Moves a dropped plan to `flying/` and hands it to a flight (which reads,
+/// files and flies it). False when the file could not be taken.
+fn take(
     host: &Arc<Host>,
     inbox: &Path,
     dropped: &Path,
+    caps: &ReadCaps,
     opts: &DispatchOptions,
     flights: &mut JoinSet<()>,
-) -> Result<bool, ServeError> {
+) -> bool {
     let name = dropped
         .file_stem()
         .and_then(|s| s.to_str())
@@ -169,45 +286,72 @@ fn file(
     let flying = inbox.join("flying").join(format!("{stem}.toml"));
     if let Err(e) = std::fs::rename(dropped, &flying) {
         // Gone already (or not ours to move): nothing was filed.
-        tracing::warn!(plan = %dropped.display(), "cannot take plan: {e}");
-        return Ok(false);
+        tracing::warn!(plan = %escape(&dropped.display().to_string()), "cannot take plan: {e}");
+        return false;
     }
-    let plan = match Plan::load(&flying, &*host.plugins()) {
-        Ok(plan) => plan,
-        Err(e) => {
-            let reason = format!("plan {name}: {e}");
-            host.audit.append(Entry {
-                runway: String::new(),
-                agent: String::new(),
-                plugin: None,
-                dataset: None,
-                event: Event::Rejected {
-                    reason: reason.clone(),
-                },
-            })?;
-            let rejected = inbox.join("rejected");
-            let _ = std::fs::write(
-                rejected.join(format!("{stem}.error.txt")),
-                format!("{reason}\n"),
-            );
-            let _ = std::fs::rename(&flying, rejected.join(format!("{stem}.toml")));
-            return Ok(true);
-        }
+    let flight = Flight {
+        host: host.clone(),
+        inbox: inbox.to_path_buf(),
+        name,
+        stem,
     };
-    let host = host.clone();
-    let opts = opts.clone();
-    let done = inbox.join("done");
-    flights.spawn(async move {
-        let result = run_plan(host, plan, opts).await;
-        let report = match &result {
-            Ok(report) => report_json(report),
-            Err(e) => serde_json::json!({ "error": e.to_string() }),
+    flights.spawn(flight.fly(*caps, opts.clone()));
+    true
+}
+
+/// One plan taken from the inbox, now in `flying/STEM.toml`.
+struct Flight {
+    host: Arc<Host>,
+    inbox: PathBuf,
+    /// The name it was dropped under.
+    name: String,
+    stem: String,
+}
+
+impl Flight {
+    fn path(&self, folder: &str, ext: &str) -> PathBuf {
+        self.inbox.join(folder).join(format!("{}.{ext}", self.stem))
+    }
+
+    /// Reads and files the plan off the serving loop (within
+    /// [`PLAN_READ_TIMEOUT`]), flies it, then moves it to `done/` with its
+    /// report — or to `rejected/` when it cannot be filed. If the audit
+    /// writer stopped, the plan stays in `flying/`, untouched.
+    async fn fly(self, caps: ReadCaps, opts: DispatchOptions) {
+        let flying = self.path("flying", "toml");
+        let catalog = self.host.plugins();
+        let read = {
+            let flying = flying.clone();
+            tokio::task::spawn_blocking(move || Plan::load(&flying, &*catalog, &caps))
         };
-        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
-        let _ = std::fs::write(done.join(format!("{stem}.json")), text);
-        let _ = std::fs::rename(&flying, done.join(format!("{stem}.toml")));
-    });
-    Ok(true)
+        let plan = match tokio::time::timeout(PLAN_READ_TIMEOUT, read).await {
+            Ok(Ok(Ok(plan))) => plan,
+            Ok(Ok(Err(e))) => return self.reject(&e.to_string()),
+            Ok(Err(e)) => return self.reject(&format!("host fault reading it: {e}")),
+            Err(_) => {
+                let secs = PLAN_READ_TIMEOUT.as_secs();
+                return self.reject(&format!("reading it took longer than {secs} s"));
+            }
+        };
+        // Err: the audit writer stopped; serve stops taking work.
+        if let Ok(report) = run_plan(self.host.clone(), plan, opts).await {
+            let text = serde_json::to_string_pretty(&report_json(&report)).unwrap_or_default();
+            let _ = std::fs::write(self.path("done", "json"), text);
+            let _ = std::fs::rename(&flying, self.path("done", "toml"));
+        }
+    }
+
+    /// Audits the refusal, then moves the plan to `rejected/` beside its
+    /// reason (escaped). Without an audit record it stays in `flying/`.
+    fn reject(&self, why: &str) {
+        let reason = cap_reason(&format!("plan {}: {why}", self.name));
+        if self.host.audit.append(rejection(&reason)).is_err() {
+            return;
+        }
+        let text = format!("{}\n", escape(&reason));
+        let _ = std::fs::write(self.path("rejected", "error.txt"), text);
+        let _ = std::fs::rename(self.path("flying", "toml"), self.path("rejected", "toml"));
+    }
 }
 
 /// A name for a dropped plan not yet used in `flying/`, `done/` or
@@ -216,7 +360,7 @@ fn free_stem(inbox: &Path, name: &str) -> String {
     let taken = |stem: &str| {
         ["flying", "done", "rejected"]
             .iter()
-            .any(|d| inbox.join(d).join(format!("{stem}.toml")).exists())
+            .any(|d| std::fs::symlink_metadata(inbox.join(d).join(format!("{stem}.toml"))).is_ok())
     };
     let mut stem = name.to_string();
     let mut n = 2;

@@ -16,8 +16,11 @@
 use std::path::{Path, PathBuf};
 
 use runway_audit::note::Note;
+use runway_audit::render::excerpt;
 use runway_audit::{Hash, PrivateKey, PublicKey};
 use thiserror::Error;
+
+use crate::files::{self, FileError, FileKind, ReadCaps};
 
 /// Which plugins may load.
 #[derive(Clone, Debug, Default)]
@@ -34,11 +37,8 @@ pub struct PluginPolicy {
 pub enum SignatureError {
     #[error("{path}: missing (signatures are required)")]
     Missing { path: String },
-    #[error("{path}: cannot read: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("signature file {0}")]
+    File(FileError),
     #[error("{path}: not a signed note: {why}")]
     Malformed { path: String, why: String },
     #[error("{path}: signs digest {signed}, but the component's digest is {actual}")]
@@ -72,20 +72,23 @@ pub fn sign(digest: &Hash, key: &PrivateKey) -> Result<String, runway_audit::not
 }
 
 impl PluginPolicy {
-    /// Admits the component at `wasm` with `digest`, or says why not.
-    pub fn check(&self, wasm: &Path, digest: &Hash) -> Result<(), SignatureError> {
+    /// Admits the component at `wasm` with `digest`, or says why not; the
+    /// signature is read through [`crate::files`].
+    pub fn check(&self, wasm: &Path, digest: &Hash, caps: &ReadCaps) -> Result<(), SignatureError> {
         if !self.require_signed {
             return Ok(());
         }
         let sig = signature_path(wasm);
         let path = sig.display().to_string();
-        let text = match std::fs::read_to_string(&sig) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(SignatureError::Missing { path });
-            }
-            Err(source) => return Err(SignatureError::Read { path, source }),
+        let Some(bytes) =
+            files::read_if_present(&sig, FileKind::Key, caps).map_err(SignatureError::File)?
+        else {
+            return Err(SignatureError::Missing { path });
         };
+        let text = String::from_utf8(bytes).map_err(|_| SignatureError::Malformed {
+            path: path.clone(),
+            why: "not UTF-8".to_string(),
+        })?;
         let note = Note::parse(&text).map_err(|e| SignatureError::Malformed {
             path: path.clone(),
             why: e.to_string(),
@@ -95,8 +98,8 @@ impl PluginPolicy {
                 .text
                 .lines()
                 .find_map(|l| l.strip_prefix("sha256 "))
-                .unwrap_or("?")
-                .to_string();
+                // A digest is 64 hex digits: never quote more of the file.
+                .map_or_else(|| "?".to_string(), |d| excerpt(d, 64));
             return Err(SignatureError::WrongDigest {
                 path,
                 signed,
@@ -128,6 +131,7 @@ mod tests {
 
     #[test]
     fn admits_only_good_signatures_by_trusted_authors() {
+        let caps = ReadCaps::default();
         let dir = tempfile::tempdir().unwrap();
         let wasm = dir.path().join("agent.wasm");
         std::fs::write(&wasm, b"component bytes").unwrap();
@@ -139,21 +143,21 @@ mod tests {
             require_signed: true,
         };
         assert!(matches!(
-            policy.check(&wasm, &digest),
+            policy.check(&wasm, &digest, &caps),
             Err(SignatureError::Missing { .. })
         ));
         std::fs::write(signature_path(&wasm), sign(&digest, &stranger).unwrap()).unwrap();
-        let err = policy.check(&wasm, &digest).unwrap_err().to_string();
+        let err = policy.check(&wasm, &digest, &caps).unwrap_err().to_string();
         assert!(
             err.contains("no good signature by a trusted author (signed by: mallory+"),
             "{err}"
         );
         std::fs::write(signature_path(&wasm), sign(&digest, &author).unwrap()).unwrap();
-        policy.check(&wasm, &digest).unwrap();
+        policy.check(&wasm, &digest, &caps).unwrap();
         // A changed component no longer matches its signature.
         let other = runway_audit::sha256(b"changed bytes");
         assert!(matches!(
-            policy.check(&wasm, &other),
+            policy.check(&wasm, &other, &caps),
             Err(SignatureError::WrongDigest { .. })
         ));
         // A flipped bit in the signature is caught.
@@ -161,8 +165,8 @@ mod tests {
         let n = text.len();
         text[n - 6] ^= 1;
         std::fs::write(signature_path(&wasm), &text).unwrap();
-        assert!(policy.check(&wasm, &digest).is_err());
+        assert!(policy.check(&wasm, &digest, &caps).is_err());
         // Without --require-signed nothing is checked.
-        assert!(PluginPolicy::default().check(&wasm, &other).is_ok());
+        assert!(PluginPolicy::default().check(&wasm, &other, &caps).is_ok());
     }
 }

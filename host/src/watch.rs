@@ -2,25 +2,33 @@
 //! replace or remove them, and the host follows between runs.
 //!
 //! [`PluginFolder::rescan`] compares the folder with the loaded catalog and
-//! builds the next one: unchanged plugins are kept as they are, new or
-//! changed ones loaded (compiled once per digest), missing ones dropped. A
+//! builds the next one: unchanged plugins are kept as they are — not even
+//! read, when the metadata of their files (device, inode, size, mtime,
+//! ctime) did not change — new or changed ones read ([`read_plugin`], each
+//! on its own thread within [`PLUGIN_READ_TIMEOUT`]) and loaded (compiled
+//! once per digest), missing ones dropped. A
 //! file that fails to load is refused with its reason and the version loaded
 //! before, if any, stays — a half-copied component never replaces a working
 //! one. A run in flight holds its own `Arc<Plugin>`, so swapping the catalog
 //! never touches it. [`watch`] turns filesystem events (the `notify` crate)
-//! into rescans.
+//! into rescans, ignoring the ones the host's own reads cause.
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::mpsc;
+use std::time::Duration;
 
-use runway_audit::{Hash, sha256};
+use runway_audit::Hash;
 
-use crate::grants::Grants;
-use crate::loader::{LoadError, Plugins};
+use crate::files::{ReadCaps, Stamp, stamp};
+use crate::loader::{LoadError, Plugin, PluginFiles, Plugins, plugin_names, read_plugin};
 use crate::sandbox::Runtime;
-use crate::signing::PluginPolicy;
+use crate::signing::{PluginPolicy, signature_path};
+
+/// Longest a plugin's files may take to read; past it the plugin is
+/// refused for this rescan and the others go on.
+pub const PLUGIN_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What one rescan changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +37,45 @@ pub enum PluginChange {
     Loaded { name: String, digest: Hash },
     /// Its files are gone.
     Unloaded { name: String, digest: Hash },
-    /// Its files are there but could not be loaded; any earlier version stays.
-    Refused { name: String, reason: String },
+    /// Its files are there but could not be loaded; any earlier version
+    /// stays. `digest` is the refused component's, when it was read.
+    Refused {
+        name: String,
+        digest: Option<Hash>,
+        reason: String,
+    },
+}
+
+/// The metadata of one plugin's files (component, grants, signature): a
+/// plugin whose stamps did not change since it was last read is not read
+/// again.
+type PluginStamps = [Option<Stamp>; 3];
+
+fn plugin_stamps(dir: &Path, name: &str) -> PluginStamps {
+    let wasm = dir.join(format!("{name}.wasm"));
+    [
+        stamp(&wasm),
+        stamp(&wasm.with_extension("toml")),
+        stamp(&signature_path(&wasm)),
+    ]
+}
+
+/// How old a file's last change must be for its stamp to be trusted: file
+/// times are coarse (a clock tick), so a same-size rewrite within one tick
+/// of a read could keep the stamp the read saw ("racy" stamps, as in git).
+const SETTLED: Duration = Duration::from_secs(2);
+
+/// Were all these files last changed at least [`SETTLED`] ago?
+fn settled(stamps: &PluginStamps) -> bool {
+    let ns = |d: Duration| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, ns);
+    let settled_ns = ns(SETTLED);
+    stamps
+        .iter()
+        .flatten()
+        .all(|s| now - s.ctime_ns.max(s.mtime_ns) >= settled_ns)
 }
 
 /// A plugins folder and the runtime that compiles what it holds.
@@ -40,7 +85,10 @@ pub struct PluginFolder {
     /// Refused plugins and the reason, so a broken file is reported once,
     /// not at every rescan, until it changes.
     refused: HashMap<String, String>,
+    /// What each plugin's files looked like when last read.
+    stamps: HashMap<String, PluginStamps>,
     policy: PluginPolicy,
+    caps: ReadCaps,
 }
 
 impl PluginFolder {
@@ -49,7 +97,9 @@ impl PluginFolder {
             dir: dir.to_path_buf(),
             runtime,
             refused: HashMap::new(),
+            stamps: HashMap::new(),
             policy: PluginPolicy::default(),
+            caps: ReadCaps::default(),
         }
     }
 
@@ -59,57 +109,69 @@ impl PluginFolder {
         self
     }
 
+    /// Reads each file within `caps` (component, grants, signature sizes).
+    pub fn with_caps(mut self, caps: ReadCaps) -> PluginFolder {
+        self.caps = caps;
+        self
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
     /// The catalog the folder holds now, and how it differs from `current`.
+    /// Only plugins whose files changed (by their [`Stamp`]s) are read.
     /// Fails only when the folder itself cannot be read.
     pub fn rescan(&mut self, current: &Plugins) -> Result<(Plugins, Vec<PluginChange>), LoadError> {
-        let folder_err = |source| LoadError::Folder {
-            path: self.dir.display().to_string(),
-            source,
-        };
-        let mut names = BTreeSet::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(folder_err)? {
-            let path = entry.map_err(folder_err)?.path();
-            if path.extension().is_some_and(|x| x == "wasm")
-                && let Some(stem) = path.file_stem().and_then(|s| s.to_str())
-            {
-                names.insert(stem.to_string());
-            }
-        }
+        let names: BTreeSet<String> = plugin_names(&self.dir)?.into_iter().collect();
         let mut next = Plugins::default();
         let mut changes = Vec::new();
+        let mut refused = HashMap::new();
         for name in &names {
             let loaded = current.get(name);
-            match self.read(name) {
-                Ok((bytes, grants)) => {
-                    let digest = sha256(&bytes);
-                    match loaded {
-                        Some(old) if old.digest == digest && old.grants == grants => next.keep(old),
-                        _ => match next.insert(&self.runtime, name, &bytes, grants) {
-                            Ok(()) => changes.push(PluginChange::Loaded {
-                                name: name.clone(),
-                                digest,
-                            }),
-                            Err(e) => refuse(&mut next, &mut changes, name, loaded, e.to_string()),
-                        },
-                    }
+            let stamps = plugin_stamps(&self.dir, name);
+            let known = loaded.is_some() || self.refused.contains_key(name);
+            if known && self.stamps.get(name) == Some(&stamps) {
+                // Unchanged since read: as it was, loaded or refused.
+                if let Some(old) = loaded {
+                    next.keep(old);
                 }
-                Err(reason) => refuse(&mut next, &mut changes, name, loaded, reason),
+                if let Some(reason) = self.refused.remove(name) {
+                    refused.insert(name.clone(), reason);
+                }
+                continue;
+            }
+            let read = self.read_bounded(name);
+            // A timed-out read, or files changed so recently that a rewrite
+            // might keep the same stamp, are read again next time.
+            if !matches!(read, Err(LoadError::TimedOut { .. })) && settled(&stamps) {
+                self.stamps.insert(name.clone(), stamps);
+            } else {
+                self.stamps.remove(name);
+            }
+            let outcome = read.and_then(|files| self.take(&mut next, loaded.clone(), files));
+            match outcome {
+                Ok(Some(change)) => changes.push(change),
+                Ok(None) => {}
+                Err(e) => {
+                    if let Some(old) = loaded {
+                        next.keep(old);
+                    }
+                    let reason = e.to_string();
+                    // A refusal is news only when it differs from the last one seen.
+                    if self.refused.get(name) != Some(&reason) {
+                        changes.push(PluginChange::Refused {
+                            name: name.clone(),
+                            digest: e.digest(),
+                            reason: reason.clone(),
+                        });
+                    }
+                    refused.insert(name.clone(), reason);
+                }
             }
         }
-        // A refusal is news only when it differs from the last one seen.
-        let mut refused = HashMap::new();
-        changes.retain(|c| match c {
-            PluginChange::Refused { name, reason } => {
-                refused.insert(name.clone(), reason.clone());
-                self.refused.get(name) != Some(reason)
-            }
-            _ => true,
-        });
         self.refused = refused;
+        self.stamps.retain(|name, _| names.contains(name));
         for old in current.iter().filter(|p| !names.contains(&p.name)) {
             changes.push(PluginChange::Unloaded {
                 name: old.name.clone(),
@@ -119,42 +181,74 @@ impl PluginFolder {
         Ok((next, changes))
     }
 
-    fn read(&self, name: &str) -> Result<(Vec<u8>, Grants), String> {
-        crate::names::check_dataset(name).map_err(|e| format!("plugin name: {e}"))?;
-        let wasm = self.dir.join(format!("{name}.wasm"));
-        let grants = Grants::load(&wasm.with_extension("toml")).map_err(|e| e.to_string())?;
-        let bytes =
-            std::fs::read(&wasm).map_err(|e| format!("cannot read {}: {e}", wasm.display()))?;
-        self.policy
-            .check(&wasm, &sha256(&bytes))
-            .map_err(|e| format!("signature: {e}"))?;
-        Ok((bytes, grants))
+    /// Puts a read plugin into `next`: kept when it is what is loaded,
+    /// compiled when new.
+    fn take(
+        &self,
+        next: &mut Plugins,
+        loaded: Option<Arc<Plugin>>,
+        files: PluginFiles,
+    ) -> Result<Option<PluginChange>, LoadError> {
+        match loaded {
+            Some(old) if old.digest == files.digest && old.grants == files.grants => {
+                next.keep(old);
+                Ok(None)
+            }
+            _ => {
+                next.insert(&self.runtime, &files.name, &files.bytes, files.grants)?;
+                Ok(Some(PluginChange::Loaded {
+                    name: files.name,
+                    digest: files.digest,
+                }))
+            }
+        }
+    }
+
+    /// [`read_plugin`] on its own thread, given [`PLUGIN_READ_TIMEOUT`]:
+    /// a slow or stuck file holds up only its own plugin.
+    fn read_bounded(&self, name: &str) -> Result<PluginFiles, LoadError> {
+        let (tx, rx) = mpsc::channel();
+        let (dir, policy, caps) = (self.dir.clone(), self.policy.clone(), self.caps);
+        let owned = name.to_string();
+        let spawned = std::thread::Builder::new()
+            .name("runway-plugin-read".into())
+            .spawn(move || {
+                let _ = tx.send(read_plugin(&dir, &owned, &policy, &caps));
+            });
+        if spawned.is_err() {
+            return read_plugin(&self.dir, name, &self.policy, &self.caps);
+        }
+        rx.recv_timeout(PLUGIN_READ_TIMEOUT)
+            .unwrap_or(Err(LoadError::TimedOut {
+                name: name.to_string(),
+                after: PLUGIN_READ_TIMEOUT,
+            }))
     }
 }
 
-fn refuse(
-    next: &mut Plugins,
-    changes: &mut Vec<PluginChange>,
-    name: &str,
-    loaded: Option<Arc<crate::loader::Plugin>>,
-    reason: String,
-) {
-    if let Some(old) = loaded {
-        next.keep(old);
+/// Does this event say a file's content or name changed? Events the host's
+/// own reads cause (open, access, close without writing) and metadata-only
+/// changes do not; the periodic full rescan catches anything else.
+fn is_change(kind: &notify::EventKind) -> bool {
+    use notify::EventKind;
+    use notify::event::{AccessKind, AccessMode, ModifyKind};
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) => true,
+        EventKind::Modify(ModifyKind::Metadata(_)) => false,
+        EventKind::Modify(_) => true,
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) | EventKind::Any | EventKind::Other => false,
     }
-    changes.push(PluginChange::Refused {
-        name: name.to_string(),
-        reason,
-    });
 }
 
-/// Watches `dir` (not recursively); every filesystem event sends `()` down
-/// the returned channel. Keep the watcher alive as long as events are wanted.
+/// Watches `dir` (not recursively); every change (see [`is_change`]) sends
+/// `()` down the returned channel. Keep the watcher alive as long as events
+/// are wanted.
 pub fn watch(dir: &Path) -> notify::Result<(notify::RecommendedWatcher, mpsc::Receiver<()>)> {
     use notify::Watcher as _;
     let (tx, rx) = mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok() {
+        if event.is_ok_and(|e| is_change(&e.kind)) {
             let _ = tx.send(());
         }
     })?;

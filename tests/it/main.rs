@@ -4,6 +4,7 @@
 mod audit_crash;
 mod audit_tamper;
 mod audit_trail;
+mod doors;
 mod locks;
 mod nightly;
 mod per_run;

@@ -15,7 +15,8 @@ fn probe() -> (&'static str, Vec<u8>, Grants) {
         .iter()
         .find(|(n, _)| *n == "probe")
         .unwrap();
-    let grants = Grants::load(&Path::new(path).with_extension("toml")).unwrap();
+    let grants =
+        Grants::load(&Path::new(path).with_extension("toml"), &Default::default()).unwrap();
     (name, std::fs::read(path).unwrap(), grants)
 }
 

@@ -3,24 +3,11 @@
 //! flown and reported, or rejected with the reason.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use runway_audit::{AuditLog, AuditOptions, Event};
 use runway_host::watch::PluginFolder;
 use runway_host::{DatasetStore, DispatchOptions, Host, Plugins};
-use runway_tests::{bundled_path, drop_plugin, plugins};
-
-/// Waits (bounded) until `check` holds.
-fn eventually(what: &str, check: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "gave up waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use runway_tests::{bundled_path, drop_plugin, eventually, plugins};
 
 fn plan(agent: &str, action: &str) -> String {
     format!(
@@ -65,8 +52,15 @@ fn serve_follows_the_plugins_folder_and_flies_dropped_plans() {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            runway_host::serve::serve(host, folder, &inbox, DispatchOptions::default(), shutdown)
-                .await
+            runway_host::serve::serve(
+                host,
+                folder,
+                &inbox,
+                Default::default(),
+                DispatchOptions::default(),
+                shutdown,
+            )
+            .await
         }
     });
 

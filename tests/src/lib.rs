@@ -185,7 +185,8 @@ fn bundled_with_grants(overrides: &[(&str, &str)]) -> Plugins {
         let bytes = std::fs::read(path).expect("plugin bytes");
         let grants = match overrides.iter().find(|(n, _)| n == name) {
             Some((_, text)) => Grants::parse(text, "test grants").expect("test grants parse"),
-            None => Grants::load(&Path::new(path).with_extension("toml")).expect("bundled grants"),
+            None => Grants::load(&Path::new(path).with_extension("toml"), &Default::default())
+                .expect("bundled grants"),
         };
         set.insert(runtime, name, &bytes, grants)
             .expect("plugin loads");
@@ -302,4 +303,16 @@ pub fn frames(bytes: &[u8]) -> Vec<(usize, usize)> {
         at += FRAME_HEAD_LEN + len;
     }
     out
+}
+
+/// Waits (at most a minute) until `check` holds.
+pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(60),
+            "gave up waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

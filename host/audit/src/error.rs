@@ -37,6 +37,10 @@ pub enum AuditError {
     /// The writer hit an error and stopped; nothing more will be written.
     #[error("audit writer stopped: {0}")]
     WriterFailed(Arc<WriteFailure>),
+    /// An entry that could encode past the frame limit was refused at
+    /// append; the writer goes on.
+    #[error("audit entry refused: could take {bound} bytes, over the {max}-byte record limit")]
+    EntryTooLarge { bound: usize, max: usize },
     /// A ticket that no `append` of this log handed out.
     #[error("ticket for record {0} was not issued by this audit log")]
     ForeignTicket(u64),

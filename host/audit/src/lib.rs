@@ -73,7 +73,7 @@ pub use record::{
     Call, DecodeError, EncodeError, Entry, Event, Hash, LockGrant, LockMode, LockRequest, Outcome,
     Record, ZERO_HASH, leaf_hash, sha256,
 };
-pub use render::{record_json, record_line, timeline_line};
+pub use render::{escape, record_json, record_line, timeline_line};
 pub use trust::Trust;
 pub use verify::{VerifyOptions, VerifyReport, verify, verify_with};
 pub use writer::{

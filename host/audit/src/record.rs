@@ -238,6 +238,54 @@ pub enum DecodeError {
 #[error("could not encode audit record: {0}")]
 pub struct EncodeError(#[from] postcard::Error);
 
+/// Bytes of the longest varint (a length prefix or a `u64`).
+const VARINT_MAX: usize = 10;
+/// Bytes a record takes besides its strings and lists, at most: sequence
+/// number, time, both chain links, the plugin digest, the event's fixed
+/// fields (two digests for a call) and every enum tag and option flag.
+const FIXED_MAX: usize = 256;
+
+impl Entry {
+    /// An upper bound on the bytes of this entry's record once encoded,
+    /// counted without encoding (it runs on every append): each string and
+    /// list with its longest length prefix, each fixed field at its widest.
+    pub fn encoded_bound(&self) -> usize {
+        let text = |s: &str| s.len() + VARINT_MAX;
+        let lists = |n: usize| VARINT_MAX + n * (2 * VARINT_MAX);
+        let event = match &self.event {
+            Event::Filed {
+                action,
+                after,
+                locks,
+            } => {
+                text(action)
+                    + lists(after.len() + locks.len())
+                    + after.iter().map(|a| a.len()).sum::<usize>()
+                    + locks.iter().map(|l| l.dataset.len()).sum::<usize>()
+            }
+            Event::Cleared { locks } => {
+                lists(locks.len()) + locks.iter().map(|l| l.dataset.len()).sum::<usize>()
+            }
+            Event::Rejected { reason } | Event::Failed { reason } => text(reason),
+            Event::Call { key, outcome, .. } => {
+                key.as_deref().map_or(0, text) + outcome.reason().map_or(0, text)
+            }
+            Event::LockGranted { .. }
+            | Event::Started { .. }
+            | Event::Committed { .. }
+            | Event::LockReleased { .. }
+            | Event::Succeeded { .. }
+            | Event::PluginLoaded
+            | Event::PluginUnloaded => 0,
+        };
+        FIXED_MAX
+            + text(&self.runway)
+            + text(&self.agent)
+            + self.dataset.as_deref().map_or(0, text)
+            + event
+    }
+}
+
 impl Record {
     /// The canonical encoding of this record.
     pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {

@@ -10,8 +10,9 @@
 //! [01:00:00.132] DENIED  probe   read other/key: not granted
 //! ```
 //!
-//! Strings that come from agents (keys, reasons) have control characters
-//! escaped, so a record cannot forge extra lines or terminal escapes.
+//! Strings that come from agents or operators (names, keys, reasons) go
+//! through [`escape`], so a record cannot forge extra lines, drive the
+//! terminal or reorder a line with bidi controls.
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -32,7 +33,7 @@ pub fn timeline_line(time_ns: u64, entry: &Entry) -> String {
     let runway = if entry.runway.is_empty() {
         Cow::Borrowed("-")
     } else {
-        clean(&entry.runway)
+        escape(&entry.runway)
     };
     let line = format!("[{}] {verb:<7} {runway:<7} {details}", clock(time_ns));
     line.trim_end().to_owned()
@@ -117,14 +118,14 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 /// The verb and details of a timeline line.
 fn describe(entry: &Entry) -> (&'static str, String) {
-    let dataset = || entry.dataset.as_deref().map_or(Cow::Borrowed("?"), clean);
+    let dataset = || entry.dataset.as_deref().map_or(Cow::Borrowed("?"), escape);
     match &entry.event {
         Event::Filed {
             action,
             after,
             locks,
         } => {
-            let after: Vec<_> = after.iter().map(|a| clean(a)).collect();
+            let after: Vec<_> = after.iter().map(|a| escape(a)).collect();
             let locks = if locks.is_empty() {
                 "none".to_owned()
             } else {
@@ -133,13 +134,18 @@ fn describe(entry: &Entry) -> (&'static str, String) {
             };
             let details = format!(
                 "agent={} action={} after=[{}] locks={locks}",
-                clean(&entry.agent),
-                clean(action),
+                escape(&entry.agent),
+                escape(action),
                 after.join(",")
             );
             ("FILED", details)
         }
-        Event::Rejected { reason } => ("REJECT", clean(reason).into_owned()),
+        // A plugin refused by the host names it; a refused plan names none.
+        Event::Rejected { reason } if !entry.agent.is_empty() => (
+            "REFUSE",
+            format!("{}: {}", plugin_named(entry), escape(reason)),
+        ),
+        Event::Rejected { reason } => ("REJECT", escape(reason).into_owned()),
         Event::Cleared { locks } => {
             let locks: Vec<_> = locks
                 .iter()
@@ -167,13 +173,13 @@ fn describe(entry: &Entry) -> (&'static str, String) {
             let mut details = call.name().to_owned();
             match (&entry.dataset, key) {
                 (Some(dataset), Some(key)) => {
-                    let _ = write!(details, " {}/{}", clean(dataset), clean(key));
+                    let _ = write!(details, " {}/{}", escape(dataset), escape(key));
                 }
                 (Some(dataset), None) => {
-                    let _ = write!(details, " {}", clean(dataset));
+                    let _ = write!(details, " {}", escape(dataset));
                 }
                 (None, Some(key)) => {
-                    let _ = write!(details, " {}", clean(key));
+                    let _ = write!(details, " {}", escape(key));
                 }
                 (None, None) => {}
             }
@@ -186,12 +192,12 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                     "CALL"
                 }
                 Outcome::Denied(reason) => {
-                    let _ = write!(details, ": {}", clean(reason));
+                    let _ = write!(details, ": {}", escape(reason));
                     "DENIED"
                 }
                 other => {
                     let reason = other.reason().unwrap_or_default();
-                    let _ = write!(details, " {}: {}", other.name(), clean(reason));
+                    let _ = write!(details, " {}: {}", other.name(), escape(reason));
                     "CALL"
                 }
             };
@@ -218,22 +224,24 @@ fn describe(entry: &Entry) -> (&'static str, String) {
             "SUCCESS",
             format!("output {}", &hex::encode(output)[..SHORT_HASH]),
         ),
-        Event::Failed { reason } => ("FAILED", clean(reason).into_owned()),
-        Event::PluginLoaded => ("LOAD", plugin_digest(entry)),
-        Event::PluginUnloaded => ("UNLOAD", plugin_digest(entry)),
+        Event::Failed { reason } => ("FAILED", escape(reason).into_owned()),
+        Event::PluginLoaded => ("LOAD", plugin_named(entry)),
+        Event::PluginUnloaded => ("UNLOAD", plugin_named(entry)),
     }
 }
 
-/// `digest 1a2b3c4d5e6f`, short, for plugin load/unload lines.
-fn plugin_digest(entry: &Entry) -> String {
-    entry.plugin.map_or_else(
-        || "digest ?".to_string(),
-        |d| format!("digest {}", &hex::encode(&d)[..SHORT_HASH]),
-    )
+/// `plugin NAME digest 1a2b3c4d5e6f` (short), for plugin load, unload and
+/// refusal lines; `digest ?` when no component was read.
+fn plugin_named(entry: &Entry) -> String {
+    let digest = entry.plugin.map_or_else(
+        || "?".to_string(),
+        |d| hex::encode(&d)[..SHORT_HASH].to_string(),
+    );
+    format!("plugin {} digest {digest}", escape(&entry.agent))
 }
 
 fn lock(dataset: &str, mode: LockMode) -> String {
-    format!("{} {}", clean(dataset), mode.letter())
+    format!("{} {}", escape(dataset), mode.letter())
 }
 
 fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
@@ -319,20 +327,92 @@ fn hex_of(hash: &Hash) -> String {
     hex::encode(hash)
 }
 
-/// `text` with control characters escaped (`\n`, `\u{1b}`, ...).
-fn clean(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+/// Unicode format characters (general category Cf, Unicode 16), by hand:
+/// invisible, yet they change how a line reads (bidi overrides and
+/// isolates reorder it, zero-width characters hide in names).
+const FORMAT: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// Does `c` need escaping before a person reads it? Control characters,
+/// line and paragraph separators (U+2028/9) and format characters (bidi
+/// overrides U+202A–U+202E and isolates U+2066–U+2069, zero-width
+/// U+200B–U+200F, U+2060, U+FEFF, and the rest of category Cf).
+pub fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}')
+        || FORMAT.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// `text` as a person may safely read it: every character of
+/// [`needs_escape`] written as an escape (`\n`, `\u{1b}`, `\u{202e}`), so
+/// no string can forge lines, drive the terminal or reorder what is shown.
+/// Everything meant for people goes through here: timeline lines, `audit
+/// show`, the host's console output.
+pub fn escape(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
+        push_escaped(&mut out, c);
     }
     Cow::Owned(out)
+}
+
+/// [`escape`]d `text`, at most `max_chars` characters in all; a cut text
+/// ends with `…`, so a reader knows more exists.
+pub fn excerpt(text: &str, max_chars: usize) -> String {
+    let escaped = escape(text);
+    if escaped.chars().count() <= max_chars {
+        return escaped.into_owned();
+    }
+    // Cut between escapes, never inside one.
+    let mut out = String::new();
+    let mut piece = String::new();
+    let mut shown = 0;
+    for c in text.chars() {
+        piece.clear();
+        push_escaped(&mut piece, c);
+        let n = piece.chars().count();
+        if shown + n >= max_chars {
+            break;
+        }
+        shown += n;
+        out.push_str(&piece);
+    }
+    out.push('…');
+    out
+}
+
+fn push_escaped(out: &mut String, c: char) {
+    if c.is_control() {
+        out.extend(c.escape_default());
+    } else if needs_escape(c) {
+        out.extend(c.escape_unicode());
+    } else {
+        out.push(c);
+    }
 }
 
 #[cfg(test)]
@@ -497,14 +577,36 @@ mod tests {
                 "[01:00:00.123] FAILED  import  trap: unreachable",
             ),
             (
+                Entry {
+                    agent: String::new(),
+                    plugin: None,
+                    ..entry(
+                        "",
+                        None,
+                        Event::Rejected {
+                            reason: "cycle".into(),
+                        },
+                    )
+                },
+                "[01:00:00.123] REJECT  -       cycle",
+            ),
+            (
                 entry(
                     "",
                     None,
                     Event::Rejected {
-                        reason: "cycle".into(),
+                        reason: "f.wasm: is a FIFO".into(),
                     },
                 ),
-                "[01:00:00.123] REJECT  -       cycle",
+                "[01:00:00.123] REFUSE  -       plugin import-applications digest 010101010101: f.wasm: is a FIFO",
+            ),
+            (
+                entry("", None, Event::PluginLoaded),
+                "[01:00:00.123] LOAD    -       plugin import-applications digest 010101010101",
+            ),
+            (
+                entry("", None, Event::PluginUnloaded),
+                "[01:00:00.123] UNLOAD  -       plugin import-applications digest 010101010101",
             ),
         ];
         for (entry, expected) in cases {
@@ -524,6 +626,65 @@ mod tests {
         let line = timeline_line(T, &e);
         assert!(!line.contains('\n') && !line.contains('\u{1b}'), "{line}");
         assert!(line.ends_with("a\\nb\\u{1b}[2J"), "{line}");
+    }
+
+    /// One character of each class that must not reach a reader raw, and
+    /// how it is shown.
+    #[test]
+    fn escapes_every_class_a_reader_must_see() {
+        let classes = [
+            ("control", '\u{1b}', "\\u{1b}"),
+            ("newline", '\n', "\\n"),
+            ("C1 control", '\u{9b}', "\\u{9b}"),
+            ("bidi override", '\u{202e}', "\\u{202e}"),
+            ("bidi embedding", '\u{202a}', "\\u{202a}"),
+            ("bidi isolate", '\u{2066}', "\\u{2066}"),
+            ("pop isolate", '\u{2069}', "\\u{2069}"),
+            ("zero-width space", '\u{200b}', "\\u{200b}"),
+            ("zero-width joiner", '\u{200d}', "\\u{200d}"),
+            ("left-to-right mark", '\u{200e}', "\\u{200e}"),
+            ("word joiner", '\u{2060}', "\\u{2060}"),
+            ("byte order mark", '\u{feff}', "\\u{feff}"),
+            ("line separator", '\u{2028}', "\\u{2028}"),
+            ("paragraph separator", '\u{2029}', "\\u{2029}"),
+            ("soft hyphen (Cf)", '\u{ad}', "\\u{ad}"),
+            ("Arabic number sign (Cf)", '\u{600}', "\\u{600}"),
+            ("interlinear annotation (Cf)", '\u{fff9}', "\\u{fff9}"),
+            ("tag character (Cf)", '\u{e0041}', "\\u{e0041}"),
+        ];
+        for (class, c, shown) in classes {
+            let text = format!("a{c}b");
+            assert_eq!(escape(&text), format!("a{shown}b"), "{class}");
+        }
+        // Letters of any script, marks and emoji stay as they are.
+        for plain in ["plain", "café", "ملف", "日本語", "e\u{301}", "🚀"] {
+            assert!(matches!(escape(plain), Cow::Borrowed(_)), "{plain}");
+        }
+    }
+
+    #[test]
+    fn excerpts_are_escaped_and_cut_between_escapes() {
+        assert_eq!(excerpt("short", 10), "short");
+        assert_eq!(excerpt("abcdefghij", 5), "abcd…");
+        // Never half an escape: `\u{202e}` is 8 characters.
+        let cut = excerpt("ab\u{202e}cdef", 6);
+        assert_eq!(cut, "ab…");
+        assert!(excerpt(&"x".repeat(1000), 120).chars().count() <= 120);
+    }
+
+    #[test]
+    fn a_right_to_left_override_in_a_name_is_shown_escaped() {
+        let e = Entry {
+            agent: "evil\u{202e}gpj.exe".into(),
+            ..entry("run\u{202e}1", None, Event::PluginLoaded)
+        };
+        let line = timeline_line(T, &e);
+        assert!(!line.contains('\u{202e}'), "{line}");
+        assert!(line.contains("run\\u{202e}1"), "{line}");
+        assert!(
+            line.contains("plugin evil\\u{202e}gpj.exe digest"),
+            "{line}"
+        );
     }
 
     #[test]

@@ -13,8 +13,12 @@
 //! signs checkpoints of what is durable; [`sync`](AuditLog::sync) returns
 //! once a durable checkpoint covers everything appended before it.
 //!
-//! A write or sync error stops the writer for good; every later `append`,
-//! `wait_durable` and `sync` reports [`AuditError::WriterFailed`].
+//! An entry whose record could exceed the frame limit is refused by
+//! `append` itself ([`AuditError::EntryTooLarge`], a cheap bound over its
+//! strings and lists): it never reaches the writer. Only a write or sync
+//! error stops the writer, for good; every later `append`, `wait_durable`
+//! and `sync` reports [`AuditError::WriterFailed`], and
+//! [`health`](AuditLog::health) says so without appending.
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -27,6 +31,7 @@ use crate::checkpointer::{Checkpointer, checkpoint_loop};
 use crate::commit::{Committer, Pending};
 use crate::error::AuditError;
 use crate::findings::TornTail;
+use crate::frame::MAX_FRAME_LEN;
 use crate::keys::PrivateKey;
 use crate::record::Entry;
 use crate::recover::{Recovered, recover};
@@ -227,6 +232,7 @@ impl AuditLog {
     /// Queues `entry` and returns its ticket at once; the record is durable
     /// when [`wait_durable`](Self::wait_durable) on the ticket returns.
     pub fn append(&self, entry: Entry) -> Result<Ticket, AuditError> {
+        check_size(&entry)?;
         let shared = &self.inner.shared;
         let mut state = shared.lock();
         state.failed()?;
@@ -239,7 +245,6 @@ impl AuditLog {
         Ok(Ticket(seq))
     }
 
-    /// Blocks until the ticket's record is durable and returns its sequence number.
     /// Appends many entries at once, each with the time it happened (a run
     /// buffers its host calls and hands them over in batches: one lock and
     /// one wake-up per batch). Times are kept non-decreasing by the writer.
@@ -247,6 +252,9 @@ impl AuditLog {
     pub fn append_batch(&self, batch: Vec<(u64, Entry)>) -> Result<Option<Ticket>, AuditError> {
         if batch.is_empty() {
             return Ok(None);
+        }
+        for (_, entry) in &batch {
+            check_size(entry)?;
         }
         let shared = &self.inner.shared;
         let mut state = shared.lock();
@@ -264,6 +272,7 @@ impl AuditLog {
         Ok(Some(Ticket(last)))
     }
 
+    /// Blocks until the ticket's record is durable and returns its sequence number.
     pub fn wait_durable(&self, ticket: Ticket) -> Result<u64, AuditError> {
         let shared = &self.inner.shared;
         let mut state = shared.lock();
@@ -305,6 +314,12 @@ impl AuditLog {
             }
         }
         Ok(())
+    }
+
+    /// Ok while the writer runs; once it stopped (an I/O failure), the
+    /// failure that stopped it.
+    pub fn health(&self) -> Result<(), AuditError> {
+        self.inner.shared.lock().failed()
     }
 
     /// Syncs, then drops this handle; the writer thread is joined once the
@@ -463,6 +478,17 @@ fn write_loop(shared: &Shared, mut committer: Committer) {
     shared.lock().writer_done = true;
     shared.checkpoint.notify_all();
     panic_guard.armed = false;
+}
+
+/// Refuses an entry whose record could be too large to frame, so that it
+/// never reaches (and stops) the writer.
+fn check_size(entry: &Entry) -> Result<(), AuditError> {
+    let bound = entry.encoded_bound();
+    let max = MAX_FRAME_LEN as usize;
+    if bound > max {
+        return Err(AuditError::EntryTooLarge { bound, max });
+    }
+    Ok(())
 }
 
 /// Unix time in nanoseconds (0 before 1970, saturating after 2554).

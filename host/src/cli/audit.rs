@@ -11,6 +11,7 @@ use runway_audit::{Event, Record, SignedCheckpoint, VerifyOptions, VerifyReport}
 
 use super::keygen::auditor_trust;
 use super::{AUDIT_BAD, AuditDir, BAD_INPUT, Failure, HOST_FAULT};
+use crate::files::{self, FileKind, ReadCaps};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
@@ -349,11 +350,7 @@ fn print_lines(lines: impl Iterator<Item = String>) -> Result<(), Failure> {
     }
 }
 
+/// A checkpoint or proof file, read through [`crate::files`].
 fn read(path: &Path) -> Result<Vec<u8>, Failure> {
-    fs::read(path).map_err(|e| {
-        Failure::new(
-            BAD_INPUT,
-            anyhow::Error::new(e).context(format!("reading {}", path.display())),
-        )
-    })
+    files::read(path, FileKind::Key, &ReadCaps::default()).map_err(|e| Failure::new(BAD_INPUT, e))
 }

@@ -6,9 +6,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use runway_audit::{AuditLog, AuditOptions, Entry, PublicKey};
+use runway_audit::{AuditLog, AuditOptions, Entry};
 
-use super::{AuditDir, BAD_INPUT, Failure, HOST_FAULT};
+use super::keygen::read_public_key;
+use super::{AuditDir, Failure, HOST_FAULT};
+use crate::files::{self, ReadCaps};
 use crate::sandbox::compiler::Compiler;
 use crate::signing::PluginPolicy;
 use crate::{DatasetStore, Host, Plugins, Runtime};
@@ -45,6 +47,18 @@ pub struct HostArgs {
     /// A trusted plugin author's public key (`NAME.pub`); repeatable.
     #[arg(long, value_name = "FILE")]
     pub author: Vec<PathBuf>,
+    /// Largest plan file read, in bytes; a larger one is refused unread.
+    #[arg(long, value_name = "BYTES", default_value_t = files::DEFAULT_MAX_PLAN_BYTES)]
+    pub max_plan_bytes: u64,
+    /// Largest grants file (`NAME.toml`) read, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = files::DEFAULT_MAX_GRANTS_BYTES)]
+    pub max_grants_bytes: u64,
+    /// Largest plugin component (`NAME.wasm`) read, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = files::DEFAULT_MAX_COMPONENT_BYTES)]
+    pub max_component_bytes: u64,
+    /// Largest signature, key or trust file read, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = files::DEFAULT_MAX_KEY_BYTES)]
+    pub max_key_bytes: u64,
 }
 
 impl HostArgs {
@@ -62,12 +76,22 @@ impl HostArgs {
             .map_err(|e| Failure::new(HOST_FAULT, e))
     }
 
+    /// How large each operator file may be (`--max-*-bytes`).
+    pub fn caps(&self) -> ReadCaps {
+        ReadCaps {
+            plan: self.max_plan_bytes,
+            grants: self.max_grants_bytes,
+            component: self.max_component_bytes,
+            key: self.max_key_bytes,
+        }
+    }
+
     /// Which plugins may load, from `--require-signed` and `--author`.
     pub fn policy(&self) -> Result<PluginPolicy, Failure> {
         let authors = self
             .author
             .iter()
-            .map(|p| PublicKey::read(p).map_err(|e| Failure::new(BAD_INPUT, e)))
+            .map(|p| read_public_key(p, &self.caps()))
             .collect::<Result<_, _>>()?;
         Ok(PluginPolicy {
             authors,
@@ -77,7 +101,7 @@ impl HostArgs {
 
     /// Opens the signed audit trail.
     pub fn audit(&self) -> Result<AuditLog, Failure> {
-        let signing_keys = super::keygen::signing_keys(&self.audit.path, &self.key)?;
+        let signing_keys = super::keygen::signing_keys(&self.audit.path, &self.key, &self.caps())?;
         let options = AuditOptions {
             signing_keys,
             ..AuditOptions::new("runway")

@@ -4,14 +4,18 @@
 //! Without `--key`, `runway run` signs with `runway-keys/runway.key` beside
 //! the audit folder, creating it on first use, and `runway audit verify`
 //! checks against `runway-keys/runway.pub` there, saying so.
+//!
+//! Key and trust files are read here, through [`crate::files`], and parsed
+//! from their text.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 use runway_audit::Trust;
-use runway_audit::keys::{self, PrivateKey, PublicKey, write_key_pair};
+use runway_audit::keys::{self, KeyError, PrivateKey, PublicKey, write_key_pair};
 
 use super::{BAD_INPUT, Failure, HOST_FAULT};
+use crate::files::{self, FileKind, ReadCaps};
 
 /// Name of the key made when none is given.
 pub const DEFAULT_KEY_NAME: &str = "runway";
@@ -56,23 +60,65 @@ pub fn default_key_dir(audit_dir: &Path) -> PathBuf {
 /// The keys `runway run` signs with: the `keys` files given, else the
 /// default key beside the audit folder, created (and announced on stderr)
 /// if missing.
-pub fn signing_keys(audit_dir: &Path, keys: &[PathBuf]) -> Result<Vec<PrivateKey>, Failure> {
-    let bad = |e| Failure::new(BAD_INPUT, e);
+pub fn signing_keys(
+    audit_dir: &Path,
+    keys: &[PathBuf],
+    caps: &ReadCaps,
+) -> Result<Vec<PrivateKey>, Failure> {
     if keys.is_empty() {
-        return Ok(vec![default_signing_key(audit_dir)?]);
+        return Ok(vec![default_signing_key(audit_dir, caps)?]);
     }
     keys.iter()
-        .map(|path| PrivateKey::read(path).map_err(bad))
+        .map(|path| read_private_key(path, caps))
         .collect()
 }
 
+/// The text of a key or trust file, read through [`crate::files`] (a
+/// regular file within the key cap, no link followed).
+fn read_key_text(path: &Path, caps: &ReadCaps) -> Result<String, Failure> {
+    let bytes = files::read(path, FileKind::Key, caps).map_err(|e| Failure::new(BAD_INPUT, e))?;
+    String::from_utf8(bytes).map_err(|_| {
+        Failure::new(
+            BAD_INPUT,
+            anyhow::anyhow!("{}: not UTF-8 text", path.display()),
+        )
+    })
+}
+
+/// Parses a key file's text; errors name the file.
+fn parse_key<K>(
+    path: &Path,
+    caps: &ReadCaps,
+    parse: fn(&str) -> Result<K, KeyError>,
+) -> Result<K, Failure> {
+    parse(&read_key_text(path, caps)?).map_err(|error| {
+        Failure::new(
+            BAD_INPUT,
+            KeyError::InFile {
+                path: path.to_owned(),
+                error: Box::new(error),
+            },
+        )
+    })
+}
+
+/// A public key file (`NAME.pub`).
+pub fn read_public_key(path: &Path, caps: &ReadCaps) -> Result<PublicKey, Failure> {
+    parse_key(path, caps, PublicKey::parse)
+}
+
+/// A private key file (`NAME.key`).
+pub fn read_private_key(path: &Path, caps: &ReadCaps) -> Result<PrivateKey, Failure> {
+    parse_key(path, caps, PrivateKey::parse)
+}
+
 /// `runway-keys/runway.key` beside the audit folder, made if missing.
-fn default_signing_key(audit_dir: &Path) -> Result<PrivateKey, Failure> {
+fn default_signing_key(audit_dir: &Path, caps: &ReadCaps) -> Result<PrivateKey, Failure> {
     let bad = |e| Failure::new(BAD_INPUT, e);
     let dir = default_key_dir(audit_dir);
     let path = keys::private_key_path(&dir, DEFAULT_KEY_NAME);
-    if path.exists() {
-        return PrivateKey::read(&path).map_err(bad);
+    if std::fs::symlink_metadata(&path).is_ok() {
+        return read_private_key(&path, caps);
     }
     let key = PrivateKey::generate(DEFAULT_KEY_NAME).map_err(bad)?;
     let files = write_key_pair(&dir, &key).map_err(|e| Failure::new(HOST_FAULT, e))?;
@@ -92,26 +138,28 @@ pub fn auditor_trust(
     audit_dir: &Path,
 ) -> Result<(Trust, String), Failure> {
     let bad = |e: anyhow::Error| Failure::new(BAD_INPUT, e);
+    let caps = ReadCaps::default();
     if let Some(path) = trust {
-        let trust = Trust::read(path).map_err(|e| bad(e.into()))?;
+        let text = read_key_text(path, &caps)?;
+        let trust = Trust::parse(&text, &path.display().to_string()).map_err(|e| bad(e.into()))?;
         return Ok((
             trust.clone(),
             format!("trust file {} ({trust})", path.display()),
         ));
     }
     if let Some(path) = key {
-        let public = PublicKey::read(path).map_err(|e| bad(e.into()))?;
+        let public = read_public_key(path, &caps)?;
         let line = format!("public key {} ({})", path.display(), public.label());
         return Ok((Trust::single(public), line));
     }
     let path = keys::public_key_path(&default_key_dir(audit_dir), DEFAULT_KEY_NAME);
-    if !path.exists() {
+    if std::fs::symlink_metadata(&path).is_err() {
         return Err(bad(anyhow::anyhow!(
             "no key to verify with: pass --trust FILE or --key NAME.pub (no default key at {})",
             path.display()
         )));
     }
-    let public = PublicKey::read(&path).map_err(|e| bad(e.into()))?;
+    let public = read_public_key(&path, &caps)?;
     let line = format!(
         "public key {} ({}), found beside the audit folder; pass --trust or --key to use your own",
         path.display(),

@@ -76,6 +76,23 @@ pub const BAD_INPUT: u8 = 2;
 pub const AUDIT_BAD: u8 = 3;
 pub const HOST_FAULT: u8 = 4;
 
+/// An error and its causes on one line, each cause once: error types that
+/// already quote their source are not followed by it again.
+fn describe(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let part = cause.to_string();
+        if text.contains(&part) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&part);
+    }
+    text
+}
+
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -96,7 +113,11 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
-            eprintln!("runway: {error:#}");
+            // Errors name files and quote names: shown escaped.
+            eprintln!(
+                "runway: {}",
+                runway_audit::render::escape(&describe(&error))
+            );
             ExitCode::from(code)
         }
     }

@@ -4,11 +4,17 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use runway_audit::{Entry, Event};
+use runway_audit::Entry;
+use runway_audit::render::{escape, excerpt};
 
 use super::host_args::{HostArgs, timeline_printer, tokio};
 use super::{AUDIT_BAD, BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED};
+use crate::plan::rejection;
 use crate::{DispatchOptions, Plan, Plugins, RunwayState, bundled};
+
+/// Most characters of a runway's output or failure reason on the summary
+/// line (escaped; a cut one ends in `…`).
+const SUMMARY_CHARS: usize = 200;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -32,13 +38,14 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let fault = |e: anyhow::Error| Failure::new(HOST_FAULT, e);
     let bad = |e: anyhow::Error| Failure::new(BAD_INPUT, e);
     let runtime = args.host.runtime()?;
+    let caps = args.host.caps();
     let plugins = match &args.plugins {
-        Some(dir) => Plugins::load_dir_with(&runtime, dir, &args.host.policy()?),
+        Some(dir) => Plugins::load_dir_with(&runtime, dir, &args.host.policy()?, &caps),
         None => Plugins::from_bytes(&runtime, bundled::EMBEDDED_PLUGINS.iter().copied()),
     }
     .map_err(|e| bad(e.into()))?;
     let plan = match &args.plan {
-        Some(path) => Plan::load(path, &plugins),
+        Some(path) => Plan::load(path, &plugins, &caps),
         None => Plan::parse(bundled::NIGHTLY_PLAN, &plugins),
     };
     let audit = args.host.audit()?;
@@ -46,15 +53,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         Ok(plan) => plan,
         Err(e) => {
             // A refused filing is on the record too.
-            let entry = Entry {
-                runway: String::new(),
-                agent: String::new(),
-                plugin: None,
-                dataset: None,
-                event: Event::Rejected {
-                    reason: e.to_string(),
-                },
-            };
+            let entry = rejection(&e.to_string());
             audit
                 .append(entry)
                 .and_then(|_| audit.sync())
@@ -89,12 +88,13 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     } else {
         println!();
         for r in &report.runways {
+            // Guest text: escaped and cut, so it cannot drive the terminal.
             let detail = match (&r.state, &r.output) {
-                (RunwayState::Failed(why), _) => why.clone(),
-                (_, Some(out)) => String::from_utf8_lossy(out).into_owned(),
+                (RunwayState::Failed(why), _) => excerpt(why, SUMMARY_CHARS),
+                (_, Some(out)) => excerpt(&String::from_utf8_lossy(out), SUMMARY_CHARS),
                 _ => String::new(),
             };
-            println!("{:<12} {:<10} {}", r.id, r.state.name(), detail);
+            println!("{:<12} {:<10} {detail}", escape(&r.id), r.state.name());
         }
         println!(
             "\n{} runways, {} failed, {:.2} s",

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use runway_audit::render::escape;
 
 use super::host_args::{HostArgs, timeline_printer, tokio};
 use super::{Failure, HOST_FAULT};
@@ -28,11 +29,14 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let audit = args.host.audit()?;
     // The catalog starts empty: the first rescan loads (and audits) the folder.
     let host = args.host.host(&runtime, Plugins::default(), &audit)?;
-    let folder = PluginFolder::new(&args.plugins, runtime.clone()).with_policy(args.host.policy()?);
+    let caps = args.host.caps();
+    let folder = PluginFolder::new(&args.plugins, runtime.clone())
+        .with_policy(args.host.policy()?)
+        .with_caps(caps);
     eprintln!(
         "runway: serving {} (plans: {}); Ctrl-C stops",
-        args.plugins.display(),
-        args.inbox.display()
+        escape(&args.plugins.display().to_string()),
+        escape(&args.inbox.display().to_string())
     );
     let opts = DispatchOptions {
         observer: timeline_printer(),
@@ -45,6 +49,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             host,
             folder,
             &args.inbox,
+            caps,
             opts,
             shutdown,
         ))

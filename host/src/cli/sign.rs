@@ -5,9 +5,10 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use runway_audit::PrivateKey;
 
+use super::keygen::read_private_key;
 use super::{BAD_INPUT, Failure, HOST_FAULT};
+use crate::files::{self, FileKind, ReadCaps};
 use crate::signing;
 
 #[derive(Args)]
@@ -20,13 +21,10 @@ pub struct SignArgs {
 }
 
 pub fn run(args: SignArgs) -> Result<(), Failure> {
-    let key = PrivateKey::read(&args.key).map_err(|e| Failure::new(BAD_INPUT, e))?;
-    let bytes = std::fs::read(&args.plugin).map_err(|e| {
-        Failure::new(
-            BAD_INPUT,
-            anyhow::Error::new(e).context(format!("reading {}", args.plugin.display())),
-        )
-    })?;
+    let caps = ReadCaps::default();
+    let key = read_private_key(&args.key, &caps)?;
+    let bytes = files::read(&args.plugin, FileKind::Component, &caps)
+        .map_err(|e| Failure::new(BAD_INPUT, e))?;
     let digest = runway_audit::sha256(&bytes);
     let note = signing::sign(&digest, &key).map_err(|e| Failure::new(BAD_INPUT, e))?;
     let out = signing::signature_path(&args.plugin);

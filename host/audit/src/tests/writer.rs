@@ -176,3 +176,56 @@ fn writer_failure_is_sticky() {
     let log = open(dir.path());
     append_all(&log, report.records, 2);
 }
+
+#[test]
+fn an_oversized_entry_is_refused_at_append_and_the_writer_goes_on() {
+    let dir = tempdir();
+    let log = open(dir.path());
+    log.append_durable(entry(0)).expect("first");
+    // 17 MiB of reason: past the 16 MiB frame limit once encoded.
+    let huge = Entry {
+        event: Event::Rejected {
+            reason: "x".repeat(17 << 20),
+        },
+        ..entry(1)
+    };
+    match log.append(huge.clone()) {
+        Err(AuditError::EntryTooLarge { bound, max }) => {
+            assert_eq!(max, crate::frame::MAX_FRAME_LEN as usize);
+            assert!(bound > 17 << 20, "{bound}");
+        }
+        other => panic!("expected EntryTooLarge, got {other:?}"),
+    }
+    // A batch holding one is refused whole: nothing of it is appended.
+    assert!(matches!(
+        log.append_batch(vec![(1, entry(1)), (2, huge)]),
+        Err(AuditError::EntryTooLarge { .. })
+    ));
+    log.health().expect("the writer still runs");
+    assert_eq!(log.append_durable(entry(1)).expect("next append"), 1);
+    drop(log);
+    let records = read_records(dir.path()).expect("read");
+    assert_eq!(
+        records.iter().map(|r| r.entry.clone()).collect::<Vec<_>>(),
+        [entry(0), entry(1)]
+    );
+}
+
+#[test]
+fn the_size_bound_holds_over_the_real_encoding() {
+    for i in 0..64 {
+        let record = crate::Record {
+            seq: u64::MAX,
+            time_ns: u64::MAX,
+            prev: ZERO_HASH,
+            prev_dataset: Some(ZERO_HASH),
+            entry: entry(i),
+        };
+        let encoded = record.encode().expect("encode").len();
+        assert!(
+            encoded <= record.entry.encoded_bound(),
+            "entry {i}: {encoded} > {}",
+            record.entry.encoded_bound()
+        );
+    }
+}
