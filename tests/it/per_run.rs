@@ -14,7 +14,7 @@ use runway_host::limits::MAX_LIVE_RUNS;
 use runway_host::limits::{MAX_MEMORIES_PER_RUN, MAX_REASON, MAX_STAGED_KEYS};
 use runway_host::{DatasetStore, DispatchOptions, Grants, Host, PlanReport, Plugins, Runtime};
 use runway_tests::{
-    Fixture, Tmpfs, bundled_path, bundled_plugins, components, drop_plugin, plugins,
+    Fixture, Tmpfs, bundled_path, bundled_plugins, components, drop_plugin, eventually, plugins,
 };
 
 fn grants(limits: &str) -> Grants {
@@ -509,6 +509,17 @@ fn a_compile_bomb_is_refused_without_stalling_other_plans() {
     .unwrap();
     fly("second");
     let second = landed("second");
+    // The refusal comes once the compiler process is stopped at its cap.
+    let refused = |records: &[Record]| {
+        records.iter().position(|r| {
+            r.entry.agent == "bomb" && matches!(r.entry.event, Event::Rejected { .. })
+        })
+    };
+    let mut records = Vec::new();
+    eventually("the bomb's refusal", || {
+        records = runway_audit::read_records(&audit).unwrap_or_default();
+        refused(&records).is_some()
+    });
     let _ = Command::new("kill")
         .args(["-INT", &serve.id().to_string()])
         .status();
@@ -518,16 +529,22 @@ fn a_compile_bomb_is_refused_without_stalling_other_plans() {
         "a plan did not land (first {first}, second {second})"
     );
     assert!(status.success(), "serve ended with {status}");
-    let records = runway_audit::read_records(&audit).unwrap();
-    let refusal = records.iter().find_map(|r| match &r.entry.event {
-        Event::Rejected { reason } if r.entry.agent == "bomb" => Some(reason.clone()),
-        _ => None,
-    });
-    let refusal = refusal.expect("the bomb's refusal is audited");
+    let at = refused(&records).unwrap();
+    let Event::Rejected { reason } = &records[at].entry.event else {
+        unreachable!()
+    };
     assert!(
-        refusal.contains("compiling took longer than the compile time cap of 5 s"),
-        "{refusal}"
+        reason.contains("compiling took longer than the compile time cap of 5 s"),
+        "{reason}"
     );
+    // The plan dropped beside the bomb did not wait for its compile.
+    let second_landed = records
+        .iter()
+        .position(|r| {
+            r.entry.runway == "second" && matches!(r.entry.event, Event::Succeeded { .. })
+        })
+        .expect("second succeeded");
+    assert!(second_landed < at, "the second plan waited for the bomb");
     assert!(
         !records
             .iter()

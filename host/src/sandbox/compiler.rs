@@ -5,8 +5,8 @@
 //! The parent ([`Compiler::compile`]) starts the `runway` binary again with
 //! a hidden subcommand ([`compile_child`]), hands it the component on stdin
 //! and reads the compiled artifact from stdout. The child runs with
-//! `RLIMIT_AS` at the memory cap and `RLIMIT_CPU` just past the time cap;
-//! the parent kills it once the time cap passes. The child compiles with
+//! `RLIMIT_AS` at the memory cap and `RLIMIT_CPU` as a backstop (the time
+//! cap times the cores); the parent kills it once the time cap passes. The child compiles with
 //! the same code-shaping settings as the serving engine ([`code_config`]),
 //! so what it returns loads there (wasmtime checks that again on load).
 
@@ -79,20 +79,24 @@ impl Compiler {
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let memory = self.max_memory_mib.saturating_mul(1 << 20);
-        let cpu = self.max_time.as_secs().saturating_add(1);
+        // CPU time counts every compiling thread: a backstop well past what
+        // the wall-clock cap allows, which ends the child first.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let cpu = self.max_time.as_secs().saturating_add(1).saturating_mul(threads);
         // SAFETY: the closure runs between fork and exec and only makes
         // setrlimit system calls, which are async-signal-safe.
         unsafe {
             use std::os::unix::process::CommandExt;
             command.pre_exec(move || {
                 use rustix::process::{Resource, Rlimit, setrlimit};
-                let cap = |n| Rlimit {
-                    current: Some(n),
-                    maximum: Some(n),
+                let cap = |soft: u64, hard: u64| Rlimit {
+                    current: Some(soft),
+                    maximum: Some(hard),
                 };
-                setrlimit(Resource::As, cap(memory))?;
-                setrlimit(Resource::Cpu, cap(cpu))?;
-                setrlimit(Resource::Core, cap(0))?;
+                setrlimit(Resource::As, cap(memory, memory))?;
+                // SIGXCPU at the soft limit, SIGKILL only past the hard one.
+                setrlimit(Resource::Cpu, cap(cpu, cpu.saturating_add(5)))?;
+                setrlimit(Resource::Core, cap(0, 0))?;
                 Ok(())
             });
         }
