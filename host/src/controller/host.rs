@@ -8,6 +8,7 @@ use runway_audit::AuditLog;
 
 use super::tower::Tower;
 use crate::loader::Plugins;
+use crate::sandbox::epoch::EpochClock;
 use crate::sandbox::{Runtime, Sandbox};
 use crate::store::DatasetStore;
 
@@ -18,6 +19,7 @@ pub struct Host {
     pub audit: AuditLog,
     pub tower: Tower,
     engine: wasmtime::Engine,
+    epoch: EpochClock,
 }
 
 impl Host {
@@ -35,6 +37,7 @@ impl Host {
             store,
             audit,
             engine: runtime.engine().clone(),
+            epoch: runtime.epoch(),
         }
     }
 
@@ -56,6 +59,7 @@ impl Host {
     pub fn sandbox(&self) -> Sandbox<'_> {
         Sandbox {
             engine: &self.engine,
+            epoch: &self.epoch,
             store: &self.store,
             audit: &self.audit,
         }

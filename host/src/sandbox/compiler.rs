@@ -82,7 +82,11 @@ impl Compiler {
         // CPU time counts every compiling thread: a backstop well past what
         // the wall-clock cap allows, which ends the child first.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
-        let cpu = self.max_time.as_secs().saturating_add(1).saturating_mul(threads);
+        let cpu = self
+            .max_time
+            .as_secs()
+            .saturating_add(1)
+            .saturating_mul(threads);
         // SAFETY: the closure runs between fork and exec and only makes
         // setrlimit system calls, which are async-signal-safe.
         unsafe {

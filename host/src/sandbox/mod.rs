@@ -5,6 +5,7 @@
 //! |---|---|
 //! | engine, pool, linker, epoch ticker, compiled-component cache | `runtime.rs` |
 //! | compiling in a capped process of its own | `compiler.rs` |
+//! | the epoch ticker, asleep while no run is alive | `epoch.rs` |
 //! | one run: fresh store, `run`, commit or discard, its report | `run.rs` |
 //! | the run's limits on its store, failures explained | `limiter.rs` |
 //! | run state and host calls, one file per WIT interface | `hostcalls/` |
@@ -13,6 +14,7 @@
 //! audit trail, never on the layers that schedule runs.
 
 pub mod compiler;
+pub mod epoch;
 pub mod hostcalls;
 pub mod limiter;
 pub mod run;

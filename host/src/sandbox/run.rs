@@ -11,6 +11,7 @@ use std::time::Instant;
 use runway_audit::{AuditError, AuditLog, Entry, Event, Hash, LockGrant, LockMode};
 use wasmtime::{Engine, Store};
 
+use super::epoch::EpochClock;
 use super::hostcalls::{AgentPre, HeldLock, RunInfo, RunLog, RunState};
 use super::limiter;
 use crate::grants::Limits;
@@ -20,6 +21,7 @@ use crate::store::DatasetStore;
 #[derive(Clone, Copy)]
 pub struct Sandbox<'a> {
     pub engine: &'a Engine,
+    pub epoch: &'a EpochClock,
     pub store: &'a Arc<DatasetStore>,
     pub audit: &'a AuditLog,
 }
@@ -177,6 +179,7 @@ pub(crate) fn new_store(
         program.digest,
         limits,
         deadline,
+        host.epoch.hold(),
         host.store.clone(),
         host.audit.clone(),
     );

@@ -12,20 +12,18 @@
 use std::collections::HashMap;
 use std::hash::{Hash as _, Hasher};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Instant;
+use std::sync::Mutex;
 
 use runway_audit::Hash;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::compiler::Compiler;
+use super::epoch::{EpochClock, Ticker};
 use super::hostcalls::{Agent, AgentPre, RunState};
 use crate::limits::{
     MAX_CORE_INSTANCES_PER_RUN, MAX_LIVE_RUNS, MAX_MEMORIES_PER_RUN, MAX_MEMORY_BYTES,
-    MAX_TABLES_PER_RUN, TICK,
+    MAX_TABLES_PER_RUN,
 };
 
 /// Bytes of each pool slot kept resident between runs.
@@ -53,7 +51,7 @@ pub struct Runtime {
     compiled: Mutex<HashMap<Hash, Component>>,
     cache_dir: Option<PathBuf>,
     compiler: Option<Compiler>,
-    _ticker: Ticker,
+    ticker: Ticker,
 }
 
 /// The engine or linker could not be set up.
@@ -105,7 +103,7 @@ impl Runtime {
         super::hostcalls::add_bounded_clock_to_linker(&mut linker).map_err(err)?;
         Agent::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state).map_err(err)?;
         Ok(Runtime {
-            _ticker: Ticker::start(engine.clone())
+            ticker: Ticker::start(engine.clone())
                 .map_err(|e| RuntimeError(format!("epoch ticker: {e}")))?,
             engine,
             linker,
@@ -117,6 +115,11 @@ impl Runtime {
 
     pub fn engine(&self) -> &Engine {
         &self.engine
+    }
+
+    /// What runs hold to keep the epoch ticking.
+    pub fn epoch(&self) -> EpochClock {
+        self.ticker.clock()
     }
 
     /// Links a compiled component against the host calls and WASI, once,
@@ -200,47 +203,5 @@ fn store_cached(path: &Path, component: &Component) {
     };
     if let Err(e) = write() {
         tracing::warn!(path = %path.display(), "cannot cache compiled component: {e}");
-    }
-}
-
-/// Advances the engine's epoch every [`TICK`] until dropped.
-struct Ticker {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Ticker {
-    fn start(engine: Engine) -> std::io::Result<Ticker> {
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::Builder::new()
-            .name("runway-epoch".into())
-            .spawn(move || {
-                // Ticks follow the clock, not a count of sleeps: a ticker
-                // that was late catches up, so the epoch never lags wall time.
-                let start = Instant::now();
-                let mut ticks = 0u128;
-                while !flag.load(Ordering::Relaxed) {
-                    std::thread::sleep(TICK);
-                    let due = start.elapsed().as_nanos() / TICK.as_nanos();
-                    while ticks < due {
-                        engine.increment_epoch();
-                        ticks += 1;
-                    }
-                }
-            })?;
-        Ok(Ticker {
-            stop,
-            thread: Some(thread),
-        })
-    }
-}
-
-impl Drop for Ticker {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
     }
 }

@@ -25,6 +25,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::epoch::Awake;
 use super::limiter::RunLimiter;
 use crate::grants::Limits;
 use crate::store::{DatasetStore, Staged};
@@ -57,6 +58,8 @@ pub struct RunState {
     pub(crate) limiter: RunLimiter,
     /// When the run's window ends (WASI waits are cut here).
     pub(crate) deadline: Instant,
+    /// Keeps the epoch ticking while this run lives.
+    _awake: Awake,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
     wasi: WasiCtx,
@@ -72,6 +75,7 @@ impl RunState {
         plugin: Hash,
         limits: Limits,
         deadline: Instant,
+        awake: Awake,
         store: Arc<DatasetStore>,
         audit: AuditLog,
     ) -> RunState {
@@ -95,6 +99,7 @@ impl RunState {
             limiter: RunLimiter::new(&limits),
             limits,
             deadline,
+            _awake: awake,
             stdout,
             stderr,
             wasi,
