@@ -7,14 +7,14 @@
 //! [`MAX_KEY`] bytes. Nothing else passes: no `..`, no absolute paths, no
 //! empty segments, no NUL or control bytes, no backslashes.
 //!
-//! On disk a key is a single file inside its dataset's directory; `/` is
-//! stored as `:` (which no key may contain), so the mapping is one-to-one.
+//! Names reach the dataset store only as bound parameters: a name is an
+//! identity there, never a path.
 
 use thiserror::Error;
 
 /// Longest dataset name accepted, in bytes.
 pub const MAX_DATASET: usize = 64;
-/// Longest key accepted, in bytes (fits a file name once encoded).
+/// Longest key accepted, in bytes.
 pub const MAX_KEY: usize = 200;
 
 /// Why a name was refused.
@@ -58,21 +58,6 @@ pub fn check_prefix(prefix: &str) -> Result<(), NameError> {
     }
     let body = prefix.strip_suffix('/').unwrap_or(prefix);
     check(body, "prefix", MAX_KEY, true)
-}
-
-/// The file name a key is stored under.
-pub fn key_to_file(key: &str) -> String {
-    key.replace('/', ":")
-}
-
-/// The key stored in a file, or `None` for files that are not records
-/// (temporaries and metadata start with `.`).
-pub fn file_to_key(file: &str) -> Option<String> {
-    if file.starts_with('.') {
-        return None;
-    }
-    let key = file.replace(':', "/");
-    check_key(&key).ok().map(|()| key)
 }
 
 fn check(name: &str, what: &'static str, max: usize, slashes: bool) -> Result<(), NameError> {
@@ -143,13 +128,5 @@ mod tests {
             Err(NameError::TooLong { .. })
         ));
         assert!(check_key(&"k".repeat(MAX_KEY + 1)).is_err());
-    }
-
-    #[test]
-    fn file_mapping_round_trips() {
-        let key = "compliance/app/000001";
-        assert_eq!(file_to_key(&key_to_file(key)).as_deref(), Some(key));
-        assert_eq!(file_to_key(".fence"), None);
-        assert_eq!(file_to_key(".tmp-3-1"), None);
     }
 }

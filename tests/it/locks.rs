@@ -140,8 +140,21 @@ fn tokens_only_grow_and_survive_a_restart() {
         t
     };
     assert_eq!(sorted.len(), 3, "tokens are unique: {tokens:?}");
-    // A fresh store over the same data root continues above every token seen.
-    let again = runway_host::DatasetStore::open(&f.data).unwrap();
+    // One host per data root: a second store is refused, naming this process.
+    let err = runway_host::DatasetStore::open(&f.data)
+        .err()
+        .expect("second store refused")
+        .to_string();
+    assert!(
+        err.contains(&format!(
+            "in use by another Runway host (pid {})",
+            std::process::id()
+        )),
+        "{err}"
+    );
+    // After a restart the store continues above every token seen.
+    let f = f.reopen();
+    let again = &f.host.store;
     let next = again.next_token().unwrap();
     tokens.sort();
     assert!(next > *tokens.last().unwrap(), "{next} after {tokens:?}");

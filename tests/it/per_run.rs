@@ -302,11 +302,6 @@ fn staging_and_commit_fit_in_the_window() {
         started.elapsed()
     );
     assert!(f.keys("test_bulk", "").is_empty());
-    let dir = f.data.join("test_bulk");
-    if dir.exists() {
-        let left = std::fs::read_dir(&dir).unwrap().count();
-        assert_eq!(left, 0, "files left in {}", dir.display());
-    }
 }
 
 #[test]
@@ -389,15 +384,9 @@ fn a_full_data_disk_fails_the_commit_and_leaves_nothing_behind() {
     )]));
     let why = reason(&report, "too-big");
     assert!(
-        why.starts_with("commit failed") && why.contains("No space left on device"),
+        why.starts_with("commit failed") && why.contains("database or disk is full"),
         "{why}"
     );
-    let left: Vec<String> = std::fs::read_dir(f.data.join("test_disk"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| n.starts_with('.') && n != ".fence")
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
     assert_eq!(f.keys("test_disk", "").len(), 5);
     // Space is back (the failed commit removed what it wrote): the next run
     // commits, without a restart.

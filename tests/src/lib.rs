@@ -123,25 +123,33 @@ impl Fixture {
         runway_audit::read_records(&self.audit_dir).expect("audit verifies")
     }
 
-    /// Every file of a dataset with its bytes (for byte-identity checks).
-    pub fn snapshot(&self, dataset: &str) -> Vec<(PathBuf, Vec<u8>)> {
-        fn walk(dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-            let mut entries: Vec<_> = std::fs::read_dir(dir)
-                .expect("read dir")
-                .map(|e| e.expect("entry").path())
-                .collect();
-            entries.sort();
-            for path in entries {
-                if path.is_dir() {
-                    walk(&path, out);
-                } else {
-                    out.push((path.clone(), std::fs::read(&path).expect("read file")));
-                }
-            }
+    /// Every record of a dataset with its bytes (for byte-identity checks).
+    pub fn snapshot(&self, dataset: &str) -> Vec<(String, Vec<u8>)> {
+        self.host.store.records(dataset).expect("dataset records")
+    }
+
+    /// The same folders opened again by a new host, as after a restart.
+    pub fn reopen(self) -> Fixture {
+        let Fixture {
+            _dir,
+            data,
+            audit_dir,
+            host,
+        } = self;
+        let plugins = host.plugins();
+        let workers = 2;
+        drop(host);
+        let (runtime, _) = self::plugins();
+        let store = DatasetStore::open(&data).expect("store reopens");
+        let audit =
+            AuditLog::open(&audit_dir, AuditOptions::new("runway-test")).expect("audit reopens");
+        let host = Arc::new(Host::new(runtime, plugins, Arc::new(store), audit, workers));
+        Fixture {
+            _dir,
+            data,
+            audit_dir,
+            host,
         }
-        let mut out = Vec::new();
-        walk(&self.data.join(dataset), &mut out);
-        out
     }
 
     /// A committed record's value, parsed as JSON.

@@ -15,7 +15,7 @@ use super::epoch::EpochClock;
 use super::hostcalls::{AgentPre, HeldLock, RunInfo, RunLog, RunState};
 use super::limiter;
 use crate::grants::Limits;
-use crate::store::DatasetStore;
+use crate::store::{DatasetStore, RunCommit, StoreError};
 
 /// What runs share in a process: the engine, the datasets, the audit trail.
 #[derive(Clone, Copy)]
@@ -188,36 +188,51 @@ pub(crate) fn new_store(
     (store, limited)
 }
 
-/// Commits the run's staged changes dataset by dataset, each under its
-/// exclusive token, auditing each commit.
+/// Commits the run's staged changes to every dataset in one store
+/// transaction (all or nothing, every fence checked first), then audits
+/// what each dataset got.
 fn commit(
     host: Sandbox<'_>,
     state: &RunState,
     locks: &[LockGrant],
     announce: &impl Fn(&RunState, Option<String>, Event) -> Result<(), AuditError>,
 ) -> Result<(), String> {
-    for (dataset, changes) in state.staged.iter() {
-        let token = locks
-            .iter()
-            .find(|l| &l.dataset == dataset && l.mode == LockMode::Exclusive)
-            .map(|l| l.token)
-            .ok_or_else(|| format!("staged writes to {dataset} without an exclusive lock"))?;
-        if Instant::now() >= state.deadline {
-            return Err(format!(
-                "timed out: the commit did not fit in the wall-clock window of {} s",
-                state.limits.window_secs
-            ));
-        }
-        let stats = host
-            .store
-            .commit(dataset, token, changes, state.deadline)
-            .map_err(|e| format!("commit failed: {e}"))?;
+    if Instant::now() >= state.deadline {
+        return Err(format!(
+            "timed out: the commit did not fit in the wall-clock window of {} s",
+            state.limits.window_secs
+        ));
+    }
+    let tokens = locks
+        .iter()
+        .filter(|l| l.mode == LockMode::Exclusive)
+        .map(|l| (l.dataset.clone(), l.token))
+        .collect();
+    let seq_of = |call| state.seq_of(call);
+    let run = RunCommit {
+        runway: &state.info.runway,
+        agent: &state.info.agent,
+        plugin: state.plugin,
+        attempt: state.info.attempt,
+        tokens: &tokens,
+        staged: &state.staged,
+        seq_of: &seq_of,
+        deadline: state.deadline,
+    };
+    let committed = host.store.commit(&run).map_err(|e| match e {
+        StoreError::PastDeadline => format!(
+            "timed out: the commit did not fit in the wall-clock window of {} s",
+            state.limits.window_secs
+        ),
+        e => format!("commit failed: {e}"),
+    })?;
+    for (dataset, stats) in committed {
         let event = Event::Committed {
-            token,
+            token: tokens[&dataset],
             writes: stats.writes,
             deletes: stats.deletes,
         };
-        announce(state, Some(dataset.clone()), event).map_err(|e| e.to_string())?;
+        announce(state, Some(dataset), event).map_err(|e| e.to_string())?;
     }
     Ok(())
 }

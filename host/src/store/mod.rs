@@ -1,34 +1,35 @@
-//! The embedded dataset store: one directory per dataset under a data root,
-//! one file per record.
+//! The dataset store: records keyed by (dataset, key), each with its
+//! provenance, each dataset with its fence, and the fencing-token counter —
+//! behind a small [`Backend`] trait whose one implementation today is an
+//! embedded SQLite database ([`sqlite`]); a PostgreSQL backend can give the
+//! same semantics later (a row per record, a fence column, one transaction
+//! per commit).
 //!
-//! The root is opened with `cap-std`, so no name can reach outside it, even
-//! through a symlink planted inside. Names are validated by [`crate::names`]
-//! before they get here. Each dataset keeps an in-memory index of its keys
-//! (loaded on first use) so listing is ordered and cheap, and the highest
-//! exclusive token that ever committed to it (its *fence*, kept in `.fence`).
+//! Runs never write here directly: their writes are [`Staged`] in the host
+//! and [`DatasetStore::commit`]ted when the run succeeds, in **one**
+//! transaction across all the run's datasets that first checks every
+//! fence: all of a run's writes land or none do, even across a crash.
+//! Names are validated by [`crate::names`] before they get here and reach
+//! SQL only as bound parameters, so a name is an identity, never a path the
+//! file system could alias.
 //!
-//! Runs never write here directly: their writes are [`Staged`] and
-//! [`DatasetStore::commit`]ted when the run succeeds, atomically even across
-//! a crash (see `commit`).
+//! One host process at a time: [`DatasetStore::open`] takes an exclusive
+//! lock on the data root (`lock.rs`) and a second host is refused, naming
+//! the holder's pid.
 
-mod commit;
+mod lock;
+pub mod sqlite;
 mod staging;
-mod tokens;
 
-pub use staging::{Change, ENTRY_BYTES, Staged};
+pub use staging::{Change, ENTRY_BYTES, Staged, Staging};
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
-use cap_std::ambient_authority;
-use cap_std::fs::Dir;
+use runway_audit::Hash;
 use thiserror::Error;
-
-use crate::names;
-use tokens::TokenCounter;
 
 /// Why a store operation failed.
 #[derive(Debug, Error)]
@@ -38,11 +39,20 @@ pub enum StoreError {
         path: String,
         source: std::io::Error,
     },
-    #[error("dataset {dataset}: {op} failed: {source}")]
-    Io {
-        dataset: String,
-        op: &'static str,
-        source: std::io::Error,
+    #[error(
+        "data root {path} is in use by another Runway host (pid {pid}); one host per data root"
+    )]
+    Locked { path: String, pid: String },
+    #[error(
+        "data root {path} holds the file-per-record layout of an earlier Runway (dataset \
+         folders{found}); this version keeps datasets in {path}/runway.db: move the old root \
+         aside (or start on an empty one) and re-run the plans that made it"
+    )]
+    OldLayout { path: String, found: String },
+    #[error("dataset database {path}: {source}")]
+    Database {
+        path: String,
+        source: rusqlite::Error,
     },
     #[error(
         "dataset {dataset}: token {token} is fenced off (a holder with token {fence} already wrote)"
@@ -52,10 +62,10 @@ pub enum StoreError {
         token: u64,
         fence: u64,
     },
-    #[error("dataset {dataset}: .fence holds {content:?}, not a token")]
-    BadFence { dataset: String, content: String },
-    #[error("token counter: {0}")]
-    Tokens(String),
+    #[error("staged writes to {dataset} without an exclusive lock")]
+    NoExclusiveLock { dataset: String },
+    #[error("the commit did not fit in the run's window")]
+    PastDeadline,
 }
 
 /// What a commit did to one dataset.
@@ -65,55 +75,114 @@ pub struct CommitStats {
     pub deletes: u32,
 }
 
-/// One dataset's in-memory state.
-struct Dataset {
-    dir: Option<Dir>,
-    keys: BTreeSet<String>,
-    fence: u64,
+/// Who wrote a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub runway: String,
+    pub agent: String,
+    pub plugin: Hash,
+    pub attempt: u32,
+    pub token: u64,
+    /// Sequence number of the write's audit record.
+    pub audit_seq: u64,
+}
+
+/// One run's commit: who it is, the tokens it holds, what it staged.
+pub struct RunCommit<'a> {
+    pub runway: &'a str,
+    pub agent: &'a str,
+    pub plugin: Hash,
+    pub attempt: u32,
+    /// Exclusive tokens by dataset.
+    pub tokens: &'a BTreeMap<String, u64>,
+    pub staged: &'a Staged,
+    /// The audit sequence number of the run's host call number `call`.
+    pub seq_of: &'a dyn Fn(u64) -> u64,
+    /// Past it, nothing is committed.
+    pub deadline: Instant,
+}
+
+/// What a dataset store does; every method is one transaction.
+pub trait Backend: Send + Sync {
+    /// The next fencing token: unique and larger than any handed out
+    /// before, across restarts.
+    fn next_token(&self) -> Result<u64, StoreError>;
+    fn read(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Committed keys of `dataset` in `[from, to)` (`to` unbounded when
+    /// `None`), `from` excluded when `exclusive`, in order, at most `limit`.
+    fn keys(
+        &self,
+        dataset: &str,
+        from: &str,
+        exclusive: bool,
+        to: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+    /// The highest exclusive token that committed to `dataset` (0: none).
+    fn fence(&self, dataset: &str) -> Result<u64, StoreError>;
+    /// Checks every fence, then applies every change, in one transaction.
+    fn commit(&self, run: &RunCommit<'_>) -> Result<BTreeMap<String, CommitStats>, StoreError>;
+    fn len(&self, dataset: &str) -> Result<usize, StoreError>;
+    fn provenance(&self, dataset: &str, key: &str) -> Result<Option<Provenance>, StoreError>;
 }
 
 /// The store under one data root.
 pub struct DatasetStore {
-    root: Dir,
-    datasets: Mutex<HashMap<String, Arc<Mutex<Dataset>>>>,
-    tokens: Mutex<TokenCounter>,
+    backend: Box<dyn Backend>,
 }
 
+/// How many committed keys a listing fetches at a time.
+const KEYS_CHUNK: usize = 512;
+
 impl DatasetStore {
-    /// Opens (creating if needed) the data root at `path`.
+    /// Opens (creating if needed) the data root at `path`: its SQLite
+    /// database, held by this process alone.
     pub fn open(path: &Path) -> Result<DatasetStore, StoreError> {
-        let open_err = |source| StoreError::OpenRoot {
-            path: path.display().to_string(),
-            source,
-        };
-        std::fs::create_dir_all(path).map_err(open_err)?;
-        let root = Dir::open_ambient_dir(path, ambient_authority()).map_err(open_err)?;
-        let tokens = TokenCounter::open(&root)?;
         Ok(DatasetStore {
-            root,
-            datasets: Mutex::new(HashMap::new()),
-            tokens: Mutex::new(tokens),
+            backend: Box::new(sqlite::Sqlite::open(path)?),
         })
     }
 
-    /// The next fencing token: unique and larger than any handed out before,
-    /// across restarts.
+    /// See [`Backend::next_token`].
     pub fn next_token(&self) -> Result<u64, StoreError> {
-        lock(&self.tokens).next(&self.root)
+        self.backend.next_token()
     }
 
     /// The value of `key`, or `None` when there is none.
     pub fn read(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let ds = self.dataset(dataset)?;
-        let ds = lock(&ds);
-        let Some(dir) = ds.dir.as_ref().filter(|_| ds.keys.contains(key)) else {
-            return Ok(None);
-        };
-        match dir.read(names::key_to_file(key)) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(source) => Err(io_err(dataset, "read", source)),
-        }
+        self.backend.read(dataset, key)
+    }
+
+    /// See [`Backend::fence`].
+    pub fn fence(&self, dataset: &str) -> Result<u64, StoreError> {
+        self.backend.fence(dataset)
+    }
+
+    /// See [`Backend::commit`].
+    pub fn commit(&self, run: &RunCommit<'_>) -> Result<BTreeMap<String, CommitStats>, StoreError> {
+        self.backend.commit(run)
+    }
+
+    /// Number of records in a dataset (for reports and tests).
+    pub fn len(&self, dataset: &str) -> Result<usize, StoreError> {
+        self.backend.len(dataset)
+    }
+
+    /// Who wrote `key`, when it exists.
+    pub fn provenance(&self, dataset: &str, key: &str) -> Result<Option<Provenance>, StoreError> {
+        self.backend.provenance(dataset, key)
+    }
+
+    /// Every record of a dataset, in key order (for exports and tests).
+    pub fn records(&self, dataset: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
+        let (keys, _) = self.list(dataset, "", None, usize::MAX, None)?;
+        keys.into_iter()
+            .filter_map(|k| match self.read(dataset, &k) {
+                Ok(Some(v)) => Some(Ok((k, v))),
+                Ok(None) => None,
+                Err(e) => Some(Err(e)),
+            })
+            .collect()
     }
 
     /// Keys with `prefix`, strictly after `after`, at most `limit`, merged
@@ -125,41 +194,48 @@ impl DatasetStore {
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-        changes: Option<&BTreeMap<String, Change>>,
+        changes: Option<&BTreeMap<String, Staging>>,
     ) -> Result<(Vec<String>, bool), StoreError> {
-        let ds = self.dataset(dataset)?;
-        let ds = lock(&ds);
-        let lower = match after {
-            Some(a) if a >= prefix => Bound::Excluded(a),
-            _ => Bound::Included(prefix),
+        let (from, exclusive) = match after {
+            Some(a) if a >= prefix => (a, true),
+            _ => (prefix, false),
+        };
+        let upper = prefix_end(prefix);
+        let lower = if exclusive {
+            Bound::Excluded(from)
+        } else {
+            Bound::Included(from)
         };
         let empty = BTreeMap::new();
-        let changes = changes.unwrap_or(&empty);
-        let mut committed = ds
-            .keys
-            .range::<str, _>((lower, Bound::Unbounded))
-            .take_while(|k| k.starts_with(prefix))
-            .peekable();
         let mut staged = changes
+            .unwrap_or(&empty)
             .range::<str, _>((lower, Bound::Unbounded))
             .take_while(|(k, _)| k.starts_with(prefix))
             .peekable();
+        let mut committed = Committed {
+            store: self,
+            dataset,
+            to: upper.as_deref(),
+            chunk: Vec::new().into_iter().peekable(),
+            next_from: Some((from.to_string(), exclusive)),
+        };
         let mut out = Vec::new();
         loop {
             // Merge two ordered streams; a staged change overrides the committed key.
-            let next = match (committed.peek(), staged.peek()) {
+            let next_committed = committed.peek()?.cloned();
+            let next = match (next_committed, staged.peek()) {
                 (None, None) => break,
                 (Some(c), Some((s, _))) if c.as_str() < s.as_str() => {
-                    committed.next().map(|k| (k, true))
+                    committed.take().map(|k| (k, true))
                 }
-                (Some(_), None) => committed.next().map(|k| (k, true)),
+                (Some(_), None) => committed.take().map(|k| (k, true)),
                 (c, Some((s, _))) => {
-                    if c.is_some_and(|c| *c == *s) {
-                        committed.next();
+                    if c.is_some_and(|c| c == s.as_str()) {
+                        committed.take();
                     }
                     staged
                         .next()
-                        .map(|(k, ch)| (k, matches!(ch, Change::Put(_))))
+                        .map(|(k, st)| (k.clone(), matches!(st.change, Change::Put(_))))
                 }
             };
             let Some((key, present)) = next else { break };
@@ -169,137 +245,49 @@ impl DatasetStore {
             if out.len() == limit {
                 return Ok((out, true));
             }
-            out.push(key.clone());
+            out.push(key);
         }
         Ok((out, false))
     }
+}
 
-    /// The dataset's fence: the highest exclusive token that committed to it.
-    pub fn fence(&self, dataset: &str) -> Result<u64, StoreError> {
-        Ok(lock(&*self.dataset(dataset)?).fence)
-    }
+/// The committed keys of a listing, fetched a chunk at a time.
+struct Committed<'a> {
+    store: &'a DatasetStore,
+    dataset: &'a str,
+    to: Option<&'a str>,
+    chunk: std::iter::Peekable<std::vec::IntoIter<String>>,
+    /// Where the next chunk starts; `None` once the range is exhausted.
+    next_from: Option<(String, bool)>,
+}
 
-    /// Applies a run's staged changes to `dataset` under exclusive `token`:
-    /// refused when a newer token already committed; otherwise temporaries
-    /// are written and flushed, renamed into place, the fence raised and the
-    /// directory flushed. Refused past `deadline` (the end of the run's
-    /// window). A failed commit leaves the dataset as it was: what it wrote
-    /// is removed, or, past the commit point, finished by recovery on the
-    /// dataset's next use — no restart needed.
-    pub fn commit(
-        &self,
-        dataset: &str,
-        token: u64,
-        changes: &BTreeMap<String, Change>,
-        deadline: Instant,
-    ) -> Result<CommitStats, StoreError> {
-        let ds = self.dataset(dataset)?;
-        let mut ds = lock(&ds);
-        if token < ds.fence {
-            return Err(StoreError::Fenced {
-                dataset: dataset.to_string(),
-                token,
-                fence: ds.fence,
-            });
-        }
-        let err = |op| move |source| io_err(dataset, op, source);
-        if ds.dir.is_none() {
-            self.root.create_dir(dataset).map_err(err("create"))?;
-            ds.dir = Some(self.root.open_dir(dataset).map_err(err("open"))?);
-            sync_dir(&self.root).map_err(err("flush root"))?;
-        }
-        let dir = ds.dir.as_ref().expect("dataset dir exists");
-        let stats = match commit::commit(dir, token, changes, deadline) {
-            Ok(stats) => stats,
-            Err(source) => {
-                // Forget the cached state: the next use reloads the dataset
-                // from disk, finishing a commit that passed its commit point.
-                lock(&self.datasets).remove(dataset);
-                return Err(io_err(dataset, "commit", source));
+impl Committed<'_> {
+    fn peek(&mut self) -> Result<Option<&String>, StoreError> {
+        if self.chunk.peek().is_none()
+            && let Some((from, exclusive)) = self.next_from.take()
+        {
+            let keys =
+                self.store
+                    .backend
+                    .keys(self.dataset, &from, exclusive, self.to, KEYS_CHUNK)?;
+            if keys.len() == KEYS_CHUNK {
+                self.next_from = keys.last().map(|k| (k.clone(), true));
             }
-        };
-        ds.fence = token;
-        for (key, change) in changes {
-            match change {
-                Change::Put(_) => ds.keys.insert(key.clone()),
-                Change::Delete => ds.keys.remove(key),
-            };
+            self.chunk = keys.into_iter().peekable();
         }
-        Ok(stats)
+        Ok(self.chunk.peek())
     }
 
-    /// Number of records in a dataset (for reports and tests).
-    pub fn len(&self, dataset: &str) -> Result<usize, StoreError> {
-        Ok(lock(&*self.dataset(dataset)?).keys.len())
-    }
-
-    /// The dataset's state, loaded from disk on first use.
-    fn dataset(&self, name: &str) -> Result<Arc<Mutex<Dataset>>, StoreError> {
-        if let Some(ds) = lock(&self.datasets).get(name) {
-            return Ok(ds.clone());
-        }
-        let loaded = Arc::new(Mutex::new(self.load(name)?));
-        Ok(lock(&self.datasets)
-            .entry(name.to_string())
-            .or_insert(loaded)
-            .clone())
-    }
-
-    fn load(&self, name: &str) -> Result<Dataset, StoreError> {
-        let err = |op| move |source| io_err(name, op, source);
-        let dir = match self.root.open_dir(name) {
-            Ok(dir) => dir,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(Dataset {
-                    dir: None,
-                    keys: BTreeSet::new(),
-                    fence: 0,
-                });
-            }
-            Err(source) => return Err(io_err(name, "open", source)),
-        };
-        if commit::recover(&dir).map_err(err("recover"))? {
-            tracing::warn!(dataset = name, "finished a commit interrupted by a crash");
-        }
-        let mut keys = BTreeSet::new();
-        for entry in dir.entries().map_err(err("list"))? {
-            let entry = entry.map_err(err("list"))?;
-            if let Some(key) = entry.file_name().to_str().and_then(names::file_to_key) {
-                keys.insert(key);
-            }
-        }
-        let fence = match dir.read_to_string(".fence") {
-            Ok(s) => s.trim().parse().map_err(|_| StoreError::BadFence {
-                dataset: name.to_string(),
-                content: s,
-            })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(source) => return Err(io_err(name, "read fence", source)),
-        };
-        Ok(Dataset {
-            dir: Some(dir),
-            keys,
-            fence,
-        })
+    fn take(&mut self) -> Option<String> {
+        self.chunk.next()
     }
 }
 
-/// fsync of a directory (cap-std's own handles cannot be synced: they are
-/// opened as paths only, so the directory is opened again for reading).
-pub(crate) fn sync_dir(dir: &Dir) -> std::io::Result<()> {
-    dir.open(".")?.sync_all()
-}
-
-fn io_err(dataset: &str, op: &'static str, source: std::io::Error) -> StoreError {
-    StoreError::Io {
-        dataset: dataset.to_string(),
-        op,
-        source,
-    }
-}
-
-/// Locks a mutex, recovering from poisoning: every guarded structure here is
-/// left consistent before any operation that can panic.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+/// The first string after every string starting with `prefix` (keys are
+/// ASCII, so bumping the last byte is enough); `None` for the empty prefix.
+fn prefix_end(prefix: &str) -> Option<String> {
+    let mut bytes = prefix.as_bytes().to_vec();
+    let last = bytes.pop()?;
+    bytes.push(last + 1);
+    String::from_utf8(bytes).ok()
 }

@@ -1,5 +1,7 @@
 //! A run's staged writes: visible to the run itself, to nobody else, until
-//! the run succeeds and they are committed.
+//! the run succeeds and they are committed. Each remembers which of the
+//! run's host calls made it, so the commit can record the audit sequence
+//! number of the write as the record's provenance.
 
 use std::collections::BTreeMap;
 
@@ -10,6 +12,14 @@ pub enum Change {
     Delete,
 }
 
+/// A staged change and the number of the run's host call that made it
+/// (0 for the run's first audited call).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Staging {
+    pub change: Change,
+    pub call: u64,
+}
+
 /// Bytes a staged change costs beyond its key and value (map node, key
 /// string, change tag), so that a flood of empty values is not free.
 pub const ENTRY_BYTES: usize = 64;
@@ -17,7 +27,7 @@ pub const ENTRY_BYTES: usize = 64;
 /// All staged changes of one run, per dataset, per key.
 #[derive(Debug, Default)]
 pub struct Staged {
-    datasets: BTreeMap<String, BTreeMap<String, Change>>,
+    datasets: BTreeMap<String, BTreeMap<String, Staging>>,
     /// Changes staged (distinct keys).
     changes: usize,
     /// Memory the changes hold: keys, values and [`ENTRY_BYTES`] each.
@@ -34,13 +44,14 @@ impl Change {
 }
 
 impl Staged {
-    /// Stages a change, replacing any earlier one to the same key.
-    pub fn stage(&mut self, dataset: &str, key: &str, change: Change) {
+    /// Stages a change made by the run's host call number `call`,
+    /// replacing any earlier one to the same key.
+    pub fn stage(&mut self, dataset: &str, key: &str, change: Change, call: u64) {
         let (changes, bytes) = self.after(dataset, key, &change);
         self.datasets
             .entry(dataset.to_string())
             .or_default()
-            .insert(key.to_string(), change);
+            .insert(key.to_string(), Staging { change, call });
         self.changes = changes;
         self.bytes = bytes;
     }
@@ -67,16 +78,16 @@ impl Staged {
 
     /// The staged change to a key, if any.
     pub fn get(&self, dataset: &str, key: &str) -> Option<&Change> {
-        self.datasets.get(dataset)?.get(key)
+        self.datasets.get(dataset)?.get(key).map(|s| &s.change)
     }
 
     /// All staged changes to one dataset.
-    pub fn dataset(&self, dataset: &str) -> Option<&BTreeMap<String, Change>> {
+    pub fn dataset(&self, dataset: &str) -> Option<&BTreeMap<String, Staging>> {
         self.datasets.get(dataset)
     }
 
     /// Datasets with staged changes, and their changes.
-    pub fn iter(&self) -> impl Iterator<Item = (&String, &BTreeMap<String, Change>)> {
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &BTreeMap<String, Staging>)> {
         self.datasets.iter()
     }
 
@@ -93,11 +104,11 @@ mod tests {
     #[test]
     fn keys_and_bookkeeping_count_not_only_values() {
         let mut s = Staged::default();
-        s.stage("d", "k1", Change::Put(Vec::new()));
+        s.stage("d", "k1", Change::Put(Vec::new()), 0);
         assert_eq!((s.changes(), s.bytes()), (1, 2 + ENTRY_BYTES));
-        s.stage("d", "k1", Change::Put(vec![0; 10]));
+        s.stage("d", "k1", Change::Put(vec![0; 10]), 1);
         assert_eq!((s.changes(), s.bytes()), (1, 12 + ENTRY_BYTES));
-        s.stage("d", "k2", Change::Delete);
+        s.stage("d", "k2", Change::Delete, 2);
         assert_eq!((s.changes(), s.bytes()), (2, 14 + 2 * ENTRY_BYTES));
         assert_eq!(
             s.after("d", "k3", &Change::Put(vec![0; 5])),

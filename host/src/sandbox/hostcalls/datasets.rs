@@ -111,7 +111,8 @@ impl RunState {
             if change == Change::Delete && !self.exists(&dataset, &key)? {
                 return Err(GuestError::NotFound(format!("{dataset}/{key}")));
             }
-            self.staged.stage(&dataset, &key, change);
+            // This call is the run's next audited one.
+            self.staged.stage(&dataset, &key, change, self.calls);
             Ok(())
         });
         self.audited(call, target, args, result, |_| NO_DATA)

@@ -54,6 +54,11 @@ pub struct RunState {
     pub(crate) log: RunLog,
     /// Call records not yet handed to the audit trail (see [`AUDIT_BATCH`]).
     pending_audit: Vec<(u64, Entry)>,
+    /// Audited calls so far; the next call's number.
+    pub(crate) calls: u64,
+    /// (first call number, its audit sequence number) of every batch handed
+    /// to the trail: a batch's records get consecutive numbers.
+    batches: Vec<(u64, u64)>,
     pub(crate) limits: Limits,
     pub(crate) limiter: RunLimiter,
     /// When the run's window ends (WASI waits are cut here).
@@ -96,6 +101,8 @@ impl RunState {
             audit,
             log: RunLog::new(limits.max_log()),
             pending_audit: Vec::with_capacity(AUDIT_BATCH),
+            calls: 0,
+            batches: Vec::new(),
             limiter: RunLimiter::new(&limits),
             limits,
             deadline,
@@ -147,6 +154,7 @@ impl RunState {
         };
         let entry = self.entry(target.dataset.map(str::to_string), event);
         self.pending_audit.push((runway_audit::now_ns(), entry));
+        self.calls += 1;
         if self.pending_audit.len() >= AUDIT_BATCH {
             self.flush_audit()
                 .map_err(|e| wasmtime::format_err!("audit trail unavailable: {e}"))?;
@@ -159,7 +167,20 @@ impl RunState {
     /// reported.
     pub(crate) fn flush_audit(&mut self) -> Result<(), runway_audit::AuditError> {
         let batch = std::mem::take(&mut self.pending_audit);
-        self.audit.append_batch(batch).map(drop)
+        let n = batch.len() as u64;
+        if let Some(last) = self.audit.append_batch(batch)? {
+            self.batches.push((self.calls - n, last.seq() + 1 - n));
+        }
+        Ok(())
+    }
+
+    /// The audit sequence number of call number `call` (once flushed).
+    pub(crate) fn seq_of(&self, call: u64) -> u64 {
+        let i = self.batches.partition_point(|&(first, _)| first <= call);
+        match i.checked_sub(1).map(|i| self.batches[i]) {
+            Some((first, seq)) => seq + (call - first),
+            None => 0,
+        }
     }
 
     /// What the guest printed on stdout and stderr (capped).

@@ -1,0 +1,501 @@
+//! The embedded backend: one SQLite database, `runway.db` under the data
+//! root, in WAL mode with `synchronous = FULL` (every commit durable when it
+//! returns), opened by this host alone.
+//!
+//! | table | holds |
+//! |---|---|
+//! | `records` | (dataset, key) → value, and who wrote it: runway, agent, plugin digest, attempt, token, audit seq |
+//! | `fences` | dataset → the highest exclusive token that committed to it |
+//! | `commits` | one row per run commit: its first token, runway, attempt, every token |
+//! | `counters` | `next_token`: the first fencing token not yet reserved |
+//!
+//! Tokens are reserved in blocks of [`TOKEN_BLOCK`], the block's end made
+//! durable before any token of it is handed out; after a crash the rest of
+//! a block is skipped, never reused. Fences are cached in memory: this
+//! process is the database's only writer.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Instant;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::lock::RootLock;
+use super::{Backend, Change, CommitStats, Provenance, RunCommit, StoreError};
+
+/// The database file's name in the data root.
+pub const DB_FILE: &str = "runway.db";
+/// Tokens reserved per durable write of the counter.
+const TOKEN_BLOCK: u64 = 1024;
+/// Rows written between two looks at the run's deadline.
+const DEADLINE_EVERY: usize = 1024;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    dataset   TEXT    NOT NULL,
+    key       TEXT    NOT NULL,
+    value     BLOB    NOT NULL,
+    runway    TEXT    NOT NULL,
+    agent     TEXT    NOT NULL,
+    plugin    BLOB    NOT NULL,
+    attempt   INTEGER NOT NULL,
+    token     INTEGER NOT NULL,
+    audit_seq INTEGER NOT NULL,
+    PRIMARY KEY (dataset, key)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS fences (
+    dataset TEXT    PRIMARY KEY,
+    token   INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS commits (
+    first_token INTEGER PRIMARY KEY,
+    runway      TEXT    NOT NULL,
+    attempt     INTEGER NOT NULL,
+    tokens      TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT    PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
+";
+
+/// The SQLite backend of one data root.
+pub struct Sqlite {
+    path: PathBuf,
+    db: Mutex<Connection>,
+    tokens: Mutex<Tokens>,
+    fences: Mutex<HashMap<String, u64>>,
+    _lock: RootLock,
+}
+
+struct Tokens {
+    next: u64,
+    reserved_until: u64,
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database under the data root `root`.
+    pub fn open(root: &Path) -> Result<Sqlite, StoreError> {
+        let shown = root.display().to_string();
+        std::fs::create_dir_all(root).map_err(|source| StoreError::OpenRoot {
+            path: shown.clone(),
+            source,
+        })?;
+        let lock = RootLock::take(root)?;
+        refuse_old_layout(root)?;
+        let path = root.join(DB_FILE);
+        let (db, next) = {
+            let err = db_err(&path);
+            let db = Connection::open(&path).map_err(&err)?;
+            db.pragma_update(None, "journal_mode", "WAL")
+                .map_err(&err)?;
+            db.pragma_update(None, "synchronous", "FULL")
+                .map_err(&err)?;
+            db.execute_batch(SCHEMA).map_err(&err)?;
+            let next: Option<i64> = db
+                .query_row(
+                    "SELECT value FROM counters WHERE name = 'next_token'",
+                    [],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(&err)?;
+            (db, next.map_or(1, from_sql))
+        };
+        Ok(Sqlite {
+            path,
+            db: Mutex::new(db),
+            tokens: Mutex::new(Tokens {
+                next,
+                reserved_until: next,
+            }),
+            fences: Mutex::new(HashMap::new()),
+            _lock: lock,
+        })
+    }
+
+    fn db(&self) -> MutexGuard<'_, Connection> {
+        lock(&self.db)
+    }
+
+    fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+        db_err(&self.path)
+    }
+}
+
+impl Backend for Sqlite {
+    fn next_token(&self) -> Result<u64, StoreError> {
+        let mut tokens = lock(&self.tokens);
+        if tokens.next == tokens.reserved_until {
+            let until = tokens.next + TOKEN_BLOCK;
+            self.db()
+                .execute(
+                    "INSERT INTO counters (name, value) VALUES ('next_token', ?1)
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                    params![to_sql(until)],
+                )
+                .map_err(self.err())?;
+            tokens.reserved_until = until;
+        }
+        let token = tokens.next;
+        tokens.next += 1;
+        Ok(token)
+    }
+
+    fn read(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.db()
+            .prepare_cached("SELECT value FROM records WHERE dataset = ?1 AND key = ?2")
+            .and_then(|mut s| s.query_row(params![dataset, key], |r| r.get(0)).optional())
+            .map_err(self.err())
+    }
+
+    fn keys(
+        &self,
+        dataset: &str,
+        from: &str,
+        exclusive: bool,
+        to: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let db = self.db();
+        let sql = match (exclusive, to.is_some()) {
+            (true, true) => {
+                "SELECT key FROM records WHERE dataset = ?1 AND key > ?2 AND key < ?3 ORDER BY key LIMIT ?4"
+            }
+            (false, true) => {
+                "SELECT key FROM records WHERE dataset = ?1 AND key >= ?2 AND key < ?3 ORDER BY key LIMIT ?4"
+            }
+            (true, false) => {
+                "SELECT key FROM records WHERE dataset = ?1 AND key > ?2 AND ?3 IS NULL ORDER BY key LIMIT ?4"
+            }
+            (false, false) => {
+                "SELECT key FROM records WHERE dataset = ?1 AND key >= ?2 AND ?3 IS NULL ORDER BY key LIMIT ?4"
+            }
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut stmt = db.prepare_cached(sql).map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![dataset, from, to, limit], |r| r.get(0))
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+
+    fn fence(&self, dataset: &str) -> Result<u64, StoreError> {
+        if let Some(&fence) = lock(&self.fences).get(dataset) {
+            return Ok(fence);
+        }
+        let fence: Option<i64> = self
+            .db()
+            .prepare_cached("SELECT token FROM fences WHERE dataset = ?1")
+            .and_then(|mut s| s.query_row(params![dataset], |r| r.get(0)).optional())
+            .map_err(self.err())?;
+        let fence = fence.map_or(0, from_sql);
+        lock(&self.fences).insert(dataset.to_string(), fence);
+        Ok(fence)
+    }
+
+    fn commit(&self, run: &RunCommit<'_>) -> Result<BTreeMap<String, CommitStats>, StoreError> {
+        // Fences first (cached), so a fenced run never opens a transaction.
+        let mut tokens = BTreeMap::new();
+        for (dataset, _) in run.staged.iter() {
+            let token = *run
+                .tokens
+                .get(dataset)
+                .ok_or_else(|| StoreError::NoExclusiveLock {
+                    dataset: dataset.clone(),
+                })?;
+            let fence = self.fence(dataset)?;
+            if token < fence {
+                return Err(StoreError::Fenced {
+                    dataset: dataset.clone(),
+                    token,
+                    fence,
+                });
+            }
+            tokens.insert(dataset.clone(), token);
+        }
+        let Some(&first_token) = tokens.values().min() else {
+            return Ok(BTreeMap::new());
+        };
+        let err = self.err();
+        let mut db = self.db();
+        let tx = db.transaction().map_err(&err)?;
+        let mut stats = BTreeMap::new();
+        let mut rows = 0usize;
+        {
+            let mut put = tx
+                .prepare_cached(
+                    "INSERT INTO records (dataset, key, value, runway, agent, plugin, attempt, token, audit_seq)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                     ON CONFLICT (dataset, key) DO UPDATE SET value = excluded.value,
+                       runway = excluded.runway, agent = excluded.agent, plugin = excluded.plugin,
+                       attempt = excluded.attempt, token = excluded.token, audit_seq = excluded.audit_seq",
+                )
+                .map_err(&err)?;
+            let mut delete = tx
+                .prepare_cached("DELETE FROM records WHERE dataset = ?1 AND key = ?2")
+                .map_err(&err)?;
+            let mut fence = tx
+                .prepare_cached(
+                    "INSERT INTO fences (dataset, token) VALUES (?1, ?2)
+                     ON CONFLICT (dataset) DO UPDATE SET token = excluded.token",
+                )
+                .map_err(&err)?;
+            for (dataset, changes) in run.staged.iter() {
+                let token = to_sql(tokens[dataset]);
+                let mut s = CommitStats::default();
+                for (key, staging) in changes {
+                    if rows.is_multiple_of(DEADLINE_EVERY) && Instant::now() >= run.deadline {
+                        return Err(StoreError::PastDeadline);
+                    }
+                    rows += 1;
+                    match &staging.change {
+                        Change::Put(value) => {
+                            put.execute(params![
+                                dataset,
+                                key,
+                                value,
+                                run.runway,
+                                run.agent,
+                                &run.plugin[..],
+                                run.attempt,
+                                token,
+                                to_sql((run.seq_of)(staging.call)),
+                            ])
+                            .map_err(&err)?;
+                            s.writes += 1;
+                        }
+                        Change::Delete => {
+                            s.deletes +=
+                                delete.execute(params![dataset, key]).map_err(&err)? as u32;
+                        }
+                    }
+                }
+                fence.execute(params![dataset, token]).map_err(&err)?;
+                stats.insert(dataset.clone(), s);
+            }
+            let all: Vec<String> = tokens.iter().map(|(d, t)| format!("{d}={t}")).collect();
+            tx.execute(
+                "INSERT INTO commits (first_token, runway, attempt, tokens) VALUES (?1, ?2, ?3, ?4)",
+                params![to_sql(first_token), run.runway, run.attempt, all.join(",")],
+            )
+            .map_err(&err)?;
+        }
+        tx.commit().map_err(&err)?;
+        let mut fences = lock(&self.fences);
+        for (dataset, token) in tokens {
+            fences.insert(dataset, token);
+        }
+        Ok(stats)
+    }
+
+    fn len(&self, dataset: &str) -> Result<usize, StoreError> {
+        let n: i64 = self
+            .db()
+            .query_row(
+                "SELECT count(*) FROM records WHERE dataset = ?1",
+                params![dataset],
+                |r| r.get(0),
+            )
+            .map_err(self.err())?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    fn provenance(&self, dataset: &str, key: &str) -> Result<Option<Provenance>, StoreError> {
+        self.db()
+            .query_row(
+                "SELECT runway, agent, plugin, attempt, token, audit_seq FROM records
+                 WHERE dataset = ?1 AND key = ?2",
+                params![dataset, key],
+                |r| {
+                    let plugin: Vec<u8> = r.get(2)?;
+                    Ok(Provenance {
+                        runway: r.get(0)?,
+                        agent: r.get(1)?,
+                        plugin: plugin.try_into().unwrap_or([0; 32]),
+                        attempt: r.get(3)?,
+                        token: from_sql(r.get(4)?),
+                        audit_seq: from_sql(r.get(5)?),
+                    })
+                },
+            )
+            .optional()
+            .map_err(self.err())
+    }
+}
+
+/// A data root written by the file-per-record store has dataset folders
+/// and a `.runway-tokens` file; this store would silently ignore them.
+fn refuse_old_layout(root: &Path) -> Result<(), StoreError> {
+    let shown = root.display().to_string();
+    let entries = std::fs::read_dir(root).map_err(|source| StoreError::OpenRoot {
+        path: shown.clone(),
+        source,
+    })?;
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if entry.file_type().is_ok_and(|t| t.is_dir()) || name == ".runway-tokens" {
+            found.push(name);
+        }
+    }
+    if found.is_empty() {
+        return Ok(());
+    }
+    found.sort();
+    found.truncate(3);
+    Err(StoreError::OldLayout {
+        path: shown,
+        found: format!(": {}", found.join(", ")),
+    })
+}
+
+fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
+    move |source| StoreError::Database {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Tokens and sequence numbers are far below 2^63; SQLite integers are i64.
+fn to_sql(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+fn from_sql(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// Locks a mutex, recovering from poisoning: every guarded structure here is
+/// left consistent before any operation that can panic.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{DatasetStore, Staged};
+    use super::*;
+
+    fn commit(
+        store: &DatasetStore,
+        tokens: &[(&str, u64)],
+        writes: &[(&str, &str, &[u8])],
+    ) -> Result<BTreeMap<String, CommitStats>, StoreError> {
+        let mut staged = Staged::default();
+        for (i, (dataset, key, value)) in writes.iter().enumerate() {
+            staged.stage(dataset, key, Change::Put(value.to_vec()), i as u64);
+        }
+        let tokens = tokens.iter().map(|(d, t)| (d.to_string(), *t)).collect();
+        store.commit(&RunCommit {
+            runway: "r",
+            agent: "a",
+            plugin: [7; 32],
+            attempt: 1,
+            tokens: &tokens,
+            staged: &staged,
+            seq_of: &|call| 100 + call,
+            deadline: Instant::now() + std::time::Duration::from_secs(60),
+        })
+    }
+
+    #[test]
+    fn a_fenced_dataset_commits_nothing_anywhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DatasetStore::open(dir.path()).unwrap();
+        commit(&store, &[("b", 5)], &[("b", "k", b"first")]).unwrap();
+        // Token 3 on "b" is below its fence 5: neither "a" nor "b" changes.
+        let err = commit(
+            &store,
+            &[("a", 3), ("b", 3)],
+            &[("a", "k", b"new"), ("b", "k", b"new")],
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::Fenced {
+                    token: 3,
+                    fence: 5,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(store.read("a", "k").unwrap(), None);
+        assert_eq!(
+            store.read("b", "k").unwrap().as_deref(),
+            Some(&b"first"[..])
+        );
+        assert_eq!(store.fence("a").unwrap(), 0);
+    }
+
+    #[test]
+    fn records_carry_their_provenance_and_survive_a_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = DatasetStore::open(dir.path()).unwrap();
+            assert!(store.next_token().unwrap() >= 1);
+            commit(&store, &[("d", 9)], &[("d", "x", b"1"), ("d", "y", b"2")]).unwrap();
+        }
+        let store = DatasetStore::open(dir.path()).unwrap();
+        let p = store.provenance("d", "y").unwrap().unwrap();
+        assert_eq!((p.runway.as_str(), p.agent.as_str()), ("r", "a"));
+        assert_eq!(
+            (p.token, p.attempt, p.audit_seq, p.plugin),
+            (9, 1, 101, [7; 32])
+        );
+        assert_eq!(store.fence("d").unwrap(), 9);
+        assert!(
+            store.next_token().unwrap() > TOKEN_BLOCK,
+            "tokens of a block are never reused"
+        );
+        let (keys, more) = store.list("d", "", None, 10, None).unwrap();
+        assert_eq!(
+            (keys, more),
+            (vec!["x".to_string(), "y".to_string()], false)
+        );
+    }
+
+    #[test]
+    fn a_second_host_and_an_old_layout_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = DatasetStore::open(dir.path()).unwrap();
+        let err = DatasetStore::open(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains(&format!("(pid {})", std::process::id())),
+            "{err}"
+        );
+        let old = tempfile::tempdir().unwrap();
+        std::fs::create_dir(old.path().join("fafsa_2024_03_16")).unwrap();
+        let err = DatasetStore::open(old.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("file-per-record layout") && err.contains("fafsa_2024_03_16"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn listing_pages_through_many_keys_and_staged_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DatasetStore::open(dir.path()).unwrap();
+        let keys: Vec<String> = (0..1200).map(|i| format!("k/{i:05}")).collect();
+        let writes: Vec<(&str, &str, &[u8])> =
+            keys.iter().map(|k| ("d", k.as_str(), &b"v"[..])).collect();
+        commit(&store, &[("d", 1)], &writes).unwrap();
+        let mut staged = Staged::default();
+        staged.stage("d", "k/00001", Change::Delete, 0);
+        staged.stage("d", "k/00600a", Change::Put(b"new".to_vec()), 1);
+        let (all, more) = store
+            .list("d", "k/", None, usize::MAX, staged.dataset("d"))
+            .unwrap();
+        assert!(!more);
+        assert_eq!(all.len(), 1200);
+        assert!(!all.contains(&"k/00001".to_string()));
+        assert!(all.contains(&"k/00600a".to_string()));
+        let (page, more) = store.list("d", "k/", Some("k/01100"), 50, None).unwrap();
+        assert_eq!((page.len(), more), (50, true));
+        assert_eq!(page[0], "k/01101");
+    }
+}
