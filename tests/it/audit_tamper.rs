@@ -10,7 +10,6 @@
 
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 use std::sync::OnceLock;
 
 use runway_audit::frame::FRAME_HEAD_LEN;
@@ -26,29 +25,7 @@ input = { count = 300, seed = 7 }
 "#;
 
 /// The `runway` command line, built by cargo for this test binary.
-fn runway_bin() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_runway-cli"))
-}
-
-struct Output {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs `runway ARGS` in `dir`.
-fn runway(dir: &Path, args: &[&str]) -> Output {
-    let out = Command::new(runway_bin())
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("runway runs");
-    Output {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
+use crate::cli::runway;
 
 /// The folder a pristine `runway run` left: `runway-audit/`, `runway-keys/`.
 fn pristine() -> &'static Path {

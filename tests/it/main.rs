@@ -4,6 +4,8 @@
 mod audit_crash;
 mod audit_tamper;
 mod audit_trail;
+mod cli;
+mod data;
 mod doors;
 mod locks;
 mod nightly;

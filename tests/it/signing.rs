@@ -3,22 +3,12 @@
 //! what a trusted author signed — naming the plugin it refuses.
 
 use std::path::Path;
-use std::process::Command;
 
 use runway_tests::drop_plugin;
 
 fn runway(dir: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("runway runs");
-    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-    (
-        out.status.code().unwrap_or(-1),
-        text(&out.stdout),
-        text(&out.stderr),
-    )
+    let out = crate::cli::runway(dir, args);
+    (out.code, out.stdout, out.stderr)
 }
 
 #[test]

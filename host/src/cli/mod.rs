@@ -1,11 +1,12 @@
-//! Command line: `runway run`, `runway serve`, `runway audit …`,
-//! `runway keygen`.
+//! Command line: `runway run`, `runway serve`, `runway data …`,
+//! `runway audit …`, `runway keygen`, `runway sign`.
 //!
 //! Exit codes: 0 all went well; 1 a runway failed; 2 bad usage, plan or
 //! plugin; 3 the audit trail failed verification; 4 a host fault (I/O, the
 //! audit writer stopped).
 
 mod audit;
+mod data;
 mod host_args;
 mod keygen;
 mod run;
@@ -36,6 +37,9 @@ enum Command {
     /// Inspect or verify an audit folder (offline).
     #[command(subcommand)]
     Audit(audit::AuditCommand),
+    /// What the datasets hold and who wrote it (read-only).
+    #[command(subcommand)]
+    Data(data::DataCommand),
     /// Follow a plugins folder and fly the plans dropped into an inbox.
     Serve(serve::ServeArgs),
     /// Sign a plugin component as its author (writes NAME.wasm.sig).
@@ -106,6 +110,7 @@ pub fn main() -> ExitCode {
         Command::Compile => return crate::sandbox::compiler::compile_child(),
         Command::Run(args) => run::run(args),
         Command::Audit(cmd) => audit::run(cmd),
+        Command::Data(cmd) => data::run(cmd),
         Command::Serve(args) => serve::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Keygen(args) => keygen::run(args),

@@ -66,6 +66,8 @@ pub enum StoreError {
     NoExclusiveLock { dataset: String },
     #[error("the commit did not fit in the run's window")]
     PastDeadline,
+    #[error("no datasets at {path}: {path}/runway.db does not exist")]
+    NoDatabase { path: String },
 }
 
 /// What a commit did to one dataset.
@@ -85,6 +87,14 @@ pub struct Provenance {
     pub token: u64,
     /// Sequence number of the write's audit record.
     pub audit_seq: u64,
+}
+
+/// A dataset as `runway data list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DatasetSummary {
+    pub name: String,
+    pub records: u64,
+    pub fence: u64,
 }
 
 /// One run's commit: who it is, the tokens it holds, what it staged.
@@ -123,6 +133,8 @@ pub trait Backend: Send + Sync {
     /// Checks every fence, then applies every change, in one transaction.
     fn commit(&self, run: &RunCommit<'_>) -> Result<BTreeMap<String, CommitStats>, StoreError>;
     fn len(&self, dataset: &str) -> Result<usize, StoreError>;
+    /// Every dataset with records or a fence, by name.
+    fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError>;
     fn provenance(&self, dataset: &str, key: &str) -> Result<Option<Provenance>, StoreError>;
 }
 
@@ -141,6 +153,20 @@ impl DatasetStore {
         Ok(DatasetStore {
             backend: Box::new(sqlite::Sqlite::open(path)?),
         })
+    }
+
+    /// Opens an existing data root for reading only, beside a host that
+    /// may be running on it (operators' `runway data`): no lock taken,
+    /// nothing written.
+    pub fn open_read_only(path: &Path) -> Result<DatasetStore, StoreError> {
+        Ok(DatasetStore {
+            backend: Box::new(sqlite::Sqlite::open_read_only(path)?),
+        })
+    }
+
+    /// See [`Backend::datasets`].
+    pub fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError> {
+        self.backend.datasets()
     }
 
     /// See [`Backend::next_token`].

@@ -22,7 +22,7 @@ use std::time::Instant;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::lock::RootLock;
-use super::{Backend, Change, CommitStats, Provenance, RunCommit, StoreError};
+use super::{Backend, Change, CommitStats, DatasetSummary, Provenance, RunCommit, StoreError};
 
 /// The database file's name in the data root.
 pub const DB_FILE: &str = "runway.db";
@@ -66,7 +66,8 @@ pub struct Sqlite {
     db: Mutex<Connection>,
     tokens: Mutex<Tokens>,
     fences: Mutex<HashMap<String, u64>>,
-    _lock: RootLock,
+    /// The data root's lock; none when opened read-only.
+    _lock: Option<RootLock>,
 }
 
 struct Tokens {
@@ -111,7 +112,29 @@ impl Sqlite {
                 reserved_until: next,
             }),
             fences: Mutex::new(HashMap::new()),
-            _lock: lock,
+            _lock: Some(lock),
+        })
+    }
+
+    /// Opens an existing database for reading only: no lock, no schema.
+    pub fn open_read_only(root: &Path) -> Result<Sqlite, StoreError> {
+        let path = root.join(DB_FILE);
+        if !path.is_file() {
+            return Err(StoreError::NoDatabase {
+                path: root.display().to_string(),
+            });
+        }
+        let db = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(db_err(&path))?;
+        Ok(Sqlite {
+            path,
+            db: Mutex::new(db),
+            tokens: Mutex::new(Tokens {
+                next: 0,
+                reserved_until: 0,
+            }),
+            fences: Mutex::new(HashMap::new()),
+            _lock: None,
         })
     }
 
@@ -300,6 +323,28 @@ impl Backend for Sqlite {
             )
             .map_err(self.err())?;
         Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare(
+                "SELECT name, sum(records), max(fence) FROM (
+                   SELECT dataset AS name, count(*) AS records, 0 AS fence FROM records GROUP BY dataset
+                   UNION ALL SELECT dataset, 0, token FROM fences)
+                 GROUP BY name ORDER BY name",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(DatasetSummary {
+                    name: r.get(0)?,
+                    records: from_sql(r.get(1)?),
+                    fence: from_sql(r.get(2)?),
+                })
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
     }
 
     fn provenance(&self, dataset: &str, key: &str) -> Result<Option<Provenance>, StoreError> {
