@@ -120,3 +120,47 @@ fn data_commands_name_what_is_missing() {
     assert_eq!(out.code, 2, "{}", out.stderr);
     assert!(out.stderr.contains("dataset name"), "{}", out.stderr);
 }
+
+#[test]
+fn a_second_host_on_the_same_data_root_is_refused_naming_the_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for sub in ["plugins", "inbox", "inbox2"] {
+        std::fs::create_dir(d.join(sub)).unwrap();
+    }
+    let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+        .args(["serve", "--plugins", "plugins", "--inbox", "inbox"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    runway_tests::eventually("the first host holds its data root", || {
+        std::fs::read_to_string(d.join("runway-data/runway.lock"))
+            .is_ok_and(|pid| pid.trim() == first.id().to_string())
+    });
+    // Another audit folder too, so only the data root is shared.
+    let second = runway(
+        d,
+        &[
+            "serve",
+            "--plugins",
+            "plugins",
+            "--inbox",
+            "inbox2",
+            "--audit",
+            "audit2",
+        ],
+    );
+    let _ = first.kill();
+    let _ = first.wait();
+    assert_eq!(second.code, 4, "{}", second.stderr);
+    assert!(
+        second.stderr.contains(&format!(
+            "data root runway-data is in use by another Runway host (pid {})",
+            first.id()
+        )),
+        "{}",
+        second.stderr
+    );
+}
