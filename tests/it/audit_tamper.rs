@@ -102,6 +102,17 @@ fn public_key(dir: &Path) -> std::path::PathBuf {
     Path::new("runway-keys").join(format!("{}.pub", origin(dir).replace('/', "_")))
 }
 
+/// Cuts the last `n` records off the trail in `dir`: (records kept, records
+/// there were).
+fn cut_last_records(dir: &Path, n: usize) -> (usize, usize) {
+    let path = last_segment(&dir.join("runway-audit"));
+    let bytes = fs::read(&path).expect("read");
+    let frames = frames(&bytes);
+    let keep = frames.len() - n;
+    fs::write(&path, &bytes[..frames[keep].0]).expect("write");
+    (keep, frames.len())
+}
+
 fn path_str(path: &Path) -> &str {
     path.to_str().expect("UTF-8 path")
 }
@@ -229,18 +240,11 @@ fn a_removed_record_is_named() {
 #[test]
 fn truncation_below_the_latest_checkpoint_is_caught() {
     let dir = trail();
-    let path = last_segment(&dir.path().join("runway-audit"));
-    let bytes = fs::read(&path).expect("read");
-    let frames = frames(&bytes);
-    let keep = frames.len() - 3;
-    fs::write(&path, &bytes[..frames[keep].0]).expect("write");
+    let (keep, total) = cut_last_records(dir.path(), 3);
     verify_fails(
         dir.path(),
         &[],
-        &format!(
-            "the log holds only {keep}: records {keep}..{} were removed",
-            frames.len()
-        ),
+        &format!("the log holds only {keep}: records {keep}..{total} were removed"),
     );
 }
 
@@ -451,11 +455,7 @@ fn deleted_checkpoints_then_cut_records_fail_with_a_key() {
     for file in ["checkpoints", "checkpoint"] {
         fs::remove_file(dir.path().join("runway-audit").join(file)).expect("remove");
     }
-    let path = last_segment(&dir.path().join("runway-audit"));
-    let bytes = fs::read(&path).expect("read");
-    let frames = frames(&bytes);
-    let keep = frames.len() - 3;
-    fs::write(&path, &bytes[..frames[keep].0]).expect("write");
+    let (keep, _) = cut_last_records(dir.path(), 3);
     verify_fails(
         dir.path(),
         &["--key", path_str(&key)],
