@@ -556,7 +556,8 @@ fn doors_a_full_audit_disk_stops_serve_taking_plans_and_keeps_what_was_acknowled
     std::fs::remove_file(filler).unwrap();
     let records = runway_audit::read_records(&server.audit()).unwrap();
     assert_eq!(records[..acknowledged.len()], acknowledged[..]);
-    let key = server.path("runway-keys/runway.pub");
+    let origin = runway_audit::segment::folder_origin(&server.audit()).expect("origin");
+    let key = server.path(&format!("runway-keys/{}.pub", origin.replace('/', "_")));
     let trust = runway_audit::Trust::read(&key).unwrap();
     let report = runway_audit::verify_with(&server.audit(), &trust.into()).expect("verifies");
     assert!(report.records >= acknowledged.len() as u64, "{report}");

@@ -7,9 +7,12 @@
 //! <origin>
 //! <tree size, decimal>
 //! <base64 of the root hash>
+//! [extension lines]
 //! ```
 //!
-//! signed as a [`Note`]. `checkpoints` holds every checkpoint the writer
+//! signed as a [`Note`]. Extension lines (C2SP `tlog-checkpoint`: any
+//! non-empty lines after the third) are kept and covered by the signature;
+//! Runway's writer makes none. `checkpoints` holds every checkpoint the writer
 //! made, each note followed by a blank line, appended and `fdatasync`ed;
 //! `checkpoint` holds the latest alone, replaced by temp file, fsync, rename
 //! and folder fsync. A checkpoint is always appended before it becomes the
@@ -41,6 +44,8 @@ pub struct Checkpoint {
     pub origin: String,
     pub size: u64,
     pub root: Hash,
+    /// Lines after the root, each without its newline; signed with the rest.
+    pub extensions: Vec<String>,
 }
 
 /// A checkpoint with its signatures (checked or not).
@@ -62,28 +67,38 @@ pub enum CheckpointSyntax {
 }
 
 impl Checkpoint {
-    /// The note text: origin, size and base64 root, one per line.
+    /// The note text: origin, size and base64 root, then any extension
+    /// lines, one per line.
     pub fn body(&self) -> String {
-        format!(
+        let mut body = format!(
             "{}\n{}\n{}\n",
             self.origin,
             self.size,
             BASE64.encode(self.root)
-        )
+        );
+        for line in &self.extensions {
+            body.push_str(line);
+            body.push('\n');
+        }
+        body
     }
 
-    /// Parses [`body`](Self::body)'s form strictly: three lines, a decimal
-    /// size without leading zeros, canonical base64 of 32 bytes.
+    /// Parses [`body`](Self::body)'s form strictly: at least three lines, a
+    /// decimal size without leading zeros, canonical base64 of 32 bytes,
+    /// then non-empty extension lines.
     pub fn parse_body(text: &str) -> Result<Checkpoint, CheckpointSyntax> {
         let lines = text
             .strip_suffix('\n')
             .ok_or(CheckpointSyntax::Body("no final newline"))?;
         let mut lines = lines.split('\n');
-        let (Some(origin), Some(size), Some(root), None) =
-            (lines.next(), lines.next(), lines.next(), lines.next())
+        let (Some(origin), Some(size), Some(root)) = (lines.next(), lines.next(), lines.next())
         else {
-            return Err(CheckpointSyntax::Body("not exactly three lines"));
+            return Err(CheckpointSyntax::Body("fewer than three lines"));
         };
+        let extensions: Vec<String> = lines.map(str::to_owned).collect();
+        if extensions.iter().any(String::is_empty) {
+            return Err(CheckpointSyntax::Body("empty extension line"));
+        }
         if origin.is_empty() {
             return Err(CheckpointSyntax::Body("empty origin"));
         }
@@ -104,6 +119,7 @@ impl Checkpoint {
             origin: origin.to_owned(),
             size,
             root,
+            extensions,
         })
     }
 }
@@ -171,12 +187,41 @@ pub struct CheckpointFile {
     pub len: u64,
 }
 
+/// Why a checkpoint file cannot be read as one.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointFileError {
+    #[error("cannot read {file}: {error}")]
+    Io { file: String, error: io::Error },
+    /// CRLF line endings: no line would be blank, so the whole file would
+    /// read as one unfinished entry swallowing the complete ones.
+    #[error("{file} line {line} ends in a carriage return (CRLF line endings?)")]
+    CarriageReturn { file: String, line: usize },
+}
+
 /// Reads the `checkpoints` file of `dir`; a missing file has no entries.
-pub fn read_checkpoint_file(dir: &Path) -> io::Result<CheckpointFile> {
+pub fn read_checkpoint_file(dir: &Path) -> Result<CheckpointFile, CheckpointFileError> {
     match fs::read(dir.join(CHECKPOINTS_FILE)) {
-        Ok(bytes) => Ok(split_entries(&bytes)),
+        Ok(bytes) => {
+            check_line_ends(CHECKPOINTS_FILE, &bytes)?;
+            Ok(split_entries(&bytes))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CheckpointFile::default()),
-        Err(e) => Err(e),
+        Err(error) => Err(CheckpointFileError::Io {
+            file: CHECKPOINTS_FILE.into(),
+            error,
+        }),
+    }
+}
+
+/// Refuses checkpoint text holding a carriage return, naming `file` and
+/// the line (from 1).
+pub fn check_line_ends(file: &str, bytes: &[u8]) -> Result<(), CheckpointFileError> {
+    match bytes.iter().position(|&b| b == b'\r') {
+        None => Ok(()),
+        Some(at) => Err(CheckpointFileError::CarriageReturn {
+            file: file.to_owned(),
+            line: 1 + bytes[..at].iter().filter(|&&b| b == b'\n').count(),
+        }),
     }
 }
 
@@ -308,6 +353,7 @@ mod tests {
             origin: "runway.test/audit".into(),
             size,
             root: [size as u8; 32],
+            extensions: Vec::new(),
         };
         SignedCheckpoint::sign(checkpoint, &[test_key("runway", 1)]).expect("sign")
     }
@@ -329,7 +375,8 @@ mod tests {
             format!("o\n+1\n{root}\n"),
             format!("o\n18446744073709551616\n{root}\n"),
             format!("o\n1\n{root}"),
-            format!("o\n1\n{root}\nextra\n"),
+            format!("o\n1\n{root}\n\n"),
+            "o\n1\n".to_owned(),
             format!("\n1\n{root}\n"),
             "o\n1\nAAAA\n".to_owned(),
             format!("o\n1\n{}\n", &root[..root.len() - 1]),
@@ -337,6 +384,32 @@ mod tests {
             assert!(Checkpoint::parse_body(&bad).is_err(), "{bad:?}");
         }
         assert!(Checkpoint::parse_body(&format!("o\n0\n{root}\n")).is_ok());
+    }
+
+    #[test]
+    fn extension_lines_round_trip() {
+        let root = BASE64.encode([7u8; 32]);
+        let body = format!("o\n1\n{root}\nrekor.example/witness 5\nmore\n");
+        let parsed = Checkpoint::parse_body(&body).expect("extensions are allowed");
+        assert_eq!(parsed.extensions, ["rekor.example/witness 5", "more"]);
+        assert_eq!(parsed.body(), body);
+    }
+
+    #[test]
+    fn crlf_is_refused_naming_the_line() {
+        let text = signed(3).to_string().replace('\n', "\r\n");
+        let err = check_line_ends("checkpoints", text.as_bytes()).expect_err("crlf");
+        assert!(
+            matches!(err, CheckpointFileError::CarriageReturn { line: 1, .. }),
+            "{err}"
+        );
+        let mut mixed = signed(3).to_string();
+        mixed.push_str("\nruny\r\n");
+        let err = check_line_ends("checkpoints", mixed.as_bytes()).expect_err("cr");
+        assert_eq!(
+            err.to_string(),
+            "checkpoints line 7 ends in a carriage return (CRLF line endings?)"
+        );
     }
 
     #[test]

@@ -7,7 +7,9 @@
 //! written while a checkpoint is synced; and since it takes the newest tree
 //! head each time, checkpoints never outnumber batches. A checkpoint is
 //! made when a [`sync`](crate::AuditLog::sync) asks for one, when the
-//! writer closes, or otherwise at most once per `interval`.
+//! writer closes, when half of the unsigned bound
+//! ([`AuditOptions::max_unsigned`](crate::AuditOptions::max_unsigned)) is
+//! durable and unsigned, or otherwise at most once per `interval`.
 
 use std::time::{Duration, Instant};
 
@@ -46,7 +48,8 @@ pub(crate) fn checkpoint_loop(shared: &Shared, mut checkpointer: Checkpointer) {
                 let requested = state.checkpoint_wanted > state.checkpointed
                     && (state.durable_seq >= state.checkpoint_wanted || stopping);
                 let wait = checkpointer.interval.saturating_sub(last_made.elapsed());
-                if fresh && (requested || stopping || wait.is_zero()) {
+                let crowded = state.unsigned_room() <= state.max_unsigned / 2;
+                if fresh && (requested || stopping || crowded || wait.is_zero()) {
                     break (state.durable_seq, state.durable_root);
                 }
                 state = if fresh {
@@ -60,6 +63,7 @@ pub(crate) fn checkpoint_loop(shared: &Shared, mut checkpointer: Checkpointer) {
             origin: checkpointer.origin.clone(),
             size,
             root,
+            extensions: Vec::new(),
         };
         let published = SignedCheckpoint::sign(checkpoint, &checkpointer.keys)
             .map_err(|e| WriteFailure::Sign(e.to_string()))

@@ -8,7 +8,7 @@ use std::io;
 
 use serde::Serialize;
 
-use crate::checkpoint::CheckpointSyntax;
+use crate::checkpoint::{CheckpointFileError, CheckpointSyntax};
 use crate::record::DecodeError;
 use crate::trust::SignatureProblem;
 
@@ -74,6 +74,25 @@ pub enum VerifyErrorKind {
         "covers {size} records but the log holds only {records}: records {records}..{size} were removed (truncated or rolled back)"
     )]
     MissingRecords { records: u64, size: u64 },
+    /// Verifying against trusted keys, a log no checkpoint covers (its
+    /// checkpoint files were removed, or it was never signed).
+    #[error(
+        "no signed checkpoint covers the log's {records} records (were the checkpoint files removed?)"
+    )]
+    NoCheckpoint { records: u64 },
+    /// More records follow the last signed checkpoint than an honest writer
+    /// leaves unsigned.
+    #[error(
+        "records {signed}..{records} follow the last signed checkpoint: {} unsigned records, more than the {allowed} allowed", records - signed
+    )]
+    UnsignedTail {
+        signed: u64,
+        records: u64,
+        allowed: u64,
+    },
+    /// A checkpoint file that cannot be read, or not as checkpoints (CRLF).
+    #[error(transparent)]
+    CheckpointFile(CheckpointFileError),
     #[error(
         "is ahead of the checkpoints file, which ends at size {last}: checkpoints were removed"
     )]

@@ -13,7 +13,8 @@
 //!
 //! | concept | file |
 //! |---|---|
-//! | schema, canonical encoding, strict decoding, leaf hash | `record.rs` |
+//! | schema, canonical encoding, leaf hash | `record.rs` |
+//! | strict one-pass decoding | `codec.rs` |
 //! | segment header, `length ‖ CRC32C ‖ bytes` frames | `frame.rs` |
 //! | segment file names and listing | `segment.rs` |
 //! | what the next record links to (writer and verifier) | `chain.rs` |
@@ -39,6 +40,7 @@
 mod chain;
 pub mod checkpoint;
 mod checkpointer;
+mod codec;
 mod commit;
 mod error;
 mod findings;
@@ -77,6 +79,6 @@ pub use render::{escape, record_json, record_line, timeline_line};
 pub use trust::Trust;
 pub use verify::{VerifyOptions, VerifyReport, verify, verify_with};
 pub use writer::{
-    AuditLog, AuditOptions, AuditStats, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_SEGMENT_BYTES, Ticket,
-    now_ns,
+    AuditLog, AuditOptions, AuditStats, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_UNSIGNED,
+    DEFAULT_SEGMENT_BYTES, Ticket, now_ns,
 };

@@ -79,7 +79,6 @@ pub(crate) fn walk(
         mode,
         end: WalkEnd::default(),
         payload: Vec::new(),
-        scratch: Vec::new(),
     };
     let count = segments.len();
     for (index, segment) in segments.iter().enumerate() {
@@ -93,8 +92,6 @@ struct Walker<'a> {
     end: WalkEnd,
     /// Reused buffer for a frame's payload.
     payload: Vec<u8>,
-    /// Reused buffer for the canonical re-encoding check.
-    scratch: Vec<u8>,
 }
 
 impl Walker<'_> {
@@ -186,7 +183,7 @@ impl Walker<'_> {
                 }
                 return Err(at(expected, offset, VerifyErrorKind::CrcMismatch));
             }
-            let record = Record::decode_with(&self.payload, &mut self.scratch)
+            let record = Record::decode(&self.payload)
                 .map_err(|e| at(expected, offset, VerifyErrorKind::Decode(e)))?;
             self.end
                 .chain
@@ -254,8 +251,7 @@ impl Walker<'_> {
     /// a durable record whose CRC or contents were damaged mostly does, and
     /// must not be trimmed away as if it had never been written.
     fn payload_links(&mut self) -> bool {
-        Record::decode_with(&self.payload, &mut self.scratch)
-            .is_ok_and(|record| self.end.chain.check(&record).is_ok())
+        Record::decode(&self.payload).is_ok_and(|record| self.end.chain.check(&record).is_ok())
     }
 
     fn check_header(

@@ -1,5 +1,6 @@
 //! Segment files in the audit folder: their names, listing them in order,
-//! and making a new or removed file durable by syncing the folder.
+//! the folder's origin as its first segment says, and making a new or
+//! removed file durable by syncing the folder.
 //!
 //! A segment is named after its first record, `seg-<20-digit seq>.log`, so
 //! a plain directory listing sorts in log order. Other files in the folder
@@ -55,6 +56,17 @@ pub fn list_segments(dir: &Path) -> io::Result<Vec<SegmentFile>> {
     }
     segments.sort_by_key(|s| s.first_seq);
     Ok(segments)
+}
+
+/// The origin in the header of the first segment of `dir`; `None` for a
+/// folder that is missing, has no segment, or whose first header is
+/// unreadable (opening or verifying it says why).
+pub fn folder_origin(dir: &Path) -> Option<String> {
+    let first = list_segments(dir).ok()?.into_iter().next()?;
+    let mut file = io::BufReader::new(File::open(first.path).ok()?);
+    crate::frame::SegmentHeader::read_from(&mut file)
+        .ok()
+        .map(|header| header.origin)
 }
 
 /// Makes the creation, removal or rename of files in `dir` durable.

@@ -3,7 +3,8 @@
 //!
 //! Progress only moves forward, in this order: `next_seq` (appended) ≥
 //! `durable_seq` (written and synced) ≥ `checkpointed` (covered by a signed
-//! checkpoint that is itself durable).
+//! checkpoint that is itself durable), and `durable_seq - checkpointed`
+//! never above `max_unsigned`.
 
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -45,6 +46,9 @@ pub(crate) struct State {
     pub bytes_written: u64,
     pub segments_created: u64,
     pub checkpoints: u64,
+    /// At most this many records are durable and not checkpointed
+    /// (`u64::MAX` for an unsigned log).
+    pub max_unsigned: u64,
 }
 
 impl Shared {
@@ -95,6 +99,12 @@ impl Shared {
 }
 
 impl State {
+    /// How many more records may become durable before a checkpoint must.
+    pub fn unsigned_room(&self) -> u64 {
+        let unsigned = self.durable_seq - self.checkpointed;
+        self.max_unsigned.saturating_sub(unsigned)
+    }
+
     pub fn failed(&self) -> Result<(), AuditError> {
         match &self.failure {
             Some(failure) => Err(AuditError::WriterFailed(failure.clone())),

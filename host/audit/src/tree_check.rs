@@ -10,7 +10,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use crate::checkpoint::{
-    CHECKPOINTS_FILE, LATEST_FILE, SignedCheckpoint, read_checkpoint_file, read_latest,
+    CHECKPOINTS_FILE, LATEST_FILE, SignedCheckpoint, check_line_ends, read_checkpoint_file,
+    read_latest,
 };
 use crate::findings::{CheckpointPlace, VerifyError, VerifyErrorKind};
 use crate::merkle::{Frontier, empty_root};
@@ -91,8 +92,8 @@ pub(crate) fn load_checkpoints(
     dir: &Path,
     sources: &CheckpointSources<'_>,
 ) -> Result<LoadedCheckpoints, VerifyError> {
-    let io = |e| VerifyError::folder(VerifyErrorKind::Io(e));
-    let file = read_checkpoint_file(dir).map_err(io)?;
+    let unreadable = |e| VerifyError::folder(VerifyErrorKind::CheckpointFile(e));
+    let file = read_checkpoint_file(dir).map_err(unreadable)?;
     let mut loaded = LoadedCheckpoints {
         torn: file.torn,
         file_len: file.len,
@@ -120,7 +121,9 @@ pub(crate) fn load_checkpoints(
         loaded.entries += 1;
         loaded.last_entry = Some(signed);
     }
-    if let Some(bytes) = read_latest(dir).map_err(io)? {
+    if let Some(bytes) =
+        read_latest(dir).map_err(|e| VerifyError::folder(VerifyErrorKind::Io(e)))?
+    {
         let signed = parse(LATEST_FILE, &bytes)?;
         let place = place_of(LATEST_FILE, &signed);
         let last = loaded.last_entry.as_ref().map_or(0, |s| s.checkpoint.size);
@@ -142,6 +145,8 @@ pub(crate) fn load_checkpoints(
 }
 
 fn parse(file: &str, bytes: &[u8]) -> Result<SignedCheckpoint, VerifyError> {
+    check_line_ends(file, bytes)
+        .map_err(|e| VerifyError::folder(VerifyErrorKind::CheckpointFile(e)))?;
     SignedCheckpoint::parse_bytes(bytes).map_err(|e| {
         let place = CheckpointPlace {
             file: file.to_owned(),

@@ -226,6 +226,7 @@ mod tests {
             origin: "o".into(),
             size,
             root: [1; 32],
+            extensions: Vec::new(),
         }
     }
 

@@ -17,17 +17,25 @@
 //! segment is what a crash mid-write leaves; beyond the last checkpoint it
 //! is reported as [`VerifyReport::torn_tail`] rather than as tampering, and
 //! the records after the last checkpoint as unsigned.
+//!
+//! With trusted keys, an unsigned log is not a verified one: some signed
+//! checkpoint must cover the log, and at most
+//! [`VerifyOptions::allow_unsigned_tail`] records may follow the last one
+//! (by default [`DEFAULT_MAX_UNSIGNED`], the most the writer ever leaves
+//! durable but unsigned). Otherwise deleting the checkpoint files and then
+//! cutting records would go unnoticed.
 
 use std::fmt;
 use std::path::Path;
 
 use serde::Serialize;
 
-use crate::findings::{TornTail, VerifyError};
+use crate::findings::{TornTail, VerifyError, VerifyErrorKind};
 use crate::hex;
 use crate::reader::{TailMode, walk};
 use crate::tree_check::{CheckpointSources, TreeCheck, load_checkpoints};
 use crate::trust::Trust;
+use crate::writer::DEFAULT_MAX_UNSIGNED;
 
 /// What a successful verification found.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -93,14 +101,28 @@ impl fmt::Display for VerifyReport {
 }
 
 /// What an auditor verifies with.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct VerifyOptions {
     /// The keys checkpoints must be signed by; `None` checks everything but
-    /// signatures.
+    /// signatures (and accepts a log no checkpoint covers).
     pub trust: Option<Trust>,
     /// Checkpoints the auditor kept from earlier, as (name, file bytes): the
     /// log must still contain what they cover.
     pub kept_checkpoints: Vec<(String, Vec<u8>)>,
+    /// With `trust`: the most records allowed after the last signed
+    /// checkpoint. Default [`DEFAULT_MAX_UNSIGNED`].
+    pub allow_unsigned_tail: u64,
+}
+
+impl Default for VerifyOptions {
+    /// No trust, no kept checkpoints, the writer's unsigned-tail bound.
+    fn default() -> VerifyOptions {
+        VerifyOptions {
+            trust: None,
+            kept_checkpoints: Vec::new(),
+            allow_unsigned_tail: DEFAULT_MAX_UNSIGNED,
+        }
+    }
 }
 
 impl From<Trust> for VerifyOptions {
@@ -108,7 +130,7 @@ impl From<Trust> for VerifyOptions {
     fn from(trust: Trust) -> VerifyOptions {
         VerifyOptions {
             trust: Some(trust),
-            kept_checkpoints: Vec::new(),
+            ..VerifyOptions::default()
         }
     }
 }
@@ -136,6 +158,9 @@ pub fn verify_with(dir: &Path, options: &VerifyOptions) -> Result<VerifyReport, 
     let records = end.chain.next_seq;
     tree.finish(records)?;
     let signed_size = loaded.signed_size();
+    if options.trust.is_some() {
+        check_signed_cover(records, signed_size, options.allow_unsigned_tail)?;
+    }
     Ok(VerifyReport {
         origin: end.origin,
         records,
@@ -151,4 +176,24 @@ pub fn verify_with(dir: &Path, options: &VerifyOptions) -> Result<VerifyReport, 
         signers: loaded.signers(),
         torn_checkpoint: loaded.torn,
     })
+}
+
+/// With trusted keys: a signed checkpoint covers the log, and no more than
+/// `allowed` records follow the largest one.
+fn check_signed_cover(records: u64, signed: u64, allowed: u64) -> Result<(), VerifyError> {
+    let unsigned = records - signed;
+    let kind = if records > 0 && signed == 0 {
+        VerifyErrorKind::NoCheckpoint { records }
+    } else if unsigned > allowed {
+        VerifyErrorKind::UnsignedTail {
+            signed,
+            records,
+            allowed,
+        }
+    } else {
+        return Ok(());
+    };
+    let mut err = VerifyError::folder(kind);
+    err.seq = Some(signed);
+    Err(err)
 }

@@ -9,13 +9,14 @@ use clap::{ArgGroup, Args, Subcommand};
 use runway_audit::proof_file::{Claim, ProofFile};
 use runway_audit::{Event, Record, SignedCheckpoint, VerifyOptions, VerifyReport};
 
-use super::keygen::auditor_trust;
+use super::keygen::{auditor_trust, default_origin};
 use super::{AUDIT_BAD, AuditDir, BAD_INPUT, Failure, HOST_FAULT};
 use crate::files::{self, FileKind, ReadCaps};
 
 #[derive(Subcommand)]
 pub enum AuditCommand {
-    /// Print the timeline, optionally filtered.
+    /// Print the timeline, optionally filtered; records no checkpoint
+    /// covers yet end in `(unsigned)` (`"signed": false` in JSON).
     Show {
         #[command(flatten)]
         dir: AuditDir,
@@ -47,6 +48,11 @@ pub enum AuditCommand {
         /// hold everything it covers (catches a rollback). Repeatable.
         #[arg(long, value_name = "FILE")]
         checkpoint: Vec<PathBuf>,
+        /// Most records accepted after the last signed checkpoint (a log no
+        /// checkpoint covers never verifies). Default: the most the writer
+        /// ever leaves durable but unsigned, so the most a crash leaves.
+        #[arg(long, value_name = "N", default_value_t = runway_audit::DEFAULT_MAX_UNSIGNED)]
+        allow_unsigned_tail: u64,
         /// Print the report as JSON.
         #[arg(long)]
         json: bool,
@@ -117,8 +123,7 @@ pub fn run(cmd: AuditCommand) -> Result<(), Failure> {
             calls,
             json,
         } => {
-            let records =
-                runway_audit::read_records(&dir.path).map_err(|e| Failure::new(AUDIT_BAD, e))?;
+            let (records, signed_size) = signed_records(&dir.path)?;
             let keep = |r: &Record| {
                 let e = &r.entry;
                 dataset.as_ref().is_none_or(|d| e.dataset.as_ref() == Some(d))
@@ -128,10 +133,11 @@ pub fn run(cmd: AuditCommand) -> Result<(), Failure> {
                     && (calls || dataset.is_some() || !matches!(e.event, Event::Call { .. }))
             };
             print_lines(records.iter().filter(|r| keep(r)).map(|r| {
-                if json {
-                    runway_audit::record_json(r).to_string()
-                } else {
-                    runway_audit::record_line(r)
+                let signed = r.seq < signed_size;
+                match (json, signed) {
+                    (true, _) => signed_json(r, signed),
+                    (false, true) => runway_audit::record_line(r),
+                    (false, false) => format!("{}  (unsigned)", runway_audit::record_line(r)),
                 }
             }))
         }
@@ -139,8 +145,9 @@ pub fn run(cmd: AuditCommand) -> Result<(), Failure> {
             dir,
             trust,
             checkpoint,
+            allow_unsigned_tail,
             json,
-        } => verify(&dir.path, &trust, &checkpoint, json),
+        } => verify(&dir.path, &trust, &checkpoint, allow_unsigned_tail, json),
         AuditCommand::Prove {
             dir,
             seq,
@@ -163,8 +170,16 @@ pub fn run(cmd: AuditCommand) -> Result<(), Failure> {
     }
 }
 
-fn verify(dir: &Path, trust: &TrustArgs, kept: &[PathBuf], json: bool) -> Result<(), Failure> {
-    let (trust, trust_line) = auditor_trust(trust.trust.as_deref(), trust.key.as_deref(), dir)?;
+fn verify(
+    dir: &Path,
+    trust: &TrustArgs,
+    kept: &[PathBuf],
+    allow_unsigned_tail: u64,
+    json: bool,
+) -> Result<(), Failure> {
+    let origin = runway_audit::segment::folder_origin(dir).unwrap_or_else(default_origin);
+    let (trust, trust_line) =
+        auditor_trust(trust.trust.as_deref(), trust.key.as_deref(), dir, &origin)?;
     let kept_checkpoints = kept
         .iter()
         .map(|path| read(path).map(|bytes| (path.display().to_string(), bytes)))
@@ -175,6 +190,7 @@ fn verify(dir: &Path, trust: &TrustArgs, kept: &[PathBuf], json: bool) -> Result
     let options = VerifyOptions {
         trust: Some(trust),
         kept_checkpoints,
+        allow_unsigned_tail,
     };
     let report = runway_audit::verify_with(dir, &options).map_err(|e| {
         Failure::new(
@@ -276,12 +292,17 @@ fn check_proof(
     checkpoint: Option<&Path>,
     old: Option<&Path>,
 ) -> Result<(), Failure> {
-    // Without --trust or --key: the default key of an audit folder here.
-    let (trust, trust_line) =
-        auditor_trust(trust.trust.as_deref(), trust.key.as_deref(), Path::new("."))?;
-    println!("trusting {trust_line}");
     let text = String::from_utf8(read(path)?).map_err(|e| Failure::new(AUDIT_BAD, e))?;
     let proof = ProofFile::parse(&text).map_err(|e| Failure::new(AUDIT_BAD, e))?;
+    // Without --trust or --key: the default key of the proof's log beside
+    // an audit folder here.
+    let (trust, trust_line) = auditor_trust(
+        trust.trust.as_deref(),
+        trust.key.as_deref(),
+        Path::new("."),
+        &proof.checkpoint.checkpoint.origin,
+    )?;
+    println!("trusting {trust_line}");
     let signed = |path: Option<&Path>| -> Result<Option<SignedCheckpoint>, Failure> {
         path.map(|path| {
             SignedCheckpoint::parse_bytes(&read(path)?).map_err(|e| {
@@ -324,13 +345,27 @@ fn check_proof(
 }
 
 fn export(dir: &Path) -> Result<(), Failure> {
+    let (records, signed_size) = signed_records(dir)?;
+    print_lines(
+        records
+            .iter()
+            .map(|record| signed_json(record, record.seq < signed_size)),
+    )
+}
+
+/// Every record of the verified folder `dir` (signatures not checked), and
+/// how many of them a checkpoint covers.
+fn signed_records(dir: &Path) -> Result<(Vec<Record>, u64), Failure> {
     let report = runway_audit::verify(dir).map_err(|e| Failure::new(AUDIT_BAD, e))?;
     let records = runway_audit::read_records(dir).map_err(|e| Failure::new(AUDIT_BAD, e))?;
-    print_lines(records.iter().map(|record| {
-        let mut json = runway_audit::record_json(record);
-        json["signed"] = serde_json::Value::Bool(record.seq < report.signed_size);
-        json.to_string()
-    }))
+    Ok((records, report.signed_size))
+}
+
+/// A record as JSON, with `"signed"` saying whether a checkpoint covers it.
+fn signed_json(record: &Record, signed: bool) -> String {
+    let mut json = runway_audit::record_json(record);
+    json["signed"] = serde_json::Value::Bool(signed);
+    json.to_string()
 }
 
 /// Writes `lines` to stdout, buffered; a reader that went away (`| head`)

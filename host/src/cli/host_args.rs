@@ -22,9 +22,14 @@ pub struct HostArgs {
     pub data: PathBuf,
     #[command(flatten)]
     pub audit: AuditDir,
+    /// The audit log's origin: a schema-less URL-like name for this log
+    /// (C2SP), e.g. runway.example/nightly. Default: the audit folder's own;
+    /// HOSTNAME/runway for a new folder.
+    #[arg(long, value_name = "NAME")]
+    pub origin: Option<String>,
     /// Private key that signs the audit checkpoints; twice while rotating
-    /// keys. Default: runway-keys/runway.key beside the audit folder, made
-    /// on first use.
+    /// keys. Default: runway-keys/ORIGIN.key beside the audit folder (named
+    /// after the origin, `/` as `_`), made on first use.
     #[arg(long, value_name = "FILE")]
     pub key: Vec<PathBuf>,
     /// Compiled components are kept here, so a restart does not recompile.
@@ -101,10 +106,16 @@ impl HostArgs {
 
     /// Opens the signed audit trail.
     pub fn audit(&self) -> Result<AuditLog, Failure> {
-        let signing_keys = super::keygen::signing_keys(&self.audit.path, &self.key, &self.caps())?;
+        let origin = self
+            .origin
+            .clone()
+            .or_else(|| runway_audit::segment::folder_origin(&self.audit.path))
+            .unwrap_or_else(super::keygen::default_origin);
+        let signing_keys =
+            super::keygen::signing_keys(&self.audit.path, &origin, &self.key, &self.caps())?;
         let options = AuditOptions {
             signing_keys,
-            ..AuditOptions::new("runway")
+            ..AuditOptions::new(origin)
         };
         AuditLog::open(&self.audit.path, options).map_err(|e| {
             Failure::new(

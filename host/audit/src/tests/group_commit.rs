@@ -64,3 +64,52 @@ fn sync_covers_everything_appended() {
     assert!(stats.batches <= 100);
     assert!(stats.bytes_written > 100 * 8);
 }
+
+#[test]
+fn the_writer_never_leaves_more_than_max_unsigned_durable_and_unsigned() {
+    const MAX: u64 = 50;
+    let dir = tempdir();
+    let log = AuditLog::open(
+        dir.path(),
+        crate::AuditOptions {
+            max_unsigned: MAX,
+            ..signed_options(crate::DEFAULT_SEGMENT_BYTES)
+        },
+    )
+    .expect("open");
+    // One burst of ten times the bound: taken in batches of at most MAX.
+    let burst = (0..10 * MAX).map(|i| (i, entry(i))).collect();
+    let last = log.append_batch(burst).expect("append").expect("ticket");
+    log.wait_durable(last).expect("durable");
+    let mut n = 10 * MAX;
+    for _ in 0..40 {
+        for _ in 0..7 {
+            log.append(entry(n)).expect("append");
+            n += 1;
+        }
+        let ticket = log.append(entry(n)).expect("append");
+        n += 1;
+        log.wait_durable(ticket).expect("durable");
+        let stats = log.stats();
+        assert!(
+            stats.durable - stats.checkpointed <= MAX,
+            "{} durable, {} checkpointed",
+            stats.durable,
+            stats.checkpointed
+        );
+    }
+    let stats = log.stats();
+    assert!(stats.batches >= 10, "{} batches", stats.batches);
+    assert!(stats.checkpoints >= 10, "{} checkpoints", stats.checkpoints);
+    drop(log);
+    let options = VerifyOptions {
+        allow_unsigned_tail: MAX,
+        ..trusting_key_1()
+    };
+    assert_eq!(
+        crate::verify_with(dir.path(), &options)
+            .expect("verify")
+            .records,
+        n
+    );
+}

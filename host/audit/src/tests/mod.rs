@@ -54,7 +54,7 @@ pub(crate) fn open_signed(dir: &Path) -> AuditLog {
 pub(crate) fn trusting_key_1() -> VerifyOptions {
     VerifyOptions {
         trust: Some(Trust::single(key(1).public())),
-        kept_checkpoints: Vec::new(),
+        ..VerifyOptions::default()
     }
 }
 

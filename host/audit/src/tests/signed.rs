@@ -138,9 +138,15 @@ fn an_unsigned_tail_is_signed_when_a_key_opens_the_log() {
     append_all(&open(dir.path()), 0, 7);
     let report = verify(dir.path()).expect("verify");
     assert_eq!((report.checkpoints, report.unsigned_records), (0, 7));
-    // Nothing signed yet is an unsigned tail of everything, not damage.
-    let report = verify_with(dir.path(), &trusting_key_1()).expect("verify");
-    assert_eq!((report.signed_size, report.unsigned_records), (0, 7));
+    // With a key, a log nothing signs does not verify.
+    let err = verify_with(dir.path(), &trusting_key_1()).expect_err("unsigned");
+    assert!(
+        matches!(
+            err.kind,
+            crate::VerifyErrorKind::NoCheckpoint { records: 7 }
+        ),
+        "{err}"
+    );
 
     let log = open_signed(dir.path());
     log.sync().expect("sync");
@@ -212,7 +218,7 @@ fn keys_rotate_with_an_overlap() {
                 })
                 .collect(),
         }),
-        kept_checkpoints: Vec::new(),
+        ..VerifyOptions::default()
     };
     let report = verify_with(dir.path(), &trust([(0, Some(10)), (10, None)])).expect("verify");
     assert_eq!(report.signers.len(), 2);

@@ -335,7 +335,7 @@ fn unknown_keys_and_keys_outside_their_range_are_refused() {
     let dir = signed_log();
     let stranger = VerifyOptions {
         trust: Some(Trust::single(key(2).public())),
-        kept_checkpoints: Vec::new(),
+        ..VerifyOptions::default()
     };
     let err = verify_err_with(dir.path(), &stranger);
     assert!(
@@ -352,7 +352,7 @@ fn unknown_keys_and_keys_outside_their_range_are_refused() {
                 until_size: Some(12),
             }],
         }),
-        kept_checkpoints: Vec::new(),
+        ..VerifyOptions::default()
     };
     let err = verify_err_with(dir.path(), &limited);
     assert!(
@@ -384,6 +384,7 @@ fn two_roots_for_one_size_are_caught() {
             origin: ORIGIN.into(),
             size: 10,
             root: [9; 32],
+            extensions: Vec::new(),
         },
         &[key(1)],
     )
@@ -541,6 +542,128 @@ fn a_rollback_of_log_and_checkpoints_is_caught_with_a_kept_checkpoint() {
     assert!(
         err.to_string()
             .starts_with("checkpoint in kept.checkpoint (size 20)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn deleted_checkpoints_and_cut_records_do_not_verify_with_a_key() {
+    let dir = signed_log();
+    for file in [CHECKPOINTS_FILE, LATEST_FILE] {
+        fs::remove_file(dir.path().join(file)).expect("remove");
+    }
+    let mut parts = Parts::read(&last_segment(dir.path()));
+    parts.payloads.truncate(N as usize - 3);
+    parts.write(&last_segment(dir.path()));
+
+    let err = verify_err(dir.path());
+    assert!(
+        matches!(err.kind, VerifyErrorKind::NoCheckpoint { records } if records == N - 3),
+        "{err}"
+    );
+    assert_eq!(err.seq, Some(0));
+    assert!(
+        err.to_string()
+            .contains("no signed checkpoint covers the log's 17 records"),
+        "{err}"
+    );
+    // Without keys nothing is claimed about signatures: it reads as unsigned.
+    let report = crate::verify(dir.path()).expect("unsigned log");
+    assert_eq!((report.signed_size, report.unsigned_records), (0, N - 3));
+}
+
+#[test]
+fn an_unsigned_tail_longer_than_allowed_is_refused() {
+    let dir = signed_log();
+    // The last two checkpoints gone: records 10..20 are unsigned.
+    edit_checkpoints(dir.path(), |entries| entries.truncate(2));
+    fs::remove_file(dir.path().join(LATEST_FILE)).expect("remove");
+    let allowing = |n| VerifyOptions {
+        allow_unsigned_tail: n,
+        ..trusting_key_1()
+    };
+    let err = verify_err_with(dir.path(), &allowing(9));
+    assert!(
+        matches!(
+            err.kind,
+            VerifyErrorKind::UnsignedTail {
+                signed: 10,
+                records: N,
+                allowed: 9
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(err.seq, Some(10));
+    assert!(
+        err.to_string()
+            .contains("records 10..20 follow the last signed checkpoint: 10 unsigned records"),
+        "{err}"
+    );
+    let report = verify_with(dir.path(), &allowing(10)).expect("within the allowance");
+    assert_eq!(report.unsigned_records, 10);
+    // The default allows what the writer may leave unsigned.
+    assert!(verify_with(dir.path(), &trusting_key_1()).is_ok());
+}
+
+#[test]
+fn a_crlf_checkpoints_file_is_refused_naming_the_line() {
+    for (file, line) in [(CHECKPOINTS_FILE, 1), (LATEST_FILE, 1)] {
+        let dir = signed_log();
+        let path = dir.path().join(file);
+        let text = fs::read_to_string(&path).expect("read");
+        fs::write(&path, text.replace('\n', "\r\n")).expect("write");
+        let err = verify_err(dir.path());
+        assert!(
+            matches!(&err.kind, VerifyErrorKind::CheckpointFile(
+                crate::checkpoint::CheckpointFileError::CarriageReturn { file: f, line: l })
+                if f == file && *l == line),
+            "{err}"
+        );
+        assert!(
+            err.to_string().contains(&format!(
+                "{file} line {line} ends in a carriage return (CRLF line endings?)"
+            )),
+            "{err}"
+        );
+        // Opening for writing refuses too, instead of trimming the file as
+        // one torn entry.
+        let before = fs::read(&path).expect("read");
+        let open = AuditLog::open(dir.path(), signed_options(crate::DEFAULT_SEGMENT_BYTES));
+        assert!(matches!(open, Err(AuditError::Damaged(_))), "{open:?}");
+        assert_eq!(fs::read(&path).expect("read"), before);
+    }
+}
+
+#[test]
+fn a_checkpoint_with_an_extension_line_verifies() {
+    let dir = signed_log();
+    let last = read_checkpoint_file(dir.path()).expect("read").entries[BATCHES as usize - 1]
+        .parsed
+        .clone()
+        .expect("parsed");
+    let mut checkpoint = last.checkpoint;
+    checkpoint.extensions = vec!["witness.example/w1 20 ts=1710550800".into()];
+    let extended = SignedCheckpoint::sign(checkpoint, &[key(1)]).expect("sign");
+    let text = extended.to_string();
+    assert!(
+        text.contains("=\nwitness.example/w1 20 ts=1710550800\n\n\u{2014} runway-test "),
+        "{text}"
+    );
+    edit_checkpoints(dir.path(), |entries| {
+        *entries.last_mut().expect("last") = text.clone();
+    });
+    fs::write(dir.path().join(LATEST_FILE), &text).expect("write");
+    let report = verify_with(dir.path(), &trusting_key_1()).expect("extension lines verify");
+    assert_eq!(report.signed_size, N);
+
+    // The signature covers the extension line.
+    let forged = text.replace("ts=1710550800", "ts=1710550801");
+    fs::write(dir.path().join(LATEST_FILE), forged).expect("write");
+    let err = verify_err(dir.path());
+    assert!(
+        matches!(&err.kind, VerifyErrorKind::Signature(p)
+            if matches!(**p, SignatureProblem::BadSignature { .. })),
         "{err}"
     );
 }
