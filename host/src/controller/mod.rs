@@ -22,7 +22,7 @@ use tokio::task::JoinSet;
 
 use crate::loader::Plugin;
 use crate::plan::{Manifest, Plan};
-use crate::sandbox::{self, Observer, RunReport, RunRequest};
+use crate::sandbox::{self, Observer, RunFailure, RunReport, RunRequest};
 use tower::Clearance;
 
 /// Where a runway is in its life.
@@ -240,9 +240,9 @@ impl Dispatch {
                     // A panic in host code fails that run only, never the plan.
                     Err(e) => {
                         let i = self.tasks.remove(&e.id()).expect("every task is tracked");
-                        let reason = format!("host fault during run: {e}");
-                        self.record(i, None, Event::Failed { reason: reason.clone() })?;
-                        self.land(i, RunReport::failed(reason))?;
+                        let failure = RunFailure::HostFault(e.to_string());
+                        self.record(i, None, Event::Failed { reason: failure.to_string() })?;
+                        self.land(i, RunReport::failed(failure))?;
                     }
                 },
             }
@@ -359,7 +359,7 @@ impl Dispatch {
         let r = &mut self.runways[i];
         r.state = match &report.outcome {
             Ok(_) => RunwayState::Succeeded,
-            Err(reason) => RunwayState::Failed(reason.clone()),
+            Err(reason) => RunwayState::Failed(reason.to_string()),
         };
         r.run = Some(report);
         Ok(())

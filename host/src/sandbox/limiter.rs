@@ -7,10 +7,11 @@ use std::time::Instant;
 
 use wasmtime::{ResourceLimiter, Store, WasmBacktrace};
 
+use super::failure::RunFailure;
 use super::hostcalls::RunState;
 use crate::grants::Limits;
 use crate::limits::{
-    MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_REASON, MAX_TABLES_PER_RUN, MAX_TRANSFER,
+    MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLES_PER_RUN, MAX_TRANSFER,
     TABLE_ELEMENT_BYTES, TICK,
 };
 
@@ -138,42 +139,22 @@ fn ticks_until(deadline: Instant) -> u64 {
     u64::try_from(ticks).unwrap_or(u64::MAX)
 }
 
-/// `text` cut to at most `max` bytes on a char boundary, with a marker
-/// saying how much was cut.
-pub fn cap_text(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let mut end = max.saturating_sub(40);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{} …[{} more bytes]", &text[..end], text.len() - end)
-}
-
-/// The reason of a run that passed its window.
-pub fn timed_out(limits: &Limits) -> String {
-    format!(
-        "timed out: wall-clock window of {} s exceeded",
-        limits.window_secs
-    )
-}
-
 /// Why a run that trapped stopped, in words an operator understands, with
 /// the cause kept: the trap code or root error, and where in the guest.
-pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) -> String {
+pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) -> RunFailure {
     if let Some(Breach::Memory { cap_mib, wanted }) = &state.limiter.breach {
-        return format!(
-            "memory limit exceeded: the run's memories and tables together would need \
-             {} MiB, over its cap of {cap_mib} MiB",
-            wanted.div_ceil(1 << 20)
-        );
+        return RunFailure::Memory {
+            wanted_mib: wanted.div_ceil(1 << 20) as u64,
+            cap_mib: *cap_mib,
+        };
     }
-    let reason = match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::OutOfFuel) => {
-            return format!("CPU budget exhausted: fuel {} used up", limits.fuel);
+    let cause = match error.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) => return RunFailure::Fuel { fuel: limits.fuel },
+        Some(wasmtime::Trap::Interrupt) => {
+            return RunFailure::TimedOut {
+                window_secs: limits.window_secs,
+            };
         }
-        Some(wasmtime::Trap::Interrupt) => return timed_out(limits),
         Some(wasmtime::Trap::StackOverflow) => "stack overflow".to_string(),
         Some(wasmtime::Trap::UnreachableCodeReached) => {
             "unreachable (a panic or abort in the guest)".to_string()
@@ -184,9 +165,7 @@ pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) 
             let root = root.lines().next().unwrap_or("unknown").to_string();
             // wasmtime's hostcall-fuel refusal (component/func/options.rs).
             if root.contains("too much data is being copied between the host and the guest") {
-                return format!(
-                    "limit: a host call carried more than {MAX_TRANSFER} bytes ({root})"
-                );
+                return RunFailure::transfer(&root);
             }
             root
         }
@@ -205,7 +184,7 @@ pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) 
             }
         })
         .unwrap_or_default();
-    cap_text(&format!("agent trapped: {reason}{place}"), MAX_REASON)
+    RunFailure::trapped(&cause, &place)
 }
 
 #[cfg(test)]
@@ -243,14 +222,5 @@ mod tests {
         assert_eq!(l.used(), 4 * mib);
         l.memory_grow_failed(wasmtime::format_err!("no")).unwrap();
         assert_eq!(l.used(), 3 * mib);
-    }
-
-    #[test]
-    fn texts_are_cut_on_a_char_boundary() {
-        assert_eq!(cap_text("short", 10), "short");
-        let long = "é".repeat(1000);
-        let cut = cap_text(&long, 100);
-        assert!(cut.len() <= 100, "{}", cut.len());
-        assert!(cut.ends_with("more bytes]"), "{cut}");
     }
 }

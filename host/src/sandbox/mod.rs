@@ -7,7 +7,8 @@
 //! | compiling in a capped process of its own | `compiler.rs` |
 //! | the epoch ticker, asleep while no run is alive | `epoch.rs` |
 //! | one run: fresh store, `run`, commit or discard, its report | `run.rs` |
-//! | the run's limits on its store, failures explained | `limiter.rs` |
+//! | the run's limits on its store, traps explained | `limiter.rs` |
+//! | why a run failed, as a type | `failure.rs` |
 //! | run state and host calls, one file per WIT interface | `hostcalls/` |
 //!
 //! It depends on `limits`, `grants` (a plugin's limits), `store` and the
@@ -15,10 +16,12 @@
 
 pub mod compiler;
 pub mod epoch;
+pub mod failure;
 pub mod hostcalls;
 pub mod limiter;
 pub mod run;
 pub mod runtime;
 
+pub use failure::RunFailure;
 pub use run::{Observer, Program, RunReport, RunRequest, Sandbox, execute};
 pub use runtime::Runtime;

@@ -12,6 +12,7 @@ use runway_audit::{AuditError, AuditLog, Entry, Event, Hash, LockGrant, LockMode
 use wasmtime::{Engine, Store};
 
 use super::epoch::EpochClock;
+use super::failure::RunFailure;
 use super::hostcalls::{AgentPre, HeldLock, RunInfo, RunLog, RunState};
 use super::limiter;
 use crate::grants::Limits;
@@ -53,7 +54,7 @@ pub struct RunRequest {
 #[derive(Debug)]
 pub struct RunReport {
     /// The agent's output, or why the run failed.
-    pub outcome: Result<Vec<u8>, String>,
+    pub outcome: Result<Vec<u8>, RunFailure>,
     pub log: RunLog,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
@@ -61,7 +62,7 @@ pub struct RunReport {
 
 impl RunReport {
     /// A run that ended before its agent could say anything.
-    pub fn failed(reason: String) -> RunReport {
+    pub fn failed(reason: RunFailure) -> RunReport {
         RunReport {
             outcome: Err(reason),
             log: RunLog::new(0),
@@ -119,22 +120,19 @@ pub fn execute(
     state.flush_audit()?;
     let mut outcome = match called {
         // The window is wall-clock time, whatever the epoch counter says.
-        Ok(_) if Instant::now() > state.deadline => Err(limiter::timed_out(&limits)),
-        Ok(Ok(output)) if output.len() > limits.max_output() => Err(format!(
-            "output of {} bytes exceeds the {}-byte limit",
-            output.len(),
-            limits.max_output()
-        )),
+        Ok(_) if Instant::now() > state.deadline => Err(RunFailure::TimedOut {
+            window_secs: limits.window_secs,
+        }),
+        Ok(Ok(output)) if output.len() > limits.max_output() => Err(RunFailure::Output {
+            len: output.len(),
+            max: limits.max_output(),
+        }),
         Ok(Ok(output)) => Ok(output),
-        Ok(Err(e)) => Err(limiter::cap_text(
-            &format!("agent returned error: {}", super::hostcalls::describe(&e)),
-            crate::limits::MAX_REASON,
-        )),
-        Err(trap) if state.stdio_full() => Err(format!(
-            "output flood: stdout/stderr exceeded {} bytes ({})",
-            limits.max_log(),
-            limiter::explain_trap(&state, &limits, &trap)
-        )),
+        Ok(Err(e)) => Err(RunFailure::agent(&super::hostcalls::describe(&e))),
+        Err(trap) if state.stdio_full() => Err(RunFailure::Flood {
+            max: limits.max_log(),
+            then: Box::new(limiter::explain_trap(&state, &limits, &trap)),
+        }),
         Err(trap) => Err(limiter::explain_trap(&state, &limits, &trap)),
     };
     if outcome.is_ok() {
@@ -150,7 +148,7 @@ pub fn execute(
             output: runway_audit::sha256(output),
         },
         Err(reason) => Event::Failed {
-            reason: reason.clone(),
+            reason: reason.to_string(),
         },
     };
     announce(&state, None, end)?;
@@ -196,12 +194,10 @@ fn commit(
     state: &RunState,
     locks: &[LockGrant],
     announce: &impl Fn(&RunState, Option<String>, Event) -> Result<(), AuditError>,
-) -> Result<(), String> {
+) -> Result<(), RunFailure> {
+    let window_secs = state.limits.window_secs;
     if Instant::now() >= state.deadline {
-        return Err(format!(
-            "timed out: the commit did not fit in the wall-clock window of {} s",
-            state.limits.window_secs
-        ));
+        return Err(RunFailure::CommitTimedOut { window_secs });
     }
     let tokens = locks
         .iter()
@@ -220,11 +216,8 @@ fn commit(
         deadline: state.deadline,
     };
     let committed = host.store.commit(&run).map_err(|e| match e {
-        StoreError::PastDeadline => format!(
-            "timed out: the commit did not fit in the wall-clock window of {} s",
-            state.limits.window_secs
-        ),
-        e => format!("commit failed: {e}"),
+        StoreError::PastDeadline => RunFailure::CommitTimedOut { window_secs },
+        e => RunFailure::Commit(e.to_string()),
     })?;
     for (dataset, stats) in committed {
         let event = Event::Committed {
@@ -232,7 +225,7 @@ fn commit(
             writes: stats.writes,
             deletes: stats.deletes,
         };
-        announce(state, Some(dataset), event).map_err(|e| e.to_string())?;
+        announce(state, Some(dataset), event).map_err(|e| RunFailure::Commit(e.to_string()))?;
     }
     Ok(())
 }

@@ -1,0 +1,102 @@
+//! Why a run failed, as a type: one variant per cause, its words in one
+//! `Display`. Every text that comes from the guest or from wasmtime is cut
+//! to [`MAX_REASON`] when the failure is made, so no failure can grow an
+//! audit record or a report without bound.
+
+use thiserror::Error;
+
+use crate::limits::{MAX_REASON, MAX_TRANSFER};
+
+/// Why a run did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RunFailure {
+    #[error(
+        "memory limit exceeded: the run's memories and tables together would need \
+         {wanted_mib} MiB, over its cap of {cap_mib} MiB"
+    )]
+    Memory { wanted_mib: u64, cap_mib: u64 },
+    #[error("CPU budget exhausted: fuel {fuel} used up")]
+    Fuel { fuel: u64 },
+    #[error("timed out: wall-clock window of {window_secs} s exceeded")]
+    TimedOut { window_secs: u64 },
+    #[error("timed out: the commit did not fit in the wall-clock window of {window_secs} s")]
+    CommitTimedOut { window_secs: u64 },
+    #[error("limit: a host call carried more than {MAX_TRANSFER} bytes ({detail})")]
+    Transfer { detail: String },
+    /// A trap: its cause (trap code or root error) and where in the guest.
+    #[error("agent trapped: {cause}{place}")]
+    Trapped { cause: String, place: String },
+    #[error("output of {len} bytes exceeds the {max}-byte limit")]
+    Output { len: usize, max: usize },
+    #[error("output flood: stdout/stderr exceeded {max} bytes ({then})")]
+    Flood { max: usize, then: Box<RunFailure> },
+    /// The agent's own error value, `kind: message`.
+    #[error("agent returned error: {0}")]
+    Agent(String),
+    #[error("commit failed: {0}")]
+    Commit(String),
+    /// The host code running the run panicked; the host itself goes on.
+    #[error("host fault during run: {0}")]
+    HostFault(String),
+}
+
+impl RunFailure {
+    /// The agent's error, its text cut to size.
+    pub fn agent(described: &str) -> RunFailure {
+        RunFailure::Agent(cap_text(described, MAX_REASON - 30))
+    }
+
+    /// A trap with its cause and place, cut to size.
+    pub fn trapped(cause: &str, place: &str) -> RunFailure {
+        RunFailure::Trapped {
+            cause: cap_text(cause, MAX_REASON / 2),
+            place: cap_text(place, MAX_REASON / 2 - 30),
+        }
+    }
+
+    /// wasmtime's refusal of an oversized transfer.
+    pub fn transfer(detail: &str) -> RunFailure {
+        RunFailure::Transfer {
+            detail: cap_text(detail, MAX_REASON / 2),
+        }
+    }
+}
+
+/// `text` cut to at most `max` bytes on a char boundary, with a marker
+/// saying how much was cut.
+pub fn cap_text(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let mut end = max.saturating_sub(40);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{} …[{} more bytes]", &text[..end], text.len() - end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn texts_are_cut_on_a_char_boundary() {
+        assert_eq!(cap_text("short", 10), "short");
+        let long = "é".repeat(1000);
+        let cut = cap_text(&long, 100);
+        assert!(cut.len() <= 100, "{}", cut.len());
+        assert!(cut.ends_with("more bytes]"), "{cut}");
+    }
+
+    #[test]
+    fn no_failure_grows_past_the_reason_cap() {
+        let huge = "\u{1b}[2J".repeat(100_000);
+        for failure in [
+            RunFailure::agent(&huge),
+            RunFailure::trapped(&huge, &huge),
+            RunFailure::transfer(&huge),
+        ] {
+            assert!(failure.to_string().len() <= MAX_REASON, "{failure:?}");
+        }
+    }
+}
