@@ -4,8 +4,9 @@
 //!   producers appending in bursts and waiting for their last record, as
 //!   host calls do; the p99 latency of a lone durable append and of `sync`
 //!   (which waits for a signed checkpoint) under that load;
-//! - verify records per second on one core (the whole verifier: frames,
-//!   CRCs, strict decoding, both chains, the Merkle tree, signatures);
+//! - verify records per second on one thread and on two (the whole
+//!   verifier: frames, CRCs, strict decoding, both chains, the Merkle tree,
+//!   signatures);
 //! - raw SHA-256 over the same bytes in the same process, per record and as
 //!   one stream, and verify's throughput as a ratio of both.
 //!
@@ -17,6 +18,7 @@
 use std::env;
 use std::fs;
 use std::hint::black_box;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread;
@@ -147,19 +149,27 @@ fn main() {
     }
 }
 
-/// Verifies the log in `dir` on this thread alone, and hashes its records.
+/// Verifies the log in `dir` on one thread and on two, and hashes its records.
 fn verify(dir: &std::path::Path, key: &PrivateKey) {
-    let options = VerifyOptions::from(Trust::single(key.public()));
-    let t = Instant::now();
-    let report = runway_audit::verify_with(dir, &options).expect("verify");
-    let verify_time = t.elapsed();
-    let verify_rate = report.records as f64 / verify_time.as_secs_f64();
-    println!(
-        "  verify                 {verify_rate:.0} records/s on one core  ({} records, {} checkpoints, {:.2} s)",
-        report.records,
-        report.checkpoints,
-        verify_time.as_secs_f64()
-    );
+    let mut rates = Vec::new();
+    for threads in [1, 2] {
+        let options = VerifyOptions {
+            threads: NonZeroUsize::new(threads),
+            ..VerifyOptions::from(Trust::single(key.public()))
+        };
+        let t = Instant::now();
+        let report = runway_audit::verify_with(dir, &options).expect("verify");
+        let verify_time = t.elapsed();
+        let verify_rate = report.records as f64 / verify_time.as_secs_f64();
+        println!(
+            "  verify, {threads} thread(s)     {verify_rate:.0} records/s  ({} records, {} checkpoints, {:.2} s)",
+            report.records,
+            report.checkpoints,
+            verify_time.as_secs_f64()
+        );
+        rates.push((threads, verify_rate, verify_time));
+    }
+    println!("  verify 2 threads / 1    {:.2}", rates[1].1 / rates[0].1);
 
     // Raw SHA-256 of the same bytes, from memory.
     let payloads = payloads(dir);
@@ -179,11 +189,13 @@ fn verify(dir: &std::path::Path, key: &PrivateKey) {
         total_bytes as f64 / per_record.as_secs_f64() / 1e6,
         total_bytes as f64 / streamed.as_secs_f64() / 1e6
     );
-    println!(
-        "  verify / raw SHA-256   {:.2} (per record), {:.2} (one stream)",
-        verify_rate / sha_rate,
-        verify_time_ratio(verify_time, streamed)
-    );
+    for (threads, verify_rate, verify_time) in rates {
+        println!(
+            "  verify / raw SHA-256, {threads} thread(s)  {:.2} (per record), {:.2} (one stream)",
+            verify_rate / sha_rate,
+            verify_time_ratio(verify_time, streamed)
+        );
+    }
 }
 
 fn verify_time_ratio(verify: Duration, sha: Duration) -> f64 {

@@ -22,6 +22,8 @@
 //! | one batch: link, encode, write, fsync, rotate | `commit.rs` |
 //! | reopening: read back, trim a torn tail | `recover.rs` |
 //! | walking all segments, [`read_records`] | `reader.rs` |
+//! | checking a chunk of frames on its own: CRC, decoding, leaf hash | `frame_check.rs` |
+//! | checking chunks on several threads, handed back in log order | `check_pool.rs` |
 //! | [`verify()`] and its report | `verify.rs` |
 //! | what verification finds wrong, and where | `findings.rs` |
 //! | timeline lines and JSON | `render.rs` |
@@ -38,6 +40,7 @@
 //! | holding a walk to the checkpoints' roots | `tree_check.rs` |
 
 mod chain;
+mod check_pool;
 pub mod checkpoint;
 mod checkpointer;
 mod codec;
@@ -45,6 +48,7 @@ mod commit;
 mod error;
 mod findings;
 pub mod frame;
+mod frame_check;
 pub mod hex;
 pub mod keys;
 pub mod merkle;

@@ -303,7 +303,7 @@ fn read_log(dir: &Path, at: Option<u64>, seq: Option<u64>) -> Result<LogForProof
     tree.check_empty()?;
     let mut leaves = Vec::new();
     let mut record = None;
-    walk(dir, TailMode::Verify, |r, leaf| {
+    walk(dir, TailMode::Verify, 1, |r, leaf| {
         if Some(r.seq) == seq {
             record = r.encode().ok();
         }

@@ -16,12 +16,16 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 
+use std::thread;
+
 use crate::chain::Chain;
+use crate::check_pool::CheckPool;
 use crate::findings::{TornKind, TornTail, VerifyError, VerifyErrorKind};
 use crate::frame::{
     FRAME_HEAD_LEN, FrameHead, HeaderError, MAX_FRAME_LEN, SegmentHeader, read_full,
 };
-use crate::record::{Hash, Record, leaf_hash};
+use crate::frame_check::{Chunk, FrameFault};
+use crate::record::{Hash, Record};
 use crate::segment::{SegmentFile, list_segments};
 
 /// How to treat the end of the last segment.
@@ -60,7 +64,7 @@ pub(crate) struct WalkEnd {
 /// [`verify`](crate::verify()). A torn tail is left out.
 pub fn read_records(dir: &Path) -> Result<Vec<Record>, VerifyError> {
     let mut records = Vec::new();
-    walk(dir, TailMode::Verify, |record, _| {
+    walk(dir, TailMode::Verify, 1, |record, _| {
         records.push(record);
         Ok(())
     })?;
@@ -69,29 +73,51 @@ pub fn read_records(dir: &Path) -> Result<Vec<Record>, VerifyError> {
 
 /// Walks all segments of `dir` in order, checking everything, and hands each
 /// good record and its leaf hash to `visit`, stopping at its first error.
+///
+/// Frames are checked on their own (CRC, decoding, leaf hash) on `threads`
+/// threads, and linked and visited on this one in log order, so the first
+/// error is the same whatever the number of threads.
 pub(crate) fn walk(
     dir: &Path,
     mode: TailMode<'_>,
+    threads: usize,
     mut visit: impl FnMut(Record, Hash) -> Result<(), VerifyError>,
 ) -> Result<WalkEnd, VerifyError> {
     let segments = list_segments(dir).map_err(|e| VerifyError::folder(VerifyErrorKind::Io(e)))?;
     let mut walker = Walker {
         mode,
         end: WalkEnd::default(),
-        payload: Vec::new(),
+        good_end: 0,
+        crc_torn: false,
     };
     let count = segments.len();
-    for (index, segment) in segments.iter().enumerate() {
-        walker.segment(segment, index + 1 == count, &mut visit)?;
-    }
+    thread::scope(|scope| {
+        let mut pool = CheckPool::start(scope, threads);
+        for (index, segment) in segments.iter().enumerate() {
+            walker.segment(segment, index + 1 == count, &mut pool, &mut visit)?;
+        }
+        Ok(())
+    })?;
     Ok(walker.end)
 }
 
 struct Walker<'a> {
     mode: TailMode<'a>,
     end: WalkEnd,
-    /// Reused buffer for a frame's payload.
-    payload: Vec<u8>,
+    /// In the current segment: the end of the last record linked.
+    good_end: u64,
+    /// Recovering: the current segment's last frame fails its CRC and is
+    /// no record that links, so it is a torn write.
+    crc_torn: bool,
+}
+
+/// What ended the reading of a segment's frames.
+enum Stop {
+    /// The end of the file, after a whole frame.
+    End,
+    Torn(TornKind),
+    Damage(VerifyErrorKind),
+    Io(io::Error),
 }
 
 impl Walker<'_> {
@@ -99,16 +125,10 @@ impl Walker<'_> {
         &mut self,
         segment: &SegmentFile,
         is_last: bool,
+        pool: &mut CheckPool,
         visit: &mut impl FnMut(Record, Hash) -> Result<(), VerifyError>,
     ) -> Result<(), VerifyError> {
-        let at = |seq: Option<u64>, offset: u64, kind: VerifyErrorKind| VerifyError {
-            seq,
-            segment: Some(segment.name.clone()),
-            offset,
-            checkpoint: None,
-            kind,
-        };
-        let io = |offset: u64| move |e| at(None, offset, VerifyErrorKind::Io(e));
+        let io = |offset: u64| move |e| at(segment, None, offset, VerifyErrorKind::Io(e));
 
         let file = File::open(&segment.path).map_err(io(0))?;
         let file_len = file.metadata().map_err(io(0))?.len();
@@ -119,86 +139,116 @@ impl Walker<'_> {
             Err(HeaderError::Incomplete) if is_last => {
                 if !self.is_torn_header(segment).map_err(io(0))? {
                     let detail = "file ends inside a header that is not the expected one";
-                    return Err(at(None, 0, VerifyErrorKind::BadHeader(detail.into())));
+                    return Err(at(
+                        segment,
+                        None,
+                        0,
+                        VerifyErrorKind::BadHeader(detail.into()),
+                    ));
                 }
                 self.end.torn_tail =
                     Some(self.torn(segment, 0, file_len, TornKind::IncompleteHeader));
                 return Ok(());
             }
-            Err(HeaderError::Io(e)) => return Err(at(None, 0, VerifyErrorKind::Io(e))),
-            Err(e) => return Err(at(None, 0, VerifyErrorKind::BadHeader(e.to_string()))),
+            Err(HeaderError::Io(e)) => return Err(at(segment, None, 0, VerifyErrorKind::Io(e))),
+            Err(e) => {
+                return Err(at(
+                    segment,
+                    None,
+                    0,
+                    VerifyErrorKind::BadHeader(e.to_string()),
+                ));
+            }
         };
         self.check_header(&header, segment)
-            .map_err(|kind| at(None, 0, kind))?;
+            .map_err(|kind| at(segment, None, 0, kind))?;
         let header_len = header.encoded_len() as u64;
         self.end.origin.get_or_insert(header.origin);
         self.end.segments += 1;
 
+        self.good_end = header_len;
+        self.crc_torn = false;
+        let mut consume =
+            |chunk: &mut Chunk| self.consume(chunk, segment, is_last, file_len, visit);
+        let mut chunk = pool.chunk();
         let mut offset = header_len;
-        let torn_kind = loop {
-            let expected = Some(self.end.chain.next_seq);
+        let stop = loop {
             let mut head = [0u8; FRAME_HEAD_LEN];
-            let got = read_full(&mut reader, &mut head).map_err(io(offset))?;
+            let got = match read_full(&mut reader, &mut head) {
+                Ok(got) => got,
+                Err(e) => break Stop::Io(e),
+            };
             if got == 0 {
-                break None;
+                break Stop::End;
             }
             if got < FRAME_HEAD_LEN {
-                break Some(TornKind::IncompleteFrame);
+                break Stop::Torn(TornKind::IncompleteFrame);
             }
             let head = FrameHead::parse(head);
             if head.len > MAX_FRAME_LEN {
-                return Err(at(
-                    expected,
-                    offset,
-                    VerifyErrorKind::FrameTooLong(head.len),
-                ));
+                break Stop::Damage(VerifyErrorKind::FrameTooLong(head.len));
             }
             if head.len == 0 {
-                if is_last && head.crc == 0 && rest_is_zero(&mut reader).map_err(io(offset))? {
-                    break Some(TornKind::ZeroFill);
+                if is_last && head.crc == 0 {
+                    match rest_is_zero(&mut reader) {
+                        Ok(true) => break Stop::Torn(TornKind::ZeroFill),
+                        Ok(false) => {}
+                        Err(e) => break Stop::Io(e),
+                    }
                 }
-                return Err(at(expected, offset, VerifyErrorKind::EmptyFrame));
+                break Stop::Damage(VerifyErrorKind::EmptyFrame);
             }
             let frame_end = offset + (FRAME_HEAD_LEN as u64) + u64::from(head.len);
             if frame_end > file_len {
-                if let Some(actual) = self.whole_record_in(&mut reader).map_err(io(offset))? {
-                    let kind = VerifyErrorKind::FrameLengthMismatch {
+                break match whole_record_in(&mut reader) {
+                    Ok(Some(actual)) => Stop::Damage(VerifyErrorKind::FrameLengthMismatch {
                         claimed: head.len,
                         actual,
-                    };
-                    return Err(at(expected, offset, kind));
-                }
-                break Some(TornKind::IncompleteFrame);
+                    }),
+                    Ok(None) => Stop::Torn(TornKind::IncompleteFrame),
+                    Err(e) => Stop::Io(e),
+                };
             }
-            self.payload.resize(head.len as usize, 0);
-            let got = read_full(&mut reader, &mut self.payload).map_err(io(offset))?;
-            if got < self.payload.len() {
+            match chunk.read_frame(&mut reader, offset, head) {
+                Ok(true) => {}
                 // The file shrank under us: the same as an incomplete frame.
-                break Some(TornKind::IncompleteFrame);
+                Ok(false) => break Stop::Torn(TornKind::IncompleteFrame),
+                Err(e) => break Stop::Io(e),
             }
-            if !head.matches(&self.payload) {
-                let recovering = matches!(self.mode, TailMode::Recover { .. });
-                if recovering && is_last && frame_end == file_len && !self.payload_links() {
-                    break Some(TornKind::CrcMismatch);
-                }
-                return Err(at(expected, offset, VerifyErrorKind::CrcMismatch));
-            }
-            let record = Record::decode(&self.payload)
-                .map_err(|e| at(expected, offset, VerifyErrorKind::Decode(e)))?;
-            self.end
-                .chain
-                .check(&record)
-                .map_err(|kind| at(expected, offset, kind))?;
-            let leaf = leaf_hash(&self.payload);
-            self.end.chain.advance(&record, leaf);
-            visit(record, leaf)?;
             offset = frame_end;
+            if chunk.is_full() {
+                pool.submit(chunk, &mut consume)?;
+                chunk = pool.chunk();
+            }
+        };
+        // What stopped the reading counts only once every frame before it
+        // has passed, as when each frame is checked as soon as it is read.
+        if !chunk.is_empty() {
+            pool.submit(chunk, &mut consume)?;
+        }
+        pool.drain(&mut consume)?;
+        let torn_kind = match stop {
+            _ if self.crc_torn => {
+                offset = self.good_end;
+                Some(TornKind::CrcMismatch)
+            }
+            Stop::End => None,
+            Stop::Torn(kind) => Some(kind),
+            Stop::Damage(kind) => {
+                return Err(at(segment, Some(self.end.chain.next_seq), offset, kind));
+            }
+            Stop::Io(e) => return Err(at(segment, None, offset, VerifyErrorKind::Io(e))),
         };
 
         if let Some(kind) = torn_kind {
             if !is_last {
                 let expected = Some(self.end.chain.next_seq);
-                return Err(at(expected, offset, VerifyErrorKind::TruncatedFrame));
+                return Err(at(
+                    segment,
+                    expected,
+                    offset,
+                    VerifyErrorKind::TruncatedFrame,
+                ));
             }
             self.end.torn_tail = Some(self.torn(segment, offset, file_len - offset, kind));
         }
@@ -207,6 +257,50 @@ impl Walker<'_> {
             len: offset,
             header_len,
         });
+        Ok(())
+    }
+
+    /// Links the checked frames of `chunk` in order and visits their
+    /// records, stopping at the first that is bad or does not link.
+    fn consume(
+        &mut self,
+        chunk: &mut Chunk,
+        segment: &SegmentFile,
+        is_last: bool,
+        file_len: u64,
+        visit: &mut impl FnMut(Record, Hash) -> Result<(), VerifyError>,
+    ) -> Result<(), VerifyError> {
+        let checked = std::mem::take(&mut chunk.checked);
+        for (frame, checked) in chunk.frames.iter().zip(checked) {
+            let expected = Some(self.end.chain.next_seq);
+            let (record, leaf) = match checked {
+                Ok((record, leaf)) => (record, leaf),
+                Err(FrameFault::CrcMismatch) => {
+                    let recovering = matches!(self.mode, TailMode::Recover { .. });
+                    if recovering
+                        && is_last
+                        && frame.end == file_len
+                        && !self.payload_links(chunk.payload(frame))
+                    {
+                        self.crc_torn = true;
+                        return Ok(());
+                    }
+                    let kind = VerifyErrorKind::CrcMismatch;
+                    return Err(at(segment, expected, frame.offset, kind));
+                }
+                Err(FrameFault::Undecodable(e)) => {
+                    let kind = VerifyErrorKind::Decode(e);
+                    return Err(at(segment, expected, frame.offset, kind));
+                }
+            };
+            self.end
+                .chain
+                .check(&record)
+                .map_err(|kind| at(segment, expected, frame.offset, kind))?;
+            self.end.chain.advance(&record, leaf);
+            visit(record, leaf)?;
+            self.good_end = frame.end;
+        }
         Ok(())
     }
 
@@ -232,26 +326,12 @@ impl Walker<'_> {
         Ok(found.len() < expected.len() && expected.starts_with(&found))
     }
 
-    /// Reads what is left of a frame that runs past the end of the file and
-    /// returns the size of a whole record at its start, if there is one. A
-    /// write cut short leaves a strict prefix of a record, which never
-    /// decodes; a whole record means the length field was altered.
-    fn whole_record_in(&mut self, reader: &mut impl Read) -> io::Result<Option<usize>> {
-        self.payload.clear();
-        reader
-            .take(u64::from(MAX_FRAME_LEN))
-            .read_to_end(&mut self.payload)?;
-        Ok(postcard::take_from_bytes::<Record>(&self.payload)
-            .ok()
-            .map(|(_, rest)| self.payload.len() - rest.len()))
-    }
-
-    /// Whether the payload, CRC aside, is a record that links where it
+    /// Whether `payload`, CRC aside, is a record that links where it
     /// stands. A write cut short leaves zeros or stale bytes, which do not;
     /// a durable record whose CRC or contents were damaged mostly does, and
     /// must not be trimmed away as if it had never been written.
-    fn payload_links(&mut self) -> bool {
-        Record::decode(&self.payload).is_ok_and(|record| self.end.chain.check(&record).is_ok())
+    fn payload_links(&self, payload: &[u8]) -> bool {
+        Record::decode(payload).is_ok_and(|record| self.end.chain.check(&record).is_ok())
     }
 
     fn check_header(
@@ -294,6 +374,31 @@ impl Walker<'_> {
             seq: self.end.chain.next_seq,
             kind,
         }
+    }
+}
+
+/// Reads what is left of a frame that runs past the end of the file and
+/// returns the size of a whole record at its start, if there is one. A
+/// write cut short leaves a strict prefix of a record, which never decodes;
+/// a whole record means the length field was altered.
+fn whole_record_in(reader: &mut impl Read) -> io::Result<Option<usize>> {
+    let mut rest = Vec::new();
+    reader
+        .take(u64::from(MAX_FRAME_LEN))
+        .read_to_end(&mut rest)?;
+    Ok(postcard::take_from_bytes::<Record>(&rest)
+        .ok()
+        .map(|(_, left)| rest.len() - left.len()))
+}
+
+/// An error in `segment`.
+fn at(segment: &SegmentFile, seq: Option<u64>, offset: u64, kind: VerifyErrorKind) -> VerifyError {
+    VerifyError {
+        seq,
+        segment: Some(segment.name.clone()),
+        offset,
+        checkpoint: None,
+        kind,
     }
 }
 

@@ -26,10 +26,13 @@
 //! cutting records would go unnoticed.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::path::Path;
 
 use serde::Serialize;
 
+pub use crate::check_pool::MAX_DEFAULT_THREADS;
+use crate::check_pool::thread_count;
 use crate::findings::{TornTail, VerifyError, VerifyErrorKind};
 use crate::hex;
 use crate::reader::{TailMode, walk};
@@ -112,15 +115,22 @@ pub struct VerifyOptions {
     /// With `trust`: the most records allowed after the last signed
     /// checkpoint. Default [`DEFAULT_MAX_UNSIGNED`].
     pub allow_unsigned_tail: u64,
+    /// Threads that check records (CRC, decoding, leaf hash) while this
+    /// one links them in order; `None`: one per core, at most
+    /// [`MAX_DEFAULT_THREADS`]. The result, and the first error, are the
+    /// same for any number.
+    pub threads: Option<NonZeroUsize>,
 }
 
 impl Default for VerifyOptions {
-    /// No trust, no kept checkpoints, the writer's unsigned-tail bound.
+    /// No trust, no kept checkpoints, the writer's unsigned-tail bound, a
+    /// thread per core.
     fn default() -> VerifyOptions {
         VerifyOptions {
             trust: None,
             kept_checkpoints: Vec::new(),
             allow_unsigned_tail: DEFAULT_MAX_UNSIGNED,
+            threads: None,
         }
     }
 }
@@ -151,7 +161,8 @@ pub fn verify_with(dir: &Path, options: &VerifyOptions) -> Result<VerifyReport, 
     let loaded = load_checkpoints(dir, &sources)?;
     let mut tree = TreeCheck::new(&loaded);
     tree.check_empty()?;
-    let end = walk(dir, TailMode::Verify, |_, leaf| tree.push(leaf))?;
+    let threads = thread_count(options.threads);
+    let end = walk(dir, TailMode::Verify, threads, |_, leaf| tree.push(leaf))?;
     if let Some(origin) = &end.origin {
         loaded.check_origin(origin)?;
     }

@@ -191,6 +191,7 @@ fn verify(
         trust: Some(trust),
         kept_checkpoints,
         allow_unsigned_tail,
+        ..VerifyOptions::default()
     };
     let report = runway_audit::verify_with(dir, &options).map_err(|e| {
         Failure::new(

@@ -3,6 +3,7 @@
 //! verifier must catch.
 
 mod group_commit;
+mod parallel;
 mod proofs;
 mod recovery;
 mod rotation;
