@@ -5,6 +5,7 @@ mod audit_crash;
 mod audit_tamper;
 mod audit_trail;
 mod cli;
+mod commit_crash;
 mod data;
 mod doors;
 mod locks;

@@ -119,6 +119,7 @@ fn each_step_starts_only_after_the_one_before_succeeded() {
             "cleared",
             "granted",
             "started",
+            "committing",
             "committed",
             "succeeded",
             "released"
@@ -198,7 +199,7 @@ fn a_trapping_agent_fails_and_its_writes_are_discarded() {
     assert_eq!(f.host.store.len("test_scratch").unwrap(), 0);
 }
 
-pub fn event_name(e: &Event) -> &'static str {
+fn event_name(e: &Event) -> &'static str {
     match e {
         Event::Filed { .. } => "filed",
         Event::Rejected { .. } => "rejected",
@@ -212,5 +213,7 @@ pub fn event_name(e: &Event) -> &'static str {
         Event::Failed { .. } => "failed",
         Event::PluginLoaded => "plugin-loaded",
         Event::PluginUnloaded => "plugin-unloaded",
+        Event::Committing { .. } => "committing",
+        Event::Recovered { .. } => "recovered",
     }
 }

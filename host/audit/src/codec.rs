@@ -117,6 +117,15 @@ impl<'a> Input<'a> {
             .map_err(|_| malformed("string is not UTF-8"))
     }
 
+    /// postcard's bool: one byte, 0 or 1.
+    fn bool(&mut self) -> Result<bool, DecodeError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(malformed("bool is neither 0 nor 1")),
+        }
+    }
+
     fn option<T>(
         &mut self,
         value: impl FnOnce(&mut Self) -> Result<T, DecodeError>,
@@ -161,7 +170,7 @@ impl<'a> Input<'a> {
 
     /// Variants in declaration order: postcard encodes the index.
     fn event(&mut self) -> Result<Event, DecodeError> {
-        Ok(match self.variant(12)? {
+        Ok(match self.variant(14)? {
             0 => Event::Filed {
                 action: self.string()?,
                 after: self.list(Self::string)?,
@@ -176,13 +185,7 @@ impl<'a> Input<'a> {
                 reason: self.string()?,
             },
             2 => Event::Cleared {
-                locks: self.list(|input| {
-                    Ok(LockGrant {
-                        dataset: input.string()?,
-                        mode: input.mode()?,
-                        token: input.u64()?,
-                    })
-                })?,
+                locks: self.list(Self::grant)?,
             },
             3 => Event::LockGranted {
                 mode: self.mode()?,
@@ -215,7 +218,23 @@ impl<'a> Input<'a> {
                 reason: self.string()?,
             },
             10 => Event::PluginLoaded,
-            _ => Event::PluginUnloaded,
+            11 => Event::PluginUnloaded,
+            12 => Event::Committing {
+                locks: self.list(Self::grant)?,
+                changes: self.hash()?,
+            },
+            _ => Event::Recovered {
+                committing: self.u64()?,
+                landed: self.bool()?,
+            },
+        })
+    }
+
+    fn grant(&mut self) -> Result<LockGrant, DecodeError> {
+        Ok(LockGrant {
+            dataset: self.string()?,
+            mode: self.mode()?,
+            token: self.u64()?,
         })
     }
 

@@ -112,6 +112,18 @@ pub enum Event {
     PluginLoaded,
     /// A plugin's files left the plugins folder; runs in flight keep it.
     PluginUnloaded,
+    /// A run is about to commit: this record is durable before the store's
+    /// transaction starts, so the trail always knows a commit may have
+    /// happened. `changes` is the digest of the change set.
+    Committing {
+        locks: Vec<LockGrant>,
+        changes: Hash,
+    },
+    /// At start-up, the commit begun at record `committing` (the host
+    /// crashed before its outcome was recorded) was looked up in the store:
+    /// `landed` says whether its transaction committed. The records that
+    /// follow say the rest: COMMITTED and SUCCEEDED, or FAILED.
+    Recovered { committing: u64, landed: bool },
 }
 
 /// A lock a manifest asks for.
@@ -273,7 +285,7 @@ impl Entry {
                     + after.iter().map(|a| a.len()).sum::<usize>()
                     + locks.iter().map(|l| l.dataset.len()).sum::<usize>()
             }
-            Event::Cleared { locks } => {
+            Event::Cleared { locks } | Event::Committing { locks, .. } => {
                 lists(locks.len()) + locks.iter().map(|l| l.dataset.len()).sum::<usize>()
             }
             Event::Rejected { reason } | Event::Failed { reason } => text(reason),
@@ -286,7 +298,8 @@ impl Entry {
             | Event::LockReleased { .. }
             | Event::Succeeded { .. }
             | Event::PluginLoaded
-            | Event::PluginUnloaded => 0,
+            | Event::PluginUnloaded
+            | Event::Recovered { .. } => 0,
         };
         FIXED_MAX
             + text(&self.runway)
@@ -431,7 +444,7 @@ mod tests {
         }
         fn event(&mut self) -> Event {
             let list = |g: &mut Self| 0..g.below(4);
-            match self.below(12) {
+            match self.below(14) {
                 0 => Event::Filed {
                     action: self.string(),
                     after: list(self).map(|_| self.string()).collect(),
@@ -492,7 +505,21 @@ mod tests {
                     reason: self.string(),
                 },
                 10 => Event::PluginLoaded,
-                _ => Event::PluginUnloaded,
+                11 => Event::PluginUnloaded,
+                12 => Event::Committing {
+                    locks: (0..self.below(3))
+                        .map(|_| LockGrant {
+                            dataset: self.string(),
+                            mode: self.mode(),
+                            token: self.u64(),
+                        })
+                        .collect(),
+                    changes: self.hash(),
+                },
+                _ => Event::Recovered {
+                    committing: self.u64(),
+                    landed: self.below(2) == 1,
+                },
             }
         }
         fn record(&mut self) -> Record {

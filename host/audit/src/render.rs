@@ -216,6 +216,28 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 plural(*deletes, "delete", "deletes")
             ),
         ),
+        Event::Committing { locks, changes } => {
+            let locks: Vec<_> = locks
+                .iter()
+                .map(|l| format!("{} token {}", lock(&l.dataset, l.mode), l.token))
+                .collect();
+            (
+                "COMMITTING",
+                format!(
+                    "{} changes {}",
+                    locks.join(", "),
+                    &hex::encode(changes)[..SHORT_HASH]
+                ),
+            )
+        }
+        Event::Recovered { committing, landed } => (
+            "RECOVER",
+            if *landed {
+                format!("commit of #{committing} found in the store: it landed")
+            } else {
+                format!("commit of #{committing} not in the store: nothing applied")
+            },
+        ),
         Event::LockReleased { mode, token } => (
             "RELEASE",
             format!("{} {} token {token}", dataset(), mode.letter()),
@@ -320,6 +342,24 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
         Event::Failed { reason } => vec![("event", json!("failed")), ("reason", json!(reason))],
         Event::PluginLoaded => vec![("event", json!("plugin-loaded"))],
         Event::PluginUnloaded => vec![("event", json!("plugin-unloaded"))],
+        Event::Committing { locks, changes } => vec![
+            ("event", json!("committing")),
+            (
+                "locks",
+                Value::Array(
+                    locks
+                        .iter()
+                        .map(|l| json!({"dataset": l.dataset, "mode": l.mode.name(), "token": l.token}))
+                        .collect(),
+                ),
+            ),
+            ("changes", json!(hex_of(changes))),
+        ],
+        Event::Recovered { committing, landed } => vec![
+            ("event", json!("recovered")),
+            ("committing", json!(committing)),
+            ("landed", json!(landed)),
+        ],
     }
 }
 

@@ -137,6 +137,14 @@ impl HostArgs {
             |n| n as usize,
         );
         let store = DatasetStore::open(&self.data).map_err(|e| Failure::new(HOST_FAULT, e))?;
+        // The trail and the store agree before anything new is filed.
+        let settled = crate::controller::recovery::recover_commits(audit, &store)
+            .map_err(|e| Failure::new(HOST_FAULT, e))?;
+        if settled > 0 {
+            eprintln!(
+                "runway: settled {settled} commit(s) a crash had interrupted (see RECOVER in the audit)"
+            );
+        }
         Ok(Arc::new(Host::new(
             runtime,
             Arc::new(plugins),

@@ -9,6 +9,7 @@
 
 mod host;
 pub mod locks;
+pub mod recovery;
 pub mod tower;
 
 pub use host::Host;

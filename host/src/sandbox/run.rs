@@ -16,7 +16,7 @@ use super::failure::RunFailure;
 use super::hostcalls::{AgentPre, HeldLock, RunInfo, RunLog, RunState};
 use super::limiter;
 use crate::grants::Limits;
-use crate::store::{DatasetStore, RunCommit, StoreError};
+use crate::store::{Change, DatasetStore, RunCommit, StoreError};
 
 /// What runs share in a process: the engine, the datasets, the audit trail.
 #[derive(Clone, Copy)]
@@ -139,7 +139,11 @@ pub fn execute(
         // No data changes before the audit records of the calls that made
         // them are durable.
         host.audit.sync()?;
-        if let Err(reason) = commit(host, &state, &req.locks, &announce) {
+        let digest = outcome
+            .as_ref()
+            .map(runway_audit::sha256)
+            .unwrap_or_default();
+        if let Err(reason) = commit(host, &state, &req.locks, digest, &announce) {
             outcome = Err(reason);
         }
     }
@@ -160,6 +164,42 @@ pub fn execute(
         stdout,
         stderr,
     })
+}
+
+/// SHA-256 over the run's change set, in store order: dataset, key, and
+/// the value (or a delete mark) of every staged change.
+fn change_digest(staged: &crate::store::Staged) -> Hash {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (dataset, changes) in staged.iter() {
+        for (key, staging) in changes {
+            for part in [dataset.as_bytes(), key.as_bytes()] {
+                h.update((part.len() as u64).to_le_bytes());
+                h.update(part);
+            }
+            match &staging.change {
+                Change::Put(v) => {
+                    h.update([1]);
+                    h.update((v.len() as u64).to_le_bytes());
+                    h.update(v);
+                }
+                Change::Delete => h.update([0]),
+            }
+        }
+    }
+    h.finalize().into()
+}
+
+/// Fault injection for the crash tests: with `RUNWAY_CRASH_AT=NAME` in the
+/// environment, the process kills itself with SIGKILL at point `NAME` of
+/// the commit protocol, as a power cut would stop it.
+fn crash_point(name: &str) {
+    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let at = AT.get_or_init(|| std::env::var("RUNWAY_CRASH_AT").ok());
+    if at.as_deref() == Some(name) {
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+    }
 }
 
 /// A fresh store for one run of `program`: its [`RunState`], its window
@@ -186,13 +226,17 @@ pub(crate) fn new_store(
     (store, limited)
 }
 
-/// Commits the run's staged changes to every dataset in one store
-/// transaction (all or nothing, every fence checked first), then audits
-/// what each dataset got.
+/// Commits the run's staged changes, the protocol of DESIGN.md
+/// ("Datasets"): (1) COMMITTING is appended and made durable; (2) one store
+/// transaction checks every fence, applies every change and writes a
+/// commits row keyed by COMMITTING's seq; (3) COMMITTED per dataset. A crash
+/// between (1) and (3) is settled at the next start
+/// (`controller::recovery`): the commits row says whether (2) happened.
 fn commit(
     host: Sandbox<'_>,
     state: &RunState,
     locks: &[LockGrant],
+    output: Hash,
     announce: &impl Fn(&RunState, Option<String>, Event) -> Result<(), AuditError>,
 ) -> Result<(), RunFailure> {
     let window_secs = state.limits.window_secs;
@@ -204,6 +248,26 @@ fn commit(
         .filter(|l| l.mode == LockMode::Exclusive)
         .map(|l| (l.dataset.clone(), l.token))
         .collect();
+    // Step 1: COMMITTING, durable before the store is touched.
+    let grants: Vec<LockGrant> = locks
+        .iter()
+        .filter(|l| l.mode == LockMode::Exclusive)
+        .cloned()
+        .collect();
+    let changes = change_digest(&state.staged);
+    crash_point("before-committing");
+    let committing = host
+        .audit
+        .append_durable(state.entry(
+            None,
+            Event::Committing {
+                locks: grants,
+                changes,
+            },
+        ))
+        .map_err(|e| RunFailure::Commit(e.to_string()))?;
+    crash_point("after-committing");
+    // Step 2: one store transaction, fences first, with the commits row.
     let seq_of = |call| state.seq_of(call);
     let run = RunCommit {
         runway: &state.info.runway,
@@ -214,11 +278,15 @@ fn commit(
         staged: &state.staged,
         seq_of: &seq_of,
         deadline: state.deadline,
+        committing_seq: committing,
+        output,
     };
     let committed = host.store.commit(&run).map_err(|e| match e {
         StoreError::PastDeadline => RunFailure::CommitTimedOut { window_secs },
         e => RunFailure::Commit(e.to_string()),
     })?;
+    crash_point("after-store-commit");
+    // Step 3: COMMITTED per dataset (SUCCEEDED follows in `execute`).
     for (dataset, stats) in committed {
         let event = Event::Committed {
             token: tokens[&dataset],
@@ -227,5 +295,6 @@ fn commit(
         };
         announce(state, Some(dataset), event).map_err(|e| RunFailure::Commit(e.to_string()))?;
     }
+    crash_point("after-committed");
     Ok(())
 }

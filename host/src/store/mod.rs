@@ -110,6 +110,19 @@ pub struct RunCommit<'a> {
     pub seq_of: &'a dyn Fn(u64) -> u64,
     /// Past it, nothing is committed.
     pub deadline: Instant,
+    /// Audit seq of the run's COMMITTING record, durable before the
+    /// transaction: the commit is found by it after a crash.
+    pub committing_seq: u64,
+    /// Digest of the run's output, for the SUCCEEDED a recovery appends.
+    pub output: Hash,
+}
+
+/// What a commit found in the store after a crash did: each dataset with
+/// its token and counts, and the run's output digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Landed {
+    pub datasets: Vec<(String, u64, CommitStats)>,
+    pub output: Hash,
 }
 
 /// What a dataset store does; every method is one transaction.
@@ -133,6 +146,9 @@ pub trait Backend: Send + Sync {
     /// Checks every fence, then applies every change, in one transaction.
     fn commit(&self, run: &RunCommit<'_>) -> Result<BTreeMap<String, CommitStats>, StoreError>;
     fn len(&self, dataset: &str) -> Result<usize, StoreError>;
+    /// The commit whose COMMITTING record is `committing_seq`, if its
+    /// transaction committed.
+    fn landed(&self, committing_seq: u64) -> Result<Option<Landed>, StoreError>;
     /// Every dataset with records or a fence, by name.
     fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError>;
     fn provenance(&self, dataset: &str, key: &str) -> Result<Option<Provenance>, StoreError>;
@@ -162,6 +178,11 @@ impl DatasetStore {
         Ok(DatasetStore {
             backend: Box::new(sqlite::Sqlite::open_read_only(path)?),
         })
+    }
+
+    /// See [`Backend::landed`].
+    pub fn landed(&self, committing_seq: u64) -> Result<Option<Landed>, StoreError> {
+        self.backend.landed(committing_seq)
     }
 
     /// See [`Backend::datasets`].

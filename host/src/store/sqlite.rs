@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `records` | (dataset, key) → value, and who wrote it: runway, agent, plugin digest, attempt, token, audit seq |
 //! | `fences` | dataset → the highest exclusive token that committed to it |
-//! | `commits` | one row per run commit: its first token, runway, attempt, every token |
+//! | `commits` | one row per run commit, keyed by the audit seq of its COMMITTING record: runway, attempt, what each dataset got, the output digest |
 //! | `counters` | `next_token`: the first fencing token not yet reserved |
 //!
 //! Tokens are reserved in blocks of [`TOKEN_BLOCK`], the block's end made
@@ -22,7 +22,9 @@ use std::time::Instant;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::lock::RootLock;
-use super::{Backend, Change, CommitStats, DatasetSummary, Provenance, RunCommit, StoreError};
+use super::{
+    Backend, Change, CommitStats, DatasetSummary, Landed, Provenance, RunCommit, StoreError,
+};
 
 /// The database file's name in the data root.
 pub const DB_FILE: &str = "runway.db";
@@ -49,10 +51,11 @@ CREATE TABLE IF NOT EXISTS fences (
     token   INTEGER NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS commits (
-    first_token INTEGER PRIMARY KEY,
-    runway      TEXT    NOT NULL,
-    attempt     INTEGER NOT NULL,
-    tokens      TEXT    NOT NULL
+    committing_seq INTEGER PRIMARY KEY,
+    runway         TEXT    NOT NULL,
+    attempt        INTEGER NOT NULL,
+    landed         TEXT    NOT NULL,
+    output         BLOB    NOT NULL
 );
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT    PRIMARY KEY,
@@ -238,9 +241,9 @@ impl Backend for Sqlite {
             }
             tokens.insert(dataset.clone(), token);
         }
-        let Some(&first_token) = tokens.values().min() else {
+        if tokens.is_empty() {
             return Ok(BTreeMap::new());
-        };
+        }
         let err = self.err();
         let mut db = self.db();
         let tx = db.transaction().map_err(&err)?;
@@ -298,10 +301,20 @@ impl Backend for Sqlite {
                 fence.execute(params![dataset, token]).map_err(&err)?;
                 stats.insert(dataset.clone(), s);
             }
-            let all: Vec<String> = tokens.iter().map(|(d, t)| format!("{d}={t}")).collect();
+            let landed: Vec<String> = stats
+                .iter()
+                .map(|(d, s)| format!("{d}={}:{}:{}", tokens[d], s.writes, s.deletes))
+                .collect();
             tx.execute(
-                "INSERT INTO commits (first_token, runway, attempt, tokens) VALUES (?1, ?2, ?3, ?4)",
-                params![to_sql(first_token), run.runway, run.attempt, all.join(",")],
+                "INSERT INTO commits (committing_seq, runway, attempt, landed, output)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![
+                    to_sql(run.committing_seq),
+                    run.runway,
+                    run.attempt,
+                    landed.join(","),
+                    &run.output[..]
+                ],
             )
             .map_err(&err)?;
         }
@@ -323,6 +336,37 @@ impl Backend for Sqlite {
             )
             .map_err(self.err())?;
         Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    fn landed(&self, committing_seq: u64) -> Result<Option<Landed>, StoreError> {
+        let row: Option<(String, Vec<u8>)> = self
+            .db()
+            .query_row(
+                "SELECT landed, output FROM commits WHERE committing_seq = ?1",
+                params![to_sql(committing_seq)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(self.err())?;
+        Ok(row.map(|(landed, output)| Landed {
+            datasets: landed
+                .split(',')
+                .filter_map(|part| {
+                    let (dataset, rest) = part.split_once('=')?;
+                    let mut n = rest.split(':').map(|x| x.parse::<u64>().ok());
+                    let (token, writes, deletes) = (n.next()??, n.next()??, n.next()??);
+                    Some((
+                        dataset.to_string(),
+                        token,
+                        CommitStats {
+                            writes: u32::try_from(writes).ok()?,
+                            deletes: u32::try_from(deletes).ok()?,
+                        },
+                    ))
+                })
+                .collect(),
+            output: output.try_into().unwrap_or([0; 32]),
+        }))
     }
 
     fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError> {
@@ -432,7 +476,8 @@ mod tests {
         for (i, (dataset, key, value)) in writes.iter().enumerate() {
             staged.stage(dataset, key, Change::Put(value.to_vec()), i as u64);
         }
-        let tokens = tokens.iter().map(|(d, t)| (d.to_string(), *t)).collect();
+        let tokens: BTreeMap<String, u64> =
+            tokens.iter().map(|(d, t)| (d.to_string(), *t)).collect();
         store.commit(&RunCommit {
             runway: "r",
             agent: "a",
@@ -442,6 +487,8 @@ mod tests {
             staged: &staged,
             seq_of: &|call| 100 + call,
             deadline: Instant::now() + std::time::Duration::from_secs(60),
+            committing_seq: tokens.values().min().copied().unwrap_or(0) * 10,
+            output: [3; 32],
         })
     }
 
@@ -492,6 +539,15 @@ mod tests {
             (9, 1, 101, [7; 32])
         );
         assert_eq!(store.fence("d").unwrap(), 9);
+        // The commit is found by its COMMITTING record (token 9 → seq 90 here).
+        let landed = store.landed(90).unwrap().expect("landed");
+        let stats = CommitStats {
+            writes: 2,
+            deletes: 0,
+        };
+        assert_eq!(landed.datasets, [("d".to_string(), 9, stats)]);
+        assert_eq!(landed.output, [3; 32]);
+        assert_eq!(store.landed(91).unwrap(), None);
         assert!(
             store.next_token().unwrap() > TOKEN_BLOCK,
             "tokens of a block are never reused"

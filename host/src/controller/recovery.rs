@@ -1,0 +1,106 @@
+//! Settling, at start-up, the commits a crash cut short, so the audit trail
+//! and the store agree (DESIGN.md, "Datasets", the commit protocol).
+//!
+//! A run's COMMITTING record is durable before its store transaction
+//! starts, and the transaction writes a commits row keyed by that record's
+//! sequence number. Every COMMITTING that is not followed by its run's
+//! SUCCEEDED or FAILED (or an earlier recovery) is looked up: found, the
+//! transaction committed — RECOVER (landed), COMMITTED per dataset and
+//! SUCCEEDED are appended; not found, nothing was applied — RECOVER (not
+//! landed) and FAILED ("host crashed during the commit").
+
+use std::collections::HashMap;
+
+use runway_audit::{AuditError, AuditLog, Entry, Event, Record};
+
+use crate::store::{DatasetStore, StoreError};
+
+/// Why recovery could not run; the host must not start then.
+#[derive(Debug, thiserror::Error)]
+pub enum RecoveryError {
+    #[error("reading the audit trail to recover interrupted commits: {0}")]
+    Read(#[from] runway_audit::VerifyError),
+    #[error("looking up an interrupted commit in the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("recording a recovered commit: {0}")]
+    Audit(#[from] AuditError),
+}
+
+/// Settles every interrupted commit in `audit`'s trail against `store`;
+/// returns how many there were.
+pub fn recover_commits(audit: &AuditLog, store: &DatasetStore) -> Result<usize, RecoveryError> {
+    let records = runway_audit::read_records(audit.dir())?;
+    let open = interrupted(&records);
+    for (seq, entry, done) in &open {
+        let landed = store.landed(*seq)?;
+        let note = |event| Entry {
+            event,
+            dataset: None,
+            ..(*entry).clone()
+        };
+        audit.append(note(Event::Recovered {
+            committing: *seq,
+            landed: landed.is_some(),
+        }))?;
+        match landed {
+            Some(landed) => {
+                // COMMITTED records that made it to disk before the crash
+                // are not written twice.
+                for (dataset, token, stats) in landed.datasets {
+                    if done.contains(&dataset) {
+                        continue;
+                    }
+                    audit.append(Entry {
+                        dataset: Some(dataset),
+                        ..note(Event::Committed {
+                            token,
+                            writes: stats.writes,
+                            deletes: stats.deletes,
+                        })
+                    })?;
+                }
+                audit.append(note(Event::Succeeded {
+                    output: landed.output,
+                }))?;
+            }
+            None => {
+                audit.append(note(Event::Failed {
+                    reason: "host crashed during the commit; nothing was applied".into(),
+                }))?;
+            }
+        }
+    }
+    audit.sync()?;
+    Ok(open.len())
+}
+
+/// COMMITTING records whose run has no outcome after them, in log order,
+/// each with the datasets whose COMMITTED record followed it.
+fn interrupted(records: &[Record]) -> Vec<(u64, &Entry, Vec<String>)> {
+    let mut open: HashMap<&str, (u64, &Entry, Vec<String>)> = HashMap::new();
+    for r in records {
+        let runway = r.entry.runway.as_str();
+        match &r.entry.event {
+            Event::Committing { .. } => {
+                open.insert(runway, (r.seq, &r.entry, Vec::new()));
+            }
+            Event::Committed { .. } => {
+                if let (Some((_, _, done)), Some(dataset)) =
+                    (open.get_mut(runway), r.entry.dataset.as_ref())
+                {
+                    done.push(dataset.clone());
+                }
+            }
+            Event::Succeeded { .. } | Event::Failed { .. } => {
+                open.remove(runway);
+            }
+            Event::Recovered { committing, .. } => {
+                open.retain(|_, (seq, _, _)| seq != committing);
+            }
+            _ => {}
+        }
+    }
+    let mut open: Vec<_> = open.into_values().collect();
+    open.sort_by_key(|(seq, _, _)| *seq);
+    open
+}
