@@ -273,7 +273,11 @@ fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
 /// The event's name and fields, for JSON.
 fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
     match event {
-        Event::Filed { action, after, locks } => vec![
+        Event::Filed {
+            action,
+            after,
+            locks,
+        } => vec![
             ("event", json!("filed")),
             ("action", json!(action)),
             ("after", json!(after)),
@@ -288,24 +292,17 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ),
         ],
         Event::Rejected { reason } => vec![("event", json!("rejected")), ("reason", json!(reason))],
-        Event::Cleared { locks } => vec![
-            ("event", json!("cleared")),
-            (
-                "locks",
-                Value::Array(
-                    locks
-                        .iter()
-                        .map(|l| json!({ "dataset": l.dataset, "mode": l.mode.name(), "token": l.token }))
-                        .collect(),
-                ),
-            ),
-        ],
+        Event::Cleared { locks } => {
+            vec![("event", json!("cleared")), ("locks", grants_json(locks))]
+        }
         Event::LockGranted { mode, token } => vec![
             ("event", json!("lock_granted")),
             ("mode", json!(mode.name())),
             ("token", json!(token)),
         ],
-        Event::Started { attempt } => vec![("event", json!("started")), ("attempt", json!(attempt))],
+        Event::Started { attempt } => {
+            vec![("event", json!("started")), ("attempt", json!(attempt))]
+        }
         Event::Call {
             call,
             key,
@@ -338,21 +335,16 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("mode", json!(mode.name())),
             ("token", json!(token)),
         ],
-        Event::Succeeded { output } => vec![("event", json!("succeeded")), ("output", json!(hex_of(output)))],
+        Event::Succeeded { output } => vec![
+            ("event", json!("succeeded")),
+            ("output", json!(hex_of(output))),
+        ],
         Event::Failed { reason } => vec![("event", json!("failed")), ("reason", json!(reason))],
         Event::PluginLoaded => vec![("event", json!("plugin-loaded"))],
         Event::PluginUnloaded => vec![("event", json!("plugin-unloaded"))],
         Event::Committing { locks, changes } => vec![
             ("event", json!("committing")),
-            (
-                "locks",
-                Value::Array(
-                    locks
-                        .iter()
-                        .map(|l| json!({"dataset": l.dataset, "mode": l.mode.name(), "token": l.token}))
-                        .collect(),
-                ),
-            ),
+            ("locks", grants_json(locks)),
             ("changes", json!(hex_of(changes))),
         ],
         Event::Recovered { committing, landed } => vec![
@@ -361,6 +353,13 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("landed", json!(landed)),
         ],
     }
+}
+
+fn grants_json(locks: &[crate::record::LockGrant]) -> Value {
+    let locks = locks
+        .iter()
+        .map(|l| json!({ "dataset": l.dataset, "mode": l.mode.name(), "token": l.token }));
+    Value::Array(locks.collect())
 }
 
 fn hex_of(hash: &Hash) -> String {
