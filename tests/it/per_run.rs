@@ -81,58 +81,28 @@ fn memory_is_capped_for_all_memories_of_a_run_together() {
 fn host_memory_stays_bounded_when_many_memories_grow() {
     // Three memories of 200 MiB each, every page touched, under a 256 MiB
     // cap: capped per memory, the host would hold 600 MiB for the run.
-    let dir = tempfile::tempdir().unwrap();
-    let (plugins_dir, inbox) = (dir.path().join("plugins"), dir.path().join("inbox"));
-    std::fs::create_dir_all(&plugins_dir).unwrap();
-    std::fs::create_dir_all(&inbox).unwrap();
+    let served = Served::folders();
     std::fs::write(
-        plugins_dir.join("multimem.toml"),
+        served.plugins().join("multimem.toml"),
         "[limits]\nmemory_mib = 256\n",
     )
     .unwrap();
     std::fs::write(
-        plugins_dir.join("multimem.wasm"),
+        served.plugins().join("multimem.wasm"),
         components::multi_memory(MAX_MEMORIES_PER_RUN - 1, 200),
     )
     .unwrap();
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
-        .arg("serve")
-        .arg("--plugins")
-        .arg(&plugins_dir)
-        .arg("--inbox")
-        .arg(&inbox)
-        .arg("--audit")
-        .arg(dir.path().join("audit"))
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .arg("--cache")
-        .arg(dir.path().join("cache"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::fs::write(
-        inbox.join("grow.toml"),
-        plan(&[("grow", "multimem", "run", "", "{}")]),
-    )
-    .unwrap();
-    let report = inbox.join("done/grow.json");
-    let start = Instant::now();
-    while !report.exists() && start.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut served = served.start(&[]);
+    served.fly("grow", &plan(&[("grow", "multimem", "run", "", "{}")]));
+    let json = served.report("grow");
     // Peak resident memory of the serving process over its whole life.
-    let status = std::fs::read_to_string(format!("/proc/{}/status", serve.id())).unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", served.pid())).unwrap();
     let peak_kib: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .expect("VmHWM");
-    let _ = Command::new("kill")
-        .args(["-INT", &serve.id().to_string()])
-        .status();
-    serve.wait().unwrap();
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
+    served.stop();
     let why = json["runways"][0]["reason"].as_str().unwrap_or_default();
     assert!(why.ends_with("over its cap of 256 MiB"), "{json}");
     assert!(
@@ -446,58 +416,23 @@ fn every_record_of_a_run_names_the_plugin_it_ran_with() {
 
 #[test]
 fn a_compile_bomb_is_refused_without_stalling_other_plans() {
-    let dir = tempfile::tempdir().unwrap();
-    let (plugins_dir, inbox, audit) = (
-        dir.path().join("plugins"),
-        dir.path().join("inbox"),
-        dir.path().join("audit"),
-    );
-    std::fs::create_dir_all(&plugins_dir).unwrap();
-    std::fs::create_dir_all(&inbox).unwrap();
-    drop_plugin("probe", &plugins_dir);
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
-        .args(["serve", "--compile-timeout-secs", "5", "--plugins"])
-        .arg(&plugins_dir)
-        .arg("--inbox")
-        .arg(&inbox)
-        .arg("--audit")
-        .arg(&audit)
-        .arg("--data")
-        .arg(dir.path().join("data"))
-        .arg("--cache")
-        .arg(dir.path().join("cache"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let fly = |name: &str| {
-        let text = plan(&[(name, "probe", "ok", "test_healthy", "{}")]);
-        std::fs::write(inbox.join(format!("{name}.toml")), text).unwrap();
-    };
-    let landed = |name: &str| {
-        let report = inbox.join(format!("done/{name}.json"));
-        let start = Instant::now();
-        while !report.exists() && start.elapsed() < Duration::from_secs(120) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let json: serde_json::Value = std::fs::read(&report)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        json["runways"][0]["state"] == "SUCCEEDED"
-    };
-    fly("first");
-    let first = landed("first");
+    let served = Served::folders();
+    drop_plugin("probe", &served.plugins());
+    let mut served = served.start(&["--compile-timeout-secs", "5"]);
+    let healthy = |name: &str| plan(&[(name, "probe", "ok", "test_healthy", "{}")]);
+    let landed = |json: serde_json::Value| json["runways"][0]["state"] == "SUCCEEDED";
+    served.fly("first", &healthy("first"));
+    let first = landed(served.report("first"));
     // A component taking far longer than 5 s to compile (12 s on a quiet
     // core here), dropped together with another plan.
-    std::fs::write(plugins_dir.join("bomb.toml"), "[datasets]\n").unwrap();
+    std::fs::write(served.plugins().join("bomb.toml"), "[datasets]\n").unwrap();
     std::fs::write(
-        plugins_dir.join("bomb.wasm"),
+        served.plugins().join("bomb.wasm"),
         components::compile_bomb(4000, 1000),
     )
     .unwrap();
-    fly("second");
-    let second = landed("second");
+    served.fly("second", &healthy("second"));
+    let second = landed(served.report("second"));
     // The refusal comes once the compiler process is stopped at its cap.
     let refused = |records: &[Record]| {
         records.iter().position(|r| {
@@ -506,13 +441,10 @@ fn a_compile_bomb_is_refused_without_stalling_other_plans() {
     };
     let mut records = Vec::new();
     eventually("the bomb's refusal", || {
-        records = runway_audit::read_records(&audit).unwrap_or_default();
+        records = runway_audit::read_records(&served.path("audit")).unwrap_or_default();
         refused(&records).is_some()
     });
-    let _ = Command::new("kill")
-        .args(["-INT", &serve.id().to_string()])
-        .status();
-    let status = serve.wait().unwrap();
+    let status = served.stop();
     assert!(
         first && second,
         "a plan did not land (first {first}, second {second})"
@@ -539,4 +471,82 @@ fn a_compile_bomb_is_refused_without_stalling_other_plans() {
             .iter()
             .any(|r| r.entry.agent == "bomb" && matches!(r.entry.event, Event::PluginLoaded))
     );
+}
+
+/// `runway serve` over a folder of its own: `plugins/`, `inbox/`, and the
+/// audit, data and cache folders beside them.
+struct Served {
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+}
+
+impl Served {
+    /// The folders, before the server starts (to fill `plugins/`).
+    fn folders() -> Served {
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["plugins", "inbox"] {
+            std::fs::create_dir(dir.path().join(sub)).unwrap();
+        }
+        Served { dir, child: None }
+    }
+
+    fn path(&self, rel: &str) -> std::path::PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn plugins(&self) -> std::path::PathBuf {
+        self.path("plugins")
+    }
+
+    fn start(mut self, extra: &[&str]) -> Served {
+        let child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+            .arg("serve")
+            .args(extra)
+            .args(["--plugins", "plugins", "--inbox", "inbox"])
+            .args(["--audit", "audit", "--data", "data", "--cache", "cache"])
+            .current_dir(self.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        self
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.as_ref().expect("started").id()
+    }
+
+    /// Drops a plan into the inbox the way operators should: written beside
+    /// it, then renamed in, so it is never taken half-written.
+    fn fly(&self, name: &str, text: &str) {
+        let staging = self.path(&format!("{name}.toml.part"));
+        std::fs::write(&staging, text).unwrap();
+        std::fs::rename(&staging, self.path(&format!("inbox/{name}.toml"))).unwrap();
+    }
+
+    /// The plan's report once it landed.
+    fn report(&self, name: &str) -> serde_json::Value {
+        let done = self.path(&format!("inbox/done/{name}.json"));
+        eventually(&format!("{name} landed"), || done.exists());
+        serde_json::from_slice(&std::fs::read(&done).unwrap()).unwrap()
+    }
+
+    /// Stops the server as Ctrl-C would.
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("started");
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        child.wait().unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
