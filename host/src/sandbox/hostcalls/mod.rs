@@ -162,7 +162,7 @@ impl RunState {
         Ok(result)
     }
 
-    /// Hands the buffered call records to the audit trail. The executor
+    /// Hands the buffered call records to the audit trail. The sandbox run
     /// calls it when the guest returns, before anything is committed or
     /// reported.
     pub(crate) fn flush_audit(&mut self) -> Result<(), runway_audit::AuditError> {
