@@ -125,7 +125,8 @@ impl Fixture {
 
     /// Every record of a dataset with its bytes (for byte-identity checks).
     pub fn snapshot(&self, dataset: &str) -> Vec<(String, Vec<u8>)> {
-        self.host.store.records(dataset).expect("dataset records")
+        let records = self.host.store.records(dataset).expect("dataset records");
+        records.into_iter().map(|(k, v, _)| (k, v)).collect()
     }
 
     /// The same folders opened again by a new host, as after a restart.

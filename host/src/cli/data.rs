@@ -127,11 +127,12 @@ pub fn run(cmd: DataCommand) -> Result<(), Failure> {
         DataCommand::Export { dataset, root, .. } => {
             names::check_dataset(&dataset).map_err(|e| Failure::new(BAD_INPUT, e))?;
             let store = open(&root)?;
-            for (key, value) in store.records(&dataset).map_err(fault)? {
-                let mut doc = json!({ "key": key, "value": value_json(&value) });
-                if let Some(p) = store.provenance(&dataset, &key).map_err(fault)? {
-                    doc["provenance"] = provenance_json(&p);
-                }
+            for (key, value, p) in store.records(&dataset).map_err(fault)? {
+                let doc = json!({
+                    "key": key,
+                    "value": value_json(&value),
+                    "provenance": provenance_json(&p),
+                });
                 print(doc.to_string())?;
             }
             Ok(())

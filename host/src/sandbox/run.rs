@@ -135,24 +135,23 @@ pub fn execute(
         }),
         Err(trap) => Err(limiter::explain_trap(&state, &limits, &trap)),
     };
-    if outcome.is_ok() {
-        // No data changes before the audit records of the calls that made
-        // them are durable.
-        host.audit.sync()?;
-        let digest = outcome
-            .as_ref()
-            .map(runway_audit::sha256)
-            .unwrap_or_default();
-        if let Err(reason) = commit(host, &state, &req.locks, digest, &announce) {
-            outcome = Err(reason);
-        }
+    let output = outcome.as_ref().ok().map(runway_audit::sha256);
+    // A run with writes commits them; its COMMITTING record is made durable
+    // first, and with it every call record before it, so no data changes
+    // before the audit records of the calls that made them are on disk.
+    if let Some(digest) = output
+        && state.staged.changes() > 0
+        && let Err(reason) = commit(host, &state, &req.locks, digest, &announce)
+    {
+        outcome = Err(reason);
     }
     let end = match &outcome {
-        Ok(output) => Event::Succeeded {
-            output: runway_audit::sha256(output),
-        },
         Err(reason) => Event::Failed {
             reason: reason.to_string(),
+        },
+        // `output` was taken from this very success.
+        Ok(_) => Event::Succeeded {
+            output: output.unwrap_or_default(),
         },
     };
     announce(&state, None, end)?;

@@ -152,6 +152,8 @@ pub trait Backend: Send + Sync {
     /// Every dataset with records or a fence, by name.
     fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError>;
     fn provenance(&self, dataset: &str, key: &str) -> Result<Option<Provenance>, StoreError>;
+    /// Every record of `dataset` with its provenance, in key order.
+    fn scan(&self, dataset: &str) -> Result<Vec<(String, Vec<u8>, Provenance)>, StoreError>;
 }
 
 /// The store under one data root.
@@ -220,16 +222,10 @@ impl DatasetStore {
         self.backend.provenance(dataset, key)
     }
 
-    /// Every record of a dataset, in key order (for exports and tests).
-    pub fn records(&self, dataset: &str) -> Result<Vec<(String, Vec<u8>)>, StoreError> {
-        let (keys, _) = self.list(dataset, "", None, usize::MAX, None)?;
-        keys.into_iter()
-            .filter_map(|k| match self.read(dataset, &k) {
-                Ok(Some(v)) => Some(Ok((k, v))),
-                Ok(None) => None,
-                Err(e) => Some(Err(e)),
-            })
-            .collect()
+    /// Every record of a dataset with who wrote it, in key order (for
+    /// exports and tests).
+    pub fn records(&self, dataset: &str) -> Result<Vec<(String, Vec<u8>, Provenance)>, StoreError> {
+        self.backend.scan(dataset)
     }
 
     /// Keys with `prefix`, strictly after `after`, at most `limit`, merged

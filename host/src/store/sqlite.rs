@@ -397,21 +397,40 @@ impl Backend for Sqlite {
                 "SELECT runway, agent, plugin, attempt, token, audit_seq FROM records
                  WHERE dataset = ?1 AND key = ?2",
                 params![dataset, key],
-                |r| {
-                    let plugin: Vec<u8> = r.get(2)?;
-                    Ok(Provenance {
-                        runway: r.get(0)?,
-                        agent: r.get(1)?,
-                        plugin: plugin.try_into().unwrap_or([0; 32]),
-                        attempt: r.get(3)?,
-                        token: from_sql(r.get(4)?),
-                        audit_seq: from_sql(r.get(5)?),
-                    })
-                },
+                |r| provenance(r, 0),
             )
             .optional()
             .map_err(self.err())
     }
+
+    fn scan(&self, dataset: &str) -> Result<Vec<(String, Vec<u8>, Provenance)>, StoreError> {
+        let db = self.db();
+        let mut stmt = db
+            .prepare(
+                "SELECT key, value, runway, agent, plugin, attempt, token, audit_seq FROM records
+                 WHERE dataset = ?1 ORDER BY key",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![dataset], |r| {
+                Ok((r.get(0)?, r.get(1)?, provenance(r, 2)?))
+            })
+            .map_err(self.err())?;
+        rows.collect::<Result<_, _>>().map_err(self.err())
+    }
+}
+
+/// The provenance columns of a row, starting at column `at`.
+fn provenance(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Provenance> {
+    let plugin: Vec<u8> = r.get(at + 2)?;
+    Ok(Provenance {
+        runway: r.get(at)?,
+        agent: r.get(at + 1)?,
+        plugin: plugin.try_into().unwrap_or([0; 32]),
+        attempt: r.get(at + 3)?,
+        token: from_sql(r.get(at + 4)?),
+        audit_seq: from_sql(r.get(at + 5)?),
+    })
 }
 
 /// A data root written by the file-per-record store has dataset folders
