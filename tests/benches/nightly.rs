@@ -80,13 +80,9 @@ fn runway_twice(runtime: &Runtime, plugins: &Arc<Plugins>) -> (Duration, Duratio
     let store = DatasetStore::open(&dir.path().join("data")).expect("store");
     let audit =
         AuditLog::open(&dir.path().join("audit"), AuditOptions::new("bench")).expect("audit");
-    let host = Arc::new(Host::new(
-        runtime,
-        plugins.clone(),
-        Arc::new(store),
-        audit,
-        2,
-    ));
+    let host = Arc::new(
+        Host::new(runtime, plugins.clone(), Arc::new(store), audit, 2).expect("landing stage"),
+    );
     let tokio = tokio::runtime::Runtime::new().expect("tokio");
     let once = || {
         let plan = Plan::parse(bundled::NIGHTLY_PLAN, &**plugins).expect("nightly plan");

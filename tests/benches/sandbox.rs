@@ -60,6 +60,10 @@ const LIVE: usize = 1000;
 const PLAN_RUNS: usize = 16;
 /// Linear memory (and table) bytes the keep-resident rows keep per slot.
 const KEEP_RESIDENT: usize = 2 << 20;
+/// Runs in the plan of the small-runs (landing) measurement, and the
+/// datasets they spread over.
+const SMALL_RUNS: usize = 400;
+const SMALL_DATASETS: usize = 32;
 /// Wall time one `spin` run aims for.
 const SPIN_RUN: Duration = Duration::from_millis(20);
 
@@ -76,8 +80,9 @@ fn main() {
     }
     let mut table = Table::default();
 
-    let sections: [(&str, Section); 7] = [
+    let sections: [(&str, Section); 8] = [
         ("runs", Bench::runs),
+        ("small-runs", Bench::small_runs),
         ("host-calls", Bench::host_calls),
         ("arguments", Bench::arguments),
         ("loading", Bench::loading),
@@ -311,13 +316,10 @@ fn runway_host(
     let store = DatasetStore::open(&root.join("data")).expect("dataset store");
     let audit =
         AuditLog::open(&root.join("audit"), AuditOptions::new("runway-bench")).expect("audit log");
-    Arc::new(Host::new(
-        runtime,
-        plugins.clone(),
-        Arc::new(store),
-        audit,
-        workers,
-    ))
+    Arc::new(
+        Host::new(runtime, plugins.clone(), Arc::new(store), audit, workers)
+            .expect("landing stage"),
+    )
 }
 
 /// The `bench` agent's run info, as both hosts hand it over.
@@ -433,6 +435,8 @@ enum Target {
     MinSpeedup(f64),
     /// measured − baseline at most this many ns.
     MaxExtraNs(f64),
+    /// measured at most this many ns, whatever the baseline.
+    MaxNs(f64),
 }
 
 #[derive(Default)]
@@ -480,6 +484,11 @@ impl Table {
                     Some(r >= min),
                 )
             }
+            Target::MaxNs(max) => (
+                format!("{:.2}×", measured / baseline),
+                format!("≤ {}", fmt_ns(max)),
+                Some(measured <= max),
+            ),
             Target::MaxExtraNs(max) => {
                 let d = measured - baseline;
                 (
@@ -1140,6 +1149,117 @@ impl Bench {
             "bare",
             m[2],
             Target::None,
+        );
+    }
+
+    /// Many small runs (one read + one write each) through `run_plan` on 2
+    /// workers, durable store and audit on the disk, against the best bare
+    /// pool running the same component on 2 threads; and how long each run
+    /// waited from its agent's return to its report (the landing stage).
+    fn small_runs(&self, table: &mut Table) {
+        table.section(&format!(
+            "{SMALL_RUNS} small runs (read + write), 2 workers, run_plan"
+        ));
+        let mut text = String::new();
+        for i in 0..SMALL_RUNS {
+            let _ = write!(
+                text,
+                "[[runway]]\nid = \"s{i}\"\nagent = \"bench\"\naction = \"touch\"\n\
+                 datasets = {{ bench_s{} = \"exclusive\" }}\ninput = {{ key = \"k{i}\", bytes = 64 }}\n\n",
+                i % SMALL_DATASETS
+            );
+        }
+        let plan = Plan::parse(&text, &*self.plugins).expect("plan");
+        let host = runway_host(
+            &self.runtime,
+            &self.plugins,
+            &self.dir.path().join("small"),
+            2,
+        );
+        let mut landings = Vec::new();
+        let mut runway = || {
+            let t = Instant::now();
+            let report = self
+                .tokio
+                .block_on(runway_host::run_plan(
+                    host.clone(),
+                    plan.clone(),
+                    DispatchOptions::default(),
+                ))
+                .expect("plan ran");
+            let wall = t.elapsed().as_nanos() as f64;
+            assert_eq!(report.failed(), 0);
+            landings.extend(
+                report
+                    .runways
+                    .iter()
+                    .filter_map(|r| r.run.as_ref())
+                    .map(|r| r.landing.as_nanos() as f64),
+            );
+            wall / SMALL_RUNS as f64
+        };
+        // The best bare configuration this bench knows, on 2 threads.
+        let mut pool = host_pool();
+        pool.linear_memory_keep_resident(KEEP_RESIDENT)
+            .table_keep_resident(KEEP_RESIDENT);
+        let resident = Bare::compile_in(pool.clone(), PLAIN, &self.wasm);
+        pool.pagemap_scan(wasmtime::Enabled::Auto);
+        let scanned = Bare::compile_in(pool, PLAIN, &self.wasm);
+        let touch = info(
+            "touch",
+            r#"{"key": "k1", "bytes": 64}"#,
+            &[("bench_s1", LockMode::Exclusive)],
+        );
+        let two_threads = |bare: &Bare| {
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let t = Instant::now();
+            std::thread::scope(|scope| {
+                for _ in 0..2 {
+                    scope.spawn(|| {
+                        while next.fetch_add(1, Ordering::Relaxed) < SMALL_RUNS {
+                            black_box(bare.run(touch.clone()));
+                        }
+                    });
+                }
+            });
+            t.elapsed().as_nanos() as f64 / SMALL_RUNS as f64
+        };
+        let mut plain = || two_threads(&self.bare);
+        let mut kept = || two_threads(&resident);
+        let mut scan = || two_threads(&scanned);
+        let m = interleaved(ROUNDS, &mut [&mut runway, &mut plain, &mut kept, &mut scan]);
+        let (best, name) = [
+            (m[1], "bare pool"),
+            (m[2], "bare resident"),
+            (m[3], "bare PAGEMAP_SCAN"),
+        ]
+        .into_iter()
+        .min_by(|a, b| a.0.total_cmp(&b.0))
+        .expect("three bare rows");
+        table.time(
+            "Runway per run (wall / runs), durable store + audit",
+            m[0],
+            name,
+            best,
+            // Throughput at least 0.7× bare: time per run at most 1/0.7×.
+            Target::MaxRatio(1.0 / 0.7),
+        );
+        for (what, bare) in [
+            ("  bare pool, 2 threads", m[1]),
+            ("  bare resident, 2 threads", m[2]),
+            ("  bare PAGEMAP_SCAN, 2 threads", m[3]),
+        ] {
+            table.time(what, bare, name, best, Target::None);
+        }
+        landings.sort_by(f64::total_cmp);
+        let p50 = landings[landings.len() / 2];
+        let p99 = landings[landings.len() * 99 / 100];
+        table.time(
+            "landing p99 (agent return → report)",
+            p99,
+            "p50",
+            p50,
+            Target::MaxNs(10e6),
         );
     }
 

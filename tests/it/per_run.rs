@@ -151,13 +151,16 @@ fn slot_hungry_runs_never_starve_a_neighbour() {
     let probe = std::fs::read(bundled_path("probe")).unwrap();
     set.insert(&runtime, "probe", &probe, grants("")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let host = Arc::new(Host::new(
-        &runtime,
-        Arc::new(set),
-        Arc::new(DatasetStore::open(&dir.path().join("data")).unwrap()),
-        AuditLog::open(&dir.path().join("audit"), AuditOptions::new("t")).unwrap(),
-        MAX_LIVE_RUNS as usize,
-    ));
+    let host = Arc::new(
+        Host::new(
+            &runtime,
+            Arc::new(set),
+            Arc::new(DatasetStore::open(&dir.path().join("data")).unwrap()),
+            AuditLog::open(&dir.path().join("audit"), AuditOptions::new("t")).unwrap(),
+            MAX_LIVE_RUNS as usize,
+        )
+        .unwrap(),
+    );
     let hungry_ids: Vec<String> = (1..MAX_LIVE_RUNS).map(|i| format!("hungry{i}")).collect();
     let mut runways: Vec<_> = hungry_ids
         .iter()

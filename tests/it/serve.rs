@@ -30,13 +30,16 @@ fn serve_follows_the_plugins_folder_and_flies_dropped_plans() {
     let (runtime, _) = plugins();
     let store = DatasetStore::open(&dir.path().join("data")).unwrap();
     let audit = AuditLog::open(&audit_dir, AuditOptions::new("runway-test")).unwrap();
-    let host = Arc::new(Host::new(
-        runtime,
-        Arc::new(Plugins::default()),
-        Arc::new(store),
-        audit,
-        2,
-    ));
+    let host = Arc::new(
+        Host::new(
+            runtime,
+            Arc::new(Plugins::default()),
+            Arc::new(store),
+            audit,
+            2,
+        )
+        .unwrap(),
+    );
     let folder = PluginFolder::new(&folder_dir, runtime.clone());
 
     let rt = tokio::runtime::Builder::new_multi_thread()

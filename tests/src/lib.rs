@@ -71,7 +71,9 @@ impl Fixture {
         let (runtime, _) = self::plugins();
         let store = DatasetStore::open(&data).expect("store");
         let audit = AuditLog::open(&audit_dir, AuditOptions::new("runway-test")).expect("audit");
-        let host = Arc::new(Host::new(runtime, plugins, Arc::new(store), audit, workers));
+        let host = Arc::new(
+            Host::new(runtime, plugins, Arc::new(store), audit, workers).expect("landing stage"),
+        );
         Fixture {
             _dir: dir,
             data,
@@ -144,7 +146,9 @@ impl Fixture {
         let store = DatasetStore::open(&data).expect("store reopens");
         let audit =
             AuditLog::open(&audit_dir, AuditOptions::new("runway-test")).expect("audit reopens");
-        let host = Arc::new(Host::new(runtime, plugins, Arc::new(store), audit, workers));
+        let host = Arc::new(
+            Host::new(runtime, plugins, Arc::new(store), audit, workers).expect("landing stage"),
+        );
         Fixture {
             _dir,
             data,

@@ -145,13 +145,20 @@ impl HostArgs {
                 "runway: settled {settled} commit(s) a crash had interrupted (see RECOVER in the audit)"
             );
         }
-        Ok(Arc::new(Host::new(
+        let host = Host::new(
             runtime,
             Arc::new(plugins),
             Arc::new(store),
             audit.clone(),
             workers,
-        )))
+        )
+        .map_err(|e| {
+            Failure::new(
+                HOST_FAULT,
+                anyhow::anyhow!("cannot start the landing stage: {e}"),
+            )
+        })?;
+        Ok(Arc::new(host))
     }
 }
 

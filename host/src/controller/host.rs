@@ -1,6 +1,7 @@
 //! [`Host`]: what runs need from the process — the loaded plugins, the
-//! dataset store, the audit trail and the tower that grants locks — bundled
-//! so every plan and run can share it.
+//! dataset store, the audit trail, the tower that grants locks and the
+//! landing stage that commits runs — bundled so every plan and run can
+//! share it.
 
 use std::sync::{Arc, RwLock};
 
@@ -9,7 +10,7 @@ use runway_audit::AuditLog;
 use super::tower::Tower;
 use crate::loader::Plugins;
 use crate::sandbox::epoch::EpochClock;
-use crate::sandbox::{Runtime, Sandbox};
+use crate::sandbox::{LandingStage, Runtime, Sandbox};
 use crate::store::DatasetStore;
 
 /// Plugins + store + audit + tower, shared by every plan and run.
@@ -18,27 +19,30 @@ pub struct Host {
     pub store: Arc<DatasetStore>,
     pub audit: AuditLog,
     pub tower: Tower,
+    pub landing: LandingStage,
     engine: wasmtime::Engine,
     epoch: EpochClock,
 }
 
 impl Host {
-    /// A host running at most `workers` runs at once.
+    /// A host running at most `workers` runs at once. Fails only when the
+    /// landing stage's thread cannot start.
     pub fn new(
         runtime: &Runtime,
         plugins: Arc<Plugins>,
         store: Arc<DatasetStore>,
         audit: AuditLog,
         workers: usize,
-    ) -> Host {
-        Host {
+    ) -> std::io::Result<Host> {
+        Ok(Host {
             tower: Tower::new(store.clone(), workers),
+            landing: LandingStage::start(store.clone(), audit.clone())?,
             plugins: RwLock::new(plugins),
             store,
             audit,
             engine: runtime.engine().clone(),
             epoch: runtime.epoch(),
-        }
+        })
     }
 
     /// The plugins loaded now. A run keeps the plugin it started with even

@@ -2,7 +2,9 @@
 //!
 //! A runway asks the host's [`tower::Tower`] for clearance once every runway
 //! in its `after` list has SUCCEEDED; the tower grants its whole lock set at
-//! once when free. Cleared runways run in parallel on blocking threads. When
+//! once when free. Cleared runways run in parallel on blocking threads
+//! and land through the host's landing stage, which commits many runs at
+//! once; a runway's locks are released when it has landed. When
 //! a runway fails, every runway that depends on it (directly or not) fails
 //! too, with a reason naming the dependency. Every filing and state change
 //! is an audit record.
@@ -23,7 +25,7 @@ use tokio::task::JoinSet;
 
 use crate::loader::Plugin;
 use crate::plan::{Manifest, Plan};
-use crate::sandbox::{self, Observer, RunFailure, RunReport, RunRequest};
+use crate::sandbox::{self, LandingError, Observer, RunFailure, RunReport, RunRequest};
 use tower::Clearance;
 
 /// Where a runway is in its life.
@@ -87,6 +89,8 @@ impl PlanReport {
 pub enum DispatchError {
     #[error("audit trail failed, stopping: {0}")]
     Audit(#[from] AuditError),
+    #[error("audit trail failed, stopping: {0}")]
+    Landing(Arc<AuditError>),
 }
 
 /// Options for [`run_plan`].
@@ -121,6 +125,7 @@ pub async fn run_plan(
     opts: DispatchOptions,
 ) -> Result<PlanReport, DispatchError> {
     let (reply, clearances) = mpsc::unbounded_channel();
+    let (landed_tx, landed) = mpsc::unbounded_channel();
     let catalog = host.plugins();
     let index = plan
         .manifests
@@ -145,8 +150,11 @@ pub async fn run_plan(
         index,
         reply,
         clearances,
+        landed_tx,
+        landed,
         running: JoinSet::new(),
         tasks: HashMap::new(),
+        airborne: 0,
     };
     d.file()?;
     d.fly().await?;
@@ -180,8 +188,14 @@ struct Dispatch {
     index: HashMap<String, usize>,
     reply: mpsc::UnboundedSender<Clearance>,
     clearances: mpsc::UnboundedReceiver<Clearance>,
-    running: JoinSet<Result<RunReport, AuditError>>,
+    /// How runs landed: (runway, report), from the landing stage.
+    landed_tx: mpsc::UnboundedSender<(usize, Result<RunReport, LandingError>)>,
+    landed: mpsc::UnboundedReceiver<(usize, Result<RunReport, LandingError>)>,
+    /// Runs on a worker: each hands its run to the landing stage.
+    running: JoinSet<Result<(), AuditError>>,
     tasks: HashMap<tokio::task::Id, usize>,
+    /// Runways taken off and not yet landed.
+    airborne: usize,
 }
 
 impl Dispatch {
@@ -226,25 +240,31 @@ impl Dispatch {
         loop {
             self.settle_queued()?;
             let waiting = self.runways.iter().any(|r| r.state == RunwayState::Waiting);
-            if !waiting && self.running.is_empty() {
+            if !waiting && self.airborne == 0 {
                 break;
             }
             // Clearances first, so runways granted together take off together.
             tokio::select! {
                 biased;
                 Some(c) = self.clearances.recv() => self.take_off(c)?,
-                Some(joined) = self.running.join_next_with_id() => match joined {
-                    Ok((id, report)) => {
-                        let i = self.tasks.remove(&id).expect("every task is tracked");
-                        self.land(i, report?)?;
+                Some(joined) = self.running.join_next_with_id() => {
+                    self.host.tower.flown();
+                    match joined {
+                        Ok((id, handed)) => {
+                            self.tasks.remove(&id).expect("every task is tracked");
+                            handed?;
+                        }
+                        // A panic in host code fails that run only, never the plan.
+                        Err(e) => {
+                            let i = self.tasks.remove(&e.id()).expect("every task is tracked");
+                            self.crashed(i, e.to_string())?;
+                        }
                     }
-                    // A panic in host code fails that run only, never the plan.
-                    Err(e) => {
-                        let i = self.tasks.remove(&e.id()).expect("every task is tracked");
-                        let failure = RunFailure::HostFault(e.to_string());
-                        self.record(i, None, Event::Failed { reason: failure.to_string() })?;
-                        self.land(i, RunReport::failed(failure))?;
-                    }
+                }
+                Some((i, landed)) = self.landed.recv() => match landed {
+                    Ok(report) => self.land(i, report)?,
+                    Err(LandingError::Audit(e)) => return Err(DispatchError::Landing(e)),
+                    Err(LandingError::Panicked(why)) => self.crashed(i, why)?,
                 },
             }
         }
@@ -290,6 +310,19 @@ impl Dispatch {
         Ok(())
     }
 
+    /// A run that host code panicked on: FAILED, and landed with nothing.
+    fn crashed(&mut self, i: usize, why: String) -> Result<(), AuditError> {
+        let failure = RunFailure::HostFault(why);
+        self.record(
+            i,
+            None,
+            Event::Failed {
+                reason: failure.to_string(),
+            },
+        )?;
+        self.land(i, RunReport::failed(failure))
+    }
+
     fn fail(&mut self, i: usize, reason: String) -> Result<(), AuditError> {
         self.runways[i].state = RunwayState::Failed(reason.clone());
         self.record(i, None, Event::Failed { reason })
@@ -303,12 +336,12 @@ impl Dispatch {
         let (grants, plugin) = match (c.grants, self.host.plugins().get(agent)) {
             (Ok(grants), Some(plugin)) => (grants, plugin),
             (Err(e), _) => {
-                self.host.tower.release(&self.runways[i].manifest.datasets);
+                self.grounded(i);
                 return self.fail(i, format!("no fencing token: {e}"));
             }
             (_, None) => {
                 let reason = format!("agent {agent} was unloaded before take-off");
-                self.host.tower.release(&self.runways[i].manifest.datasets);
+                self.grounded(i);
                 return self.fail(i, reason);
             }
         };
@@ -340,15 +373,30 @@ impl Dispatch {
         };
         let host = self.host.clone();
         let observer = self.observer.clone();
-        let task = self
-            .running
-            .spawn_blocking(move || sandbox::execute(host.sandbox(), req, &observer));
+        let landed = self.landed_tx.clone();
+        let task = self.running.spawn_blocking(move || {
+            let flown = sandbox::fly(host.sandbox(), req, &observer)?;
+            // The dispatcher may be gone by the time the run lands (its
+            // plan failed); the landing itself is the same.
+            let reply = Box::new(move |report| drop(landed.send((i, report))));
+            host.landing.submit(flown, reply);
+            Ok(())
+        });
         self.tasks.insert(task.id(), i);
+        self.airborne += 1;
         Ok(())
     }
 
-    /// A run ended: release its locks and settle its state.
+    /// A cleared runway that could not take off: its worker slot and
+    /// locks go straight back.
+    fn grounded(&self, i: usize) {
+        self.host.tower.flown();
+        self.host.tower.release(&self.runways[i].manifest.datasets);
+    }
+
+    /// A run landed: release its locks and settle its state.
     fn land(&mut self, i: usize, report: RunReport) -> Result<(), AuditError> {
+        self.airborne -= 1;
         for g in self.runways[i].locks.clone() {
             let event = Event::LockReleased {
                 mode: g.mode,

@@ -1,6 +1,7 @@
 //! The tower: one per host, shared by every plan being dispatched. It owns
 //! the [`LockTable`], the first-come-first-served queue of runways waiting
-//! for clearance, and the global limit on runs in the air.
+//! for clearance, and the global limit on runs in the air (on a worker;
+//! a run at the landing stage keeps its locks but not its worker).
 //!
 //! A dispatcher asks for clearance with the runway's whole lock set; when the
 //! set is free (and a worker slot is), the tower grants it at once, draws one
@@ -70,11 +71,19 @@ impl Tower {
         self.pump(&mut s);
     }
 
-    /// A cleared runway landed: free its locks and worker slot.
+    /// A cleared runway's run left its worker (its agent returned and the
+    /// run went to the landing stage, or it never took off): the worker
+    /// slot is free, its locks are still held.
+    pub fn flown(&self) {
+        let mut s = self.lock();
+        s.in_air -= 1;
+        self.pump(&mut s);
+    }
+
+    /// A cleared runway landed: free its locks.
     pub fn release(&self, wants: &BTreeMap<String, LockMode>) {
         let mut s = self.lock();
         s.table.release(wants);
-        s.in_air -= 1;
         self.pump(&mut s);
     }
 

@@ -6,7 +6,8 @@
 //! | engine, pool, linker, epoch ticker, compiled-component cache | `runtime.rs` |
 //! | compiling in a capped process of its own | `compiler.rs` |
 //! | the epoch ticker, asleep while no run is alive | `epoch.rs` |
-//! | one run: fresh store, `run`, commit or discard, its report | `run.rs` |
+//! | one run: fresh store, `run`, judged against its limits | `run.rs` |
+//! | landing flown runs in groups: commit or discard, end, report | `landing.rs` |
 //! | the run's limits on its store, traps explained | `limiter.rs` |
 //! | why a run failed, as a type | `failure.rs` |
 //! | run state and host calls, one file per WIT interface | `hostcalls/` |
@@ -18,10 +19,12 @@ pub mod compiler;
 pub mod epoch;
 pub mod failure;
 pub mod hostcalls;
+pub mod landing;
 pub mod limiter;
 pub mod run;
 pub mod runtime;
 
 pub use failure::RunFailure;
-pub use run::{Observer, Program, RunReport, RunRequest, Sandbox, execute};
+pub use landing::{LandingError, LandingStage};
+pub use run::{Flown, Observer, Program, RunReport, RunRequest, Sandbox, execute, fly};
 pub use runtime::Runtime;

@@ -1,22 +1,25 @@
-//! Executing one cleared runway: instantiate its agent in a fresh store,
-//! call `run`, then commit its staged writes (success) or drop them
-//! (failure, trap), and make every audit record durable before reporting.
+//! Flying one cleared runway: instantiate its agent in a fresh store, call
+//! `run`, and hand what it left — outcome, staged writes, call records — to
+//! the landing stage (`landing.rs`), which commits or drops the writes and
+//! reports.
 //!
 //! Runs are synchronous wasmtime calls; the dispatcher puts each on a
-//! blocking thread.
+//! blocking thread, which takes the next run as soon as this one is handed
+//! over.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use runway_audit::{AuditError, AuditLog, Entry, Event, Hash, LockGrant, LockMode};
+use runway_audit::{AuditError, AuditLog, Entry, Event, Hash, LockGrant, Ticket};
 use wasmtime::{Engine, Store};
 
 use super::epoch::EpochClock;
 use super::failure::RunFailure;
 use super::hostcalls::{AgentPre, HeldLock, RunInfo, RunLog, RunState};
+use super::landing;
 use super::limiter;
 use crate::grants::Limits;
-use crate::store::{Change, DatasetStore, RunCommit, StoreError};
+use crate::store::DatasetStore;
 
 /// What runs share in a process: the engine, the datasets, the audit trail.
 #[derive(Clone, Copy)]
@@ -58,6 +61,35 @@ pub struct RunReport {
     pub log: RunLog,
     pub stdout: Vec<u8>,
     pub stderr: Vec<u8>,
+    /// From the agent's return to the report: the landing stage's wait,
+    /// durable audit records and the store commit included.
+    pub landing: Duration,
+}
+
+/// A run whose agent has returned, on its way to the landing stage: its
+/// state (staged writes, call records), locks and outcome.
+pub struct Flown {
+    pub(crate) state: RunState,
+    pub(crate) locks: Vec<LockGrant>,
+    pub(crate) outcome: Result<Vec<u8>, RunFailure>,
+    /// SHA-256 of the output, when the run succeeded.
+    pub(crate) output: Option<Hash>,
+    pub(crate) observer: Observer,
+    pub(crate) returned: Instant,
+}
+
+impl Flown {
+    /// Shows `event` to the observer and appends it to the trail.
+    pub(crate) fn announce(
+        &self,
+        audit: &AuditLog,
+        dataset: Option<String>,
+        event: Event,
+    ) -> Result<Ticket, AuditError> {
+        let entry = self.state.entry(dataset, event);
+        (self.observer)(&entry);
+        audit.append(entry)
+    }
 }
 
 impl RunReport {
@@ -68,17 +100,29 @@ impl RunReport {
             log: RunLog::new(0),
             stdout: Vec::new(),
             stderr: Vec::new(),
+            landing: Duration::ZERO,
         }
     }
 }
 
-/// Runs one runway to its end. Fails only when the audit trail fails: then
-/// nothing about the run may be reported as done.
+/// Runs one runway to its end and lands it alone (the dispatcher flies
+/// with [`fly`] and lands through the shared landing stage instead). Fails
+/// only when the audit trail fails: then nothing about the run may be
+/// reported as done.
 pub fn execute(
     host: Sandbox<'_>,
     req: RunRequest,
     observer: &Observer,
 ) -> Result<RunReport, AuditError> {
+    let flown = fly(host, req, observer)?;
+    let mut reports = landing::land(host.store, host.audit, vec![flown])?;
+    Ok(reports.pop().expect("one report per run"))
+}
+
+/// Flies one runway: STARTED, instantiate, `run`, the call records handed
+/// to the trail, the outcome judged against the run's limits. Nothing is
+/// committed here.
+pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Flown, AuditError> {
     let info = RunInfo {
         runway: req.runway.clone(),
         agent: req.program.name.clone(),
@@ -97,19 +141,14 @@ pub fn execute(
     };
     let limits = req.program.limits;
     let (mut store, limited) = new_store(host, &req.program, info);
-    let announce =
-        |state: &RunState, dataset: Option<String>, event: Event| -> Result<(), AuditError> {
-            let entry = state.entry(dataset, event);
-            observer(&entry);
-            host.audit.append(entry).map(drop)
-        };
-    announce(
-        store.data(),
+    let started = store.data().entry(
         None,
         Event::Started {
             attempt: req.attempt,
         },
-    )?;
+    );
+    observer(&started);
+    host.audit.append(started)?;
 
     let called = limited
         .and_then(|()| req.program.pre.instantiate(&mut store))
@@ -117,8 +156,9 @@ pub fn execute(
     // The store (and the instance in it) is dropped here: a trapped
     // instance is never entered again.
     let mut state = store.into_data();
+    state.info.input = Vec::new();
     state.flush_audit()?;
-    let mut outcome = match called {
+    let outcome = match called {
         // The window is wall-clock time, whatever the epoch counter says.
         Ok(_) if Instant::now() > state.deadline => Err(RunFailure::TimedOut {
             window_secs: limits.window_secs,
@@ -135,70 +175,14 @@ pub fn execute(
         }),
         Err(trap) => Err(limiter::explain_trap(&state, &limits, &trap)),
     };
-    let output = outcome.as_ref().ok().map(runway_audit::sha256);
-    // A run with writes commits them; its COMMITTING record is made durable
-    // first, and with it every call record before it, so no data changes
-    // before the audit records of the calls that made them are on disk.
-    if let Some(digest) = output
-        && state.staged.changes() > 0
-        && let Err(reason) = commit(host, &state, &req.locks, digest, &announce)
-    {
-        outcome = Err(reason);
-    }
-    let end = match &outcome {
-        Err(reason) => Event::Failed {
-            reason: reason.to_string(),
-        },
-        // `output` was taken from this very success.
-        Ok(_) => Event::Succeeded {
-            output: output.unwrap_or_default(),
-        },
-    };
-    announce(&state, None, end)?;
-    host.audit.sync()?;
-    let (stdout, stderr) = state.stdio();
-    Ok(RunReport {
+    Ok(Flown {
+        output: outcome.as_ref().ok().map(runway_audit::sha256),
         outcome,
-        log: std::mem::take(&mut state.log),
-        stdout,
-        stderr,
+        state,
+        locks: req.locks,
+        observer: observer.clone(),
+        returned: Instant::now(),
     })
-}
-
-/// SHA-256 over the run's change set, in store order: dataset, key, and
-/// the value (or a delete mark) of every staged change.
-fn change_digest(staged: &crate::store::Staged) -> Hash {
-    use sha2::{Digest, Sha256};
-    let mut h = Sha256::new();
-    for (dataset, changes) in staged.iter() {
-        for (key, staging) in changes {
-            for part in [dataset.as_bytes(), key.as_bytes()] {
-                h.update((part.len() as u64).to_le_bytes());
-                h.update(part);
-            }
-            match &staging.change {
-                Change::Put(v) => {
-                    h.update([1]);
-                    h.update((v.len() as u64).to_le_bytes());
-                    h.update(v);
-                }
-                Change::Delete => h.update([0]),
-            }
-        }
-    }
-    h.finalize().into()
-}
-
-/// Fault injection for the crash tests: with `RUNWAY_CRASH_AT=NAME` in the
-/// environment, the process kills itself with SIGKILL at point `NAME` of
-/// the commit protocol, as a power cut would stop it.
-fn crash_point(name: &str) {
-    static AT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    let at = AT.get_or_init(|| std::env::var("RUNWAY_CRASH_AT").ok());
-    if at.as_deref() == Some(name) {
-        let _ =
-            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
-    }
 }
 
 /// A fresh store for one run of `program`: its [`RunState`], its window
@@ -223,77 +207,4 @@ pub(crate) fn new_store(
     let mut store = Store::new(host.engine, state);
     let limited = limiter::apply(&mut store, &limits, deadline);
     (store, limited)
-}
-
-/// Commits the run's staged changes, the protocol of DESIGN.md
-/// ("Datasets"): (1) COMMITTING is appended and made durable; (2) one store
-/// transaction checks every fence, applies every change and writes a
-/// commits row keyed by COMMITTING's seq; (3) COMMITTED per dataset. A crash
-/// between (1) and (3) is settled at the next start
-/// (`controller::recovery`): the commits row says whether (2) happened.
-fn commit(
-    host: Sandbox<'_>,
-    state: &RunState,
-    locks: &[LockGrant],
-    output: Hash,
-    announce: &impl Fn(&RunState, Option<String>, Event) -> Result<(), AuditError>,
-) -> Result<(), RunFailure> {
-    let window_secs = state.limits.window_secs;
-    if Instant::now() >= state.deadline {
-        return Err(RunFailure::CommitTimedOut { window_secs });
-    }
-    let tokens = locks
-        .iter()
-        .filter(|l| l.mode == LockMode::Exclusive)
-        .map(|l| (l.dataset.clone(), l.token))
-        .collect();
-    // Step 1: COMMITTING, durable before the store is touched.
-    let grants: Vec<LockGrant> = locks
-        .iter()
-        .filter(|l| l.mode == LockMode::Exclusive)
-        .cloned()
-        .collect();
-    let changes = change_digest(&state.staged);
-    crash_point("before-committing");
-    let committing = host
-        .audit
-        .append_durable(state.entry(
-            None,
-            Event::Committing {
-                locks: grants,
-                changes,
-            },
-        ))
-        .map_err(|e| RunFailure::Commit(e.to_string()))?;
-    crash_point("after-committing");
-    // Step 2: one store transaction, fences first, with the commits row.
-    let seq_of = |call| state.seq_of(call);
-    let run = RunCommit {
-        runway: &state.info.runway,
-        agent: &state.info.agent,
-        plugin: state.plugin,
-        attempt: state.info.attempt,
-        tokens: &tokens,
-        staged: &state.staged,
-        seq_of: &seq_of,
-        deadline: state.deadline,
-        committing_seq: committing,
-        output,
-    };
-    let committed = host.store.commit(&run).map_err(|e| match e {
-        StoreError::PastDeadline => RunFailure::CommitTimedOut { window_secs },
-        e => RunFailure::Commit(e.to_string()),
-    })?;
-    crash_point("after-store-commit");
-    // Step 3: COMMITTED per dataset (SUCCEEDED follows in `execute`).
-    for (dataset, stats) in committed {
-        let event = Event::Committed {
-            token: tokens[&dataset],
-            writes: stats.writes,
-            deletes: stats.deletes,
-        };
-        announce(state, Some(dataset), event).map_err(|e| RunFailure::Commit(e.to_string()))?;
-    }
-    crash_point("after-committed");
-    Ok(())
 }

@@ -66,9 +66,15 @@ pub enum StoreError {
     NoExclusiveLock { dataset: String },
     #[error("the commit did not fit in the run's window")]
     PastDeadline,
+    #[error("dataset database {path}: the commit failed, nothing landed: {reason}")]
+    CommitFailed { path: String, reason: String },
     #[error("no datasets at {path}: {path}/runway.db does not exist")]
     NoDatabase { path: String },
 }
+
+/// What one run's commit did to each of its datasets, or why it landed
+/// nothing.
+pub type CommitResult = Result<BTreeMap<String, CommitStats>, StoreError>;
 
 /// What a commit did to one dataset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -143,8 +149,11 @@ pub trait Backend: Send + Sync {
     ) -> Result<Vec<String>, StoreError>;
     /// The highest exclusive token that committed to `dataset` (0: none).
     fn fence(&self, dataset: &str) -> Result<u64, StoreError>;
-    /// Checks every fence, then applies every change, in one transaction.
-    fn commit(&self, run: &RunCommit<'_>) -> Result<BTreeMap<String, CommitStats>, StoreError>;
+    /// Lands many runs in one transaction, each in a savepoint of its own:
+    /// a run's fences are checked first, then all its changes applied, or
+    /// none of them. One result per run, in order; when the transaction
+    /// itself fails, no run landed.
+    fn commit(&self, runs: &[RunCommit<'_>]) -> Vec<CommitResult>;
     fn len(&self, dataset: &str) -> Result<usize, StoreError>;
     /// The commit whose COMMITTING record is `committing_seq`, if its
     /// transaction committed.
@@ -208,8 +217,8 @@ impl DatasetStore {
     }
 
     /// See [`Backend::commit`].
-    pub fn commit(&self, run: &RunCommit<'_>) -> Result<BTreeMap<String, CommitStats>, StoreError> {
-        self.backend.commit(run)
+    pub fn commit(&self, runs: &[RunCommit<'_>]) -> Vec<CommitResult> {
+        self.backend.commit(runs)
     }
 
     /// Number of records in a dataset (for reports and tests).

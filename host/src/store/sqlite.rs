@@ -23,7 +23,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::lock::RootLock;
 use super::{
-    Backend, Change, CommitStats, DatasetSummary, Landed, Provenance, RunCommit, StoreError,
+    Backend, Change, CommitResult, CommitStats, DatasetSummary, Landed, Provenance, RunCommit,
+    StoreError,
 };
 
 /// The database file's name in the data root.
@@ -148,6 +149,61 @@ impl Sqlite {
     fn err(&self) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
         db_err(&self.path)
     }
+
+    fn commit_failed(&self, reason: &str) -> StoreError {
+        StoreError::CommitFailed {
+            path: self.path.display().to_string(),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// The fence of `dataset` as `db` sees it (cached once read: this
+    /// process is the only writer).
+    fn fence_on(&self, db: &Connection, dataset: &str) -> Result<u64, StoreError> {
+        if let Some(&fence) = lock(&self.fences).get(dataset) {
+            return Ok(fence);
+        }
+        let fence: Option<i64> = db
+            .prepare_cached("SELECT token FROM fences WHERE dataset = ?1")
+            .and_then(|mut s| s.query_row(params![dataset], |r| r.get(0)).optional())
+            .map_err(self.err())?;
+        let fence = fence.map_or(0, from_sql);
+        lock(&self.fences).insert(dataset.to_string(), fence);
+        Ok(fence)
+    }
+
+    /// The exclusive token `run` holds on each dataset it staged writes
+    /// to, each checked against the fence (`moved`: fences raised earlier
+    /// in this transaction).
+    fn check_fences(
+        &self,
+        db: &Connection,
+        run: &RunCommit<'_>,
+        moved: &HashMap<String, u64>,
+    ) -> Result<BTreeMap<String, u64>, StoreError> {
+        let mut tokens = BTreeMap::new();
+        for (dataset, _) in run.staged.iter() {
+            let token = *run
+                .tokens
+                .get(dataset)
+                .ok_or_else(|| StoreError::NoExclusiveLock {
+                    dataset: dataset.clone(),
+                })?;
+            let fence = match moved.get(dataset) {
+                Some(&fence) => fence,
+                None => self.fence_on(db, dataset)?,
+            };
+            if token < fence {
+                return Err(StoreError::Fenced {
+                    dataset: dataset.clone(),
+                    token,
+                    fence,
+                });
+            }
+            tokens.insert(dataset.clone(), token);
+        }
+        Ok(tokens)
+    }
 }
 
 impl Backend for Sqlite {
@@ -208,122 +264,52 @@ impl Backend for Sqlite {
     }
 
     fn fence(&self, dataset: &str) -> Result<u64, StoreError> {
-        if let Some(&fence) = lock(&self.fences).get(dataset) {
-            return Ok(fence);
-        }
-        let fence: Option<i64> = self
-            .db()
-            .prepare_cached("SELECT token FROM fences WHERE dataset = ?1")
-            .and_then(|mut s| s.query_row(params![dataset], |r| r.get(0)).optional())
-            .map_err(self.err())?;
-        let fence = fence.map_or(0, from_sql);
-        lock(&self.fences).insert(dataset.to_string(), fence);
-        Ok(fence)
+        self.fence_on(&self.db(), dataset)
     }
 
-    fn commit(&self, run: &RunCommit<'_>) -> Result<BTreeMap<String, CommitStats>, StoreError> {
-        // Fences first (cached), so a fenced run never opens a transaction.
-        let mut tokens = BTreeMap::new();
-        for (dataset, _) in run.staged.iter() {
-            let token = *run
-                .tokens
-                .get(dataset)
-                .ok_or_else(|| StoreError::NoExclusiveLock {
-                    dataset: dataset.clone(),
-                })?;
-            let fence = self.fence(dataset)?;
-            if token < fence {
-                return Err(StoreError::Fenced {
-                    dataset: dataset.clone(),
-                    token,
-                    fence,
-                });
-            }
-            tokens.insert(dataset.clone(), token);
-        }
-        if tokens.is_empty() {
-            return Ok(BTreeMap::new());
-        }
+    fn commit(&self, runs: &[RunCommit<'_>]) -> Vec<CommitResult> {
         let err = self.err();
         let mut db = self.db();
-        let tx = db.transaction().map_err(&err)?;
-        let mut stats = BTreeMap::new();
-        let mut rows = 0usize;
-        {
-            let mut put = tx
-                .prepare_cached(
-                    "INSERT INTO records (dataset, key, value, runway, agent, plugin, attempt, token, audit_seq)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-                     ON CONFLICT (dataset, key) DO UPDATE SET value = excluded.value,
-                       runway = excluded.runway, agent = excluded.agent, plugin = excluded.plugin,
-                       attempt = excluded.attempt, token = excluded.token, audit_seq = excluded.audit_seq",
-                )
-                .map_err(&err)?;
-            let mut delete = tx
-                .prepare_cached("DELETE FROM records WHERE dataset = ?1 AND key = ?2")
-                .map_err(&err)?;
-            let mut fence = tx
-                .prepare_cached(
-                    "INSERT INTO fences (dataset, token) VALUES (?1, ?2)
-                     ON CONFLICT (dataset) DO UPDATE SET token = excluded.token",
-                )
-                .map_err(&err)?;
-            for (dataset, changes) in run.staged.iter() {
-                let token = to_sql(tokens[dataset]);
-                let mut s = CommitStats::default();
-                for (key, staging) in changes {
-                    if rows.is_multiple_of(DEADLINE_EVERY) && Instant::now() >= run.deadline {
-                        return Err(StoreError::PastDeadline);
-                    }
-                    rows += 1;
-                    match &staging.change {
-                        Change::Put(value) => {
-                            put.execute(params![
-                                dataset,
-                                key,
-                                value,
-                                run.runway,
-                                run.agent,
-                                &run.plugin[..],
-                                run.attempt,
-                                token,
-                                to_sql((run.seq_of)(staging.call)),
-                            ])
-                            .map_err(&err)?;
-                            s.writes += 1;
-                        }
-                        Change::Delete => {
-                            s.deletes +=
-                                delete.execute(params![dataset, key]).map_err(&err)? as u32;
-                        }
-                    }
-                }
-                fence.execute(params![dataset, token]).map_err(&err)?;
-                stats.insert(dataset.clone(), s);
+        let mut tx = match db.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                let reason = err(e).to_string();
+                return runs
+                    .iter()
+                    .map(|_| Err(self.commit_failed(&reason)))
+                    .collect();
             }
-            let landed: Vec<String> = stats
-                .iter()
-                .map(|(d, s)| format!("{d}={}:{}:{}", tokens[d], s.writes, s.deletes))
+        };
+        // Fences as this transaction leaves them: the cached ones, then
+        // those of each run that landed in it.
+        let mut moved: HashMap<String, u64> = HashMap::new();
+        let mut results = Vec::with_capacity(runs.len());
+        for run in runs {
+            // Each run in a savepoint of its own: a fenced or failed run
+            // rolls back alone and never takes the others down.
+            let landed = tx.savepoint().map_err(&err).and_then(|sp| {
+                let tokens = self.check_fences(&sp, run, &moved)?;
+                let stats = apply(&sp, run, &tokens).map_err(|e| match e {
+                    Applied::PastDeadline => StoreError::PastDeadline,
+                    Applied::Sql(e) => err(e),
+                })?;
+                sp.commit().map_err(&err)?;
+                Ok((tokens, stats))
+            });
+            results.push(landed.map(|(tokens, stats)| {
+                moved.extend(tokens);
+                stats
+            }));
+        }
+        if let Err(e) = tx.commit() {
+            let reason = err(e).to_string();
+            return results
+                .into_iter()
+                .map(|r| r.and(Err(self.commit_failed(&reason))))
                 .collect();
-            tx.execute(
-                "INSERT INTO commits (committing_seq, runway, attempt, landed, output)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![
-                    to_sql(run.committing_seq),
-                    run.runway,
-                    run.attempt,
-                    landed.join(","),
-                    &run.output[..]
-                ],
-            )
-            .map_err(&err)?;
         }
-        tx.commit().map_err(&err)?;
-        let mut fences = lock(&self.fences);
-        for (dataset, token) in tokens {
-            fences.insert(dataset, token);
-        }
-        Ok(stats)
+        lock(&self.fences).extend(moved);
+        results
     }
 
     fn len(&self, dataset: &str) -> Result<usize, StoreError> {
@@ -459,6 +445,91 @@ fn refuse_old_layout(root: &Path) -> Result<(), StoreError> {
     })
 }
 
+/// Why applying one run's changes stopped.
+enum Applied {
+    PastDeadline,
+    Sql(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for Applied {
+    fn from(e: rusqlite::Error) -> Self {
+        Applied::Sql(e)
+    }
+}
+
+/// Applies one run's staged changes with its checked `tokens`, raises its
+/// fences and writes its commits row.
+fn apply(
+    db: &Connection,
+    run: &RunCommit<'_>,
+    tokens: &BTreeMap<String, u64>,
+) -> Result<BTreeMap<String, CommitStats>, Applied> {
+    if tokens.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let mut put = db.prepare_cached(
+        "INSERT INTO records (dataset, key, value, runway, agent, plugin, attempt, token, audit_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+         ON CONFLICT (dataset, key) DO UPDATE SET value = excluded.value,
+           runway = excluded.runway, agent = excluded.agent, plugin = excluded.plugin,
+           attempt = excluded.attempt, token = excluded.token, audit_seq = excluded.audit_seq",
+    )?;
+    let mut delete = db.prepare_cached("DELETE FROM records WHERE dataset = ?1 AND key = ?2")?;
+    let mut fence = db.prepare_cached(
+        "INSERT INTO fences (dataset, token) VALUES (?1, ?2)
+         ON CONFLICT (dataset) DO UPDATE SET token = excluded.token",
+    )?;
+    let mut stats = BTreeMap::new();
+    let mut rows = 0usize;
+    for (dataset, changes) in run.staged.iter() {
+        let token = to_sql(tokens[dataset]);
+        let mut s = CommitStats::default();
+        for (key, staging) in changes {
+            if rows.is_multiple_of(DEADLINE_EVERY) && Instant::now() >= run.deadline {
+                return Err(Applied::PastDeadline);
+            }
+            rows += 1;
+            match &staging.change {
+                Change::Put(value) => {
+                    put.execute(params![
+                        dataset,
+                        key,
+                        value,
+                        run.runway,
+                        run.agent,
+                        &run.plugin[..],
+                        run.attempt,
+                        token,
+                        to_sql((run.seq_of)(staging.call)),
+                    ])?;
+                    s.writes += 1;
+                }
+                Change::Delete => {
+                    s.deletes += delete.execute(params![dataset, key])? as u32;
+                }
+            }
+        }
+        fence.execute(params![dataset, token])?;
+        stats.insert(dataset.clone(), s);
+    }
+    let landed: Vec<String> = stats
+        .iter()
+        .map(|(d, s)| format!("{d}={}:{}:{}", tokens[d], s.writes, s.deletes))
+        .collect();
+    db.prepare_cached(
+        "INSERT INTO commits (committing_seq, runway, attempt, landed, output)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?
+    .execute(params![
+        to_sql(run.committing_seq),
+        run.runway,
+        run.attempt,
+        landed.join(","),
+        &run.output[..]
+    ])?;
+    Ok(stats)
+}
+
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |source| StoreError::Database {
         path: path.display().to_string(),
@@ -497,7 +568,7 @@ mod tests {
         }
         let tokens: BTreeMap<String, u64> =
             tokens.iter().map(|(d, t)| (d.to_string(), *t)).collect();
-        store.commit(&RunCommit {
+        let run = RunCommit {
             runway: "r",
             agent: "a",
             plugin: [7; 32],
@@ -508,7 +579,76 @@ mod tests {
             deadline: Instant::now() + std::time::Duration::from_secs(60),
             committing_seq: tokens.values().min().copied().unwrap_or(0) * 10,
             output: [3; 32],
-        })
+        };
+        store
+            .commit(std::slice::from_ref(&run))
+            .pop()
+            .expect("one result per run")
+    }
+
+    /// Runs landing in one transaction: each is all-or-nothing on its own,
+    /// and a fence raised by an earlier run of the batch holds for the later.
+    #[test]
+    fn a_batch_lands_each_run_or_none_of_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = DatasetStore::open(dir.path()).unwrap();
+        let staged = |writes: &[(&str, &str)]| {
+            let mut s = Staged::default();
+            for (i, (dataset, key)) in writes.iter().enumerate() {
+                s.stage(dataset, key, Change::Put(b"v".to_vec()), i as u64);
+            }
+            s
+        };
+        let tokens = |t: &[(&str, u64)]| -> BTreeMap<String, u64> {
+            t.iter().map(|(d, t)| (d.to_string(), *t)).collect()
+        };
+        let (s1, t1) = (staged(&[("a", "1")]), tokens(&[("a", 5)]));
+        // Holds "a" with an older token than run 1 (a stale holder) and
+        // also writes "b": it must leave "b" alone too.
+        let (s2, t2) = (
+            staged(&[("a", "2"), ("b", "2")]),
+            tokens(&[("a", 3), ("b", 3)]),
+        );
+        let (s3, t3) = (staged(&[("c", "3")]), tokens(&[("c", 4)]));
+        let run = |runway, staged, tokens, seq| RunCommit {
+            runway,
+            agent: "a",
+            plugin: [7; 32],
+            attempt: 1,
+            tokens,
+            staged,
+            seq_of: &|call| 100 + call,
+            deadline: Instant::now() + std::time::Duration::from_secs(60),
+            committing_seq: seq,
+            output: [3; 32],
+        };
+        let results = store.commit(&[
+            run("r1", &s1, &t1, 10),
+            run("r2", &s2, &t2, 11),
+            run("r3", &s3, &t3, 12),
+        ]);
+        assert!(results[0].is_ok(), "{:?}", results[0]);
+        assert!(
+            matches!(
+                results[1],
+                Err(StoreError::Fenced {
+                    token: 3,
+                    fence: 5,
+                    ..
+                })
+            ),
+            "{:?}",
+            results[1]
+        );
+        assert!(results[2].is_ok(), "{:?}", results[2]);
+        assert!(store.read("a", "1").unwrap().is_some());
+        assert_eq!(store.read("a", "2").unwrap(), None);
+        assert_eq!(store.read("b", "2").unwrap(), None);
+        assert_eq!(store.fence("b").unwrap(), 0);
+        assert!(store.read("c", "3").unwrap().is_some());
+        assert!(store.landed(10).unwrap().is_some());
+        assert_eq!(store.landed(11).unwrap(), None);
+        assert!(store.landed(12).unwrap().is_some());
     }
 
     #[test]

@@ -14,7 +14,10 @@
 //! - `log` `{"n": 0, "bytes": 0}`: `n` `log.info` calls with a `bytes`-byte
 //!   message (`string` arguments: dataset keys are capped at 200 bytes by
 //!   the host, messages are not capped before they cross);
-//! - `spin` `{"iters": 0}`: a pure compute loop with no host call.
+//! - `spin` `{"iters": 0}`: a pure compute loop with no host call;
+//! - `touch` `{"bytes": 0, "key": "k"}`: one `datasets.read` of `key` and
+//!   one `datasets.write` of a `bytes`-byte value to it, in the first
+//!   exclusive lock's dataset (the small run of the landing benchmark).
 //!
 //! `calls`, `write` and `log` output the nanoseconds their loop took
 //! (`u64`, little-endian, read from the WASI monotonic clock around the
@@ -70,14 +73,7 @@ impl Agent for Bench {
                 Ok(elapsed(start))
             }
             "write" => {
-                let name = match input.dataset {
-                    Some(name) => name,
-                    None => ctx
-                        .first_lock(LockMode::Exclusive)
-                        .map(|l| l.dataset.clone())
-                        .ok_or_else(|| Error::Denied("write needs an exclusive lock".into()))?,
-                };
-                let data = ctx.dataset(&name);
+                let data = ctx.dataset(&writable(ctx, input.dataset)?);
                 let value = vec![0x5a; input.bytes];
                 let start = Instant::now();
                 for _ in 0..input.n {
@@ -94,8 +90,26 @@ impl Agent for Bench {
                 Ok(elapsed(start))
             }
             "spin" => Ok(spin(input.iters).to_le_bytes().to_vec()),
+            "touch" => {
+                let data = ctx.dataset(&writable(ctx, input.dataset)?);
+                let _ = black_box(data.read(&input.key));
+                data.write(&input.key, &vec![0x5a; input.bytes])?;
+                Ok(Vec::new())
+            }
             other => Err(Error::Invalid(format!("bench: unknown action {other:?}"))),
         }
+    }
+}
+
+/// The dataset named in the input, or the first one the run holds
+/// exclusively.
+fn writable(ctx: &Context, named: Option<String>) -> Result<String, Error> {
+    match named {
+        Some(name) => Ok(name),
+        None => ctx
+            .first_lock(LockMode::Exclusive)
+            .map(|l| l.dataset.clone())
+            .ok_or_else(|| Error::Denied("write needs an exclusive lock".into())),
     }
 }
 
