@@ -60,10 +60,9 @@ const LIVE: usize = 1000;
 const PLAN_RUNS: usize = 16;
 /// Linear memory (and table) bytes the keep-resident rows keep per slot.
 const KEEP_RESIDENT: usize = 2 << 20;
-/// Runs in the plan of the small-runs (landing) measurement, and the
-/// datasets they spread over.
+/// Runs in the plan of the small-runs (landing) measurement, each on a
+/// dataset of its own (no lock waits: workers and landing are measured).
 const SMALL_RUNS: usize = 400;
-const SMALL_DATASETS: usize = 32;
 /// Wall time one `spin` run aims for.
 const SPIN_RUN: Duration = Duration::from_millis(20);
 
@@ -1165,8 +1164,7 @@ impl Bench {
             let _ = write!(
                 text,
                 "[[runway]]\nid = \"s{i}\"\nagent = \"bench\"\naction = \"touch\"\n\
-                 datasets = {{ bench_s{} = \"exclusive\" }}\ninput = {{ key = \"k{i}\", bytes = 64 }}\n\n",
-                i % SMALL_DATASETS
+                 datasets = {{ bench_s{i} = \"exclusive\" }}\ninput = {{ key = \"k{i}\", bytes = 64 }}\n\n",
             );
         }
         let plan = Plan::parse(&text, &*self.plugins).expect("plan");

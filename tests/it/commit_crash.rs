@@ -1,8 +1,9 @@
 //! The trail and the store agree after a crash at every step of a commit:
-//! the host is killed (SIGKILL, through `RUNWAY_CRASH_AT`) after COMMITTING
-//! is durable, after the store transaction, and after COMMITTED; the next
-//! start settles the commit, and the records say exactly what the store
-//! holds.
+//! the host is killed (SIGKILL, through `RUNWAY_CRASH_AT`) in the landing
+//! stage before COMMITTING, after COMMITTING is durable, after the store
+//! transaction, and after COMMITTED, while three writers land alone or
+//! together; the next start settles every interrupted commit, and the
+//! records say exactly what the store holds.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -13,11 +14,25 @@ use runway_tests::drop_plugin;
 
 use crate::cli::runway;
 
+/// Three writers on datasets of their own, on two workers: the landing
+/// stage may land them one at a time or together.
 const CRASHING: &str = r#"
 [[runway]]
-id = "crashing"
+id = "crashing-1"
 agent = "import-applications"
-datasets = { test_crash = "exclusive" }
+datasets = { test_crash_1 = "exclusive" }
+input = { count = 20, seed = 1 }
+
+[[runway]]
+id = "crashing-2"
+agent = "import-applications"
+datasets = { test_crash_2 = "exclusive" }
+input = { count = 20, seed = 2 }
+
+[[runway]]
+id = "crashing-3"
+agent = "import-applications"
+datasets = { test_crash_3 = "exclusive" }
 input = { count = 20, seed = 3 }
 "#;
 
@@ -50,63 +65,73 @@ fn crash_at(point: &str) -> (tempfile::TempDir, Vec<runway_audit::Record>, Strin
     (dir, records, next.stderr)
 }
 
-fn records_in_store(d: &Path) -> u64 {
+fn records_in_store(d: &Path, dataset: &str) -> u64 {
     let list = runway(d, &["data", "list", "--json"]).stdout;
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();
     list.as_array()
         .unwrap()
         .iter()
-        .find(|d| d["name"] == "test_crash")
+        .find(|d| d["name"] == dataset)
         .map_or(0, |d| d["records"].as_u64().unwrap())
 }
 
 #[test]
 fn a_crash_at_every_step_of_a_commit_leaves_trail_and_store_agreeing() {
-    for (point, landed) in [
-        ("after-committing", false),
-        ("after-store-commit", true),
-        ("after-committed", true),
+    for point in [
+        "before-committing",
+        "after-committing",
+        "after-store-commit",
+        "after-committed",
     ] {
         let (dir, records, stderr) = crash_at(point);
-        assert!(stderr.contains("settled 1 commit(s)"), "{point}: {stderr}");
-        let of_crashing: Vec<&Event> = records
+        let recovered: Vec<(&str, bool)> = records
             .iter()
-            .filter(|r| r.entry.runway == "crashing")
-            .map(|r| &r.entry.event)
-            .collect();
-        let recovered = of_crashing
-            .iter()
-            .find_map(|e| match e {
-                Event::Recovered { landed, .. } => Some(*landed),
+            .filter_map(|r| match r.entry.event {
+                Event::Recovered { landed, .. } => Some((r.entry.runway.as_str(), landed)),
                 _ => None,
             })
-            .unwrap_or_else(|| panic!("{point}: no RECOVER"));
-        assert_eq!(recovered, landed, "{point}");
-        let committed = of_crashing
-            .iter()
-            .filter(|e| matches!(e, Event::Committed { .. }))
-            .count();
-        let succeeded = of_crashing
-            .iter()
-            .filter(|e| matches!(e, Event::Succeeded { .. }))
-            .count();
-        let failed = of_crashing
-            .iter()
-            .filter(|e| matches!(e, Event::Failed { reason } if reason.starts_with("host crashed during the commit")))
-            .count();
-        let stored = records_in_store(dir.path());
-        if landed {
-            assert_eq!(
-                (committed, succeeded, failed, stored),
-                (1, 1, 0, 20),
-                "{point}"
-            );
+            .collect();
+        // The crash cut the first batch to land: before its COMMITTING
+        // records nothing is left to settle, after them each of its runs is.
+        if point == "before-committing" {
+            assert!(recovered.is_empty(), "{point}: {recovered:?}");
         } else {
-            assert_eq!(
-                (committed, succeeded, failed, stored),
-                (0, 0, 1, 0),
-                "{point}"
+            assert!(!recovered.is_empty(), "{point}: no RECOVER");
+            let settled = format!("settled {} commit(s)", recovered.len());
+            assert!(stderr.contains(&settled), "{point}: {stderr}");
+            let landed = point != "after-committing";
+            assert!(
+                recovered.iter().all(|&(_, l)| l == landed),
+                "{point}: {recovered:?}"
             );
+        }
+        // Every dataset is before or after its run, and the trail says which.
+        for n in 1..=3 {
+            let runway = format!("crashing-{n}");
+            let of_run: Vec<&Event> = records
+                .iter()
+                .filter(|r| r.entry.runway == runway)
+                .map(|r| &r.entry.event)
+                .collect();
+            let count = |f: fn(&Event) -> bool| of_run.iter().filter(|e| f(e)).count();
+            let committed = count(|e| matches!(e, Event::Committed { .. }));
+            let succeeded = count(|e| matches!(e, Event::Succeeded { .. }));
+            let crashed = count(
+                |e| matches!(e, Event::Failed { reason } if reason.starts_with("host crashed during the commit")),
+            );
+            let stored = records_in_store(dir.path(), &format!("test_crash_{n}"));
+            match stored {
+                20 => assert_eq!(
+                    (committed, succeeded, crashed),
+                    (1, 1, 0),
+                    "{point} {runway}"
+                ),
+                0 => assert_eq!((committed, succeeded), (0, 0), "{point} {runway}"),
+                other => panic!("{point} {runway}: {other} records, a partial commit"),
+            }
+            if recovered.iter().any(|&(r, l)| r == runway && !l) {
+                assert_eq!(crashed, 1, "{point} {runway}");
+            }
         }
         // A second start finds nothing more to settle.
         let again = runway(dir.path(), &["run", "next.toml", "--plugins", "plugins"]);

@@ -156,6 +156,7 @@ pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Fl
     // The store (and the instance in it) is dropped here: a trapped
     // instance is never entered again.
     let mut state = store.into_data();
+    state.end_reads();
     state.info.input = Vec::new();
     state.flush_audit()?;
     let outcome = match called {

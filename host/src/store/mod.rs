@@ -136,17 +136,8 @@ pub trait Backend: Send + Sync {
     /// The next fencing token: unique and larger than any handed out
     /// before, across restarts.
     fn next_token(&self) -> Result<u64, StoreError>;
-    fn read(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    /// Committed keys of `dataset` in `[from, to)` (`to` unbounded when
-    /// `None`), `from` excluded when `exclusive`, in order, at most `limit`.
-    fn keys(
-        &self,
-        dataset: &str,
-        from: &str,
-        exclusive: bool,
-        to: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError>;
+    /// Reads for one run (or one operator command), from one snapshot.
+    fn reader(&self) -> Result<Box<dyn Reader>, StoreError>;
     /// The highest exclusive token that committed to `dataset` (0: none).
     fn fence(&self, dataset: &str) -> Result<u64, StoreError>;
     /// Lands many runs in one transaction, each in a savepoint of its own:
@@ -163,6 +154,28 @@ pub trait Backend: Send + Sync {
     fn provenance(&self, dataset: &str, key: &str) -> Result<Option<Provenance>, StoreError>;
     /// Every record of `dataset` with its provenance, in key order.
     fn scan(&self, dataset: &str) -> Result<Vec<(String, Vec<u8>, Provenance)>, StoreError>;
+}
+
+/// Committed records as one run reads them: one consistent snapshot
+/// (renewed as the backend sees fit: a run reads only datasets it holds a
+/// lock on, so no one commits to them meanwhile).
+pub trait Reader: Send {
+    fn read(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Committed keys of `dataset` in `[from, to)` (`to` unbounded when
+    /// `None`), `from` excluded when `exclusive`, in order, at most `limit`.
+    fn keys(
+        &self,
+        dataset: &str,
+        from: &str,
+        exclusive: bool,
+        to: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
+}
+
+/// A run's reads of the store, staged changes merged in by the caller.
+pub struct StoreReader {
+    reader: Box<dyn Reader>,
 }
 
 /// The store under one data root.
@@ -208,7 +221,26 @@ impl DatasetStore {
 
     /// The value of `key`, or `None` when there is none.
     pub fn read(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.backend.read(dataset, key)
+        self.reader()?.read(dataset, key)
+    }
+
+    /// Reads from one snapshot, for a run's host calls.
+    pub fn reader(&self) -> Result<StoreReader, StoreError> {
+        Ok(StoreReader {
+            reader: self.backend.reader()?,
+        })
+    }
+
+    /// See [`StoreReader::list`].
+    pub fn list(
+        &self,
+        dataset: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        changes: Option<&BTreeMap<String, Staging>>,
+    ) -> Result<(Vec<String>, bool), StoreError> {
+        self.reader()?.list(dataset, prefix, after, limit, changes)
     }
 
     /// See [`Backend::fence`].
@@ -235,6 +267,13 @@ impl DatasetStore {
     /// exports and tests).
     pub fn records(&self, dataset: &str) -> Result<Vec<(String, Vec<u8>, Provenance)>, StoreError> {
         self.backend.scan(dataset)
+    }
+}
+
+impl StoreReader {
+    /// The committed value of `key`, or `None` when there is none.
+    pub fn read(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.reader.read(dataset, key)
     }
 
     /// Keys with `prefix`, strictly after `after`, at most `limit`, merged
@@ -265,7 +304,7 @@ impl DatasetStore {
             .take_while(|(k, _)| k.starts_with(prefix))
             .peekable();
         let mut committed = Committed {
-            store: self,
+            reader: &*self.reader,
             dataset,
             to: upper.as_deref(),
             chunk: Vec::new().into_iter().peekable(),
@@ -305,7 +344,7 @@ impl DatasetStore {
 
 /// The committed keys of a listing, fetched a chunk at a time.
 struct Committed<'a> {
-    store: &'a DatasetStore,
+    reader: &'a dyn Reader,
     dataset: &'a str,
     to: Option<&'a str>,
     chunk: std::iter::Peekable<std::vec::IntoIter<String>>,
@@ -318,10 +357,9 @@ impl Committed<'_> {
         if self.chunk.peek().is_none()
             && let Some((from, exclusive)) = self.next_from.take()
         {
-            let keys =
-                self.store
-                    .backend
-                    .keys(self.dataset, &from, exclusive, self.to, KEYS_CHUNK)?;
+            let keys = self
+                .reader
+                .keys(self.dataset, &from, exclusive, self.to, KEYS_CHUNK)?;
             if keys.len() == KEYS_CHUNK {
                 self.next_from = keys.last().map(|k| (k.clone(), true));
             }

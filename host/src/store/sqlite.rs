@@ -14,17 +14,18 @@
 //! a block is skipped, never reused. Fences are cached in memory: this
 //! process is the database's only writer.
 
+use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::lock::RootLock;
 use super::{
-    Backend, Change, CommitResult, CommitStats, DatasetSummary, Landed, Provenance, RunCommit,
-    StoreError,
+    Backend, Change, CommitResult, CommitStats, DatasetSummary, Landed, Provenance, Reader,
+    RunCommit, StoreError,
 };
 
 /// The database file's name in the data root.
@@ -70,6 +71,7 @@ pub struct Sqlite {
     db: Mutex<Connection>,
     tokens: Mutex<Tokens>,
     fences: Mutex<HashMap<String, u64>>,
+    readers: Arc<ReadPool>,
     /// The data root's lock; none when opened read-only.
     _lock: Option<RootLock>,
 }
@@ -109,6 +111,7 @@ impl Sqlite {
             (db, next.map_or(1, from_sql))
         };
         Ok(Sqlite {
+            readers: ReadPool::new(&path),
             path,
             db: Mutex::new(db),
             tokens: Mutex::new(Tokens {
@@ -131,6 +134,7 @@ impl Sqlite {
         let db = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(db_err(&path))?;
         Ok(Sqlite {
+            readers: ReadPool::new(&path),
             path,
             db: Mutex::new(db),
             tokens: Mutex::new(Tokens {
@@ -225,42 +229,21 @@ impl Backend for Sqlite {
         Ok(token)
     }
 
-    fn read(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.db()
-            .prepare_cached("SELECT value FROM records WHERE dataset = ?1 AND key = ?2")
-            .and_then(|mut s| s.query_row(params![dataset, key], |r| r.get(0)).optional())
-            .map_err(self.err())
-    }
-
-    fn keys(
-        &self,
-        dataset: &str,
-        from: &str,
-        exclusive: bool,
-        to: Option<&str>,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let db = self.db();
-        let sql = match (exclusive, to.is_some()) {
-            (true, true) => {
-                "SELECT key FROM records WHERE dataset = ?1 AND key > ?2 AND key < ?3 ORDER BY key LIMIT ?4"
-            }
-            (false, true) => {
-                "SELECT key FROM records WHERE dataset = ?1 AND key >= ?2 AND key < ?3 ORDER BY key LIMIT ?4"
-            }
-            (true, false) => {
-                "SELECT key FROM records WHERE dataset = ?1 AND key > ?2 AND ?3 IS NULL ORDER BY key LIMIT ?4"
-            }
-            (false, false) => {
-                "SELECT key FROM records WHERE dataset = ?1 AND key >= ?2 AND ?3 IS NULL ORDER BY key LIMIT ?4"
+    fn reader(&self) -> Result<Box<dyn Reader>, StoreError> {
+        let conn = match lock(&self.readers.idle).pop() {
+            Some(conn) => conn,
+            None => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                Connection::open_with_flags(&self.path, flags).map_err(self.err())?
             }
         };
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let mut stmt = db.prepare_cached(sql).map_err(self.err())?;
-        let rows = stmt
-            .query_map(params![dataset, from, to, limit], |r| r.get(0))
-            .map_err(self.err())?;
-        rows.collect::<Result<_, _>>().map_err(self.err())
+        let reader = SqliteReader {
+            conn: Some(conn),
+            pool: self.readers.clone(),
+            since: Cell::new(Instant::now()),
+        };
+        reader.begin()?;
+        Ok(Box::new(reader))
     }
 
     fn fence(&self, dataset: &str) -> Result<u64, StoreError> {
@@ -528,6 +511,111 @@ fn apply(
         &run.output[..]
     ])?;
     Ok(stats)
+}
+
+/// Idle read connections of one database, kept for the next run.
+struct ReadPool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+/// A run's reads: a connection of its own in one read transaction (one
+/// snapshot instead of a lock round trip per statement), renewed every
+/// [`SNAPSHOT_AGE`] so a long run never pins the write-ahead log.
+struct SqliteReader {
+    conn: Option<Connection>,
+    pool: Arc<ReadPool>,
+    since: Cell<Instant>,
+}
+
+/// How long a reader keeps one snapshot. A run only reads datasets it
+/// holds a lock on, which nobody else commits to meanwhile, so a fresher
+/// snapshot never shows it anything different.
+const SNAPSHOT_AGE: Duration = Duration::from_millis(100);
+
+impl ReadPool {
+    fn new(path: &Path) -> Arc<ReadPool> {
+        Arc::new(ReadPool {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        })
+    }
+}
+
+impl SqliteReader {
+    fn begin(&self) -> Result<(), StoreError> {
+        self.since.set(Instant::now());
+        let conn = self
+            .conn
+            .as_ref()
+            .expect("a live reader has its connection");
+        conn.execute_batch("BEGIN").map_err(db_err(&self.pool.path))
+    }
+
+    /// The connection, its snapshot renewed when old.
+    fn conn(&self) -> Result<&Connection, StoreError> {
+        let conn = self
+            .conn
+            .as_ref()
+            .expect("a live reader has its connection");
+        if self.since.get().elapsed() > SNAPSHOT_AGE {
+            conn.execute_batch("COMMIT")
+                .map_err(db_err(&self.pool.path))?;
+            self.begin()?;
+        }
+        Ok(conn)
+    }
+}
+
+impl Drop for SqliteReader {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take()
+            && conn.execute_batch("COMMIT").is_ok()
+        {
+            lock(&self.pool.idle).push(conn);
+        }
+    }
+}
+
+impl Reader for SqliteReader {
+    fn read(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.conn()?
+            .prepare_cached("SELECT value FROM records WHERE dataset = ?1 AND key = ?2")
+            .and_then(|mut s| s.query_row(params![dataset, key], |r| r.get(0)).optional())
+            .map_err(db_err(&self.pool.path))
+    }
+
+    fn keys(
+        &self,
+        dataset: &str,
+        from: &str,
+        exclusive: bool,
+        to: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let db = self.conn()?;
+        let sql = match (exclusive, to.is_some()) {
+            (true, true) => {
+                "SELECT key FROM records WHERE dataset = ?1 AND key > ?2 AND key < ?3 ORDER BY key LIMIT ?4"
+            }
+            (false, true) => {
+                "SELECT key FROM records WHERE dataset = ?1 AND key >= ?2 AND key < ?3 ORDER BY key LIMIT ?4"
+            }
+            (true, false) => {
+                "SELECT key FROM records WHERE dataset = ?1 AND key > ?2 AND ?3 IS NULL ORDER BY key LIMIT ?4"
+            }
+            (false, false) => {
+                "SELECT key FROM records WHERE dataset = ?1 AND key >= ?2 AND ?3 IS NULL ORDER BY key LIMIT ?4"
+            }
+        };
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let err = db_err(&self.pool.path);
+        let mut stmt = db.prepare_cached(sql).map_err(&err)?;
+        let rows = stmt
+            .query_map(params![dataset, from, to, limit], |r| r.get(0))
+            .map_err(&err)?;
+        rows.collect::<Result<_, _>>().map_err(&err)
+    }
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {

@@ -12,7 +12,7 @@ use super::runway::agent::types::Page;
 use super::{GuestError, NO_DATA, RunState, Target, WitLockMode, digest_parts};
 use crate::limits::{MAX_STAGED, MAX_STAGED_KEYS, MAX_VALUE};
 use crate::names;
-use crate::store::{Change, ENTRY_BYTES};
+use crate::store::{Change, ENTRY_BYTES, StoreError};
 
 /// Most keys returned by one `list` call.
 pub const MAX_PAGE: u32 = 1000;
@@ -118,18 +118,19 @@ impl RunState {
         self.audited(call, target, args, result, |_| NO_DATA)
     }
 
-    fn lookup(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, GuestError> {
+    fn lookup(&mut self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, GuestError> {
+        let unavailable = |e: StoreError| GuestError::NotFound(format!("{dataset}/{key}: {e}"));
         match self.staged.get(dataset, key) {
             Some(Change::Put(v)) => Ok(Some(v.clone())),
             Some(Change::Delete) => Ok(None),
             None => self
-                .store
-                .read(dataset, key)
-                .map_err(|e| GuestError::NotFound(format!("{dataset}/{key}: {e}"))),
+                .reader()
+                .and_then(|r| r.read(dataset, key))
+                .map_err(unavailable),
         }
     }
 
-    fn exists(&self, dataset: &str, key: &str) -> Result<bool, GuestError> {
+    fn exists(&mut self, dataset: &str, key: &str) -> Result<bool, GuestError> {
         Ok(self.lookup(dataset, key)?.is_some())
     }
 }
@@ -186,8 +187,10 @@ impl Host for RunState {
         let target = Self::target(&dataset, None, &checked);
         let result = checked.and_then(|_| {
             let limit = limit.clamp(1, MAX_PAGE) as usize;
-            let (keys, more) = self
-                .store
+            let unavailable = |e: StoreError| GuestError::NotFound(format!("{dataset}: {e}"));
+            self.reader().map_err(unavailable)?;
+            let reader = self.reader.as_ref().expect("opened just above");
+            let (keys, more) = reader
                 .list(
                     &dataset,
                     &prefix,
@@ -195,7 +198,7 @@ impl Host for RunState {
                     limit,
                     self.staged.dataset(&dataset),
                 )
-                .map_err(|e| GuestError::NotFound(format!("{dataset}: {e}")))?;
+                .map_err(unavailable)?;
             let next_cursor = if more { keys.last().cloned() } else { None };
             Ok(Page { keys, next_cursor })
         });

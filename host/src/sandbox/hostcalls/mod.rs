@@ -28,7 +28,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::epoch::Awake;
 use super::limiter::RunLimiter;
 use crate::grants::Limits;
-use crate::store::{DatasetStore, Staged};
+use crate::store::{DatasetStore, Staged, StoreError, StoreReader};
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -49,6 +49,9 @@ pub struct RunState {
     pub(crate) info: RunInfo,
     pub(crate) plugin: Hash,
     pub(crate) store: Arc<DatasetStore>,
+    /// The run's reads of the store, opened at its first read and closed
+    /// when its agent returns.
+    reader: Option<StoreReader>,
     pub(crate) staged: Staged,
     pub(crate) audit: AuditLog,
     pub(crate) log: RunLog,
@@ -97,6 +100,7 @@ impl RunState {
             info,
             plugin,
             store,
+            reader: None,
             staged: Staged::default(),
             audit,
             log: RunLog::new(limits.max_log()),
@@ -112,6 +116,19 @@ impl RunState {
             wasi,
             table: ResourceTable::new(),
         }
+    }
+
+    /// The run's reader, opened on first use.
+    pub(crate) fn reader(&mut self) -> Result<&StoreReader, StoreError> {
+        if self.reader.is_none() {
+            self.reader = Some(self.store.reader()?);
+        }
+        Ok(self.reader.as_ref().expect("opened just above"))
+    }
+
+    /// Closes the run's reader (its agent has returned).
+    pub(crate) fn end_reads(&mut self) {
+        self.reader = None;
     }
 
     /// The lock this run holds on `dataset`, if any.
