@@ -26,7 +26,7 @@ pub mod signing;
 pub mod store;
 pub mod watch;
 
-pub use controller::{DispatchOptions, Host, PlanReport, RunwayReport, RunwayState, run_plan};
+pub use controller::{DispatchOptions, Host, PlanReport, RunwayReport, State, run_plan};
 pub use grants::{Grants, Limits};
 pub use loader::{Plugin, Plugins};
 pub use plan::{Catalog, Manifest, Plan, PlanError};

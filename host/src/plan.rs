@@ -9,8 +9,14 @@
 //! action = "import"                      # passed to the agent (default "run")
 //! datasets = { fafsa_2024_03_16 = "exclusive" }   # the lock set
 //! after = []                             # ids that must succeed first
+//! priority = 0                           # higher is cleared first (default 0)
+//! window = "30m"                         # at most the grant's window_secs
+//! retry = { attempts = 3, backoff = "exponential", initial = "1s", max = "5m", jitter = true }
 //! input = { count = 40000, seed = 7 }    # any TOML, handed over as JSON
 //! ```
+//!
+//! Durations are jiff's friendly format (`"90s"`, `"1m 30s"`, `"2h"`) or
+//! ISO 8601 (`"PT90S"`).
 //!
 //! Unknown keys, unknown agents, unknown `after` ids, bad dataset names,
 //! locks beyond the agent's grants and dependency cycles are refused with an
@@ -26,6 +32,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
+use std::time::Duration;
 
 use runway_audit::LockMode;
 use serde::Deserialize;
@@ -84,7 +91,53 @@ pub struct Manifest {
     pub after: Vec<String>,
     /// Input handed to the agent, JSON-encoded.
     pub input: Vec<u8>,
+    /// Among runways whose locks are free, higher is cleared first.
+    pub priority: i64,
+    /// The run's window, when shorter than its grant's.
+    pub window: Option<Duration>,
+    pub retry: Retry,
 }
+
+/// How often a failed or timed-out runway is tried again, and how long it
+/// waits before each new attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retry {
+    /// Attempts in all, the first included (1: no retry).
+    pub attempts: u32,
+    pub backoff: Backoff,
+    /// The wait before the second attempt.
+    pub initial: Duration,
+    /// No wait is longer.
+    pub max: Duration,
+    /// Each wait drawn from its upper half at random, so retries of many
+    /// runways do not land together.
+    pub jitter: bool,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Retry {
+            attempts: 1,
+            backoff: Backoff::Exponential,
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(300),
+            jitter: true,
+        }
+    }
+}
+
+/// How waits between attempts grow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backoff {
+    /// `initial`, twice that, four times… up to `max`.
+    Exponential,
+    /// `initial` every time.
+    Fixed,
+}
+
+/// Most attempts a retry policy may ask for.
+pub const MAX_ATTEMPTS: u32 = 100;
 
 /// Why a plan was refused.
 #[derive(Debug, Error)]
@@ -151,6 +204,21 @@ pub enum PlanError {
     BadDataset { runway: String, source: NameError },
     #[error("dependency cycle: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
+    #[error(
+        "runway {runway:?}: {key} {value:?} is not a duration ({reason}); e.g. \"90s\", \"5m\", \"1h 30m\""
+    )]
+    BadDuration {
+        runway: String,
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
+    #[error("runway {runway:?}: {key} must be {bound}")]
+    OutOfRange {
+        runway: String,
+        key: &'static str,
+        bound: String,
+    },
     #[error("runway {runway:?}: input cannot be encoded as JSON: {source}")]
     Input {
         runway: String,
@@ -177,10 +245,85 @@ struct ManifestFile {
     #[serde(default)]
     after: Vec<String>,
     input: Option<toml::Value>,
+    #[serde(default)]
+    priority: i64,
+    window: Option<String>,
+    retry: Option<RetryFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryFile {
+    attempts: u32,
+    backoff: Option<Backoff>,
+    initial: Option<String>,
+    max: Option<String>,
+    jitter: Option<bool>,
 }
 
 fn default_action() -> String {
     "run".to_string()
+}
+
+/// Parses a duration of a manifest, naming the key when it is not one.
+fn duration(runway: &str, key: &'static str, text: &str) -> Result<Duration, PlanError> {
+    let bad = |reason: String| PlanError::BadDuration {
+        runway: runway.to_string(),
+        key,
+        value: cut(text, 64),
+        reason,
+    };
+    let parsed: jiff::SignedDuration = text.parse().map_err(|e: jiff::Error| bad(e.to_string()))?;
+    Duration::try_from(parsed).map_err(|_| bad("it is negative".into()))
+}
+
+impl ManifestFile {
+    /// The window, retry policy and priority, checked.
+    fn schedule(&self) -> Result<(Option<Duration>, Retry), PlanError> {
+        let id = self.id.as_str();
+        let range = |key, bound: &str| PlanError::OutOfRange {
+            runway: id.to_string(),
+            key,
+            bound: bound.to_string(),
+        };
+        let window = match &self.window {
+            None => None,
+            Some(text) => {
+                let w = duration(id, "window", text)?;
+                if w < Duration::from_secs(1)
+                    || w > Duration::from_secs(crate::grants::MAX_WINDOW_SECS)
+                {
+                    return Err(range("window", "between 1s and 24h"));
+                }
+                Some(w)
+            }
+        };
+        let mut retry = Retry::default();
+        if let Some(r) = &self.retry {
+            if r.attempts == 0 || r.attempts > MAX_ATTEMPTS {
+                return Err(range(
+                    "retry.attempts",
+                    &format!("between 1 and {MAX_ATTEMPTS}"),
+                ));
+            }
+            retry.attempts = r.attempts;
+            retry.backoff = r.backoff.unwrap_or(retry.backoff);
+            retry.jitter = r.jitter.unwrap_or(retry.jitter);
+            if let Some(text) = &r.initial {
+                retry.initial = duration(id, "retry.initial", text)?;
+            }
+            if let Some(text) = &r.max {
+                retry.max = duration(id, "retry.max", text)?;
+            }
+            if retry.max > Duration::from_secs(crate::grants::MAX_WINDOW_SECS) {
+                return Err(range("retry.max", "at most 24h"));
+            }
+            if retry.initial > retry.max {
+                return Err(range("retry.initial", "at most retry.max"));
+            }
+        }
+        Ok((window, retry))
+    }
 }
 
 impl ManifestFile {
@@ -308,6 +451,7 @@ impl Plan {
                     max: MAX_INPUT_BYTES,
                 });
             }
+            let (window, retry) = m.schedule()?;
             manifests.push(Manifest {
                 id: m.id,
                 agent: m.agent,
@@ -315,6 +459,9 @@ impl Plan {
                 datasets: m.datasets,
                 after: m.after,
                 input,
+                priority: m.priority,
+                window,
+                retry,
             });
         }
         let plan = Plan { manifests };

@@ -33,7 +33,7 @@ use runway_audit::{AuditError, Entry, Event};
 use thiserror::Error;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::controller::{DispatchOptions, Host, PlanReport, RunwayState, run_plan};
+use crate::controller::{DispatchOptions, Host, PlanReport, run_plan};
 use crate::files::ReadCaps;
 use crate::loader::{LoadError, Plugins};
 use crate::plan::{Plan, cap_reason, rejection};
@@ -377,10 +377,7 @@ pub fn report_json(report: &PlanReport) -> serde_json::Value {
         .runways
         .iter()
         .map(|r| {
-            let (state, reason) = match &r.state {
-                RunwayState::Failed(why) => ("FAILED", Some(why.as_str())),
-                other => (other.name(), None),
-            };
+            let (state, reason) = (r.state.name(), r.reason.as_deref());
             serde_json::json!({
                 "id": r.id,
                 "agent": r.agent,

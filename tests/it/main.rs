@@ -6,6 +6,7 @@ mod audit_tamper;
 mod audit_trail;
 mod cli;
 mod commit_crash;
+mod controller;
 mod data;
 mod doors;
 mod locks;

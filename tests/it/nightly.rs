@@ -2,7 +2,7 @@
 //! awarded; counts agree; each step ran only after the one before it.
 
 use runway_audit::Event;
-use runway_host::RunwayState;
+use runway_host::State;
 use runway_tests::{Fixture, is, output, position};
 
 const DS: &str = "fafsa_2024_03_16";
@@ -36,7 +36,7 @@ fn nightly_plan_imports_checks_and_awards() {
     let f = Fixture::new();
     let report = f.run(&nightly(500));
     for r in &report.runways {
-        assert_eq!(r.state, RunwayState::Succeeded, "{}", r.id);
+        assert_eq!(r.state, State::Succeeded, "{}", r.id);
     }
 
     assert_eq!(output(&report, "import")["written"], 500);
@@ -116,6 +116,7 @@ fn each_step_starts_only_after_the_one_before_succeeded() {
         import,
         [
             "filed",
+            "WAITING_LOCKS",
             "cleared",
             "granted",
             "started",
@@ -152,19 +153,22 @@ fn a_failed_runway_fails_its_dependents_with_a_reason() {
         action = "ok"
         "#,
     );
-    let state = |id| report.get(id).unwrap().state.clone();
+    let state = |id| {
+        let r = report.get(id).unwrap();
+        (r.state, r.reason.clone())
+    };
     assert!(
-        matches!(state("broken"), RunwayState::Failed(why) if why.contains("agent returned error"))
+        matches!(state("broken"), (State::Failed, Some(why)) if why.contains("agent returned error"))
     );
     assert_eq!(
         state("next"),
-        RunwayState::Failed("dependency broken failed".into())
+        (State::Failed, Some("dependency broken failed".into()))
     );
     assert_eq!(
         state("after-next"),
-        RunwayState::Failed("dependency next failed".into())
+        (State::Failed, Some("dependency next failed".into()))
     );
-    assert_eq!(state("independent"), RunwayState::Succeeded);
+    assert_eq!(state("independent"), (State::Succeeded, None));
     let records = f.records();
     assert!(records.iter().any(|r| is(
         r,
@@ -192,9 +196,9 @@ fn a_trapping_agent_fails_and_its_writes_are_discarded() {
     );
     let r = report.get("trap").unwrap();
     assert!(
-        matches!(&r.state, RunwayState::Failed(why) if why.contains("trapped")),
+        matches!((r.state, &r.reason), (State::Failed, Some(why)) if why.contains("trapped")),
         "{:?}",
-        r.state
+        r.reason
     );
     assert_eq!(f.host.store.len("test_scratch").unwrap(), 0);
 }
@@ -215,5 +219,6 @@ fn event_name(e: &Event) -> &'static str {
         Event::PluginUnloaded => "plugin-unloaded",
         Event::Committing { .. } => "committing",
         Event::Recovered { .. } => "recovered",
+        Event::Moved { to, .. } => to.name(),
     }
 }

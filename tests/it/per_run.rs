@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runway_audit::{AuditLog, AuditOptions, Entry, Event, Record};
-use runway_host::RunwayState;
+use runway_host::State;
 use runway_host::limits::MAX_LIVE_RUNS;
 use runway_host::limits::{MAX_MEMORIES_PER_RUN, MAX_REASON, MAX_STAGED_KEYS};
 use runway_host::{DatasetStore, DispatchOptions, Grants, Host, PlanReport, Plugins, Runtime};
@@ -23,15 +23,16 @@ fn grants(limits: &str) -> Grants {
 }
 
 fn reason(report: &PlanReport, id: &str) -> String {
-    match &report.get(id).unwrap_or_else(|| panic!("no {id}")).state {
-        RunwayState::Failed(why) => why.clone(),
-        other => panic!("{id} was not stopped: {other:?}"),
+    let r = report.get(id).unwrap_or_else(|| panic!("no {id}"));
+    match (r.state, &r.reason) {
+        (State::Succeeded, _) | (_, None) => panic!("{id} was not stopped: {:?}", r.state),
+        (_, Some(why)) => why.clone(),
     }
 }
 
 fn succeeded(report: &PlanReport, id: &str) {
     let state = &report.get(id).unwrap_or_else(|| panic!("no {id}")).state;
-    assert_eq!(*state, RunwayState::Succeeded, "{id}");
+    assert_eq!(*state, State::Succeeded, "{id}");
 }
 
 /// A plan of one runway per `(id, agent, action, dataset, input)`.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use runway_audit::Event;
-use runway_host::{Grants, Plugins, Runtime, RunwayState, bundled};
+use runway_host::{Grants, Plugins, Runtime, State, bundled};
 use runway_tests::Fixture;
 
 fn probe() -> (&'static str, Vec<u8>, Grants) {
@@ -96,10 +96,12 @@ fn a_run_in_flight_keeps_the_plugin_it_started_with() {
         "the catalog did change"
     );
     // The run was stopped by its own window, not by the unload.
-    let state = &report.get("inflight").unwrap().state;
+    let r = report.get("inflight").unwrap();
     assert!(
-        matches!(state, RunwayState::Failed(why) if why.starts_with("timed out")),
-        "{state:?}"
+        matches!((r.state, &r.reason), (State::TimedOut, Some(why)) if why.starts_with("timed out")),
+        "{:?} {:?}",
+        r.state,
+        r.reason
     );
     let calls: Vec<_> = f
         .records()

@@ -2,7 +2,7 @@
 //! right error, changes nothing, and is on the audit record.
 
 use runway_audit::{Call, Event, Outcome};
-use runway_host::RunwayState;
+use runway_host::State;
 use runway_tests::{Fixture, output};
 
 fn attempts(out: &serde_json::Value) -> Vec<(String, String)> {
@@ -41,7 +41,7 @@ fn read_without_a_lock_is_denied_and_audited() {
         input = { dataset = "test_secret" }
         "#,
     );
-    assert_eq!(report.get("snoop").unwrap().state, RunwayState::Succeeded);
+    assert_eq!(report.get("snoop").unwrap().state, State::Succeeded);
     let tried = attempts(&output(&report, "snoop"));
     assert!(!tried.is_empty());
     assert!(

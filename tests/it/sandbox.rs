@@ -3,7 +3,7 @@
 //! finishes correctly.
 
 use runway_audit::Event;
-use runway_host::{PlanError, PlanReport, RunwayState};
+use runway_host::{PlanError, PlanReport, State};
 use runway_tests::{Fixture, output};
 
 /// Grants for `hostile` in these tests: generous unless a test tightens one.
@@ -38,7 +38,7 @@ fn attack_with(f: &Fixture, agent: &str, action: &str, input: &str) -> PlanRepor
     ));
     assert_eq!(
         report.get("neighbour").unwrap().state,
-        RunwayState::Succeeded,
+        State::Succeeded,
         "{action}"
     );
     assert_eq!(output(&report, "neighbour")["written"], 200);
@@ -47,9 +47,10 @@ fn attack_with(f: &Fixture, agent: &str, action: &str, input: &str) -> PlanRepor
 }
 
 fn failure(report: &PlanReport) -> String {
-    match &report.get("attack").unwrap().state {
-        RunwayState::Failed(why) => why.clone(),
-        other => panic!("attack was not stopped: {other:?}"),
+    let r = report.get("attack").unwrap();
+    match (r.state, &r.reason) {
+        (State::Succeeded, _) | (_, None) => panic!("attack was not stopped: {:?}", r.state),
+        (_, Some(why)) => why.clone(),
     }
 }
 
@@ -59,7 +60,8 @@ fn stopped(f: &Fixture, report: &PlanReport, needle: &str) -> String {
     assert!(why.contains(needle), "reason {why:?} lacks {needle:?}");
     let audited = f.records().into_iter().any(|r| {
         r.entry.runway == "attack"
-            && matches!(&r.entry.event, Event::Failed { reason } if *reason == why)
+            && matches!(&r.entry.event,
+                Event::Failed { reason } | Event::Moved { reason, .. } if *reason == why)
     });
     assert!(audited, "failure not audited: {why}");
     why
@@ -149,7 +151,7 @@ fn a_flood_of_logs_and_prints_is_capped_and_neutralised() {
             "control character in {line:?}"
         );
     }
-    if let RunwayState::Failed(why) = &report.get("attack").unwrap().state {
+    if let Some(why) = &report.get("attack").unwrap().reason {
         assert!(why.contains("output flood"), "{why}");
     }
 }
@@ -203,7 +205,7 @@ fn an_oversized_output_is_refused() {
 fn wasi_grants_nothing() {
     let f = Fixture::with_grants(&[("hostile", &grants(""))]);
     let report = attack(&f, "wasi-escape", "{}");
-    assert_eq!(report.get("attack").unwrap().state, RunwayState::Succeeded);
+    assert_eq!(report.get("attack").unwrap().state, State::Succeeded);
     let out = output(&report, "attack");
     let attempts = out["attempts"].as_array().unwrap();
     assert!(attempts.len() >= 6, "{out}");
@@ -245,7 +247,7 @@ fn a_symlink_planted_in_the_data_root_leads_nowhere() {
     );
     // A dataset is its name in the database, never a path: the link is
     // never followed, the run lands, and nothing is written outside.
-    assert_eq!(report.get("escape").unwrap().state, RunwayState::Succeeded);
+    assert_eq!(report.get("escape").unwrap().state, State::Succeeded);
     assert_eq!(f.host.store.len("test_escape").unwrap(), 5);
     assert_eq!(
         std::fs::read_dir(outside.path()).unwrap().count(),
@@ -283,7 +285,7 @@ fn resident_kib() -> u64 {
 fn a_million_byte_value_and_an_unbounded_listing_are_capped() {
     let f = Fixture::with_grants(&[("hostile", &grants("memory_mib = 64"))]);
     let report = attack(&f, "million-keys", "{ keys = 3000 }");
-    assert_eq!(report.get("attack").unwrap().state, RunwayState::Succeeded);
+    assert_eq!(report.get("attack").unwrap().state, State::Succeeded);
     let out = output(&report, "attack");
     // 1,000,000 bytes is under the 1 MiB value cap; the listing is cut to a page.
     assert_eq!(out["write"]["outcome"], "ok", "{out}");
@@ -305,11 +307,10 @@ fn forbidden_calls_beside_a_neighbour_are_denied_and_change_nothing() {
     let f = Fixture::new();
     for action in ["read-unlocked", "write-shared", "bad-names", "all"] {
         let report = attack_with(&f, "probe", action, "{ dataset = \"test_neighbour\" }");
-        let state = &report.get("attack").unwrap().state;
+        let r = report.get("attack").unwrap();
         // probe fails its own run if any forbidden call was allowed.
-        let allowed =
-            matches!(state, RunwayState::Failed(why) if why.contains("forbidden call allowed"));
-        assert!(!allowed, "{action}: {state:?}");
+        let allowed = matches!(&r.reason, Some(why) if why.contains("forbidden call allowed"));
+        assert!(!allowed, "{action}: {:?} {:?}", r.state, r.reason);
         if let Some(out) = &report.get("attack").unwrap().output {
             let out: serde_json::Value = serde_json::from_slice(out).unwrap();
             for a in out["attempts"].as_array().into_iter().flatten() {

@@ -10,6 +10,7 @@
 //! against postcard over generated records and their mutations in
 //! `record.rs`'s tests). Encoding stays postcard's.
 
+use crate::State;
 use crate::record::{
     Call, DecodeError, Entry, Event, Hash, LockGrant, LockMode, LockRequest, Outcome, Record,
 };
@@ -170,7 +171,7 @@ impl<'a> Input<'a> {
 
     /// Variants in declaration order: postcard encodes the index.
     fn event(&mut self) -> Result<Event, DecodeError> {
-        Ok(match self.variant(14)? {
+        Ok(match self.variant(15)? {
             0 => Event::Filed {
                 action: self.string()?,
                 after: self.list(Self::string)?,
@@ -223,9 +224,14 @@ impl<'a> Input<'a> {
                 locks: self.list(Self::grant)?,
                 changes: self.hash()?,
             },
-            _ => Event::Recovered {
+            13 => Event::Recovered {
                 committing: self.u64()?,
                 landed: self.bool()?,
+            },
+            _ => Event::Moved {
+                to: State::ALL[self.variant(State::ALL.len() as u32)? as usize],
+                reason: self.string()?,
+                by: self.option(Self::string)?,
             },
         })
     }

@@ -61,6 +61,7 @@ mod recover;
 pub mod render;
 pub mod segment;
 mod shared;
+mod state;
 mod tree_check;
 pub mod trust;
 pub mod verify;
@@ -80,6 +81,7 @@ pub use record::{
     Record, ZERO_HASH, leaf_hash, sha256,
 };
 pub use render::{escape, record_json, record_line, timeline_line};
+pub use state::State;
 pub use trust::Trust;
 pub use verify::{VerifyOptions, VerifyReport, verify, verify_with};
 pub use writer::{

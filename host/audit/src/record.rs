@@ -124,6 +124,14 @@ pub enum Event {
     /// `landed` says whether its transaction committed. The records that
     /// follow say the rest: COMMITTED and SUCCEEDED, or FAILED.
     Recovered { committing: u64, landed: bool },
+    /// The runway moved to state `to` (the moves without a record of their
+    /// own: FILED, CLEARED, STARTED, SUCCEEDED and FAILED are theirs), with
+    /// why, and who when a person moved it.
+    Moved {
+        to: crate::State,
+        reason: String,
+        by: Option<String>,
+    },
 }
 
 /// A lock a manifest asks for.
@@ -289,6 +297,9 @@ impl Entry {
                 lists(locks.len()) + locks.iter().map(|l| l.dataset.len()).sum::<usize>()
             }
             Event::Rejected { reason } | Event::Failed { reason } => text(reason),
+            Event::Moved { reason, by, .. } => {
+                VARINT_MAX + text(reason) + by.as_deref().map_or(1, |b| 1 + text(b))
+            }
             Event::Call { key, outcome, .. } => {
                 key.as_deref().map_or(0, text) + outcome.reason().map_or(0, text)
             }
@@ -444,7 +455,7 @@ mod tests {
         }
         fn event(&mut self) -> Event {
             let list = |g: &mut Self| 0..g.below(4);
-            match self.below(14) {
+            match self.below(15) {
                 0 => Event::Filed {
                     action: self.string(),
                     after: list(self).map(|_| self.string()).collect(),
@@ -516,9 +527,14 @@ mod tests {
                         .collect(),
                     changes: self.hash(),
                 },
-                _ => Event::Recovered {
+                13 => Event::Recovered {
                     committing: self.u64(),
                     landed: self.below(2) == 1,
+                },
+                _ => Event::Moved {
+                    to: crate::State::ALL[self.below(crate::State::ALL.len() as u64) as usize],
+                    reason: self.string(),
+                    by: self.maybe(Self::string),
                 },
             }
         }

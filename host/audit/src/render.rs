@@ -238,6 +238,13 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 format!("commit of #{committing} not in the store: nothing applied")
             },
         ),
+        Event::Moved { to, reason, by } => (
+            to.name(),
+            match by {
+                Some(by) => format!("{} (by {})", escape(reason), escape(by)),
+                None => escape(reason).into_owned(),
+            },
+        ),
         Event::LockReleased { mode, token } => (
             "RELEASE",
             format!("{} {} token {token}", dataset(), mode.letter()),
@@ -351,6 +358,12 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("event", json!("recovered")),
             ("committing", json!(committing)),
             ("landed", json!(landed)),
+        ],
+        Event::Moved { to, reason, by } => vec![
+            ("event", json!("moved")),
+            ("to", json!(to.name())),
+            ("reason", json!(reason)),
+            ("by", json!(by)),
         ],
     }
 }

@@ -10,7 +10,7 @@ use runway_audit::render::{escape, excerpt};
 use super::host_args::{HostArgs, timeline_printer, tokio};
 use super::{AUDIT_BAD, BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED};
 use crate::plan::rejection;
-use crate::{DispatchOptions, Plan, Plugins, RunwayState, bundled};
+use crate::{DispatchOptions, Plan, Plugins, bundled};
 
 /// Most characters of a runway's output or failure reason on the summary
 /// line (escaped; a cut one ends in `…`).
@@ -89,8 +89,8 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         println!();
         for r in &report.runways {
             // Guest text: escaped and cut, so it cannot drive the terminal.
-            let detail = match (&r.state, &r.output) {
-                (RunwayState::Failed(why), _) => excerpt(why, SUMMARY_CHARS),
+            let detail = match (&r.reason, &r.output) {
+                (Some(why), _) => excerpt(why, SUMMARY_CHARS),
                 (_, Some(out)) => excerpt(&String::from_utf8_lossy(out), SUMMARY_CHARS),
                 _ => String::new(),
             };

@@ -1,67 +1,57 @@
-//! The dispatcher: files a plan's runways and sees each one to its end.
+//! The dispatcher: files a plan's runways and sees each one to its end,
+//! moving it through the state machine of [`state`] (one audit record per
+//! move).
 //!
-//! A runway asks the host's [`tower::Tower`] for clearance once every runway
-//! in its `after` list has SUCCEEDED; the tower grants its whole lock set at
-//! once when free. Cleared runways run in parallel on blocking threads
-//! and land through the host's landing stage, which commits many runs at
-//! once; a runway's locks are released when it has landed. When
-//! a runway fails, every runway that depends on it (directly or not) fails
-//! too, with a reason naming the dependency. Every filing and state change
-//! is an audit record.
+//! A runway waits for its dependencies (every runway in its `after` list
+//! SUCCEEDED), then asks the host's [`tower::Tower`] for its whole lock set,
+//! which is granted at once when free (higher priority first among the
+//! ready). Cleared runways run in parallel on blocking threads and land
+//! through the host's landing stage, which commits many runs at once; a
+//! runway's locks are released when it has landed. A failed or timed-out
+//! attempt is retried per the manifest's policy, after its backoff, with
+//! fresh locks and a fresh token. When a runway ends badly for good, every
+//! runway that depends on it (directly or not) fails too, with a reason
+//! naming the dependency.
 
 mod host;
 pub mod locks;
 pub mod recovery;
+pub mod state;
 pub mod tower;
 
 pub use host::Host;
+pub use runway_audit::State;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use runway_audit::{AuditError, Entry, Event, LockGrant, LockRequest};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 
 use crate::loader::Plugin;
-use crate::plan::{Manifest, Plan};
+use crate::plan::{Backoff, Manifest, Plan, Retry};
 use crate::sandbox::{self, LandingError, Observer, RunFailure, RunReport, RunRequest};
-use tower::Clearance;
-
-/// Where a runway is in its life.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RunwayState {
-    /// Filed; waiting for its dependencies.
-    Queued,
-    /// Dependencies done; waiting for its locks.
-    Waiting,
-    Running,
-    Succeeded,
-    Failed(String),
-}
-
-impl RunwayState {
-    /// Upper-case name, as timelines and reports show it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            RunwayState::Queued => "QUEUED",
-            RunwayState::Waiting => "WAITING",
-            RunwayState::Running => "RUNNING",
-            RunwayState::Succeeded => "SUCCEEDED",
-            RunwayState::Failed(_) => "FAILED",
-        }
-    }
-}
+use state::{IllegalMove, Lifecycle};
+use tower::{Clearance, Request};
 
 /// The end of one runway.
 #[derive(Debug)]
 pub struct RunwayReport {
     pub id: String,
     pub agent: String,
-    pub state: RunwayState,
+    pub state: State,
+    /// Why it ended as it did, when it did not succeed.
+    pub reason: Option<String>,
+    /// Attempts made (0 when it never ran).
+    pub attempts: u32,
+    /// The locks of its last attempt.
     pub locks: Vec<LockGrant>,
     /// The agent's output bytes, when it succeeded.
     pub output: Option<Vec<u8>>,
+    /// The report of its last attempt.
     pub run: Option<RunReport>,
 }
 
@@ -72,10 +62,11 @@ pub struct PlanReport {
 }
 
 impl PlanReport {
+    /// Runways that did not succeed.
     pub fn failed(&self) -> usize {
         self.runways
             .iter()
-            .filter(|r| matches!(r.state, RunwayState::Failed(_)))
+            .filter(|r| r.state != State::Succeeded)
             .count()
     }
 
@@ -91,6 +82,9 @@ pub enum DispatchError {
     Audit(#[from] AuditError),
     #[error("audit trail failed, stopping: {0}")]
     Landing(Arc<AuditError>),
+    /// A bug: the dispatcher tried a move the state machine does not allow.
+    #[error("{0}")]
+    Illegal(#[from] IllegalMove),
 }
 
 /// Options for [`run_plan`].
@@ -113,9 +107,47 @@ struct Runway {
     /// The plugin this runway's records name: the one loaded at filing,
     /// then, from take-off on, the very one its run uses.
     plugin: Option<Arc<Plugin>>,
-    state: RunwayState,
+    life: Lifecycle,
+    reason: Option<String>,
+    /// Attempts taken off so far.
+    attempt: u32,
+    /// When QUEUED for a retry: not before then.
+    not_before: Option<Instant>,
     locks: Vec<LockGrant>,
     run: Option<RunReport>,
+}
+
+impl Runway {
+    fn state(&self) -> State {
+        self.life.state()
+    }
+
+    fn move_to(&mut self, to: State) -> Result<(), IllegalMove> {
+        self.life.enter(&self.manifest.id, to)
+    }
+
+    /// Will not move again: final, or failed with no retry coming.
+    fn ended(&self) -> bool {
+        let state = self.state();
+        state.is_final() || (matches!(state, State::Failed | State::TimedOut))
+    }
+
+    fn report(self) -> RunwayReport {
+        let output = match (self.state(), &self.run) {
+            (State::Succeeded, Some(run)) => run.outcome.as_ref().ok().cloned(),
+            _ => None,
+        };
+        RunwayReport {
+            id: self.manifest.id,
+            agent: self.manifest.agent,
+            state: self.life.state(),
+            reason: self.reason,
+            attempts: self.attempt,
+            locks: self.locks,
+            output,
+            run: self.run,
+        }
+    }
 }
 
 /// Files every runway of `plan` and runs them to their end.
@@ -142,7 +174,10 @@ pub async fn run_plan(
             .map(|manifest| Runway {
                 plugin: catalog.get(&manifest.agent),
                 manifest,
-                state: RunwayState::Queued,
+                life: Lifecycle::default(),
+                reason: None,
+                attempt: 0,
+                not_before: None,
                 locks: Vec::new(),
                 run: None,
             })
@@ -162,23 +197,6 @@ pub async fn run_plan(
     Ok(PlanReport {
         runways: d.runways.into_iter().map(Runway::report).collect(),
     })
-}
-
-impl Runway {
-    fn report(self) -> RunwayReport {
-        let output = match (&self.state, &self.run) {
-            (RunwayState::Succeeded, Some(run)) => run.outcome.as_ref().ok().cloned(),
-            _ => None,
-        };
-        RunwayReport {
-            id: self.manifest.id,
-            agent: self.manifest.agent,
-            state: self.state,
-            locks: self.locks,
-            output,
-            run: self.run,
-        }
-    }
 }
 
 struct Dispatch {
@@ -212,6 +230,27 @@ impl Dispatch {
         self.host.audit.append(entry).map(drop)
     }
 
+    /// Moves runway `i` to `to`; `event` is the move's audit record (a
+    /// MOVED record with `reason` when `None`).
+    fn enter(
+        &mut self,
+        i: usize,
+        to: State,
+        reason: String,
+        event: Option<Event>,
+    ) -> Result<(), DispatchError> {
+        self.runways[i].move_to(to)?;
+        let event = event.unwrap_or(Event::Moved {
+            to,
+            reason: reason.clone(),
+            by: None,
+        });
+        if matches!(to, State::Failed | State::TimedOut) || to.is_final() {
+            self.runways[i].reason = (to != State::Succeeded).then_some(reason);
+        }
+        Ok(self.record(i, None, event)?)
+    }
+
     fn file(&mut self) -> Result<(), AuditError> {
         for i in 0..self.runways.len() {
             let m = &self.runways[i].manifest;
@@ -232,17 +271,17 @@ impl Dispatch {
         Ok(())
     }
 
-    fn state_of(&self, id: &str) -> &RunwayState {
-        &self.runways[self.index[id]].state
+    fn dep(&self, id: &str) -> &Runway {
+        &self.runways[self.index[id]]
     }
 
     async fn fly(&mut self) -> Result<(), DispatchError> {
         loop {
-            self.settle_queued()?;
-            let waiting = self.runways.iter().any(|r| r.state == RunwayState::Waiting);
-            if !waiting && self.airborne == 0 {
+            self.settle()?;
+            if self.airborne == 0 && self.runways.iter().all(Runway::ended) {
                 break;
             }
+            let retry = self.runways.iter().filter_map(|r| r.not_before).min();
             // Clearances first, so runways granted together take off together.
             tokio::select! {
                 biased;
@@ -266,69 +305,89 @@ impl Dispatch {
                     Err(LandingError::Audit(e)) => return Err(DispatchError::Landing(e)),
                     Err(LandingError::Panicked(why)) => self.crashed(i, why)?,
                 },
-            }
-        }
-        // With no cycles (checked at filing) and failures propagated, nothing
-        // can be left queued; say so loudly if that ever breaks.
-        for i in 0..self.runways.len() {
-            if self.runways[i].state == RunwayState::Queued {
-                self.fail(i, "never cleared: its dependencies did not finish".into())?;
+                () = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now)), if retry.is_some() => {}
             }
         }
         Ok(())
     }
 
-    /// For each queued runway: a failed dependency fails it (repeatedly, so
-    /// failure travels down whole chains); all dependencies succeeded sends
-    /// it to the tower for clearance.
-    fn settle_queued(&mut self) -> Result<(), AuditError> {
+    /// Moves every runway that can move on: a dependency that ended badly
+    /// fails its dependents (repeatedly, so failure travels down whole
+    /// chains); dependencies all succeeded send a runway to the tower; a
+    /// retry whose backoff is over goes round again.
+    fn settle(&mut self) -> Result<(), DispatchError> {
+        let now = Instant::now();
         let mut changed = true;
         while changed {
             changed = false;
             for i in 0..self.runways.len() {
-                if self.runways[i].state != RunwayState::Queued {
+                let r = &self.runways[i];
+                if !matches!(r.state(), State::Queued | State::WaitingDeps) {
                     continue;
                 }
-                let after = &self.runways[i].manifest.after;
+                if r.not_before.is_some_and(|t| t > now) {
+                    continue;
+                }
+                let after = &r.manifest.after;
                 let failed = after
                     .iter()
-                    .find(|a| matches!(self.state_of(a), RunwayState::Failed(_)))
-                    .cloned();
-                if let Some(dep) = failed {
-                    self.fail(i, format!("dependency {dep} failed"))?;
-                    changed = true;
-                } else if after
+                    .find(|a| self.dep(a).ended() && self.dep(a).state() != State::Succeeded)
+                    .map(|a| (a.clone(), self.dep(a).state()));
+                let waiting: Vec<&str> = after
                     .iter()
-                    .all(|a| *self.state_of(a) == RunwayState::Succeeded)
-                {
-                    self.runways[i].state = RunwayState::Waiting;
-                    let wants = self.runways[i].manifest.datasets.clone();
-                    self.host.tower.request(i, wants, self.reply.clone());
+                    .filter(|a| self.dep(a).state() != State::Succeeded)
+                    .map(String::as_str)
+                    .collect();
+                if let Some((dep, state)) = failed {
+                    let reason = format!("dependency {dep} {}", ended_as(state));
+                    self.enter(
+                        i,
+                        State::Failed,
+                        reason.clone(),
+                        Some(Event::Failed { reason }),
+                    )?;
+                    changed = true;
+                } else if waiting.is_empty() {
+                    self.runways[i].not_before = None;
+                    self.ask_for_locks(i)?;
+                } else if r.state() == State::Queued {
+                    let reason = format!("waiting for {}", waiting.join(", "));
+                    self.enter(i, State::WaitingDeps, reason, None)?;
                 }
             }
         }
         Ok(())
     }
 
+    fn ask_for_locks(&mut self, i: usize) -> Result<(), DispatchError> {
+        let m = &self.runways[i].manifest;
+        let request = Request {
+            slot: i,
+            runway: m.id.clone(),
+            wants: m.datasets.clone(),
+            priority: m.priority,
+        };
+        let why = self.host.tower.request(request, self.reply.clone());
+        let reason = why.unwrap_or_else(|| "its locks are free".into());
+        self.enter(i, State::WaitingLocks, reason, None)
+    }
+
     /// A run that host code panicked on: FAILED, and landed with nothing.
-    fn crashed(&mut self, i: usize, why: String) -> Result<(), AuditError> {
+    fn crashed(&mut self, i: usize, why: String) -> Result<(), DispatchError> {
         let failure = RunFailure::HostFault(why);
-        self.record(
+        let reason = failure.to_string();
+        self.enter(
             i,
-            None,
-            Event::Failed {
-                reason: failure.to_string(),
-            },
+            State::Failed,
+            reason.clone(),
+            Some(Event::Failed { reason }),
         )?;
-        self.land(i, RunReport::failed(failure))
+        self.land_locks(i)?;
+        self.runways[i].run = Some(RunReport::failed(failure));
+        self.maybe_retry(i)
     }
 
-    fn fail(&mut self, i: usize, reason: String) -> Result<(), AuditError> {
-        self.runways[i].state = RunwayState::Failed(reason.clone());
-        self.record(i, None, Event::Failed { reason })
-    }
-
-    fn take_off(&mut self, c: Clearance) -> Result<(), AuditError> {
+    fn take_off(&mut self, c: Clearance) -> Result<(), DispatchError> {
         let i = c.slot;
         // The plugin as loaded now: the folder watch may have replaced it
         // since filing; from here on this run keeps this version.
@@ -337,22 +396,30 @@ impl Dispatch {
             (Ok(grants), Some(plugin)) => (grants, plugin),
             (Err(e), _) => {
                 self.grounded(i);
-                return self.fail(i, format!("no fencing token: {e}"));
+                let reason = format!("no fencing token: {e}");
+                return self.enter(
+                    i,
+                    State::Failed,
+                    reason.clone(),
+                    Some(Event::Failed { reason }),
+                );
             }
             (_, None) => {
                 let reason = format!("agent {agent} was unloaded before take-off");
                 self.grounded(i);
-                return self.fail(i, reason);
+                return self.enter(
+                    i,
+                    State::Failed,
+                    reason.clone(),
+                    Some(Event::Failed { reason }),
+                );
             }
         };
         self.runways[i].plugin = Some(plugin.clone());
-        self.record(
-            i,
-            None,
-            Event::Cleared {
-                locks: grants.clone(),
-            },
-        )?;
+        let cleared = Event::Cleared {
+            locks: grants.clone(),
+        };
+        self.enter(i, State::Cleared, String::new(), Some(cleared))?;
         for g in &grants {
             let event = Event::LockGranted {
                 mode: g.mode,
@@ -360,15 +427,22 @@ impl Dispatch {
             };
             self.record(i, Some(g.dataset.clone()), event)?;
         }
+        // Its STARTED record, appended by the run, is this move's.
+        self.runways[i].move_to(State::Running)?;
         let r = &mut self.runways[i];
-        r.state = RunwayState::Running;
+        r.attempt += 1;
         r.locks = grants.clone();
+        let mut program = plugin.program();
+        if let Some(window) = r.manifest.window {
+            let secs = window.as_secs_f64().ceil() as u64;
+            program.limits.window_secs = program.limits.window_secs.min(secs);
+        }
         let req = RunRequest {
             runway: r.manifest.id.clone(),
-            program: plugin.program(),
+            program,
             action: r.manifest.action.clone(),
             input: r.manifest.input.clone(),
-            attempt: 1,
+            attempt: r.attempt,
             locks: grants,
         };
         let host = self.host.clone();
@@ -390,12 +464,30 @@ impl Dispatch {
     /// A cleared runway that could not take off: its worker slot and
     /// locks go straight back.
     fn grounded(&self, i: usize) {
+        let m = &self.runways[i].manifest;
         self.host.tower.flown();
-        self.host.tower.release(&self.runways[i].manifest.datasets);
+        self.host.tower.release(&m.datasets, &m.id);
     }
 
-    /// A run landed: release its locks and settle its state.
-    fn land(&mut self, i: usize, report: RunReport) -> Result<(), AuditError> {
+    /// A run landed: its locks go back, its state follows its outcome (the
+    /// landing recorded the move), and a failure may retry.
+    fn land(&mut self, i: usize, report: RunReport) -> Result<(), DispatchError> {
+        self.land_locks(i)?;
+        let (to, reason) = match &report.outcome {
+            Ok(_) => (State::Succeeded, String::new()),
+            Err(reason @ RunFailure::TimedOut { .. }) => (State::TimedOut, reason.to_string()),
+            Err(reason) => (State::Failed, reason.to_string()),
+        };
+        self.runways[i].move_to(to)?;
+        if to != State::Succeeded {
+            self.runways[i].reason = Some(reason);
+        }
+        self.runways[i].run = Some(report);
+        self.maybe_retry(i)
+    }
+
+    /// Releases a landed runway's locks (one RELEASE record each).
+    fn land_locks(&mut self, i: usize) -> Result<(), AuditError> {
         self.airborne -= 1;
         for g in self.runways[i].locks.clone() {
             let event = Event::LockReleased {
@@ -404,13 +496,91 @@ impl Dispatch {
             };
             self.record(i, Some(g.dataset.clone()), event)?;
         }
-        self.host.tower.release(&self.runways[i].manifest.datasets);
-        let r = &mut self.runways[i];
-        r.state = match &report.outcome {
-            Ok(_) => RunwayState::Succeeded,
-            Err(reason) => RunwayState::Failed(reason.to_string()),
-        };
-        r.run = Some(report);
+        let m = &self.runways[i].manifest;
+        self.host.tower.release(&m.datasets, &m.id);
         Ok(())
+    }
+
+    /// A failed or timed-out runway with attempts left goes back to QUEUED,
+    /// not before its backoff is over.
+    fn maybe_retry(&mut self, i: usize) -> Result<(), DispatchError> {
+        let r = &self.runways[i];
+        if !matches!(r.state(), State::Failed | State::TimedOut)
+            || r.attempt >= r.manifest.retry.attempts
+        {
+            return Ok(());
+        }
+        let wait = backoff(&r.manifest.retry, r.attempt);
+        let reason = format!(
+            "retry: attempt {} of {} in {:.3} s",
+            r.attempt + 1,
+            r.manifest.retry.attempts,
+            wait.as_secs_f64()
+        );
+        self.enter(i, State::Queued, reason, None)?;
+        let r = &mut self.runways[i];
+        r.reason = None;
+        r.not_before = Some(Instant::now() + wait);
+        Ok(())
+    }
+}
+
+/// How long to wait before the attempt after attempt number `failed`.
+fn backoff(retry: &Retry, failed: u32) -> Duration {
+    let wait = match retry.backoff {
+        Backoff::Fixed => retry.initial,
+        Backoff::Exponential => {
+            let factor = 2u32.saturating_pow(failed.saturating_sub(1).min(31));
+            retry.initial.saturating_mul(factor)
+        }
+    }
+    .min(retry.max);
+    if retry.jitter {
+        // Equal jitter: somewhere in the upper half of the wait.
+        wait / 2 + wait.mul_f64(fastrand::f64() / 2.0)
+    } else {
+        wait
+    }
+}
+
+/// How a dependency that ended badly is named in its dependents' reason.
+fn ended_as(state: State) -> &'static str {
+    match state {
+        State::TimedOut => "timed out",
+        State::Cancelled => "was cancelled",
+        State::Rejected => "was rejected",
+        State::Expired => "expired",
+        _ => "failed",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_jitter_stays_in_the_upper_half() {
+        let retry = Retry {
+            attempts: 10,
+            backoff: Backoff::Exponential,
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+            jitter: false,
+        };
+        let waits: Vec<u128> = (1..=5).map(|n| backoff(&retry, n).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 500, 500]);
+        let fixed = Retry {
+            backoff: Backoff::Fixed,
+            ..retry.clone()
+        };
+        assert_eq!(backoff(&fixed, 4), Duration::from_millis(100));
+        let jittered = Retry {
+            jitter: true,
+            ..retry
+        };
+        for _ in 0..100 {
+            let w = backoff(&jittered, 2);
+            assert!(w >= Duration::from_millis(100) && w <= Duration::from_millis(200));
+        }
     }
 }

@@ -91,7 +91,7 @@ fn interrupted(records: &[Record]) -> Vec<(u64, &Entry, Vec<String>)> {
                     done.push(dataset.clone());
                 }
             }
-            Event::Succeeded { .. } | Event::Failed { .. } => {
+            Event::Succeeded { .. } | Event::Failed { .. } | Event::Moved { .. } => {
                 open.remove(runway);
             }
             Event::Recovered { committing, .. } => {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use runway_audit::{LockGrant, LockMode};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::locks::LockTable;
+use super::locks::{LockTable, Want};
 use crate::store::{DatasetStore, StoreError};
 
 /// Permission to take off: the granted locks, or why tokens failed.
@@ -26,9 +26,21 @@ pub struct Clearance {
     pub grants: Result<Vec<LockGrant>, StoreError>,
 }
 
+/// A runway asking the tower for its locks.
+pub struct Request {
+    /// The requester's own handle for the runway.
+    pub slot: usize,
+    /// The runway's id, as lock holders are named.
+    pub runway: String,
+    pub wants: BTreeMap<String, LockMode>,
+    pub priority: i64,
+}
+
 struct Waiting {
-    slot: usize,
-    wants: BTreeMap<String, LockMode>,
+    /// Tells this request apart from every other one (slots are only
+    /// unique per dispatcher).
+    ticket: u64,
+    request: Request,
     reply: UnboundedSender<Clearance>,
 }
 
@@ -36,6 +48,7 @@ struct State {
     table: LockTable,
     queue: VecDeque<Waiting>,
     in_air: usize,
+    tickets: u64,
 }
 
 /// Locks, queue and worker limit for one host.
@@ -52,6 +65,7 @@ impl Tower {
                 table: LockTable::default(),
                 queue: VecDeque::new(),
                 in_air: 0,
+                tickets: 0,
             }),
             store,
             // The pool holds MAX_LIVE_RUNS runs' worth of slots.
@@ -60,15 +74,29 @@ impl Tower {
     }
 
     /// Queues a runway for clearance; the answer comes down `reply`.
-    pub fn request(
-        &self,
-        slot: usize,
-        wants: BTreeMap<String, LockMode>,
-        reply: UnboundedSender<Clearance>,
-    ) {
+    /// Returns why it waits, when it is not cleared at once: the holders
+    /// it waits behind, earlier waiters, or the run limit.
+    pub fn request(&self, request: Request, reply: UnboundedSender<Clearance>) -> Option<String> {
         let mut s = self.lock();
-        s.queue.push_back(Waiting { slot, wants, reply });
+        let blockers = s.table.blockers(&request.wants);
+        s.tickets += 1;
+        let ticket = s.tickets;
+        s.queue.push_back(Waiting {
+            ticket,
+            request,
+            reply,
+        });
         self.pump(&mut s);
+        if !s.queue.iter().any(|w| w.ticket == ticket) {
+            return None;
+        }
+        Some(if !blockers.is_empty() {
+            format!("waiting behind {}", blockers.join(", "))
+        } else if s.in_air >= self.workers {
+            format!("waiting for one of {} workers", self.workers)
+        } else {
+            "waiting behind earlier runways for the same datasets".to_string()
+        })
     }
 
     /// A cleared runway's run left its worker (its agent returned and the
@@ -81,9 +109,9 @@ impl Tower {
     }
 
     /// A cleared runway landed: free its locks.
-    pub fn release(&self, wants: &BTreeMap<String, LockMode>) {
+    pub fn release(&self, wants: &BTreeMap<String, LockMode>, runway: &str) {
         let mut s = self.lock();
-        s.table.release(wants);
+        s.table.release(wants, runway);
         self.pump(&mut s);
     }
 
@@ -95,26 +123,35 @@ impl Tower {
     fn pump(&self, s: &mut State) {
         loop {
             let free = self.workers.saturating_sub(s.in_air);
-            let State {
-                table,
-                queue,
-                in_air,
-            } = s;
-            let granted = table.grant(queue.iter().map(|w| &w.wants), free);
+            let wants: Vec<Want<'_>> = s
+                .queue
+                .iter()
+                .map(|w| Want {
+                    locks: &w.request.wants,
+                    priority: w.request.priority,
+                })
+                .collect();
+            let granted = s.table.grant(&wants, free);
             if granted.is_empty() {
                 return;
             }
-            *in_air += granted.len();
+            s.in_air += granted.len();
             let mut orphaned = false;
             let mut cleared: Vec<Waiting> = granted
                 .iter()
                 .rev()
-                .map(|&i| queue.remove(i).expect("granted index is in the queue"))
+                .map(|&i| s.queue.remove(i).expect("granted index is in the queue"))
                 .collect();
             cleared.reverse(); // tokens are drawn in filing order
             for w in cleared {
-                let grants = w
-                    .wants
+                let Request {
+                    slot,
+                    runway,
+                    wants,
+                    ..
+                } = w.request;
+                s.table.acquire(&wants, &runway);
+                let grants = wants
                     .iter()
                     .map(|(dataset, &mode)| {
                         Ok(LockGrant {
@@ -124,16 +161,10 @@ impl Tower {
                         })
                     })
                     .collect();
-                if w.reply
-                    .send(Clearance {
-                        slot: w.slot,
-                        grants,
-                    })
-                    .is_err()
-                {
+                if w.reply.send(Clearance { slot, grants }).is_err() {
                     // Nobody is waiting any more: hand the locks straight back.
-                    table.release(&w.wants);
-                    *in_air -= 1;
+                    s.table.release(&wants, &runway);
+                    s.in_air -= 1;
                     orphaned = true;
                 }
             }

@@ -23,7 +23,7 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use runway_audit::{AuditError, AuditLog, Event, Hash, LockGrant, LockMode};
+use runway_audit::{AuditError, AuditLog, Event, Hash, LockGrant, LockMode, State};
 
 use super::failure::RunFailure;
 use super::run::{Flown, RunReport};
@@ -195,6 +195,12 @@ pub fn land(
     for run in &runs {
         let end = match (&run.outcome, run.output) {
             (Ok(_), Some(output)) => Event::Succeeded { output },
+            // Out of its window: RUNNING → TIMED_OUT.
+            (Err(reason @ RunFailure::TimedOut { .. }), _) => Event::Moved {
+                to: State::TimedOut,
+                reason: reason.to_string(),
+                by: None,
+            },
             (Err(reason), _) => Event::Failed {
                 reason: reason.to_string(),
             },

@@ -15,7 +15,9 @@
 //! - `all`: all of the above;
 //! - `ok`: does nothing and outputs `{}`;
 //! - `fail`: returns an `invalid` error;
-//! - `trap`: panics, which traps the instance.
+//! - `trap`: panics, which traps the instance;
+//! - `flaky`: fails (an `invalid` error) on its first attempt, succeeds
+//!   with `{"attempt": N}` on any later one.
 //!
 //! Each attempt's outcome is `ok` or the WIT error case it got (`denied`,
 //! `lock-lost`, `not-found`, `invalid`, `limit`). The output is
@@ -146,6 +148,13 @@ impl Agent for Probe {
             "ok" => return Ok(b"{}".to_vec()),
             "fail" => return Err(Error::Invalid("probe: failing on purpose".into())),
             "trap" => panic!("probe: trapping on purpose"),
+            "flaky" => {
+                let attempt = ctx.info().attempt;
+                if attempt < 2 {
+                    return Err(Error::Invalid("probe: flaky, first attempt".into()));
+                }
+                return Ok(format!("{{\"attempt\":{attempt}}}").into_bytes());
+            }
             "read-unlocked" => read_unlocked(ctx, &mut report)?,
             "write-shared" => write_shared(ctx, &mut report)?,
             "bad-names" => bad_names_probe(ctx, &mut report),
