@@ -13,6 +13,7 @@
 //! window_secs = 60          # wall-clock per run, commit included [86400]
 //! max_output_kib = 1024     # largest output of a run [1024]
 //! max_log_kib = 256         # log lines + stdout/stderr kept per run [16384]
+//! max_running = 2           # runs of this agent at once, all plans together [64]; default: no limit of its own
 //! ```
 //!
 //! Every limit is checked against its maximum when the file is read (naming
@@ -57,6 +58,9 @@ pub struct Limits {
     pub window_secs: u64,
     pub max_output_kib: u64,
     pub max_log_kib: u64,
+    /// Runs of this agent in the air at once (`None`: only the host's
+    /// worker limit).
+    pub max_running: Option<u64>,
 }
 
 impl Default for Limits {
@@ -67,6 +71,7 @@ impl Default for Limits {
             window_secs: 60,
             max_output_kib: 1024,
             max_log_kib: 256,
+            max_running: None,
         }
     }
 }
@@ -176,6 +181,11 @@ impl Grants {
             ("window_secs", l.window_secs, MAX_WINDOW_SECS),
             ("max_output_kib", l.max_output_kib, MAX_OUTPUT_KIB),
             ("max_log_kib", l.max_log_kib, MAX_LOG_KIB),
+            (
+                "max_running",
+                l.max_running.unwrap_or(1),
+                u64::from(crate::limits::MAX_LIVE_RUNS),
+            ),
         ] {
             if value == 0 {
                 return Err(GrantsError::Zero { file, key });

@@ -12,10 +12,14 @@
 //! priority = 0                           # higher is cleared first (default 0)
 //! window = "30m"                         # at most the grant's window_secs
 //! retry = { attempts = 3, backoff = "exponential", initial = "1s", max = "5m", jitter = true }
+//! earliest_start = "01:00"               # or RFC 3339, or "in 10m"
+//! expires = "2026-12-03T06:00:00Z"       # not cleared by then: EXPIRED
 //! input = { count = 40000, seed = 7 }    # any TOML, handed over as JSON
 //! ```
 //!
-//! Durations are jiff's friendly format (`"90s"`, `"1m 30s"`, `"2h"`) or
+//! A time is an RFC 3339 timestamp (`"2026-12-03T01:00:00Z"`), a daily
+//! `"HH:MM"` in the host's time zone meaning its next occurrence after
+//! filing, or `"in DURATION"` after filing. Durations are jiff's friendly format (`"90s"`, `"1m 30s"`, `"2h"`) or
 //! ISO 8601 (`"PT90S"`).
 //!
 //! Unknown keys, unknown agents, unknown `after` ids, bad dataset names,
@@ -96,6 +100,50 @@ pub struct Manifest {
     /// The run's window, when shorter than its grant's.
     pub window: Option<Duration>,
     pub retry: Retry,
+    /// Not cleared before.
+    pub earliest_start: Option<When>,
+    /// Not cleared by then: EXPIRED.
+    pub expires: Option<When>,
+}
+
+/// A moment a manifest names, fixed at filing by [`When::resolve`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum When {
+    At(jiff::Timestamp),
+    /// The next occurrence of this time of day, in the host's time zone.
+    Daily(jiff::civil::Time),
+    /// This long after filing.
+    In(Duration),
+}
+
+impl When {
+    /// The moment, for a runway filed at `filed` in time zone `tz`.
+    pub fn resolve(self, filed: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> jiff::Timestamp {
+        match self {
+            When::At(at) => at,
+            When::In(after) => filed
+                .checked_add(
+                    jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::MAX),
+                )
+                .unwrap_or(jiff::Timestamp::MAX),
+            When::Daily(time) => {
+                let here = filed.to_zoned(tz.clone());
+                let mut day = here.date();
+                loop {
+                    // A time skipped by a DST change resolves past the gap.
+                    if let Ok(at) = day.to_datetime(time).to_zoned(tz.clone())
+                        && at.timestamp() > filed
+                    {
+                        return at.timestamp();
+                    }
+                    day = match day.tomorrow() {
+                        Ok(next) => next,
+                        Err(_) => return jiff::Timestamp::MAX,
+                    };
+                }
+            }
+        }
+    }
 }
 
 /// How often a failed or timed-out runway is tried again, and how long it
@@ -213,6 +261,15 @@ pub enum PlanError {
         value: String,
         reason: String,
     },
+    #[error(
+        "runway {runway:?}: {key} {value:?} is not a time ({reason}); e.g. \"2026-12-03T01:00:00Z\", \"01:00\", \"in 10m\""
+    )]
+    BadTime {
+        runway: String,
+        key: &'static str,
+        value: String,
+        reason: String,
+    },
     #[error("runway {runway:?}: {key} must be {bound}")]
     OutOfRange {
         runway: String,
@@ -249,6 +306,8 @@ struct ManifestFile {
     priority: i64,
     window: Option<String>,
     retry: Option<RetryFile>,
+    earliest_start: Option<String>,
+    expires: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -275,6 +334,29 @@ fn duration(runway: &str, key: &'static str, text: &str) -> Result<Duration, Pla
     };
     let parsed: jiff::SignedDuration = text.parse().map_err(|e: jiff::Error| bad(e.to_string()))?;
     Duration::try_from(parsed).map_err(|_| bad("it is negative".into()))
+}
+
+/// Parses a time of a manifest (see the module doc), naming the key when
+/// it is not one.
+fn when(runway: &str, key: &'static str, text: &str) -> Result<When, PlanError> {
+    let bad = |reason: String| PlanError::BadTime {
+        runway: runway.to_string(),
+        key,
+        value: cut(text, 64),
+        reason,
+    };
+    if let Some(after) = text.strip_prefix("in ") {
+        return duration(runway, key, after).map(When::In);
+    }
+    if text.len() <= 5 && text.contains(':') {
+        return text
+            .parse::<jiff::civil::Time>()
+            .map(When::Daily)
+            .map_err(|e| bad(e.to_string()));
+    }
+    text.parse::<jiff::Timestamp>()
+        .map(When::At)
+        .map_err(|e| bad(e.to_string()))
 }
 
 impl ManifestFile {
@@ -452,6 +534,16 @@ impl Plan {
                 });
             }
             let (window, retry) = m.schedule()?;
+            let earliest_start = m
+                .earliest_start
+                .as_deref()
+                .map(|t| when(&m.id, "earliest_start", t))
+                .transpose()?;
+            let expires = m
+                .expires
+                .as_deref()
+                .map(|t| when(&m.id, "expires", t))
+                .transpose()?;
             manifests.push(Manifest {
                 id: m.id,
                 agent: m.agent,
@@ -462,6 +554,8 @@ impl Plan {
                 priority: m.priority,
                 window,
                 retry,
+                earliest_start,
+                expires,
             });
         }
         let plan = Plan { manifests };

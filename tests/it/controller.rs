@@ -2,12 +2,17 @@
 //! record; retries with backoff take fresh locks and tokens and tell the
 //! agent their attempt; priorities decide among the ready; a manifest's
 //! window bounds its run; a runway waiting for locks names who it waits
-//! behind; bad schedules are refused naming the key.
+//! behind; earliest start and expiry follow a hand-moved wall clock; bad
+//! schedules are refused naming the key.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use runway_audit::{Event, Record, State};
-use runway_tests::{Fixture, output};
+use runway_host::DispatchOptions;
+use runway_host::controller::clock::ManualClock;
+use runway_host::plan::When;
+use runway_tests::{Fixture, eventually, output};
 
 /// The MOVED records of `runway`: (state, reason).
 fn moves(records: &[Record], runway: &str) -> Vec<(State, String)> {
@@ -260,4 +265,172 @@ fn bad_schedules_are_refused_naming_the_key() {
         assert!(err.contains(needle), "{extra}: {err}");
     }
     assert!(plan("window = \"1m 30s\"\nretry = { attempts = 3, max = \"PT2M\" }").is_ok());
+}
+
+#[test]
+fn earliest_start_waits_for_the_wall_clock_and_expiry_fails_the_dependents() {
+    let f = Fixture::new();
+    let start: jiff::Timestamp = "2026-12-02T00:00:00Z".parse().unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let plan = f.plan(
+        r#"
+        [[runway]]
+        id = "later"
+        agent = "probe"
+        action = "ok"
+        earliest_start = "in 2h"
+        [[runway]]
+        id = "doomed"
+        agent = "probe"
+        action = "ok"
+        earliest_start = "2026-12-02T05:00:00Z"
+        expires = "in 1h"
+        [[runway]]
+        id = "after-doomed"
+        agent = "probe"
+        action = "ok"
+        after = ["doomed"]
+        [[runway]]
+        id = "now"
+        agent = "probe"
+        action = "ok"
+        earliest_start = "2000-01-01T00:00:00Z"
+        "#,
+    );
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let opts = DispatchOptions {
+        clock: clock.clone(),
+        ..DispatchOptions::default()
+    };
+    let flying = tokio.spawn(runway_host::run_plan(f.host.clone(), plan, opts));
+    let ended = |runway: &str| {
+        f.records().iter().any(|r| {
+            r.entry.runway == runway
+                && matches!(
+                    r.entry.event,
+                    Event::Succeeded { .. }
+                        | Event::Failed { .. }
+                        | Event::Moved {
+                            to: State::Expired,
+                            ..
+                        }
+                )
+        })
+    };
+    eventually("the runway without a wait lands", || ended("now"));
+    assert_eq!(
+        moves(&f.records(), "later"),
+        [(
+            State::WaitingTime,
+            "not before 2026-12-02T02:00:00Z".to_string()
+        )]
+    );
+    assert!(!ended("later"), "ran before its time");
+    // 01:30: "doomed" (not before 05:00) expired at 01:00; its dependent fails.
+    clock.advance(jiff::SignedDuration::from_mins(90));
+    eventually("doomed expires", || ended("after-doomed"));
+    assert!(!ended("later"), "ran before its time");
+    // 02:30: "later" may go.
+    clock.advance(jiff::SignedDuration::from_hours(1));
+    let report = tokio.block_on(flying).unwrap().expect("plan flies");
+    let state = |id| report.get(id).unwrap().state;
+    assert_eq!(state("now"), State::Succeeded);
+    assert_eq!(state("later"), State::Succeeded);
+    assert_eq!(state("doomed"), State::Expired);
+    let doomed = report.get("doomed").unwrap();
+    assert_eq!(
+        doomed.reason.as_deref(),
+        Some("not cleared by 2026-12-02T01:00:00Z")
+    );
+    assert_eq!(
+        report.get("after-doomed").unwrap().reason.as_deref(),
+        Some("dependency doomed expired")
+    );
+    assert_eq!(doomed.attempts, 0, "an expired runway never ran");
+}
+
+#[test]
+fn a_daily_time_means_its_next_occurrence_in_the_host_time_zone() {
+    let tz = jiff::tz::TimeZone::fixed(jiff::tz::offset(2));
+    let daily = When::Daily("01:00".parse().unwrap());
+    // 00:30 UTC is 02:30 at +02: 01:00 there has passed, so tomorrow's.
+    let filed: jiff::Timestamp = "2026-12-02T00:30:00Z".parse().unwrap();
+    assert_eq!(
+        daily.resolve(filed, &tz).to_string(),
+        "2026-12-02T23:00:00Z"
+    );
+    // 22:30 UTC the day before is 00:30 at +02: today's 01:00 is ahead.
+    let filed: jiff::Timestamp = "2026-12-01T22:30:00Z".parse().unwrap();
+    assert_eq!(
+        daily.resolve(filed, &tz).to_string(),
+        "2026-12-01T23:00:00Z"
+    );
+    let bad = runway_host::Plan::parse(
+        "[[runway]]\nid = \"r\"\nagent = \"probe\"\nearliest_start = \"tomorrow-ish\"\n",
+        &*runway_tests::plugins().1,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        bad.contains("earliest_start \"tomorrow-ish\" is not a time"),
+        "{bad}"
+    );
+}
+
+#[test]
+fn an_agent_limit_keeps_its_runs_apart_while_others_fly() {
+    let f = Fixture::with_grants(&[(
+        "hostile",
+        "[datasets]\n\"test_*\" = \"exclusive\"\n[limits]\nwindow_secs = 10\nmax_running = 1\n",
+    )]);
+    let mut text = String::new();
+    for n in 1..=3 {
+        text.push_str(&format!(
+            "[[runway]]\nid = \"sleep{n}\"\nagent = \"hostile\"\naction = \"sleep\"\n\
+             datasets = {{ test_limit{n} = \"exclusive\" }}\ninput = {{ secs = 1 }}\n"
+        ));
+    }
+    text.push_str("[[runway]]\nid = \"other\"\nagent = \"probe\"\naction = \"ok\"\n");
+    let report = f.run(&text);
+    assert_eq!(report.failed(), 0);
+    let records = f.records();
+    // [START, end] of each hostile run: no two overlap.
+    let mut spans: Vec<(u64, u64)> = (1..=3)
+        .map(|n| {
+            let id = format!("sleep{n}");
+            let at = |pred: fn(&Event) -> bool| {
+                records
+                    .iter()
+                    .find(|r| r.entry.runway == id && pred(&r.entry.event))
+                    .map(|r| r.time_ns)
+                    .unwrap()
+            };
+            (
+                at(|e| matches!(e, Event::Started { .. })),
+                at(|e| matches!(e, Event::Succeeded { .. })),
+            )
+        })
+        .collect();
+    spans.sort();
+    assert!(
+        spans.windows(2).all(|w| w[0].1 <= w[1].0),
+        "runs of one agent overlapped past its limit: {spans:?}"
+    );
+    let held: Vec<String> = ["sleep2", "sleep3"]
+        .iter()
+        .flat_map(|id| moves(&records, id))
+        .map(|(_, why)| why)
+        .collect();
+    assert!(
+        held.iter()
+            .any(|why| why == "waiting: agent hostile has 1 of 1 runs in the air"),
+        "{held:?}"
+    );
+    // The other agent was not held back by hostile's limit.
+    let other_start = records
+        .iter()
+        .find(|r| r.entry.runway == "other" && matches!(r.entry.event, Event::Started { .. }))
+        .unwrap()
+        .time_ns;
+    assert!(other_start < spans[0].1, "probe waited for hostile");
 }

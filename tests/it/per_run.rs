@@ -402,7 +402,10 @@ fn every_record_of_a_run_names_the_plugin_it_ran_with() {
         .block_on(runway_host::run_plan(
             f.host.clone(),
             plan,
-            DispatchOptions { observer },
+            DispatchOptions {
+                observer,
+                ..DispatchOptions::default()
+            },
         ))
         .unwrap();
     succeeded(&report, "swap");
@@ -538,9 +541,14 @@ impl Served {
 
     /// Stops the server as Ctrl-C would.
     fn stop(&mut self) -> std::process::ExitStatus {
+        self.signal("-INT")
+    }
+
+    /// Sends the server `signal` (as `kill` spells it) and waits for its exit.
+    fn signal(&mut self, signal: &str) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("started");
         let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
+            .args([signal, &child.id().to_string()])
             .status();
         child.wait().unwrap()
     }
@@ -553,4 +561,24 @@ impl Drop for Served {
             let _ = child.wait();
         }
     }
+}
+
+#[test]
+fn sigterm_stops_taking_plans_and_lets_the_run_in_flight_land() {
+    let served = Served::folders();
+    drop_plugin("hostile", &served.plugins());
+    let mut served = served.start(&[]);
+    served.fly(
+        "slow",
+        &plan(&[("sleeper", "hostile", "sleep", "test_term", "{ secs = 2 }")]),
+    );
+    let flying = served.path("inbox/flying/slow.toml");
+    eventually("the plan is taken", || flying.exists());
+    std::thread::sleep(Duration::from_millis(300));
+    // As `systemctl stop` would: the run in flight lands before the exit.
+    let status = served.signal("-TERM");
+    assert!(status.success(), "{status}");
+    let json = served.report("slow");
+    assert_eq!(json["runways"][0]["state"], "SUCCEEDED", "{json}");
+    assert!(!flying.exists(), "a plan was left in flying/");
 }

@@ -4,10 +4,10 @@
 //! Timeline lines are UTC, independent of the local time zone:
 //!
 //! ```text
-//! [01:00:00.123] FILED   import  agent=import-applications action=import after=[] locks=fafsa_2024_03_16 X
-//! [01:00:00.130] CLEARED import  (fafsa_2024_03_16 X, token 1)
-//! [01:00:00.131] CALL    import  write fafsa_2024_03_16/app/000001 token 1 ok
-//! [01:00:00.132] DENIED  probe   read other/key: not granted
+//! [2024-03-16T01:00:00.123Z] FILED   import  agent=import-applications action=import after=[] locks=fafsa_2024_03_16 X
+//! [2024-03-16T01:00:00.130Z] CLEARED import  (fafsa_2024_03_16 X, token 1)
+//! [2024-03-16T01:00:00.131Z] CALL    import  write fafsa_2024_03_16/app/000001 token 1 ok
+//! [2024-03-16T01:00:00.132Z] DENIED  probe   read other/key: not granted
 //! ```
 //!
 //! Strings that come from agents or operators (names, keys, reasons) go
@@ -75,17 +75,12 @@ pub fn record_json(record: &Record) -> Value {
     Value::Object(object)
 }
 
-/// `HH:MM:SS.mmm` of a Unix time in nanoseconds, in UTC.
+/// ISO 8601 UTC date and time to the millisecond of a Unix time in
+/// nanoseconds, e.g. `2024-03-16T01:00:00.123Z`: timelines span days.
 pub fn clock(time_ns: u64) -> String {
-    let secs = time_ns / NS_PER_SEC;
-    let millis = (time_ns % NS_PER_SEC) / 1_000_000;
-    let of_day = secs % SECS_PER_DAY;
-    format!(
-        "{:02}:{:02}:{:02}.{millis:03}",
-        of_day / 3600,
-        of_day / 60 % 60,
-        of_day % 60
-    )
+    let full = utc_timestamp(time_ns);
+    // `…T01:00:00.123456789Z` → `…T01:00:00.123Z`
+    format!("{}Z", &full[..full.len() - 7])
 }
 
 /// RFC 3339 UTC timestamp with nanoseconds, e.g. `2024-03-16T01:00:00.123000000Z`.
@@ -500,7 +495,7 @@ mod tests {
 
     #[test]
     fn times_are_utc() {
-        assert_eq!(clock(T), "01:00:00.123");
+        assert_eq!(clock(T), "2024-03-16T01:00:00.123Z");
         assert_eq!(utc_timestamp(T), "2024-03-16T01:00:00.123000000Z");
         assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00.000000000Z");
         // 2000-02-29 (leap day) 23:59:59.999999999
@@ -526,7 +521,7 @@ mod tests {
                         }],
                     },
                 ),
-                "[01:00:00.123] FILED   import  agent=import-applications action=import after=[] locks=fafsa_2024_03_16 X",
+                "[2024-03-16T01:00:00.123Z] FILED   import  agent=import-applications action=import after=[] locks=fafsa_2024_03_16 X",
             ),
             (
                 entry(
@@ -540,7 +535,7 @@ mod tests {
                         }],
                     },
                 ),
-                "[01:00:00.123] CLEARED import  (fafsa_2024_03_16 X, token 1)",
+                "[2024-03-16T01:00:00.123Z] CLEARED import  (fafsa_2024_03_16 X, token 1)",
             ),
             (
                 entry(
@@ -551,11 +546,11 @@ mod tests {
                         token: 1,
                     },
                 ),
-                "[01:00:00.123] GRANT   import  fafsa_2024_03_16 X token 1",
+                "[2024-03-16T01:00:00.123Z] GRANT   import  fafsa_2024_03_16 X token 1",
             ),
             (
                 entry("import", None, Event::Started { attempt: 1 }),
-                "[01:00:00.123] START   import  attempt 1",
+                "[2024-03-16T01:00:00.123Z] START   import  attempt 1",
             ),
             (
                 entry(
@@ -563,7 +558,7 @@ mod tests {
                     Some(DS),
                     call(Call::Write, "app/000001", Some(1), Outcome::Ok),
                 ),
-                "[01:00:00.123] CALL    import  write fafsa_2024_03_16/app/000001 token 1 ok",
+                "[2024-03-16T01:00:00.123Z] CALL    import  write fafsa_2024_03_16/app/000001 token 1 ok",
             ),
             (
                 entry(
@@ -576,7 +571,7 @@ mod tests {
                         Outcome::Denied("not granted".into()),
                     ),
                 ),
-                "[01:00:00.123] DENIED  probe   read other/key: not granted",
+                "[2024-03-16T01:00:00.123Z] DENIED  probe   read other/key: not granted",
             ),
             (
                 entry(
@@ -589,7 +584,7 @@ mod tests {
                         Outcome::NotFound("no such key".into()),
                     ),
                 ),
-                "[01:00:00.123] CALL    import  read fafsa_2024_03_16/app/9 token 1 not-found: no such key",
+                "[2024-03-16T01:00:00.123Z] CALL    import  read fafsa_2024_03_16/app/9 token 1 not-found: no such key",
             ),
             (
                 entry(
@@ -601,7 +596,7 @@ mod tests {
                         deletes: 1,
                     },
                 ),
-                "[01:00:00.123] COMMIT  import  fafsa_2024_03_16 token 1: 3 writes, 1 delete",
+                "[2024-03-16T01:00:00.123Z] COMMIT  import  fafsa_2024_03_16 token 1: 3 writes, 1 delete",
             ),
             (
                 entry(
@@ -612,11 +607,11 @@ mod tests {
                         token: 1,
                     },
                 ),
-                "[01:00:00.123] RELEASE import  fafsa_2024_03_16 X token 1",
+                "[2024-03-16T01:00:00.123Z] RELEASE import  fafsa_2024_03_16 X token 1",
             ),
             (
                 entry("import", None, Event::Succeeded { output: [0xab; 32] }),
-                "[01:00:00.123] SUCCESS import  output abababababab",
+                "[2024-03-16T01:00:00.123Z] SUCCESS import  output abababababab",
             ),
             (
                 entry(
@@ -626,7 +621,7 @@ mod tests {
                         reason: "trap: unreachable".into(),
                     },
                 ),
-                "[01:00:00.123] FAILED  import  trap: unreachable",
+                "[2024-03-16T01:00:00.123Z] FAILED  import  trap: unreachable",
             ),
             (
                 Entry {
@@ -640,7 +635,7 @@ mod tests {
                         },
                     )
                 },
-                "[01:00:00.123] REJECT  -       cycle",
+                "[2024-03-16T01:00:00.123Z] REJECT  -       cycle",
             ),
             (
                 entry(
@@ -650,15 +645,15 @@ mod tests {
                         reason: "f.wasm: is a FIFO".into(),
                     },
                 ),
-                "[01:00:00.123] REFUSE  -       plugin import-applications digest 010101010101: f.wasm: is a FIFO",
+                "[2024-03-16T01:00:00.123Z] REFUSE  -       plugin import-applications digest 010101010101: f.wasm: is a FIFO",
             ),
             (
                 entry("", None, Event::PluginLoaded),
-                "[01:00:00.123] LOAD    -       plugin import-applications digest 010101010101",
+                "[2024-03-16T01:00:00.123Z] LOAD    -       plugin import-applications digest 010101010101",
             ),
             (
                 entry("", None, Event::PluginUnloaded),
-                "[01:00:00.123] UNLOAD  -       plugin import-applications digest 010101010101",
+                "[2024-03-16T01:00:00.123Z] UNLOAD  -       plugin import-applications digest 010101010101",
             ),
         ];
         for (entry, expected) in cases {
@@ -752,7 +747,10 @@ mod tests {
                 call(Call::Write, "app/1", Some(1), Outcome::Ok),
             ),
         };
-        assert!(record_line(&record).starts_with("#17     [01:00:00.123] CALL    import  write"));
+        assert!(
+            record_line(&record)
+                .starts_with("#17     [2024-03-16T01:00:00.123Z] CALL    import  write")
+        );
         let json = record_json(&record);
         assert_eq!(json["seq"], 17);
         assert_eq!(json["time"], "2024-03-16T01:00:00.123000000Z");

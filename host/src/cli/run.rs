@@ -69,7 +69,14 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     };
     let started = std::time::Instant::now();
     let report = tokio()?
-        .block_on(crate::run_plan(host, plan, DispatchOptions { observer }))
+        .block_on(crate::run_plan(
+            host,
+            plan,
+            DispatchOptions {
+                observer,
+                ..DispatchOptions::default()
+            },
+        ))
         .map_err(|e| fault(e.into()))?;
     let elapsed = started.elapsed();
     audit.sync().map_err(|e| fault(e.into()))?;

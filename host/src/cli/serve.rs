@@ -34,17 +34,29 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .with_policy(args.host.policy()?)
         .with_caps(caps);
     eprintln!(
-        "runway: serving {} (plans: {}); Ctrl-C stops",
+        "runway: serving {} (plans: {}); Ctrl-C or SIGTERM stops (runs in flight land first)",
         escape(&args.plugins.display().to_string()),
         escape(&args.inbox.display().to_string())
     );
     let opts = DispatchOptions {
         observer: timeline_printer(),
+        ..DispatchOptions::default()
     };
+    let tokio = tokio()?;
+    // SIGTERM (`systemctl stop`, `kill`) stops as Ctrl-C does: no more
+    // plans are taken and the runs in flight land before the exit.
     let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
+        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+        match term {
+            Ok(mut term) => tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            },
+            Err(_) => drop(tokio::signal::ctrl_c().await),
+        }
+        eprintln!("runway: stopping: no more plans are taken; runs in flight land first");
     };
-    tokio()?
+    tokio
         .block_on(crate::serve::serve(
             host,
             folder,

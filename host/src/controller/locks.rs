@@ -30,6 +30,9 @@ pub struct LockTable {
 pub struct Want<'a> {
     pub locks: &'a BTreeMap<String, LockMode>,
     pub priority: i64,
+    /// Cannot go now whatever its locks (its agent is at its limit); it
+    /// still keeps its place in line on its datasets.
+    pub held_back: bool,
 }
 
 fn compatible(existing: Option<LockMode>, wanted: LockMode) -> bool {
@@ -58,11 +61,12 @@ impl LockTable {
         let mut taken: HashMap<&str, LockMode> = HashMap::new();
         let mut ready = Vec::new();
         for (i, want) in waiting.iter().enumerate() {
-            let free = want.locks.iter().all(|(d, &m)| {
-                compatible(self.held.get(d).map(|h| h.mode), m)
-                    && compatible(taken.get(d.as_str()).copied(), m)
-                    && compatible(reserved.get(d.as_str()).copied(), m)
-            });
+            let free = !want.held_back
+                && want.locks.iter().all(|(d, &m)| {
+                    compatible(self.held.get(d).map(|h| h.mode), m)
+                        && compatible(taken.get(d.as_str()).copied(), m)
+                        && compatible(reserved.get(d.as_str()).copied(), m)
+                });
             let into = if free { &mut taken } else { &mut reserved };
             for (d, &m) in want.locks {
                 take(into, d, m);
@@ -142,7 +146,11 @@ mod tests {
 
     fn wants<'a>(sets: &[&'a BTreeMap<String, LockMode>]) -> Vec<Want<'a>> {
         sets.iter()
-            .map(|locks| Want { locks, priority: 0 })
+            .map(|locks| Want {
+                locks,
+                priority: 0,
+                held_back: false,
+            })
             .collect()
     }
 

@@ -13,6 +13,7 @@
 //! runway that depends on it (directly or not) fails too, with a reason
 //! naming the dependency.
 
+pub mod clock;
 mod host;
 pub mod locks;
 pub mod recovery;
@@ -30,6 +31,8 @@ use runway_audit::{AuditError, Entry, Event, LockGrant, LockRequest};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+use clock::{Clock, SystemClock};
 
 use crate::loader::Plugin;
 use crate::plan::{Backoff, Manifest, Plan, Retry};
@@ -92,15 +95,22 @@ pub enum DispatchError {
 pub struct DispatchOptions {
     /// Sees every state change (not host calls), e.g. to print a timeline.
     pub observer: Observer,
+    /// The wall clock of `earliest_start` and `expires`.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for DispatchOptions {
     fn default() -> Self {
         DispatchOptions {
             observer: Arc::new(|_| {}),
+            clock: Arc::new(SystemClock),
         }
     }
 }
+
+/// Longest the dispatcher sleeps while a runway waits for a wall-clock
+/// time, so a wall clock that jumps is noticed soon.
+const WALL_POLL: Duration = Duration::from_millis(250);
 
 struct Runway {
     manifest: Manifest,
@@ -113,6 +123,11 @@ struct Runway {
     attempt: u32,
     /// When QUEUED for a retry: not before then.
     not_before: Option<Instant>,
+    /// `earliest_start` and `expires`, fixed at filing.
+    start_at: Option<jiff::Timestamp>,
+    expires_at: Option<jiff::Timestamp>,
+    /// Its request in the tower while WAITING_LOCKS.
+    ticket: Option<u64>,
     locks: Vec<LockGrant>,
     run: Option<RunReport>,
 }
@@ -168,6 +183,7 @@ pub async fn run_plan(
     let mut d = Dispatch {
         host,
         observer: opts.observer,
+        clock: opts.clock,
         runways: plan
             .manifests
             .into_iter()
@@ -178,6 +194,9 @@ pub async fn run_plan(
                 reason: None,
                 attempt: 0,
                 not_before: None,
+                start_at: None,
+                expires_at: None,
+                ticket: None,
                 locks: Vec::new(),
                 run: None,
             })
@@ -202,6 +221,7 @@ pub async fn run_plan(
 struct Dispatch {
     host: Arc<Host>,
     observer: Observer,
+    clock: Arc<dyn Clock>,
     runways: Vec<Runway>,
     index: HashMap<String, usize>,
     reply: mpsc::UnboundedSender<Clearance>,
@@ -252,6 +272,12 @@ impl Dispatch {
     }
 
     fn file(&mut self) -> Result<(), AuditError> {
+        let filed = self.clock.now();
+        let tz = jiff::tz::TimeZone::system();
+        for r in &mut self.runways {
+            r.start_at = r.manifest.earliest_start.map(|w| w.resolve(filed, &tz));
+            r.expires_at = r.manifest.expires.map(|w| w.resolve(filed, &tz));
+        }
         for i in 0..self.runways.len() {
             let m = &self.runways[i].manifest;
             let event = Event::Filed {
@@ -282,22 +308,30 @@ impl Dispatch {
                 break;
             }
             let retry = self.runways.iter().filter_map(|r| r.not_before).min();
+            let wall = self.next_wall_time().map(|at| {
+                let wait = Duration::try_from(at.duration_since(self.clock.now()));
+                Instant::now() + wait.unwrap_or(Duration::ZERO).min(WALL_POLL)
+            });
+            let wake = match (retry, wall) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            let clock = self.clock.clone();
             // Clearances first, so runways granted together take off together.
             tokio::select! {
                 biased;
                 Some(c) = self.clearances.recv() => self.take_off(c)?,
                 Some(joined) = self.running.join_next_with_id() => {
-                    self.host.tower.flown();
+                    let id = match &joined {
+                        Ok((id, _)) => *id,
+                        Err(e) => e.id(),
+                    };
+                    let i = self.tasks.remove(&id).expect("every task is tracked");
+                    self.host.tower.flown(&self.runways[i].manifest.agent);
                     match joined {
-                        Ok((id, handed)) => {
-                            self.tasks.remove(&id).expect("every task is tracked");
-                            handed?;
-                        }
+                        Ok((_, handed)) => handed?,
                         // A panic in host code fails that run only, never the plan.
-                        Err(e) => {
-                            let i = self.tasks.remove(&e.id()).expect("every task is tracked");
-                            self.crashed(i, e.to_string())?;
-                        }
+                        Err(e) => self.crashed(i, e.to_string())?,
                     }
                 }
                 Some((i, landed)) = self.landed.recv() => match landed {
@@ -305,7 +339,8 @@ impl Dispatch {
                     Err(LandingError::Audit(e)) => return Err(DispatchError::Landing(e)),
                     Err(LandingError::Panicked(why)) => self.crashed(i, why)?,
                 },
-                () = tokio::time::sleep_until(retry.unwrap_or_else(Instant::now)), if retry.is_some() => {}
+                () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
+                () = clock.moved() => {}
             }
         }
         Ok(())
@@ -317,11 +352,27 @@ impl Dispatch {
     /// retry whose backoff is over goes round again.
     fn settle(&mut self) -> Result<(), DispatchError> {
         let now = Instant::now();
+        let wall = self.clock.now();
         let mut changed = true;
         while changed {
             changed = false;
             for i in 0..self.runways.len() {
                 let r = &self.runways[i];
+                let waiting = matches!(
+                    r.state(),
+                    State::Queued | State::WaitingDeps | State::WaitingTime | State::WaitingLocks
+                );
+                if let Some(at) = r.expires_at.filter(|&at| waiting && at <= wall) {
+                    self.expire(i, at)?;
+                    changed = true;
+                    continue;
+                }
+                if r.state() == State::WaitingTime {
+                    if r.start_at.is_none_or(|at| at <= wall) {
+                        self.ask_for_locks(i)?;
+                    }
+                    continue;
+                }
                 if !matches!(r.state(), State::Queued | State::WaitingDeps) {
                     continue;
                 }
@@ -349,7 +400,13 @@ impl Dispatch {
                     changed = true;
                 } else if waiting.is_empty() {
                     self.runways[i].not_before = None;
-                    self.ask_for_locks(i)?;
+                    match self.runways[i].start_at.filter(|&at| at > wall) {
+                        Some(at) => {
+                            let reason = format!("not before {at}");
+                            self.enter(i, State::WaitingTime, reason, None)?;
+                        }
+                        None => self.ask_for_locks(i)?,
+                    }
                 } else if r.state() == State::Queued {
                     let reason = format!("waiting for {}", waiting.join(", "));
                     self.enter(i, State::WaitingDeps, reason, None)?;
@@ -366,10 +423,37 @@ impl Dispatch {
             runway: m.id.clone(),
             wants: m.datasets.clone(),
             priority: m.priority,
+            agent: m.agent.clone(),
+            agent_limit: self.runways[i]
+                .plugin
+                .as_ref()
+                .and_then(|p| p.grants.limits.max_running),
         };
-        let why = self.host.tower.request(request, self.reply.clone());
+        let (ticket, why) = self.host.tower.request(request, self.reply.clone());
+        self.runways[i].ticket = Some(ticket);
         let reason = why.unwrap_or_else(|| "its locks are free".into());
         self.enter(i, State::WaitingLocks, reason, None)
+    }
+
+    /// Not cleared by its `expires`: EXPIRED, its request taken back.
+    fn expire(&mut self, i: usize, at: jiff::Timestamp) -> Result<(), DispatchError> {
+        if let Some(ticket) = self.runways[i].ticket.take() {
+            self.host.tower.withdraw(ticket);
+        }
+        let reason = format!("not cleared by {at}");
+        self.enter(i, State::Expired, reason, None)
+    }
+
+    /// The next wall-clock moment a waiting runway waits for.
+    fn next_wall_time(&self) -> Option<jiff::Timestamp> {
+        self.runways
+            .iter()
+            .filter(|r| !r.ended() && !matches!(r.state(), State::Cleared | State::Running))
+            .flat_map(|r| {
+                let start = r.start_at.filter(|_| r.state() == State::WaitingTime);
+                start.into_iter().chain(r.expires_at)
+            })
+            .min()
     }
 
     /// A run that host code panicked on: FAILED, and landed with nothing.
@@ -389,6 +473,12 @@ impl Dispatch {
 
     fn take_off(&mut self, c: Clearance) -> Result<(), DispatchError> {
         let i = c.slot;
+        self.runways[i].ticket = None;
+        if self.runways[i].state() != State::WaitingLocks {
+            // Expired while its clearance was on the way.
+            self.grounded(i);
+            return Ok(());
+        }
         // The plugin as loaded now: the folder watch may have replaced it
         // since filing; from here on this run keeps this version.
         let agent = &self.runways[i].manifest.agent;
@@ -465,7 +555,7 @@ impl Dispatch {
     /// locks go straight back.
     fn grounded(&self, i: usize) {
         let m = &self.runways[i].manifest;
-        self.host.tower.flown();
+        self.host.tower.flown(&m.agent);
         self.host.tower.release(&m.datasets, &m.id);
     }
 

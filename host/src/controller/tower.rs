@@ -9,7 +9,7 @@
 //! [`Clearance`] down the dispatcher's channel. Releasing a lock set lets the
 //! tower clear whoever waits next.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use runway_audit::{LockGrant, LockMode};
@@ -34,6 +34,9 @@ pub struct Request {
     pub runway: String,
     pub wants: BTreeMap<String, LockMode>,
     pub priority: i64,
+    /// The agent, and how many of its runs may be in the air at once.
+    pub agent: String,
+    pub agent_limit: Option<u64>,
 }
 
 struct Waiting {
@@ -48,7 +51,25 @@ struct State {
     table: LockTable,
     queue: VecDeque<Waiting>,
     in_air: usize,
+    /// Runs in the air per agent.
+    by_agent: HashMap<String, u64>,
     tickets: u64,
+}
+
+impl State {
+    fn in_air_of(&self, agent: &str) -> u64 {
+        self.by_agent.get(agent).copied().unwrap_or(0)
+    }
+
+    /// One run of `agent` left the air.
+    fn landed(&mut self, agent: &str) {
+        if let Some(n) = self.by_agent.get_mut(agent) {
+            *n -= 1;
+            if *n == 0 {
+                self.by_agent.remove(agent);
+            }
+        }
+    }
 }
 
 /// Locks, queue and worker limit for one host.
@@ -65,6 +86,7 @@ impl Tower {
                 table: LockTable::default(),
                 queue: VecDeque::new(),
                 in_air: 0,
+                by_agent: HashMap::new(),
                 tickets: 0,
             }),
             store,
@@ -76,9 +98,14 @@ impl Tower {
     /// Queues a runway for clearance; the answer comes down `reply`.
     /// Returns why it waits, when it is not cleared at once: the holders
     /// it waits behind, earlier waiters, or the run limit.
-    pub fn request(&self, request: Request, reply: UnboundedSender<Clearance>) -> Option<String> {
+    pub fn request(
+        &self,
+        request: Request,
+        reply: UnboundedSender<Clearance>,
+    ) -> (u64, Option<String>) {
         let mut s = self.lock();
         let blockers = s.table.blockers(&request.wants);
+        let (agent, limit) = (request.agent.clone(), request.agent_limit);
         s.tickets += 1;
         let ticket = s.tickets;
         s.queue.push_back(Waiting {
@@ -88,23 +115,35 @@ impl Tower {
         });
         self.pump(&mut s);
         if !s.queue.iter().any(|w| w.ticket == ticket) {
-            return None;
+            return (ticket, None);
         }
-        Some(if !blockers.is_empty() {
+        let why = if let Some(max) = limit.filter(|&max| s.in_air_of(&agent) >= max) {
+            format!("waiting: agent {agent} has {max} of {max} runs in the air")
+        } else if !blockers.is_empty() {
             format!("waiting behind {}", blockers.join(", "))
         } else if s.in_air >= self.workers {
             format!("waiting for one of {} workers", self.workers)
         } else {
             "waiting behind earlier runways for the same datasets".to_string()
-        })
+        };
+        (ticket, Some(why))
+    }
+
+    /// Takes back the request `ticket` (its runway expired or was
+    /// cancelled while it waited); no-op once it was cleared.
+    pub fn withdraw(&self, ticket: u64) {
+        let mut s = self.lock();
+        s.queue.retain(|w| w.ticket != ticket);
+        self.pump(&mut s);
     }
 
     /// A cleared runway's run left its worker (its agent returned and the
     /// run went to the landing stage, or it never took off): the worker
     /// slot is free, its locks are still held.
-    pub fn flown(&self) {
+    pub fn flown(&self, agent: &str) {
         let mut s = self.lock();
         s.in_air -= 1;
+        s.landed(agent);
         self.pump(&mut s);
     }
 
@@ -129,9 +168,24 @@ impl Tower {
                 .map(|w| Want {
                     locks: &w.request.wants,
                     priority: w.request.priority,
+                    held_back: w
+                        .request
+                        .agent_limit
+                        .is_some_and(|max| s.in_air_of(&w.request.agent) >= max),
                 })
                 .collect();
-            let granted = s.table.grant(&wants, free);
+            let mut granted = s.table.grant(&wants, free);
+            // Two ready runways of one agent may still pass its limit together.
+            let mut round: HashMap<&str, u64> = HashMap::new();
+            granted.retain(|&i| {
+                let r = &s.queue[i].request;
+                let n = round.entry(&r.agent).or_insert(0);
+                let ok = r
+                    .agent_limit
+                    .is_none_or(|max| s.in_air_of(&r.agent) + *n < max);
+                *n += u64::from(ok);
+                ok
+            });
             if granted.is_empty() {
                 return;
             }
@@ -148,9 +202,11 @@ impl Tower {
                     slot,
                     runway,
                     wants,
+                    agent,
                     ..
                 } = w.request;
                 s.table.acquire(&wants, &runway);
+                *s.by_agent.entry(agent.clone()).or_insert(0) += 1;
                 let grants = wants
                     .iter()
                     .map(|(dataset, &mode)| {
@@ -165,6 +221,7 @@ impl Tower {
                     // Nobody is waiting any more: hand the locks straight back.
                     s.table.release(&wants, &runway);
                     s.in_air -= 1;
+                    s.landed(&agent);
                     orphaned = true;
                 }
             }
