@@ -3,7 +3,9 @@
 //! stage before COMMITTING, after COMMITTING is durable, after the store
 //! transaction, and after COMMITTED, while three writers land alone or
 //! together; the next start settles every interrupted commit, and the
-//! records say exactly what the store holds.
+//! records say exactly what the store holds. A run killed before it began
+//! to commit is failed at the next start, so the trail never ends at its
+//! START.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -146,4 +148,63 @@ fn a_crash_at_every_step_of_a_commit_leaves_trail_and_store_agreeing() {
             "{point}: the trail verifies"
         );
     }
+}
+
+#[test]
+fn a_run_cut_short_by_a_crash_is_failed_at_the_next_start() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("plugins")).unwrap();
+    drop_plugin("hostile", &d.join("plugins"));
+    drop_plugin("probe", &d.join("plugins"));
+    std::fs::write(
+        d.join("sleep.toml"),
+        "[[runway]]\nid = \"sleeper\"\nagent = \"hostile\"\naction = \"sleep\"\n\
+         datasets = { test_sleep = \"exclusive\" }\ninput = { secs = 30 }\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("next.toml"), NEXT).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+        .args(["run", "sleep.toml", "--plugins", "plugins"])
+        .current_dir(d)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        if line.contains("START") && line.contains("sleeper") {
+            break;
+        }
+    }
+    // The timeline shows START as it is appended; give the writer a moment
+    // to put it in the file (a SIGKILL keeps what reached the kernel).
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap(); // SIGKILL, mid-run
+    assert_eq!(child.wait().unwrap().signal(), Some(9));
+    let next = runway(d, &["run", "next.toml", "--plugins", "plugins"]);
+    assert_eq!(next.code, 0, "{}{}", next.stdout, next.stderr);
+    assert!(
+        next.stderr
+            .contains("failed 1 run(s) a crash had cut short"),
+        "{}",
+        next.stderr
+    );
+    let records = runway_audit::read_records(&d.join("runway-audit")).unwrap();
+    let last = records
+        .iter()
+        .rev()
+        .find(|r| r.entry.runway == "sleeper")
+        .unwrap();
+    assert!(
+        matches!(&last.entry.event, Event::Failed { reason }
+            if reason.starts_with("host crashed during the run")),
+        "{:?}",
+        last.entry.event
+    );
+    let again = runway(d, &["run", "next.toml", "--plugins", "plugins"]);
+    assert!(!again.stderr.contains("cut short"), "{}", again.stderr);
+    assert_eq!(runway(d, &["audit", "verify"]).code, 0);
 }

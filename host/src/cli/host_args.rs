@@ -138,11 +138,18 @@ impl HostArgs {
         );
         let store = DatasetStore::open(&self.data).map_err(|e| Failure::new(HOST_FAULT, e))?;
         // The trail and the store agree before anything new is filed.
-        let settled = crate::controller::recovery::recover_commits(audit, &store)
+        let settled = crate::controller::recovery::recover(audit, &store)
             .map_err(|e| Failure::new(HOST_FAULT, e))?;
-        if settled > 0 {
+        if settled.commits > 0 {
             eprintln!(
-                "runway: settled {settled} commit(s) a crash had interrupted (see RECOVER in the audit)"
+                "runway: settled {} commit(s) a crash had interrupted (see RECOVER in the audit)",
+                settled.commits
+            );
+        }
+        if settled.runs > 0 {
+            eprintln!(
+                "runway: failed {} run(s) a crash had cut short (host crashed during the run)",
+                settled.runs
             );
         }
         let host = Host::new(

@@ -23,7 +23,7 @@ pub mod tower;
 pub use host::Host;
 pub use runway_audit::State;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -174,11 +174,24 @@ pub async fn run_plan(
     let (reply, clearances) = mpsc::unbounded_channel();
     let (landed_tx, landed) = mpsc::unbounded_channel();
     let catalog = host.plugins();
-    let index = plan
+    let index: HashMap<String, usize> = plan
         .manifests
         .iter()
         .enumerate()
         .map(|(i, m)| (m.id.clone(), i))
+        .collect();
+    let mut dependents = vec![Vec::new(); plan.manifests.len()];
+    for (i, m) in plan.manifests.iter().enumerate() {
+        for a in &m.after {
+            dependents[index[a]].push(i);
+        }
+    }
+    let open = plan.manifests.len();
+    let timed = (0..open)
+        .filter(|&i| {
+            let m = &plan.manifests[i];
+            m.earliest_start.is_some() || m.expires.is_some()
+        })
         .collect();
     let mut d = Dispatch {
         host,
@@ -202,6 +215,10 @@ pub async fn run_plan(
             })
             .collect(),
         index,
+        dependents,
+        dirty: (0..open).collect(),
+        timed,
+        open,
         reply,
         clearances,
         landed_tx,
@@ -224,6 +241,15 @@ struct Dispatch {
     clock: Arc<dyn Clock>,
     runways: Vec<Runway>,
     index: HashMap<String, usize>,
+    /// For each runway, the runways whose `after` names it.
+    dependents: Vec<Vec<usize>>,
+    /// Runways to look at again (a dependency ended), in filing order.
+    dirty: BTreeSet<usize>,
+    /// Waiting runways with a time to watch: an earliest start, an expiry,
+    /// a retry's backoff.
+    timed: BTreeSet<usize>,
+    /// Runways that have not ended.
+    open: usize,
     reply: mpsc::UnboundedSender<Clearance>,
     clearances: mpsc::UnboundedReceiver<Clearance>,
     /// How runs landed: (runway, report), from the landing stage.
@@ -259,7 +285,7 @@ impl Dispatch {
         reason: String,
         event: Option<Event>,
     ) -> Result<(), DispatchError> {
-        self.runways[i].move_to(to)?;
+        self.move_runway(i, to)?;
         let event = event.unwrap_or(Event::Moved {
             to,
             reason: reason.clone(),
@@ -269,6 +295,22 @@ impl Dispatch {
             self.runways[i].reason = (to != State::Succeeded).then_some(reason);
         }
         Ok(self.record(i, None, event)?)
+    }
+
+    /// Moves runway `i` to `to` and keeps the books: an ending wakes its
+    /// dependents; a retry opens it again.
+    fn move_runway(&mut self, i: usize, to: State) -> Result<(), IllegalMove> {
+        let was_ended = self.runways[i].ended();
+        self.runways[i].move_to(to)?;
+        let ended = self.runways[i].ended();
+        if ended && !was_ended {
+            self.open -= 1;
+            self.timed.remove(&i);
+            self.dirty.extend(self.dependents[i].iter().copied());
+        } else if was_ended && !ended {
+            self.open += 1;
+        }
+        Ok(())
     }
 
     fn file(&mut self) -> Result<(), AuditError> {
@@ -304,10 +346,14 @@ impl Dispatch {
     async fn fly(&mut self) -> Result<(), DispatchError> {
         loop {
             self.settle()?;
-            if self.airborne == 0 && self.runways.iter().all(Runway::ended) {
+            if self.airborne == 0 && self.open == 0 {
                 break;
             }
-            let retry = self.runways.iter().filter_map(|r| r.not_before).min();
+            let retry = self
+                .timed
+                .iter()
+                .filter_map(|&i| self.runways[i].not_before)
+                .min();
             let wall = self.next_wall_time().map(|at| {
                 let wait = Duration::try_from(at.duration_since(self.clock.now()));
                 Instant::now() + wait.unwrap_or(Duration::ZERO).min(WALL_POLL)
@@ -353,10 +399,9 @@ impl Dispatch {
     fn settle(&mut self) -> Result<(), DispatchError> {
         let now = Instant::now();
         let wall = self.clock.now();
-        let mut changed = true;
-        while changed {
-            changed = false;
-            for i in 0..self.runways.len() {
+        self.dirty.extend(self.timed.iter().copied());
+        while let Some(i) = self.dirty.pop_first() {
+            {
                 let r = &self.runways[i];
                 let waiting = matches!(
                     r.state(),
@@ -364,7 +409,6 @@ impl Dispatch {
                 );
                 if let Some(at) = r.expires_at.filter(|&at| waiting && at <= wall) {
                     self.expire(i, at)?;
-                    changed = true;
                     continue;
                 }
                 if r.state() == State::WaitingTime {
@@ -397,9 +441,13 @@ impl Dispatch {
                         reason.clone(),
                         Some(Event::Failed { reason }),
                     )?;
-                    changed = true;
                 } else if waiting.is_empty() {
-                    self.runways[i].not_before = None;
+                    if self.runways[i].not_before.take().is_some() {
+                        let r = &self.runways[i];
+                        if r.start_at.is_none() && r.expires_at.is_none() {
+                            self.timed.remove(&i);
+                        }
+                    }
                     match self.runways[i].start_at.filter(|&at| at > wall) {
                         Some(at) => {
                             let reason = format!("not before {at}");
@@ -446,8 +494,9 @@ impl Dispatch {
 
     /// The next wall-clock moment a waiting runway waits for.
     fn next_wall_time(&self) -> Option<jiff::Timestamp> {
-        self.runways
+        self.timed
             .iter()
+            .map(|&i| &self.runways[i])
             .filter(|r| !r.ended() && !matches!(r.state(), State::Cleared | State::Running))
             .flat_map(|r| {
                 let start = r.start_at.filter(|_| r.state() == State::WaitingTime);
@@ -518,7 +567,7 @@ impl Dispatch {
             self.record(i, Some(g.dataset.clone()), event)?;
         }
         // Its STARTED record, appended by the run, is this move's.
-        self.runways[i].move_to(State::Running)?;
+        self.move_runway(i, State::Running)?;
         let r = &mut self.runways[i];
         r.attempt += 1;
         r.locks = grants.clone();
@@ -568,7 +617,7 @@ impl Dispatch {
             Err(reason @ RunFailure::TimedOut { .. }) => (State::TimedOut, reason.to_string()),
             Err(reason) => (State::Failed, reason.to_string()),
         };
-        self.runways[i].move_to(to)?;
+        self.move_runway(i, to)?;
         if to != State::Succeeded {
             self.runways[i].reason = Some(reason);
         }
@@ -611,6 +660,7 @@ impl Dispatch {
         let r = &mut self.runways[i];
         r.reason = None;
         r.not_before = Some(Instant::now() + wait);
+        self.timed.insert(i);
         Ok(())
     }
 }

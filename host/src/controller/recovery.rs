@@ -8,6 +8,11 @@
 //! transaction committed — RECOVER (landed), COMMITTED per dataset and
 //! SUCCEEDED are appended; not found, nothing was applied — RECOVER (not
 //! landed) and FAILED ("host crashed during the commit").
+//!
+//! A run that was flying when the host died, before any commit began
+//! (STARTED with nothing after it), gets FAILED ("host crashed during the
+//! run"): nothing of it was committed, and the trail no longer ends at its
+//! START.
 
 use std::collections::HashMap;
 
@@ -26,11 +31,29 @@ pub enum RecoveryError {
     Audit(#[from] AuditError),
 }
 
-/// Settles every interrupted commit in `audit`'s trail against `store`;
-/// returns how many there were.
-pub fn recover_commits(audit: &AuditLog, store: &DatasetStore) -> Result<usize, RecoveryError> {
+/// What a start-up found a crash had left.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// Commits begun and settled against the store.
+    pub commits: usize,
+    /// Runs cut short before they began to commit.
+    pub runs: usize,
+}
+
+/// Settles every interrupted commit and run in `audit`'s trail against
+/// `store`.
+pub fn recover(audit: &AuditLog, store: &DatasetStore) -> Result<Settled, RecoveryError> {
     let records = runway_audit::read_records(audit.dir())?;
-    let open = interrupted(&records);
+    let (open, flying) = interrupted(&records);
+    for entry in &flying {
+        audit.append(Entry {
+            event: Event::Failed {
+                reason: "host crashed during the run; nothing was committed".into(),
+            },
+            dataset: None,
+            ..(*entry).clone()
+        })?;
+    }
     for (seq, entry, done) in &open {
         let landed = store.landed(*seq)?;
         let note = |event| Entry {
@@ -71,17 +94,29 @@ pub fn recover_commits(audit: &AuditLog, store: &DatasetStore) -> Result<usize, 
         }
     }
     audit.sync()?;
-    Ok(open.len())
+    Ok(Settled {
+        commits: open.len(),
+        runs: flying.len(),
+    })
 }
 
+/// Commits a crash interrupted, runs it cut short.
+type Interrupted<'a> = (Vec<(u64, &'a Entry, Vec<String>)>, Vec<&'a Entry>);
+
 /// COMMITTING records whose run has no outcome after them, in log order,
-/// each with the datasets whose COMMITTED record followed it.
-fn interrupted(records: &[Record]) -> Vec<(u64, &Entry, Vec<String>)> {
+/// each with the datasets whose COMMITTED record followed it; and the
+/// STARTED records of runs with nothing after them, not even a COMMITTING.
+fn interrupted(records: &[Record]) -> Interrupted<'_> {
     let mut open: HashMap<&str, (u64, &Entry, Vec<String>)> = HashMap::new();
+    let mut flying: HashMap<&str, (u64, &Entry)> = HashMap::new();
     for r in records {
         let runway = r.entry.runway.as_str();
         match &r.entry.event {
+            Event::Started { .. } => {
+                flying.insert(runway, (r.seq, &r.entry));
+            }
             Event::Committing { .. } => {
+                flying.remove(runway);
                 open.insert(runway, (r.seq, &r.entry, Vec::new()));
             }
             Event::Committed { .. } => {
@@ -93,6 +128,7 @@ fn interrupted(records: &[Record]) -> Vec<(u64, &Entry, Vec<String>)> {
             }
             Event::Succeeded { .. } | Event::Failed { .. } | Event::Moved { .. } => {
                 open.remove(runway);
+                flying.remove(runway);
             }
             Event::Recovered { committing, .. } => {
                 open.retain(|_, (seq, _, _)| seq != committing);
@@ -102,5 +138,7 @@ fn interrupted(records: &[Record]) -> Vec<(u64, &Entry, Vec<String>)> {
     }
     let mut open: Vec<_> = open.into_values().collect();
     open.sort_by_key(|(seq, _, _)| *seq);
-    open
+    let mut flying: Vec<_> = flying.into_values().collect();
+    flying.sort_by_key(|(seq, _)| *seq);
+    (open, flying.into_iter().map(|(_, entry)| entry).collect())
 }
