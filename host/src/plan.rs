@@ -14,6 +14,7 @@
 //! retry = { attempts = 3, backoff = "exponential", initial = "1s", max = "5m", jitter = true }
 //! earliest_start = "01:00"               # or RFC 3339, or "in 10m"
 //! expires = "2026-12-03T06:00:00Z"       # not cleared by then: EXPIRED
+//! approval = { required = true, role = "approver" }   # a person approves first
 //! input = { count = 40000, seed = 7 }    # any TOML, handed over as JSON
 //! ```
 //!
@@ -104,6 +105,8 @@ pub struct Manifest {
     pub earliest_start: Option<When>,
     /// Not cleared by then: EXPIRED.
     pub expires: Option<When>,
+    /// The role whose approval it waits for, when it needs one.
+    pub approval: Option<String>,
 }
 
 /// A moment a manifest names, fixed at filing by [`When::resolve`].
@@ -270,6 +273,8 @@ pub enum PlanError {
         value: String,
         reason: String,
     },
+    #[error("runway {runway:?}: approval.role is not a valid name: {source}")]
+    BadRole { runway: String, source: NameError },
     #[error("runway {runway:?}: {key} must be {bound}")]
     OutOfRange {
         runway: String,
@@ -308,6 +313,14 @@ struct ManifestFile {
     retry: Option<RetryFile>,
     earliest_start: Option<String>,
     expires: Option<String>,
+    approval: Option<ApprovalFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ApprovalFile {
+    required: bool,
+    role: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -544,6 +557,17 @@ impl Plan {
                 .as_deref()
                 .map(|t| when(&m.id, "expires", t))
                 .transpose()?;
+            let approval = match &m.approval {
+                Some(a) if a.required => {
+                    let role = a.role.clone().unwrap_or_else(|| "approver".into());
+                    names::check_dataset(&role).map_err(|source| PlanError::BadRole {
+                        runway: m.id.clone(),
+                        source,
+                    })?;
+                    Some(role)
+                }
+                _ => None,
+            };
             manifests.push(Manifest {
                 id: m.id,
                 agent: m.agent,
@@ -556,6 +580,7 @@ impl Plan {
                 retry,
                 earliest_start,
                 expires,
+                approval,
             });
         }
         let plan = Plan { manifests };

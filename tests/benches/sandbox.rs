@@ -362,6 +362,7 @@ fn execute(host: &Host, plugin: &Arc<Plugin>, info: &RunInfo) -> Vec<u8> {
         input: info.input.clone(),
         attempt: 1,
         locks,
+        cancel: Default::default(),
     };
     let observer: Observer = Arc::new(|_| {});
     let report = sandbox::execute(host.sandbox(), req, &observer).expect("audit trail works");

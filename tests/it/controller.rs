@@ -2,7 +2,10 @@
 //! record; retries with backoff take fresh locks and tokens and tell the
 //! agent their attempt; priorities decide among the ready; a manifest's
 //! window bounds its run; a runway waiting for locks names who it waits
-//! behind; earliest start and expiry follow a hand-moved wall clock; bad
+//! behind; earliest start and expiry follow a hand-moved wall clock;
+//! approval holds a runway back without holding its locks; rejection and
+//! cancel (of a waiting runway at once, of a running one within ticks)
+//! fail dependents naming who; pause and resume are audited with who; bad
 //! schedules are refused naming the key.
 
 use std::collections::HashSet;
@@ -11,6 +14,7 @@ use std::sync::Arc;
 use runway_audit::{Event, Record, State};
 use runway_host::DispatchOptions;
 use runway_host::controller::clock::ManualClock;
+use runway_host::controller::controls::{self, Command, ControlError, Controls};
 use runway_host::plan::When;
 use runway_tests::{Fixture, eventually, output};
 
@@ -433,4 +437,281 @@ fn an_agent_limit_keeps_its_runs_apart_while_others_fly() {
         .unwrap()
         .time_ns;
     assert!(other_start < spans[0].1, "probe waited for hostile");
+}
+
+/// Flies `text` on `f`'s host in the background, with a command channel.
+fn flying(
+    f: &Fixture,
+    text: &str,
+) -> (
+    tokio::runtime::Runtime,
+    Controls,
+    tokio::task::JoinHandle<
+        Result<runway_host::PlanReport, runway_host::controller::DispatchError>,
+    >,
+) {
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let (controls, inbox) = controls::channel();
+    let plan = f.plan(text);
+    let task = tokio.spawn(runway_host::controller::run_plan_with(
+        f.host.clone(),
+        plan,
+        DispatchOptions::default(),
+        inbox,
+    ));
+    (tokio, controls, task)
+}
+
+/// The first record of `runway` for which `pred` holds, once it is there.
+fn awaited(f: &Fixture, what: &str, runway: &str, pred: fn(&Event) -> bool) -> Record {
+    let mut found = None;
+    eventually(what, || {
+        found = f
+            .records()
+            .into_iter()
+            .find(|r| r.entry.runway == runway && pred(&r.entry.event));
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+#[test]
+fn a_runway_awaiting_approval_holds_no_lock_and_lands_once_approved() {
+    let f = Fixture::new();
+    let (tokio, controls, task) = flying(
+        &f,
+        r#"
+        [[runway]]
+        id = "gated"
+        agent = "probe"
+        action = "ok"
+        datasets = { test_gate = "exclusive" }
+        approval = { required = true, role = "approver" }
+        [[runway]]
+        id = "other"
+        agent = "probe"
+        action = "ok"
+        datasets = { test_gate = "exclusive" }
+        "#,
+    );
+    // The gated runway blocks nobody: the other one, filed after it on the
+    // same dataset, lands while it waits.
+    awaited(&f, "other lands", "other", |e| {
+        matches!(e, Event::Succeeded { .. })
+    });
+    assert_eq!(
+        moves(&f.records(), "gated"),
+        [(
+            State::WaitingApproval,
+            "waiting for approval (role approver)".to_string()
+        )]
+    );
+    // Approving what does not wait for approval is refused, naming why.
+    let early = tokio.block_on(controls.send(Command::Approve {
+        runway: "other".into(),
+        by: "alice".into(),
+        note: String::new(),
+    }));
+    assert!(
+        matches!(early, Err(ControlError::Ended { .. })),
+        "{early:?}"
+    );
+    tokio
+        .block_on(controls.send(Command::Approve {
+            runway: "gated".into(),
+            by: "alice".into(),
+            note: "checked the batch".into(),
+        }))
+        .unwrap();
+    let report = tokio.block_on(task).unwrap().unwrap();
+    assert_eq!(report.failed(), 0);
+    let approved = f
+        .records()
+        .into_iter()
+        .find_map(|r| match r.entry.event {
+            Event::Moved {
+                to: State::WaitingLocks,
+                reason,
+                by,
+            } if r.entry.runway == "gated" => Some((reason, by)),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(
+        approved,
+        (
+            "approved (checked the batch); its locks are free".to_string(),
+            Some("alice".to_string())
+        )
+    );
+}
+
+#[test]
+fn a_rejection_fails_the_dependents_naming_the_rejecter() {
+    let f = Fixture::new();
+    let (tokio, controls, task) = flying(
+        &f,
+        r#"
+        [[runway]]
+        id = "gated"
+        agent = "probe"
+        action = "ok"
+        approval = { required = true }
+        [[runway]]
+        id = "next"
+        agent = "probe"
+        action = "ok"
+        after = ["gated"]
+        "#,
+    );
+    awaited(&f, "gated waits", "gated", |e| {
+        matches!(
+            e,
+            Event::Moved {
+                to: State::WaitingApproval,
+                ..
+            }
+        )
+    });
+    tokio
+        .block_on(controls.send(Command::Reject {
+            runway: "gated".into(),
+            by: "bob".into(),
+            reason: "not today".into(),
+        }))
+        .unwrap();
+    let report = tokio.block_on(task).unwrap().unwrap();
+    let gated = report.get("gated").unwrap();
+    assert_eq!((gated.state, gated.attempts), (State::Rejected, 0));
+    assert_eq!(
+        report.get("next").unwrap().reason.as_deref(),
+        Some("dependency gated was rejected by bob")
+    );
+    let rejected = awaited(&f, "the rejection", "gated", |e| {
+        matches!(
+            e,
+            Event::Moved {
+                to: State::Rejected,
+                ..
+            }
+        )
+    });
+    assert!(
+        matches!(rejected.entry.event, Event::Moved { ref by, .. } if by.as_deref() == Some("bob"))
+    );
+}
+
+#[test]
+fn cancel_stops_a_running_spin_loop_within_ticks_and_ends_a_waiting_runway_at_once() {
+    let f = Fixture::with_grants(&[(
+        "hostile",
+        "[datasets]\n\"test_*\" = \"exclusive\"\n[limits]\nwindow_secs = 60\nfuel = 1_000_000_000_000_000\n",
+    )]);
+    let (tokio, controls, task) = flying(
+        &f,
+        r#"
+        [[runway]]
+        id = "spinner"
+        agent = "hostile"
+        action = "spin"
+        datasets = { test_cancel = "exclusive" }
+        [[runway]]
+        id = "later"
+        agent = "probe"
+        action = "ok"
+        earliest_start = "in 1h"
+        [[runway]]
+        id = "after-later"
+        agent = "probe"
+        action = "ok"
+        after = ["later"]
+        "#,
+    );
+    awaited(&f, "the spin starts", "spinner", |e| {
+        matches!(e, Event::Started { .. })
+    });
+    awaited(&f, "later waits", "later", |e| {
+        matches!(
+            e,
+            Event::Moved {
+                to: State::WaitingTime,
+                ..
+            }
+        )
+    });
+    let cancelled_at = std::time::Instant::now();
+    for runway in ["spinner", "later"] {
+        tokio
+            .block_on(controls.send(Command::Cancel {
+                runway: runway.into(),
+                by: "carol".into(),
+            }))
+            .unwrap();
+    }
+    let report = tokio.block_on(task).unwrap().unwrap();
+    assert!(
+        cancelled_at.elapsed() < std::time::Duration::from_secs(5),
+        "the spin ran on for {:?}",
+        cancelled_at.elapsed()
+    );
+    let spinner = report.get("spinner").unwrap();
+    assert_eq!(spinner.state, State::Cancelled, "{:?}", spinner.reason);
+    assert_eq!(spinner.reason.as_deref(), Some("cancelled by carol"));
+    assert_eq!(report.get("later").unwrap().state, State::Cancelled);
+    assert_eq!(
+        report.get("after-later").unwrap().reason.as_deref(),
+        Some("dependency later was cancelled by carol")
+    );
+    // A cancel of what has ended is refused.
+    let (tokio2, controls2, task2) = flying(
+        &f,
+        "[[runway]]\nid = \"x\"\nagent = \"probe\"\naction = \"ok\"\n",
+    );
+    drop(tokio2.block_on(task2));
+    let late = tokio2.block_on(controls2.send(Command::Cancel {
+        runway: "x".into(),
+        by: "carol".into(),
+    }));
+    assert_eq!(late, Err(ControlError::Landed));
+    drop(tokio);
+}
+
+#[test]
+fn pause_stops_clearing_until_resumed_and_both_name_who() {
+    let f = Fixture::new();
+    f.host.pause("dave").unwrap();
+    let (tokio, _controls, task) = flying(
+        &f,
+        "[[runway]]\nid = \"held\"\nagent = \"probe\"\naction = \"ok\"\n",
+    );
+    let waiting = awaited(&f, "held waits", "held", |e| {
+        matches!(
+            e,
+            Event::Moved {
+                to: State::WaitingLocks,
+                ..
+            }
+        )
+    });
+    assert!(
+        matches!(&waiting.entry.event, Event::Moved { reason, .. } if reason == "waiting: clearing is paused")
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!task.is_finished(), "cleared while paused");
+    f.host.resume("dave").unwrap();
+    let report = tokio.block_on(task).unwrap().unwrap();
+    assert_eq!(report.failed(), 0);
+    let tower: Vec<Event> = f
+        .records()
+        .into_iter()
+        .filter(|r| r.entry.runway.is_empty())
+        .map(|r| r.entry.event)
+        .collect();
+    assert_eq!(
+        tower,
+        [
+            Event::Paused { by: "dave".into() },
+            Event::Resumed { by: "dave".into() }
+        ]
+    );
 }

@@ -220,5 +220,7 @@ fn event_name(e: &Event) -> &'static str {
         Event::Committing { .. } => "committing",
         Event::Recovered { .. } => "recovered",
         Event::Moved { to, .. } => to.name(),
+        Event::Paused { .. } => "paused",
+        Event::Resumed { .. } => "resumed",
     }
 }

@@ -171,7 +171,7 @@ impl<'a> Input<'a> {
 
     /// Variants in declaration order: postcard encodes the index.
     fn event(&mut self) -> Result<Event, DecodeError> {
-        Ok(match self.variant(15)? {
+        Ok(match self.variant(17)? {
             0 => Event::Filed {
                 action: self.string()?,
                 after: self.list(Self::string)?,
@@ -228,11 +228,13 @@ impl<'a> Input<'a> {
                 committing: self.u64()?,
                 landed: self.bool()?,
             },
-            _ => Event::Moved {
+            14 => Event::Moved {
                 to: State::ALL[self.variant(State::ALL.len() as u32)? as usize],
                 reason: self.string()?,
                 by: self.option(Self::string)?,
             },
+            15 => Event::Paused { by: self.string()? },
+            _ => Event::Resumed { by: self.string()? },
         })
     }
 

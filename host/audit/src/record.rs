@@ -132,6 +132,11 @@ pub enum Event {
         reason: String,
         by: Option<String>,
     },
+    /// A person (`by`) paused clearing: running runs land, nothing new is
+    /// cleared until RESUMED.
+    Paused { by: String },
+    /// A person (`by`) resumed clearing.
+    Resumed { by: String },
 }
 
 /// A lock a manifest asks for.
@@ -297,6 +302,7 @@ impl Entry {
                 lists(locks.len()) + locks.iter().map(|l| l.dataset.len()).sum::<usize>()
             }
             Event::Rejected { reason } | Event::Failed { reason } => text(reason),
+            Event::Paused { by } | Event::Resumed { by } => text(by),
             Event::Moved { reason, by, .. } => {
                 VARINT_MAX + text(reason) + by.as_deref().map_or(1, |b| 1 + text(b))
             }
@@ -455,7 +461,7 @@ mod tests {
         }
         fn event(&mut self) -> Event {
             let list = |g: &mut Self| 0..g.below(4);
-            match self.below(15) {
+            match self.below(17) {
                 0 => Event::Filed {
                     action: self.string(),
                     after: list(self).map(|_| self.string()).collect(),
@@ -531,11 +537,13 @@ mod tests {
                     committing: self.u64(),
                     landed: self.below(2) == 1,
                 },
-                _ => Event::Moved {
+                14 => Event::Moved {
                     to: crate::State::ALL[self.below(crate::State::ALL.len() as u64) as usize],
                     reason: self.string(),
                     by: self.maybe(Self::string),
                 },
+                15 => Event::Paused { by: self.string() },
+                _ => Event::Resumed { by: self.string() },
             }
         }
         fn record(&mut self) -> Record {

@@ -240,6 +240,8 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 None => escape(reason).into_owned(),
             },
         ),
+        Event::Paused { by } => ("PAUSED", format!("clearing paused by {}", escape(by))),
+        Event::Resumed { by } => ("RESUMED", format!("clearing resumed by {}", escape(by))),
         Event::LockReleased { mode, token } => (
             "RELEASE",
             format!("{} {} token {token}", dataset(), mode.letter()),
@@ -354,6 +356,8 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("committing", json!(committing)),
             ("landed", json!(landed)),
         ],
+        Event::Paused { by } => vec![("event", json!("paused")), ("by", json!(by))],
+        Event::Resumed { by } => vec![("event", json!("resumed")), ("by", json!(by))],
         Event::Moved { to, reason, by } => vec![
             ("event", json!("moved")),
             ("to", json!(to.name())),

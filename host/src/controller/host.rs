@@ -5,7 +5,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use runway_audit::AuditLog;
+use runway_audit::{AuditError, AuditLog, Entry, Event};
 
 use super::tower::Tower;
 use crate::loader::Plugins;
@@ -59,6 +59,23 @@ impl Host {
         *self.plugins.write().unwrap_or_else(|p| p.into_inner()) = plugins;
     }
 
+    /// Stops clearing runways, in the name of `by` (audited); runs in the
+    /// air land as usual.
+    pub fn pause(&self, by: &str) -> Result<(), AuditError> {
+        self.audit
+            .append(tower_entry(Event::Paused { by: by.into() }))?;
+        self.tower.set_paused(true);
+        Ok(())
+    }
+
+    /// Clears runways again, in the name of `by` (audited).
+    pub fn resume(&self, by: &str) -> Result<(), AuditError> {
+        self.audit
+            .append(tower_entry(Event::Resumed { by: by.into() }))?;
+        self.tower.set_paused(false);
+        Ok(())
+    }
+
     /// What a run needs from this host.
     pub fn sandbox(&self) -> Sandbox<'_> {
         Sandbox {
@@ -67,5 +84,16 @@ impl Host {
             store: &self.store,
             audit: &self.audit,
         }
+    }
+}
+
+/// A record of the tower itself (no runway, agent or dataset).
+fn tower_entry(event: Event) -> Entry {
+    Entry {
+        runway: String::new(),
+        agent: String::new(),
+        plugin: None,
+        dataset: None,
+        event,
     }
 }

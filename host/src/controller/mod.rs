@@ -14,6 +14,7 @@
 //! naming the dependency.
 
 pub mod clock;
+pub mod controls;
 mod host;
 pub mod locks;
 pub mod recovery;
@@ -36,7 +37,8 @@ use clock::{Clock, SystemClock};
 
 use crate::loader::Plugin;
 use crate::plan::{Backoff, Manifest, Plan, Retry};
-use crate::sandbox::{self, LandingError, Observer, RunFailure, RunReport, RunRequest};
+use crate::sandbox::{self, Cancel, LandingError, Observer, RunFailure, RunReport, RunRequest};
+use controls::{Command, ControlError, Inbox};
 use state::{IllegalMove, Lifecycle};
 use tower::{Clearance, Request};
 
@@ -128,6 +130,12 @@ struct Runway {
     expires_at: Option<jiff::Timestamp>,
     /// Its request in the tower while WAITING_LOCKS.
     ticket: Option<u64>,
+    /// Who approved it and their note, once approved.
+    approved: Option<(String, String)>,
+    /// Who rejected or cancelled it.
+    ended_by: Option<String>,
+    /// The current attempt's cancel switch.
+    cancel: Cancel,
     locks: Vec<LockGrant>,
     run: Option<RunReport>,
 }
@@ -171,6 +179,17 @@ pub async fn run_plan(
     plan: Plan,
     opts: DispatchOptions,
 ) -> Result<PlanReport, DispatchError> {
+    let (_controls, inbox) = controls::channel();
+    run_plan_with(host, plan, opts, inbox).await
+}
+
+/// [`run_plan`], taking people's commands from `inbox` while it flies.
+pub async fn run_plan_with(
+    host: Arc<Host>,
+    plan: Plan,
+    opts: DispatchOptions,
+    inbox: Inbox,
+) -> Result<PlanReport, DispatchError> {
     let (reply, clearances) = mpsc::unbounded_channel();
     let (landed_tx, landed) = mpsc::unbounded_channel();
     let catalog = host.plugins();
@@ -210,6 +229,9 @@ pub async fn run_plan(
                 start_at: None,
                 expires_at: None,
                 ticket: None,
+                approved: None,
+                ended_by: None,
+                cancel: Cancel::default(),
                 locks: Vec::new(),
                 run: None,
             })
@@ -223,6 +245,7 @@ pub async fn run_plan(
         clearances,
         landed_tx,
         landed,
+        commands: inbox,
         running: JoinSet::new(),
         tasks: HashMap::new(),
         airborne: 0,
@@ -255,6 +278,7 @@ struct Dispatch {
     /// How runs landed: (runway, report), from the landing stage.
     landed_tx: mpsc::UnboundedSender<(usize, Result<RunReport, LandingError>)>,
     landed: mpsc::UnboundedReceiver<(usize, Result<RunReport, LandingError>)>,
+    commands: Inbox,
     /// Runs on a worker: each hands its run to the landing stage.
     running: JoinSet<Result<(), AuditError>>,
     tasks: HashMap<tokio::task::Id, usize>,
@@ -285,11 +309,24 @@ impl Dispatch {
         reason: String,
         event: Option<Event>,
     ) -> Result<(), DispatchError> {
+        let from = self.runways[i].state();
         self.move_runway(i, to)?;
+        // Leaving WAITING_APPROVAL is the approval: its record names who.
+        let (reason, by) = match (&self.runways[i].approved, from) {
+            (Some((by, note)), State::WaitingApproval) => {
+                let note = if note.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({note})")
+                };
+                (format!("approved{note}; {reason}"), Some(by.clone()))
+            }
+            _ => (reason, None),
+        };
         let event = event.unwrap_or(Event::Moved {
             to,
             reason: reason.clone(),
-            by: None,
+            by,
         });
         if matches!(to, State::Failed | State::TimedOut) || to.is_final() {
             self.runways[i].reason = (to != State::Succeeded).then_some(reason);
@@ -387,6 +424,10 @@ impl Dispatch {
                 },
                 () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
                 () = clock.moved() => {}
+                Some((command, reply)) = self.commands.rx.recv() => {
+                    let answer = self.command(command)?;
+                    let _ = reply.send(answer);
+                }
             }
         }
         Ok(())
@@ -417,6 +458,12 @@ impl Dispatch {
                     }
                     continue;
                 }
+                if r.state() == State::WaitingApproval {
+                    if r.approved.is_some() {
+                        self.when_time_comes(i, wall)?;
+                    }
+                    continue;
+                }
                 if !matches!(r.state(), State::Queued | State::WaitingDeps) {
                     continue;
                 }
@@ -434,7 +481,11 @@ impl Dispatch {
                     .map(String::as_str)
                     .collect();
                 if let Some((dep, state)) = failed {
-                    let reason = format!("dependency {dep} {}", ended_as(state));
+                    let by = match &self.dep(&dep).ended_by {
+                        Some(by) => format!(" by {by}"),
+                        None => String::new(),
+                    };
+                    let reason = format!("dependency {dep} {}{by}", ended_as(state));
                     self.enter(
                         i,
                         State::Failed,
@@ -448,12 +499,13 @@ impl Dispatch {
                             self.timed.remove(&i);
                         }
                     }
-                    match self.runways[i].start_at.filter(|&at| at > wall) {
-                        Some(at) => {
-                            let reason = format!("not before {at}");
-                            self.enter(i, State::WaitingTime, reason, None)?;
+                    let r = &self.runways[i];
+                    match (&r.manifest.approval, &r.approved) {
+                        (Some(role), None) => {
+                            let reason = format!("waiting for approval (role {role})");
+                            self.enter(i, State::WaitingApproval, reason, None)?;
                         }
-                        None => self.ask_for_locks(i)?,
+                        _ => self.when_time_comes(i, wall)?,
                     }
                 } else if r.state() == State::Queued {
                     let reason = format!("waiting for {}", waiting.join(", "));
@@ -462,6 +514,74 @@ impl Dispatch {
             }
         }
         Ok(())
+    }
+
+    /// Waits for its earliest start, or asks for its locks now.
+    fn when_time_comes(&mut self, i: usize, wall: jiff::Timestamp) -> Result<(), DispatchError> {
+        match self.runways[i].start_at.filter(|&at| at > wall) {
+            Some(at) => {
+                let reason = format!("not before {at}");
+                self.enter(i, State::WaitingTime, reason, None)
+            }
+            None => self.ask_for_locks(i),
+        }
+    }
+
+    /// Applies a person's command, or says why not.
+    fn command(&mut self, command: Command) -> Result<Result<(), ControlError>, DispatchError> {
+        let runway = match &command {
+            Command::Approve { runway, .. }
+            | Command::Reject { runway, .. }
+            | Command::Cancel { runway, .. } => runway.clone(),
+        };
+        let Some(&i) = self.index.get(&runway) else {
+            return Ok(Err(ControlError::Unknown(runway)));
+        };
+        let state = self.runways[i].state();
+        if self.runways[i].ended() {
+            return Ok(Err(ControlError::Ended { runway, state }));
+        }
+        match command {
+            Command::Approve { .. } | Command::Reject { .. } if state != State::WaitingApproval => {
+                return Ok(Err(ControlError::NotAwaitingApproval { runway, state }));
+            }
+            Command::Approve { by, note, .. } => {
+                self.runways[i].approved = Some((by, note));
+                self.dirty.insert(i);
+            }
+            Command::Reject { by, reason, .. } => {
+                self.runways[i].ended_by = Some(by.clone());
+                let event = Event::Moved {
+                    to: State::Rejected,
+                    reason: format!("rejected: {reason}"),
+                    by: Some(by),
+                };
+                self.enter(
+                    i,
+                    State::Rejected,
+                    format!("rejected: {reason}"),
+                    Some(event),
+                )?;
+            }
+            Command::Cancel { by, .. } => match state {
+                // In the air: it stops at its next epoch tick, or before
+                // its commit, and lands as CANCELLED.
+                State::Cleared | State::Running => self.runways[i].cancel.cancel(&by),
+                _ => {
+                    if let Some(ticket) = self.runways[i].ticket.take() {
+                        self.host.tower.withdraw(ticket);
+                    }
+                    self.runways[i].ended_by = Some(by.clone());
+                    let event = Event::Moved {
+                        to: State::Cancelled,
+                        reason: "cancelled".into(),
+                        by: Some(by),
+                    };
+                    self.enter(i, State::Cancelled, "cancelled".into(), Some(event))?;
+                }
+            },
+        }
+        Ok(Ok(()))
     }
 
     fn ask_for_locks(&mut self, i: usize) -> Result<(), DispatchError> {
@@ -576,6 +696,7 @@ impl Dispatch {
             let secs = window.as_secs_f64().ceil() as u64;
             program.limits.window_secs = program.limits.window_secs.min(secs);
         }
+        r.cancel = Cancel::default();
         let req = RunRequest {
             runway: r.manifest.id.clone(),
             program,
@@ -583,6 +704,7 @@ impl Dispatch {
             input: r.manifest.input.clone(),
             attempt: r.attempt,
             locks: grants,
+            cancel: r.cancel.clone(),
         };
         let host = self.host.clone();
         let observer = self.observer.clone();
@@ -615,6 +737,10 @@ impl Dispatch {
         let (to, reason) = match &report.outcome {
             Ok(_) => (State::Succeeded, String::new()),
             Err(reason @ RunFailure::TimedOut { .. }) => (State::TimedOut, reason.to_string()),
+            Err(reason @ RunFailure::Cancelled { by }) => {
+                self.runways[i].ended_by = Some(by.clone());
+                (State::Cancelled, reason.to_string())
+            }
             Err(reason) => (State::Failed, reason.to_string()),
         };
         self.move_runway(i, to)?;

@@ -53,6 +53,8 @@ struct State {
     in_air: usize,
     /// Runs in the air per agent.
     by_agent: HashMap<String, u64>,
+    /// Nothing is cleared while paused.
+    paused: bool,
     tickets: u64,
 }
 
@@ -87,6 +89,7 @@ impl Tower {
                 queue: VecDeque::new(),
                 in_air: 0,
                 by_agent: HashMap::new(),
+                paused: false,
                 tickets: 0,
             }),
             store,
@@ -117,7 +120,9 @@ impl Tower {
         if !s.queue.iter().any(|w| w.ticket == ticket) {
             return (ticket, None);
         }
-        let why = if let Some(max) = limit.filter(|&max| s.in_air_of(&agent) >= max) {
+        let why = if s.paused {
+            "waiting: clearing is paused".to_string()
+        } else if let Some(max) = limit.filter(|&max| s.in_air_of(&agent) >= max) {
             format!("waiting: agent {agent} has {max} of {max} runs in the air")
         } else if !blockers.is_empty() {
             format!("waiting behind {}", blockers.join(", "))
@@ -159,7 +164,17 @@ impl Tower {
         self.lock().table.snapshot()
     }
 
+    /// Stops (or starts again) clearing; runs in the air land as usual.
+    pub fn set_paused(&self, paused: bool) {
+        let mut s = self.lock();
+        s.paused = paused;
+        self.pump(&mut s);
+    }
+
     fn pump(&self, s: &mut State) {
+        if s.paused {
+            return;
+        }
         loop {
             let free = self.workers.saturating_sub(s.in_air);
             let wants: Vec<Want<'_>> = s

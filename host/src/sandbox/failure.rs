@@ -35,6 +35,9 @@ pub enum RunFailure {
     Agent(String),
     #[error("commit failed: {0}")]
     Commit(String),
+    /// A person cancelled the run; its staged writes were dropped.
+    #[error("cancelled by {by}")]
+    Cancelled { by: String },
     /// The host code running the run panicked; the host itself goes on.
     #[error("host fault during run: {0}")]
     HostFault(String),

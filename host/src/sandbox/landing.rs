@@ -146,6 +146,10 @@ pub fn land(
     let mut last = None;
     for i in writers {
         let run = &mut runs[i];
+        if let Some(by) = run.state.cancel.by() {
+            run.outcome = Err(RunFailure::Cancelled { by: by.to_string() });
+            continue;
+        }
         if Instant::now() >= run.state.deadline {
             run.outcome = Err(commit_timed_out(run));
             continue;
@@ -200,6 +204,11 @@ pub fn land(
                 to: State::TimedOut,
                 reason: reason.to_string(),
                 by: None,
+            },
+            (Err(reason @ RunFailure::Cancelled { by }), _) => Event::Moved {
+                to: State::Cancelled,
+                reason: reason.to_string(),
+                by: Some(by.clone()),
             },
             (Err(reason), _) => Event::Failed {
                 reason: reason.to_string(),

@@ -7,12 +7,13 @@ use std::time::Instant;
 
 use wasmtime::{ResourceLimiter, Store, WasmBacktrace};
 
+use super::cancel::Cancelled;
 use super::failure::RunFailure;
 use super::hostcalls::RunState;
 use crate::grants::Limits;
 use crate::limits::{
     MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLES_PER_RUN, MAX_TRANSFER,
-    TABLE_ELEMENT_BYTES, TICK,
+    TABLE_ELEMENT_BYTES,
 };
 
 /// Which limit stopped a run, when one did.
@@ -125,18 +126,20 @@ pub fn apply(
 ) -> wasmtime::Result<()> {
     store.limiter(|s| &mut s.limiter);
     store.set_fuel(limits.fuel)?;
-    store.set_epoch_deadline(ticks_until(deadline));
-    store.epoch_deadline_trap();
+    // Every tick looks at the window and the cancel switch: past the
+    // window the run traps as interrupted, cancelled it traps as such.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |ctx| {
+        if let Some(by) = ctx.data().cancel.by() {
+            return Err(wasmtime::Error::new(Cancelled(by.to_string())));
+        }
+        if Instant::now() >= deadline {
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    });
     store.set_hostcall_fuel(MAX_TRANSFER);
     Ok(())
-}
-
-/// Epoch ticks from now until `deadline`, at least one. Windows are capped
-/// (`grants::MAX_WINDOW_SECS`), so this never comes near `u64::MAX`.
-fn ticks_until(deadline: Instant) -> u64 {
-    let left = deadline.saturating_duration_since(Instant::now());
-    let ticks = left.as_nanos().div_ceil(TICK.as_nanos()).max(1);
-    u64::try_from(ticks).unwrap_or(u64::MAX)
 }
 
 /// Why a run that trapped stopped, in words an operator understands, with
@@ -147,6 +150,9 @@ pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) 
             wanted_mib: wanted.div_ceil(1 << 20) as u64,
             cap_mib: *cap_mib,
         };
+    }
+    if let Some(Cancelled(by)) = error.downcast_ref::<Cancelled>() {
+        return RunFailure::Cancelled { by: by.clone() };
     }
     let cause = match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => return RunFailure::Fuel { fuel: limits.fuel },

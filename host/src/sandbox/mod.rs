@@ -10,11 +10,13 @@
 //! | landing flown runs in groups: commit or discard, end, report | `landing.rs` |
 //! | the run's limits on its store, traps explained | `limiter.rs` |
 //! | why a run failed, as a type | `failure.rs` |
+//! | a run's cancel switch | `cancel.rs` |
 //! | run state and host calls, one file per WIT interface | `hostcalls/` |
 //!
 //! It depends on `limits`, `grants` (a plugin's limits), `store` and the
 //! audit trail, never on the layers that schedule runs.
 
+pub mod cancel;
 pub mod compiler;
 pub mod epoch;
 pub mod failure;
@@ -24,6 +26,7 @@ pub mod limiter;
 pub mod run;
 pub mod runtime;
 
+pub use cancel::Cancel;
 pub use failure::RunFailure;
 pub use landing::{LandingError, LandingStage};
 pub use run::{Flown, Observer, Program, RunReport, RunRequest, Sandbox, execute, fly};

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use runway_audit::{AuditError, AuditLog, Entry, Event, Hash, LockGrant, Ticket};
 use wasmtime::{Engine, Store};
 
+use super::cancel::Cancel;
 use super::epoch::EpochClock;
 use super::failure::RunFailure;
 use super::hostcalls::{AgentPre, HeldLock, RunInfo, RunLog, RunState};
@@ -51,6 +52,8 @@ pub struct RunRequest {
     pub input: Vec<u8>,
     pub attempt: u32,
     pub locks: Vec<LockGrant>,
+    /// Its cancel switch (the dispatcher keeps the other end).
+    pub cancel: Cancel,
 }
 
 /// How a run ended.
@@ -141,6 +144,7 @@ pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Fl
     };
     let limits = req.program.limits;
     let (mut store, limited) = new_store(host, &req.program, info);
+    store.data_mut().cancel = req.cancel.clone();
     let started = store.data().entry(
         None,
         Event::Started {

@@ -25,6 +25,7 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::cancel::Cancel;
 use super::epoch::Awake;
 use super::limiter::RunLimiter;
 use crate::grants::Limits;
@@ -68,6 +69,8 @@ pub struct RunState {
     pub(crate) deadline: Instant,
     /// Keeps the epoch ticking while this run lives.
     _awake: Awake,
+    /// Set when a person cancels the run.
+    pub(crate) cancel: Cancel,
     stdout: MemoryOutputPipe,
     stderr: MemoryOutputPipe,
     wasi: WasiCtx,
@@ -111,6 +114,7 @@ impl RunState {
             limits,
             deadline,
             _awake: awake,
+            cancel: Cancel::default(),
             stdout,
             stderr,
             wasi,
