@@ -164,3 +164,196 @@ fn tokens_only_grow_and_survive_a_restart() {
         "the last writer set the fence"
     );
 }
+
+/// The tower against a model, over random sequences of filings, take-offs
+/// and landings: after every step no dataset has an exclusive holder beside
+/// another, no more runs fly than there are workers, tokens only grow,
+/// every grant is a whole lock set, and nothing is granted while an earlier
+/// conflicting request still waits; at the end, landing everything clears
+/// every request (no deadlock, no starvation).
+mod model {
+    use std::collections::{BTreeMap, HashMap, HashSet};
+    use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use runway_audit::LockMode;
+    use runway_host::DatasetStore;
+    use runway_host::controller::tower::{Clearance, Request, Tower};
+    use tokio::sync::mpsc;
+
+    const DATASETS: [&str; 4] = ["a", "b", "c", "d"];
+    const WORKERS: usize = 2;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        File(Vec<(usize, bool)>, i64),
+        /// The `n`th flying run's agent returns: its worker is free.
+        Fly(usize),
+        /// The `n`th run holding locks lands: its locks go back.
+        Land(usize),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            3 => (prop::collection::vec((0..4usize, any::<bool>()), 1..3), -2..3i64)
+                .prop_map(|(locks, p)| Op::File(locks, p)),
+            2 => (0..8usize).prop_map(Op::Fly),
+            2 => (0..8usize).prop_map(Op::Land),
+        ]
+    }
+
+    fn conflict(a: &BTreeMap<String, LockMode>, b: &BTreeMap<String, LockMode>) -> bool {
+        a.iter().any(|(d, m)| {
+            b.get(d)
+                .is_some_and(|n| *m == LockMode::Exclusive || *n == LockMode::Exclusive)
+        })
+    }
+
+    struct Model {
+        tower: Tower,
+        reply: mpsc::UnboundedSender<Clearance>,
+        clearances: mpsc::UnboundedReceiver<Clearance>,
+        wants: Vec<BTreeMap<String, LockMode>>,
+        waiting: Vec<usize>,
+        flying: Vec<usize>,
+        holding: Vec<usize>,
+        last_token: u64,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Model {
+        fn new() -> Model {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(DatasetStore::open(dir.path()).unwrap());
+            let (reply, clearances) = mpsc::unbounded_channel();
+            Model {
+                tower: Tower::new(store, WORKERS),
+                reply,
+                clearances,
+                wants: Vec::new(),
+                waiting: Vec::new(),
+                flying: Vec::new(),
+                holding: Vec::new(),
+                last_token: 0,
+                _dir: dir,
+            }
+        }
+
+        fn apply(&mut self, op: Op) {
+            match op {
+                Op::File(locks, priority) => {
+                    let wants: BTreeMap<String, LockMode> = locks
+                        .into_iter()
+                        .map(|(d, x)| {
+                            let mode = if x {
+                                LockMode::Exclusive
+                            } else {
+                                LockMode::Shared
+                            };
+                            (DATASETS[d].to_string(), mode)
+                        })
+                        .collect();
+                    let slot = self.wants.len();
+                    self.wants.push(wants.clone());
+                    self.waiting.push(slot);
+                    let request = Request {
+                        slot,
+                        runway: format!("r{slot}"),
+                        wants,
+                        priority,
+                        agent: "agent".into(),
+                        agent_limit: None,
+                    };
+                    let _ = self.tower.request(request, self.reply.clone());
+                }
+                Op::Fly(n) if !self.flying.is_empty() => {
+                    self.flying.remove(n % self.flying.len());
+                    self.tower.flown("agent");
+                }
+                Op::Land(n) => {
+                    // Only a run whose agent returned lands.
+                    let landed: Vec<usize> = self
+                        .holding
+                        .iter()
+                        .copied()
+                        .filter(|s| !self.flying.contains(s))
+                        .collect();
+                    if let Some(&slot) = landed.get(n % landed.len().max(1)) {
+                        self.holding.retain(|&s| s != slot);
+                        self.tower.release(&self.wants[slot], &format!("r{slot}"));
+                    }
+                }
+                Op::Fly(_) => {}
+            }
+            self.drain();
+            self.check();
+        }
+
+        /// Takes the clearances the last step produced, checking each.
+        fn drain(&mut self) {
+            while let Ok(c) = self.clearances.try_recv() {
+                let grants = c.grants.expect("tokens");
+                let slot = c.slot;
+                let got: BTreeMap<String, LockMode> =
+                    grants.iter().map(|g| (g.dataset.clone(), g.mode)).collect();
+                assert_eq!(got, self.wants[slot], "a grant is the whole lock set");
+                for g in &grants {
+                    assert!(g.token > self.last_token, "tokens only grow");
+                    self.last_token = g.token;
+                }
+                let at = self.waiting.iter().position(|&s| s == slot).unwrap();
+                for &earlier in &self.waiting[..at] {
+                    assert!(
+                        !conflict(&self.wants[earlier], &self.wants[slot]),
+                        "r{slot} overtook the earlier r{earlier} on a dataset they share"
+                    );
+                }
+                self.waiting.remove(at);
+                self.flying.push(slot);
+                self.holding.push(slot);
+            }
+        }
+
+        fn check(&self) {
+            assert!(self.flying.len() <= WORKERS, "more runs than workers");
+            let mut holders: HashMap<&str, Vec<LockMode>> = HashMap::new();
+            for &s in &self.holding {
+                for (d, m) in &self.wants[s] {
+                    holders.entry(d).or_default().push(*m);
+                }
+            }
+            for (d, modes) in holders {
+                if modes.contains(&LockMode::Exclusive) {
+                    assert_eq!(modes.len(), 1, "an exclusive holder of {d} beside another");
+                }
+            }
+        }
+
+        /// Lands everything until every request was granted and landed.
+        fn finish(&mut self) {
+            for _ in 0..10_000 {
+                if self.waiting.is_empty() && self.holding.is_empty() {
+                    return;
+                }
+                while !self.flying.is_empty() {
+                    self.apply(Op::Fly(0));
+                }
+                self.apply(Op::Land(0));
+            }
+            let stuck: HashSet<usize> = self.waiting.iter().copied().collect();
+            panic!("requests never granted: {stuck:?}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 128, ..ProptestConfig::default() })]
+        #[test]
+        fn the_tower_keeps_its_invariants_and_clears_everyone(ops in prop::collection::vec(op(), 1..80)) {
+            let mut model = Model::new();
+            for op in ops {
+                model.apply(op);
+            }
+            model.finish();
+        }
+    }
+}
