@@ -13,7 +13,7 @@
 //! window_secs = 60          # wall-clock per run, commit included [86400]
 //! max_output_kib = 1024     # largest output of a run [1024]
 //! max_log_kib = 256         # log lines + stdout/stderr kept per run [16384]
-//! max_running = 2           # runs of this agent at once, all plans together [64]; default: no limit of its own
+//! max_running = 2           # runs of this agent cleared and not yet landed, all plans together [64]; default: none of its own
 //! ```
 //!
 //! Every limit is checked against its maximum when the file is read (naming

@@ -715,3 +715,50 @@ fn pause_stops_clearing_until_resumed_and_both_name_who() {
         ]
     );
 }
+
+#[test]
+fn the_filed_record_keeps_the_whole_manifest() {
+    let f = Fixture::new();
+    let report = f.run(
+        r#"
+        [[runway]]
+        id = "full"
+        agent = "probe"
+        action = "ok"
+        datasets = { test_filed = "shared" }
+        priority = -3
+        window = "90s"
+        earliest_start = "2000-01-01T00:00:00Z"
+        retry = { attempts = 2, backoff = "fixed", initial = "5ms", max = "1s", jitter = false }
+        input = { n = 1 }
+        "#,
+    );
+    assert_eq!(report.failed(), 0);
+    let filed = f
+        .records()
+        .into_iter()
+        .find_map(|r| match r.entry.event {
+            Event::Filing(m) if r.entry.runway == "full" => Some(m),
+            _ => None,
+        })
+        .expect("a FILED record");
+    assert_eq!(filed.action, "ok");
+    assert_eq!(filed.locks.len(), 1);
+    assert_eq!(filed.priority, -3);
+    assert_eq!(filed.window_ms, Some(90_000));
+    assert_eq!(filed.earliest_start_ns, Some(946_684_800_000_000_000));
+    assert_eq!(filed.expires_ns, None);
+    let retry = filed.retry.expect("its retry policy");
+    assert_eq!(
+        (
+            retry.attempts,
+            retry.exponential,
+            retry.initial_ms,
+            retry.max_ms,
+            retry.jitter
+        ),
+        (2, false, 5, 1000, false)
+    );
+    assert_eq!(filed.input, br#"{"n":1}"#);
+    assert_eq!(filed.input_digest, runway_audit::sha256(&filed.input));
+}

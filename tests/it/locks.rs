@@ -268,7 +268,7 @@ mod model {
                 }
                 Op::Fly(n) if !self.flying.is_empty() => {
                     self.flying.remove(n % self.flying.len());
-                    self.tower.flown("agent");
+                    self.tower.flown();
                 }
                 Op::Land(n) => {
                     // Only a run whose agent returned lands.
@@ -280,7 +280,8 @@ mod model {
                         .collect();
                     if let Some(&slot) = landed.get(n % landed.len().max(1)) {
                         self.holding.retain(|&s| s != slot);
-                        self.tower.release(&self.wants[slot], &format!("r{slot}"));
+                        self.tower
+                            .release(&self.wants[slot], &format!("r{slot}"), "agent");
                     }
                 }
                 Op::Fly(_) => {}

@@ -12,7 +12,8 @@
 
 use crate::State;
 use crate::record::{
-    Call, DecodeError, Entry, Event, Hash, LockGrant, LockMode, LockRequest, Outcome, Record,
+    Call, DecodeError, Entry, Event, FiledManifest, Hash, LockGrant, LockMode, LockRequest,
+    Outcome, Record, RetryPolicy,
 };
 
 impl Record {
@@ -79,6 +80,12 @@ impl<'a> Input<'a> {
 
     fn u64(&mut self) -> Result<u64, DecodeError> {
         self.varint(U64_VARINT, 0x01)
+    }
+
+    /// postcard's i64: a zigzag varint.
+    fn i64(&mut self) -> Result<i64, DecodeError> {
+        let z = self.u64()?;
+        Ok((z >> 1) as i64 ^ -((z & 1) as i64))
     }
 
     fn u32(&mut self) -> Result<u32, DecodeError> {
@@ -171,7 +178,7 @@ impl<'a> Input<'a> {
 
     /// Variants in declaration order: postcard encodes the index.
     fn event(&mut self) -> Result<Event, DecodeError> {
-        Ok(match self.variant(17)? {
+        Ok(match self.variant(18)? {
             0 => Event::Filed {
                 action: self.string()?,
                 after: self.list(Self::string)?,
@@ -234,7 +241,36 @@ impl<'a> Input<'a> {
                 by: self.option(Self::string)?,
             },
             15 => Event::Paused { by: self.string()? },
-            _ => Event::Resumed { by: self.string()? },
+            16 => Event::Resumed { by: self.string()? },
+            _ => Event::Filing(FiledManifest {
+                action: self.string()?,
+                after: self.list(Self::string)?,
+                locks: self.list(|input| {
+                    Ok(LockRequest {
+                        dataset: input.string()?,
+                        mode: input.mode()?,
+                    })
+                })?,
+                priority: self.i64()?,
+                window_ms: self.option(Self::u64)?,
+                earliest_start_ns: self.option(Self::u64)?,
+                expires_ns: self.option(Self::u64)?,
+                approval: self.option(Self::string)?,
+                retry: self.option(|input| {
+                    Ok(RetryPolicy {
+                        attempts: input.u32()?,
+                        exponential: input.bool()?,
+                        initial_ms: input.u64()?,
+                        max_ms: input.u64()?,
+                        jitter: input.bool()?,
+                    })
+                })?,
+                input_digest: self.hash()?,
+                input: {
+                    let len = self.len()?;
+                    self.take(len)?.to_vec()
+                },
+            }),
         })
     }
 

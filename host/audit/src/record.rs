@@ -137,6 +137,43 @@ pub enum Event {
     Paused { by: String },
     /// A person (`by`) resumed clearing.
     Resumed { by: String },
+    /// A manifest was filed, all of it (FILED of this version): the trail
+    /// alone can rebuild the queue, and an auditor sees what was asked.
+    Filing(FiledManifest),
+}
+
+/// A manifest as filed, its times resolved at filing.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct FiledManifest {
+    pub action: String,
+    pub after: Vec<String>,
+    pub locks: Vec<LockRequest>,
+    pub priority: i64,
+    /// The run's window when shorter than its grant's, in milliseconds.
+    pub window_ms: Option<u64>,
+    /// Not cleared before (Unix nanoseconds).
+    pub earliest_start_ns: Option<u64>,
+    /// Not cleared by then: EXPIRED (Unix nanoseconds).
+    pub expires_ns: Option<u64>,
+    /// The role whose approval it waits for.
+    pub approval: Option<String>,
+    pub retry: Option<RetryPolicy>,
+    /// SHA-256 of `input`.
+    pub input_digest: Hash,
+    /// The input handed to the agent (capped at filing).
+    pub input: Vec<u8>,
+}
+
+/// A manifest's retry policy.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub attempts: u32,
+    /// Doubling waits (else fixed).
+    pub exponential: bool,
+    pub initial_ms: u64,
+    pub max_ms: u64,
+    pub jitter: bool,
 }
 
 /// A lock a manifest asks for.
@@ -303,6 +340,19 @@ impl Entry {
             }
             Event::Rejected { reason } | Event::Failed { reason } => text(reason),
             Event::Paused { by } | Event::Resumed { by } => text(by),
+            Event::Filing(m) => {
+                text(&m.action)
+                    + lists(m.after.len() + m.locks.len())
+                    + m.after.iter().map(|a| a.len()).sum::<usize>()
+                    + m.locks.iter().map(|l| l.dataset.len()).sum::<usize>()
+                    + 4 * (1 + VARINT_MAX)
+                    + m.approval.as_deref().map_or(1, |a| 1 + text(a))
+                    + 1
+                    + 5 * VARINT_MAX
+                    + 32
+                    + m.input.len()
+                    + VARINT_MAX
+            }
             Event::Moved { reason, by, .. } => {
                 VARINT_MAX + text(reason) + by.as_deref().map_or(1, |b| 1 + text(b))
             }
@@ -461,7 +511,7 @@ mod tests {
         }
         fn event(&mut self) -> Event {
             let list = |g: &mut Self| 0..g.below(4);
-            match self.below(17) {
+            match self.below(18) {
                 0 => Event::Filed {
                     action: self.string(),
                     after: list(self).map(|_| self.string()).collect(),
@@ -543,7 +593,31 @@ mod tests {
                     by: self.maybe(Self::string),
                 },
                 15 => Event::Paused { by: self.string() },
-                _ => Event::Resumed { by: self.string() },
+                16 => Event::Resumed { by: self.string() },
+                _ => Event::Filing(FiledManifest {
+                    action: self.string(),
+                    after: list(self).map(|_| self.string()).collect(),
+                    locks: list(self)
+                        .map(|_| LockRequest {
+                            dataset: self.string(),
+                            mode: self.mode(),
+                        })
+                        .collect(),
+                    priority: self.u64() as i64,
+                    window_ms: self.maybe(Self::u64),
+                    earliest_start_ns: self.maybe(Self::u64),
+                    expires_ns: self.maybe(Self::u64),
+                    approval: self.maybe(Self::string),
+                    retry: self.maybe(|g| RetryPolicy {
+                        attempts: g.u64() as u32,
+                        exponential: g.below(2) == 1,
+                        initial_ms: g.u64(),
+                        max_ms: g.u64(),
+                        jitter: g.below(2) == 1,
+                    }),
+                    input_digest: self.hash(),
+                    input: self.string().into_bytes(),
+                }),
             }
         }
         fn record(&mut self) -> Record {

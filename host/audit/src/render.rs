@@ -20,7 +20,7 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use crate::hex;
-use crate::record::{Entry, Event, Hash, LockMode, Outcome, Record};
+use crate::record::{Entry, Event, Hash, LockMode, LockRequest, Outcome, Record};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 const SECS_PER_DAY: u64 = 86_400;
@@ -111,6 +111,23 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
     (year, month, day)
 }
 
+/// What a FILED line says of any filing record.
+fn filed_details(entry: &Entry, action: &str, after: &[String], locks: &[LockRequest]) -> String {
+    let after: Vec<_> = after.iter().map(|a| escape(a)).collect();
+    let locks = if locks.is_empty() {
+        "none".to_owned()
+    } else {
+        let locks: Vec<_> = locks.iter().map(|l| lock(&l.dataset, l.mode)).collect();
+        locks.join(",")
+    };
+    format!(
+        "agent={} action={} after=[{}] locks={locks}",
+        escape(&entry.agent),
+        escape(action),
+        after.join(",")
+    )
+}
+
 /// The verb and details of a timeline line.
 fn describe(entry: &Entry) -> (&'static str, String) {
     let dataset = || entry.dataset.as_deref().map_or(Cow::Borrowed("?"), escape);
@@ -119,19 +136,28 @@ fn describe(entry: &Entry) -> (&'static str, String) {
             action,
             after,
             locks,
-        } => {
-            let after: Vec<_> = after.iter().map(|a| escape(a)).collect();
-            let locks = if locks.is_empty() {
-                "none".to_owned()
-            } else {
-                let locks: Vec<_> = locks.iter().map(|l| lock(&l.dataset, l.mode)).collect();
-                locks.join(",")
-            };
-            let details = format!(
-                "agent={} action={} after=[{}] locks={locks}",
-                escape(&entry.agent),
-                escape(action),
-                after.join(",")
+        } => ("FILED", filed_details(entry, action, after, locks)),
+        Event::Filing(m) => {
+            let mut details = filed_details(entry, &m.action, &m.after, &m.locks);
+            if m.priority != 0 {
+                let _ = write!(details, " priority={}", m.priority);
+            }
+            if let Some(role) = &m.approval {
+                let _ = write!(details, " approval={}", escape(role));
+            }
+            if let Some(at) = m.earliest_start_ns {
+                let _ = write!(details, " not-before={}", clock(at));
+            }
+            if let Some(at) = m.expires_ns {
+                let _ = write!(details, " expires={}", clock(at));
+            }
+            if let Some(r) = &m.retry {
+                let _ = write!(details, " attempts={}", r.attempts);
+            }
+            let _ = write!(
+                details,
+                " input={}",
+                &hex::encode(&m.input_digest)[..SHORT_HASH]
             );
             ("FILED", details)
         }
@@ -274,6 +300,24 @@ fn plural(n: u32, one: &'static str, many: &'static str) -> &'static str {
     if n == 1 { one } else { many }
 }
 
+/// The JSON fields of any filing record.
+fn filed_json(action: &str, after: &[String], locks: &[LockRequest]) -> Vec<(&'static str, Value)> {
+    vec![
+        ("event", json!("filed")),
+        ("action", json!(action)),
+        ("after", json!(after)),
+        (
+            "locks",
+            Value::Array(
+                locks
+                    .iter()
+                    .map(|l| json!({ "dataset": l.dataset, "mode": l.mode.name() }))
+                    .collect(),
+            ),
+        ),
+    ]
+}
+
 /// The event's name and fields, for JSON.
 fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
     match event {
@@ -281,20 +325,30 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             action,
             after,
             locks,
-        } => vec![
-            ("event", json!("filed")),
-            ("action", json!(action)),
-            ("after", json!(after)),
-            (
-                "locks",
-                Value::Array(
-                    locks
-                        .iter()
-                        .map(|l| json!({ "dataset": l.dataset, "mode": l.mode.name() }))
-                        .collect(),
+        } => filed_json(action, after, locks),
+        Event::Filing(m) => {
+            let mut fields = filed_json(&m.action, &m.after, &m.locks);
+            fields.extend([
+                ("priority", json!(m.priority)),
+                ("window_ms", json!(m.window_ms)),
+                ("earliest_start_ns", json!(m.earliest_start_ns)),
+                ("expires_ns", json!(m.expires_ns)),
+                ("approval", json!(m.approval)),
+                (
+                    "retry",
+                    json!(m.retry.map(|r| json!({
+                        "attempts": r.attempts,
+                        "exponential": r.exponential,
+                        "initial_ms": r.initial_ms,
+                        "max_ms": r.max_ms,
+                        "jitter": r.jitter,
+                    }))),
                 ),
-            ),
-        ],
+                ("input_digest", json!(hex_of(&m.input_digest))),
+                ("input_bytes", json!(m.input.len())),
+            ]);
+            fields
+        }
         Event::Rejected { reason } => vec![("event", json!("rejected")), ("reason", json!(reason))],
         Event::Cleared { locks } => {
             vec![("event", json!("cleared")), ("locks", grants_json(locks))]

@@ -28,6 +28,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use runway_audit::record::{FiledManifest, RetryPolicy};
 use runway_audit::{AuditError, Entry, Event, LockGrant, LockRequest};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -358,19 +359,7 @@ impl Dispatch {
             r.expires_at = r.manifest.expires.map(|w| w.resolve(filed, &tz));
         }
         for i in 0..self.runways.len() {
-            let m = &self.runways[i].manifest;
-            let event = Event::Filed {
-                action: m.action.clone(),
-                after: m.after.clone(),
-                locks: m
-                    .datasets
-                    .iter()
-                    .map(|(d, &mode)| LockRequest {
-                        dataset: d.clone(),
-                        mode,
-                    })
-                    .collect(),
-            };
+            let event = Event::Filing(as_filed(&self.runways[i]));
             self.record(i, None, event)?;
         }
         Ok(())
@@ -410,7 +399,7 @@ impl Dispatch {
                         Err(e) => e.id(),
                     };
                     let i = self.tasks.remove(&id).expect("every task is tracked");
-                    self.host.tower.flown(&self.runways[i].manifest.agent);
+                    self.host.tower.flown();
                     match joined {
                         Ok((_, handed)) => handed?,
                         // A panic in host code fails that run only, never the plan.
@@ -726,8 +715,8 @@ impl Dispatch {
     /// locks go straight back.
     fn grounded(&self, i: usize) {
         let m = &self.runways[i].manifest;
-        self.host.tower.flown(&m.agent);
-        self.host.tower.release(&m.datasets, &m.id);
+        self.host.tower.flown();
+        self.host.tower.release(&m.datasets, &m.id, &m.agent);
     }
 
     /// A run landed: its locks go back, its state follows its outcome (the
@@ -762,7 +751,7 @@ impl Dispatch {
             self.record(i, Some(g.dataset.clone()), event)?;
         }
         let m = &self.runways[i].manifest;
-        self.host.tower.release(&m.datasets, &m.id);
+        self.host.tower.release(&m.datasets, &m.id, &m.agent);
         Ok(())
     }
 
@@ -788,6 +777,39 @@ impl Dispatch {
         r.not_before = Some(Instant::now() + wait);
         self.timed.insert(i);
         Ok(())
+    }
+}
+
+/// A runway's manifest as its FILED record keeps it.
+fn as_filed(r: &Runway) -> FiledManifest {
+    let m = &r.manifest;
+    let ns = |t: jiff::Timestamp| u64::try_from(t.as_nanosecond()).unwrap_or(0);
+    let retry = &m.retry;
+    FiledManifest {
+        action: m.action.clone(),
+        after: m.after.clone(),
+        locks: m
+            .datasets
+            .iter()
+            .map(|(d, &mode)| LockRequest {
+                dataset: d.clone(),
+                mode,
+            })
+            .collect(),
+        priority: m.priority,
+        window_ms: m.window.map(|w| w.as_millis() as u64),
+        earliest_start_ns: r.start_at.map(ns),
+        expires_ns: r.expires_at.map(ns),
+        approval: m.approval.clone(),
+        retry: (retry.attempts > 1).then_some(RetryPolicy {
+            attempts: retry.attempts,
+            exponential: retry.backoff == Backoff::Exponential,
+            initial_ms: retry.initial.as_millis() as u64,
+            max_ms: retry.max.as_millis() as u64,
+            jitter: retry.jitter,
+        }),
+        input_digest: runway_audit::sha256(&m.input),
+        input: m.input.clone(),
     }
 }
 

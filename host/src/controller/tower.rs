@@ -145,17 +145,18 @@ impl Tower {
     /// A cleared runway's run left its worker (its agent returned and the
     /// run went to the landing stage, or it never took off): the worker
     /// slot is free, its locks are still held.
-    pub fn flown(&self, agent: &str) {
+    pub fn flown(&self) {
         let mut s = self.lock();
         s.in_air -= 1;
-        s.landed(agent);
         self.pump(&mut s);
     }
 
     /// A cleared runway landed: free its locks.
-    pub fn release(&self, wants: &BTreeMap<String, LockMode>, runway: &str) {
+    /// A run of `agent` counts against the agent's limit until then.
+    pub fn release(&self, wants: &BTreeMap<String, LockMode>, runway: &str, agent: &str) {
         let mut s = self.lock();
         s.table.release(wants, runway);
+        s.landed(agent);
         self.pump(&mut s);
     }
 
