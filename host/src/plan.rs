@@ -491,15 +491,9 @@ pub fn cap_reason(reason: &str) -> String {
 /// The audit entry of a refused plan (no runway, no agent), its reason
 /// capped.
 pub fn rejection(reason: &str) -> runway_audit::Entry {
-    runway_audit::Entry {
-        runway: String::new(),
-        agent: String::new(),
-        plugin: None,
-        dataset: None,
-        event: runway_audit::Event::Rejected {
-            reason: cap_reason(reason),
-        },
-    }
+    runway_audit::Entry::of_host(runway_audit::Event::Rejected {
+        reason: cap_reason(reason),
+    })
 }
 
 impl Plan {

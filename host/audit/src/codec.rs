@@ -182,12 +182,7 @@ impl<'a> Input<'a> {
             0 => Event::Filed {
                 action: self.string()?,
                 after: self.list(Self::string)?,
-                locks: self.list(|input| {
-                    Ok(LockRequest {
-                        dataset: input.string()?,
-                        mode: input.mode()?,
-                    })
-                })?,
+                locks: self.list(Self::request)?,
             },
             1 => Event::Rejected {
                 reason: self.string()?,
@@ -245,12 +240,7 @@ impl<'a> Input<'a> {
             _ => Event::Filing(FiledManifest {
                 action: self.string()?,
                 after: self.list(Self::string)?,
-                locks: self.list(|input| {
-                    Ok(LockRequest {
-                        dataset: input.string()?,
-                        mode: input.mode()?,
-                    })
-                })?,
+                locks: self.list(Self::request)?,
                 priority: self.i64()?,
                 window_ms: self.option(Self::u64)?,
                 earliest_start_ns: self.option(Self::u64)?,
@@ -271,6 +261,13 @@ impl<'a> Input<'a> {
                     self.take(len)?.to_vec()
                 },
             }),
+        })
+    }
+
+    fn request(&mut self) -> Result<LockRequest, DecodeError> {
+        Ok(LockRequest {
+            dataset: self.string()?,
+            mode: self.mode()?,
         })
     }
 

@@ -318,33 +318,43 @@ const VARINT_MAX: usize = 10;
 const FIXED_MAX: usize = 256;
 
 impl Entry {
+    /// A record of the host itself: no runway, agent, plugin or dataset
+    /// (a refused plan, a pause of clearing).
+    pub fn of_host(event: Event) -> Entry {
+        Entry {
+            runway: String::new(),
+            agent: String::new(),
+            plugin: None,
+            dataset: None,
+            event,
+        }
+    }
+
     /// An upper bound on the bytes of this entry's record once encoded,
     /// counted without encoding (it runs on every append): each string and
     /// list with its longest length prefix, each fixed field at its widest.
     pub fn encoded_bound(&self) -> usize {
         let text = |s: &str| s.len() + VARINT_MAX;
         let lists = |n: usize| VARINT_MAX + n * (2 * VARINT_MAX);
+        let filed = |action: &str, after: &[String], locks: &[LockRequest]| {
+            text(action)
+                + lists(after.len() + locks.len())
+                + after.iter().map(|a| a.len()).sum::<usize>()
+                + locks.iter().map(|l| l.dataset.len()).sum::<usize>()
+        };
         let event = match &self.event {
             Event::Filed {
                 action,
                 after,
                 locks,
-            } => {
-                text(action)
-                    + lists(after.len() + locks.len())
-                    + after.iter().map(|a| a.len()).sum::<usize>()
-                    + locks.iter().map(|l| l.dataset.len()).sum::<usize>()
-            }
+            } => filed(action, after, locks),
             Event::Cleared { locks } | Event::Committing { locks, .. } => {
                 lists(locks.len()) + locks.iter().map(|l| l.dataset.len()).sum::<usize>()
             }
             Event::Rejected { reason } | Event::Failed { reason } => text(reason),
             Event::Paused { by } | Event::Resumed { by } => text(by),
             Event::Filing(m) => {
-                text(&m.action)
-                    + lists(m.after.len() + m.locks.len())
-                    + m.after.iter().map(|a| a.len()).sum::<usize>()
-                    + m.locks.iter().map(|l| l.dataset.len()).sum::<usize>()
+                filed(&m.action, &m.after, &m.locks)
                     + 4 * (1 + VARINT_MAX)
                     + m.approval.as_deref().map_or(1, |a| 1 + text(a))
                     + 1

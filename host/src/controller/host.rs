@@ -63,7 +63,7 @@ impl Host {
     /// air land as usual.
     pub fn pause(&self, by: &str) -> Result<(), AuditError> {
         self.audit
-            .append(tower_entry(Event::Paused { by: by.into() }))?;
+            .append(Entry::of_host(Event::Paused { by: by.into() }))?;
         self.tower.set_paused(true);
         Ok(())
     }
@@ -71,7 +71,7 @@ impl Host {
     /// Clears runways again, in the name of `by` (audited).
     pub fn resume(&self, by: &str) -> Result<(), AuditError> {
         self.audit
-            .append(tower_entry(Event::Resumed { by: by.into() }))?;
+            .append(Entry::of_host(Event::Resumed { by: by.into() }))?;
         self.tower.set_paused(false);
         Ok(())
     }
@@ -84,16 +84,5 @@ impl Host {
             store: &self.store,
             audit: &self.audit,
         }
-    }
-}
-
-/// A record of the tower itself (no runway, agent or dataset).
-fn tower_entry(event: Event) -> Entry {
-    Entry {
-        runway: String::new(),
-        agent: String::new(),
-        plugin: None,
-        dataset: None,
-        event,
     }
 }

@@ -153,7 +153,7 @@ impl Runway {
     /// Will not move again: final, or failed with no retry coming.
     fn ended(&self) -> bool {
         let state = self.state();
-        state.is_final() || (matches!(state, State::Failed | State::TimedOut))
+        state.is_final() || matches!(state, State::Failed | State::TimedOut)
     }
 
     fn report(self) -> RunwayReport {
@@ -335,6 +335,31 @@ impl Dispatch {
         Ok(self.record(i, None, event)?)
     }
 
+    /// Moves runway `i` to FAILED; its FAILED record says why.
+    fn fail(&mut self, i: usize, reason: String) -> Result<(), DispatchError> {
+        let event = Event::Failed {
+            reason: reason.clone(),
+        };
+        self.enter(i, State::Failed, reason, Some(event))
+    }
+
+    /// Moves runway `i` to `to` in the name of the person `by`.
+    fn moved_by(
+        &mut self,
+        i: usize,
+        to: State,
+        reason: String,
+        by: String,
+    ) -> Result<(), DispatchError> {
+        self.runways[i].ended_by = Some(by.clone());
+        let event = Event::Moved {
+            to,
+            reason: reason.clone(),
+            by: Some(by),
+        };
+        self.enter(i, to, reason, Some(event))
+    }
+
     /// Moves runway `i` to `to` and keeps the books: an ending wakes its
     /// dependents; a retry opens it again.
     fn move_runway(&mut self, i: usize, to: State) -> Result<(), IllegalMove> {
@@ -431,75 +456,68 @@ impl Dispatch {
         let wall = self.clock.now();
         self.dirty.extend(self.timed.iter().copied());
         while let Some(i) = self.dirty.pop_first() {
-            {
-                let r = &self.runways[i];
-                let waiting = matches!(
-                    r.state(),
-                    State::Queued | State::WaitingDeps | State::WaitingTime | State::WaitingLocks
-                );
-                if let Some(at) = r.expires_at.filter(|&at| waiting && at <= wall) {
-                    self.expire(i, at)?;
-                    continue;
+            let r = &self.runways[i];
+            let waiting = matches!(
+                r.state(),
+                State::Queued | State::WaitingDeps | State::WaitingTime | State::WaitingLocks
+            );
+            if let Some(at) = r.expires_at.filter(|&at| waiting && at <= wall) {
+                self.expire(i, at)?;
+                continue;
+            }
+            if r.state() == State::WaitingTime {
+                if r.start_at.is_none_or(|at| at <= wall) {
+                    self.ask_for_locks(i)?;
                 }
-                if r.state() == State::WaitingTime {
-                    if r.start_at.is_none_or(|at| at <= wall) {
-                        self.ask_for_locks(i)?;
-                    }
-                    continue;
+                continue;
+            }
+            if r.state() == State::WaitingApproval {
+                if r.approved.is_some() {
+                    self.when_time_comes(i, wall)?;
                 }
-                if r.state() == State::WaitingApproval {
-                    if r.approved.is_some() {
-                        self.when_time_comes(i, wall)?;
-                    }
-                    continue;
-                }
-                if !matches!(r.state(), State::Queued | State::WaitingDeps) {
-                    continue;
-                }
-                if r.not_before.is_some_and(|t| t > now) {
-                    continue;
-                }
-                let after = &r.manifest.after;
-                let failed = after
-                    .iter()
-                    .find(|a| self.dep(a).ended() && self.dep(a).state() != State::Succeeded)
-                    .map(|a| (a.clone(), self.dep(a).state()));
-                let waiting: Vec<&str> = after
-                    .iter()
-                    .filter(|a| self.dep(a).state() != State::Succeeded)
-                    .map(String::as_str)
-                    .collect();
-                if let Some((dep, state)) = failed {
-                    let by = match &self.dep(&dep).ended_by {
-                        Some(by) => format!(" by {by}"),
-                        None => String::new(),
-                    };
-                    let reason = format!("dependency {dep} {}{by}", ended_as(state));
-                    self.enter(
-                        i,
-                        State::Failed,
-                        reason.clone(),
-                        Some(Event::Failed { reason }),
-                    )?;
-                } else if waiting.is_empty() {
-                    if self.runways[i].not_before.take().is_some() {
-                        let r = &self.runways[i];
-                        if r.start_at.is_none() && r.expires_at.is_none() {
-                            self.timed.remove(&i);
-                        }
-                    }
+                continue;
+            }
+            if !matches!(r.state(), State::Queued | State::WaitingDeps) {
+                continue;
+            }
+            if r.not_before.is_some_and(|t| t > now) {
+                continue;
+            }
+            let after = &r.manifest.after;
+            let failed = after
+                .iter()
+                .find(|a| self.dep(a).ended() && self.dep(a).state() != State::Succeeded)
+                .map(|a| (a.clone(), self.dep(a).state()));
+            let waiting: Vec<&str> = after
+                .iter()
+                .filter(|a| self.dep(a).state() != State::Succeeded)
+                .map(String::as_str)
+                .collect();
+            if let Some((dep, state)) = failed {
+                let by = match &self.dep(&dep).ended_by {
+                    Some(by) => format!(" by {by}"),
+                    None => String::new(),
+                };
+                let reason = format!("dependency {dep} {}{by}", ended_as(state));
+                self.fail(i, reason)?;
+            } else if waiting.is_empty() {
+                if self.runways[i].not_before.take().is_some() {
                     let r = &self.runways[i];
-                    match (&r.manifest.approval, &r.approved) {
-                        (Some(role), None) => {
-                            let reason = format!("waiting for approval (role {role})");
-                            self.enter(i, State::WaitingApproval, reason, None)?;
-                        }
-                        _ => self.when_time_comes(i, wall)?,
+                    if r.start_at.is_none() && r.expires_at.is_none() {
+                        self.timed.remove(&i);
                     }
-                } else if r.state() == State::Queued {
-                    let reason = format!("waiting for {}", waiting.join(", "));
-                    self.enter(i, State::WaitingDeps, reason, None)?;
                 }
+                let r = &self.runways[i];
+                match (&r.manifest.approval, &r.approved) {
+                    (Some(role), None) => {
+                        let reason = format!("waiting for approval (role {role})");
+                        self.enter(i, State::WaitingApproval, reason, None)?;
+                    }
+                    _ => self.when_time_comes(i, wall)?,
+                }
+            } else if r.state() == State::Queued {
+                let reason = format!("waiting for {}", waiting.join(", "));
+                self.enter(i, State::WaitingDeps, reason, None)?;
             }
         }
         Ok(())
@@ -539,34 +557,15 @@ impl Dispatch {
                 self.dirty.insert(i);
             }
             Command::Reject { by, reason, .. } => {
-                self.runways[i].ended_by = Some(by.clone());
-                let event = Event::Moved {
-                    to: State::Rejected,
-                    reason: format!("rejected: {reason}"),
-                    by: Some(by),
-                };
-                self.enter(
-                    i,
-                    State::Rejected,
-                    format!("rejected: {reason}"),
-                    Some(event),
-                )?;
+                self.moved_by(i, State::Rejected, format!("rejected: {reason}"), by)?;
             }
             Command::Cancel { by, .. } => match state {
                 // In the air: it stops at its next epoch tick, or before
                 // its commit, and lands as CANCELLED.
                 State::Cleared | State::Running => self.runways[i].cancel.cancel(&by),
                 _ => {
-                    if let Some(ticket) = self.runways[i].ticket.take() {
-                        self.host.tower.withdraw(ticket);
-                    }
-                    self.runways[i].ended_by = Some(by.clone());
-                    let event = Event::Moved {
-                        to: State::Cancelled,
-                        reason: "cancelled".into(),
-                        by: Some(by),
-                    };
-                    self.enter(i, State::Cancelled, "cancelled".into(), Some(event))?;
+                    self.take_back(i);
+                    self.moved_by(i, State::Cancelled, "cancelled".into(), by)?;
                 }
             },
         }
@@ -594,11 +593,16 @@ impl Dispatch {
 
     /// Not cleared by its `expires`: EXPIRED, its request taken back.
     fn expire(&mut self, i: usize, at: jiff::Timestamp) -> Result<(), DispatchError> {
+        self.take_back(i);
+        let reason = format!("not cleared by {at}");
+        self.enter(i, State::Expired, reason, None)
+    }
+
+    /// Withdraws runway `i`'s request from the tower, if it has one there.
+    fn take_back(&mut self, i: usize) {
         if let Some(ticket) = self.runways[i].ticket.take() {
             self.host.tower.withdraw(ticket);
         }
-        let reason = format!("not cleared by {at}");
-        self.enter(i, State::Expired, reason, None)
     }
 
     /// The next wall-clock moment a waiting runway waits for.
@@ -618,12 +622,7 @@ impl Dispatch {
     fn crashed(&mut self, i: usize, why: String) -> Result<(), DispatchError> {
         let failure = RunFailure::HostFault(why);
         let reason = failure.to_string();
-        self.enter(
-            i,
-            State::Failed,
-            reason.clone(),
-            Some(Event::Failed { reason }),
-        )?;
+        self.fail(i, reason)?;
         self.land_locks(i)?;
         self.runways[i].run = Some(RunReport::failed(failure));
         self.maybe_retry(i)
@@ -645,22 +644,12 @@ impl Dispatch {
             (Err(e), _) => {
                 self.grounded(i);
                 let reason = format!("no fencing token: {e}");
-                return self.enter(
-                    i,
-                    State::Failed,
-                    reason.clone(),
-                    Some(Event::Failed { reason }),
-                );
+                return self.fail(i, reason);
             }
             (_, None) => {
                 let reason = format!("agent {agent} was unloaded before take-off");
                 self.grounded(i);
-                return self.enter(
-                    i,
-                    State::Failed,
-                    reason.clone(),
-                    Some(Event::Failed { reason }),
-                );
+                return self.fail(i, reason);
             }
         };
         self.runways[i].plugin = Some(plugin.clone());

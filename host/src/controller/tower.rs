@@ -151,8 +151,8 @@ impl Tower {
         self.pump(&mut s);
     }
 
-    /// A cleared runway landed: free its locks.
-    /// A run of `agent` counts against the agent's limit until then.
+    /// A cleared runway landed: its locks are free, and its run no longer
+    /// counts against `agent`'s limit.
     pub fn release(&self, wants: &BTreeMap<String, LockMode>, runway: &str, agent: &str) {
         let mut s = self.lock();
         s.table.release(wants, runway);
