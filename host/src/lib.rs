@@ -9,6 +9,7 @@
 //! a record in the hash-chained audit trail (`runway-audit`). [`cli`] is the
 //! `runway` command line (the binary edge: the only place using `anyhow`).
 
+pub mod api;
 #[doc(hidden)]
 pub mod bench_support;
 pub mod bundled;

@@ -23,9 +23,11 @@
 //! filing, or `"in DURATION"` after filing. Durations are jiff's friendly format (`"90s"`, `"1m 30s"`, `"2h"`) or
 //! ISO 8601 (`"PT90S"`).
 //!
-//! Unknown keys, unknown agents, unknown `after` ids, bad dataset names,
-//! locks beyond the agent's grants and dependency cycles are refused with an
-//! error naming the culprit.
+//! Unknown keys, unknown agents, bad dataset names, locks beyond the
+//! agent's grants and dependency cycles are refused with an error naming
+//! the culprit. An `after` id that is not one of the plan's own names a
+//! runway filed before; the controller refuses it at filing if there is
+//! none (`ControlError::UnknownAfter`).
 //!
 //! Everything of a plan that reaches an audit record is capped here, at its
 //! source, so no plan can make a record the audit writer refuses: ids and
@@ -78,8 +80,8 @@ impl Catalog for BTreeMap<String, Grants> {
     }
 }
 
-/// A validated plan: manifests in filing order, dependencies known to exist
-/// and to form no cycle.
+/// A validated plan: manifests in filing order, dependencies inside it
+/// forming no cycle.
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub manifests: Vec<Manifest>,
@@ -207,6 +209,9 @@ pub enum PlanError {
     NotUtf8(usize),
     #[error("plan is not valid: {0}")]
     Syntax(TomlProblem),
+    /// serde_json's message, escaped and cut to [`MAX_PROBLEM_CHARS`].
+    #[error("plan is not valid JSON: {0}")]
+    Json(String),
     #[error("plan has no runways")]
     Empty,
     #[error("plan has {count} runways (at most {max})")]
@@ -241,8 +246,7 @@ pub enum PlanError {
         agent: String,
         known: String,
     },
-    #[error("runway {runway:?}: `after` names unknown runway {after:?}")]
-    UnknownAfter { runway: String, after: String },
+
     #[error("runway {runway:?}: agent {agent} is not granted {} on {dataset}{}", .mode.name(), match .allowed { Some(m) => format!(" (only {})", m.name()), None => String::new() })]
     BeyondGrant {
         runway: String,
@@ -298,6 +302,8 @@ struct PlanFile {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ManifestFile {
+    /// Default: the agent's name.
+    #[serde(default)]
     id: String,
     agent: String,
     #[serde(default = "default_action")]
@@ -421,6 +427,43 @@ impl ManifestFile {
     }
 }
 
+/// Most characters of a JSON parser's message kept in a refusal.
+const MAX_PROBLEM_CHARS: usize = 120;
+
+/// The plan file in `text`, TOML or JSON, a plan or one manifest.
+fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
+    // JSON is an object or a list of objects; a TOML plan may start with
+    // `[[runway]]` or a `[table]`.
+    let trimmed = text.trim_start();
+    let json_list = trimmed
+        .strip_prefix('[')
+        .is_some_and(|rest| rest.trim_start().starts_with(['{', ']']));
+    if trimmed.starts_with('{') || json_list {
+        let json = |e: serde_json::Error| {
+            let message = runway_audit::render::escape(&e.to_string()).into_owned();
+            PlanError::Json(cut(&message, MAX_PROBLEM_CHARS))
+        };
+        let value: serde_json::Value = serde_json::from_str(text).map_err(json)?;
+        let value = match value {
+            serde_json::Value::Array(list) => serde_json::json!({ "runway": list }),
+            serde_json::Value::Object(m) if !m.contains_key("runway") => {
+                serde_json::json!({ "runway": [m] })
+            }
+            other => other,
+        };
+        return serde_json::from_value(value).map_err(json);
+    }
+    let syntax = |e: toml::de::Error| PlanError::Syntax(TomlProblem::new(&e, text));
+    let table: toml::Table = toml::from_str(text).map_err(syntax)?;
+    if table.is_empty() || table.contains_key("runway") {
+        return toml::from_str(text).map_err(syntax);
+    }
+    let manifest: ManifestFile = toml::from_str(text).map_err(syntax)?;
+    Ok(PlanFile {
+        runway: vec![manifest],
+    })
+}
+
 impl ManifestFile {
     /// The caps on what reaches the audit record, checked before anything
     /// else so that no error quotes an oversized field: the id first (every
@@ -500,22 +543,41 @@ impl Plan {
     /// Reads (see [`crate::files`]) and validates a plan file against the
     /// known agents.
     pub fn load(path: &Path, catalog: &impl Catalog, caps: &ReadCaps) -> Result<Plan, PlanError> {
+        Plan::read(path, catalog, caps).map(|(plan, _)| plan)
+    }
+
+    /// [`Plan::load`], with the SHA-256 of the file's bytes.
+    pub fn read(
+        path: &Path,
+        catalog: &impl Catalog,
+        caps: &ReadCaps,
+    ) -> Result<(Plan, runway_audit::Hash), PlanError> {
         let bytes = files::read(path, FileKind::Plan, caps)?;
+        let fingerprint = Fingerprint::of(&bytes);
         let parsed = match std::str::from_utf8(&bytes) {
             Ok(text) => Plan::parse(text, catalog),
             Err(e) => Err(PlanError::NotUtf8(e.valid_up_to())),
         };
-        parsed.map_err(|source| PlanError::InFile {
-            path: path.display().to_string(),
-            fingerprint: Fingerprint::of(&bytes),
-            source: Box::new(source),
-        })
+        match parsed {
+            Ok(plan) => Ok((plan, fingerprint.sha256)),
+            Err(source) => Err(PlanError::InFile {
+                path: path.display().to_string(),
+                fingerprint,
+                source: Box::new(source),
+            }),
+        }
     }
 
-    /// Parses and validates plan text against the known agents.
+    /// Parses and validates plan text against the known agents: TOML or
+    /// JSON (an object, or a list of them), a plan (`runway` a list of
+    /// manifests; in JSON also a bare list) or one manifest on its own.
     pub fn parse(text: &str, catalog: &impl Catalog) -> Result<Plan, PlanError> {
-        let file: PlanFile =
-            toml::from_str(text).map_err(|e| PlanError::Syntax(TomlProblem::new(&e, text)))?;
+        let mut file = plan_file(text)?;
+        for m in &mut file.runway {
+            if m.id.is_empty() {
+                m.id = m.agent.clone();
+            }
+        }
         if file.runway.len() > MAX_RUNWAYS {
             return Err(PlanError::TooManyRunways {
                 count: file.runway.len(),
@@ -615,12 +677,6 @@ impl Plan {
                     });
                 }
             }
-            if let Some(after) = m.after.iter().find(|a| !ids.contains(a.as_str())) {
-                return Err(PlanError::UnknownAfter {
-                    runway: m.id.clone(),
-                    after: after.clone(),
-                });
-            }
         }
         self.check_acyclic()
     }
@@ -654,8 +710,10 @@ impl Plan {
                     stack.pop();
                     continue;
                 }
-                let next = index[after[*edge].as_str()];
+                let next = index.get(after[*edge].as_str()).copied();
                 *edge += 1;
+                // A runway filed before cannot depend on this plan.
+                let Some(next) = next else { continue };
                 match mark[next] {
                     Mark::New => {
                         mark[next] = Mark::OnPath;
@@ -727,10 +785,6 @@ mod tests {
         let cases = [
             ("[[runway]]\nid='x'\nagent='a'\ncolour='red'", "colour"),
             ("[[runway]]\nid='x'\nagent='zz'", "unknown agent \"zz\""),
-            (
-                "[[runway]]\nid='x'\nagent='a'\nafter=['nope']",
-                "unknown runway \"nope\"",
-            ),
             (
                 "[[runway]]\nid='x'\nagent='a'\ndatasets={'../etc'='shared'}",
                 "dataset name",

@@ -4,11 +4,16 @@
 //! ([`crate::watch`]): new and changed plugins are loaded, removed ones
 //! unloaded, broken ones refused — each change audited — and runs already in
 //! flight keep the version they started with. The inbox takes plan files:
-//! each `NAME.toml` dropped there is moved to `flying/`, filed and flown on
-//! the shared tower (so plans dropped together contend for locks fairly),
-//! then moved to `done/` beside its report `NAME.json`; a plan that cannot
-//! be filed goes to `rejected/` beside `NAME.error.txt`, and the refusal is
-//! audited. Nothing dropped in is ever lost or run twice.
+//! each `NAME.toml` dropped there is moved to `flying/`, filed with the
+//! controller, moved to `filed/` beside `NAME.json` (its runway ids) once
+//! the filing is durable, and to `done/` beside its report `NAME.json` once
+//! every runway of it has ended; a plan that cannot be filed goes to
+//! `rejected/` beside `NAME.error.txt`, and the refusal is audited.
+//!
+//! Nothing dropped in is ever lost or run twice: the inbox files each plan
+//! *once* (by its place and digest, see [`Filing::once`]), and at start the
+//! plans a stop or a crash left in `flying/` and `filed/` are taken again —
+//! filed if their filing never became durable, otherwise only waited for.
 //!
 //! The loop itself never reads a file: plugin rescans run on a blocking
 //! thread (one at a time, applied when done), and each plan is read and
@@ -18,8 +23,9 @@
 //! [`FULL_RESCAN`] anyway.
 //!
 //! When the audit writer stops (an I/O failure), nothing more is taken:
-//! plans in the inbox stay there, plans taken stay in `flying/`, none goes
-//! to `done/` with an error, and `serve` returns [`ServeError::Audit`].
+//! plans in the inbox stay there, plans taken stay in `flying/` or
+//! `filed/`, none goes to `done/` with an error, and `serve` returns
+//! [`ServeError::Audit`].
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -33,7 +39,7 @@ use runway_audit::{AuditError, Entry, Event};
 use thiserror::Error;
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::controller::{DispatchOptions, Host, PlanReport, run_plan};
+use crate::controller::{ControlError, Controller, Filing, Host, PlanReport};
 use crate::files::ReadCaps;
 use crate::loader::{LoadError, Plugins};
 use crate::plan::{Plan, cap_reason, rejection};
@@ -73,21 +79,25 @@ pub enum ServeError {
     Audit(#[from] AuditError),
 }
 
-/// Serves until `shutdown` resolves or the audit writer stops, then lets
-/// plans in flight land. Every file is read within `caps`.
+/// The inbox's folders for plans taken.
+const TAKEN: [&str; 4] = ["flying", "filed", "done", "rejected"];
+
+/// Serves until `shutdown` resolves or the audit writer stops, then stops
+/// `controller` (runs in the air land) and waits for the inbox's flights
+/// to settle. Every file is read within `caps`.
 pub async fn serve(
     host: Arc<Host>,
+    controller: Controller,
     folder: PluginFolder,
     inbox: &Path,
     caps: ReadCaps,
-    opts: DispatchOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ServeError> {
     let inbox_err = |source| ServeError::Inbox {
         path: inbox.display().to_string(),
         source,
     };
-    for sub in ["flying", "done", "rejected"] {
+    for sub in TAKEN {
         std::fs::create_dir_all(inbox.join(sub)).map_err(inbox_err)?;
     }
     let watch_err = |path: &Path| {
@@ -100,6 +110,17 @@ pub async fn serve(
     let _ = rescans.start(&host);
     rescans.poll(&host, FIRST_RESCAN_WAIT).await?;
     let mut flights: JoinSet<()> = JoinSet::new();
+    // Plans a stop or a crash left half way are taken again.
+    for (folder, stem) in left_over(inbox).map_err(inbox_err)? {
+        let flight = Flight {
+            host: host.clone(),
+            controller: controller.clone(),
+            inbox: inbox.to_path_buf(),
+            name: stem.clone(),
+            stem,
+        };
+        flights.spawn(flight.fly(folder, caps));
+    }
     // Plan files that could not be moved, so they are not retried forever.
     let mut stuck = HashSet::new();
     let (mut plugins_quiet, mut inbox_quiet) = (Quiet::default(), Quiet::default());
@@ -133,7 +154,7 @@ pub async fn serve(
             match new_plans(inbox, &mut stuck) {
                 Ok(plans) => {
                     for plan in plans {
-                        if take(&host, inbox, &plan, &caps, &opts, &mut flights) {
+                        if take(&host, &controller, inbox, &plan, &caps, &mut flights) {
                             // Moved away: the same name dropped again is a new plan.
                             stuck.remove(&plan);
                         }
@@ -145,8 +166,39 @@ pub async fn serve(
         first = false;
         while flights.try_join_next().is_some() {}
     };
+    // Runs in the air land; runways still waiting wait again after a
+    // restart, and their plans stay where they are.
+    controller.stop(false);
     while flights.join_next().await.is_some() {}
     ended
+}
+
+/// Plans in `flying/` and `filed/`: (folder, stem), oldest name first.
+fn left_over(inbox: &Path) -> std::io::Result<Vec<(&'static str, String)>> {
+    let mut found = Vec::new();
+    for folder in ["flying", "filed"] {
+        for entry in std::fs::read_dir(inbox.join(folder))? {
+            let path = entry?.path();
+            let stem = path.file_stem().and_then(|s| s.to_str());
+            if let (true, Some(stem)) = (path.extension().is_some_and(|x| x == "toml"), stem) {
+                found.push((folder, stem.to_string()));
+            }
+        }
+    }
+    found.sort_by(|a, b| a.1.cmp(&b.1));
+    Ok(found)
+}
+
+/// Loads the plugins folder (audited) and waits until it is loaded, so a
+/// controller started after it clears no runway of an agent not loaded
+/// yet.
+pub async fn first_scan(host: &Host, folder: PluginFolder) -> Result<PluginFolder, ServeError> {
+    let mut rescans = Rescans::new(folder);
+    rescans.start(host);
+    while rescans.folder.is_none() {
+        rescans.poll(host, FIRST_RESCAN_WAIT).await?;
+    }
+    Ok(rescans.folder.take().expect("the rescan is done"))
 }
 
 /// Events seen, and whether their folder has been quiet long enough since.
@@ -271,10 +323,10 @@ fn new_plans(inbox: &Path, seen: &mut HashSet<PathBuf>) -> std::io::Result<Vec<P
 /// files and flies it). False when the file could not be taken.
 fn take(
     host: &Arc<Host>,
+    controller: &Controller,
     inbox: &Path,
     dropped: &Path,
     caps: &ReadCaps,
-    opts: &DispatchOptions,
     flights: &mut JoinSet<()>,
 ) -> bool {
     let name = dropped
@@ -291,17 +343,20 @@ fn take(
     }
     let flight = Flight {
         host: host.clone(),
+        controller: controller.clone(),
         inbox: inbox.to_path_buf(),
         name,
         stem,
     };
-    flights.spawn(flight.fly(*caps, opts.clone()));
+    flights.spawn(flight.fly("flying", *caps));
     true
 }
 
-/// One plan taken from the inbox, now in `flying/STEM.toml`.
+/// One plan taken from the inbox, now in `flying/STEM.toml` (or, taken
+/// again at start, in `filed/`).
 struct Flight {
     host: Arc<Host>,
+    controller: Controller,
     inbox: PathBuf,
     /// The name it was dropped under.
     name: String,
@@ -313,52 +368,76 @@ impl Flight {
         self.inbox.join(folder).join(format!("{}.{ext}", self.stem))
     }
 
-    /// Reads and files the plan off the serving loop (within
-    /// [`PLAN_READ_TIMEOUT`]), flies it, then moves it to `done/` with its
-    /// report — or to `rejected/` when it cannot be filed. If the audit
-    /// writer stopped, the plan stays in `flying/`, untouched.
-    async fn fly(self, caps: ReadCaps, opts: DispatchOptions) {
-        let flying = self.path("flying", "toml");
+    /// Reads the plan in `folder` off the serving loop (within
+    /// [`PLAN_READ_TIMEOUT`]) and files it once; moves it to `filed/` with
+    /// its runway ids, waits for them all to end, then moves it to `done/`
+    /// with its report — or to `rejected/` when it cannot be filed. If the
+    /// controller stops first, the plan stays where it is.
+    async fn fly(self, folder: &'static str, caps: ReadCaps) {
+        let taken = self.path(folder, "toml");
         let catalog = self.host.plugins();
         let read = {
-            let flying = flying.clone();
-            tokio::task::spawn_blocking(move || Plan::load(&flying, &*catalog, &caps))
+            let taken = taken.clone();
+            tokio::task::spawn_blocking(move || Plan::read(&taken, &*catalog, &caps))
         };
-        let plan = match tokio::time::timeout(PLAN_READ_TIMEOUT, read).await {
-            Ok(Ok(Ok(plan))) => plan,
-            Ok(Ok(Err(e))) => return self.reject(&e.to_string()),
-            Ok(Err(e)) => return self.reject(&format!("host fault reading it: {e}")),
+        let (plan, digest) = match tokio::time::timeout(PLAN_READ_TIMEOUT, read).await {
+            Ok(Ok(Ok(read))) => read,
+            Ok(Ok(Err(e))) => return self.reject(folder, &e.to_string()),
+            Ok(Err(e)) => return self.reject(folder, &format!("host fault reading it: {e}")),
             Err(_) => {
                 let secs = PLAN_READ_TIMEOUT.as_secs();
-                return self.reject(&format!("reading it took longer than {secs} s"));
+                return self.reject(folder, &format!("reading it took longer than {secs} s"));
             }
         };
-        // Err: the audit writer stopped; serve stops taking work.
-        if let Ok(report) = run_plan(self.host.clone(), plan, opts).await {
-            let text = serde_json::to_string_pretty(&report_json(&report)).unwrap_or_default();
-            let _ = std::fs::write(self.path("done", "json"), text);
-            let _ = std::fs::rename(&flying, self.path("done", "toml"));
+        let filing = Filing {
+            plan,
+            by: "inbox".into(),
+            source: format!("inbox {}.toml", self.stem),
+            digest,
+            once: true,
+        };
+        let filed = match self.controller.file(filing).await {
+            Ok(filed) => filed,
+            Err(e @ ControlError::UnknownAfter { .. }) => {
+                return self.reject(folder, &e.to_string());
+            }
+            // Stopping: it is taken again at the next start.
+            Err(_) => return,
+        };
+        let ids: Vec<String> = filed.iter().map(|f| f.id.clone()).collect();
+        if folder == "flying" {
+            let text = serde_json::json!({ "runways": ids }).to_string();
+            let _ = std::fs::write(self.path("filed", "json"), text);
+            let _ = std::fs::rename(&taken, self.path("filed", "toml"));
         }
+        let Ok(runways) = self.controller.wait(ids).await else {
+            return;
+        };
+        let report = report_json(&PlanReport { runways });
+        let text = serde_json::to_string_pretty(&report).unwrap_or_default();
+        let _ = std::fs::write(self.path("done", "json"), text);
+        let _ = std::fs::rename(self.path("filed", "toml"), self.path("done", "toml"));
+        let _ = std::fs::remove_file(self.path("filed", "json"));
     }
 
     /// Audits the refusal, then moves the plan to `rejected/` beside its
-    /// reason (escaped). Without an audit record it stays in `flying/`.
-    fn reject(&self, why: &str) {
+    /// reason (escaped). Without an audit record it stays where it is.
+    fn reject(&self, folder: &str, why: &str) {
         let reason = cap_reason(&format!("plan {}: {why}", self.name));
         if self.host.audit.append(rejection(&reason)).is_err() {
             return;
         }
         let text = format!("{}\n", escape(&reason));
         let _ = std::fs::write(self.path("rejected", "error.txt"), text);
-        let _ = std::fs::rename(self.path("flying", "toml"), self.path("rejected", "toml"));
+        let _ = std::fs::rename(self.path(folder, "toml"), self.path("rejected", "toml"));
     }
 }
 
-/// A name for a dropped plan not yet used in `flying/`, `done/` or
-/// `rejected/`: `name`, then `name-2`, `name-3`, ...
+/// A name for a dropped plan not yet used in `flying/`, `filed/`, `done/`
+/// or `rejected/`: `name`, then `name-2`, `name-3`, ...
 fn free_stem(inbox: &Path, name: &str) -> String {
     let taken = |stem: &str| {
-        ["flying", "done", "rejected"]
+        TAKEN
             .iter()
             .any(|d| std::fs::symlink_metadata(inbox.join(d).join(format!("{stem}.toml"))).is_ok())
     };

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use runway_audit::{Event, Record, State};
 use runway_host::DispatchOptions;
 use runway_host::controller::clock::ManualClock;
-use runway_host::controller::controls::{self, Command, ControlError, Controls};
+use runway_host::controller::{self, Command, ControlError, Controller};
 use runway_host::plan::When;
-use runway_tests::{Fixture, eventually, output};
+use runway_tests::{Fixture, eventually, filing, output};
 
 /// The MOVED records of `runway`: (state, reason).
 fn moves(records: &[Record], runway: &str) -> Vec<(State, String)> {
@@ -439,27 +439,32 @@ fn an_agent_limit_keeps_its_runs_apart_while_others_fly() {
     assert!(other_start < spans[0].1, "probe waited for hostile");
 }
 
-/// Flies `text` on `f`'s host in the background, with a command channel.
+/// Files `text` with a controller on `f`'s host; the task ends when its
+/// runways have and the controller has stopped.
 fn flying(
     f: &Fixture,
     text: &str,
 ) -> (
     tokio::runtime::Runtime,
-    Controls,
+    Controller,
     tokio::task::JoinHandle<
         Result<runway_host::PlanReport, runway_host::controller::DispatchError>,
     >,
 ) {
     let tokio = tokio::runtime::Runtime::new().unwrap();
-    let (controls, inbox) = controls::channel();
     let plan = f.plan(text);
-    let task = tokio.spawn(runway_host::controller::run_plan_with(
-        f.host.clone(),
-        plan,
-        DispatchOptions::default(),
-        inbox,
-    ));
-    (tokio, controls, task)
+    let (controller, ended) = {
+        let _in = tokio.enter();
+        controller::start(f.host.clone(), DispatchOptions::default()).unwrap()
+    };
+    let c = controller.clone();
+    let task = tokio.spawn(async move {
+        let report = controller::file_and_wait(&c, filing(plan)).await;
+        c.stop(false);
+        ended.await.unwrap()?;
+        report
+    });
+    (tokio, controller, task)
 }
 
 /// The first record of `runway` for which `pred` holds, once it is there.
@@ -672,7 +677,7 @@ fn cancel_stops_a_running_spin_loop_within_ticks_and_ends_a_waiting_runway_at_on
         runway: "x".into(),
         by: "carol".into(),
     }));
-    assert_eq!(late, Err(ControlError::Landed));
+    assert_eq!(late, Err(ControlError::Stopped));
     drop(tokio);
 }
 
@@ -706,6 +711,7 @@ fn pause_stops_clearing_until_resumed_and_both_name_who() {
         .into_iter()
         .filter(|r| r.entry.runway.is_empty())
         .map(|r| r.entry.event)
+        .filter(|e| !matches!(e, Event::PlanFiled { .. }))
         .collect();
     assert_eq!(
         tower,

@@ -128,6 +128,7 @@ fn a_second_host_on_the_same_data_root_is_refused_naming_the_first() {
     }
     let mut first = std::process::Command::new(env!("CARGO_BIN_EXE_runway-cli"))
         .args(["serve", "--plugins", "plugins", "--inbox", "inbox"])
+        .args(["--listen", "127.0.0.1:0"])
         .current_dir(d)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -142,6 +143,8 @@ fn a_second_host_on_the_same_data_root_is_refused_naming_the_first() {
         d,
         &[
             "serve",
+            "--listen",
+            "127.0.0.1:0",
             "--plugins",
             "plugins",
             "--inbox",

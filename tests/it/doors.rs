@@ -83,7 +83,7 @@ impl Server {
             .arg(self.path("data"))
             .arg("--cache")
             .arg(self.path("cache"))
-            .args(["--workers", "2"])
+            .args(["--workers", "2", "--listen", "127.0.0.1:0"])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(out)
@@ -544,8 +544,8 @@ fn doors_a_full_audit_disk_stops_serve_taking_plans_and_keeps_what_was_acknowled
         0
     );
     assert!(
-        inbox.join("flying/long.toml").exists(),
-        "taken before: stays in flying/"
+        inbox.join("filed/long.toml").exists(),
+        "filed before: stays in filed/"
     );
     assert!(
         inbox.join("late.toml").exists(),

@@ -15,6 +15,8 @@ mod per_run;
 mod plans;
 mod plugins;
 mod probe;
+mod restart;
 mod sandbox;
 mod serve;
+mod server;
 mod signing;

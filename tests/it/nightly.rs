@@ -222,5 +222,6 @@ fn event_name(e: &Event) -> &'static str {
         Event::Moved { to, .. } => to.name(),
         Event::Paused { .. } => "paused",
         Event::Resumed { .. } => "resumed",
+        Event::PlanFiled { .. } => "plan-filed",
     }
 }

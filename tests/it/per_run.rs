@@ -511,6 +511,7 @@ impl Served {
             .args(extra)
             .args(["--plugins", "plugins", "--inbox", "inbox"])
             .args(["--audit", "audit", "--data", "data", "--cache", "cache"])
+            .args(["--listen", "127.0.0.1:0"])
             .current_dir(self.dir.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -572,13 +573,16 @@ fn sigterm_stops_taking_plans_and_lets_the_run_in_flight_land() {
         "slow",
         &plan(&[("sleeper", "hostile", "sleep", "test_term", "{ secs = 2 }")]),
     );
-    let flying = served.path("inbox/flying/slow.toml");
-    eventually("the plan is taken", || flying.exists());
+    let filed = served.path("inbox/filed/slow.toml");
+    eventually("the plan is filed", || filed.exists());
     std::thread::sleep(Duration::from_millis(300));
     // As `systemctl stop` would: the run in flight lands before the exit.
     let status = served.signal("-TERM");
     assert!(status.success(), "{status}");
     let json = served.report("slow");
     assert_eq!(json["runways"][0]["state"], "SUCCEEDED", "{json}");
-    assert!(!flying.exists(), "a plan was left in flying/");
+    for left in ["flying", "filed"] {
+        let path = served.path(&format!("inbox/{left}/slow.toml"));
+        assert!(!path.exists(), "a plan was left in {left}/");
+    }
 }

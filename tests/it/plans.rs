@@ -47,14 +47,34 @@ fn an_unknown_agent_is_refused_by_name() {
 }
 
 #[test]
-fn unknown_keys_and_unknown_after_are_refused() {
+fn unknown_keys_are_refused() {
     let err = parse("[[runway]]\nid = 'x'\nagent = 'probe'\npriority_boost = 9\n").unwrap_err();
     assert!(err.to_string().contains("priority_boost"), "{err}");
-    let err = parse("[[runway]]\nid = 'x'\nagent = 'probe'\nafter = ['nobody']\n").unwrap_err();
-    assert!(
-        matches!(&err, PlanError::UnknownAfter { after, .. } if after == "nobody"),
-        "{err}"
+    // An `after` outside the plan names a runway filed before: the
+    // controller checks it at filing (see controller.rs).
+    let plan = parse("[[runway]]\nid = 'x'\nagent = 'probe'\nafter = ['earlier']\n").unwrap();
+    assert_eq!(plan.manifests[0].after, ["earlier"]);
+}
+
+#[test]
+fn a_manifest_may_come_alone_and_in_json() {
+    let one = parse("agent = 'probe'\naction = 'ok'\npriority = 3\n").unwrap();
+    assert_eq!(one.manifests.len(), 1);
+    assert_eq!(
+        (one.manifests[0].id.as_str(), one.manifests[0].priority),
+        ("probe", 3)
     );
+    let json =
+        parse(r#"{"agent": "probe", "action": "ok", "datasets": {"test_j": "shared"}}"#).unwrap();
+    assert_eq!(json.manifests[0].datasets.len(), 1);
+    let list =
+        parse(r#"[{"id": "a", "agent": "probe"}, {"id": "b", "agent": "probe", "after": ["a"]}]"#)
+            .unwrap();
+    assert_eq!(list.manifests[1].after, ["a"]);
+    let err = parse(r#"{"agent": "probe", "colour": "red"}"#).unwrap_err();
+    assert!(err.to_string().contains("colour"), "{err}");
+    let err = parse(r#"{"agent": "probe", "#).unwrap_err();
+    assert!(matches!(err, PlanError::Json(_)), "{err}");
 }
 
 #[test]

@@ -55,15 +55,19 @@ fn serve_follows_the_plugins_folder_and_flies_dropped_plans() {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            runway_host::serve::serve(
+            let (controller, task) =
+                runway_host::controller::start(host.clone(), DispatchOptions::default()).unwrap();
+            let served = runway_host::serve::serve(
                 host,
+                controller,
                 folder,
                 &inbox,
                 Default::default(),
-                DispatchOptions::default(),
                 shutdown,
             )
-            .await
+            .await;
+            task.await.unwrap().unwrap();
+            served
         }
     });
 

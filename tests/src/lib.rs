@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use runway_audit::{AuditLog, AuditOptions, Event, Record};
+use runway_host::controller::{self, Filing};
 use runway_host::{
     DatasetStore, DispatchOptions, Grants, Host, Plan, PlanReport, Plugins, Runtime, bundled,
 };
@@ -92,7 +93,8 @@ impl Fixture {
         self.run_many(&[text]).pop().expect("one report")
     }
 
-    /// Runs several plans at once on this host, sharing its tower.
+    /// Runs several plans at once on this host's controller, sharing its
+    /// tower.
     pub fn run_many(&self, texts: &[&str]) -> Vec<PlanReport> {
         let plans: Vec<Plan> = texts.iter().map(|t| self.plan(t)).collect();
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -101,20 +103,26 @@ impl Fixture {
             .build()
             .expect("tokio");
         rt.block_on(async {
-            let tasks: Vec<_> = plans
+            let (controller, task) =
+                controller::start(self.host.clone(), DispatchOptions::default())
+                    .expect("controller starts");
+            let flights: Vec<_> = plans
                 .into_iter()
                 .map(|p| {
-                    tokio::spawn(runway_host::run_plan(
-                        self.host.clone(),
-                        p,
-                        DispatchOptions::default(),
-                    ))
+                    let controller = controller.clone();
+                    tokio::spawn(
+                        async move { controller::file_and_wait(&controller, filing(p)).await },
+                    )
                 })
                 .collect();
             let mut reports = Vec::new();
-            for t in tasks {
-                reports.push(t.await.expect("dispatcher task").expect("plan ran"));
+            for t in flights {
+                reports.push(t.await.expect("filing task").expect("plan ran"));
             }
+            controller.stop(false);
+            task.await
+                .expect("controller task")
+                .expect("controller ends well");
             reports
         })
     }
@@ -214,6 +222,17 @@ pub fn bundled_path(name: &str) -> PathBuf {
         .find(|(n, _)| *n == name)
         .unwrap_or_else(|| panic!("no bundled plugin {name}"));
     PathBuf::from(path)
+}
+
+/// A test's filing of `plan`.
+pub fn filing(plan: Plan) -> Filing {
+    Filing {
+        plan,
+        by: "test".into(),
+        source: "test".into(),
+        digest: [0; 32],
+        once: false,
+    }
 }
 
 /// Copies a bundled plugin into a plugins folder: grants first, then the

@@ -178,7 +178,7 @@ impl<'a> Input<'a> {
 
     /// Variants in declaration order: postcard encodes the index.
     fn event(&mut self) -> Result<Event, DecodeError> {
-        Ok(match self.variant(18)? {
+        Ok(match self.variant(19)? {
             0 => Event::Filed {
                 action: self.string()?,
                 after: self.list(Self::string)?,
@@ -237,6 +237,12 @@ impl<'a> Input<'a> {
             },
             15 => Event::Paused { by: self.string()? },
             16 => Event::Resumed { by: self.string()? },
+            18 => Event::PlanFiled {
+                by: self.string()?,
+                source: self.string()?,
+                digest: self.hash()?,
+                runways: self.list(Self::string)?,
+            },
             _ => Event::Filing(FiledManifest {
                 action: self.string()?,
                 after: self.list(Self::string)?,

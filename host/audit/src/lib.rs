@@ -75,7 +75,7 @@ pub use error::{AuditError, WriteFailure};
 pub use findings::{CheckpointPlace, TornKind, TornTail, VerifyError, VerifyErrorKind};
 pub use keys::{PrivateKey, PublicKey};
 pub use merkle::Frontier;
-pub use reader::read_records;
+pub use reader::{for_each_record, read_records};
 pub use record::{
     Call, DecodeError, EncodeError, Entry, Event, Hash, LockGrant, LockMode, LockRequest, Outcome,
     Record, ZERO_HASH, leaf_hash, sha256,

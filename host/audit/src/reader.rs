@@ -71,6 +71,21 @@ pub fn read_records(dir: &Path) -> Result<Vec<Record>, VerifyError> {
     Ok(records)
 }
 
+/// Hands every record of `dir` to `visit` in log order, checked as
+/// [`read_records`] checks them, without holding them all (decoding on
+/// `threads` threads).
+pub fn for_each_record(
+    dir: &Path,
+    threads: usize,
+    mut visit: impl FnMut(Record),
+) -> Result<(), VerifyError> {
+    walk(dir, TailMode::Verify, threads.max(1), |record, _| {
+        visit(record);
+        Ok(())
+    })
+    .map(drop)
+}
+
 /// Walks all segments of `dir` in order, checking everything, and hands each
 /// good record and its leaf hash to `visit`, stopping at its first error.
 ///

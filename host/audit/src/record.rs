@@ -140,6 +140,15 @@ pub enum Event {
     /// A manifest was filed, all of it (FILED of this version): the trail
     /// alone can rebuild the queue, and an auditor sees what was asked.
     Filing(FiledManifest),
+    /// A plan was filed as `runways` (their FILING records come before
+    /// this one, in this order), by `by` from `source` (an inbox file, the
+    /// API, `runway run`); `digest` is SHA-256 of the plan as received.
+    PlanFiled {
+        by: String,
+        source: String,
+        digest: Hash,
+        runways: Vec<String>,
+    },
 }
 
 /// A manifest as filed, its times resolved at filing.
@@ -353,6 +362,18 @@ impl Entry {
             }
             Event::Rejected { reason } | Event::Failed { reason } => text(reason),
             Event::Paused { by } | Event::Resumed { by } => text(by),
+            Event::PlanFiled {
+                by,
+                source,
+                runways,
+                ..
+            } => {
+                text(by)
+                    + text(source)
+                    + 32
+                    + lists(runways.len())
+                    + runways.iter().map(|r| r.len()).sum::<usize>()
+            }
             Event::Filing(m) => {
                 filed(&m.action, &m.after, &m.locks)
                     + 4 * (1 + VARINT_MAX)
@@ -521,7 +542,7 @@ mod tests {
         }
         fn event(&mut self) -> Event {
             let list = |g: &mut Self| 0..g.below(4);
-            match self.below(18) {
+            match self.below(19) {
                 0 => Event::Filed {
                     action: self.string(),
                     after: list(self).map(|_| self.string()).collect(),
@@ -604,6 +625,12 @@ mod tests {
                 },
                 15 => Event::Paused { by: self.string() },
                 16 => Event::Resumed { by: self.string() },
+                18 => Event::PlanFiled {
+                    by: self.string(),
+                    source: self.string(),
+                    digest: self.hash(),
+                    runways: list(self).map(|_| self.string()).collect(),
+                },
                 _ => Event::Filing(FiledManifest {
                     action: self.string(),
                     after: list(self).map(|_| self.string()).collect(),

@@ -268,6 +268,21 @@ fn describe(entry: &Entry) -> (&'static str, String) {
         ),
         Event::Paused { by } => ("PAUSED", format!("clearing paused by {}", escape(by))),
         Event::Resumed { by } => ("RESUMED", format!("clearing resumed by {}", escape(by))),
+        Event::PlanFiled {
+            by,
+            source,
+            digest,
+            runways,
+        } => (
+            "PLAN",
+            format!(
+                "{} runway(s) filed by {} from {} plan={}",
+                runways.len(),
+                escape(by),
+                escape(source),
+                &hex::encode(digest)[..SHORT_HASH]
+            ),
+        ),
         Event::LockReleased { mode, token } => (
             "RELEASE",
             format!("{} {} token {token}", dataset(), mode.letter()),
@@ -412,6 +427,18 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
         ],
         Event::Paused { by } => vec![("event", json!("paused")), ("by", json!(by))],
         Event::Resumed { by } => vec![("event", json!("resumed")), ("by", json!(by))],
+        Event::PlanFiled {
+            by,
+            source,
+            digest,
+            runways,
+        } => vec![
+            ("event", json!("plan_filed")),
+            ("by", json!(by)),
+            ("source", json!(source)),
+            ("digest", json!(hex_of(digest))),
+            ("runways", json!(runways)),
+        ],
         Event::Moved { to, reason, by } => vec![
             ("event", json!("moved")),
             ("to", json!(to.name())),

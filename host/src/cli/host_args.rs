@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use runway_audit::{AuditLog, AuditOptions, Entry};
+use runway_audit::{AuditLog, AuditOptions, Entry, PublicKey};
 
 use super::keygen::read_public_key;
 use super::{AuditDir, Failure, HOST_FAULT};
@@ -106,6 +106,11 @@ impl HostArgs {
 
     /// Opens the signed audit trail.
     pub fn audit(&self) -> Result<AuditLog, Failure> {
+        self.signed_audit().map(|(audit, _)| audit)
+    }
+
+    /// Opens the signed audit trail; also gives the key that signs it.
+    pub fn signed_audit(&self) -> Result<(AuditLog, Option<PublicKey>), Failure> {
         let origin = self
             .origin
             .clone()
@@ -113,16 +118,18 @@ impl HostArgs {
             .unwrap_or_else(super::keygen::default_origin);
         let signing_keys =
             super::keygen::signing_keys(&self.audit.path, &origin, &self.key, &self.caps())?;
+        let signer = signing_keys.first().map(|k| k.public());
         let options = AuditOptions {
             signing_keys,
             ..AuditOptions::new(origin)
         };
-        AuditLog::open(&self.audit.path, options).map_err(|e| {
+        let audit = AuditLog::open(&self.audit.path, options).map_err(|e| {
             Failure::new(
                 HOST_FAULT,
                 anyhow::Error::new(e).context("opening the audit trail"),
             )
-        })
+        })?;
+        Ok((audit, signer))
     }
 
     /// A host over the data root, with `plugins` and the opened `audit`.

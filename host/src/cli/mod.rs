@@ -1,11 +1,15 @@
-//! Command line: `runway run`, `runway serve`, `runway data …`,
-//! `runway audit …`, `runway keygen`, `runway sign`.
+//! Command line: `runway run`, `runway serve`, the client verbs of a
+//! running server (`file`, `list`, `show`, `approve`, `reject`, `cancel`,
+//! `pause`, `resume`, `wait`), `runway data …`, `runway audit …`,
+//! `runway keygen`, `runway sign`.
 //!
 //! Exit codes: 0 all went well; 1 a runway failed; 2 bad usage, plan or
-//! plugin; 3 the audit trail failed verification; 4 a host fault (I/O, the
-//! audit writer stopped).
+//! plugin, or a request the server refused; 3 the audit trail failed
+//! verification; 4 a host fault (I/O, the audit writer stopped, the server
+//! unreachable); 5 the server refused the token.
 
 mod audit;
+mod client;
 mod data;
 mod host_args;
 mod keygen;
@@ -40,8 +44,27 @@ enum Command {
     /// What the datasets hold and who wrote it (read-only).
     #[command(subcommand)]
     Data(data::DataCommand),
-    /// Follow a plugins folder and fly the plans dropped into an inbox.
+    /// Run the controller as a server: the HTTP API, a plugins folder
+    /// followed, a plans inbox.
     Serve(serve::ServeArgs),
+    /// File a plan or manifest with the server; prints the runway ids.
+    File(client::FileArgs),
+    /// List the server's runways.
+    List(client::ListArgs),
+    /// One runway: state, history, locks, attempts, output, reason.
+    Show(client::ShowArgs),
+    /// Approve a runway waiting for approval.
+    Approve(client::ApproveArgs),
+    /// Reject a runway waiting for approval (its dependents fail).
+    Reject(client::RejectArgs),
+    /// Cancel a runway (a running one stops within an epoch tick).
+    Cancel(client::CancelArgs),
+    /// Stop clearing runways (those in the air land).
+    Pause(client::ByArgs),
+    /// Clear runways again.
+    Resume(client::ByArgs),
+    /// Wait until runways have ended; exit 1 unless all succeeded.
+    Wait(client::WaitArgs),
     /// Sign a plugin component as its author (writes NAME.wasm.sig).
     Sign(sign::SignArgs),
     /// Make a key pair for signing audit checkpoints.
@@ -79,6 +102,7 @@ pub const RUNWAY_FAILED: u8 = 1;
 pub const BAD_INPUT: u8 = 2;
 pub const AUDIT_BAD: u8 = 3;
 pub const HOST_FAULT: u8 = 4;
+pub const UNAUTHORIZED: u8 = 5;
 
 /// An error and its causes on one line, each cause once: error types that
 /// already quote their source are not followed by it again.
@@ -112,6 +136,15 @@ pub fn main() -> ExitCode {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Data(cmd) => data::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::File(args) => client::file(args),
+        Command::List(args) => client::list(args),
+        Command::Show(args) => client::show(args),
+        Command::Approve(args) => client::approve(args),
+        Command::Reject(args) => client::reject(args),
+        Command::Cancel(args) => client::cancel(args),
+        Command::Pause(args) => client::pause(args),
+        Command::Resume(args) => client::resume(args),
+        Command::Wait(args) => client::wait(args),
         Command::Sign(args) => sign::run(args),
         Command::Keygen(args) => keygen::run(args),
     };

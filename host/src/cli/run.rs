@@ -4,11 +4,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use runway_audit::Entry;
 use runway_audit::render::{escape, excerpt};
+use runway_audit::{Entry, Trust, VerifyOptions};
 
 use super::host_args::{HostArgs, timeline_printer, tokio};
 use super::{AUDIT_BAD, BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED};
+use crate::controller::{self, Filing};
 use crate::plan::rejection;
 use crate::{DispatchOptions, Plan, Plugins, bundled};
 
@@ -44,13 +45,20 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         None => Plugins::from_bytes(&runtime, bundled::EMBEDDED_PLUGINS.iter().copied()),
     }
     .map_err(|e| bad(e.into()))?;
-    let plan = match &args.plan {
-        Some(path) => Plan::load(path, &plugins, &caps),
-        None => Plan::parse(bundled::NIGHTLY_PLAN, &plugins),
+    let (plan, source) = match &args.plan {
+        Some(path) => (
+            Plan::read(path, &plugins, &caps),
+            format!("runway run {}", path.display()),
+        ),
+        None => (
+            Plan::parse(bundled::NIGHTLY_PLAN, &plugins)
+                .map(|p| (p, runway_audit::sha256(bundled::NIGHTLY_PLAN.as_bytes()))),
+            "runway run (the embedded nightly plan)".to_string(),
+        ),
     };
-    let audit = args.host.audit()?;
-    let plan = match plan {
-        Ok(plan) => plan,
+    let (audit, signer) = args.host.signed_audit()?;
+    let (plan, digest) = match plan {
+        Ok(read) => read,
         Err(e) => {
             // A refused filing is on the record too.
             let entry = rejection(&e.to_string());
@@ -68,15 +76,20 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         timeline_printer()
     };
     let started = std::time::Instant::now();
+    let opts = DispatchOptions {
+        observer,
+        ..DispatchOptions::default()
+    };
+    let filing = Filing {
+        plan,
+        by: "runway run".into(),
+        source,
+        digest,
+        once: false,
+    };
+    // The controller `serve` runs, embedded for this one plan.
     let report = tokio()?
-        .block_on(crate::run_plan(
-            host,
-            plan,
-            DispatchOptions {
-                observer,
-                ..DispatchOptions::default()
-            },
-        ))
+        .block_on(controller::run_embedded(host, opts, filing))
         .map_err(|e| fault(e.into()))?;
     let elapsed = started.elapsed();
     audit.sync().map_err(|e| fault(e.into()))?;
@@ -85,7 +98,13 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     let verified = if args.no_verify {
         None
     } else {
-        Some(runway_audit::verify(audit_dir).map_err(|e| Failure::new(AUDIT_BAD, e))?)
+        // Signatures included, against the key that signed them here.
+        let options = match signer {
+            Some(key) => VerifyOptions::from(Trust::single(key)),
+            None => VerifyOptions::default(),
+        };
+        let verified = runway_audit::verify_with(audit_dir, &options);
+        Some(verified.map_err(|e| Failure::new(AUDIT_BAD, e))?)
     };
     if args.json {
         let mut out = crate::serve::report_json(&report);

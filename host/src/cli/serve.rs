@@ -1,70 +1,177 @@
-//! `runway serve`: follow a plugins folder and fly the plans dropped into an
-//! inbox until Ctrl-C (see `crate::serve`).
+//! `runway serve`: the controller as a server — the HTTP API on loopback
+//! (`crate::api`), a plugins folder followed and a plans inbox taken
+//! (`crate::serve`) — until SIGINT or SIGTERM.
+//!
+//! The first signal stops clearing and taking plans; runs in the air land
+//! within `--grace-secs`, then (or at a second signal) they are cancelled.
+//! Runways still waiting stay in the trail and wait again at the next start.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Args;
 use runway_audit::render::escape;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
 
 use super::host_args::{HostArgs, timeline_printer, tokio};
-use super::{Failure, HOST_FAULT};
+use super::{BAD_INPUT, Failure, HOST_FAULT};
+use crate::api::{self, Api, token};
 use crate::watch::PluginFolder;
-use crate::{DispatchOptions, Plugins};
+use crate::{DispatchOptions, Plugins, controller};
+
+/// The address `serve` listens on and clients call by default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
 
 #[derive(Args)]
 pub struct ServeArgs {
     /// Plugins folder to follow (`NAME.wasm` + `NAME.toml`).
     #[arg(long, value_name = "DIR")]
     plugins: PathBuf,
-    /// Drop plan files here; they move to flying/, then done/ (with a
-    /// NAME.json report) or rejected/ (with NAME.error.txt).
+    /// Drop plan files here; they move to flying/, filed/ (with their
+    /// runway ids), then done/ (with a NAME.json report) or rejected/ (with
+    /// NAME.error.txt).
     #[arg(long, value_name = "DIR", default_value = "runway-inbox")]
     inbox: PathBuf,
+    /// Address of the HTTP API (port 0: any free port; the address taken is
+    /// written to runway-serve.addr beside the token file).
+    #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    listen: SocketAddr,
+    /// Listen beyond loopback, without TLS.
+    #[arg(long)]
+    insecure: bool,
+    /// The API's bearer token; made (mode 0600) at first start. Default:
+    /// runway-serve.token beside the audit folder.
+    #[arg(long, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// After a stop signal, runs in the air get this long to land before
+    /// they are cancelled.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    grace_secs: u64,
     #[command(flatten)]
     host: HostArgs,
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
+    if !args.listen.ip().is_loopback() && !args.insecure {
+        return Err(Failure::new(
+            BAD_INPUT,
+            anyhow::anyhow!(
+                "--listen {}: beyond loopback the API would go unencrypted; add --insecure to mean it",
+                args.listen
+            ),
+        ));
+    }
+    let fault = |e: anyhow::Error| Failure::new(HOST_FAULT, e);
     let runtime = args.host.runtime()?;
+    let caps = args.host.caps();
+    let token_file = args
+        .token_file
+        .clone()
+        .unwrap_or_else(|| token::beside(&args.host.audit.path));
+    let token = token::ensure(&token_file, &caps).map_err(|e| Failure::new(BAD_INPUT, e))?;
     let audit = args.host.audit()?;
     // The catalog starts empty: the first rescan loads (and audits) the folder.
     let host = args.host.host(&runtime, Plugins::default(), &audit)?;
-    let caps = args.host.caps();
     let folder = PluginFolder::new(&args.plugins, runtime.clone())
         .with_policy(args.host.policy()?)
         .with_caps(caps);
-    eprintln!(
-        "runway: serving {} (plans: {}); Ctrl-C or SIGTERM stops (runs in flight land first)",
-        escape(&args.plugins.display().to_string()),
-        escape(&args.inbox.display().to_string())
-    );
     let opts = DispatchOptions {
         observer: timeline_printer(),
         ..DispatchOptions::default()
     };
     let tokio = tokio()?;
-    // SIGTERM (`systemctl stop`, `kill`) stops as Ctrl-C does: no more
-    // plans are taken and the runs in flight land before the exit.
-    let shutdown = async {
-        let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-        match term {
-            Ok(mut term) => tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            },
-            Err(_) => drop(tokio::signal::ctrl_c().await),
-        }
-        eprintln!("runway: stopping: no more plans are taken; runs in flight land first");
-    };
-    tokio
-        .block_on(crate::serve::serve(
-            host,
+    tokio.block_on(async {
+        // Every agent is known before a restored runway can be cleared.
+        let folder = crate::serve::first_scan(&host, folder)
+            .await
+            .map_err(|e| fault(e.into()))?;
+        let (controller, task) =
+            controller::start(host.clone(), opts).map_err(|e| fault(e.into()))?;
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| fault(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
+        let bound = listener.local_addr().map_err(|e| fault(e.into()))?;
+        let addr_file = token_file.with_file_name("runway-serve.addr");
+        std::fs::write(&addr_file, format!("http://{bound}\n"))
+            .map_err(|e| fault(anyhow::anyhow!("cannot write {}: {e}", addr_file.display())))?;
+        eprintln!(
+            "runway: serving {} (plans: {}) and the API on http://{bound} (token in {}); \
+             SIGINT or SIGTERM stops (runs in flight land first)",
+            escape(&args.plugins.display().to_string()),
+            escape(&args.inbox.display().to_string()),
+            escape(&token_file.display().to_string()),
+        );
+        let signals = signals().map_err(|e| fault(e.into()))?;
+        let api = Api {
+            host: host.clone(),
+            controller: controller.clone(),
+            token: Arc::new(token),
+            max_body: usize::try_from(caps.plan).unwrap_or(usize::MAX),
+        };
+        let (api_stop, api_stopped) = watch::channel(false);
+        let api_task = tokio::spawn(api::serve(listener, api, async move {
+            let mut stopped = api_stopped;
+            let _ = stopped.wait_for(|&s| s).await;
+        }));
+        let first = {
+            let mut s = signals.clone();
+            async move {
+                let _ = s.wait_for(|&n| n >= 1).await;
+                eprintln!("runway: stopping: nothing more is cleared; runs in flight land first");
+            }
+        };
+        let served = crate::serve::serve(
+            host.clone(),
+            controller.clone(),
             folder,
             &args.inbox,
             caps,
-            opts,
-            shutdown,
-        ))
-        .map_err(|e| Failure::new(HOST_FAULT, e))?;
-    audit.sync().map_err(|e| Failure::new(HOST_FAULT, e))
+            first,
+        )
+        .await;
+        // Runs in the air land within the grace period, or are cancelled.
+        let grace = Duration::from_secs(args.grace_secs);
+        let mut second = signals.clone();
+        let canceller = controller.clone();
+        let cancel = tokio::spawn(async move {
+            let again = second.wait_for(|&n| n >= 2);
+            if tokio::time::timeout(grace, again).await.is_ok() {
+                eprintln!("runway: second signal: cancelling the runs in flight");
+            } else {
+                eprintln!("runway: grace period over: cancelling the runs in flight");
+            }
+            canceller.stop(true);
+        });
+        controller.stop(false);
+        let ended = task.await;
+        cancel.abort();
+        let _ = api_stop.send(true);
+        let _ = api_task.await;
+        served.map_err(|e| fault(e.into()))?;
+        match ended {
+            Ok(ended) => ended.map_err(|e| fault(e.into()))?,
+            Err(e) => return Err(fault(anyhow::anyhow!("the controller panicked: {e}"))),
+        }
+        audit.sync().map_err(|e| fault(e.into()))
+    })
+}
+
+/// How many stop signals (SIGINT, SIGTERM) have come.
+fn signals() -> std::io::Result<watch::Receiver<u32>> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let (tx, rx) = watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            tx.send_modify(|n| *n += 1);
+        }
+    });
+    Ok(rx)
 }

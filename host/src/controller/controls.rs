@@ -1,15 +1,19 @@
-//! What people do to runways in flight: approve or reject one waiting for
-//! approval, cancel one. Each command reaches the plan's dispatcher through
-//! [`Controls`] and is answered once it was applied (and audited, with who)
-//! or refused with a [`ControlError`] naming why. Pausing and resuming
-//! clearing act on the whole host ([`super::Host::pause`]).
+//! The controller's door: a [`Controller`] handle files plans, answers
+//! where runways stand, waits for them to land, and carries people's
+//! commands (approve, reject, cancel, pause, resume). Each request is
+//! answered once it was applied — and audited, with who — or refused with a
+//! [`ControlError`] naming why. Every client (the HTTP API, the plans
+//! inbox, `runway run`) goes through this one handle.
 
+use runway_audit::Hash;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
 use super::State;
+use super::runway::RunwayReport;
+use crate::plan::Plan;
 
-/// A person's command for one runway.
+/// A person's command.
 #[derive(Debug, Clone)]
 pub enum Command {
     Approve {
@@ -26,9 +30,16 @@ pub enum Command {
         runway: String,
         by: String,
     },
+    /// Stop clearing runways; those in the air land as usual.
+    Pause {
+        by: String,
+    },
+    Resume {
+        by: String,
+    },
 }
 
-/// Why a command was refused; nothing changed.
+/// Why a request was refused; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum ControlError {
     #[error("no runway {0}")]
@@ -37,36 +48,104 @@ pub enum ControlError {
     NotAwaitingApproval { runway: String, state: State },
     #[error("runway {runway} has already ended ({})", .state.name())]
     Ended { runway: String, state: State },
-    #[error("the plan has already landed")]
-    Landed,
+    #[error("runway {runway:?}: `after` names unknown runway {after:?}")]
+    UnknownAfter { runway: String, after: String },
+    #[error("the controller is stopping and files nothing more")]
+    Stopping,
+    #[error("the controller has stopped")]
+    Stopped,
 }
 
-type Sent = (Command, oneshot::Sender<Result<(), ControlError>>);
+/// A plan to file, and who files it from where (its PLAN record says so).
+#[derive(Debug, Clone)]
+pub struct Filing {
+    pub plan: Plan,
+    pub by: String,
+    /// Where it came from: `inbox NAME.toml`, `api`, `runway run`.
+    pub source: String,
+    /// SHA-256 of the plan as received.
+    pub digest: Hash,
+    /// Filed at most once: a filing with the same source and digest as an
+    /// earlier one (before a restart too) gets that one's runway ids back
+    /// and files nothing. The inbox files this way, so a plan taken again
+    /// after a crash does not run twice.
+    pub once: bool,
+}
 
-/// Sends commands to one plan's dispatcher.
+/// One filed runway: the id its plan gave it and its runway id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Filed {
+    pub name: String,
+    pub id: String,
+}
+
+type Reply<T> = oneshot::Sender<Result<T, ControlError>>;
+
+pub(super) enum Request {
+    Command(Command, Reply<()>),
+    File(Box<Filing>, Reply<Vec<Filed>>),
+    List(Reply<Vec<RunwayReport>>),
+    Show(String, Reply<RunwayReport>),
+    Wait(Vec<String>, Reply<Vec<RunwayReport>>),
+    Stop { cancel: bool },
+}
+
+/// A handle on the controller; clones share it.
 #[derive(Clone)]
-pub struct Controls {
-    tx: mpsc::UnboundedSender<Sent>,
+pub struct Controller {
+    tx: mpsc::UnboundedSender<Request>,
 }
 
-/// The dispatcher's end.
-pub struct Inbox {
-    pub(super) rx: mpsc::UnboundedReceiver<Sent>,
+/// The controller's end.
+pub(super) struct Inbox {
+    pub rx: mpsc::UnboundedReceiver<Request>,
 }
 
-/// A connected pair.
-pub fn channel() -> (Controls, Inbox) {
+pub(super) fn channel() -> (Controller, Inbox) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (Controls { tx }, Inbox { rx })
+    (Controller { tx }, Inbox { rx })
 }
 
-impl Controls {
-    /// Sends `command` and waits until it was applied or refused.
-    pub async fn send(&self, command: Command) -> Result<(), ControlError> {
+impl Controller {
+    async fn ask<T>(&self, request: impl FnOnce(Reply<T>) -> Request) -> Result<T, ControlError> {
         let (reply, answer) = oneshot::channel();
         self.tx
-            .send((command, reply))
-            .map_err(|_| ControlError::Landed)?;
-        answer.await.unwrap_or(Err(ControlError::Landed))
+            .send(request(reply))
+            .map_err(|_| ControlError::Stopped)?;
+        answer.await.unwrap_or(Err(ControlError::Stopped))
+    }
+
+    /// Applies `command`, or says why not.
+    pub async fn send(&self, command: Command) -> Result<(), ControlError> {
+        self.ask(|reply| Request::Command(command, reply)).await
+    }
+
+    /// Files a plan; answers with its runway ids once their FILING records
+    /// are durable.
+    pub async fn file(&self, filing: Filing) -> Result<Vec<Filed>, ControlError> {
+        self.ask(|reply| Request::File(Box::new(filing), reply))
+            .await
+    }
+
+    /// Every runway in filing order (without histories).
+    pub async fn list(&self) -> Result<Vec<RunwayReport>, ControlError> {
+        self.ask(Request::List).await
+    }
+
+    /// One runway with its history.
+    pub async fn show(&self, id: &str) -> Result<RunwayReport, ControlError> {
+        self.ask(|reply| Request::Show(id.to_string(), reply)).await
+    }
+
+    /// Waits until every runway in `ids` has ended for good, then reports
+    /// them (with histories) in that order.
+    pub async fn wait(&self, ids: Vec<String>) -> Result<Vec<RunwayReport>, ControlError> {
+        self.ask(|reply| Request::Wait(ids, reply)).await
+    }
+
+    /// Stops clearing; the controller ends once the runs in the air have
+    /// landed. With `cancel`, those runs are cancelled first.
+    pub fn stop(&self, cancel: bool) {
+        let _ = self.tx.send(Request::Stop { cancel });
     }
 }

@@ -3,6 +3,7 @@
 //! landing stage that commits runs — bundled so every plan and run can
 //! share it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use runway_audit::{AuditError, AuditLog, Entry, Event};
@@ -22,6 +23,8 @@ pub struct Host {
     pub landing: LandingStage,
     engine: wasmtime::Engine,
     epoch: EpochClock,
+    /// A controller runs on this host.
+    controlled: AtomicBool,
 }
 
 impl Host {
@@ -42,6 +45,7 @@ impl Host {
             audit,
             engine: runtime.engine().clone(),
             epoch: runtime.epoch(),
+            controlled: AtomicBool::new(false),
         })
     }
 
@@ -84,5 +88,26 @@ impl Host {
             store: &self.store,
             audit: &self.audit,
         }
+    }
+}
+
+/// The one controller's hold on a host, given back when dropped.
+pub(super) struct Claim(Arc<Host>);
+
+impl Claim {
+    /// `None` when another controller holds `host`.
+    pub fn new(host: Arc<Host>) -> Option<Claim> {
+        let free = host
+            .controlled
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        free.then_some(Claim(host))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        self.0.tower.set_paused(false);
+        self.0.controlled.store(false, Ordering::Release);
     }
 }

@@ -1,65 +1,59 @@
-//! The dispatcher: files a plan's runways and sees each one to its end,
-//! moving it through the state machine of [`state`] (one audit record per
-//! move).
+//! The controller ("tower"): a long-running dispatcher that files plans'
+//! runways and sees each one to its end, moving it through the state
+//! machine of [`state`] (one audit record per move). [`start`] starts it on
+//! a [`Host`] and gives back its [`Controller`] handle; [`run_plan`] is the
+//! same controller embedded for one plan.
 //!
 //! A runway waits for its dependencies (every runway in its `after` list
-//! SUCCEEDED), then asks the host's [`tower::Tower`] for its whole lock set,
-//! which is granted at once when free (higher priority first among the
-//! ready). Cleared runways run in parallel on blocking threads and land
-//! through the host's landing stage, which commits many runs at once; a
-//! runway's locks are released when it has landed. A failed or timed-out
-//! attempt is retried per the manifest's policy, after its backoff, with
-//! fresh locks and a fresh token. When a runway ends badly for good, every
-//! runway that depends on it (directly or not) fails too, with a reason
-//! naming the dependency.
+//! SUCCEEDED), its approval, its earliest start, then asks the host's
+//! [`tower::Tower`] for its whole lock set, which is granted at once when
+//! free (higher priority first among the ready). Cleared runways run in
+//! parallel on blocking threads and land through the host's landing stage,
+//! which commits many runs at once; a runway's locks are released when it
+//! has landed. A failed or timed-out attempt is retried per the manifest's
+//! policy, after its backoff, with fresh locks and a fresh token. When a
+//! runway ends badly for good, every runway that depends on it (directly or
+//! not) fails too, with a reason naming the dependency.
+//!
+//! At start the controller folds the audit trail ([`journal`]) back into
+//! its runways, so a restart — after `kill -9` too — goes on where the
+//! trail left off: waiting runways wait again, approvals stay given, a run
+//! the crash cut short retries per its policy.
 
 pub mod clock;
 pub mod controls;
 mod host;
+pub mod journal;
 pub mod locks;
 pub mod recovery;
+mod runway;
 pub mod state;
 pub mod tower;
 
+pub use controls::{Command, ControlError, Controller, Filed, Filing};
 pub use host::Host;
+pub use runway::{RunwayReport, Transition};
 pub use runway_audit::State;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use runway_audit::record::{FiledManifest, RetryPolicy};
-use runway_audit::{AuditError, Entry, Event, LockGrant, LockRequest};
+use runway_audit::{AuditError, Entry, Event, Ticket, VerifyError};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
 
 use clock::{Clock, SystemClock};
 
-use crate::loader::Plugin;
-use crate::plan::{Backoff, Manifest, Plan, Retry};
+use crate::names::MAX_DATASET;
+use crate::plan::{Backoff, Plan, Retry};
 use crate::sandbox::{self, Cancel, LandingError, Observer, RunFailure, RunReport, RunRequest};
-use controls::{Command, ControlError, Inbox};
+use controls::{Inbox, Request as Asked};
+use journal::Journal;
+use runway::{Runway, manifest_of, timestamp};
 use state::{IllegalMove, Lifecycle};
 use tower::{Clearance, Request};
-
-/// The end of one runway.
-#[derive(Debug)]
-pub struct RunwayReport {
-    pub id: String,
-    pub agent: String,
-    pub state: State,
-    /// Why it ended as it did, when it did not succeed.
-    pub reason: Option<String>,
-    /// Attempts made (0 when it never ran).
-    pub attempts: u32,
-    /// The locks of its last attempt.
-    pub locks: Vec<LockGrant>,
-    /// The agent's output bytes, when it succeeded.
-    pub output: Option<Vec<u8>>,
-    /// The report of its last attempt.
-    pub run: Option<RunReport>,
-}
 
 /// The end of a whole plan, runways in filing order.
 #[derive(Debug)]
@@ -76,24 +70,34 @@ impl PlanReport {
             .count()
     }
 
-    pub fn get(&self, id: &str) -> Option<&RunwayReport> {
-        self.runways.iter().find(|r| r.id == id)
+    /// The runway its plan named `name` (or whose runway id is `name`).
+    pub fn get(&self, name: &str) -> Option<&RunwayReport> {
+        let named = self.runways.iter().find(|r| r.name == name);
+        named.or_else(|| self.runways.iter().find(|r| r.id == name))
     }
 }
 
-/// Why a plan could not be carried through.
+/// Why the controller stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum DispatchError {
     #[error("audit trail failed, stopping: {0}")]
     Audit(#[from] AuditError),
     #[error("audit trail failed, stopping: {0}")]
     Landing(Arc<AuditError>),
+    #[error("reading the audit trail to rebuild the queue: {0}")]
+    Journal(#[from] VerifyError),
+    #[error("another controller runs on this host")]
+    Busy,
     /// A bug: the dispatcher tried a move the state machine does not allow.
     #[error("{0}")]
     Illegal(#[from] IllegalMove),
+    #[error("the controller stopped before the plan landed: {0}")]
+    Control(#[from] ControlError),
+    #[error("the controller's task panicked: {0}")]
+    Panicked(String),
 }
 
-/// Options for [`run_plan`].
+/// Options for [`start`] and [`run_plan`].
 #[derive(Clone)]
 pub struct DispatchOptions {
     /// Sees every state change (not host calls), e.g. to print a timeline.
@@ -115,148 +119,91 @@ impl Default for DispatchOptions {
 /// time, so a wall clock that jumps is noticed soon.
 const WALL_POLL: Duration = Duration::from_millis(250);
 
-struct Runway {
-    manifest: Manifest,
-    /// The plugin this runway's records name: the one loaded at filing,
-    /// then, from take-off on, the very one its run uses.
-    plugin: Option<Arc<Plugin>>,
-    life: Lifecycle,
-    reason: Option<String>,
-    /// Attempts taken off so far.
-    attempt: u32,
-    /// When QUEUED for a retry: not before then.
-    not_before: Option<Instant>,
-    /// `earliest_start` and `expires`, fixed at filing.
-    start_at: Option<jiff::Timestamp>,
-    expires_at: Option<jiff::Timestamp>,
-    /// Its request in the tower while WAITING_LOCKS.
-    ticket: Option<u64>,
-    /// Who approved it and their note, once approved.
-    approved: Option<(String, String)>,
-    /// Who rejected or cancelled it.
-    ended_by: Option<String>,
-    /// The current attempt's cancel switch.
-    cancel: Cancel,
-    locks: Vec<LockGrant>,
-    run: Option<RunReport>,
+/// Who stops runs in the air when the host stops without waiting.
+pub const SHUTDOWN: &str = "host shutdown";
+
+/// Starts the controller on `host` (one per host at a time): folds the
+/// audit trail back into runways, then serves its [`Controller`] until
+/// stopped. The task ends once the runs in the air have landed.
+pub fn start(
+    host: Arc<Host>,
+    opts: DispatchOptions,
+) -> Result<(Controller, JoinHandle<Result<(), DispatchError>>), DispatchError> {
+    let claim = host::Claim::new(host.clone()).ok_or(DispatchError::Busy)?;
+    host.audit.sync()?;
+    let journal = journal::read(host.audit.dir())?;
+    let (controller, inbox) = controls::channel();
+    let mut d = Dispatch::new(host, opts, inbox);
+    d.restore(journal)?;
+    let task = tokio::spawn(async move {
+        let _claim = claim;
+        let flown = d.fly().await;
+        // Whoever still waits learns that the controller stopped.
+        d.waiters.clear();
+        flown?;
+        d.host.audit.sync()?;
+        Ok(())
+    });
+    Ok((controller, task))
 }
 
-impl Runway {
-    fn state(&self) -> State {
-        self.life.state()
-    }
-
-    fn move_to(&mut self, to: State) -> Result<(), IllegalMove> {
-        self.life.enter(&self.manifest.id, to)
-    }
-
-    /// Will not move again: final, or failed with no retry coming.
-    fn ended(&self) -> bool {
-        let state = self.state();
-        state.is_final() || matches!(state, State::Failed | State::TimedOut)
-    }
-
-    fn report(self) -> RunwayReport {
-        let output = match (self.state(), &self.run) {
-            (State::Succeeded, Some(run)) => run.outcome.as_ref().ok().cloned(),
-            _ => None,
-        };
-        RunwayReport {
-            id: self.manifest.id,
-            agent: self.manifest.agent,
-            state: self.life.state(),
-            reason: self.reason,
-            attempts: self.attempt,
-            locks: self.locks,
-            output,
-            run: self.run,
-        }
-    }
-}
-
-/// Files every runway of `plan` and runs them to their end.
+/// Files every runway of `plan` on a controller of its own and runs them to
+/// their end.
 pub async fn run_plan(
     host: Arc<Host>,
     plan: Plan,
     opts: DispatchOptions,
 ) -> Result<PlanReport, DispatchError> {
-    let (_controls, inbox) = controls::channel();
-    run_plan_with(host, plan, opts, inbox).await
+    let filing = Filing {
+        // No plan text here to digest.
+        digest: [0; 32],
+        once: false,
+        plan,
+        by: "runway run".into(),
+        source: "runway run".into(),
+    };
+    run_embedded(host, opts, filing).await
 }
 
-/// [`run_plan`], taking people's commands from `inbox` while it flies.
-pub async fn run_plan_with(
+/// Starts a controller on `host` for `filing` alone: files it, waits for
+/// its runways to end, stops.
+pub async fn run_embedded(
     host: Arc<Host>,
-    plan: Plan,
     opts: DispatchOptions,
-    inbox: Inbox,
+    filing: Filing,
 ) -> Result<PlanReport, DispatchError> {
-    let (reply, clearances) = mpsc::unbounded_channel();
-    let (landed_tx, landed) = mpsc::unbounded_channel();
-    let catalog = host.plugins();
-    let index: HashMap<String, usize> = plan
-        .manifests
-        .iter()
-        .enumerate()
-        .map(|(i, m)| (m.id.clone(), i))
-        .collect();
-    let mut dependents = vec![Vec::new(); plan.manifests.len()];
-    for (i, m) in plan.manifests.iter().enumerate() {
-        for a in &m.after {
-            dependents[index[a]].push(i);
-        }
-    }
-    let open = plan.manifests.len();
-    let timed = (0..open)
-        .filter(|&i| {
-            let m = &plan.manifests[i];
-            m.earliest_start.is_some() || m.expires.is_some()
-        })
-        .collect();
-    let mut d = Dispatch {
-        host,
-        observer: opts.observer,
-        clock: opts.clock,
-        runways: plan
-            .manifests
-            .into_iter()
-            .map(|manifest| Runway {
-                plugin: catalog.get(&manifest.agent),
-                manifest,
-                life: Lifecycle::default(),
-                reason: None,
-                attempt: 0,
-                not_before: None,
-                start_at: None,
-                expires_at: None,
-                ticket: None,
-                approved: None,
-                ended_by: None,
-                cancel: Cancel::default(),
-                locks: Vec::new(),
-                run: None,
-            })
-            .collect(),
-        index,
-        dependents,
-        dirty: (0..open).collect(),
-        timed,
-        open,
-        reply,
-        clearances,
-        landed_tx,
-        landed,
-        commands: inbox,
-        running: JoinSet::new(),
-        tasks: HashMap::new(),
-        airborne: 0,
-    };
-    d.file()?;
-    d.fly().await?;
-    d.host.audit.sync()?;
-    Ok(PlanReport {
-        runways: d.runways.into_iter().map(Runway::report).collect(),
-    })
+    let (controller, task) = start(host, opts)?;
+    let report = file_and_wait(&controller, filing).await;
+    controller.stop(false);
+    let ended = task
+        .await
+        .map_err(|e| DispatchError::Panicked(e.to_string()));
+    let report = report?;
+    ended??;
+    Ok(report)
+}
+
+/// Files `filing` and waits for all its runways to end.
+pub async fn file_and_wait(
+    controller: &Controller,
+    filing: Filing,
+) -> Result<PlanReport, DispatchError> {
+    let filed = controller.file(filing).await?;
+    let ids = filed.into_iter().map(|f| f.id).collect();
+    let runways = controller.wait(ids).await?;
+    Ok(PlanReport { runways })
+}
+
+/// What filing answers: the runways filed and the ticket of their PLAN
+/// record (`None` when it is durable already), or why nothing was filed.
+type Answer = Result<(Vec<Filed>, Option<Ticket>), ControlError>;
+
+/// A caller of [`Controller::wait`]: its runways, and how many have not
+/// ended yet.
+struct Waiter {
+    runways: Vec<usize>,
+    open: usize,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<RunwayReport>, ControlError>>,
 }
 
 struct Dispatch {
@@ -264,22 +211,38 @@ struct Dispatch {
     observer: Observer,
     clock: Arc<dyn Clock>,
     runways: Vec<Runway>,
+    /// Runway id → its place in `runways`.
     index: HashMap<String, usize>,
+    /// Ids not to give again (runways the trail cannot rebuild).
+    reserved: HashSet<String>,
+    /// Plans filed: (source, digest) → their runway ids, and the ticket of
+    /// their PLAN record when it was filed by this process.
+    plans: HashMap<(String, runway_audit::Hash), (Vec<String>, Option<Ticket>)>,
+    /// The last suffix tried for a plan-local id already taken.
+    suffixes: HashMap<String, u32>,
     /// For each runway, the runways whose `after` names it.
     dependents: Vec<Vec<usize>>,
-    /// Runways to look at again (a dependency ended), in filing order.
+    /// Runways to look at again (filed, a dependency ended), in filing order.
     dirty: BTreeSet<usize>,
     /// Waiting runways with a time to watch: an earliest start, an expiry,
     /// a retry's backoff.
     timed: BTreeSet<usize>,
-    /// Runways that have not ended.
-    open: usize,
+    /// Runways that ended since the waiters were last told.
+    ended: Vec<usize>,
+    waiters: HashMap<u64, Waiter>,
+    /// Runway → the waiters waiting for it.
+    watchers: HashMap<usize, Vec<u64>>,
+    next_waiter: u64,
     reply: mpsc::UnboundedSender<Clearance>,
     clearances: mpsc::UnboundedReceiver<Clearance>,
     /// How runs landed: (runway, report), from the landing stage.
     landed_tx: mpsc::UnboundedSender<(usize, Result<RunReport, LandingError>)>,
     landed: mpsc::UnboundedReceiver<(usize, Result<RunReport, LandingError>)>,
-    commands: Inbox,
+    inbox: Inbox,
+    /// Every handle is gone.
+    closed: bool,
+    /// Clearing stopped for good; the controller ends once nothing flies.
+    stopping: bool,
     /// Runs on a worker: each hands its run to the landing stage.
     running: JoinSet<Result<(), AuditError>>,
     tasks: HashMap<tokio::task::Id, usize>,
@@ -288,17 +251,54 @@ struct Dispatch {
 }
 
 impl Dispatch {
-    fn record(&self, i: usize, dataset: Option<String>, event: Event) -> Result<(), AuditError> {
+    fn new(host: Arc<Host>, opts: DispatchOptions, inbox: Inbox) -> Dispatch {
+        let (reply, clearances) = mpsc::unbounded_channel();
+        let (landed_tx, landed) = mpsc::unbounded_channel();
+        Dispatch {
+            host,
+            observer: opts.observer,
+            clock: opts.clock,
+            runways: Vec::new(),
+            index: HashMap::new(),
+            reserved: HashSet::new(),
+            plans: HashMap::new(),
+            suffixes: HashMap::new(),
+            dependents: Vec::new(),
+            dirty: BTreeSet::new(),
+            timed: BTreeSet::new(),
+            ended: Vec::new(),
+            waiters: HashMap::new(),
+            watchers: HashMap::new(),
+            next_waiter: 0,
+            reply,
+            clearances,
+            landed_tx,
+            landed,
+            inbox,
+            closed: false,
+            stopping: false,
+            running: JoinSet::new(),
+            tasks: HashMap::new(),
+            airborne: 0,
+        }
+    }
+
+    fn record(
+        &self,
+        i: usize,
+        dataset: Option<String>,
+        event: Event,
+    ) -> Result<Ticket, AuditError> {
         let r = &self.runways[i];
         let entry = Entry {
-            runway: r.manifest.id.clone(),
+            runway: r.id().to_string(),
             agent: r.manifest.agent.clone(),
             plugin: r.plugin.as_ref().map(|p| p.digest),
             dataset,
             event,
         };
         (self.observer)(&entry);
-        self.host.audit.append(entry).map(drop)
+        self.host.audit.append(entry)
     }
 
     /// Moves runway `i` to `to`; `event` is the move's audit record (a
@@ -311,7 +311,6 @@ impl Dispatch {
         event: Option<Event>,
     ) -> Result<(), DispatchError> {
         let from = self.runways[i].state();
-        self.move_runway(i, to)?;
         // Leaving WAITING_APPROVAL is the approval: its record names who.
         let (reason, by) = match (&self.runways[i].approved, from) {
             (Some((by, note)), State::WaitingApproval) => {
@@ -327,12 +326,18 @@ impl Dispatch {
         let event = event.unwrap_or(Event::Moved {
             to,
             reason: reason.clone(),
-            by,
+            by: by.clone(),
         });
+        let by = match &event {
+            Event::Moved { by, .. } => by.clone(),
+            _ => by,
+        };
+        self.move_runway(i, to, &reason, by)?;
         if matches!(to, State::Failed | State::TimedOut) || to.is_final() {
             self.runways[i].reason = (to != State::Succeeded).then_some(reason);
         }
-        Ok(self.record(i, None, event)?)
+        self.record(i, None, event)?;
+        Ok(())
     }
 
     /// Moves runway `i` to FAILED; its FAILED record says why.
@@ -360,33 +365,230 @@ impl Dispatch {
         self.enter(i, to, reason, Some(event))
     }
 
-    /// Moves runway `i` to `to` and keeps the books: an ending wakes its
-    /// dependents; a retry opens it again.
-    fn move_runway(&mut self, i: usize, to: State) -> Result<(), IllegalMove> {
+    /// Moves runway `i` to `to` and keeps the books: its history, an
+    /// ending wakes its dependents and waiters, a retry opens it again.
+    fn move_runway(
+        &mut self,
+        i: usize,
+        to: State,
+        reason: &str,
+        by: Option<String>,
+    ) -> Result<(), IllegalMove> {
         let was_ended = self.runways[i].ended();
         self.runways[i].move_to(to)?;
-        let ended = self.runways[i].ended();
-        if ended && !was_ended {
-            self.open -= 1;
+        let at = self.clock.now();
+        self.runways[i].history.push(Transition {
+            at,
+            state: to,
+            reason: reason.to_string(),
+            by,
+        });
+        if self.runways[i].ended() && !was_ended {
             self.timed.remove(&i);
             self.dirty.extend(self.dependents[i].iter().copied());
-        } else if was_ended && !ended {
-            self.open += 1;
+            self.ended.push(i);
         }
         Ok(())
     }
 
-    fn file(&mut self) -> Result<(), AuditError> {
-        let filed = self.clock.now();
-        let tz = jiff::tz::TimeZone::system();
-        for r in &mut self.runways {
-            r.start_at = r.manifest.earliest_start.map(|w| w.resolve(filed, &tz));
-            r.expires_at = r.manifest.expires.map(|w| w.resolve(filed, &tz));
+    /// A runway id for the plan-local id `name`: `name` itself when free,
+    /// else `name-2`, `name-3`, ... (cut so it stays a name).
+    fn fresh_id(&mut self, name: &str) -> String {
+        let taken = |d: &Dispatch, id: &str| d.index.contains_key(id) || d.reserved.contains(id);
+        if !taken(self, name) {
+            return name.to_string();
         }
-        for i in 0..self.runways.len() {
-            let event = Event::Filing(as_filed(&self.runways[i]));
+        let mut n = self.suffixes.get(name).copied().unwrap_or(1);
+        loop {
+            n += 1;
+            let suffix = format!("-{n}");
+            let mut base = MAX_DATASET.saturating_sub(suffix.len()).min(name.len());
+            while !name.is_char_boundary(base) {
+                base -= 1;
+            }
+            let id = format!("{}{suffix}", &name[..base]);
+            if !taken(self, &id) {
+                self.suffixes.insert(name.to_string(), n);
+                return id;
+            }
+        }
+    }
+
+    /// Adds a runway and its dependency edges; it is looked at next round.
+    fn add(&mut self, runway: Runway) -> usize {
+        let i = self.runways.len();
+        self.index.insert(runway.id().to_string(), i);
+        self.dependents.push(Vec::new());
+        for a in &runway.manifest.after {
+            if let Some(&d) = self.index.get(a) {
+                self.dependents[d].push(i);
+            }
+        }
+        if !runway.ended() && (runway.start_at.is_some() || runway.expires_at.is_some()) {
+            self.timed.insert(i);
+        }
+        self.runways.push(runway);
+        self.dirty.insert(i);
+        i
+    }
+
+    /// Files a plan: runway ids given, `after` resolved (plan-local ids
+    /// first, then runways filed before), times resolved, one FILING
+    /// record per runway and a PLAN record. The ticket is the PLAN
+    /// record's: the filing is acknowledged once it is durable.
+    fn file(&mut self, filing: Filing) -> Result<Answer, DispatchError> {
+        if self.stopping {
+            return Ok(Err(ControlError::Stopping));
+        }
+        let Filing {
+            plan,
+            by,
+            source,
+            digest,
+            once,
+        } = filing;
+        let key = (source, digest);
+        if let Some((ids, ticket)) = self.plans.get(&key).filter(|_| once) {
+            let filed = ids
+                .iter()
+                .map(|id| Filed {
+                    name: self.runways[self.index[id]].name.clone(),
+                    id: id.clone(),
+                })
+                .collect();
+            return Ok(Ok((filed, *ticket)));
+        }
+        let (source, digest) = key;
+        let local: HashSet<&str> = plan.manifests.iter().map(|m| m.id.as_str()).collect();
+        for m in &plan.manifests {
+            let unknown = m
+                .after
+                .iter()
+                .find(|a| !local.contains(a.as_str()) && !self.index.contains_key(a.as_str()));
+            if let Some(after) = unknown {
+                return Ok(Err(ControlError::UnknownAfter {
+                    runway: m.id.clone(),
+                    after: after.clone(),
+                }));
+            }
+        }
+        let mut ids = HashMap::new();
+        let mut filed = Vec::with_capacity(plan.manifests.len());
+        for m in &plan.manifests {
+            let id = self.fresh_id(&m.id);
+            ids.insert(m.id.clone(), id.clone());
+            // Held so a later runway of this plan cannot take it.
+            self.reserved.insert(id.clone());
+            filed.push(Filed {
+                name: m.id.clone(),
+                id,
+            });
+        }
+        let now = self.clock.now();
+        let tz = jiff::tz::TimeZone::system();
+        let catalog = self.host.plugins();
+        let first = self.runways.len();
+        for mut m in plan.manifests {
+            let id = ids[&m.id].clone();
+            let name = std::mem::replace(&mut m.id, id);
+            self.reserved.remove(&m.id);
+            for a in &mut m.after {
+                if let Some(id) = ids.get(a) {
+                    *a = id.clone();
+                }
+            }
+            let plugin = catalog.get(&m.agent);
+            let mut runway = Runway::new(m, name, plugin);
+            runway.start_at = runway.manifest.earliest_start.map(|w| w.resolve(now, &tz));
+            runway.expires_at = runway.manifest.expires.map(|w| w.resolve(now, &tz));
+            runway.history.push(Transition {
+                at: now,
+                state: State::Queued,
+                reason: "filed".into(),
+                by: Some(by.clone()),
+            });
+            self.add(runway);
+        }
+        for i in first..self.runways.len() {
+            let event = Event::Filing(self.runways[i].as_filed());
             self.record(i, None, event)?;
         }
+        let ids: Vec<String> = filed.iter().map(|f| f.id.clone()).collect();
+        let plan = Event::PlanFiled {
+            by,
+            source: source.clone(),
+            digest,
+            runways: ids.clone(),
+        };
+        let ticket = self.host.audit.append(Entry::of_host(plan))?;
+        self.plans.insert((source, digest), (ids, Some(ticket)));
+        Ok(Ok((filed, Some(ticket))))
+    }
+
+    /// Rebuilds the runways the trail holds: ended ones as they ended,
+    /// waiting ones waiting again, a run a crash cut short FAILED (and
+    /// retried per its policy).
+    fn restore(&mut self, journal: Journal) -> Result<(), DispatchError> {
+        let journal_ids: HashSet<String> = journal.runways.iter().map(|f| f.id.clone()).collect();
+        self.reserved = journal.reserved;
+        for (key, ids) in journal.plans {
+            // Only plans whose runways the trail holds can be answered.
+            if ids.iter().all(|id| journal_ids.contains(id)) {
+                self.plans.insert(key, (ids, None));
+            }
+        }
+        let catalog = self.host.plugins();
+        for f in journal.runways {
+            let manifest = manifest_of(&f.id, &f.agent, &f.filed);
+            let plugin = catalog.get(&f.agent);
+            let mut r = Runway::new(manifest, f.id.clone(), plugin);
+            r.life = Lifecycle::restored(f.state);
+            r.attempt = f.attempts;
+            r.start_at = f.filed.earliest_start_ns.map(timestamp);
+            r.expires_at = f.filed.expires_ns.map(timestamp);
+            r.approved = f.approved_by.map(|by| (by, String::new()));
+            r.ended_by = f.ended_by;
+            r.reason = f.reason;
+            r.locks = f.locks;
+            r.output_digest = f.output;
+            r.history = f.history;
+            self.add(r);
+        }
+        if let Some(by) = &journal.paused {
+            tracing::info!("clearing stays paused (paused by {by})");
+            self.host.tower.set_paused(true);
+        }
+        for i in 0..self.runways.len() {
+            let r = &self.runways[i];
+            let missing = r
+                .manifest
+                .after
+                .iter()
+                .find(|a| !self.index.contains_key(*a));
+            let waits_for_deps = matches!(r.state(), State::Queued | State::WaitingDeps);
+            if let (Some(a), true) = (missing, waits_for_deps) {
+                let reason = format!("dependency {a} cannot be rebuilt from the trail");
+                self.fail(i, reason)?;
+                continue;
+            }
+            match r.state() {
+                State::Cleared => {
+                    self.fail(i, "host crashed before the run began".into())?;
+                    self.maybe_retry(i)?;
+                }
+                State::Running => {
+                    self.fail(i, "host crashed during the run".into())?;
+                    self.maybe_retry(i)?;
+                }
+                State::Failed | State::TimedOut => self.maybe_retry(i)?,
+                State::WaitingLocks => {
+                    self.request_locks(i);
+                }
+                _ => {}
+            }
+        }
+        // Nothing to tell anyone yet.
+        self.ended.clear();
         Ok(())
     }
 
@@ -394,10 +596,17 @@ impl Dispatch {
         &self.runways[self.index[id]]
     }
 
+    /// Whether the controller has work that keeps it up: it serves until
+    /// stopped, then until the last run in the air has landed.
+    fn done(&self) -> bool {
+        self.stopping && self.airborne == 0
+    }
+
     async fn fly(&mut self) -> Result<(), DispatchError> {
         loop {
             self.settle()?;
-            if self.airborne == 0 && self.open == 0 {
+            self.tell_waiters();
+            if self.done() {
                 break;
             }
             let retry = self
@@ -438,13 +647,128 @@ impl Dispatch {
                 },
                 () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
                 () = clock.moved() => {}
-                Some((command, reply)) = self.commands.rx.recv() => {
-                    let answer = self.command(command)?;
-                    let _ = reply.send(answer);
-                }
+                asked = self.inbox.rx.recv(), if !self.closed => match asked {
+                    Some(asked) => self.answer(asked)?,
+                    // Nobody can reach the controller any more.
+                    None => {
+                        self.closed = true;
+                        self.stop(false);
+                    }
+                },
             }
         }
         Ok(())
+    }
+
+    /// Answers one request.
+    fn answer(&mut self, asked: Asked) -> Result<(), DispatchError> {
+        match asked {
+            Asked::Command(command, reply) => {
+                let answer = self.command(command)?;
+                let _ = reply.send(answer);
+            }
+            Asked::File(filing, reply) => match self.file(*filing)? {
+                Ok((filed, None)) => drop(reply.send(Ok(filed))),
+                Ok((filed, Some(ticket))) => {
+                    // Acknowledged once durable, without holding the loop.
+                    let audit = self.host.audit.clone();
+                    tokio::task::spawn_blocking(move || {
+                        let _ = match audit.wait_durable(ticket) {
+                            Ok(_) => reply.send(Ok(filed)),
+                            Err(_) => reply.send(Err(ControlError::Stopped)),
+                        };
+                    });
+                }
+                Err(e) => drop(reply.send(Err(e))),
+            },
+            Asked::List(reply) => {
+                let all = self.runways.iter().map(|r| r.report(false)).collect();
+                let _ = reply.send(Ok(all));
+            }
+            Asked::Show(id, reply) => {
+                let found = match self.index.get(&id) {
+                    Some(&i) => Ok(self.runways[i].report(true)),
+                    None => Err(ControlError::Unknown(id)),
+                };
+                let _ = reply.send(found);
+            }
+            Asked::Wait(ids, reply) => {
+                let mut runways = Vec::with_capacity(ids.len());
+                for id in ids {
+                    match self.index.get(&id) {
+                        Some(&i) => runways.push(i),
+                        None => {
+                            let _ = reply.send(Err(ControlError::Unknown(id)));
+                            return Ok(());
+                        }
+                    }
+                }
+                let open: Vec<usize> = runways
+                    .iter()
+                    .copied()
+                    .filter(|&i| !self.runways[i].ended())
+                    .collect();
+                let waiter = Waiter {
+                    open: open.len(),
+                    runways,
+                    reply,
+                };
+                if waiter.open == 0 {
+                    self.tell(waiter);
+                } else {
+                    let w = self.next_waiter;
+                    self.next_waiter += 1;
+                    for i in open {
+                        self.watchers.entry(i).or_default().push(w);
+                    }
+                    self.waiters.insert(w, waiter);
+                }
+            }
+            Asked::Stop { cancel } => self.stop(cancel),
+        }
+        Ok(())
+    }
+
+    /// Stops clearing for good; with `cancel`, the runs in the air are
+    /// cancelled too (in the name of [`SHUTDOWN`]).
+    fn stop(&mut self, cancel: bool) {
+        self.stopping = true;
+        self.host.tower.set_paused(true);
+        if cancel {
+            for r in &self.runways {
+                if matches!(r.state(), State::Cleared | State::Running) {
+                    r.cancel.cancel(SHUTDOWN);
+                }
+            }
+        }
+    }
+
+    /// Answers every waiter whose runways have all ended now.
+    fn tell_waiters(&mut self) {
+        for i in std::mem::take(&mut self.ended) {
+            if !self.runways[i].ended() {
+                continue; // it went round again
+            }
+            for w in self.watchers.remove(&i).unwrap_or_default() {
+                let Some(waiter) = self.waiters.get_mut(&w) else {
+                    continue;
+                };
+                waiter.open -= 1;
+                if waiter.open == 0 {
+                    let waiter = self.waiters.remove(&w).expect("just found");
+                    self.tell(waiter);
+                }
+            }
+        }
+    }
+
+    fn tell(&self, waiter: Waiter) {
+        let reports = waiter
+            .runways
+            .iter()
+            .map(|&i| self.runways[i].report(true))
+            .collect();
+        let _ = waiter.reply.send(Ok(reports));
     }
 
     /// Moves every runway that can move on: a dependency that ended badly
@@ -459,7 +783,11 @@ impl Dispatch {
             let r = &self.runways[i];
             let waiting = matches!(
                 r.state(),
-                State::Queued | State::WaitingDeps | State::WaitingTime | State::WaitingLocks
+                State::Queued
+                    | State::WaitingDeps
+                    | State::WaitingApproval
+                    | State::WaitingTime
+                    | State::WaitingLocks
             );
             if let Some(at) = r.expires_at.filter(|&at| waiting && at <= wall) {
                 self.expire(i, at)?;
@@ -540,6 +868,16 @@ impl Dispatch {
             Command::Approve { runway, .. }
             | Command::Reject { runway, .. }
             | Command::Cancel { runway, .. } => runway.clone(),
+            Command::Pause { by } => {
+                self.host.pause(by)?;
+                return Ok(Ok(()));
+            }
+            Command::Resume { by } => {
+                if !self.stopping {
+                    self.host.resume(by)?;
+                }
+                return Ok(Ok(()));
+            }
         };
         let Some(&i) = self.index.get(&runway) else {
             return Ok(Err(ControlError::Unknown(runway)));
@@ -568,11 +906,20 @@ impl Dispatch {
                     self.moved_by(i, State::Cancelled, "cancelled".into(), by)?;
                 }
             },
+            Command::Pause { .. } | Command::Resume { .. } => unreachable!("answered above"),
         }
         Ok(Ok(()))
     }
 
     fn ask_for_locks(&mut self, i: usize) -> Result<(), DispatchError> {
+        let why = self.request_locks(i);
+        let reason = why.unwrap_or_else(|| "its locks are free".into());
+        self.enter(i, State::WaitingLocks, reason, None)
+    }
+
+    /// Files runway `i`'s request with the tower; says what it waits
+    /// behind, if anything.
+    fn request_locks(&mut self, i: usize) -> Option<String> {
         let m = &self.runways[i].manifest;
         let request = Request {
             slot: i,
@@ -587,8 +934,7 @@ impl Dispatch {
         };
         let (ticket, why) = self.host.tower.request(request, self.reply.clone());
         self.runways[i].ticket = Some(ticket);
-        let reason = why.unwrap_or_else(|| "its locks are free".into());
-        self.enter(i, State::WaitingLocks, reason, None)
+        why
     }
 
     /// Not cleared by its `expires`: EXPIRED, its request taken back.
@@ -624,15 +970,16 @@ impl Dispatch {
         let reason = failure.to_string();
         self.fail(i, reason)?;
         self.land_locks(i)?;
-        self.runways[i].run = Some(RunReport::failed(failure));
+        self.runways[i].run = Some(Arc::new(RunReport::failed(failure)));
         self.maybe_retry(i)
     }
 
     fn take_off(&mut self, c: Clearance) -> Result<(), DispatchError> {
         let i = c.slot;
         self.runways[i].ticket = None;
-        if self.runways[i].state() != State::WaitingLocks {
-            // Expired while its clearance was on the way.
+        if self.runways[i].state() != State::WaitingLocks || self.stopping {
+            // Expired while its clearance was on the way, or the host is
+            // stopping: it waits again after a restart.
             self.grounded(i);
             return Ok(());
         }
@@ -665,9 +1012,10 @@ impl Dispatch {
             self.record(i, Some(g.dataset.clone()), event)?;
         }
         // Its STARTED record, appended by the run, is this move's.
-        self.move_runway(i, State::Running)?;
+        let attempt = self.runways[i].attempt + 1;
+        self.move_runway(i, State::Running, &format!("attempt {attempt}"), None)?;
         let r = &mut self.runways[i];
-        r.attempt += 1;
+        r.attempt = attempt;
         r.locks = grants.clone();
         let mut program = plugin.program();
         if let Some(window) = r.manifest.window {
@@ -676,7 +1024,7 @@ impl Dispatch {
         }
         r.cancel = Cancel::default();
         let req = RunRequest {
-            runway: r.manifest.id.clone(),
+            runway: r.id().to_string(),
             program,
             action: r.manifest.action.clone(),
             input: r.manifest.input.clone(),
@@ -721,11 +1069,18 @@ impl Dispatch {
             }
             Err(reason) => (State::Failed, reason.to_string()),
         };
-        self.move_runway(i, to)?;
+        let by = self.runways[i]
+            .ended_by
+            .clone()
+            .filter(|_| to == State::Cancelled);
+        self.move_runway(i, to, &reason, by)?;
         if to != State::Succeeded {
             self.runways[i].reason = Some(reason);
+        } else {
+            let output = report.outcome.as_ref().ok();
+            self.runways[i].output_digest = output.map(runway_audit::sha256);
         }
-        self.runways[i].run = Some(report);
+        self.runways[i].run = Some(Arc::new(report));
         self.maybe_retry(i)
     }
 
@@ -769,39 +1124,6 @@ impl Dispatch {
     }
 }
 
-/// A runway's manifest as its FILED record keeps it.
-fn as_filed(r: &Runway) -> FiledManifest {
-    let m = &r.manifest;
-    let ns = |t: jiff::Timestamp| u64::try_from(t.as_nanosecond()).unwrap_or(0);
-    let retry = &m.retry;
-    FiledManifest {
-        action: m.action.clone(),
-        after: m.after.clone(),
-        locks: m
-            .datasets
-            .iter()
-            .map(|(d, &mode)| LockRequest {
-                dataset: d.clone(),
-                mode,
-            })
-            .collect(),
-        priority: m.priority,
-        window_ms: m.window.map(|w| w.as_millis() as u64),
-        earliest_start_ns: r.start_at.map(ns),
-        expires_ns: r.expires_at.map(ns),
-        approval: m.approval.clone(),
-        retry: (retry.attempts > 1).then_some(RetryPolicy {
-            attempts: retry.attempts,
-            exponential: retry.backoff == Backoff::Exponential,
-            initial_ms: retry.initial.as_millis() as u64,
-            max_ms: retry.max.as_millis() as u64,
-            jitter: retry.jitter,
-        }),
-        input_digest: runway_audit::sha256(&m.input),
-        input: m.input.clone(),
-    }
-}
-
 /// How long to wait before the attempt after attempt number `failed`.
 fn backoff(retry: &Retry, failed: u32) -> Duration {
     let wait = match retry.backoff {
@@ -834,6 +1156,7 @@ fn ended_as(state: State) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plan::Backoff;
 
     #[test]
     fn backoff_doubles_up_to_its_cap_and_jitter_stays_in_the_upper_half() {

@@ -91,6 +91,11 @@ impl Lifecycle {
         self.state
     }
 
+    /// A runway the journal found in `state` (see `journal`).
+    pub fn restored(state: State) -> Lifecycle {
+        Lifecycle { state }
+    }
+
     /// Moves to `to` if the table allows it.
     pub fn enter(&mut self, runway: &str, to: State) -> Result<(), IllegalMove> {
         if !legal(self.state, to) {

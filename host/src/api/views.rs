@@ -1,0 +1,53 @@
+//! What the API says of a runway, as JSON: the same shape in lists (no
+//! history), in `show` and in `wait`.
+
+use serde_json::{Value, json};
+
+use crate::controller::RunwayReport;
+
+/// One runway as JSON; `history` only when the report has one.
+pub fn runway(r: &RunwayReport) -> Value {
+    let m = &r.manifest;
+    let mut value = json!({
+        "id": r.id,
+        "name": r.name,
+        "agent": r.agent,
+        "state": r.state.name(),
+        "reason": r.reason,
+        "attempts": r.attempts,
+        "approved_by": r.approved_by,
+        "note": r.note,
+        "output_digest": r.output_digest.map(|d| runway_audit::hex::encode(&d)),
+        "locks": r.locks.iter().map(|l| json!({
+            "dataset": l.dataset, "mode": l.mode.name(), "token": l.token
+        })).collect::<Vec<_>>(),
+        "manifest": {
+            "action": m.action,
+            "datasets": m.datasets.iter().map(|(d, mode)| (d.clone(), json!(mode.name())))
+                .collect::<serde_json::Map<_, _>>(),
+            "after": m.after,
+            "priority": m.priority,
+            "window_secs": m.window.map(|w| w.as_secs_f64()),
+            "approval": m.approval,
+            "attempts": m.retry.attempts,
+        },
+    });
+    if !r.history.is_empty() {
+        value["history"] = r
+            .history
+            .iter()
+            .map(|t| {
+                json!({
+                    "at": t.at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                    "state": t.state.name(),
+                    "reason": t.reason,
+                    "by": t.by,
+                })
+            })
+            .collect();
+    }
+    if let Some(output) = &r.output {
+        value["output"] = json!(String::from_utf8_lossy(output));
+    }
+    value
+}

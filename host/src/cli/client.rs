@@ -1,0 +1,444 @@
+//! The client verbs — `file`, `list`, `show`, `approve`, `reject`,
+//! `cancel`, `pause`, `resume`, `wait` — each one call (or, for `wait`, a
+//! few long polls) to the API of a running `runway serve` ([`crate::api`]).
+//!
+//! `--server` and `--token-file` (or `RUNWAY_SERVER`, `RUNWAY_TOKEN_FILE`)
+//! default to what `runway serve` uses by default, so on one machine
+//! `runway file x.toml` just works. Human output by default, `--json` for
+//! scripts. Exit codes as in [`super`]: 1 a waited-for runway did not
+//! succeed, 2 the server refused the request (bad plan, no such runway,
+//! not in a state for it), 4 the server cannot be reached or failed, 5 the
+//! token was refused.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+use runway_audit::render::{escape, excerpt};
+use serde_json::{Value, json};
+
+use super::{BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED, UNAUTHORIZED};
+use crate::api::{MAX_WAIT_SECS, token};
+use crate::files::{self, FileKind, ReadCaps};
+
+/// Where the server is and how to talk to it.
+#[derive(Args, Clone)]
+pub struct ServerArgs {
+    /// The server's URL.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "RUNWAY_SERVER",
+        default_value = "http://127.0.0.1:7878"
+    )]
+    server: String,
+    /// The server's bearer token (written by `runway serve` at first start).
+    #[arg(long, value_name = "FILE", env = "RUNWAY_TOKEN_FILE", default_value = token::TOKEN_FILE)]
+    token_file: PathBuf,
+    /// Print the server's answer as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct FileArgs {
+    /// Plan or manifest file (TOML or JSON); `-` reads standard input.
+    plan: String,
+    /// Largest plan read, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = files::DEFAULT_MAX_PLAN_BYTES)]
+    max_plan_bytes: u64,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    /// Only runways in this state (e.g. WAITING_APPROVAL).
+    #[arg(long)]
+    state: Option<String>,
+    /// Only runways of this agent.
+    #[arg(long)]
+    agent: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    id: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args)]
+pub struct ApproveArgs {
+    id: String,
+    /// Who approves (audited).
+    #[arg(long)]
+    by: String,
+    #[arg(long, default_value = "")]
+    note: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args)]
+pub struct RejectArgs {
+    id: String,
+    /// Who rejects (audited).
+    #[arg(long)]
+    by: String,
+    /// Why (audited; its dependents fail naming it).
+    #[arg(long)]
+    reason: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args)]
+pub struct CancelArgs {
+    id: String,
+    /// Who cancels (audited).
+    #[arg(long)]
+    by: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args)]
+pub struct ByArgs {
+    /// Who does it (audited).
+    #[arg(long)]
+    by: String,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+#[derive(Args)]
+pub struct WaitArgs {
+    /// Runway ids.
+    #[arg(required = true)]
+    ids: Vec<String>,
+    /// Give up after this long (exit 4); default: wait as long as it takes.
+    #[arg(long, value_name = "SECS")]
+    timeout_secs: Option<u64>,
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+/// One server, its token read.
+struct Client {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+    json: bool,
+}
+
+impl Client {
+    fn new(args: &ServerArgs) -> Result<Client, Failure> {
+        let token = token::read(&args.token_file, &ReadCaps::default())
+            .map_err(|e| Failure::new(UNAUTHORIZED, e))?;
+        let config = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(MAX_WAIT_SECS + 30)))
+            .build();
+        Ok(Client {
+            base: args.server.trim_end_matches('/').to_string(),
+            token,
+            agent: config.into(),
+            json: args.json,
+        })
+    }
+
+    /// Calls `path` (`body` set: POST, else GET); the answer when 2xx.
+    fn call(&self, path: &str, body: Option<Body>) -> Result<Value, Failure> {
+        let url = format!("{}{path}", self.base);
+        let auth = format!("Bearer {}", self.token);
+        let sent = match body {
+            None => self.agent.get(&url).header("Authorization", &auth).call(),
+            Some(Body::Json(v)) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .send_json(v),
+            Some(Body::Plan { text, source }) => self
+                .agent
+                .post(&url)
+                .header("Authorization", &auth)
+                .header("X-Runway-Source", source)
+                .content_type("text/plain; charset=utf-8")
+                .send(text),
+        };
+        let mut answer = sent.map_err(|e| {
+            Failure::new(
+                HOST_FAULT,
+                anyhow::anyhow!("cannot reach the server at {}: {e}", self.base),
+            )
+        })?;
+        let status = answer.status().as_u16();
+        let text = answer.body_mut().read_to_string().unwrap_or_default();
+        let value: Value = serde_json::from_str(&text).unwrap_or(json!({ "error": text }));
+        if (200..300).contains(&status) {
+            return Ok(value);
+        }
+        let why = value["error"]
+            .as_str()
+            .unwrap_or("no reason given")
+            .to_string();
+        let code = match status {
+            401 | 403 => UNAUTHORIZED,
+            400..=499 => BAD_INPUT,
+            _ => HOST_FAULT,
+        };
+        Err(Failure::new(
+            code,
+            anyhow::anyhow!("the server refused ({status}): {why}"),
+        ))
+    }
+
+    /// Prints `value` as JSON when asked, else as `human` says.
+    fn print(&self, value: &Value, human: impl FnOnce(&Value)) {
+        if self.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(value).unwrap_or_default()
+            );
+        } else {
+            human(value);
+        }
+    }
+}
+
+enum Body {
+    Json(Value),
+    Plan { text: String, source: String },
+}
+
+pub fn file(args: FileArgs) -> Result<(), Failure> {
+    let client = Client::new(&args.server)?;
+    let caps = ReadCaps {
+        plan: args.max_plan_bytes,
+        ..ReadCaps::default()
+    };
+    let (bytes, source) = if args.plan == "-" {
+        let mut bytes = Vec::new();
+        std::io::stdin()
+            .take(caps.plan + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Failure::new(HOST_FAULT, e))?;
+        if bytes.len() as u64 > caps.plan {
+            let why = anyhow::anyhow!("the plan on standard input is over {} bytes", caps.plan);
+            return Err(Failure::new(BAD_INPUT, why));
+        }
+        (bytes, "stdin".to_string())
+    } else {
+        let path = PathBuf::from(&args.plan);
+        let bytes =
+            files::read(&path, FileKind::Plan, &caps).map_err(|e| Failure::new(BAD_INPUT, e))?;
+        (bytes, path.display().to_string())
+    };
+    let text = String::from_utf8(bytes)
+        .map_err(|e| Failure::new(BAD_INPUT, anyhow::anyhow!("the plan is not UTF-8: {e}")))?;
+    let answer = client.call("/api/runways", Some(Body::Plan { text, source }))?;
+    client.print(&answer, |v| {
+        for r in v["runways"].as_array().into_iter().flatten() {
+            println!("{}", escape(r["id"].as_str().unwrap_or("?")));
+        }
+    });
+    Ok(())
+}
+
+pub fn list(args: ListArgs) -> Result<(), Failure> {
+    let client = Client::new(&args.server)?;
+    let mut query = Vec::new();
+    if let Some(s) = &args.state {
+        query.push(format!("state={}", encode(s)));
+    }
+    if let Some(a) = &args.agent {
+        query.push(format!("agent={}", encode(a)));
+    }
+    let path = match query.is_empty() {
+        true => "/api/runways".to_string(),
+        false => format!("/api/runways?{}", query.join("&")),
+    };
+    let answer = client.call(&path, None)?;
+    client.print(&answer, |v| {
+        let runways = v["runways"].as_array().cloned().unwrap_or_default();
+        println!(
+            "{:<24} {:<17} {:<20} {:>3}  NOTE",
+            "ID", "STATE", "AGENT", "TRY"
+        );
+        for r in &runways {
+            println!(
+                "{:<24} {:<17} {:<20} {:>3}  {}",
+                text(&r["id"]),
+                text(&r["state"]),
+                text(&r["agent"]),
+                r["attempts"].as_u64().unwrap_or(0),
+                excerpt(r["note"].as_str().unwrap_or_default(), 80)
+            );
+        }
+        println!("{} runway(s)", runways.len());
+    });
+    Ok(())
+}
+
+pub fn show(args: ShowArgs) -> Result<(), Failure> {
+    let client = Client::new(&args.server)?;
+    let answer = client.call(&format!("/api/runways/{}", encode(&args.id)), None)?;
+    client.print(&answer, print_runway);
+    Ok(())
+}
+
+/// A runway as `show` prints it.
+fn print_runway(r: &Value) {
+    println!("runway   {}", text(&r["id"]));
+    println!("agent    {}", text(&r["agent"]));
+    println!("state    {}", text(&r["state"]));
+    println!("attempts {}", r["attempts"].as_u64().unwrap_or(0));
+    if let Some(by) = r["approved_by"].as_str() {
+        println!("approved by {}", escape(by));
+    }
+    for l in r["locks"].as_array().into_iter().flatten() {
+        println!(
+            "lock     {} {} token {}",
+            text(&l["dataset"]),
+            text(&l["mode"]),
+            l["token"]
+        );
+    }
+    if let Some(d) = r["output_digest"].as_str() {
+        println!("output   sha256 {d}");
+    }
+    if let Some(why) = r["reason"].as_str() {
+        println!("reason   {}", excerpt(why, 400));
+    }
+    println!("history");
+    for t in r["history"].as_array().into_iter().flatten() {
+        let by = t["by"]
+            .as_str()
+            .map_or_else(String::new, |b| format!(" (by {})", escape(b)));
+        println!(
+            "  {}  {:<17} {}{by}",
+            text(&t["at"]),
+            text(&t["state"]),
+            excerpt(t["reason"].as_str().unwrap_or_default(), 200)
+        );
+    }
+}
+
+pub fn approve(args: ApproveArgs) -> Result<(), Failure> {
+    let body = json!({ "by": args.by, "note": args.note });
+    act(
+        &args.server,
+        &format!("/api/runways/{}/approve", encode(&args.id)),
+        body,
+        "approved",
+        &args.id,
+    )
+}
+
+pub fn reject(args: RejectArgs) -> Result<(), Failure> {
+    let body = json!({ "by": args.by, "reason": args.reason });
+    act(
+        &args.server,
+        &format!("/api/runways/{}/reject", encode(&args.id)),
+        body,
+        "rejected",
+        &args.id,
+    )
+}
+
+pub fn cancel(args: CancelArgs) -> Result<(), Failure> {
+    let body = json!({ "by": args.by });
+    act(
+        &args.server,
+        &format!("/api/runways/{}/cancel", encode(&args.id)),
+        body,
+        "cancelled",
+        &args.id,
+    )
+}
+
+pub fn pause(args: ByArgs) -> Result<(), Failure> {
+    let body = json!({ "by": args.by });
+    act(&args.server, "/api/pause", body, "paused", "clearing")
+}
+
+pub fn resume(args: ByArgs) -> Result<(), Failure> {
+    let body = json!({ "by": args.by });
+    act(&args.server, "/api/resume", body, "resumed", "clearing")
+}
+
+/// One command: POST `body` to `path`, then say `done what`.
+fn act(
+    server: &ServerArgs,
+    path: &str,
+    body: Value,
+    done: &str,
+    what: &str,
+) -> Result<(), Failure> {
+    let client = Client::new(server)?;
+    let answer = client.call(path, Some(Body::Json(body)))?;
+    client.print(&answer, |_| println!("{done} {}", escape(what)));
+    Ok(())
+}
+
+pub fn wait(args: WaitArgs) -> Result<(), Failure> {
+    let client = Client::new(&args.server)?;
+    let deadline = args
+        .timeout_secs
+        .map(|s| std::time::Instant::now() + Duration::from_secs(s));
+    let answer = loop {
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let secs = left.map_or(MAX_WAIT_SECS, |l| l.as_secs().clamp(1, MAX_WAIT_SECS));
+        let body = json!({ "runways": args.ids, "timeout_secs": secs });
+        let answer = client.call("/api/wait", Some(Body::Json(body)))?;
+        if answer["done"].as_bool() == Some(true) {
+            break answer;
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            let why = anyhow::anyhow!("gave up waiting after {} s", args.timeout_secs.unwrap_or(0));
+            return Err(Failure::new(HOST_FAULT, why));
+        }
+    };
+    let runways = answer["runways"].as_array().cloned().unwrap_or_default();
+    client.print(&answer, |_| {
+        for r in &runways {
+            println!(
+                "{:<24} {:<10} {}",
+                text(&r["id"]),
+                text(&r["state"]),
+                excerpt(r["reason"].as_str().unwrap_or_default(), 200)
+            );
+        }
+    });
+    let failed = runways
+        .iter()
+        .filter(|r| r["state"].as_str() != Some("SUCCEEDED"))
+        .count();
+    if failed > 0 {
+        let why = anyhow::anyhow!("{failed} of {} runway(s) did not succeed", runways.len());
+        return Err(Failure::new(RUNWAY_FAILED, why));
+    }
+    Ok(())
+}
+
+/// A JSON string field, escaped for the terminal.
+fn text(v: &Value) -> String {
+    escape(v.as_str().unwrap_or("?")).into_owned()
+}
+
+/// `s` percent-encoded for a URL path segment or query value.
+fn encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,168 @@
+//! The audit trail as the controller's journal: folding its lifecycle
+//! records back into runways after a restart (DESIGN.md, "The audit trail
+//! is the journal").
+//!
+//! Every runway's FILING record holds its whole manifest, and every move
+//! after it is a record of its own (MOVED, CLEARED, STARTED, SUCCEEDED,
+//! FAILED), so reading the trail once in order gives each runway's state,
+//! attempts, approval and history as they were at the last durable record.
+//! What the trail does not hold never happened. Start-up recovery
+//! ([`super::recovery`]) runs first, so a run the crash cut short already
+//! has its FAILED (or its recovered SUCCEEDED) here.
+//!
+//! Runways filed before FILING records existed (the older FILED record)
+//! cannot be rebuilt; their ids are only kept from being given again.
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use runway_audit::record::FiledManifest;
+use runway_audit::{Event, Hash, LockGrant, Record, State, VerifyError};
+
+use super::runway::{Transition, timestamp};
+
+/// One runway as the trail last saw it.
+#[derive(Debug, Clone)]
+pub struct Folded {
+    pub id: String,
+    pub agent: String,
+    pub filed: FiledManifest,
+    pub state: State,
+    /// STARTED records seen.
+    pub attempts: u32,
+    pub approved_by: Option<String>,
+    /// Who rejected or cancelled it.
+    pub ended_by: Option<String>,
+    /// The reason of its last move when it ended badly.
+    pub reason: Option<String>,
+    pub locks: Vec<LockGrant>,
+    pub output: Option<Hash>,
+    pub history: Vec<Transition>,
+}
+
+/// What the trail says about the controller.
+#[derive(Debug, Default)]
+pub struct Journal {
+    /// Runways in filing order.
+    pub runways: Vec<Folded>,
+    /// Ids of runways that cannot be rebuilt (filed by an older host).
+    pub reserved: HashSet<String>,
+    /// Who paused clearing, when the last PAUSED has no RESUMED after it.
+    pub paused: Option<String>,
+    /// Plans filed: (source, plan digest) → their runway ids.
+    pub plans: HashMap<(String, Hash), Vec<String>>,
+}
+
+/// Reads the trail in `dir` and folds it.
+pub fn read(dir: &Path) -> Result<Journal, VerifyError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut journal = Fold::default();
+    runway_audit::for_each_record(dir, threads, |record| journal.apply(record))?;
+    Ok(journal.finish())
+}
+
+#[derive(Default)]
+struct Fold {
+    journal: Journal,
+    index: HashMap<String, usize>,
+}
+
+impl Fold {
+    fn apply(&mut self, record: Record) {
+        let Record { time_ns, entry, .. } = record;
+        let at = timestamp(time_ns);
+        if entry.runway.is_empty() {
+            match entry.event {
+                Event::Paused { by } => self.journal.paused = Some(by),
+                Event::Resumed { .. } => self.journal.paused = None,
+                Event::PlanFiled {
+                    source,
+                    digest,
+                    runways,
+                    ..
+                } => {
+                    self.journal.plans.insert((source, digest), runways);
+                }
+                _ => {}
+            }
+            return;
+        }
+        let runway = entry.runway;
+        let event = entry.event;
+        if let Event::Filing(filed) = event {
+            if self.index.contains_key(&runway) {
+                return;
+            }
+            self.index
+                .insert(runway.clone(), self.journal.runways.len());
+            self.journal.runways.push(Folded {
+                history: vec![Transition {
+                    at,
+                    state: State::Queued,
+                    reason: "filed".into(),
+                    by: None,
+                }],
+                id: runway,
+                agent: entry.agent,
+                filed,
+                state: State::Queued,
+                attempts: 0,
+                approved_by: None,
+                ended_by: None,
+                reason: None,
+                locks: Vec::new(),
+                output: None,
+            });
+            return;
+        }
+        if let Event::Filed { .. } = event {
+            self.journal.reserved.insert(runway);
+            return;
+        }
+        let Some(&i) = self.index.get(&runway) else {
+            return;
+        };
+        let r = &mut self.journal.runways[i];
+        let (to, reason, by) = match event {
+            Event::Moved { to, reason, by } => {
+                if r.state == State::WaitingApproval
+                    && by.is_some()
+                    && !matches!(to, State::Rejected | State::Cancelled | State::Expired)
+                {
+                    r.approved_by = by.clone();
+                }
+                if matches!(to, State::Rejected | State::Cancelled) {
+                    r.ended_by = by.clone();
+                }
+                (to, reason, by)
+            }
+            Event::Failed { reason } => (State::Failed, reason, None),
+            Event::Cleared { locks } => {
+                r.locks = locks;
+                (State::Cleared, String::new(), None)
+            }
+            Event::Started { attempt } => {
+                r.attempts = attempt;
+                (State::Running, format!("attempt {attempt}"), None)
+            }
+            Event::Succeeded { output } => {
+                r.output = Some(output);
+                (State::Succeeded, String::new(), None)
+            }
+            _ => return,
+        };
+        let ended_badly = to.is_final() || matches!(to, State::Failed | State::TimedOut);
+        r.reason = (ended_badly && to != State::Succeeded).then(|| reason.clone());
+        r.state = to;
+        r.history.push(Transition {
+            at,
+            state: to,
+            reason,
+            by,
+        });
+    }
+
+    fn finish(self) -> Journal {
+        self.journal
+    }
+}

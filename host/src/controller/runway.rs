@@ -1,0 +1,233 @@
+//! One runway as the controller keeps it — its manifest, its place in the
+//! state machine, its attempts and its history — and the report of it a
+//! caller sees ([`RunwayReport`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use runway_audit::record::{FiledManifest, RetryPolicy};
+use runway_audit::{Hash, LockGrant, LockRequest, State};
+use tokio::time::Instant;
+
+use super::state::{IllegalMove, Lifecycle};
+use crate::loader::Plugin;
+use crate::plan::{Backoff, Manifest, Retry};
+use crate::sandbox::{Cancel, RunReport};
+
+/// One move of a runway, as `show` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transition {
+    pub at: jiff::Timestamp,
+    pub state: State,
+    pub reason: String,
+    /// The person who made the move (approve, reject, cancel).
+    pub by: Option<String>,
+}
+
+/// Where a runway stands, or how it ended.
+#[derive(Debug, Clone)]
+pub struct RunwayReport {
+    /// Its runway id, unique on this host.
+    pub id: String,
+    /// The id its plan gave it (the same as `id` unless that was taken).
+    pub name: String,
+    pub agent: String,
+    pub manifest: Arc<Manifest>,
+    pub state: State,
+    /// Why it ended as it did, when it did not succeed.
+    pub reason: Option<String>,
+    /// Attempts made (0 when it never ran).
+    pub attempts: u32,
+    /// The locks of its last attempt.
+    pub locks: Vec<LockGrant>,
+    /// The agent's output bytes, when it succeeded in this process.
+    pub output: Option<Vec<u8>>,
+    /// SHA-256 of the output, when it succeeded.
+    pub output_digest: Option<Hash>,
+    /// Who approved it.
+    pub approved_by: Option<String>,
+    /// The reason of its last move: where it stands.
+    pub note: String,
+    /// Every move so far, oldest first (empty in lists).
+    pub history: Vec<Transition>,
+    /// The report of its last attempt in this process.
+    pub run: Option<Arc<RunReport>>,
+}
+
+pub(super) struct Runway {
+    /// The manifest with `id` the runway id and `after` naming runway ids.
+    pub manifest: Arc<Manifest>,
+    pub name: String,
+    /// The plugin this runway's records name: the one loaded at filing,
+    /// then, from take-off on, the very one its run uses.
+    pub plugin: Option<Arc<Plugin>>,
+    pub life: Lifecycle,
+    pub reason: Option<String>,
+    /// Attempts taken off so far.
+    pub attempt: u32,
+    /// When QUEUED for a retry: not before then.
+    pub not_before: Option<Instant>,
+    /// `earliest_start` and `expires`, fixed at filing.
+    pub start_at: Option<jiff::Timestamp>,
+    pub expires_at: Option<jiff::Timestamp>,
+    /// Its request in the tower while WAITING_LOCKS.
+    pub ticket: Option<u64>,
+    /// Who approved it and their note, once approved.
+    pub approved: Option<(String, String)>,
+    /// Who rejected or cancelled it.
+    pub ended_by: Option<String>,
+    /// The current attempt's cancel switch.
+    pub cancel: Cancel,
+    pub locks: Vec<LockGrant>,
+    pub output_digest: Option<Hash>,
+    pub history: Vec<Transition>,
+    pub run: Option<Arc<RunReport>>,
+}
+
+impl Runway {
+    pub fn new(manifest: Manifest, name: String, plugin: Option<Arc<Plugin>>) -> Runway {
+        Runway {
+            manifest: Arc::new(manifest),
+            name,
+            plugin,
+            life: Lifecycle::default(),
+            reason: None,
+            attempt: 0,
+            not_before: None,
+            start_at: None,
+            expires_at: None,
+            ticket: None,
+            approved: None,
+            ended_by: None,
+            cancel: Cancel::default(),
+            locks: Vec::new(),
+            output_digest: None,
+            history: Vec::new(),
+            run: None,
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.manifest.id
+    }
+
+    pub fn state(&self) -> State {
+        self.life.state()
+    }
+
+    pub fn move_to(&mut self, to: State) -> Result<(), IllegalMove> {
+        self.life.enter(&self.manifest.id, to)
+    }
+
+    /// Will not move again: final, or failed with no retry coming.
+    pub fn ended(&self) -> bool {
+        let state = self.state();
+        state.is_final() || matches!(state, State::Failed | State::TimedOut)
+    }
+
+    pub fn report(&self, with_history: bool) -> RunwayReport {
+        let output = match (self.state(), &self.run) {
+            (State::Succeeded, Some(run)) => run.outcome.as_ref().ok().cloned(),
+            _ => None,
+        };
+        RunwayReport {
+            id: self.manifest.id.clone(),
+            name: self.name.clone(),
+            agent: self.manifest.agent.clone(),
+            manifest: self.manifest.clone(),
+            state: self.state(),
+            reason: self.reason.clone(),
+            attempts: self.attempt,
+            locks: self.locks.clone(),
+            output,
+            output_digest: self.output_digest,
+            approved_by: self.approved.as_ref().map(|(by, _)| by.clone()),
+            note: self
+                .history
+                .last()
+                .map_or_else(String::new, |t| t.reason.clone()),
+            history: if with_history {
+                self.history.clone()
+            } else {
+                Vec::new()
+            },
+            run: self.run.clone(),
+        }
+    }
+
+    /// Its manifest as its FILING record keeps it.
+    pub fn as_filed(&self) -> FiledManifest {
+        let m = &self.manifest;
+        let ns = |t: jiff::Timestamp| u64::try_from(t.as_nanosecond()).unwrap_or(0);
+        let retry = &m.retry;
+        FiledManifest {
+            action: m.action.clone(),
+            after: m.after.clone(),
+            locks: m
+                .datasets
+                .iter()
+                .map(|(d, &mode)| LockRequest {
+                    dataset: d.clone(),
+                    mode,
+                })
+                .collect(),
+            priority: m.priority,
+            window_ms: m.window.map(|w| w.as_millis() as u64),
+            earliest_start_ns: self.start_at.map(ns),
+            expires_ns: self.expires_at.map(ns),
+            approval: m.approval.clone(),
+            retry: (retry.attempts > 1).then_some(RetryPolicy {
+                attempts: retry.attempts,
+                exponential: retry.backoff == Backoff::Exponential,
+                initial_ms: retry.initial.as_millis() as u64,
+                max_ms: retry.max.as_millis() as u64,
+                jitter: retry.jitter,
+            }),
+            input_digest: runway_audit::sha256(&m.input),
+            input: m.input.clone(),
+        }
+    }
+}
+
+/// The manifest a FILING record kept, for runway `id` of `agent`: the
+/// inverse of [`Runway::as_filed`] (times come back resolved, so
+/// `earliest_start` and `expires` are left to the caller).
+pub(super) fn manifest_of(id: &str, agent: &str, filed: &FiledManifest) -> Manifest {
+    let retry = match filed.retry {
+        Some(r) => Retry {
+            attempts: r.attempts,
+            backoff: if r.exponential {
+                Backoff::Exponential
+            } else {
+                Backoff::Fixed
+            },
+            initial: Duration::from_millis(r.initial_ms),
+            max: Duration::from_millis(r.max_ms),
+            jitter: r.jitter,
+        },
+        None => Retry::default(),
+    };
+    Manifest {
+        id: id.to_string(),
+        agent: agent.to_string(),
+        action: filed.action.clone(),
+        datasets: filed
+            .locks
+            .iter()
+            .map(|l| (l.dataset.clone(), l.mode))
+            .collect(),
+        after: filed.after.clone(),
+        input: filed.input.clone(),
+        priority: filed.priority,
+        window: filed.window_ms.map(Duration::from_millis),
+        retry,
+        earliest_start: None,
+        expires: None,
+        approval: filed.approval.clone(),
+    }
+}
+
+/// Unix nanoseconds as a timestamp (the epoch when out of range).
+pub(super) fn timestamp(ns: u64) -> jiff::Timestamp {
+    jiff::Timestamp::from_nanosecond(ns as i128).unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+}

@@ -1,0 +1,372 @@
+//! `runway serve` as operators use it: a real server process on loopback
+//! and the CLI verbs as its client — file (TOML, JSON, stdin), list, show,
+//! approve, reject, cancel, pause, resume, wait — with human and `--json`
+//! output and exit codes; a missing or wrong token is refused (401, exit
+//! 5) and audited; runway ids stay unique across filings.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use runway_audit::Event;
+use runway_tests::drop_plugin;
+
+use crate::cli::Output;
+
+/// A `runway serve` child over the folders of `dir`.
+pub struct Server {
+    pub dir: PathBuf,
+    child: Option<Child>,
+    pub url: String,
+}
+
+impl Server {
+    /// Starts a server over `dir` (plugins/ already filled) on a free port
+    /// and waits until it answers.
+    pub fn start(dir: &Path) -> Server {
+        let addr = dir.join("runway-serve.addr");
+        let _ = std::fs::remove_file(&addr);
+        let child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+            .args([
+                "--plugins",
+                "plugins",
+                "--inbox",
+                "inbox",
+                "--grace-secs",
+                "5",
+            ])
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve starts");
+        let started = Instant::now();
+        let url = loop {
+            if let Ok(text) = std::fs::read_to_string(&addr)
+                && text.ends_with('\n')
+            {
+                break text.trim().to_string();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "serve did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Server {
+            dir: dir.to_path_buf(),
+            child: Some(child),
+            url,
+        }
+    }
+
+    /// Runs a client verb against this server.
+    pub fn client(&self, args: &[&str]) -> Output {
+        self.client_with(args, None)
+    }
+
+    pub fn client_with(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        use std::io::Write;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+            .args(args)
+            .env("RUNWAY_SERVER", &self.url)
+            .current_dir(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("client runs");
+        let mut input = child.stdin.take().unwrap();
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).unwrap();
+        }
+        drop(input);
+        let out = child.wait_with_output().unwrap();
+        Output {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// A client verb's `--json` answer; the verb must succeed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = args.to_vec();
+        all.push("--json");
+        let out = self.client(&all);
+        assert_eq!(out.code, 0, "{args:?}: {}{}", out.stdout, out.stderr);
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+    }
+
+    /// Files `plan` (TOML) and gives back the runway ids.
+    pub fn file(&self, plan: &str) -> Vec<String> {
+        let path = self.dir.join("filing.toml");
+        std::fs::write(&path, plan).unwrap();
+        let answer = self.json(&["file", "filing.toml"]);
+        answer["runways"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// SIGKILL, reaped.
+    pub fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
+    /// SIGTERM, then the exit code once it has stopped.
+    pub fn stop(mut self) -> Option<i32> {
+        let mut child = self.child.take().unwrap();
+        rustix::process::kill_process(
+            rustix::process::Pid::from_child(&child),
+            rustix::process::Signal::TERM,
+        )
+        .unwrap();
+        child.wait().unwrap().code()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// A folder with plugins/ holding probe and import-applications.
+pub fn folders() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("plugins")).unwrap();
+    drop_plugin("probe", &dir.path().join("plugins"));
+    drop_plugin("import-applications", &dir.path().join("plugins"));
+    dir
+}
+
+/// The raw answer to a GET of `path` carrying no token.
+fn without_token(url: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+fn state(server: &Server, id: &str) -> String {
+    server.json(&["show", id])["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_cli_verbs_drive_a_real_server() {
+    let dir = folders();
+    let server = Server::start(dir.path());
+
+    // File: a gated import and a check after it; the ids come back.
+    let ids = server.file(
+        r#"
+        [[runway]]
+        id = "import"
+        agent = "import-applications"
+        datasets = { test_api = "exclusive" }
+        input = { count = 5, seed = 1 }
+        approval = { required = true }
+        [[runway]]
+        id = "check"
+        agent = "probe"
+        action = "ok"
+        after = ["import"]
+        "#,
+    );
+    assert_eq!(ids, ["import", "check"]);
+    // The same names again get ids of their own.
+    let again = server.file("[[runway]]\nid = \"import\"\nagent = \"probe\"\naction = \"ok\"\n");
+    assert_eq!(again, ["import-2"]);
+
+    // list --state, in JSON and for people.
+    let waiting = server.json(&["list", "--state", "WAITING_APPROVAL"]);
+    let waiting: Vec<&str> = waiting["runways"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(waiting, ["import"]);
+    let human = server.client(&["list", "--agent", "probe"]);
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    assert!(human.stdout.contains("check") && human.stdout.contains("WAITING_DEPS"));
+    assert!(
+        !human.stdout.contains("import-applications"),
+        "{}",
+        human.stdout
+    );
+    let bad = server.client(&["list", "--state", "FLYING"]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(bad.stderr.contains("no state \"FLYING\""), "{}", bad.stderr);
+
+    // Approve: refused for what is not waiting for approval, then given.
+    let early = server.client(&["approve", "check", "--by", "alice"]);
+    assert_eq!(early.code, 2);
+    assert!(early.stderr.contains("409") && early.stderr.contains("not waiting for approval"));
+    let approved = server.client(&["approve", "import", "--by", "alice", "--note", "batch ok"]);
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    let waited = server.client(&["wait", "import", "check"]);
+    assert_eq!(waited.code, 0, "{}{}", waited.stdout, waited.stderr);
+    assert!(waited.stdout.contains("SUCCEEDED"));
+
+    // show: history with times and who, locks, attempts, output digest.
+    let shown = server.json(&["show", "import"]);
+    assert_eq!(shown["state"], "SUCCEEDED");
+    assert_eq!(shown["attempts"], 1);
+    assert_eq!(shown["approved_by"], "alice");
+    assert_eq!(shown["locks"][0]["dataset"], "test_api");
+    assert_eq!(shown["output_digest"].as_str().unwrap().len(), 64);
+    let history: Vec<&str> = shown["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        history,
+        [
+            "QUEUED",
+            "WAITING_APPROVAL",
+            "WAITING_LOCKS",
+            "CLEARED",
+            "RUNNING",
+            "SUCCEEDED"
+        ]
+    );
+    assert_eq!(shown["history"][2]["by"], "alice");
+    assert!(
+        shown["history"][2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("batch ok")
+    );
+    let human = server.client(&["show", "import"]);
+    assert!(
+        human.stdout.contains("approved by alice"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human.stdout.contains("lock     test_api exclusive token"),
+        "{}",
+        human.stdout
+    );
+
+    // JSON on stdin, after a runway filed before; reject with a reason
+    // fails its dependent naming the rejecter.
+    let filed = server.client_with(
+        &["file", "-", "--json"],
+        Some(
+            r#"[{"id": "gate", "agent": "probe", "action": "ok", "approval": {"required": true}, "after": ["check"]},
+                {"id": "later", "agent": "probe", "action": "ok", "after": ["gate"]}]"#,
+        ),
+    );
+    assert_eq!(filed.code, 0, "{}", filed.stderr);
+    let no_reason = server.client(&["reject", "gate", "--by", "bob", "--reason", " "]);
+    assert_eq!(no_reason.code, 2, "{}", no_reason.stderr);
+    assert_eq!(
+        server
+            .client(&["reject", "gate", "--by", "bob", "--reason", "not today"])
+            .code,
+        0
+    );
+    let waited = server.client(&["wait", "gate", "later"]);
+    assert_eq!(waited.code, 1, "{}", waited.stdout);
+    let later = server.json(&["show", "later"]);
+    assert_eq!(later["reason"], "dependency gate was rejected by bob");
+
+    // Refusals name the culprit: an unknown `after`, an unknown runway.
+    let unknown = server.client_with(&["file", "-"], Some("agent = 'probe'\nafter = ['ghost']\n"));
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("unknown runway \"ghost\""),
+        "{}",
+        unknown.stderr
+    );
+    let missing = server.client(&["show", "nope"]);
+    assert_eq!(missing.code, 2);
+    assert!(missing.stderr.contains("404") && missing.stderr.contains("no runway nope"));
+
+    // Pause holds new runways back; cancel ends one at once; resume.
+    assert_eq!(server.client(&["pause", "--by", "dave"]).code, 0);
+    let held = server.file("[[runway]]\nid = \"held\"\nagent = \"probe\"\naction = \"ok\"\n");
+    let cut = server.file("[[runway]]\nid = \"cut\"\nagent = \"probe\"\naction = \"ok\"\n");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(state(&server, &held[0]), "WAITING_LOCKS");
+    assert_eq!(server.client(&["cancel", &cut[0], "--by", "erin"]).code, 0);
+    assert_eq!(state(&server, &cut[0]), "CANCELLED");
+    assert_eq!(server.client(&["resume", "--by", "dave"]).code, 0);
+    assert_eq!(server.client(&["wait", &held[0]]).code, 0);
+    let ended = server.client(&["cancel", &held[0], "--by", "erin"]);
+    assert_eq!(ended.code, 2);
+    assert!(ended.stderr.contains("already ended"), "{}", ended.stderr);
+
+    // A wrong token, and none at all: 401, exit 5, audited.
+    std::fs::write(dir.path().join("wrong.token"), "0".repeat(64)).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        dir.path().join("wrong.token"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .unwrap();
+    let wrong = server.client(&["list", "--token-file", "wrong.token"]);
+    assert_eq!(wrong.code, 5, "{}", wrong.stderr);
+    assert!(wrong.stderr.contains("401") && wrong.stderr.contains("wrong bearer token"));
+    let bare = without_token(&server.url, "/api/runways");
+    assert!(bare.starts_with("HTTP/1.1 401"), "{bare}");
+    assert!(bare.contains("no bearer token"), "{bare}");
+    let token = std::fs::read_to_string(dir.path().join("runway-serve.token")).unwrap();
+    let mode = std::fs::metadata(dir.path().join("runway-serve.token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(token.trim().len(), 64);
+
+    assert_eq!(server.stop(), Some(0));
+    let records = runway_audit::read_records(&dir.path().join("runway-audit")).unwrap();
+    let refused: Vec<String> = records
+        .iter()
+        .filter_map(|r| match &r.entry.event {
+            Event::Rejected { reason } if reason.starts_with("API request refused") => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.contains("wrong bearer token (GET /api/runways")),
+        "{refused:?}"
+    );
+    assert!(
+        refused.iter().any(|r| r.contains("no bearer token")),
+        "{refused:?}"
+    );
+    // Every filing is on the record: who filed it, from where.
+    let plans = records
+        .iter()
+        .filter(|r| matches!(&r.entry.event, Event::PlanFiled { by, .. } if by == "admin"))
+        .count();
+    assert_eq!(plans, 5);
+}
