@@ -3,7 +3,7 @@
 //! own. Not an API: hidden from the docs, changes with the internals.
 
 use crate::controller::Host;
-use crate::loader::Plugin;
+use crate::plugin::loader::Plugin;
 use crate::sandbox::hostcalls::{GuestError, RunInfo};
 
 /// The sandbox part of one run, as [`crate::sandbox::execute`] does it: a

@@ -1,6 +1,7 @@
-//! Every fixed limit on a run, with its value — on the run as a whole, never
-//! on one piece of it. The per-plugin limits (memory, fuel, window, output,
-//! log) and their maxima are in `grants`; `sandbox::limiter` enforces both.
+//! Every limit on a run, with its value — on the run as a whole, never on
+//! one piece of it: the fixed ones, and the per-plugin [`Limits`] a grants
+//! file sets (memory, fuel, window, output, log) with their maxima;
+//! `sandbox::limiter` enforces both.
 //!
 //! - **Memory**: one budget for the whole run, shared by every linear memory
 //!   and every table of every instance it creates (a table element counts
@@ -23,6 +24,8 @@
 //! The epoch ticks every [`TICK`] on a thread owned by the runtime.
 
 use std::time::Duration;
+
+use serde::Deserialize;
 
 /// How often the epoch advances.
 pub const TICK: Duration = Duration::from_millis(10);
@@ -51,3 +54,56 @@ pub const MAX_REASON: usize = 2048;
 pub const MAX_LIVE_RUNS: u32 = 64;
 /// Most linear memory any run may grow to; grants may only lower it.
 pub const MAX_MEMORY_BYTES: usize = 1 << 30;
+
+/// Largest `memory_mib`: the pool's memory slot size.
+pub const MAX_MEMORY_MIB: u64 = (MAX_MEMORY_BYTES >> 20) as u64;
+/// Largest `fuel` (about a day of CPU; wasmtime keeps fuel as an `i64`).
+pub const MAX_FUEL: u64 = 1_000_000_000_000_000;
+/// Largest `window_secs`: one day.
+pub const MAX_WINDOW_SECS: u64 = 86_400;
+/// Largest `max_output_kib`: an output travels back in one host transfer.
+pub const MAX_OUTPUT_KIB: u64 = 1024;
+/// Largest `max_log_kib`.
+pub const MAX_LOG_KIB: u64 = 16 << 10;
+
+/// Per-run limits of one plugin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    pub memory_mib: u64,
+    pub fuel: u64,
+    pub window_secs: u64,
+    pub max_output_kib: u64,
+    pub max_log_kib: u64,
+    /// Runs of this agent in the air at once (`None`: only the host's
+    /// worker limit).
+    pub max_running: Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_mib: 64,
+            fuel: 10_000_000_000,
+            window_secs: 60,
+            max_output_kib: 1024,
+            max_log_kib: 256,
+            max_running: None,
+        }
+    }
+}
+
+impl Limits {
+    pub fn memory_bytes(&self) -> usize {
+        (self.memory_mib as usize).saturating_mul(1 << 20)
+    }
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.window_secs)
+    }
+    pub fn max_output(&self) -> usize {
+        (self.max_output_kib as usize).saturating_mul(1024)
+    }
+    pub fn max_log(&self) -> usize {
+        (self.max_log_kib as usize).saturating_mul(1024)
+    }
+}

@@ -6,6 +6,15 @@
 //! the plan grows; the issue's baseline is a 10,000-runway chain taking
 //! 25.9 s (the dispatcher looked at every runway on every event).
 //!
+//! Then the issue's DAG: 100,000 manifests (filed as ten plans of 10,000,
+//! `after` reaching into earlier plans) with mixed shared/exclusive lock
+//! sets over 1,000 datasets, 10 % with an `after`, 1 % gated on an
+//! approval (given as soon as they wait for it), on 64 workers: the
+//! controller's busy time and its step (decision) latency p50/p99, from
+//! its own [`Stats`], and 1k → 100k scaling; the restart of a controller
+//! over that trail (recovery + folding it back); and `POST /api/runways`
+//! → FILING durable → acknowledged over loopback, on a real disk.
+//!
 //! Run with `cargo bench -p runway-tests --bench controller` (release).
 
 use std::fmt::Write as _;
@@ -14,6 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use runway_audit::{AuditLog, AuditOptions};
+use runway_host::controller::{self, Command, Filing, Stats};
 use runway_host::{DatasetStore, DispatchOptions, Host, Plan, Plugins, Runtime, bundled};
 
 fn main() {
@@ -93,4 +103,202 @@ fn main() {
         "  {n} independent runways on 2 workers: {:.3} s ({per:.1} µs per runway)",
         wall.as_secs_f64()
     );
+
+    println!("\nrandom DAG (1,000 datasets, 10 % after, 1 % approval-gated), 64 workers, tmpfs");
+    let open = |root: &Path| {
+        let store = DatasetStore::open(&root.join("data")).expect("store");
+        let audit = AuditLog::open(&root.join("audit"), AuditOptions::new("bench")).expect("audit");
+        Arc::new(Host::new(&runtime, plugins.clone(), Arc::new(store), audit, 64).expect("host"))
+    };
+    let mut per_dag = Vec::new();
+    for n in [1_000, 100_000] {
+        let root = shm_dir();
+        let host = open(root.path());
+        let plans = dag(n);
+        let t = Instant::now();
+        let stats = tokio.block_on(async {
+            let (c, task) = controller::start(host.clone(), DispatchOptions::default()).unwrap();
+            let mut ids = Vec::new();
+            for (text, gated) in &plans {
+                let plan = Plan::parse(text, &*plugins).expect("plan");
+                let filed = c.file(filing(plan)).await.expect("filed");
+                ids.extend(filed.into_iter().map(|f| f.id));
+                for runway in gated {
+                    let approve = Command::Approve {
+                        runway: runway.clone(),
+                        by: "bench".into(),
+                        note: String::new(),
+                    };
+                    c.send(approve).await.expect("approved");
+                }
+            }
+            let ended = c.wait(ids).await.expect("all landed");
+            assert!(
+                ended
+                    .iter()
+                    .all(|r| r.state == runway_host::State::Succeeded)
+            );
+            let stats = c.stats().await.unwrap();
+            c.stop(false);
+            task.await.unwrap().unwrap();
+            stats
+        });
+        let wall = t.elapsed();
+        per_dag.push(wall.as_secs_f64() / n as f64);
+        report_dag(n, wall, &stats);
+        if n == 100_000 {
+            let records = host.audit.stats().appended;
+            drop(host);
+            let t = Instant::now();
+            let host = open(root.path());
+            let settled =
+                controller::recovery::recover(&host.audit, &host.store).expect("recovered");
+            let restored = tokio.block_on(async {
+                let (c, task) =
+                    controller::start(host.clone(), DispatchOptions::default()).unwrap();
+                let count = c.list().await.unwrap().len();
+                c.stop(false);
+                task.await.unwrap().unwrap();
+                count
+            });
+            let restart = t.elapsed();
+            assert_eq!((restored, settled.commits), (n, 0));
+            println!(
+                "  restart over the trail of {n} runways ({} records): {:.2} s (target <= 2 s)",
+                records,
+                restart.as_secs_f64()
+            );
+        }
+    }
+    println!(
+        "  wall time per runway, 100,000 vs 1,000: {:.2}x (1.0 = linear)",
+        per_dag[1] / per_dag[0]
+    );
+    file_latency(&runtime, &plugins, &tokio);
+}
+
+/// A directory on tmpfs where there is one.
+fn shm_dir() -> tempfile::TempDir {
+    match Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm").expect("tmpfs dir"),
+        false => tempfile::tempdir().expect("tempdir"),
+    }
+}
+
+fn filing(plan: Plan) -> Filing {
+    Filing {
+        plan,
+        by: "bench".into(),
+        source: "bench".into(),
+        digest: [0; 32],
+        once: false,
+    }
+}
+
+/// `n` runways as plans of 10,000: each plan's text and its gated ids.
+fn dag(n: usize) -> Vec<(String, Vec<String>)> {
+    let mut rng = fastrand::Rng::with_seed(7);
+    let mut plans = Vec::new();
+    for start in (0..n).step_by(10_000) {
+        let mut text = String::new();
+        let mut gated = Vec::new();
+        for i in start..(start + 10_000).min(n) {
+            let _ = write!(
+                text,
+                "[[runway]]\nid = \"r{i}\"\nagent = \"bench\"\naction = \"noop\"\ndatasets = {{ "
+            );
+            let locks = 1 + rng.usize(..3);
+            let mut seen = Vec::new();
+            for l in 0..locks {
+                let d = rng.usize(..1_000);
+                if seen.contains(&d) {
+                    continue;
+                }
+                seen.push(d);
+                let mode = if rng.f64() < 0.3 {
+                    "exclusive"
+                } else {
+                    "shared"
+                };
+                let comma = if l == 0 { "" } else { ", " };
+                let _ = write!(text, "{comma}bench_{d} = \"{mode}\"");
+            }
+            text.push_str(" }\n");
+            let roll = rng.f64();
+            if roll < 0.01 {
+                text.push_str("approval = { required = true }\n");
+                gated.push(format!("r{i}"));
+            } else if roll < 0.11 && i > 0 {
+                let _ = writeln!(text, "after = [\"r{}\"]", rng.usize(..i));
+            }
+        }
+        plans.push((text, gated));
+    }
+    plans
+}
+
+fn report_dag(n: usize, wall: std::time::Duration, stats: &Stats) {
+    println!(
+        "  {n:>7} runways: {:.2} s wall; controller busy {:.3} s in {} steps \
+         ({:.1} µs per runway; target <= 1 s for 100,000); step latency p50 {:?}, p99 {:?} (target p99 <= 50 µs)",
+        wall.as_secs_f64(),
+        stats.busy.as_secs_f64(),
+        stats.steps,
+        stats.busy.as_secs_f64() * 1e6 / n as f64,
+        stats.quantile(0.5),
+        stats.quantile(0.99),
+    );
+}
+
+/// `POST /api/runways` of one manifest → acknowledged (FILING durable), over
+/// loopback, on a real disk: p50 / p99 of 300 filings one after another.
+fn file_latency(runtime: &Runtime, plugins: &Arc<Plugins>, tokio: &tokio::runtime::Runtime) {
+    let root = tempfile::tempdir().expect("tempdir on disk");
+    let store = DatasetStore::open(&root.path().join("data")).expect("store");
+    let audit =
+        AuditLog::open(&root.path().join("audit"), AuditOptions::new("bench")).expect("audit");
+    let host = Arc::new(Host::new(runtime, plugins.clone(), Arc::new(store), audit, 2).unwrap());
+    let token = "b".repeat(64);
+    let (c, task) = {
+        let _in = tokio.enter();
+        controller::start(host.clone(), DispatchOptions::default()).unwrap()
+    };
+    let listener = tokio
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let url = format!("http://{}/api/runways", listener.local_addr().unwrap());
+    let api = runway_host::api::Api {
+        host: host.clone(),
+        controller: c.clone(),
+        token: Arc::new(token.clone()),
+        max_body: 1 << 20,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio.spawn(runway_host::api::serve(listener, api, async {
+        let _ = stopped.await;
+    }));
+    let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
+    let mut took = Vec::new();
+    for _ in 0..300 {
+        let t = Instant::now();
+        let answer = agent
+            .post(&url)
+            .header("Authorization", &format!("Bearer {token}"))
+            .send("agent = \"bench\"\naction = \"noop\"\n")
+            .expect("filed");
+        assert_eq!(answer.status().as_u16(), 201);
+        took.push(t.elapsed());
+    }
+    took.sort();
+    println!(
+        "\nfile -> FILING durable -> acknowledged, loopback HTTP, real disk: p50 {:.2} ms, p99 {:.2} ms",
+        took[took.len() / 2].as_secs_f64() * 1e3,
+        took[took.len() * 99 / 100].as_secs_f64() * 1e3
+    );
+    let _ = stop.send(());
+    c.stop(false);
+    tokio.block_on(async {
+        let _ = server.await;
+        task.await.unwrap().unwrap();
+    });
 }

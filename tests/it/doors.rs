@@ -12,8 +12,8 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use runway_audit::{Event, Record};
+use runway_host::api::inbox::FULL_RESCAN;
 use runway_host::bundled;
-use runway_host::serve::FULL_RESCAN;
 use runway_tests::{bundled_path, drop_plugin, eventually};
 
 const MARKER: &str = "MARKER-SECRET-7f3a";
@@ -429,7 +429,7 @@ fn doors_a_17_mib_action_or_unknown_key_is_refused_and_the_next_plan_lands() {
     assert!(
         refusals
             .iter()
-            .all(|r| r.len() <= runway_host::plan::MAX_REASON_BYTES)
+            .all(|r| r.len() <= runway_host::controller::plan::MAX_REASON_BYTES)
     );
     runway_audit::verify(&server.audit()).expect("the trail verifies");
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use runway_audit::{AuditLog, AuditOptions, Event};
-use runway_host::watch::PluginFolder;
+use runway_host::plugin::watch::PluginFolder;
 use runway_host::{DatasetStore, DispatchOptions, Host, Plugins};
 use runway_tests::{bundled_path, drop_plugin, eventually, plugins};
 
@@ -57,7 +57,7 @@ fn serve_follows_the_plugins_folder_and_flies_dropped_plans() {
             };
             let (controller, task) =
                 runway_host::controller::start(host.clone(), DispatchOptions::default()).unwrap();
-            let served = runway_host::serve::serve(
+            let served = runway_host::api::inbox::serve(
                 host,
                 controller,
                 folder,

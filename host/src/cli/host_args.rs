@@ -11,8 +11,8 @@ use runway_audit::{AuditLog, AuditOptions, Entry, PublicKey};
 use super::keygen::read_public_key;
 use super::{AuditDir, Failure, HOST_FAULT};
 use crate::files::{self, ReadCaps};
+use crate::plugin::signing::PluginPolicy;
 use crate::sandbox::compiler::Compiler;
-use crate::signing::PluginPolicy;
 use crate::{DatasetStore, Host, Plugins, Runtime};
 
 #[derive(Args)]

@@ -9,8 +9,8 @@ use runway_audit::{Entry, Trust, VerifyOptions};
 
 use super::host_args::{HostArgs, timeline_printer, tokio};
 use super::{AUDIT_BAD, BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED};
+use crate::controller::plan::rejection;
 use crate::controller::{self, Filing};
-use crate::plan::rejection;
 use crate::{DispatchOptions, Plan, Plugins, bundled};
 
 /// Most characters of a runway's output or failure reason on the summary
@@ -107,7 +107,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         Some(verified.map_err(|e| Failure::new(AUDIT_BAD, e))?)
     };
     if args.json {
-        let mut out = crate::serve::report_json(&report);
+        let mut out = crate::api::inbox::report_json(&report);
         out["seconds"] = serde_json::json!(elapsed.as_secs_f64());
         out["audit"] = serde_json::json!(verified);
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());

@@ -1,6 +1,6 @@
 //! `runway serve`: the controller as a server — the HTTP API on loopback
 //! (`crate::api`), a plugins folder followed and a plans inbox taken
-//! (`crate::serve`) — until SIGINT or SIGTERM.
+//! (`crate::api::inbox`) — until SIGINT or SIGTERM.
 //!
 //! The first signal stops clearing and taking plans; runs in the air land
 //! within `--grace-secs`, then (or at a second signal) they are cancelled.
@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use super::host_args::{HostArgs, timeline_printer, tokio};
 use super::{BAD_INPUT, Failure, HOST_FAULT};
 use crate::api::{self, Api, token};
-use crate::watch::PluginFolder;
+use crate::plugin::watch::PluginFolder;
 use crate::{DispatchOptions, Plugins, controller};
 
 /// The address `serve` listens on and clients call by default.
@@ -85,7 +85,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     let tokio = tokio()?;
     tokio.block_on(async {
         // Every agent is known before a restored runway can be cleared.
-        let folder = crate::serve::first_scan(&host, folder)
+        let folder = crate::api::inbox::first_scan(&host, folder)
             .await
             .map_err(|e| fault(e.into()))?;
         let (controller, task) =
@@ -123,7 +123,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
                 eprintln!("runway: stopping: nothing more is cleared; runs in flight land first");
             }
         };
-        let served = crate::serve::serve(
+        let served = crate::api::inbox::serve(
             host.clone(),
             controller.clone(),
             folder,

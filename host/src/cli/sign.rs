@@ -9,7 +9,7 @@ use clap::Args;
 use super::keygen::read_private_key;
 use super::{BAD_INPUT, Failure, HOST_FAULT};
 use crate::files::{self, FileKind, ReadCaps};
-use crate::signing;
+use crate::plugin::signing;
 
 #[derive(Args)]
 pub struct SignArgs {

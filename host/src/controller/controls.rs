@@ -10,8 +10,9 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
 use super::State;
+use super::Stats;
 use super::runway::RunwayReport;
-use crate::plan::Plan;
+use crate::controller::plan::Plan;
 
 /// A person's command.
 #[derive(Debug, Clone)]
@@ -88,6 +89,7 @@ pub(super) enum Request {
     Show(String, Reply<RunwayReport>),
     Wait(Vec<String>, Reply<Vec<RunwayReport>>),
     Stop { cancel: bool },
+    Stats(Reply<Stats>),
 }
 
 /// A handle on the controller; clones share it.
@@ -141,6 +143,11 @@ impl Controller {
     /// them (with histories) in that order.
     pub async fn wait(&self, ids: Vec<String>) -> Result<Vec<RunwayReport>, ControlError> {
         self.ask(|reply| Request::Wait(ids, reply)).await
+    }
+
+    /// How busy the controller has been.
+    pub async fn stats(&self) -> Result<Stats, ControlError> {
+        self.ask(Request::Stats).await
     }
 
     /// Stops clearing; the controller ends once the runs in the air have

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 use runway_audit::{AuditError, AuditLog, Entry, Event};
 
 use super::tower::Tower;
-use crate::loader::Plugins;
+use crate::plugin::loader::Plugins;
 use crate::sandbox::epoch::EpochClock;
 use crate::sandbox::{LandingStage, Runtime, Sandbox};
 use crate::store::DatasetStore;

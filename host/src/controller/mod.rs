@@ -25,15 +25,18 @@ pub mod controls;
 mod host;
 pub mod journal;
 pub mod locks;
+pub mod plan;
 pub mod recovery;
 mod runway;
 pub mod state;
+mod stats;
 pub mod tower;
 
 pub use controls::{Command, ControlError, Controller, Filed, Filing};
 pub use host::Host;
 pub use runway::{RunwayReport, Transition};
 pub use runway_audit::State;
+pub use stats::Stats;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
@@ -46,8 +49,8 @@ use tokio::time::Instant;
 
 use clock::{Clock, SystemClock};
 
+use crate::controller::plan::{Backoff, Plan, Retry};
 use crate::names::MAX_DATASET;
-use crate::plan::{Backoff, Plan, Retry};
 use crate::sandbox::{self, Cancel, LandingError, Observer, RunFailure, RunReport, RunRequest};
 use controls::{Inbox, Request as Asked};
 use journal::Journal;
@@ -194,6 +197,15 @@ pub async fn file_and_wait(
     Ok(PlanReport { runways })
 }
 
+/// What woke the controller.
+enum Woke {
+    Cleared(Clearance),
+    Handed(Result<(tokio::task::Id, Result<(), AuditError>), tokio::task::JoinError>),
+    Landed(usize, Result<RunReport, LandingError>),
+    Time,
+    Asked(Option<Asked>),
+}
+
 /// What filing answers: the runways filed and the ticket of their PLAN
 /// record (`None` when it is durable already), or why nothing was filed.
 type Answer = Result<(Vec<Filed>, Option<Ticket>), ControlError>;
@@ -248,6 +260,7 @@ struct Dispatch {
     tasks: HashMap<tokio::task::Id, usize>,
     /// Runways taken off and not yet landed.
     airborne: usize,
+    stats: Stats,
 }
 
 impl Dispatch {
@@ -280,6 +293,7 @@ impl Dispatch {
             running: JoinSet::new(),
             tasks: HashMap::new(),
             airborne: 0,
+            stats: Stats::default(),
         }
     }
 
@@ -603,9 +617,9 @@ impl Dispatch {
     }
 
     async fn fly(&mut self) -> Result<(), DispatchError> {
+        self.settle()?;
+        self.tell_waiters();
         loop {
-            self.settle()?;
-            self.tell_waiters();
             if self.done() {
                 break;
             }
@@ -624,37 +638,51 @@ impl Dispatch {
             };
             let clock = self.clock.clone();
             // Clearances first, so runways granted together take off together.
-            tokio::select! {
+            let woke = tokio::select! {
                 biased;
-                Some(c) = self.clearances.recv() => self.take_off(c)?,
-                Some(joined) = self.running.join_next_with_id() => {
-                    let id = match &joined {
-                        Ok((id, _)) => *id,
-                        Err(e) => e.id(),
-                    };
-                    let i = self.tasks.remove(&id).expect("every task is tracked");
-                    self.host.tower.flown();
-                    match joined {
-                        Ok((_, handed)) => handed?,
-                        // A panic in host code fails that run only, never the plan.
-                        Err(e) => self.crashed(i, e.to_string())?,
-                    }
+                Some(c) = self.clearances.recv() => Woke::Cleared(c),
+                Some(joined) = self.running.join_next_with_id() => Woke::Handed(joined),
+                Some((i, landed)) = self.landed.recv() => Woke::Landed(i, landed),
+                () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => Woke::Time,
+                () = clock.moved() => Woke::Time,
+                asked = self.inbox.rx.recv(), if !self.closed => Woke::Asked(asked),
+            };
+            let started = std::time::Instant::now();
+            self.handle(woke)?;
+            self.settle()?;
+            self.tell_waiters();
+            self.stats.step(started.elapsed());
+        }
+        Ok(())
+    }
+
+    fn handle(&mut self, woke: Woke) -> Result<(), DispatchError> {
+        match woke {
+            Woke::Cleared(c) => self.take_off(c)?,
+            Woke::Handed(joined) => {
+                let id = match &joined {
+                    Ok((id, _)) => *id,
+                    Err(e) => e.id(),
+                };
+                let i = self.tasks.remove(&id).expect("every task is tracked");
+                self.host.tower.flown();
+                match joined {
+                    Ok((_, handed)) => handed?,
+                    // A panic in host code fails that run only, never the plan.
+                    Err(e) => self.crashed(i, e.to_string())?,
                 }
-                Some((i, landed)) = self.landed.recv() => match landed {
-                    Ok(report) => self.land(i, report)?,
-                    Err(LandingError::Audit(e)) => return Err(DispatchError::Landing(e)),
-                    Err(LandingError::Panicked(why)) => self.crashed(i, why)?,
-                },
-                () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => {}
-                () = clock.moved() => {}
-                asked = self.inbox.rx.recv(), if !self.closed => match asked {
-                    Some(asked) => self.answer(asked)?,
-                    // Nobody can reach the controller any more.
-                    None => {
-                        self.closed = true;
-                        self.stop(false);
-                    }
-                },
+            }
+            Woke::Landed(i, landed) => match landed {
+                Ok(report) => self.land(i, report)?,
+                Err(LandingError::Audit(e)) => return Err(DispatchError::Landing(e)),
+                Err(LandingError::Panicked(why)) => self.crashed(i, why)?,
+            },
+            Woke::Time => {}
+            Woke::Asked(Some(asked)) => self.answer(asked)?,
+            // Nobody can reach the controller any more.
+            Woke::Asked(None) => {
+                self.closed = true;
+                self.stop(false);
             }
         }
         Ok(())
@@ -725,6 +753,7 @@ impl Dispatch {
                 }
             }
             Asked::Stop { cancel } => self.stop(cancel),
+            Asked::Stats(reply) => drop(reply.send(Ok(self.stats.clone()))),
         }
         Ok(())
     }
@@ -1156,7 +1185,7 @@ fn ended_as(state: State) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::Backoff;
+    use crate::controller::plan::Backoff;
 
     #[test]
     fn backoff_doubles_up_to_its_cap_and_jitter_stays_in_the_upper_half() {

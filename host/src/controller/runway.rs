@@ -10,8 +10,8 @@ use runway_audit::{Hash, LockGrant, LockRequest, State};
 use tokio::time::Instant;
 
 use super::state::{IllegalMove, Lifecycle};
-use crate::loader::Plugin;
-use crate::plan::{Backoff, Manifest, Retry};
+use crate::controller::plan::{Backoff, Manifest, Retry};
+use crate::plugin::loader::Plugin;
 use crate::sandbox::{Cancel, RunReport};
 
 /// One move of a runway, as `show` lists it.

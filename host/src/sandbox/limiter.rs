@@ -1,7 +1,7 @@
 //! Enforcing a run's limits on its store: one memory budget for all its
 //! memories and tables (a resource limiter that remembers why it refused),
 //! fuel, the epoch deadline, hostcall fuel; and the words a run's failure
-//! is explained in. The values are in `crate::limits` and `crate::grants`.
+//! is explained in. The values are in `crate::limits`.
 
 use std::time::Instant;
 
@@ -10,7 +10,7 @@ use wasmtime::{ResourceLimiter, Store, WasmBacktrace};
 use super::cancel::Cancelled;
 use super::failure::RunFailure;
 use super::hostcalls::RunState;
-use crate::grants::Limits;
+use crate::limits::Limits;
 use crate::limits::{
     MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLES_PER_RUN, MAX_TRANSFER,
     TABLE_ELEMENT_BYTES,

@@ -19,7 +19,7 @@ use super::failure::RunFailure;
 use super::hostcalls::{AgentPre, HeldLock, RunInfo, RunLog, RunState};
 use super::landing;
 use super::limiter;
-use crate::grants::Limits;
+use crate::limits::Limits;
 use crate::store::DatasetStore;
 
 /// What runs share in a process: the engine, the datasets, the audit trail.

@@ -28,7 +28,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use super::cancel::Cancel;
 use super::epoch::Awake;
 use super::limiter::RunLimiter;
-use crate::grants::Limits;
+use crate::limits::Limits;
 use crate::store::{DatasetStore, Staged, StoreError, StoreReader};
 
 wasmtime::component::bindgen!({

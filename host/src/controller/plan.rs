@@ -46,8 +46,9 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
-use crate::grants::Grants;
 use crate::names::{self, NameError};
+use crate::plugin::grants::Grants;
+use crate::plugin::loader::Plugins;
 
 /// Most runways one plan may file.
 pub const MAX_RUNWAYS: usize = 10_000;
@@ -69,6 +70,15 @@ pub trait Catalog {
     /// Agent names, sorted.
     fn names(&self) -> Vec<String>;
     fn grants(&self, agent: &str) -> Option<&Grants>;
+}
+
+impl Catalog for Plugins {
+    fn names(&self) -> Vec<String> {
+        Plugins::names(self)
+    }
+    fn grants(&self, agent: &str) -> Option<&Grants> {
+        Plugins::grants(self, agent)
+    }
 }
 
 impl Catalog for BTreeMap<String, Grants> {
@@ -392,7 +402,7 @@ impl ManifestFile {
             Some(text) => {
                 let w = duration(id, "window", text)?;
                 if w < Duration::from_secs(1)
-                    || w > Duration::from_secs(crate::grants::MAX_WINDOW_SECS)
+                    || w > Duration::from_secs(crate::limits::MAX_WINDOW_SECS)
                 {
                     return Err(range("window", "between 1s and 24h"));
                 }
@@ -416,7 +426,7 @@ impl ManifestFile {
             if let Some(text) = &r.max {
                 retry.max = duration(id, "retry.max", text)?;
             }
-            if retry.max > Duration::from_secs(crate::grants::MAX_WINDOW_SECS) {
+            if retry.max > Duration::from_secs(crate::limits::MAX_WINDOW_SECS) {
                 return Err(range("retry.max", "at most 24h"));
             }
             if retry.initial > retry.max {
@@ -454,8 +464,20 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
         return serde_json::from_value(value).map_err(json);
     }
     let syntax = |e: toml::de::Error| PlanError::Syntax(TomlProblem::new(&e, text));
-    let table: toml::Table = toml::from_str(text).map_err(syntax)?;
-    if table.is_empty() || table.contains_key("runway") {
+    // A plan has `[[runway]]` tables (or a `runway` list); one manifest on
+    // its own has neither. Told apart without parsing twice.
+    let is_plan = text.trim().is_empty()
+        || text.lines().any(|line| {
+            let line = line.trim_start();
+            let table = line
+                .strip_prefix("[[")
+                .is_some_and(|rest| rest.trim_start().starts_with("runway"));
+            let list = line
+                .strip_prefix("runway")
+                .is_some_and(|rest| rest.trim_start().starts_with('='));
+            table || list
+        });
+    if is_plan {
         return toml::from_str(text).map_err(syntax);
     }
     let manifest: ManifestFile = toml::from_str(text).map_err(syntax)?;

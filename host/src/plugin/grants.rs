@@ -21,25 +21,16 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 
 use runway_audit::LockMode;
 use serde::Deserialize;
 use thiserror::Error;
 
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
+use crate::limits::{
+    Limits, MAX_FUEL, MAX_LOG_KIB, MAX_MEMORY_MIB, MAX_OUTPUT_KIB, MAX_WINDOW_SECS,
+};
 use crate::names::{self, NameError};
-
-/// Largest `memory_mib`: the pool's memory slot size.
-pub const MAX_MEMORY_MIB: u64 = (crate::limits::MAX_MEMORY_BYTES >> 20) as u64;
-/// Largest `fuel` (about a day of CPU; wasmtime keeps fuel as an `i64`).
-pub const MAX_FUEL: u64 = 1_000_000_000_000_000;
-/// Largest `window_secs`: one day.
-pub const MAX_WINDOW_SECS: u64 = 86_400;
-/// Largest `max_output_kib`: an output travels back in one host transfer.
-pub const MAX_OUTPUT_KIB: u64 = 1024;
-/// Largest `max_log_kib`.
-pub const MAX_LOG_KIB: u64 = 16 << 10;
 
 /// What one plugin may do.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,48 +38,6 @@ pub struct Grants {
     /// Dataset name or `prefix*` → strongest mode allowed.
     pub datasets: BTreeMap<String, LockMode>,
     pub limits: Limits,
-}
-
-/// Per-run limits of one plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    pub memory_mib: u64,
-    pub fuel: u64,
-    pub window_secs: u64,
-    pub max_output_kib: u64,
-    pub max_log_kib: u64,
-    /// Runs of this agent in the air at once (`None`: only the host's
-    /// worker limit).
-    pub max_running: Option<u64>,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_mib: 64,
-            fuel: 10_000_000_000,
-            window_secs: 60,
-            max_output_kib: 1024,
-            max_log_kib: 256,
-            max_running: None,
-        }
-    }
-}
-
-impl Limits {
-    pub fn memory_bytes(&self) -> usize {
-        (self.memory_mib as usize).saturating_mul(1 << 20)
-    }
-    pub fn window(&self) -> Duration {
-        Duration::from_secs(self.window_secs)
-    }
-    pub fn max_output(&self) -> usize {
-        (self.max_output_kib as usize).saturating_mul(1024)
-    }
-    pub fn max_log(&self) -> usize {
-        (self.max_log_kib as usize).saturating_mul(1024)
-    }
 }
 
 /// Why a grants file was refused.

@@ -2,7 +2,7 @@
 //! their grants, digested, compiled once and pre-instantiated.
 //!
 //! A plugin named `NAME` is `NAME.wasm` plus its grants `NAME.toml`
-//! ([`crate::grants`]); a component without grants is refused. Its SHA-256
+//! ([`crate::plugin::grants`]); a component without grants is refused. Its SHA-256
 //! digest goes into every audit record of its runs, so an auditor can tell
 //! exactly which build touched the data.
 //!
@@ -18,12 +18,12 @@ use std::time::Duration;
 use runway_audit::{Hash, sha256};
 
 use crate::files::{self, FileError, FileKind, ReadCaps};
-use crate::grants::{Grants, GrantsError};
 use crate::names;
+use crate::plugin::grants::{Grants, GrantsError};
+use crate::plugin::signing::{PluginPolicy, SignatureError};
 use crate::sandbox::Program;
 use crate::sandbox::Runtime;
 use crate::sandbox::hostcalls::{AgentPre, RunState};
-use crate::signing::{PluginPolicy, SignatureError};
 
 /// One loaded agent.
 pub struct Plugin {
@@ -249,17 +249,13 @@ impl Plugins {
         self.by_name.get(name).cloned()
     }
 
+    /// The grants of plugin `name`.
+    pub fn grants(&self, name: &str) -> Option<&Grants> {
+        self.by_name.get(name).map(|p| &p.grants)
+    }
+
     /// Plugin names, sorted.
     pub fn names(&self) -> Vec<String> {
         self.by_name.keys().cloned().collect()
-    }
-}
-
-impl crate::plan::Catalog for Plugins {
-    fn names(&self) -> Vec<String> {
-        self.names()
-    }
-    fn grants(&self, agent: &str) -> Option<&Grants> {
-        self.by_name.get(agent).map(|p| &p.grants)
     }
 }

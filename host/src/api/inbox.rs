@@ -1,7 +1,7 @@
 //! `serve`: a long-running host for operators.
 //!
 //! It watches two folders. The plugins folder is rescanned on every change
-//! ([`crate::watch`]): new and changed plugins are loaded, removed ones
+//! ([`crate::plugin::watch`]): new and changed plugins are loaded, removed ones
 //! unloaded, broken ones refused — each change audited — and runs already in
 //! flight keep the version they started with. The inbox takes plan files:
 //! each `NAME.toml` dropped there is moved to `flying/`, filed with the
@@ -39,11 +39,11 @@ use runway_audit::{AuditError, Entry, Event};
 use thiserror::Error;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::controller::plan::{Plan, cap_reason, rejection};
 use crate::controller::{ControlError, Controller, Filing, Host, PlanReport};
 use crate::files::ReadCaps;
-use crate::loader::{LoadError, Plugins};
-use crate::plan::{Plan, cap_reason, rejection};
-use crate::watch::{PluginChange, PluginFolder, watch};
+use crate::plugin::loader::{LoadError, Plugins};
+use crate::plugin::watch::{PluginChange, PluginFolder, watch};
 
 /// How often the folders are looked at.
 pub const POLL: Duration = Duration::from_millis(200);

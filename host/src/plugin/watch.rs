@@ -22,9 +22,9 @@ use std::time::Duration;
 use runway_audit::Hash;
 
 use crate::files::{ReadCaps, Stamp, stamp};
-use crate::loader::{LoadError, Plugin, PluginFiles, Plugins, plugin_names, read_plugin};
+use crate::plugin::loader::{LoadError, Plugin, PluginFiles, Plugins, plugin_names, read_plugin};
+use crate::plugin::signing::{PluginPolicy, signature_path};
 use crate::sandbox::Runtime;
-use crate::signing::{PluginPolicy, signature_path};
 
 /// Longest a plugin's files may take to read; past it the plugin is
 /// refused for this rescan and the others go on.
