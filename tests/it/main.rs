@@ -7,6 +7,7 @@ mod audit_trail;
 mod cli;
 mod commit_crash;
 mod controller;
+mod controller_model;
 mod data;
 mod doors;
 mod locks;
