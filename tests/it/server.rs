@@ -121,13 +121,18 @@ impl Server {
 
     /// SIGTERM, then the exit code once it has stopped.
     pub fn stop(mut self) -> Option<i32> {
-        let mut child = self.child.take().unwrap();
+        self.term();
+        self.child.take().unwrap().wait().unwrap().code()
+    }
+
+    /// Sends SIGTERM.
+    pub fn term(&self) {
+        let child = self.child.as_ref().unwrap();
         rustix::process::kill_process(
-            rustix::process::Pid::from_child(&child),
+            rustix::process::Pid::from_child(child),
             rustix::process::Signal::TERM,
         )
         .unwrap();
-        child.wait().unwrap().code()
     }
 }
 
@@ -369,4 +374,44 @@ fn the_cli_verbs_drive_a_real_server() {
         .filter(|r| matches!(&r.entry.event, Event::PlanFiled { by, .. } if by == "admin"))
         .count();
     assert_eq!(plans, 5);
+}
+
+#[test]
+fn a_second_signal_cancels_the_runs_in_flight() {
+    let dir = folders();
+    let plugins = dir.path().join("plugins");
+    std::fs::copy(
+        runway_tests::bundled_path("hostile"),
+        plugins.join("hostile.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        plugins.join("hostile.toml"),
+        "[limits]\nfuel = 1_000_000_000_000_000\nwindow_secs = 600\n",
+    )
+    .unwrap();
+    let server = Server::start(dir.path());
+    let ids = server.file("[[runway]]\nid = \"spin\"\nagent = \"hostile\"\naction = \"spin\"\n");
+    let started = Instant::now();
+    while state(&server, &ids[0]) != "RUNNING" {
+        assert!(started.elapsed() < Duration::from_secs(30), "never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // The first signal stops clearing and waits for the spin to land; the
+    // second cancels it.
+    server.term();
+    std::thread::sleep(Duration::from_millis(500));
+    let stopping = Instant::now();
+    assert_eq!(server.stop(), Some(0));
+    assert!(
+        stopping.elapsed() < Duration::from_secs(10),
+        "the spin ran on"
+    );
+    let records = runway_audit::read_records(&dir.path().join("runway-audit")).unwrap();
+    let cancelled = records.iter().any(|r| {
+        r.entry.runway == "spin"
+            && matches!(&r.entry.event, Event::Moved { to: runway_audit::State::Cancelled, by, .. }
+                if by.as_deref() == Some("host shutdown"))
+    });
+    assert!(cancelled, "the spin was not cancelled by the shutdown");
 }

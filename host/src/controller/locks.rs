@@ -1,15 +1,21 @@
 //! The lock table: shared (S) and exclusive (X) locks on datasets, granted a
-//! runway's whole set at once or not at all.
+//! runway's whole set at once or not at all, and the [`Lines`] of runways
+//! waiting for them.
 //!
 //! All-or-nothing grants mean no runway ever holds some locks while waiting
-//! for others, so no deadlock is possible. Fairness: walking waiting runways
-//! in filing order, a runway that cannot be granted *reserves* its datasets,
-//! so a later runway that conflicts with it cannot overtake it (a stream of
-//! readers cannot starve a writer). Priority decides among the runways that
-//! could all be granted when fewer may take off than are ready: higher
-//! first, then filing order.
+//! for others, so no deadlock is possible. Fairness: each dataset keeps its
+//! waiters in filing order, and a waiter may go only when no earlier waiter
+//! on any of its datasets conflicts with it — a reader only before the
+//! first waiting writer, a writer only first in line — so a later runway
+//! never overtakes an earlier conflicting one (a stream of readers cannot
+//! starve a writer). Priority decides among the runways that could all go
+//! when fewer may take off than are ready: higher first, then filing order.
+//!
+//! Who may go changes only where something changed, so the tower looks
+//! only there: at a new request, and at the heads of the lines of the
+//! datasets a grant, a release or a withdrawal touched ([`Lines::heads`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use runway_audit::LockMode;
 
@@ -26,15 +32,6 @@ pub struct LockTable {
     held: HashMap<String, Held>,
 }
 
-/// One runway waiting for its lock set.
-pub struct Want<'a> {
-    pub locks: &'a BTreeMap<String, LockMode>,
-    pub priority: i64,
-    /// Cannot go now whatever its locks (its agent is at its limit); it
-    /// still keeps its place in line on its datasets.
-    pub held_back: bool,
-}
-
 fn compatible(existing: Option<LockMode>, wanted: LockMode) -> bool {
     matches!(
         (existing, wanted),
@@ -42,45 +39,12 @@ fn compatible(existing: Option<LockMode>, wanted: LockMode) -> bool {
     )
 }
 
-/// Adds `mode` on `dataset` to a map of modes taken: exclusive wins.
-fn take<'a>(map: &mut HashMap<&'a str, LockMode>, dataset: &'a str, mode: LockMode) {
-    let m = map.entry(dataset).or_insert(mode);
-    if mode == LockMode::Exclusive {
-        *m = mode;
-    }
-}
-
 impl LockTable {
-    /// Walks `waiting` (in filing order) and picks the runways whose whole
-    /// lock set is free and not reserved by an earlier waiter; when more
-    /// than `max` could go, the `max` of highest priority (then earliest).
-    /// Returns their indices into `waiting`, in filing order. Nothing is
-    /// acquired: the caller [`acquire`](Self::acquire)s what it grants.
-    pub fn grant(&self, waiting: &[Want<'_>], max: usize) -> Vec<usize> {
-        let mut reserved: HashMap<&str, LockMode> = HashMap::new();
-        let mut taken: HashMap<&str, LockMode> = HashMap::new();
-        let mut ready = Vec::new();
-        for (i, want) in waiting.iter().enumerate() {
-            let free = !want.held_back
-                && want.locks.iter().all(|(d, &m)| {
-                    compatible(self.held.get(d).map(|h| h.mode), m)
-                        && compatible(taken.get(d.as_str()).copied(), m)
-                        && compatible(reserved.get(d.as_str()).copied(), m)
-                });
-            let into = if free { &mut taken } else { &mut reserved };
-            for (d, &m) in want.locks {
-                take(into, d, m);
-            }
-            if free {
-                ready.push(i);
-            }
-        }
-        if ready.len() > max {
-            ready.sort_by_key(|&i| (std::cmp::Reverse(waiting[i].priority), i));
-            ready.truncate(max);
-            ready.sort_unstable();
-        }
-        ready
+    /// Whether `wants` could be granted beside the locks held now.
+    pub fn free(&self, wants: &BTreeMap<String, LockMode>) -> bool {
+        wants
+            .iter()
+            .all(|(d, &m)| compatible(self.held.get(d).map(|h| h.mode), m))
     }
 
     /// `runway` takes its whole lock set.
@@ -135,6 +99,72 @@ impl LockTable {
     }
 }
 
+/// One dataset's waiters, by ticket (filing order).
+#[derive(Debug, Default)]
+struct Line {
+    all: BTreeSet<u64>,
+    exclusive: BTreeSet<u64>,
+}
+
+/// The waiting runways' places in line, per dataset.
+#[derive(Debug, Default)]
+pub struct Lines {
+    lines: HashMap<String, Line>,
+}
+
+impl Lines {
+    /// Puts `ticket` at the end of the line of each of its datasets.
+    pub fn join(&mut self, ticket: u64, wants: &BTreeMap<String, LockMode>) {
+        for (d, &m) in wants {
+            let line = self.lines.entry(d.clone()).or_default();
+            line.all.insert(ticket);
+            if m == LockMode::Exclusive {
+                line.exclusive.insert(ticket);
+            }
+        }
+    }
+
+    /// Takes `ticket` out of its lines.
+    pub fn leave(&mut self, ticket: u64, wants: &BTreeMap<String, LockMode>) {
+        for d in wants.keys() {
+            if let Some(line) = self.lines.get_mut(d) {
+                line.all.remove(&ticket);
+                line.exclusive.remove(&ticket);
+                if line.all.is_empty() {
+                    self.lines.remove(d);
+                }
+            }
+        }
+    }
+
+    /// Whether no earlier waiter on any of its datasets conflicts with
+    /// `ticket`: a reader is before every waiting writer, a writer first.
+    pub fn first_in_line(&self, ticket: u64, wants: &BTreeMap<String, LockMode>) -> bool {
+        wants.iter().all(|(d, &m)| {
+            let Some(line) = self.lines.get(d) else {
+                return true;
+            };
+            match m {
+                LockMode::Exclusive => line.all.first() == Some(&ticket),
+                LockMode::Shared => line.exclusive.first().is_none_or(|&x| x > ticket),
+            }
+        })
+    }
+
+    /// The waiters at the head of `dataset`'s line that may go once it is
+    /// free: its first writer, or the readers before the first writer.
+    pub fn heads(&self, dataset: &str) -> Vec<u64> {
+        let Some(line) = self.lines.get(dataset) else {
+            return Vec::new();
+        };
+        match (line.all.first(), line.exclusive.first()) {
+            (Some(first), Some(x)) if first == x => vec![*first],
+            (_, Some(&x)) => line.all.range(..x).copied().collect(),
+            (_, None) => line.all.iter().copied().collect(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,94 +174,49 @@ mod tests {
         items.iter().map(|(d, m)| (d.to_string(), *m)).collect()
     }
 
-    fn wants<'a>(sets: &[&'a BTreeMap<String, LockMode>]) -> Vec<Want<'a>> {
-        sets.iter()
-            .map(|locks| Want {
-                locks,
-                priority: 0,
-                held_back: false,
-            })
-            .collect()
-    }
-
-    /// Grants and acquires, as the tower does; names runways by index.
-    fn grant(t: &mut LockTable, sets: &[&BTreeMap<String, LockMode>], max: usize) -> Vec<usize> {
-        let granted = t.grant(&wants(sets), max);
-        for &i in &granted {
-            t.acquire(sets[i], &format!("r{i}"));
-        }
-        granted
-    }
-
     #[test]
     fn shared_coexist_exclusive_excludes() {
         let mut t = LockTable::default();
-        let r1 = set(&[("d", S)]);
-        let r2 = set(&[("d", S)]);
+        let r = set(&[("d", S)]);
         let w = set(&[("d", X)]);
-        assert_eq!(grant(&mut t, &[&r1, &r2, &w], 10), vec![0, 1]);
+        t.acquire(&r, "r0");
+        assert!(t.free(&r), "a reader beside a reader");
+        t.acquire(&r, "r1");
+        assert!(!t.free(&w), "a writer beside readers");
         assert_eq!(t.blockers(&w), ["r0 (d S)", "r1 (d S)"]);
-        t.release(&r1, "r0");
-        assert!(
-            t.grant(&wants(&[&w]), 10).is_empty(),
-            "writer granted beside a reader"
-        );
-        t.release(&r2, "r1");
-        assert_eq!(t.grant(&wants(&[&w]), 10), vec![0]);
+        t.release(&r, "r0");
+        assert!(!t.free(&w));
+        t.release(&r, "r1");
+        assert!(t.free(&w));
+        t.acquire(&w, "w");
+        assert!(!t.free(&r), "a reader beside a writer");
+        assert_eq!(t.snapshot(), [("d".to_string(), X, 1)]);
     }
 
     #[test]
-    fn all_or_nothing_and_no_overtaking() {
-        let mut t = LockTable::default();
-        let holder = set(&[("b", X)]);
-        assert_eq!(grant(&mut t, &[&holder], 10), vec![0]);
-        // Wants a and b: b is taken, so it gets neither, and reserves a.
-        let both = set(&[("a", X), ("b", X)]);
-        let reader_a = set(&[("a", S)]);
-        let other = set(&[("c", X)]);
-        assert_eq!(grant(&mut t, &[&both, &reader_a, &other], 10), vec![2]);
-        assert_eq!(
-            t.snapshot()
-                .iter()
-                .map(|s| s.0.as_str())
-                .collect::<Vec<_>>(),
-            ["b", "c"]
-        );
-    }
-
-    #[test]
-    fn two_ready_runways_on_one_dataset_are_not_granted_together() {
-        let t = LockTable::default();
-        let w1 = set(&[("d", X)]);
-        let w2 = set(&[("d", X)]);
-        assert_eq!(t.grant(&wants(&[&w1, &w2]), 10), vec![0]);
-    }
-
-    #[test]
-    fn respects_max_and_priority_among_the_ready() {
-        let t = LockTable::default();
-        let a = set(&[("a", X)]);
-        let b = set(&[("b", X)]);
-        let c = set(&[("c", X)]);
-        assert_eq!(t.grant(&wants(&[&a, &b]), 1), vec![0]);
-        let mut w = wants(&[&a, &b, &c]);
-        w[2].priority = 5;
-        w[1].priority = 1;
-        assert_eq!(t.grant(&w, 1), vec![2]);
-        assert_eq!(t.grant(&w, 2), vec![1, 2]);
-    }
-
-    #[test]
-    fn priority_never_overtakes_an_earlier_waiter_on_its_dataset() {
-        let mut t = LockTable::default();
+    fn no_one_overtakes_an_earlier_conflicting_waiter() {
+        let mut lines = Lines::default();
         let reader = set(&[("d", S)]);
-        grant(&mut t, &[&reader], 10);
-        // The writer waits for the reader; a later high-priority reader
-        // must not overtake the writer.
-        let writer = set(&[("d", X)]);
-        let late_reader = set(&[("d", S)]);
-        let mut w = wants(&[&writer, &late_reader]);
-        w[1].priority = 100;
-        assert!(t.grant(&w, 10).is_empty());
+        let writer = set(&[("d", X), ("e", X)]);
+        lines.join(1, &reader);
+        lines.join(2, &writer);
+        lines.join(3, &reader);
+        assert!(lines.first_in_line(1, &reader));
+        assert!(!lines.first_in_line(2, &writer), "a writer behind a reader");
+        assert!(!lines.first_in_line(3, &reader), "a reader behind a writer");
+        assert_eq!(lines.heads("d"), [1]);
+        assert_eq!(lines.heads("e"), [2]);
+        lines.leave(1, &reader);
+        assert!(lines.first_in_line(2, &writer));
+        assert_eq!(lines.heads("d"), [2]);
+        lines.leave(2, &writer);
+        assert!(lines.first_in_line(3, &reader));
+        assert_eq!(lines.heads("d"), [3]);
+        assert!(lines.heads("e").is_empty());
+        // Readers in a row all stand at the head, up to the first writer.
+        lines.join(4, &reader);
+        lines.join(5, &set(&[("d", X)]));
+        lines.join(6, &reader);
+        assert_eq!(lines.heads("d"), [3, 4]);
     }
 }

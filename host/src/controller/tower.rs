@@ -8,14 +8,20 @@
 //! fencing token per dataset from the store's counter, and sends the
 //! [`Clearance`] down the dispatcher's channel. Releasing a lock set lets the
 //! tower clear whoever waits next.
+//!
+//! The tower never walks its whole queue: a waiter becomes *ready* (its
+//! locks free and first in line, see [`super::locks`]) only at its request
+//! or when a line it stands in moves, so only those waiters are looked at;
+//! the ready ones wait by priority for a worker.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use runway_audit::{LockGrant, LockMode};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::locks::{LockTable, Want};
+use super::locks::{Lines, LockTable};
 use crate::store::{DatasetStore, StoreError};
 
 /// Permission to take off: the granted locks, or why tokens failed.
@@ -40,16 +46,19 @@ pub struct Request {
 }
 
 struct Waiting {
-    /// Tells this request apart from every other one (slots are only
-    /// unique per dispatcher).
-    ticket: u64,
     request: Request,
     reply: UnboundedSender<Clearance>,
 }
 
 struct State {
     table: LockTable,
-    queue: VecDeque<Waiting>,
+    /// Every waiter, by ticket (tickets tell requests apart and give the
+    /// filing order).
+    queue: HashMap<u64, Waiting>,
+    lines: Lines,
+    /// Waiters whose locks are free and who are first in line, best first:
+    /// they go as workers (and their agents' limits) allow.
+    ready: BTreeSet<(Reverse<i64>, u64)>,
     in_air: usize,
     /// Runs in the air per agent.
     by_agent: HashMap<String, u64>,
@@ -59,6 +68,36 @@ struct State {
 }
 
 impl State {
+    /// Marks ready those of `tickets` whose locks are free and who are
+    /// first in line.
+    fn consider(&mut self, tickets: impl IntoIterator<Item = u64>) {
+        for t in tickets {
+            let Some(w) = self.queue.get(&t) else {
+                continue;
+            };
+            let wants = &w.request.wants;
+            if self.table.free(wants) && self.lines.first_in_line(t, wants) {
+                self.ready.insert((Reverse(w.request.priority), t));
+            }
+        }
+    }
+
+    /// Takes waiter `ticket` out of the queue and its lines; those who
+    /// now stand first in its lines are looked at.
+    fn take(&mut self, ticket: u64) -> Waiting {
+        let w = self.queue.remove(&ticket).expect("a queued ticket");
+        self.ready.remove(&(Reverse(w.request.priority), ticket));
+        self.lines.leave(ticket, &w.request.wants);
+        let heads: Vec<u64> = w
+            .request
+            .wants
+            .keys()
+            .flat_map(|d| self.lines.heads(d))
+            .collect();
+        self.consider(heads);
+        w
+    }
+
     fn in_air_of(&self, agent: &str) -> u64 {
         self.by_agent.get(agent).copied().unwrap_or(0)
     }
@@ -86,7 +125,9 @@ impl Tower {
         Tower {
             state: Mutex::new(State {
                 table: LockTable::default(),
-                queue: VecDeque::new(),
+                queue: HashMap::new(),
+                lines: Lines::default(),
+                ready: BTreeSet::new(),
                 in_air: 0,
                 by_agent: HashMap::new(),
                 paused: false,
@@ -111,13 +152,11 @@ impl Tower {
         let (agent, limit) = (request.agent.clone(), request.agent_limit);
         s.tickets += 1;
         let ticket = s.tickets;
-        s.queue.push_back(Waiting {
-            ticket,
-            request,
-            reply,
-        });
+        s.lines.join(ticket, &request.wants);
+        s.queue.insert(ticket, Waiting { request, reply });
+        s.consider([ticket]);
         self.pump(&mut s);
-        if !s.queue.iter().any(|w| w.ticket == ticket) {
+        if !s.queue.contains_key(&ticket) {
             return (ticket, None);
         }
         let why = if s.paused {
@@ -138,8 +177,10 @@ impl Tower {
     /// cancelled while it waited); no-op once it was cleared.
     pub fn withdraw(&self, ticket: u64) {
         let mut s = self.lock();
-        s.queue.retain(|w| w.ticket != ticket);
-        self.pump(&mut s);
+        if s.queue.contains_key(&ticket) {
+            s.take(ticket);
+            self.pump(&mut s);
+        }
     }
 
     /// A cleared runway's run left its worker (its agent returned and the
@@ -157,6 +198,8 @@ impl Tower {
         let mut s = self.lock();
         s.table.release(wants, runway);
         s.landed(agent);
+        let heads: Vec<u64> = wants.keys().flat_map(|d| s.lines.heads(d)).collect();
+        s.consider(heads);
         self.pump(&mut s);
     }
 
@@ -172,77 +215,41 @@ impl Tower {
         self.pump(&mut s);
     }
 
+    /// Clears the best ready waiters while workers are free, skipping
+    /// those whose agent is at its limit.
     fn pump(&self, s: &mut State) {
-        if s.paused {
-            return;
-        }
-        loop {
-            let free = self.workers.saturating_sub(s.in_air);
-            let wants: Vec<Want<'_>> = s
-                .queue
+        while !s.paused && s.in_air < self.workers {
+            let next = s.ready.iter().map(|&(_, t)| t).find(|t| {
+                let r = &s.queue[t].request;
+                r.agent_limit.is_none_or(|max| s.in_air_of(&r.agent) < max)
+            });
+            let Some(ticket) = next else { return };
+            // Its locks are taken before its lines move on, so those who
+            // stand first next see them held.
+            let r = &s.queue[&ticket].request;
+            let (wants, runway) = (r.wants.clone(), r.runway.clone());
+            s.table.acquire(&wants, &runway);
+            let Waiting { request, reply } = s.take(ticket);
+            let Request { slot, agent, .. } = request;
+            s.in_air += 1;
+            *s.by_agent.entry(agent.clone()).or_insert(0) += 1;
+            let grants = wants
                 .iter()
-                .map(|w| Want {
-                    locks: &w.request.wants,
-                    priority: w.request.priority,
-                    held_back: w
-                        .request
-                        .agent_limit
-                        .is_some_and(|max| s.in_air_of(&w.request.agent) >= max),
+                .map(|(dataset, &mode)| {
+                    Ok(LockGrant {
+                        dataset: dataset.clone(),
+                        mode,
+                        token: self.store.next_token()?,
+                    })
                 })
                 .collect();
-            let mut granted = s.table.grant(&wants, free);
-            // Two ready runways of one agent may still pass its limit together.
-            let mut round: HashMap<&str, u64> = HashMap::new();
-            granted.retain(|&i| {
-                let r = &s.queue[i].request;
-                let n = round.entry(&r.agent).or_insert(0);
-                let ok = r
-                    .agent_limit
-                    .is_none_or(|max| s.in_air_of(&r.agent) + *n < max);
-                *n += u64::from(ok);
-                ok
-            });
-            if granted.is_empty() {
-                return;
-            }
-            s.in_air += granted.len();
-            let mut orphaned = false;
-            let mut cleared: Vec<Waiting> = granted
-                .iter()
-                .rev()
-                .map(|&i| s.queue.remove(i).expect("granted index is in the queue"))
-                .collect();
-            cleared.reverse(); // tokens are drawn in filing order
-            for w in cleared {
-                let Request {
-                    slot,
-                    runway,
-                    wants,
-                    agent,
-                    ..
-                } = w.request;
-                s.table.acquire(&wants, &runway);
-                *s.by_agent.entry(agent.clone()).or_insert(0) += 1;
-                let grants = wants
-                    .iter()
-                    .map(|(dataset, &mode)| {
-                        Ok(LockGrant {
-                            dataset: dataset.clone(),
-                            mode,
-                            token: self.store.next_token()?,
-                        })
-                    })
-                    .collect();
-                if w.reply.send(Clearance { slot, grants }).is_err() {
-                    // Nobody is waiting any more: hand the locks straight back.
-                    s.table.release(&wants, &runway);
-                    s.in_air -= 1;
-                    s.landed(&agent);
-                    orphaned = true;
-                }
-            }
-            if !orphaned {
-                return;
+            if reply.send(Clearance { slot, grants }).is_err() {
+                // Nobody is waiting any more: hand the locks straight back.
+                s.table.release(&wants, &runway);
+                s.in_air -= 1;
+                s.landed(&agent);
+                let heads: Vec<u64> = wants.keys().flat_map(|d| s.lines.heads(d)).collect();
+                s.consider(heads);
             }
         }
     }
