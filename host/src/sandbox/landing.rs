@@ -136,7 +136,7 @@ pub fn land(
     mut runs: Vec<Flown>,
 ) -> Result<Vec<RunReport>, AuditError> {
     let writers: Vec<usize> = (0..runs.len())
-        .filter(|&i| runs[i].outcome.is_ok() && runs[i].state.staged.changes() > 0)
+        .filter(|&i| runs[i].outcome.is_ok() && runs[i].state.data.staged.changes() > 0)
         .collect();
     if !writers.is_empty() {
         crash_point("before-committing");
@@ -146,17 +146,17 @@ pub fn land(
     let mut last = None;
     for i in writers {
         let run = &mut runs[i];
-        if let Some(by) = run.state.cancel.by() {
+        if let Some(by) = run.state.bounds.cancel.by() {
             run.outcome = Err(RunFailure::Cancelled { by: by.to_string() });
             continue;
         }
-        if Instant::now() >= run.state.deadline {
+        if Instant::now() >= run.state.bounds.deadline {
             run.outcome = Err(commit_timed_out(run));
             continue;
         }
         let event = Event::Committing {
             locks: exclusive(&run.locks).cloned().collect(),
-            changes: change_digest(&run.state.staged),
+            changes: change_digest(&run.state.data.staged),
         };
         let ticket = run.announce(audit, None, event)?;
         last = Some(ticket);
@@ -253,12 +253,12 @@ fn commit(store: &DatasetStore, runs: &[Flown], committing: &[(usize, u64)]) -> 
             RunCommit {
                 runway: &run.state.info.runway,
                 agent: &run.state.info.agent,
-                plugin: run.state.plugin,
+                plugin: run.state.trail.plugin,
                 attempt: run.state.info.attempt,
                 tokens,
-                staged: &run.state.staged,
+                staged: &run.state.data.staged,
                 seq_of,
-                deadline: run.state.deadline,
+                deadline: run.state.bounds.deadline,
                 committing_seq: seq,
                 output: run.output.unwrap_or_default(),
             }
@@ -271,7 +271,7 @@ fn report(mut run: Flown) -> RunReport {
     let (stdout, stderr) = run.state.stdio();
     RunReport {
         outcome: run.outcome,
-        log: std::mem::take(&mut run.state.log),
+        log: std::mem::take(&mut run.state.output.log),
         stdout,
         stderr,
         landing: run.returned.elapsed(),
@@ -284,7 +284,7 @@ fn exclusive(locks: &[LockGrant]) -> impl Iterator<Item = &LockGrant> {
 
 fn commit_timed_out(run: &Flown) -> RunFailure {
     RunFailure::CommitTimedOut {
-        window_secs: run.state.limits.window_secs,
+        window_secs: run.state.bounds.limits.window_secs,
     }
 }
 

@@ -124,13 +124,13 @@ pub fn apply(
     limits: &Limits,
     deadline: Instant,
 ) -> wasmtime::Result<()> {
-    store.limiter(|s| &mut s.limiter);
+    store.limiter(|s| &mut s.bounds.limiter);
     store.set_fuel(limits.fuel)?;
     // Every tick looks at the window and the cancel switch: past the
     // window the run traps as interrupted, cancelled it traps as such.
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |ctx| {
-        if let Some(by) = ctx.data().cancel.by() {
+        if let Some(by) = ctx.data().bounds.cancel.by() {
             return Err(wasmtime::Error::new(Cancelled(by.to_string())));
         }
         if Instant::now() >= deadline {
@@ -145,7 +145,7 @@ pub fn apply(
 /// Why a run that trapped stopped, in words an operator understands, with
 /// the cause kept: the trap code or root error, and where in the guest.
 pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) -> RunFailure {
-    if let Some(Breach::Memory { cap_mib, wanted }) = &state.limiter.breach {
+    if let Some(Breach::Memory { cap_mib, wanted }) = &state.bounds.limiter.breach {
         return RunFailure::Memory {
             wanted_mib: wanted.div_ceil(1 << 20) as u64,
             cap_mib: *cap_mib,

@@ -144,7 +144,7 @@ pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Fl
     };
     let limits = req.program.limits;
     let (mut store, limited) = new_store(host, &req.program, info);
-    store.data_mut().cancel = req.cancel.clone();
+    store.data_mut().bounds.cancel = req.cancel.clone();
     let started = store.data().entry(
         None,
         Event::Started {
@@ -165,7 +165,7 @@ pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Fl
     state.flush_audit()?;
     let outcome = match called {
         // The window is wall-clock time, whatever the epoch counter says.
-        Ok(_) if Instant::now() > state.deadline => Err(RunFailure::TimedOut {
+        Ok(_) if Instant::now() > state.bounds.deadline => Err(RunFailure::TimedOut {
             window_secs: limits.window_secs,
         }),
         Ok(Ok(output)) if output.len() > limits.max_output() => Err(RunFailure::Output {

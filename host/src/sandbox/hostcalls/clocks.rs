@@ -71,7 +71,7 @@ impl HasData for Bounded {
 pub(crate) fn add_to_linker(linker: &mut Linker<RunState>) -> wasmtime::Result<()> {
     linker.allow_shadowing(true);
     let added = monotonic_clock::add_to_linker::<RunState, Bounded>(linker, |state| BoundedClock {
-        deadline: state.deadline,
+        deadline: state.bounds.deadline,
         clocks: WasiClocksCtxView {
             ctx: state.wasi.clocks(),
             table: &mut state.table,

@@ -5,6 +5,8 @@
 //! fenced off by a newer writer → effect. Writes and deletes are staged in
 //! the run; reads and listings see the run's own staged changes.
 
+use std::sync::Arc;
+
 use runway_audit::{Call, Hash, LockMode};
 
 use super::runway::agent::datasets::Host;
@@ -12,10 +14,42 @@ use super::runway::agent::types::Page;
 use super::{GuestError, NO_DATA, RunState, Target, WitLockMode, digest_parts};
 use crate::limits::{MAX_STAGED, MAX_STAGED_KEYS, MAX_VALUE};
 use crate::names;
-use crate::store::{Change, ENTRY_BYTES, StoreError};
+use crate::store::{Change, DatasetStore, ENTRY_BYTES, Staged, StoreError, StoreReader};
 
 /// Most keys returned by one `list` call.
 pub const MAX_PAGE: u32 = 1000;
+
+/// A run's side of the datasets: its reads, from one snapshot opened at
+/// its first read and closed when its agent returns, and its staged writes.
+pub(crate) struct RunData {
+    store: Arc<DatasetStore>,
+    reader: Option<StoreReader>,
+    pub staged: Staged,
+}
+
+impl RunData {
+    pub fn new(store: Arc<DatasetStore>) -> RunData {
+        RunData {
+            store,
+            reader: None,
+            staged: Staged::default(),
+        }
+    }
+
+    /// The run's reader (opened on first use) and what it staged.
+    pub fn reader(&mut self) -> Result<(&StoreReader, &Staged), StoreError> {
+        if self.reader.is_none() {
+            self.reader = Some(self.store.reader()?);
+        }
+        let reader = self.reader.as_ref().expect("opened just above");
+        Ok((reader, &self.staged))
+    }
+
+    /// Closes the run's reader (its agent has returned).
+    pub fn end_reads(&mut self) {
+        self.reader = None;
+    }
+}
 
 impl RunState {
     /// Checks names, lock, mode and fence for a call on `dataset`; returns the
@@ -38,10 +72,10 @@ impl RunState {
                 self.info.runway
             )));
         }
-        let fence = self
-            .store
-            .fence(dataset)
-            .map_err(|e| GuestError::Denied(format!("dataset {dataset} is unavailable: {e}")))?;
+        let fence =
+            self.data.store.fence(dataset).map_err(|e| {
+                GuestError::Denied(format!("dataset {dataset} is unavailable: {e}"))
+            })?;
         if lock.token < fence {
             return Err(GuestError::LockLost(format!(
                 "token {} on {dataset} is fenced off by token {fence}",
@@ -96,7 +130,7 @@ impl RunState {
                     v.len()
                 )));
             }
-            let (changes, bytes) = self.staged.after(&dataset, &key, &change);
+            let (changes, bytes) = self.data.staged.after(&dataset, &key, &change);
             if changes > MAX_STAGED_KEYS {
                 return Err(GuestError::Limit(format!(
                     "the run's staged changes would exceed {MAX_STAGED_KEYS} keys"
@@ -112,7 +146,9 @@ impl RunState {
                 return Err(GuestError::NotFound(format!("{dataset}/{key}")));
             }
             // This call is the run's next audited one.
-            self.staged.stage(&dataset, &key, change, self.calls);
+            self.data
+                .staged
+                .stage(&dataset, &key, change, self.trail.calls);
             Ok(())
         });
         self.audited(call, target, args, result, |_| NO_DATA)
@@ -120,12 +156,13 @@ impl RunState {
 
     fn lookup(&mut self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, GuestError> {
         let unavailable = |e: StoreError| GuestError::NotFound(format!("{dataset}/{key}: {e}"));
-        match self.staged.get(dataset, key) {
+        match self.data.staged.get(dataset, key) {
             Some(Change::Put(v)) => Ok(Some(v.clone())),
             Some(Change::Delete) => Ok(None),
             None => self
+                .data
                 .reader()
-                .and_then(|r| r.read(dataset, key))
+                .and_then(|(r, _)| r.read(dataset, key))
                 .map_err(unavailable),
         }
     }
@@ -188,15 +225,14 @@ impl Host for RunState {
         let result = checked.and_then(|_| {
             let limit = limit.clamp(1, MAX_PAGE) as usize;
             let unavailable = |e: StoreError| GuestError::NotFound(format!("{dataset}: {e}"));
-            self.reader().map_err(unavailable)?;
-            let reader = self.reader.as_ref().expect("opened just above");
+            let (reader, staged) = self.data.reader().map_err(unavailable)?;
             let (keys, more) = reader
                 .list(
                     &dataset,
                     &prefix,
                     cursor.as_deref(),
                     limit,
-                    self.staged.dataset(&dataset),
+                    staged.dataset(&dataset),
                 )
                 .map_err(unavailable)?;
             let next_cursor = if more { keys.last().cloned() } else { None };

@@ -3,11 +3,45 @@
 
 use runway_audit::Call;
 
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
+
 use super::runway::agent::log::{Host, Level};
-use super::{NO_DATA, RunLog, RunState, Target, digest_parts};
+use super::{NO_DATA, RunState, Target, digest_parts};
 
 /// Longest single message kept; longer ones are cut with a marker.
 pub const MAX_MESSAGE: usize = 4096;
+
+/// A run's log: what the agent logged, capped at `cap` bytes.
+#[derive(Default, Debug)]
+pub struct RunLog {
+    pub lines: Vec<String>,
+    pub bytes: usize,
+    pub dropped: usize,
+    pub cap: usize,
+}
+
+/// What a run says: its log lines and its stdout and stderr, each within
+/// the plugin's log budget (`cap` bytes).
+pub(crate) struct RunOutput {
+    pub log: RunLog,
+    pub stdout: MemoryOutputPipe,
+    pub stderr: MemoryOutputPipe,
+    pub cap: usize,
+}
+
+impl RunOutput {
+    pub fn stdio(&self) -> (Vec<u8>, Vec<u8>) {
+        (
+            self.stdout.contents().to_vec(),
+            self.stderr.contents().to_vec(),
+        )
+    }
+
+    /// stdout or stderr filled to the cap.
+    pub fn full(&self) -> bool {
+        self.stdout.contents().len() >= self.cap || self.stderr.contents().len() >= self.cap
+    }
+}
 
 impl RunLog {
     /// An empty log keeping at most `cap` bytes; later lines are counted
@@ -64,7 +98,7 @@ impl Host for RunState {
             Level::Warn => tracing::warn!(target: "runway::agent", %runway, "{line}"),
             Level::Error => tracing::error!(target: "runway::agent", %runway, "{line}"),
         }
-        let kept = self.log.push(format!("{level:?} {line}"));
+        let kept = self.output.log.push(format!("{level:?} {line}"));
         let result = if kept {
             Ok(())
         } else {

@@ -3,6 +3,9 @@
 //! interface ([`datasets`], [`log`], [`context`], and `clocks`, which bounds
 //! WASI's monotonic-clock waits by the run's window).
 //!
+//! The run's state is split by what uses it: [`RunData`] (the datasets
+//! interface), [`CallTrail`] (`trail.rs`), [`RunOutput`] (the log
+//! interface and stdio), [`RunBounds`] (limits, deadline, cancel) and WASI.
 //! Every call goes through [`RunState::audited`], which records exactly one
 //! audit entry per call, allowed or denied (buffered per run, handed to the
 //! trail in batches, always before the run's writes commit). Guest-handleable
@@ -12,9 +15,14 @@
 mod clocks;
 mod context;
 mod datasets;
+mod log;
+mod trail;
 
 pub use datasets::MAX_PAGE;
-mod log;
+pub(crate) use datasets::RunData;
+pub use log::RunLog;
+pub(crate) use log::RunOutput;
+pub(crate) use trail::CallTrail;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,7 +37,7 @@ use super::cancel::Cancel;
 use super::epoch::Awake;
 use super::limiter::RunLimiter;
 use crate::limits::Limits;
-use crate::store::{DatasetStore, Staged, StoreError, StoreReader};
+use crate::store::DatasetStore;
 
 wasmtime::component::bindgen!({
     path: "../wit",
@@ -45,36 +53,32 @@ pub use runway::agent::types::{Error as GuestError, HeldLock, RunInfo};
 /// one batch: the call path pays a `Vec` push, not a lock and a wake-up.
 pub const AUDIT_BATCH: usize = 256;
 
-/// Everything one run's host calls need. Lives in the run's `Store`.
+/// Everything one run's host calls need, split by what uses it. Lives in
+/// the run's `Store`.
 pub struct RunState {
     pub(crate) info: RunInfo,
-    pub(crate) plugin: Hash,
-    pub(crate) store: Arc<DatasetStore>,
-    /// The run's reads of the store, opened at its first read and closed
-    /// when its agent returns.
-    reader: Option<StoreReader>,
-    pub(crate) staged: Staged,
-    pub(crate) audit: AuditLog,
-    pub(crate) log: RunLog,
-    /// Call records not yet handed to the audit trail (see [`AUDIT_BATCH`]).
-    pending_audit: Vec<(u64, Entry)>,
-    /// Audited calls so far; the next call's number.
-    pub(crate) calls: u64,
-    /// (first call number, its audit sequence number) of every batch handed
-    /// to the trail: a batch's records get consecutive numbers.
-    batches: Vec<(u64, u64)>,
-    pub(crate) limits: Limits,
-    pub(crate) limiter: RunLimiter,
-    /// When the run's window ends (WASI waits are cut here).
-    pub(crate) deadline: Instant,
+    /// The `datasets` interface: reads and staged writes.
+    pub(crate) data: RunData,
+    /// The audit record of every call.
+    pub(crate) trail: CallTrail,
+    /// The `log` interface and the guest's stdout and stderr.
+    pub(crate) output: RunOutput,
+    /// The run's limits, deadline and cancel switch.
+    pub(crate) bounds: RunBounds,
+    wasi: WasiCtx,
+    table: ResourceTable,
+}
+
+/// What bounds one run: its limits (memory and counts by the limiter),
+/// its window's end (WASI waits are cut there too) and its cancel switch.
+pub(crate) struct RunBounds {
+    pub limits: Limits,
+    pub limiter: RunLimiter,
+    pub deadline: Instant,
     /// Keeps the epoch ticking while this run lives.
     _awake: Awake,
     /// Set when a person cancels the run.
-    pub(crate) cancel: Cancel,
-    stdout: MemoryOutputPipe,
-    stderr: MemoryOutputPipe,
-    wasi: WasiCtx,
-    table: ResourceTable,
+    pub cancel: Cancel,
 }
 
 impl RunState {
@@ -101,38 +105,29 @@ impl RunState {
             .build();
         RunState {
             info,
-            plugin,
-            store,
-            reader: None,
-            staged: Staged::default(),
-            audit,
-            log: RunLog::new(limits.max_log()),
-            pending_audit: Vec::with_capacity(AUDIT_BATCH),
-            calls: 0,
-            batches: Vec::new(),
-            limiter: RunLimiter::new(&limits),
-            limits,
-            deadline,
-            _awake: awake,
-            cancel: Cancel::default(),
-            stdout,
-            stderr,
+            data: RunData::new(store),
+            trail: CallTrail::new(plugin, audit),
+            output: RunOutput {
+                log: RunLog::new(limits.max_log()),
+                stdout,
+                stderr,
+                cap: limits.max_log(),
+            },
+            bounds: RunBounds {
+                limiter: RunLimiter::new(&limits),
+                limits,
+                deadline,
+                _awake: awake,
+                cancel: Cancel::default(),
+            },
             wasi,
             table: ResourceTable::new(),
         }
     }
 
-    /// The run's reader, opened on first use.
-    pub(crate) fn reader(&mut self) -> Result<&StoreReader, StoreError> {
-        if self.reader.is_none() {
-            self.reader = Some(self.store.reader()?);
-        }
-        Ok(self.reader.as_ref().expect("opened just above"))
-    }
-
     /// Closes the run's reader (its agent has returned).
     pub(crate) fn end_reads(&mut self) {
-        self.reader = None;
+        self.data.end_reads();
     }
 
     /// The lock this run holds on `dataset`, if any.
@@ -145,7 +140,7 @@ impl RunState {
         Entry {
             runway: self.info.runway.clone(),
             agent: self.info.agent.clone(),
-            plugin: Some(self.plugin),
+            plugin: Some(self.trail.plugin),
             dataset,
             event,
         }
@@ -174,12 +169,9 @@ impl RunState {
             outcome,
         };
         let entry = self.entry(target.dataset.map(str::to_string), event);
-        self.pending_audit.push((runway_audit::now_ns(), entry));
-        self.calls += 1;
-        if self.pending_audit.len() >= AUDIT_BATCH {
-            self.flush_audit()
-                .map_err(|e| wasmtime::format_err!("audit trail unavailable: {e}"))?;
-        }
+        self.trail
+            .push(entry)
+            .map_err(|e| wasmtime::format_err!("audit trail unavailable: {e}"))?;
         Ok(result)
     }
 
@@ -187,36 +179,23 @@ impl RunState {
     /// calls it when the guest returns, before anything is committed or
     /// reported.
     pub(crate) fn flush_audit(&mut self) -> Result<(), runway_audit::AuditError> {
-        let batch = std::mem::take(&mut self.pending_audit);
-        let n = batch.len() as u64;
-        if let Some(last) = self.audit.append_batch(batch)? {
-            self.batches.push((self.calls - n, last.seq() + 1 - n));
-        }
-        Ok(())
+        self.trail.flush()
     }
 
     /// The audit sequence number of call number `call` (once flushed).
     pub(crate) fn seq_of(&self, call: u64) -> u64 {
-        let i = self.batches.partition_point(|&(first, _)| first <= call);
-        match i.checked_sub(1).map(|i| self.batches[i]) {
-            Some((first, seq)) => seq + (call - first),
-            None => 0,
-        }
+        self.trail.seq_of(call)
     }
 
     /// What the guest printed on stdout and stderr (capped).
     pub fn stdio(&self) -> (Vec<u8>, Vec<u8>) {
-        (
-            self.stdout.contents().to_vec(),
-            self.stderr.contents().to_vec(),
-        )
+        self.output.stdio()
     }
 
     /// Did the guest fill stdout or stderr to the cap? (Rust's `print!`
     /// panics when the stream refuses more.)
     pub fn stdio_full(&self) -> bool {
-        let cap = self.limits.max_log();
-        self.stdout.contents().len() >= cap || self.stderr.contents().len() >= cap
+        self.output.full()
     }
 }
 
@@ -268,15 +247,6 @@ impl From<LockMode> for WitLockMode {
             LockMode::Exclusive => WitLockMode::Exclusive,
         }
     }
-}
-
-/// A run's log: what the agent logged, capped at `cap` bytes.
-#[derive(Default, Debug)]
-pub struct RunLog {
-    pub lines: Vec<String>,
-    pub bytes: usize,
-    pub dropped: usize,
-    pub cap: usize,
 }
 
 impl runway::agent::types::Host for RunState {}
