@@ -299,6 +299,12 @@ fn earliest_start_waits_for_the_wall_clock_and_expiry_fails_the_dependents() {
         agent = "probe"
         action = "ok"
         earliest_start = "2000-01-01T00:00:00Z"
+        [[runway]]
+        id = "unapproved"
+        agent = "probe"
+        action = "ok"
+        approval = { required = true }
+        expires = "in 1h"
         "#,
     );
     let tokio = tokio::runtime::Runtime::new().unwrap();
@@ -341,6 +347,8 @@ fn earliest_start_waits_for_the_wall_clock_and_expiry_fails_the_dependents() {
     assert_eq!(state("now"), State::Succeeded);
     assert_eq!(state("later"), State::Succeeded);
     assert_eq!(state("doomed"), State::Expired);
+    // Waiting for an approval that never came does not outlive `expires`.
+    assert_eq!(state("unapproved"), State::Expired);
     let doomed = report.get("doomed").unwrap();
     assert_eq!(
         doomed.reason.as_deref(),
