@@ -1,20 +1,25 @@
 //! A model-based test of the whole controller (proptest): random sequences
-//! of filings (agents that succeed, fail, or fail once and then succeed;
-//! with retries, approvals, dependencies and shared or exclusive locks),
-//! approvals, rejections, cancels, pause, resume and restarts (the
-//! controller stopped, the host reopened, the queue folded back from the
-//! trail) are applied to the real controller and to a small reference
-//! model. After every step, once the controller has settled, every
-//! runway's state must be the model's, refused commands must be refused
-//! for the model's reason, and at the end no two holders of a dataset ever
-//! overlapped where one held it exclusively, and no token was given twice.
+//! of filings (agents that succeed, fail, fail once and then succeed, or
+//! spin past a 1 s window; with retries, approvals, dependencies, an
+//! earliest start an hour away, shared or exclusive locks), approvals,
+//! rejections, cancels, pause, resume, the test clock moved two hours on,
+//! and restarts (the controller stopped, the host reopened, the queue
+//! folded back from the trail) are applied to the real controller and to a
+//! small reference model. After every step, once the controller has
+//! settled, every runway's state must be the model's, refused commands
+//! must be refused for the model's reason, and no lock is held; at the end
+//! there was one fencing token per attempt the model expects, tokens only
+//! grew, and no two holders of a dataset ever overlapped where one held it
+//! exclusively.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use runway_audit::{Event, LockMode, State};
 use runway_host::DispatchOptions;
+use runway_host::controller::clock::ManualClock;
 use runway_host::controller::{self, Command, ControlError, Controller, DispatchError};
 use runway_tests::{Fixture, filing};
 
@@ -23,6 +28,8 @@ enum Action {
     Ok,
     Fail,
     Flaky,
+    /// Spins past its 1 s window: TIMED_OUT.
+    Spin,
 }
 
 #[derive(Debug, Clone)]
@@ -31,6 +38,8 @@ enum Op {
         action: Action,
         retries: bool,
         gated: bool,
+        /// Not before an hour from filing (test clock).
+        later: bool,
         /// Depends on the runway filed this many before it (when there).
         after: Option<usize>,
         dataset: usize,
@@ -41,23 +50,32 @@ enum Op {
     Cancel(usize),
     Pause,
     Resume,
+    /// The test clock moves two hours on.
+    Advance,
     Restart,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (
-            prop_oneof![Just(Action::Ok), Just(Action::Fail), Just(Action::Flaky)],
+            prop_oneof![
+                3 => Just(Action::Ok),
+                2 => Just(Action::Fail),
+                2 => Just(Action::Flaky),
+                1 => Just(Action::Spin),
+            ],
             any::<bool>(),
             prop::bool::weighted(0.4),
+            prop::bool::weighted(0.2),
             prop::option::weighted(0.4, 1usize..4),
             0usize..3,
             any::<bool>(),
         )
-            .prop_map(|(action, retries, gated, after, dataset, exclusive)| Op::File {
+            .prop_map(|(action, retries, gated, later, after, dataset, exclusive)| Op::File {
                 action,
                 retries,
                 gated,
+                later,
                 after,
                 dataset,
                 exclusive,
@@ -67,6 +85,7 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (0usize..16).prop_map(Op::Cancel),
         1 => Just(Op::Pause),
         1 => Just(Op::Resume),
+        1 => Just(Op::Advance),
         1 => Just(Op::Restart),
     ]
 }
@@ -78,15 +97,21 @@ struct Modelled {
     retries: bool,
     gated: bool,
     after: Option<usize>,
+    /// The model's clock (hours) before which it is not cleared.
+    due: u32,
     approved: bool,
     /// How it ended, once it has (it never moves again).
     ended: Option<State>,
+    /// It took off (rather than ending while it waited).
+    ran: bool,
 }
 
 #[derive(Default)]
 struct Model {
     runways: Vec<Modelled>,
     paused: bool,
+    /// Hours the test clock has moved on.
+    hours: u32,
 }
 
 impl Model {
@@ -106,13 +131,30 @@ impl Model {
         if r.gated && !r.approved {
             return State::WaitingApproval;
         }
+        if self.hours < r.due {
+            return State::WaitingTime;
+        }
         if self.paused {
             return State::WaitingLocks;
         }
         match (r.action, r.retries) {
             (Action::Ok, _) | (Action::Flaky, true) => State::Succeeded,
+            (Action::Spin, _) => State::TimedOut,
             _ => State::Failed,
         }
+    }
+
+    /// The attempts (each with one fresh token) the runways took.
+    fn attempts(&self) -> usize {
+        self.runways
+            .iter()
+            .filter(|r| r.ran)
+            .map(|r| match (r.action, r.retries) {
+                (Action::Ok, _) => 1,
+                (_, true) => 2,
+                (_, false) => 1,
+            })
+            .sum()
     }
 
     /// Every runway's resting state; endings are remembered.
@@ -120,7 +162,9 @@ impl Model {
         let mut states = Vec::new();
         for i in 0..self.runways.len() {
             let s = self.state(i, &states);
-            if is_final(s) {
+            if is_final(s) && self.runways[i].ended.is_none() {
+                let waited = matches!(s, State::Failed) && self.dep_failed(i, &states);
+                self.runways[i].ran = !waited;
                 self.runways[i].ended = Some(s);
             }
             states.push(s);
@@ -129,13 +173,23 @@ impl Model {
     }
 }
 
-/// Will not move again (FAILED too: the model's failures have no retry
-/// left once the controller has settled).
+impl Model {
+    /// Runway `i`'s dependency ended badly.
+    fn dep_failed(&self, i: usize, states: &[State]) -> bool {
+        self.runways[i]
+            .after
+            .is_some_and(|d| is_final(states[d]) && states[d] != State::Succeeded)
+    }
+}
+
+/// Will not move again (FAILED and TIMED_OUT too: the model's failures
+/// have no retry left once the controller has settled).
 fn is_final(s: State) -> bool {
-    s.is_final() || s == State::Failed
+    s.is_final() || matches!(s, State::Failed | State::TimedOut)
 }
 
 struct Driver {
+    clock: Arc<ManualClock>,
     fixture: Option<Fixture>,
     rt: tokio::runtime::Runtime,
     controller: Controller,
@@ -144,10 +198,16 @@ struct Driver {
 
 impl Driver {
     fn new() -> Driver {
-        let fixture = Fixture::new();
+        // hostile's spin outlasts a 1 s window, not its fuel.
+        let fixture = Fixture::with_grants(&[(
+            "hostile",
+            "[datasets]\n\"test_*\" = \"exclusive\"\n[limits]\nwindow_secs = 60\nfuel = 1_000_000_000_000_000\n",
+        )]);
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let (controller, task) = start(&rt, &fixture);
+        let clock = Arc::new(ManualClock::new("2026-12-02T00:00:00Z".parse().unwrap()));
+        let (controller, task) = start(&rt, &fixture, &clock);
         Driver {
+            clock,
             fixture: Some(fixture),
             rt,
             controller,
@@ -164,7 +224,7 @@ impl Driver {
         let task = std::mem::replace(&mut self.task, self.rt.spawn(async { Ok(()) }));
         self.rt.block_on(task).unwrap().unwrap();
         let reopened = self.fixture.take().unwrap().reopen();
-        let (controller, task) = start(&self.rt, &reopened);
+        let (controller, task) = start(&self.rt, &reopened, &self.clock);
         self.fixture = Some(reopened);
         self.controller = controller;
         self.task = task;
@@ -191,12 +251,17 @@ impl Driver {
 fn start(
     rt: &tokio::runtime::Runtime,
     f: &Fixture,
+    clock: &Arc<ManualClock>,
 ) -> (
     Controller,
     tokio::task::JoinHandle<Result<(), DispatchError>>,
 ) {
     let _in = rt.enter();
-    controller::start(f.host.clone(), DispatchOptions::default()).unwrap()
+    let opts = DispatchOptions {
+        clock: clock.clone(),
+        ..DispatchOptions::default()
+    };
+    controller::start(f.host.clone(), opts).unwrap()
 }
 
 fn manifest(i: usize, op: &Op) -> String {
@@ -204,6 +269,7 @@ fn manifest(i: usize, op: &Op) -> String {
         action,
         retries,
         gated,
+        later,
         after,
         dataset,
         exclusive,
@@ -211,15 +277,19 @@ fn manifest(i: usize, op: &Op) -> String {
     else {
         unreachable!()
     };
-    let action = match action {
-        Action::Ok => "ok",
-        Action::Fail => "fail",
-        Action::Flaky => "flaky",
+    let (agent, action) = match action {
+        Action::Ok => ("probe", "ok"),
+        Action::Fail => ("probe", "fail"),
+        Action::Flaky => ("probe", "flaky"),
+        Action::Spin => ("hostile", "spin\"\nwindow = \"1s"),
     };
     let mode = if *exclusive { "exclusive" } else { "shared" };
     let mut text = format!(
-        "[[runway]]\nid = \"r{i}\"\nagent = \"probe\"\naction = \"{action}\"\ndatasets = {{ test_model_{dataset} = \"{mode}\" }}\n"
+        "[[runway]]\nid = \"r{i}\"\nagent = \"{agent}\"\naction = \"{action}\"\ndatasets = {{ test_model_{dataset} = \"{mode}\" }}\n"
     );
+    if *later {
+        text.push_str("earliest_start = \"in 1h\"\n");
+    }
     if *retries {
         text.push_str("retry = { attempts = 2, backoff = \"fixed\", initial = \"10ms\" }\n");
     }
@@ -243,6 +313,7 @@ fn run(ops: Vec<Op>) {
                 action,
                 retries,
                 gated,
+                later,
                 after,
                 ..
             } => {
@@ -255,8 +326,10 @@ fn run(ops: Vec<Op>) {
                     retries: *retries,
                     gated: *gated,
                     after: after.filter(|&b| b <= i && b > 0).map(|b| i - b),
+                    due: if *later { model.hours + 1 } else { 0 },
                     approved: false,
                     ended: None,
+                    ran: false,
                 });
             }
             Op::Approve(n) | Op::Reject(n) | Op::Cancel(n) if !model.runways.is_empty() => {
@@ -315,23 +388,30 @@ fn run(ops: Vec<Op>) {
                 d.send(Command::Resume { by: "dave".into() }).unwrap();
                 model.paused = false;
             }
+            Op::Advance => {
+                d.clock.advance(jiff::SignedDuration::from_hours(2));
+                model.hours += 2;
+            }
             Op::Restart => d.restart(),
         }
         let want = model.settle();
         states = d.settled(&want);
         assert_eq!(states, want, "after {op:?} (ops: {ops:?})");
+        assert!(d.f().host.tower.locks().is_empty(), "a lock held at rest");
     }
     d.controller.stop(false);
     let task = std::mem::replace(&mut d.task, d.rt.spawn(async { Ok(()) }));
     d.rt.block_on(task).unwrap().unwrap();
-    check_locks(d.f());
+    let tokens = check_locks(d.f());
+    assert_eq!(tokens, model.attempts(), "one fresh token per attempt");
 }
 
-/// No exclusive holder beside another holder of its dataset, ever; no
-/// token given twice.
-fn check_locks(f: &Fixture) {
+/// No exclusive holder beside another holder of its dataset, ever; tokens
+/// only grow. Returns how many were given.
+fn check_locks(f: &Fixture) -> usize {
     let mut held: HashMap<String, Vec<(String, LockMode)>> = HashMap::new();
     let mut tokens = HashSet::new();
+    let mut last = 0;
     for r in f.records() {
         let (Some(dataset), runway) = (r.entry.dataset.clone(), r.entry.runway.clone()) else {
             continue;
@@ -339,6 +419,8 @@ fn check_locks(f: &Fixture) {
         match r.entry.event {
             Event::LockGranted { mode, token } => {
                 assert!(tokens.insert(token), "token {token} given twice");
+                assert!(token > last, "token {token} after {last}");
+                last = token;
                 let holders = held.entry(dataset.clone()).or_default();
                 let clash = holders
                     .iter()
@@ -353,6 +435,7 @@ fn check_locks(f: &Fixture) {
             _ => {}
         }
     }
+    tokens.len()
 }
 
 proptest! {
