@@ -125,8 +125,9 @@ fn a_restart_rebuilds_the_queue_from_the_trail() {
     }
 }
 
-/// One round's plan: a writer (retried once), a gated reader after it, a
-/// flaky runway that succeeds on its second attempt.
+/// One round's plan: a writer (retried), a gated reader after it, a flaky
+/// runway that succeeds on its second attempt, and a sleeper that is still
+/// running when the kill comes (not retried).
 fn round(i: usize) -> String {
     format!(
         r#"
@@ -148,6 +149,12 @@ fn round(i: usize) -> String {
         agent = "probe"
         action = "flaky"
         retry = {{ attempts = 3, backoff = "fixed", initial = "50ms" }}
+        [[runway]]
+        id = "s{i}"
+        agent = "hostile"
+        action = "sleep"
+        input = {{ secs = 1 }}
+        priority = 1
         "#
     )
 }
@@ -156,6 +163,7 @@ fn round(i: usize) -> String {
 fn kill_9_of_a_serving_controller_loses_nothing_and_runs_nothing_twice() {
     const KILLS: usize = 50;
     let dir = folders();
+    runway_tests::drop_plugin("hostile", &dir.path().join("plugins"));
     let mut acked: Vec<String> = Vec::new();
     for i in 0..KILLS {
         let server = Server::start(dir.path());
