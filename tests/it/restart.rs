@@ -288,3 +288,41 @@ fn read_verified(dir: &std::path::Path) -> Vec<Record> {
     runway_audit::verify_with(&dir.join("runway-audit"), &options).expect("the trail verifies");
     runway_audit::read_records(&dir.join("runway-audit")).unwrap()
 }
+
+#[test]
+fn a_retry_waits_out_its_backoff_across_a_restart() {
+    let f = Fixture::new();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let plan = f.plan(
+        r#"
+        [[runway]]
+        id = "flaky"
+        agent = "probe"
+        action = "flaky"
+        retry = { attempts = 2, backoff = "fixed", initial = "1h", max = "1h", jitter = false }
+        "#,
+    );
+    rt.block_on(async {
+        let (c, task) = controller::start(f.host.clone(), DispatchOptions::default()).unwrap();
+        c.file(filing(plan)).await.unwrap();
+        let started = std::time::Instant::now();
+        while c.show("flaky").await.unwrap().attempts == 0
+            || c.show("flaky").await.unwrap().state != State::Queued
+        {
+            assert!(started.elapsed() < Duration::from_secs(30), "never failed");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        c.stop(false);
+        task.await.unwrap().unwrap();
+    });
+    let f = f.reopen();
+    rt.block_on(async {
+        let (c, task) = controller::start(f.host.clone(), DispatchOptions::default()).unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let flaky = c.show("flaky").await.unwrap();
+        // Its hour of backoff is not over: the restart does not cut it short.
+        assert_eq!((flaky.state, flaky.attempts), (State::Queued, 1));
+        c.stop(false);
+        task.await.unwrap().unwrap();
+    });
+}

@@ -598,6 +598,18 @@ impl Dispatch {
                 State::WaitingLocks => {
                     self.request_locks(i);
                 }
+                // A retry waits out what is left of its backoff, counted
+                // from its move back to QUEUED (the wait is drawn again).
+                State::Queued if r.attempt > 0 => {
+                    let queued = r.history.last().map(|t| t.at);
+                    let wait = backoff(&r.manifest.retry, r.attempt);
+                    let due = queued.and_then(|at| at.checked_add(wait).ok());
+                    let left = due.map(|due| due.duration_since(self.clock.now()));
+                    if let Some(left) = left.and_then(|l| Duration::try_from(l).ok()) {
+                        self.runways[i].not_before = Some(Instant::now() + left);
+                        self.timed.insert(i);
+                    }
+                }
                 _ => {}
             }
         }
