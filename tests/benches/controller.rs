@@ -23,8 +23,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use runway_audit::{AuditLog, AuditOptions};
-use runway_host::controller::{self, Command, Filing, Stats};
+use runway_host::controller::{self, Command, Stats};
 use runway_host::{DatasetStore, DispatchOptions, Host, Plan, Plugins, Runtime, bundled};
+use runway_tests::filing;
 
 fn main() {
     let (_, path) = bundled::PLUGIN_PATHS
@@ -42,10 +43,7 @@ fn main() {
         let parsed = Instant::now();
         let plan = Plan::parse(text, &*plugins).expect("plan");
         let parse = parsed.elapsed();
-        let root = match Path::new("/dev/shm").is_dir() {
-            true => tempfile::tempdir_in("/dev/shm").expect("tmpfs dir"),
-            false => tempfile::tempdir().expect("tempdir"),
-        };
+        let root = shm_dir();
         let store = DatasetStore::open(&root.path().join("data")).expect("store");
         let audit =
             AuditLog::open(&root.path().join("audit"), AuditOptions::new("bench")).expect("audit");
@@ -199,16 +197,6 @@ fn shm_dir() -> tempfile::TempDir {
     match Path::new("/dev/shm").is_dir() {
         true => tempfile::tempdir_in("/dev/shm").expect("tmpfs dir"),
         false => tempfile::tempdir().expect("tempdir"),
-    }
-}
-
-fn filing(plan: Plan) -> Filing {
-    Filing {
-        plan,
-        by: "bench".into(),
-        source: "bench".into(),
-        digest: [0; 32],
-        once: false,
     }
 }
 

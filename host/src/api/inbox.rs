@@ -413,7 +413,7 @@ impl Flight {
         let Ok(runways) = self.controller.wait(ids).await else {
             return;
         };
-        let report = report_json(&PlanReport { runways });
+        let report = super::views::plan(&PlanReport { runways });
         let text = serde_json::to_string_pretty(&report).unwrap_or_default();
         let _ = std::fs::write(self.path("done", "json"), text);
         let _ = std::fs::rename(self.path("filed", "toml"), self.path("done", "toml"));
@@ -448,26 +448,4 @@ fn free_stem(inbox: &Path, name: &str) -> String {
         n += 1;
     }
     stem
-}
-
-/// A plan's end as JSON: one entry per runway.
-pub fn report_json(report: &PlanReport) -> serde_json::Value {
-    let runways: Vec<_> = report
-        .runways
-        .iter()
-        .map(|r| {
-            let (state, reason) = (r.state.name(), r.reason.as_deref());
-            serde_json::json!({
-                "id": r.id,
-                "agent": r.agent,
-                "state": state,
-                "reason": reason,
-                "output": r.output.as_ref().map(|o| String::from_utf8_lossy(o).into_owned()),
-                "locks": r.locks.iter().map(|l| serde_json::json!({
-                    "dataset": l.dataset, "mode": l.mode.name(), "token": l.token
-                })).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    serde_json::json!({ "runways": runways, "failed": report.failed() })
 }

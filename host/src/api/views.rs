@@ -1,9 +1,16 @@
-//! What the API says of a runway, as JSON: the same shape in lists (no
-//! history), in `show` and in `wait`.
+//! What Runway says of a runway, as JSON: the same shape in the API's
+//! lists (no history), `show` and `wait`, in the inbox's `done/` reports
+//! and in `runway run --json`.
 
 use serde_json::{Value, json};
 
-use crate::controller::RunwayReport;
+use crate::controller::{PlanReport, RunwayReport};
+
+/// A plan's end: every runway, and how many did not succeed.
+pub fn plan(report: &PlanReport) -> Value {
+    let runways: Vec<Value> = report.runways.iter().map(runway).collect();
+    json!({ "runways": runways, "failed": report.failed() })
+}
 
 /// One runway as JSON; `history` only when the report has one.
 pub fn runway(r: &RunwayReport) -> Value {
@@ -46,8 +53,6 @@ pub fn runway(r: &RunwayReport) -> Value {
             })
             .collect();
     }
-    if let Some(output) = &r.output {
-        value["output"] = json!(String::from_utf8_lossy(output));
-    }
+    value["output"] = json!(r.output.as_ref().map(|o| String::from_utf8_lossy(o)));
     value
 }

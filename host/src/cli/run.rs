@@ -107,7 +107,7 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         Some(verified.map_err(|e| Failure::new(AUDIT_BAD, e))?)
     };
     if args.json {
-        let mut out = crate::api::inbox::report_json(&report);
+        let mut out = crate::api::views::plan(&report);
         out["seconds"] = serde_json::json!(elapsed.as_secs_f64());
         out["audit"] = serde_json::json!(verified);
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());

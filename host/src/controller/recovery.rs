@@ -43,15 +43,14 @@ pub struct Settled {
 /// Settles every interrupted commit and run in `audit`'s trail against
 /// `store`.
 pub fn recover(audit: &AuditLog, store: &DatasetStore) -> Result<Settled, RecoveryError> {
-    let records = runway_audit::read_records(audit.dir())?;
-    let (open, flying) = interrupted(&records);
+    let (open, flying) = interrupted(audit.dir())?;
     for entry in &flying {
         audit.append(Entry {
             event: Event::Failed {
                 reason: "host crashed during the run; nothing was committed".into(),
             },
             dataset: None,
-            ..(*entry).clone()
+            ..entry.clone()
         })?;
     }
     for (seq, entry, done) in &open {
@@ -59,7 +58,7 @@ pub fn recover(audit: &AuditLog, store: &DatasetStore) -> Result<Settled, Recove
         let note = |event| Entry {
             event,
             dataset: None,
-            ..(*entry).clone()
+            ..entry.clone()
         };
         audit.append(note(Event::Recovered {
             committing: *seq,
@@ -101,44 +100,47 @@ pub fn recover(audit: &AuditLog, store: &DatasetStore) -> Result<Settled, Recove
 }
 
 /// Commits a crash interrupted, runs it cut short.
-type Interrupted<'a> = (Vec<(u64, &'a Entry, Vec<String>)>, Vec<&'a Entry>);
+type Interrupted = (Vec<(u64, Entry, Vec<String>)>, Vec<Entry>);
 
 /// COMMITTING records whose run has no outcome after them, in log order,
 /// each with the datasets whose COMMITTED record followed it; and the
 /// STARTED records of runs with nothing after them, not even a COMMITTING.
-fn interrupted(records: &[Record]) -> Interrupted<'_> {
-    let mut open: HashMap<&str, (u64, &Entry, Vec<String>)> = HashMap::new();
-    let mut flying: HashMap<&str, (u64, &Entry)> = HashMap::new();
-    for r in records {
-        let runway = r.entry.runway.as_str();
+/// The trail is streamed, not held.
+fn interrupted(dir: &std::path::Path) -> Result<Interrupted, runway_audit::VerifyError> {
+    let mut open: HashMap<String, (u64, Entry, Vec<String>)> = HashMap::new();
+    let mut flying: HashMap<String, (u64, Entry)> = HashMap::new();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    runway_audit::for_each_record(dir, threads, |r: Record| {
+        let runway = r.entry.runway.clone();
         match &r.entry.event {
             Event::Started { .. } => {
-                flying.insert(runway, (r.seq, &r.entry));
+                flying.insert(runway, (r.seq, r.entry));
             }
             Event::Committing { .. } => {
-                flying.remove(runway);
-                open.insert(runway, (r.seq, &r.entry, Vec::new()));
+                flying.remove(&runway);
+                open.insert(runway, (r.seq, r.entry, Vec::new()));
             }
             Event::Committed { .. } => {
                 if let (Some((_, _, done)), Some(dataset)) =
-                    (open.get_mut(runway), r.entry.dataset.as_ref())
+                    (open.get_mut(&runway), r.entry.dataset)
                 {
-                    done.push(dataset.clone());
+                    done.push(dataset);
                 }
             }
             Event::Succeeded { .. } | Event::Failed { .. } | Event::Moved { .. } => {
-                open.remove(runway);
-                flying.remove(runway);
+                open.remove(&runway);
+                flying.remove(&runway);
             }
             Event::Recovered { committing, .. } => {
-                open.retain(|_, (seq, _, _)| seq != committing);
+                let committing = *committing;
+                open.retain(|_, (seq, _, _)| *seq != committing);
             }
             _ => {}
         }
-    }
+    })?;
     let mut open: Vec<_> = open.into_values().collect();
     open.sort_by_key(|(seq, _, _)| *seq);
     let mut flying: Vec<_> = flying.into_values().collect();
     flying.sort_by_key(|(seq, _)| *seq);
-    (open, flying.into_iter().map(|(_, entry)| entry).collect())
+    Ok((open, flying.into_iter().map(|(_, entry)| entry).collect()))
 }
