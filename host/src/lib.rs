@@ -21,6 +21,7 @@ pub mod files;
 pub mod limits;
 pub mod names;
 pub mod plugin;
+pub mod roles;
 pub mod sandbox;
 pub mod store;
 

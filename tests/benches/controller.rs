@@ -276,7 +276,14 @@ fn file_latency(runtime: &Runtime, plugins: &Arc<Plugins>, tokio: &tokio::runtim
     let api = runway_host::api::Api {
         host: host.clone(),
         controller: c.clone(),
-        token: Arc::new(token.clone()),
+        access: Arc::new(
+            runway_host::api::access::Access::new(
+                &token,
+                root.path().join("tokens.toml"),
+                Default::default(),
+            )
+            .unwrap(),
+        ),
         max_body: 1 << 20,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -264,6 +264,10 @@ fn bad_schedules_are_refused_naming_the_key() {
             "unknown field `tries`",
         ),
         ("priority = \"high\"", "invalid type"),
+        (
+            "approval = { required = true, role = \"finance\" }",
+            "approval.role: no role \"finance\" (one of viewer, operator, approver, auditor, admin)",
+        ),
     ] {
         let err = plan(extra).expect_err(extra);
         assert!(err.contains(needle), "{extra}: {err}");

@@ -165,14 +165,16 @@ fn kill_9_of_a_serving_controller_loses_nothing_and_runs_nothing_twice() {
     let dir = folders();
     runway_tests::drop_plugin("hostile", &dir.path().join("plugins"));
     let mut acked: Vec<String> = Vec::new();
+    let mut alice = None;
     for i in 0..KILLS {
         let server = Server::start(dir.path());
+        let alice = alice.get_or_insert_with(|| server.token("alice", &["approver"]));
         // Approve whatever waits for approval, now and then.
         if i % 3 == 0 {
             let waiting = server.json(&["list", "--state", "WAITING_APPROVAL"]);
             for r in waiting["runways"].as_array().unwrap() {
                 let id = r["id"].as_str().unwrap();
-                let _ = server.client(&["approve", id, "--by", "alice"]);
+                let _ = server.client_as(alice, &["approve", id]);
             }
         }
         acked.extend(server.file(&round(i)));
@@ -181,12 +183,13 @@ fn kill_9_of_a_serving_controller_loses_nothing_and_runs_nothing_twice() {
     }
     // A last life: approve everything, let everything land, stop cleanly.
     let server = Server::start(dir.path());
+    let alice = alice.unwrap();
     let mut rounds = 0;
     loop {
         let waiting = server.json(&["list", "--state", "WAITING_APPROVAL"]);
         let waiting = waiting["runways"].as_array().unwrap().clone();
         for r in &waiting {
-            let _ = server.client(&["approve", r["id"].as_str().unwrap(), "--by", "alice"]);
+            let _ = server.client_as(&alice, &["approve", r["id"].as_str().unwrap()]);
         }
         let mut args = vec!["wait", "--timeout-secs", "2", "--json"];
         args.extend(acked.iter().map(String::as_str));

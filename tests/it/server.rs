@@ -66,9 +66,34 @@ impl Server {
         self.client_with(args, None)
     }
 
+    /// Runs a client verb with `token` (RUNWAY_TOKEN) instead of the admin's.
+    pub fn client_as(&self, token: &str, args: &[&str]) -> Output {
+        self.run_client(args, None, Some(token))
+    }
+
     pub fn client_with(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        self.run_client(args, stdin, None)
+    }
+
+    /// `runway token add NAME --role ROLE...`: the new token.
+    pub fn token(&self, name: &str, roles: &[&str]) -> String {
+        let mut args = vec!["token", "add", name];
+        for role in roles {
+            args.extend(["--role", role]);
+        }
+        let out = self.client(&args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stderr.contains("shown this once"), "{}", out.stderr);
+        out.stdout.trim().to_string()
+    }
+
+    fn run_client(&self, args: &[&str], stdin: Option<&str>, token: Option<&str>) -> Output {
         use std::io::Write;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_runway-cli"));
+        if let Some(token) = token {
+            command.env("RUNWAY_TOKEN", token);
+        }
+        let mut child = command
             .args(args)
             .env("RUNWAY_SERVER", &self.url)
             .current_dir(&self.dir)
@@ -223,11 +248,87 @@ fn the_cli_verbs_drive_a_real_server() {
     assert_eq!(bad.code, 2, "{}", bad.stderr);
     assert!(bad.stderr.contains("no state \"FLYING\""), "{}", bad.stderr);
 
+    // Tokens of their own: an approver, another, an operator, a viewer.
+    let alice = server.token("alice", &["approver"]);
+    let bob = server.token("bob", &["approver"]);
+    let dave = server.token("dave", &["operator"]);
+    let vic = server.token("vic", &["viewer"]);
+    assert_eq!(alice.len(), 64);
+    let listed = server.client(&["token", "list"]);
+    assert!(listed.stdout.contains("alice") && listed.stdout.contains("approver"));
+    assert!(
+        !listed.stdout.contains(&alice),
+        "a token is shown only once"
+    );
+    let twice = server.client(&["token", "add", "alice", "--role", "viewer"]);
+    assert_eq!(twice.code, 2);
+    assert!(
+        twice.stderr.contains("\"alice\" is there already"),
+        "{}",
+        twice.stderr
+    );
+
+    // Each role its rights: 403 (exit 5) otherwise, naming who and what.
+    let no_file = server.client_as(&alice, &["file", "filing.toml"]);
+    assert_eq!(no_file.code, 5, "{}", no_file.stderr);
+    assert!(
+        no_file.stderr.contains("403") && no_file.stderr.contains("alice (approver) may not file"),
+        "{}",
+        no_file.stderr
+    );
+    let no_approve = server.client_as(&dave, &["approve", "import"]);
+    assert_eq!(no_approve.code, 5, "{}", no_approve.stderr);
+    assert!(
+        no_approve
+            .stderr
+            .contains("dave (operator) may not approve")
+    );
+    let viewer = server.client_as(&vic, &["list", "--json"]);
+    assert_eq!(viewer.code, 0, "{}", viewer.stderr);
+    assert!(viewer.stdout.contains("import-2"));
+    let no_cancel = server.client_as(&vic, &["cancel", "import-2"]);
+    assert_eq!(no_cancel.code, 5, "{}", no_cancel.stderr);
+    // `--by` may only say the token's own name.
+    let posing = server.client_as(&alice, &["approve", "import", "--by", "bob"]);
+    assert_eq!(posing.code, 5, "{}", posing.stderr);
+    assert!(
+        posing.stderr.contains("the token is alice's"),
+        "{}",
+        posing.stderr
+    );
+    // Four eyes: whoever filed it may not approve it.
+    let own = server.client(&["approve", "import"]);
+    assert_eq!(own.code, 5, "{}", own.stderr);
+    assert!(
+        own.stderr
+            .contains("admin filed runway import and may not approve it too"),
+        "{}",
+        own.stderr
+    );
+
+    // A runway waiting for an auditor's approval is not an approver's to give.
+    let audited = server.file(
+        "[[runway]]\nid = \"audited\"\nagent = \"probe\"\naction = \"ok\"\napproval = { required = true, role = \"auditor\" }\n",
+    );
+    let not_hers = server.client_as(&alice, &["approve", &audited[0]]);
+    assert_eq!(not_hers.code, 5, "{}", not_hers.stderr);
+    assert!(
+        not_hers
+            .stderr
+            .contains("may not approve runway audited: it waits for the role auditor"),
+        "{}",
+        not_hers.stderr
+    );
+    assert_eq!(server.client(&["cancel", &audited[0]]).code, 0);
+
     // Approve: refused for what is not waiting for approval, then given.
-    let early = server.client(&["approve", "check", "--by", "alice"]);
+    let early = server.client_as(&alice, &["approve", "check"]);
     assert_eq!(early.code, 2);
     assert!(early.stderr.contains("409") && early.stderr.contains("not waiting for approval"));
-    let approved = server.client(&["approve", "import", "--by", "alice", "--note", "batch ok"]);
+    let approved = server.client_as(
+        &alice,
+        &["approve", "import", "--by", "alice", "--note", "batch ok"],
+    );
     assert_eq!(approved.code, 0, "{}", approved.stderr);
     let waited = server.client(&["wait", "import", "check"]);
     assert_eq!(waited.code, 0, "{}{}", waited.stdout, waited.stderr);
@@ -286,11 +387,11 @@ fn the_cli_verbs_drive_a_real_server() {
         ),
     );
     assert_eq!(filed.code, 0, "{}", filed.stderr);
-    let no_reason = server.client(&["reject", "gate", "--by", "bob", "--reason", " "]);
+    let no_reason = server.client_as(&bob, &["reject", "gate", "--reason", " "]);
     assert_eq!(no_reason.code, 2, "{}", no_reason.stderr);
     assert_eq!(
         server
-            .client(&["reject", "gate", "--by", "bob", "--reason", "not today"])
+            .client_as(&bob, &["reject", "gate", "--reason", "not today"])
             .code,
         0
     );
@@ -312,16 +413,16 @@ fn the_cli_verbs_drive_a_real_server() {
     assert!(missing.stderr.contains("404") && missing.stderr.contains("no runway nope"));
 
     // Pause holds new runways back; cancel ends one at once; resume.
-    assert_eq!(server.client(&["pause", "--by", "dave"]).code, 0);
+    assert_eq!(server.client_as(&dave, &["pause"]).code, 0);
     let held = server.file("[[runway]]\nid = \"held\"\nagent = \"probe\"\naction = \"ok\"\n");
     let cut = server.file("[[runway]]\nid = \"cut\"\nagent = \"probe\"\naction = \"ok\"\n");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(state(&server, &held[0]), "WAITING_LOCKS");
-    assert_eq!(server.client(&["cancel", &cut[0], "--by", "erin"]).code, 0);
+    assert_eq!(server.client_as(&dave, &["cancel", &cut[0]]).code, 0);
     assert_eq!(state(&server, &cut[0]), "CANCELLED");
-    assert_eq!(server.client(&["resume", "--by", "dave"]).code, 0);
+    assert_eq!(server.client_as(&dave, &["resume"]).code, 0);
     assert_eq!(server.client(&["wait", &held[0]]).code, 0);
-    let ended = server.client(&["cancel", &held[0], "--by", "erin"]);
+    let ended = server.client(&["cancel", &held[0]]);
     assert_eq!(ended.code, 2);
     assert!(ended.stderr.contains("already ended"), "{}", ended.stderr);
 
@@ -335,7 +436,10 @@ fn the_cli_verbs_drive_a_real_server() {
     .unwrap();
     let wrong = server.client(&["list", "--token-file", "wrong.token"]);
     assert_eq!(wrong.code, 5, "{}", wrong.stderr);
-    assert!(wrong.stderr.contains("401") && wrong.stderr.contains("wrong bearer token"));
+    assert!(wrong.stderr.contains("401") && wrong.stderr.contains("unknown bearer token"));
+    // A removed token is refused from the next request on.
+    assert_eq!(server.client(&["token", "remove", "vic"]).code, 0);
+    assert_eq!(server.client_as(&vic, &["list"]).code, 5);
     let bare = without_token(&server.url, "/api/runways");
     assert!(bare.starts_with("HTTP/1.1 401"), "{bare}");
     assert!(bare.contains("no bearer token"), "{bare}");
@@ -361,9 +465,37 @@ fn the_cli_verbs_drive_a_real_server() {
     assert!(
         refused
             .iter()
-            .any(|r| r.contains("wrong bearer token (GET /api/runways")),
+            .any(|r| r.contains("unknown bearer token (GET /api/runways")),
         "{refused:?}"
     );
+    for says in [
+        "alice (approver) may not file (POST /api/runways",
+        "vic (viewer) may not cancel, pause or resume",
+        "`by` names \"bob\" but the token is alice's",
+        "admin: admin filed runway import and may not approve it too",
+        "alice: runway check is WAITING_DEPS, not waiting for approval",
+    ] {
+        assert!(
+            refused.iter().any(|r| r.contains(says)),
+            "{says}: {refused:?}"
+        );
+    }
+    // Moves are in the names of the tokens that made them.
+    let by = |to: runway_audit::State| -> Vec<String> {
+        records
+            .iter()
+            .filter_map(|r| match &r.entry.event {
+                Event::Moved {
+                    to: t,
+                    by: Some(by),
+                    ..
+                } if *t == to => Some(by.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(by(runway_audit::State::Rejected), ["bob"]);
+    assert_eq!(by(runway_audit::State::Cancelled), ["admin", "dave"]);
     assert!(
         refused.iter().any(|r| r.contains("no bearer token")),
         "{refused:?}"
@@ -373,7 +505,7 @@ fn the_cli_verbs_drive_a_real_server() {
         .iter()
         .filter(|r| matches!(&r.entry.event, Event::PlanFiled { by, .. } if by == "admin"))
         .count();
-    assert_eq!(plans, 5);
+    assert_eq!(plans, 6);
 }
 
 #[test]

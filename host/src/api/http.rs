@@ -1,29 +1,35 @@
 //! The controller's HTTP API (axum, JSON), served by `runway serve` on
 //! loopback; the CLI verbs are its client.
 //!
-//! Every request carries `Authorization: Bearer TOKEN` ([`token`]); one
-//! without it, or with another token, is answered 401 and audited (a
-//! host-level REJECTED record naming the method, path and why).
+//! Every request carries `Authorization: Bearer TOKEN`; the token names the
+//! caller and its roles ([`access`]), and each route needs one [`Right`]
+//! (deny by default: a route is only reachable through [`guarded`]). A
+//! request without a token, or with one nobody holds, is answered 401; one
+//! whose roles lack the right, 403; both are audited (a host-level REJECTED
+//! record naming the caller, method, path and why). Moves are made in the
+//! caller's name: a body's `by`, when given, must be that name.
 //!
-//! | method | path | does |
-//! |---|---|---|
-//! | POST | `/api/runways` | files the plan or manifest in the body (TOML or JSON); 201 with the runway ids once durable |
-//! | GET | `/api/runways?state=S&agent=A` | lists runways (no histories) |
-//! | GET | `/api/runways/{id}` | one runway with its history |
-//! | POST | `/api/runways/{id}/approve` | `{"by", "note"}` |
-//! | POST | `/api/runways/{id}/reject` | `{"by", "reason"}` |
-//! | POST | `/api/runways/{id}/cancel` | `{"by"}` |
-//! | POST | `/api/pause`, `/api/resume` | `{"by"}` |
-//! | POST | `/api/wait` | `{"runways": [...], "timeout_secs": N}`: `{"done": true, "runways": [...]}` once all ended, `{"done": false}` after N s (at most [`MAX_WAIT_SECS`]) |
+//! | method | path | right | does |
+//! |---|---|---|---|
+//! | POST | `/api/runways` | file | files the plan or manifest in the body (TOML or JSON); 201 with the runway ids once durable |
+//! | GET | `/api/runways?state=S&agent=A` | view | lists runways (no histories) |
+//! | GET | `/api/runways/{id}` | view | one runway with its history |
+//! | POST | `/api/runways/{id}/approve` | approve | `{"note"}`; refused (403) to whoever filed it, unless four eyes are off |
+//! | POST | `/api/runways/{id}/reject` | approve | `{"reason"}` |
+//! | POST | `/api/runways/{id}/cancel` | control | `{}` |
+//! | POST | `/api/pause`, `/api/resume` | control | `{}` |
+//! | POST | `/api/wait` | view | `{"runways": [...], "timeout_secs": N}`: `{"done": true, "runways": [...]}` once all ended, `{"done": false}` after N s (at most [`MAX_WAIT_SECS`]) |
+//! | GET | `/api/whoami` | view | the caller's name and roles |
 //!
-//! Errors are `{"error": "..."}` with 400 (bad plan or request), 404 (no
-//! such runway), 409 (not in a state for it), 503 (the controller stops).
+//! Errors are `{"error": "..."}` with 400 (bad plan or request), 401 (no or
+//! unknown token), 403 (not the caller's right), 404 (no such runway), 409
+//! (not in a state for it), 503 (the controller stops).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -33,7 +39,8 @@ use runway_audit::render::escape;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{token, views};
+use super::access::{Access, Caller, Right};
+use super::views;
 use crate::controller::plan::{Plan, cap_reason, rejection};
 use crate::controller::{Command, ControlError, Controller, Filing, Host};
 
@@ -45,7 +52,7 @@ pub const MAX_WAIT_SECS: u64 = 60;
 pub struct Api {
     pub host: Arc<Host>,
     pub controller: Controller,
-    pub token: Arc<String>,
+    pub access: Arc<Access>,
     /// Largest request body (a plan), in bytes.
     pub max_body: usize,
 }
@@ -53,18 +60,34 @@ pub struct Api {
 /// The API's routes over `api`.
 pub fn router(api: Api) -> Router {
     let max_body = api.max_body;
-    Router::new()
-        .route("/api/runways", post(file).get(list))
+    let view = Router::new()
+        .route("/api/runways", get(list))
         .route("/api/runways/{id}", get(show))
+        .route("/api/wait", post(wait))
+        .route("/api/whoami", get(whoami));
+    let file = Router::new().route("/api/runways", post(file));
+    let approve = Router::new()
         .route("/api/runways/{id}/approve", post(approve))
-        .route("/api/runways/{id}/reject", post(reject))
+        .route("/api/runways/{id}/reject", post(reject));
+    let control = Router::new()
         .route("/api/runways/{id}/cancel", post(cancel))
         .route("/api/pause", post(pause))
-        .route("/api/resume", post(resume))
-        .route("/api/wait", post(wait))
-        .layer(middleware::from_fn_with_state(api.clone(), authorize))
+        .route("/api/resume", post(resume));
+    guarded(&api, Right::View, view)
+        .merge(guarded(&api, Right::File, file))
+        .merge(guarded(&api, Right::Approve, approve))
+        .merge(guarded(&api, Right::Control, control))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(api)
+}
+
+/// `routes`, each letting a request in only from a caller with `right`
+/// (the [`Caller`] is then in the request's extensions).
+pub fn guarded(api: &Api, right: Right, routes: Router<Api>) -> Router<Api> {
+    routes.route_layer(middleware::from_fn_with_state(
+        (api.clone(), right),
+        authorize,
+    ))
 }
 
 /// An API answer that failed: its status and why.
@@ -84,6 +107,7 @@ impl From<ControlError> for Refusal {
                 StatusCode::CONFLICT
             }
             ControlError::UnknownAfter { .. } => StatusCode::BAD_REQUEST,
+            ControlError::OwnFiling { .. } => StatusCode::FORBIDDEN,
             ControlError::Stopping | ControlError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
         };
         Refusal(status, e.to_string())
@@ -92,19 +116,50 @@ impl From<ControlError> for Refusal {
 
 type Answer = Result<Response, Refusal>;
 
-/// Lets a request in only with the server's bearer token; a refusal is
+/// Lets a request in only from a caller holding `right`; a refusal is
 /// audited.
-async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Response {
+async fn authorize(
+    State((api, right)): State<(Api, Right)>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     let given = request
         .headers()
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    let why = match given {
-        None => "no bearer token",
-        Some(given) if !token::matches(&api.token, given) => "wrong bearer token",
-        Some(_) => return next.run(request).await,
+    let caller = given.and_then(|t| api.access.caller(t));
+    let (status, why) = match (given, caller) {
+        (None, _) => (StatusCode::UNAUTHORIZED, "no bearer token".to_string()),
+        (Some(_), None) => (StatusCode::UNAUTHORIZED, "unknown bearer token".to_string()),
+        (Some(_), Some(caller)) if !caller.may(right) => (
+            StatusCode::FORBIDDEN,
+            format!(
+                "{} ({}) may not {}",
+                caller.name,
+                caller.roles_shown(),
+                right.verb()
+            ),
+        ),
+        (Some(_), Some(caller)) => {
+            request.extensions_mut().insert(caller);
+            return next.run(request).await;
+        }
     };
+    refuse(&api, &request, status, why)
+}
+
+/// `why`, audited, as a refusal with `status`.
+fn audited_refusal(api: &Api, status: StatusCode, why: String) -> Refusal {
+    let reason = cap_reason(&format!("API request refused: {why}"));
+    match api.host.audit.append(rejection(&reason)) {
+        Ok(_) => Refusal(status, why),
+        Err(e) => Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+    }
+}
+
+/// Answers `status` with `why`, and audits the refusal naming the request.
+fn refuse(api: &Api, request: &Request, status: StatusCode, why: String) -> Response {
     let peer = request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
@@ -117,13 +172,20 @@ async fn authorize(State(api): State<Api>, request: Request, next: Next) -> Resp
     if let Err(e) = api.host.audit.append(rejection(&reason)) {
         tracing::warn!("cannot audit a refused API request: {e}");
     }
-    Refusal(StatusCode::UNAUTHORIZED, why.to_string()).into_response()
+    Refusal(status, why).into_response()
 }
 
-/// Who the caller is: the one token there is today is the operator's.
-const CALLER: &str = "admin";
+async fn whoami(Extension(caller): Extension<Caller>) -> Answer {
+    let roles: Vec<&str> = caller.roles.iter().map(|r| r.name()).collect();
+    Ok(Json(json!({ "name": caller.name, "roles": roles })).into_response())
+}
 
-async fn file(State(api): State<Api>, headers: HeaderMap, body: String) -> Answer {
+async fn file(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    body: String,
+) -> Answer {
     let source = headers
         .get("x-runway-source")
         .and_then(|v| v.to_str().ok())
@@ -131,7 +193,10 @@ async fn file(State(api): State<Api>, headers: HeaderMap, body: String) -> Answe
     let plan = match Plan::parse(&body, &*api.host.plugins()) {
         Ok(plan) => plan,
         Err(e) => {
-            let reason = cap_reason(&format!("filing refused ({source}): {e}"));
+            let reason = cap_reason(&format!(
+                "filing refused ({source}, by {}): {e}",
+                caller.name
+            ));
             if let Err(e) = api.host.audit.append(rejection(&reason)) {
                 return Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
             }
@@ -140,7 +205,7 @@ async fn file(State(api): State<Api>, headers: HeaderMap, body: String) -> Answe
     };
     let filing = Filing {
         plan,
-        by: CALLER.into(),
+        by: caller.name,
         source,
         digest: runway_audit::sha256(body.as_bytes()),
         once: false,
@@ -186,45 +251,94 @@ async fn show(State(api): State<Api>, Path(id): Path<String>) -> Answer {
     Ok(Json(views::runway(&report)).into_response())
 }
 
-#[derive(Deserialize)]
+/// The body of a move: who (the caller; named again only to be sure), a
+/// note or a reason.
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Who {
-    by: String,
+    #[serde(default)]
+    by: Option<String>,
     #[serde(default)]
     note: String,
     #[serde(default)]
     reason: String,
 }
 
+/// A move's `by` (the caller's name) and its note and reason, capped.
+struct Move {
+    by: String,
+    note: String,
+    reason: String,
+}
+
 impl Who {
-    fn checked(self) -> Result<Who, Refusal> {
-        crate::names::check_dataset(&self.by)
-            .map_err(|e| Refusal(StatusCode::BAD_REQUEST, format!("`by` is not a name: {e}")))?;
-        Ok(Who {
+    fn checked(self, api: &Api, caller: Caller) -> Result<Move, Refusal> {
+        if let Some(by) = self.by.filter(|by| *by != caller.name) {
+            let why = format!(
+                "`by` names {:?} but the token is {}'s",
+                escape(&by),
+                caller.name
+            );
+            return Err(audited_refusal(api, StatusCode::FORBIDDEN, why));
+        }
+        Ok(Move {
             note: cap_reason(&self.note),
             reason: cap_reason(&self.reason),
-            by: self.by,
+            by: caller.name,
         })
     }
 }
 
-async fn command(api: &Api, command: Command) -> Answer {
-    api.controller.send(command).await?;
+/// A move's body: JSON, or nothing at all.
+type Body = Option<Json<Who>>;
+
+fn who(api: &Api, caller: Caller, body: Body) -> Result<Move, Refusal> {
+    body.map(|Json(w)| w)
+        .unwrap_or_default()
+        .checked(api, caller)
+}
+
+/// Sends `command` on behalf of `by`; a refusal is audited in their name.
+async fn command(api: &Api, by: &str, command: Command) -> Answer {
+    if let Err(e) = api.controller.send(command).await {
+        let Refusal(status, why) = Refusal::from(e);
+        return Err(audited_refusal(api, status, format!("{by}: {why}")));
+    }
     Ok(Json(json!({ "ok": true })).into_response())
 }
 
-async fn approve(State(api): State<Api>, Path(id): Path<String>, Json(who): Json<Who>) -> Answer {
-    let who = who.checked()?;
+async fn approve(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Answer {
+    // The runway names the role whose approval it waits for.
+    let wanted = api.controller.show(&id).await?.manifest.approval.clone();
+    if let Some(role) = wanted.filter(|role| !caller.holds(role)) {
+        let why = format!(
+            "{} ({}) may not approve runway {id}: it waits for the role {role}",
+            caller.name,
+            caller.roles_shown()
+        );
+        return Err(audited_refusal(&api, StatusCode::FORBIDDEN, why));
+    }
+    let who = who(&api, caller, body)?;
     let approve = Command::Approve {
         runway: id,
-        by: who.by,
+        by: who.by.clone(),
         note: who.note,
     };
-    command(&api, approve).await
+    command(&api, &who.by, approve).await
 }
 
-async fn reject(State(api): State<Api>, Path(id): Path<String>, Json(who): Json<Who>) -> Answer {
-    let who = who.checked()?;
+async fn reject(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Answer {
+    let who = who(&api, caller, body)?;
     if who.reason.trim().is_empty() {
         return Err(Refusal(
             StatusCode::BAD_REQUEST,
@@ -233,32 +347,34 @@ async fn reject(State(api): State<Api>, Path(id): Path<String>, Json(who): Json<
     }
     let reject = Command::Reject {
         runway: id,
-        by: who.by,
+        by: who.by.clone(),
         reason: who.reason,
     };
-    command(&api, reject).await
+    command(&api, &who.by, reject).await
 }
 
-async fn cancel(State(api): State<Api>, Path(id): Path<String>, Json(who): Json<Who>) -> Answer {
-    let who = who.checked()?;
-    command(
-        &api,
-        Command::Cancel {
-            runway: id,
-            by: who.by,
-        },
-    )
-    .await
+async fn cancel(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Body,
+) -> Answer {
+    let by = who(&api, caller, body)?.by;
+    command(&api, &by.clone(), Command::Cancel { runway: id, by }).await
 }
 
-async fn pause(State(api): State<Api>, Json(who): Json<Who>) -> Answer {
-    let by = who.checked()?.by;
-    command(&api, Command::Pause { by }).await
+async fn pause(State(api): State<Api>, Extension(caller): Extension<Caller>, body: Body) -> Answer {
+    let by = who(&api, caller, body)?.by;
+    command(&api, &by.clone(), Command::Pause { by }).await
 }
 
-async fn resume(State(api): State<Api>, Json(who): Json<Who>) -> Answer {
-    let by = who.checked()?.by;
-    command(&api, Command::Resume { by }).await
+async fn resume(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    body: Body,
+) -> Answer {
+    let by = who(&api, caller, body)?.by;
+    command(&api, &by.clone(), Command::Resume { by }).await
 }
 
 #[derive(Deserialize)]

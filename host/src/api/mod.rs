@@ -1,8 +1,10 @@
-//! The doors of a running controller: the HTTP API ([`http`], with its
-//! bearer [`token`] and the JSON [`views`] of runways) and the plans inbox
+//! The doors of a running controller: the HTTP API ([`http`], with the
+//! admin's bearer [`token`], the callers and roles of [`access`] and the
+//! JSON [`views`] of runways) and the plans inbox
 //! ([`inbox`], which also follows the plugins folder). Each files and acts
 //! through the one `controller::Controller` handle.
 
+pub mod access;
 pub mod http;
 pub mod inbox;
 pub mod token;

@@ -1,6 +1,6 @@
 //! The bearer token of `runway serve`: made at first start (32 random
 //! bytes, hex) and written to a file only its owner can read (mode 0600),
-//! then read back at every start. Every API request must carry it.
+//! then read back at every start. It is the admin's (`super::access`).
 
 use std::io::Write;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
@@ -81,17 +81,4 @@ pub fn read(path: &Path, caps: &ReadCaps) -> Result<String, TokenError> {
         return Err(TokenError::Empty(path.display().to_string()));
     }
     Ok(token)
-}
-
-/// Whether `given` is `token`, in time that does not depend on where they
-/// differ.
-pub fn matches(token: &str, given: &str) -> bool {
-    let (a, b) = (
-        runway_audit::sha256(token.as_bytes()),
-        runway_audit::sha256(given.as_bytes()),
-    );
-    a.iter()
-        .zip(b.iter())
-        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-        == 0
 }

@@ -33,7 +33,9 @@ pub struct ServerArgs {
         default_value = "http://127.0.0.1:7878"
     )]
     server: String,
-    /// The server's bearer token (written by `runway serve` at first start).
+    /// File holding your bearer token (the admin's is written by `runway
+    /// serve` at first start; others come from `runway token add`). The
+    /// RUNWAY_TOKEN environment variable, when set, is used instead.
     #[arg(long, value_name = "FILE", env = "RUNWAY_TOKEN_FILE", default_value = token::TOKEN_FILE)]
     token_file: PathBuf,
     /// Print the server's answer as JSON.
@@ -74,9 +76,10 @@ pub struct ShowArgs {
 #[derive(Args)]
 pub struct ApproveArgs {
     id: String,
-    /// Who approves (audited).
+    /// Your name, to be sure: the server refuses it unless it is your
+    /// token's (moves are audited in the token's name).
     #[arg(long)]
-    by: String,
+    by: Option<String>,
     #[arg(long, default_value = "")]
     note: String,
     #[command(flatten)]
@@ -86,9 +89,10 @@ pub struct ApproveArgs {
 #[derive(Args)]
 pub struct RejectArgs {
     id: String,
-    /// Who rejects (audited).
+    /// Your name, to be sure: the server refuses it unless it is your
+    /// token's (moves are audited in the token's name).
     #[arg(long)]
-    by: String,
+    by: Option<String>,
     /// Why (audited; its dependents fail naming it).
     #[arg(long)]
     reason: String,
@@ -99,18 +103,20 @@ pub struct RejectArgs {
 #[derive(Args)]
 pub struct CancelArgs {
     id: String,
-    /// Who cancels (audited).
+    /// Your name, to be sure: the server refuses it unless it is your
+    /// token's (moves are audited in the token's name).
     #[arg(long)]
-    by: String,
+    by: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
 }
 
 #[derive(Args)]
 pub struct ByArgs {
-    /// Who does it (audited).
+    /// Your name, to be sure: the server refuses it unless it is your
+    /// token's (moves are audited in the token's name).
     #[arg(long)]
-    by: String,
+    by: Option<String>,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -137,8 +143,11 @@ struct Client {
 
 impl Client {
     fn new(args: &ServerArgs) -> Result<Client, Failure> {
-        let token = token::read(&args.token_file, &ReadCaps::default())
-            .map_err(|e| Failure::new(UNAUTHORIZED, e))?;
+        let token = match std::env::var("RUNWAY_TOKEN") {
+            Ok(token) if !token.trim().is_empty() => token.trim().to_string(),
+            _ => token::read(&args.token_file, &ReadCaps::default())
+                .map_err(|e| Failure::new(UNAUTHORIZED, e))?,
+        };
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_global(Some(Duration::from_secs(MAX_WAIT_SECS + 30)))

@@ -6,7 +6,8 @@
 //! Exit codes: 0 all went well; 1 a runway failed; 2 bad usage, plan or
 //! plugin, or a request the server refused; 3 the audit trail failed
 //! verification; 4 a host fault (I/O, the audit writer stopped, the server
-//! unreachable); 5 the server refused the token.
+//! unreachable); 5 the server refused the token or what it asked for
+//! (401, 403).
 
 mod audit;
 mod client;
@@ -16,6 +17,7 @@ mod keygen;
 mod run;
 mod serve;
 mod sign;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -67,6 +69,9 @@ enum Command {
     Wait(client::WaitArgs),
     /// Sign a plugin component as its author (writes NAME.wasm.sig).
     Sign(sign::SignArgs),
+    /// The API's tokens: add one (printed once), list, remove.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Make a key pair for signing audit checkpoints.
     Keygen(keygen::KeygenArgs),
     /// Internal: compile a component from stdin to stdout, as the capped
@@ -147,6 +152,7 @@ pub fn main() -> ExitCode {
         Command::Wait(args) => client::wait(args),
         Command::Sign(args) => sign::run(args),
         Command::Keygen(args) => keygen::run(args),
+        Command::Token(command) => token::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -18,6 +18,7 @@ use tokio::sync::watch;
 
 use super::host_args::{HostArgs, timeline_printer, tokio};
 use super::{BAD_INPUT, Failure, HOST_FAULT};
+use crate::api::access::{self, Access};
 use crate::api::{self, Api, token};
 use crate::plugin::watch::PluginFolder;
 use crate::{DispatchOptions, Plugins, controller};
@@ -46,6 +47,13 @@ pub struct ServeArgs {
     /// runway-serve.token beside the audit folder.
     #[arg(long, value_name = "FILE")]
     token_file: Option<PathBuf>,
+    /// Names, roles and SHA-256 of the other callers' tokens (`runway token
+    /// add`). Default: runway-tokens.toml beside the token file.
+    #[arg(long, value_name = "FILE")]
+    tokens_file: Option<PathBuf>,
+    /// Let whoever filed a runway approve it too (four eyes off).
+    #[arg(long)]
+    allow_self_approval: bool,
     /// After a stop signal, runs in the air get this long to land before
     /// they are cancelled.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
@@ -72,6 +80,11 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| token::beside(&args.host.audit.path));
     let token = token::ensure(&token_file, &caps).map_err(|e| Failure::new(BAD_INPUT, e))?;
+    let tokens_file = args
+        .tokens_file
+        .clone()
+        .unwrap_or_else(|| access::tokens_beside(&token_file));
+    let access = Access::new(&token, tokens_file, caps).map_err(|e| Failure::new(BAD_INPUT, e))?;
     let audit = args.host.audit()?;
     // The catalog starts empty: the first rescan loads (and audits) the folder.
     let host = args.host.host(&runtime, Plugins::default(), &audit)?;
@@ -80,6 +93,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .with_caps(caps);
     let opts = DispatchOptions {
         observer: timeline_printer(),
+        four_eyes: !args.allow_self_approval,
         ..DispatchOptions::default()
     };
     let tokio = tokio()?;
@@ -108,7 +122,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         let api = Api {
             host: host.clone(),
             controller: controller.clone(),
-            token: Arc::new(token),
+            access: Arc::new(access),
             max_body: usize::try_from(caps.plan).unwrap_or(usize::MAX),
         };
         let (api_stop, api_stopped) = watch::channel(false);

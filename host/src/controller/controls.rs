@@ -49,6 +49,8 @@ pub enum ControlError {
     NotAwaitingApproval { runway: String, state: State },
     #[error("runway {runway} has already ended ({})", .state.name())]
     Ended { runway: String, state: State },
+    #[error("{by} filed runway {runway} and may not approve it too (four eyes)")]
+    OwnFiling { runway: String, by: String },
     #[error("runway {runway:?}: `after` names unknown runway {after:?}")]
     UnknownAfter { runway: String, after: String },
     #[error("the controller is stopping and files nothing more")]

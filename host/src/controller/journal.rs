@@ -76,11 +76,19 @@ impl Fold {
                 Event::Paused { by } => self.journal.paused = Some(by),
                 Event::Resumed { .. } => self.journal.paused = None,
                 Event::PlanFiled {
+                    by,
                     source,
                     digest,
                     runways,
-                    ..
                 } => {
+                    // Who filed it: its first move's `by`, as when live.
+                    for id in &runways {
+                        if let Some(&i) = self.index.get(id)
+                            && let Some(first) = self.journal.runways[i].history.first_mut()
+                        {
+                            first.by = Some(by.clone());
+                        }
+                    }
                     self.journal.plans.insert((source, digest), runways);
                 }
                 _ => {}

@@ -107,6 +107,8 @@ pub struct DispatchOptions {
     pub observer: Observer,
     /// The wall clock of `earliest_start` and `expires`.
     pub clock: Arc<dyn Clock>,
+    /// Whoever filed a runway may not approve it (four eyes).
+    pub four_eyes: bool,
 }
 
 impl Default for DispatchOptions {
@@ -114,6 +116,7 @@ impl Default for DispatchOptions {
         DispatchOptions {
             observer: Arc::new(|_| {}),
             clock: Arc::new(SystemClock),
+            four_eyes: true,
         }
     }
 }
@@ -251,6 +254,7 @@ struct Dispatch {
     landed_tx: mpsc::UnboundedSender<(usize, Result<RunReport, LandingError>)>,
     landed: mpsc::UnboundedReceiver<(usize, Result<RunReport, LandingError>)>,
     inbox: Inbox,
+    four_eyes: bool,
     /// Every handle is gone.
     closed: bool,
     /// Clearing stopped for good; the controller ends once nothing flies.
@@ -288,6 +292,7 @@ impl Dispatch {
             landed_tx,
             landed,
             inbox,
+            four_eyes: opts.four_eyes,
             closed: false,
             stopping: false,
             running: JoinSet::new(),
@@ -930,6 +935,11 @@ impl Dispatch {
         match command {
             Command::Approve { .. } | Command::Reject { .. } if state != State::WaitingApproval => {
                 return Ok(Err(ControlError::NotAwaitingApproval { runway, state }));
+            }
+            Command::Approve { by, .. }
+                if self.four_eyes && self.runways[i].filed_by() == Some(by.as_str()) =>
+            {
+                return Ok(Err(ControlError::OwnFiling { runway, by }));
             }
             Command::Approve { by, note, .. } => {
                 self.runways[i].approved = Some((by, note));

@@ -49,6 +49,7 @@ use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem
 use crate::names::{self, NameError};
 use crate::plugin::grants::Grants;
 use crate::plugin::loader::Plugins;
+use crate::roles::Role;
 
 /// Most runways one plan may file.
 pub const MAX_RUNWAYS: usize = 10_000;
@@ -287,8 +288,8 @@ pub enum PlanError {
         value: String,
         reason: String,
     },
-    #[error("runway {runway:?}: approval.role is not a valid name: {source}")]
-    BadRole { runway: String, source: NameError },
+    #[error("runway {runway:?}: approval.role: {why}")]
+    BadRole { runway: String, why: String },
     #[error("runway {runway:?}: {key} must be {bound}")]
     OutOfRange {
         runway: String,
@@ -638,9 +639,9 @@ impl Plan {
             let approval = match &m.approval {
                 Some(a) if a.required => {
                     let role = a.role.clone().unwrap_or_else(|| "approver".into());
-                    names::check_dataset(&role).map_err(|source| PlanError::BadRole {
+                    role.parse::<Role>().map_err(|why| PlanError::BadRole {
                         runway: m.id.clone(),
-                        source,
+                        why,
                     })?;
                     Some(role)
                 }

@@ -115,6 +115,11 @@ impl Runway {
         self.life.state()
     }
 
+    /// Who filed it.
+    pub fn filed_by(&self) -> Option<&str> {
+        self.history.first().and_then(|t| t.by.as_deref())
+    }
+
     pub fn move_to(&mut self, to: State) -> Result<(), IllegalMove> {
         self.life.enter(&self.manifest.id, to)
     }

@@ -1,0 +1,111 @@
+//! The roles a caller of the API can hold and the rights each grants
+//! (`api::access` gives them to tokens; a manifest's `approval.role` names
+//! one of them).
+
+use serde::{Deserialize, Serialize};
+
+/// A caller's role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees runways, locks, plugins.
+    Viewer,
+    /// Files, cancels, pauses and resumes.
+    Operator,
+    /// Approves and rejects.
+    Approver,
+    /// Reads the audit trail, its exports and proofs.
+    Auditor,
+    /// Everything.
+    Admin,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Viewer,
+        Role::Operator,
+        Role::Approver,
+        Role::Auditor,
+        Role::Admin,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Approver => "approver",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether this role grants `right`. Every role may view.
+    pub fn grants(self, right: Right) -> bool {
+        match self {
+            Role::Admin => true,
+            Role::Viewer => right == Right::View,
+            Role::Operator => matches!(right, Right::View | Right::File | Right::Control),
+            Role::Approver => matches!(right, Right::View | Right::Approve),
+            Role::Auditor => matches!(right, Right::View | Right::Audit),
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        Role::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
+                format!("no role {s:?} (one of {})", known.join(", "))
+            })
+    }
+}
+
+/// What a request needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Right {
+    /// Read runways, locks, plugins, metrics.
+    View,
+    /// File plans and manifests.
+    File,
+    /// Cancel, pause, resume.
+    Control,
+    /// Approve, reject.
+    Approve,
+    /// Read audit records and proofs.
+    Audit,
+}
+
+impl Right {
+    /// As refusals say it: "may not {verb}".
+    pub fn verb(self) -> &'static str {
+        match self {
+            Right::View => "view",
+            Right::File => "file",
+            Right::Control => "cancel, pause or resume",
+            Right::Approve => "approve or reject",
+            Right::Audit => "read the audit trail",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_role_grants_only_its_rights() {
+        use Right::*;
+        let rights = [View, File, Control, Approve, Audit];
+        let granted =
+            |role: Role| -> Vec<Right> { rights.into_iter().filter(|&r| role.grants(r)).collect() };
+        assert_eq!(granted(Role::Viewer), [View]);
+        assert_eq!(granted(Role::Operator), [View, File, Control]);
+        assert_eq!(granted(Role::Approver), [View, Approve]);
+        assert_eq!(granted(Role::Auditor), [View, Audit]);
+        assert_eq!(granted(Role::Admin), rights);
+    }
+}
