@@ -248,9 +248,9 @@ fn report_dag(n: usize, wall: std::time::Duration, stats: &Stats) {
         "  {n:>7} runways: {:.2} s wall; controller busy {:.3} s in {} steps \
          ({:.1} µs per runway; target <= 1 s for 100,000); step latency p50 {:?}, p99 {:?} (target p99 <= 50 µs)",
         wall.as_secs_f64(),
-        stats.busy.as_secs_f64(),
-        stats.steps,
-        stats.busy.as_secs_f64() * 1e6 / n as f64,
+        stats.sum.as_secs_f64(),
+        stats.count,
+        stats.sum.as_secs_f64() * 1e6 / n as f64,
         stats.quantile(0.5),
         stats.quantile(0.99),
     );
@@ -273,19 +273,13 @@ fn file_latency(runtime: &Runtime, plugins: &Arc<Plugins>, tokio: &tokio::runtim
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let url = format!("http://{}/api/runways", listener.local_addr().unwrap());
-    let api = runway_host::api::Api {
-        host: host.clone(),
-        controller: c.clone(),
-        access: Arc::new(
-            runway_host::api::access::Access::new(
-                &token,
-                root.path().join("tokens.toml"),
-                Default::default(),
-            )
-            .unwrap(),
-        ),
-        max_body: 1 << 20,
-    };
+    let access = runway_host::api::access::Access::new(
+        &token,
+        root.path().join("tokens.toml"),
+        Default::default(),
+    )
+    .unwrap();
+    let api = runway_host::api::Api::new(host.clone(), c.clone(), access, 1 << 20);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio.spawn(runway_host::api::serve(listener, api, async {
         let _ = stopped.await;

@@ -547,3 +547,177 @@ fn a_second_signal_cancels_the_runs_in_flight() {
     });
     assert!(cancelled, "the spin was not cancelled by the shutdown");
 }
+
+/// One server-sent event: its name, id and data.
+#[derive(Debug)]
+struct Sse {
+    event: String,
+    id: Option<u64>,
+    data: serde_json::Value,
+}
+
+/// Opens `GET path` with `token` (and `Last-Event-ID` when given) and reads
+/// events until `enough` says so or `secs` pass.
+fn follow(
+    url: &str,
+    path: &str,
+    token: &str,
+    last: Option<u64>,
+    secs: u64,
+    enough: impl Fn(&[Sse]) -> bool,
+) -> Vec<Sse> {
+    use std::io::{BufRead, BufReader, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let resume = last.map_or_else(String::new, |id| format!("Last-Event-ID: {id}\r\n"));
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n{resume}Accept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut reader = BufReader::new(stream);
+    let mut events = Vec::new();
+    let (mut event, mut id, mut data) = (String::new(), None, String::new());
+    let mut line = String::new();
+    while Instant::now() < deadline && !enough(&events) {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(_) => continue,
+        }
+        let l = line.trim_end_matches(['\r', '\n']);
+        if let Some(v) = l.strip_prefix("event: ").or(l.strip_prefix("event:")) {
+            event = v.to_string();
+        } else if let Some(v) = l.strip_prefix("id: ").or(l.strip_prefix("id:")) {
+            id = v.parse().ok();
+        } else if let Some(v) = l.strip_prefix("data: ").or(l.strip_prefix("data:")) {
+            data.push_str(v);
+        } else if l.is_empty() && !data.is_empty() {
+            let value =
+                serde_json::from_str(&data).unwrap_or(serde_json::Value::String(data.clone()));
+            events.push(Sse {
+                event: std::mem::take(&mut event),
+                id: id.take(),
+                data: value,
+            });
+            data.clear();
+        }
+    }
+    events
+}
+
+#[test]
+fn the_event_stream_follows_the_trail_as_it_grows() {
+    let dir = folders();
+    let server = Server::start(dir.path());
+    let vic = server.token("vic", &["viewer"]);
+    let ann = server.token("ann", &["auditor"]);
+    let admin = std::fs::read_to_string(dir.path().join("runway-serve.token")).unwrap();
+    let admin = admin.trim();
+    let ids = server.file(
+        r#"
+        [[runway]]
+        id = "first"
+        agent = "import-applications"
+        datasets = { test_ev = "exclusive" }
+        input = { count = 3, seed = 1 }
+        [[runway]]
+        id = "elsewhere"
+        agent = "probe"
+        action = "ok"
+        "#,
+    );
+    assert_eq!(server.client(&["wait", &ids[0], &ids[1]]).code, 0);
+
+    // A viewer sees the transitions of the runways on the dataset, as they
+    // are on the trail; an auditor also sees the host calls and commits.
+    let ended = |e: &[Sse]| e.iter().any(|e| e.data["event"] == "succeeded");
+    let seen = follow(
+        &server.url,
+        "/api/events?dataset=test_ev",
+        &vic,
+        None,
+        20,
+        ended,
+    );
+    assert!(ended(&seen), "{seen:?}");
+    assert!(seen.iter().all(|e| e.event == "transition"), "{seen:?}");
+    assert!(seen.iter().all(|e| e.data["runway"] == "first"), "{seen:?}");
+    let states: Vec<&str> = seen
+        .iter()
+        .map(|e| e.data["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.first(), Some(&"filed"), "{states:?}");
+    assert!(
+        states.contains(&"cleared") && states.contains(&"started"),
+        "{states:?}"
+    );
+    let ids_seen: Vec<u64> = seen.iter().map(|e| e.id.unwrap()).collect();
+    assert!(ids_seen.windows(2).all(|w| w[0] < w[1]), "{ids_seen:?}");
+    let audited = follow(
+        &server.url,
+        "/api/events?dataset=test_ev",
+        &ann,
+        None,
+        20,
+        ended,
+    );
+    assert!(
+        audited
+            .iter()
+            .any(|e| e.event == "record" && e.data["event"] == "call"),
+        "{audited:?}"
+    );
+    assert!(audited.len() > seen.len());
+
+    // Live: a second import on the dataset arrives while the stream is open,
+    // and a stream resumed with Last-Event-ID starts right after it.
+    let last = ids_seen.last().copied().unwrap();
+    let url = server.url.clone();
+    let token = admin.to_string();
+    let live = std::thread::spawn(move || {
+        follow(
+            &url,
+            "/api/events?dataset=test_ev&backlog=0",
+            &token,
+            None,
+            30,
+            |e| e.iter().any(|e| e.data["event"] == "succeeded"),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let second = server.file(
+        "[[runway]]\nid = \"second\"\nagent = \"import-applications\"\ndatasets = { test_ev = \"exclusive\" }\ninput = { count = 2, seed = 2 }\n",
+    );
+    let live = live.join().unwrap();
+    assert!(
+        live.iter()
+            .any(|e| e.data["runway"] == second[0].as_str() && e.data["event"] == "succeeded"),
+        "{live:?}"
+    );
+    assert!(
+        live.iter().all(|e| e.data["runway"] == second[0].as_str()),
+        "{live:?}"
+    );
+    let resumed = follow(
+        &server.url,
+        "/api/events?runway=second",
+        &vic,
+        Some(last),
+        10,
+        |e| e.iter().any(|e| e.data["event"] == "succeeded"),
+    );
+    assert!(resumed.iter().all(|e| e.id.unwrap() > last), "{resumed:?}");
+    assert_eq!(
+        resumed.first().map(|e| e.data["event"].clone()),
+        Some("filed".into())
+    );
+
+    // No token: 401, as everywhere.
+    assert!(without_token(&server.url, "/api/events").starts_with("HTTP/1.1 401"));
+}

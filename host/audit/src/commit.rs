@@ -26,10 +26,12 @@ pub(crate) struct Pending {
 }
 
 /// What one committed batch wrote.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Committed {
     pub bytes: u64,
     pub segments_created: u64,
+    /// Time spent in `fdatasync` (and folder syncs), one entry per sync.
+    pub syncs: [Option<std::time::Duration>; 2],
 }
 
 /// The segment being appended to.
@@ -101,9 +103,14 @@ impl Committer {
         })
     }
 
-    /// Links, encodes, writes and syncs every entry of `batch` (emptying it).
-    /// On error the log must not be written again.
-    pub fn commit(&mut self, batch: &mut Vec<Pending>) -> Result<Committed, WriteFailure> {
+    /// Links, encodes, writes and syncs every entry of `batch` (emptying
+    /// it), keeping the records in `kept` when given. On error the log must
+    /// not be written again.
+    pub fn commit(
+        &mut self,
+        batch: &mut Vec<Pending>,
+        mut kept: Option<&mut Vec<crate::record::Record>>,
+    ) -> Result<Committed, WriteFailure> {
         let mut committed = Committed::default();
         self.buf.clear();
         for pending in batch.drain(..) {
@@ -119,7 +126,7 @@ impl Committer {
 
             if self.needs_new_segment(start, frame_len) {
                 let frame = self.buf.split_off(start);
-                committed.bytes += self.flush()?;
+                committed.bytes += self.flush(&mut committed.syncs[0])?;
                 self.start_segment(seq)?;
                 committed.segments_created += 1;
                 self.buf.extend_from_slice(&frame);
@@ -128,8 +135,11 @@ impl Committer {
             let leaf = leaf_hash(payload);
             self.chain.advance(&record, leaf);
             self.frontier.push(leaf);
+            if let Some(kept) = kept.as_deref_mut() {
+                kept.push(record);
+            }
         }
-        committed.bytes += self.flush()?;
+        committed.bytes += self.flush(&mut committed.syncs[1])?;
         Ok(committed)
     }
 
@@ -185,8 +195,9 @@ impl Committer {
     }
 
     /// Writes the buffer to the active segment with one write and makes it
-    /// durable; returns the bytes written.
-    fn flush(&mut self) -> Result<u64, WriteFailure> {
+    /// durable; returns the bytes written, and how long the sync took in
+    /// `synced`.
+    fn flush(&mut self, synced: &mut Option<std::time::Duration>) -> Result<u64, WriteFailure> {
         let Some(active) = &mut self.active else {
             return Ok(0);
         };
@@ -216,6 +227,7 @@ impl Committer {
                 error: std::io::Error::other("injected fsync failure"),
             });
         }
+        let started = std::time::Instant::now();
         active
             .file
             .sync_data()
@@ -224,6 +236,7 @@ impl Committer {
             sync_dir(&self.dir).map_err(io("fsync folder", &self.dir))?;
             active.new = false;
         }
+        *synced = Some(started.elapsed());
         let written = self.buf.len() as u64;
         active.len += written;
         self.buf.clear();

@@ -51,6 +51,7 @@ pub mod frame;
 mod frame_check;
 pub mod hex;
 pub mod keys;
+pub mod latency;
 pub mod merkle;
 pub mod note;
 pub mod proof;
@@ -62,6 +63,7 @@ pub mod render;
 pub mod segment;
 mod shared;
 mod state;
+mod tail;
 mod tree_check;
 pub mod trust;
 pub mod verify;
@@ -82,6 +84,7 @@ pub use record::{
 };
 pub use render::{escape, record_json, record_line, timeline_line};
 pub use state::State;
+pub use tail::{Follow, Tail};
 pub use trust::Trust;
 pub use verify::{VerifyOptions, VerifyReport, verify, verify_with};
 pub use writer::{

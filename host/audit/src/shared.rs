@@ -46,6 +46,8 @@ pub(crate) struct State {
     pub bytes_written: u64,
     pub segments_created: u64,
     pub checkpoints: u64,
+    /// How long the writer's syncs took.
+    pub syncs: crate::latency::Latency,
     /// At most this many records are durable and not checkpointed
     /// (`u64::MAX` for an unsigned log).
     pub max_unsigned: u64,

@@ -33,10 +33,12 @@ use crate::error::AuditError;
 use crate::findings::TornTail;
 use crate::frame::MAX_FRAME_LEN;
 use crate::keys::PrivateKey;
+use crate::latency::Latency;
 use crate::record::Entry;
 use crate::recover::{Recovered, recover};
 use crate::segment::sync_dir;
 use crate::shared::{PanicGuard, Shared, State};
+use crate::tail::Tail;
 
 /// Default size past which a new segment is started (64 MiB).
 pub const DEFAULT_SEGMENT_BYTES: u64 = 64 << 20;
@@ -70,6 +72,9 @@ pub struct AuditOptions {
     /// With signing keys: the writer never lets more records than this be
     /// durable without a durable signed checkpoint over them.
     pub max_unsigned: u64,
+    /// Keep this many of the last durable records in memory for live
+    /// readers ([`AuditLog::tail`]); 0 keeps none.
+    pub tail: usize,
 }
 
 impl AuditOptions {
@@ -81,6 +86,7 @@ impl AuditOptions {
             signing_keys: Vec::new(),
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             max_unsigned: DEFAULT_MAX_UNSIGNED,
+            tail: 0,
         }
     }
 
@@ -140,6 +146,7 @@ struct Inner {
     dir: PathBuf,
     recovered: Option<TornTail>,
     torn_checkpoint: Option<(u64, u64)>,
+    tail: Option<Tail>,
     /// Held (locked) for as long as the log is open; released after the
     /// writer thread has been joined.
     _lock: File,
@@ -198,6 +205,7 @@ impl AuditLog {
             bytes_written: 0,
             segments_created: 0,
             checkpoints: 0,
+            syncs: Default::default(),
             max_unsigned: if signing {
                 options.max_unsigned.max(1)
             } else {
@@ -206,11 +214,13 @@ impl AuditLog {
         }));
         #[cfg(test)]
         let fail_next_sync = committer.fail_next_sync.clone();
+        let tail = (options.tail > 0).then(|| Tail::new(options.tail, next_seq));
         let writer = {
             let shared = shared.clone();
+            let tail = tail.clone();
             thread::Builder::new()
                 .name("runway-audit".into())
-                .spawn(move || write_loop(&shared, committer))
+                .spawn(move || write_loop(&shared, committer, tail))
                 .map_err(AuditError::Spawn)?
         };
         let checkpointer = match checkpointer {
@@ -238,6 +248,7 @@ impl AuditLog {
                 dir: dir.to_owned(),
                 recovered: trimmed,
                 torn_checkpoint,
+                tail,
                 _lock: lock,
                 #[cfg(test)]
                 fail_next_sync,
@@ -355,6 +366,16 @@ impl AuditLog {
         self.inner.torn_checkpoint
     }
 
+    /// How long the writer's syncs (`fdatasync` of a batch) have taken.
+    pub fn sync_latency(&self) -> Latency {
+        self.inner.shared.lock().syncs.clone()
+    }
+
+    /// The live end of the trail, when opened with [`AuditOptions::tail`].
+    pub fn tail(&self) -> Option<&Tail> {
+        self.inner.tail.as_ref()
+    }
+
     /// The audit folder.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
@@ -454,7 +475,7 @@ fn report_recovery(dir: &Path, recovered: &Recovered) {
 
 /// The writer thread: commit whatever is pending, publish, repeat; drain and
 /// stop when closing; stop for good on the first failure.
-fn write_loop(shared: &Shared, mut committer: Committer) {
+fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
     let mut panic_guard = PanicGuard {
         shared,
         armed: true,
@@ -487,8 +508,13 @@ fn write_loop(shared: &Shared, mut committer: Committer) {
             }
         }
         let records = batch.len() as u64;
-        match committer.commit(&mut batch) {
+        let mut kept = tail.as_ref().map(|_| Vec::with_capacity(batch.len()));
+        match committer.commit(&mut batch, kept.as_mut()) {
             Ok(committed) => {
+                // In the tail before anyone is told they are durable.
+                if let (Some(tail), Some(kept)) = (&tail, kept) {
+                    tail.push(kept);
+                }
                 let root = committer.root();
                 let mut state = shared.lock();
                 state.durable_seq += records;
@@ -496,6 +522,9 @@ fn write_loop(shared: &Shared, mut committer: Committer) {
                 state.batches += 1;
                 state.bytes_written += committed.bytes;
                 state.segments_created += committed.segments_created;
+                for took in committed.syncs.into_iter().flatten() {
+                    state.syncs.record(took);
+                }
                 drop(state);
                 shared.progress.notify_all();
                 shared.checkpoint.notify_one();

@@ -20,6 +20,7 @@
 //! | POST | `/api/pause`, `/api/resume` | control | `{}` |
 //! | POST | `/api/wait` | view | `{"runways": [...], "timeout_secs": N}`: `{"done": true, "runways": [...]}` once all ended, `{"done": false}` after N s (at most [`MAX_WAIT_SECS`]) |
 //! | GET | `/api/whoami` | view | the caller's name and roles |
+//! | GET | `/api/events?since=&dataset=&runway=&agent=&backlog=` | view | the trail as server-sent events ([`events`]; records beyond transitions need the audit right) |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad plan or request), 401 (no or
 //! unknown token), 403 (not the caller's right), 404 (no such runway), 409
@@ -40,6 +41,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::access::{Access, Caller, Right};
+use super::events::{self, Events};
 use super::views;
 use crate::controller::plan::{Plan, cap_reason, rejection};
 use crate::controller::{Command, ControlError, Controller, Filing, Host};
@@ -55,6 +57,21 @@ pub struct Api {
     pub access: Arc<Access>,
     /// Largest request body (a plan), in bytes.
     pub max_body: usize,
+    /// The trail's live end, when the audit log keeps one.
+    pub events: Option<Arc<Events>>,
+}
+
+impl Api {
+    pub fn new(host: Arc<Host>, controller: Controller, access: Access, max_body: usize) -> Api {
+        let events = Events::new(&host.audit).map(Arc::new);
+        Api {
+            host,
+            controller,
+            access: Arc::new(access),
+            max_body,
+            events,
+        }
+    }
 }
 
 /// The API's routes over `api`.
@@ -64,7 +81,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/runways", get(list))
         .route("/api/runways/{id}", get(show))
         .route("/api/wait", post(wait))
-        .route("/api/whoami", get(whoami));
+        .route("/api/whoami", get(whoami))
+        .route("/api/events", get(events::stream));
     let file = Router::new().route("/api/runways", post(file));
     let approve = Router::new()
         .route("/api/runways/{id}/approve", post(approve))

@@ -5,6 +5,7 @@
 //! through the one `controller::Controller` handle.
 
 pub mod access;
+pub mod events;
 pub mod http;
 pub mod inbox;
 pub mod token;

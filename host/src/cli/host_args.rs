@@ -104,13 +104,18 @@ impl HostArgs {
         })
     }
 
-    /// Opens the signed audit trail.
-    pub fn audit(&self) -> Result<AuditLog, Failure> {
-        self.signed_audit().map(|(audit, _)| audit)
+    /// Opens the signed audit trail, keeping its last `tail` durable
+    /// records in memory for live readers.
+    pub fn audit_with_tail(&self, tail: usize) -> Result<AuditLog, Failure> {
+        self.open_audit(tail).map(|(audit, _)| audit)
     }
 
     /// Opens the signed audit trail; also gives the key that signs it.
     pub fn signed_audit(&self) -> Result<(AuditLog, Option<PublicKey>), Failure> {
+        self.open_audit(0)
+    }
+
+    fn open_audit(&self, tail: usize) -> Result<(AuditLog, Option<PublicKey>), Failure> {
         let origin = self
             .origin
             .clone()
@@ -121,6 +126,7 @@ impl HostArgs {
         let signer = signing_keys.first().map(|k| k.public());
         let options = AuditOptions {
             signing_keys,
+            tail,
             ..AuditOptions::new(origin)
         };
         let audit = AuditLog::open(&self.audit.path, options).map_err(|e| {

@@ -8,7 +8,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
@@ -85,7 +84,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| access::tokens_beside(&token_file));
     let access = Access::new(&token, tokens_file, caps).map_err(|e| Failure::new(BAD_INPUT, e))?;
-    let audit = args.host.audit()?;
+    let audit = args.host.audit_with_tail(api::events::TAIL_RECORDS)?;
     // The catalog starts empty: the first rescan loads (and audits) the folder.
     let host = args.host.host(&runtime, Plugins::default(), &audit)?;
     let folder = PluginFolder::new(&args.plugins, runtime.clone())
@@ -119,12 +118,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             escape(&token_file.display().to_string()),
         );
         let signals = signals().map_err(|e| fault(e.into()))?;
-        let api = Api {
-            host: host.clone(),
-            controller: controller.clone(),
-            access: Arc::new(access),
-            max_body: usize::try_from(caps.plan).unwrap_or(usize::MAX),
-        };
+        let max_body = usize::try_from(caps.plan).unwrap_or(usize::MAX);
+        let api = Api::new(host.clone(), controller.clone(), access, max_body);
         let (api_stop, api_stopped) = watch::channel(false);
         let api_task = tokio::spawn(api::serve(listener, api, async move {
             let mut stopped = api_stopped;

@@ -668,7 +668,7 @@ impl Dispatch {
             self.handle(woke)?;
             self.settle()?;
             self.tell_waiters();
-            self.stats.step(started.elapsed());
+            self.stats.record(started.elapsed());
         }
         Ok(())
     }

@@ -9,6 +9,7 @@ mod recovery;
 mod rotation;
 mod signed;
 mod signed_tamper;
+mod tail;
 mod tamper;
 mod writer;
 

@@ -1,0 +1,285 @@
+//! `GET /api/events`: the audit trail as it grows, as server-sent events —
+//! the one stream the status page and any client follow.
+//!
+//! Every event is one durable record (`id:` its sequence number, `data:`
+//! its JSON as `runway audit show --json` prints it), named `transition`
+//! for a runway's filing and moves (and pause, resume, plan filings) and
+//! `record` for everything else (host calls, locks, commits, plugins).
+//! Callers who may read the audit trail get both; others only transitions.
+//!
+//! Query: `since=SEQ` (or a `Last-Event-ID` header: the stream resumes after
+//! it), `dataset=`, `runway=`, `agent=` filters, `backlog=N` (how many
+//! matching records before the live end to send first, 500 by default).
+//! Records no longer in memory are read from disk; if a reader still falls
+//! behind, a `missed` event says which records it did not get.
+
+use std::collections::{HashSet, VecDeque};
+use std::convert::Infallible;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Extension, Query, State};
+use axum::http::HeaderMap;
+use axum::response::IntoResponse;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use runway_audit::{Event, Follow, Record, Tail, record_json};
+use serde::Deserialize;
+use tokio::sync::watch;
+
+use super::access::{Caller, Right};
+use super::http::Api;
+
+/// Most records a backlog may ask for.
+pub const MAX_BACKLOG: usize = 5_000;
+/// Records in memory for live readers (`AuditOptions::tail`).
+pub const TAIL_RECORDS: usize = 10_000;
+/// Most records read from the tail per step.
+const CHUNK: usize = 256;
+
+/// The live end of the trail and a signal that it grew.
+pub struct Events {
+    tail: Tail,
+    grown: watch::Receiver<u64>,
+    dir: PathBuf,
+}
+
+impl Events {
+    /// Follows `audit`, when it was opened with a tail.
+    pub fn new(audit: &runway_audit::AuditLog) -> Option<Events> {
+        let tail = audit.tail()?.clone();
+        let (tx, grown) = watch::channel(tail.next_seq());
+        tail.watch(move |next| {
+            tx.send_replace(next);
+        });
+        Some(Events {
+            tail,
+            grown,
+            dir: audit.dir().to_path_buf(),
+        })
+    }
+}
+
+/// Which records a reader wants.
+#[derive(Debug, Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    pub since: Option<u64>,
+    pub dataset: Option<String>,
+    pub runway: Option<String>,
+    pub agent: Option<String>,
+    pub backlog: Option<usize>,
+}
+
+/// A filter being applied: it learns which runways touch its dataset.
+struct Matcher {
+    filter: Filter,
+    everything: bool,
+    touching: HashSet<String>,
+}
+
+impl Matcher {
+    fn new(filter: Filter, everything: bool) -> Matcher {
+        Matcher {
+            filter,
+            everything,
+            touching: HashSet::new(),
+        }
+    }
+
+    /// Whether `record` goes to this reader, and as which kind.
+    fn kind(&mut self, record: &Record) -> Option<&'static str> {
+        let kind = if is_transition(&record.entry.event) {
+            "transition"
+        } else if self.everything {
+            "record"
+        } else {
+            return None;
+        };
+        let e = &record.entry;
+        if let Some(dataset) = &self.filter.dataset {
+            let locks = match &e.event {
+                Event::Filing(filed) => filed.locks.iter().any(|l| &l.dataset == dataset),
+                Event::Cleared { locks } => locks.iter().any(|l| &l.dataset == dataset),
+                _ => false,
+            };
+            if (locks || e.dataset.as_ref() == Some(dataset)) && !e.runway.is_empty() {
+                self.touching.insert(e.runway.clone());
+            }
+            if e.dataset.as_ref() != Some(dataset) && !self.touching.contains(&e.runway) {
+                return None;
+            }
+        }
+        if self.filter.runway.as_ref().is_some_and(|r| *r != e.runway)
+            || self.filter.agent.as_ref().is_some_and(|a| *a != e.agent)
+        {
+            return None;
+        }
+        Some(kind)
+    }
+}
+
+/// A runway's filing or move, or the controller's.
+pub fn is_transition(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::Filing(_)
+            | Event::Moved { .. }
+            | Event::Cleared { .. }
+            | Event::Started { .. }
+            | Event::Succeeded { .. }
+            | Event::Failed { .. }
+            | Event::Paused { .. }
+            | Event::Resumed { .. }
+            | Event::PlanFiled { .. }
+    )
+}
+
+fn sse(kind: &str, record: &Record) -> SseEvent {
+    SseEvent::default()
+        .event(kind)
+        .id(record.seq.to_string())
+        .data(record_json(record).to_string())
+}
+
+/// The stream's state between events.
+struct Reader {
+    events: Arc<Events>,
+    grown: watch::Receiver<u64>,
+    matcher: Matcher,
+    next: u64,
+    ready: VecDeque<SseEvent>,
+}
+
+impl Reader {
+    /// The next event, waiting for the trail to grow when there is none.
+    async fn next(&mut self) -> SseEvent {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                return event;
+            }
+            match self.events.tail.from(self.next, CHUNK) {
+                Follow::Records(records) if records.is_empty() => {
+                    // The trail's writer going away ends nothing here: the
+                    // keep-alive goes on until the client leaves.
+                    let _ = self.grown.changed().await;
+                }
+                Follow::Records(records) => {
+                    for record in &records {
+                        if let Some(kind) = self.matcher.kind(record) {
+                            self.ready.push_back(sse(kind, record));
+                        }
+                    }
+                    self.next = records.last().map_or(self.next, |r| r.seq + 1);
+                }
+                Follow::Behind { oldest } => {
+                    let missed = serde_json::json!({ "from": self.next, "to": oldest });
+                    self.ready
+                        .push_back(SseEvent::default().event("missed").data(missed.to_string()));
+                    self.next = oldest;
+                }
+            }
+        }
+    }
+}
+
+/// Catching up: the last `limit` matching records from `since` to the
+/// live end (those no longer in memory read from disk), and the sequence
+/// number to go on from.
+fn catch_up(
+    events: &Events,
+    matcher: &mut Matcher,
+    since: u64,
+    limit: usize,
+) -> (VecDeque<SseEvent>, u64) {
+    let mut kept: VecDeque<(&'static str, Arc<Record>)> = VecDeque::new();
+    let mut keep = |matcher: &mut Matcher, record: Arc<Record>| {
+        if let Some(kind) = matcher.kind(&record)
+            && limit > 0
+        {
+            if kept.len() == limit {
+                kept.pop_front();
+            }
+            kept.push_back((kind, record));
+        }
+    };
+    let mut next = since;
+    loop {
+        match events.tail.from(next, CHUNK) {
+            Follow::Records(records) if records.is_empty() => break,
+            Follow::Records(records) => {
+                next = records.last().map_or(next, |r| r.seq + 1);
+                for record in records {
+                    keep(matcher, record);
+                }
+            }
+            Follow::Behind { oldest } => {
+                let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+                let from = next;
+                let read = runway_audit::for_each_record(&events.dir, threads, |record| {
+                    if record.seq >= from && record.seq < oldest {
+                        keep(matcher, Arc::new(record));
+                    }
+                });
+                if let Err(e) = read {
+                    tracing::warn!("reading the audit trail for an event stream: {e}");
+                }
+                next = oldest;
+            }
+        }
+    }
+    let ready = kept.iter().map(|(kind, r)| sse(kind, r)).collect();
+    (ready, next)
+}
+
+/// `GET /api/events`.
+pub async fn stream(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
+    Query(filter): Query<Filter>,
+) -> axum::response::Response {
+    let Some(events) = api.events.clone() else {
+        let why = "this server keeps no live audit tail";
+        return (
+            axum::http::StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({ "error": why })),
+        )
+            .into_response();
+    };
+    let resumed = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .map(|seq| seq + 1);
+    // From where it left off, else `since` (all of it, up to the most a
+    // backlog holds), else the last `backlog` matching records.
+    let (since, limit) = match resumed.or(filter.since) {
+        Some(since) => (since, MAX_BACKLOG),
+        None => (0, filter.backlog.unwrap_or(500).min(MAX_BACKLOG)),
+    };
+    let mut matcher = Matcher::new(filter, caller.may(Right::Audit));
+    let reader = events.clone();
+    let caught = tokio::task::spawn_blocking(move || {
+        let (ready, next) = catch_up(&reader, &mut matcher, since, limit);
+        (ready, next, matcher)
+    })
+    .await;
+    let Ok((ready, next, matcher)) = caught else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let reader = Reader {
+        grown: events.grown.clone(),
+        events,
+        matcher,
+        next,
+        ready,
+    };
+    let stream = futures_util::stream::unfold(reader, |mut reader| async move {
+        let event = reader.next().await;
+        Some((Ok::<_, Infallible>(event), reader))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response()
+}
