@@ -397,7 +397,10 @@ fn run(ops: Vec<Op>) {
         let want = model.settle();
         states = d.settled(&want);
         assert_eq!(states, want, "after {op:?} (ops: {ops:?})");
-        assert!(d.f().host.tower.locks().is_empty(), "a lock held at rest");
+        assert!(
+            d.f().host.tower.board().is_empty(),
+            "a lock held or waited for at rest"
+        );
     }
     d.controller.stop(false);
     let task = std::mem::replace(&mut d.task, d.rt.spawn(async { Ok(()) }));

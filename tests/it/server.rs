@@ -721,3 +721,92 @@ fn the_event_stream_follows_the_trail_as_it_grows() {
     // No token: 401, as everywhere.
     assert!(without_token(&server.url, "/api/events").starts_with("HTTP/1.1 401"));
 }
+
+/// `GET path` with `token`: the status and body.
+fn get(url: &str, path: &str, token: &str) -> (u16, String) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let mut answer = agent
+        .get(&format!("{url}{path}"))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    let status = answer.status().as_u16();
+    (status, answer.body_mut().read_to_string().unwrap())
+}
+
+/// The value of the metric line starting with `name` (labels included).
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+#[test]
+fn metrics_count_waits_runs_outcomes_locks_and_the_audit_writer() {
+    let dir = folders();
+    runway_tests::drop_plugin("hostile", &dir.path().join("plugins"));
+    let server = Server::start(dir.path());
+    let vic = server.token("vic", &["viewer"]);
+    let ids = server.file(
+        r#"
+        [[runway]]
+        id = "import"
+        agent = "import-applications"
+        datasets = { test_m = "exclusive" }
+        input = { count = 3, seed = 1 }
+        [[runway]]
+        id = "broken"
+        agent = "probe"
+        action = "fail"
+        "#,
+    );
+    server.client(&["wait", &ids[0], &ids[1]]);
+    // A sleeper holds test_m; a reader waits behind it.
+    let held = server.file(
+        "[[runway]]\nid = \"sleeper\"\nagent = \"hostile\"\naction = \"sleep\"\ninput = { secs = 3 }\ndatasets = { test_m = \"exclusive\" }\n[[runway]]\nid = \"reader\"\nagent = \"probe\"\naction = \"ok\"\ndatasets = { test_m = \"shared\" }\n",
+    );
+    let started = Instant::now();
+    while state(&server, &held[0]) != "RUNNING" {
+        assert!(started.elapsed() < Duration::from_secs(30));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, text) = get(&server.url, "/metrics", &vic);
+    assert_eq!(status, 200, "{text}");
+    let m = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    assert_eq!(
+        m("runway_locks_held{dataset=\"test_m\",mode=\"exclusive\"}"),
+        1.0
+    );
+    assert_eq!(m("runway_lock_waiters{dataset=\"test_m\"}"), 1.0);
+    assert_eq!(m("runway_runways{state=\"RUNNING\"}"), 1.0);
+    assert_eq!(m("runway_runways{state=\"WAITING_LOCKS\"}"), 1.0);
+    assert_eq!(m("runway_runways{state=\"SUCCEEDED\"}"), 1.0);
+    assert_eq!(m("runway_runways{state=\"FAILED\"}"), 1.0);
+    assert_eq!(
+        m("runway_attempt_outcomes_total{agent=\"import-applications\",outcome=\"SUCCEEDED\"}"),
+        1.0
+    );
+    assert_eq!(
+        m("runway_attempt_outcomes_total{agent=\"probe\",outcome=\"FAILED\"}"),
+        1.0
+    );
+    assert_eq!(
+        m("runway_wait_seconds_count{agent=\"import-applications\"}"),
+        1.0
+    );
+    assert_eq!(m("runway_run_seconds_count{agent=\"probe\"}"), 1.0);
+    assert!(m("runway_run_seconds_sum{agent=\"import-applications\"}") > 0.0);
+    assert_eq!(m("runway_plugin_loads_total"), 3.0);
+    assert!(m("runway_audit_fsync_seconds_count") >= 1.0);
+    assert!(m("runway_audit_records_durable_total") > 20.0);
+    assert!(
+        text.contains("# TYPE runway_wait_seconds histogram"),
+        "{text}"
+    );
+
+    // Without a token: 401, as everywhere.
+    assert!(without_token(&server.url, "/metrics").starts_with("HTTP/1.1 401"));
+}

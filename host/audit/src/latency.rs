@@ -50,18 +50,14 @@ impl Latency {
         Duration::ZERO
     }
 
-    /// `(upper bound, how many were at most that)` for each bucket up to the
-    /// last one used: cumulative, as Prometheus histograms count.
-    pub fn cumulative(&self) -> Vec<(Duration, u64)> {
+    /// `(upper bound, how many fell in its bucket)` for each bucket up to
+    /// the last one used, as a Prometheus histogram is encoded.
+    pub fn buckets(&self) -> Vec<(Duration, u64)> {
         let last = self.buckets.iter().rposition(|&n| n > 0).unwrap_or(0);
-        let mut seen = 0;
         self.buckets[..=last]
             .iter()
             .enumerate()
-            .map(|(k, &n)| {
-                seen += n;
-                (upper(k), seen)
-            })
+            .map(|(k, &n)| (upper(k), n))
             .collect()
     }
 }
@@ -75,7 +71,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn quantiles_and_cumulative_counts_come_from_the_buckets() {
+    fn quantiles_and_bucket_counts_come_from_the_buckets() {
         let mut s = Latency::default();
         for _ in 0..99 {
             s.record(Duration::from_nanos(1_000));
@@ -85,9 +81,10 @@ mod tests {
         assert_eq!(s.quantile(0.5), Duration::from_nanos(1024));
         assert_eq!(s.quantile(0.99), Duration::from_nanos(1024));
         assert_eq!(s.quantile(1.0), Duration::from_nanos(1 << 20));
-        let c = s.cumulative();
-        assert_eq!(c.last(), Some(&(Duration::from_nanos(1 << 20), 100)));
-        assert_eq!(c[9], (Duration::from_nanos(1024), 99));
-        assert_eq!(c[8].1, 0);
+        let b = s.buckets();
+        assert_eq!(b.len(), 20);
+        assert_eq!(b[19], (Duration::from_nanos(1 << 20), 1));
+        assert_eq!(b[9], (Duration::from_nanos(1024), 99));
+        assert_eq!(b.iter().map(|(_, n)| n).sum::<u64>(), 100);
     }
 }

@@ -60,6 +60,18 @@ impl Events {
     }
 }
 
+impl Events {
+    /// The trail's live end.
+    pub fn tail(&self) -> &Tail {
+        &self.tail
+    }
+
+    /// Changes whenever the trail grows.
+    pub fn grown(&self) -> watch::Receiver<u64> {
+        self.grown.clone()
+    }
+}
+
 /// Which records a reader wants.
 #[derive(Debug, Deserialize, Default, Clone)]
 #[serde(deny_unknown_fields)]

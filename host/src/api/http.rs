@@ -20,6 +20,7 @@
 //! | POST | `/api/pause`, `/api/resume` | control | `{}` |
 //! | POST | `/api/wait` | view | `{"runways": [...], "timeout_secs": N}`: `{"done": true, "runways": [...]}` once all ended, `{"done": false}` after N s (at most [`MAX_WAIT_SECS`]) |
 //! | GET | `/api/whoami` | view | the caller's name and roles |
+//! | GET | `/metrics` | view | Prometheus text ([`metrics`]) |
 //! | GET | `/api/events?since=&dataset=&runway=&agent=&backlog=` | view | the trail as server-sent events ([`events`]; records beyond transitions need the audit right) |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad plan or request), 401 (no or
@@ -42,6 +43,7 @@ use serde_json::{Value, json};
 
 use super::access::{Access, Caller, Right};
 use super::events::{self, Events};
+use super::metrics::{self, Metrics};
 use super::views;
 use crate::controller::plan::{Plan, cap_reason, rejection};
 use crate::controller::{Command, ControlError, Controller, Filing, Host};
@@ -59,6 +61,7 @@ pub struct Api {
     pub max_body: usize,
     /// The trail's live end, when the audit log keeps one.
     pub events: Option<Arc<Events>>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Api {
@@ -70,6 +73,7 @@ impl Api {
             access: Arc::new(access),
             max_body,
             events,
+            metrics: Arc::default(),
         }
     }
 }
@@ -82,7 +86,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/runways/{id}", get(show))
         .route("/api/wait", post(wait))
         .route("/api/whoami", get(whoami))
-        .route("/api/events", get(events::stream));
+        .route("/api/events", get(events::stream))
+        .route("/metrics", get(metrics::scrape));
     let file = Router::new().route("/api/runways", post(file));
     let approve = Router::new()
         .route("/api/runways/{id}/approve", post(approve))
@@ -423,6 +428,9 @@ pub async fn serve(
     api: Api,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if let Some(events) = api.events.clone() {
+        tokio::spawn(api.metrics.clone().follow(events));
+    }
     let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

@@ -8,6 +8,7 @@ pub mod access;
 pub mod events;
 pub mod http;
 pub mod inbox;
+pub mod metrics;
 pub mod token;
 pub mod views;
 

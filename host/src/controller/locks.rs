@@ -87,15 +87,11 @@ impl LockTable {
         out
     }
 
-    /// Datasets currently locked, with mode and holder count.
-    pub fn snapshot(&self) -> Vec<(String, LockMode, usize)> {
-        let mut v: Vec<_> = self
-            .held
+    /// Datasets currently locked, by name: mode and holders.
+    pub fn held(&self) -> impl Iterator<Item = (&str, LockMode, &[String])> {
+        self.held
             .iter()
-            .map(|(d, h)| (d.clone(), h.mode, h.holders.len()))
-            .collect();
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        v
+            .map(|(d, h)| (d.as_str(), h.mode, h.holders.as_slice()))
     }
 }
 
@@ -151,6 +147,14 @@ impl Lines {
         })
     }
 
+    /// Every dataset someone waits for, with its waiters in line order.
+    pub fn waiting(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = u64> + '_)> {
+        self.lines
+            .iter()
+            .filter(|(_, line)| !line.all.is_empty())
+            .map(|(d, line)| (d.as_str(), line.all.iter().copied()))
+    }
+
     /// The waiters at the head of `dataset`'s line that may go once it is
     /// free: its first writer, or the readers before the first writer.
     pub fn heads(&self, dataset: &str) -> Vec<u64> {
@@ -190,7 +194,8 @@ mod tests {
         assert!(t.free(&w));
         t.acquire(&w, "w");
         assert!(!t.free(&r), "a reader beside a writer");
-        assert_eq!(t.snapshot(), [("d".to_string(), X, 1)]);
+        let held: Vec<_> = t.held().collect();
+        assert_eq!(held, [("d", X, &["w".to_string()][..])]);
     }
 
     #[test]

@@ -32,6 +32,18 @@ pub struct Clearance {
     pub grants: Result<Vec<LockGrant>, StoreError>,
 }
 
+/// One dataset on the lock board.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatasetLocks {
+    pub dataset: String,
+    /// How it is held, if it is.
+    pub held: Option<LockMode>,
+    /// The runways holding it (several only when shared).
+    pub holders: Vec<String>,
+    /// The runways waiting for it, in line order, and the mode each wants.
+    pub waiting: Vec<(String, LockMode)>,
+}
+
 /// A runway asking the tower for its locks.
 pub struct Request {
     /// The requester's own handle for the runway.
@@ -203,9 +215,35 @@ impl Tower {
         self.pump(&mut s);
     }
 
-    /// Datasets locked right now: (dataset, mode, holders).
-    pub fn locks(&self) -> Vec<(String, LockMode, usize)> {
-        self.lock().table.snapshot()
+    /// Every dataset locked or waited for right now, by name: who holds
+    /// it and who waits, in line order.
+    pub fn board(&self) -> Vec<DatasetLocks> {
+        let s = self.lock();
+        let mut board: BTreeMap<String, DatasetLocks> = BTreeMap::new();
+        fn entry<'b>(
+            board: &'b mut BTreeMap<String, DatasetLocks>,
+            d: &str,
+        ) -> &'b mut DatasetLocks {
+            board.entry(d.to_string()).or_insert_with(|| DatasetLocks {
+                dataset: d.to_string(),
+                held: None,
+                holders: Vec::new(),
+                waiting: Vec::new(),
+            })
+        }
+        for (d, mode, holders) in s.table.held() {
+            let e = entry(&mut board, d);
+            e.held = Some(mode);
+            e.holders = holders.to_vec();
+        }
+        for (d, tickets) in s.lines.waiting() {
+            let waiting: Vec<(String, LockMode)> = tickets
+                .filter_map(|t| s.queue.get(&t))
+                .filter_map(|w| Some((w.request.runway.clone(), *w.request.wants.get(d)?)))
+                .collect();
+            entry(&mut board, d).waiting = waiting;
+        }
+        board.into_values().collect()
     }
 
     /// Stops (or starts again) clearing; runs in the air land as usual.
