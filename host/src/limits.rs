@@ -67,7 +67,7 @@ pub const MAX_OUTPUT_KIB: u64 = 1024;
 pub const MAX_LOG_KIB: u64 = 16 << 10;
 
 /// Per-run limits of one plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     pub memory_mib: u64,

@@ -80,6 +80,25 @@ pub enum Right {
 }
 
 impl Right {
+    pub const ALL: [Right; 5] = [
+        Right::View,
+        Right::File,
+        Right::Control,
+        Right::Approve,
+        Right::Audit,
+    ];
+
+    /// Its name, as the API lists a caller's rights.
+    pub fn name(self) -> &'static str {
+        match self {
+            Right::View => "view",
+            Right::File => "file",
+            Right::Control => "control",
+            Right::Approve => "approve",
+            Right::Audit => "audit",
+        }
+    }
+
     /// As refusals say it: "may not {verb}".
     pub fn verb(self) -> &'static str {
         match self {

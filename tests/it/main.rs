@@ -12,6 +12,7 @@ mod data;
 mod doors;
 mod locks;
 mod nightly;
+mod page;
 mod per_run;
 mod plans;
 mod plugins;

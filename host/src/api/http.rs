@@ -21,6 +21,11 @@
 //! | POST | `/api/wait` | view | `{"runways": [...], "timeout_secs": N}`: `{"done": true, "runways": [...]}` once all ended, `{"done": false}` after N s (at most [`MAX_WAIT_SECS`]) |
 //! | GET | `/api/whoami` | view | the caller's name and roles |
 //! | GET | `/metrics` | view | Prometheus text ([`metrics`]) |
+//! | GET | `/api/locks` | view | the lock board: holders (with tokens) and waiters in line order |
+//! | GET | `/api/plugins` | view | plugins loaded: digest, signer, grants |
+//! | GET | `/api/server` | view | the caller, their rights, whether the server is paused or insecure |
+//! | GET | `/api/audit/proof/{seq}` | audit | the inclusion proof of record `seq` (text, as `runway audit prove` writes) |
+//! | GET | `/`, `/audit` | none | the status page ([`super::page`]; it asks for a token and calls the API) |
 //! | GET | `/api/events?since=&dataset=&runway=&agent=&backlog=` | view | the trail as server-sent events ([`events`]; records beyond transitions need the audit right) |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad plan or request), 401 (no or
@@ -62,6 +67,8 @@ pub struct Api {
     /// The trail's live end, when the audit log keeps one.
     pub events: Option<Arc<Events>>,
     pub metrics: Arc<Metrics>,
+    /// Served beyond loopback without TLS (the page shows a red banner).
+    pub insecure: bool,
 }
 
 impl Api {
@@ -74,6 +81,7 @@ impl Api {
             max_body,
             events,
             metrics: Arc::default(),
+            insecure: false,
         }
     }
 }
@@ -87,7 +95,11 @@ pub fn router(api: Api) -> Router {
         .route("/api/wait", post(wait))
         .route("/api/whoami", get(whoami))
         .route("/api/events", get(events::stream))
+        .route("/api/locks", get(locks))
+        .route("/api/plugins", get(plugins))
+        .route("/api/server", get(server))
         .route("/metrics", get(metrics::scrape));
+    let audit = Router::new().route("/api/audit/proof/{seq}", get(proof));
     let file = Router::new().route("/api/runways", post(file));
     let approve = Router::new()
         .route("/api/runways/{id}/approve", post(approve))
@@ -100,6 +112,8 @@ pub fn router(api: Api) -> Router {
         .merge(guarded(&api, Right::File, file))
         .merge(guarded(&api, Right::Approve, approve))
         .merge(guarded(&api, Right::Control, control))
+        .merge(guarded(&api, Right::Audit, audit))
+        .merge(super::page::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(api)
 }
@@ -196,6 +210,59 @@ fn refuse(api: &Api, request: &Request, status: StatusCode, why: String) -> Resp
         tracing::warn!("cannot audit a refused API request: {e}");
     }
     Refusal(status, why).into_response()
+}
+
+async fn locks(State(api): State<Api>) -> Answer {
+    let board = api.host.tower.board();
+    let runways = api.controller.list().await?;
+    Ok(Json(views::locks(&board, &runways)).into_response())
+}
+
+async fn plugins(State(api): State<Api>) -> Answer {
+    Ok(Json(views::plugins(&api.host.plugins())).into_response())
+}
+
+/// Who is asking, what they may do, and how the server runs.
+async fn server(State(api): State<Api>, Extension(caller): Extension<Caller>) -> Answer {
+    let roles: Vec<&str> = caller.roles.iter().map(|r| r.name()).collect();
+    let rights: Vec<&str> = Right::ALL
+        .iter()
+        .filter(|r| caller.may(**r))
+        .map(|r| r.name())
+        .collect();
+    let body = json!({
+        "name": caller.name,
+        "roles": roles,
+        "rights": rights,
+        "insecure": api.insecure,
+        "paused": api.host.tower.paused(),
+        "version": env!("CARGO_PKG_VERSION"),
+    });
+    Ok(Json(body).into_response())
+}
+
+/// The inclusion proof of record `seq` in the trail as it stands (the
+/// text `runway audit check-proof` checks).
+async fn proof(State(api): State<Api>, Path(seq): Path<u64>) -> Answer {
+    let dir = api.host.audit.dir().to_path_buf();
+    let made = tokio::task::spawn_blocking(move || {
+        runway_audit::proof_file::ProofFile::inclusion(&dir, seq, None).map(|p| p.to_text())
+    })
+    .await
+    .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    let text = made.map_err(|e| Refusal(StatusCode::NOT_FOUND, e.to_string()))?;
+    let disposition = format!("attachment; filename=\"record-{seq}.proof\"");
+    Ok((
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/plain; charset=utf-8".to_string(),
+            ),
+            (axum::http::header::CONTENT_DISPOSITION, disposition),
+        ],
+        text,
+    )
+        .into_response())
 }
 
 async fn whoami(Extension(caller): Extension<Caller>) -> Answer {

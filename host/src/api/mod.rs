@@ -9,6 +9,7 @@ pub mod events;
 pub mod http;
 pub mod inbox;
 pub mod metrics;
+pub mod page;
 pub mod token;
 pub mod views;
 

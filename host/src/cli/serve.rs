@@ -119,7 +119,10 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         );
         let signals = signals().map_err(|e| fault(e.into()))?;
         let max_body = usize::try_from(caps.plan).unwrap_or(usize::MAX);
-        let api = Api::new(host.clone(), controller.clone(), access, max_body);
+        let api = Api {
+            insecure: !args.listen.ip().is_loopback(),
+            ..Api::new(host.clone(), controller.clone(), access, max_body)
+        };
         let (api_stop, api_stopped) = watch::channel(false);
         let api_task = tokio::spawn(api::serve(listener, api, async move {
             let mut stopped = api_stopped;

@@ -246,6 +246,11 @@ impl Tower {
         board.into_values().collect()
     }
 
+    /// Whether clearing is paused.
+    pub fn paused(&self) -> bool {
+        self.lock().paused
+    }
+
     /// Stops (or starts again) clearing; runs in the air land as usual.
     pub fn set_paused(&self, paused: bool) {
         let mut s = self.lock();

@@ -30,6 +30,9 @@ pub struct Plugin {
     pub name: String,
     pub digest: Hash,
     pub grants: Grants,
+    /// The trusted author whose signature admitted it, when signatures
+    /// are required.
+    pub signed_by: Option<String>,
     pub(crate) pre: AgentPre<RunState>,
 }
 
@@ -82,6 +85,7 @@ pub struct PluginFiles {
     pub bytes: Vec<u8>,
     pub digest: Hash,
     pub grants: Grants,
+    pub signed_by: Option<String>,
 }
 
 /// Reads plugin `name` from `dir`: checks the name, reads `NAME.toml`, then
@@ -109,7 +113,7 @@ pub fn read_plugin(
             source,
         })?;
     let digest = sha256(&bytes);
-    policy
+    let signed_by = policy
         .check(&wasm, &digest, caps)
         .map_err(|source| LoadError::Signature {
             name: name.to_string(),
@@ -121,6 +125,7 @@ pub fn read_plugin(
         bytes,
         digest,
         grants,
+        signed_by,
     })
 }
 
@@ -185,7 +190,7 @@ impl Plugins {
         let mut plugins = Plugins::default();
         for name in plugin_names(dir)? {
             let files = read_plugin(dir, &name, policy, caps)?;
-            plugins.insert(runtime, &name, &files.bytes, files.grants)?;
+            plugins.insert_files(runtime, files)?;
         }
         Ok(plugins)
     }
@@ -216,6 +221,28 @@ impl Plugins {
         bytes: &[u8],
         grants: Grants,
     ) -> Result<(), LoadError> {
+        self.add(runtime, name, bytes, grants, None)
+    }
+
+    /// [`insert`](Self::insert)s a plugin read from its folder.
+    pub fn insert_files(&mut self, runtime: &Runtime, files: PluginFiles) -> Result<(), LoadError> {
+        self.add(
+            runtime,
+            &files.name,
+            &files.bytes,
+            files.grants,
+            files.signed_by,
+        )
+    }
+
+    fn add(
+        &mut self,
+        runtime: &Runtime,
+        name: &str,
+        bytes: &[u8],
+        grants: Grants,
+        signed_by: Option<String>,
+    ) -> Result<(), LoadError> {
         let digest = sha256(bytes);
         let bad = |e: wasmtime::Error| LoadError::Component {
             name: name.to_string(),
@@ -229,6 +256,7 @@ impl Plugins {
             name: name.to_string(),
             digest,
             grants,
+            signed_by,
             pre,
         };
         self.by_name.insert(name.to_string(), Arc::new(plugin));

@@ -73,10 +73,16 @@ pub fn sign(digest: &Hash, key: &PrivateKey) -> Result<String, runway_audit::not
 
 impl PluginPolicy {
     /// Admits the component at `wasm` with `digest`, or says why not; the
-    /// signature is read through [`crate::files`].
-    pub fn check(&self, wasm: &Path, digest: &Hash, caps: &ReadCaps) -> Result<(), SignatureError> {
+    /// signature is read through [`crate::files`]. Admitted for a good
+    /// signature: who signed it (`name+id`).
+    pub fn check(
+        &self,
+        wasm: &Path,
+        digest: &Hash,
+        caps: &ReadCaps,
+    ) -> Result<Option<String>, SignatureError> {
         if !self.require_signed {
-            return Ok(());
+            return Ok(None);
         }
         let sig = signature_path(wasm);
         let path = sig.display().to_string();
@@ -106,7 +112,7 @@ impl PluginPolicy {
                 actual: runway_audit::hex::encode(digest),
             });
         }
-        let good = note.signatures.iter().any(|s| {
+        let good = note.signatures.iter().find(|s| {
             self.authors.iter().any(|a| {
                 a.name() == s.name
                     && a.id() == s.id
@@ -114,8 +120,8 @@ impl PluginPolicy {
                         .is_some_and(|sig| a.verifies(note.text.as_bytes(), &sig))
             })
         });
-        if good {
-            return Ok(());
+        if let Some(good) = good {
+            return Ok(Some(good.label()));
         }
         let by: Vec<String> = note.signatures.iter().map(|s| s.label()).collect();
         Err(SignatureError::Untrusted {
@@ -153,7 +159,8 @@ mod tests {
             "{err}"
         );
         std::fs::write(signature_path(&wasm), sign(&digest, &author).unwrap()).unwrap();
-        policy.check(&wasm, &digest, &caps).unwrap();
+        let signer = policy.check(&wasm, &digest, &caps).unwrap().unwrap();
+        assert!(signer.starts_with("alice+"), "{signer}");
         // A changed component no longer matches its signature.
         let other = runway_audit::sha256(b"changed bytes");
         assert!(matches!(

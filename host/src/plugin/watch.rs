@@ -195,11 +195,9 @@ impl PluginFolder {
                 Ok(None)
             }
             _ => {
-                next.insert(&self.runtime, &files.name, &files.bytes, files.grants)?;
-                Ok(Some(PluginChange::Loaded {
-                    name: files.name,
-                    digest: files.digest,
-                }))
+                let (name, digest) = (files.name.clone(), files.digest);
+                next.insert_files(&self.runtime, files)?;
+                Ok(Some(PluginChange::Loaded { name, digest }))
             }
         }
     }

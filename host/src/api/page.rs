@@ -1,0 +1,64 @@
+//! The status page: one HTML shell, a script and a style sheet, compiled
+//! into the binary (no CDN; works offline). The shell needs no token; the
+//! script asks for one and calls the API with it, so the page can do
+//! exactly what its token's roles allow. Its sections: the board of
+//! runways (filters by agent, dataset, state), each runway's page
+//! (manifest, transitions, locks held or its place in line, its audit
+//! records with their inclusion proofs), approvals with Approve / Reject,
+//! the lock table, the plugins, and `/audit?dataset=NAME` (or `runway=`,
+//! `agent=`): the trail growing live.
+
+use axum::Router;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+
+use super::http::Api;
+
+const INDEX: &str = include_str!("page/index.html");
+const SCRIPT: &str = include_str!("page/app.js");
+const STYLE: &str = include_str!("page/style.css");
+
+/// What every answer of the page carries: its own assets only, no framing,
+/// no referrer.
+const HEADERS: [(header::HeaderName, &str); 4] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "no-referrer"),
+    (header::CACHE_CONTROL, "no-cache"),
+];
+
+fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
+    (HEADERS, [(header::CONTENT_TYPE, content_type)], body)
+}
+
+async fn index() -> impl IntoResponse {
+    asset("text/html; charset=utf-8", INDEX)
+}
+
+/// The page's routes (the shell at each of its paths, and its assets).
+pub fn routes() -> Router<Api> {
+    let mut router = Router::new();
+    for path in [
+        "/",
+        "/approvals",
+        "/locks",
+        "/plugins",
+        "/audit",
+        "/runways/{id}",
+    ] {
+        router = router.route(path, get(index));
+    }
+    router
+        .route(
+            "/assets/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/assets/style.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLE) }),
+        )
+}

@@ -1,0 +1,266 @@
+//! The status page in a real browser — Debian's chromium, headless, driven
+//! through chromedriver — against a real `runway serve`: sign in with a
+//! token from the keyboard, the board, an approval given from the page,
+//! a rejection whose reason is markup shown as text, the board and the
+//! audit timeline growing live as runways are filed from the CLI, a viewer
+//! offered no buttons, a wrong token sent back to sign in, and a
+//! phone-sized window that needs no sideways scrolling.
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+use crate::server::{Server, folders};
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+/// Installs Debian's chromium and chromium-driver when they are missing
+/// (as the host's build script installs the wasm target), so the README's
+/// test command needs nothing installed by hand.
+fn install_browser() {
+    let present = || {
+        [CHROMIUM, CHROMEDRIVER]
+            .iter()
+            .all(|t| std::path::Path::new(t).exists())
+    };
+    if present() {
+        return;
+    }
+    eprintln!("installing Debian's chromium and chromium-driver for the browser test");
+    let apt = |args: &[&str]| {
+        Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !apt(&["install", "-y", "-qq", "chromium", "chromium-driver"]) {
+        apt(&["update", "-qq"]);
+        apt(&["install", "-y", "-qq", "chromium", "chromium-driver"]);
+    }
+}
+
+/// A chromedriver child on a free port.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        install_browser();
+        for tool in [CHROMIUM, CHROMEDRIVER] {
+            assert!(
+                std::path::Path::new(tool).exists(),
+                "{tool} is missing: .ci/run installs Debian's chromium and chromium-driver"
+            );
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver did not listen"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    async fn browser(&self) -> Client {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": CHROMIUM,
+                "args": ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage",
+                         "--disable-gpu", "--window-size=1200,900"],
+            }),
+        );
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        ClientBuilder::new(connector)
+            .capabilities(caps)
+            .connect(&self.url)
+            .await
+            .expect("a browser session")
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits (up to 20 s) for an element matching `css`.
+async fn find(c: &Client, css: &str) -> fantoccini::elements::Element {
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+}
+
+/// Waits (up to 20 s) until the script's value is true.
+async fn until(c: &Client, script: &str) {
+    let started = Instant::now();
+    loop {
+        let v = c
+            .execute(&format!("return ({script});"), vec![])
+            .await
+            .unwrap();
+        if v == json!(true) {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let page = c
+                .execute("return document.body.innerText", vec![])
+                .await
+                .unwrap();
+            panic!("never true: {script}\npage: {page}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn sign_in(c: &Client, base: &str, token: &str) {
+    c.goto(&format!("{base}/")).await.unwrap();
+    // Sign out of whoever was signed in first.
+    c.execute("sessionStorage.clear()", vec![]).await.unwrap();
+    c.goto(&format!("{base}/")).await.unwrap();
+    let input = find(c, "#login #token").await;
+    input.send_keys(&format!("{token}\u{E007}")).await.unwrap();
+}
+
+#[test]
+fn the_status_page_in_a_real_browser() {
+    let dir = folders();
+    let server = Server::start(dir.path());
+    let alice = server.token("alice", &["approver"]);
+    let vic = server.token("vic", &["viewer"]);
+    server.file(
+        r#"
+        [[runway]]
+        id = "import"
+        agent = "import-applications"
+        datasets = { test_page = "exclusive" }
+        input = { count = 3, seed = 1 }
+        [[runway]]
+        id = "awards"
+        agent = "probe"
+        action = "ok"
+        after = ["import"]
+        approval = { required = true }
+        [[runway]]
+        id = "doubtful"
+        agent = "probe"
+        action = "ok"
+        approval = { required = true }
+        "#,
+    );
+    let driver = Driver::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = driver.browser().await;
+        let base = server.url.clone();
+
+        // A wrong token is sent back to sign in.
+        sign_in(&c, &base, &"0".repeat(64)).await;
+        let refused = find(&c, "#login").await;
+        assert!(refused.is_displayed().await.unwrap());
+        until(&c, "document.querySelector('[role=alert]')?.textContent.includes('refused')").await;
+
+        // Signed in as the approver (Enter submits): the board.
+        sign_in(&c, &base, &alice).await;
+        find(&c, "#runways tr[data-runway='awards'] [data-state='WAITING_APPROVAL']").await;
+        find(&c, "#runways tr[data-runway='import'] [data-state='SUCCEEDED']").await;
+        let who = find(&c, "#who").await.text().await.unwrap();
+        assert!(who.contains("alice (approver)"), "{who}");
+
+        // The board follows the trail: a runway filed from the CLI appears
+        // without a reload.
+        until(&c, "(window.marker = 1) === 1").await;
+        server.file("[[runway]]\nid = \"later\"\nagent = \"probe\"\naction = \"ok\"\n");
+        find(&c, "#runways tr[data-runway='later'] [data-state='SUCCEEDED']").await;
+        until(&c, "window.marker === 1").await;
+
+        // Approvals: approve from the keyboard (Enter in the note), reject
+        // with a reason that is markup — shown as text, never as markup.
+        c.goto(&format!("{base}/approvals")).await.unwrap();
+        let note = find(&c, ".approval[data-runway='awards'] .approve input").await;
+        note.send_keys("totals checked\u{E007}").await.unwrap();
+        let reason = find(&c, ".approval[data-runway='doubtful'] .reject input").await;
+        reason
+            .send_keys("<b id=injected>not today</b>\u{E007}")
+            .await
+            .unwrap();
+        until(&c, "!document.querySelector(\".approval[data-runway='doubtful']\")").await;
+        assert_eq!(server.client(&["wait", "awards"]).code, 0);
+        let awards = server.json(&["show", "awards"]);
+        assert_eq!(awards["approved_by"], "alice");
+        assert!(awards["history"].to_string().contains("totals checked"));
+        c.goto(&format!("{base}/runways/doubtful")).await.unwrap();
+        find(&c, "#history").await;
+        until(&c, "document.body.textContent.includes('<b id=injected>not today</b>')").await;
+        until(&c, "document.getElementById('injected') === null").await;
+        // Its audit records, each with an inclusion proof for the approver?
+        // No: proofs are the auditor's; the approver sees transitions only.
+        find(&c, "#records tr").await;
+        assert!(c.find(Locator::Css("#records button.proof")).await.is_err());
+
+        // The audit timeline of a dataset grows live.
+        c.goto(&format!("{base}/audit?dataset=test_page")).await.unwrap();
+        find(&c, "#timeline li").await;
+        let before = c
+            .find_all(Locator::Css("#timeline li"))
+            .await
+            .unwrap()
+            .len();
+        server.file(
+            "[[runway]]\nid = \"second\"\nagent = \"import-applications\"\ndatasets = { test_page = \"exclusive\" }\ninput = { count = 2, seed = 2 }\n",
+        );
+        until(&c, "[...document.querySelectorAll('#timeline li')].some(li => li.textContent.includes('second') && li.textContent.includes('succeeded'))").await;
+        let after = c
+            .find_all(Locator::Css("#timeline li"))
+            .await
+            .unwrap()
+            .len();
+        assert!(after > before, "{before} -> {after}");
+
+        // A viewer is offered no buttons.
+        sign_in(&c, &base, &vic).await;
+        find(&c, "#runways").await;
+        server.file("[[runway]]\nid = \"gated\"\nagent = \"probe\"\naction = \"ok\"\napproval = { required = true }\n");
+        c.goto(&format!("{base}/approvals")).await.unwrap();
+        find(&c, "#approvals section").await;
+        until(&c, "document.body.textContent.includes('Your token may not approve.')").await;
+        assert!(c.find(Locator::Css(".approval")).await.is_err());
+
+        // On a phone: nothing needs sideways scrolling.
+        c.set_window_size(375, 812).await.unwrap();
+        c.goto(&format!("{base}/")).await.unwrap();
+        find(&c, "#runways tr[data-runway='gated']").await;
+        until(&c, "document.documentElement.scrollWidth <= window.innerWidth").await;
+
+        c.close().await.unwrap();
+    });
+}
