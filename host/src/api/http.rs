@@ -19,7 +19,6 @@
 //! | POST | `/api/runways/{id}/cancel` | control | `{}` |
 //! | POST | `/api/pause`, `/api/resume` | control | `{}` |
 //! | POST | `/api/wait` | view | `{"runways": [...], "timeout_secs": N}`: `{"done": true, "runways": [...]}` once all ended, `{"done": false}` after N s (at most [`MAX_WAIT_SECS`]) |
-//! | GET | `/api/whoami` | view | the caller's name and roles |
 //! | GET | `/metrics` | view | Prometheus text ([`metrics`]) |
 //! | GET | `/api/locks` | view | the lock board: holders (with tokens) and waiters in line order |
 //! | GET | `/api/plugins` | view | plugins loaded: digest, signer, grants |
@@ -93,7 +92,6 @@ pub fn router(api: Api) -> Router {
         .route("/api/runways", get(list))
         .route("/api/runways/{id}", get(show))
         .route("/api/wait", post(wait))
-        .route("/api/whoami", get(whoami))
         .route("/api/events", get(events::stream))
         .route("/api/locks", get(locks))
         .route("/api/plugins", get(plugins))
@@ -263,11 +261,6 @@ async fn proof(State(api): State<Api>, Path(seq): Path<u64>) -> Answer {
         text,
     )
         .into_response())
-}
-
-async fn whoami(Extension(caller): Extension<Caller>) -> Answer {
-    let roles: Vec<&str> = caller.roles.iter().map(|r| r.name()).collect();
-    Ok(Json(json!({ "name": caller.name, "roles": roles })).into_response())
 }
 
 async fn file(
