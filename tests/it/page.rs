@@ -205,14 +205,14 @@ fn the_status_page_in_a_real_browser() {
 
         // Approvals: approve from the keyboard (Enter in the note), reject
         // with a reason that is markup — shown as text, never as markup.
+        // A reason half typed survives the list changing around it.
         c.goto(&format!("{base}/approvals")).await.unwrap();
+        let reason = find(&c, ".approval[data-runway='doubtful'] .reject input").await;
+        reason.send_keys("<b id=injected>not ").await.unwrap();
         let note = find(&c, ".approval[data-runway='awards'] .approve input").await;
         note.send_keys("totals checked\u{E007}").await.unwrap();
-        let reason = find(&c, ".approval[data-runway='doubtful'] .reject input").await;
-        reason
-            .send_keys("<b id=injected>not today</b>\u{E007}")
-            .await
-            .unwrap();
+        until(&c, "!document.querySelector(\".approval[data-runway='awards']\")").await;
+        reason.send_keys("today</b>\u{E007}").await.unwrap();
         until(&c, "!document.querySelector(\".approval[data-runway='doubtful']\")").await;
         assert_eq!(server.client(&["wait", "awards"]).code, 0);
         let awards = server.json(&["show", "awards"]);

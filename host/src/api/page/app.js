@@ -227,14 +227,24 @@ function approveForms(r, done) {
 }
 
 async function approvals() {
-  const list = el("div", { id: "approvals" });
+  const nothing = el("p", { class: "muted" }, "Nothing waits for approval.");
+  const list = el("div", { id: "approvals" }, nothing);
   main.replaceChildren(el("h1", {}, "Waiting for approval"), list);
+  // Sections are kept by runway id, so a note or reason being typed
+  // survives other runways arriving or leaving.
+  const sections = new Map();
   async function refresh() {
     const listed = await api("/api/runways?state=WAITING_APPROVAL");
-    list.replaceChildren(...(listed.runways.length ? listed.runways.map((r) => el("section", {},
-      el("h2", {}, runwayLink(r.id), " ", r.agent, " ", el("span", { class: "muted" }, "(role " + (r.manifest.approval || "approver") + ")")),
-      may("approve") ? approveForms(r, refresh) : el("p", { class: "muted" }, "Your token may not approve.")))
-      : [el("p", { class: "muted" }, "Nothing waits for approval.")]));
+    const waiting = new Set(listed.runways.map((r) => r.id));
+    for (const [id, section] of sections) if (!waiting.has(id)) { section.remove(); sections.delete(id); }
+    for (const r of listed.runways) if (!sections.has(r.id)) {
+      const section = el("section", { "data-runway": r.id },
+        el("h2", {}, runwayLink(r.id), " ", r.agent, " ", el("span", { class: "muted" }, "(role " + (r.manifest.approval || "approver") + ")")),
+        may("approve") ? approveForms(r, refresh) : el("p", { class: "muted" }, "Your token may not approve."));
+      sections.set(r.id, section);
+      list.append(section);
+    }
+    nothing.hidden = sections.size > 0;
   }
   await refresh();
   follow("backlog=0", debounce(() => refresh().catch(failure), 200));
