@@ -11,6 +11,7 @@ mod controller_model;
 mod data;
 mod doors;
 mod locks;
+mod mcp;
 mod nightly;
 mod page;
 mod per_run;

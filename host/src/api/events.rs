@@ -25,10 +25,11 @@ use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use runway_audit::{Event, Follow, Record, Tail, record_json};
 use serde::Deserialize;
+use serde_json::Value;
 use tokio::sync::watch;
 
 use super::access::{Caller, Right};
-use super::http::Api;
+use super::calls::Api;
 
 /// Most records a backlog may ask for.
 pub const MAX_BACKLOG: usize = 5_000;
@@ -195,6 +196,25 @@ impl Reader {
     }
 }
 
+/// The last `limit` records (at most [`MAX_BACKLOG`]) that `filter` keeps,
+/// as `runway audit show --json` prints them, each with its kind
+/// (`transition` or `record`; records only when `everything`).
+pub fn timeline(events: &Events, filter: Filter, everything: bool, limit: usize) -> Vec<Value> {
+    let since = filter.since.unwrap_or(0);
+    let mut matcher = Matcher::new(filter, everything);
+    let (kept, _) = catch_up(events, &mut matcher, since, limit.min(MAX_BACKLOG));
+    kept.iter()
+        .map(|(kind, record)| {
+            let mut value = record_json(record);
+            value["kind"] = Value::from(*kind);
+            value
+        })
+        .collect()
+}
+
+/// A matching record and its kind.
+type Kept = (&'static str, Arc<Record>);
+
 /// Catching up: the last `limit` matching records from `since` to the
 /// live end (those no longer in memory read from disk), and the sequence
 /// number to go on from.
@@ -203,8 +223,8 @@ fn catch_up(
     matcher: &mut Matcher,
     since: u64,
     limit: usize,
-) -> (VecDeque<SseEvent>, u64) {
-    let mut kept: VecDeque<(&'static str, Arc<Record>)> = VecDeque::new();
+) -> (VecDeque<Kept>, u64) {
+    let mut kept: VecDeque<Kept> = VecDeque::new();
     let mut keep = |matcher: &mut Matcher, record: Arc<Record>| {
         if let Some(kind) = matcher.kind(&record)
             && limit > 0
@@ -240,8 +260,7 @@ fn catch_up(
             }
         }
     }
-    let ready = kept.iter().map(|(kind, r)| sse(kind, r)).collect();
-    (ready, next)
+    (kept, next)
 }
 
 /// `GET /api/events`.
@@ -273,7 +292,8 @@ pub async fn stream(
     let mut matcher = Matcher::new(filter, caller.may(Right::Audit));
     let reader = events.clone();
     let caught = tokio::task::spawn_blocking(move || {
-        let (ready, next) = catch_up(&reader, &mut matcher, since, limit);
+        let (kept, next) = catch_up(&reader, &mut matcher, since, limit);
+        let ready = kept.iter().map(|(kind, r)| sse(kind, r)).collect();
         (ready, next, matcher)
     })
     .await;

@@ -18,7 +18,7 @@
 //! | POST | `/api/runways/{id}/reject` | approve | `{"reason"}` |
 //! | POST | `/api/runways/{id}/cancel` | control | `{}` |
 //! | POST | `/api/pause`, `/api/resume` | control | `{}` |
-//! | POST | `/api/wait` | view | `{"runways": [...], "timeout_secs": N}`: `{"done": true, "runways": [...]}` once all ended, `{"done": false}` after N s (at most [`MAX_WAIT_SECS`]) |
+//! | POST | `/api/wait` | view | `{"runways": [...], "timeout_secs": N}`: `{"done": true, "runways": [...]}` once all ended, `{"done": false}` after N s (at most 60) |
 //! | GET | `/metrics` | view | Prometheus text ([`metrics`]) |
 //! | GET | `/api/locks` | view | the lock board: holders (with tokens) and waiters in line order |
 //! | GET | `/api/plugins` | view | plugins loaded: digest, signer, grants |
@@ -26,14 +26,13 @@
 //! | GET | `/api/audit/proof/{seq}` | audit | the inclusion proof of record `seq` (text, as `runway audit prove` writes) |
 //! | GET | `/`, `/audit` | none | the status page ([`super::page`]; it asks for a token and calls the API) |
 //! | GET | `/api/events?since=&dataset=&runway=&agent=&backlog=` | view | the trail as server-sent events ([`events`]; records beyond transitions need the audit right) |
+//! | POST | `/mcp` | view, then each tool's | the MCP door ([`super::mcp`]) |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad plan or request), 401 (no or
 //! unknown token), 403 (not the caller's right), 404 (no such runway), 409
 //! (not in a state for it), 503 (the controller stops).
 
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
 use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -43,47 +42,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use runway_audit::render::escape;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::access::{Access, Caller, Right};
-use super::events::{self, Events};
-use super::metrics::{self, Metrics};
-use super::views;
-use crate::controller::plan::{Plan, cap_reason, rejection};
-use crate::controller::{Command, ControlError, Controller, Filing, Host};
-
-/// Longest one `/api/wait` request waits before it answers "not yet".
-pub const MAX_WAIT_SECS: u64 = 60;
-
-/// What every handler shares.
-#[derive(Clone)]
-pub struct Api {
-    pub host: Arc<Host>,
-    pub controller: Controller,
-    pub access: Arc<Access>,
-    /// Largest request body (a plan), in bytes.
-    pub max_body: usize,
-    /// The trail's live end, when the audit log keeps one.
-    pub events: Option<Arc<Events>>,
-    pub metrics: Arc<Metrics>,
-    /// Served beyond loopback without TLS (the page shows a red banner).
-    pub insecure: bool,
-}
-
-impl Api {
-    pub fn new(host: Arc<Host>, controller: Controller, access: Access, max_body: usize) -> Api {
-        let events = Events::new(&host.audit).map(Arc::new);
-        Api {
-            host,
-            controller,
-            access: Arc::new(access),
-            max_body,
-            events,
-            metrics: Arc::default(),
-            insecure: false,
-        }
-    }
-}
+use super::access::{Caller, Right};
+use super::calls::{Answered, Api, Refusal};
+use super::{events, mcp, metrics, views};
+use crate::controller::plan::{cap_reason, rejection};
 
 /// The API's routes over `api`.
 pub fn router(api: Api) -> Router {
@@ -98,6 +62,9 @@ pub fn router(api: Api) -> Router {
         .route("/api/server", get(server))
         .route("/metrics", get(metrics::scrape));
     let audit = Router::new().route("/api/audit/proof/{seq}", get(proof));
+    // The MCP door: any caller who may view; each tool then checks its own
+    // right.
+    let mcp = Router::new().nest_service("/mcp", mcp::service(&api));
     let file = Router::new().route("/api/runways", post(file));
     let approve = Router::new()
         .route("/api/runways/{id}/approve", post(approve))
@@ -111,6 +78,7 @@ pub fn router(api: Api) -> Router {
         .merge(guarded(&api, Right::Approve, approve))
         .merge(guarded(&api, Right::Control, control))
         .merge(guarded(&api, Right::Audit, audit))
+        .merge(guarded(&api, Right::View, mcp))
         .merge(super::page::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(api)
@@ -125,31 +93,18 @@ pub fn guarded(api: &Api, right: Right, routes: Router<Api>) -> Router<Api> {
     ))
 }
 
-/// An API answer that failed: its status and why.
-struct Refusal(StatusCode, String);
-
 impl IntoResponse for Refusal {
     fn into_response(self) -> Response {
         (self.0, Json(json!({ "error": self.1 }))).into_response()
     }
 }
 
-impl From<ControlError> for Refusal {
-    fn from(e: ControlError) -> Refusal {
-        let status = match e {
-            ControlError::Unknown(_) => StatusCode::NOT_FOUND,
-            ControlError::NotAwaitingApproval { .. } | ControlError::Ended { .. } => {
-                StatusCode::CONFLICT
-            }
-            ControlError::UnknownAfter { .. } => StatusCode::BAD_REQUEST,
-            ControlError::OwnFiling { .. } => StatusCode::FORBIDDEN,
-            ControlError::Stopping | ControlError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Refusal(status, e.to_string())
-    }
-}
-
 type Answer = Result<Response, Refusal>;
+
+/// A call's JSON answer as a response.
+fn answer(answered: Answered) -> Answer {
+    answered.map(|body| Json(body).into_response())
+}
 
 /// Lets a request in only from a caller holding `right`; a refusal is
 /// audited.
@@ -167,30 +122,15 @@ async fn authorize(
     let (status, why) = match (given, caller) {
         (None, _) => (StatusCode::UNAUTHORIZED, "no bearer token".to_string()),
         (Some(_), None) => (StatusCode::UNAUTHORIZED, "unknown bearer token".to_string()),
-        (Some(_), Some(caller)) if !caller.may(right) => (
-            StatusCode::FORBIDDEN,
-            format!(
-                "{} ({}) may not {}",
-                caller.name,
-                caller.roles_shown(),
-                right.verb()
-            ),
-        ),
-        (Some(_), Some(caller)) => {
-            request.extensions_mut().insert(caller);
-            return next.run(request).await;
-        }
+        (Some(_), Some(caller)) => match Api::lacks(&caller, right) {
+            Some(why) => (StatusCode::FORBIDDEN, why),
+            None => {
+                request.extensions_mut().insert(caller);
+                return next.run(request).await;
+            }
+        },
     };
     refuse(&api, &request, status, why)
-}
-
-/// `why`, audited, as a refusal with `status`.
-fn audited_refusal(api: &Api, status: StatusCode, why: String) -> Refusal {
-    let reason = cap_reason(&format!("API request refused: {why}"));
-    match api.host.audit.append(rejection(&reason)) {
-        Ok(_) => Refusal(status, why),
-        Err(e) => Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
-    }
 }
 
 /// Answers `status` with `why`, and audits the refusal naming the request.
@@ -273,32 +213,8 @@ async fn file(
         .get("x-runway-source")
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| "api".to_string(), |s| format!("api {}", cap_reason(s)));
-    let plan = match Plan::parse(&body, &*api.host.plugins()) {
-        Ok(plan) => plan,
-        Err(e) => {
-            let reason = cap_reason(&format!(
-                "filing refused ({source}, by {}): {e}",
-                caller.name
-            ));
-            if let Err(e) = api.host.audit.append(rejection(&reason)) {
-                return Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
-            }
-            return Err(Refusal(StatusCode::BAD_REQUEST, e.to_string()));
-        }
-    };
-    let filing = Filing {
-        plan,
-        by: caller.name,
-        source,
-        digest: runway_audit::sha256(body.as_bytes()),
-        once: false,
-    };
-    let filed = api.controller.file(filing).await?;
-    let runways: Vec<Value> = filed
-        .iter()
-        .map(|f| json!({ "name": f.name, "id": f.id }))
-        .collect();
-    Ok((StatusCode::CREATED, Json(json!({ "runways": runways }))).into_response())
+    let filed = api.file(&caller, &body, source).await?;
+    Ok((StatusCode::CREATED, Json(filed)).into_response())
 }
 
 #[derive(Deserialize)]
@@ -308,30 +224,11 @@ struct ListQuery {
 }
 
 async fn list(State(api): State<Api>, Query(q): Query<ListQuery>) -> Answer {
-    if let Some(state) = &q.state
-        && !runway_audit::State::ALL.iter().any(|s| s.name() == state)
-    {
-        let known: Vec<&str> = runway_audit::State::ALL.iter().map(|s| s.name()).collect();
-        return Err(Refusal(
-            StatusCode::BAD_REQUEST,
-            format!("no state {:?} (one of {})", escape(state), known.join(", ")),
-        ));
-    }
-    let runways: Vec<Value> = api
-        .controller
-        .list()
-        .await?
-        .iter()
-        .filter(|r| q.state.as_deref().is_none_or(|s| r.state.name() == s))
-        .filter(|r| q.agent.as_deref().is_none_or(|a| r.agent == a))
-        .map(views::runway)
-        .collect();
-    Ok(Json(json!({ "runways": runways })).into_response())
+    answer(api.list(q.state.as_deref(), q.agent.as_deref()).await)
 }
 
 async fn show(State(api): State<Api>, Path(id): Path<String>) -> Answer {
-    let report = api.controller.show(&id).await?;
-    Ok(Json(views::runway(&report)).into_response())
+    answer(api.show(&id).await)
 }
 
 /// The body of a move: who (the caller; named again only to be sure), a
@@ -347,47 +244,22 @@ struct Who {
     reason: String,
 }
 
-/// A move's `by` (the caller's name) and its note and reason, capped.
-struct Move {
-    by: String,
-    note: String,
-    reason: String,
-}
-
-impl Who {
-    fn checked(self, api: &Api, caller: Caller) -> Result<Move, Refusal> {
-        if let Some(by) = self.by.filter(|by| *by != caller.name) {
-            let why = format!(
-                "`by` names {:?} but the token is {}'s",
-                escape(&by),
-                caller.name
-            );
-            return Err(audited_refusal(api, StatusCode::FORBIDDEN, why));
-        }
-        Ok(Move {
-            note: cap_reason(&self.note),
-            reason: cap_reason(&self.reason),
-            by: caller.name,
-        })
-    }
-}
-
 /// A move's body: JSON, or nothing at all.
 type Body = Option<Json<Who>>;
 
-fn who(api: &Api, caller: Caller, body: Body) -> Result<Move, Refusal> {
-    body.map(|Json(w)| w)
-        .unwrap_or_default()
-        .checked(api, caller)
-}
-
-/// Sends `command` on behalf of `by`; a refusal is audited in their name.
-async fn command(api: &Api, by: &str, command: Command) -> Answer {
-    if let Err(e) = api.controller.send(command).await {
-        let Refusal(status, why) = Refusal::from(e);
-        return Err(audited_refusal(api, status, format!("{by}: {why}")));
+/// The body of a move, once its `by` (when given) is found to name the
+/// caller.
+fn who(api: &Api, caller: &Caller, body: Body) -> Result<Who, Refusal> {
+    let who = body.map(|Json(w)| w).unwrap_or_default();
+    if let Some(by) = who.by.as_ref().filter(|by| **by != caller.name) {
+        let why = format!(
+            "`by` names {:?} but the token is {}'s",
+            escape(by),
+            caller.name
+        );
+        return Err(api.refused(StatusCode::FORBIDDEN, why));
     }
-    Ok(Json(json!({ "ok": true })).into_response())
+    Ok(who)
 }
 
 async fn approve(
@@ -396,23 +268,8 @@ async fn approve(
     Path(id): Path<String>,
     body: Body,
 ) -> Answer {
-    // The runway names the role whose approval it waits for.
-    let wanted = api.controller.show(&id).await?.manifest.approval.clone();
-    if let Some(role) = wanted.filter(|role| !caller.holds(role)) {
-        let why = format!(
-            "{} ({}) may not approve runway {id}: it waits for the role {role}",
-            caller.name,
-            caller.roles_shown()
-        );
-        return Err(audited_refusal(&api, StatusCode::FORBIDDEN, why));
-    }
-    let who = who(&api, caller, body)?;
-    let approve = Command::Approve {
-        runway: id,
-        by: who.by.clone(),
-        note: who.note,
-    };
-    command(&api, &who.by, approve).await
+    let who = who(&api, &caller, body)?;
+    answer(api.approve(&caller, &id, &who.note).await)
 }
 
 async fn reject(
@@ -421,19 +278,8 @@ async fn reject(
     Path(id): Path<String>,
     body: Body,
 ) -> Answer {
-    let who = who(&api, caller, body)?;
-    if who.reason.trim().is_empty() {
-        return Err(Refusal(
-            StatusCode::BAD_REQUEST,
-            "a rejection needs a reason".into(),
-        ));
-    }
-    let reject = Command::Reject {
-        runway: id,
-        by: who.by.clone(),
-        reason: who.reason,
-    };
-    command(&api, &who.by, reject).await
+    let who = who(&api, &caller, body)?;
+    answer(api.reject(&caller, &id, &who.reason).await)
 }
 
 async fn cancel(
@@ -442,13 +288,13 @@ async fn cancel(
     Path(id): Path<String>,
     body: Body,
 ) -> Answer {
-    let by = who(&api, caller, body)?.by;
-    command(&api, &by.clone(), Command::Cancel { runway: id, by }).await
+    who(&api, &caller, body)?;
+    answer(api.cancel(&caller, &id).await)
 }
 
 async fn pause(State(api): State<Api>, Extension(caller): Extension<Caller>, body: Body) -> Answer {
-    let by = who(&api, caller, body)?.by;
-    command(&api, &by.clone(), Command::Pause { by }).await
+    who(&api, &caller, body)?;
+    answer(api.pause(&caller, true).await)
 }
 
 async fn resume(
@@ -456,8 +302,8 @@ async fn resume(
     Extension(caller): Extension<Caller>,
     body: Body,
 ) -> Answer {
-    let by = who(&api, caller, body)?.by;
-    command(&api, &by.clone(), Command::Resume { by }).await
+    who(&api, &caller, body)?;
+    answer(api.pause(&caller, false).await)
 }
 
 #[derive(Deserialize)]
@@ -469,17 +315,7 @@ struct WaitFor {
 }
 
 async fn wait(State(api): State<Api>, Json(w): Json<WaitFor>) -> Answer {
-    let secs = w.timeout_secs.unwrap_or(MAX_WAIT_SECS).min(MAX_WAIT_SECS);
-    let waited =
-        tokio::time::timeout(Duration::from_secs(secs), api.controller.wait(w.runways)).await;
-    let body = match waited {
-        Ok(reports) => {
-            let runways: Vec<Value> = reports?.iter().map(views::runway).collect();
-            json!({ "done": true, "runways": runways })
-        }
-        Err(_) => json!({ "done": false }),
-    };
-    Ok(Json(body).into_response())
+    answer(api.wait(w.runways, w.timeout_secs).await)
 }
 
 /// Serves `api` on `listener` until `shutdown` resolves.

@@ -25,8 +25,8 @@ use prometheus_client::registry::{Registry, Unit};
 use runway_audit::latency::Latency;
 use runway_audit::{Event, Follow, Record, State as RunwayState};
 
+use super::calls::Api;
 use super::events::Events;
-use super::http::Api;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AgentLabel {

@@ -106,8 +106,9 @@ impl HostArgs {
 
     /// Opens the signed audit trail, keeping its last `tail` durable
     /// records in memory for live readers.
-    pub fn audit_with_tail(&self, tail: usize) -> Result<AuditLog, Failure> {
-        self.open_audit(tail).map(|(audit, _)| audit)
+    /// Also gives the key that signs it.
+    pub fn audit_with_tail(&self, tail: usize) -> Result<(AuditLog, Option<PublicKey>), Failure> {
+        self.open_audit(tail)
     }
 
     /// Opens the signed audit trail; also gives the key that signs it.

@@ -84,7 +84,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| access::tokens_beside(&token_file));
     let access = Access::new(&token, tokens_file, caps).map_err(|e| Failure::new(BAD_INPUT, e))?;
-    let audit = args.host.audit_with_tail(api::events::TAIL_RECORDS)?;
+    let (audit, signer) = args.host.audit_with_tail(api::events::TAIL_RECORDS)?;
     // The catalog starts empty: the first rescan loads (and audits) the folder.
     let host = args.host.host(&runtime, Plugins::default(), &audit)?;
     let folder = PluginFolder::new(&args.plugins, runtime.clone())
@@ -121,6 +121,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         let max_body = usize::try_from(caps.plan).unwrap_or(usize::MAX);
         let api = Api {
             insecure: !args.listen.ip().is_loopback(),
+            signer,
+            listen: Some(bound),
             ..Api::new(host.clone(), controller.clone(), access, max_body)
         };
         let (api_stop, api_stopped) = watch::channel(false);

@@ -1,0 +1,288 @@
+//! The MCP door of a real `runway serve` on loopback, spoken as an agent
+//! platform speaks it (JSON-RPC over streamable HTTP): each role is
+//! offered exactly its tools and never approve or reject, a manifest filed
+//! over MCP runs and is on the record in the caller's name, a tool called
+//! without its right is refused and audited, the audit timeline shows
+//! viewers transitions only and auditors everything, the trail verifies
+//! with its signatures, runways are resources, and requests without a
+//! token or with a foreign `Host` are turned away.
+
+use std::collections::BTreeSet;
+use std::io::{Read, Write};
+
+use serde_json::{Value, json};
+
+use crate::server::{Server, folders};
+
+const VERSION: &str = "2025-06-18";
+
+/// One MCP call: the HTTP status and the JSON-RPC answer.
+fn rpc(server: &Server, token: &str, method: &str, params: Value) -> (u16, Value) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+    let mut answer = agent
+        .post(&format!("{}/mcp", server.url))
+        .header("Authorization", &format!("Bearer {token}"))
+        .header("Accept", "application/json, text/event-stream")
+        .header("MCP-Protocol-Version", VERSION)
+        .send_json(&body)
+        .unwrap();
+    let status = answer.status().as_u16();
+    let text = answer.body_mut().read_to_string().unwrap();
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+/// A tool's result (`structuredContent`, and whether it is an error).
+fn call(server: &Server, token: &str, tool: &str, args: Value) -> (Value, bool) {
+    let (status, answer) = rpc(
+        server,
+        token,
+        "tools/call",
+        json!({ "name": tool, "arguments": args }),
+    );
+    assert_eq!(status, 200, "{tool}: {answer}");
+    let result = &answer["result"];
+    assert!(result.is_object(), "{tool}: {answer}");
+    (
+        result["structuredContent"].clone(),
+        result["isError"] == json!(true),
+    )
+}
+
+fn tools(server: &Server, token: &str) -> BTreeSet<String> {
+    let (status, answer) = rpc(server, token, "tools/list", json!({}));
+    assert_eq!(status, 200, "{answer}");
+    answer["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn names(list: &[&str]) -> BTreeSet<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// A raw HTTP/1.1 POST to `/mcp` with the given `Host` and token: the
+/// status code.
+fn raw_status(server: &Server, host: &str, token: Option<&str>) -> u16 {
+    let addr = server.url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#;
+    let auth = token.map_or_else(String::new, |t| format!("Authorization: Bearer {t}\r\n"));
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nHost: {host}\r\n{auth}Content-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nMCP-Protocol-Version: {VERSION}\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not HTTP: {answer}"))
+}
+
+#[test]
+fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
+    let dir = folders();
+    let server = Server::start(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("runway-serve.token"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let olga = server.token("olga", &["operator"]);
+    let vic = server.token("vic", &["viewer"]);
+    let aud = server.token("aud", &["auditor"]);
+
+    // The handshake names the server and what it offers.
+    let (status, hello) = rpc(
+        &server,
+        &vic,
+        "initialize",
+        json!({
+            "protocolVersion": VERSION,
+            "capabilities": {},
+            "clientInfo": { "name": "orchestrator", "version": "1" },
+        }),
+    );
+    assert_eq!(status, 200, "{hello}");
+    assert_eq!(hello["result"]["serverInfo"]["name"], "runway", "{hello}");
+    assert!(
+        hello["result"]["capabilities"]["tools"].is_object(),
+        "{hello}"
+    );
+    assert!(
+        hello["result"]["capabilities"]["resources"].is_object(),
+        "{hello}"
+    );
+
+    // Each role is offered its tools; nobody is offered approval.
+    let viewing = [
+        "audit_timeline",
+        "list_runways",
+        "show_runway",
+        "wait_runway",
+    ];
+    assert_eq!(tools(&server, &vic), names(&viewing));
+    let mut operating = viewing.to_vec();
+    operating.extend(["cancel_runway", "file_manifest"]);
+    assert_eq!(tools(&server, &olga), names(&operating));
+    let mut auditing = viewing.to_vec();
+    auditing.push("verify_audit");
+    assert_eq!(tools(&server, &aud), names(&auditing));
+    let everything = tools(&server, &admin);
+    assert_eq!(everything.len(), 7, "{everything:?}");
+    assert!(
+        everything
+            .iter()
+            .all(|t| !t.contains("approv") && !t.contains("reject")),
+        "{everything:?}"
+    );
+    let (_, approve) = rpc(
+        &server,
+        &admin,
+        "tools/call",
+        json!({ "name": "approve_runway", "arguments": { "id": "x" } }),
+    );
+    assert!(approve["error"]["message"].as_str().is_some(), "{approve}");
+
+    // A manifest filed over MCP runs, in the operator's name.
+    let manifest = "agent = \"import-applications\"\ndatasets = { test_mcp = \"exclusive\" }\ninput = { count = 3, seed = 1 }\n";
+    let (filed, failed) = call(
+        &server,
+        &olga,
+        "file_manifest",
+        json!({ "manifest": manifest }),
+    );
+    assert!(!failed, "{filed}");
+    let id = filed["runways"][0]["id"].as_str().unwrap().to_string();
+    let (waited, _) = call(
+        &server,
+        &vic,
+        "wait_runway",
+        json!({ "runways": [id], "timeout_secs": 30 }),
+    );
+    assert_eq!(waited["done"], true, "{waited}");
+    assert_eq!(waited["runways"][0]["state"], "SUCCEEDED", "{waited}");
+    let (shown, _) = call(&server, &vic, "show_runway", json!({ "id": id }));
+    assert_eq!(shown["history"][0]["by"], "olga", "{shown}");
+    let (listed, _) = call(
+        &server,
+        &vic,
+        "list_runways",
+        json!({ "state": "SUCCEEDED" }),
+    );
+    assert!(listed["runways"].to_string().contains(&id), "{listed}");
+    let (bad, failed) = call(
+        &server,
+        &olga,
+        "file_manifest",
+        json!({ "manifest": "agent = \"probe\"\nspeed = 3\n" }),
+    );
+    assert!(failed, "{bad}");
+    assert_eq!(bad["status"], 400, "{bad}");
+    assert!(bad["error"].as_str().unwrap().contains("speed"), "{bad}");
+
+    // A viewer may not file: refused, and on the record.
+    let (refused, failed) = call(
+        &server,
+        &vic,
+        "file_manifest",
+        json!({ "manifest": manifest }),
+    );
+    assert!(failed, "{refused}");
+    assert_eq!(refused["status"], 403, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("vic (viewer) may not file"),
+        "{refused}"
+    );
+
+    // The timeline: transitions for a viewer, everything for an auditor.
+    let (seen, _) = call(&server, &vic, "audit_timeline", json!({ "runway": id }));
+    let seen = seen["records"].as_array().unwrap().clone();
+    assert!(seen.len() >= 4, "{seen:?}");
+    assert!(seen.iter().all(|r| r["kind"] == "transition"), "{seen:?}");
+    let (all, _) = call(
+        &server,
+        &aud,
+        "audit_timeline",
+        json!({ "dataset": "test_mcp" }),
+    );
+    let all = all["records"].as_array().unwrap().clone();
+    assert!(all.iter().any(|r| r["kind"] == "record"), "{all:?}");
+    assert!(all.len() > seen.len(), "{} vs {}", all.len(), seen.len());
+    let (trail, _) = call(&server, &aud, "audit_timeline", json!({}));
+    assert!(
+        trail
+            .to_string()
+            .contains("vic (viewer) may not file (MCP tool file_manifest)"),
+        "the refusal is not on the record: {trail}"
+    );
+
+    // Cancel, in the operator's name.
+    let (gated, _) = call(
+        &server,
+        &olga,
+        "file_manifest",
+        json!({ "manifest": "agent = \"probe\"\naction = \"ok\"\napproval = { required = true }\n" }),
+    );
+    let gated = gated["runways"][0]["id"].as_str().unwrap().to_string();
+    let (cancelled, failed) = call(&server, &olga, "cancel_runway", json!({ "id": gated }));
+    assert!(!failed, "{cancelled}");
+    let (shown, _) = call(&server, &vic, "show_runway", json!({ "id": gated }));
+    assert_eq!(shown["state"], "CANCELLED", "{shown}");
+    let last = shown["history"].as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["by"], "olga", "{shown}");
+    let (again, failed) = call(&server, &olga, "cancel_runway", json!({ "id": gated }));
+    assert!(failed, "{again}");
+    assert_eq!(again["status"], 409, "{again}");
+
+    // The trail verifies, signatures included.
+    let (verified, failed) = call(&server, &aud, "verify_audit", json!({}));
+    assert!(!failed, "{verified}");
+    assert_eq!(verified["ok"], true, "{verified}");
+    assert!(
+        verified["report"]["records"].as_u64().unwrap() > 10,
+        "{verified}"
+    );
+
+    // Runways are resources.
+    let (status, listed) = rpc(&server, &vic, "resources/list", json!({}));
+    assert_eq!(status, 200, "{listed}");
+    let uri = format!("runway://{id}");
+    assert!(
+        listed["result"]["resources"].to_string().contains(&uri),
+        "{listed}"
+    );
+    let (_, read) = rpc(&server, &vic, "resources/read", json!({ "uri": uri }));
+    let text = read["result"]["contents"][0]["text"].as_str().unwrap();
+    let runway: Value = serde_json::from_str(text).unwrap();
+    assert_eq!(runway["state"], "SUCCEEDED", "{runway}");
+    let (_, missing) = rpc(
+        &server,
+        &vic,
+        "resources/read",
+        json!({ "uri": "runway://nope" }),
+    );
+    assert!(missing["error"].is_object(), "{missing}");
+
+    // No token, a stranger's token, a foreign Host: turned away.
+    let host = server.url.trim_start_matches("http://").to_string();
+    assert_eq!(raw_status(&server, &host, Some(&vic)), 200);
+    assert_eq!(raw_status(&server, &host, None), 401);
+    assert_eq!(raw_status(&server, &host, Some(&"0".repeat(64))), 401);
+    assert_eq!(raw_status(&server, "attacker.example", Some(&vic)), 403);
+}
