@@ -286,3 +286,91 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
     assert_eq!(raw_status(&server, &host, Some(&"0".repeat(64))), 401);
     assert_eq!(raw_status(&server, "attacker.example", Some(&vic)), 403);
 }
+
+#[test]
+fn rmcp_s_own_client_files_and_waits_and_cannot_approve() {
+    use rmcp::ServiceExt;
+    use rmcp::model::CallToolRequestParams;
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let dir = folders();
+    let server = Server::start(dir.path());
+    let olga = server.token("olga", &["operator"]);
+    let url = format!("{}/mcp", server.url);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let id = rt.block_on(async {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(olga);
+        config.allow_stateless = true;
+        let client =
+            ().serve(StreamableHttpClientTransport::from_config(config))
+                .await
+                .expect("initialize");
+        let info = client.peer_info().expect("the server introduced itself");
+        let name = info.server_info.as_ref().map(|i| i.name.as_str());
+        assert_eq!(name, Some("runway"));
+
+        let tools: Vec<String> = client
+            .list_all_tools()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|t| t.name.to_string())
+            .collect();
+        assert!(tools.contains(&"file_manifest".to_string()), "{tools:?}");
+        assert!(
+            tools
+                .iter()
+                .all(|t| !t.contains("approv") && !t.contains("reject")),
+            "{tools:?}"
+        );
+
+        let args = |v: Value| v.as_object().unwrap().clone();
+        let manifest = "agent = \"probe\"\naction = \"ok\"\n";
+        let filed = client
+            .call_tool(
+                CallToolRequestParams::new("file_manifest")
+                    .with_arguments(args(json!({ "manifest": manifest }))),
+            )
+            .await
+            .unwrap();
+        let filed = filed.structured_content.expect("a structured answer");
+        let id = filed["runways"][0]["id"].as_str().unwrap().to_string();
+        let waited = client
+            .call_tool(
+                CallToolRequestParams::new("wait_runway")
+                    .with_arguments(args(json!({ "runways": [id] }))),
+            )
+            .await
+            .unwrap();
+        let waited = waited.structured_content.unwrap();
+        assert_eq!(waited["runways"][0]["state"], "SUCCEEDED", "{waited}");
+
+        // Approval is not a tool here, whatever it is called.
+        for name in ["approve", "approve_runway", "reject_runway"] {
+            let tried = client
+                .call_tool(
+                    CallToolRequestParams::new(name).with_arguments(args(json!({ "id": id }))),
+                )
+                .await;
+            assert!(tried.is_err(), "{name}: {tried:?}");
+        }
+        client.cancel().await.unwrap();
+        id
+    });
+    // On the record: filed by olga, through the MCP door.
+    let shown = server.json(&["show", &id]);
+    assert_eq!(shown["history"][0]["by"], "olga", "{shown}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+        .args(["audit", "show", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let trail = String::from_utf8_lossy(&out.stdout);
+    let filed = trail
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|r| r["event"] == "plan_filed" && r["source"] == "mcp")
+        .unwrap_or_else(|| panic!("no filing through MCP in the trail: {trail}"));
+    assert_eq!(filed["by"], "olga", "{filed}");
+}
