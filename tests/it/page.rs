@@ -3,8 +3,9 @@
 //! token from the keyboard, the board, an approval given from the page,
 //! a rejection whose reason is markup shown as text, the board and the
 //! audit timeline growing live as runways are filed from the CLI, a viewer
-//! offered no buttons, a wrong token sent back to sign in, and a
-//! phone-sized window that needs no sideways scrolling.
+//! offered no buttons and its forged POST refused, a wrong token sent back
+//! to sign in, and a phone-sized window that needs no sideways scrolling. Screenshots of the board, the approvals and the
+//! audit timeline are written to `target/screenshots/` on every run.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -142,6 +143,31 @@ async fn until(c: &Client, script: &str) {
     }
 }
 
+/// Where the screenshots go: `target/screenshots/`.
+fn screenshots() -> std::path::PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        std::path::PathBuf::from,
+    );
+    target.join("screenshots")
+}
+
+/// Saves what the browser shows as `target/screenshots/NAME.png`.
+async fn screenshot(c: &Client, name: &str) {
+    let png = c.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG"), "{name}: not a PNG");
+    let dir = screenshots();
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+}
+
+fn state_of(server: &Server, id: &str) -> String {
+    server.json(&["show", id])["state"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
 async fn sign_in(c: &Client, base: &str, token: &str) {
     c.goto(&format!("{base}/")).await.unwrap();
     // Sign out of whoever was signed in first.
@@ -195,6 +221,7 @@ fn the_status_page_in_a_real_browser() {
         find(&c, "#runways tr[data-runway='import'] [data-state='SUCCEEDED']").await;
         let who = find(&c, "#who").await.text().await.unwrap();
         assert!(who.contains("alice (approver)"), "{who}");
+        screenshot(&c, "board").await;
 
         // The board follows the trail: a runway filed from the CLI appears
         // without a reload.
@@ -210,6 +237,7 @@ fn the_status_page_in_a_real_browser() {
         let reason = find(&c, ".approval[data-runway='doubtful'] .reject input").await;
         reason.send_keys("<b id=injected>not ").await.unwrap();
         let note = find(&c, ".approval[data-runway='awards'] .approve input").await;
+        screenshot(&c, "approvals").await;
         note.send_keys("totals checked\u{E007}").await.unwrap();
         until(&c, "!document.querySelector(\".approval[data-runway='awards']\")").await;
         reason.send_keys("today</b>\u{E007}").await.unwrap();
@@ -245,6 +273,7 @@ fn the_status_page_in_a_real_browser() {
             .unwrap()
             .len();
         assert!(after > before, "{before} -> {after}");
+        screenshot(&c, "audit").await;
 
         // A viewer is offered no buttons.
         sign_in(&c, &base, &vic).await;
@@ -254,6 +283,18 @@ fn the_status_page_in_a_real_browser() {
         find(&c, "#approvals section").await;
         until(&c, "document.body.textContent.includes('Your token may not approve.')").await;
         assert!(c.find(Locator::Css(".approval")).await.is_err());
+        // And a POST forged from the page with the viewer's token is refused.
+        let forged = format!(
+            "fetch('/api/runways/gated/approve', {{ method: 'POST', headers: \
+             {{ Authorization: 'Bearer {vic}', 'Content-Type': 'application/json' }}, \
+             body: '{{}}' }}).then(r => r.json().then(b => {{ window.forged = [r.status, b.error]; }}))"
+        );
+        c.execute(&forged, vec![]).await.unwrap();
+        until(&c, "window.forged !== undefined").await;
+        let said = c.execute("return window.forged", vec![]).await.unwrap();
+        assert_eq!(said[0], 403, "{said}");
+        assert!(said[1].as_str().unwrap().contains("vic (viewer) may not approve"), "{said}");
+        assert_eq!(state_of(&server, "gated"), "WAITING_APPROVAL");
 
         // On a phone: nothing needs sideways scrolling.
         c.set_window_size(375, 812).await.unwrap();
