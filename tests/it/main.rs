@@ -13,6 +13,7 @@ mod doors;
 mod locks;
 mod mcp;
 mod nightly;
+mod openapi;
 mod page;
 mod per_run;
 mod plans;

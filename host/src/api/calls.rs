@@ -131,11 +131,14 @@ impl Api {
             once: false,
         };
         let filed = self.controller.file(filing).await?;
-        let runways: Vec<Value> = filed
-            .iter()
-            .map(|f| json!({ "name": f.name, "id": f.id }))
+        let runways = filed
+            .into_iter()
+            .map(|f| views::FiledRunway {
+                name: f.name,
+                id: f.id,
+            })
             .collect();
-        Ok(json!({ "runways": runways }))
+        Ok(views::json(views::FiledList { runways }))
     }
 
     /// The runways (no histories), of one state and one agent when named.
@@ -149,16 +152,16 @@ impl Api {
                 format!("no state {:?} (one of {})", escape(state), known.join(", ")),
             ));
         }
-        let runways: Vec<Value> = self
+        let runways = self
             .controller
             .list()
             .await?
             .iter()
             .filter(|r| state.is_none_or(|s| r.state.name() == s))
             .filter(|r| agent.is_none_or(|a| r.agent == a))
-            .map(views::runway)
+            .map(views::runway_view)
             .collect();
-        Ok(json!({ "runways": runways }))
+        Ok(views::json(views::RunwayList { runways }))
     }
 
     /// One runway with its history.
@@ -172,13 +175,14 @@ impl Api {
         let secs = timeout_secs.unwrap_or(MAX_WAIT_SECS).min(MAX_WAIT_SECS);
         let waited =
             tokio::time::timeout(Duration::from_secs(secs), self.controller.wait(runways)).await;
-        Ok(match waited {
-            Ok(reports) => {
-                let runways: Vec<Value> = reports?.iter().map(views::runway).collect();
-                json!({ "done": true, "runways": runways })
-            }
-            Err(_) => json!({ "done": false }),
-        })
+        let runways = match waited {
+            Ok(reports) => Some(reports?.iter().map(views::runway_view).collect()),
+            Err(_) => None,
+        };
+        Ok(views::json(views::WaitView {
+            done: runways.is_some(),
+            runways,
+        }))
     }
 
     /// Approves runway `id` in `caller`'s name, if they hold the role it

@@ -74,13 +74,19 @@ impl Events {
 }
 
 /// Which records a reader wants.
-#[derive(Debug, Deserialize, Default, Clone)]
+#[derive(Debug, Deserialize, Default, Clone, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
+    /// From this sequence number on (everything since, up to 5000).
     pub since: Option<u64>,
+    /// Records of this dataset and of the runways that lock it.
     pub dataset: Option<String>,
+    /// Records of this runway.
     pub runway: Option<String>,
+    /// Records of this agent.
     pub agent: Option<String>,
+    /// How many matching records before the live end to send first (500;
+    /// 5000 at most).
     pub backlog: Option<usize>,
 }
 
@@ -264,6 +270,8 @@ fn catch_up(
 }
 
 /// `GET /api/events`.
+#[utoipa::path(get, path = "/api/events", tag = "audit", params(Filter),
+    responses((status = 200, description = "Server-sent events: `transition` and (with the audit right) `record`, each one durable record as JSON with `id:` its sequence number; `missed` when a reader fell behind", content_type = "text/event-stream", body = String)))]
 pub async fn stream(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,

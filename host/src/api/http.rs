@@ -26,6 +26,7 @@
 //! | GET | `/api/audit/proof/{seq}` | audit | the inclusion proof of record `seq` (text, as `runway audit prove` writes) |
 //! | GET | `/`, `/audit` | none | the status page ([`super::page`]; it asks for a token and calls the API) |
 //! | GET | `/api/events?since=&dataset=&runway=&agent=&backlog=` | view | the trail as server-sent events ([`events`]; records beyond transitions need the audit right) |
+//! | GET | `/api/openapi.json` | none | this API described (OpenAPI 3.1, derived from the handlers) |
 //! | POST | `/mcp` | view, then each tool's | the MCP door ([`super::mcp`]) |
 //!
 //! Errors are `{"error": "..."}` with 400 (bad plan or request), 401 (no or
@@ -38,55 +39,109 @@ use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use runway_audit::render::escape;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{Caller, Right};
 use super::calls::{Answered, Api, Refusal};
 use super::{events, mcp, metrics, views};
 use crate::controller::plan::{cap_reason, rejection};
 
-/// The API's routes over `api`.
+/// The API's routes over `api`, and `/api/openapi.json`: the description
+/// utoipa derives from the handlers below and the [`views`]' types.
 pub fn router(api: Api) -> Router {
     let max_body = api.max_body;
-    let view = Router::new()
-        .route("/api/runways", get(list))
-        .route("/api/runways/{id}", get(show))
-        .route("/api/wait", post(wait))
-        .route("/api/events", get(events::stream))
-        .route("/api/locks", get(locks))
-        .route("/api/plugins", get(plugins))
-        .route("/api/server", get(server))
-        .route("/metrics", get(metrics::scrape));
-    let audit = Router::new().route("/api/audit/proof/{seq}", get(proof));
+    let view = OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(show))
+        .routes(routes!(wait))
+        .routes(routes!(events::stream))
+        .routes(routes!(locks))
+        .routes(routes!(plugins))
+        .routes(routes!(server))
+        .routes(routes!(metrics::scrape));
+    let audit = OpenApiRouter::new().routes(routes!(proof));
+    let file = OpenApiRouter::new().routes(routes!(file));
+    let approve = OpenApiRouter::new()
+        .routes(routes!(approve))
+        .routes(routes!(reject));
+    let control = OpenApiRouter::new()
+        .routes(routes!(cancel))
+        .routes(routes!(pause))
+        .routes(routes!(resume));
     // The MCP door: any caller who may view; each tool then checks its own
     // right.
-    let mcp = Router::new().nest_service("/mcp", mcp::service(&api));
-    let file = Router::new().route("/api/runways", post(file));
-    let approve = Router::new()
-        .route("/api/runways/{id}/approve", post(approve))
-        .route("/api/runways/{id}/reject", post(reject));
-    let control = Router::new()
-        .route("/api/runways/{id}/cancel", post(cancel))
-        .route("/api/pause", post(pause))
-        .route("/api/resume", post(resume));
-    guarded(&api, Right::View, view)
+    let mcp = OpenApiRouter::new().nest_service("/mcp", mcp::service(&api));
+    let (routes, description) = OpenApiRouter::with_openapi(Description::openapi())
+        .merge(guarded(&api, Right::View, view))
         .merge(guarded(&api, Right::File, file))
         .merge(guarded(&api, Right::Approve, approve))
         .merge(guarded(&api, Right::Control, control))
         .merge(guarded(&api, Right::Audit, audit))
         .merge(guarded(&api, Right::View, mcp))
+        .split_for_parts();
+    let description = Json(description);
+    routes
+        .route(
+            "/api/openapi.json",
+            get(move || std::future::ready(description.clone())),
+        )
         .merge(super::page::routes())
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(api)
 }
 
+/// The OpenAPI description's frame: what every path shares.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Runway",
+        description = "The controller of a Runway host: file manifests, follow runways, approve, cancel, read the audit trail. Every path needs `Authorization: Bearer TOKEN`; 401 without a known token, 403 without the right (both audited). Errors are `{\"error\": \"...\"}`."
+    ),
+    modifiers(&Bearer),
+    components(schemas(ErrorBody))
+)]
+struct Description;
+
+/// Bearer tokens on every path.
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// What a refusal says.
+#[derive(Serialize, ToSchema)]
+struct ErrorBody {
+    error: String,
+}
+
+/// A move made.
+#[derive(Serialize, ToSchema)]
+struct Done {
+    ok: bool,
+}
+
 /// `routes`, each letting a request in only from a caller with `right`
 /// (the [`Caller`] is then in the request's extensions).
-pub fn guarded(api: &Api, right: Right, routes: Router<Api>) -> Router<Api> {
+pub fn guarded(api: &Api, right: Right, routes: OpenApiRouter<Api>) -> OpenApiRouter<Api> {
     routes.route_layer(middleware::from_fn_with_state(
         (api.clone(), right),
         authorize,
@@ -150,37 +205,57 @@ fn refuse(api: &Api, request: &Request, status: StatusCode, why: String) -> Resp
     Refusal(status, why).into_response()
 }
 
+#[utoipa::path(get, path = "/api/locks", tag = "locks",
+    responses((status = 200, description = "Per dataset: how it is held, its holders with their fencing tokens, its waiters in line order", body = views::LockBoard)))]
 async fn locks(State(api): State<Api>) -> Answer {
     let board = api.host.tower.board();
     let runways = api.controller.list().await?;
     Ok(Json(views::locks(&board, &runways)).into_response())
 }
 
+#[utoipa::path(get, path = "/api/plugins", tag = "plugins",
+    responses((status = 200, description = "The plugins loaded: digest, signer, grants", body = views::PluginList)))]
 async fn plugins(State(api): State<Api>) -> Answer {
     Ok(Json(views::plugins(&api.host.plugins())).into_response())
 }
 
 /// Who is asking, what they may do, and how the server runs.
+#[utoipa::path(get, path = "/api/server", tag = "server",
+    responses((status = 200, description = "The caller's name, roles and rights; whether the server is paused or served without TLS beyond loopback", body = ServerView)))]
 async fn server(State(api): State<Api>, Extension(caller): Extension<Caller>) -> Answer {
-    let roles: Vec<&str> = caller.roles.iter().map(|r| r.name()).collect();
-    let rights: Vec<&str> = Right::ALL
-        .iter()
-        .filter(|r| caller.may(**r))
-        .map(|r| r.name())
-        .collect();
-    let body = json!({
-        "name": caller.name,
-        "roles": roles,
-        "rights": rights,
-        "insecure": api.insecure,
-        "paused": api.host.tower.paused(),
-        "version": env!("CARGO_PKG_VERSION"),
-    });
+    let body = ServerView {
+        roles: caller.roles.iter().map(|r| r.name().to_string()).collect(),
+        rights: Right::ALL
+            .iter()
+            .filter(|r| caller.may(**r))
+            .map(|r| r.name().to_string())
+            .collect(),
+        name: caller.name,
+        insecure: api.insecure,
+        paused: api.host.tower.paused(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
     Ok(Json(body).into_response())
+}
+
+/// Who is asking and how the server runs.
+#[derive(Serialize, ToSchema)]
+struct ServerView {
+    name: String,
+    roles: Vec<String>,
+    rights: Vec<String>,
+    /// Served beyond loopback without TLS.
+    insecure: bool,
+    paused: bool,
+    version: String,
 }
 
 /// The inclusion proof of record `seq` in the trail as it stands (the
 /// text `runway audit check-proof` checks).
+#[utoipa::path(get, path = "/api/audit/proof/{seq}", tag = "audit",
+    params(("seq" = u64, Path, description = "The record's sequence number")),
+    responses((status = 200, description = "The inclusion proof of the record, as `runway audit check-proof` reads it", content_type = "text/plain", body = String),
+        (status = 404, description = "No such record", body = ErrorBody)))]
 async fn proof(State(api): State<Api>, Path(seq): Path<u64>) -> Answer {
     let dir = api.host.audit.dir().to_path_buf();
     let made = tokio::task::spawn_blocking(move || {
@@ -203,6 +278,11 @@ async fn proof(State(api): State<Api>, Path(seq): Path<u64>) -> Answer {
         .into_response())
 }
 
+#[utoipa::path(post, path = "/api/runways", tag = "runways",
+    request_body(content = String, content_type = "application/toml", description = "A manifest or a plan of them, TOML or JSON"),
+    params(("x-runway-source" = Option<String>, Header, description = "Where the plan came from, for the record")),
+    responses((status = 201, description = "Filed, durably: the new runway ids", body = views::FiledList),
+        (status = 400, description = "The plan is refused (the error names the key or runway)", body = ErrorBody)))]
 async fn file(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
@@ -217,29 +297,41 @@ async fn file(
     Ok((StatusCode::CREATED, Json(filed)).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 struct ListQuery {
+    /// Only runways in this state.
     state: Option<String>,
+    /// Only runways of this agent.
     agent: Option<String>,
 }
 
+#[utoipa::path(get, path = "/api/runways", tag = "runways", params(ListQuery),
+    responses((status = 200, description = "The runways, without histories", body = views::RunwayList),
+        (status = 400, description = "No such state", body = ErrorBody)))]
 async fn list(State(api): State<Api>, Query(q): Query<ListQuery>) -> Answer {
     answer(api.list(q.state.as_deref(), q.agent.as_deref()).await)
 }
 
+#[utoipa::path(get, path = "/api/runways/{id}", tag = "runways",
+    params(("id" = String, Path, description = "The runway id")),
+    responses((status = 200, description = "The runway with its history", body = views::RunwayView),
+        (status = 404, description = "No such runway", body = ErrorBody)))]
 async fn show(State(api): State<Api>, Path(id): Path<String>) -> Answer {
     answer(api.show(&id).await)
 }
 
 /// The body of a move: who (the caller; named again only to be sure), a
 /// note or a reason.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Who {
+    /// The caller's name, when given (it must be the token's).
     #[serde(default)]
     by: Option<String>,
+    /// An approval's note.
     #[serde(default)]
     note: String,
+    /// A rejection's reason (required there).
     #[serde(default)]
     reason: String,
 }
@@ -262,6 +354,11 @@ fn who(api: &Api, caller: &Caller, body: Body) -> Result<Who, Refusal> {
     Ok(who)
 }
 
+#[utoipa::path(post, path = "/api/runways/{id}/approve", tag = "approvals",
+    params(("id" = String, Path, description = "The runway id")), request_body(content = Option<Who>),
+    responses((status = 200, description = "Approved; it queues for its locks", body = Done),
+        (status = 403, description = "Not the role it waits for, or the caller filed it (four eyes)", body = ErrorBody),
+        (status = 409, description = "It does not wait for approval", body = ErrorBody)))]
 async fn approve(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
@@ -272,6 +369,11 @@ async fn approve(
     answer(api.approve(&caller, &id, &who.note).await)
 }
 
+#[utoipa::path(post, path = "/api/runways/{id}/reject", tag = "approvals",
+    params(("id" = String, Path, description = "The runway id")), request_body(content = Who),
+    responses((status = 200, description = "Rejected; its dependents fail naming the rejecter", body = Done),
+        (status = 400, description = "No reason given", body = ErrorBody),
+        (status = 409, description = "It does not wait for approval", body = ErrorBody)))]
 async fn reject(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
@@ -282,6 +384,10 @@ async fn reject(
     answer(api.reject(&caller, &id, &who.reason).await)
 }
 
+#[utoipa::path(post, path = "/api/runways/{id}/cancel", tag = "runways",
+    params(("id" = String, Path, description = "The runway id")), request_body(content = Option<Who>),
+    responses((status = 200, description = "Cancelled (a running one is stopped, its writes discarded)", body = Done),
+        (status = 409, description = "It has ended", body = ErrorBody)))]
 async fn cancel(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
@@ -292,11 +398,15 @@ async fn cancel(
     answer(api.cancel(&caller, &id).await)
 }
 
+#[utoipa::path(post, path = "/api/pause", tag = "server", request_body(content = Option<Who>),
+    responses((status = 200, description = "Nothing more is cleared; running runs land", body = Done)))]
 async fn pause(State(api): State<Api>, Extension(caller): Extension<Caller>, body: Body) -> Answer {
     who(&api, &caller, body)?;
     answer(api.pause(&caller, true).await)
 }
 
+#[utoipa::path(post, path = "/api/resume", tag = "server", request_body(content = Option<Who>),
+    responses((status = 200, description = "Clearing goes on", body = Done)))]
 async fn resume(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
@@ -306,14 +416,19 @@ async fn resume(
     answer(api.pause(&caller, false).await)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct WaitFor {
+    /// The runway ids to wait for.
     runways: Vec<String>,
+    /// Seconds to wait at most (60 when left out, 60 at most).
     #[serde(default)]
     timeout_secs: Option<u64>,
 }
 
+#[utoipa::path(post, path = "/api/wait", tag = "runways", request_body(content = WaitFor),
+    responses((status = 200, description = "done=true with the runways once all ended; done=false after timeout_secs (60 at most)", body = views::WaitView),
+        (status = 404, description = "No such runway", body = ErrorBody)))]
 async fn wait(State(api): State<Api>, Json(w): Json<WaitFor>) -> Answer {
     answer(api.wait(w.runways, w.timeout_secs).await)
 }

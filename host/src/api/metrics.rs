@@ -210,6 +210,8 @@ impl EncodeMetric for LatencyMetric {
 }
 
 /// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", tag = "server",
+    responses((status = 200, description = "Prometheus text: wait and run time per agent, outcomes, runways by state, locks and waiters, audit records and fsync latency", content_type = "text/plain", body = String)))]
 pub async fn scrape(State(api): State<Api>) -> axum::response::Response {
     let mut registry = Registry::with_prefix("runway");
     let m = &api.metrics;
