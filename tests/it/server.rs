@@ -810,3 +810,50 @@ fn metrics_count_waits_runs_outcomes_locks_and_the_audit_writer() {
     // Without a token: 401, as everywhere.
     assert!(without_token(&server.url, "/metrics").starts_with("HTTP/1.1 401"));
 }
+
+/// Runs the CLI with `args` under a pseudo-terminal (util-linux `script`),
+/// as a person at a terminal would: what the terminal showed.
+fn on_a_terminal(server: &Server, args: &[&str]) -> String {
+    let mut line = env!("CARGO_BIN_EXE_runway-cli").to_string();
+    for arg in args {
+        line.push(' ');
+        line.push_str(arg);
+    }
+    let out = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("RUNWAY_SERVER", &server.url)
+        .current_dir(&server.dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("script (util-linux) runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn wait_shows_live_progress_on_a_terminal_and_stays_plain_when_piped() {
+    let dir = folders();
+    let server = Server::start(dir.path());
+    let plan = |tag: &str| {
+        format!(
+            "[[runway]]\nid = \"first-{tag}\"\nagent = \"probe\"\naction = \"ok\"\nearliest_start = \"in 2s\"\n\
+             [[runway]]\nid = \"then-{tag}\"\nagent = \"probe\"\naction = \"ok\"\nafter = [\"first-{tag}\"]\n"
+        )
+    };
+    let ids = server.file(&plan("a"));
+    let shown = on_a_terminal(&server, &["wait", &ids[0], &ids[1]]);
+    // The bar and each runway's state while it waits, then the answer.
+    assert!(shown.contains("/2 landed"), "{shown}");
+    assert!(shown.contains("WAITING_TIME"), "{shown}");
+    assert!(shown.contains("WAITING_DEPS"), "{shown}");
+    assert!(shown.contains('\u{1b}'), "no terminal drawing: {shown}");
+    let last = shown.lines().rev().find(|l| l.contains("then-a"));
+    assert!(last.is_some_and(|l| l.contains("SUCCEEDED")), "{shown}");
+
+    // Piped: the answer only, no drawing.
+    let ids = server.file(&plan("b"));
+    let piped = server.client(&["wait", &ids[0], &ids[1]]);
+    assert_eq!(piped.code, 0, "{}", piped.stderr);
+    assert!(!piped.stderr.contains("landed"), "{}", piped.stderr);
+    assert!(!piped.stdout.contains('\u{1b}'), "{}", piped.stdout);
+    assert_eq!(piped.stdout.lines().count(), 2, "{}", piped.stdout);
+}

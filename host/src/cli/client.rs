@@ -12,15 +12,18 @@
 
 use std::io::Read;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use clap::Args;
 use runway_audit::render::{escape, excerpt};
 use serde_json::{Value, json};
 
+use super::progress::Progress;
 use super::{BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED, UNAUTHORIZED};
 use crate::api::{MAX_WAIT_SECS, token};
 use crate::files::{self, FileKind, ReadCaps};
+use runway_audit::State;
 
 /// Where the server is and how to talk to it.
 #[derive(Args, Clone)]
@@ -134,6 +137,7 @@ pub struct WaitArgs {
 }
 
 /// One server, its token read.
+#[derive(Clone)]
 struct Client {
     base: String,
     token: String,
@@ -396,22 +400,20 @@ fn act(
 
 pub fn wait(args: WaitArgs) -> Result<(), Failure> {
     let client = Client::new(&args.server)?;
-    let deadline = args
-        .timeout_secs
-        .map(|s| std::time::Instant::now() + Duration::from_secs(s));
-    let answer = loop {
-        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
-        let secs = left.map_or(MAX_WAIT_SECS, |l| l.as_secs().clamp(1, MAX_WAIT_SECS));
-        let body = json!({ "runways": args.ids, "timeout_secs": secs });
-        let answer = client.call("/api/wait", Some(Body::Json(body)))?;
-        if answer["done"].as_bool() == Some(true) {
-            break answer;
+    let progress = Progress::when_watched(args.ids.len(), client.json);
+    let stop = AtomicBool::new(false);
+    let answer = std::thread::scope(|scope| {
+        if let Some(progress) = &progress {
+            scope.spawn(|| watch(&client, &args.ids, progress, &stop));
         }
-        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
-            let why = anyhow::anyhow!("gave up waiting after {} s", args.timeout_secs.unwrap_or(0));
-            return Err(Failure::new(HOST_FAULT, why));
-        }
-    };
+        let answer = wait_for(&client, &args);
+        stop.store(true, Ordering::Relaxed);
+        answer
+    });
+    if let Some(progress) = &progress {
+        progress.finish();
+    }
+    let answer = answer?;
     let runways = answer["runways"].as_array().cloned().unwrap_or_default();
     client.print(&answer, |_| {
         for r in &runways {
@@ -432,6 +434,45 @@ pub fn wait(args: WaitArgs) -> Result<(), Failure> {
         return Err(Failure::new(RUNWAY_FAILED, why));
     }
     Ok(())
+}
+
+/// Shows where each of `ids` stands until `stop` (polling the list: the
+/// wait itself answers only once all have ended).
+fn watch(client: &Client, ids: &[String], progress: &Progress, stop: &AtomicBool) {
+    while !stop.load(Ordering::Relaxed) {
+        if let Ok(listed) = client.call("/api/runways", None) {
+            for r in listed["runways"].as_array().into_iter().flatten() {
+                let id = r["id"].as_str().unwrap_or_default();
+                let state = State::ALL
+                    .iter()
+                    .find(|s| Some(s.name()) == r["state"].as_str());
+                if let Some(state) = state.filter(|_| ids.iter().any(|i| i == id)) {
+                    progress.set(id, *state, r["reason"].as_str().unwrap_or_default());
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// `/api/wait` until all of them ended or the timeout passed.
+fn wait_for(client: &Client, args: &WaitArgs) -> Result<Value, Failure> {
+    let deadline = args
+        .timeout_secs
+        .map(|s| std::time::Instant::now() + Duration::from_secs(s));
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let secs = left.map_or(MAX_WAIT_SECS, |l| l.as_secs().clamp(1, MAX_WAIT_SECS));
+        let body = json!({ "runways": args.ids, "timeout_secs": secs });
+        let answer = client.call("/api/wait", Some(Body::Json(body)))?;
+        if answer["done"].as_bool() == Some(true) {
+            return Ok(answer);
+        }
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            let why = anyhow::anyhow!("gave up waiting after {} s", args.timeout_secs.unwrap_or(0));
+            return Err(Failure::new(HOST_FAULT, why));
+        }
+    }
 }
 
 /// A JSON string field, escaped for the terminal.

@@ -185,7 +185,12 @@ impl HostArgs {
 
 /// Prints each state change as a timeline line.
 pub fn timeline_printer() -> crate::sandbox::Observer {
-    Arc::new(|entry: &Entry| println!("{}", runway_audit::timeline_line(now_ns(), entry)))
+    Arc::new(|entry: &Entry| println!("{}", timeline_line(entry)))
+}
+
+/// One line of the timeline, stamped now.
+pub fn timeline_line(entry: &Entry) -> String {
+    runway_audit::timeline_line(now_ns(), entry)
 }
 
 fn now_ns() -> u64 {

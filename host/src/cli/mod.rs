@@ -14,6 +14,7 @@ mod client;
 mod data;
 mod host_args;
 mod keygen;
+mod progress;
 mod run;
 mod serve;
 mod sign;

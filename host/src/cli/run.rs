@@ -7,10 +7,12 @@ use clap::Args;
 use runway_audit::render::{escape, excerpt};
 use runway_audit::{Entry, Trust, VerifyOptions};
 
-use super::host_args::{HostArgs, timeline_printer, tokio};
+use super::host_args::{HostArgs, timeline_line, timeline_printer, tokio};
+use super::progress::Progress;
 use super::{AUDIT_BAD, BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED};
 use crate::controller::plan::rejection;
 use crate::controller::{self, Filing};
+use crate::sandbox::Observer;
 use crate::{DispatchOptions, Plan, Plugins, bundled};
 
 /// Most characters of a runway's output or failure reason on the summary
@@ -70,10 +72,18 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         }
     };
     let host = args.host.host(&runtime, plugins, &audit)?;
-    let observer = if args.json {
-        Arc::new(|_: &Entry| {})
-    } else {
-        timeline_printer()
+    let progress = Progress::when_watched(plan.manifests.len(), args.json).map(Arc::new);
+    let observer: Observer = match &progress {
+        _ if args.json => Arc::new(|_: &Entry| {}),
+        // The timeline scrolls above the bars.
+        Some(progress) => {
+            let progress = progress.clone();
+            Arc::new(move |entry: &Entry| {
+                progress.println(&timeline_line(entry));
+                progress.follow(entry);
+            })
+        }
+        None => timeline_printer(),
     };
     let started = std::time::Instant::now();
     let opts = DispatchOptions {
@@ -92,6 +102,9 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         .block_on(controller::run_embedded(host, opts, filing))
         .map_err(|e| fault(e.into()))?;
     let elapsed = started.elapsed();
+    if let Some(progress) = &progress {
+        progress.finish();
+    }
     audit.sync().map_err(|e| fault(e.into()))?;
 
     let audit_dir = &args.host.audit.path;
