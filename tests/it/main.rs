@@ -20,6 +20,7 @@ mod plans;
 mod plugins;
 mod probe;
 mod restart;
+mod rights;
 mod sandbox;
 mod serve;
 mod server;
