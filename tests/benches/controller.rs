@@ -281,7 +281,7 @@ fn file_latency(runtime: &Runtime, plugins: &Arc<Plugins>, tokio: &tokio::runtim
     .unwrap();
     let api = runway_host::api::Api::new(host.clone(), c.clone(), access, 1 << 20);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio.spawn(runway_host::api::serve(listener, api, async {
+    let server = tokio.spawn(runway_host::api::serve(listener, api, None, async {
         let _ = stopped.await;
     }));
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();

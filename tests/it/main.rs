@@ -25,3 +25,4 @@ mod sandbox;
 mod serve;
 mod server;
 mod signing;
+mod tls;

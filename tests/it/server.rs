@@ -24,6 +24,11 @@ impl Server {
     /// Starts a server over `dir` (plugins/ already filled) on a free port
     /// and waits until it answers.
     pub fn start(dir: &Path) -> Server {
+        Server::start_with(dir, &[])
+    }
+
+    /// [`Server::start`] with more `serve` arguments.
+    pub fn start_with(dir: &Path, more: &[&str]) -> Server {
         let addr = dir.join("runway-serve.addr");
         let _ = std::fs::remove_file(&addr);
         let child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
@@ -36,6 +41,7 @@ impl Server {
                 "--grace-secs",
                 "5",
             ])
+            .args(more)
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -126,9 +132,16 @@ impl Server {
 
     /// Files `plan` (TOML) and gives back the runway ids.
     pub fn file(&self, plan: &str) -> Vec<String> {
+        self.file_with(plan, &[])
+    }
+
+    /// [`Server::file`] with more client arguments.
+    pub fn file_with(&self, plan: &str, more: &[&str]) -> Vec<String> {
         let path = self.dir.join("filing.toml");
         std::fs::write(&path, plan).unwrap();
-        let answer = self.json(&["file", "filing.toml"]);
+        let mut args = vec!["file", "filing.toml"];
+        args.extend(more);
+        let answer = self.json(&args);
         answer["runways"]
             .as_array()
             .unwrap()

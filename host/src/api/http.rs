@@ -41,6 +41,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use axum_server::tls_rustls::RustlsConfig;
 use runway_audit::render::escape;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -433,17 +434,32 @@ async fn wait(State(api): State<Api>, Json(w): Json<WaitFor>) -> Answer {
     answer(api.wait(w.runways, w.timeout_secs).await)
 }
 
-/// Serves `api` on `listener` until `shutdown` resolves.
+/// Serves `api` on `listener` until `shutdown` resolves: over TLS when
+/// given `tls`, else plain HTTP.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Api,
+    tls: Option<RustlsConfig>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Some(events) = api.events.clone() {
         tokio::spawn(api.metrics.clone().follow(events));
     }
     let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let Some(tls) = tls else {
+        return axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
+    };
+    let handle = axum_server::Handle::new();
+    let stopping = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        // Event streams never end by themselves: give them a moment.
+        stopping.graceful_shutdown(Some(std::time::Duration::from_secs(1)));
+    });
+    axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, tls)?
+        .handle(handle)
+        .serve(app)
         .await
 }

@@ -41,6 +41,11 @@ pub struct ServerArgs {
     /// RUNWAY_TOKEN environment variable, when set, is used instead.
     #[arg(long, value_name = "FILE", env = "RUNWAY_TOKEN_FILE", default_value = token::TOKEN_FILE)]
     token_file: PathBuf,
+    /// For an https:// server, trust only the certificates in this PEM file
+    /// (its own self-signed certificate, or a private CA's); without it,
+    /// the public CAs.
+    #[arg(long, value_name = "FILE", env = "RUNWAY_CA_FILE")]
+    ca_file: Option<PathBuf>,
     /// Print the server's answer as JSON.
     #[arg(long)]
     json: bool,
@@ -152,10 +157,13 @@ impl Client {
             _ => token::read(&args.token_file, &ReadCaps::default())
                 .map_err(|e| Failure::new(UNAUTHORIZED, e))?,
         };
-        let config = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(MAX_WAIT_SECS + 30)))
-            .build();
+            .timeout_global(Some(Duration::from_secs(MAX_WAIT_SECS + 30)));
+        if let Some(ca) = &args.ca_file {
+            config = config.tls_config(trusting(ca)?);
+        }
+        let config = config.build();
         Ok(Client {
             base: args.server.trim_end_matches('/').to_string(),
             token,
@@ -473,6 +481,32 @@ fn wait_for(client: &Client, args: &WaitArgs) -> Result<Value, Failure> {
             return Err(Failure::new(HOST_FAULT, why));
         }
     }
+}
+
+/// TLS trusting the certificates in the PEM file `ca` only.
+fn trusting(ca: &std::path::Path) -> Result<ureq::tls::TlsConfig, Failure> {
+    let bad = |why: String| {
+        Failure::new(
+            BAD_INPUT,
+            anyhow::anyhow!("--ca-file {}: {why}", ca.display()),
+        )
+    };
+    let pem = crate::files::read(ca, crate::files::FileKind::Key, &ReadCaps::default())
+        .map_err(|e| bad(e.to_string()))?;
+    let certs = ureq::tls::parse_pem(&pem)
+        .filter_map(|item| match item {
+            Ok(ureq::tls::PemItem::Certificate(cert)) => Some(Ok(cert)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(bad("holds no certificate".into()));
+    }
+    Ok(ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
+        .build())
 }
 
 /// A JSON string field, escaped for the terminal.

@@ -7,9 +7,10 @@
 //! Runways still waiting stay in the trail and wait again at the next start.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use axum_server::tls_rustls::RustlsConfig;
 use clap::Args;
 use runway_audit::render::escape;
 use tokio::signal::unix::{SignalKind, signal};
@@ -19,6 +20,7 @@ use super::host_args::{HostArgs, timeline_printer, tokio};
 use super::{BAD_INPUT, Failure, HOST_FAULT};
 use crate::api::access::{self, Access};
 use crate::api::{self, Api, token};
+use crate::files::{self, FileKind, ReadCaps};
 use crate::plugin::watch::PluginFolder;
 use crate::{DispatchOptions, Plugins, controller};
 
@@ -40,8 +42,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     listen: SocketAddr,
     /// Listen beyond loopback, without TLS.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "tls_cert")]
     insecure: bool,
+    /// Serve the API over TLS with this certificate chain (PEM); needs
+    /// --tls-key. Clients trust it with --ca-file (or a public CA).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// The API's bearer token; made (mode 0600) at first start. Default:
     /// runway-serve.token beside the audit folder.
     #[arg(long, value_name = "FILE")]
@@ -62,11 +71,12 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<(), Failure> {
-    if !args.listen.ip().is_loopback() && !args.insecure {
+    let beyond = !args.listen.ip().is_loopback();
+    if beyond && !args.insecure && args.tls_cert.is_none() {
         return Err(Failure::new(
             BAD_INPUT,
             anyhow::anyhow!(
-                "--listen {}: beyond loopback the API would go unencrypted; add --insecure to mean it",
+                "--listen {}: beyond loopback the API would go unencrypted; give it --tls-cert and --tls-key, or add --insecure to mean it",
                 args.listen
             ),
         ));
@@ -79,6 +89,10 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| token::beside(&args.host.audit.path));
     let token = token::ensure(&token_file, &caps).map_err(|e| Failure::new(BAD_INPUT, e))?;
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls_pem(cert, key, &caps)?),
+        _ => None,
+    };
     let tokens_file = args
         .tokens_file
         .clone()
@@ -108,10 +122,11 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             .map_err(|e| fault(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
         let bound = listener.local_addr().map_err(|e| fault(e.into()))?;
         let addr_file = token_file.with_file_name("runway-serve.addr");
-        std::fs::write(&addr_file, format!("http://{bound}\n"))
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        std::fs::write(&addr_file, format!("{scheme}://{bound}\n"))
             .map_err(|e| fault(anyhow::anyhow!("cannot write {}: {e}", addr_file.display())))?;
         eprintln!(
-            "runway: serving {} (plans: {}) and the API on http://{bound} (token in {}); \
+            "runway: serving {} (plans: {}) and the API on {scheme}://{bound} (token in {}); \
              SIGINT or SIGTERM stops (runs in flight land first)",
             escape(&args.plugins.display().to_string()),
             escape(&args.inbox.display().to_string()),
@@ -120,13 +135,22 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         let signals = signals().map_err(|e| fault(e.into()))?;
         let max_body = usize::try_from(caps.plan).unwrap_or(usize::MAX);
         let api = Api {
-            insecure: !args.listen.ip().is_loopback(),
+            insecure: beyond && tls.is_none(),
             signer,
             listen: Some(bound),
             ..Api::new(host.clone(), controller.clone(), access, max_body)
         };
         let (api_stop, api_stopped) = watch::channel(false);
-        let api_task = tokio::spawn(api::serve(listener, api, async move {
+        let tls = match tls {
+            Some((cert, key)) => Some(RustlsConfig::from_pem(cert, key).await.map_err(|e| {
+                Failure::new(
+                    BAD_INPUT,
+                    anyhow::anyhow!("the TLS certificate or key: {e}"),
+                )
+            })?),
+            None => None,
+        };
+        let api_task = tokio::spawn(api::serve(listener, api, tls, async move {
             let mut stopped = api_stopped;
             let _ = stopped.wait_for(|&s| s).await;
         }));
@@ -171,6 +195,16 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         }
         audit.sync().map_err(|e| fault(e.into()))
     })
+}
+
+/// The PEM certificate chain and key at `cert` and `key`, read as any
+/// operator file (regular files within the key cap; no links, no FIFOs).
+fn tls_pem(cert: &Path, key: &Path, caps: &ReadCaps) -> Result<(Vec<u8>, Vec<u8>), Failure> {
+    let read = |path: &Path| {
+        files::read(path, FileKind::Key, caps)
+            .map_err(|e| Failure::new(BAD_INPUT, anyhow::anyhow!("--tls: {e}")))
+    };
+    Ok((read(cert)?, read(key)?))
 }
 
 /// How many stop signals (SIGINT, SIGTERM) have come.
