@@ -870,3 +870,54 @@ fn wait_shows_live_progress_on_a_terminal_and_stays_plain_when_piped() {
     assert!(!piped.stdout.contains('\u{1b}'), "{}", piped.stdout);
     assert_eq!(piped.stdout.lines().count(), 2, "{}", piped.stdout);
 }
+
+#[test]
+fn a_client_too_slow_for_the_event_stream_is_told_and_let_go() {
+    use std::io::{Read, Write};
+    let dir = folders();
+    let server = Server::start(dir.path());
+    let admin = std::fs::read_to_string(dir.path().join("runway-serve.token")).unwrap();
+    let addr = server.url.trim_start_matches("http://").to_string();
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "GET /api/events?backlog=0 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
+         Connection: close\r\n\r\n",
+        admin.trim()
+    )
+    .unwrap();
+    // The client reads nothing while 40,000 host calls go on the trail:
+    // far more than the server keeps in memory and the sockets buffer.
+    let ids = server.file(
+        "[[runway]]\nid = \"big\"\nagent = \"import-applications\"\n\
+         datasets = { test_slow = \"exclusive\" }\ninput = { count = 40000, seed = 3 }\n",
+    );
+    // The host was not held back by it: the run landed.
+    let waited = server.client(&["wait", &ids[0], "--timeout-secs", "300"]);
+    assert_eq!(waited.code, 0, "{}", waited.stderr);
+    // Now the client reads: it was told what it missed, and let go.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut got = Vec::new();
+    stream
+        .read_to_end(&mut got)
+        .expect("the server ends the stream");
+    let got = String::from_utf8_lossy(&got);
+    assert!(
+        got.starts_with("HTTP/1.1 200"),
+        "{}",
+        &got[..200.min(got.len())]
+    );
+    let missed = got.find("event: missed").expect("no missed event");
+    let tail = &got[missed..];
+    assert!(
+        tail.contains("\"from\":") && tail.contains("\"to\":"),
+        "{tail}"
+    );
+    assert!(
+        !tail.contains("event: record"),
+        "events after missed: {}",
+        &tail[..500.min(tail.len())]
+    );
+}

@@ -10,8 +10,10 @@
 //! Query: `since=SEQ` (or a `Last-Event-ID` header: the stream resumes after
 //! it), `dataset=`, `runway=`, `agent=` filters, `backlog=N` (how many
 //! matching records before the live end to send first, 500 by default).
-//! Records no longer in memory are read from disk; if a reader still falls
-//! behind, a `missed` event says which records it did not get.
+//! Records no longer in memory are read from disk when a stream starts; a
+//! live reader so slow that the records it has yet to get leave memory is
+//! not waited for: a `missed` event says which records it did not get, and
+//! the stream ends (come back with `Last-Event-ID`).
 
 use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
@@ -168,14 +170,20 @@ struct Reader {
     matcher: Matcher,
     next: u64,
     ready: VecDeque<SseEvent>,
+    /// It fell behind the live end: told so, it is dropped.
+    dropped: bool,
 }
 
 impl Reader {
-    /// The next event, waiting for the trail to grow when there is none.
-    async fn next(&mut self) -> SseEvent {
+    /// The next event, waiting for the trail to grow when there is none;
+    /// none once the reader was dropped for falling behind.
+    async fn next(&mut self) -> Option<SseEvent> {
         loop {
             if let Some(event) = self.ready.pop_front() {
-                return event;
+                return Some(event);
+            }
+            if self.dropped {
+                return None;
             }
             match self.events.tail.from(self.next, CHUNK) {
                 Follow::Records(records) if records.is_empty() => {
@@ -192,10 +200,14 @@ impl Reader {
                     self.next = records.last().map_or(self.next, |r| r.seq + 1);
                 }
                 Follow::Behind { oldest } => {
+                    // A client this slow is not waited for: the host goes on,
+                    // the client is told what it missed and let go (it may
+                    // come back with Last-Event-ID; older records come from
+                    // disk then).
                     let missed = serde_json::json!({ "from": self.next, "to": oldest });
                     self.ready
                         .push_back(SseEvent::default().event("missed").data(missed.to_string()));
-                    self.next = oldest;
+                    self.dropped = true;
                 }
             }
         }
@@ -314,9 +326,10 @@ pub async fn stream(
         matcher,
         next,
         ready,
+        dropped: false,
     };
     let stream = futures_util::stream::unfold(reader, |mut reader| async move {
-        let event = reader.next().await;
+        let event = reader.next().await?;
         Some((Ok::<_, Infallible>(event), reader))
     });
     Sse::new(stream)
