@@ -54,8 +54,10 @@ pub const DEBOUNCE: Duration = Duration::from_millis(300);
 /// OS dropped one. Plugins whose files did not change are not read again.
 pub const FULL_RESCAN: Duration = Duration::from_secs(5);
 /// Longest reading and parsing a dropped plan may take before it is
-/// rejected; the serving loop never waits for it.
-pub const PLAN_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// rejected; the serving loop never waits for it. Parsing a plan at the
+/// 64 MiB cap takes seconds on a loaded 2-core machine, so this is generous:
+/// it is there for reads that never end, not for slow parses.
+pub const PLAN_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Longest the first rescan of the plugins folder is waited for before
 /// plans are taken anyway (a later rescan brings what it loads).
 pub const FIRST_RESCAN_WAIT: Duration = Duration::from_secs(60);
