@@ -96,10 +96,7 @@ fn raw_status(server: &Server, host: &str, token: Option<&str>) -> u16 {
 fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
     let dir = folders();
     let server = Server::start(dir.path());
-    let admin = std::fs::read_to_string(dir.path().join("runway-serve.token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let admin = server.admin();
     let olga = server.token("olga", &["operator"]);
     let vic = server.token("vic", &["viewer"]);
     let aud = server.token("aud", &["auditor"]);

@@ -45,10 +45,7 @@ fn keys(value: &Value) -> BTreeSet<String> {
 fn the_openapi_description_matches_what_the_server_does() {
     let dir = folders();
     let server = Server::start(dir.path());
-    let admin = std::fs::read_to_string(dir.path().join("runway-serve.token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let admin = server.admin();
     let ids = server.file("[[runway]]\nid = \"one\"\nagent = \"import-applications\"\ndatasets = { test_doc = \"exclusive\" }\ninput = { count = 2, seed = 1 }\n");
     server.client(&["wait", &ids[0]]);
 

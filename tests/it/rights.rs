@@ -71,10 +71,7 @@ fn call(server: &Server, method: &str, path: &str, token: Option<&str>) -> (u16,
 fn every_endpoint_with_every_role_is_let_through_or_refused_and_audited() {
     let dir = folders();
     let server = Server::start(dir.path());
-    let admin = std::fs::read_to_string(dir.path().join("runway-serve.token"))
-        .unwrap()
-        .trim()
-        .to_string();
+    let admin = server.admin();
     let roles = ["viewer", "operator", "approver", "auditor"];
     let mut callers: Vec<(String, Option<String>)> = vec![
         ("nobody".into(), None),

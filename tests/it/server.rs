@@ -81,6 +81,14 @@ impl Server {
         self.run_client(args, stdin, None)
     }
 
+    /// The admin's token, as `serve` wrote it at first start.
+    pub fn admin(&self) -> String {
+        std::fs::read_to_string(self.dir.join("runway-serve.token"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
     /// `runway token add NAME --role ROLE...`: the new token.
     pub fn token(&self, name: &str, roles: &[&str]) -> String {
         let mut args = vec!["token", "add", name];
@@ -630,8 +638,7 @@ fn the_event_stream_follows_the_trail_as_it_grows() {
     let server = Server::start(dir.path());
     let vic = server.token("vic", &["viewer"]);
     let ann = server.token("ann", &["auditor"]);
-    let admin = std::fs::read_to_string(dir.path().join("runway-serve.token")).unwrap();
-    let admin = admin.trim();
+    let admin = server.admin();
     let ids = server.file(
         r#"
         [[runway]]
@@ -876,14 +883,14 @@ fn a_client_too_slow_for_the_event_stream_is_told_and_let_go() {
     use std::io::{Read, Write};
     let dir = folders();
     let server = Server::start(dir.path());
-    let admin = std::fs::read_to_string(dir.path().join("runway-serve.token")).unwrap();
+    let admin = server.admin();
     let addr = server.url.trim_start_matches("http://").to_string();
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     write!(
         stream,
         "GET /api/events?backlog=0 HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\n\
          Connection: close\r\n\r\n",
-        admin.trim()
+        admin
     )
     .unwrap();
     // The client reads nothing while 40,000 host calls go on the trail:
@@ -920,4 +927,81 @@ fn a_client_too_slow_for_the_event_stream_is_told_and_let_go() {
         "events after missed: {}",
         &tail[..500.min(tail.len())]
     );
+}
+
+#[test]
+fn after_the_nightly_the_metrics_agree_with_the_audit_trail() {
+    let dir = folders();
+    for agent in ["compliance-check", "grant-calculator"] {
+        drop_plugin(agent, &dir.path().join("plugins"));
+    }
+    let server = Server::start(dir.path());
+    let ids = server.file(runway_host::bundled::NIGHTLY_PLAN);
+    assert_eq!(ids.len(), 3);
+    let mut args = vec!["wait", "--timeout-secs", "600"];
+    args.extend(ids.iter().map(String::as_str));
+    let waited = server.client(&args);
+    assert_eq!(waited.code, 0, "{}", waited.stderr);
+
+    // What the trail says: each agent's runway cleared once and landed once.
+    let out = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+        .args(["audit", "show", "--json"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let trail: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let agents = [
+        "import-applications",
+        "compliance-check",
+        "grant-calculator",
+    ];
+    // The follower may be a moment behind the trail's end.
+    let started = Instant::now();
+    let text = loop {
+        let (status, text) = get(&server.url, "/metrics", &server.admin());
+        assert_eq!(status, 200, "{text}");
+        let outcomes: f64 = agents
+            .iter()
+            .filter_map(|a| {
+                metric(
+                    &text,
+                    &format!(
+                        "runway_attempt_outcomes_total{{agent=\"{a}\",outcome=\"SUCCEEDED\"}}"
+                    ),
+                )
+            })
+            .sum();
+        if outcomes == 3.0 || started.elapsed() > Duration::from_secs(30) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let m = |name: String| metric(&text, &name).unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    let mut waits = 0.0;
+    let mut runs = 0.0;
+    for agent in agents {
+        let of = |event: &str| {
+            trail
+                .iter()
+                .filter(|r| r["event"] == event && r["agent"] == agent)
+                .count() as f64
+        };
+        let succeeded = m(format!(
+            "runway_attempt_outcomes_total{{agent=\"{agent}\",outcome=\"SUCCEEDED\"}}"
+        ));
+        assert_eq!(succeeded, of("succeeded"), "{agent}");
+        assert_eq!(succeeded, 1.0, "{agent}");
+        let wait = m(format!("runway_wait_seconds_count{{agent=\"{agent}\"}}"));
+        let run = m(format!("runway_run_seconds_count{{agent=\"{agent}\"}}"));
+        assert_eq!(wait, of("cleared"), "{agent}");
+        assert!(m(format!("runway_run_seconds_sum{{agent=\"{agent}\"}}")) > 0.0);
+        waits += wait;
+        runs += run;
+    }
+    // Three observations each: one per runway of the nightly.
+    assert_eq!((waits, runs), (3.0, 3.0));
+    assert_eq!(m("runway_runways{state=\"SUCCEEDED\"}".into()), 3.0);
 }
