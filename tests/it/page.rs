@@ -230,15 +230,21 @@ fn the_status_page_in_a_real_browser() {
         find(&c, "#runways tr[data-runway='later'] [data-state='SUCCEEDED']").await;
         until(&c, "window.marker === 1").await;
 
-        // Approvals: approve from the keyboard (Enter in the note), reject
-        // with a reason that is markup — shown as text, never as markup.
+        // Approvals: a click on Approve, a reject from the keyboard (Enter
+        // in the reason) with a reason that is markup — shown as text,
+        // never as markup.
         // A reason half typed survives the list changing around it.
         c.goto(&format!("{base}/approvals")).await.unwrap();
         let reason = find(&c, ".approval[data-runway='doubtful'] .reject input").await;
         reason.send_keys("<b id=injected>not ").await.unwrap();
         let note = find(&c, ".approval[data-runway='awards'] .approve input").await;
         screenshot(&c, "approvals").await;
-        note.send_keys("totals checked\u{E007}").await.unwrap();
+        note.send_keys("totals checked").await.unwrap();
+        find(&c, ".approval[data-runway='awards'] .approve button")
+            .await
+            .click()
+            .await
+            .unwrap();
         until(&c, "!document.querySelector(\".approval[data-runway='awards']\")").await;
         reason.send_keys("today</b>\u{E007}").await.unwrap();
         until(&c, "!document.querySelector(\".approval[data-runway='doubtful']\")").await;
