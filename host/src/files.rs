@@ -309,6 +309,34 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
+/// Puts `bytes` at `path` whole or not at all: written to a new temporary
+/// file beside it, synced, then renamed over it — so a symbolic link or
+/// FIFO planted at `path` is replaced, never written through.
+pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+    use std::io::Write as _;
+    let shown = path.display().to_string();
+    let io = |action: &'static str| {
+        let path = shown.clone();
+        move |source| FileError::Io {
+            path,
+            action,
+            source,
+        }
+    };
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(".tmp");
+    let tmp = path.with_file_name(name);
+    let _ = std::fs::remove_file(&tmp);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .map_err(io("create its temporary file"))?;
+    file.write_all(bytes).map_err(io("write"))?;
+    file.sync_all().map_err(io("sync"))?;
+    std::fs::rename(&tmp, path).map_err(io("rename into place"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -111,3 +111,57 @@ fn a_run_in_flight_keeps_the_plugin_it_started_with() {
     assert!(!calls.is_empty());
     assert!(calls.iter().all(|r| r.entry.plugin == Some(started_with)));
 }
+
+#[test]
+fn exported_agents_are_a_plugins_folder_the_nightly_runs_from() {
+    use crate::cli::runway;
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("agents");
+    std::fs::create_dir(&out).unwrap();
+    // A link planted where a component goes is replaced, not written through.
+    let secret = dir.path().join("secret.txt");
+    std::fs::write(&secret, "do not touch\n").unwrap();
+    std::os::unix::fs::symlink(&secret, out.join("import-applications.wasm")).unwrap();
+
+    let exported = runway(dir.path(), &["plugins", "export", "agents"]);
+    assert_eq!(exported.code, 0, "{}", exported.stderr);
+    for name in [
+        "import-applications",
+        "compliance-check",
+        "grant-calculator",
+    ] {
+        for ext in ["wasm", "toml"] {
+            let file = format!("{name}.{ext}");
+            assert!(exported.stdout.contains(&file), "{}", exported.stdout);
+            let meta = std::fs::symlink_metadata(out.join(&file)).unwrap();
+            assert!(meta.file_type().is_file(), "{file}");
+        }
+    }
+    assert_eq!(std::fs::read_to_string(&secret).unwrap(), "do not touch\n");
+    assert_eq!(
+        std::fs::read_to_string(out.join("nightly.toml")).unwrap(),
+        runway_host::bundled::NIGHTLY_PLAN
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // The folder is one the loader takes as it is: the nightly runs from it.
+    let ran = runway(
+        dir.path(),
+        &[
+            "run",
+            "agents/nightly.toml",
+            "--plugins",
+            "agents",
+            "--json",
+        ],
+    );
+    assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+    let report: serde_json::Value = serde_json::from_str(&ran.stdout).unwrap();
+    assert_eq!(report["failed"], 0, "{report}");
+    assert_eq!(report["runways"].as_array().unwrap().len(), 3);
+}

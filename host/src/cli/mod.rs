@@ -14,6 +14,7 @@ mod client;
 mod data;
 mod host_args;
 mod keygen;
+mod plugins;
 mod progress;
 mod run;
 mod serve;
@@ -68,6 +69,9 @@ enum Command {
     Resume(client::ByArgs),
     /// Wait until runways have ended; exit 1 unless all succeeded.
     Wait(client::WaitArgs),
+    /// The agents built into this binary, as a plugins folder.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
     /// Sign a plugin component as its author (writes NAME.wasm.sig).
     Sign(sign::SignArgs),
     /// The API's tokens: add one (printed once), list, remove.
@@ -151,6 +155,7 @@ pub fn main() -> ExitCode {
         Command::Pause(args) => client::pause(args),
         Command::Resume(args) => client::resume(args),
         Command::Wait(args) => client::wait(args),
+        Command::Plugins(cmd) => plugins::run(cmd),
         Command::Sign(args) => sign::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Token(command) => token::run(command),
