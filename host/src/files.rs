@@ -309,11 +309,14 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
     })
 }
 
-/// Puts `bytes` at `path` whole or not at all: written to a new temporary
-/// file beside it, synced, then renamed over it — so a symbolic link or
-/// FIFO planted at `path` is replaced, never written through.
-pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
+/// Puts `bytes` at `path` whole or not at all, with permissions `mode`:
+/// written to a new temporary file beside it, synced, renamed over it, and
+/// the folder synced — so a symbolic link or FIFO planted at `path` is
+/// replaced, never written through, and a crash leaves the old file or the
+/// new one.
+pub fn replace(path: &Path, bytes: &[u8], mode: u32) -> Result<(), FileError> {
     use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
     let shown = path.display().to_string();
     let io = |action: &'static str| {
         let path = shown.clone();
@@ -330,11 +333,18 @@ pub fn replace(path: &Path, bytes: &[u8]) -> Result<(), FileError> {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(mode)
         .open(&tmp)
         .map_err(io("create its temporary file"))?;
     file.write_all(bytes).map_err(io("write"))?;
     file.sync_all().map_err(io("sync"))?;
-    std::fs::rename(&tmp, path).map_err(io("rename into place"))
+    std::fs::rename(&tmp, path).map_err(io("rename into place"))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(io("sync its folder"))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

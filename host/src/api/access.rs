@@ -19,8 +19,6 @@
 //! once per change) so a typo locks nobody out and lets nobody in.
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -78,12 +76,8 @@ pub enum TokensError {
     },
     #[error("tokens file {path}: {why}")]
     Refused { path: String, why: String },
-    #[error("tokens file {path}: cannot {action}: {source}")]
-    Write {
-        path: String,
-        action: &'static str,
-        source: std::io::Error,
-    },
+    #[error("tokens file {0}")]
+    Write(crate::files::FileError),
     #[error("no randomness from the operating system: {0}")]
     Random(String),
 }
@@ -218,31 +212,7 @@ fn write_tokens(path: &Path, entries: &[TokenEntry]) -> Result<(), TokensError> 
         "# API tokens of `runway serve`: name, roles and SHA-256 of each token\n\
          # (`runway token add NAME --role ROLE`). The tokens themselves are kept nowhere.\n\n{body}"
     );
-    let tmp = path.with_extension("toml.tmp");
-    let step = |action: &'static str| {
-        let path = shown.clone();
-        move |source| TokensError::Write {
-            path,
-            action,
-            source,
-        }
-    };
-    let _ = std::fs::remove_file(&tmp);
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .map_err(step("create its temporary file"))?;
-    file.write_all(text.as_bytes()).map_err(step("write"))?;
-    file.sync_all().map_err(step("sync"))?;
-    std::fs::rename(&tmp, path).map_err(step("rename into place"))?;
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(step("sync its folder"))?;
-    }
-    Ok(())
+    crate::files::replace(path, text.as_bytes(), 0o600).map_err(TokensError::Write)
 }
 
 /// The callers a server knows: the admin's token and the tokens file, read

@@ -33,7 +33,7 @@ fn export(dir: &Path) -> Result<(), Failure> {
     std::fs::create_dir_all(dir)
         .map_err(|e| bad(anyhow::anyhow!("cannot make {}: {e}", dir.display())))?;
     let put = |name: String, bytes: &[u8]| {
-        files::replace(&dir.join(&name), bytes).map_err(|e| bad(e.into()))?;
+        files::replace(&dir.join(&name), bytes, 0o644).map_err(|e| bad(e.into()))?;
         let digest = runway_audit::hex::encode(&runway_audit::sha256(bytes));
         println!("{:<28} sha256 {digest}", escape(&name));
         Ok::<_, Failure>(())
