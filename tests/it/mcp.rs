@@ -358,16 +358,10 @@ fn rmcp_s_own_client_files_and_waits_and_cannot_approve() {
     // On the record: filed by olga, through the MCP door.
     let shown = server.json(&["show", &id]);
     assert_eq!(shown["history"][0]["by"], "olga", "{shown}");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runway-cli"))
-        .args(["audit", "show", "--json"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let trail = String::from_utf8_lossy(&out.stdout);
+    let trail = server.trail();
     let filed = trail
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .iter()
         .find(|r| r["event"] == "plan_filed" && r["source"] == "mcp")
-        .unwrap_or_else(|| panic!("no filing through MCP in the trail: {trail}"));
+        .unwrap_or_else(|| panic!("no filing through MCP in the trail: {trail:?}"));
     assert_eq!(filed["by"], "olga", "{filed}");
 }

@@ -141,15 +141,9 @@ fn every_endpoint_with_every_role_is_let_through_or_refused_and_audited() {
     assert_eq!(status, 200);
 
     // Every refusal is on the record, naming the request.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_runway-cli"))
-        .args(["audit", "show", "--json"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let trail = String::from_utf8_lossy(&out.stdout);
-    let audited = trail
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let audited = server
+        .trail()
+        .iter()
         .filter(|r| {
             let reason = r["reason"].as_str().unwrap_or_default();
             reason.starts_with("API request refused: ")

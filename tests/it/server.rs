@@ -89,6 +89,16 @@ impl Server {
             .to_string()
     }
 
+    /// The audit trail so far, each record as `runway audit show --json`
+    /// prints it.
+    pub fn trail(&self) -> Vec<serde_json::Value> {
+        runway_audit::read_records(&self.dir.join("runway-audit"))
+            .unwrap()
+            .iter()
+            .map(runway_audit::record_json)
+            .collect()
+    }
+
     /// `runway token add NAME --role ROLE...`: the new token.
     pub fn token(&self, name: &str, roles: &[&str]) -> String {
         let mut args = vec!["token", "add", name];
@@ -944,15 +954,7 @@ fn after_the_nightly_the_metrics_agree_with_the_audit_trail() {
     assert_eq!(waited.code, 0, "{}", waited.stderr);
 
     // What the trail says: each agent's runway cleared once and landed once.
-    let out = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
-        .args(["audit", "show", "--json"])
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
-    let trail: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
+    let trail = server.trail();
     let agents = [
         "import-applications",
         "compliance-check",

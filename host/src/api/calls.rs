@@ -15,9 +15,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use runway_audit::PublicKey;
 use runway_audit::render::escape;
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use super::access::{Access, Caller, Right};
+use super::access::{Access, Caller};
 use super::events::Events;
 use super::metrics::Metrics;
 use super::views;
@@ -91,19 +91,6 @@ impl Api {
             Ok(_) => Refusal(status, why),
             Err(e) => Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
-    }
-
-    /// Why `caller` may not use `right`, when they may not (not audited:
-    /// the door says what was asked, then audits).
-    pub fn lacks(caller: &Caller, right: Right) -> Option<String> {
-        (!caller.may(right)).then(|| {
-            format!(
-                "{} ({}) may not {}",
-                caller.name,
-                caller.roles_shown(),
-                right.verb()
-            )
-        })
     }
 
     /// Files the plan or manifest `text` (TOML or JSON) in `caller`'s name;
@@ -247,6 +234,6 @@ impl Api {
             let Refusal(status, why) = Refusal::from(e);
             return Err(self.refused(status, format!("{}: {why}", caller.name)));
         }
-        Ok(json!({ "ok": true }))
+        Ok(views::json(views::Done { ok: true }))
     }
 }

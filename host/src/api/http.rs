@@ -134,12 +134,6 @@ struct ErrorBody {
     error: String,
 }
 
-/// A move made.
-#[derive(Serialize, ToSchema)]
-struct Done {
-    ok: bool,
-}
-
 /// `routes`, each letting a request in only from a caller with `right`
 /// (the [`Caller`] is then in the request's extensions).
 pub fn guarded(api: &Api, right: Right, routes: OpenApiRouter<Api>) -> OpenApiRouter<Api> {
@@ -178,7 +172,7 @@ async fn authorize(
     let (status, why) = match (given, caller) {
         (None, _) => (StatusCode::UNAUTHORIZED, "no bearer token".to_string()),
         (Some(_), None) => (StatusCode::UNAUTHORIZED, "unknown bearer token".to_string()),
-        (Some(_), Some(caller)) => match Api::lacks(&caller, right) {
+        (Some(_), Some(caller)) => match caller.lacks(right) {
             Some(why) => (StatusCode::FORBIDDEN, why),
             None => {
                 request.extensions_mut().insert(caller);
@@ -357,7 +351,7 @@ fn who(api: &Api, caller: &Caller, body: Body) -> Result<Who, Refusal> {
 
 #[utoipa::path(post, path = "/api/runways/{id}/approve", tag = "approvals",
     params(("id" = String, Path, description = "The runway id")), request_body(content = Option<Who>),
-    responses((status = 200, description = "Approved; it queues for its locks", body = Done),
+    responses((status = 200, description = "Approved; it queues for its locks", body = views::Done),
         (status = 403, description = "Not the role it waits for, or the caller filed it (four eyes)", body = ErrorBody),
         (status = 409, description = "It does not wait for approval", body = ErrorBody)))]
 async fn approve(
@@ -372,7 +366,7 @@ async fn approve(
 
 #[utoipa::path(post, path = "/api/runways/{id}/reject", tag = "approvals",
     params(("id" = String, Path, description = "The runway id")), request_body(content = Who),
-    responses((status = 200, description = "Rejected; its dependents fail naming the rejecter", body = Done),
+    responses((status = 200, description = "Rejected; its dependents fail naming the rejecter", body = views::Done),
         (status = 400, description = "No reason given", body = ErrorBody),
         (status = 409, description = "It does not wait for approval", body = ErrorBody)))]
 async fn reject(
@@ -387,7 +381,7 @@ async fn reject(
 
 #[utoipa::path(post, path = "/api/runways/{id}/cancel", tag = "runways",
     params(("id" = String, Path, description = "The runway id")), request_body(content = Option<Who>),
-    responses((status = 200, description = "Cancelled (a running one is stopped, its writes discarded)", body = Done),
+    responses((status = 200, description = "Cancelled (a running one is stopped, its writes discarded)", body = views::Done),
         (status = 409, description = "It has ended", body = ErrorBody)))]
 async fn cancel(
     State(api): State<Api>,
@@ -400,14 +394,14 @@ async fn cancel(
 }
 
 #[utoipa::path(post, path = "/api/pause", tag = "server", request_body(content = Option<Who>),
-    responses((status = 200, description = "Nothing more is cleared; running runs land", body = Done)))]
+    responses((status = 200, description = "Nothing more is cleared; running runs land", body = views::Done)))]
 async fn pause(State(api): State<Api>, Extension(caller): Extension<Caller>, body: Body) -> Answer {
     who(&api, &caller, body)?;
     answer(api.pause(&caller, true).await)
 }
 
 #[utoipa::path(post, path = "/api/resume", tag = "server", request_body(content = Option<Who>),
-    responses((status = 200, description = "Clearing goes on", body = Done)))]
+    responses((status = 200, description = "Clearing goes on", body = views::Done)))]
 async fn resume(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,

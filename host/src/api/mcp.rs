@@ -319,7 +319,7 @@ impl ServerHandler for Door {
             let why = format!("no tool {:?}", runway_audit::render::escape(&request.name));
             return Err(ErrorData::invalid_params(why, None));
         };
-        if let Some(why) = Api::lacks(&caller, needed) {
+        if let Some(why) = caller.lacks(needed) {
             let why = format!("{why} (MCP tool {})", request.name);
             let refused = self.api.refused(StatusCode::FORBIDDEN, why);
             return Ok(result(Err(refused)).into());

@@ -110,6 +110,12 @@ pub struct WaitView {
     pub runways: Option<Vec<RunwayView>>,
 }
 
+/// A move made (approve, reject, cancel, pause, resume).
+#[derive(Serialize, ToSchema)]
+pub struct Done {
+    pub ok: bool,
+}
+
 /// A plan's end: every runway, and how many did not succeed.
 #[derive(Serialize, ToSchema)]
 pub struct PlanView {

@@ -111,6 +111,17 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     };
     let tokio = tokio()?;
     tokio.block_on(async {
+        // A certificate or key rustls refuses stops the start before
+        // anything else has begun.
+        let tls = match tls {
+            Some((cert, key)) => Some(RustlsConfig::from_pem(cert, key).await.map_err(|e| {
+                Failure::new(
+                    BAD_INPUT,
+                    anyhow::anyhow!("the TLS certificate or key: {e}"),
+                )
+            })?),
+            None => None,
+        };
         // Every agent is known before a restored runway can be cleared.
         let folder = crate::api::inbox::first_scan(&host, folder)
             .await
@@ -141,15 +152,6 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             ..Api::new(host.clone(), controller.clone(), access, max_body)
         };
         let (api_stop, api_stopped) = watch::channel(false);
-        let tls = match tls {
-            Some((cert, key)) => Some(RustlsConfig::from_pem(cert, key).await.map_err(|e| {
-                Failure::new(
-                    BAD_INPUT,
-                    anyhow::anyhow!("the TLS certificate or key: {e}"),
-                )
-            })?),
-            None => None,
-        };
         let api_task = tokio::spawn(api::serve(listener, api, tls, async move {
             let mut stopped = api_stopped;
             let _ = stopped.wait_for(|&s| s).await;
