@@ -67,4 +67,7 @@ pub enum WriteFailure {
     Sign(String),
     #[error("an audit thread panicked")]
     Panicked,
+    /// [`AuditLog::halt`](crate::AuditLog::halt) stopped the log.
+    #[error("the log was halted, as by a crash")]
+    Halted,
 }

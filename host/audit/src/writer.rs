@@ -29,7 +29,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::checkpoint::{CheckpointWriter, write_latest};
 use crate::checkpointer::{Checkpointer, checkpoint_loop};
 use crate::commit::{Committer, Pending};
-use crate::error::AuditError;
+use crate::error::{AuditError, WriteFailure};
 use crate::findings::TornTail;
 use crate::frame::MAX_FRAME_LEN;
 use crate::keys::PrivateKey;
@@ -299,6 +299,22 @@ impl AuditLog {
         Ok(Some(Ticket(last)))
     }
 
+    /// The ticket of the newest record appended so far, by anyone: once
+    /// it is durable, so is everything appended before it.
+    pub fn last_ticket(&self) -> Option<Ticket> {
+        let next = self.inner.shared.lock().next_seq;
+        next.checked_sub(1).map(Ticket)
+    }
+
+    /// Stops the log the way a crash of the host would: every append from
+    /// now on is refused, records not yet written are dropped, whoever
+    /// waits for them is told the log stopped, and what is durable stays.
+    /// Crash tests stop a host mid-work with it without killing their own
+    /// process.
+    pub fn halt(&self) {
+        self.inner.shared.fail(WriteFailure::Halted);
+    }
+
     /// Blocks until the ticket's record is durable and returns its sequence number.
     pub fn wait_durable(&self, ticket: Ticket) -> Result<u64, AuditError> {
         let shared = &self.inner.shared;
@@ -320,10 +336,12 @@ impl AuditLog {
     }
 
     /// Blocks until everything appended so far is durable and, when the
-    /// log is signed, covered by a durable signed checkpoint.
+    /// log is signed, covered by a durable signed checkpoint. A stopped
+    /// log answers its failure, even when nothing was pending.
     pub fn sync(&self) -> Result<(), AuditError> {
         let shared = &self.inner.shared;
         let mut state = shared.lock();
+        state.failed()?;
         let target = state.next_seq;
         if self.inner.signing {
             if state.checkpoint_wanted < target {

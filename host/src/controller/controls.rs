@@ -1,8 +1,9 @@
 //! The controller's door: a [`Controller`] handle files plans, answers
 //! where runways stand, waits for them to land, and carries people's
 //! commands (approve, reject, cancel, pause, resume). Each request is
-//! answered once it was applied — and audited, with who — or refused with a
-//! [`ControlError`] naming why. Every client (the HTTP API, the plans
+//! answered once it was applied and its audit records (with who) are
+//! durable, so nothing acknowledged is lost in a crash — or refused at once
+//! with a [`ControlError`] naming why, nothing changed. Every client (the HTTP API, the plans
 //! inbox, `runway run`) goes through this one handle.
 
 use runway_audit::Hash;
@@ -119,7 +120,8 @@ impl Controller {
         answer.await.unwrap_or(Err(ControlError::Stopped))
     }
 
-    /// Applies `command`, or says why not.
+    /// Applies `command` (answered once its records are durable), or says
+    /// why not.
     pub async fn send(&self, command: Command) -> Result<(), ControlError> {
         self.ask(|reply| Request::Command(command, reply)).await
     }

@@ -209,9 +209,9 @@ enum Woke {
     Asked(Option<Asked>),
 }
 
-/// What filing answers: the runways filed and the ticket of their PLAN
-/// record (`None` when it is durable already), or why nothing was filed.
-type Answer = Result<(Vec<Filed>, Option<Ticket>), ControlError>;
+/// An answer to send once this step's records are durable (`true`), or
+/// once the trail failed (`false`).
+type Ack = Box<dyn FnOnce(bool) + Send>;
 
 /// A caller of [`Controller::wait`]: its runways, and how many have not
 /// ended yet.
@@ -230,9 +230,8 @@ struct Dispatch {
     index: HashMap<String, usize>,
     /// Ids not to give again (runways the trail cannot rebuild).
     reserved: HashSet<String>,
-    /// Plans filed: (source, digest) → their runway ids, and the ticket of
-    /// their PLAN record when it was filed by this process.
-    plans: HashMap<(String, runway_audit::Hash), (Vec<String>, Option<Ticket>)>,
+    /// Plans filed: (source, digest) → their runway ids.
+    plans: HashMap<(String, runway_audit::Hash), Vec<String>>,
     /// The last suffix tried for a plan-local id already taken.
     suffixes: HashMap<String, u32>,
     /// For each runway, the runways whose `after` names it.
@@ -254,6 +253,9 @@ struct Dispatch {
     landed_tx: mpsc::UnboundedSender<(usize, Result<RunReport, LandingError>)>,
     landed: mpsc::UnboundedReceiver<(usize, Result<RunReport, LandingError>)>,
     inbox: Inbox,
+    /// Answers of this step's filings and commands: sent once their
+    /// records are durable, so nothing acknowledged is lost in a crash.
+    acks: Vec<Ack>,
     four_eyes: bool,
     /// Every handle is gone.
     closed: bool,
@@ -292,6 +294,7 @@ impl Dispatch {
             landed_tx,
             landed,
             inbox,
+            acks: Vec::new(),
             four_eyes: opts.four_eyes,
             closed: false,
             stopping: false,
@@ -453,9 +456,8 @@ impl Dispatch {
 
     /// Files a plan: runway ids given, `after` resolved (plan-local ids
     /// first, then runways filed before), times resolved, one FILING
-    /// record per runway and a PLAN record. The ticket is the PLAN
-    /// record's: the filing is acknowledged once it is durable.
-    fn file(&mut self, filing: Filing) -> Result<Answer, DispatchError> {
+    /// record per runway and a PLAN record.
+    fn file(&mut self, filing: Filing) -> Result<Result<Vec<Filed>, ControlError>, DispatchError> {
         if self.stopping {
             return Ok(Err(ControlError::Stopping));
         }
@@ -467,7 +469,7 @@ impl Dispatch {
             once,
         } = filing;
         let key = (source, digest);
-        if let Some((ids, ticket)) = self.plans.get(&key).filter(|_| once) {
+        if let Some(ids) = self.plans.get(&key).filter(|_| once) {
             let filed = ids
                 .iter()
                 .map(|id| Filed {
@@ -475,7 +477,7 @@ impl Dispatch {
                     id: id.clone(),
                 })
                 .collect();
-            return Ok(Ok((filed, *ticket)));
+            return Ok(Ok(filed));
         }
         let (source, digest) = key;
         let local: HashSet<&str> = plan.manifests.iter().map(|m| m.id.as_str()).collect();
@@ -539,9 +541,9 @@ impl Dispatch {
             digest,
             runways: ids.clone(),
         };
-        let ticket = self.host.audit.append(Entry::of_host(plan))?;
-        self.plans.insert((source, digest), (ids, Some(ticket)));
-        Ok(Ok((filed, Some(ticket))))
+        self.host.audit.append(Entry::of_host(plan))?;
+        self.plans.insert((source, digest), ids);
+        Ok(Ok(filed))
     }
 
     /// Rebuilds the runways the trail holds: ended ones as they ended,
@@ -553,7 +555,7 @@ impl Dispatch {
         for (key, ids) in journal.plans {
             // Only plans whose runways the trail holds can be answered.
             if ids.iter().all(|id| journal_ids.contains(id)) {
-                self.plans.insert(key, (ids, None));
+                self.plans.insert(key, ids);
             }
         }
         let catalog = self.host.plugins();
@@ -668,6 +670,7 @@ impl Dispatch {
             self.handle(woke)?;
             self.settle()?;
             self.tell_waiters();
+            self.acknowledge();
             self.stats.record(started.elapsed());
         }
         Ok(())
@@ -710,22 +713,12 @@ impl Dispatch {
         match asked {
             Asked::Command(command, reply) => {
                 let answer = self.command(command)?;
-                let _ = reply.send(answer);
+                self.ack(answer, reply);
             }
-            Asked::File(filing, reply) => match self.file(*filing)? {
-                Ok((filed, None)) => drop(reply.send(Ok(filed))),
-                Ok((filed, Some(ticket))) => {
-                    // Acknowledged once durable, without holding the loop.
-                    let audit = self.host.audit.clone();
-                    tokio::task::spawn_blocking(move || {
-                        let _ = match audit.wait_durable(ticket) {
-                            Ok(_) => reply.send(Ok(filed)),
-                            Err(_) => reply.send(Err(ControlError::Stopped)),
-                        };
-                    });
-                }
-                Err(e) => drop(reply.send(Err(e))),
-            },
+            Asked::File(filing, reply) => {
+                let answer = self.file(*filing)?;
+                self.ack(answer, reply);
+            }
             Asked::List(reply) => {
                 let all = self.runways.iter().map(|r| r.report(false)).collect();
                 let _ = reply.send(Ok(all));
@@ -773,6 +766,42 @@ impl Dispatch {
             Asked::Stats(reply) => drop(reply.send(Ok(self.stats.clone()))),
         }
         Ok(())
+    }
+
+    /// Answers `reply` with `answer`: a refusal at once (nothing changed),
+    /// what was done once its records are durable.
+    fn ack<T: Send + 'static>(
+        &mut self,
+        answer: Result<T, ControlError>,
+        reply: tokio::sync::oneshot::Sender<Result<T, ControlError>>,
+    ) {
+        match answer {
+            Err(refused) => drop(reply.send(Err(refused))),
+            Ok(done) => self.acks.push(Box::new(move |durable| {
+                let _ = reply.send(if durable {
+                    Ok(done)
+                } else {
+                    Err(ControlError::Stopped)
+                });
+            })),
+        }
+    }
+
+    /// Sends this step's answers once everything appended so far is
+    /// durable, without holding the loop (one wait for all of them).
+    fn acknowledge(&mut self) {
+        if self.acks.is_empty() {
+            return;
+        }
+        let acks = std::mem::take(&mut self.acks);
+        let audit = self.host.audit.clone();
+        let last = audit.last_ticket();
+        tokio::task::spawn_blocking(move || {
+            let durable = last.is_none_or(|t| audit.wait_durable(t).is_ok());
+            for ack in acks {
+                ack(durable);
+            }
+        });
     }
 
     /// Stops clearing for good; with `cancel`, the runs in the air are

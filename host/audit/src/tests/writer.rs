@@ -229,3 +229,23 @@ fn the_size_bound_holds_over_the_real_encoding() {
         );
     }
 }
+
+#[test]
+fn a_halted_log_keeps_what_was_durable_and_refuses_the_rest() {
+    let dir = tempdir();
+    let log = open(dir.path());
+    for i in 0..5 {
+        log.append_durable(entry(i)).expect("append");
+    }
+    assert_eq!(log.last_ticket().map(|t| t.seq()), Some(4));
+    log.halt();
+    let refused = log.append(entry(5)).expect_err("halted");
+    assert!(refused.to_string().contains("halted"), "{refused}");
+    assert!(log.sync().is_err(), "a halted log cannot sync");
+    drop(log);
+    // Reopened, as after the crash: the five durable records, then new ones.
+    let log = open(dir.path());
+    assert_eq!(log.append_durable(entry(5)).expect("append"), 5);
+    drop(log);
+    assert_eq!(read_records(dir.path()).expect("read").len(), 6);
+}
