@@ -10,7 +10,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const TARGET: &str = "wasm32-wasip2";
+#[path = "src/cli/toolchain.rs"]
+mod toolchain;
+
+use toolchain::TARGET;
 /// The agents of the nightly student-aid plan, embedded into the binary.
 const EMBEDDED: &[&str] = &[
     "import-applications",
@@ -28,7 +31,10 @@ fn main() {
     let out_dir = PathBuf::from(env("OUT_DIR"));
     let target_dir = out_dir.join("plugins-target");
 
-    ensure_target();
+    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
+    if let Err(stop) = toolchain::ensure_target(&rustc, |m| println!("cargo:warning={m}")) {
+        panic!("{stop}");
+    }
     for p in ["Cargo.toml", "Cargo.lock"] {
         println!("cargo:rerun-if-changed={}", plugins_dir.join(p).display());
     }
@@ -102,39 +108,50 @@ fn main() {
         ));
     }
     code.push_str("];\n");
+    code.push_str(&sdk_files(&root));
     std::fs::write(out_dir.join("bundled.rs"), code).expect("write bundled.rs");
+}
+
+/// `SDK_FILES`: the SDK's sources and the WIT contract, as `runway new
+/// agent` vendors them (paths relative to the new crate's `vendor/`, so the
+/// SDK's `../wit` still finds the contract).
+fn sdk_files(root: &Path) -> String {
+    let sdk = root.join("sdk");
+    let mut files = vec![
+        ("runway-sdk/Cargo.toml".to_string(), sdk.join("Cargo.toml")),
+        (
+            "wit/agent.wit".to_string(),
+            root.join("wit").join("agent.wit"),
+        ),
+    ];
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(sdk.join("src"))
+        .expect("read sdk/src")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    sources.sort();
+    for path in sources {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        files.push((format!("runway-sdk/src/{name}"), path));
+    }
+    println!("cargo:rerun-if-changed={}", sdk.display());
+    let mut code = String::from(
+        "/// The SDK and the WIT, as `runway new agent` vendors them: (path under `vendor/`, text).\n\
+         pub static SDK_FILES: &[(&str, &str)] = &[\n",
+    );
+    for (rel, path) in files {
+        println!("cargo:rerun-if-changed={}", path.display());
+        code.push_str(&format!(
+            "    ({rel:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    code.push_str("];\n");
+    code
 }
 
 fn env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} not set"))
-}
-
-/// The `wasm32-wasip2` standard library must be installed; install it with
-/// rustup when it is missing, or stop with the exact command to run.
-fn ensure_target() {
-    let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
-    let installed = || {
-        Command::new(&rustc)
-            .args(["--print", "target-libdir", "--target", TARGET])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-            .is_some_and(|dir| dir.is_dir())
-    };
-    if installed() {
-        return;
-    }
-    println!("cargo:warning=installing the {TARGET} target: rustup target add {TARGET}");
-    let ok = Command::new("rustup")
-        .args(["target", "add", TARGET])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok || !installed() {
-        panic!(
-            "the {TARGET} target is missing and could not be installed; run: rustup target add {TARGET}"
-        );
-    }
 }
 
 /// Plugin crates: the folders of `plugins/` holding a `Cargo.toml`.

@@ -8,7 +8,11 @@
 //! empty segments, no NUL or control bytes, no backslashes.
 //!
 //! Names reach the dataset store only as bound parameters: a name is an
-//! identity there, never a path.
+//! identity there, never a path. So `..` *inside* a name (`fafsa_..x`) is
+//! allowed and harmless; only a segment *starting* with `.` is refused.
+//!
+//! Runway ids, agent (plugin) names and token names follow the dataset
+//! rules; each has its own check, so an error says which kind of name it is.
 
 use thiserror::Error;
 
@@ -20,18 +24,18 @@ pub const MAX_KEY: usize = 200;
 /// Why a name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum NameError {
-    #[error("{what} name is empty")]
+    #[error("{what} is empty")]
     Empty { what: &'static str },
-    #[error("{what} name is {len} bytes long (at most {max})")]
+    #[error("{what} is {len} bytes long (at most {max})")]
     TooLong {
         what: &'static str,
         len: usize,
         max: usize,
     },
-    #[error("{what} name {name:?} has an empty segment or a segment starting with '.'")]
+    #[error("{what} {name:?} has an empty segment or a segment starting with '.'")]
     BadSegment { what: &'static str, name: String },
     #[error(
-        "{what} name {name:?} contains {found:?}; allowed are ASCII letters, digits, '_', '-', '.'{slash}"
+        "{what} {name:?} contains {found:?}; allowed are ASCII letters, digits, '_', '-', '.'{slash}"
     )]
     BadChar {
         what: &'static str,
@@ -43,7 +47,22 @@ pub enum NameError {
 
 /// Checks a dataset name.
 pub fn check_dataset(name: &str) -> Result<(), NameError> {
-    check(name, "dataset", MAX_DATASET, false)
+    check(name, "dataset name", MAX_DATASET, false)
+}
+
+/// Checks a runway id (in a plan, in `after`, or asked for by a client).
+pub fn check_runway_id(id: &str) -> Result<(), NameError> {
+    check(id, "runway id", MAX_DATASET, false)
+}
+
+/// Checks an agent's name: a plugin's file stem, and what manifests name.
+pub fn check_agent(name: &str) -> Result<(), NameError> {
+    check(name, "agent name", MAX_DATASET, false)
+}
+
+/// Checks the name of an API token.
+pub fn check_token_name(name: &str) -> Result<(), NameError> {
+    check(name, "token name", MAX_DATASET, false)
 }
 
 /// Checks a record key.
@@ -57,7 +76,7 @@ pub fn check_prefix(prefix: &str) -> Result<(), NameError> {
         return Ok(());
     }
     let body = prefix.strip_suffix('/').unwrap_or(prefix);
-    check(body, "prefix", MAX_KEY, true)
+    check(body, "key prefix", MAX_KEY, true)
 }
 
 fn check(name: &str, what: &'static str, max: usize, slashes: bool) -> Result<(), NameError> {
@@ -109,6 +128,23 @@ mod tests {
         check_key("x").unwrap();
         check_prefix("").unwrap();
         check_prefix("app/").unwrap();
+    }
+
+    #[test]
+    fn dots_inside_a_name_are_allowed_and_errors_name_the_kind() {
+        check_dataset("fafsa_..x").unwrap();
+        check_key("a/b..c").unwrap();
+        assert!(check_dataset("a/..").is_err());
+        let kinds = [
+            (check_runway_id("a b").unwrap_err(), "runway id \"a b\""),
+            (check_agent("").unwrap_err(), "agent name is empty"),
+            (check_dataset(".x").unwrap_err(), "dataset name \".x\""),
+            (check_token_name("a/b").unwrap_err(), "token name \"a/b\""),
+            (check_key("a//b").unwrap_err(), "key \"a//b\""),
+        ];
+        for (error, says) in kinds {
+            assert!(error.to_string().starts_with(says), "{error}");
+        }
     }
 
     #[test]

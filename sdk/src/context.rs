@@ -3,8 +3,7 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::bindings::runway::agent::context;
-use crate::{Dataset, Error, HeldLock, LockMode, RunInfo};
+use crate::{Dataset, Error, HeldLock, LockMode, RunInfo, host};
 
 /// What the host told this run about itself, fetched once per run by
 /// [`export_agent!`](crate::export_agent) and passed to
@@ -17,7 +16,7 @@ pub struct Context {
 impl Context {
     /// Ask the host who this run is (one `context.info` call).
     pub(crate) fn from_host() -> Self {
-        Self::from_info(context::info())
+        Self::from_info(host::info())
     }
 
     pub(crate) fn from_info(info: RunInfo) -> Self {
@@ -50,6 +49,17 @@ impl Context {
     /// call through it is checked against the locks this run holds.
     pub fn dataset(&self, name: &str) -> Dataset {
         Dataset::new(name)
+    }
+
+    /// The lock this run holds on `dataset`, if any:
+    /// `ctx.lock("fafsa_2024_03_16").map(|l| l.token)`.
+    pub fn lock(&self, dataset: &str) -> Option<&HeldLock> {
+        self.info.locks.iter().find(|l| l.dataset == dataset)
+    }
+
+    /// The locks this run holds, in the manifest's order.
+    pub fn locks(&self) -> &[HeldLock] {
+        &self.info.locks
     }
 
     /// The first lock (in manifest order) this run holds in `mode`.
@@ -106,6 +116,32 @@ mod tests {
         assert_eq!(got.count, 3);
         assert_eq!(got.dataset.as_deref(), Some("x"));
         assert!(matches!(ctx(b"{").input::<Input>(), Err(Error::Invalid(_))));
+    }
+
+    #[test]
+    fn a_missing_input_field_is_named() {
+        let e = ctx(br#"{"count": 3}"#).input::<Strict>().unwrap_err();
+        assert!(
+            matches!(&e, Error::Invalid(m) if m.contains("missing field `dataset`")),
+            "{e}"
+        );
+    }
+
+    #[derive(Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Strict {
+        count: u32,
+        dataset: String,
+    }
+
+    #[test]
+    fn locks_are_found_by_dataset() {
+        let c = ctx(b"");
+        assert_eq!(c.lock("more").unwrap().token, 5);
+        assert_eq!(c.lock("ref").unwrap().mode, LockMode::Shared);
+        assert!(c.lock("elsewhere").is_none());
+        let names: Vec<_> = c.locks().iter().map(|l| l.dataset.as_str()).collect();
+        assert_eq!(names, ["ref", "apps", "more"]);
     }
 
     #[test]

@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::Error;
-use crate::bindings::runway::agent::datasets;
+use crate::host as datasets;
 
 /// Keys fetched per `list` call by [`Dataset::keys`].
 pub const PAGE_SIZE: u32 = 500;
@@ -60,6 +60,22 @@ impl Dataset {
         let bytes = self.read(key)?;
         serde_json::from_slice(&bytes)
             .map_err(|e| Error::Invalid(format!("{}/{key}: {e}", self.name)))
+    }
+
+    /// Like [`get`](Self::get), with a missing record as `None` instead of
+    /// [`Error::NotFound`]:
+    ///
+    /// ```no_run
+    /// # use runway_sdk::{Context, Error};
+    /// # fn f(ctx: &Context) -> Result<(), Error> {
+    /// let hits: u64 = ctx.dataset("counters").get_opt("hits")?.unwrap_or(0);
+    /// # Ok(()) }
+    /// ```
+    pub fn get_opt<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        match self.get(key) {
+            Err(Error::NotFound(_)) => Ok(None),
+            other => other.map(Some),
+        }
     }
 
     /// Store `value` under `key` as a JSON record.

@@ -56,9 +56,13 @@ pub mod bindings;
 mod context;
 mod dataset;
 mod error;
+mod host;
 pub mod log;
+// Native only: in a component the WIT imports are the host.
+#[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
+pub mod testing;
 
-pub use agent::{__run, Agent};
+pub use agent::{__run, __run_raw, Agent, RawAgent};
 pub use bindings::runway::agent::types::{HeldLock, LockMode, RunInfo};
 pub use context::Context;
 pub use dataset::{Dataset, Keys, PAGE_SIZE};

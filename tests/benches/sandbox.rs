@@ -373,7 +373,8 @@ fn execute(host: &Host, plugin: &Arc<Plugin>, info: &RunInfo) -> Vec<u8> {
 
 /// Nanoseconds the guest measured around its loop.
 fn guest_ns(output: &[u8]) -> f64 {
-    u64::from_le_bytes(output.try_into().expect("8-byte output")) as f64
+    let ns: u64 = serde_json::from_slice(output).expect("nanoseconds as a JSON number");
+    ns as f64
 }
 
 // ---------------------------------------------------------------------------

@@ -172,12 +172,13 @@ fn tokens_only_grow_and_survive_a_restart() {
 /// conflicting request still waits; at the end, landing everything clears
 /// every request (no deadlock, no starvation).
 mod model {
-    use std::collections::{BTreeMap, HashMap, HashSet};
+    use std::collections::{HashMap, HashSet};
     use std::sync::Arc;
 
     use proptest::prelude::*;
     use runway_audit::LockMode;
     use runway_host::DatasetStore;
+    use runway_host::controller::locks::LockSet;
     use runway_host::controller::tower::{Clearance, Request, Tower};
     use tokio::sync::mpsc;
 
@@ -202,7 +203,7 @@ mod model {
         ]
     }
 
-    fn conflict(a: &BTreeMap<String, LockMode>, b: &BTreeMap<String, LockMode>) -> bool {
+    fn conflict(a: &LockSet, b: &LockSet) -> bool {
         a.iter().any(|(d, m)| {
             b.get(d)
                 .is_some_and(|n| *m == LockMode::Exclusive || *n == LockMode::Exclusive)
@@ -213,7 +214,7 @@ mod model {
         tower: Tower,
         reply: mpsc::UnboundedSender<Clearance>,
         clearances: mpsc::UnboundedReceiver<Clearance>,
-        wants: Vec<BTreeMap<String, LockMode>>,
+        wants: Vec<LockSet>,
         waiting: Vec<usize>,
         flying: Vec<usize>,
         holding: Vec<usize>,
@@ -242,7 +243,7 @@ mod model {
         fn apply(&mut self, op: Op) {
             match op {
                 Op::File(locks, priority) => {
-                    let wants: BTreeMap<String, LockMode> = locks
+                    let wants: LockSet = locks
                         .into_iter()
                         .map(|(d, x)| {
                             let mode = if x {
@@ -295,8 +296,7 @@ mod model {
             while let Ok(c) = self.clearances.try_recv() {
                 let grants = c.grants.expect("tokens");
                 let slot = c.slot;
-                let got: BTreeMap<String, LockMode> =
-                    grants.iter().map(|g| (g.dataset.clone(), g.mode)).collect();
+                let got: LockSet = grants.iter().map(|g| (g.dataset.clone(), g.mode)).collect();
                 assert_eq!(got, self.wants[slot], "a grant is the whole lock set");
                 for g in &grants {
                     assert!(g.token > self.last_token, "tokens only grow");

@@ -1,6 +1,7 @@
 //! Runway's integration tests: one binary, real components built from
 //! `plugins/` by host/build.rs, real wasmtime, real files.
 
+mod agents;
 mod audit_crash;
 mod audit_tamper;
 mod audit_trail;

@@ -190,3 +190,42 @@ fn every_host_call_is_audited() {
         tried.len()
     );
 }
+
+#[test]
+fn locks_reach_the_run_in_manifest_order() {
+    let f = Fixture::new();
+    let report = f.run(
+        r#"
+        [[runway]]
+        id = "ordered"
+        agent = "probe"
+        action = "locks"
+        datasets = { test_zeta = "shared", test_alpha = "exclusive", test_mid = "shared" }
+        "#,
+    );
+    let told = output(&report, "ordered");
+    let told: Vec<(&str, &str)> = told
+        .as_array()
+        .expect("a list of locks")
+        .iter()
+        .map(|l| (l["dataset"].as_str().unwrap(), l["mode"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        told,
+        [
+            ("test_zeta", "shared"),
+            ("test_alpha", "exclusive"),
+            ("test_mid", "shared")
+        ],
+        "the manifest's order, not the datasets' names"
+    );
+    let tokens = output(&report, "ordered");
+    assert!(
+        tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["token"].is_u64()),
+        "each lock is found by its name: {tokens}"
+    );
+}

@@ -133,8 +133,8 @@ pub fn read_tokens(path: &Path, caps: &ReadCaps) -> Result<Vec<TokenEntry>, Toke
     })?;
     let mut seen = HashMap::new();
     for (index, entry) in parsed.token.iter().enumerate() {
-        let why = if let Err(e) = crate::names::check_dataset(&entry.name) {
-            Some(format!("name: {e}"))
+        let why = if let Err(e) = crate::names::check_token_name(&entry.name) {
+            Some(e.to_string())
         } else if entry.name == ADMIN {
             Some(format!(
                 "{ADMIN:?} is the name of the server's own token; choose another"
@@ -171,7 +171,7 @@ pub fn add_token(
         path: path.display().to_string(),
         why,
     };
-    crate::names::check_dataset(name).map_err(|e| refused(format!("name: {e}")))?;
+    crate::names::check_token_name(name).map_err(|e| refused(e.to_string()))?;
     if roles.is_empty() {
         return Err(refused(format!("{name:?} needs at least one --role")));
     }
@@ -352,7 +352,7 @@ mod tests {
         for (body, says) in [
             (
                 format!("[[token]]\nname = \"a b\"\nroles = [\"viewer\"]\nsha256 = \"{hash}\"\n"),
-                "token 1: name",
+                "token 1: token name \"a b\"",
             ),
             (
                 format!("[[token]]\nname = \"x\"\nroles = []\nsha256 = \"{hash}\"\n"),

@@ -1,7 +1,8 @@
 //! Command line: `runway run`, `runway serve`, the client verbs of a
 //! running server (`file`, `list`, `show`, `approve`, `reject`, `cancel`,
 //! `pause`, `resume`, `wait`), `runway data …`, `runway audit …`,
-//! `runway keygen`, `runway sign`.
+//! `runway keygen`, `runway sign`; for agent authors `runway new agent`
+//! and `runway build`.
 //!
 //! Exit codes: 0 all went well; 1 a runway failed; 2 bad usage, plan or
 //! plugin, or a request the server refused; 3 the audit trail failed
@@ -10,16 +11,20 @@
 //! (401, 403).
 
 mod audit;
+mod build;
 mod client;
 mod data;
+mod guest_tools;
 mod host_args;
 mod keygen;
+mod new;
 mod plugins;
 mod progress;
 mod run;
 mod serve;
 mod sign;
 mod token;
+mod toolchain;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -72,6 +77,11 @@ enum Command {
     /// The agents built into this binary, as a plugins folder.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Make a new agent (Rust, Python or JavaScript), ready to build and test.
+    #[command(subcommand)]
+    New(new::NewCommand),
+    /// Build every agent under a folder into a plugins folder.
+    Build(build::BuildArgs),
     /// Sign a plugin component as its author (writes NAME.wasm.sig).
     Sign(sign::SignArgs),
     /// The API's tokens: add one (printed once), list, remove.
@@ -156,6 +166,8 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => client::resume(args),
         Command::Wait(args) => client::wait(args),
         Command::Plugins(cmd) => plugins::run(cmd),
+        Command::New(cmd) => new::run(cmd),
+        Command::Build(args) => build::run(args),
         Command::Sign(args) => sign::run(args),
         Command::Keygen(args) => keygen::run(args),
         Command::Token(command) => token::run(command),

@@ -29,19 +29,30 @@ pub fn run(cmd: PluginsCommand) -> Result<(), Failure> {
 }
 
 fn export(dir: &Path) -> Result<(), Failure> {
-    let bad = |e: anyhow::Error| Failure::new(BAD_INPUT, e);
-    std::fs::create_dir_all(dir)
-        .map_err(|e| bad(anyhow::anyhow!("cannot make {}: {e}", dir.display())))?;
-    let put = |name: String, bytes: &[u8]| {
-        files::replace(&dir.join(&name), bytes, 0o644).map_err(|e| bad(e.into()))?;
-        let digest = runway_audit::hex::encode(&runway_audit::sha256(bytes));
-        println!("{:<28} sha256 {digest}", escape(&name));
-        Ok::<_, Failure>(())
-    };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Failure::new(
+            BAD_INPUT,
+            anyhow::anyhow!("cannot make {}: {e}", dir.display()),
+        )
+    })?;
     for (name, component, grants) in bundled::EMBEDDED_PLUGINS {
-        put(format!("{name}.wasm"), component)?;
-        put(format!("{name}.toml"), grants.as_bytes())?;
+        put(dir, &format!("{name}.wasm"), component)?;
+        put(dir, &format!("{name}.toml"), grants.as_bytes())?;
     }
-    put("nightly.toml".into(), bundled::NIGHTLY_PLAN.as_bytes())?;
+    put(dir, "nightly.toml", bundled::NIGHTLY_PLAN.as_bytes())?;
+    Ok(())
+}
+
+/// Writes one file of a plugins folder whole (temp + fsync + rename: a link
+/// planted there is replaced, never written through) and prints its name,
+/// size and SHA-256.
+pub(super) fn put(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), Failure> {
+    files::replace(&dir.join(name), bytes, 0o644).map_err(|e| Failure::new(BAD_INPUT, e))?;
+    let digest = runway_audit::hex::encode(&runway_audit::sha256(bytes));
+    println!(
+        "{:<28} {:>9} bytes  sha256 {digest}",
+        escape(name),
+        bytes.len()
+    );
     Ok(())
 }

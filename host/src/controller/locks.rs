@@ -15,9 +15,13 @@
 //! only there: at a new request, and at the heads of the lines of the
 //! datasets a grant, a release or a withdrawal touched ([`Lines::heads`]).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use runway_audit::LockMode;
+
+/// A runway's lock set: dataset → mode, in the manifest's order (the order
+/// its run is told its locks in).
+pub type LockSet = indexmap::IndexMap<String, LockMode>;
 
 #[derive(Debug, Clone)]
 struct Held {
@@ -41,14 +45,14 @@ fn compatible(existing: Option<LockMode>, wanted: LockMode) -> bool {
 
 impl LockTable {
     /// Whether `wants` could be granted beside the locks held now.
-    pub fn free(&self, wants: &BTreeMap<String, LockMode>) -> bool {
+    pub fn free(&self, wants: &LockSet) -> bool {
         wants
             .iter()
             .all(|(d, &m)| compatible(self.held.get(d).map(|h| h.mode), m))
     }
 
     /// `runway` takes its whole lock set.
-    pub fn acquire(&mut self, wants: &BTreeMap<String, LockMode>, runway: &str) {
+    pub fn acquire(&mut self, wants: &LockSet, runway: &str) {
         for (d, &mode) in wants {
             let h = self.held.entry(d.clone()).or_insert(Held {
                 mode,
@@ -59,7 +63,7 @@ impl LockTable {
     }
 
     /// `runway` releases its whole lock set.
-    pub fn release(&mut self, wants: &BTreeMap<String, LockMode>, runway: &str) {
+    pub fn release(&mut self, wants: &LockSet, runway: &str) {
         for d in wants.keys() {
             if let Some(h) = self.held.get_mut(d) {
                 if let Some(at) = h.holders.iter().position(|r| r == runway) {
@@ -73,7 +77,7 @@ impl LockTable {
     }
 
     /// Who holds what `wants` conflicts with, as `runway (dataset X)`.
-    pub fn blockers(&self, wants: &BTreeMap<String, LockMode>) -> Vec<String> {
+    pub fn blockers(&self, wants: &LockSet) -> Vec<String> {
         let mut out = Vec::new();
         for (d, &m) in wants {
             if let Some(h) = self.held.get(d)
@@ -110,7 +114,7 @@ pub struct Lines {
 
 impl Lines {
     /// Puts `ticket` at the end of the line of each of its datasets.
-    pub fn join(&mut self, ticket: u64, wants: &BTreeMap<String, LockMode>) {
+    pub fn join(&mut self, ticket: u64, wants: &LockSet) {
         for (d, &m) in wants {
             let line = self.lines.entry(d.clone()).or_default();
             line.all.insert(ticket);
@@ -121,7 +125,7 @@ impl Lines {
     }
 
     /// Takes `ticket` out of its lines.
-    pub fn leave(&mut self, ticket: u64, wants: &BTreeMap<String, LockMode>) {
+    pub fn leave(&mut self, ticket: u64, wants: &LockSet) {
         for d in wants.keys() {
             if let Some(line) = self.lines.get_mut(d) {
                 line.all.remove(&ticket);
@@ -135,7 +139,7 @@ impl Lines {
 
     /// Whether no earlier waiter on any of its datasets conflicts with
     /// `ticket`: a reader is before every waiting writer, a writer first.
-    pub fn first_in_line(&self, ticket: u64, wants: &BTreeMap<String, LockMode>) -> bool {
+    pub fn first_in_line(&self, ticket: u64, wants: &LockSet) -> bool {
         wants.iter().all(|(d, &m)| {
             let Some(line) = self.lines.get(d) else {
                 return true;
@@ -174,7 +178,7 @@ mod tests {
     use super::*;
     use LockMode::{Exclusive as X, Shared as S};
 
-    fn set(items: &[(&str, LockMode)]) -> BTreeMap<String, LockMode> {
+    fn set(items: &[(&str, LockMode)]) -> LockSet {
         items.iter().map(|(d, m)| (d.to_string(), *m)).collect()
     }
 

@@ -45,6 +45,7 @@ use runway_audit::LockMode;
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::locks::LockSet;
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::names::{self, NameError};
 use crate::plugin::grants::Grants;
@@ -104,8 +105,8 @@ pub struct Manifest {
     pub id: String,
     pub agent: String,
     pub action: String,
-    /// Lock set, ordered by dataset name (the order locks are granted in).
-    pub datasets: BTreeMap<String, LockMode>,
+    /// Lock set, in the manifest's order (the order its run is told them in).
+    pub datasets: LockSet,
     pub after: Vec<String>,
     /// Input handed to the agent, JSON-encoded.
     pub input: Vec<u8>,
@@ -243,13 +244,13 @@ pub enum PlanError {
     },
     #[error("runway {runway:?}: action is not printable text")]
     ActionNotPrintable { runway: String },
-    #[error("runway {runway:?}: agent name is not valid: {source}")]
+    #[error("runway {runway:?}: agent: {source}")]
     BadAgent { runway: String, source: NameError },
-    #[error("runway {runway:?}: `after` entry is not valid: {source}")]
+    #[error("runway {runway:?}: after: {source}")]
     BadAfter { runway: String, source: NameError },
     #[error("runway id {0:?} is used twice")]
     DuplicateId(String),
-    #[error("runway {runway:?}: id is not valid: {source}")]
+    #[error("runway {runway:?}: id: {source}")]
     BadId { runway: String, source: NameError },
     #[error("runway {runway:?}: unknown agent {agent:?} (known: {known})")]
     UnknownAgent {
@@ -266,7 +267,7 @@ pub enum PlanError {
         mode: LockMode,
         allowed: Option<LockMode>,
     },
-    #[error("runway {runway:?}: dataset name is not valid: {source}")]
+    #[error("runway {runway:?}: datasets: {source}")]
     BadDataset { runway: String, source: NameError },
     #[error("dependency cycle: {}", .0.join(" -> "))]
     Cycle(Vec<String>),
@@ -320,7 +321,7 @@ struct ManifestFile {
     #[serde(default = "default_action")]
     action: String,
     #[serde(default)]
-    datasets: BTreeMap<String, LockMode>,
+    datasets: LockSet,
     #[serde(default)]
     after: Vec<String>,
     input: Option<toml::Value>,
@@ -454,15 +455,18 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
             let message = runway_audit::render::escape(&e.to_string()).into_owned();
             PlanError::Json(cut(&message, MAX_PROBLEM_CHARS))
         };
-        let value: serde_json::Value = serde_json::from_str(text).map_err(json)?;
-        let value = match value {
-            serde_json::Value::Array(list) => serde_json::json!({ "runway": list }),
-            serde_json::Value::Object(m) if !m.contains_key("runway") => {
-                serde_json::json!({ "runway": [m] })
-            }
-            other => other,
-        };
-        return serde_json::from_value(value).map_err(json);
+        // The shape first, then the text again into its type: a `Value`'s
+        // map is sorted, and a lock set keeps the manifest's order.
+        let shape: serde_json::Value = serde_json::from_str(text).map_err(json)?;
+        return Ok(match shape {
+            serde_json::Value::Array(_) => PlanFile {
+                runway: serde_json::from_str(text).map_err(json)?,
+            },
+            serde_json::Value::Object(m) if !m.contains_key("runway") => PlanFile {
+                runway: vec![serde_json::from_str(text).map_err(json)?],
+            },
+            _ => serde_json::from_str(text).map_err(json)?,
+        });
     }
     let syntax = |e: toml::de::Error| PlanError::Syntax(TomlProblem::new(&e, text));
     // A plan has `[[runway]]` tables (or a `runway` list); one manifest on
@@ -492,12 +496,12 @@ impl ManifestFile {
     /// else so that no error quotes an oversized field: the id first (every
     /// later error names it), then agent, action, `after`, lock set.
     fn check_caps(&self) -> Result<(), PlanError> {
-        names::check_dataset(&self.id).map_err(|source| PlanError::BadId {
+        names::check_runway_id(&self.id).map_err(|source| PlanError::BadId {
             runway: cut(&self.id, names::MAX_DATASET),
             source,
         })?;
         let runway = || self.id.clone();
-        names::check_dataset(&self.agent).map_err(|source| PlanError::BadAgent {
+        names::check_agent(&self.agent).map_err(|source| PlanError::BadAgent {
             runway: runway(),
             source,
         })?;
@@ -526,7 +530,7 @@ impl ManifestFile {
             }
         }
         for after in &self.after {
-            names::check_dataset(after).map_err(|source| PlanError::BadAfter {
+            names::check_runway_id(after).map_err(|source| PlanError::BadAfter {
                 runway: runway(),
                 source,
             })?;
@@ -773,6 +777,21 @@ mod tests {
     }
 
     #[test]
+    fn a_json_manifest_keeps_its_lock_order() {
+        let plan = Plan::parse(
+            r#"{"id": "one", "agent": "a", "datasets": {"d1": "shared", "d0": "exclusive"}}"#,
+            &agents(),
+        )
+        .unwrap();
+        let order: Vec<&str> = plan.manifests[0]
+            .datasets
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(order, ["d1", "d0"]);
+    }
+
+    #[test]
     fn parses_a_plan() {
         let plan = Plan::parse(
             r#"
@@ -795,9 +814,10 @@ mod tests {
         assert_eq!(
             one.datasets.iter().collect::<Vec<_>>(),
             [
-                (&"d0".to_string(), &LockMode::Shared),
-                (&"d1".to_string(), &LockMode::Exclusive)
-            ]
+                (&"d1".to_string(), &LockMode::Exclusive),
+                (&"d0".to_string(), &LockMode::Shared)
+            ],
+            "the lock set keeps the manifest's order"
         );
         assert_eq!(one.input, br#"{"n":3}"#);
         assert_eq!(plan.manifests[1].after, ["one"]);
@@ -861,7 +881,10 @@ mod tests {
                 "runway \"x\": action is not printable text".to_string(),
             ),
             (
-                format!("[[runway]]\nid='x'\nagent='a'\nafter=[{}]", many(MAX_AFTER + 1)),
+                format!(
+                    "[[runway]]\nid='x'\nagent='a'\nafter=[{}]",
+                    many(MAX_AFTER + 1)
+                ),
                 "runway \"x\": after has 257 entries (at most 256)".to_string(),
             ),
             (
@@ -873,15 +896,21 @@ mod tests {
                     "[[runway]]\nid='x'\nagent='a'\ninput={{s='{}'}}",
                     "v".repeat(MAX_INPUT_BYTES)
                 ),
-                format!("runway \"x\": input is {} bytes (at most {MAX_INPUT_BYTES})", MAX_INPUT_BYTES + 8),
+                format!(
+                    "runway \"x\": input is {} bytes (at most {MAX_INPUT_BYTES})",
+                    MAX_INPUT_BYTES + 8
+                ),
             ),
             (
                 format!("[[runway]]\nid='x'\nagent='{long}'"),
-                "runway \"x\": agent name is not valid: dataset name is 129 bytes long (at most 64)".to_string(),
+                "runway \"x\": agent: agent name is 129 bytes long (at most 64)".to_string(),
             ),
             (
                 format!("[[runway]]\nid='{long}'\nagent='a'"),
-                format!("runway \"{}…\": id is not valid: dataset name is 129 bytes long (at most 64)", "Q".repeat(61)),
+                format!(
+                    "runway \"{}…\": id: runway id is 129 bytes long (at most 64)",
+                    "Q".repeat(61)
+                ),
             ),
             (
                 "[[runway]]\nid='x'\nagent='a'\n".repeat(MAX_RUNWAYS + 1),

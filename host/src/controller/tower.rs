@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use runway_audit::{LockGrant, LockMode};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::locks::{Lines, LockTable};
+use super::locks::{Lines, LockSet, LockTable};
 use crate::store::{DatasetStore, StoreError};
 
 /// Permission to take off: the granted locks, or why tokens failed.
@@ -50,7 +50,7 @@ pub struct Request {
     pub slot: usize,
     /// The runway's id, as lock holders are named.
     pub runway: String,
-    pub wants: BTreeMap<String, LockMode>,
+    pub wants: LockSet,
     pub priority: i64,
     /// The agent, and how many of its runs may be in the air at once.
     pub agent: String,
@@ -206,7 +206,7 @@ impl Tower {
 
     /// A cleared runway landed: its locks are free, and its run no longer
     /// counts against `agent`'s limit.
-    pub fn release(&self, wants: &BTreeMap<String, LockMode>, runway: &str, agent: &str) {
+    pub fn release(&self, wants: &LockSet, runway: &str, agent: &str) {
         let mut s = self.lock();
         s.table.release(wants, runway);
         s.landed(agent);

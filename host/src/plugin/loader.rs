@@ -98,7 +98,7 @@ pub fn read_plugin(
     caps: &ReadCaps,
 ) -> Result<PluginFiles, LoadError> {
     let wasm = dir.join(format!("{name}.wasm"));
-    names::check_dataset(name).map_err(|source| LoadError::Name {
+    names::check_agent(name).map_err(|source| LoadError::Name {
         path: wasm.display().to_string(),
         source,
     })?;

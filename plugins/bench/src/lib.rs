@@ -4,7 +4,7 @@
 //! time it in Runway and in a bare wasmtime host side by side. Input is JSON;
 //! missing fields take the defaults shown.
 //!
-//! - `noop`: returns an empty output at once (the run's only host call is
+//! - `noop`: returns `0` at once (the run's only host call is
 //!   the `context.info` every agent makes);
 //! - `calls` `{"n": 0, "dataset": "bench_data", "key": "k"}`: `n`
 //!   `datasets.read` calls; not-found (and any other error) is ignored;
@@ -20,10 +20,10 @@
 //!   exclusive lock's dataset (the small run of the landing benchmark).
 //!
 //! `calls`, `write` and `log` output the nanoseconds their loop took
-//! (`u64`, little-endian, read from the WASI monotonic clock around the
-//! loop only), so a benchmark can time the host calls without the run's
+//! (a JSON number, read from the WASI monotonic clock around the loop
+//! only), so a benchmark can time the host calls without the run's
 //! set-up and tear-down; `spin` outputs its checksum (so the loop cannot be
-//! optimised away); `noop` outputs nothing.
+//! optimised away); `noop` and `touch` output `0`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -57,10 +57,10 @@ impl Default for Input {
 struct Bench;
 
 impl Agent for Bench {
-    fn run(ctx: &Context) -> Result<Vec<u8>, Error> {
+    fn run(ctx: &Context) -> Result<impl serde::Serialize, Error> {
         let action = ctx.info().action.as_str();
         if action == "noop" {
-            return Ok(Vec::new());
+            return Ok(0);
         }
         let input: Input = ctx.input()?;
         match action {
@@ -89,12 +89,12 @@ impl Agent for Bench {
                 }
                 Ok(elapsed(start))
             }
-            "spin" => Ok(spin(input.iters).to_le_bytes().to_vec()),
+            "spin" => Ok(spin(input.iters)),
             "touch" => {
                 let data = ctx.dataset(&writable(ctx, input.dataset)?);
                 let _ = black_box(data.read(&input.key));
                 data.write(&input.key, &vec![0x5a; input.bytes])?;
-                Ok(Vec::new())
+                Ok(0)
             }
             other => Err(Error::Invalid(format!("bench: unknown action {other:?}"))),
         }
@@ -114,8 +114,8 @@ fn writable(ctx: &Context, named: Option<String>) -> Result<String, Error> {
 }
 
 /// Nanoseconds since `start`, as the run's output.
-fn elapsed(start: Instant) -> Vec<u8> {
-    (start.elapsed().as_nanos() as u64).to_le_bytes().to_vec()
+fn elapsed(start: Instant) -> u64 {
+    start.elapsed().as_nanos() as u64
 }
 
 /// `iters` rounds of an xorshift-multiply mix: integer work, one loop

@@ -110,7 +110,7 @@ fn check(data: &Dataset, id: &str) -> Result<Verdict, Error> {
 struct ComplianceCheck;
 
 impl Agent for ComplianceCheck {
-    fn run(ctx: &Context) -> Result<Vec<u8>, Error> {
+    fn run(ctx: &Context) -> Result<impl Serialize, Error> {
         let input: Input = ctx.input()?;
         let name = match input.dataset {
             Some(name) => name,
@@ -134,7 +134,7 @@ impl Agent for ComplianceCheck {
             "{name}: checked {checked}, passed {passed}, failed {failed}"
         ));
         let output = serde_json::json!({ "checked": checked, "passed": passed, "failed": failed });
-        Ok(serde_json::to_vec(&output)?)
+        Ok(output)
     }
 }
 

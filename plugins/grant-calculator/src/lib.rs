@@ -74,7 +74,7 @@ fn amount(app: &Application) -> u32 {
 struct GrantCalculator;
 
 impl Agent for GrantCalculator {
-    fn run(ctx: &Context) -> Result<Vec<u8>, Error> {
+    fn run(ctx: &Context) -> Result<impl Serialize, Error> {
         let input: Input = ctx.input()?;
         let name = match input.dataset {
             Some(name) => name,
@@ -106,7 +106,7 @@ impl Agent for GrantCalculator {
         ));
         let output =
             serde_json::json!({ "considered": considered, "awarded": awarded, "total": total });
-        Ok(serde_json::to_vec(&output)?)
+        Ok(output)
     }
 }
 

@@ -56,7 +56,7 @@ use std::hint::black_box;
 use std::io::Write;
 
 use runway_sdk::bindings::runway::agent::datasets;
-use runway_sdk::{Agent, Context, Dataset, Error, LockMode, export_agent, log};
+use runway_sdk::{Context, Dataset, Error, LockMode, RawAgent, export_agent, log};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -445,7 +445,7 @@ fn wasi_escape() -> Result<Vec<u8>, Error> {
 
 struct Hostile;
 
-impl Agent for Hostile {
+impl RawAgent for Hostile {
     fn run(ctx: &Context) -> Result<Vec<u8>, Error> {
         let action = ctx.info().action.as_str();
         log::info(&format!("hostile: {action}"));
@@ -482,4 +482,4 @@ impl Agent for Hostile {
     }
 }
 
-export_agent!(Hostile);
+export_agent!(raw Hostile);

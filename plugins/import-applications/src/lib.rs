@@ -139,7 +139,7 @@ fn application(rng: &mut SplitMix64, id: String) -> Application {
 struct ImportApplications;
 
 impl Agent for ImportApplications {
-    fn run(ctx: &Context) -> Result<Vec<u8>, Error> {
+    fn run(ctx: &Context) -> Result<impl Serialize, Error> {
         let input: Input = ctx.input()?;
         let name = match input.dataset {
             Some(name) => name,
@@ -160,9 +160,7 @@ impl Agent for ImportApplications {
             "wrote {} applications to {name} (seed {})",
             input.count, input.seed
         ));
-        Ok(serde_json::to_vec(
-            &serde_json::json!({ "written": input.count }),
-        )?)
+        Ok(serde_json::json!({ "written": input.count }))
     }
 }
 

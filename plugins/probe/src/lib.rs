@@ -16,6 +16,8 @@
 //! - `ok`: does nothing and outputs `{}`;
 //! - `fail`: returns an `invalid` error;
 //! - `trap`: panics, which traps the instance;
+//! - `locks`: outputs the locks it was told, in order, as
+//!   `[{"dataset", "mode", "token"}, ...]`, each also looked up by name;
 //! - `flaky`: fails (an `invalid` error) on its first attempt, succeeds
 //!   with `{"attempt": N}` on any later one.
 //!
@@ -139,13 +141,27 @@ fn bad_names_probe(ctx: &Context, report: &mut Report) {
     }
 }
 
+/// The run's locks in the order it was told them, each found again by
+/// dataset name.
+fn locks(ctx: &Context) -> Result<serde_json::Value, Error> {
+    let told = ctx.locks().iter().map(|l| {
+        let found = ctx.lock(&l.dataset).map(|f| f.token);
+        serde_json::json!({
+            "dataset": l.dataset,
+            "mode": if l.mode == LockMode::Shared { "shared" } else { "exclusive" },
+            "token": found,
+        })
+    });
+    Ok(told.collect())
+}
+
 struct Probe;
 
 impl Agent for Probe {
-    fn run(ctx: &Context) -> Result<Vec<u8>, Error> {
+    fn run(ctx: &Context) -> Result<impl Serialize, Error> {
         let mut report = Report::default();
         match ctx.info().action.as_str() {
-            "ok" => return Ok(b"{}".to_vec()),
+            "ok" => return Ok(serde_json::json!({})),
             "fail" => return Err(Error::Invalid("probe: failing on purpose".into())),
             "trap" => panic!("probe: trapping on purpose"),
             "flaky" => {
@@ -153,8 +169,9 @@ impl Agent for Probe {
                 if attempt < 2 {
                     return Err(Error::Invalid("probe: flaky, first attempt".into()));
                 }
-                return Ok(format!("{{\"attempt\":{attempt}}}").into_bytes());
+                return Ok(serde_json::json!({ "attempt": attempt }));
             }
+            "locks" => return locks(ctx),
             "read-unlocked" => read_unlocked(ctx, &mut report)?,
             "write-shared" => write_shared(ctx, &mut report)?,
             "bad-names" => bad_names_probe(ctx, &mut report),
@@ -177,7 +194,7 @@ impl Agent for Probe {
                 allowed.join(", ")
             )));
         }
-        Ok(serde_json::to_vec(&report)?)
+        Ok(serde_json::to_value(&report)?)
     }
 }
 
