@@ -1,54 +1,129 @@
 //! # runway-sdk: write Runway agents in Rust
 //!
-//! An agent is a `wasm32-wasip2` component exporting the `runway:agent` world.
-//! With this crate it is a type implementing [`Agent`] plus one
-//! [`export_agent!`] line; the crate re-exports everything needed, so an agent
-//! depends on `runway-sdk` (and usually `serde`/`serde_json`), not on
-//! `wit-bindgen`.
+//! An agent is a `wasm32-wasip2` component exporting the `runway:agent`
+//! world (`wit/agent.wit`). With this crate it is a type implementing
+//! [`Agent`] plus one [`export_agent!`] line; the crate re-exports what an
+//! agent needs, so it depends on `runway-sdk` and `serde`, not on
+//! `wit-bindgen`. Every dataset call is checked by the host against the
+//! locks the run holds, and audited.
 //!
-//! - [`Context`]: the run's identity, input (JSON) and locks, and
-//!   [`Dataset`] handles.
-//! - [`Dataset`]: read, write, delete and list records; typed records are
-//!   JSON.
-//! - [`log`]: the run's log, one function per level.
-//! - [`Error`]: the WIT `error` variant, with its case names.
+//! ## From nothing to a running agent
 //!
-//! Every dataset call is checked by the host against the locks the run
-//! holds, and audited. Build with
-//! `cargo build --release --target wasm32-wasip2` in a `cdylib` crate.
+//! ```text
+//! runway new agent tally            # a crate: agent, grants, plan, native test
+//! cd tally && cargo test            # unit tests, natively (feature `testing`)
+//! runway build                      # plugins/tally.wasm + plugins/tally.toml
+//! runway run plan.toml --plugins plugins
+//! ```
 //!
-//! ## Example
+//! ## The summary agent
 //!
-//! An agent that bumps a counter record in the first dataset it holds
-//! exclusively:
+//! Reads every record of one dataset (held shared), writes one record to
+//! another (held exclusive); the datasets come from the manifest's `input`:
 //!
 //! ```no_run
-//! use runway_sdk::{Agent, Context, Error, LockMode, export_agent, log};
+//! use runway_sdk::{Agent, Context, Error, export_agent, log};
 //! use serde::{Deserialize, Serialize};
 //!
-//! #[derive(Default, Deserialize, Serialize)]
-//! struct Counter { hits: u64 }
+//! #[derive(Deserialize)]
+//! struct Input { source: String, target: String }
 //!
-//! struct Tally;
+//! #[derive(Serialize, Default)]
+//! struct Counts { records: u64, bytes: u64 }
 //!
-//! impl Agent for Tally {
-//!     fn run(ctx: &Context) -> Result<Vec<u8>, Error> {
-//!         let lock = ctx.first_lock(LockMode::Exclusive)
-//!             .ok_or_else(|| Error::Denied("needs an exclusive lock".into()))?;
-//!         let data = ctx.dataset(&lock.dataset);
-//!         let mut counter = match data.get::<Counter>("counter") {
-//!             Err(Error::NotFound(_)) => Counter::default(),
-//!             other => other?,
-//!         };
-//!         counter.hits += 1;
-//!         data.put("counter", &counter)?;
-//!         log::info(&format!("hits = {}", counter.hits));
-//!         Ok(serde_json::to_vec(&counter)?)
+//! struct Summary;
+//!
+//! impl Agent for Summary {
+//!     fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+//!         let Input { source, target } = ctx.input()?;
+//!         let (data, mut counts) = (ctx.dataset(&source), Counts::default());
+//!         for key in data.keys("") {
+//!             counts.records += 1;
+//!             counts.bytes += data.read(&key?)?.len() as u64;
+//!         }
+//!         ctx.dataset(&target).put("summary", &counts)?;
+//!         log::info!("summarised {} records of {source}", counts.records);
+//!         Ok(counts)
 //!     }
 //! }
 //!
-//! export_agent!(Tally);
+//! export_agent!(Summary);
 //! ```
+//!
+//! ## Input
+//!
+//! The manifest's `input` reaches the run as JSON; [`Context::input`]
+//! decodes it into your type, and a missing or mistyped field is
+//! [`Error::Invalid`] naming it (`input: missing field `target``). Empty
+//! input reads as `{}`, so all-optional fields get their defaults.
+//!
+//! ## Locks
+//!
+//! A run holds the locks its manifest asked for, all granted at once, each
+//! with a fencing token, kept in the manifest's order:
+//!
+//! ```no_run
+//! # use runway_sdk::{Context, LockMode};
+//! # fn f(ctx: &Context) {
+//! let token = ctx.lock("fafsa_2024_03_16").map(|l| l.token);   // by dataset
+//! let first_x = ctx.first_lock(LockMode::Exclusive);            // by mode
+//! for lock in ctx.locks() { /* in manifest order */ }
+//! # }
+//! ```
+//!
+//! ## Datasets
+//!
+//! [`Context::dataset`] gives a [`Dataset`] handle (no host call). Reads and
+//! listings need a shared or exclusive lock; writes and deletes an exclusive
+//! one. Writes are staged and land all together when `run` returns `Ok`;
+//! an `Err` or a trap discards them.
+//!
+//! ```no_run
+//! # use runway_sdk::{Context, Error};
+//! # #[derive(serde::Serialize, serde::Deserialize, Default)] struct Counter { hits: u64 }
+//! # fn f(ctx: &Context) -> Result<(), Error> {
+//! let data = ctx.dataset("counters");
+//! let mut c: Counter = data.get_opt("hits")?.unwrap_or_default(); // JSON, None if missing
+//! c.hits += 1;
+//! data.put("hits", &c)?;                                  // JSON
+//! let raw: Vec<u8> = data.read("blob")?;                  // bytes; NotFound if missing
+//! data.write("blob", &raw)?;
+//! for key in data.keys("app/") {                         // every key under a prefix, in order,
+//!     let key = key?;                                     // paged lazily (500 per host call)
+//! }
+//! data.delete("old")?;
+//! # Ok(()) }
+//! ```
+//!
+//! Keys are segments of ASCII letters, digits, `_`, `-`, `.` joined by `/`
+//! (`app/000017`), at most 200 bytes; no segment starts with `.`.
+//!
+//! ## Output
+//!
+//! `run` returns any [`serde::Serialize`] value; it becomes the run's
+//! output as JSON (shown in the timeline, digested in the audit). An agent
+//! whose output is exact bytes implements [`RawAgent`] instead and is
+//! exported with `export_agent!(raw MyAgent)`.
+//!
+//! ## Logging
+//!
+//! [`log`] has one function and one `format!`-style macro per level:
+//! `log::info!("wrote {n} records")`. Lines are kept with the run (capped by
+//! the grants' log budget) and audited.
+//!
+//! ## Errors
+//!
+//! [`Error`] is the WIT `error` variant: `Denied`, `LockLost`, `NotFound`,
+//! `Invalid`, `Limit`. Host calls return them as values; returning one from
+//! `run` fails the run with `agent returned error: KIND: MESSAGE`. A panic
+//! traps the instance and fails the run too.
+//!
+//! ## Testing natively
+//!
+//! With the `testing` feature (in `[dev-dependencies]`), `testing::TestHost`
+//! runs `run` with plain `cargo test` against an in-memory host that makes
+//! the real host's lock checks, with its messages; see the `testing` module.
+//! (`cargo doc --features testing` shows it.)
 
 mod agent;
 #[doc(hidden)]

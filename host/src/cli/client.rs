@@ -155,7 +155,7 @@ impl Client {
         let token = match std::env::var("RUNWAY_TOKEN") {
             Ok(token) if !token.trim().is_empty() => token.trim().to_string(),
             _ => token::read(&args.token_file, &ReadCaps::default())
-                .map_err(|e| Failure::new(UNAUTHORIZED, e))?,
+                .map_err(|e| Failure::new(BAD_INPUT, e))?,
         };
         let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)

@@ -4,11 +4,12 @@
 //! `runway keygen`, `runway sign`; for agent authors `runway new agent`
 //! and `runway build`.
 //!
-//! Exit codes: 0 all went well; 1 a runway failed; 2 bad usage, plan or
-//! plugin, or a request the server refused; 3 the audit trail failed
-//! verification; 4 a host fault (I/O, the audit writer stopped, the server
-//! unreachable); 5 the server refused the token or what it asked for
-//! (401, 403).
+//! Exit codes (the README's table; `tests/it/exit_codes.rs` checks each):
+//! 0 all went well; 1 a runway failed; 2 bad usage or a bad or missing file
+//! (plan, plugin, grants, token file), or a request the server refused as
+//! bad; 3 the audit trail failed verification; 4 a host fault (I/O, the
+//! audit writer stopped, the server unreachable); 5 the server refused the
+//! token or what it asked for (401, 403). Every error is printed once.
 
 mod audit;
 mod build;

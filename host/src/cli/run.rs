@@ -15,7 +15,7 @@ use crate::controller::{self, Filing};
 use crate::sandbox::Observer;
 use crate::{DispatchOptions, Plan, Plugins, bundled};
 
-/// Most characters of a runway's output or failure reason on the summary
+/// Most characters of a runway's output on the summary
 /// line (escaped; a cut one ends in `…`).
 const SUMMARY_CHARS: usize = 200;
 
@@ -128,9 +128,10 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         println!();
         for r in &report.runways {
             // Guest text: escaped and cut, so it cannot drive the terminal.
+            // A failure's reason is on its line of the timeline above: said
+            // once, not again here.
             let detail = match (&r.reason, &r.output) {
-                (Some(why), _) => excerpt(why, SUMMARY_CHARS),
-                (_, Some(out)) => excerpt(&String::from_utf8_lossy(out), SUMMARY_CHARS),
+                (None, Some(out)) => excerpt(&String::from_utf8_lossy(out), SUMMARY_CHARS),
                 _ => String::new(),
             };
             println!("{:<12} {:<10} {detail}", escape(&r.id), r.state.name());
