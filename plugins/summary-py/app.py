@@ -1,7 +1,8 @@
 """summary: count the records (and value bytes) of one dataset, write the
 count to another. Input: {"source": "<dataset>", "target": "<dataset>"}.
 
-Build: componentize-py -d WIT_DIR -w agent componentize app -o summary.wasm
+Built by `runway build plugins/summary-py` (componentize-py; the interpreter
+travels inside the component).
 """
 import json
 

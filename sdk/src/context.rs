@@ -42,7 +42,13 @@ impl Context {
         } else {
             raw
         };
-        serde_json::from_slice(bytes).map_err(|e| Error::Invalid(format!("input: {e}")))
+        serde_json::from_slice(bytes).map_err(|e| {
+            // The field, not serde's place in a one-line document: the words
+            // the Python and JavaScript agents say too.
+            let message = e.to_string();
+            let cut = message.rfind(" at line ").unwrap_or(message.len());
+            Error::Invalid(format!("input: {}", &message[..cut]))
+        })
     }
 
     /// A handle to the dataset `name`. Creating it makes no host call; every

@@ -6,6 +6,8 @@ use runway_host::State;
 use runway_sdk::LockMode::{Exclusive, Shared};
 use runway_sdk::testing::{Run, TestHost};
 use runway_tests::{Fixture, output};
+
+use crate::cli::runway_with;
 use summary::Summary;
 
 /// A host whose `test_apps` holds 25 imported applications.
@@ -115,6 +117,132 @@ fn the_harness_and_the_host_deny_alike() {
         assert!(
             host.keys("test_stats").is_empty(),
             "{real_locks}: nothing landed natively"
+        );
+    }
+}
+
+/// Where `runway build` installs the guest toolchains: kept across runs.
+const TOOLS: &[(&str, &str)] = &[(
+    "RUNWAY_TOOLS",
+    concat!(env!("CARGO_TARGET_TMPDIR"), "/guest-tools"),
+)];
+
+/// `runway build` of the Python and JavaScript summaries (their toolchains
+/// installed on first use into a cache kept across runs) into `plugins`,
+/// beside the Rust summary and the importer.
+fn polyglot_plugins(dir: &std::path::Path) -> std::path::PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    runway_tests::drop_plugin("import-applications", &plugins);
+    runway_tests::drop_plugin("summary", &plugins);
+    let repo = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins");
+    for agent in ["summary-py", "summary-js"] {
+        let (source, out) = (format!("{repo}/{agent}"), plugins.display().to_string());
+        let built = runway_with(dir, &["build", &source, "--out", &out], TOOLS);
+        assert_eq!(built.code, 0, "{agent}: {}{}", built.stdout, built.stderr);
+        assert!(
+            built.stdout.contains(&format!("{agent}.wasm")),
+            "{}",
+            built.stdout
+        );
+    }
+    plugins
+}
+
+/// `runway run PLAN --json`: each runway's state and its output or reason,
+/// by plan-local name.
+fn run_json(dir: &std::path::Path, plan: &str) -> Vec<(String, String, String)> {
+    std::fs::write(dir.join("plan.toml"), plan).unwrap();
+    let out = crate::cli::runway(dir, &["run", "plan.toml", "--plugins", "plugins", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", out.stdout, out.stderr));
+    let runways = report["runways"].as_array().expect("runways").iter();
+    runways
+        .map(|r| {
+            let said = r["output"].as_str().or(r["reason"].as_str()).unwrap_or("");
+            // Runway ids differ; what the host says of each must not.
+            let said = said.replace(r["id"].as_str().unwrap(), "ID");
+            let state = r["state"].as_str().unwrap().to_string();
+            (r["name"].as_str().unwrap().to_string(), state, said)
+        })
+        .collect()
+}
+
+#[test]
+fn the_python_and_javascript_summaries_agree_with_the_rust_one() {
+    let dir = tempfile::tempdir().unwrap();
+    polyglot_plugins(dir.path());
+    let agents = ["summary", "summary-py", "summary-js"];
+    let mut plan = String::from(
+        "[[runway]]\nid = \"seed\"\nagent = \"import-applications\"\n\
+         datasets = { test_apps = \"exclusive\" }\ninput = { count = 40 }\n",
+    );
+    for agent in agents {
+        plan += &format!(
+            "[[runway]]\nid = \"{agent}\"\nagent = \"{agent}\"\nafter = [\"seed\"]\n\
+             datasets = {{ test_apps = \"shared\", test_{agent}_out = \"exclusive\" }}\n\
+             input = {{ source = \"test_apps\", target = \"test_{agent}_out\" }}\n"
+        );
+    }
+    let ran = run_json(dir.path(), &plan);
+    let summaries: Vec<&(String, String, String)> = ran.iter().skip(1).collect();
+    assert!(
+        summaries.iter().all(|(_, state, _)| state == "SUCCEEDED"),
+        "{ran:?}"
+    );
+    let rust = &summaries[0].2;
+    assert!(rust.starts_with(r#"{"records":40,"bytes":"#), "{rust}");
+    for (agent, _, output) in &summaries {
+        assert_eq!(
+            output, rust,
+            "{agent}: the same summary as the Rust agent's"
+        );
+    }
+
+    // The same denials, word for word: no lock on the source; the target
+    // held shared; a missing input field.
+    let cases = [
+        "datasets = { test_out = \"exclusive\" }\ninput = { source = \"test_apps\", target = \"test_out\" }",
+        "datasets = { test_apps = \"shared\", test_out = \"shared\" }\ninput = { source = \"test_apps\", target = \"test_out\" }",
+        "datasets = { test_apps = \"shared\" }\ninput = { source = \"test_apps\" }",
+    ];
+    for case in cases {
+        let plan: String = agents
+            .iter()
+            .map(|a| format!("[[runway]]\nid = \"{a}\"\nagent = \"{a}\"\n{case}\n"))
+            .collect();
+        let ran = run_json(dir.path(), &plan);
+        assert!(
+            ran.iter().all(|(_, state, _)| state == "FAILED"),
+            "{case}: {ran:?}"
+        );
+        let said = &ran[0].2;
+        assert!(
+            said.starts_with("agent returned error: denied: ")
+                || said == "agent returned error: invalid: input: missing field `target`",
+            "{said}"
+        );
+        for (agent, _, reason) in &ran {
+            assert_eq!(
+                reason, &ran[0].2,
+                "{agent} is told as the Rust agent is: {case}"
+            );
+        }
+    }
+
+    // `runway new agent --lang python|js`: ready to build and run too.
+    for (name, lang) in [("hello-py", "python"), ("hello-js", "js")] {
+        let made = crate::cli::runway(dir.path(), &["new", "agent", name, "--lang", lang]);
+        assert_eq!(made.code, 0, "{}", made.stderr);
+        let agent_dir = dir.path().join(name);
+        let built = runway_with(&agent_dir, &["build"], TOOLS);
+        assert_eq!(built.code, 0, "{lang}: {}", built.stderr);
+        let ran = crate::cli::runway(&agent_dir, &["run", "plan.toml", "--plugins", "plugins"]);
+        assert_eq!(ran.code, 0, "{lang}: {}\n{}", ran.stdout, ran.stderr);
+        assert!(
+            ran.stdout.contains(r#"SUCCEEDED  {"count":1}"#),
+            "{lang}: {}",
+            ran.stdout
         );
     }
 }

@@ -13,8 +13,14 @@ pub struct Output {
 
 /// Runs `runway ARGS` in `dir`.
 pub fn runway(dir: &Path, args: &[&str]) -> Output {
+    runway_with(dir, args, &[])
+}
+
+/// Runs `runway ARGS` in `dir` with more environment variables.
+pub fn runway_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let out = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(dir)
         .output()
         .expect("runway runs");

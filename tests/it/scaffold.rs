@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use crate::cli::runway;
+use crate::cli::{runway, runway_with};
 
 #[test]
 fn a_new_agent_tests_builds_and_runs() {
@@ -42,18 +42,9 @@ fn a_new_agent_tests_builds_and_runs() {
         "the scaffold's native tests ran: {said}"
     );
 
-    let built = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
-        .arg("build")
-        .current_dir(&crate_dir)
-        .env("CARGO_TARGET_DIR", target)
-        .output()
-        .expect("runway build runs");
-    let said = String::from_utf8_lossy(&built.stdout);
-    assert!(
-        built.status.success(),
-        "{said}{}",
-        String::from_utf8_lossy(&built.stderr)
-    );
+    let built = runway_with(&crate_dir, &["build"], &[("CARGO_TARGET_DIR", target)]);
+    let said = &built.stdout;
+    assert_eq!(built.code, 0, "{said}{}", built.stderr);
     assert!(
         said.contains("demo.wasm") && said.contains("sha256 "),
         "{said}"

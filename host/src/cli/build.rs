@@ -64,7 +64,7 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         let component = match agent.lang {
             Lang::Rust => build_rust(agent),
             Lang::Python => guest_tools::build(Tool::ComponentizePy, &agent.dir, &agent.name),
-            Lang::Js => guest_tools::build(Tool::Jco, &agent.dir, &agent.name),
+            Lang::Js => guest_tools::build(Tool::ComponentizeJs, &agent.dir, &agent.name),
         }
         .map_err(&bad)?;
         let bytes = std::fs::read(&component)

@@ -14,15 +14,15 @@ use std::process::{Command, Stdio};
 use crate::bundled;
 
 /// `componentize-py`, pinned.
-pub const COMPONENTIZE_PY: &str = "0.19.3";
+pub const COMPONENTIZE_PY: &str = "0.25.1";
 /// `@bytecodealliance/componentize-js`, pinned.
-pub const COMPONENTIZE_JS: &str = "0.18.4";
+pub const COMPONENTIZE_JS: &str = "0.23.0";
 
 /// A guest toolchain.
 #[derive(Clone, Copy, Debug)]
 pub enum Tool {
     ComponentizePy,
-    Jco,
+    ComponentizeJs,
 }
 
 /// The cache folder toolchains are installed in.
@@ -52,26 +52,27 @@ pub fn build(tool: Tool, dir: &Path, name: &str) -> Result<PathBuf, String> {
             let exe = install_py(&cache)?;
             eprintln!("building {name} (Python, componentize-py {COMPONENTIZE_PY})");
             let mut cmd = Command::new(exe);
-            cmd.arg("-d")
-                .arg(&wit)
-                .args(["-w", "agent", "componentize", "app", "-o"]);
-            cmd.arg(&out);
+            cmd.arg("-d").arg(&wit);
+            cmd.args(["-w", "agent", "componentize", "app", "-o"])
+                .arg(&out);
+            // From a copy: componentize-py leaves `__pycache__` beside the
+            // sources it imports.
+            cmd.current_dir(copy_sources(dir, &cache.join("src").join(name), "py")?);
             cmd
         }
-        Tool::Jco => {
+        Tool::ComponentizeJs => {
             let exe = install_js(&cache)?;
             eprintln!("building {name} (JavaScript, componentize-js {COMPONENTIZE_JS})");
             let mut cmd = Command::new("node");
-            cmd.arg(exe)
-                .arg("--wit")
-                .arg(&wit)
-                .args(["-n", "agent", "-o"]);
-            cmd.arg(&out).arg("agent.js");
+            // The host links WASI's CLI worlds, not HTTP: leave it out.
+            cmd.arg(exe).arg("agent.js").arg("--wit").arg(&wit);
+            cmd.args(["-n", "agent", "-d", "http", "fetch-event", "-o"])
+                .arg(&out);
+            cmd.current_dir(dir);
             cmd
         }
     };
     let status = cmd
-        .current_dir(dir)
         .stdout(Stdio::inherit())
         .stderr(Stdio::inherit())
         .status()
@@ -101,66 +102,92 @@ fn write_wit(cache: &Path) -> Result<PathBuf, String> {
 /// `componentize-py` in a venv of its own under the cache.
 fn install_py(cache: &Path) -> Result<PathBuf, String> {
     let venv = cache.join(format!("componentize-py-{COMPONENTIZE_PY}"));
-    let exe = venv.join("bin").join("componentize-py");
-    if exe.is_file() {
-        return Ok(exe);
-    }
-    let commands = format!(
-        "python3 -m venv {v} && {v}/bin/pip install componentize-py=={COMPONENTIZE_PY}",
-        v = venv.display()
-    );
-    eprintln!("installing componentize-py {COMPONENTIZE_PY}: {commands}");
-    let ok = Command::new("python3")
-        .arg("-m")
-        .arg("venv")
-        .arg(&venv)
-        .status();
-    let ok = ok.is_ok_and(|s| s.success())
-        && Command::new(venv.join("bin").join("pip"))
-            .args(["install", "--quiet", "--disable-pip-version-check"])
-            .arg(format!("componentize-py=={COMPONENTIZE_PY}"))
-            .status()
-            .is_ok_and(|s| s.success());
-    if ok && exe.is_file() {
-        Ok(exe)
-    } else {
-        Err(format!(
-            "componentize-py {COMPONENTIZE_PY} is missing and could not be installed; run: {commands}"
-        ))
-    }
+    let pip = venv.join("bin").join("pip");
+    let package = format!("componentize-py=={COMPONENTIZE_PY}");
+    let mut make_venv = Command::new("python3");
+    make_venv.args(["-m", "venv"]).arg(&venv);
+    let mut pip_install = Command::new(&pip);
+    pip_install.args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        &package,
+    ]);
+    install(
+        &format!("componentize-py {COMPONENTIZE_PY}"),
+        venv.join("bin").join("componentize-py"),
+        &format!(
+            "python3 -m venv {} && {} install {package}",
+            venv.display(),
+            pip.display()
+        ),
+        [make_venv, pip_install],
+    )
 }
 
 /// `componentize-js` in an npm prefix of its own under the cache; returns
 /// its command-line script (run with `node`).
 fn install_js(cache: &Path) -> Result<PathBuf, String> {
     let prefix = cache.join(format!("componentize-js-{COMPONENTIZE_JS}"));
-    let exe = prefix
-        .join("node_modules")
-        .join("@bytecodealliance")
-        .join("componentize-js")
-        .join("src")
-        .join("cli.js");
+    let package = format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}");
+    let mut npm = Command::new("npm");
+    npm.arg("install").arg("--prefix").arg(&prefix);
+    npm.args(["--no-audit", "--no-fund", "--silent", &package]);
+    let script = [
+        "node_modules",
+        "@bytecodealliance",
+        "componentize-js",
+        "src",
+        "cli.js",
+    ];
+    install(
+        &format!("componentize-js {COMPONENTIZE_JS} (it needs Node.js and npm)"),
+        script.iter().fold(prefix.clone(), |p, part| p.join(part)),
+        &format!(
+            "npm install --prefix {} --no-audit --no-fund {package}",
+            prefix.display()
+        ),
+        [npm],
+    )
+}
+
+/// `exe` if it is there; else runs `steps` (the install, said as
+/// `commands`), then `exe` — or a stop with the commands to run.
+fn install<const N: usize>(
+    what: &str,
+    exe: PathBuf,
+    commands: &str,
+    steps: [Command; N],
+) -> Result<PathBuf, String> {
     if exe.is_file() {
         return Ok(exe);
     }
-    let package = format!("@bytecodealliance/componentize-js@{COMPONENTIZE_JS}");
-    let commands = format!(
-        "npm install --prefix {} --no-audit --no-fund {package}",
-        prefix.display()
-    );
-    eprintln!("installing componentize-js {COMPONENTIZE_JS}: {commands}");
-    let ok = Command::new("npm")
-        .arg("install")
-        .arg("--prefix")
-        .arg(&prefix)
-        .args(["--no-audit", "--no-fund", "--silent", &package])
-        .status()
-        .is_ok_and(|s| s.success());
+    eprintln!("installing {what}: {commands}");
+    let ok = steps
+        .into_iter()
+        .all(|mut step| step.status().is_ok_and(|s| s.success()));
     if ok && exe.is_file() {
         Ok(exe)
     } else {
         Err(format!(
-            "componentize-js {COMPONENTIZE_JS} is missing and could not be installed (it needs Node.js and npm); run: {commands}"
+            "{what} is missing and could not be installed; run: {commands}"
         ))
     }
+}
+
+/// Copies the `.ext` files of `dir` (not its folders) into a fresh `to`.
+fn copy_sources(dir: &Path, to: &Path, ext: &str) -> Result<PathBuf, String> {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).map_err(|e| format!("cannot make {}: {e}", to.display()))?;
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| format!("cannot read {}: {e}", dir.display()))?;
+    for entry in entries.filter_map(|e| e.ok()) {
+        let path = entry.path();
+        let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+        if is_file && path.extension().is_some_and(|x| x == ext) {
+            std::fs::copy(&path, to.join(entry.file_name()))
+                .map_err(|e| format!("cannot copy {}: {e}", path.display()))?;
+        }
+    }
+    Ok(to.to_path_buf())
 }

@@ -40,7 +40,8 @@ pub enum Lang {
 }
 
 /// One file of a template: its path in the new folder and its text, with
-/// `{{name}}`, `{{type}}`, `{{dataset}}` and `{{memory_mib}}` to fill in.
+/// `{{name}}`, `{{type}}`, `{{dataset}}`, `{{memory_mib}}` and `{{fuel}}` to
+/// fill in.
 type Template = &'static [(&'static str, &'static str)];
 
 const RUST: Template = &[
@@ -52,14 +53,12 @@ const RUST: Template = &[
 
 const PYTHON: Template = &[
     ("app.py", include_str!("scaffold/python/app.py")),
-    ("test_app.py", include_str!("scaffold/python/test_app.py")),
     ("README.md", include_str!("scaffold/python/README.md")),
     (".gitignore", "plugins/\nrunway-*/\n__pycache__/\n"),
 ];
 
 const JS: Template = &[
     ("agent.js", include_str!("scaffold/js/agent.js")),
-    ("agent.test.mjs", include_str!("scaffold/js/agent.test.mjs")),
     ("README.md", include_str!("scaffold/js/README.md")),
     (".gitignore", "plugins/\nrunway-*/\nnode_modules/\n"),
 ];
@@ -95,16 +94,19 @@ fn new_agent(args: &NewAgentArgs) -> Result<(), Failure> {
             _ => format!("cannot make {}: {e}", root.display()),
         })
     })?;
-    let (template, memory_mib) = match args.lang {
-        Lang::Rust => (RUST, 16),
-        Lang::Python => (PYTHON, PYTHON_MEMORY_MIB),
-        Lang::Js => (JS, JS_MEMORY_MIB),
+    let (template, memory_mib, fuel) = match args.lang {
+        Lang::Rust => (RUST, 16, "10_000_000_000"),
+        Lang::Python => (PYTHON, PYTHON_MEMORY_MIB, "10_000_000_000"),
+        // SpiderMonkey interprets: the summary agent burns about 250,000
+        // fuel per record, 40 times Python's.
+        Lang::Js => (JS, JS_MEMORY_MIB, "100_000_000_000"),
     };
     let fill = |text: &str| {
         text.replace("{{name}}", name)
             .replace("{{type}}", &type_name(name))
             .replace("{{dataset}}", &format!("{}_data", name.replace('-', "_")))
             .replace("{{memory_mib}}", &memory_mib.to_string())
+            .replace("{{fuel}}", fuel)
     };
     let mut written = Vec::new();
     for (path, text) in template.iter().chain(COMMON) {
@@ -132,12 +134,8 @@ fn new_agent(args: &NewAgentArgs) -> Result<(), Failure> {
     );
     println!("next:");
     println!("  cd {}", root.display());
-    match args.lang {
-        Lang::Rust => println!("  cargo test                              # unit tests, natively"),
-        Lang::Python => {
-            println!("  python3 -m unittest                     # unit tests, natively")
-        }
-        Lang::Js => println!("  node --test                             # unit tests, natively"),
+    if args.lang == Lang::Rust {
+        println!("  cargo test                              # unit tests, natively");
     }
     println!(
         "  runway build                            # plugins/{name}.wasm + plugins/{name}.toml"
@@ -176,10 +174,12 @@ fn type_name(name: &str) -> String {
         .collect()
 }
 
-/// Memory a Python component needs: its interpreter and standard library
-/// live in its linear memory (see the README's figures).
+/// Linear memory a Python agent is granted: its interpreter lives there
+/// (the summary agent needs 13 MiB at least, over 1,200 or 40,000 records;
+/// see the README's figures), so 64 MiB leaves room for the agent's data.
 const PYTHON_MEMORY_MIB: u32 = 64;
-/// Memory a JavaScript component needs: its engine lives in its memory.
+/// Linear memory a JavaScript agent is granted: its engine lives there (the
+/// summary agent needs 10 MiB at least).
 const JS_MEMORY_MIB: u32 = 64;
 
 #[cfg(test)]

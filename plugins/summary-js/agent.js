@@ -1,7 +1,8 @@
 // summary: count the records (and value bytes) of one dataset, write the
 // count to another. Input: {"source": "<dataset>", "target": "<dataset>"}.
 //
-// Build: componentize-js --wit WIT_DIR -n agent -o summary.wasm summary.js
+// Built by `runway build plugins/summary-js` (componentize-js; the engine
+// travels inside the component).
 import { info } from 'runway:agent/context@0.1.0';
 import { list, read, write } from 'runway:agent/datasets@0.1.0';
 import { log } from 'runway:agent/log@0.1.0';
