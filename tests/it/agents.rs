@@ -246,3 +246,33 @@ fn the_python_and_javascript_summaries_agree_with_the_rust_one() {
         );
     }
 }
+
+#[test]
+fn a_missing_toolchain_stops_the_build_with_the_command_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let tools = dir.path().join("tools");
+    let tools = tools.to_str().unwrap();
+    for (lang, command) in [
+        ("python", "python3 -m venv "),
+        ("js", "npm install --prefix "),
+    ] {
+        let name = format!("hello-{lang}");
+        let made = crate::cli::runway(dir.path(), &["new", "agent", &name, "--lang", lang]);
+        assert_eq!(made.code, 0, "{}", made.stderr);
+        // No Python, no Node.js on the PATH.
+        let env = [("RUNWAY_TOOLS", tools), ("PATH", "/nonexistent")];
+        let built = runway_with(&dir.path().join(&name), &["build"], &env);
+        assert_eq!(built.code, 2, "{}", built.stderr);
+        let errors: Vec<&str> = built
+            .stderr
+            .lines()
+            .filter(|l| l.starts_with("runway: "))
+            .collect();
+        assert_eq!(errors.len(), 1, "{}", built.stderr);
+        assert!(
+            errors[0].contains("could not be installed; run: ") && errors[0].contains(command),
+            "{lang}: {}",
+            errors[0]
+        );
+    }
+}

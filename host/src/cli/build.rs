@@ -214,3 +214,67 @@ fn build_rust(agent: &Agent) -> Result<PathBuf, String> {
             )
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent(dir: &Path, entry: &str) {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("grants.toml"), "[datasets]\n").unwrap();
+        std::fs::write(dir.join(entry), "").unwrap();
+    }
+
+    #[test]
+    fn agents_are_found_under_a_folder_but_not_in_build_output_or_links() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        agent(&r.join("a-py"), "app.py");
+        agent(&r.join("team/b-js"), "agent.js");
+        std::fs::create_dir_all(r.join("c-rs")).unwrap();
+        std::fs::write(r.join("c-rs/Cargo.toml"), "[package]\nname = \"c-rs\"\n").unwrap();
+        std::fs::write(r.join("c-rs/grants.toml"), "[datasets]\n").unwrap();
+        // Not agents: build output, dependencies, hidden folders, a folder
+        // with grants but nothing to build, and a link out of the tree.
+        agent(&r.join("node_modules/x"), "agent.js");
+        agent(&r.join("c-rs/target/y"), "app.py");
+        agent(&r.join(".hidden"), "app.py");
+        agent(&r.join("grants-only"), "notes.txt");
+        let outside = tempfile::tempdir().unwrap();
+        agent(&outside.path().join("z"), "app.py");
+        std::os::unix::fs::symlink(outside.path(), r.join("link")).unwrap();
+
+        let mut found = Vec::new();
+        find(r, 0, &mut found).unwrap();
+        let got: Vec<(&str, Lang)> = found.iter().map(|a| (a.name.as_str(), a.lang)).collect();
+        assert_eq!(
+            got,
+            [
+                ("a-py", Lang::Python),
+                ("c-rs", Lang::Rust),
+                ("b-js", Lang::Js)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_bad_agent_name_or_a_workspace_is_refused_naming_the_folder() {
+        let root = tempfile::tempdir().unwrap();
+        agent(&root.path().join("bad name"), "app.py");
+        let err = find(root.path(), 0, &mut Vec::new()).err().unwrap();
+        assert!(
+            err.contains("bad name") && err.contains("agent name"),
+            "{err}"
+        );
+
+        let ws = root.path().join("ws");
+        std::fs::create_dir_all(&ws).unwrap();
+        std::fs::write(ws.join("Cargo.toml"), "[workspace]\n").unwrap();
+        std::fs::write(ws.join("grants.toml"), "[datasets]\n").unwrap();
+        let err = agent_in(&ws).err().unwrap();
+        assert!(
+            err.contains("ws/Cargo.toml") && err.contains("[package]"),
+            "{err}"
+        );
+    }
+}
