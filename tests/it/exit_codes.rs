@@ -67,6 +67,19 @@ fn exit_1_when_a_runway_failed_its_reason_said_once() {
     assert_eq!(errors(&out), ["runway: 1 of 1 runways failed"]);
     let reason = "probe: failing on purpose";
     assert_eq!(out.stdout.matches(reason).count(), 1, "{}", out.stdout);
+
+    // A trap: the FAILED line says where; what the guest printed (its
+    // panic message) follows the summary, once.
+    write(
+        dir.path(),
+        "trap.toml",
+        "[[runway]]\nid = \"t\"\nagent = \"probe\"\naction = \"trap\"\n",
+    );
+    let out = runway(dir.path(), &["run", "trap.toml", "--plugins", "plugins"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(out.stdout.contains("t wrote to stderr"), "{}", out.stdout);
+    let panic = "probe: trapping on purpose";
+    assert_eq!(out.stdout.matches(panic).count(), 1, "{}", out.stdout);
 }
 
 #[test]

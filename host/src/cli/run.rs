@@ -13,11 +13,13 @@ use super::{AUDIT_BAD, BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED};
 use crate::controller::plan::rejection;
 use crate::controller::{self, Filing};
 use crate::sandbox::Observer;
-use crate::{DispatchOptions, Plan, Plugins, bundled};
+use crate::{DispatchOptions, Plan, Plugins, State, bundled};
 
 /// Most characters of a runway's output on the summary
 /// line (escaped; a cut one ends in `…`).
 const SUMMARY_CHARS: usize = 200;
+/// Most lines of a failed run's stderr shown after the summary.
+const STDERR_LINES: usize = 20;
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -135,6 +137,28 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
                 _ => String::new(),
             };
             println!("{:<12} {:<10} {detail}", escape(&r.id), r.state.name());
+        }
+        // What a failed run printed (a Python traceback, a Rust panic
+        // message) is how its author finds out why: its last lines, escaped.
+        for r in report
+            .runways
+            .iter()
+            .filter(|r| r.state != State::Succeeded)
+        {
+            let Some(run) = &r.run else { continue };
+            let stderr = String::from_utf8_lossy(&run.stderr);
+            let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+            let tail = &lines[lines.len().saturating_sub(STDERR_LINES)..];
+            if !tail.is_empty() {
+                println!(
+                    "\n{} wrote to stderr (last {} lines):",
+                    escape(&r.id),
+                    tail.len()
+                );
+                for line in tail {
+                    println!("  {}", excerpt(line, SUMMARY_CHARS));
+                }
+            }
         }
         println!(
             "\n{} runways, {} failed, {:.2} s",
