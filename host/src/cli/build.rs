@@ -39,8 +39,8 @@ struct Agent {
     lang: Lang,
 }
 
-/// Folders never searched for agents.
-const SKIP: &[&str] = &["target", "node_modules", "vendor", "plugins", "wit"];
+/// Folders never searched for agents (besides the plugins folder written).
+const SKIP: &[&str] = &["target", "node_modules", "vendor", "wit"];
 /// How deep under DIR agents are looked for.
 const MAX_DEPTH: usize = 3;
 
@@ -48,7 +48,8 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     let bad = |e: String| Failure::new(BAD_INPUT, anyhow::anyhow!(e));
     let out = args.out.clone().unwrap_or_else(|| args.dir.join("plugins"));
     let mut agents = Vec::new();
-    find(&args.dir, 0, &mut agents).map_err(&bad)?;
+    let written = std::path::absolute(&out).unwrap_or_else(|_| out.clone());
+    find(&args.dir, 0, &written, &mut agents).map_err(&bad)?;
     if agents.is_empty() {
         return Err(bad(format!(
             "no agent under {}: an agent folder holds grants.toml beside Cargo.toml, app.py or agent.js",
@@ -83,8 +84,9 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The agents in `dir` (itself one, or under it).
-fn find(dir: &Path, depth: usize, found: &mut Vec<Agent>) -> Result<(), String> {
+/// The agents in `dir` (itself one, or under it), never looking into the
+/// plugins folder `written`.
+fn find(dir: &Path, depth: usize, written: &Path, found: &mut Vec<Agent>) -> Result<(), String> {
     if let Some(agent) = agent_in(dir)? {
         found.push(agent);
         return Ok(());
@@ -104,10 +106,11 @@ fn find(dir: &Path, depth: usize, found: &mut Vec<Agent>) -> Result<(), String> 
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| !n.starts_with('.') && !SKIP.contains(&n))
         })
+        .filter(|p| std::path::absolute(p).ok().as_deref() != Some(written))
         .collect();
     dirs.sort();
     for d in dirs {
-        find(&d, depth + 1, found)?;
+        find(&d, depth + 1, written, found)?;
     }
     Ok(())
 }
@@ -231,13 +234,16 @@ mod tests {
         let r = root.path();
         agent(&r.join("a-py"), "app.py");
         agent(&r.join("team/b-js"), "agent.js");
+        agent(&r.join("plugins/p-py"), "app.py"); // a source folder, not the output
         std::fs::create_dir_all(r.join("c-rs")).unwrap();
         std::fs::write(r.join("c-rs/Cargo.toml"), "[package]\nname = \"c-rs\"\n").unwrap();
         std::fs::write(r.join("c-rs/grants.toml"), "[datasets]\n").unwrap();
-        // Not agents: build output, dependencies, hidden folders, a folder
+        // Not agents: build output (`target/`, the plugins folder written),
+        // dependencies, hidden folders, a folder
         // with grants but nothing to build, and a link out of the tree.
         agent(&r.join("node_modules/x"), "agent.js");
         agent(&r.join("c-rs/target/y"), "app.py");
+        agent(&r.join("out/z"), "app.py");
         agent(&r.join(".hidden"), "app.py");
         agent(&r.join("grants-only"), "notes.txt");
         let outside = tempfile::tempdir().unwrap();
@@ -245,13 +251,20 @@ mod tests {
         std::os::unix::fs::symlink(outside.path(), r.join("link")).unwrap();
 
         let mut found = Vec::new();
-        find(r, 0, &mut found).unwrap();
+        find(
+            r,
+            0,
+            &std::path::absolute(r.join("out")).unwrap(),
+            &mut found,
+        )
+        .unwrap();
         let got: Vec<(&str, Lang)> = found.iter().map(|a| (a.name.as_str(), a.lang)).collect();
         assert_eq!(
             got,
             [
                 ("a-py", Lang::Python),
                 ("c-rs", Lang::Rust),
+                ("p-py", Lang::Python),
                 ("b-js", Lang::Js)
             ]
         );
@@ -261,7 +274,9 @@ mod tests {
     fn a_bad_agent_name_or_a_workspace_is_refused_naming_the_folder() {
         let root = tempfile::tempdir().unwrap();
         agent(&root.path().join("bad name"), "app.py");
-        let err = find(root.path(), 0, &mut Vec::new()).err().unwrap();
+        let err = find(root.path(), 0, Path::new("/none"), &mut Vec::new())
+            .err()
+            .unwrap();
         assert!(
             err.contains("bad name") && err.contains("agent name"),
             "{err}"
