@@ -366,3 +366,45 @@ pub(crate) mod door {
         with(|a| a.logs.push((level, message.into())));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Context;
+
+    /// Writes 1,200 keys, deletes one, then reads its own writes back and
+    /// lists them (three pages of `keys`), committed and staged merged.
+    struct Churn;
+
+    impl Agent for Churn {
+        fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+            let data = ctx.dataset("d");
+            for i in 0..1200 {
+                data.write(&format!("k/{i:04}"), b"v")?;
+            }
+            data.delete("k/0007")?;
+            data.delete("old")?;
+            let seen = data.read("k/0001")?;
+            let missing = matches!(data.read("k/0007"), Err(Error::NotFound(_)));
+            let keys: Vec<String> = data.keys("").collect::<Result<_, _>>()?;
+            Ok((keys, seen, missing))
+        }
+    }
+
+    #[test]
+    fn a_run_sees_its_own_writes_and_lists_past_a_page() {
+        let mut host = TestHost::new()
+            .raw_record("d", "old", b"x")
+            .raw_record("d", "z", b"y")
+            .lock("d", LockMode::Exclusive);
+        let (keys, seen, missing): (Vec<String>, Vec<u8>, bool) = host.run::<Churn>().json();
+        assert_eq!(keys.len(), 1200, "1,199 written and kept, `z` committed");
+        assert_eq!(keys.first().map(String::as_str), Some("k/0000"));
+        assert_eq!(keys.last().map(String::as_str), Some("z"));
+        assert!(!keys.iter().any(|k| k == "k/0007" || k == "old"));
+        assert_eq!(seen, b"v");
+        assert!(missing, "a deleted key reads as not found");
+        assert_eq!(host.keys("d").len(), 1200, "committed on Ok");
+        assert_eq!(host.read("d", "old"), None);
+    }
+}

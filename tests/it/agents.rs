@@ -145,6 +145,10 @@ fn polyglot_plugins(dir: &std::path::Path) -> std::path::PathBuf {
             "{}",
             built.stdout
         );
+        assert!(
+            !std::path::Path::new(&source).join("__pycache__").exists(),
+            "{agent}: the build leaves its sources as they were"
+        );
     }
     plugins
 }

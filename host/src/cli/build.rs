@@ -5,7 +5,7 @@
 //! An agent is a folder holding `grants.toml` beside `Cargo.toml` (Rust),
 //! `app.py` (Python) or `agent.js` (JavaScript). Rust agents are built with
 //! cargo for `wasm32-wasip2` (the target installed if missing); Python ones
-//! with `componentize-py`, JavaScript ones with `jco componentize`, each
+//! with `componentize-py`, JavaScript ones with `componentize-js`, each
 //! installed into a cache folder on first use (see [`super::guest_tools`]).
 
 use std::path::{Path, PathBuf};
@@ -239,8 +239,8 @@ mod tests {
         std::fs::write(r.join("c-rs/Cargo.toml"), "[package]\nname = \"c-rs\"\n").unwrap();
         std::fs::write(r.join("c-rs/grants.toml"), "[datasets]\n").unwrap();
         // Not agents: build output (`target/`, the plugins folder written),
-        // dependencies, hidden folders, a folder
-        // with grants but nothing to build, and a link out of the tree.
+        // dependencies, hidden folders, a folder with grants but nothing to
+        // build, and a link out of the tree.
         agent(&r.join("node_modules/x"), "agent.js");
         agent(&r.join("c-rs/target/y"), "app.py");
         agent(&r.join("out/z"), "app.py");

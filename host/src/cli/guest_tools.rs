@@ -14,9 +14,9 @@ use std::process::{Command, Stdio};
 use crate::bundled;
 
 /// `componentize-py`, pinned.
-pub const COMPONENTIZE_PY: &str = "0.25.1";
+const COMPONENTIZE_PY: &str = "0.25.1";
 /// `@bytecodealliance/componentize-js`, pinned.
-pub const COMPONENTIZE_JS: &str = "0.23.0";
+const COMPONENTIZE_JS: &str = "0.23.0";
 
 /// A guest toolchain.
 #[derive(Clone, Copy, Debug)]
@@ -26,7 +26,7 @@ pub enum Tool {
 }
 
 /// The cache folder toolchains are installed in.
-pub fn cache_dir() -> PathBuf {
+fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("RUNWAY_TOOLS") {
         return PathBuf::from(dir);
     }

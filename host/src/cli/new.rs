@@ -94,12 +94,14 @@ fn new_agent(args: &NewAgentArgs) -> Result<(), Failure> {
             _ => format!("cannot make {}: {e}", root.display()),
         })
     })?;
+    // Limits from the summary agent's measured needs (README, "Python and
+    // JavaScript"): an interpreter or engine lives in the linear memory of
+    // its component (13 MiB at least for Python, 10–24 for JavaScript), and
+    // SpiderMonkey interprets, burning about 250,000 fuel per record read.
     let (template, memory_mib, fuel) = match args.lang {
         Lang::Rust => (RUST, 16, "10_000_000_000"),
-        Lang::Python => (PYTHON, PYTHON_MEMORY_MIB, "10_000_000_000"),
-        // SpiderMonkey interprets: the summary agent burns about 250,000
-        // fuel per record, 40 times Python's.
-        Lang::Js => (JS, JS_MEMORY_MIB, "100_000_000_000"),
+        Lang::Python => (PYTHON, 64, "10_000_000_000"),
+        Lang::Js => (JS, 64, "100_000_000_000"),
     };
     let fill = |text: &str| {
         text.replace("{{name}}", name)
@@ -115,14 +117,10 @@ fn new_agent(args: &NewAgentArgs) -> Result<(), Failure> {
     }
     // The contract, and for Rust the SDK that binds it.
     for (path, text) in bundled::SDK_FILES {
-        let in_vendor = args.lang == Lang::Rust;
-        if !in_vendor && !path.starts_with("wit/") {
-            continue;
-        }
-        let path = if in_vendor {
-            format!("vendor/{path}")
-        } else {
-            path.to_string()
+        let path = match args.lang {
+            Lang::Rust => format!("vendor/{path}"),
+            _ if path.starts_with("wit/") => path.to_string(),
+            _ => continue,
         };
         write(&root, &path, text.as_bytes()).map_err(&bad)?;
     }
@@ -173,14 +171,6 @@ fn type_name(name: &str) -> String {
         })
         .collect()
 }
-
-/// Linear memory a Python agent is granted: its interpreter lives there
-/// (the summary agent needs 13 MiB at least, over 1,200 or 40,000 records;
-/// see the README's figures), so 64 MiB leaves room for the agent's data.
-const PYTHON_MEMORY_MIB: u32 = 64;
-/// Linear memory a JavaScript agent is granted: its engine lives there (the
-/// summary agent needs 10 MiB at least).
-const JS_MEMORY_MIB: u32 = 64;
 
 #[cfg(test)]
 mod tests {
