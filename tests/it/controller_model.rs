@@ -280,6 +280,7 @@ impl Driver {
     /// (What a kill loses that was not yet durable is the `restart` test's
     /// subject; here the model must know what the trail holds.)
     fn crash(&mut self) {
+        self.await_started();
         self.f().host.audit.sync().unwrap();
         self.f().host.audit.halt();
         self.controller.stop(true);
@@ -299,6 +300,36 @@ impl Driver {
             std::thread::sleep(Duration::from_millis(5));
         }
         self.reopen();
+    }
+
+    /// Waits until every runway listed RUNNING has its attempt's STARTED
+    /// record on the trail. The move to RUNNING is made in memory and its
+    /// STARTED record appended by the run's thread a moment later; a crash
+    /// in between leaves an attempt that never began, which the host rightly
+    /// does not count — but the model counts every attempt it saw running.
+    fn await_started(&self) {
+        let started = Instant::now();
+        loop {
+            let listed = self.rt.block_on(self.controller.list()).unwrap();
+            let records = self.f().records();
+            let begun = listed
+                .iter()
+                .filter(|r| r.state == State::Running)
+                .all(|r| {
+                    let starts = records.iter().filter(|x| {
+                        x.entry.runway == r.id && matches!(x.entry.event, Event::Started { .. })
+                    });
+                    starts.count() == r.attempts as usize
+                });
+            if begun {
+                return;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "a run listed RUNNING never began"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     fn reopen(&mut self) {
