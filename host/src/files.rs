@@ -294,6 +294,17 @@ pub struct Stamp {
     pub ctime_ns: i128,
 }
 
+/// `NAME` in this user's cache folder: `$XDG_CACHE_HOME/runway/NAME`, else
+/// `~/.cache/runway/NAME` (the system's temporary folder without a home).
+pub fn user_cache(name: &str) -> std::path::PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir)
+        .join("runway")
+        .join(name)
+}
+
 /// The [`Stamp`] of `path`, `None` when it does not exist (or cannot be
 /// looked at, which the read that follows will report).
 pub fn stamp(path: &Path) -> Option<Stamp> {

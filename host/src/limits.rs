@@ -65,6 +65,12 @@ pub const MAX_WINDOW_SECS: u64 = 86_400;
 pub const MAX_OUTPUT_KIB: u64 = 1024;
 /// Largest `max_log_kib`.
 pub const MAX_LOG_KIB: u64 = 16 << 10;
+/// The latest moment a manifest may name — an `earliest_start` or
+/// `expires`, or what an `in …` or a daily time resolves to at filing —
+/// as Unix seconds: 2500-01-01T00:00:00Z. The trail keeps times as
+/// unsigned 64-bit Unix nanoseconds, which end in 2554; a round year well
+/// inside that keeps every accepted time exact across a restart.
+pub const LATEST_TIME_SECS: i64 = 16_725_225_600;
 
 /// Per-run limits of one plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]

@@ -268,11 +268,57 @@ fn bad_schedules_are_refused_naming_the_key() {
             "approval = { required = true, role = \"finance\" }",
             "approval.role: no role \"finance\" (one of viewer, operator, approver, auditor, admin)",
         ),
+        // A role without the approve right would make a runway only an
+        // admin can approve.
+        (
+            "approval = { required = true, role = \"viewer\" }",
+            "approval.role: the role \"viewer\" may not approve (roles that may: approver, admin)",
+        ),
+        (
+            "approval = { required = true, role = \"operator\" }",
+            "approval.role: the role \"operator\" may not approve",
+        ),
+        (
+            "approval = { required = true, role = \"auditor\" }",
+            "approval.role: the role \"auditor\" may not approve",
+        ),
+        (
+            "window = \"1500ms 1us\"",
+            "window must be a whole number of milliseconds",
+        ),
+        (
+            "retry = { attempts = 2, initial = \"10500us\" }",
+            "retry.initial must be a whole number of milliseconds",
+        ),
+        (
+            "earliest_start = \"1969-12-31T23:59:59Z\"",
+            "earliest_start must be at or after 1970-01-01T00:00:00Z and at or before 2500-01-01T00:00:00Z",
+        ),
+        (
+            "expires = \"2500-01-01T00:00:00.000000001Z\"",
+            "expires must be at or after 1970-01-01T00:00:00Z and at or before 2500-01-01T00:00:00Z",
+        ),
     ] {
         let err = plan(extra).expect_err(extra);
         assert!(err.contains(needle), "{extra}: {err}");
     }
     assert!(plan("window = \"1m 30s\"\nretry = { attempts = 3, max = \"PT2M\" }").is_ok());
+    assert!(plan("approval = { required = true, role = \"admin\" }").is_ok());
+    assert!(plan("expires = \"2500-01-01T00:00:00Z\"").is_ok());
+
+    // An unknown agent: where plugins come from, and how to get the
+    // built-in ones.
+    let err = runway_host::Plan::parse(
+        "[[runway]]\nid = \"r\"\nagent = \"import-applicatons\"\n",
+        &*runway_tests::plugins().1,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("unknown agent \"import-applicatons\""),
+        "{err}"
+    );
+    assert!(err.contains("`runway plugins export DIR`"), "{err}");
 }
 
 #[test]
@@ -372,13 +418,13 @@ fn a_daily_time_means_its_next_occurrence_in_the_host_time_zone() {
     // 00:30 UTC is 02:30 at +02: 01:00 there has passed, so tomorrow's.
     let filed: jiff::Timestamp = "2026-12-02T00:30:00Z".parse().unwrap();
     assert_eq!(
-        daily.resolve(filed, &tz).to_string(),
+        daily.resolve(filed, &tz).unwrap().to_string(),
         "2026-12-02T23:00:00Z"
     );
     // 22:30 UTC the day before is 00:30 at +02: today's 01:00 is ahead.
     let filed: jiff::Timestamp = "2026-12-01T22:30:00Z".parse().unwrap();
     assert_eq!(
-        daily.resolve(filed, &tz).to_string(),
+        daily.resolve(filed, &tz).unwrap().to_string(),
         "2026-12-01T23:00:00Z"
     );
     let bad = runway_host::Plan::parse(

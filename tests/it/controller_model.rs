@@ -4,8 +4,8 @@
 //! dependencies, an earliest start an hour away, shared or exclusive
 //! locks), approvals, rejections, cancels, pause, resume, the test clock
 //! moved two hours on or back, restarts (the controller stopped, runs in
-//! the air cancelled, the host reopened, the queue folded back from the
-//! trail) and crashes (the trail halted mid-work as a `kill -9` would
+//! the air stopped — failed and retried by policy, as after a crash — the
+//! host reopened, the queue folded back from the trail) and crashes (the trail halted mid-work as a `kill -9` would
 //! leave it, then the same reopening) are applied to the real controller
 //! and to a small reference model. After every step, once the controller
 //! has settled, every runway's state must be the model's, refused commands
@@ -20,10 +20,9 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use runway_audit::{Event, LockMode, State};
-use runway_host::DispatchOptions;
 use runway_host::controller::clock::ManualClock;
-use runway_host::controller::{self, Command, ControlError, Controller, DispatchError};
-use runway_tests::{Fixture, filing};
+use runway_host::controller::{Command, ControlError, Controller, DispatchError};
+use runway_tests::{Fixture, Started, filing};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Action {
@@ -135,6 +134,11 @@ impl Model {
         if let Some(ended) = r.ended {
             return ended;
         }
+        // In the air it stays, whatever pause says: pause stops clearing,
+        // not the runs already cleared.
+        if r.running {
+            return State::Running;
+        }
         if let Some(dep) = r.after {
             match states[dep] {
                 State::Succeeded => {}
@@ -166,16 +170,15 @@ impl Model {
             .any(|r| r.action == Action::Hang && r.ended.is_none())
     }
 
-    /// The host stopped under the runs in the air: a hanging runway that
-    /// ran is CANCELLED by the shutdown, or (`crashed`) FAILED and taken
-    /// again when it has an attempt left.
-    fn stopped(&mut self, crashed: bool) {
+    /// The host stopped (past its grace) or crashed under the runs in the
+    /// air: a hanging runway that ran FAILED, and is taken again when it
+    /// has an attempt left — a stop is no more final than a crash.
+    fn stopped(&mut self) {
         for r in self.runways.iter_mut().filter(|r| r.running) {
             r.running = false;
-            r.ended = match (crashed, r.retries && r.tries < 2) {
-                (false, _) => Some(State::Cancelled),
-                (true, true) => None,
-                (true, false) => Some(State::Failed),
+            r.ended = match r.retries && r.tries < 2 {
+                true => None,
+                false => Some(State::Failed),
             };
         }
     }
@@ -265,7 +268,7 @@ impl Driver {
         self.fixture.as_ref().unwrap()
     }
 
-    /// Stops the controller (runs in the air cancelled, as when a stop's
+    /// Stops the controller (runs in the air stopped, as when a stop's
     /// grace is over) and starts a new one on the same folders.
     fn restart(&mut self) {
         self.controller.stop(true);
@@ -344,13 +347,16 @@ impl Driver {
         self.rt.block_on(self.controller.send(command))
     }
 
-    /// The controller's states, once they are `want` (or after 20 s).
+    /// The controller's states, once they are `want` — or what they are
+    /// when the wait is over: 10 s, and 5 s more per runway (a spin's
+    /// window is 1 s; every other run is a few milliseconds).
     fn settled(&self, want: &[State]) -> Vec<State> {
         let started = Instant::now();
+        let limit = Duration::from_secs(10 + 5 * want.len() as u64);
         loop {
             let listed = self.rt.block_on(self.controller.list()).unwrap();
             let got: Vec<State> = listed.iter().map(|r| r.state).collect();
-            if got == want || started.elapsed() > Duration::from_secs(20) {
+            if got == want || started.elapsed() > limit {
                 return got;
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -358,20 +364,8 @@ impl Driver {
     }
 }
 
-fn start(
-    rt: &tokio::runtime::Runtime,
-    f: &Fixture,
-    clock: &Arc<ManualClock>,
-) -> (
-    Controller,
-    tokio::task::JoinHandle<Result<(), DispatchError>>,
-) {
-    let _in = rt.enter();
-    let opts = DispatchOptions {
-        clock: clock.clone(),
-        ..DispatchOptions::default()
-    };
-    controller::start(f.host.clone(), opts).unwrap()
+fn start(rt: &tokio::runtime::Runtime, f: &Fixture, clock: &Arc<ManualClock>) -> Started {
+    runway_tests::start_on_clock(rt, f, clock.clone())
 }
 
 fn manifest(i: usize, op: &Op) -> String {
@@ -531,11 +525,11 @@ fn run(ops: Vec<Op>) {
             }
             Op::Restart => {
                 d.restart();
-                model.stopped(false);
+                model.stopped();
             }
             Op::Crash => {
                 d.crash();
-                model.stopped(true);
+                model.stopped();
             }
         }
         let want = model.settle();
@@ -598,7 +592,14 @@ fn check_locks(f: &Fixture) -> usize {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 12, max_shrink_iters: 64, ..ProptestConfig::default() })]
+    // A failing case's last step waits out `settled`'s deadline at each
+    // shrink: shrinking stops after two minutes with what it has.
+    #![proptest_config(ProptestConfig {
+        cases: 12,
+        max_shrink_iters: 64,
+        max_shrink_time: 120_000,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn the_controller_follows_its_model(ops in prop::collection::vec(op(), 1..14)) {
@@ -610,14 +611,49 @@ proptest! {
 /// attempt left takes it again; a second crash ends it FAILED.
 #[test]
 fn a_crash_under_a_run_retries_it_once() {
-    let hang = Op::File {
+    run(vec![hang(true), Op::Crash, Op::Crash]);
+}
+
+fn hang(retries: bool) -> Op {
+    Op::File {
         action: Action::Hang,
-        retries: true,
+        retries,
         gated: false,
         later: false,
         after: None,
         dataset: 0,
         exclusive: false,
+    }
+}
+
+/// A stop past its grace under a run that has an attempt left takes it
+/// again at the next start, as a crash does; a second stop ends it FAILED.
+#[test]
+fn a_stop_under_a_run_retries_it_once() {
+    run(vec![hang(true), Op::Restart, Op::Restart]);
+}
+
+/// The case a fresh machine found (shrunk): pause stops clearing, not a
+/// run already in the air — the model had the retried hang waiting for
+/// locks after `Pause`, the host rightly kept it RUNNING.
+#[test]
+fn pause_leaves_a_run_in_the_air_running() {
+    let gated_failure = Op::File {
+        action: Action::Fail,
+        retries: false,
+        gated: true,
+        later: false,
+        after: None,
+        dataset: 0,
+        exclusive: true,
     };
-    run(vec![hang, Op::Crash, Op::Crash]);
+    run(vec![
+        gated_failure,
+        hang(true),
+        Op::Approve(2),
+        Op::Resume,
+        Op::Crash,
+        Op::Approve(8),
+        Op::Pause,
+    ]);
 }

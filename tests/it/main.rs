@@ -28,4 +28,5 @@ mod scaffold;
 mod serve;
 mod server;
 mod signing;
+mod times;
 mod tls;

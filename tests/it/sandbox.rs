@@ -226,7 +226,10 @@ fn a_dataset_beyond_the_grant_is_refused_at_filing() {
     );
     assert_eq!(
         err.to_string(),
-        "runway \"grab\": agent hostile is not granted exclusive on fafsa_2024_03_16"
+        "runway \"grab\": agent hostile is not granted exclusive on fafsa_2024_03_16 \
+         (its grants allow: hostile_* exclusive, test_* exclusive); to allow it, add \
+         `\"fafsa_2024_03_16\" = \"exclusive\"` under [datasets] in hostile.toml \
+         beside hostile.wasm in the plugins folder"
     );
 }
 

@@ -31,16 +31,15 @@ impl Server {
     pub fn start_with(dir: &Path, more: &[&str]) -> Server {
         let addr = dir.join("runway-serve.addr");
         let _ = std::fs::remove_file(&addr);
-        let child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+        // A grace period of 5 s unless `more` names one.
+        let grace: &[&str] = match more.contains(&"--grace-secs") {
+            true => &[],
+            false => &["--grace-secs", "5"],
+        };
+        let mut child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
             .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
-            .args([
-                "--plugins",
-                "plugins",
-                "--inbox",
-                "inbox",
-                "--grace-secs",
-                "5",
-            ])
+            .args(["--plugins", "plugins", "--inbox", "inbox"])
+            .args(grace)
             .args(more)
             .current_dir(dir)
             .stdout(Stdio::null())
@@ -53,6 +52,9 @@ impl Server {
                 && text.ends_with('\n')
             {
                 break text.trim().to_string();
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("serve {more:?} ended before it listened: {status}");
             }
             assert!(
                 started.elapsed() < Duration::from_secs(120),
@@ -540,7 +542,7 @@ fn the_cli_verbs_drive_a_real_server() {
 }
 
 #[test]
-fn a_second_signal_cancels_the_runs_in_flight() {
+fn a_second_signal_stops_the_runs_in_flight() {
     let dir = folders();
     let plugins = dir.path().join("plugins");
     std::fs::copy(
@@ -561,7 +563,7 @@ fn a_second_signal_cancels_the_runs_in_flight() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // The first signal stops clearing and waits for the spin to land; the
-    // second cancels it.
+    // second stops it (FAILED, as a crash leaves it: no person cancelled).
     server.term();
     std::thread::sleep(Duration::from_millis(500));
     let stopping = Instant::now();
@@ -571,12 +573,81 @@ fn a_second_signal_cancels_the_runs_in_flight() {
         "the spin ran on"
     );
     let records = runway_audit::read_records(&dir.path().join("runway-audit")).unwrap();
-    let cancelled = records.iter().any(|r| {
+    let stopped = records.iter().any(|r| {
         r.entry.runway == "spin"
-            && matches!(&r.entry.event, Event::Moved { to: runway_audit::State::Cancelled, by, .. }
-                if by.as_deref() == Some("host shutdown"))
+            && matches!(&r.entry.event, Event::Failed { reason }
+                if reason == "host stopped during the run; nothing was committed")
     });
-    assert!(cancelled, "the spin was not cancelled by the shutdown");
+    assert!(stopped, "the spin was not stopped by the shutdown");
+    let cancelled = records.iter().any(|r| {
+        matches!(
+            &r.entry.event,
+            Event::Moved {
+                to: runway_audit::State::Cancelled,
+                ..
+            }
+        )
+    });
+    assert!(!cancelled, "a shutdown cancelled a run as if a person had");
+}
+
+/// A run still in the air when a stop's grace ends is settled like one a
+/// crash cut short: FAILED, retried per its policy at the next start, its
+/// dependents waiting meanwhile (before, it was CANCELLED for good and its
+/// dependents FAILED, while a `kill -9` of the same plan retried it).
+#[test]
+fn a_stop_past_its_grace_retries_the_run_at_the_next_start() {
+    let dir = folders();
+    let server = Server::start_with(dir.path(), &["--grace-secs", "1"]);
+    let ids = server.file(
+        r#"
+        [[runway]]
+        id = "slow"
+        agent = "probe"
+        action = "slow-first"
+        window = "5s"
+        retry = { attempts = 3, backoff = "fixed", initial = "10ms" }
+        [[runway]]
+        id = "then"
+        agent = "probe"
+        action = "ok"
+        after = ["slow"]
+        "#,
+    );
+    let started = Instant::now();
+    while state(&server, &ids[0]) != "RUNNING" {
+        assert!(started.elapsed() < Duration::from_secs(60), "never ran");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(server.stop(), Some(0));
+    let trail = runway_audit::read_records(&dir.path().join("runway-audit")).unwrap();
+    let of = |id: &str| -> Vec<&Event> {
+        trail
+            .iter()
+            .filter(|r| r.entry.runway == id)
+            .map(|r| &r.entry.event)
+            .collect()
+    };
+    assert!(
+        of("slow")
+            .iter()
+            .any(|e| matches!(e, Event::Failed { reason }
+            if reason.contains("host stopped during the run"))),
+        "{:?}",
+        of("slow")
+    );
+    assert!(
+        !of("then").iter().any(|e| matches!(e, Event::Failed { .. })),
+        "a dependent failed at the stop: {:?}",
+        of("then")
+    );
+
+    let server = Server::start(dir.path());
+    assert_eq!(server.client(&["wait", "slow", "then"]).code, 0);
+    let slow = server.json(&["show", "slow"]);
+    assert_eq!(slow["state"], "SUCCEEDED", "{slow}");
+    assert_eq!(slow["attempts"], 2, "{slow}");
+    assert_eq!(server.json(&["show", "then"])["state"], "SUCCEEDED");
 }
 
 /// One server-sent event: its name, id and data.

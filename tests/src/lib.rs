@@ -224,6 +224,27 @@ pub fn bundled_path(name: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// A controller started on `f`'s host inside `rt`, on the test `clock`,
+/// and the task that serves it.
+pub type Started = (
+    controller::Controller,
+    tokio::task::JoinHandle<Result<(), controller::DispatchError>>,
+);
+
+/// Starts a controller on `f`'s host inside `rt`, its wall clock `clock`.
+pub fn start_on_clock(
+    rt: &tokio::runtime::Runtime,
+    f: &Fixture,
+    clock: Arc<controller::clock::ManualClock>,
+) -> Started {
+    let _in = rt.enter();
+    let opts = DispatchOptions {
+        clock,
+        ..DispatchOptions::default()
+    };
+    controller::start(f.host.clone(), opts).expect("the controller starts")
+}
+
 /// A test's filing of `plan`.
 pub fn filing(plan: Plan) -> Filing {
     Filing {

@@ -73,10 +73,14 @@ pub struct VerifyReport {
 
 impl fmt::Display for VerifyReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
         write!(
             f,
-            "{} records in {} segments, {} datasets, last hash {}",
-            self.records, self.segments, self.datasets, self.last_hash
+            "{} in {}, {}, last hash {}",
+            count(self.records as usize, "record"),
+            count(self.segments, "segment"),
+            count(self.datasets, "dataset"),
+            self.last_hash
         )?;
         if self.checkpoints > 0 {
             let how = if self.signatures_checked {

@@ -57,7 +57,9 @@ impl From<ControlError> for Refusal {
             ControlError::NotAwaitingApproval { .. } | ControlError::Ended { .. } => {
                 StatusCode::CONFLICT
             }
-            ControlError::UnknownAfter { .. } => StatusCode::BAD_REQUEST,
+            ControlError::UnknownAfter { .. } | ControlError::TooLate { .. } => {
+                StatusCode::BAD_REQUEST
+            }
             ControlError::OwnFiling { .. } => StatusCode::FORBIDDEN,
             ControlError::Stopping | ControlError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
         };

@@ -400,7 +400,7 @@ impl Flight {
         };
         let filed = match self.controller.file(filing).await {
             Ok(filed) => filed,
-            Err(e @ ControlError::UnknownAfter { .. }) => {
+            Err(e @ (ControlError::UnknownAfter { .. } | ControlError::TooLate { .. })) => {
                 return self.reject(folder, &e.to_string());
             }
             // Stopping: it is taken again at the next start.

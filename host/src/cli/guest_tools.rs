@@ -30,11 +30,7 @@ fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("RUNWAY_TOOLS") {
         return PathBuf::from(dir);
     }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(std::env::temp_dir);
-    base.join("runway").join("tools")
+    crate::files::user_cache("tools")
 }
 
 /// Builds the agent in `dir` with `tool` into a component named `name`

@@ -32,9 +32,12 @@ pub struct HostArgs {
     /// after the origin, `/` as `_`), made on first use.
     #[arg(long, value_name = "FILE")]
     pub key: Vec<PathBuf>,
-    /// Compiled components are kept here, so a restart does not recompile.
-    #[arg(long, value_name = "DIR", default_value = "runway-cache")]
-    pub cache: PathBuf,
+    /// Compiled components are kept here, so a restart — or a run from
+    /// another folder — does not recompile. Default: this user's cache
+    /// folder, `$XDG_CACHE_HOME/runway/compiled` or
+    /// `~/.cache/runway/compiled`.
+    #[arg(long, value_name = "DIR", env = "RUNWAY_CACHE")]
+    pub cache: Option<PathBuf>,
     /// Most runs at once (default: the number of cores; at most 64).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=crate::limits::MAX_LIVE_RUNS as i64))]
     pub workers: Option<u32>,
@@ -76,7 +79,8 @@ impl HostArgs {
             max_time: std::time::Duration::from_secs(self.compile_timeout_secs),
             max_memory_mib: self.compile_memory_mib,
         };
-        Runtime::with_cache_and_compiler(&self.cache, Some(compiler))
+        let cache = (self.cache.clone()).unwrap_or_else(|| files::user_cache("compiled"));
+        Runtime::with_cache_and_compiler(&cache, Some(compiler))
             .map(Arc::new)
             .map_err(|e| Failure::new(HOST_FAULT, e))
     }

@@ -128,15 +128,19 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         println!();
-        for r in &report.runways {
+        // One column as wide as the longest id (ids are at most 63 bytes).
+        let ids: Vec<_> = report.runways.iter().map(|r| escape(&r.id)).collect();
+        let width = ids.iter().map(|id| id.chars().count()).max().unwrap_or(0);
+        for (r, id) in report.runways.iter().zip(&ids) {
             // Guest text: escaped and cut, so it cannot drive the terminal.
-            // A failure's reason is on its line of the timeline above: said
-            // once, not again here.
+            // A runway that did not succeed says why (the timeline above
+            // may have scrolled away).
             let detail = match (&r.reason, &r.output) {
+                (Some(why), _) => excerpt(why, SUMMARY_CHARS),
                 (None, Some(out)) => excerpt(&String::from_utf8_lossy(out), SUMMARY_CHARS),
-                _ => String::new(),
+                (None, None) => String::new(),
             };
-            println!("{:<12} {:<10} {detail}", escape(&r.id), r.state.name());
+            println!("{id:<width$} {:<10} {detail}", r.state.name());
         }
         // What a failed run printed (a Python traceback, a Rust panic
         // message) is how its author finds out why: its last lines, escaped.

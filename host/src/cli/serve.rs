@@ -3,7 +3,9 @@
 //! (`crate::api::inbox`) — until SIGINT or SIGTERM.
 //!
 //! The first signal stops clearing and taking plans; runs in the air land
-//! within `--grace-secs`, then (or at a second signal) they are cancelled.
+//! within `--grace-secs`, then (or at a second signal) they are stopped:
+//! FAILED as a crash would leave them, retried by their policy at the next
+//! start (only a person's cancel is final).
 //! Runways still waiting stay in the trail and wait again at the next start.
 
 use std::net::SocketAddr;
@@ -172,16 +174,22 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             first,
         )
         .await;
-        // Runs in the air land within the grace period, or are cancelled.
+        // Runs in the air land within the grace period, or are stopped:
+        // they FAIL as a crash would leave them and are retried by their
+        // policy at the next start (only a person's cancel is final).
         let grace = Duration::from_secs(args.grace_secs);
         let mut second = signals.clone();
         let canceller = controller.clone();
         let cancel = tokio::spawn(async move {
             let again = second.wait_for(|&n| n >= 2);
             if tokio::time::timeout(grace, again).await.is_ok() {
-                eprintln!("runway: second signal: cancelling the runs in flight");
+                eprintln!(
+                    "runway: second signal: stopping the runs in flight (retried by their policy at the next start)"
+                );
             } else {
-                eprintln!("runway: grace period over: cancelling the runs in flight");
+                eprintln!(
+                    "runway: grace period over: stopping the runs in flight (retried by their policy at the next start)"
+                );
             }
             canceller.stop(true);
         });

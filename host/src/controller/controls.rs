@@ -54,6 +54,12 @@ pub enum ControlError {
     OwnFiling { runway: String, by: String },
     #[error("runway {runway:?}: `after` names unknown runway {after:?}")]
     UnknownAfter { runway: String, after: String },
+    #[error("runway {runway:?}: {key} resolves past {latest}, the latest time a manifest may name")]
+    TooLate {
+        runway: String,
+        key: &'static str,
+        latest: jiff::Timestamp,
+    },
     #[error("the controller is stopping and files nothing more")]
     Stopping,
     #[error("the controller has stopped")]

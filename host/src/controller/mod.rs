@@ -49,7 +49,7 @@ use tokio::time::Instant;
 
 use clock::{Clock, SystemClock};
 
-use crate::controller::plan::{Backoff, Plan, Retry};
+use crate::controller::plan::{Backoff, Plan, Retry, When};
 use crate::names::MAX_DATASET;
 use crate::sandbox::{self, Cancel, LandingError, Observer, RunFailure, RunReport, RunRequest};
 use controls::{Inbox, Request as Asked};
@@ -124,9 +124,6 @@ impl Default for DispatchOptions {
 /// Longest the dispatcher sleeps while a runway waits for a wall-clock
 /// time, so a wall clock that jumps is noticed soon.
 const WALL_POLL: Duration = Duration::from_millis(250);
-
-/// Who stops runs in the air when the host stops without waiting.
-pub const SHUTDOWN: &str = "host shutdown";
 
 /// Starts the controller on `host` (one per host at a time): folds the
 /// audit trail back into runways, then serves its [`Controller`] until
@@ -493,6 +490,26 @@ impl Dispatch {
                 }));
             }
         }
+        let now = self.clock.now();
+        let tz = jiff::tz::TimeZone::system();
+        let mut times = Vec::with_capacity(plan.manifests.len());
+        for m in &plan.manifests {
+            let resolve = |key: &'static str, when: Option<When>| match when {
+                None => Ok(None),
+                Some(w) => w.resolve(now, &tz).map(Some).ok_or(ControlError::TooLate {
+                    runway: m.id.clone(),
+                    key,
+                    latest: plan::latest(),
+                }),
+            };
+            match (
+                resolve("earliest_start", m.earliest_start),
+                resolve("expires", m.expires),
+            ) {
+                (Ok(start), Ok(expires)) => times.push((start, expires)),
+                (Err(e), _) | (_, Err(e)) => return Ok(Err(e)),
+            }
+        }
         let mut ids = HashMap::new();
         let mut filed = Vec::with_capacity(plan.manifests.len());
         for m in &plan.manifests {
@@ -505,11 +522,9 @@ impl Dispatch {
                 id,
             });
         }
-        let now = self.clock.now();
-        let tz = jiff::tz::TimeZone::system();
         let catalog = self.host.plugins();
         let first = self.runways.len();
-        for mut m in plan.manifests {
+        for (mut m, (start_at, expires_at)) in plan.manifests.into_iter().zip(times) {
             let id = ids[&m.id].clone();
             let name = std::mem::replace(&mut m.id, id);
             self.reserved.remove(&m.id);
@@ -520,8 +535,8 @@ impl Dispatch {
             }
             let plugin = catalog.get(&m.agent);
             let mut runway = Runway::new(m, name, plugin);
-            runway.start_at = runway.manifest.earliest_start.map(|w| w.resolve(now, &tz));
-            runway.expires_at = runway.manifest.expires.map(|w| w.resolve(now, &tz));
+            runway.start_at = start_at;
+            runway.expires_at = expires_at;
             runway.history.push(Transition {
                 at: now,
                 state: State::Queued,
@@ -606,16 +621,20 @@ impl Dispatch {
                     self.request_locks(i);
                 }
                 // A retry waits out what is left of its backoff, counted
-                // from its move back to QUEUED (the wait is drawn again).
+                // from its move back to QUEUED (the wait is drawn again):
+                // never less than nothing, never more than the whole wait
+                // (a wall clock set back while the host was down must not
+                // hold a retry for as long).
                 State::Queued if r.attempt > 0 => {
                     let queued = r.history.last().map(|t| t.at);
                     let wait = backoff(&r.manifest.retry, r.attempt);
                     let due = queued.and_then(|at| at.checked_add(wait).ok());
-                    let left = due.map(|due| due.duration_since(self.clock.now()));
-                    if let Some(left) = left.and_then(|l| Duration::try_from(l).ok()) {
-                        self.runways[i].not_before = Some(Instant::now() + left);
-                        self.timed.insert(i);
-                    }
+                    let left = due.map_or(wait, |due| {
+                        let left = Duration::try_from(due.duration_since(self.clock.now()));
+                        left.unwrap_or(Duration::ZERO).min(wait)
+                    });
+                    self.runways[i].not_before = Some(Instant::now() + left);
+                    self.timed.insert(i);
                 }
                 _ => {}
             }
@@ -805,14 +824,15 @@ impl Dispatch {
     }
 
     /// Stops clearing for good; with `cancel`, the runs in the air are
-    /// cancelled too (in the name of [`SHUTDOWN`]).
+    /// stopped too: they FAIL as a crash would leave them, and are retried
+    /// by their policy at the next start.
     fn stop(&mut self, cancel: bool) {
         self.stopping = true;
         self.host.tower.set_paused(true);
         if cancel {
             for r in &self.runways {
                 if matches!(r.state(), State::Cleared | State::Running) {
-                    r.cancel.cancel(SHUTDOWN);
+                    r.cancel.host_stopping();
                 }
             }
         }

@@ -47,10 +47,11 @@ use thiserror::Error;
 
 use super::locks::LockSet;
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
+use crate::limits::LATEST_TIME_SECS;
 use crate::names::{self, NameError};
 use crate::plugin::grants::Grants;
 use crate::plugin::loader::Plugins;
-use crate::roles::Role;
+use crate::roles::{Right, Role};
 
 /// Most runways one plan may file.
 pub const MAX_RUNWAYS: usize = 10_000;
@@ -134,33 +135,47 @@ pub enum When {
 }
 
 impl When {
-    /// The moment, for a runway filed at `filed` in time zone `tz`.
-    pub fn resolve(self, filed: jiff::Timestamp, tz: &jiff::tz::TimeZone) -> jiff::Timestamp {
-        match self {
+    /// The moment, for a runway filed at `filed` in time zone `tz`; `None`
+    /// when it lies past [`latest`] (never wrapped nor saturated).
+    pub fn resolve(
+        self,
+        filed: jiff::Timestamp,
+        tz: &jiff::tz::TimeZone,
+    ) -> Option<jiff::Timestamp> {
+        let at = match self {
             When::At(at) => at,
             When::In(after) => filed
-                .checked_add(
-                    jiff::SignedDuration::try_from(after).unwrap_or(jiff::SignedDuration::MAX),
-                )
-                .unwrap_or(jiff::Timestamp::MAX),
+                .checked_add(jiff::SignedDuration::try_from(after).ok()?)
+                .ok()?,
             When::Daily(time) => {
-                let here = filed.to_zoned(tz.clone());
-                let mut day = here.date();
+                let mut day = filed.to_zoned(tz.clone()).date();
                 loop {
                     // A time skipped by a DST change resolves past the gap.
                     if let Ok(at) = day.to_datetime(time).to_zoned(tz.clone())
                         && at.timestamp() > filed
                     {
-                        return at.timestamp();
+                        break at.timestamp();
                     }
-                    day = match day.tomorrow() {
-                        Ok(next) => next,
-                        Err(_) => return jiff::Timestamp::MAX,
-                    };
+                    day = day.tomorrow().ok()?;
                 }
             }
-        }
+        };
+        (at <= latest()).then_some(at)
     }
+}
+
+/// The latest moment a manifest may name ([`LATEST_TIME_SECS`]).
+pub fn latest() -> jiff::Timestamp {
+    jiff::Timestamp::from_second(LATEST_TIME_SECS).expect("LATEST_TIME_SECS is a valid time")
+}
+
+/// What a refused time is told: the range a manifest's times must lie in.
+pub fn time_range() -> String {
+    format!(
+        "at or after {} and at or before {}",
+        jiff::Timestamp::UNIX_EPOCH,
+        latest()
+    )
 }
 
 /// How often a failed or timed-out runway is tried again, and how long it
@@ -252,20 +267,27 @@ pub enum PlanError {
     DuplicateId(String),
     #[error("runway {runway:?}: id: {source}")]
     BadId { runway: String, source: NameError },
-    #[error("runway {runway:?}: unknown agent {agent:?} (known: {known})")]
+    #[error(
+        "runway {runway:?}: unknown agent {agent:?} (known: {known}); a plugin is NAME.wasm + NAME.toml in the plugins folder, and `runway plugins export DIR` writes the built-in agents (import-applications, compliance-check, grant-calculator) into DIR"
+    )]
     UnknownAgent {
         runway: String,
         agent: String,
         known: String,
     },
 
-    #[error("runway {runway:?}: agent {agent} is not granted {} on {dataset}{}", .mode.name(), match .allowed { Some(m) => format!(" (only {})", m.name()), None => String::new() })]
+    #[error(
+        "runway {runway:?}: agent {agent} is not granted {} on {dataset} (its grants allow: {granted}); to allow it, add `\"{dataset}\" = \"{}\"` under [datasets] in {agent}.toml beside {agent}.wasm in the plugins folder",
+        .mode.name(),
+        .mode.name()
+    )]
     BeyondGrant {
         runway: String,
         agent: String,
         dataset: String,
         mode: LockMode,
-        allowed: Option<LockMode>,
+        /// What the agent's grants file allows, e.g. `test_* exclusive`.
+        granted: String,
     },
     #[error("runway {runway:?}: datasets: {source}")]
     BadDataset { runway: String, source: NameError },
@@ -385,9 +407,43 @@ fn when(runway: &str, key: &'static str, text: &str) -> Result<When, PlanError> 
             .map(When::Daily)
             .map_err(|e| bad(e.to_string()));
     }
-    text.parse::<jiff::Timestamp>()
-        .map(When::At)
-        .map_err(|e| bad(e.to_string()))
+    let at = text
+        .parse::<jiff::Timestamp>()
+        .map_err(|e| bad(e.to_string()))?;
+    if at < jiff::Timestamp::UNIX_EPOCH || at > latest() {
+        return Err(PlanError::OutOfRange {
+            runway: runway.to_string(),
+            key,
+            bound: time_range(),
+        });
+    }
+    Ok(When::At(at))
+}
+
+/// What `grants` allow, as a refusal says it: `a shared, test_* exclusive`.
+fn granted(grants: &Grants) -> String {
+    if grants.datasets.is_empty() {
+        return "no dataset".into();
+    }
+    let each: Vec<String> = grants
+        .datasets
+        .iter()
+        .map(|(d, m)| format!("{d} {}", m.name()))
+        .collect();
+    each.join(", ")
+}
+
+/// `d`, when it is a whole number of milliseconds (the trail keeps a
+/// window and a retry's waits in milliseconds; nothing is rounded).
+fn whole_millis(runway: &str, key: &'static str, d: Duration) -> Result<Duration, PlanError> {
+    match d.subsec_nanos() % 1_000_000 {
+        0 => Ok(d),
+        _ => Err(PlanError::OutOfRange {
+            runway: runway.to_string(),
+            key,
+            bound: "a whole number of milliseconds".into(),
+        }),
+    }
 }
 
 impl ManifestFile {
@@ -402,7 +458,7 @@ impl ManifestFile {
         let window = match &self.window {
             None => None,
             Some(text) => {
-                let w = duration(id, "window", text)?;
+                let w = whole_millis(id, "window", duration(id, "window", text)?)?;
                 if w < Duration::from_secs(1)
                     || w > Duration::from_secs(crate::limits::MAX_WINDOW_SECS)
                 {
@@ -423,10 +479,11 @@ impl ManifestFile {
             retry.backoff = r.backoff.unwrap_or(retry.backoff);
             retry.jitter = r.jitter.unwrap_or(retry.jitter);
             if let Some(text) = &r.initial {
-                retry.initial = duration(id, "retry.initial", text)?;
+                let initial = duration(id, "retry.initial", text)?;
+                retry.initial = whole_millis(id, "retry.initial", initial)?;
             }
             if let Some(text) = &r.max {
-                retry.max = duration(id, "retry.max", text)?;
+                retry.max = whole_millis(id, "retry.max", duration(id, "retry.max", text)?)?;
             }
             if retry.max > Duration::from_secs(crate::limits::MAX_WINDOW_SECS) {
                 return Err(range("retry.max", "at most 24h"));
@@ -643,10 +700,24 @@ impl Plan {
             let approval = match &m.approval {
                 Some(a) if a.required => {
                     let role = a.role.clone().unwrap_or_else(|| "approver".into());
-                    role.parse::<Role>().map_err(|why| PlanError::BadRole {
+                    let parsed = role.parse::<Role>().map_err(|why| PlanError::BadRole {
                         runway: m.id.clone(),
                         why,
                     })?;
+                    if !parsed.grants(Right::Approve) {
+                        let may: Vec<&str> = Role::ALL
+                            .iter()
+                            .filter(|r| r.grants(Right::Approve))
+                            .map(|r| r.name())
+                            .collect();
+                        return Err(PlanError::BadRole {
+                            runway: m.id,
+                            why: format!(
+                                "the role {role:?} may not approve (roles that may: {})",
+                                may.join(", ")
+                            ),
+                        });
+                    }
                     Some(role)
                 }
                 _ => None,
@@ -700,7 +771,7 @@ impl Plan {
                         agent: m.agent.clone(),
                         dataset: dataset.clone(),
                         mode,
-                        allowed: grants.allowed(dataset),
+                        granted: granted(grants),
                     });
                 }
             }

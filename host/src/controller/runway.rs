@@ -46,6 +46,10 @@ pub struct RunwayReport {
     pub output_digest: Option<Hash>,
     /// Who approved it.
     pub approved_by: Option<String>,
+    /// Not cleared before (its `earliest_start`, resolved at filing).
+    pub start_at: Option<jiff::Timestamp>,
+    /// Not cleared by then: EXPIRED (its `expires`, resolved at filing).
+    pub expires_at: Option<jiff::Timestamp>,
     /// The reason of its last move: where it stands.
     pub note: String,
     /// Every move so far, oldest first (empty in lists).
@@ -147,6 +151,8 @@ impl Runway {
             output,
             output_digest: self.output_digest,
             approved_by: self.approved.as_ref().map(|(by, _)| by.clone()),
+            start_at: self.start_at,
+            expires_at: self.expires_at,
             note: self
                 .history
                 .last()
@@ -163,7 +169,11 @@ impl Runway {
     /// Its manifest as its FILING record keeps it.
     pub fn as_filed(&self) -> FiledManifest {
         let m = &self.manifest;
-        let ns = |t: jiff::Timestamp| u64::try_from(t.as_nanosecond()).unwrap_or(0);
+        // Filing refuses times outside 1970..=LATEST_TIME_SECS, so every one
+        // fits (exactly) in the record's unsigned nanoseconds.
+        let ns = |t: jiff::Timestamp| {
+            u64::try_from(t.as_nanosecond()).expect("filed times lie between 1970 and 2500")
+        };
         let retry = &m.retry;
         FiledManifest {
             action: m.action.clone(),
@@ -177,15 +187,15 @@ impl Runway {
                 })
                 .collect(),
             priority: m.priority,
-            window_ms: m.window.map(|w| w.as_millis() as u64),
+            window_ms: m.window.map(millis),
             earliest_start_ns: self.start_at.map(ns),
             expires_ns: self.expires_at.map(ns),
             approval: m.approval.clone(),
             retry: (retry.attempts > 1).then_some(RetryPolicy {
                 attempts: retry.attempts,
                 exponential: retry.backoff == Backoff::Exponential,
-                initial_ms: retry.initial.as_millis() as u64,
-                max_ms: retry.max.as_millis() as u64,
+                initial_ms: millis(retry.initial),
+                max_ms: millis(retry.max),
                 jitter: retry.jitter,
             }),
             input_digest: runway_audit::sha256(&m.input),
@@ -230,6 +240,12 @@ pub(super) fn manifest_of(id: &str, agent: &str, filed: &FiledManifest) -> Manif
         expires: None,
         approval: filed.approval.clone(),
     }
+}
+
+/// A window or a retry's wait in whole milliseconds, as the trail keeps
+/// it (filing refuses others, and any longer than a day).
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).expect("manifest durations are at most a day")
 }
 
 /// Unix nanoseconds as a timestamp (the epoch when out of range).

@@ -249,7 +249,7 @@ impl Plugins {
             digest,
             reason: format!("{e:#}"),
         };
-        let component = runtime.component(&digest, bytes).map_err(bad)?;
+        let component = runtime.component(name, &digest, bytes).map_err(bad)?;
         let pre = runtime.link(&component).map_err(bad)?;
         tracing::info!(plugin = name, digest = %runway_audit::hex::encode(&digest), "loaded");
         let plugin = Plugin {

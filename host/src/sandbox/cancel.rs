@@ -1,26 +1,56 @@
-//! A run's cancel switch: set once, by a person, and seen by the run at its
-//! next epoch tick (it traps), or by the landing stage before it commits
-//! (nothing lands).
+//! A run's stop switch: set once — by a person's cancel, or by the host
+//! stopping past its grace — and seen by the run at its next epoch tick
+//! (it traps), or by the landing stage before it commits (nothing lands).
+//!
+//! The two are kept apart because they end differently: a person's cancel
+//! is final (CANCELLED); a run the host's stop cut short FAILS like one a
+//! crash cut short, and is retried by its policy.
 
 use std::sync::{Arc, OnceLock};
 
-/// Shared between the dispatcher, the run's store and the landing stage.
-#[derive(Clone, Debug, Default)]
-pub struct Cancel(Arc<OnceLock<String>>);
+use super::failure::RunFailure;
 
-impl Cancel {
-    /// Cancels the run in the name of `by`; the first name given stays.
-    pub fn cancel(&self, by: &str) {
-        let _ = self.0.set(by.to_string());
-    }
+/// Why a run was stopped from outside.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// A person cancelled it, in this name.
+    By(String),
+    /// The host stopped and its grace for runs in the air was over.
+    HostStopping,
+}
 
-    /// Who cancelled it, if anyone did.
-    pub fn by(&self) -> Option<&str> {
-        self.0.get().map(String::as_str)
+impl Stop {
+    /// How the run ends.
+    pub fn failure(&self) -> RunFailure {
+        match self {
+            Stop::By(by) => RunFailure::Cancelled { by: by.clone() },
+            Stop::HostStopping => RunFailure::HostStopped,
+        }
     }
 }
 
-/// The error a cancelled run traps with.
+/// Shared between the dispatcher, the run's store and the landing stage.
+#[derive(Clone, Debug, Default)]
+pub struct Cancel(Arc<OnceLock<Stop>>);
+
+impl Cancel {
+    /// Cancels the run in the name of `by`; the first stop given stays.
+    pub fn cancel(&self, by: &str) {
+        let _ = self.0.set(Stop::By(by.to_string()));
+    }
+
+    /// Stops the run because the host is stopping.
+    pub fn host_stopping(&self) {
+        let _ = self.0.set(Stop::HostStopping);
+    }
+
+    /// Why it was stopped, if it was.
+    pub fn stopped(&self) -> Option<&Stop> {
+        self.0.get()
+    }
+}
+
+/// The error a stopped run traps with.
 #[derive(Debug, thiserror::Error)]
-#[error("cancelled by {0}")]
-pub struct Cancelled(pub String);
+#[error("stopped: {}", .0.failure())]
+pub struct Cancelled(pub Stop);

@@ -38,6 +38,11 @@ pub enum RunFailure {
     /// A person cancelled the run; its staged writes were dropped.
     #[error("cancelled by {by}")]
     Cancelled { by: String },
+    /// The host stopped while the run was in the air and its grace was
+    /// over: settled like a run a crash cut short (FAILED, retried by its
+    /// policy), never final as a person's cancel is.
+    #[error("host stopped during the run; nothing was committed")]
+    HostStopped,
     /// The host code running the run panicked; the host itself goes on.
     #[error("host fault during run: {0}")]
     HostFault(String),

@@ -146,8 +146,8 @@ pub fn land(
     let mut last = None;
     for i in writers {
         let run = &mut runs[i];
-        if let Some(by) = run.state.bounds.cancel.by() {
-            run.outcome = Err(RunFailure::Cancelled { by: by.to_string() });
+        if let Some(stop) = run.state.bounds.cancel.stopped() {
+            run.outcome = Err(stop.failure());
             continue;
         }
         if Instant::now() >= run.state.bounds.deadline {

@@ -130,8 +130,8 @@ pub fn apply(
     // window the run traps as interrupted, cancelled it traps as such.
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |ctx| {
-        if let Some(by) = ctx.data().bounds.cancel.by() {
-            return Err(wasmtime::Error::new(Cancelled(by.to_string())));
+        if let Some(stop) = ctx.data().bounds.cancel.stopped() {
+            return Err(wasmtime::Error::new(Cancelled(stop.clone())));
         }
         if Instant::now() >= deadline {
             return Err(wasmtime::Trap::Interrupt.into());
@@ -151,8 +151,8 @@ pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) 
             cap_mib: *cap_mib,
         };
     }
-    if let Some(Cancelled(by)) = error.downcast_ref::<Cancelled>() {
-        return RunFailure::Cancelled { by: by.clone() };
+    if let Some(Cancelled(stop)) = error.downcast_ref::<Cancelled>() {
+        return stop.failure();
     }
     let cause = match error.downcast_ref::<wasmtime::Trap>() {
         Some(wasmtime::Trap::OutOfFuel) => return RunFailure::Fuel { fuel: limits.fuel },

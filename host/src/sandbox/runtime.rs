@@ -44,6 +44,10 @@ pub fn pool_config() -> PoolingAllocationConfig {
     pool
 }
 
+/// Compiling a component at least this large is announced on stderr (by
+/// the command line's runtime, which compiles in a process of its own).
+const SAY_COMPILING_BYTES: usize = 2 << 20;
+
 /// Engine + linker + epoch ticker + compiled components.
 pub struct Runtime {
     engine: Engine,
@@ -128,9 +132,15 @@ impl Runtime {
         AgentPre::new(self.linker.instantiate_pre(component)?)
     }
 
-    /// The compiled component for `bytes` (whose SHA-256 is `digest`):
-    /// from memory, from the disk cache, or compiled now (and cached).
-    pub(crate) fn component(&self, digest: &Hash, bytes: &[u8]) -> wasmtime::Result<Component> {
+    /// The compiled component for plugin `name`'s `bytes` (whose SHA-256
+    /// is `digest`): from memory, from the disk cache, or compiled now (and
+    /// cached).
+    pub(crate) fn component(
+        &self,
+        name: &str,
+        digest: &Hash,
+        bytes: &[u8],
+    ) -> wasmtime::Result<Component> {
         let mut compiled = self.compiled.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(c) = compiled.get(digest) {
             return Ok(c.clone());
@@ -139,6 +149,15 @@ impl Runtime {
         let component = match cached.as_deref().and_then(|p| self.load_cached(p)) {
             Some(c) => c,
             None => {
+                // A large component takes seconds to tens of seconds (an
+                // 18 MB Python agent: 11–39 s): say so, or a piped `runway
+                // run` looks hung.
+                if self.compiler.is_some() && bytes.len() >= SAY_COMPILING_BYTES {
+                    eprintln!(
+                        "runway: compiling plugin {name} ({:.1} MB); a large component's first load takes a while, it is cached after",
+                        bytes.len() as f64 / 1e6
+                    );
+                }
                 let c = self.compile(bytes)?;
                 if let Some(path) = &cached {
                     store_cached(path, &c);
@@ -196,9 +215,12 @@ impl Runtime {
 fn store_cached(path: &Path, component: &Component) {
     let write = || -> Result<(), Box<dyn std::error::Error>> {
         let bytes = component.serialize()?;
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, path)?;
+        // The cache may be shared by several hosts of one user: each writes
+        // a temporary of its own, so no two can interleave in one file.
+        let dir = path.parent().ok_or("cache entry without a folder")?;
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        std::io::Write::write_all(&mut tmp, &bytes)?;
+        tmp.persist(path)?;
         Ok(())
     };
     if let Err(e) = write() {

@@ -19,7 +19,9 @@
 //! - `locks`: outputs the locks it was told, in order, as
 //!   `[{"dataset", "mode", "token"}, ...]`, each also looked up by name;
 //! - `flaky`: fails (an `invalid` error) on its first attempt, succeeds
-//!   with `{"attempt": N}` on any later one.
+//!   with `{"attempt": N}` on any later one;
+//! - `slow-first`: sleeps 600 s on its first attempt (past any stop's
+//!   grace), succeeds with `{"attempt": N}` at once on any later one.
 //!
 //! Each attempt's outcome is `ok` or the WIT error case it got (`denied`,
 //! `lock-lost`, `not-found`, `invalid`, `limit`). The output is
@@ -168,6 +170,15 @@ impl Agent for Probe {
                 let attempt = ctx.info().attempt;
                 if attempt < 2 {
                     return Err(Error::Invalid("probe: flaky, first attempt".into()));
+                }
+                return Ok(serde_json::json!({ "attempt": attempt }));
+            }
+            // The first attempt outlasts any stop's grace; later ones
+            // succeed at once.
+            "slow-first" => {
+                let attempt = ctx.info().attempt;
+                if attempt < 2 {
+                    std::thread::sleep(std::time::Duration::from_secs(600));
                 }
                 return Ok(serde_json::json!({ "attempt": attempt }));
             }
