@@ -86,9 +86,18 @@ function follow(query, onEvent) {
       await new Promise((r) => setTimeout(r, 1000));
     }
   }
+  const stop = () => { stopped = true; controller.abort(); };
+  // A page left behind (kept in the back/forward cache) must not keep its
+  // stream: a browser opens at most six connections to a server, and each
+  // page visited would hold one until every request hangs.
+  window.addEventListener("pagehide", stop);
   run();
-  return () => { stopped = true; controller.abort(); };
+  return stop;
 }
+
+// A page brought back from the back/forward cache lost its streams: load
+// it anew.
+window.addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });
 
 function debounce(f, ms) {
   let t = null;
