@@ -193,3 +193,49 @@ fn exit_5_when_the_server_refuses_the_token() {
     let out = server.client_as(&"0".repeat(64), &["list"]);
     said_once(&out, 5, &["401", "unknown bearer token"]);
 }
+
+/// What a newcomer tripped over: a failed runway's summary row empty, ids
+/// longer than 12 characters breaking the summary's columns, "1 segments",
+/// and `runway data export … | head` printing `Broken pipe`.
+#[test]
+fn the_summary_and_a_closed_pipe_read_as_a_newcomer_expects() {
+    let dir = folders();
+    write(
+        dir.path(),
+        "plan.toml",
+        "[[runway]]\nid = \"import-the-applications\"\nagent = \"import-applications\"\n\
+         datasets = { test_newcomer = \"exclusive\" }\ninput = { count = 5000, seed = 1 }\n\
+         [[runway]]\nid = \"p\"\nagent = \"probe\"\naction = \"fail\"\n",
+    );
+    let out = runway(dir.path(), &["run", "plan.toml", "--plugins", "plugins"]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    let rows: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("import-the-applications ") || l.starts_with("p "))
+        .filter(|l| l.contains("SUCCEEDED") || l.contains("FAILED"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{}", out.stdout);
+    let column = |row: &str| row.find("SUCCEEDED").or_else(|| row.find("FAILED"));
+    assert_eq!(column(rows[0]), column(rows[1]), "{rows:#?}");
+    assert!(rows[1].contains("probe: failing on purpose"), "{rows:#?}");
+    assert!(out.stdout.contains(" in 1 segment, "), "{}", out.stdout);
+
+    // A reader that stops after one line: no complaint, exit 0.
+    let mut export = std::process::Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+        .args(["data", "export", "test_newcomer"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    let mut stdout = std::io::BufReader::new(export.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut stdout, &mut first).unwrap();
+    assert!(first.contains("app/"), "{first}");
+    drop(stdout);
+    let done = export.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&done.stderr);
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert_eq!(done.status.code(), Some(0), "{stderr}");
+}
