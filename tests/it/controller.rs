@@ -679,6 +679,11 @@ fn cancel_stops_a_running_spin_loop_within_ticks_and_ends_a_waiting_runway_at_on
         action = "spin"
         datasets = { test_cancel = "exclusive" }
         [[runway]]
+        id = "sleeper"
+        agent = "hostile"
+        action = "sleep"
+        input = { secs = 600 }
+        [[runway]]
         id = "later"
         agent = "probe"
         action = "ok"
@@ -693,6 +698,11 @@ fn cancel_stops_a_running_spin_loop_within_ticks_and_ends_a_waiting_runway_at_on
     awaited(&f, "the spin starts", "spinner", |e| {
         matches!(e, Event::Started { .. })
     });
+    // Blocked in a WASI sleep (host code, where no epoch fires), it is
+    // stopped all the same.
+    awaited(&f, "the sleep starts", "sleeper", |e| {
+        matches!(e, Event::Started { .. })
+    });
     awaited(&f, "later waits", "later", |e| {
         matches!(
             e,
@@ -703,7 +713,7 @@ fn cancel_stops_a_running_spin_loop_within_ticks_and_ends_a_waiting_runway_at_on
         )
     });
     let cancelled_at = std::time::Instant::now();
-    for runway in ["spinner", "later"] {
+    for runway in ["spinner", "sleeper", "later"] {
         tokio
             .block_on(controls.send(Command::Cancel {
                 runway: runway.into(),
@@ -720,6 +730,8 @@ fn cancel_stops_a_running_spin_loop_within_ticks_and_ends_a_waiting_runway_at_on
     let spinner = report.get("spinner").unwrap();
     assert_eq!(spinner.state, State::Cancelled, "{:?}", spinner.reason);
     assert_eq!(spinner.reason.as_deref(), Some("cancelled by carol"));
+    let sleeper = report.get("sleeper").unwrap();
+    assert_eq!(sleeper.state, State::Cancelled, "{:?}", sleeper.reason);
     assert_eq!(report.get("later").unwrap().state, State::Cancelled);
     assert_eq!(
         report.get("after-later").unwrap().reason.as_deref(),

@@ -605,7 +605,6 @@ fn a_stop_past_its_grace_retries_the_run_at_the_next_start() {
         id = "slow"
         agent = "probe"
         action = "slow-first"
-        window = "5s"
         retry = { attempts = 3, backoff = "fixed", initial = "10ms" }
         [[runway]]
         id = "then"
