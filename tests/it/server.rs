@@ -339,16 +339,16 @@ fn the_cli_verbs_drive_a_real_server() {
         own.stderr
     );
 
-    // A runway waiting for an auditor's approval is not an approver's to give.
+    // A runway waiting for an admin's approval is not an approver's to give.
     let audited = server.file(
-        "[[runway]]\nid = \"audited\"\nagent = \"probe\"\naction = \"ok\"\napproval = { required = true, role = \"auditor\" }\n",
+        "[[runway]]\nid = \"audited\"\nagent = \"probe\"\naction = \"ok\"\napproval = { required = true, role = \"admin\" }\n",
     );
     let not_hers = server.client_as(&alice, &["approve", &audited[0]]);
     assert_eq!(not_hers.code, 5, "{}", not_hers.stderr);
     assert!(
         not_hers
             .stderr
-            .contains("may not approve runway audited: it waits for the role auditor"),
+            .contains("may not approve runway audited: it waits for the role admin"),
         "{}",
         not_hers.stderr
     );

@@ -128,9 +128,9 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
     } else {
         println!();
-        // One column as wide as the longest id (ids are at most 63 bytes).
+        // One column of ids: 12 wide, or as wide as the longest id.
         let ids: Vec<_> = report.runways.iter().map(|r| escape(&r.id)).collect();
-        let width = ids.iter().map(|id| id.chars().count()).max().unwrap_or(0);
+        let width = ids.iter().map(|id| id.chars().count()).fold(12, usize::max);
         for (r, id) in report.runways.iter().zip(&ids) {
             // Guest text: escaped and cut, so it cannot drive the terminal.
             // A runway that did not succeed says why (the timeline above

@@ -21,7 +21,10 @@
 //! A time is an RFC 3339 timestamp (`"2026-12-03T01:00:00Z"`), a daily
 //! `"HH:MM"` in the host's time zone meaning its next occurrence after
 //! filing, or `"in DURATION"` after filing. Durations are jiff's friendly format (`"90s"`, `"1m 30s"`, `"2h"`) or
-//! ISO 8601 (`"PT90S"`).
+//! ISO 8601 (`"PT90S"`). Times lie between 1970 and
+//! [`LATEST_TIME_SECS`] (an `in` or daily time is checked where the
+//! controller resolves it, at filing); a window and a retry's waits are
+//! whole milliseconds: what the trail keeps, kept exactly.
 //!
 //! Unknown keys, unknown agents, bad dataset names, locks beyond the
 //! agent's grants and dependency cycles are refused with an error naming

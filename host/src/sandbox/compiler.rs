@@ -18,10 +18,14 @@ use std::time::{Duration, Instant};
 use thiserror::Error;
 use wasmtime::{Config, Engine};
 
-/// Default compile time cap.
+/// Default compile time cap: the compiler's CPU time over the cores it may
+/// use (what a quiet machine would take), seconds.
 pub const DEFAULT_COMPILE_SECS: u64 = 60;
 /// Default compile memory cap (address space of the compiler process).
 pub const DEFAULT_COMPILE_MIB: u64 = 2048;
+/// A compile may take this many times its cap in wall-clock time on a
+/// machine too busy to give it its CPU time.
+const WALL_FACTOR: u32 = 10;
 /// Longest error text kept from a compiler process.
 const MAX_ERROR: usize = 2048;
 /// Exit code of a child that refused the component as invalid.
@@ -125,11 +129,20 @@ impl Compiler {
                 let _ = std::io::copy(&mut stderr, &mut std::io::sink());
                 String::from_utf8_lossy(&text).into_owned()
             });
+            // The cap is on the compiler's work — its CPU time spread over
+            // the cores it may use, which a busy machine does not stretch —
+            // with a wall-clock backstop for a compiler starved outright.
             let start = Instant::now();
+            let pid = child.id();
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u32);
+            let within = || {
+                let worked = cpu_time(pid).unwrap_or_else(|| start.elapsed() * cores) / cores;
+                worked < self.max_time && start.elapsed() < self.max_time * WALL_FACTOR
+            };
             let status = loop {
                 match child.try_wait() {
                     Ok(Some(status)) => break status,
-                    Ok(None) if start.elapsed() < self.max_time => {
+                    Ok(None) if within() => {
                         std::thread::sleep(Duration::from_millis(10));
                     }
                     Ok(None) | Err(_) => {
@@ -157,6 +170,18 @@ impl Compiler {
             }
         })
     }
+}
+
+/// CPU time (user + system, all threads) process `pid` has used so far.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (in parentheses, which may hold
+    // spaces): state is field 3, utime 14, stime 15.
+    let after = &stat[stat.rfind(')')? + 2..];
+    let mut fields = after.split(' ').skip(11);
+    let ticks = fields.next()?.parse::<u64>().ok()? + fields.next()?.parse::<u64>().ok()?;
+    let per_second = rustix::param::clock_ticks_per_second();
+    Some(Duration::from_millis(ticks * 1000 / per_second))
 }
 
 /// The compiler process: reads a component on stdin, writes the compiled
