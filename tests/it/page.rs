@@ -4,7 +4,11 @@
 //! a rejection whose reason is markup shown as text, the board and the
 //! audit timeline growing live as runways are filed from the CLI, a viewer
 //! offered no buttons and its forged POST refused, a wrong token sent back
-//! to sign in, and a phone-sized window that needs no sideways scrolling. Screenshots of the board, the approvals and the
+//! to sign in, and a phone-sized window that needs no sideways scrolling;
+//! and that the page says what is true: a landed runway's locks in the
+//! past tense, the E/S legend, the waiting count on the Approvals link,
+//! the favicon, the approver's audit transitions, and one sign-in serving
+//! a second tab. Screenshots of the board, the approvals, a runway and the
 //! audit timeline are written to `target/screenshots/` on every run.
 
 use std::net::TcpListener;
