@@ -104,6 +104,79 @@ fn a_records_provenance_names_its_writer_and_its_proof_verifies() {
     );
 }
 
+/// The `args` digest of a write, as the README says it is computed:
+/// SHA-256 over the dataset name, the key and the value, each preceded by
+/// its length in bytes as a little-endian u64.
+fn write_args(dataset: &str, key: &str, value: &[u8]) -> String {
+    let mut bytes = Vec::new();
+    for part in [dataset.as_bytes(), key.as_bytes(), value] {
+        bytes.extend((part.len() as u64).to_le_bytes());
+        bytes.extend(part);
+    }
+    runway_audit::hex::encode(&runway_audit::sha256(&bytes))
+}
+
+#[test]
+fn a_value_read_back_recomputes_the_args_digest_of_its_proven_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("plugins")).unwrap();
+    drop_plugin("import-applications", &d.join("plugins"));
+    std::fs::write(
+        d.join("plan.toml"),
+        "[[runway]]\nid = \"import\"\nagent = \"import-applications\"\n\
+         datasets = { fafsa_2024_03_16 = \"exclusive\" }\ninput = { count = 3, seed = 5 }\n",
+    )
+    .unwrap();
+    ok(d, &["run", "plan.toml", "--plugins", "plugins", "--json"]);
+    let export = ok(d, &["data", "export", DS]);
+    let first: serde_json::Value = serde_json::from_str(export.lines().next().unwrap()).unwrap();
+    let key = first["key"].as_str().unwrap();
+
+    // The value as `data get --provenance` reads it back: its first line
+    // (JSON text, printed as it is stored), with its SHA-256 beside it.
+    let shown = ok(d, &["data", "get", DS, key, "--provenance"]);
+    let value = shown.lines().next().unwrap().as_bytes();
+    let sha = runway_audit::hex::encode(&runway_audit::sha256(value));
+    assert!(shown.contains(&format!("value sha256 {sha} ")), "{shown}");
+    let args = write_args(DS, key, value);
+    assert!(
+        shown.contains(&format!("write args sha256 {args} "))
+            && shown.contains(&format!("args {args} (matches)")),
+        "{shown}"
+    );
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(d, &["data", "get", DS, key, "--provenance", "--json"])).unwrap();
+    let p = &doc["provenance"];
+    assert_eq!(p["value_sha256"], sha, "{doc}");
+    assert_eq!(p["args_sha256"], args, "{doc}");
+    assert_eq!(p["record"]["args"], args, "{doc}");
+    assert_eq!(p["args_match"], true, "{doc}");
+
+    // The record `audit prove` proves holds that very digest.
+    let seq = p["audit_seq"].as_u64().unwrap().to_string();
+    ok(
+        d,
+        &["audit", "prove", "--seq", &seq, "--out", "write.proof"],
+    );
+    let proof = std::fs::read_to_string(d.join("write.proof")).unwrap();
+    let proof = runway_audit::proof_file::ProofFile::parse(&proof).unwrap();
+    let runway_audit::proof_file::Claim::Inclusion { record, .. } = proof.claim else {
+        panic!("not an inclusion proof");
+    };
+    let record = runway_audit::Record::decode(&record).unwrap();
+    let runway_audit::Event::Call {
+        args: proven,
+        key: Some(proven_key),
+        ..
+    } = &record.entry.event
+    else {
+        panic!("not a host call: {record:?}");
+    };
+    assert_eq!(proven_key, key);
+    assert_eq!(runway_audit::hex::encode(proven), args);
+}
+
 #[test]
 fn data_commands_name_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();

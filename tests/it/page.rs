@@ -4,7 +4,11 @@
 //! a rejection whose reason is markup shown as text, the board and the
 //! audit timeline growing live as runways are filed from the CLI, a viewer
 //! offered no buttons and its forged POST refused, a wrong token sent back
-//! to sign in, and a phone-sized window that needs no sideways scrolling. Screenshots of the board, the approvals and the
+//! to sign in, and a phone-sized window that needs no sideways scrolling;
+//! and that the page says what is true: a landed runway's locks in the
+//! past tense, the E/S legend, the waiting count on the Approvals link,
+//! the favicon, the approver's audit transitions, and one sign-in serving
+//! a second tab. Screenshots of the board, the approvals, a runway and the
 //! audit timeline are written to `target/screenshots/` on every run.
 
 use std::net::TcpListener;
@@ -315,6 +319,108 @@ fn the_status_page_in_a_real_browser() {
         c.goto(&format!("{base}/")).await.unwrap();
         find(&c, "#runways tr[data-runway='gated']").await;
         until(&c, "document.documentElement.scrollWidth <= window.innerWidth").await;
+
+        c.close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_status_page_says_what_is_true() {
+    let dir = folders();
+    let server = Server::start(dir.path());
+    let alice = server.token("alice", &["approver"]);
+    server.file(
+        r#"
+        [[runway]]
+        id = "landed"
+        agent = "probe"
+        action = "ok"
+        datasets = { test_true = "exclusive" }
+        [[runway]]
+        id = "gate-a"
+        agent = "probe"
+        action = "ok"
+        approval = { required = true }
+        [[runway]]
+        id = "gate-b"
+        agent = "probe"
+        action = "ok"
+        approval = { required = true }
+        "#,
+    );
+    assert_eq!(server.client(&["wait", "landed"]).code, 0);
+
+    // The icon every browser asks for, without a token.
+    for path in ["/favicon.ico", "/favicon.svg"] {
+        let answer = ureq::get(&format!("{}{path}", server.url)).call().unwrap();
+        assert_eq!(answer.status().as_u16(), 200, "{path}");
+        let kind = answer.headers()["content-type"].to_str().unwrap();
+        assert_eq!(kind, "image/svg+xml", "{path}");
+    }
+
+    let driver = Driver::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = driver.browser().await;
+        let base = server.url.clone();
+        sign_in(&c, &base, &alice).await;
+        find(&c, "#runways tr[data-runway='landed'] [data-state='SUCCEEDED']").await;
+
+        // The board says what E and S mean; the Approvals link how many wait,
+        // and keeps count as they are approved.
+        let legend = find(&c, "#legend").await.text().await.unwrap();
+        assert!(legend.contains("E = exclusive"), "{legend}");
+        assert!(legend.contains("S = shared"), "{legend}");
+        until(&c, "document.getElementById('nav-approvals').textContent === 'Approvals (2 waiting)'").await;
+        let approved = server.client_as(&alice, &["approve", "gate-a"]);
+        assert_eq!(approved.code, 0, "{}", approved.stderr);
+        until(&c, "document.getElementById('nav-approvals').textContent === 'Approvals (1 waiting)'").await;
+
+        // A landed runway held its lock; it does not hold it now. The run
+        // time allowed is said in words.
+        c.goto(&format!("{base}/runways/landed")).await.unwrap();
+        let locks = find(&c, "#locks-list li").await.text().await.unwrap();
+        assert!(
+            locks.starts_with("held test_true exclusive with fencing token ")
+                && locks.contains("no longer holds it"),
+            "{locks}"
+        );
+        let page = c
+            .execute("return document.body.innerText", vec![])
+            .await
+            .unwrap();
+        let page = page.as_str().unwrap();
+        assert!(!page.contains("holds test_true"), "{page}");
+        assert!(!page.contains("the grant's"), "{page}");
+        assert!(page.contains("the window plugin probe is granted"), "{page}");
+        screenshot(&c, "runway").await;
+
+        // The approver's audit page shows the transitions it promises.
+        c.goto(&format!("{base}/audit")).await.unwrap();
+        find(&c, ".notice").await;
+        until(&c, "[...document.querySelectorAll('#timeline li')].some(li => li.textContent.includes('landed') && li.textContent.includes('succeeded'))").await;
+
+        // A second tab of the page is signed in by the first, without the
+        // token being asked for again; signing out there signs out both.
+        let first = c.window().await.unwrap();
+        let second = c.new_window(true).await.unwrap().handle;
+        c.switch_to_window(second).await.unwrap();
+        c.goto(&format!("{base}/locks")).await.unwrap();
+        find(&c, "#locks").await;
+        let who = find(&c, "#who").await.text().await.unwrap();
+        assert!(who.contains("alice (approver)"), "{who}");
+        let kept = c
+            .execute("return sessionStorage.length === 1 && localStorage.length === 0", vec![])
+            .await
+            .unwrap();
+        assert_eq!(kept, json!(true), "the token is kept per tab, never on disk");
+        find(&c, "#sign-out").await.click().await.unwrap();
+        find(&c, "#login").await;
+        c.close_window().await.unwrap();
+        c.switch_to_window(first).await.unwrap();
+        find(&c, "#login").await;
+        until(&c, "document.querySelector('[role=alert]')?.textContent.includes('another tab')").await;
+        until(&c, "sessionStorage.length === 0").await;
 
         c.close().await.unwrap();
     });

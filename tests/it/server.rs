@@ -911,6 +911,79 @@ fn metrics_count_waits_runs_outcomes_locks_and_the_audit_writer() {
     assert!(without_token(&server.url, "/metrics").starts_with("HTTP/1.1 401"));
 }
 
+#[test]
+fn metrics_drop_to_zero_and_name_the_build_and_the_process() {
+    let dir = folders();
+    let server = Server::start(dir.path());
+    let ids = server.file(
+        "[[runway]]\nid = \"gated\"\nagent = \"probe\"\naction = \"ok\"\n\
+         datasets = { test_z = \"exclusive\" }\napproval = { required = true }\n",
+    );
+    let scrape = || {
+        let (status, text) = get(&server.url, "/metrics", &server.admin());
+        assert_eq!(status, 200, "{text}");
+        text
+    };
+    let text = scrape();
+    assert_eq!(
+        metric(&text, "runway_runways{state=\"WAITING_APPROVAL\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    let alice = server.token("alice", &["approver"]);
+    let approved = server.client_as(&alice, &["approve", &ids[0]]);
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    assert_eq!(server.client(&["wait", &ids[0]]).code, 0);
+
+    // Once it has landed, the series it left are there at 0 (the lock's
+    // once the metrics' follower has read the grant off the trail).
+    let held = "runway_locks_held{dataset=\"test_z\",mode=\"exclusive\"}";
+    let started = Instant::now();
+    let text = loop {
+        let text = scrape();
+        if metric(&text, held).is_some() || started.elapsed() > Duration::from_secs(30) {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let m = |name: &str| metric(&text, name).unwrap_or_else(|| panic!("no {name} in\n{text}"));
+    assert_eq!(m("runway_runways{state=\"WAITING_APPROVAL\"}"), 0.0);
+    assert_eq!(m("runway_runways{state=\"RUNNING\"}"), 0.0);
+    assert_eq!(m("runway_runways{state=\"SUCCEEDED\"}"), 1.0);
+    assert_eq!(m(held), 0.0);
+    assert_eq!(
+        m("runway_locks_held{dataset=\"test_z\",mode=\"shared\"}"),
+        0.0
+    );
+    assert_eq!(m("runway_lock_waiters{dataset=\"test_z\"}"), 0.0);
+
+    // The build, and the process's own figures under their usual names.
+    let version = format!(
+        "runway_build_info{{version=\"{}\"}}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert_eq!(m(&version), 1.0);
+    assert!(m("process_cpu_seconds_total") > 0.0);
+    assert!(m("process_resident_memory_bytes") > 1e6);
+    assert!(m("process_virtual_memory_bytes") >= m("process_resident_memory_bytes"));
+    assert!(m("process_threads") >= 2.0);
+    let open = m("process_open_fds");
+    assert!(open >= 3.0 && open <= m("process_max_fds"), "{text}");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    let start = m("process_start_time_seconds");
+    assert!(
+        start <= now + 1.0 && start > now - 3600.0,
+        "{start} vs {now}"
+    );
+    assert!(
+        text.contains("# TYPE process_cpu_seconds_total counter"),
+        "{text}"
+    );
+}
+
 /// Runs the CLI with `args` under a pseudo-terminal (util-linux `script`),
 /// as a person at a terminal would: what the terminal showed.
 fn on_a_terminal(server: &Server, args: &[&str]) -> String {

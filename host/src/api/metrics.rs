@@ -8,6 +8,17 @@
 //! state, locks held and waiters per dataset, audit records appended and
 //! durable, records not yet under a signed checkpoint, and fsync latency.
 //! Counters count from the server's start.
+//!
+//! A series never vanishes once it has a meaning: every runway state is
+//! given (0 when no runway is in it), and every dataset a lock was ever
+//! taken on this session keeps its `locks_held` (both modes) and
+//! `lock_waiters` series, 0 once released. `runway_build_info` names the
+//! version; the process's CPU, memory, threads and open files follow under
+//! the usual unprefixed `process_*` names ([`process`]).
+
+mod process;
+
+use std::collections::BTreeSet;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -21,9 +32,10 @@ use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use runway_audit::latency::Latency;
-use runway_audit::{Event, Follow, Record, State as RunwayState};
+use runway_audit::{Event, Follow, LockMode, Record, State as RunwayState};
 
 use super::calls::Api;
 use super::events::Events;
@@ -68,6 +80,9 @@ pub struct Metrics {
     /// When each runway last queued and last took off (Unix ns), and its
     /// agent: the starts of the waits and runs still open.
     open: Mutex<HashMap<String, Open>>,
+    /// Every dataset a lock was granted on: their series stay, at 0 when
+    /// free. As many as the loaded plugins' grants name.
+    datasets: Mutex<BTreeSet<String>>,
 }
 
 #[derive(Default)]
@@ -92,6 +107,7 @@ impl Default for Metrics {
             plugin_refusals: Counter::default(),
             api_refusals: Counter::default(),
             open: Mutex::new(HashMap::new()),
+            datasets: Mutex::new(BTreeSet::new()),
         }
     }
 }
@@ -112,6 +128,7 @@ impl Metrics {
                 })
                 .inc();
         };
+        self.note_datasets(record);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let secs = |from: u64| t.saturating_sub(from) as f64 / 1e9;
         match &e.event {
@@ -155,6 +172,29 @@ impl Metrics {
             }
             _ => {}
         };
+    }
+
+    /// Remembers the datasets `record` grants a lock on.
+    fn note_datasets(&self, record: &Record) {
+        let e = &record.entry;
+        let mut datasets = self.datasets.lock().unwrap_or_else(PoisonError::into_inner);
+        match &e.event {
+            Event::Cleared { locks } => {
+                for l in locks {
+                    if !datasets.contains(&l.dataset) {
+                        datasets.insert(l.dataset.clone());
+                    }
+                }
+            }
+            Event::LockGranted { .. } => {
+                if let Some(d) = &e.dataset
+                    && !datasets.contains(d)
+                {
+                    datasets.insert(d.clone());
+                }
+            }
+            _ => {}
+        }
     }
 
     /// Follows the trail's live end from the oldest record it holds (this
@@ -244,7 +284,20 @@ pub async fn scrape(State(api): State<Api>) -> axum::response::Response {
         m.api_refusals.clone(),
     );
 
+    registry.register(
+        "build",
+        "The server's version",
+        Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+    );
+
     let by_state: Family<StateLabel, Gauge> = Family::default();
+    for s in RunwayState::ALL {
+        by_state
+            .get_or_create(&StateLabel {
+                state: s.name().to_string(),
+            })
+            .set(0);
+    }
     if let Ok(runways) = api.controller.list().await {
         for r in &runways {
             by_state
@@ -257,6 +310,21 @@ pub async fn scrape(State(api): State<Api>) -> axum::response::Response {
     registry.register("runways", "Runways by state", by_state);
     let held: Family<DatasetLabels, Gauge> = Family::default();
     let waiting: Family<DatasetLabel, Gauge> = Family::default();
+    let known = m
+        .datasets
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    for dataset in known {
+        for mode in [LockMode::Shared, LockMode::Exclusive] {
+            held.get_or_create(&DatasetLabels {
+                dataset: dataset.clone(),
+                mode: mode.name().to_string(),
+            })
+            .set(0);
+        }
+        waiting.get_or_create(&DatasetLabel { dataset }).set(0);
+    }
     for d in api.host.tower.board() {
         if let Some(mode) = d.held {
             held.get_or_create(&DatasetLabels {
@@ -298,8 +366,13 @@ pub async fn scrape(State(api): State<Api>) -> axum::response::Response {
         LatencyMetric(api.host.audit.sync_latency()),
     );
 
+    let mut host = Registry::default();
+    process::register(&mut host);
+
     let mut body = String::new();
-    if let Err(e) = prometheus_client::encoding::prometheus_text::encode(&mut body, &registry) {
+    let encoded = prometheus_client::encoding::prometheus_text::encode(&mut body, &registry)
+        .and_then(|()| prometheus_client::encoding::prometheus_text::encode(&mut body, &host));
+    if let Err(e) = encoded {
         tracing::warn!("encoding metrics: {e}");
     }
     (

@@ -6,7 +6,9 @@
 //! (manifest, transitions, locks held or its place in line, its audit
 //! records with their inclusion proofs), approvals with Approve / Reject,
 //! the lock table, the plugins, and `/audit?dataset=NAME` (or `runway=`,
-//! `agent=`): the trail growing live.
+//! `agent=`): the trail growing live. Its icon is served at
+//! `/favicon.svg` and, for browsers that ask without being told,
+//! `/favicon.ico` (the same SVG).
 
 use axum::Router;
 use axum::http::header;
@@ -18,6 +20,7 @@ use super::calls::Api;
 const INDEX: &str = include_str!("page/index.html");
 const SCRIPT: &str = include_str!("page/app.js");
 const STYLE: &str = include_str!("page/style.css");
+const ICON: &str = include_str!("page/favicon.svg");
 
 /// What every answer of the page carries: its own assets only, no framing,
 /// no referrer.
@@ -61,4 +64,10 @@ pub fn routes() -> Router<Api> {
             "/assets/style.css",
             get(|| async { asset("text/css; charset=utf-8", STYLE) }),
         )
+        .route("/favicon.svg", get(icon))
+        .route("/favicon.ico", get(icon))
+}
+
+async fn icon() -> impl IntoResponse {
+    asset("image/svg+xml", ICON)
 }

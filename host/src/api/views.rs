@@ -37,8 +37,12 @@ pub struct RunwayView {
     pub note: String,
     /// SHA-256 (hex) of the agent's output, once it succeeded.
     pub output_digest: Option<String>,
-    /// Locks held now.
+    /// The locks of its current or last attempt, with their fencing
+    /// tokens: held now only while `locks_held`.
     pub locks: Vec<LockView>,
+    /// Whether it holds `locks` now (CLEARED or RUNNING); once it has
+    /// landed, or gone back to wait for a retry, they were released.
+    pub locks_held: bool,
     pub manifest: ManifestView,
     /// Its transitions, oldest first (left out of lists).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -224,6 +228,10 @@ pub fn runway_view(r: &RunwayReport) -> RunwayView {
                 token: l.token,
             })
             .collect(),
+        locks_held: matches!(
+            r.state,
+            runway_audit::State::Cleared | runway_audit::State::Running
+        ),
         manifest: ManifestView {
             action: m.action.clone(),
             datasets: m

@@ -1,5 +1,12 @@
 //! `runway data list | get | export`: what the datasets hold and who wrote
 //! it, read-only, beside a host that may be running on the same data root.
+//!
+//! A record's provenance ties its value to the audit record of its write:
+//! the value's SHA-256, the write's `args` digest recomputed from the
+//! dataset, key and value (`digest_parts`, the sandbox's one definition:
+//! SHA-256 over each part preceded by its length as a little-endian u64),
+//! and that record's own digests read from the audit folder. A value whose
+//! recomputed digest differs from its record's is reported (exit 3).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -7,10 +14,12 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use runway_audit::hex;
 use runway_audit::render::escape;
+use runway_audit::{Event, Record};
 use serde_json::{Value, json};
 
-use super::{BAD_INPUT, Failure, HOST_FAULT};
+use super::{AUDIT_BAD, AuditDir, BAD_INPUT, Failure, HOST_FAULT};
 use crate::names;
+use crate::sandbox::hostcalls::digest_parts;
 use crate::store::{DatasetStore, Provenance};
 
 #[derive(Subcommand)]
@@ -30,9 +39,14 @@ pub enum DataCommand {
         #[command(flatten)]
         root: DataRoot,
         /// Also print the writer (runway, agent, plugin digest, token, audit
-        /// seq) and the `runway audit prove` command that proves the write.
+        /// seq), the value's SHA-256, the write's args digest recomputed
+        /// from the value beside the one its audit record holds, and the
+        /// `runway audit prove` command that proves the write.
         #[arg(long)]
         provenance: bool,
+        /// The audit folder holding the write's record (for --provenance).
+        #[command(flatten)]
+        audit: AuditDir,
         /// JSON instead of text.
         #[arg(long)]
         json: bool,
@@ -83,6 +97,7 @@ pub fn run(cmd: DataCommand) -> Result<(), Failure> {
             key,
             root,
             provenance,
+            audit,
             json,
         } => {
             check(&dataset, &key)?;
@@ -98,16 +113,28 @@ pub fn run(cmd: DataCommand) -> Result<(), Failure> {
             } else {
                 None
             };
+            let args = write_args(&dataset, &key, &value);
+            let record = match &writer {
+                Some(p) => write_record(&audit.path, p.audit_seq)?,
+                None => None,
+            };
+            let recorded = record.as_ref().and_then(recorded_digests);
+            let matches = recorded.map(|(a, _)| a == args);
             if json {
                 let mut doc =
                     json!({ "dataset": dataset, "key": key, "value": value_json(&value) });
                 if let Some(p) = &writer {
-                    doc["provenance"] = provenance_json(p);
+                    doc["provenance"] = provenance_json(&dataset, &key, &value, p);
+                    doc["provenance"]["record"] = record
+                        .as_ref()
+                        .map_or(Value::Null, runway_audit::record_json);
+                    doc["provenance"]["args_match"] = json!(matches);
                 }
-                return print(doc.to_string());
+                print(doc.to_string())?;
+            } else {
+                print(escape(&String::from_utf8_lossy(&value)).into_owned())?;
             }
-            print(escape(&String::from_utf8_lossy(&value)).into_owned())?;
-            if let Some(p) = writer {
+            if let Some(p) = writer.filter(|_| !json) {
                 print(format!(
                     "written by runway {} (agent {}, plugin {}), attempt {}, token {}, audit record {}",
                     escape(&p.runway),
@@ -118,9 +145,45 @@ pub fn run(cmd: DataCommand) -> Result<(), Failure> {
                     p.audit_seq
                 ))?;
                 print(format!(
+                    "value sha256 {} ({} bytes)",
+                    hex::encode(&runway_audit::sha256(&value)),
+                    value.len()
+                ))?;
+                print(format!(
+                    "write args sha256 {} (recomputed from dataset, key and value)",
+                    hex::encode(&args)
+                ))?;
+                match (&record, recorded) {
+                    (Some(r), Some((a, result))) => print(format!(
+                        "audit record {}: args {} ({}), result {}",
+                        r.seq,
+                        hex::encode(&a),
+                        if a == args {
+                            "matches"
+                        } else {
+                            "DOES NOT MATCH"
+                        },
+                        hex::encode(&result)
+                    ))?,
+                    (Some(r), None) => print(format!("audit record {}: not a host call", r.seq))?,
+                    (None, _) => print(format!(
+                        "audit record {}: not read (no audit folder at {}; --audit DIR)",
+                        p.audit_seq,
+                        audit.path.display()
+                    ))?,
+                }
+                print(format!(
                     "prove it: runway audit prove --seq {}",
                     p.audit_seq
                 ))?;
+            }
+            if matches == Some(false) {
+                return Err(Failure::new(
+                    AUDIT_BAD,
+                    anyhow::anyhow!(
+                        "{dataset}/{key}: the value does not match the args digest of its audit record"
+                    ),
+                ));
             }
             Ok(())
         }
@@ -131,7 +194,7 @@ pub fn run(cmd: DataCommand) -> Result<(), Failure> {
                 let doc = json!({
                     "key": key,
                     "value": value_json(&value),
-                    "provenance": provenance_json(&p),
+                    "provenance": provenance_json(&dataset, &key, &value, &p),
                 });
                 print(doc.to_string())?;
             }
@@ -156,7 +219,7 @@ fn value_json(value: &[u8]) -> Value {
     }
 }
 
-fn provenance_json(p: &Provenance) -> Value {
+fn provenance_json(dataset: &str, key: &str, value: &[u8], p: &Provenance) -> Value {
     json!({
         "runway": p.runway,
         "agent": p.agent,
@@ -164,6 +227,48 @@ fn provenance_json(p: &Provenance) -> Value {
         "attempt": p.attempt,
         "token": p.token,
         "audit_seq": p.audit_seq,
+        "value_sha256": hex::encode(&runway_audit::sha256(value)),
+        "args_sha256": hex::encode(&write_args(dataset, key, value)),
         "prove": format!("runway audit prove --seq {}", p.audit_seq),
     })
+}
+
+/// The `args` digest of the host call that wrote `value` at `dataset/key`,
+/// computed as the sandbox computes it.
+fn write_args(dataset: &str, key: &str, value: &[u8]) -> runway_audit::Hash {
+    digest_parts(&[dataset.as_bytes(), key.as_bytes(), value])
+}
+
+/// Record `seq` of the audit folder `dir`; `None` when there is no audit
+/// folder there.
+fn write_record(dir: &std::path::Path, seq: u64) -> Result<Option<Record>, Failure> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let mut found = None;
+    runway_audit::for_each_record(dir, 1, |r| {
+        if r.seq == seq {
+            found = Some(r);
+        }
+    })
+    .map_err(|e| {
+        Failure::new(
+            AUDIT_BAD,
+            anyhow::Error::new(e).context(dir.display().to_string()),
+        )
+    })?;
+    found.map(Some).ok_or_else(|| {
+        Failure::new(
+            AUDIT_BAD,
+            anyhow::anyhow!("{}: no audit record {seq}", dir.display()),
+        )
+    })
+}
+
+/// A host call record's `args` and `result` digests.
+fn recorded_digests(record: &Record) -> Option<(runway_audit::Hash, runway_audit::Hash)> {
+    match &record.entry.event {
+        Event::Call { args, result, .. } => Some((*args, *result)),
+        _ => None,
+    }
 }

@@ -1,13 +1,29 @@
 // Runway status page: plain JavaScript, no dependencies, served from the
-// binary. Every figure comes from the API with the caller's bearer token
-// (kept in this tab's sessionStorage); live updates come from
-// /api/events, read with fetch so the token goes in a header. Text from
-// the server is only ever set as text, never as markup.
+// binary. Every figure comes from the API with the caller's bearer token;
+// live updates come from /api/events, read with fetch so the token goes in
+// a header. Text from the server is only ever set as text, never as markup.
+//
+// The token is kept in sessionStorage (never written to disk; gone when the
+// tab closes), and handed to the other open tabs of this page over a
+// BroadcastChannel (same origin only): a tab opened next asks the open ones
+// for it instead of asking the person again. Sign out signs every tab out.
 "use strict";
 
 const TOKEN = "runway-token";
 const main = document.getElementById("main");
 let me = null;
+// The live streams this page follows, stopped on sign-out.
+const streams = [];
+const tabs = typeof BroadcastChannel === "function" ? new BroadcastChannel("runway-token") : null;
+if (tabs) tabs.onmessage = (e) => {
+  const m = e.data || {};
+  const mine = sessionStorage.getItem(TOKEN);
+  if (m.kind === "ask" && me && mine) tabs.postMessage({ kind: "token", token: mine });
+  else if (m.kind === "token" && !me && !mine && typeof m.token === "string") {
+    sessionStorage.setItem(TOKEN, m.token);
+    start();
+  } else if (m.kind === "sign-out" && me) signedOut("Signed out in another tab.");
+};
 
 function el(tag, attrs, ...children) {
   const e = document.createElement(tag);
@@ -91,6 +107,7 @@ function follow(query, onEvent) {
   // stream: a browser opens at most six connections to a server, and each
   // page visited would hold one until every request hangs.
   window.addEventListener("pagehide", stop);
+  streams.push(stop);
   run();
   return stop;
 }
@@ -105,8 +122,16 @@ function debounce(f, ms) {
 }
 
 function signOut() {
+  signedOut("That token was refused; sign in again.");
+}
+
+// Forgets this tab's token and stops its streams.
+function signedOut(why) {
   sessionStorage.removeItem(TOKEN);
-  login("That token was refused; sign in again.");
+  me = null;
+  while (streams.length) streams.pop()();
+  document.getElementById("waiting-count").textContent = "";
+  login(why);
 }
 
 function login(why) {
@@ -121,8 +146,13 @@ function login(why) {
   main.replaceChildren(el("h1", {}, "Sign in"),
     why ? el("p", { class: "error", role: "alert" }, why) : null,
     el("p", { class: "muted" }, "Paste an API token: the admin's from runway-serve.token, or one from `runway token add`."),
+    el("p", { class: "muted", id: "token-kept" }, "The token stays in this browser's memory for this page only " +
+      "(sessionStorage, never written to disk) and is forgotten when its last tab closes. " +
+      "Tabs of this page opened meanwhile are signed in with it; Sign out signs them all out."),
     form);
   input.focus();
+  // Another open tab may already be signed in.
+  if (tabs && !why) tabs.postMessage({ kind: "ask" });
 }
 
 function failure(e) {
@@ -151,7 +181,8 @@ async function board() {
     el("div", { class: "scroll" }, el("table", {},
       el("thead", {}, el("tr", {}, el("th", {}, "Runway"), el("th", {}, "State"), el("th", {}, "Agent"),
         el("th", { class: "hide-narrow" }, "Datasets"), el("th", {}, "Attempts"), el("th", { class: "hide-narrow" }, "Where it stands"))),
-      body)));
+      body)),
+    el("p", { class: "muted hide-narrow", id: "legend" }, "Datasets: E = exclusive lock (one writer), S = shared lock (readers alongside each other)."));
   async function refresh() {
     const listed = await api("/api/runways");
     const shown = listed.runways.filter((r) =>
@@ -162,7 +193,8 @@ async function board() {
     counts.replaceChildren(...STATES.filter((s) => n[s]).map((s) => el("span", {}, state(s), " ", n[s])));
     body.replaceChildren(...shown.map((r) => el("tr", { "data-runway": r.id },
       el("td", {}, runwayLink(r.id)), el("td", {}, state(r.state)), el("td", {}, r.agent),
-      el("td", { class: "hide-narrow mono" }, Object.entries(r.manifest.datasets).map(([d, m]) => d + " " + m[0].toUpperCase()).join(", ")),
+      el("td", { class: "hide-narrow mono" }, Object.entries(r.manifest.datasets).map(([d, m], i) =>
+        [i ? ", " : "", d + " ", el("abbr", { title: m }, m[0].toUpperCase())])),
       el("td", {}, r.attempts), el("td", { class: "hide-narrow" }, r.reason || r.note))));
   }
   await refresh();
@@ -172,7 +204,10 @@ async function board() {
 async function runwayPage(id) {
   const r = await api("/api/runways/" + encodeURIComponent(id));
   const board = await api("/api/locks");
+  const plugin = (await api("/api/plugins")).plugins.find((p) => p.name === r.agent);
   const m = r.manifest;
+  const allowed = m.window_secs ? `${m.window_secs} s, set by the manifest`
+    : `${plugin ? plugin.limits.window_secs + " s, " : ""}the window plugin ${r.agent} is granted (the manifest sets none)`;
   const places = [];
   for (const d of board.datasets) {
     const w = d.waiting.find((x) => x.runway === r.id);
@@ -191,12 +226,14 @@ async function runwayPage(id) {
     el("h2", {}, "Manifest"),
     el("table", {}, el("tbody", {},
       [["agent", r.agent], ["action", m.action], ["datasets", Object.entries(m.datasets).map(([d, x]) => `${d} (${x})`).join(", ") || "none"],
-       ["after", m.after.join(", ") || "none"], ["priority", m.priority], ["window", m.window_secs ? m.window_secs + " s" : "the grant's"],
+       ["after", m.after.join(", ") || "none"], ["priority", m.priority], ["run time allowed", allowed],
        ["approval", m.approval || "none"], ["attempts allowed", m.attempts], ["attempts made", r.attempts],
        ["output digest", r.output_digest || "none"], ["approved by", r.approved_by || "nobody"]]
         .map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { class: "mono" }, v))))),
     el("h2", {}, "Locks"),
-    el("ul", {}, r.locks.map((l) => el("li", {}, `holds ${l.dataset} ${l.mode}, fencing token ${l.token}`)), places,
+    el("ul", { id: "locks-list" }, r.locks.map((l) => el("li", {}, r.locks_held
+      ? `holds ${l.dataset} ${l.mode}, fencing token ${l.token}`
+      : `held ${l.dataset} ${l.mode} with fencing token ${l.token} in its last attempt; no longer holds it`)), places,
       r.locks.length || places.length ? null : el("li", { class: "muted" }, "none held or waited for")),
     el("h2", {}, "Transitions"),
     el("div", { class: "scroll" }, el("table", {}, el("tbody", { id: "history" }, (r.history || []).map((t) => el("tr", {},
@@ -307,6 +344,14 @@ function audit() {
   });
 }
 
+// How many runways wait for approval, beside the Approvals link.
+async function countWaiting() {
+  try {
+    const n = (await api("/api/runways?state=WAITING_APPROVAL")).runways.length;
+    document.getElementById("waiting-count").textContent = ` (${n} waiting)`;
+  } catch (e) { /* the page itself says what failed */ }
+}
+
 async function start() {
   if (!sessionStorage.getItem(TOKEN)) return login();
   try {
@@ -316,7 +361,12 @@ async function start() {
     return failure(e);
   }
   document.getElementById("who").replaceChildren(`${me.name} (${me.roles.join(", ")}) `,
-    el("button", { onclick: () => { sessionStorage.removeItem(TOKEN); login(); } }, "Sign out"));
+    el("button", { id: "sign-out", onclick: () => {
+      if (tabs) tabs.postMessage({ kind: "sign-out" });
+      signedOut();
+    } }, "Sign out"));
+  countWaiting();
+  follow("backlog=0", debounce(countWaiting, 300));
   const banner = document.getElementById("banner");
   const warnings = [];
   if (me.insecure) warnings.push("INSECURE: this server listens beyond loopback without TLS; tokens and data cross the network in the clear.");
