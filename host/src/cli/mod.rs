@@ -142,6 +142,19 @@ fn describe(error: &anyhow::Error) -> String {
     text
 }
 
+/// Commands that only print what they read (no agents, no child
+/// processes), so a closed pipe may end them.
+fn prints_and_ends(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::Compile
+            | Command::Run(_)
+            | Command::Serve(_)
+            | Command::Build(_)
+            | Command::New(_)
+    )
+}
+
 /// Whether `error` is a write to a pipe whose reader has closed it.
 fn reader_gone(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
@@ -160,6 +173,14 @@ pub fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if prints_and_ends(&cli.command) {
+        // Like every Unix filter: a reader that goes away (`runway show
+        // --json | head`) ends the process quietly. Not for the commands
+        // that run agents or children (a compiler dying would take the
+        // host with it).
+        // SAFETY: SIG_DFL for SIGPIPE, before any thread is started.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Compile => return crate::sandbox::compiler::compile_child(),
         Command::Run(args) => run::run(args),
