@@ -4,7 +4,9 @@
 //! over MCP runs and is on the record in the caller's name, a tool called
 //! without its right is refused and audited, the audit timeline shows
 //! viewers transitions only and auditors everything, the trail verifies
-//! with its signatures, runways are resources, and requests without a
+//! with its signatures, runways are resources (listed and read as JSON,
+//! and offered as the template `runway://{id}`), tool schemas use no
+//! format a strict JSON-Schema validator refuses, and requests without a
 //! token or with a foreign `Host` are turned away.
 
 use std::collections::BTreeSet;
@@ -372,4 +374,100 @@ fn rmcp_s_own_client_files_and_waits_and_cannot_approve() {
         .find(|r| r["event"] == "plan_filed" && r["source"] == "mcp")
         .unwrap_or_else(|| panic!("no filing through MCP in the trail: {trail:?}"));
     assert_eq!(filed["by"], "olga", "{filed}");
+}
+
+/// Every `format` in `schema`, at any depth.
+fn formats(schema: &Value) -> Vec<String> {
+    match schema {
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(key, value)| {
+                let own = (key == "format").then(|| value.to_string());
+                own.into_iter().chain(formats(value))
+            })
+            .collect(),
+        Value::Array(items) => items.iter().flat_map(formats).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn resources_and_tool_schemas_suit_strict_clients() {
+    use rmcp::ServiceExt;
+    use rmcp::model::{ReadResourceRequestParams, ResourceContents};
+    use rmcp::transport::StreamableHttpClientTransport;
+    use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+
+    let dir = folders();
+    let server = Server::start(dir.path());
+    let id =
+        server.file("[[runway]]\nid = \"one\"\nagent = \"probe\"\naction = \"ok\"\n")[0].clone();
+    server.client(&["wait", &id]);
+    let admin = server.admin();
+    let url = format!("{}/mcp", server.url);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(admin);
+        config.allow_stateless = true;
+        let client =
+            ().serve(StreamableHttpClientTransport::from_config(config))
+                .await
+                .expect("initialize");
+
+        // Listed and read as the same type: JSON.
+        let uri = format!("runway://{id}");
+        let listed = client.list_all_resources().await.unwrap();
+        let resource = listed
+            .iter()
+            .find(|r| r.uri == uri)
+            .unwrap_or_else(|| panic!("{uri} is not listed: {listed:?}"));
+        assert_eq!(resource.mime_type.as_deref(), Some("application/json"));
+        let read = client
+            .read_resource(ReadResourceRequestParams::new(uri.clone()))
+            .await
+            .unwrap();
+        let ResourceContents::TextResourceContents {
+            mime_type, text, ..
+        } = &read.contents[0]
+        else {
+            panic!("not text: {read:?}");
+        };
+        assert_eq!(mime_type.as_deref(), Some("application/json"), "{read:?}");
+        let runway: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(runway["id"], id.as_str(), "{runway}");
+
+        // Any runway by its id: a template.
+        let templates = client.list_all_resource_templates().await.unwrap();
+        let template = templates
+            .iter()
+            .find(|t| t.uri_template == "runway://{id}")
+            .unwrap_or_else(|| panic!("no runway://{{id}}: {templates:?}"));
+        assert_eq!(template.mime_type.as_deref(), Some("application/json"));
+
+        // An unknown id is refused with the id escaped.
+        let missing = client
+            .read_resource(ReadResourceRequestParams::new("runway://x\u{202e}y"))
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("x\\u{202e}y"), "{missing}");
+        assert!(!missing.contains('\u{202e}'), "{missing}");
+
+        // Integers are bounded, never given a format Ajv refuses.
+        let tools = client.list_all_tools().await.unwrap();
+        for tool in &tools {
+            let schema = Value::Object((*tool.input_schema).clone());
+            let found = formats(&schema);
+            assert!(
+                found.iter().all(|f| !f.contains("int")),
+                "{}: {found:?} in {schema}",
+                tool.name
+            );
+        }
+        let wait = tools.iter().find(|t| t.name == "wait_runway").unwrap();
+        let timeout = &wait.input_schema["properties"]["timeout_secs"];
+        assert_eq!(timeout["maximum"], 60, "{timeout}");
+        assert_eq!(timeout["minimum"], 0, "{timeout}");
+        client.cancel().await.unwrap();
+    });
 }

@@ -158,10 +158,15 @@ impl Api {
         Ok(views::runway(&self.controller.show(id).await?))
     }
 
-    /// Waits up to `timeout_secs` (at most [`MAX_WAIT_SECS`]) for `runways`
-    /// to end: `{"done": true, "runways": [...]}`, or `{"done": false}`.
+    /// Waits up to `timeout_secs` (at most [`MAX_WAIT_SECS`]; more is
+    /// refused) for `runways` to end: `{"done": true, "runways": [...]}`,
+    /// or `{"done": false}`.
     pub async fn wait(&self, runways: Vec<String>, timeout_secs: Option<u64>) -> Answered {
-        let secs = timeout_secs.unwrap_or(MAX_WAIT_SECS).min(MAX_WAIT_SECS);
+        let secs = timeout_secs.unwrap_or(MAX_WAIT_SECS);
+        if secs > MAX_WAIT_SECS {
+            let why = format!("timeout_secs {secs} is over {MAX_WAIT_SECS}; wait again instead");
+            return Err(Refusal(StatusCode::BAD_REQUEST, why));
+        }
         let waited =
             tokio::time::timeout(Duration::from_secs(secs), self.controller.wait(runways)).await;
         let runways = match waited {

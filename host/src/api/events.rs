@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Extension, Query, State};
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -32,6 +32,7 @@ use tokio::sync::watch;
 
 use super::access::{Caller, Right};
 use super::calls::Api;
+use super::extract::QueryOf;
 
 /// Most records a backlog may ask for.
 pub const MAX_BACKLOG: usize = 5_000;
@@ -77,6 +78,7 @@ impl Events {
 
 /// Which records a reader wants.
 #[derive(Debug, Deserialize, Default, Clone, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
     /// From this sequence number on (everything since, up to 5000).
@@ -282,13 +284,16 @@ fn catch_up(
 }
 
 /// `GET /api/events`.
-#[utoipa::path(get, path = "/api/events", tag = "audit", params(Filter),
-    responses((status = 200, description = "Server-sent events: `transition` and (with the audit right) `record`, each one durable record as JSON with `id:` its sequence number; `missed` when a reader fell behind", content_type = "text/event-stream", body = String)))]
+#[utoipa::path(get, path = "/api/events", tag = "audit",
+    params(Filter, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this record (what a reconnecting EventSource sends)")),
+    responses((status = 200, description = "Server-sent events: `transition` and (with the audit right) `record`, each one durable record as JSON with `id:` its sequence number; `missed` when a reader fell behind", content_type = "text/event-stream", body = String,
+        example = json!("event: transition\nid: 7\ndata: {\"seq\":7,\"event\":\"state_changed\",...}\n\n")),
+        (status = 404, description = "This server keeps no live audit tail", body = ref("#/components/schemas/ErrorBody"))))]
 pub async fn stream(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    Query(filter): Query<Filter>,
+    QueryOf(filter): QueryOf<Filter>,
 ) -> axum::response::Response {
     let Some(events) = api.events.clone() else {
         let why = "this server keeps no live audit tail";

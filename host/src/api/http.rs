@@ -29,14 +29,19 @@
 //! | GET | `/api/openapi.json` | none | this API described (OpenAPI 3.1, derived from the handlers) |
 //! | POST | `/mcp` | view, then each tool's | the MCP door ([`super::mcp`]) |
 //!
-//! Errors are `{"error": "..."}` with 400 (bad plan or request), 401 (no or
-//! unknown token), 403 (not the caller's right), 404 (no such runway), 409
-//! (not in a state for it), 503 (the controller stops).
+//! Errors are `{"error": "..."}` (JSON, the text escaped as the CLI shows
+//! it) with 400 (bad plan, query or path), 401 (no or unknown token; with
+//! `WWW-Authenticate: Bearer`, RFC 6750), 403 (not the caller's right), 404
+//! (no such runway or route), 405 (no such method), 409 (not in a state for
+//! it), 413 (body too large), 415 (body of a type the route does not take),
+//! 422 (JSON of the wrong shape), 503 (the controller stops) — the
+//! framework's own refusals included ([`super::extract`]). The description
+//! says so of every operation ([`document_refusals`]).
 
 use std::net::SocketAddr;
 
-use axum::extract::{DefaultBodyLimit, Extension, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{DefaultBodyLimit, Extension, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -46,12 +51,14 @@ use runway_audit::render::escape;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ObjectBuilder, Ref, RefOr, Type};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::{Caller, Right};
 use super::calls::{Answered, Api, Refusal};
+use super::extract::{JsonBody, PathOf, PlanText, QueryOf};
 use super::{events, mcp, metrics, views};
 use crate::controller::plan::{cap_reason, rejection};
 
@@ -88,6 +95,8 @@ pub fn router(api: Api) -> Router {
         .merge(guarded(&api, Right::Audit, audit))
         .merge(guarded(&api, Right::View, mcp))
         .split_for_parts();
+    let mut description = description;
+    document_refusals(&mut description);
     let description = Json(description);
     routes
         .route(
@@ -95,6 +104,22 @@ pub fn router(api: Api) -> Router {
             get(move || std::future::ready(description.clone())),
         )
         .merge(super::page::routes())
+        .fallback(|request: Request| async move {
+            let why = format!(
+                "no such route: {} {}",
+                request.method(),
+                request.uri().path()
+            );
+            Refusal(StatusCode::NOT_FOUND, why)
+        })
+        .method_not_allowed_fallback(|request: Request| async move {
+            let why = format!(
+                "{} is not a method of {}",
+                request.method(),
+                request.uri().path()
+            );
+            Refusal(StatusCode::METHOD_NOT_ALLOWED, why)
+        })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(api)
 }
@@ -134,6 +159,65 @@ struct ErrorBody {
     error: String,
 }
 
+/// Adds to every operation of `doc` the refusals it may answer with that
+/// its handler does not describe: 401 and 403 (every path is guarded),
+/// 503; 400 where it reads a query or path, 404 where the path names a
+/// runway or record; 400, 413, 415 and 422 where it reads a body.
+fn document_refusals(doc: &mut utoipa::openapi::OpenApi) {
+    let refusal = |why: &str| {
+        utoipa::openapi::ResponseBuilder::new()
+            .description(why)
+            .content(
+                "application/json",
+                utoipa::openapi::ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+    };
+    let challenge = utoipa::openapi::HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+        .description(Some("`Bearer realm=\"runway\"` (RFC 6750)"))
+        .build();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.patch,
+        ];
+        for operation in operations.into_iter().flatten() {
+            let params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
+            let body = operation.request_body.is_some();
+            let mut add = |status: &str, response: utoipa::openapi::ResponseBuilder| {
+                operation
+                    .responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| RefOr::T(response.build()));
+            };
+            add(
+                "401",
+                refusal("No bearer token, or one nobody holds (audited)")
+                    .header("WWW-Authenticate", challenge.clone()),
+            );
+            add("403", refusal("The token's roles lack the right (audited)"));
+            add("503", refusal("The controller is stopping"));
+            if params || body {
+                add("400", refusal("The query, path or body does not parse"));
+            }
+            if path.contains('{') {
+                add("404", refusal("No such runway or record"));
+            }
+            if body {
+                add("413", refusal("The body is over the size limit"));
+                add("415", refusal("The body is of a type this does not take"));
+                add("422", refusal("The body is JSON of the wrong shape"));
+            }
+        }
+    }
+}
+
 /// `routes`, each letting a request in only from a caller with `right`
 /// (the [`Caller`] is then in the request's extensions).
 pub fn guarded(api: &Api, right: Right, routes: OpenApiRouter<Api>) -> OpenApiRouter<Api> {
@@ -144,8 +228,17 @@ pub fn guarded(api: &Api, right: Right, routes: OpenApiRouter<Api>) -> OpenApiRo
 }
 
 impl IntoResponse for Refusal {
+    /// `{"error": ...}`, escaped as a person reads it (ids and names come
+    /// from the caller); a 401 says which scheme to authenticate with.
     fn into_response(self) -> Response {
-        (self.0, Json(json!({ "error": self.1 }))).into_response()
+        let mut response = (self.0, Json(json!({ "error": escape(&self.1) }))).into_response();
+        if self.0 == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"runway\""),
+            );
+        }
+        response
     }
 }
 
@@ -248,10 +341,10 @@ struct ServerView {
 /// The inclusion proof of record `seq` in the trail as it stands (the
 /// text `runway audit check-proof` checks).
 #[utoipa::path(get, path = "/api/audit/proof/{seq}", tag = "audit",
-    params(("seq" = u64, Path, description = "The record's sequence number")),
+    params(("seq" = u64, Path, minimum = 0, description = "The record's sequence number")),
     responses((status = 200, description = "The inclusion proof of the record, as `runway audit check-proof` reads it", content_type = "text/plain", body = String),
         (status = 404, description = "No such record", body = ErrorBody)))]
-async fn proof(State(api): State<Api>, Path(seq): Path<u64>) -> Answer {
+async fn proof(State(api): State<Api>, PathOf(seq): PathOf<u64>) -> Answer {
     let dir = api.host.audit.dir().to_path_buf();
     let made = tokio::task::spawn_blocking(move || {
         runway_audit::proof_file::ProofFile::inclusion(&dir, seq, None).map(|p| p.to_text())
@@ -274,15 +367,16 @@ async fn proof(State(api): State<Api>, Path(seq): Path<u64>) -> Answer {
 }
 
 #[utoipa::path(post, path = "/api/runways", tag = "runways",
-    request_body(content = String, content_type = "application/toml", description = "A manifest or a plan of them, TOML or JSON"),
+    request_body(description = "A manifest or a plan of them, TOML or JSON",
+        content((String = "application/toml"), (String = "text/plain"), (Object = "application/json"))),
     params(("x-runway-source" = Option<String>, Header, description = "Where the plan came from, for the record")),
     responses((status = 201, description = "Filed, durably: the new runway ids", body = views::FiledList),
-        (status = 400, description = "The plan is refused (the error names the key or runway)", body = ErrorBody)))]
+        (status = 400, description = "The plan is refused (the error names the key or runway), or is not UTF-8", body = ErrorBody)))]
 async fn file(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
-    body: String,
+    PlanText(body): PlanText,
 ) -> Answer {
     let source = headers
         .get("x-runway-source")
@@ -293,8 +387,9 @@ async fn file(
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
-    /// Only runways in this state.
+    #[param(schema_with = state_names, required = false)]
     state: Option<String>,
     /// Only runways of this agent.
     agent: Option<String>,
@@ -303,42 +398,65 @@ struct ListQuery {
 #[utoipa::path(get, path = "/api/runways", tag = "runways", params(ListQuery),
     responses((status = 200, description = "The runways, without histories", body = views::RunwayList),
         (status = 400, description = "No such state", body = ErrorBody)))]
-async fn list(State(api): State<Api>, Query(q): Query<ListQuery>) -> Answer {
+async fn list(State(api): State<Api>, QueryOf(q): QueryOf<ListQuery>) -> Answer {
     answer(api.list(q.state.as_deref(), q.agent.as_deref()).await)
+}
+
+/// A runway state's name: one of the states.
+fn state_names() -> ObjectBuilder {
+    let names = runway_audit::State::ALL.iter().map(|s| s.name());
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("Only runways in this state."))
+        .enum_values(Some(names))
 }
 
 #[utoipa::path(get, path = "/api/runways/{id}", tag = "runways",
     params(("id" = String, Path, description = "The runway id")),
     responses((status = 200, description = "The runway with its history", body = views::RunwayView),
         (status = 404, description = "No such runway", body = ErrorBody)))]
-async fn show(State(api): State<Api>, Path(id): Path<String>) -> Answer {
+async fn show(State(api): State<Api>, PathOf(id): PathOf<String>) -> Answer {
     answer(api.show(&id).await)
 }
 
-/// The body of a move: who (the caller; named again only to be sure), a
-/// note or a reason.
+/// The body of a cancel, pause or resume: who (the caller; named again
+/// only to be sure).
 #[derive(Deserialize, Default, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Who {
     /// The caller's name, when given (it must be the token's).
     #[serde(default)]
     by: Option<String>,
-    /// An approval's note.
+}
+
+/// The body of an approval.
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Approval {
+    /// The caller's name, when given (it must be the token's).
+    #[serde(default)]
+    by: Option<String>,
+    /// A note for the record.
     #[serde(default)]
     note: String,
-    /// A rejection's reason (required there).
+}
+
+/// The body of a rejection.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct Rejection {
+    /// The caller's name, when given (it must be the token's).
     #[serde(default)]
+    by: Option<String>,
+    /// Why, for the record and the runways that depended on it.
+    #[schema(min_length = 1, pattern = r"\S")]
     reason: String,
 }
 
-/// A move's body: JSON, or nothing at all.
-type Body = Option<Json<Who>>;
-
-/// The body of a move, once its `by` (when given) is found to name the
+/// Refused (403, audited) when a body's `by` names someone other than the
 /// caller.
-fn who(api: &Api, caller: &Caller, body: Body) -> Result<Who, Refusal> {
-    let who = body.map(|Json(w)| w).unwrap_or_default();
-    if let Some(by) = who.by.as_ref().filter(|by| **by != caller.name) {
+fn check_by(api: &Api, caller: &Caller, by: Option<&str>) -> Result<(), Refusal> {
+    if let Some(by) = by.filter(|by| *by != caller.name) {
         let why = format!(
             "`by` names {:?} but the token is {}'s",
             escape(by),
@@ -346,37 +464,43 @@ fn who(api: &Api, caller: &Caller, body: Body) -> Result<Who, Refusal> {
         );
         return Err(api.refused(StatusCode::FORBIDDEN, why));
     }
-    Ok(who)
+    Ok(())
+}
+
+/// The `by` of an optional body.
+fn by(body: &Option<Who>) -> Option<&str> {
+    body.as_ref().and_then(|w| w.by.as_deref())
 }
 
 #[utoipa::path(post, path = "/api/runways/{id}/approve", tag = "approvals",
-    params(("id" = String, Path, description = "The runway id")), request_body(content = Option<Who>),
+    params(("id" = String, Path, description = "The runway id")), request_body(content = Option<Approval>),
     responses((status = 200, description = "Approved; it queues for its locks", body = views::Done),
         (status = 403, description = "Not the role it waits for, or the caller filed it (four eyes)", body = ErrorBody),
         (status = 409, description = "It does not wait for approval", body = ErrorBody)))]
 async fn approve(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    body: Body,
+    PathOf(id): PathOf<String>,
+    JsonBody(body): JsonBody<Option<Approval>>,
 ) -> Answer {
-    let who = who(&api, &caller, body)?;
-    answer(api.approve(&caller, &id, &who.note).await)
+    let body = body.unwrap_or_default();
+    check_by(&api, &caller, body.by.as_deref())?;
+    answer(api.approve(&caller, &id, &body.note).await)
 }
 
 #[utoipa::path(post, path = "/api/runways/{id}/reject", tag = "approvals",
-    params(("id" = String, Path, description = "The runway id")), request_body(content = Who),
+    params(("id" = String, Path, description = "The runway id")), request_body(content = Rejection),
     responses((status = 200, description = "Rejected; its dependents fail naming the rejecter", body = views::Done),
-        (status = 400, description = "No reason given", body = ErrorBody),
+        (status = 400, description = "The reason is blank", body = ErrorBody),
         (status = 409, description = "It does not wait for approval", body = ErrorBody)))]
 async fn reject(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    body: Body,
+    PathOf(id): PathOf<String>,
+    JsonBody(body): JsonBody<Rejection>,
 ) -> Answer {
-    let who = who(&api, &caller, body)?;
-    answer(api.reject(&caller, &id, &who.reason).await)
+    check_by(&api, &caller, body.by.as_deref())?;
+    answer(api.reject(&caller, &id, &body.reason).await)
 }
 
 #[utoipa::path(post, path = "/api/runways/{id}/cancel", tag = "runways",
@@ -386,17 +510,21 @@ async fn reject(
 async fn cancel(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-    body: Body,
+    PathOf(id): PathOf<String>,
+    JsonBody(body): JsonBody<Option<Who>>,
 ) -> Answer {
-    who(&api, &caller, body)?;
+    check_by(&api, &caller, by(&body))?;
     answer(api.cancel(&caller, &id).await)
 }
 
 #[utoipa::path(post, path = "/api/pause", tag = "server", request_body(content = Option<Who>),
     responses((status = 200, description = "Nothing more is cleared; running runs land", body = views::Done)))]
-async fn pause(State(api): State<Api>, Extension(caller): Extension<Caller>, body: Body) -> Answer {
-    who(&api, &caller, body)?;
+async fn pause(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    JsonBody(body): JsonBody<Option<Who>>,
+) -> Answer {
+    check_by(&api, &caller, by(&body))?;
     answer(api.pause(&caller, true).await)
 }
 
@@ -405,9 +533,9 @@ async fn pause(State(api): State<Api>, Extension(caller): Extension<Caller>, bod
 async fn resume(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
-    body: Body,
+    JsonBody(body): JsonBody<Option<Who>>,
 ) -> Answer {
-    who(&api, &caller, body)?;
+    check_by(&api, &caller, by(&body))?;
     answer(api.pause(&caller, false).await)
 }
 
@@ -418,13 +546,15 @@ struct WaitFor {
     runways: Vec<String>,
     /// Seconds to wait at most (60 when left out, 60 at most).
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 60)]
     timeout_secs: Option<u64>,
 }
 
 #[utoipa::path(post, path = "/api/wait", tag = "runways", request_body(content = WaitFor),
     responses((status = 200, description = "done=true with the runways once all ended; done=false after timeout_secs (60 at most)", body = views::WaitView),
+        (status = 400, description = "timeout_secs is over 60", body = ErrorBody),
         (status = 404, description = "No such runway", body = ErrorBody)))]
-async fn wait(State(api): State<Api>, Json(w): Json<WaitFor>) -> Answer {
+async fn wait(State(api): State<Api>, JsonBody(w): JsonBody<WaitFor>) -> Answer {
     answer(api.wait(w.runways, w.timeout_secs).await)
 }
 

@@ -15,7 +15,12 @@
 //! | `audit_timeline` | view | a runway's, dataset's or agent's records (beyond transitions with the audit right) |
 //! | `verify_audit` | audit | verifies the whole trail, signatures included |
 //!
-//! Each runway is also a resource, `runway://ID`, read as its JSON.
+//! Each runway is also a resource, `runway://ID` (the template
+//! `runway://{id}`), read as its JSON (`application/json`, as listed).
+//!
+//! Tool schemas are JSON Schema 2020-12 with the standard formats only:
+//! integers are bounded by `minimum`/`maximum`, never by schemars'
+//! `format: uint64`, which strict validators (Ajv) refuse.
 //!
 //! A caller is offered only the tools its roles allow, and a tool called
 //! without the right is refused (audited, like any refused API request).
@@ -33,21 +38,23 @@ use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{Extension, ToolCallContext};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ListResourcesResult, ListToolsResult,
-    PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult,
-    Resource, ResourceContents, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, JsonObject,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, PaginatedRequestParams,
+    ReadResourceRequestParams, ReadResourceResponse, ReadResourceResult, Resource,
+    ResourceContents, ResourceTemplate, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_router};
+use runway_audit::render::escape;
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{Caller, Right};
 use super::calls::{Answered, Api, Refusal};
-use super::events::{self, Filter};
+use super::events::{self, Filter, MAX_BACKLOG};
 use super::views;
 
 /// The right each tool needs; a tool not named here is not offered.
@@ -63,6 +70,9 @@ const TOOLS: [(&str, Right); 7] = [
 
 /// The resources' URI scheme.
 const SCHEME: &str = "runway://";
+
+/// What a resource is read as.
+const MIME: &str = "application/json";
 
 /// The MCP service over `api`, to be mounted at `/mcp` behind the API's
 /// token check; it accepts the `Host`s of loopback and of the address
@@ -130,6 +140,7 @@ struct WaitArgs {
     /// The runways to wait for.
     runways: Vec<String>,
     /// Seconds to wait at most (60 at most; 60 when left out).
+    #[schemars(range(max = super::MAX_WAIT_SECS))]
     timeout_secs: Option<u64>,
 }
 
@@ -144,6 +155,7 @@ struct TimelineArgs {
     agent: Option<String>,
     /// How many of the latest matching records (500 when left out, 5000
     /// at most).
+    #[schemars(range(max = MAX_BACKLOG))]
     limit: Option<usize>,
 }
 
@@ -237,6 +249,10 @@ impl Door {
         };
         let everything = caller.may(Right::Audit);
         let limit = args.limit.unwrap_or(500);
+        if limit > MAX_BACKLOG {
+            let why = format!("limit {limit} is over {MAX_BACKLOG}");
+            return Ok(result(Err(Refusal(StatusCode::BAD_REQUEST, why))));
+        }
         let records = tokio::task::spawn_blocking(move || {
             events::timeline(&events, filter, everything, limit)
         })
@@ -300,6 +316,11 @@ impl ServerHandler for Door {
             .list_all()
             .into_iter()
             .filter(|t| right(&t.name).is_some_and(|r| caller.may(r)))
+            .map(|mut t| {
+                t.input_schema = standard_formats(&t.input_schema);
+                t.output_schema = t.output_schema.map(|s| standard_formats(&s));
+                t
+            })
             .collect();
         Ok(ListToolsResult::with_all_items(tools))
     }
@@ -316,7 +337,7 @@ impl ServerHandler for Door {
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = context_caller(&context)?;
         let Some(needed) = right(&request.name) else {
-            let why = format!("no tool {:?}", runway_audit::render::escape(&request.name));
+            let why = format!("no tool {:?}", escape(&request.name));
             return Err(ErrorData::invalid_params(why, None));
         };
         if let Some(why) = caller.lacks(needed) {
@@ -342,10 +363,23 @@ impl ServerHandler for Door {
             .map(|r| {
                 Resource::new(format!("{SCHEME}{}", r.id), r.id.clone())
                     .with_description(format!("{} ({}): {}", r.id, r.agent, r.state.name()))
-                    .with_mime_type("application/json")
+                    .with_mime_type(MIME)
             })
             .collect();
         Ok(ListResourcesResult::with_all_items(resources))
+    }
+
+    /// `runway://{id}`: any runway, by its id.
+    async fn list_resource_templates(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListResourceTemplatesResult, ErrorData> {
+        context_caller(&context)?;
+        let runway = ResourceTemplate::new(format!("{SCHEME}{{id}}"), "runway")
+            .with_description("A runway by its id: state, history, locks, output (as show_runway)")
+            .with_mime_type(MIME);
+        Ok(ListResourceTemplatesResult::with_all_items(vec![runway]))
     }
 
     /// One runway, as `show_runway` answers it.
@@ -359,16 +393,22 @@ impl ServerHandler for Door {
             let why = format!("no resource {:?} (runways are {SCHEME}ID)", request.uri);
             return Err(ErrorData::resource_not_found(why, None));
         };
-        let report = self
-            .api
-            .controller
-            .show(id)
-            .await
-            .map_err(|e| ErrorData::resource_not_found(e.to_string(), None))?;
+        let report = self.api.controller.show(id).await.map_err(|e| {
+            ErrorData::resource_not_found(escape(&e.to_string()).into_owned(), None)
+        })?;
         let text = views::runway(&report).to_string();
-        let contents = ResourceContents::text(text, request.uri.clone());
+        let contents = ResourceContents::text(text, request.uri.clone()).with_mime_type(MIME);
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
+}
+
+/// `schema` with only the formats JSON Schema defines (schemars writes
+/// `format: uint64` for an unsigned integer; its `minimum` stays).
+fn standard_formats(schema: &JsonObject) -> Arc<JsonObject> {
+    let mut schema = schemars::Schema::from(schema.clone());
+    let mut restrict = schemars::transform::RestrictFormats::default();
+    schemars::transform::Transform::transform(&mut restrict, &mut schema);
+    Arc::new(schema.as_object().cloned().unwrap_or_default())
 }
 
 /// The right `tool` needs, when it is one of Runway's.
@@ -403,7 +443,7 @@ fn result(answered: Answered) -> CallToolResult {
     match answered {
         Ok(value) => CallToolResult::structured(value),
         Err(Refusal(status, why)) => CallToolResult::structured_error(json!({
-            "error": why,
+            "error": escape(&why),
             "status": status.as_u16(),
         })),
     }

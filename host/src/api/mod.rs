@@ -8,6 +8,7 @@
 pub mod access;
 pub mod calls;
 pub mod events;
+pub mod extract;
 pub mod http;
 pub mod inbox;
 pub mod mcp;
