@@ -117,6 +117,11 @@ fn flood_of_junk_tokens_is_limited_and_summed_while_a_real_client_is_served() {
     let listed = server.json(&["list"]);
     assert_eq!(listed["runways"][0]["id"], "real");
     let during = flood.iter().any(|t| !t.is_finished());
+    // The flood goes on to 4,000 requests at least (20,000 at most).
+    let sent = || unauthorized.load(Ordering::Relaxed) + limited.load(Ordering::Relaxed);
+    runway_tests::eventually("4,000 junk requests", || {
+        sent() >= 4_000 || flood.iter().all(|t| t.is_finished())
+    });
     stop.store(true, Ordering::Relaxed);
     for thread in flood {
         thread.join().unwrap();

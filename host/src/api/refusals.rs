@@ -328,7 +328,7 @@ mod tests {
             summary.contains("GET /a ×") && summary.contains("POST /b ×"),
             "{summary}"
         );
-        assert_eq!(reasons.len(), reasons.len().min(burst + 3));
+        assert!(reasons.len() <= burst + 4, "{}", reasons.len());
     }
 
     #[test]
