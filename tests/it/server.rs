@@ -92,11 +92,15 @@ impl Server {
     /// The audit trail so far, each record as `runway audit show --json`
     /// prints it.
     pub fn trail(&self) -> Vec<serde_json::Value> {
-        runway_audit::read_records(&self.dir.join("runway-audit"))
-            .unwrap()
-            .iter()
-            .map(runway_audit::record_json)
-            .collect()
+        // The log is live: a read may meet a frame the writer is still
+        // writing (seen once under load); it reads whole a moment later.
+        let mut records = Vec::new();
+        runway_tests::eventually("the audit trail read whole", || {
+            runway_audit::read_records(&self.dir.join("runway-audit"))
+                .map(|r| records = r)
+                .is_ok()
+        });
+        records.iter().map(runway_audit::record_json).collect()
     }
 
     /// `runway token add NAME --role ROLE...`: the new token.
