@@ -20,6 +20,12 @@
 //!   is left of the window.
 //! - **Texts**: everything a guest says that the host keeps (error messages,
 //!   failure reasons) is cut to [`MAX_REASON`] at its source.
+//! - **The API's doors**: refused requests per peer
+//!   ([`REFUSAL_BURST`], then 429 and one summary record per
+//!   [`REFUSAL_SUMMARY_INTERVAL`]), a reserve on the audit disk that
+//!   refusal records leave alone ([`AUDIT_RESERVE_MIB`]), the time a
+//!   connection has to send its headers ([`HEADER_TIMEOUT`]), and the event
+//!   streams reading from disk at once.
 //!
 //! The epoch ticks every [`TICK`] on a thread owned by the runtime.
 
@@ -113,3 +119,30 @@ impl Limits {
         (self.max_log_kib as usize).saturating_mul(1024)
     }
 }
+
+/// Refused API requests (401, 403) one peer gets audited one by one in a
+/// burst: its token bucket's size. Past it the peer is answered 429 and
+/// its refusals are summed ([`REFUSAL_SUMMARY_INTERVAL`]).
+pub const REFUSAL_BURST: u32 = 20;
+/// A peer's refusal bucket gains one token this often.
+pub const REFUSAL_REFILL: Duration = Duration::from_secs(1);
+/// Refusals past a peer's bucket go on the trail as one summary record
+/// per peer and interval (count, first and last time, routes).
+pub const REFUSAL_SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+/// Peers whose refusals are tracked one by one; past it, new peers share
+/// one bucket and one summary ("other peers").
+pub const MAX_REFUSING_PEERS: usize = 4096;
+/// Routes a refusal summary names one by one (the others are counted).
+pub const MAX_SUMMARY_ROUTES: usize = 8;
+/// Free space (MiB) on the audit disk that refusal records leave to
+/// lifecycle and host-call records: below it, refusals are only summed
+/// in memory until there is room again (`serve --audit-reserve-mib`).
+pub const AUDIT_RESERVE_MIB: u64 = 64;
+/// Longest a connection may take to send a request's headers (the first
+/// request's included) before it is closed.
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Event streams reading older records from disk at once; others wait.
+pub const MAX_STREAM_DISK_READERS: usize = 4;
+/// An event stream reading from disk whose client takes nothing for this
+/// long is ended (the client resumes with `Last-Event-ID`).
+pub const STREAM_STALL: Duration = Duration::from_secs(30);

@@ -654,3 +654,99 @@ fn doors_the_run_summary_shows_outputs_escaped_and_cut() {
         "{detail}"
     );
 }
+
+/// The HTTP statuses `serve` (its address in `runway-serve.addr` under
+/// `dir`) answers `n` requests carrying a junk token.
+fn junk_requests(dir: &Path, n: usize) -> Vec<u16> {
+    let addr = dir.join("runway-serve.addr");
+    let mut url = String::new();
+    eventually("serve listening", || {
+        url = std::fs::read_to_string(&addr).unwrap_or_default();
+        url.ends_with('\n')
+    });
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    (0..n)
+        .map(|_| {
+            agent
+                .get(&format!("{}/api/runways", url.trim()))
+                .header("Authorization", "Bearer junk")
+                .call()
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+        .collect()
+}
+
+#[test]
+fn doors_refusal_records_stop_at_the_audit_disk_reserve_while_runways_land() {
+    if !rustix::process::geteuid().is_root() {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    }
+    let refusals = |server: &Server, prefix: &str| -> Vec<String> {
+        server
+            .records()
+            .into_iter()
+            .filter_map(|r| match r.entry.event {
+                Event::Rejected { reason } if reason.starts_with(prefix) => Some(reason),
+                _ => None,
+            })
+            .collect()
+    };
+    const ONE: &str = "API request refused: ";
+    const SUMMARY: &str = "API requests refused and not audited one by one: ";
+    let mut server = Server::new();
+    drop_plugin("probe", &server.plugins());
+    // An 8 MiB audit disk, 4 MiB of it kept for the runways' own records.
+    let _tmpfs = Tmpfs::mount(&server.audit(), "8m");
+    server.start(&["--audit-reserve-mib", "4"]);
+
+    // Above the reserve: each refusal on the trail.
+    assert_eq!(junk_requests(server.dir.path(), 3), [401; 3]);
+    eventually("three refusals audited", || {
+        refusals(&server, ONE).len() == 3
+    });
+
+    // Below it (about 3 MiB free): refusals are answered as before (401,
+    // then 429 past the bucket) but only counted...
+    let filler = server.audit().join("filler");
+    std::fs::write(&filler, vec![0u8; 5 << 20]).unwrap();
+    let answers = junk_requests(server.dir.path(), 30);
+    assert!(
+        answers.iter().all(|s| [401, 429].contains(s)),
+        "{answers:?}"
+    );
+    // ...while a runway files and lands, its records in the reserve.
+    assert_eq!(server.fly("landing", &healthy_plan("landing")), "SUCCEEDED");
+    assert!(
+        server.records().iter().any(
+            |r| r.entry.runway == "landing" && matches!(r.entry.event, Event::Succeeded { .. })
+        )
+    );
+    assert_eq!(
+        refusals(&server, ONE).len(),
+        3,
+        "no refusal past the reserve"
+    );
+    assert!(refusals(&server, SUMMARY).is_empty());
+
+    // Room again: at shutdown the 30 are summed in one record.
+    std::fs::remove_file(&filler).unwrap();
+    assert!(server.stop().success(), "{}", server.output());
+    let summaries = refusals(&server, SUMMARY);
+    assert_eq!(summaries.len(), 1, "{summaries:?}");
+    assert!(
+        summaries[0].contains(": 30 from 127.0.0.1 between "),
+        "{}",
+        summaries[0]
+    );
+    assert!(
+        summaries[0].contains("GET /api/runways ×30"),
+        "{}",
+        summaries[0]
+    );
+}

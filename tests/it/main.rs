@@ -12,6 +12,7 @@ mod controller_model;
 mod data;
 mod doors;
 mod exit_codes;
+mod flood;
 mod locks;
 mod mcp;
 mod nightly;

@@ -20,6 +20,7 @@ use serde_json::Value;
 use super::access::{Access, Caller};
 use super::events::Events;
 use super::metrics::Metrics;
+use super::refusals::Refusals;
 use super::views;
 use crate::controller::plan::{Plan, cap_reason, rejection};
 use crate::controller::{Command, ControlError, Controller, Filing, Host};
@@ -44,6 +45,8 @@ pub struct Api {
     pub signer: Option<PublicKey>,
     /// The address the API listens on, when it listens.
     pub listen: Option<SocketAddr>,
+    /// Refused requests: per-peer buckets, summaries, the audit reserve.
+    pub refusals: Arc<Refusals>,
 }
 
 /// A call that failed: its status and why.
@@ -73,6 +76,8 @@ pub type Answered = Result<Value, Refusal>;
 impl Api {
     pub fn new(host: Arc<Host>, controller: Controller, access: Access, max_body: usize) -> Api {
         let events = Events::new(&host.audit).map(Arc::new);
+        let reserve = crate::limits::AUDIT_RESERVE_MIB << 20;
+        let refusals = Arc::new(Refusals::new(host.audit.clone(), reserve));
         Api {
             host,
             controller,
@@ -83,14 +88,15 @@ impl Api {
             insecure: false,
             signer: None,
             listen: None,
+            refusals,
         }
     }
 
     /// `why`, audited as a refused API request, as a refusal with `status`.
     pub fn refused(&self, status: StatusCode, why: String) -> Refusal {
         let reason = cap_reason(&format!("API request refused: {why}"));
-        match self.host.audit.append(rejection(&reason)) {
-            Ok(_) => Refusal(status, why),
+        match self.refusals.audit(&reason) {
+            Ok(()) => Refusal(status, why),
             Err(e) => Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
     }

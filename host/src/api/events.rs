@@ -10,10 +10,18 @@
 //! Query: `since=SEQ` (or a `Last-Event-ID` header: the stream resumes after
 //! it), `dataset=`, `runway=`, `agent=` filters, `backlog=N` (how many
 //! matching records before the live end to send first, 500 by default).
-//! Records no longer in memory are read from disk when a stream starts; a
-//! live reader so slow that the records it has yet to get leave memory is
-//! not waited for: a `missed` event says which records it did not get, and
-//! the stream ends (come back with `Last-Event-ID`).
+//!
+//! A resumed stream gets every matching record from where it left off,
+//! however many: what memory no longer holds (the last [`TAIL_RECORDS`])
+//! is read from disk at the client's pace, by at most
+//! [`MAX_STREAM_DISK_READERS`] streams at once, and so is the rest of a
+//! live reader that fell that far behind — the host never waits for a
+//! reader. Records the disk cannot give (a damaged trail) are announced by
+//! one `missed` event `{from, to, why}` before anything newer, with an id
+//! of its own (`to - 1`, a record never sent); no id is sent twice. A
+//! client that takes nothing for [`STREAM_STALL`] while its records come
+//! from disk is let go: the stream ends, and it resumes with
+//! `Last-Event-ID`.
 
 use std::collections::{HashSet, VecDeque};
 use std::convert::Infallible;
@@ -28,11 +36,12 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use runway_audit::{Event, Follow, Record, Tail, record_json};
 use serde::Deserialize;
 use serde_json::Value;
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::access::{Caller, Right};
 use super::calls::Api;
 use super::extract::QueryOf;
+use crate::limits::{MAX_STREAM_DISK_READERS, STREAM_STALL};
 
 /// Most records a backlog may ask for.
 pub const MAX_BACKLOG: usize = 5_000;
@@ -46,6 +55,8 @@ pub struct Events {
     tail: Tail,
     grown: watch::Receiver<u64>,
     dir: PathBuf,
+    /// Streams reading from disk at once.
+    disk_readers: Arc<Semaphore>,
 }
 
 impl Events {
@@ -60,6 +71,7 @@ impl Events {
             tail,
             grown,
             dir: audit.dir().to_path_buf(),
+            disk_readers: Arc::new(Semaphore::new(MAX_STREAM_DISK_READERS)),
         })
     }
 }
@@ -81,7 +93,7 @@ impl Events {
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
-    /// From this sequence number on (everything since, up to 5000).
+    /// From this sequence number on: every matching record since.
     pub since: Option<u64>,
     /// Records of this dataset and of the runways that lock it.
     pub dataset: Option<String>,
@@ -169,24 +181,75 @@ fn sse(kind: &str, record: &Record) -> SseEvent {
 struct Reader {
     events: Arc<Events>,
     grown: watch::Receiver<u64>,
-    matcher: Matcher,
+    /// Away on the disk reader's thread while it reads.
+    matcher: Option<Matcher>,
     next: u64,
     ready: VecDeque<SseEvent>,
-    /// It fell behind the live end: told so, it is dropped.
-    dropped: bool,
+    disk: Option<DiskRead>,
+    /// Its client stopped taking events while the disk was read: the
+    /// stream ends (the client resumes with `Last-Event-ID`).
+    ended: bool,
+}
+
+/// Records `from..until` being read from disk for one stream, on a
+/// blocking thread that hands them over one at a time.
+struct DiskRead {
+    records: mpsc::Receiver<(u64, SseEvent)>,
+    until: u64,
+    done: tokio::task::JoinHandle<(Matcher, Walked)>,
+}
+
+/// How a read from disk ended.
+enum Walked {
+    /// Every record of the range was read.
+    All,
+    /// The client took nothing for [`STREAM_STALL`], or left.
+    Stalled,
+    /// The trail could not be read past `at`: why.
+    Failed { at: u64, why: String },
 }
 
 impl Reader {
     /// The next event, waiting for the trail to grow when there is none;
-    /// none once the reader was dropped for falling behind.
+    /// none once the stream ended.
     async fn next(&mut self) -> Option<SseEvent> {
         loop {
             if let Some(event) = self.ready.pop_front() {
                 return Some(event);
             }
-            if self.dropped {
+            if self.ended {
                 return None;
             }
+            if let Some(disk) = self.disk.as_mut() {
+                if let Some((seq, event)) = disk.records.recv().await {
+                    self.next = seq + 1;
+                    return Some(event);
+                }
+                let disk = self.disk.take()?;
+                let (matcher, walked) = disk.done.await.ok()?;
+                self.matcher = Some(matcher);
+                match walked {
+                    Walked::All => {}
+                    Walked::Stalled => self.ended = true,
+                    Walked::Failed { at, why } => {
+                        // What the disk cannot give is said, once, with an
+                        // id of its own (the last record it names), before
+                        // anything newer.
+                        let from = self.next.max(at);
+                        let missed =
+                            serde_json::json!({ "from": from, "to": disk.until, "why": why });
+                        self.ready.push_back(
+                            SseEvent::default()
+                                .event("missed")
+                                .id((disk.until - 1).to_string())
+                                .data(missed.to_string()),
+                        );
+                    }
+                }
+                self.next = self.next.max(disk.until);
+                continue;
+            }
+            let matcher = self.matcher.as_mut()?;
             match self.events.tail.from(self.next, CHUNK) {
                 Follow::Records(records) if records.is_empty() => {
                     // The trail's writer going away ends nothing here: the
@@ -195,24 +258,78 @@ impl Reader {
                 }
                 Follow::Records(records) => {
                     for record in &records {
-                        if let Some(kind) = self.matcher.kind(record) {
+                        if let Some(kind) = matcher.kind(record) {
                             self.ready.push_back(sse(kind, record));
                         }
                     }
                     self.next = records.last().map_or(self.next, |r| r.seq + 1);
                 }
                 Follow::Behind { oldest } => {
-                    // A client this slow is not waited for: the host goes on,
-                    // the client is told what it missed and let go (it may
-                    // come back with Last-Event-ID; older records come from
-                    // disk then).
-                    let missed = serde_json::json!({ "from": self.next, "to": oldest });
-                    self.ready
-                        .push_back(SseEvent::default().event("missed").data(missed.to_string()));
-                    self.dropped = true;
+                    // A resumed stream, or a reader slower than the trail
+                    // grows: what memory no longer holds comes from disk,
+                    // at the client's pace; the host is not held back.
+                    let matcher = self.matcher.take()?;
+                    self.disk = Some(self.read_disk(matcher, oldest).await?);
                 }
             }
         }
+    }
+
+    /// Starts reading records `self.next..until` from disk (once one of
+    /// the [`MAX_STREAM_DISK_READERS`] is free).
+    async fn read_disk(&self, mut matcher: Matcher, until: u64) -> Option<DiskRead> {
+        let permit = self
+            .events
+            .disk_readers
+            .clone()
+            .acquire_owned()
+            .await
+            .ok()?;
+        let (tx, records) = mpsc::channel(CHUNK);
+        let dir = self.events.dir.clone();
+        let from = self.next;
+        let runtime = tokio::runtime::Handle::current();
+        let done = tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let mut walked = Walked::All;
+            let mut read = from;
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(2));
+            let result = runway_audit::for_each_record(&dir, threads, |record| {
+                if record.seq >= until || !matches!(walked, Walked::All) {
+                    return;
+                }
+                // Earlier records only teach the filter which runways
+                // touch its dataset.
+                let kind = matcher.kind(&record);
+                if record.seq < from {
+                    return;
+                }
+                read = record.seq + 1;
+                if let Some(kind) = kind {
+                    let sent = runtime
+                        .block_on(tx.send_timeout((record.seq, sse(kind, &record)), STREAM_STALL));
+                    if sent.is_err() {
+                        walked = Walked::Stalled;
+                    }
+                }
+            });
+            if matches!(walked, Walked::All) {
+                // Damage past `until` is not this stream's to report.
+                if read < until {
+                    let why = match result {
+                        Err(e) => e.to_string(),
+                        Ok(()) => format!("the trail on disk ends before record {until}"),
+                    };
+                    walked = Walked::Failed { at: read, why };
+                }
+            }
+            (matcher, walked)
+        });
+        Some(DiskRead {
+            records,
+            until,
+            done,
+        })
     }
 }
 
@@ -286,7 +403,7 @@ fn catch_up(
 /// `GET /api/events`.
 #[utoipa::path(get, path = "/api/events", tag = "audit",
     params(Filter, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this record (what a reconnecting EventSource sends)")),
-    responses((status = 200, description = "Server-sent events: `transition` and (with the audit right) `record`, each one durable record as JSON with `id:` its sequence number; `missed` when a reader fell behind", content_type = "text/event-stream", body = String,
+    responses((status = 200, description = "Server-sent events: `transition` and (with the audit right) `record`, each one durable record as JSON with `id:` its sequence number; `missed` (with an id of its own) for records the trail on disk cannot give", content_type = "text/event-stream", body = String,
         example = json!("event: transition\nid: 7\ndata: {\"seq\":7,\"event\":\"state_changed\",...}\n\n")),
         (status = 404, description = "This server keeps no live audit tail", body = ref("#/components/schemas/ErrorBody"))))]
 pub async fn stream(
@@ -307,31 +424,35 @@ pub async fn stream(
         .get("last-event-id")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok())
-        .map(|seq| seq + 1);
-    // From where it left off, else `since` (all of it, up to the most a
-    // backlog holds), else the last `backlog` matching records.
-    let (since, limit) = match resumed.or(filter.since) {
-        Some(since) => (since, MAX_BACKLOG),
-        None => (0, filter.backlog.unwrap_or(500).min(MAX_BACKLOG)),
+        .map(|seq| seq.saturating_add(1));
+    // From where it left off, else `since`: every matching record from
+    // there on (older ones read from disk as the client takes them). Else
+    // the last `backlog` matching records.
+    let mut matcher = Matcher::new(filter.clone(), caller.may(Right::Audit));
+    let caught = match resumed.or(filter.since) {
+        Some(since) => Ok((VecDeque::new(), since, matcher)),
+        None => {
+            let limit = filter.backlog.unwrap_or(500).min(MAX_BACKLOG);
+            let reader = events.clone();
+            tokio::task::spawn_blocking(move || {
+                let (kept, next) = catch_up(&reader, &mut matcher, 0, limit);
+                let ready = kept.iter().map(|(kind, r)| sse(kind, r)).collect();
+                (ready, next, matcher)
+            })
+            .await
+        }
     };
-    let mut matcher = Matcher::new(filter, caller.may(Right::Audit));
-    let reader = events.clone();
-    let caught = tokio::task::spawn_blocking(move || {
-        let (kept, next) = catch_up(&reader, &mut matcher, since, limit);
-        let ready = kept.iter().map(|(kind, r)| sse(kind, r)).collect();
-        (ready, next, matcher)
-    })
-    .await;
     let Ok((ready, next, matcher)) = caught else {
         return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
     let reader = Reader {
         grown: events.grown.clone(),
         events,
-        matcher,
+        matcher: Some(matcher),
         next,
         ready,
-        dropped: false,
+        disk: None,
+        ended: false,
     };
     let stream = futures_util::stream::unfold(reader, |mut reader| async move {
         let event = reader.next().await?;

@@ -59,8 +59,9 @@ use utoipa_axum::routes;
 use super::access::{Caller, Right};
 use super::calls::{Answered, Api, Refusal};
 use super::extract::{JsonBody, PathOf, PlanText, QueryOf};
-use super::{events, mcp, metrics, views};
-use crate::controller::plan::{cap_reason, rejection};
+use super::{events, mcp, metrics, refusals, views};
+use crate::controller::plan::cap_reason;
+use crate::limits::{HEADER_TIMEOUT, REFUSAL_SUMMARY_INTERVAL};
 
 /// The API's routes over `api`, and `/api/openapi.json`: the description
 /// utoipa derives from the handlers below and the [`views`]' types.
@@ -276,21 +277,34 @@ async fn authorize(
     refuse(&api, &request, status, why)
 }
 
-/// Answers `status` with `why`, and audits the refusal naming the request.
+/// Answers `status` with `why`, and audits the refusal naming the request
+/// — or, past the peer's bucket, answers 429 ([`refusals`]).
 fn refuse(api: &Api, request: &Request, status: StatusCode, why: String) -> Response {
-    let peer = request
+    let addr = request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
-        .map_or_else(String::new, |c| format!(" from {}", c.0));
-    let reason = cap_reason(&format!(
-        "API request refused: {why} ({} {}{peer})",
+        .map(|c| c.0);
+    let peer = addr.map_or_else(String::new, |a| format!(" from {a}"));
+    let route = cap_reason(&format!(
+        "{} {}",
         request.method(),
         escape(request.uri().path())
     ));
-    if let Err(e) = api.host.audit.append(rejection(&reason)) {
-        tracing::warn!("cannot audit a refused API request: {e}");
+    let reason = cap_reason(&format!("API request refused: {why} ({route}{peer})"));
+    let who = addr.map_or(refusals::Peer::Unknown, |a| refusals::Peer::Addr(a.ip()));
+    match api.refusals.refuse(who, &route, &reason) {
+        refusals::Verdict::Refuse => Refusal(status, why).into_response(),
+        refusals::Verdict::Limited { retry_after } => {
+            let why = format!(
+                "too many refused requests from {who}; retry after {retry_after} s ({why})"
+            );
+            let mut answer = Refusal(StatusCode::TOO_MANY_REQUESTS, why).into_response();
+            answer
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, retry_after.into());
+            answer
+        }
     }
-    Refusal(status, why).into_response()
 }
 
 #[utoipa::path(get, path = "/api/locks", tag = "locks",
@@ -559,7 +573,9 @@ async fn wait(State(api): State<Api>, JsonBody(w): JsonBody<WaitFor>) -> Answer 
 }
 
 /// Serves `api` on `listener` until `shutdown` resolves: over TLS when
-/// given `tls`, else plain HTTP.
+/// given `tls`, else plain HTTP. A connection that has not sent a
+/// request's headers within [`HEADER_TIMEOUT`] is closed; refusals counted
+/// past their peers' buckets go on the trail every interval and at the end.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     api: Api,
@@ -569,12 +585,18 @@ pub async fn serve(
     if let Some(events) = api.events.clone() {
         tokio::spawn(api.metrics.clone().follow(events));
     }
+    let refusals = api.refusals.clone();
+    let summaries = tokio::spawn({
+        let refusals = refusals.clone();
+        async move {
+            let mut every = tokio::time::interval(REFUSAL_SUMMARY_INTERVAL / 4);
+            loop {
+                every.tick().await;
+                refusals.flush(false);
+            }
+        }
+    });
     let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
-    let Some(tls) = tls else {
-        return axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await;
-    };
     let handle = axum_server::Handle::new();
     let stopping = handle.clone();
     tokio::spawn(async move {
@@ -582,8 +604,26 @@ pub async fn serve(
         // Event streams never end by themselves: give them a moment.
         stopping.graceful_shutdown(Some(std::time::Duration::from_secs(1)));
     });
-    axum_server::tls_rustls::from_tcp_rustls(listener.into_std()?, tls)?
+    let mut server = axum_server::from_tcp(listener.into_std()?)?
         .handle(handle)
-        .serve(app)
-        .await
+        .first_request_timeout(HEADER_TIMEOUT);
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(HEADER_TIMEOUT);
+    let served = match tls {
+        None => server.serve(app).await,
+        Some(tls) => {
+            server
+                .acceptor(
+                    axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                        .handshake_timeout(HEADER_TIMEOUT),
+                )
+                .serve(app)
+                .await
+        }
+    };
+    summaries.abort();
+    refusals.flush(true);
+    served
 }

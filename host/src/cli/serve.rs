@@ -21,6 +21,7 @@ use tokio::sync::watch;
 use super::host_args::{HostArgs, timeline_printer, tokio};
 use super::{BAD_INPUT, Failure, HOST_FAULT};
 use crate::api::access::{self, Access};
+use crate::api::refusals::Refusals;
 use crate::api::{self, Api, token};
 use crate::files::{self, FileKind, ReadCaps};
 use crate::plugin::watch::PluginFolder;
@@ -68,6 +69,11 @@ pub struct ServeArgs {
     /// they are cancelled.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     grace_secs: u64,
+    /// Free space (MiB) on the audit folder's disk that records of refused
+    /// requests leave to the runways' own records: below it, refusals are
+    /// only counted until there is room again.
+    #[arg(long, value_name = "MIB", default_value_t = crate::limits::AUDIT_RESERVE_MIB)]
+    audit_reserve_mib: u64,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -151,6 +157,10 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             insecure: beyond && tls.is_none(),
             signer,
             listen: Some(bound),
+            refusals: std::sync::Arc::new(Refusals::new(
+                host.audit.clone(),
+                args.audit_reserve_mib.saturating_mul(1 << 20),
+            )),
             ..Api::new(host.clone(), controller.clone(), access, max_body)
         };
         let (api_stop, api_stopped) = watch::channel(false);
