@@ -70,7 +70,9 @@ fn call(server: &Server, method: &str, path: &str, token: Option<&str>) -> (u16,
 #[test]
 fn every_endpoint_with_every_role_is_let_through_or_refused_and_audited() {
     let dir = folders();
-    let server = Server::start(dir.path());
+    // Every refusal audited in full: nobody's and a stranger's requests
+    // here outnumber a peer's bucket (the flood test's subject).
+    let server = Server::start_with(dir.path(), &["--refusal-burst", "1000"]);
     let admin = server.admin();
     let roles = ["viewer", "operator", "approver", "auditor"];
     let mut callers: Vec<(String, Option<String>)> = vec![

@@ -31,7 +31,8 @@
 //!
 //! Errors are `{"error": "..."}` (JSON, the text escaped as the CLI shows
 //! it) with 400 (bad plan, query or path), 401 (no or unknown token; with
-//! `WWW-Authenticate: Bearer`, RFC 6750), 403 (not the caller's right), 404
+//! `WWW-Authenticate: Bearer`, RFC 6750), 403 (not the caller's right), 429
+//! (refused too often from one address; `Retry-After`), 404
 //! (no such runway or route), 405 (no such method), 409 (not in a state for
 //! it), 413 (body too large), 415 (body of a type the route does not take),
 //! 422 (JSON of the wrong shape), 503 (the controller stops) — the
@@ -161,8 +162,8 @@ struct ErrorBody {
 }
 
 /// Adds to every operation of `doc` the refusals it may answer with that
-/// its handler does not describe: 401 and 403 (every path is guarded),
-/// 503; 400 where it reads a query or path, 404 where the path names a
+/// its handler does not describe: 401, 403 and 429 (every path is
+/// guarded; past its peer's bucket a refusal is 429), 503; 400 where it reads a query or path, 404 where the path names a
 /// runway or record; 400, 413, 415 and 422 where it reads a body.
 fn document_refusals(doc: &mut utoipa::openapi::OpenApi) {
     let refusal = |why: &str| {
@@ -178,6 +179,10 @@ fn document_refusals(doc: &mut utoipa::openapi::OpenApi) {
     let challenge = utoipa::openapi::HeaderBuilder::new()
         .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
         .description(Some("`Bearer realm=\"runway\"` (RFC 6750)"))
+        .build();
+    let retry_after = utoipa::openapi::HeaderBuilder::new()
+        .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
+        .description(Some("Seconds until a refusal is audited again"))
         .build();
     for (path, item) in doc.paths.paths.iter_mut() {
         let operations = [
@@ -203,6 +208,11 @@ fn document_refusals(doc: &mut utoipa::openapi::OpenApi) {
                     .header("WWW-Authenticate", challenge.clone()),
             );
             add("403", refusal("The token's roles lack the right (audited)"));
+            add(
+                "429",
+                refusal("Too many requests without a known token from this address (counted, summed on the trail)")
+                    .header("Retry-After", retry_after.clone()),
+            );
             add("503", refusal("The controller is stopping"));
             if params || body {
                 add("400", refusal("The query, path or body does not parse"));
@@ -278,7 +288,9 @@ async fn authorize(
 }
 
 /// Answers `status` with `why`, and audits the refusal naming the request
-/// — or, past the peer's bucket, answers 429 ([`refusals`]).
+/// — or, for a caller without a known token past its peer's bucket,
+/// answers 429 ([`refusals`]). A known token's refusal (403) names its
+/// holder and is always audited in full (above the disk's reserve).
 fn refuse(api: &Api, request: &Request, status: StatusCode, why: String) -> Response {
     let addr = request
         .extensions()
@@ -291,6 +303,12 @@ fn refuse(api: &Api, request: &Request, status: StatusCode, why: String) -> Resp
         escape(request.uri().path())
     ));
     let reason = cap_reason(&format!("API request refused: {why} ({route}{peer})"));
+    if status != StatusCode::UNAUTHORIZED {
+        return match api.refusals.audit(&reason) {
+            Ok(()) => Refusal(status, why).into_response(),
+            Err(e) => Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+        };
+    }
     let who = addr.map_or(refusals::Peer::Unknown, |a| refusals::Peer::Addr(a.ip()));
     match api.refusals.refuse(who, &route, &reason) {
         refusals::Verdict::Refuse => Refusal(status, why).into_response(),

@@ -75,6 +75,8 @@ pub struct Refusals {
     audit: AuditLog,
     /// Free bytes the audit disk keeps for lifecycle and host-call records.
     reserve: u64,
+    /// Refusals per peer audited in full before its bucket runs dry.
+    burst: u32,
     peers: Mutex<HashMap<Peer, PeerState>>,
 }
 
@@ -139,24 +141,24 @@ impl Summary {
 }
 
 impl PeerState {
-    fn new(now: Instant) -> PeerState {
+    fn new(now: Instant, burst: u32) -> PeerState {
         PeerState {
-            tokens: REFUSAL_BURST,
+            tokens: burst,
             refilled: now,
             counted: None,
         }
     }
 
     /// Adds the tokens gained since the last refill.
-    fn refill(&mut self, now: Instant) {
+    fn refill(&mut self, now: Instant, burst: u32) {
         let step = REFUSAL_REFILL.as_nanos().max(1);
         let gained = now.saturating_duration_since(self.refilled).as_nanos() / step;
         if gained == 0 {
             return;
         }
         let gained = u32::try_from(gained).unwrap_or(u32::MAX);
-        self.tokens = self.tokens.saturating_add(gained).min(REFUSAL_BURST);
-        if self.tokens == REFUSAL_BURST {
+        self.tokens = self.tokens.saturating_add(gained).min(burst);
+        if self.tokens == burst {
             self.refilled = now;
         } else {
             self.refilled += REFUSAL_REFILL * gained;
@@ -175,11 +177,19 @@ impl PeerState {
 }
 
 impl Refusals {
-    /// Refusals audited on `audit`, leaving `reserve` bytes free on its disk.
+    /// Refusals audited on `audit`, leaving `reserve` bytes free on its
+    /// disk, [`REFUSAL_BURST`] per peer in full.
     pub fn new(audit: AuditLog, reserve: u64) -> Refusals {
+        Refusals::with_burst(audit, reserve, REFUSAL_BURST)
+    }
+
+    /// [`Refusals::new`] with `burst` refusals per peer audited in full
+    /// (then one per [`REFUSAL_REFILL`]).
+    pub fn with_burst(audit: AuditLog, reserve: u64, burst: u32) -> Refusals {
         Refusals {
             audit,
             reserve,
+            burst,
             peers: Mutex::new(HashMap::new()),
         }
     }
@@ -195,8 +205,8 @@ impl Refusals {
             let known = peers.len() < MAX_REFUSING_PEERS || peers.contains_key(&peer);
             let state = peers
                 .entry(if known { peer } else { Peer::Others })
-                .or_insert_with(|| PeerState::new(now));
-            state.refill(now);
+                .or_insert_with(|| PeerState::new(now, self.burst));
+            state.refill(now, self.burst);
             if state.tokens == 0 {
                 state.count(route);
                 return Verdict::Limited {
@@ -222,7 +232,7 @@ impl Refusals {
             let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
             peers
                 .entry(Peer::Callers)
-                .or_insert_with(|| PeerState::new(Instant::now()))
+                .or_insert_with(|| PeerState::new(Instant::now(), self.burst))
                 .count("(inside a call)");
             return Ok(());
         }
@@ -242,14 +252,14 @@ impl Refusals {
         {
             let mut peers = self.peers.lock().unwrap_or_else(PoisonError::into_inner);
             peers.retain(|peer, state| {
-                state.refill(now);
+                state.refill(now, self.burst);
                 let ripe = state.counted.as_ref().is_some_and(|s| {
                     all || now.saturating_duration_since(s.first_at) >= REFUSAL_SUMMARY_INTERVAL
                 });
                 if ripe && let Some(summary) = state.counted.take() {
                     due.push(summary.reason(*peer));
                 }
-                state.counted.is_some() || state.tokens < REFUSAL_BURST
+                state.counted.is_some() || state.tokens < self.burst
             });
         }
         for reason in &due {

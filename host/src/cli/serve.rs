@@ -66,7 +66,7 @@ pub struct ServeArgs {
     #[arg(long)]
     allow_self_approval: bool,
     /// After a stop signal, runs in the air get this long to land before
-    /// they are cancelled.
+    /// they are stopped (and retried by their policy at the next start).
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     grace_secs: u64,
     /// Free space (MiB) on the audit folder's disk that records of refused
@@ -74,6 +74,11 @@ pub struct ServeArgs {
     /// only counted until there is room again.
     #[arg(long, value_name = "MIB", default_value_t = crate::limits::AUDIT_RESERVE_MIB)]
     audit_reserve_mib: u64,
+    /// Requests without a known token audited one by one per peer address
+    /// before they are answered 429 and summed (then one a second more);
+    /// raise it when many clients share an address.
+    #[arg(long, value_name = "N", default_value_t = crate::limits::REFUSAL_BURST)]
+    refusal_burst: u32,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -157,9 +162,10 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             insecure: beyond && tls.is_none(),
             signer,
             listen: Some(bound),
-            refusals: std::sync::Arc::new(Refusals::new(
+            refusals: std::sync::Arc::new(Refusals::with_burst(
                 host.audit.clone(),
                 args.audit_reserve_mib.saturating_mul(1 << 20),
+                args.refusal_burst,
             )),
             ..Api::new(host.clone(), controller.clone(), access, max_body)
         };
