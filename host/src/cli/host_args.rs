@@ -41,8 +41,8 @@ pub struct HostArgs {
     /// Most runs at once (default: the number of cores; at most 64).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=crate::limits::MAX_LIVE_RUNS as i64))]
     pub workers: Option<u32>,
-    /// Compiling one component may take at most this long; past it the
-    /// plugin is refused.
+    /// Compiling one component may take at most this much CPU time (all
+    /// the compiler's threads); past it the plugin is refused.
     #[arg(long, value_name = "SECS", default_value_t = crate::sandbox::compiler::DEFAULT_COMPILE_SECS)]
     pub compile_timeout_secs: u64,
     /// Compiling one component may use at most this much memory (address
