@@ -20,10 +20,11 @@ use serde_json::Value;
 use super::access::{Access, Caller};
 use super::events::Events;
 use super::metrics::Metrics;
+use super::refusal::Refusal;
 use super::refusals::Refusals;
 use super::views;
 use crate::controller::plan::{Plan, cap_reason, rejection};
-use crate::controller::{Command, ControlError, Controller, Filing, Host};
+use crate::controller::{Command, Controller, Filing, Host};
 
 /// Longest one wait waits before it answers "not yet".
 pub const MAX_WAIT_SECS: u64 = 60;
@@ -47,27 +48,6 @@ pub struct Api {
     pub listen: Option<SocketAddr>,
     /// Refused requests: per-peer buckets, summaries, the audit reserve.
     pub refusals: Arc<Refusals>,
-}
-
-/// A call that failed: its status and why.
-#[derive(Debug)]
-pub struct Refusal(pub StatusCode, pub String);
-
-impl From<ControlError> for Refusal {
-    fn from(e: ControlError) -> Refusal {
-        let status = match e {
-            ControlError::Unknown(_) => StatusCode::NOT_FOUND,
-            ControlError::NotAwaitingApproval { .. } | ControlError::Ended { .. } => {
-                StatusCode::CONFLICT
-            }
-            ControlError::UnknownAfter { .. } | ControlError::TooLate { .. } => {
-                StatusCode::BAD_REQUEST
-            }
-            ControlError::OwnFiling { .. } => StatusCode::FORBIDDEN,
-            ControlError::Stopping | ControlError::Stopped => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        Refusal(status, e.to_string())
-    }
 }
 
 /// A call's answer.

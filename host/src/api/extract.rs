@@ -24,7 +24,7 @@ use runway_audit::render::escape;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::calls::Refusal;
+use super::refusal::Refusal;
 
 /// The content types a plan may be sent as.
 pub const PLAN_TYPES: [&str; 3] = ["application/toml", "application/json", "text/plain"];

@@ -58,8 +58,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::{Caller, Right};
-use super::calls::{Answered, Api, Refusal};
+use super::calls::{Answered, Api};
 use super::extract::{JsonBody, PathOf, PlanText, QueryOf};
+use super::refusal::Refusal;
 use super::{events, mcp, metrics, refusals, views};
 use crate::controller::plan::cap_reason;
 use crate::limits::{HEADER_TIMEOUT, REFUSAL_SUMMARY_INTERVAL};

@@ -53,8 +53,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::access::{Caller, Right};
-use super::calls::{Answered, Api, Refusal};
+use super::calls::{Answered, Api};
 use super::events::{self, Filter, MAX_BACKLOG};
+use super::refusal::Refusal;
 use super::views;
 
 /// The right each tool needs; a tool not named here is not offered.

@@ -14,6 +14,7 @@ pub mod inbox;
 pub mod mcp;
 pub mod metrics;
 pub mod page;
+pub mod refusal;
 pub mod refusals;
 pub mod token;
 pub mod views;

@@ -155,15 +155,6 @@ fn prints_and_ends(command: &Command) -> bool {
     )
 }
 
-/// Whether `error` is a write to a pipe whose reader has closed it.
-fn reader_gone(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
-
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -205,9 +196,6 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        // The reader of our output went away (`runway data export … |
-        // head`): what it wanted it got; nothing to say.
-        Err(Failure { error, .. }) if reader_gone(&error) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
             // Errors name files and quote names: shown escaped.
             eprintln!(
