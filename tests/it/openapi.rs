@@ -217,6 +217,15 @@ include-method = "POST"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404", "409"]
 "#;
 
+/// What a tool printed, stdout then stderr.
+fn printed(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 #[test]
 fn the_description_validates_and_the_fuzzer_finds_no_mismatch() {
     let tools = python_tools();
@@ -241,11 +250,7 @@ fn the_description_validates_and_the_fuzzer_finds_no_mismatch() {
         .arg(&described)
         .output()
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = printed(&out);
     assert!(out.status.success(), "openapi-spec-validator: {said}");
     assert!(said.contains("OK"), "{said}");
 
@@ -276,11 +281,7 @@ fn the_description_validates_and_the_fuzzer_finds_no_mismatch() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let said = printed(&out);
     assert!(
         out.status.success(),
         "schemathesis found mismatches:\n{said}"
