@@ -197,6 +197,26 @@ pub struct Retry {
     pub jitter: bool,
 }
 
+impl Retry {
+    /// How long to wait before the attempt after attempt number `failed`.
+    pub fn wait_after(&self, failed: u32) -> Duration {
+        let wait = match self.backoff {
+            Backoff::Fixed => self.initial,
+            Backoff::Exponential => {
+                let factor = 2u32.saturating_pow(failed.saturating_sub(1).min(31));
+                self.initial.saturating_mul(factor)
+            }
+        }
+        .min(self.max);
+        if self.jitter {
+            // Equal jitter: somewhere in the upper half of the wait.
+            wait / 2 + wait.mul_f64(fastrand::f64() / 2.0)
+        } else {
+            wait
+        }
+    }
+}
+
 impl Default for Retry {
     fn default() -> Self {
         Retry {
@@ -840,6 +860,32 @@ impl Plan {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_jitter_stays_in_the_upper_half() {
+        let retry = Retry {
+            attempts: 10,
+            backoff: Backoff::Exponential,
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+            jitter: false,
+        };
+        let waits: Vec<u128> = (1..=5).map(|n| retry.wait_after(n).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 500, 500]);
+        let fixed = Retry {
+            backoff: Backoff::Fixed,
+            ..retry.clone()
+        };
+        assert_eq!(fixed.wait_after(4), Duration::from_millis(100));
+        let jittered = Retry {
+            jitter: true,
+            ..retry
+        };
+        for _ in 0..100 {
+            let w = jittered.wait_after(2);
+            assert!(w >= Duration::from_millis(100) && w <= Duration::from_millis(200));
+        }
+    }
 
     fn agents() -> BTreeMap<String, Grants> {
         let open = Grants::parse(
