@@ -146,3 +146,17 @@ pub const MAX_STREAM_DISK_READERS: usize = 4;
 /// An event stream reading from disk whose client takes nothing for this
 /// long is ended (the client resumes with `Last-Event-ID`).
 pub const STREAM_STALL: Duration = Duration::from_secs(30);
+
+/// `text` cut to at most `max` bytes at a character boundary, ending in
+/// `…` when cut: the one way a capped text is cut.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let ellipsis = '…'.len_utf8();
+    let mut end = max.saturating_sub(ellipsis);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}

@@ -29,5 +29,6 @@ mod scaffold;
 mod serve;
 mod server;
 mod signing;
+mod start;
 mod times;
 mod tls;

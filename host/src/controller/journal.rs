@@ -17,7 +17,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use runway_audit::record::FiledManifest;
-use runway_audit::{Event, Hash, Record, State, VerifyError};
+use runway_audit::{Entry, Event, Hash, State, VerifyError};
 
 use super::runway::{Course, Transition, timestamp};
 use super::state::Lifecycle;
@@ -49,19 +49,20 @@ pub struct Journal {
 pub fn read(dir: &Path) -> Result<Journal, VerifyError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut journal = Fold::default();
-    runway_audit::for_each_record(dir, threads, |record| journal.apply(record))?;
+    runway_audit::for_each_record(dir, threads, |r| journal.apply(r.time_ns, r.entry))?;
     Ok(journal.finish())
 }
 
+/// A fold in progress: records go in one at a time, in trail order.
 #[derive(Default)]
-struct Fold {
+pub struct Fold {
     journal: Journal,
     index: HashMap<String, usize>,
 }
 
 impl Fold {
-    fn apply(&mut self, record: Record) {
-        let Record { time_ns, entry, .. } = record;
+    /// Folds the next record: `entry`, written at `time_ns`.
+    pub fn apply(&mut self, time_ns: u64, entry: Entry) {
         let at = timestamp(time_ns);
         if entry.runway.is_empty() {
             match entry.event {
@@ -145,7 +146,7 @@ impl Fold {
         });
     }
 
-    fn finish(self) -> Journal {
+    pub fn finish(self) -> Journal {
         self.journal
     }
 }

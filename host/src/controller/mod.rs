@@ -37,6 +37,7 @@ pub mod recovery;
 mod restore;
 mod runway;
 mod settle;
+pub mod start;
 pub mod state;
 mod stats;
 mod takeoff;
@@ -133,7 +134,10 @@ pub fn start(
 ) -> Result<(Controller, JoinHandle<Result<(), DispatchError>>), DispatchError> {
     let claim = host::Claim::new(host.clone()).ok_or(DispatchError::Busy)?;
     host.audit.sync()?;
-    let journal = journal::read(host.audit.dir())?;
+    let journal = match host.take_journal() {
+        Some(journal) => journal,
+        None => journal::read(host.audit.dir())?,
+    };
     let (controller, inbox) = controls::channel();
     let mut d = Dispatch::new(host, opts, inbox);
     d.restore(journal)?;

@@ -69,7 +69,7 @@ pub const MAX_LOCKS: usize = 64;
 pub const MAX_INPUT_BYTES: usize = 1 << 20;
 /// Longest refusal reason recorded or written to `rejected/` (longer ones
 /// are cut, ending in `…`).
-pub const MAX_REASON_BYTES: usize = 2048;
+pub const MAX_REASON_BYTES: usize = crate::limits::MAX_REASON;
 
 /// What filing checks a plan against: the known agents and their grants.
 pub trait Catalog {
@@ -619,19 +619,7 @@ impl ManifestFile {
     }
 }
 
-/// `text` cut to at most `max` bytes at a character boundary, ending in
-/// `…` when cut.
-pub fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let ellipsis = '…'.len_utf8();
-    let mut end = max.saturating_sub(ellipsis);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
+pub use crate::limits::cut;
 
 /// A refusal reason as it is recorded: cut to [`MAX_REASON_BYTES`].
 pub fn cap_reason(reason: &str) -> String {

@@ -32,115 +32,124 @@ pub enum RecoveryError {
 }
 
 /// What a start-up found a crash had left.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Settled {
     /// Commits begun and settled against the store.
     pub commits: usize,
     /// Runs cut short before they began to commit.
     pub runs: usize,
+    /// The records settling them appended, in order.
+    pub appended: Vec<Entry>,
 }
 
-/// Settles every interrupted commit and run in `audit`'s trail against
-/// `store`.
-pub fn recover(audit: &AuditLog, store: &DatasetStore) -> Result<Settled, RecoveryError> {
-    let (open, flying) = interrupted(audit.dir())?;
-    for entry in &flying {
-        audit.append(Entry {
-            event: Event::Failed {
-                reason: "host crashed during the run; nothing was committed".into(),
-            },
-            dataset: None,
-            ..entry.clone()
-        })?;
-    }
-    for (seq, entry, done) in &open {
-        let landed = store.landed(*seq)?;
-        let note = |event| Entry {
-            event,
-            dataset: None,
-            ..entry.clone()
-        };
-        audit.append(note(Event::Recovered {
-            committing: *seq,
-            landed: landed.is_some(),
-        }))?;
-        match landed {
-            Some(landed) => {
-                // COMMITTED records that made it to disk before the crash
-                // are not written twice.
-                for (dataset, token, stats) in landed.datasets {
-                    if done.contains(&dataset) {
-                        continue;
-                    }
-                    audit.append(Entry {
-                        dataset: Some(dataset),
-                        ..note(Event::Committed {
-                            token,
-                            writes: stats.writes,
-                            deletes: stats.deletes,
-                        })
-                    })?;
-                }
-                audit.append(note(Event::Succeeded {
-                    output: landed.output,
-                }))?;
-            }
-            None => {
-                audit.append(note(Event::Failed {
-                    reason: "host crashed during the commit; nothing was applied".into(),
-                }))?;
-            }
-        }
-    }
-    audit.sync()?;
-    Ok(Settled {
-        commits: open.len(),
-        runs: flying.len(),
-    })
+/// Commits and runs a crash interrupted, as seen so far in a trail read in
+/// order: COMMITTING records whose run has no outcome after them, each
+/// with the datasets whose COMMITTED record followed it, and the STARTED
+/// records of runs with nothing after them, not even a COMMITTING.
+#[derive(Debug, Default, Clone)]
+pub struct Unsettled {
+    open: HashMap<String, (u64, Entry, Vec<String>)>,
+    flying: HashMap<String, (u64, Entry)>,
 }
 
-/// Commits a crash interrupted, runs it cut short.
-type Interrupted = (Vec<(u64, Entry, Vec<String>)>, Vec<Entry>);
-
-/// COMMITTING records whose run has no outcome after them, in log order,
-/// each with the datasets whose COMMITTED record followed it; and the
-/// STARTED records of runs with nothing after them, not even a COMMITTING.
-/// The trail is streamed, not held.
-fn interrupted(dir: &std::path::Path) -> Result<Interrupted, runway_audit::VerifyError> {
-    let mut open: HashMap<String, (u64, Entry, Vec<String>)> = HashMap::new();
-    let mut flying: HashMap<String, (u64, Entry)> = HashMap::new();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    runway_audit::for_each_record(dir, threads, |r: Record| {
-        let runway = r.entry.runway.clone();
+impl Unsettled {
+    /// Takes the next record of the trail into account.
+    pub fn observe(&mut self, r: &Record) {
+        let runway = &r.entry.runway;
         match &r.entry.event {
             Event::Started { .. } => {
-                flying.insert(runway, (r.seq, r.entry));
+                self.flying.insert(runway.clone(), (r.seq, r.entry.clone()));
             }
             Event::Committing { .. } => {
-                flying.remove(&runway);
-                open.insert(runway, (r.seq, r.entry, Vec::new()));
+                self.flying.remove(runway);
+                let entry = r.entry.clone();
+                self.open.insert(runway.clone(), (r.seq, entry, Vec::new()));
             }
             Event::Committed { .. } => {
                 if let (Some((_, _, done)), Some(dataset)) =
-                    (open.get_mut(&runway), r.entry.dataset)
+                    (self.open.get_mut(runway), &r.entry.dataset)
                 {
-                    done.push(dataset);
+                    done.push(dataset.clone());
                 }
             }
             Event::Succeeded { .. } | Event::Failed { .. } | Event::Moved { .. } => {
-                open.remove(&runway);
-                flying.remove(&runway);
+                self.open.remove(runway);
+                self.flying.remove(runway);
             }
             Event::Recovered { committing, .. } => {
                 let committing = *committing;
-                open.retain(|_, (seq, _, _)| *seq != committing);
+                self.open.retain(|_, (seq, _, _)| *seq != committing);
             }
             _ => {}
         }
-    })?;
-    let mut open: Vec<_> = open.into_values().collect();
-    open.sort_by_key(|(seq, _, _)| *seq);
-    let mut flying: Vec<_> = flying.into_values().collect();
-    flying.sort_by_key(|(seq, _)| *seq);
-    Ok((open, flying.into_iter().map(|(_, entry)| entry).collect()))
+    }
+
+    /// Settles every interrupted commit and run against `store`, appending
+    /// what happened to `audit` (synced before this returns).
+    pub fn settle(self, audit: &AuditLog, store: &DatasetStore) -> Result<Settled, RecoveryError> {
+        let mut open: Vec<_> = self.open.into_values().collect();
+        open.sort_by_key(|(seq, _, _)| *seq);
+        let mut flying: Vec<_> = self.flying.into_values().collect();
+        flying.sort_by_key(|(seq, _)| *seq);
+        let mut appended = Vec::new();
+        let mut append = |entry: Entry| {
+            audit.append(entry.clone())?;
+            appended.push(entry);
+            Ok::<_, AuditError>(())
+        };
+        for (_, entry) in &flying {
+            append(Entry {
+                event: Event::Failed {
+                    reason: "host crashed during the run; nothing was committed".into(),
+                },
+                dataset: None,
+                ..entry.clone()
+            })?;
+        }
+        for (seq, entry, done) in &open {
+            let landed = store.landed(*seq)?;
+            let note = |event| Entry {
+                event,
+                dataset: None,
+                ..entry.clone()
+            };
+            append(note(Event::Recovered {
+                committing: *seq,
+                landed: landed.is_some(),
+            }))?;
+            match landed {
+                Some(landed) => {
+                    // COMMITTED records that made it to disk before the
+                    // crash are not written twice.
+                    for (dataset, token, stats) in landed.datasets {
+                        if done.contains(&dataset) {
+                            continue;
+                        }
+                        append(Entry {
+                            dataset: Some(dataset),
+                            ..note(Event::Committed {
+                                token,
+                                writes: stats.writes,
+                                deletes: stats.deletes,
+                            })
+                        })?;
+                    }
+                    append(note(Event::Succeeded {
+                        output: landed.output,
+                    }))?;
+                }
+                None => {
+                    append(note(Event::Failed {
+                        reason: "host crashed during the commit; nothing was applied".into(),
+                    }))?;
+                }
+            }
+        }
+        audit.sync()?;
+        Ok(Settled {
+            commits: open.len(),
+            runs: flying.len(),
+            appended,
+        })
+    }
 }
