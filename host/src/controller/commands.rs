@@ -17,11 +17,13 @@ impl Dispatch {
             | Command::Reject { runway, .. }
             | Command::Cancel { runway, .. } => runway.clone(),
             Command::Pause { by } => {
+                self.flush()?;
                 self.host.pause(by)?;
                 return Ok(Ok(()));
             }
             Command::Resume { by } => {
                 if !self.stopping {
+                    self.flush()?;
                     self.host.resume(by)?;
                 }
                 return Ok(Ok(()));

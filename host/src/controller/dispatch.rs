@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use runway_audit::{AuditError, Entry, Event, State, Ticket};
+use runway_audit::{AuditError, Entry, Event, State};
 
 use super::book::Book;
 use super::clock::Clock;
@@ -43,6 +43,9 @@ pub(super) struct Dispatch {
     pub flights: Flights,
     pub inbox: Inbox,
     pub four_eyes: bool,
+    /// This step's records, appended together at its end (one lock and
+    /// one wake-up of the writer per step, not per record).
+    outbox: Vec<(u64, Entry)>,
     /// Every handle is gone.
     pub closed: bool,
     /// Clearing stopped for good; the controller ends once nothing flies.
@@ -62,19 +65,16 @@ impl Dispatch {
             flights: Flights::default(),
             inbox,
             four_eyes: opts.four_eyes,
+            outbox: Vec::new(),
             closed: false,
             stopping: false,
             stats: Stats::default(),
         }
     }
 
-    /// Runway `i`'s record of `event` (on `dataset`'s chain when given).
-    pub fn record(
-        &self,
-        i: usize,
-        dataset: Option<String>,
-        event: Event,
-    ) -> Result<Ticket, AuditError> {
+    /// Runway `i`'s record of `event` (on `dataset`'s chain when given),
+    /// appended with the step's others ([`Dispatch::flush`]).
+    pub fn record(&mut self, i: usize, dataset: Option<String>, event: Event) {
         let r = &self.book.runways[i];
         let entry = Entry {
             runway: r.id().to_string(),
@@ -83,8 +83,21 @@ impl Dispatch {
             dataset,
             event,
         };
+        self.record_entry(entry);
+    }
+
+    /// A record of the controller's, appended with the step's others.
+    pub fn record_entry(&mut self, entry: Entry) {
         (self.observer)(&entry);
-        self.host.audit.append(entry)
+        self.outbox.push((now_ns(), entry));
+    }
+
+    /// Appends the records kept so far, in order: at the end of each step,
+    /// and before anyone else may append after them (a run taking off, a
+    /// pause).
+    pub fn flush(&mut self) -> Result<(), AuditError> {
+        let batch = std::mem::take(&mut self.outbox);
+        self.host.audit.append_batch(batch).map(drop)
     }
 
     /// Adds a runway; it is looked at next round.
@@ -134,7 +147,7 @@ impl Dispatch {
             _ => by,
         };
         self.move_runway(i, to, &reason, by)?;
-        self.record(i, None, event)?;
+        self.record(i, None, event);
         Ok(())
     }
 
@@ -195,4 +208,9 @@ impl Dispatch {
     pub fn done(&self) -> bool {
         self.stopping && self.flights.airborne == 0
     }
+}
+
+fn now_ns() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    since.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

@@ -32,6 +32,7 @@ enum Woke {
 impl Dispatch {
     pub(super) async fn fly(&mut self) -> Result<(), DispatchError> {
         self.settle()?;
+        self.flush()?;
         self.waiters.tell(&self.book.runways);
         loop {
             if self.done() {
@@ -66,6 +67,7 @@ impl Dispatch {
             let started = std::time::Instant::now();
             self.handle(woke)?;
             self.settle()?;
+            self.flush()?;
             self.waiters.tell(&self.book.runways);
             self.waiters.acknowledge(&self.host.audit);
             self.stats.record(started.elapsed());

@@ -111,7 +111,7 @@ impl Dispatch {
         }
         for i in first..self.book.runways.len() {
             let event = Event::Filing(self.book.runways[i].as_filed());
-            self.record(i, None, event)?;
+            self.record(i, None, event);
         }
         let ids: Vec<String> = filed.iter().map(|f| f.id.clone()).collect();
         let plan = Event::PlanFiled {
@@ -120,7 +120,7 @@ impl Dispatch {
             digest,
             runways: ids.clone(),
         };
-        self.host.audit.append(Entry::of_host(plan))?;
+        self.record_entry(Entry::of_host(plan));
         self.book.plans.insert((source, digest), ids);
         Ok(Ok(filed))
     }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use runway_audit::{AuditError, Event, State};
+use runway_audit::{Event, State};
 use tokio::time::Instant;
 
 use super::DispatchError;
@@ -15,7 +15,7 @@ use crate::sandbox::{RunFailure, RunReport};
 
 impl Dispatch {
     pub(super) fn land(&mut self, i: usize, report: RunReport) -> Result<(), DispatchError> {
-        self.land_locks(i)?;
+        self.land_locks(i);
         let (to, reason, by) = match &report.outcome {
             Ok(_) => (State::Succeeded, String::new(), None),
             Err(reason @ RunFailure::TimedOut { .. }) => {
@@ -40,24 +40,23 @@ impl Dispatch {
         let failure = RunFailure::HostFault(why);
         let reason = failure.to_string();
         self.fail(i, reason)?;
-        self.land_locks(i)?;
+        self.land_locks(i);
         self.book.runways[i].run = Some(Arc::new(RunReport::failed(failure)));
         self.maybe_retry(i)
     }
 
     /// Releases a landed runway's locks (one RELEASE record each).
-    fn land_locks(&mut self, i: usize) -> Result<(), AuditError> {
+    fn land_locks(&mut self, i: usize) {
         self.flights.airborne -= 1;
         for g in self.book.runways[i].course.locks.clone() {
             let event = Event::LockReleased {
                 mode: g.mode,
                 token: g.token,
             };
-            self.record(i, Some(g.dataset.clone()), event)?;
+            self.record(i, Some(g.dataset.clone()), event);
         }
         let m = &self.book.runways[i].manifest;
         self.host.tower.release(&m.datasets, &m.id, &m.agent);
-        Ok(())
     }
 
     /// A failed or timed-out runway with attempts left goes back to QUEUED,

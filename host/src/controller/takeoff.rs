@@ -48,7 +48,7 @@ impl Dispatch {
                 mode: g.mode,
                 token: g.token,
             };
-            self.record(i, Some(g.dataset.clone()), event)?;
+            self.record(i, Some(g.dataset.clone()), event);
         }
         // Its STARTED record, appended by the run, is this move's.
         let attempt = self.book.runways[i].course.attempt + 1;
@@ -71,6 +71,8 @@ impl Dispatch {
             locks: grants,
             cancel: r.cancel.clone(),
         };
+        // The run's own records (STARTED first) come after these.
+        self.flush()?;
         let host = self.host.clone();
         let observer = self.observer.clone();
         let landed = self.flights.landed_tx.clone();
