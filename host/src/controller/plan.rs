@@ -38,7 +38,7 @@
 //! `MAX_*` constants below bound the rest. A plan file is read through
 //! [`crate::files`] (no links, no FIFOs, capped), and a refusal never quotes
 //! it: TOML problems are [`TomlProblem`]s, and refusal reasons are cut to
-//! [`MAX_REASON_BYTES`].
+//! [`MAX_REASON`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -50,26 +50,14 @@ use thiserror::Error;
 
 use super::locks::LockSet;
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
-use crate::limits::LATEST_TIME_SECS;
+use crate::limits::{
+    LATEST_TIME_SECS, MAX_ACTION_BYTES, MAX_AFTER, MAX_ATTEMPTS, MAX_INPUT_BYTES, MAX_LOCKS,
+    MAX_PROBLEM_CHARS, MAX_REASON, MAX_RUNWAYS,
+};
 use crate::names::{self, NameError};
 use crate::plugin::grants::Grants;
 use crate::plugin::loader::Plugins;
 use crate::roles::{Right, Role};
-
-/// Most runways one plan may file.
-pub const MAX_RUNWAYS: usize = 10_000;
-/// Longest `action`, in bytes; it must be printable (nothing
-/// [`runway_audit::render::needs_escape`] would escape).
-pub const MAX_ACTION_BYTES: usize = 128;
-/// Most ids one runway's `after` may name.
-pub const MAX_AFTER: usize = 256;
-/// Most datasets one runway may lock.
-pub const MAX_LOCKS: usize = 64;
-/// Largest `input` of one runway, once encoded as JSON.
-pub const MAX_INPUT_BYTES: usize = 1 << 20;
-/// Longest refusal reason recorded or written to `rejected/` (longer ones
-/// are cut, ending in `…`).
-pub const MAX_REASON_BYTES: usize = crate::limits::MAX_REASON;
 
 /// What filing checks a plan against: the known agents and their grants.
 pub trait Catalog {
@@ -239,8 +227,6 @@ pub enum Backoff {
     Fixed,
 }
 
-/// Most attempts a retry policy may ask for.
-pub const MAX_ATTEMPTS: u32 = 100;
 
 /// Why a plan was refused.
 #[derive(Debug, Error)]
@@ -519,9 +505,6 @@ impl ManifestFile {
     }
 }
 
-/// Most characters of a JSON parser's message kept in a refusal.
-const MAX_PROBLEM_CHARS: usize = 120;
-
 /// The plan file in `text`, TOML or JSON, a plan or one manifest.
 fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
     // JSON is an object or a list of objects; a TOML plan may start with
@@ -621,9 +604,9 @@ impl ManifestFile {
 
 pub use crate::limits::cut;
 
-/// A refusal reason as it is recorded: cut to [`MAX_REASON_BYTES`].
+/// A refusal reason as it is recorded: cut to [`MAX_REASON`].
 pub fn cap_reason(reason: &str) -> String {
-    cut(reason, MAX_REASON_BYTES)
+    cut(reason, MAX_REASON)
 }
 
 /// The audit entry of a refused plan (no runway, no agent), its reason
@@ -1051,6 +1034,6 @@ mod tests {
     fn reasons_are_cut_at_a_character_boundary() {
         assert_eq!(cut("short", 10), "short");
         assert_eq!(cut("ééééé", 6), "é…"); // 2-byte letters, 3-byte ellipsis
-        assert_eq!(cap_reason(&"r".repeat(5000)).len(), MAX_REASON_BYTES);
+        assert_eq!(cap_reason(&"r".repeat(5000)).len(), MAX_REASON);
     }
 }
