@@ -23,7 +23,7 @@ const WALL_POLL: Duration = Duration::from_millis(250);
 /// What woke the controller.
 enum Woke {
     Cleared(Clearance),
-    Handed(Result<(tokio::task::Id, Result<(), AuditError>), tokio::task::JoinError>),
+    Handed(usize, Result<Result<(), AuditError>, String>),
     Landed(usize, Result<RunReport, LandingError>),
     Time,
     Asked(Option<Asked>),
@@ -58,7 +58,7 @@ impl Dispatch {
             let woke = tokio::select! {
                 biased;
                 Some(c) = flights.clearances.recv() => Woke::Cleared(c),
-                Some(joined) = flights.running.join_next_with_id() => Woke::Handed(joined),
+                Some((i, handed)) = flights.handed.recv() => Woke::Handed(i, handed),
                 Some((i, landed)) = flights.landed.recv() => Woke::Landed(i, landed),
                 () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => Woke::Time,
                 () = clock.moved() => Woke::Time,
@@ -78,21 +78,12 @@ impl Dispatch {
     fn handle(&mut self, woke: Woke) -> Result<(), DispatchError> {
         match woke {
             Woke::Cleared(c) => self.take_off(c)?,
-            Woke::Handed(joined) => {
-                let id = match &joined {
-                    Ok((id, _)) => *id,
-                    Err(e) => e.id(),
-                };
-                let i = self
-                    .flights
-                    .tasks
-                    .remove(&id)
-                    .expect("every task is tracked");
+            Woke::Handed(i, handed) => {
                 self.host.tower.flown();
-                match joined {
-                    Ok((_, handed)) => handed?,
+                match handed {
+                    Ok(handed) => handed?,
                     // A panic in host code fails that run only, never the plan.
-                    Err(e) => self.crashed(i, e.to_string())?,
+                    Err(panic) => self.crashed(i, panic)?,
                 }
             }
             Woke::Landed(i, landed) => match landed {

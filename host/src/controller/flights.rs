@@ -1,12 +1,9 @@
-//! Runs in the air: the channels clearances and landings come back on, and
-//! the runs handed to workers. Plain plumbing; take-off and landing are
+//! Runs in the air: the channels clearances, runs leaving their workers
+//! and landings come back on. Plain plumbing; take-off and landing are
 //! [`super::takeoff`]'s and [`super::landed`]'s.
-
-use std::collections::HashMap;
 
 use runway_audit::AuditError;
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
 
 use super::tower::Clearance;
 use crate::sandbox::{LandingError, RunReport};
@@ -14,16 +11,19 @@ use crate::sandbox::{LandingError, RunReport};
 /// How a run landed: (runway, report), from the landing stage.
 pub(super) type Landing = (usize, Result<RunReport, LandingError>);
 
+/// A run left its worker: (runway, handed to the landing stage, or why
+/// the trail or host code failed it; `Err` when the job panicked).
+pub(super) type Handed = (usize, Result<Result<(), AuditError>, String>);
+
 pub(super) struct Flights {
     /// Where the tower sends this controller's clearances.
     pub clear_tx: mpsc::UnboundedSender<Clearance>,
     pub clearances: mpsc::UnboundedReceiver<Clearance>,
     pub landed_tx: mpsc::UnboundedSender<Landing>,
     pub landed: mpsc::UnboundedReceiver<Landing>,
-    /// Runs on a worker: each hands its run to the landing stage.
-    pub running: JoinSet<Result<(), AuditError>>,
-    /// Worker task → its runway.
-    pub tasks: HashMap<tokio::task::Id, usize>,
+    /// Runs leaving their workers (each handed to the landing stage).
+    pub handed_tx: mpsc::UnboundedSender<Handed>,
+    pub handed: mpsc::UnboundedReceiver<Handed>,
     /// Runways taken off and not yet landed.
     pub airborne: usize,
 }
@@ -32,13 +32,14 @@ impl Default for Flights {
     fn default() -> Self {
         let (clear_tx, clearances) = mpsc::unbounded_channel();
         let (landed_tx, landed) = mpsc::unbounded_channel();
+        let (handed_tx, handed) = mpsc::unbounded_channel();
         Flights {
             clear_tx,
             clearances,
             landed_tx,
             landed,
-            running: JoinSet::new(),
-            tasks: HashMap::new(),
+            handed_tx,
+            handed,
             airborne: 0,
         }
     }

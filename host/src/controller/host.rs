@@ -10,6 +10,7 @@ use runway_audit::{AuditError, AuditLog, Entry, Event};
 
 use super::journal::Journal;
 use super::tower::Tower;
+use super::workers::Workers;
 use crate::plugin::loader::Plugins;
 use crate::sandbox::epoch::EpochClock;
 use crate::sandbox::{LandingStage, Runtime, Sandbox};
@@ -22,6 +23,8 @@ pub struct Host {
     pub audit: AuditLog,
     pub tower: Tower,
     pub landing: LandingStage,
+    /// The threads runs fly on, one per run that may be in the air.
+    pub(super) workers: Workers,
     engine: wasmtime::Engine,
     epoch: EpochClock,
     /// A controller runs on this host.
@@ -45,6 +48,7 @@ impl Host {
         Ok(Host {
             tower: Tower::new(store.clone(), workers),
             landing: LandingStage::start(store.clone(), audit.clone())?,
+            workers: Workers::start(workers)?,
             plugins: RwLock::new(plugins),
             store,
             audit,

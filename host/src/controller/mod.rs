@@ -43,6 +43,7 @@ mod stats;
 mod takeoff;
 pub mod tower;
 mod waiters;
+mod workers;
 
 pub use controls::{Command, ControlError, Controller, Filed, Filing};
 pub use host::Host;

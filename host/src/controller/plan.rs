@@ -227,7 +227,6 @@ pub enum Backoff {
     Fixed,
 }
 
-
 /// Why a plan was refused.
 #[derive(Debug, Error)]
 pub enum PlanError {

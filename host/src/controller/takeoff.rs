@@ -1,7 +1,8 @@
 //! Take-off: a runway the tower cleared is recorded CLEARED with its
 //! grants (one LOCK record each on its dataset's chain), moves to RUNNING
-//! and is handed to a worker with the plugin loaded now (a run keeps it to
-//! the end); the worker hands the finished run to the landing stage. A
+//! and is handed to one of the host's workers with the plugin loaded now (a
+//! run keeps it to the end); the worker hands the finished run to the
+//! landing stage. A
 //! clearance that comes too late (the runway expired, the host is stopping)
 //! or without tokens gives its worker slot and locks straight back.
 
@@ -76,15 +77,18 @@ impl Dispatch {
         let host = self.host.clone();
         let observer = self.observer.clone();
         let landed = self.flights.landed_tx.clone();
-        let task = self.flights.running.spawn_blocking(move || {
+        let handed = self.flights.handed_tx.clone();
+        let fly = move || {
             let flown = sandbox::fly(host.sandbox(), req, &observer)?;
             // The dispatcher may be gone by the time the run lands (its
             // plan failed); the landing itself is the same.
             let reply = Box::new(move |report| drop(landed.send((i, report))));
             host.landing.submit(flown, reply);
             Ok(())
-        });
-        self.flights.tasks.insert(task.id(), i);
+        };
+        self.host
+            .workers
+            .run(fly, move |ran| drop(handed.send((i, ran))));
         self.flights.airborne += 1;
         Ok(())
     }
