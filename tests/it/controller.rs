@@ -814,7 +814,7 @@ fn the_filed_record_keeps_the_whole_manifest() {
         .records()
         .into_iter()
         .find_map(|r| match r.entry.event {
-            Event::Filing(m) if r.entry.runway == "full" => Some(m),
+            Event::FilingV1(m) if r.entry.runway == "full" => Some(m),
             _ => None,
         })
         .expect("a FILED record");

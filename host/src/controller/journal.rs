@@ -97,7 +97,7 @@ impl Fold {
         }
         let runway = entry.runway;
         let event = entry.event;
-        if let Event::Filing(filed) = event {
+        if let Event::FilingV1(filed) = event {
             if self.index.contains_key(&runway) {
                 return;
             }

@@ -546,7 +546,7 @@ impl Dispatch {
             self.add(runway);
         }
         for i in first..self.runways.len() {
-            let event = Event::Filing(self.runways[i].as_filed());
+            let event = Event::FilingV1(self.runways[i].as_filed());
             self.record(i, None, event)?;
         }
         let ids: Vec<String> = filed.iter().map(|f| f.id.clone()).collect();
