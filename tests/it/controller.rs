@@ -810,31 +810,34 @@ fn the_filed_record_keeps_the_whole_manifest() {
         "#,
     );
     assert_eq!(report.failed(), 0);
-    let filed = f
+    let (schema, manifest, input) = f
         .records()
         .into_iter()
         .find_map(|r| match r.entry.event {
-            Event::Filing(m) if r.entry.runway == "full" => Some(m),
+            Event::Filing {
+                schema,
+                manifest,
+                input,
+            } if r.entry.runway == "full" => Some((schema, manifest, input)),
             _ => None,
         })
-        .expect("a FILED record");
-    assert_eq!(filed.action, "ok");
-    assert_eq!(filed.locks.len(), 1);
-    assert_eq!(filed.priority, -3);
-    assert_eq!(filed.window_ms, Some(90_000));
-    assert_eq!(filed.earliest_start_ns, Some(946_684_800_000_000_000));
-    assert_eq!(filed.expires_ns, None);
-    let retry = filed.retry.expect("its retry policy");
+        .expect("a FILING record");
+    assert_eq!(schema, 2);
+    // The manifest as JSON, every key of it (times resolved), the input
+    // beside it as the agent gets it.
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
     assert_eq!(
-        (
-            retry.attempts,
-            retry.exponential,
-            retry.initial_ms,
-            retry.max_ms,
-            retry.jitter
-        ),
-        (2, false, 5, 1000, false)
+        manifest,
+        serde_json::json!({
+            "action": "ok",
+            "datasets": { "test_filed": "shared" },
+            "after": [],
+            "priority": -3,
+            "window": 90_000,
+            "retry": { "attempts": 2, "backoff": "fixed", "initial": 5, "max": 1000, "jitter": false },
+            "approval": null,
+            "earliest_start_ns": 946_684_800_000_000_000u64,
+        })
     );
-    assert_eq!(filed.input, br#"{"n":1}"#);
-    assert_eq!(filed.input_digest, runway_audit::sha256(&filed.input));
+    assert_eq!(input, br#"{"n":1}"#);
 }

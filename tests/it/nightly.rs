@@ -205,7 +205,7 @@ fn a_trapping_agent_fails_and_its_writes_are_discarded() {
 
 fn event_name(e: &Event) -> &'static str {
     match e {
-        Event::Filed { .. } | Event::Filing(_) => "filed",
+        Event::Filed { .. } | Event::FilingV1(_) | Event::Filing { .. } => "filed",
         Event::Rejected { .. } => "rejected",
         Event::Cleared { .. } => "cleared",
         Event::LockGranted { .. } => "granted",

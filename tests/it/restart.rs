@@ -121,7 +121,7 @@ fn a_restart_rebuilds_the_queue_from_the_trail() {
                 .count()
         };
         assert_eq!(count(|e| matches!(e, Event::Succeeded { .. })), 1, "{id}");
-        assert_eq!(count(|e| matches!(e, Event::Filing(_))), 1, "{id}");
+        assert_eq!(count(|e| matches!(e, Event::Filing { .. })), 1, "{id}");
     }
 }
 

@@ -291,7 +291,10 @@ fn far_future_times_survive_a_restart_of_serve() {
             .trail()
             .into_iter()
             .filter(|r| r["event"] == "filed")
-            .map(|r| (r["earliest_start_ns"].clone(), r["expires_ns"].clone()))
+            .map(|r| {
+                let m = &r["manifest"];
+                (m["earliest_start_ns"].clone(), m["expires_ns"].clone())
+            })
             .collect::<Vec<_>>()
     };
     let filed = trail_times(&server);

@@ -8,43 +8,30 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Where a runway is in its life. Postcard encodes the variant index, so
-/// new states go at the end.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum State {
-    Queued,
-    WaitingDeps,
-    WaitingApproval,
-    WaitingTime,
-    WaitingLocks,
-    Cleared,
-    Running,
-    Succeeded,
-    Failed,
-    TimedOut,
-    Cancelled,
-    Rejected,
-    Expired,
+use crate::codec::wire_units;
+
+wire_units! {
+    /// Where a runway is in its life. Postcard encodes the variant index, so
+    /// new states go at the end.
+    #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+    pub enum State {
+        Queued,
+        WaitingDeps,
+        WaitingApproval,
+        WaitingTime,
+        WaitingLocks,
+        Cleared,
+        Running,
+        Succeeded,
+        Failed,
+        TimedOut,
+        Cancelled,
+        Rejected,
+        Expired,
+    }
 }
 
 impl State {
-    /// Every state, in declaration (and so encoding) order.
-    pub const ALL: [State; 13] = [
-        State::Queued,
-        State::WaitingDeps,
-        State::WaitingApproval,
-        State::WaitingTime,
-        State::WaitingLocks,
-        State::Cleared,
-        State::Running,
-        State::Succeeded,
-        State::Failed,
-        State::TimedOut,
-        State::Cancelled,
-        State::Rejected,
-        State::Expired,
-    ];
-
     /// Upper-case name, as timelines and reports show it.
     pub fn name(self) -> &'static str {
         match self {

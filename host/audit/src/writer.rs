@@ -561,6 +561,9 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
 /// Refuses an entry whose record could be too large to frame, so that it
 /// never reaches (and stops) the writer.
 fn check_size(entry: &Entry) -> Result<(), AuditError> {
+    if let Some((len, max)) = entry.event.over_cap() {
+        return Err(AuditError::ManifestTooLarge { len, max });
+    }
     let bound = entry.encoded_bound();
     let max = MAX_FRAME_LEN as usize;
     if bound > max {

@@ -134,7 +134,7 @@ impl Matcher {
         let e = &record.entry;
         if let Some(dataset) = &self.filter.dataset {
             let locks = match &e.event {
-                Event::Filing(filed) => filed.locks.iter().any(|l| &l.dataset == dataset),
+                Event::FilingV1(filed) => filed.locks.iter().any(|l| &l.dataset == dataset),
                 Event::Cleared { locks } => locks.iter().any(|l| &l.dataset == dataset),
                 _ => false,
             };
@@ -158,7 +158,8 @@ impl Matcher {
 pub fn is_transition(event: &Event) -> bool {
     matches!(
         event,
-        Event::Filing(_)
+        Event::FilingV1(_)
+            | Event::Filing { .. }
             | Event::Moved { .. }
             | Event::Cleared { .. }
             | Event::Started { .. }

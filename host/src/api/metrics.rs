@@ -132,7 +132,9 @@ impl Metrics {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
         let secs = |from: u64| t.saturating_sub(from) as f64 / 1e9;
         match &e.event {
-            Event::Filing(_) => open.entry(e.runway.clone()).or_default().queued = Some(t),
+            Event::FilingV1(_) | Event::Filing { .. } => {
+                open.entry(e.runway.clone()).or_default().queued = Some(t)
+            }
             Event::Moved {
                 to: RunwayState::Queued,
                 ..

@@ -86,7 +86,7 @@ impl Progress {
     /// Follows one of the controller's records (`runway run`'s observer).
     pub fn follow(&self, entry: &Entry) {
         let moved = match &entry.event {
-            Event::Filing(_) => Some((State::Queued, "filed")),
+            Event::FilingV1(_) | Event::Filing { .. } => Some((State::Queued, "filed")),
             Event::Moved { to, reason, .. } => Some((*to, reason.as_str())),
             Event::Cleared { .. } => Some((State::Cleared, "")),
             Event::Started { .. } => Some((State::Running, "")),

@@ -110,7 +110,7 @@ impl Dispatch {
             self.add(runway);
         }
         for i in first..self.book.runways.len() {
-            let event = Event::Filing(self.book.runways[i].as_filed());
+            let event = self.book.runways[i].filing();
             self.record(i, None, event);
         }
         let ids: Vec<String> = filed.iter().map(|f| f.id.clone()).collect();

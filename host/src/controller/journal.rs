@@ -16,18 +16,16 @@
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
-use runway_audit::record::FiledManifest;
 use runway_audit::{Entry, Event, Hash, State, VerifyError};
 
-use super::runway::{Course, Transition, timestamp};
+use super::runway::{Course, Transition, Unfiled, timestamp, unfile};
 use super::state::Lifecycle;
 
 /// One runway as the trail last saw it.
 #[derive(Debug, Clone)]
 pub struct Folded {
-    pub id: String,
-    pub agent: String,
-    pub filed: FiledManifest,
+    /// Its manifest (id, agent and input included), times resolved.
+    pub filed: Unfiled,
     /// Its state, attempts, locks, output and moves, as live.
     pub course: Course,
 }
@@ -90,15 +88,23 @@ impl Fold {
         }
         let runway = entry.runway;
         let event = entry.event;
-        if let Event::Filing(filed) = event {
+        if let Some(unfiled) = unfile(&runway, &entry.agent, &event) {
             if self.index.contains_key(&runway) {
                 return;
             }
+            let filed = match unfiled {
+                Ok(filed) => filed,
+                Err(why) => {
+                    // Kept from being given again, as a runway of an
+                    // older host would be.
+                    tracing::warn!(runway = %runway, "cannot be rebuilt from the trail: {why}");
+                    self.journal.reserved.insert(runway);
+                    return;
+                }
+            };
             self.index
                 .insert(runway.clone(), self.journal.runways.len());
             self.journal.runways.push(Folded {
-                id: runway,
-                agent: entry.agent,
                 filed,
                 course: Course {
                     history: vec![Transition {

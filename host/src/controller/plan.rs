@@ -45,7 +45,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use runway_audit::LockMode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::locks::LockSet;
@@ -92,24 +92,36 @@ pub struct Plan {
 }
 
 /// One flight plan for one run.
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Its serde form is the manifest as its FILING record keeps it (the
+/// layout `runway::MANIFEST_SCHEMA`, JSON): what the record's entry says
+/// already (runway id, agent), the input (carried as bytes beside it) and
+/// the times (kept resolved) are left out. A new key is a field here with
+/// `#[serde(default)]`, so trails written before it still fold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    #[serde(skip)]
     pub id: String,
+    #[serde(skip)]
     pub agent: String,
     pub action: String,
     /// Lock set, in the manifest's order (the order its run is told them in).
     pub datasets: LockSet,
     pub after: Vec<String>,
     /// Input handed to the agent, JSON-encoded.
+    #[serde(skip)]
     pub input: Vec<u8>,
     /// Among runways whose locks are free, higher is cleared first.
     pub priority: i64,
     /// The run's window, when shorter than its grant's.
+    #[serde(with = "millis_opt")]
     pub window: Option<Duration>,
     pub retry: Retry,
     /// Not cleared before.
+    #[serde(skip)]
     pub earliest_start: Option<When>,
     /// Not cleared by then: EXPIRED.
+    #[serde(skip)]
     pub expires: Option<When>,
     /// The role whose approval it waits for, when it needs one.
     pub approval: Option<String>,
@@ -171,18 +183,54 @@ pub fn time_range() -> String {
 
 /// How often a failed or timed-out runway is tried again, and how long it
 /// waits before each new attempt.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Retry {
     /// Attempts in all, the first included (1: no retry).
     pub attempts: u32,
     pub backoff: Backoff,
     /// The wait before the second attempt.
+    #[serde(with = "millis")]
     pub initial: Duration,
     /// No wait is longer.
+    #[serde(with = "millis")]
     pub max: Duration,
     /// Each wait drawn from its upper half at random, so retries of many
     /// runways do not land together.
     pub jitter: bool,
+}
+
+/// Durations as whole milliseconds, as FILING records keep them (filing
+/// refuses others).
+mod millis {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// [`millis`] for an optional duration.
+mod millis_opt {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<u64>::deserialize(d).map(|ms| ms.map(Duration::from_millis))
+    }
 }
 
 impl Retry {
@@ -218,7 +266,7 @@ impl Default for Retry {
 }
 
 /// How waits between attempts grow.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backoff {
     /// `initial`, twice that, four times… up to `max`.

@@ -12,11 +12,15 @@ use tokio::time::Instant;
 use super::DispatchError;
 use super::dispatch::Dispatch;
 use super::journal::Journal;
-use super::runway::{Runway, manifest_of, timestamp};
+use super::runway::{Runway, Unfiled};
 
 impl Dispatch {
     pub(super) fn restore(&mut self, journal: Journal) -> Result<(), DispatchError> {
-        let journal_ids: HashSet<String> = journal.runways.iter().map(|f| f.id.clone()).collect();
+        let journal_ids: HashSet<String> = journal
+            .runways
+            .iter()
+            .map(|f| f.filed.manifest.id.clone())
+            .collect();
         self.book.reserved = journal.reserved;
         for (key, ids) in journal.plans {
             // Only plans whose runways the trail holds can be answered.
@@ -26,12 +30,17 @@ impl Dispatch {
         }
         let catalog = self.host.plugins();
         for f in journal.runways {
-            let manifest = manifest_of(&f.id, &f.agent, &f.filed);
-            let plugin = catalog.get(&f.agent);
-            let mut r = Runway::new(manifest, f.id, plugin);
+            let Unfiled {
+                manifest,
+                start_at,
+                expires_at,
+            } = f.filed;
+            let plugin = catalog.get(&manifest.agent);
+            let name = manifest.id.clone();
+            let mut r = Runway::new(manifest, name, plugin);
             r.course = f.course;
-            r.start_at = f.filed.earliest_start_ns.map(timestamp);
-            r.expires_at = f.filed.expires_ns.map(timestamp);
+            r.start_at = start_at;
+            r.expires_at = expires_at;
             self.add(r);
         }
         if let Some(by) = &journal.paused {

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use runway_audit::record::{FiledManifest, RetryPolicy};
-use runway_audit::{Hash, LockGrant, LockRequest, State};
+use runway_audit::record::FiledManifest;
+use runway_audit::{Event, Hash, LockGrant, State};
+use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
 use super::state::{IllegalMove, Lifecycle};
@@ -217,48 +218,86 @@ impl Runway {
         }
     }
 
-    /// Its manifest as its FILING record keeps it.
-    pub fn as_filed(&self) -> FiledManifest {
-        let m = &self.manifest;
+    /// Its FILING record: the whole manifest, its times resolved.
+    pub fn filing(&self) -> Event {
         // Filing refuses times outside 1970..=LATEST_TIME_SECS, so every one
-        // fits (exactly) in the record's unsigned nanoseconds.
+        // fits (exactly) in unsigned nanoseconds.
         let ns = |t: jiff::Timestamp| {
             u64::try_from(t.as_nanosecond()).expect("filed times lie between 1970 and 2500")
         };
-        let retry = &m.retry;
-        FiledManifest {
-            action: m.action.clone(),
-            after: m.after.clone(),
-            locks: m
-                .datasets
-                .iter()
-                .map(|(d, &mode)| LockRequest {
-                    dataset: d.clone(),
-                    mode,
-                })
-                .collect(),
-            priority: m.priority,
-            window_ms: m.window.map(millis),
+        let layout = Layout {
+            manifest: &*self.manifest,
             earliest_start_ns: self.start_at.map(ns),
             expires_ns: self.expires_at.map(ns),
-            approval: m.approval.clone(),
-            retry: (retry.attempts > 1).then_some(RetryPolicy {
-                attempts: retry.attempts,
-                exponential: retry.backoff == Backoff::Exponential,
-                initial_ms: millis(retry.initial),
-                max_ms: millis(retry.max),
-                jitter: retry.jitter,
-            }),
-            input_digest: runway_audit::sha256(&m.input),
-            input: m.input.clone(),
+        };
+        Event::Filing {
+            schema: MANIFEST_SCHEMA,
+            manifest: serde_json::to_string(&layout).expect("a manifest is JSON"),
+            input: self.manifest.input.clone(),
         }
     }
 }
 
-/// The manifest a FILING record kept, for runway `id` of `agent`: the
-/// inverse of [`Runway::as_filed`] (times come back resolved, so
-/// `earliest_start` and `expires` are left to the caller).
-pub(super) fn manifest_of(id: &str, agent: &str, filed: &FiledManifest) -> Manifest {
+/// The layout of the manifest in the FILING records this host writes: the
+/// serde form of [`Manifest`] and the times resolved at filing, as JSON.
+pub const MANIFEST_SCHEMA: u32 = 2;
+
+#[derive(Serialize, Deserialize)]
+struct Layout<M> {
+    #[serde(flatten)]
+    manifest: M,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    earliest_start_ns: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    expires_ns: Option<u64>,
+}
+
+/// A manifest as its FILING record gives it back, times resolved.
+#[derive(Debug, Clone)]
+pub struct Unfiled {
+    pub manifest: Manifest,
+    pub start_at: Option<jiff::Timestamp>,
+    pub expires_at: Option<jiff::Timestamp>,
+}
+
+/// The manifest of runway `id` of `agent` a FILING record holds (of either
+/// layout); `None` for any other record, `Err` naming what is wrong when
+/// this host cannot read it.
+pub(super) fn unfile(id: &str, agent: &str, event: &Event) -> Option<Result<Unfiled, String>> {
+    match event {
+        Event::FilingV1(filed) => Some(Ok(Unfiled {
+            manifest: first_layout(id, agent, filed),
+            start_at: filed.earliest_start_ns.map(timestamp),
+            expires_at: filed.expires_ns.map(timestamp),
+        })),
+        Event::Filing {
+            schema: MANIFEST_SCHEMA,
+            manifest,
+            input,
+        } => Some(
+            serde_json::from_str::<Layout<Manifest>>(manifest)
+                .map(|layout| Unfiled {
+                    manifest: Manifest {
+                        id: id.to_string(),
+                        agent: agent.to_string(),
+                        input: input.clone(),
+                        ..layout.manifest
+                    },
+                    start_at: layout.earliest_start_ns.map(timestamp),
+                    expires_at: layout.expires_ns.map(timestamp),
+                })
+                .map_err(|e| format!("its manifest does not read: {e}")),
+        ),
+        Event::Filing { schema, .. } => Some(Err(format!(
+            "its manifest has layout {schema}; this host reads up to {MANIFEST_SCHEMA}"
+        ))),
+        _ => None,
+    }
+}
+
+/// The manifest a FILING record of the first layout kept, for runway `id`
+/// of `agent` (times come back resolved, beside it).
+fn first_layout(id: &str, agent: &str, filed: &FiledManifest) -> Manifest {
     let retry = match filed.retry {
         Some(r) => Retry {
             attempts: r.attempts,
@@ -291,12 +330,6 @@ pub(super) fn manifest_of(id: &str, agent: &str, filed: &FiledManifest) -> Manif
         expires: None,
         approval: filed.approval.clone(),
     }
-}
-
-/// A window or a retry's wait in whole milliseconds, as the trail keeps
-/// it (filing refuses others, and any longer than a day).
-fn millis(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).expect("manifest durations are at most a day")
 }
 
 /// Unix nanoseconds as a timestamp (the epoch when out of range).

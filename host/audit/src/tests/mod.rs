@@ -2,6 +2,7 @@
 //! writer, reopening, rotation, torn tails, and every kind of tampering the
 //! verifier must catch.
 
+mod fixture;
 mod group_commit;
 mod parallel;
 mod proofs;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use super::*;
+use crate::record::MANIFEST_MAX;
 use crate::{AuditError, ZERO_HASH, read_records, verify};
 
 #[test]
@@ -209,6 +210,33 @@ fn an_oversized_entry_is_refused_at_append_and_the_writer_goes_on() {
         records.iter().map(|r| r.entry.clone()).collect::<Vec<_>>(),
         [entry(0), entry(1)]
     );
+}
+
+#[test]
+fn a_manifest_over_its_cap_is_refused_at_append_and_the_writer_goes_on() {
+    let dir = tempdir();
+    let log = open(dir.path());
+    let filing = |len: usize| Entry {
+        event: Event::Filing {
+            schema: 2,
+            manifest: "x".repeat(len),
+            input: vec![],
+        },
+        ..entry(0)
+    };
+    match log.append(filing(MANIFEST_MAX + 1)) {
+        Err(AuditError::ManifestTooLarge { len, max }) => {
+            assert_eq!((len, max), (MANIFEST_MAX + 1, MANIFEST_MAX));
+        }
+        other => panic!("expected ManifestTooLarge, got {other:?}"),
+    }
+    log.append_durable(filing(MANIFEST_MAX))
+        .expect("at the cap");
+    drop(log);
+    let records = read_records(dir.path()).expect("read");
+    let entries: Vec<_> = records.into_iter().map(|r| r.entry).collect();
+    assert_eq!(entries, [filing(MANIFEST_MAX)]);
+    verify(dir.path()).expect("verify");
 }
 
 #[test]
