@@ -24,6 +24,7 @@ use std::time::Instant;
 
 use runway_audit::{AuditLog, AuditOptions};
 use runway_host::controller::{self, Command, Stats};
+use runway_host::roles::{Caller, Role};
 use runway_host::{DatasetStore, DispatchOptions, Host, Plan, Plugins, Runtime, bundled};
 use runway_tests::filing;
 
@@ -124,7 +125,7 @@ fn main() {
                 for runway in gated {
                     let approve = Command::Approve {
                         runway: runway.clone(),
-                        by: "bench".into(),
+                        by: Caller::new("bench", [Role::Admin]),
                         note: String::new(),
                     };
                     c.send(approve).await.expect("approved");

@@ -26,6 +26,7 @@ mod host;
 pub mod journal;
 pub mod locks;
 pub mod plan;
+pub mod policy;
 pub mod recovery;
 mod runway;
 pub mod state;
@@ -957,56 +958,45 @@ impl Dispatch {
         }
     }
 
-    /// Applies a person's command, or says why not.
+    /// Applies a person's command, or says why not ([`policy`] decides).
     fn command(&mut self, command: Command) -> Result<Result<(), ControlError>, DispatchError> {
-        let runway = match &command {
-            Command::Approve { runway, .. }
-            | Command::Reject { runway, .. }
-            | Command::Cancel { runway, .. } => runway.clone(),
-            Command::Pause { by } => {
-                self.host.pause(by)?;
-                return Ok(Ok(()));
+        let i = command.runway().and_then(|id| self.index.get(id).copied());
+        let target = i.map(|i| {
+            let r = &self.runways[i];
+            policy::Target {
+                state: r.state(),
+                ended: r.ended(),
+                approval: r.manifest.approval.as_deref(),
+                filed_by: r.filed_by(),
             }
-            Command::Resume { by } => {
-                if !self.stopping {
-                    self.host.resume(by)?;
-                }
-                return Ok(Ok(()));
-            }
-        };
-        let Some(&i) = self.index.get(&runway) else {
-            return Ok(Err(ControlError::Unknown(runway)));
-        };
-        let state = self.runways[i].state();
-        if self.runways[i].ended() {
-            return Ok(Err(ControlError::Ended { runway, state }));
+        });
+        if let Err(refused) = policy::decide(&command, target, self.four_eyes) {
+            return Ok(Err(refused));
         }
-        match command {
-            Command::Approve { .. } | Command::Reject { .. } if state != State::WaitingApproval => {
-                return Ok(Err(ControlError::NotAwaitingApproval { runway, state }));
+        match (command, i) {
+            (Command::Pause { by }, _) => self.host.pause(&by.name)?,
+            (Command::Resume { by }, _) => {
+                if !self.stopping {
+                    self.host.resume(&by.name)?;
+                }
             }
-            Command::Approve { by, .. }
-                if self.four_eyes && self.runways[i].filed_by() == Some(by.as_str()) =>
-            {
-                return Ok(Err(ControlError::OwnFiling { runway, by }));
-            }
-            Command::Approve { by, note, .. } => {
-                self.runways[i].approved = Some((by, note));
+            (Command::Approve { by, note, .. }, Some(i)) => {
+                self.runways[i].approved = Some((by.name, note));
                 self.dirty.insert(i);
             }
-            Command::Reject { by, reason, .. } => {
-                self.moved_by(i, State::Rejected, format!("rejected: {reason}"), by)?;
+            (Command::Reject { by, reason, .. }, Some(i)) => {
+                self.moved_by(i, State::Rejected, format!("rejected: {reason}"), by.name)?;
             }
-            Command::Cancel { by, .. } => match state {
+            (Command::Cancel { by, .. }, Some(i)) => match self.runways[i].state() {
                 // In the air: it stops at its next epoch tick, or before
                 // its commit, and lands as CANCELLED.
-                State::Cleared | State::Running => self.runways[i].cancel.cancel(&by),
+                State::Cleared | State::Running => self.runways[i].cancel.cancel(&by.name),
                 _ => {
                     self.take_back(i);
-                    self.moved_by(i, State::Cancelled, "cancelled".into(), by)?;
+                    self.moved_by(i, State::Cancelled, "cancelled".into(), by.name)?;
                 }
             },
-            Command::Pause { .. } | Command::Resume { .. } => unreachable!("answered above"),
+            (command, None) => unreachable!("policy::decide refuses {command:?} naming no runway"),
         }
         Ok(Ok(()))
     }
