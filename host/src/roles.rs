@@ -84,18 +84,6 @@ impl Caller {
         self.roles.iter().any(|r| r.grants(right))
     }
 
-    /// Why this caller may not use `right`, when they may not.
-    pub fn lacks(&self, right: Right) -> Option<String> {
-        (!self.may(right)).then(|| {
-            format!(
-                "{} ({}) may not {}",
-                self.name,
-                self.roles_shown(),
-                right.verb()
-            )
-        })
-    }
-
     /// Whether it holds the role called `role` (an admin holds every role).
     pub fn holds(&self, role: &str) -> bool {
         self.roles

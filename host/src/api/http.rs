@@ -64,6 +64,7 @@ use super::extract::{JsonBody, PathOf, PlanText, QueryOf};
 use super::refusal::{Applies, ErrorBody, Kind, Refusal};
 use super::{events, mcp, metrics, refusals, views};
 use crate::controller::plan::cap_reason;
+use crate::controller::policy;
 use crate::limits::{HEADER_TIMEOUT, REFUSAL_SUMMARY_INTERVAL};
 
 /// The API's routes over `api`, and `/api/openapi.json`: the description
@@ -244,9 +245,9 @@ async fn authorize(
     let (kind, why) = match (given, caller) {
         (None, _) => (Kind::Unauthenticated, "no bearer token".to_string()),
         (Some(_), None) => (Kind::Unauthenticated, "unknown bearer token".to_string()),
-        (Some(_), Some(caller)) => match caller.lacks(right) {
-            Some(why) => (Kind::NotAllowed, why),
-            None => {
+        (Some(_), Some(caller)) => match policy::may(&caller, right) {
+            Err(why) => (Kind::NotAllowed, why.to_string()),
+            Ok(()) => {
                 request.extensions_mut().insert(caller);
                 return next.run(request).await;
             }

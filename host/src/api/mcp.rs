@@ -46,7 +46,6 @@ use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_router};
-use runway_audit::render::escape;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +54,7 @@ use super::calls::{Answered, Api};
 use super::events::{self, Filter, MAX_BACKLOG};
 use super::refusal::{Kind, Refusal};
 use super::views;
+use crate::controller::policy;
 
 /// The right each tool needs; a tool not named here is not offered.
 const TOOLS: [(&str, Right); 7] = [
@@ -262,7 +262,7 @@ impl Door {
             events::timeline(&events, filter, everything, limit)
         })
         .await
-        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        .map_err(internal)?;
         Ok(result(Ok(views::Timeline { records })))
     }
 
@@ -278,7 +278,7 @@ impl Door {
         let verified =
             tokio::task::spawn_blocking(move || runway_audit::verify_with(&dir, &options))
                 .await
-                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                .map_err(internal)?;
         Ok(result(match verified {
             Ok(report) => Ok(views::Verified {
                 ok: true,
@@ -345,10 +345,10 @@ impl ServerHandler for Door {
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = context_caller(&context)?;
         let Some(needed) = right(&request.name) else {
-            let why = format!("no tool {:?}", escape(&request.name));
-            return Err(ErrorData::invalid_params(why, None));
+            let why = format!("no tool {:?}", request.name);
+            return Err(Refusal::new(Kind::BadInput, why).to_mcp());
         };
-        if let Some(why) = caller.lacks(needed) {
+        if let Err(why) = policy::may(&caller, needed) {
             let why = format!("{why} (MCP tool {})", request.name);
             let refused = self.api.refused(Kind::NotAllowed, why);
             return Ok(result::<views::Done>(Err(refused)).into());
@@ -399,7 +399,7 @@ impl ServerHandler for Door {
         context_caller(&context)?;
         let Some(id) = request.uri.strip_prefix(SCHEME) else {
             let why = format!("no resource {:?} (runways are {SCHEME}ID)", request.uri);
-            return Err(ErrorData::resource_not_found(why, None));
+            return Err(Refusal::new(Kind::NotFound, why).to_mcp());
         };
         let report = self.api.controller.show(id).await.map_err(refused)?;
         let text = serde_json::to_string(&views::runway(&report)).map_err(internal)?;
@@ -427,20 +427,23 @@ fn right(tool: &str) -> Option<Right> {
 
 /// The caller the API's token check let in.
 fn caller(parts: &Parts) -> Result<Caller, ErrorData> {
-    parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-        ErrorData::internal_error("the MCP door was reached without a token check", None)
-    })
+    parts
+        .extensions
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| internal("the MCP door was reached without a token check"))
 }
 
 fn context_caller(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
-    let parts = context.extensions.get::<Parts>().ok_or_else(|| {
-        ErrorData::internal_error("an MCP request without its HTTP request", None)
-    })?;
+    let parts = context
+        .extensions
+        .get::<Parts>()
+        .ok_or_else(|| internal("an MCP request without its HTTP request"))?;
     caller(parts)
 }
 
 fn internal(e: impl std::fmt::Display) -> ErrorData {
-    ErrorData::internal_error(e.to_string(), None)
+    Refusal::new(Kind::HostFault, e.to_string()).to_mcp()
 }
 
 /// A controller's refusal as a JSON-RPC error (the refusal table's code).

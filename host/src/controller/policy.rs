@@ -18,7 +18,7 @@
 
 use super::State;
 use super::controls::{Command, ControlError};
-use crate::roles::Right;
+use crate::roles::{Caller, Right};
 
 /// What the controller knows of the runway a command names, as it stands.
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +40,20 @@ pub fn right(command: &Command) -> Right {
     }
 }
 
+/// Whether `by` holds `right`: if not, the refusal says who, with which
+/// roles, may not do what (a door that checks a route's right first says
+/// it in the same words).
+pub fn may(by: &Caller, right: Right) -> Result<(), ControlError> {
+    if by.may(right) {
+        return Ok(());
+    }
+    Err(ControlError::Lacks {
+        by: by.name.clone(),
+        roles: by.roles_shown(),
+        right,
+    })
+}
+
 /// Whether `command` may be applied: `target` is the runway it names
 /// (`None` when there is no such runway, or it names none); with
 /// `four_eyes`, whoever filed a runway may not approve it.
@@ -49,14 +63,7 @@ pub fn decide(
     four_eyes: bool,
 ) -> Result<(), ControlError> {
     let by = command.by();
-    let needed = right(command);
-    if !by.may(needed) {
-        return Err(ControlError::Lacks {
-            by: by.name.clone(),
-            roles: by.roles_shown(),
-            right: needed,
-        });
-    }
+    may(by, right(command))?;
     let Some(id) = command.runway() else {
         return Ok(());
     };
@@ -102,7 +109,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::roles::{Caller, Role};
+    use crate::roles::Role;
 
     fn approve(by: Caller) -> Command {
         Command::Approve {
