@@ -996,7 +996,12 @@ impl Dispatch {
                     self.moved_by(i, State::Cancelled, "cancelled".into(), by.name)?;
                 }
             },
-            (command, None) => unreachable!("policy::decide refuses {command:?} naming no runway"),
+            // `decide` refuses a runway that does not exist; said again
+            // rather than trusted with a panic.
+            (command, None) => {
+                let runway = command.runway().unwrap_or_default().to_string();
+                return Ok(Err(ControlError::Unknown(runway)));
+            }
         }
         Ok(Ok(()))
     }
