@@ -1,6 +1,7 @@
-//! The roles a caller of the API can hold and the rights each grants
-//! (`api::access` gives them to tokens; a manifest's `approval.role` names
-//! one of them).
+//! The roles a caller can hold, the rights each grants, and the
+//! [`Caller`]: who asks, by name and roles (`api::access` gives roles to
+//! tokens; a manifest's `approval.role` names one of them; every command
+//! to the controller carries its caller, and the controller decides).
 
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +62,39 @@ impl std::str::FromStr for Role {
                 let known: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
                 format!("no role {s:?} (one of {})", known.join(", "))
             })
+    }
+}
+
+/// Who asks: a name (as the audit trail records it) and the roles held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+    pub roles: Vec<Role>,
+}
+
+impl Caller {
+    pub fn new(name: impl Into<String>, roles: impl Into<Vec<Role>>) -> Caller {
+        Caller {
+            name: name.into(),
+            roles: roles.into(),
+        }
+    }
+
+    pub fn may(&self, right: Right) -> bool {
+        self.roles.iter().any(|r| r.grants(right))
+    }
+
+    /// Whether it holds the role called `role` (an admin holds every role).
+    pub fn holds(&self, role: &str) -> bool {
+        self.roles
+            .iter()
+            .any(|r| *r == Role::Admin || r.name() == role)
+    }
+
+    /// Its roles, comma-separated.
+    pub fn roles_shown(&self) -> String {
+        let names: Vec<&str> = self.roles.iter().map(|r| r.name()).collect();
+        names.join(",")
     }
 }
 

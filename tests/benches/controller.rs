@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use runway_host::controller::{self, Command, Stats};
+use runway_host::roles::{Caller, Role};
 use runway_host::{DispatchOptions, Plan, Plugins, Runtime, bundled};
 use runway_tests::{filing, open_host_with};
 
@@ -123,7 +124,7 @@ fn main() {
                 for runway in gated {
                     let approve = Command::Approve {
                         runway: runway.clone(),
-                        by: "bench".into(),
+                        by: Caller::new("bench", [Role::Admin]),
                         note: String::new(),
                     };
                     c.send(approve).await.expect("approved");

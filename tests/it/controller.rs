@@ -16,6 +16,7 @@ use runway_host::DispatchOptions;
 use runway_host::controller::clock::ManualClock;
 use runway_host::controller::plan::When;
 use runway_host::controller::{self, Command, ControlError, Controller};
+use runway_host::roles::{Caller, Role};
 use runway_tests::{Fixture, eventually, filing, output};
 
 /// The MOVED records of `runway`: (state, reason).
@@ -572,7 +573,7 @@ fn a_runway_awaiting_approval_holds_no_lock_and_lands_once_approved() {
     // Approving what does not wait for approval is refused, naming why.
     let early = tokio.block_on(controls.send(Command::Approve {
         runway: "other".into(),
-        by: "alice".into(),
+        by: Caller::new("alice", [Role::Admin]),
         note: String::new(),
     }));
     assert!(
@@ -582,7 +583,7 @@ fn a_runway_awaiting_approval_holds_no_lock_and_lands_once_approved() {
     tokio
         .block_on(controls.send(Command::Approve {
             runway: "gated".into(),
-            by: "alice".into(),
+            by: Caller::new("alice", [Role::Admin]),
             note: "checked the batch".into(),
         }))
         .unwrap();
@@ -639,7 +640,7 @@ fn a_rejection_fails_the_dependents_naming_the_rejecter() {
     tokio
         .block_on(controls.send(Command::Reject {
             runway: "gated".into(),
-            by: "bob".into(),
+            by: Caller::new("bob", [Role::Admin]),
             reason: "not today".into(),
         }))
         .unwrap();
@@ -717,7 +718,7 @@ fn cancel_stops_a_running_spin_loop_within_ticks_and_ends_a_waiting_runway_at_on
         tokio
             .block_on(controls.send(Command::Cancel {
                 runway: runway.into(),
-                by: "carol".into(),
+                by: Caller::new("carol", [Role::Admin]),
             }))
             .unwrap();
     }
@@ -745,7 +746,7 @@ fn cancel_stops_a_running_spin_loop_within_ticks_and_ends_a_waiting_runway_at_on
     drop(tokio2.block_on(task2));
     let late = tokio2.block_on(controls2.send(Command::Cancel {
         runway: "x".into(),
-        by: "carol".into(),
+        by: Caller::new("carol", [Role::Admin]),
     }));
     assert_eq!(late, Err(ControlError::Stopped));
     drop(tokio);

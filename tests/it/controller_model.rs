@@ -22,6 +22,7 @@ use proptest::prelude::*;
 use runway_audit::{Event, LockMode, State};
 use runway_host::controller::clock::ManualClock;
 use runway_host::controller::{Command, ControlError, Controller, DispatchError};
+use runway_host::roles::{Caller, Role};
 use runway_tests::{Fixture, Started, filing};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -465,7 +466,7 @@ fn run(ops: Vec<Op>) {
                     Op::Approve(_) => (
                         Command::Approve {
                             runway: id(*n),
-                            by: "alice".into(),
+                            by: Caller::new("alice", [Role::Admin]),
                             note: String::new(),
                         },
                         state == State::WaitingApproval,
@@ -473,7 +474,7 @@ fn run(ops: Vec<Op>) {
                     Op::Reject(_) => (
                         Command::Reject {
                             runway: id(*n),
-                            by: "bob".into(),
+                            by: Caller::new("bob", [Role::Admin]),
                             reason: "no".into(),
                         },
                         state == State::WaitingApproval,
@@ -481,7 +482,7 @@ fn run(ops: Vec<Op>) {
                     _ => (
                         Command::Cancel {
                             runway: id(*n),
-                            by: "carol".into(),
+                            by: Caller::new("carol", [Role::Admin]),
                         },
                         !is_final(state),
                     ),
@@ -510,11 +511,17 @@ fn run(ops: Vec<Op>) {
             }
             Op::Approve(_) | Op::Reject(_) | Op::Cancel(_) => continue,
             Op::Pause => {
-                d.send(Command::Pause { by: "dave".into() }).unwrap();
+                d.send(Command::Pause {
+                    by: Caller::new("dave", [Role::Admin]),
+                })
+                .unwrap();
                 model.paused = true;
             }
             Op::Resume => {
-                d.send(Command::Resume { by: "dave".into() }).unwrap();
+                d.send(Command::Resume {
+                    by: Caller::new("dave", [Role::Admin]),
+                })
+                .unwrap();
                 model.paused = false;
             }
             Op::Advance | Op::Rewind => {

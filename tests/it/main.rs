@@ -21,6 +21,7 @@ mod page;
 mod per_run;
 mod plans;
 mod plugins;
+mod policy;
 mod probe;
 mod restart;
 mod rights;

@@ -189,7 +189,13 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
         json!({ "manifest": "agent = \"probe\"\nspeed = 3\n" }),
     );
     assert!(failed, "{bad}");
-    assert_eq!(bad["status"], 400, "{bad}");
+    // The refusal's body, as the HTTP API answers it: its kind and the
+    // kind's status in the refusal table.
+    assert_eq!(
+        (&bad["kind"], &bad["status"]),
+        (&json!("bad_input"), &json!(400)),
+        "{bad}"
+    );
     assert!(bad["error"].as_str().unwrap().contains("speed"), "{bad}");
 
     // A viewer may not file: refused, and on the record.
@@ -200,7 +206,11 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
         json!({ "manifest": manifest }),
     );
     assert!(failed, "{refused}");
-    assert_eq!(refused["status"], 403, "{refused}");
+    assert_eq!(
+        (&refused["kind"], &refused["status"]),
+        (&json!("not_allowed"), &json!(403)),
+        "{refused}"
+    );
     assert!(
         refused["error"]
             .as_str()
@@ -255,7 +265,11 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
     assert_eq!(last["by"], "olga", "{shown}");
     let (again, failed) = call(&server, &olga, "cancel_runway", json!({ "id": gated }));
     assert!(failed, "{again}");
-    assert_eq!(again["status"], 409, "{again}");
+    assert_eq!(
+        (&again["kind"], &again["status"]),
+        (&json!("conflict"), &json!(409)),
+        "{again}"
+    );
 
     // The trail verifies, signatures included.
     let (verified, failed) = call(&server, &aud, "verify_audit", json!({}));
@@ -284,7 +298,8 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
         "resources/read",
         json!({ "uri": "runway://nope" }),
     );
-    assert!(missing["error"].is_object(), "{missing}");
+    // Not a tool's result: a JSON-RPC error, the refusal's body its data.
+    assert_eq!(missing["error"]["data"]["kind"], "not_found", "{missing}");
 
     // No token, a stranger's token, a foreign Host: turned away.
     let host = server.url.trim_start_matches("http://").to_string();

@@ -11,6 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use runway_host::api::refusal::Kind;
 use serde_json::Value;
 
 use crate::server::{Server, folders};
@@ -364,6 +365,10 @@ fn every_refusal_is_json_escaped_and_a_401_names_the_bearer_scheme() {
             serde_json::from_str(&answer.body).unwrap_or_else(|e| panic!("{e}: {}", answer.body));
         let error = body["error"].as_str().unwrap_or_else(|| panic!("{body}"));
         assert!(error.contains(says), "{error} should say {says}");
+        // Its kind, whose status the refusal table gives.
+        let kind: Kind = serde_json::from_value(body["kind"].clone()).unwrap();
+        assert_eq!(kind.row().http.as_u16(), status, "{body}");
+        assert_eq!(body["status"], status, "{body}");
     };
 
     // No token, or one nobody holds: 401 naming the Bearer scheme.

@@ -11,6 +11,7 @@ use std::time::Duration;
 use runway_audit::{Event, Record, State, Trust, VerifyOptions};
 use runway_host::DispatchOptions;
 use runway_host::controller::{self, Command};
+use runway_host::roles::{Caller, Role};
 use runway_tests::{Fixture, filing};
 
 use crate::server::{Server, folders};
@@ -49,10 +50,14 @@ fn a_restart_rebuilds_the_queue_from_the_trail() {
         let (c, task) = controller::start(f.host.clone(), DispatchOptions::default()).unwrap();
         let filed = c.file(filing(plan)).await.unwrap();
         c.wait(vec!["done".into()]).await.unwrap();
-        c.send(Command::Pause { by: "dave".into() }).await.unwrap();
+        c.send(Command::Pause {
+            by: Caller::new("dave", [Role::Admin]),
+        })
+        .await
+        .unwrap();
         c.send(Command::Approve {
             runway: "gated".into(),
-            by: "alice".into(),
+            by: Caller::new("alice", [Role::Admin]),
             note: String::new(),
         })
         .await
@@ -82,7 +87,11 @@ fn a_restart_rebuilds_the_queue_from_the_trail() {
         assert_eq!(before["gated"], State::WaitingLocks);
         let gated = c.show("gated").await.unwrap();
         assert_eq!(gated.approved_by.as_deref(), Some("alice"));
-        c.send(Command::Resume { by: "dave".into() }).await.unwrap();
+        c.send(Command::Resume {
+            by: Caller::new("dave", [Role::Admin]),
+        })
+        .await
+        .unwrap();
         let landed = c
             .wait(vec!["gated".into(), "after-gated".into()])
             .await
@@ -103,7 +112,7 @@ fn a_restart_rebuilds_the_queue_from_the_trail() {
         );
         c.send(Command::Cancel {
             runway: "tomorrow".into(),
-            by: "erin".into(),
+            by: Caller::new("erin", [Role::Admin]),
         })
         .await
         .unwrap();

@@ -27,52 +27,13 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::files::{self, FileError, FileKind, ReadCaps, Stamp, TomlProblem};
-pub use crate::roles::{Right, Role};
+pub use crate::roles::{Caller, Right, Role};
 
 /// The tokens file's name, beside the admin's token file.
 pub const TOKENS_FILE: &str = "runway-tokens.toml";
 
 /// The name the admin's token goes by in the audit trail.
 pub const ADMIN: &str = "admin";
-
-/// Who a request comes from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Caller {
-    pub name: String,
-    pub roles: Vec<Role>,
-}
-
-impl Caller {
-    pub fn may(&self, right: Right) -> bool {
-        self.roles.iter().any(|r| r.grants(right))
-    }
-
-    /// Why this caller may not use `right`, when they may not (the door
-    /// that asked audits it, naming the request).
-    pub fn lacks(&self, right: Right) -> Option<String> {
-        (!self.may(right)).then(|| {
-            format!(
-                "{} ({}) may not {}",
-                self.name,
-                self.roles_shown(),
-                right.verb()
-            )
-        })
-    }
-
-    /// Whether it holds the role called `role` (an admin holds every role).
-    pub fn holds(&self, role: &str) -> bool {
-        self.roles
-            .iter()
-            .any(|r| *r == Role::Admin || r.name() == role)
-    }
-
-    /// Its roles, comma-separated.
-    pub fn roles_shown(&self) -> String {
-        let names: Vec<&str> = self.roles.iter().map(|r| r.name()).collect();
-        names.join(",")
-    }
-}
 
 /// Why the tokens file could not be read or written.
 #[derive(Debug, Error)]

@@ -3,24 +3,25 @@
 //! so that filing, listing, showing, waiting and each move are decided,
 //! audited and answered the same way whichever door they came through.
 //!
-//! Each call takes the [`Caller`] the door authenticated and answers JSON
-//! (the shapes of [`views`]) or a [`Refusal`]: a status and why. Refusals
-//! that matter to an auditor — a right not held, a filing refused, a move
-//! refused — are audited in the caller's name before they are answered.
+//! Each call takes the [`Caller`] the door authenticated and answers one
+//! of the [`views`]' types or a [`Refusal`]: its kind and why. Whether the
+//! caller may make a move is the controller's to decide (the command
+//! carries the caller); refusals that matter to an auditor — a right not
+//! held, a filing refused, a move refused — are audited in the caller's
+//! name before they are answered.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::StatusCode;
+use axum::extract::FromRef;
 use runway_audit::PublicKey;
 use runway_audit::render::escape;
-use serde_json::Value;
 
 use super::access::{Access, Caller};
 use super::events::Events;
 use super::metrics::Metrics;
-use super::refusal::Refusal;
+use super::refusal::{Kind, Refusal};
 use super::refusals::Refusals;
 use super::views;
 use crate::controller::plan::{Plan, cap_reason, rejection};
@@ -50,8 +51,34 @@ pub struct Api {
     pub refusals: Arc<Refusals>,
 }
 
-/// A call's answer.
-pub type Answered = Result<Value, Refusal>;
+/// What the handlers that need only a part of the API take as their state
+/// (so [`super::events`] and [`super::metrics`] need not know [`Api`]).
+impl FromRef<Api> for Arc<Host> {
+    fn from_ref(api: &Api) -> Arc<Host> {
+        api.host.clone()
+    }
+}
+
+impl FromRef<Api> for Controller {
+    fn from_ref(api: &Api) -> Controller {
+        api.controller.clone()
+    }
+}
+
+impl FromRef<Api> for Arc<Metrics> {
+    fn from_ref(api: &Api) -> Arc<Metrics> {
+        api.metrics.clone()
+    }
+}
+
+impl FromRef<Api> for Option<Arc<Events>> {
+    fn from_ref(api: &Api) -> Option<Arc<Events>> {
+        api.events.clone()
+    }
+}
+
+/// A call's answer: a view, or why not.
+pub type Answered<T> = Result<T, Refusal>;
 
 impl Api {
     pub fn new(host: Arc<Host>, controller: Controller, access: Access, max_body: usize) -> Api {
@@ -72,19 +99,24 @@ impl Api {
         }
     }
 
-    /// `why`, audited as a refused API request, as a refusal with `status`.
-    pub fn refused(&self, status: StatusCode, why: String) -> Refusal {
+    /// `why`, audited as a refused API request, as a refusal of `kind`.
+    pub fn refused(&self, kind: Kind, why: String) -> Refusal {
         let reason = cap_reason(&format!("API request refused: {why}"));
         match self.refusals.audit(&reason) {
-            Ok(()) => Refusal(status, why),
-            Err(e) => Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+            Ok(()) => Refusal::new(kind, why),
+            Err(e) => Refusal::new(Kind::HostFault, e.to_string()),
         }
     }
 
     /// Files the plan or manifest `text` (TOML or JSON) in `caller`'s name;
     /// the new runway ids once their filing is durable. A plan refused is
     /// audited naming `source` and the caller.
-    pub async fn file(&self, caller: &Caller, text: &str, source: String) -> Answered {
+    pub async fn file(
+        &self,
+        caller: &Caller,
+        text: &str,
+        source: String,
+    ) -> Answered<views::FiledList> {
         let plan = match Plan::parse(text, &*self.host.plugins()) {
             Ok(plan) => plan,
             Err(e) => {
@@ -93,9 +125,9 @@ impl Api {
                     caller.name
                 ));
                 if let Err(e) = self.host.audit.append(rejection(&reason)) {
-                    return Err(Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()));
+                    return Err(Refusal::new(Kind::HostFault, e.to_string()));
                 }
-                return Err(Refusal(StatusCode::BAD_REQUEST, e.to_string()));
+                return Err(Refusal::new(Kind::BadInput, e.to_string()));
             }
         };
         let filing = Filing {
@@ -113,17 +145,21 @@ impl Api {
                 id: f.id,
             })
             .collect();
-        Ok(views::json(views::FiledList { runways }))
+        Ok(views::FiledList { runways })
     }
 
     /// The runways (no histories), of one state and one agent when named.
-    pub async fn list(&self, state: Option<&str>, agent: Option<&str>) -> Answered {
+    pub async fn list(
+        &self,
+        state: Option<&str>,
+        agent: Option<&str>,
+    ) -> Answered<views::RunwayList> {
         if let Some(state) = state
             && !runway_audit::State::ALL.iter().any(|s| s.name() == state)
         {
             let known: Vec<&str> = runway_audit::State::ALL.iter().map(|s| s.name()).collect();
-            return Err(Refusal(
-                StatusCode::BAD_REQUEST,
+            return Err(Refusal::new(
+                Kind::BadInput,
                 format!("no state {:?} (one of {})", escape(state), known.join(", ")),
             ));
         }
@@ -134,99 +170,93 @@ impl Api {
             .iter()
             .filter(|r| state.is_none_or(|s| r.state.name() == s))
             .filter(|r| agent.is_none_or(|a| r.agent == a))
-            .map(views::runway_view)
+            .map(views::runway)
             .collect();
-        Ok(views::json(views::RunwayList { runways }))
+        Ok(views::RunwayList { runways })
     }
 
     /// One runway with its history.
-    pub async fn show(&self, id: &str) -> Answered {
+    pub async fn show(&self, id: &str) -> Answered<views::RunwayView> {
         Ok(views::runway(&self.controller.show(id).await?))
     }
 
     /// Waits up to `timeout_secs` (at most [`MAX_WAIT_SECS`]; more is
     /// refused) for `runways` to end: `{"done": true, "runways": [...]}`,
     /// or `{"done": false}`.
-    pub async fn wait(&self, runways: Vec<String>, timeout_secs: Option<u64>) -> Answered {
+    pub async fn wait(
+        &self,
+        runways: Vec<String>,
+        timeout_secs: Option<u64>,
+    ) -> Answered<views::WaitView> {
         let secs = timeout_secs.unwrap_or(MAX_WAIT_SECS);
         if secs > MAX_WAIT_SECS {
             let why = format!("timeout_secs {secs} is over {MAX_WAIT_SECS}; wait again instead");
-            return Err(Refusal(StatusCode::BAD_REQUEST, why));
+            return Err(Refusal::new(Kind::BadInput, why));
         }
         let waited =
             tokio::time::timeout(Duration::from_secs(secs), self.controller.wait(runways)).await;
         let runways = match waited {
-            Ok(reports) => Some(reports?.iter().map(views::runway_view).collect()),
+            Ok(reports) => Some(reports?.iter().map(views::runway).collect()),
             Err(_) => None,
         };
-        Ok(views::json(views::WaitView {
+        Ok(views::WaitView {
             done: runways.is_some(),
             runways,
-        }))
+        })
     }
 
-    /// Approves runway `id` in `caller`'s name, if they hold the role it
-    /// waits for (and did not file it, while four eyes are on).
-    pub async fn approve(&self, caller: &Caller, id: &str, note: &str) -> Answered {
-        let wanted = self.controller.show(id).await?.manifest.approval.clone();
-        if let Some(role) = wanted.filter(|role| !caller.holds(role)) {
-            let why = format!(
-                "{} ({}) may not approve runway {id}: it waits for the role {role}",
-                caller.name,
-                caller.roles_shown()
-            );
-            return Err(self.refused(StatusCode::FORBIDDEN, why));
-        }
+    /// Approves runway `id` in `caller`'s name, if the controller lets
+    /// them (the role it waits for; four eyes).
+    pub async fn approve(&self, caller: &Caller, id: &str, note: &str) -> Answered<views::Done> {
         let approve = Command::Approve {
             runway: id.to_string(),
-            by: caller.name.clone(),
+            by: caller.clone(),
             note: cap_reason(note),
         };
-        self.command(caller, approve).await
+        self.command(approve).await
     }
 
     /// Rejects runway `id` in `caller`'s name; a reason is required.
-    pub async fn reject(&self, caller: &Caller, id: &str, reason: &str) -> Answered {
+    pub async fn reject(&self, caller: &Caller, id: &str, reason: &str) -> Answered<views::Done> {
         if reason.trim().is_empty() {
-            return Err(Refusal(
-                StatusCode::BAD_REQUEST,
-                "a rejection needs a reason".into(),
-            ));
+            let why = "a rejection needs a reason".to_string();
+            return Err(Refusal::new(Kind::BadInput, why));
         }
         let reject = Command::Reject {
             runway: id.to_string(),
-            by: caller.name.clone(),
+            by: caller.clone(),
             reason: cap_reason(reason),
         };
-        self.command(caller, reject).await
+        self.command(reject).await
     }
 
     /// Cancels runway `id` in `caller`'s name.
-    pub async fn cancel(&self, caller: &Caller, id: &str) -> Answered {
+    pub async fn cancel(&self, caller: &Caller, id: &str) -> Answered<views::Done> {
         let cancel = Command::Cancel {
             runway: id.to_string(),
-            by: caller.name.clone(),
+            by: caller.clone(),
         };
-        self.command(caller, cancel).await
+        self.command(cancel).await
     }
 
     /// Stops clearing new runways (`pause`) or goes on (`resume`).
-    pub async fn pause(&self, caller: &Caller, pause: bool) -> Answered {
-        let by = caller.name.clone();
+    pub async fn pause(&self, caller: &Caller, pause: bool) -> Answered<views::Done> {
+        let by = caller.clone();
         let command = if pause {
             Command::Pause { by }
         } else {
             Command::Resume { by }
         };
-        self.command(caller, command).await
+        self.command(command).await
     }
 
-    /// Sends `command`; a refusal is audited in the caller's name.
-    async fn command(&self, caller: &Caller, command: Command) -> Answered {
+    /// Sends `command`; a refusal is audited in its caller's name.
+    async fn command(&self, command: Command) -> Answered<views::Done> {
+        let name = command.by().name.clone();
         if let Err(e) = self.controller.send(command).await {
-            let Refusal(status, why) = Refusal::from(e);
-            return Err(self.refused(status, format!("{}: {why}", caller.name)));
+            let Refusal { kind, why } = Refusal::from(e);
+            return Err(self.refused(kind, format!("{name}: {why}")));
         }
-        Ok(views::json(views::Done { ok: true }))
+        Ok(views::Done { ok: true })
     }
 }

@@ -39,8 +39,8 @@ use serde_json::Value;
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::access::{Caller, Right};
-use super::calls::Api;
 use super::extract::QueryOf;
+use super::refusal::{ErrorBody, Kind, Refusal};
 use crate::limits::{MAX_STREAM_DISK_READERS, STREAM_STALL};
 
 /// Most records a backlog may ask for.
@@ -406,20 +406,16 @@ fn catch_up(
     params(Filter, ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this record (what a reconnecting EventSource sends)")),
     responses((status = 200, description = "Server-sent events: `transition` and (with the audit right) `record`, each one durable record as JSON with `id:` its sequence number; `missed` (with an id of its own) for records the trail on disk cannot give", content_type = "text/event-stream", body = String,
         example = json!("event: transition\nid: 7\ndata: {\"seq\":7,\"event\":\"state_changed\",...}\n\n")),
-        (status = 404, description = "This server keeps no live audit tail", body = ref("#/components/schemas/ErrorBody"))))]
+        (status = 404, description = "This server keeps no live audit tail", body = ErrorBody)))]
 pub async fn stream(
-    State(api): State<Api>,
+    State(events): State<Option<Arc<Events>>>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     QueryOf(filter): QueryOf<Filter>,
 ) -> axum::response::Response {
-    let Some(events) = api.events.clone() else {
+    let Some(events) = events else {
         let why = "this server keeps no live audit tail";
-        return (
-            axum::http::StatusCode::NOT_FOUND,
-            axum::Json(serde_json::json!({ "error": why })),
-        )
-            .into_response();
+        return Refusal::new(Kind::NotFound, why).into_response();
     };
     let resumed = headers
         .get("last-event-id")
@@ -443,8 +439,9 @@ pub async fn stream(
             .await
         }
     };
-    let Ok((ready, next, matcher)) = caught else {
-        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    let (ready, next, matcher) = match caught {
+        Ok(caught) => caught,
+        Err(e) => return Refusal::new(Kind::HostFault, e.to_string()).into_response(),
     };
     let reader = Reader {
         grown: events.grown.clone(),

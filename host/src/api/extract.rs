@@ -1,7 +1,7 @@
 //! What the API reads from a request — a JSON body, a plan's text, the
 //! query, the path — refused, when it does not read, as every other
-//! refusal is: a [`Refusal`] answered `{"error": ...}` in JSON. (axum's own
-//! extractors answer their rejections in plain text.)
+//! refusal is: a [`Refusal`] of its [`Kind`], answered as its JSON body.
+//! (axum's own extractors answer their rejections in plain text.)
 //!
 //! | refusal | status |
 //! |---|---|
@@ -24,7 +24,7 @@ use runway_audit::render::escape;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::refusal::Refusal;
+use super::refusal::{Kind, Refusal};
 
 /// The content types a plan may be sent as.
 pub const PLAN_TYPES: [&str; 3] = ["application/toml", "application/json", "text/plain"];
@@ -58,8 +58,8 @@ fn is_json(media: &str) -> bool {
 /// Why `media` (or no content type) is refused, naming what is taken.
 fn unsupported(media: Option<&str>, takes: &str) -> Refusal {
     let sent = media.map_or_else(|| "no content type".to_string(), |m| escape(m).into_owned());
-    Refusal(
-        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    Refusal::new(
+        Kind::UnsupportedType,
         format!("the body is {sent}; this takes {takes}"),
     )
 }
@@ -68,7 +68,13 @@ fn unsupported(media: Option<&str>, takes: &str) -> Refusal {
 async fn bytes<S: Send + Sync>(request: Request, state: &S) -> Result<Bytes, Refusal> {
     Bytes::from_request(request, state)
         .await
-        .map_err(|e| Refusal(e.status(), e.body_text()))
+        .map_err(|e| framework(e.status(), e.body_text()))
+}
+
+/// One of axum's own rejections (`status`, `why`), as the refusal of the
+/// kind that has its status.
+fn framework(status: StatusCode, why: String) -> Refusal {
+    Refusal::new(Kind::of_status(status.as_u16()), why)
 }
 
 impl<T, S> FromRequest<S> for JsonBody<T>
@@ -87,14 +93,10 @@ where
             if !media.as_deref().is_some_and(is_json) {
                 return Err(unsupported(media.as_deref(), "application/json"));
             }
-            serde_json::from_slice(&body).map_err(|e| {
-                Refusal(
-                    StatusCode::BAD_REQUEST,
-                    format!("the body is not JSON: {e}"),
-                )
-            })?
+            serde_json::from_slice(&body)
+                .map_err(|e| Refusal::new(Kind::BadInput, format!("the body is not JSON: {e}")))?
         };
-        let shape = |why: String| Refusal(StatusCode::UNPROCESSABLE_ENTITY, why);
+        let shape = |why: String| Refusal::new(Kind::BadShape, why);
         if !(value.is_object() || value.is_null()) {
             return Err(shape("the body must be a JSON object".into()));
         }
@@ -142,12 +144,9 @@ impl<S: Send + Sync> FromRequest<S> for PlanText {
             return Err(unsupported(Some(media), &PLAN_TYPES.join(", ")));
         }
         let body = bytes(request, state).await?;
-        String::from_utf8(body.to_vec()).map(PlanText).map_err(|e| {
-            Refusal(
-                StatusCode::BAD_REQUEST,
-                format!("the plan is not UTF-8: {e}"),
-            )
-        })
+        String::from_utf8(body.to_vec())
+            .map(PlanText)
+            .map_err(|e| Refusal::new(Kind::BadInput, format!("the plan is not UTF-8: {e}")))
     }
 }
 
@@ -162,7 +161,7 @@ where
         axum::extract::Query::from_request_parts(parts, state)
             .await
             .map(|q| QueryOf(q.0))
-            .map_err(|e| Refusal(e.status(), e.body_text()))
+            .map_err(|e| framework(e.status(), e.body_text()))
     }
 }
 
@@ -177,6 +176,6 @@ where
         axum::extract::Path::from_request_parts(parts, state)
             .await
             .map(|p| PathOf(p.0))
-            .map_err(|e| Refusal(e.status(), e.body_text()))
+            .map_err(|e| framework(e.status(), e.body_text()))
     }
 }

@@ -29,28 +29,29 @@
 //! | GET | `/api/openapi.json` | none | this API described (OpenAPI 3.1, derived from the handlers) |
 //! | POST | `/mcp` | view, then each tool's | the MCP door ([`super::mcp`]) |
 //!
-//! Errors are `{"error": "..."}` (JSON, the text escaped as the CLI shows
-//! it) with 400 (bad plan, query or path), 401 (no or unknown token; with
-//! `WWW-Authenticate: Bearer`, RFC 6750), 403 (not the caller's right), 429
-//! (refused too often from one address; `Retry-After`), 404
-//! (no such runway or route), 405 (no such method), 409 (not in a state for
-//! it), 413 (body too large), 415 (body of a type the route does not take),
-//! 422 (JSON of the wrong shape), 503 (the controller stops) — the
+//! Errors are a refusal's body, `{"error": "...", "kind": "...", "status":
+//! N}` (the text escaped as the CLI shows it), with the status its kind
+//! has in the refusal table ([`super::refusal`]): 400 (bad plan, query or
+//! path), 401 (no or unknown token; with `WWW-Authenticate: Bearer`, RFC
+//! 6750), 403 (not the caller's right or role; four eyes), 429 (refused
+//! too often from one address; `Retry-After`), 404 (no such runway or
+//! route), 405 (no such method), 409 (not in a state for it), 413 (body
+//! too large), 415 (body of a type the route does not take), 422 (JSON of
+//! the wrong shape), 500 (a host fault), 503 (the controller stops) — the
 //! framework's own refusals included ([`super::extract`]). The description
-//! says so of every operation ([`document_refusals`]).
+//! says so of every operation, from the same table ([`document_refusals`]).
 
 use std::net::SocketAddr;
 
 use axum::extract::{DefaultBodyLimit, Extension, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
 use runway_audit::render::escape;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, Ref, RefOr, Type};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -58,11 +59,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::access::{Caller, Right};
-use super::calls::{Answered, Api};
+use super::calls::Api;
 use super::extract::{JsonBody, PathOf, PlanText, QueryOf};
-use super::refusal::Refusal;
+use super::refusal::{Applies, ErrorBody, Kind, Refusal};
 use super::{events, mcp, metrics, refusals, views};
 use crate::controller::plan::cap_reason;
+use crate::controller::policy;
 use crate::limits::{HEADER_TIMEOUT, REFUSAL_SUMMARY_INTERVAL};
 
 /// The API's routes over `api`, and `/api/openapi.json`: the description
@@ -113,7 +115,7 @@ pub fn router(api: Api) -> Router {
                 request.method(),
                 request.uri().path()
             );
-            Refusal(StatusCode::NOT_FOUND, why)
+            Refusal::new(Kind::NotFound, why)
         })
         .method_not_allowed_fallback(|request: Request| async move {
             let why = format!(
@@ -121,7 +123,7 @@ pub fn router(api: Api) -> Router {
                 request.method(),
                 request.uri().path()
             );
-            Refusal(StatusCode::METHOD_NOT_ALLOWED, why)
+            Refusal::new(Kind::NoSuchMethod, why)
         })
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(api)
@@ -132,7 +134,7 @@ pub fn router(api: Api) -> Router {
 #[openapi(
     info(
         title = "Runway",
-        description = "The controller of a Runway host: file manifests, follow runways, approve, cancel, read the audit trail. Every path needs `Authorization: Bearer TOKEN`; 401 without a known token, 403 without the right (both audited). Errors are `{\"error\": \"...\"}`."
+        description = "The controller of a Runway host: file manifests, follow runways, approve, cancel, read the audit trail. Every path needs `Authorization: Bearer TOKEN`; 401 without a known token, 403 without the right (both audited). Errors are `{\"error\": \"...\", \"kind\": \"...\", \"status\": N}` (ErrorBody)."
     ),
     modifiers(&Bearer),
     components(schemas(ErrorBody))
@@ -156,27 +158,13 @@ impl Modify for Bearer {
     }
 }
 
-/// What a refusal says.
-#[derive(Serialize, ToSchema)]
-struct ErrorBody {
-    error: String,
-}
-
 /// Adds to every operation of `doc` the refusals it may answer with that
-/// its handler does not describe: 401, 403 and 429 (every path is
-/// guarded; past its peer's bucket a refusal is 429), 503; 400 where it reads a query or path, 404 where the path names a
-/// runway or record; 400, 413, 415 and 422 where it reads a body.
+/// its handler does not describe, as the refusal table says
+/// ([`Kind::row`]): every path is guarded (401, 403; past its peer's
+/// bucket 429) and may meet a host fault or a stopping controller (500,
+/// 503); 400 where it reads a query, path or body; 404 where the path
+/// names a runway or record; 413, 415 and 422 where it reads a body.
 fn document_refusals(doc: &mut utoipa::openapi::OpenApi) {
-    let refusal = |why: &str| {
-        utoipa::openapi::ResponseBuilder::new()
-            .description(why)
-            .content(
-                "application/json",
-                utoipa::openapi::ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorBody")))
-                    .build(),
-            )
-    };
     let challenge = utoipa::openapi::HeaderBuilder::new()
         .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
         .description(Some("`Bearer realm=\"runway\"` (RFC 6750)"))
@@ -184,6 +172,9 @@ fn document_refusals(doc: &mut utoipa::openapi::OpenApi) {
     let retry_after = utoipa::openapi::HeaderBuilder::new()
         .schema(Some(ObjectBuilder::new().schema_type(Type::Integer)))
         .description(Some("Seconds until a refusal is audited again"))
+        .build();
+    let error = utoipa::openapi::ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name(ErrorBody::name())))
         .build();
     for (path, item) in doc.paths.paths.iter_mut() {
         let operations = [
@@ -196,35 +187,31 @@ fn document_refusals(doc: &mut utoipa::openapi::OpenApi) {
         for operation in operations.into_iter().flatten() {
             let params = operation.parameters.as_ref().is_some_and(|p| !p.is_empty());
             let body = operation.request_body.is_some();
-            let mut add = |status: &str, response: utoipa::openapi::ResponseBuilder| {
+            for kind in Kind::ALL {
+                let row = kind.row();
+                let applies = match row.applies {
+                    Applies::Always => true,
+                    Applies::Input => params || body,
+                    Applies::Named => path.contains('{'),
+                    Applies::Body => body,
+                    Applies::Described => false,
+                };
+                if !applies {
+                    continue;
+                }
+                let mut response = utoipa::openapi::ResponseBuilder::new()
+                    .description(row.says)
+                    .content("application/json", error.clone());
+                response = match kind {
+                    Kind::Unauthenticated => response.header("WWW-Authenticate", challenge.clone()),
+                    Kind::TooManyRequests => response.header("Retry-After", retry_after.clone()),
+                    _ => response,
+                };
                 operation
                     .responses
                     .responses
-                    .entry(status.to_string())
+                    .entry(row.http.as_u16().to_string())
                     .or_insert_with(|| RefOr::T(response.build()));
-            };
-            add(
-                "401",
-                refusal("No bearer token, or one nobody holds (audited)")
-                    .header("WWW-Authenticate", challenge.clone()),
-            );
-            add("403", refusal("The token's roles lack the right (audited)"));
-            add(
-                "429",
-                refusal("Too many requests without a known token from this address (counted, summed on the trail)")
-                    .header("Retry-After", retry_after.clone()),
-            );
-            add("503", refusal("The controller is stopping"));
-            if params || body {
-                add("400", refusal("The query, path or body does not parse"));
-            }
-            if path.contains('{') {
-                add("404", refusal("No such runway or record"));
-            }
-            if body {
-                add("413", refusal("The body is over the size limit"));
-                add("415", refusal("The body is of a type this does not take"));
-                add("422", refusal("The body is JSON of the wrong shape"));
             }
         }
     }
@@ -239,27 +226,8 @@ pub fn guarded(api: &Api, right: Right, routes: OpenApiRouter<Api>) -> OpenApiRo
     ))
 }
 
-impl IntoResponse for Refusal {
-    /// `{"error": ...}`, escaped as a person reads it (ids and names come
-    /// from the caller); a 401 says which scheme to authenticate with.
-    fn into_response(self) -> Response {
-        let mut response = (self.0, Json(json!({ "error": escape(&self.1) }))).into_response();
-        if self.0 == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                HeaderValue::from_static("Bearer realm=\"runway\""),
-            );
-        }
-        response
-    }
-}
-
-type Answer = Result<Response, Refusal>;
-
-/// A call's JSON answer as a response.
-fn answer(answered: Answered) -> Answer {
-    answered.map(|body| Json(body).into_response())
-}
+/// A handler's answer: a view as JSON, or a refusal.
+type Answer<T> = Result<Json<T>, Refusal>;
 
 /// Lets a request in only from a caller holding `right`; a refusal is
 /// audited.
@@ -274,25 +242,25 @@ async fn authorize(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     let caller = given.and_then(|t| api.access.caller(t));
-    let (status, why) = match (given, caller) {
-        (None, _) => (StatusCode::UNAUTHORIZED, "no bearer token".to_string()),
-        (Some(_), None) => (StatusCode::UNAUTHORIZED, "unknown bearer token".to_string()),
-        (Some(_), Some(caller)) => match caller.lacks(right) {
-            Some(why) => (StatusCode::FORBIDDEN, why),
-            None => {
+    let (kind, why) = match (given, caller) {
+        (None, _) => (Kind::Unauthenticated, "no bearer token".to_string()),
+        (Some(_), None) => (Kind::Unauthenticated, "unknown bearer token".to_string()),
+        (Some(_), Some(caller)) => match policy::may(&caller, right) {
+            Err(why) => (Kind::NotAllowed, why.to_string()),
+            Ok(()) => {
                 request.extensions_mut().insert(caller);
                 return next.run(request).await;
             }
         },
     };
-    refuse(&api, &request, status, why)
+    refuse(&api, &request, kind, why)
 }
 
-/// Answers `status` with `why`, and audits the refusal naming the request
+/// Answers `kind` with `why`, and audits the refusal naming the request
 /// — or, for a caller without a known token past its peer's bucket,
 /// answers 429 ([`refusals`]). A known token's refusal (403) names its
 /// holder and is always audited in full (above the disk's reserve).
-fn refuse(api: &Api, request: &Request, status: StatusCode, why: String) -> Response {
+fn refuse(api: &Api, request: &Request, kind: Kind, why: String) -> Response {
     let addr = request
         .extensions()
         .get::<axum::extract::ConnectInfo<SocketAddr>>()
@@ -304,20 +272,20 @@ fn refuse(api: &Api, request: &Request, status: StatusCode, why: String) -> Resp
         escape(request.uri().path())
     ));
     let reason = cap_reason(&format!("API request refused: {why} ({route}{peer})"));
-    if status != StatusCode::UNAUTHORIZED {
+    if kind != Kind::Unauthenticated {
         return match api.refusals.audit(&reason) {
-            Ok(()) => Refusal(status, why).into_response(),
-            Err(e) => Refusal(StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
+            Ok(()) => Refusal::new(kind, why).into_response(),
+            Err(e) => Refusal::new(Kind::HostFault, e.to_string()).into_response(),
         };
     }
     let who = addr.map_or(refusals::Peer::Unknown, |a| refusals::Peer::Addr(a.ip()));
     match api.refusals.refuse(who, &route, &reason) {
-        refusals::Verdict::Refuse => Refusal(status, why).into_response(),
+        refusals::Verdict::Refuse => Refusal::new(kind, why).into_response(),
         refusals::Verdict::Limited { retry_after } => {
             let why = format!(
                 "too many refused requests from {who}; retry after {retry_after} s ({why})"
             );
-            let mut answer = Refusal(StatusCode::TOO_MANY_REQUESTS, why).into_response();
+            let mut answer = Refusal::new(Kind::TooManyRequests, why).into_response();
             answer
                 .headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, retry_after.into());
@@ -328,23 +296,26 @@ fn refuse(api: &Api, request: &Request, status: StatusCode, why: String) -> Resp
 
 #[utoipa::path(get, path = "/api/locks", tag = "locks",
     responses((status = 200, description = "Per dataset: how it is held, its holders with their fencing tokens, its waiters in line order", body = views::LockBoard)))]
-async fn locks(State(api): State<Api>) -> Answer {
+async fn locks(State(api): State<Api>) -> Answer<views::LockBoard> {
     let board = api.host.tower.board();
     let runways = api.controller.list().await?;
-    Ok(Json(views::locks(&board, &runways)).into_response())
+    Ok(Json(views::locks(&board, &runways)))
 }
 
 #[utoipa::path(get, path = "/api/plugins", tag = "plugins",
     responses((status = 200, description = "The plugins loaded: digest, signer, grants", body = views::PluginList)))]
-async fn plugins(State(api): State<Api>) -> Answer {
-    Ok(Json(views::plugins(&api.host.plugins())).into_response())
+async fn plugins(State(api): State<Api>) -> Answer<views::PluginList> {
+    Ok(Json(views::plugins(&api.host.plugins())))
 }
 
 /// Who is asking, what they may do, and how the server runs.
 #[utoipa::path(get, path = "/api/server", tag = "server",
-    responses((status = 200, description = "The caller's name, roles and rights; whether the server is paused or served without TLS beyond loopback", body = ServerView)))]
-async fn server(State(api): State<Api>, Extension(caller): Extension<Caller>) -> Answer {
-    let body = ServerView {
+    responses((status = 200, description = "The caller's name, roles and rights; whether the server is paused or served without TLS beyond loopback", body = views::ServerView)))]
+async fn server(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+) -> Answer<views::ServerView> {
+    Ok(Json(views::ServerView {
         roles: caller.roles.iter().map(|r| r.name().to_string()).collect(),
         rights: Right::ALL
             .iter()
@@ -355,20 +326,7 @@ async fn server(State(api): State<Api>, Extension(caller): Extension<Caller>) ->
         insecure: api.insecure,
         paused: api.host.tower.paused(),
         version: env!("CARGO_PKG_VERSION").to_string(),
-    };
-    Ok(Json(body).into_response())
-}
-
-/// Who is asking and how the server runs.
-#[derive(Serialize, ToSchema)]
-struct ServerView {
-    name: String,
-    roles: Vec<String>,
-    rights: Vec<String>,
-    /// Served beyond loopback without TLS.
-    insecure: bool,
-    paused: bool,
-    version: String,
+    }))
 }
 
 /// The inclusion proof of record `seq` in the trail as it stands (the
@@ -377,14 +335,14 @@ struct ServerView {
     params(("seq" = u64, Path, minimum = 0, description = "The record's sequence number")),
     responses((status = 200, description = "The inclusion proof of the record, as `runway audit check-proof` reads it", content_type = "text/plain", body = String),
         (status = 404, description = "No such record", body = ErrorBody)))]
-async fn proof(State(api): State<Api>, PathOf(seq): PathOf<u64>) -> Answer {
+async fn proof(State(api): State<Api>, PathOf(seq): PathOf<u64>) -> Result<Response, Refusal> {
     let dir = api.host.audit.dir().to_path_buf();
     let made = tokio::task::spawn_blocking(move || {
         runway_audit::proof_file::ProofFile::inclusion(&dir, seq, None).map(|p| p.to_text())
     })
     .await
-    .map_err(|e| Refusal(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-    let text = made.map_err(|e| Refusal(StatusCode::NOT_FOUND, e.to_string()))?;
+    .map_err(|e| Refusal::new(Kind::HostFault, e.to_string()))?;
+    let text = made.map_err(|e| Refusal::new(Kind::NotFound, e.to_string()))?;
     let disposition = format!("attachment; filename=\"record-{seq}.proof\"");
     Ok((
         [
@@ -410,13 +368,13 @@ async fn file(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     PlanText(body): PlanText,
-) -> Answer {
+) -> Result<(StatusCode, Json<views::FiledList>), Refusal> {
     let source = headers
         .get("x-runway-source")
         .and_then(|v| v.to_str().ok())
         .map_or_else(|| "api".to_string(), |s| format!("api {}", cap_reason(s)));
     let filed = api.file(&caller, &body, source).await?;
-    Ok((StatusCode::CREATED, Json(filed)).into_response())
+    Ok((StatusCode::CREATED, Json(filed)))
 }
 
 #[derive(Deserialize, IntoParams)]
@@ -431,8 +389,10 @@ struct ListQuery {
 #[utoipa::path(get, path = "/api/runways", tag = "runways", params(ListQuery),
     responses((status = 200, description = "The runways, without histories", body = views::RunwayList),
         (status = 400, description = "No such state", body = ErrorBody)))]
-async fn list(State(api): State<Api>, QueryOf(q): QueryOf<ListQuery>) -> Answer {
-    answer(api.list(q.state.as_deref(), q.agent.as_deref()).await)
+async fn list(State(api): State<Api>, QueryOf(q): QueryOf<ListQuery>) -> Answer<views::RunwayList> {
+    api.list(q.state.as_deref(), q.agent.as_deref())
+        .await
+        .map(Json)
 }
 
 /// A runway state's name: one of the states.
@@ -448,42 +408,8 @@ fn state_names() -> ObjectBuilder {
     params(("id" = String, Path, description = "The runway id")),
     responses((status = 200, description = "The runway with its history", body = views::RunwayView),
         (status = 404, description = "No such runway", body = ErrorBody)))]
-async fn show(State(api): State<Api>, PathOf(id): PathOf<String>) -> Answer {
-    answer(api.show(&id).await)
-}
-
-/// The body of a cancel, pause or resume: who (the caller; named again
-/// only to be sure).
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct Who {
-    /// The caller's name, when given (it must be the token's).
-    #[serde(default)]
-    by: Option<String>,
-}
-
-/// The body of an approval.
-#[derive(Deserialize, Default, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct Approval {
-    /// The caller's name, when given (it must be the token's).
-    #[serde(default)]
-    by: Option<String>,
-    /// A note for the record.
-    #[serde(default)]
-    note: String,
-}
-
-/// The body of a rejection.
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct Rejection {
-    /// The caller's name, when given (it must be the token's).
-    #[serde(default)]
-    by: Option<String>,
-    /// Why, for the record and the runways that depended on it.
-    #[schema(min_length = 1, pattern = r"\S")]
-    reason: String,
+async fn show(State(api): State<Api>, PathOf(id): PathOf<String>) -> Answer<views::RunwayView> {
+    api.show(&id).await.map(Json)
 }
 
 /// Refused (403, audited) when a body's `by` names someone other than the
@@ -495,18 +421,18 @@ fn check_by(api: &Api, caller: &Caller, by: Option<&str>) -> Result<(), Refusal>
             escape(by),
             caller.name
         );
-        return Err(api.refused(StatusCode::FORBIDDEN, why));
+        return Err(api.refused(Kind::NotAllowed, why));
     }
     Ok(())
 }
 
 /// The `by` of an optional body.
-fn by(body: &Option<Who>) -> Option<&str> {
+fn by(body: &Option<views::Who>) -> Option<&str> {
     body.as_ref().and_then(|w| w.by.as_deref())
 }
 
 #[utoipa::path(post, path = "/api/runways/{id}/approve", tag = "approvals",
-    params(("id" = String, Path, description = "The runway id")), request_body(content = Option<Approval>),
+    params(("id" = String, Path, description = "The runway id")), request_body(content = Option<views::Approval>),
     responses((status = 200, description = "Approved; it queues for its locks", body = views::Done),
         (status = 403, description = "Not the role it waits for, or the caller filed it (four eyes)", body = ErrorBody),
         (status = 409, description = "It does not wait for approval", body = ErrorBody)))]
@@ -514,15 +440,15 @@ async fn approve(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
     PathOf(id): PathOf<String>,
-    JsonBody(body): JsonBody<Option<Approval>>,
-) -> Answer {
+    JsonBody(body): JsonBody<Option<views::Approval>>,
+) -> Answer<views::Done> {
     let body = body.unwrap_or_default();
     check_by(&api, &caller, body.by.as_deref())?;
-    answer(api.approve(&caller, &id, &body.note).await)
+    api.approve(&caller, &id, &body.note).await.map(Json)
 }
 
 #[utoipa::path(post, path = "/api/runways/{id}/reject", tag = "approvals",
-    params(("id" = String, Path, description = "The runway id")), request_body(content = Rejection),
+    params(("id" = String, Path, description = "The runway id")), request_body(content = views::Rejection),
     responses((status = 200, description = "Rejected; its dependents fail naming the rejecter", body = views::Done),
         (status = 400, description = "The reason is blank", body = ErrorBody),
         (status = 409, description = "It does not wait for approval", body = ErrorBody)))]
@@ -530,65 +456,57 @@ async fn reject(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
     PathOf(id): PathOf<String>,
-    JsonBody(body): JsonBody<Rejection>,
-) -> Answer {
+    JsonBody(body): JsonBody<views::Rejection>,
+) -> Answer<views::Done> {
     check_by(&api, &caller, body.by.as_deref())?;
-    answer(api.reject(&caller, &id, &body.reason).await)
+    api.reject(&caller, &id, &body.reason).await.map(Json)
 }
 
 #[utoipa::path(post, path = "/api/runways/{id}/cancel", tag = "runways",
-    params(("id" = String, Path, description = "The runway id")), request_body(content = Option<Who>),
+    params(("id" = String, Path, description = "The runway id")), request_body(content = Option<views::Who>),
     responses((status = 200, description = "Cancelled (a running one is stopped, its writes discarded)", body = views::Done),
         (status = 409, description = "It has ended", body = ErrorBody)))]
 async fn cancel(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
     PathOf(id): PathOf<String>,
-    JsonBody(body): JsonBody<Option<Who>>,
-) -> Answer {
+    JsonBody(body): JsonBody<Option<views::Who>>,
+) -> Answer<views::Done> {
     check_by(&api, &caller, by(&body))?;
-    answer(api.cancel(&caller, &id).await)
+    api.cancel(&caller, &id).await.map(Json)
 }
 
-#[utoipa::path(post, path = "/api/pause", tag = "server", request_body(content = Option<Who>),
+#[utoipa::path(post, path = "/api/pause", tag = "server", request_body(content = Option<views::Who>),
     responses((status = 200, description = "Nothing more is cleared; running runs land", body = views::Done)))]
 async fn pause(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
-    JsonBody(body): JsonBody<Option<Who>>,
-) -> Answer {
+    JsonBody(body): JsonBody<Option<views::Who>>,
+) -> Answer<views::Done> {
     check_by(&api, &caller, by(&body))?;
-    answer(api.pause(&caller, true).await)
+    api.pause(&caller, true).await.map(Json)
 }
 
-#[utoipa::path(post, path = "/api/resume", tag = "server", request_body(content = Option<Who>),
+#[utoipa::path(post, path = "/api/resume", tag = "server", request_body(content = Option<views::Who>),
     responses((status = 200, description = "Clearing goes on", body = views::Done)))]
 async fn resume(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
-    JsonBody(body): JsonBody<Option<Who>>,
-) -> Answer {
+    JsonBody(body): JsonBody<Option<views::Who>>,
+) -> Answer<views::Done> {
     check_by(&api, &caller, by(&body))?;
-    answer(api.pause(&caller, false).await)
+    api.pause(&caller, false).await.map(Json)
 }
 
-#[derive(Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-struct WaitFor {
-    /// The runway ids to wait for.
-    runways: Vec<String>,
-    /// Seconds to wait at most (60 when left out, 60 at most).
-    #[serde(default)]
-    #[schema(minimum = 0, maximum = 60)]
-    timeout_secs: Option<u64>,
-}
-
-#[utoipa::path(post, path = "/api/wait", tag = "runways", request_body(content = WaitFor),
+#[utoipa::path(post, path = "/api/wait", tag = "runways", request_body(content = views::WaitFor),
     responses((status = 200, description = "done=true with the runways once all ended; done=false after timeout_secs (60 at most)", body = views::WaitView),
         (status = 400, description = "timeout_secs is over 60", body = ErrorBody),
         (status = 404, description = "No such runway", body = ErrorBody)))]
-async fn wait(State(api): State<Api>, JsonBody(w): JsonBody<WaitFor>) -> Answer {
-    answer(api.wait(w.runways, w.timeout_secs).await)
+async fn wait(
+    State(api): State<Api>,
+    JsonBody(w): JsonBody<views::WaitFor>,
+) -> Answer<views::WaitView> {
+    api.wait(w.runways, w.timeout_secs).await.map(Json)
 }
 
 /// Serves `api` on `listener` until `shutdown` resolves: over TLS when

@@ -32,7 +32,6 @@
 
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::{Extension, ToolCallContext};
@@ -47,16 +46,15 @@ use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{ErrorData, RoleServer, ServerHandler, tool, tool_router};
-use runway_audit::render::escape;
 use schemars::JsonSchema;
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 
 use super::access::{Caller, Right};
 use super::calls::{Answered, Api};
 use super::events::{self, Filter, MAX_BACKLOG};
-use super::refusal::Refusal;
+use super::refusal::{Kind, Refusal};
 use super::views;
+use crate::controller::policy;
 
 /// The right each tool needs; a tool not named here is not offered.
 const TOOLS: [(&str, Right); 7] = [
@@ -240,7 +238,10 @@ impl Door {
         let caller = caller(&parts)?;
         let Some(events) = self.api.events.clone() else {
             let why = "this server keeps no live audit tail".to_string();
-            return Ok(result(Err(Refusal(StatusCode::NOT_FOUND, why))));
+            return Ok(result::<views::Timeline>(Err(Refusal::new(
+                Kind::NotFound,
+                why,
+            ))));
         };
         let filter = Filter {
             dataset: args.dataset,
@@ -252,14 +253,17 @@ impl Door {
         let limit = args.limit.unwrap_or(500);
         if limit > MAX_BACKLOG {
             let why = format!("limit {limit} is over {MAX_BACKLOG}");
-            return Ok(result(Err(Refusal(StatusCode::BAD_REQUEST, why))));
+            return Ok(result::<views::Timeline>(Err(Refusal::new(
+                Kind::BadInput,
+                why,
+            ))));
         }
         let records = tokio::task::spawn_blocking(move || {
             events::timeline(&events, filter, everything, limit)
         })
         .await
-        .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-        Ok(result(Ok(json!({ "records": records }))))
+        .map_err(internal)?;
+        Ok(result(Ok(views::Timeline { records })))
     }
 
     #[tool(
@@ -274,11 +278,14 @@ impl Door {
         let verified =
             tokio::task::spawn_blocking(move || runway_audit::verify_with(&dir, &options))
                 .await
-                .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                .map_err(internal)?;
         Ok(result(match verified {
-            Ok(report) => Ok(json!({ "ok": true, "report": report })),
-            Err(e) => Err(Refusal(
-                StatusCode::CONFLICT,
+            Ok(report) => Ok(views::Verified {
+                ok: true,
+                report: serde_json::to_value(report).map_err(internal)?,
+            }),
+            Err(e) => Err(Refusal::new(
+                Kind::Conflict,
                 format!("the trail does not verify: {e}"),
             )),
         }))
@@ -338,13 +345,13 @@ impl ServerHandler for Door {
     ) -> Result<CallToolResponse, ErrorData> {
         let caller = context_caller(&context)?;
         let Some(needed) = right(&request.name) else {
-            let why = format!("no tool {:?}", escape(&request.name));
-            return Err(ErrorData::invalid_params(why, None));
+            let why = format!("no tool {:?}", request.name);
+            return Err(Refusal::new(Kind::BadInput, why).to_mcp());
         };
-        if let Some(why) = caller.lacks(needed) {
+        if let Err(why) = policy::may(&caller, needed) {
             let why = format!("{why} (MCP tool {})", request.name);
-            let refused = self.api.refused(StatusCode::FORBIDDEN, why);
-            return Ok(result(Err(refused)).into());
+            let refused = self.api.refused(Kind::NotAllowed, why);
+            return Ok(result::<views::Done>(Err(refused)).into());
         }
         self.tools
             .call(ToolCallContext::new(self, request, context))
@@ -358,7 +365,7 @@ impl ServerHandler for Door {
         context: RequestContext<RoleServer>,
     ) -> Result<ListResourcesResult, ErrorData> {
         context_caller(&context)?;
-        let runways = self.api.controller.list().await.map_err(internal)?;
+        let runways = self.api.controller.list().await.map_err(refused)?;
         let resources = runways
             .iter()
             .map(|r| {
@@ -392,12 +399,10 @@ impl ServerHandler for Door {
         context_caller(&context)?;
         let Some(id) = request.uri.strip_prefix(SCHEME) else {
             let why = format!("no resource {:?} (runways are {SCHEME}ID)", request.uri);
-            return Err(ErrorData::resource_not_found(why, None));
+            return Err(Refusal::new(Kind::NotFound, why).to_mcp());
         };
-        let report = self.api.controller.show(id).await.map_err(|e| {
-            ErrorData::resource_not_found(escape(&e.to_string()).into_owned(), None)
-        })?;
-        let text = views::runway(&report).to_string();
+        let report = self.api.controller.show(id).await.map_err(refused)?;
+        let text = serde_json::to_string(&views::runway(&report)).map_err(internal)?;
         let contents = ResourceContents::text(text, request.uri.clone()).with_mime_type(MIME);
         Ok(ReadResourceResult::new(vec![contents]).into())
     }
@@ -422,30 +427,44 @@ fn right(tool: &str) -> Option<Right> {
 
 /// The caller the API's token check let in.
 fn caller(parts: &Parts) -> Result<Caller, ErrorData> {
-    parts.extensions.get::<Caller>().cloned().ok_or_else(|| {
-        ErrorData::internal_error("the MCP door was reached without a token check", None)
-    })
+    parts
+        .extensions
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| internal("the MCP door was reached without a token check"))
 }
 
 fn context_caller(context: &RequestContext<RoleServer>) -> Result<Caller, ErrorData> {
-    let parts = context.extensions.get::<Parts>().ok_or_else(|| {
-        ErrorData::internal_error("an MCP request without its HTTP request", None)
-    })?;
+    let parts = context
+        .extensions
+        .get::<Parts>()
+        .ok_or_else(|| internal("an MCP request without its HTTP request"))?;
     caller(parts)
 }
 
 fn internal(e: impl std::fmt::Display) -> ErrorData {
-    ErrorData::internal_error(e.to_string(), None)
+    Refusal::new(Kind::HostFault, e.to_string()).to_mcp()
 }
 
-/// A call's answer as a tool result: its JSON, or `{"error", "status"}`
+/// A controller's refusal as a JSON-RPC error (the refusal table's code).
+fn refused(e: crate::controller::ControlError) -> ErrorData {
+    Refusal::from(e).to_mcp()
+}
+
+/// A call's answer as a tool result: its view as JSON, or the refusal's
+/// body (`{"error", "kind", "status"}`, as the HTTP API answers it)
 /// marked as an error.
-fn result(answered: Answered) -> CallToolResult {
-    match answered {
-        Ok(value) => CallToolResult::structured(value),
-        Err(Refusal(status, why)) => CallToolResult::structured_error(json!({
-            "error": escape(&why),
-            "status": status.as_u16(),
-        })),
+fn result<T: Serialize>(answered: Answered<T>) -> CallToolResult {
+    let (value, refused) = match answered {
+        Ok(view) => (serde_json::to_value(view), false),
+        Err(refusal) => (serde_json::to_value(refusal.body()), true),
+    };
+    match value {
+        Ok(value) if !refused => CallToolResult::structured(value),
+        Ok(value) => CallToolResult::structured_error(value),
+        Err(e) => {
+            let fault = Refusal::new(Kind::HostFault, e.to_string()).body();
+            CallToolResult::structured_error(serde_json::to_value(fault).unwrap_or_default())
+        }
     }
 }

@@ -37,8 +37,8 @@ use prometheus_client::registry::{Registry, Unit};
 use runway_audit::latency::Latency;
 use runway_audit::{Event, Follow, LockMode, Record, State as RunwayState};
 
-use super::calls::Api;
 use super::events::Events;
+use crate::controller::{Controller, Host};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct AgentLabel {
@@ -254,9 +254,12 @@ impl EncodeMetric for LatencyMetric {
 /// `GET /metrics`.
 #[utoipa::path(get, path = "/metrics", tag = "server",
     responses((status = 200, description = "Prometheus text: wait and run time per agent, outcomes, runways by state, locks and waiters, audit records and fsync latency", content_type = "text/plain", body = String)))]
-pub async fn scrape(State(api): State<Api>) -> axum::response::Response {
+pub async fn scrape(
+    State(m): State<Arc<Metrics>>,
+    State(host): State<Arc<Host>>,
+    State(controller): State<Controller>,
+) -> axum::response::Response {
     let mut registry = Registry::with_prefix("runway");
-    let m = &api.metrics;
     registry.register_with_unit(
         "wait",
         "Time from queued (filed, or back for a retry) to cleared, per agent",
@@ -300,7 +303,7 @@ pub async fn scrape(State(api): State<Api>) -> axum::response::Response {
             })
             .set(0);
     }
-    if let Ok(runways) = api.controller.list().await {
+    if let Ok(runways) = controller.list().await {
         for r in &runways {
             by_state
                 .get_or_create(&StateLabel {
@@ -327,7 +330,7 @@ pub async fn scrape(State(api): State<Api>) -> axum::response::Response {
         }
         waiting.get_or_create(&DatasetLabel { dataset }).set(0);
     }
-    for d in api.host.tower.board() {
+    for d in host.tower.board() {
         if let Some(mode) = d.held {
             held.get_or_create(&DatasetLabels {
                 dataset: d.dataset.clone(),
@@ -342,7 +345,7 @@ pub async fn scrape(State(api): State<Api>) -> axum::response::Response {
     registry.register("locks_held", "Lock holders per dataset and mode", held);
     registry.register("lock_waiters", "Runways waiting per dataset", waiting);
 
-    let audit = api.host.audit.stats();
+    let audit = host.audit.stats();
     let durable = audit.next_seq - (audit.appended - audit.durable);
     registry.register(
         "audit_records_appended",
@@ -365,7 +368,7 @@ pub async fn scrape(State(api): State<Api>) -> axum::response::Response {
         "audit_fsync",
         "Time the audit writer's syncs took",
         Unit::Seconds,
-        LatencyMetric(api.host.audit.sync_latency()),
+        LatencyMetric(host.audit.sync_latency()),
     );
 
     let mut host = Registry::default();

@@ -1,9 +1,11 @@
 //! The doors of a running controller: the HTTP API ([`http`], with the
-//! admin's bearer [`token`], the callers and roles of [`access`] and the
-//! JSON [`views`] of runways), the MCP server ([`mcp`]) — both asking the
-//! same [`calls`] — and the plans inbox
+//! admin's bearer [`token`] and the callers and roles of [`access`]), the
+//! MCP server ([`mcp`]) — both asking the same [`calls`], which answer the
+//! typed [`views`] or a [`refusal`] of a kind (one table gives each kind
+//! its HTTP status, MCP error and CLI exit code) — and the plans inbox
 //! ([`inbox`], which also follows the plugins folder). Each files and acts
-//! through the one `controller::Controller` handle.
+//! through the one `controller::Controller` handle, in its caller's name;
+//! what a caller may do is the controller's to decide.
 
 pub mod access;
 pub mod calls;

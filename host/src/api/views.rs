@@ -1,23 +1,27 @@
-//! What Runway says of a runway, as JSON: the same shape in the API's
-//! lists (no history), `show` and `wait`, in the inbox's `done/` reports
-//! and in `runway run --json`; and of the lock board and the plugins, as
-//! the API and the status page show them.
+//! What the doors say, as JSON: of a runway, the same shape in the API's
+//! lists (no history), `show` and `wait`, in MCP's answers, in the
+//! inbox's `done/` reports and in `runway run --json`; of the lock board,
+//! the plugins and the server, as the API and the status page show them;
+//! and the bodies of the requests the CLI sends.
 //!
-//! Each shape is a type, so the OpenAPI description (`/api/openapi.json`)
-//! is derived from what is actually sent.
+//! Each shape is a type, declared once here: the server sends it, the
+//! OpenAPI description (`/api/openapi.json`) is derived from it, and the
+//! CLI writes its requests and reads the answers back with it — a field
+//! renamed here is renamed for all three, or does not compile.
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
 use crate::controller::tower::DatasetLocks;
 use crate::controller::{PlanReport, RunwayReport};
+use crate::limits::Limits;
 use crate::plugin::loader::Plugins;
 
 /// A runway: where it stands or how it ended.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RunwayView {
     /// Its runway id, unique on this server.
     pub id: String,
@@ -52,7 +56,7 @@ pub struct RunwayView {
 }
 
 /// A lock a runway holds, with its fencing token.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LockView {
     pub dataset: String,
     /// `shared` or `exclusive`.
@@ -61,7 +65,7 @@ pub struct LockView {
 }
 
 /// What a runway was filed with.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ManifestView {
     pub action: String,
     /// Dataset → `shared` or `exclusive`.
@@ -76,7 +80,7 @@ pub struct ManifestView {
 }
 
 /// One move of a runway.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TransitionView {
     /// RFC 3339, UTC, milliseconds.
     pub at: String,
@@ -87,18 +91,18 @@ pub struct TransitionView {
 }
 
 /// Runways.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct RunwayList {
     pub runways: Vec<RunwayView>,
 }
 
 /// The runways a filing made, once it is durable.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FiledList {
     pub runways: Vec<FiledRunway>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FiledRunway {
     /// Its id inside the plan.
     pub name: String,
@@ -107,7 +111,7 @@ pub struct FiledRunway {
 }
 
 /// A wait's answer: the runways once all ended, or not yet.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WaitView {
     pub done: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -115,26 +119,26 @@ pub struct WaitView {
 }
 
 /// A move made (approve, reject, cancel, pause, resume).
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Done {
     pub ok: bool,
 }
 
 /// A plan's end: every runway, and how many did not succeed.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PlanView {
     pub runways: Vec<RunwayView>,
     pub failed: usize,
 }
 
 /// The lock board.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct LockBoard {
     pub datasets: Vec<DatasetView>,
 }
 
 /// One dataset's locks: who holds it, who waits in which order.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DatasetView {
     pub dataset: String,
     /// `shared`, `exclusive`, or null when free.
@@ -143,13 +147,13 @@ pub struct DatasetView {
     pub waiting: Vec<WaiterView>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct HolderView {
     pub runway: String,
     pub token: Option<u64>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct WaiterView {
     pub runway: String,
     pub mode: String,
@@ -158,12 +162,12 @@ pub struct WaiterView {
 }
 
 /// The plugins loaded.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PluginList {
     pub plugins: Vec<PluginView>,
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct PluginView {
     pub name: String,
     /// SHA-256 (hex) of the component.
@@ -174,29 +178,96 @@ pub struct PluginView {
     pub datasets: BTreeMap<String, String>,
     /// Per-run limits: memory_mib, fuel, window_secs, ...
     #[schema(value_type = Object)]
-    pub limits: Value,
+    pub limits: Limits,
 }
 
-/// A view as JSON.
-pub fn json(value: impl Serialize) -> Value {
-    serde_json::to_value(value).unwrap_or(Value::Null)
+/// Who is asking and how the server runs.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServerView {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub rights: Vec<String>,
+    /// Served beyond loopback without TLS.
+    pub insecure: bool,
+    pub paused: bool,
+    pub version: String,
 }
 
-/// A plan's end as JSON.
+/// Audit records, oldest first, each as `runway audit show --json` prints
+/// it with its `kind` (`transition` or `record`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Timeline {
+    #[schema(value_type = Vec<Object>)]
+    pub records: Vec<Value>,
+}
+
+/// A verification that held: the report (records, checkpoints, signed
+/// size, root, unsigned tail), as `runway audit verify --json` prints it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Verified {
+    pub ok: bool,
+    #[schema(value_type = Object)]
+    pub report: Value,
+}
+
+/// The body of a cancel, pause or resume: who (the caller; named again
+/// only to be sure).
+#[derive(Debug, Clone, Serialize, Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Who {
+    /// The caller's name, when given (it must be the token's).
+    #[serde(default)]
+    pub by: Option<String>,
+}
+
+/// The body of an approval.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Approval {
+    /// The caller's name, when given (it must be the token's).
+    #[serde(default)]
+    pub by: Option<String>,
+    /// A note for the record.
+    #[serde(default)]
+    pub note: String,
+}
+
+/// The body of a rejection.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Rejection {
+    /// The caller's name, when given (it must be the token's).
+    #[serde(default)]
+    pub by: Option<String>,
+    /// Why, for the record and the runways that depended on it.
+    #[schema(min_length = 1, pattern = r"\S")]
+    pub reason: String,
+}
+
+/// The body of a wait.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WaitFor {
+    /// The runway ids to wait for.
+    pub runways: Vec<String>,
+    /// Seconds to wait at most (60 when left out, 60 at most).
+    #[serde(default)]
+    #[schema(minimum = 0, maximum = 60)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// A plan's end as JSON (the inbox's `done/` reports, `runway run
+/// --json`).
 pub fn plan(report: &PlanReport) -> Value {
-    json(PlanView {
-        runways: report.runways.iter().map(runway_view).collect(),
+    let view = PlanView {
+        runways: report.runways.iter().map(runway).collect(),
         failed: report.failed(),
-    })
+    };
+    serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
-/// One runway as JSON; `history` only when the report has one.
-pub fn runway(r: &RunwayReport) -> Value {
-    json(runway_view(r))
-}
-
-/// One runway's view.
-pub fn runway_view(r: &RunwayReport) -> RunwayView {
+/// One runway's view; `history` only when the report has one.
+pub fn runway(r: &RunwayReport) -> RunwayView {
     let m = &r.manifest;
     let history = (!r.history.is_empty()).then(|| {
         r.history
@@ -306,7 +377,7 @@ pub fn plugins(plugins: &Plugins) -> PluginList {
                 .iter()
                 .map(|(d, m)| (d.clone(), m.name().to_string()))
                 .collect(),
-            limits: json(p.grants.limits),
+            limits: p.grants.limits,
         })
         .collect();
     PluginList { plugins }

@@ -5,10 +5,14 @@
 //! `--server` and `--token-file` (or `RUNWAY_SERVER`, `RUNWAY_TOKEN_FILE`)
 //! default to what `runway serve` uses by default, so on one machine
 //! `runway file x.toml` just works. Human output by default, `--json` for
-//! scripts. Exit codes as in [`super`]: 1 a waited-for runway did not
-//! succeed, 2 the server refused the request (bad plan, no such runway,
-//! not in a state for it), 4 the server cannot be reached or failed, 5 the
-//! token was refused.
+//! scripts. Requests and answers are the API's own types
+//! ([`crate::api::views`]): `--json` prints the answer as read into them.
+//! Exit codes as in [`super`]: 1 a waited-for runway did not succeed; a
+//! refusal exits with its kind's code in the refusal table
+//! ([`crate::api::refusal`]): 2 the server refused the request (bad plan,
+//! no such runway, not in a state for it), 4 the server failed, 5 the
+//! token or what it asked for was refused; 4 too when the server cannot be
+//! reached.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -17,10 +21,15 @@ use std::time::Duration;
 
 use clap::Args;
 use runway_audit::render::{escape, excerpt};
-use serde_json::{Value, json};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::progress::Progress;
-use super::{BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED, UNAUTHORIZED};
+use super::{BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED};
+use crate::api::refusal::{ErrorBody, Kind};
+use crate::api::views::{
+    Approval, Done, FiledList, Rejection, RunwayList, RunwayView, WaitFor, WaitView, Who,
+};
 use crate::api::{MAX_WAIT_SECS, token};
 use crate::files::{self, FileKind, ReadCaps};
 use runway_audit::State;
@@ -172,8 +181,9 @@ impl Client {
         })
     }
 
-    /// Calls `path` (`body` set: POST, else GET); the answer when 2xx.
-    fn call(&self, path: &str, body: Option<Body>) -> Result<Value, Failure> {
+    /// Calls `path` (`body` set: POST, else GET); the answer when 2xx,
+    /// read as `T`; else the refusal, with its kind's exit code.
+    fn call<T: DeserializeOwned>(&self, path: &str, body: Option<Body>) -> Result<T, Failure> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token);
         let sent = match body {
@@ -199,41 +209,49 @@ impl Client {
         })?;
         let status = answer.status().as_u16();
         let text = answer.body_mut().read_to_string().unwrap_or_default();
-        let value: Value = serde_json::from_str(&text).unwrap_or(json!({ "error": text }));
         if (200..300).contains(&status) {
-            return Ok(value);
+            return serde_json::from_str(&text).map_err(|e| {
+                let why = anyhow::anyhow!(
+                    "the server's answer does not read ({e}): {}",
+                    excerpt(&text, 200)
+                );
+                Failure::new(HOST_FAULT, why)
+            });
         }
-        let why = value["error"]
-            .as_str()
-            .unwrap_or("no reason given")
-            .to_string();
-        let code = match status {
-            401 | 403 => UNAUTHORIZED,
-            400..=499 => BAD_INPUT,
-            _ => HOST_FAULT,
-        };
+        // Not Runway's own refusal (a proxy's): its status says the kind.
+        let refusal = serde_json::from_str::<ErrorBody>(&text).unwrap_or_else(|_| ErrorBody {
+            error: excerpt(&text, 200),
+            kind: Kind::of_status(status),
+            status,
+        });
         Err(Failure::new(
-            code,
-            anyhow::anyhow!("the server refused ({status}): {why}"),
+            refusal.kind.row().exit,
+            anyhow::anyhow!("the server refused ({status}): {}", refusal.error),
         ))
     }
 
-    /// Prints `value` as JSON when asked, else as `human` says.
-    fn print(&self, value: &Value, human: impl FnOnce(&Value)) {
+    /// Prints `view` as JSON when asked, else as `human` says.
+    fn print<T: Serialize>(&self, view: &T, human: impl FnOnce(&T)) {
         if self.json {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(value).unwrap_or_default()
-            );
+            println!("{}", serde_json::to_string_pretty(view).unwrap_or_default());
         } else {
-            human(value);
+            human(view);
         }
     }
 }
 
 enum Body {
-    Json(Value),
+    Json(serde_json::Value),
     Plan { text: String, source: String },
+}
+
+impl Body {
+    /// A request body of the API's.
+    fn of(body: &impl Serialize) -> Result<Body, Failure> {
+        serde_json::to_value(body)
+            .map(Body::Json)
+            .map_err(|e| Failure::new(BAD_INPUT, e))
+    }
 }
 
 pub fn file(args: FileArgs) -> Result<(), Failure> {
@@ -261,10 +279,10 @@ pub fn file(args: FileArgs) -> Result<(), Failure> {
     };
     let text = String::from_utf8(bytes)
         .map_err(|e| Failure::new(BAD_INPUT, anyhow::anyhow!("the plan is not UTF-8: {e}")))?;
-    let answer = client.call("/api/runways", Some(Body::Plan { text, source }))?;
-    client.print(&answer, |v| {
-        for r in v["runways"].as_array().into_iter().flatten() {
-            println!("{}", escape(r["id"].as_str().unwrap_or("?")));
+    let answer: FiledList = client.call("/api/runways", Some(Body::Plan { text, source }))?;
+    client.print(&answer, |filed| {
+        for r in &filed.runways {
+            println!("{}", escape(&r.id));
         }
     });
     Ok(())
@@ -283,74 +301,76 @@ pub fn list(args: ListArgs) -> Result<(), Failure> {
         true => "/api/runways".to_string(),
         false => format!("/api/runways?{}", query.join("&")),
     };
-    let answer = client.call(&path, None)?;
-    client.print(&answer, |v| {
-        let runways = v["runways"].as_array().cloned().unwrap_or_default();
+    let answer: RunwayList = client.call(&path, None)?;
+    client.print(&answer, |list| {
         println!(
             "{:<24} {:<17} {:<20} {:>3}  NOTE",
             "ID", "STATE", "AGENT", "TRY"
         );
-        for r in &runways {
+        for r in &list.runways {
             println!(
                 "{:<24} {:<17} {:<20} {:>3}  {}",
-                text(&r["id"]),
-                text(&r["state"]),
-                text(&r["agent"]),
-                r["attempts"].as_u64().unwrap_or(0),
-                excerpt(r["note"].as_str().unwrap_or_default(), 80)
+                escape(&r.id),
+                escape(&r.state),
+                escape(&r.agent),
+                r.attempts,
+                excerpt(&r.note, 80)
             );
         }
-        println!("{} runway(s)", runways.len());
+        println!("{} runway(s)", list.runways.len());
     });
     Ok(())
 }
 
 pub fn show(args: ShowArgs) -> Result<(), Failure> {
     let client = Client::new(&args.server)?;
-    let answer = client.call(&format!("/api/runways/{}", encode(&args.id)), None)?;
+    let answer: RunwayView = client.call(&format!("/api/runways/{}", encode(&args.id)), None)?;
     client.print(&answer, print_runway);
     Ok(())
 }
 
 /// A runway as `show` prints it.
-fn print_runway(r: &Value) {
-    println!("runway   {}", text(&r["id"]));
-    println!("agent    {}", text(&r["agent"]));
-    println!("state    {}", text(&r["state"]));
-    println!("attempts {}", r["attempts"].as_u64().unwrap_or(0));
-    if let Some(by) = r["approved_by"].as_str() {
+fn print_runway(r: &RunwayView) {
+    println!("runway   {}", escape(&r.id));
+    println!("agent    {}", escape(&r.agent));
+    println!("state    {}", escape(&r.state));
+    println!("attempts {}", r.attempts);
+    if let Some(by) = &r.approved_by {
         println!("approved by {}", escape(by));
     }
-    for l in r["locks"].as_array().into_iter().flatten() {
+    for l in &r.locks {
         println!(
             "lock     {} {} token {}",
-            text(&l["dataset"]),
-            text(&l["mode"]),
-            l["token"]
+            escape(&l.dataset),
+            escape(&l.mode),
+            l.token
         );
     }
-    if let Some(d) = r["output_digest"].as_str() {
-        println!("output   sha256 {d}");
+    if let Some(d) = &r.output_digest {
+        println!("output   sha256 {}", escape(d));
     }
-    if let Some(why) = r["reason"].as_str() {
+    if let Some(why) = &r.reason {
         println!("reason   {}", excerpt(why, 400));
     }
     println!("history");
-    for t in r["history"].as_array().into_iter().flatten() {
-        let by = t["by"]
-            .as_str()
-            .map_or_else(String::new, |b| format!(" (by {})", escape(b)));
+    for t in r.history.iter().flatten() {
+        let by =
+            t.by.as_deref()
+                .map_or_else(String::new, |b| format!(" (by {})", escape(b)));
         println!(
             "  {}  {:<17} {}{by}",
-            text(&t["at"]),
-            text(&t["state"]),
-            excerpt(t["reason"].as_str().unwrap_or_default(), 200)
+            escape(&t.at),
+            escape(&t.state),
+            excerpt(&t.reason, 200)
         );
     }
 }
 
 pub fn approve(args: ApproveArgs) -> Result<(), Failure> {
-    let body = json!({ "by": args.by, "note": args.note });
+    let body = Approval {
+        by: args.by,
+        note: args.note,
+    };
     act(
         &args.server,
         &format!("/api/runways/{}/approve", encode(&args.id)),
@@ -361,7 +381,10 @@ pub fn approve(args: ApproveArgs) -> Result<(), Failure> {
 }
 
 pub fn reject(args: RejectArgs) -> Result<(), Failure> {
-    let body = json!({ "by": args.by, "reason": args.reason });
+    let body = Rejection {
+        by: args.by,
+        reason: args.reason,
+    };
     act(
         &args.server,
         &format!("/api/runways/{}/reject", encode(&args.id)),
@@ -372,7 +395,7 @@ pub fn reject(args: RejectArgs) -> Result<(), Failure> {
 }
 
 pub fn cancel(args: CancelArgs) -> Result<(), Failure> {
-    let body = json!({ "by": args.by });
+    let body = Who { by: args.by };
     act(
         &args.server,
         &format!("/api/runways/{}/cancel", encode(&args.id)),
@@ -383,12 +406,12 @@ pub fn cancel(args: CancelArgs) -> Result<(), Failure> {
 }
 
 pub fn pause(args: ByArgs) -> Result<(), Failure> {
-    let body = json!({ "by": args.by });
+    let body = Who { by: args.by };
     act(&args.server, "/api/pause", body, "paused", "clearing")
 }
 
 pub fn resume(args: ByArgs) -> Result<(), Failure> {
-    let body = json!({ "by": args.by });
+    let body = Who { by: args.by };
     act(&args.server, "/api/resume", body, "resumed", "clearing")
 }
 
@@ -396,12 +419,12 @@ pub fn resume(args: ByArgs) -> Result<(), Failure> {
 fn act(
     server: &ServerArgs,
     path: &str,
-    body: Value,
+    body: impl Serialize,
     done: &str,
     what: &str,
 ) -> Result<(), Failure> {
     let client = Client::new(server)?;
-    let answer = client.call(path, Some(Body::Json(body)))?;
+    let answer: Done = client.call(path, Some(Body::of(&body)?))?;
     client.print(&answer, |_| println!("{done} {}", escape(what)));
     Ok(())
 }
@@ -422,20 +445,20 @@ pub fn wait(args: WaitArgs) -> Result<(), Failure> {
         progress.finish();
     }
     let answer = answer?;
-    let runways = answer["runways"].as_array().cloned().unwrap_or_default();
+    let runways = answer.runways.as_deref().unwrap_or_default();
     client.print(&answer, |_| {
-        for r in &runways {
+        for r in runways {
             println!(
                 "{:<24} {:<10} {}",
-                text(&r["id"]),
-                text(&r["state"]),
-                excerpt(r["reason"].as_str().unwrap_or_default(), 200)
+                escape(&r.id),
+                escape(&r.state),
+                excerpt(r.reason.as_deref().unwrap_or_default(), 200)
             );
         }
     });
     let failed = runways
         .iter()
-        .filter(|r| r["state"].as_str() != Some("SUCCEEDED"))
+        .filter(|r| r.state != State::Succeeded.name())
         .count();
     if failed > 0 {
         let why = anyhow::anyhow!("{failed} of {} runway(s) did not succeed", runways.len());
@@ -448,14 +471,11 @@ pub fn wait(args: WaitArgs) -> Result<(), Failure> {
 /// wait itself answers only once all have ended).
 fn watch(client: &Client, ids: &[String], progress: &Progress, stop: &AtomicBool) {
     while !stop.load(Ordering::Relaxed) {
-        if let Ok(listed) = client.call("/api/runways", None) {
-            for r in listed["runways"].as_array().into_iter().flatten() {
-                let id = r["id"].as_str().unwrap_or_default();
-                let state = State::ALL
-                    .iter()
-                    .find(|s| Some(s.name()) == r["state"].as_str());
-                if let Some(state) = state.filter(|_| ids.iter().any(|i| i == id)) {
-                    progress.set(id, *state, r["reason"].as_str().unwrap_or_default());
+        if let Ok(listed) = client.call::<RunwayList>("/api/runways", None) {
+            for r in &listed.runways {
+                let state = State::ALL.iter().find(|s| s.name() == r.state);
+                if let Some(state) = state.filter(|_| ids.contains(&r.id)) {
+                    progress.set(&r.id, *state, r.reason.as_deref().unwrap_or_default());
                 }
             }
         }
@@ -464,16 +484,19 @@ fn watch(client: &Client, ids: &[String], progress: &Progress, stop: &AtomicBool
 }
 
 /// `/api/wait` until all of them ended or the timeout passed.
-fn wait_for(client: &Client, args: &WaitArgs) -> Result<Value, Failure> {
+fn wait_for(client: &Client, args: &WaitArgs) -> Result<WaitView, Failure> {
     let deadline = args
         .timeout_secs
         .map(|s| std::time::Instant::now() + Duration::from_secs(s));
     loop {
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         let secs = left.map_or(MAX_WAIT_SECS, |l| l.as_secs().clamp(1, MAX_WAIT_SECS));
-        let body = json!({ "runways": args.ids, "timeout_secs": secs });
-        let answer = client.call("/api/wait", Some(Body::Json(body)))?;
-        if answer["done"].as_bool() == Some(true) {
+        let body = WaitFor {
+            runways: args.ids.clone(),
+            timeout_secs: Some(secs),
+        };
+        let answer: WaitView = client.call("/api/wait", Some(Body::of(&body)?))?;
+        if answer.done {
             return Ok(answer);
         }
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
@@ -507,11 +530,6 @@ fn trusting(ca: &std::path::Path) -> Result<ureq::tls::TlsConfig, Failure> {
     Ok(ureq::tls::TlsConfig::builder()
         .root_certs(ureq::tls::RootCerts::new_with_certs(&certs))
         .build())
-}
-
-/// A JSON string field, escaped for the terminal.
-fn text(v: &Value) -> String {
-    escape(v.as_str().unwrap_or("?")).into_owned()
 }
 
 /// `s` percent-encoded for a URL path segment or query value.

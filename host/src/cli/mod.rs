@@ -32,6 +32,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::api::refusal::Kind;
+
 #[derive(Parser)]
 #[command(
     name = "runway",
@@ -120,10 +122,12 @@ impl Failure {
 }
 
 pub const RUNWAY_FAILED: u8 = 1;
-pub const BAD_INPUT: u8 = 2;
+// The codes a refused request also exits with: the refusal table's
+// (`crate::api::refusal`), so the table and this list cannot part.
+pub const BAD_INPUT: u8 = Kind::BadInput.row().exit;
 pub const AUDIT_BAD: u8 = 3;
-pub const HOST_FAULT: u8 = 4;
-pub const UNAUTHORIZED: u8 = 5;
+pub const HOST_FAULT: u8 = Kind::HostFault.row().exit;
+pub const UNAUTHORIZED: u8 = Kind::NotAllowed.row().exit;
 
 /// An error and its causes on one line, each cause once: error types that
 /// already quote their source are not followed by it again.

@@ -1,4 +1,5 @@
-//! People's commands: approve, reject, cancel, pause, resume — applied, or
+//! People's commands: approve, reject, cancel, pause, resume — applied
+//! once [`super::policy`] allows them against the runway as it stands, or
 //! refused with a [`ControlError`] saying why (nothing changed).
 
 use runway_audit::State;
@@ -6,63 +7,61 @@ use runway_audit::State;
 use super::DispatchError;
 use super::controls::{Command, ControlError};
 use super::dispatch::Dispatch;
+use super::policy;
 
 impl Dispatch {
     pub(super) fn command(
         &mut self,
         command: Command,
     ) -> Result<Result<(), ControlError>, DispatchError> {
-        let runway = match &command {
-            Command::Approve { runway, .. }
-            | Command::Reject { runway, .. }
-            | Command::Cancel { runway, .. } => runway.clone(),
-            Command::Pause { by } => {
-                self.flush()?;
-                self.host.pause(by)?;
-                return Ok(Ok(()));
+        let i = command
+            .runway()
+            .and_then(|id| self.book.index.get(id).copied());
+        let target = i.map(|i| {
+            let r = &self.book.runways[i];
+            policy::Target {
+                state: r.state(),
+                ended: r.ended(),
+                approval: r.manifest.approval.as_deref(),
+                filed_by: r.course.filed_by(),
             }
-            Command::Resume { by } => {
+        });
+        if let Err(refused) = policy::decide(&command, target, self.four_eyes) {
+            return Ok(Err(refused));
+        }
+        match (command, i) {
+            (Command::Pause { by }, _) => {
+                self.flush()?;
+                self.host.pause(&by.name)?;
+            }
+            (Command::Resume { by }, _) => {
                 if !self.stopping {
                     self.flush()?;
-                    self.host.resume(by)?;
+                    self.host.resume(&by.name)?;
                 }
-                return Ok(Ok(()));
             }
-        };
-        let Some(&i) = self.book.index.get(&runway) else {
-            return Ok(Err(ControlError::Unknown(runway)));
-        };
-        let r = &self.book.runways[i];
-        let state = r.state();
-        if r.ended() {
-            return Ok(Err(ControlError::Ended { runway, state }));
-        }
-        match command {
-            Command::Approve { .. } | Command::Reject { .. } if state != State::WaitingApproval => {
-                return Ok(Err(ControlError::NotAwaitingApproval { runway, state }));
-            }
-            Command::Approve { by, .. }
-                if self.four_eyes && r.course.filed_by() == Some(by.as_str()) =>
-            {
-                return Ok(Err(ControlError::OwnFiling { runway, by }));
-            }
-            Command::Approve { by, note, .. } => {
-                self.book.runways[i].approval = Some((by, note));
+            (Command::Approve { by, note, .. }, Some(i)) => {
+                self.book.runways[i].approval = Some((by.name, note));
                 self.schedule.dirty.insert(i);
             }
-            Command::Reject { by, reason, .. } => {
-                self.moved_by(i, State::Rejected, format!("rejected: {reason}"), by)?;
+            (Command::Reject { by, reason, .. }, Some(i)) => {
+                self.moved_by(i, State::Rejected, format!("rejected: {reason}"), by.name)?;
             }
-            Command::Cancel { by, .. } => match state {
+            (Command::Cancel { by, .. }, Some(i)) => match self.book.runways[i].state() {
                 // In the air: it stops at its next epoch tick, or before
                 // its commit, and lands as CANCELLED.
-                State::Cleared | State::Running => self.book.runways[i].cancel.cancel(&by),
+                State::Cleared | State::Running => self.book.runways[i].cancel.cancel(&by.name),
                 _ => {
                     self.take_back(i);
-                    self.moved_by(i, State::Cancelled, "cancelled".into(), by)?;
+                    self.moved_by(i, State::Cancelled, "cancelled".into(), by.name)?;
                 }
             },
-            Command::Pause { .. } | Command::Resume { .. } => unreachable!("answered above"),
+            // `decide` refuses a runway that does not exist; said again
+            // rather than trusted with a panic.
+            (command, None) => {
+                let runway = command.runway().unwrap_or_default().to_string();
+                return Ok(Err(ControlError::Unknown(runway)));
+            }
         }
         Ok(Ok(()))
     }

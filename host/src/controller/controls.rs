@@ -14,31 +14,57 @@ use super::State;
 use super::Stats;
 use super::runway::RunwayReport;
 use crate::controller::plan::Plan;
+use crate::roles::{Caller, Right};
 
-/// A person's command.
+/// A person's command, carrying its caller (name and roles): whether the
+/// caller may give it is the controller's to decide ([`super::policy`]),
+/// whichever door it came through.
 #[derive(Debug, Clone)]
 pub enum Command {
     Approve {
         runway: String,
-        by: String,
+        by: Caller,
         note: String,
     },
     Reject {
         runway: String,
-        by: String,
+        by: Caller,
         reason: String,
     },
     Cancel {
         runway: String,
-        by: String,
+        by: Caller,
     },
     /// Stop clearing runways; those in the air land as usual.
     Pause {
-        by: String,
+        by: Caller,
     },
     Resume {
-        by: String,
+        by: Caller,
     },
+}
+
+impl Command {
+    /// Who gives it.
+    pub fn by(&self) -> &Caller {
+        match self {
+            Command::Approve { by, .. }
+            | Command::Reject { by, .. }
+            | Command::Cancel { by, .. }
+            | Command::Pause { by }
+            | Command::Resume { by } => by,
+        }
+    }
+
+    /// The runway it names (pause and resume name none).
+    pub fn runway(&self) -> Option<&str> {
+        match self {
+            Command::Approve { runway, .. }
+            | Command::Reject { runway, .. }
+            | Command::Cancel { runway, .. } => Some(runway),
+            Command::Pause { .. } | Command::Resume { .. } => None,
+        }
+    }
 }
 
 /// Why a request was refused; nothing changed.
@@ -52,6 +78,22 @@ pub enum ControlError {
     Ended { runway: String, state: State },
     #[error("{by} filed runway {runway} and may not approve it too (four eyes)")]
     OwnFiling { runway: String, by: String },
+    /// The caller's roles lack the right the command needs.
+    #[error("{by} ({roles}) may not {}", .right.verb())]
+    Lacks {
+        by: String,
+        roles: String,
+        right: Right,
+    },
+    /// The runway waits for the approval of a role the caller does not
+    /// hold.
+    #[error("{by} ({roles}) may not approve runway {runway}: it waits for the role {role}")]
+    NotTheRole {
+        runway: String,
+        by: String,
+        roles: String,
+        role: String,
+    },
     #[error("runway {runway:?}: `after` names unknown runway {after:?}")]
     UnknownAfter { runway: String, after: String },
     #[error("runway {runway:?}: {key} resolves past {latest}, the latest time a manifest may name")]

@@ -33,6 +33,7 @@ pub mod journal;
 mod landed;
 pub mod locks;
 pub mod plan;
+pub mod policy;
 pub mod recovery;
 mod restore;
 mod runway;
