@@ -33,3 +33,4 @@ mod signing;
 mod start;
 mod times;
 mod tls;
+mod wit_versions;

@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use runway_audit::PublicKey;
-use runway_audit::render::escape;
 
 use super::access::{Access, Caller};
 use super::events::Events;
@@ -148,28 +147,17 @@ impl Api {
         Ok(views::FiledList { runways })
     }
 
-    /// The runways (no histories), of one state and one agent when named.
-    pub async fn list(
-        &self,
-        state: Option<&str>,
-        agent: Option<&str>,
-    ) -> Answered<views::RunwayList> {
-        if let Some(state) = state
-            && !runway_audit::State::ALL.iter().any(|s| s.name() == state)
-        {
-            let known: Vec<&str> = runway_audit::State::ALL.iter().map(|s| s.name()).collect();
-            return Err(Refusal::new(
-                Kind::BadInput,
-                format!("no state {:?} (one of {})", escape(state), known.join(", ")),
-            ));
-        }
+    /// The runways (no histories) `filter` shows.
+    pub async fn list(&self, filter: &views::RunwayFilter) -> Answered<views::RunwayList> {
+        filter
+            .check()
+            .map_err(|why| Refusal::new(Kind::BadInput, why))?;
         let runways = self
             .controller
             .list()
             .await?
             .iter()
-            .filter(|r| state.is_none_or(|s| r.state.name() == s))
-            .filter(|r| agent.is_none_or(|a| r.agent == a))
+            .filter(|r| filter.matches(r))
             .map(views::runway)
             .collect();
         Ok(views::RunwayList { runways })

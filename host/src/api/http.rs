@@ -51,10 +51,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use axum_server::tls_rustls::RustlsConfig;
 use runway_audit::render::escape;
-use serde::Deserialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ObjectBuilder, Ref, RefOr, Type};
-use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -377,31 +376,14 @@ async fn file(
     Ok((StatusCode::CREATED, Json(filed)))
 }
 
-#[derive(Deserialize, IntoParams)]
-#[into_params(parameter_in = Query)]
-struct ListQuery {
-    #[param(schema_with = state_names, required = false)]
-    state: Option<String>,
-    /// Only runways of this agent.
-    agent: Option<String>,
-}
-
-#[utoipa::path(get, path = "/api/runways", tag = "runways", params(ListQuery),
+#[utoipa::path(get, path = "/api/runways", tag = "runways", params(views::RunwayFilter),
     responses((status = 200, description = "The runways, without histories", body = views::RunwayList),
         (status = 400, description = "No such state", body = ErrorBody)))]
-async fn list(State(api): State<Api>, QueryOf(q): QueryOf<ListQuery>) -> Answer<views::RunwayList> {
-    api.list(q.state.as_deref(), q.agent.as_deref())
-        .await
-        .map(Json)
-}
-
-/// A runway state's name: one of the states.
-fn state_names() -> ObjectBuilder {
-    let names = runway_audit::State::ALL.iter().map(|s| s.name());
-    ObjectBuilder::new()
-        .schema_type(Type::String)
-        .description(Some("Only runways in this state."))
-        .enum_values(Some(names))
+async fn list(
+    State(api): State<Api>,
+    QueryOf(filter): QueryOf<views::RunwayFilter>,
+) -> Answer<views::RunwayList> {
+    api.list(&filter).await.map(Json)
 }
 
 #[utoipa::path(get, path = "/api/runways/{id}", tag = "runways",

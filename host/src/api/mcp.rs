@@ -118,16 +118,6 @@ struct FileArgs {
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
-struct ListArgs {
-    /// Only runways in this state (QUEUED, WAITING_APPROVAL, RUNNING,
-    /// SUCCEEDED, FAILED, ...).
-    state: Option<String>,
-    /// Only runways of this agent.
-    agent: Option<String>,
-}
-
-#[derive(Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
 struct RunwayArgs {
     /// The runway's id, as filing answered it.
     id: String,
@@ -186,13 +176,9 @@ impl Door {
     )]
     async fn list_runways(
         &self,
-        Parameters(args): Parameters<ListArgs>,
+        Parameters(filter): Parameters<views::RunwayFilter>,
     ) -> Result<CallToolResult, ErrorData> {
-        let listed = self
-            .api
-            .list(args.state.as_deref(), args.agent.as_deref())
-            .await;
-        Ok(result(listed))
+        Ok(result(self.api.list(&filter).await))
     }
 
     #[tool(

@@ -11,14 +11,69 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use runway_audit::State;
+use runway_audit::render::escape;
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use utoipa::ToSchema;
+use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::{IntoParams, ToSchema};
 
 use crate::controller::tower::DatasetLocks;
 use crate::controller::{PlanReport, RunwayReport};
 use crate::limits::Limits;
 use crate::plugin::loader::Plugins;
+
+/// Which runways a list shows: declared once for the API's query
+/// (`GET /api/runways?state=…`), the MCP tool's arguments and the CLI's
+/// flags (`runway list --state …`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema, IntoParams, clap::Args)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RunwayFilter {
+    /// Only runways in this state (QUEUED, WAITING_APPROVAL, RUNNING,
+    /// SUCCEEDED, FAILED, ...).
+    #[arg(long)]
+    #[param(schema_with = state_names, required = false)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    /// Only runways of this agent.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+impl RunwayFilter {
+    /// Refused when it names no state there is.
+    pub fn check(&self) -> Result<(), String> {
+        match &self.state {
+            Some(state) if !State::ALL.iter().any(|s| s.name() == state) => {
+                let known: Vec<&str> = State::ALL.iter().map(|s| s.name()).collect();
+                Err(format!(
+                    "no state {:?} (one of {})",
+                    escape(state),
+                    known.join(", ")
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether `r` is shown.
+    pub fn matches(&self, r: &RunwayReport) -> bool {
+        self.state.as_deref().is_none_or(|s| r.state.name() == s)
+            && self.agent.as_deref().is_none_or(|a| r.agent == a)
+    }
+}
+
+/// A runway state's name: one of the states.
+fn state_names() -> ObjectBuilder {
+    let names = State::ALL.iter().map(|s| s.name());
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("Only runways in this state."))
+        .enum_values(Some(names))
+}
 
 /// A runway: where it stands or how it ended.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -28,7 +28,8 @@ use super::progress::Progress;
 use super::{BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED};
 use crate::api::refusal::{ErrorBody, Kind};
 use crate::api::views::{
-    Approval, Done, FiledList, Rejection, RunwayList, RunwayView, WaitFor, WaitView, Who,
+    Approval, Done, FiledList, Rejection, RunwayFilter, RunwayList, RunwayView, WaitFor, WaitView,
+    Who,
 };
 use crate::api::{MAX_WAIT_SECS, token};
 use crate::files::{self, FileKind, ReadCaps};
@@ -73,12 +74,8 @@ pub struct FileArgs {
 
 #[derive(Args)]
 pub struct ListArgs {
-    /// Only runways in this state (e.g. WAITING_APPROVAL).
-    #[arg(long)]
-    state: Option<String>,
-    /// Only runways of this agent.
-    #[arg(long)]
-    agent: Option<String>,
+    #[command(flatten)]
+    filter: RunwayFilter,
     #[command(flatten)]
     server: ServerArgs,
 }
@@ -290,16 +287,11 @@ pub fn file(args: FileArgs) -> Result<(), Failure> {
 
 pub fn list(args: ListArgs) -> Result<(), Failure> {
     let client = Client::new(&args.server)?;
-    let mut query = Vec::new();
-    if let Some(s) = &args.state {
-        query.push(format!("state={}", encode(s)));
-    }
-    if let Some(a) = &args.agent {
-        query.push(format!("agent={}", encode(a)));
-    }
+    let query =
+        serde_urlencoded::to_string(&args.filter).map_err(|e| Failure::new(BAD_INPUT, e))?;
     let path = match query.is_empty() {
         true => "/api/runways".to_string(),
-        false => format!("/api/runways?{}", query.join("&")),
+        false => format!("/api/runways?{query}"),
     };
     let answer: RunwayList = client.call(&path, None)?;
     client.print(&answer, |list| {

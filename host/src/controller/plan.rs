@@ -98,7 +98,7 @@ pub struct Plan {
 /// already (runway id, agent), the input (carried as bytes beside it) and
 /// the times (kept resolved) are left out. A new key is a field here with
 /// `#[serde(default)]`, so trails written before it still fold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
     #[serde(skip)]
     pub id: String,

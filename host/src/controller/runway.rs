@@ -326,9 +326,9 @@ fn first_layout(id: &str, agent: &str, filed: &FiledManifest) -> Manifest {
         priority: filed.priority,
         window: filed.window_ms.map(Duration::from_millis),
         retry,
-        earliest_start: None,
-        expires: None,
         approval: filed.approval.clone(),
+        // Keys the first layout did not have.
+        ..Manifest::default()
     }
 }
 
