@@ -69,6 +69,10 @@ pub const MAX_AFTER: usize = 256;
 pub const MAX_LOCKS: usize = 64;
 /// Largest `input` of one runway, once encoded as JSON.
 pub const MAX_INPUT_BYTES: usize = 1 << 20;
+/// Most labels one runway may carry.
+pub const MAX_LABELS: usize = 16;
+/// Longest label key or value, in bytes (printable, a key without `=`).
+pub const MAX_LABEL_BYTES: usize = 128;
 /// Most attempts a retry policy may ask for.
 pub const MAX_ATTEMPTS: u32 = 100;
 /// Longest parser message quoted in a plan's refusal (escaped, cut).

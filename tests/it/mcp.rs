@@ -39,7 +39,7 @@ fn rpc(server: &Server, token: &str, method: &str, params: Value) -> (u16, Value
 }
 
 /// A tool's result (`structuredContent`, and whether it is an error).
-fn call(server: &Server, token: &str, tool: &str, args: Value) -> (Value, bool) {
+pub fn call(server: &Server, token: &str, tool: &str, args: Value) -> (Value, bool) {
     let (status, answer) = rpc(
         server,
         token,

@@ -336,6 +336,7 @@ fn the_status_page_says_what_is_true() {
         agent = "probe"
         action = "ok"
         datasets = { test_true = "exclusive" }
+        labels = { team = "aid" }
         [[runway]]
         id = "gate-a"
         agent = "probe"
@@ -393,7 +394,18 @@ fn the_status_page_says_what_is_true() {
         assert!(!page.contains("holds test_true"), "{page}");
         assert!(!page.contains("the grant's"), "{page}");
         assert!(page.contains("the window plugin probe is granted"), "{page}");
+        assert!(page.contains("labels\tteam=aid"), "{page}");
         screenshot(&c, "runway").await;
+
+        // The board shows a runway's labels and filters on one.
+        c.goto(&format!("{base}/?label=team%3Daid")).await.unwrap();
+        let row = find(&c, "#runways tr[data-runway='landed']").await;
+        assert!(row.text().await.unwrap().contains("team=aid"));
+        let others = c
+            .execute("return document.querySelectorAll('#runways tr').length", vec![])
+            .await
+            .unwrap();
+        assert_eq!(others, json!(1), "only the labelled runway is shown");
 
         // The approver's audit page shows the transitions it promises.
         c.goto(&format!("{base}/audit")).await.unwrap();

@@ -41,6 +41,10 @@ pub struct RunwayFilter {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// Only runways with this label, as `key=value` (e.g. `team=aid`).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 impl RunwayFilter {
@@ -55,14 +59,22 @@ impl RunwayFilter {
                     known.join(", ")
                 ))
             }
+            _ if self.label.as_ref().is_some_and(|l| !l.contains('=')) => {
+                Err("a label is asked for as key=value (e.g. team=aid)".to_string())
+            }
             _ => Ok(()),
         }
     }
 
     /// Whether `r` is shown.
     pub fn matches(&self, r: &RunwayReport) -> bool {
+        let labelled = |l: &str| {
+            let (key, value) = l.split_once('=').unwrap_or((l, ""));
+            r.manifest.labels.get(key).is_some_and(|v| v == value)
+        };
         self.state.as_deref().is_none_or(|s| r.state.name() == s)
             && self.agent.as_deref().is_none_or(|a| r.agent == a)
+            && self.label.as_deref().is_none_or(labelled)
     }
 }
 
@@ -132,6 +144,8 @@ pub struct ManifestView {
     pub approval: Option<String>,
     /// Attempts allowed.
     pub attempts: u32,
+    /// The operator's labels.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One move of a runway.
@@ -370,6 +384,7 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
             window_secs: m.window.map(|w| w.as_secs_f64()),
             approval: m.approval.clone(),
             attempts: m.retry.attempts,
+            labels: m.labels.clone(),
         },
         history,
         output: r

@@ -308,6 +308,9 @@ pub fn list(args: ListArgs) -> Result<(), Failure> {
                 r.attempts,
                 excerpt(&r.note, 80)
             );
+            if !r.manifest.labels.is_empty() {
+                println!("{:<24} labels {}", "", labels(r));
+            }
         }
         println!("{} runway(s)", list.runways.len());
     });
@@ -321,12 +324,21 @@ pub fn show(args: ShowArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// A runway's labels, `key=value, …`, escaped.
+fn labels(r: &RunwayView) -> String {
+    let each = (r.manifest.labels.iter()).map(|(k, v)| escape(&format!("{k}={v}")).to_string());
+    each.collect::<Vec<_>>().join(", ")
+}
+
 /// A runway as `show` prints it.
 fn print_runway(r: &RunwayView) {
     println!("runway   {}", escape(&r.id));
     println!("agent    {}", escape(&r.agent));
     println!("state    {}", escape(&r.state));
     println!("attempts {}", r.attempts);
+    if !r.manifest.labels.is_empty() {
+        println!("labels   {}", labels(r));
+    }
     if let Some(by) = &r.approved_by {
         println!("approved by {}", escape(by));
     }

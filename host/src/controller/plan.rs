@@ -15,6 +15,7 @@
 //! earliest_start = "01:00"               # or RFC 3339, or "in 10m"
 //! expires = "2026-12-03T06:00:00Z"       # not cleared by then: EXPIRED
 //! approval = { required = true, role = "approver" }   # a person approves first
+//! labels = { team = "aid", cycle = "2024" }            # shown and filtered on (`--label team=aid`)
 //! input = { count = 40000, seed = 7 }    # any TOML, handed over as JSON
 //! ```
 //!
@@ -51,8 +52,8 @@ use thiserror::Error;
 use super::locks::LockSet;
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::limits::{
-    LATEST_TIME_SECS, MAX_ACTION_BYTES, MAX_AFTER, MAX_ATTEMPTS, MAX_INPUT_BYTES, MAX_LOCKS,
-    MAX_PROBLEM_CHARS, MAX_REASON, MAX_RUNWAYS,
+    LATEST_TIME_SECS, MAX_ACTION_BYTES, MAX_AFTER, MAX_ATTEMPTS, MAX_INPUT_BYTES, MAX_LABEL_BYTES,
+    MAX_LABELS, MAX_LOCKS, MAX_PROBLEM_CHARS, MAX_REASON, MAX_RUNWAYS,
 };
 use crate::names::{self, NameError};
 use crate::plugin::grants::Grants;
@@ -125,6 +126,9 @@ pub struct Manifest {
     pub expires: Option<When>,
     /// The role whose approval it waits for, when it needs one.
     pub approval: Option<String>,
+    /// The operator's own tags (`team = "aid"`), shown and filtered on.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A moment a manifest names, fixed at filing by [`When::resolve`].
@@ -315,6 +319,12 @@ pub enum PlanError {
     },
     #[error("runway {runway:?}: action is not printable text")]
     ActionNotPrintable { runway: String },
+    #[error("runway {runway:?}: label {key:?}: {why}")]
+    BadLabel {
+        runway: String,
+        key: String,
+        why: String,
+    },
     #[error("runway {runway:?}: agent: {source}")]
     BadAgent { runway: String, source: NameError },
     #[error("runway {runway:?}: after: {source}")]
@@ -410,6 +420,8 @@ struct ManifestFile {
     earliest_start: Option<String>,
     expires: Option<String>,
     approval: Option<ApprovalFile>,
+    #[serde(default)]
+    labels: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -629,6 +641,7 @@ impl ManifestFile {
         for (key, count, max) in [
             ("after", self.after.len(), MAX_AFTER),
             ("datasets", self.datasets.len(), MAX_LOCKS),
+            ("labels", self.labels.len(), MAX_LABELS),
         ] {
             if count > max {
                 return Err(PlanError::TooMany {
@@ -636,6 +649,26 @@ impl ManifestFile {
                     key,
                     count,
                     max,
+                });
+            }
+        }
+        for (key, value) in &self.labels {
+            let why = if key.is_empty() || key.contains('=') {
+                Some("a key is not empty and has no '='".to_string())
+            } else if key.len().max(value.len()) > MAX_LABEL_BYTES {
+                Some(format!(
+                    "keys and values are at most {MAX_LABEL_BYTES} bytes"
+                ))
+            } else if (key.chars().chain(value.chars())).any(runway_audit::render::needs_escape) {
+                Some("keys and values are printable".to_string())
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                return Err(PlanError::BadLabel {
+                    runway: runway(),
+                    key: cut(key, MAX_LABEL_BYTES),
+                    why,
                 });
             }
         }
@@ -776,6 +809,7 @@ impl Plan {
                 earliest_start,
                 expires,
                 approval,
+                labels: m.labels,
             });
         }
         let plan = Plan { manifests };

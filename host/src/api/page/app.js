@@ -168,12 +168,14 @@ const STATES = ["QUEUED", "WAITING_DEPS", "WAITING_APPROVAL", "WAITING_TIME", "W
 async function board() {
   const q = new URLSearchParams(location.search);
   const agent = q.get("agent") || "", dataset = q.get("dataset") || "", only = q.get("state") || "";
+  const label = q.get("label") || "";
   const select = el("select", { name: "state", id: "f-state", "aria-label": "State" },
     el("option", { value: "" }, "any state"),
     STATES.map((s) => el("option", { value: s, selected: s === only }, s)));
   const filters = el("form", { class: "inline", method: "get", action: "/" },
     el("input", { name: "agent", value: agent, placeholder: "agent", "aria-label": "Agent" }),
     el("input", { name: "dataset", value: dataset, placeholder: "dataset", "aria-label": "Dataset" }),
+    el("input", { name: "label", value: label, placeholder: "label key=value", "aria-label": "Label" }),
     select, el("button", { type: "submit" }, "Filter"));
   const counts = el("div", { class: "counts", id: "counts" });
   const body = el("tbody", { id: "runways" });
@@ -187,18 +189,25 @@ async function board() {
     const listed = await api("/api/runways");
     const shown = listed.runways.filter((r) =>
       (!agent || r.agent === agent) && (!only || r.state === only) &&
-      (!dataset || Object.keys(r.manifest.datasets).includes(dataset)));
+      (!dataset || Object.keys(r.manifest.datasets).includes(dataset)) &&
+      (!label || labels(r).includes(label)));
     const n = {};
     for (const r of shown) n[r.state] = (n[r.state] || 0) + 1;
     counts.replaceChildren(...STATES.filter((s) => n[s]).map((s) => el("span", {}, state(s), " ", n[s])));
     body.replaceChildren(...shown.map((r) => el("tr", { "data-runway": r.id },
-      el("td", {}, runwayLink(r.id)), el("td", {}, state(r.state)), el("td", {}, r.agent),
+      el("td", {}, runwayLink(r.id), labels(r).map((l) => [" ", el("span", { class: "muted mono" }, l)])),
+      el("td", {}, state(r.state)), el("td", {}, r.agent),
       el("td", { class: "hide-narrow mono" }, Object.entries(r.manifest.datasets).map(([d, m], i) =>
         [i ? ", " : "", d + " ", el("abbr", { title: m }, m[0].toUpperCase())])),
       el("td", {}, r.attempts), el("td", { class: "hide-narrow" }, r.reason || r.note))));
   }
   await refresh();
   follow("backlog=0", debounce(() => refresh().catch(failure), 200));
+}
+
+// A runway's labels as key=value, sorted.
+function labels(r) {
+  return Object.entries(r.manifest.labels || {}).map(([k, v]) => `${k}=${v}`);
 }
 
 async function runwayPage(id) {
@@ -227,7 +236,8 @@ async function runwayPage(id) {
     el("table", {}, el("tbody", {},
       [["agent", r.agent], ["action", m.action], ["datasets", Object.entries(m.datasets).map(([d, x]) => `${d} (${x})`).join(", ") || "none"],
        ["after", m.after.join(", ") || "none"], ["priority", m.priority], ["run time allowed", allowed],
-       ["approval", m.approval || "none"], ["attempts allowed", m.attempts], ["attempts made", r.attempts],
+       ["approval", m.approval || "none"], ["labels", labels(r).join(", ") || "none"],
+       ["attempts allowed", m.attempts], ["attempts made", r.attempts],
        ["output digest", r.output_digest || "none"], ["approved by", r.approved_by || "nobody"]]
         .map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", { class: "mono" }, v))))),
     el("h2", {}, "Locks"),
