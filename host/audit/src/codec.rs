@@ -21,7 +21,7 @@
 //! `record.rs`'s tests).
 
 /// Why bytes are not a canonical record.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The bytes are not a record at all.
     #[error("undecodable record: {0}")]

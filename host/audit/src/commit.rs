@@ -83,9 +83,7 @@ impl SyncJob {
             });
         }
         let started = Instant::now();
-        self.file
-            .sync_data()
-            .map_err(io("fdatasync", &self.path))?;
+        self.file.sync_data().map_err(io("fdatasync", &self.path))?;
         if let Some(dir) = &self.new_in {
             sync_dir(dir).map_err(io("fsync folder", dir))?;
         }
