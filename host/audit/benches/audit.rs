@@ -8,7 +8,14 @@
 //!   verifier: frames, CRCs, strict decoding, both chains, the Merkle tree,
 //!   signatures);
 //! - raw SHA-256 over the same bytes in the same process, per record and as
-//!   one stream, and verify's throughput as a ratio of both.
+//!   one stream, and verify's throughput as a ratio of both;
+//! - the bare disk in the same process: the same bytes written in batches
+//!   of the size group commit reached, one write and one `fdatasync` each,
+//!   with no linking, encoding or hashing, and durable appends as a ratio
+//!   of it;
+//! - issue 21's targets, met or not: durable appends ≥ 1,000,000 records/s
+//!   (on a quiet machine: the load average is printed before and after),
+//!   verify on two threads ≥ 1.8 × one.
 //!
 //! `cargo bench -p runway-audit` (release). `AUDIT_BENCH_RECORDS` sets the
 //! number of records (default 2,000,000). The log goes to a temporary
@@ -44,6 +51,7 @@ fn main() {
         verify(std::path::Path::new(&dir), &key);
         return;
     }
+    println!("  load average before    {}", load_average());
     let dir = tempfile::tempdir().expect("temp dir");
     let options = AuditOptions::new("runway.bench/audit").signed_by(key.clone());
 
@@ -142,15 +150,65 @@ fn main() {
         sync_latencies.len()
     );
 
-    verify(dir.path(), &key);
+    let append_rate = appended as f64 / elapsed.as_secs_f64();
+    let per_commit = (appended / batches.max(1)).max(1);
+    let bare_rate = bare_disk(dir.path(), (bytes / appended.max(1)) as usize, per_commit, total);
+    println!(
+        "  bare write+fdatasync   {bare_rate:.0} records/s  (batches of {per_commit}); durable appends / bare {:.2}",
+        append_rate / bare_rate
+    );
+
+    let verify_ratio = verify(dir.path(), &key);
     breakdown();
+    println!("  load average after     {}", load_average());
+    let met = |ok: bool| if ok { "met" } else { "MISSED" };
+    println!(
+        "  target durable appends >= 1,000,000 records/s: {append_rate:.0} ({:.2} of it) {}",
+        append_rate / 1e6,
+        met(append_rate >= 1e6)
+    );
+    println!(
+        "  target verify 2 threads / 1 >= 1.80: {verify_ratio:.2} {}",
+        met(verify_ratio >= 1.8)
+    );
     if env::var_os("AUDIT_BENCH_KEEP").is_some() {
         println!("  kept the log in {}", dir.keep().display());
     }
 }
 
-/// Verifies the log in `dir` on one thread and on two, and hashes its records.
-fn verify(dir: &std::path::Path, key: &PrivateKey) {
+/// The machine's load average (1, 5, 15 minutes), as /proc says it.
+fn load_average() -> String {
+    fs::read_to_string("/proc/loadavg").map_or_else(
+        |_| "?".into(),
+        |s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "),
+    )
+}
+
+/// Records per second the disk makes durable with nothing else to do:
+/// `records` (at most 500,000) frames of `frame` bytes, `per_batch` to a
+/// write and an `fdatasync`, to a new file in `dir`.
+fn bare_disk(dir: &std::path::Path, frame: usize, per_batch: u64, records: u64) -> f64 {
+    use std::io::Write;
+    let records = records.min(500_000);
+    let path = dir.join("bare-disk");
+    let mut file = fs::File::create(&path).expect("create");
+    let batch: Vec<u8> = (0..frame * per_batch as usize).map(|i| i as u8).collect();
+    let t = Instant::now();
+    let mut written = 0;
+    while written < records {
+        file.write_all(&batch).expect("write");
+        file.sync_data().expect("fdatasync");
+        written += per_batch;
+    }
+    let rate = written as f64 / t.elapsed().as_secs_f64();
+    drop(file);
+    fs::remove_file(&path).expect("remove");
+    rate
+}
+
+/// Verifies the log in `dir` on one thread and on two, and hashes its
+/// records; returns the two threads' rate over one's.
+fn verify(dir: &std::path::Path, key: &PrivateKey) -> f64 {
     let mut rates = Vec::new();
     for threads in [1, 2] {
         let options = VerifyOptions {
@@ -169,7 +227,8 @@ fn verify(dir: &std::path::Path, key: &PrivateKey) {
         );
         rates.push((threads, verify_rate, verify_time));
     }
-    println!("  verify 2 threads / 1    {:.2}", rates[1].1 / rates[0].1);
+    let ratio = rates[1].1 / rates[0].1;
+    println!("  verify 2 threads / 1    {ratio:.2}");
 
     // Raw SHA-256 of the same bytes, from memory.
     let payloads = payloads(dir);
@@ -196,6 +255,7 @@ fn verify(dir: &std::path::Path, key: &PrivateKey) {
             verify_time_ratio(verify_time, streamed)
         );
     }
+    ratio
 }
 
 fn verify_time_ratio(verify: Duration, sha: Duration) -> f64 {
