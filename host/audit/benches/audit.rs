@@ -152,7 +152,12 @@ fn main() {
 
     let append_rate = appended as f64 / elapsed.as_secs_f64();
     let per_commit = (appended / batches.max(1)).max(1);
-    let bare_rate = bare_disk(dir.path(), (bytes / appended.max(1)) as usize, per_commit, total);
+    let bare_rate = bare_disk(
+        dir.path(),
+        (bytes / appended.max(1)) as usize,
+        per_commit,
+        total,
+    );
     println!(
         "  bare write+fdatasync   {bare_rate:.0} records/s  (batches of {per_commit}); durable appends / bare {:.2}",
         append_rate / bare_rate
@@ -174,6 +179,18 @@ fn main() {
     if env::var_os("AUDIT_BENCH_KEEP").is_some() {
         println!("  kept the log in {}", dir.keep().display());
     }
+}
+
+/// CPU time (user + system, in clock ticks) of `/proc/<which>/stat`:
+/// `self` for the process, `thread-self` for the calling thread.
+fn cpu_ticks(which: &str) -> u64 {
+    let stat = fs::read_to_string(format!("/proc/{which}/stat")).unwrap_or_default();
+    // Fields after the command (which may hold spaces), from field 3 on.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
+    field(14).unwrap_or(0) + field(15).unwrap_or(0)
 }
 
 /// The machine's load average (1, 5, 15 minutes), as /proc says it.
@@ -210,14 +227,20 @@ fn bare_disk(dir: &std::path::Path, frame: usize, per_batch: u64, records: u64) 
 /// records; returns the two threads' rate over one's.
 fn verify(dir: &std::path::Path, key: &PrivateKey) -> f64 {
     let mut rates = Vec::new();
+    let mut cpu = Vec::new();
+    // Clock ticks per second of /proc's CPU times (USER_HZ, 100 on Linux).
+    let ticks_per_s = 100.0;
     for threads in [1, 2] {
         let options = VerifyOptions {
             threads: NonZeroUsize::new(threads),
             ..VerifyOptions::from(Trust::single(key.public()))
         };
+        let (walker, process) = (cpu_ticks("thread-self"), cpu_ticks("self"));
         let t = Instant::now();
         let report = runway_audit::verify_with(dir, &options).expect("verify");
         let verify_time = t.elapsed();
+        let walker = cpu_ticks("thread-self") - walker;
+        let process = cpu_ticks("self") - process;
         let verify_rate = report.records as f64 / verify_time.as_secs_f64();
         println!(
             "  verify, {threads} thread(s)     {verify_rate:.0} records/s  ({} records, {} checkpoints, {:.2} s)",
@@ -225,10 +248,25 @@ fn verify(dir: &std::path::Path, key: &PrivateKey) -> f64 {
             report.checkpoints,
             verify_time.as_secs_f64()
         );
+        // On a busy machine the threads wait for a core: CPU time says
+        // what the work itself allows. The walking thread's own share
+        // bounds the speed-up (Amdahl).
+        println!(
+            "    CPU {:.2} s, the walking thread's {:.2} s ({:.0}%)",
+            process as f64 / ticks_per_s,
+            walker as f64 / ticks_per_s,
+            100.0 * walker as f64 / process.max(1) as f64
+        );
+        cpu.push((process, walker));
         rates.push((threads, verify_rate, verify_time));
     }
     let ratio = rates[1].1 / rates[0].1;
     println!("  verify 2 threads / 1    {ratio:.2}");
+    let (one, (two, walker)) = (cpu[0].0, cpu[1]);
+    println!(
+        "  verify 2 threads / 1 by CPU time, on two free cores at most {:.2}",
+        one as f64 / (walker.max(two / 2).max(1)) as f64
+    );
 
     // Raw SHA-256 of the same bytes, from memory.
     let payloads = payloads(dir);
