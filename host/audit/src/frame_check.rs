@@ -55,6 +55,8 @@ pub(crate) struct Chunk {
     pub frames: Vec<FrameAt>,
     /// One per frame after [`Chunk::check`].
     pub checked: Vec<Checked>,
+    /// Whether [`Chunk::check`] fills in [`Chunk::blocks`] (the walk grows a tree).
+    pub with_blocks: bool,
     /// The tree's perfect subtrees over the leading good records, in order.
     pub blocks: Vec<Block>,
     /// Room for hashing a block.
@@ -141,7 +143,7 @@ impl Chunk {
     /// one that fits.
     fn fill_blocks(&mut self) {
         self.blocks.clear();
-        let Some(Ok((first, _))) = self.checked.first() else {
+        let Some(Ok((first, _))) = self.checked.first().filter(|_| self.with_blocks) else {
             return;
         };
         let start = first.seq;

@@ -201,11 +201,17 @@ impl Walker<'_> {
 
         self.good_end = header_len;
         self.crc_torn = false;
+        let with_blocks = tree.is_some();
         let mut consume = |chunk: &mut Chunk| {
             let tree = tree.as_deref_mut();
             self.consume(chunk, segment, (is_last, file_len), tree, visit)
         };
-        let mut chunk = pool.chunk();
+        let new_chunk = |pool: &mut CheckPool| {
+            let mut chunk = pool.chunk();
+            chunk.with_blocks = with_blocks;
+            chunk
+        };
+        let mut chunk = new_chunk(pool);
         let mut offset = header_len;
         let stop = loop {
             let mut head = [0u8; FRAME_HEAD_LEN];
@@ -253,7 +259,7 @@ impl Walker<'_> {
             offset = frame_end;
             if chunk.is_full() {
                 pool.submit(chunk, &mut consume)?;
-                chunk = pool.chunk();
+                chunk = new_chunk(pool);
             }
         };
         // What stopped the reading counts only once every frame before it
