@@ -21,7 +21,7 @@
 //! `record.rs`'s tests).
 
 /// Why bytes are not a canonical record.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Clone, Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     /// The bytes are not a record at all.
     #[error("undecodable record: {0}")]
@@ -47,6 +47,7 @@ pub trait Wire: Sized {
     fn bound(&self) -> usize;
 
     /// A list of `len` values (a type may read them faster than one by one).
+    #[inline]
     fn decode_list(input: &mut Input<'_>, len: usize) -> Result<Vec<Self>, DecodeError> {
         (0..len).map(|_| Self::decode(input)).collect()
     }
@@ -77,6 +78,7 @@ pub(crate) fn malformed(why: &'static str) -> DecodeError {
 }
 
 impl<'a> Input<'a> {
+    #[inline]
     fn take(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
         let end = self
             .at
@@ -88,6 +90,7 @@ impl<'a> Input<'a> {
         Ok(taken)
     }
 
+    #[inline]
     fn byte(&mut self) -> Result<u8, DecodeError> {
         let b = *self
             .bytes
@@ -99,6 +102,7 @@ impl<'a> Input<'a> {
 
     /// A LEB128 varint of at most `max` bytes whose last byte fits the
     /// type (`last_max`), without a redundant zero last byte.
+    #[inline]
     fn varint(&mut self, max: usize, last_max: u8) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for i in 0..max {
@@ -117,6 +121,7 @@ impl<'a> Input<'a> {
         Err(malformed("varint too long"))
     }
 
+    #[inline]
     fn len(&mut self) -> Result<usize, DecodeError> {
         let len = u64::decode(self)?;
         // Every element takes at least a byte: a longer list cannot fit.
@@ -127,6 +132,7 @@ impl<'a> Input<'a> {
     }
 
     /// An enum's variant index, below `count`.
+    #[inline]
     pub fn variant(&mut self, count: usize) -> Result<usize, DecodeError> {
         let index = u32::decode(self)? as usize;
         if index >= count {
@@ -137,9 +143,11 @@ impl<'a> Input<'a> {
 }
 
 impl Wire for u64 {
+    #[inline]
     fn decode(input: &mut Input<'_>) -> Result<Self, DecodeError> {
         input.varint(U64_VARINT, 0x01)
     }
+    #[inline]
     fn bound(&self) -> usize {
         U64_VARINT
     }
@@ -150,10 +158,12 @@ impl Wire for u64 {
 }
 
 impl Wire for u32 {
+    #[inline]
     fn decode(input: &mut Input<'_>) -> Result<Self, DecodeError> {
         // The fifth byte holds the top 4 bits.
         Ok(input.varint(U32_VARINT, 0x0f)? as u32)
     }
+    #[inline]
     fn bound(&self) -> usize {
         U32_VARINT
     }
@@ -165,10 +175,12 @@ impl Wire for u32 {
 
 /// postcard's i64: a zigzag varint.
 impl Wire for i64 {
+    #[inline]
     fn decode(input: &mut Input<'_>) -> Result<Self, DecodeError> {
         let z = u64::decode(input)?;
         Ok((z >> 1) as i64 ^ -((z & 1) as i64))
     }
+    #[inline]
     fn bound(&self) -> usize {
         U64_VARINT
     }
@@ -180,12 +192,15 @@ impl Wire for i64 {
 
 /// postcard's u8: the byte itself.
 impl Wire for u8 {
+    #[inline]
     fn decode(input: &mut Input<'_>) -> Result<Self, DecodeError> {
         input.byte()
     }
+    #[inline]
     fn bound(&self) -> usize {
         1
     }
+    #[inline]
     fn decode_list(input: &mut Input<'_>, len: usize) -> Result<Vec<Self>, DecodeError> {
         Ok(input.take(len)?.to_vec())
     }
@@ -197,6 +212,7 @@ impl Wire for u8 {
 
 /// postcard's bool: one byte, 0 or 1.
 impl Wire for bool {
+    #[inline]
     fn decode(input: &mut Input<'_>) -> Result<Self, DecodeError> {
         match input.byte()? {
             0 => Ok(false),
@@ -204,6 +220,7 @@ impl Wire for bool {
             _ => Err(malformed("bool is neither 0 nor 1")),
         }
     }
+    #[inline]
     fn bound(&self) -> usize {
         1
     }
@@ -215,11 +232,13 @@ impl Wire for bool {
 
 /// A digest: 32 bytes as they are.
 impl Wire for [u8; 32] {
+    #[inline]
     fn decode(input: &mut Input<'_>) -> Result<Self, DecodeError> {
         let mut hash = [0; 32];
         hash.copy_from_slice(input.take(32)?);
         Ok(hash)
     }
+    #[inline]
     fn bound(&self) -> usize {
         32
     }
@@ -233,6 +252,7 @@ impl Wire for [u8; 32] {
 
 /// A length, then UTF-8.
 impl Wire for String {
+    #[inline]
     fn decode(input: &mut Input<'_>) -> Result<Self, DecodeError> {
         let len = input.len()?;
         let bytes = input.take(len)?;
@@ -240,6 +260,7 @@ impl Wire for String {
             .map(str::to_owned)
             .map_err(|_| malformed("string is not UTF-8"))
     }
+    #[inline]
     fn bound(&self) -> usize {
         U64_VARINT + self.len()
     }
@@ -251,10 +272,12 @@ impl Wire for String {
 
 /// A length, then the items.
 impl<T: Wire> Wire for Vec<T> {
+    #[inline]
     fn decode(input: &mut Input<'_>) -> Result<Self, DecodeError> {
         let len = input.len()?;
         T::decode_list(input, len)
     }
+    #[inline]
     fn bound(&self) -> usize {
         U64_VARINT + self.iter().map(Wire::bound).sum::<usize>()
     }
@@ -266,6 +289,7 @@ impl<T: Wire> Wire for Vec<T> {
 
 /// A tag byte 0 or 1, then the value if 1.
 impl<T: Wire> Wire for Option<T> {
+    #[inline]
     fn decode(input: &mut Input<'_>) -> Result<Self, DecodeError> {
         match input.byte()? {
             0 => Ok(None),
@@ -273,6 +297,7 @@ impl<T: Wire> Wire for Option<T> {
             _ => Err(malformed("option tag is neither 0 nor 1")),
         }
     }
+    #[inline]
     fn bound(&self) -> usize {
         1 + self.as_ref().map_or(0, Wire::bound)
     }
@@ -297,6 +322,7 @@ macro_rules! wire_struct {
         }
 
         impl $crate::codec::Wire for $name {
+            #[inline]
             fn decode(
                 input: &mut $crate::codec::Input<'_>,
             ) -> Result<Self, $crate::codec::DecodeError> {
@@ -354,6 +380,7 @@ macro_rules! wire_enum {
 
         impl $crate::codec::Wire for $name {
             #[allow(unused_assignments)]
+            #[inline]
             fn decode(
                 input: &mut $crate::codec::Input<'_>,
             ) -> Result<Self, $crate::codec::DecodeError> {

@@ -1,7 +1,11 @@
 //! The disk half of group commit: a batch of pending entries becomes linked
-//! records, framed into one buffer, written with one write and made durable
-//! with one `fdatasync`, rotating to a new segment when the current one is
-//! full.
+//! records, framed into one buffer and written with one write
+//! ([`Committer::write`]); a [`SyncJob`] then makes it durable with one
+//! `fdatasync`, on the [`Syncer`] thread, so that the writer links, encodes
+//! and hashes the next batch while the disk syncs this one. A batch counts
+//! as durable only once its own sync returned (and every earlier batch's:
+//! the writer publishes them in order). The segment being left when one is
+//! full is written and synced in place before the next is created.
 //!
 //! A new segment's header goes out in the same write as its first records;
 //! the folder is synced after a segment is created so its name is durable.
@@ -9,6 +13,10 @@
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::chain::Chain;
 use crate::error::{AuditError, WriteFailure};
@@ -31,13 +39,119 @@ pub(crate) struct Committed {
     pub bytes: u64,
     pub segments_created: u64,
     /// Time spent in `fdatasync` (and folder syncs), one entry per sync.
-    pub syncs: [Option<std::time::Duration>; 2],
+    pub syncs: [Option<Duration>; 2],
+}
+
+/// A batch written but not yet synced.
+#[derive(Debug)]
+pub(crate) struct Written {
+    pub committed: Committed,
+    /// The root of the tree over every record up to this batch's last.
+    pub root: Hash,
+    /// What makes it durable; `None` when nothing was left to write.
+    pub sync: Option<SyncJob>,
+}
+
+/// One `fdatasync` of a segment (and of the folder, for a new segment).
+#[derive(Debug)]
+pub(crate) struct SyncJob {
+    file: Arc<File>,
+    path: PathBuf,
+    /// The folder to sync after the file: the segment is new.
+    new_in: Option<PathBuf>,
+    #[cfg(test)]
+    fail: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl SyncJob {
+    /// Syncs, and says how long it took.
+    pub fn run(self) -> Result<Duration, WriteFailure> {
+        let io = |action: &'static str, path: &Path| {
+            let path = path.to_owned();
+            move |error| WriteFailure::Io {
+                action,
+                path,
+                error,
+            }
+        };
+        #[cfg(test)]
+        if self.fail.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(WriteFailure::Io {
+                action: "fdatasync",
+                path: self.path,
+                error: std::io::Error::other("injected fsync failure"),
+            });
+        }
+        let started = Instant::now();
+        self.file.sync_data().map_err(io("fdatasync", &self.path))?;
+        if let Some(dir) = &self.new_in {
+            sync_dir(dir).map_err(io("fsync folder", dir))?;
+        }
+        Ok(started.elapsed())
+    }
+}
+
+/// A thread that runs [`SyncJob`]s one after the other, answering each in
+/// order; it ends when its [`Syncer`] is dropped.
+pub(crate) struct Syncer {
+    jobs: Option<Sender<SyncJob>>,
+    done: Receiver<Result<Duration, WriteFailure>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Syncer {
+    pub fn start() -> std::io::Result<Syncer> {
+        let (jobs, queue) = mpsc::channel::<SyncJob>();
+        let (answer, done) = mpsc::channel();
+        let thread = thread::Builder::new()
+            .name("runway-audit-sync".into())
+            .spawn(move || {
+                for job in queue {
+                    if answer.send(job.run()).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(Syncer {
+            jobs: Some(jobs),
+            done,
+            thread: Some(thread),
+        })
+    }
+
+    /// Starts `job`; [`Syncer::wait`] answers it.
+    pub fn start_job(&self, job: SyncJob) {
+        // A send fails only if the thread is gone; `wait` then says so.
+        if let Some(jobs) = &self.jobs {
+            let _ = jobs.send(job);
+        }
+    }
+
+    /// The answer to the oldest job not yet answered.
+    pub fn wait(&self) -> Result<Duration, WriteFailure> {
+        self.done.recv().unwrap_or_else(|_| {
+            Err(WriteFailure::Io {
+                action: "fdatasync",
+                path: PathBuf::from("(audit sync thread)"),
+                error: std::io::Error::other("the audit sync thread stopped"),
+            })
+        })
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The segment being appended to.
 struct Active {
     path: PathBuf,
-    file: File,
+    file: Arc<File>,
     /// Bytes already written to the file.
     len: u64,
     header_len: u64,
@@ -83,7 +197,7 @@ impl Committer {
                     })?;
                 Some(Active {
                     path: last.path,
-                    file,
+                    file: Arc::new(file),
                     len: last.len,
                     header_len: last.header_len,
                     new: false,
@@ -103,14 +217,14 @@ impl Committer {
         })
     }
 
-    /// Links, encodes, writes and syncs every entry of `batch` (emptying
-    /// it), keeping the records in `kept` when given. On error the log must
-    /// not be written again.
-    pub fn commit(
+    /// Links, encodes and writes every entry of `batch` (emptying it),
+    /// keeping the records in `kept` when given; the batch is durable once
+    /// the returned job has run. On error the log must not be written again.
+    pub fn write(
         &mut self,
         batch: &mut Vec<Pending>,
         mut kept: Option<&mut Vec<crate::record::Record>>,
-    ) -> Result<Committed, WriteFailure> {
+    ) -> Result<Written, WriteFailure> {
         let mut committed = Committed::default();
         self.buf.clear();
         for pending in batch.drain(..) {
@@ -139,13 +253,13 @@ impl Committer {
                 kept.push(record);
             }
         }
-        committed.bytes += self.flush(&mut committed.syncs[1])?;
-        Ok(committed)
-    }
-
-    /// The root of the tree over every record committed so far.
-    pub fn root(&self) -> Hash {
-        self.frontier.root()
+        let (bytes, sync) = self.write_buf()?;
+        committed.bytes += bytes;
+        Ok(Written {
+            committed,
+            root: self.frontier.root(),
+            sync,
+        })
     }
 
     /// Whether the frame about to be added (after `pending` buffered bytes)
@@ -186,7 +300,7 @@ impl Committer {
         self.buf.extend_from_slice(&bytes);
         self.active = Some(Active {
             path,
-            file,
+            file: Arc::new(file),
             len: 0,
             header_len: bytes.len() as u64,
             new: true,
@@ -197,49 +311,40 @@ impl Committer {
     /// Writes the buffer to the active segment with one write and makes it
     /// durable; returns the bytes written, and how long the sync took in
     /// `synced`.
-    fn flush(&mut self, synced: &mut Option<std::time::Duration>) -> Result<u64, WriteFailure> {
+    fn flush(&mut self, synced: &mut Option<Duration>) -> Result<u64, WriteFailure> {
+        let (written, job) = self.write_buf()?;
+        if let Some(job) = job {
+            *synced = Some(job.run()?);
+        }
+        Ok(written)
+    }
+
+    /// Writes the buffer to the active segment with one write; returns the
+    /// bytes written and the sync that makes them durable.
+    fn write_buf(&mut self) -> Result<(u64, Option<SyncJob>), WriteFailure> {
         let Some(active) = &mut self.active else {
-            return Ok(0);
+            return Ok((0, None));
         };
         if self.buf.is_empty() {
-            return Ok(0);
+            return Ok((0, None));
         }
-        let io = |action: &'static str, path: &Path| {
-            let path = path.to_owned();
-            move |error| WriteFailure::Io {
-                action,
-                path,
-                error,
-            }
-        };
-        active
-            .file
+        (&*active.file)
             .write_all(&self.buf)
-            .map_err(io("write", &active.path))?;
-        #[cfg(test)]
-        if self
-            .fail_next_sync
-            .swap(false, std::sync::atomic::Ordering::SeqCst)
-        {
-            return Err(WriteFailure::Io {
-                action: "fdatasync",
+            .map_err(|error| WriteFailure::Io {
+                action: "write",
                 path: active.path.clone(),
-                error: std::io::Error::other("injected fsync failure"),
-            });
-        }
-        let started = std::time::Instant::now();
-        active
-            .file
-            .sync_data()
-            .map_err(io("fdatasync", &active.path))?;
-        if active.new {
-            sync_dir(&self.dir).map_err(io("fsync folder", &self.dir))?;
-            active.new = false;
-        }
-        *synced = Some(started.elapsed());
+                error,
+            })?;
+        let job = SyncJob {
+            file: active.file.clone(),
+            path: active.path.clone(),
+            new_in: std::mem::take(&mut active.new).then(|| self.dir.clone()),
+            #[cfg(test)]
+            fail: self.fail_next_sync.clone(),
+        };
         let written = self.buf.len() as u64;
         active.len += written;
         self.buf.clear();
-        Ok(written)
+        Ok((written, Some(job)))
     }
 }

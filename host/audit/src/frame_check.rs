@@ -3,10 +3,18 @@
 //! needs no other record, so a [`Chunk`] of frames, already read, can be
 //! checked on any thread; what links records to each other (sequence, both
 //! chains, time, the tree) is checked afterwards, in log order, by the walk.
+//!
+//! So that the walk's own thread does little per record, a check also
+//! hashes the chunk's leaves into the [`Block`]s its records would fill in
+//! the tree (aligned perfect subtrees, placed by the first record's
+//! sequence number, which the walk checks before using one), and drops the
+//! records the chunk held before (a record is freed on the thread that
+//! checked it, not on the walk's).
 
 use std::io::{self, Read};
 
 use crate::frame::{FrameHead, read_full};
+use crate::merkle::node_hash;
 use crate::record::{DecodeError, Hash, Record, leaf_hash};
 
 /// A chunk is handed on once it holds this many frames...
@@ -47,6 +55,28 @@ pub(crate) struct Chunk {
     pub frames: Vec<FrameAt>,
     /// One per frame after [`Chunk::check`].
     pub checked: Vec<Checked>,
+    /// Whether [`Chunk::check`] fills in [`Chunk::blocks`] (the walk grows a tree).
+    pub with_blocks: bool,
+    /// The tree's perfect subtrees over the leading good records, in order.
+    pub blocks: Vec<Block>,
+    /// Room for hashing a block.
+    scratch: Vec<Hash>,
+}
+
+/// A perfect subtree of the log's tree: `1 << height` leaves from `start`
+/// (a multiple of its size), and its root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Block {
+    pub start: u64,
+    pub height: u32,
+    pub root: Hash,
+}
+
+impl Block {
+    /// One past its last leaf.
+    pub fn end(&self) -> u64 {
+        self.start + (1 << self.height)
+    }
 }
 
 impl Chunk {
@@ -89,21 +119,70 @@ impl Chunk {
         &self.bytes[frame.start..frame.start + frame.head.len as usize]
     }
 
-    /// Checks every frame on its own, filling in [`Chunk::checked`].
+    /// Checks every frame on its own, filling in [`Chunk::checked`] and
+    /// [`Chunk::blocks`] (the records checked before are dropped here).
     pub fn check(&mut self) {
-        let checked = self
-            .frames
-            .iter()
-            .map(|frame| check_frame(frame.head, self.payload(frame)))
-            .collect();
-        self.checked = checked;
+        self.checked.clear();
+        let Chunk {
+            bytes,
+            frames,
+            checked,
+            ..
+        } = self;
+        checked.extend(frames.iter().map(|frame| {
+            check_frame(
+                frame.head,
+                &bytes[frame.start..frame.start + frame.head.len as usize],
+            )
+        }));
+        self.fill_blocks();
     }
 
-    /// Empties the chunk for reuse, keeping its allocations.
+    /// Hashes the leaves of the leading good records into blocks: from the
+    /// first record's sequence number on, each block the largest aligned
+    /// one that fits.
+    fn fill_blocks(&mut self) {
+        self.blocks.clear();
+        let Some(Ok((first, _))) = self.checked.first().filter(|_| self.with_blocks) else {
+            return;
+        };
+        let start = first.seq;
+        let good = self.checked.iter().take_while(|c| c.is_ok()).count() as u64;
+        let Some(end) = start.checked_add(good) else {
+            return;
+        };
+        let mut at = start;
+        while at < end {
+            let fits = 63 - (end - at).leading_zeros();
+            let height = at.trailing_zeros().min(fits);
+            let from = (at - start) as usize;
+            self.scratch.clear();
+            self.scratch.extend(
+                self.checked[from..from + (1 << height)]
+                    .iter()
+                    .filter_map(|c| c.as_ref().ok().map(|(_, leaf)| *leaf)),
+            );
+            let mut width = self.scratch.len();
+            while width > 1 {
+                for i in 0..width / 2 {
+                    self.scratch[i] = node_hash(&self.scratch[2 * i], &self.scratch[2 * i + 1]);
+                }
+                width /= 2;
+            }
+            self.blocks.push(Block {
+                start: at,
+                height,
+                root: self.scratch[0],
+            });
+            at += 1 << height;
+        }
+    }
+
+    /// Empties the chunk for reuse, keeping its allocations (and its
+    /// records, until the next check drops them on its own thread).
     pub fn clear(&mut self) {
         self.bytes.clear();
         self.frames.clear();
-        self.checked.clear();
     }
 }
 

@@ -13,16 +13,16 @@
 //!
 //! | concept | file |
 //! |---|---|
-//! | schema, canonical encoding, leaf hash | `record.rs` |
-//! | strict one-pass decoding | `codec.rs` |
+//! | schema (declared once), canonical encoding, leaf hash | `record.rs` |
+//! | what a declaration derives: strict one-pass decoding, size bound, test generation | `codec.rs` |
 //! | segment header, `length ‖ CRC32C ‖ bytes` frames | `frame.rs` |
 //! | segment file names and listing | `segment.rs` |
 //! | what the next record links to (writer and verifier) | `chain.rs` |
 //! | [`AuditLog`]: append, wait for durability, writer thread | `writer.rs` |
-//! | one batch: link, encode, write, fsync, rotate | `commit.rs` |
+//! | one batch: link, encode, write, rotate; its fsync on the sync thread | `commit.rs` |
 //! | reopening: read back, trim a torn tail | `recover.rs` |
 //! | walking all segments, [`read_records`] | `reader.rs` |
-//! | checking a chunk of frames on its own: CRC, decoding, leaf hash | `frame_check.rs` |
+//! | checking a chunk of frames on its own: CRC, decoding, leaf hash, its subtrees | `frame_check.rs` |
 //! | checking chunks on several threads, handed back in log order | `check_pool.rs` |
 //! | [`verify()`] and its report | `verify.rs` |
 //! | what verification finds wrong, and where | `findings.rs` |

@@ -70,6 +70,22 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// Adds on the right a perfect subtree of `1 << height` leaves with
+    /// root `root`; the size must be a multiple of its width.
+    pub fn push_subtree(&mut self, height: u32, root: Hash) {
+        debug_assert!(self.size.trailing_zeros() >= height);
+        let mut node = root;
+        // As in `push`, one level up per trailing one bit above `height`.
+        let mut carries = (self.size >> height).trailing_ones();
+        while carries > 0 {
+            let Some(left) = self.peaks.pop() else { break };
+            node = node_hash(&left, &node);
+            carries -= 1;
+        }
+        self.peaks.push(node);
+        self.size += 1 << height;
+    }
+
     /// The tree head: the peaks folded from the right.
     pub fn root(&self) -> Hash {
         let mut peaks = self.peaks.iter().rev();
@@ -174,6 +190,37 @@ pub(crate) mod tests {
         let leaves: Vec<Hash> = (0u32..70).map(|i| leaf_hash(&i.to_le_bytes())).collect();
         for n in 0..=leaves.len() {
             assert_eq!(root_of(&leaves[..n]), mth(&leaves[..n]), "size {n}");
+        }
+    }
+
+    /// A perfect subtree pushed whole leaves the frontier as its leaves
+    /// pushed one by one would.
+    #[test]
+    fn subtrees_push_as_their_leaves() {
+        let leaves: Vec<Hash> = (0..300u32).map(|i| leaf_hash(&i.to_le_bytes())).collect();
+        let mut by_leaf = Frontier::new();
+        let mut by_subtree = Frontier::new();
+        let mut at = 0usize;
+        for step in [1usize, 1, 2, 4, 8, 16, 32, 64, 128, 1, 1, 2, 4, 8, 16] {
+            let height = step.trailing_zeros();
+            assert_eq!(at % step, 0);
+            for &leaf in &leaves[at..at + step] {
+                by_leaf.push(leaf);
+            }
+            by_subtree.push_subtree(height, root_of_perfect(&leaves[at..at + step]));
+            at += step;
+            assert_eq!(by_subtree, by_leaf, "after {at} leaves");
+            assert_eq!(by_subtree.root(), root_of(&leaves[..at]));
+        }
+    }
+
+    fn root_of_perfect(leaves: &[Hash]) -> Hash {
+        match leaves {
+            [leaf] => *leaf,
+            _ => {
+                let (l, r) = leaves.split_at(leaves.len() / 2);
+                node_hash(&root_of_perfect(l), &root_of_perfect(r))
+            }
         }
     }
 

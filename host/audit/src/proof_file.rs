@@ -303,12 +303,12 @@ fn read_log(dir: &Path, at: Option<u64>, seq: Option<u64>) -> Result<LogForProof
     tree.check_empty()?;
     let mut leaves = Vec::new();
     let mut record = None;
-    walk(dir, TailMode::Verify, 1, |r, leaf| {
+    walk(dir, TailMode::Verify, 1, Some(&mut tree), |r, leaf| {
         if Some(r.seq) == seq {
             record = r.encode().ok();
         }
         leaves.push(leaf);
-        tree.push(leaf)
+        Ok(())
     })?;
     tree.finish(leaves.len() as u64)?;
     Ok(LogForProof {

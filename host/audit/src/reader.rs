@@ -24,9 +24,10 @@ use crate::findings::{TornKind, TornTail, VerifyError, VerifyErrorKind};
 use crate::frame::{
     FRAME_HEAD_LEN, FrameHead, HeaderError, MAX_FRAME_LEN, SegmentHeader, read_full,
 };
-use crate::frame_check::{Chunk, FrameFault};
-use crate::record::{Hash, Record};
+use crate::frame_check::{Block, Chunk, FrameFault};
+use crate::record::{Entry, Event, Hash, Record, ZERO_HASH};
 use crate::segment::{SegmentFile, list_segments};
+use crate::tree_check::TreeCheck;
 
 /// How to treat the end of the last segment.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,11 +65,23 @@ pub(crate) struct WalkEnd {
 /// [`verify`](crate::verify()). A torn tail is left out.
 pub fn read_records(dir: &Path) -> Result<Vec<Record>, VerifyError> {
     let mut records = Vec::new();
-    walk(dir, TailMode::Verify, 1, |record, _| {
-        records.push(record);
+    walk(dir, TailMode::Verify, 1, None, |record, _| {
+        records.push(take(record));
         Ok(())
     })?;
     Ok(records)
+}
+
+/// The record a walk lent, taken out of its chunk.
+fn take(record: &mut Record) -> Record {
+    let empty = Record {
+        seq: 0,
+        time_ns: 0,
+        prev: ZERO_HASH,
+        prev_dataset: None,
+        entry: Entry::of_host(Event::PluginLoaded),
+    };
+    std::mem::replace(record, empty)
 }
 
 /// Hands every record of `dir` to `visit` in log order, checked as
@@ -79,24 +92,27 @@ pub fn for_each_record(
     threads: usize,
     mut visit: impl FnMut(Record),
 ) -> Result<(), VerifyError> {
-    walk(dir, TailMode::Verify, threads.max(1), |record, _| {
-        visit(record);
+    walk(dir, TailMode::Verify, threads.max(1), None, |record, _| {
+        visit(take(record));
         Ok(())
     })
     .map(drop)
 }
 
 /// Walks all segments of `dir` in order, checking everything, and hands each
-/// good record and its leaf hash to `visit`, stopping at its first error.
+/// good record and its leaf hash to `visit`, stopping at its first error;
+/// grows `tree`, when given, with every good record, as `visit` would.
 ///
-/// Frames are checked on their own (CRC, decoding, leaf hash) on `threads`
-/// threads, and linked and visited on this one in log order, so the first
-/// error is the same whatever the number of threads.
+/// Frames are checked on their own (CRC, decoding, leaf hash, the tree's
+/// subtrees within a chunk) on `threads` threads, and linked and visited on
+/// this one in log order, so the first error is the same whatever the
+/// number of threads.
 pub(crate) fn walk(
     dir: &Path,
     mode: TailMode<'_>,
     threads: usize,
-    mut visit: impl FnMut(Record, Hash) -> Result<(), VerifyError>,
+    mut tree: Option<&mut TreeCheck>,
+    mut visit: impl FnMut(&mut Record, Hash) -> Result<(), VerifyError>,
 ) -> Result<WalkEnd, VerifyError> {
     let segments = list_segments(dir).map_err(|e| VerifyError::folder(VerifyErrorKind::Io(e)))?;
     let mut walker = Walker {
@@ -109,7 +125,8 @@ pub(crate) fn walk(
     thread::scope(|scope| {
         let mut pool = CheckPool::start(scope, threads);
         for (index, segment) in segments.iter().enumerate() {
-            walker.segment(segment, index + 1 == count, &mut pool, &mut visit)?;
+            let last = index + 1 == count;
+            walker.segment(segment, last, &mut pool, tree.as_deref_mut(), &mut visit)?;
         }
         Ok(())
     })?;
@@ -141,7 +158,8 @@ impl Walker<'_> {
         segment: &SegmentFile,
         is_last: bool,
         pool: &mut CheckPool,
-        visit: &mut impl FnMut(Record, Hash) -> Result<(), VerifyError>,
+        mut tree: Option<&mut TreeCheck>,
+        visit: &mut impl FnMut(&mut Record, Hash) -> Result<(), VerifyError>,
     ) -> Result<(), VerifyError> {
         let io = |offset: u64| move |e| at(segment, None, offset, VerifyErrorKind::Io(e));
 
@@ -183,9 +201,17 @@ impl Walker<'_> {
 
         self.good_end = header_len;
         self.crc_torn = false;
-        let mut consume =
-            |chunk: &mut Chunk| self.consume(chunk, segment, is_last, file_len, visit);
-        let mut chunk = pool.chunk();
+        let with_blocks = tree.is_some();
+        let mut consume = |chunk: &mut Chunk| {
+            let tree = tree.as_deref_mut();
+            self.consume(chunk, segment, (is_last, file_len), tree, visit)
+        };
+        let new_chunk = |pool: &mut CheckPool| {
+            let mut chunk = pool.chunk();
+            chunk.with_blocks = with_blocks;
+            chunk
+        };
+        let mut chunk = new_chunk(pool);
         let mut offset = header_len;
         let stop = loop {
             let mut head = [0u8; FRAME_HEAD_LEN];
@@ -233,7 +259,7 @@ impl Walker<'_> {
             offset = frame_end;
             if chunk.is_full() {
                 pool.submit(chunk, &mut consume)?;
-                chunk = pool.chunk();
+                chunk = new_chunk(pool);
             }
         };
         // What stopped the reading counts only once every frame before it
@@ -276,20 +302,25 @@ impl Walker<'_> {
     }
 
     /// Links the checked frames of `chunk` in order and visits their
-    /// records, stopping at the first that is bad or does not link.
+    /// records (and grows the tree), stopping at the first that is bad or
+    /// does not link. A block of the chunk goes into the tree whole once
+    /// its last record linked, when no checkpoint's size falls inside it;
+    /// otherwise its leaves go in one by one.
     fn consume(
         &mut self,
         chunk: &mut Chunk,
         segment: &SegmentFile,
-        is_last: bool,
-        file_len: u64,
-        visit: &mut impl FnMut(Record, Hash) -> Result<(), VerifyError>,
+        (is_last, file_len): (bool, u64),
+        mut tree: Option<&mut TreeCheck>,
+        visit: &mut impl FnMut(&mut Record, Hash) -> Result<(), VerifyError>,
     ) -> Result<(), VerifyError> {
-        let checked = std::mem::take(&mut chunk.checked);
-        for (frame, checked) in chunk.frames.iter().zip(checked) {
+        let mut blocks = chunk.blocks.iter().copied().peekable();
+        // The block being filled, if it goes into the tree whole.
+        let mut whole: Option<Block> = None;
+        for (i, frame) in chunk.frames.iter().enumerate() {
             let expected = Some(self.end.chain.next_seq);
-            let (record, leaf) = match checked {
-                Ok((record, leaf)) => (record, leaf),
+            let (record, leaf) = match &mut chunk.checked[i] {
+                Ok((record, leaf)) => (record, *leaf),
                 Err(FrameFault::CrcMismatch) => {
                     let recovering = matches!(self.mode, TailMode::Recover { .. });
                     if recovering
@@ -304,16 +335,33 @@ impl Walker<'_> {
                     return Err(at(segment, expected, frame.offset, kind));
                 }
                 Err(FrameFault::Undecodable(e)) => {
-                    let kind = VerifyErrorKind::Decode(e);
+                    let kind = VerifyErrorKind::Decode(e.clone());
                     return Err(at(segment, expected, frame.offset, kind));
                 }
             };
             self.end
                 .chain
-                .check(&record)
+                .check(record)
                 .map_err(|kind| at(segment, expected, frame.offset, kind))?;
-            self.end.chain.advance(&record, leaf);
+            self.end.chain.advance(record, leaf);
+            let seq = record.seq;
             visit(record, leaf)?;
+            if let Some(tree) = tree.as_deref_mut() {
+                if whole.is_none() {
+                    while blocks.next_if(|b| b.end() <= seq).is_some() {}
+                    whole = blocks
+                        .next_if(|b| b.start == seq && b.start == tree.size())
+                        .filter(|b| tree.fits(b.height));
+                }
+                match whole {
+                    Some(block) if block.end() == seq + 1 => {
+                        tree.push_subtree(block.height, block.root)?;
+                        whole = None;
+                    }
+                    Some(_) => {}
+                    None => tree.push(leaf)?,
+                }
+            }
             self.good_end = frame.end;
         }
         Ok(())

@@ -59,9 +59,13 @@ pub(crate) fn recover(
     }
     let mut tree = TreeCheck::new(&loaded);
     tree.check_empty()?;
-    let end = walk(dir, TailMode::Recover { origin }, 1, |_, leaf| {
-        tree.push(leaf)
-    })?;
+    let end = walk(
+        dir,
+        TailMode::Recover { origin },
+        1,
+        Some(&mut tree),
+        |_, _| Ok(()),
+    )?;
     if let Some(found) = end.origin.as_deref().or(loaded
         .last_entry
         .as_ref()

@@ -258,6 +258,33 @@ impl TreeCheck {
         Ok(())
     }
 
+    /// Leaves pushed so far.
+    pub fn size(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    /// Whether a subtree of `1 << height` leaves can be pushed whole: no
+    /// checkpoint's size falls strictly inside it.
+    pub fn fits(&self, height: u32) -> bool {
+        let end = self.size() + (1 << height);
+        self.expected
+            .get(self.next)
+            .is_none_or(|(size, _, _)| *size >= end)
+    }
+
+    /// Adds a perfect subtree that [`fits`](Self::fits) whole, checking a
+    /// checkpoint of the new size.
+    pub fn push_subtree(&mut self, height: u32, root: Hash) -> Result<(), VerifyError> {
+        debug_assert!(self.fits(height));
+        self.frontier.push_subtree(height, root);
+        let size = self.frontier.size();
+        if self.expected.get(self.next).is_some_and(|e| e.0 == size) {
+            let root = self.frontier.root();
+            self.check_at(size, &root)?;
+        }
+        Ok(())
+    }
+
     fn check_at(&mut self, size: u64, root: &Hash) -> Result<(), VerifyError> {
         while let Some((expected_size, expected_root, place)) = self.expected.get(self.next) {
             if *expected_size != size {

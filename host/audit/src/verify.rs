@@ -166,7 +166,9 @@ pub fn verify_with(dir: &Path, options: &VerifyOptions) -> Result<VerifyReport, 
     let mut tree = TreeCheck::new(&loaded);
     tree.check_empty()?;
     let threads = thread_count(options.threads);
-    let end = walk(dir, TailMode::Verify, threads, |_, leaf| tree.push(leaf))?;
+    let end = walk(dir, TailMode::Verify, threads, Some(&mut tree), |_, _| {
+        Ok(())
+    })?;
     if let Some(origin) = &end.origin {
         loaded.check_origin(origin)?;
     }

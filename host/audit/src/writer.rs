@@ -28,7 +28,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::checkpoint::{CheckpointWriter, write_latest};
 use crate::checkpointer::{Checkpointer, checkpoint_loop};
-use crate::commit::{Committer, Pending};
+use crate::commit::{Committer, Pending, Syncer, Written};
 use crate::error::{AuditError, WriteFailure};
 use crate::findings::TornTail;
 use crate::frame::MAX_FRAME_LEN;
@@ -491,33 +491,72 @@ fn report_recovery(dir: &Path, recovered: &Recovered) {
     }
 }
 
-/// The writer thread: commit whatever is pending, publish, repeat; drain and
-/// stop when closing; stop for good on the first failure.
+/// A batch written, its sync running: published once the sync returns.
+struct InFlight {
+    records: u64,
+    written: Written,
+    kept: Option<Vec<crate::record::Record>>,
+}
+
+/// The writer thread: write whatever is pending, and while its sync runs
+/// write the next; publish each batch once synced, in order; drain and stop
+/// when closing; stop for good on the first failure.
 fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
     let mut panic_guard = PanicGuard {
         shared,
         armed: true,
     };
+    let syncer = match Syncer::start() {
+        Ok(syncer) => syncer,
+        Err(error) => {
+            shared.fail(WriteFailure::Io {
+                action: "start the sync thread for",
+                path: PathBuf::from("the audit folder"),
+                error,
+            });
+            shared.lock().writer_done = true;
+            panic_guard.armed = false;
+            return;
+        }
+    };
     let mut batch = Vec::new();
+    let mut in_flight: Option<InFlight> = None;
     loop {
         {
             let mut state = shared.lock();
             let room = loop {
-                let room = state.unsigned_room();
-                if state.pending.is_empty() {
-                    if state.closing {
+                // The batch being synced counts as durable already.
+                let flying = in_flight.as_ref().map_or(0, |f| f.records);
+                let room = state.unsigned_room().saturating_sub(flying);
+                if state.pending.is_empty() || room == 0 {
+                    if in_flight.is_some() {
                         break 0;
                     }
-                    state = shared.wait(&shared.work, state);
-                } else if room == 0 {
-                    // Too much is durable and unsigned: wait for a checkpoint.
-                    state = shared.wait(&shared.progress, state);
+                    if state.pending.is_empty() {
+                        if state.closing {
+                            break 0;
+                        }
+                        state = shared.wait(&shared.work, state);
+                    } else {
+                        // Too much is durable and unsigned: wait for a checkpoint.
+                        state = shared.wait(&shared.progress, state);
+                    }
                 } else {
                     break room;
                 }
             };
             if room == 0 {
-                break;
+                drop(state);
+                match in_flight.take() {
+                    // Nothing to write meanwhile: publish what is syncing.
+                    Some(flying) => {
+                        if !publish(shared, &syncer, flying, tail.as_ref()) {
+                            break;
+                        }
+                        continue;
+                    }
+                    None => break,
+                }
             }
             if room >= state.pending.len() as u64 {
                 std::mem::swap(&mut state.pending, &mut batch);
@@ -527,25 +566,30 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
         }
         let records = batch.len() as u64;
         let mut kept = tail.as_ref().map(|_| Vec::with_capacity(batch.len()));
-        match committer.commit(&mut batch, kept.as_mut()) {
-            Ok(committed) => {
-                // In the tail before anyone is told they are durable.
-                if let (Some(tail), Some(kept)) = (&tail, kept) {
-                    tail.push(kept);
+        let written = committer.write(&mut batch, kept.as_mut());
+        // The previous batch, synced while this one was written.
+        if let Some(flying) = in_flight.take()
+            && !publish(shared, &syncer, flying, tail.as_ref())
+        {
+            break;
+        }
+        match written {
+            Ok(mut written) => {
+                if let Some(job) = written.sync.take() {
+                    syncer.start_job(job);
+                    in_flight = Some(InFlight {
+                        records,
+                        written,
+                        kept,
+                    });
+                } else {
+                    let flying = InFlight {
+                        records,
+                        written,
+                        kept,
+                    };
+                    publish_synced(shared, flying, tail.as_ref());
                 }
-                let root = committer.root();
-                let mut state = shared.lock();
-                state.durable_seq += records;
-                state.durable_root = root;
-                state.batches += 1;
-                state.bytes_written += committed.bytes;
-                state.segments_created += committed.segments_created;
-                for took in committed.syncs.into_iter().flatten() {
-                    state.syncs.record(took);
-                }
-                drop(state);
-                shared.progress.notify_all();
-                shared.checkpoint.notify_one();
             }
             Err(failure) => {
                 shared.fail(failure);
@@ -553,9 +597,48 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
             }
         }
     }
+    drop(syncer);
     shared.lock().writer_done = true;
     shared.checkpoint.notify_all();
     panic_guard.armed = false;
+}
+
+/// Waits for the sync of `flying` and publishes it as durable; `false`
+/// (and the writer failed) if the sync failed.
+fn publish(shared: &Shared, syncer: &Syncer, mut flying: InFlight, tail: Option<&Tail>) -> bool {
+    match syncer.wait() {
+        Ok(took) => {
+            flying.written.committed.syncs[1] = Some(took);
+            publish_synced(shared, flying, tail);
+            true
+        }
+        Err(failure) => {
+            shared.fail(failure);
+            false
+        }
+    }
+}
+
+/// Publishes a synced batch: in the tail, then durable for waiters and the
+/// checkpoint thread.
+fn publish_synced(shared: &Shared, flying: InFlight, tail: Option<&Tail>) {
+    // In the tail before anyone is told they are durable.
+    if let (Some(tail), Some(kept)) = (tail, flying.kept) {
+        tail.push(kept);
+    }
+    let committed = flying.written.committed;
+    let mut state = shared.lock();
+    state.durable_seq += flying.records;
+    state.durable_root = flying.written.root;
+    state.batches += 1;
+    state.bytes_written += committed.bytes;
+    state.segments_created += committed.segments_created;
+    for took in committed.syncs.into_iter().flatten() {
+        state.syncs.record(took);
+    }
+    drop(state);
+    shared.progress.notify_all();
+    shared.checkpoint.notify_one();
 }
 
 /// Refuses an entry whose record could be too large to frame, so that it

@@ -124,3 +124,49 @@ fn a_flaw_in_an_earlier_segment_comes_before_a_later_one() {
     assert_eq!(err.seq, Some(k as u64), "{err}");
     assert_eq!(err.segment.as_deref(), Some(segments[0].name.as_str()));
 }
+
+/// Checkpoints at sizes inside the chunks' subtrees (multiples of 97) and
+/// between them: each root is checked, whole subtrees or leaf by leaf, the
+/// same on any count.
+#[test]
+fn checkpoints_inside_chunks_are_checked_on_any_count() {
+    let dir = signed_log_with(31, 97);
+    let on_signed = |threads: usize| {
+        let options = VerifyOptions {
+            threads: NonZeroUsize::new(threads),
+            ..trusting_key_1()
+        };
+        verify_with(dir.path(), &options)
+    };
+    let one = on_signed(1).expect("verify");
+    assert_eq!((one.records, one.checkpoints), (31 * 97, 31));
+    for threads in 2..=4 {
+        assert_eq!(on_signed(threads).expect("verify"), one);
+    }
+
+    // A record changed and the log re-linked, as one without the key could:
+    // the first checkpoint past it no longer matches, on any count.
+    let mut records = crate::read_records(dir.path()).expect("read");
+    records[1500].entry.agent = "someone-else".into();
+    relink(&mut records);
+    for segment in list_segments(dir.path()).expect("list") {
+        fs::remove_file(segment.path).expect("remove");
+    }
+    write_records(dir.path(), &records);
+    let mut first = None;
+    for threads in 1..=4 {
+        let err = on_signed(threads).expect_err("the root at 1552 differs");
+        assert!(
+            matches!(
+                err.kind,
+                VerifyErrorKind::RootMismatch {
+                    size: 1552,
+                    from: 1455
+                }
+            ),
+            "{err}"
+        );
+        let shown = err.to_string();
+        assert_eq!(first.get_or_insert_with(|| shown.clone()), &shown);
+    }
+}
