@@ -29,6 +29,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::controller::filed_manifest;
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
@@ -134,7 +135,9 @@ impl Matcher {
         let e = &record.entry;
         if let Some(dataset) = &self.filter.dataset {
             let locks = match &e.event {
-                Event::FilingV1(filed) => filed.locks.iter().any(|l| &l.dataset == dataset),
+                Event::FilingV1(_) | Event::Filing { .. } => {
+                    filed_manifest(&e.event).is_some_and(|m| m.datasets.contains_key(dataset))
+                }
                 Event::Cleared { locks } => locks.iter().any(|l| &l.dataset == dataset),
                 _ => false,
             };

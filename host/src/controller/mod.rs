@@ -48,7 +48,7 @@ mod workers;
 
 pub use controls::{Command, ControlError, Controller, Filed, Filing};
 pub use host::Host;
-pub use runway::{RunwayReport, Transition};
+pub use runway::{RunwayReport, Transition, filed_manifest};
 pub use runway_audit::State;
 pub use stats::Stats;
 

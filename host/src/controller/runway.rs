@@ -295,6 +295,14 @@ pub(super) fn unfile(id: &str, agent: &str, event: &Event) -> Option<Result<Unfi
     }
 }
 
+/// The manifest a FILING record holds (either layout), when this host can
+/// read it — for readers of the trail such as the event streams' dataset
+/// filter.
+pub fn filed_manifest(event: &Event) -> Option<Manifest> {
+    let unfiled = unfile("", "", event)?.ok()?;
+    Some(unfiled.manifest)
+}
+
 /// The manifest a FILING record of the first layout kept, for runway `id`
 /// of `agent` (times come back resolved, beside it).
 fn first_layout(id: &str, agent: &str, filed: &FiledManifest) -> Manifest {
