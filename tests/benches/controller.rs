@@ -171,7 +171,7 @@ fn main() {
     drop(host);
     let t = Instant::now();
     let host = open(root.path());
-    let settled = controller::recovery::recover(&host.audit, &host.store).expect("recovered");
+    let settled = controller::commit::recover(&host.audit, &host.store).expect("recovered");
     let restored = tokio.block_on(async {
         let (c, task) = controller::start(host.clone(), DispatchOptions::default()).unwrap();
         let waiting = c.list().await.unwrap();

@@ -156,7 +156,7 @@ impl HostArgs {
         );
         let store = DatasetStore::open(&self.data).map_err(|e| Failure::new(HOST_FAULT, e))?;
         // The trail and the store agree before anything new is filed.
-        let settled = crate::controller::recovery::recover(audit, &store)
+        let settled = crate::controller::commit::recover(audit, &store)
             .map_err(|e| Failure::new(HOST_FAULT, e))?;
         if settled.commits > 0 {
             eprintln!(

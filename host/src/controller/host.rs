@@ -8,10 +8,11 @@ use std::sync::{Arc, RwLock};
 
 use runway_audit::{AuditError, AuditLog, Entry, Event};
 
+use super::commit::LandingStage;
 use super::tower::Tower;
 use crate::plugin::loader::Plugins;
 use crate::sandbox::epoch::EpochClock;
-use crate::sandbox::{LandingStage, Runtime, Sandbox};
+use crate::sandbox::{Runtime, Sandbox};
 use crate::store::DatasetStore;
 
 /// Plugins + store + audit + tower, shared by every plan and run.

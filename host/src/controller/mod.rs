@@ -21,12 +21,12 @@
 //! the crash cut short retries per its policy.
 
 pub mod clock;
+pub mod commit;
 pub mod controls;
 mod host;
 pub mod journal;
 pub mod locks;
 pub mod plan;
-pub mod recovery;
 mod runway;
 pub mod state;
 mod stats;
@@ -51,7 +51,8 @@ use clock::{Clock, SystemClock};
 
 use crate::controller::plan::{Backoff, Plan, Retry, When};
 use crate::names::MAX_DATASET;
-use crate::sandbox::{self, Cancel, LandingError, Observer, RunFailure, RunReport, RunRequest};
+use crate::sandbox::{self, Cancel, Observer, RunFailure, RunReport, RunRequest};
+use commit::LandingError;
 use controls::{Inbox, Request as Asked};
 use journal::Journal;
 use runway::{Runway, manifest_of, timestamp};

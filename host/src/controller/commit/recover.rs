@@ -1,0 +1,213 @@
+//! Steps 4 and 5 of the protocol (see the module doc of `commit`): what a
+//! crash left unsettled, observed record by record as the trail is read
+//! once at start-up, then settled against the store.
+//!
+//! A run's COMMITTING record is durable before its store transaction
+//! starts, and the transaction writes a commits row keyed by that record's
+//! sequence number. Every COMMITTING not followed by its run's end (or an
+//! earlier RECOVER) is looked up: found, the transaction committed —
+//! RECOVER (landed), COMMITTED per dataset still missing, SUCCEEDED; not
+//! found, nothing was applied — RECOVER (not landed) and FAILED ("host
+//! crashed during the commit"). A run that was flying when the host died,
+//! before any commit began (STARTED with nothing after it), gets FAILED
+//! ("host crashed during the run"): nothing of it was committed, and the
+//! trail no longer ends at its START.
+
+use std::collections::BTreeMap;
+
+use runway_audit::{AuditLog, Entry, Event, LockMode, Record};
+use serde::{Deserialize, Serialize};
+
+use super::CommitError;
+use crate::store::{DatasetStore, Landed};
+
+/// What a start-up found a crash had left.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Settled {
+    /// Commits begun and settled against the store.
+    pub commits: usize,
+    /// Runs cut short before they began to commit.
+    pub runs: usize,
+}
+
+/// Commits and runs a crash interrupted, as seen so far in a trail.
+#[derive(Default, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unsettled {
+    /// Per runway, its COMMITTING with no end after it yet.
+    open: BTreeMap<String, Open>,
+    /// Per runway, its STARTED with nothing after it yet.
+    flying: BTreeMap<String, (u64, Entry)>,
+}
+
+/// A commit begun and not yet ended.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+struct Open {
+    /// Sequence number of the COMMITTING record.
+    seq: u64,
+    /// The COMMITTING record itself.
+    entry: Entry,
+    /// Datasets whose COMMITTED record followed it.
+    done: Vec<String>,
+}
+
+impl Unsettled {
+    /// Takes one record into account; records come in trail order.
+    pub fn observe(&mut self, record: &Record) {
+        let runway = &record.entry.runway;
+        match &record.entry.event {
+            Event::Started { .. } => {
+                self.flying
+                    .insert(runway.clone(), (record.seq, record.entry.clone()));
+            }
+            Event::Committing { .. } => {
+                self.flying.remove(runway);
+                let open = Open {
+                    seq: record.seq,
+                    entry: record.entry.clone(),
+                    done: Vec::new(),
+                };
+                self.open.insert(runway.clone(), open);
+            }
+            Event::Committed { .. } => {
+                if let (Some(open), Some(dataset)) =
+                    (self.open.get_mut(runway), &record.entry.dataset)
+                {
+                    open.done.push(dataset.clone());
+                }
+            }
+            Event::Succeeded { .. } | Event::Failed { .. } | Event::Moved { .. } => {
+                self.open.remove(runway);
+                self.flying.remove(runway);
+            }
+            Event::Recovered { committing, .. } => {
+                self.open.retain(|_, open| open.seq != *committing);
+            }
+            _ => {}
+        }
+    }
+
+    /// Nothing to settle.
+    pub fn is_empty(&self) -> bool {
+        self.open.is_empty() && self.flying.is_empty()
+    }
+
+    /// Settles each against `store`: appends FAILED for the runs cut short,
+    /// RECOVER then COMMITTED and SUCCEEDED (or FAILED) for the commits,
+    /// in trail order, and syncs the trail. A commits row that does not
+    /// read back whole or disagrees with its COMMITTING stops it, named.
+    pub fn settle(self, audit: &AuditLog, store: &DatasetStore) -> Result<Settled, CommitError> {
+        let mut flying: Vec<_> = self.flying.into_values().collect();
+        flying.sort_by_key(|(seq, _)| *seq);
+        let mut open: Vec<_> = self.open.into_values().collect();
+        open.sort_by_key(|open| open.seq);
+        // Every row is read and checked before anything is appended.
+        let mut found = Vec::with_capacity(open.len());
+        for commit in &open {
+            let landed = store.landed(commit.seq)?;
+            if let Some(landed) = &landed {
+                agrees(commit, landed)?;
+            }
+            found.push(landed);
+        }
+        for (_, entry) in &flying {
+            audit.append(Entry {
+                event: Event::Failed {
+                    reason: "host crashed during the run; nothing was committed".into(),
+                },
+                dataset: None,
+                ..entry.clone()
+            })?;
+        }
+        for (commit, landed) in open.iter().zip(found) {
+            let note = |event| Entry {
+                event,
+                dataset: None,
+                ..commit.entry.clone()
+            };
+            audit.append(note(Event::Recovered {
+                committing: commit.seq,
+                landed: landed.is_some(),
+            }))?;
+            match landed {
+                Some(landed) => {
+                    // COMMITTED records that made it to disk before the
+                    // crash are not written twice.
+                    for d in landed.datasets {
+                        if commit.done.contains(&d.dataset) {
+                            continue;
+                        }
+                        audit.append(Entry {
+                            dataset: Some(d.dataset),
+                            ..note(Event::Committed {
+                                token: d.token,
+                                writes: d.stats.writes,
+                                deletes: d.stats.deletes,
+                            })
+                        })?;
+                    }
+                    audit.append(note(Event::Succeeded {
+                        output: landed.output,
+                    }))?;
+                }
+                None => {
+                    audit.append(note(Event::Failed {
+                        reason: "host crashed during the commit; nothing was applied".into(),
+                    }))?;
+                }
+            }
+        }
+        audit.sync()?;
+        Ok(Settled {
+            commits: open.len(),
+            runs: flying.len(),
+        })
+    }
+}
+
+/// Checks a commits row against the COMMITTING record it is keyed by: the
+/// same runway, and each dataset landed under an exclusive lock the record
+/// names, with that lock's token.
+fn agrees(commit: &Open, landed: &Landed) -> Result<(), CommitError> {
+    let disagrees = |why: String| CommitError::Disagrees {
+        runway: commit.entry.runway.clone(),
+        committing: commit.seq,
+        why,
+    };
+    if landed.runway != commit.entry.runway {
+        return Err(disagrees(format!("the row is runway {}'s", landed.runway)));
+    }
+    let Event::Committing { locks, .. } = &commit.entry.event else {
+        unreachable!("an open commit is a COMMITTING record");
+    };
+    for d in &landed.datasets {
+        let lock = locks
+            .iter()
+            .find(|l| l.dataset == d.dataset && l.mode == LockMode::Exclusive);
+        match lock {
+            None => {
+                return Err(disagrees(format!(
+                    "it landed on {}, which the record holds no exclusive lock on",
+                    d.dataset
+                )));
+            }
+            Some(l) if l.token != d.token => {
+                return Err(disagrees(format!(
+                    "it landed on {} under token {}, the record's lock has token {}",
+                    d.dataset, d.token, l.token
+                )));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Streams `audit`'s trail into [`Unsettled`] and settles it against
+/// `store` (until the one start path folds the trail once for the journal
+/// and for this together).
+pub fn recover(audit: &AuditLog, store: &DatasetStore) -> Result<Settled, CommitError> {
+    let mut unsettled = Unsettled::default();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    runway_audit::for_each_record(audit.dir(), threads, |r: Record| unsettled.observe(&r))?;
+    unsettled.settle(audit, store)
+}
