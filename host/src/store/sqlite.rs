@@ -1019,6 +1019,130 @@ mod tests {
         );
     }
 
+    /// The commits row is what recovery trusts: a row corrupted in the
+    /// real database file (through a second connection, past its checks)
+    /// reads back as an error naming it, never as zeros or fewer datasets.
+    #[test]
+    fn a_corrupt_commits_row_is_an_error_naming_it() {
+        // Each of these once read as a zero digest, or a dataset skipped.
+        for (sql, why) in [
+            (
+                "UPDATE commits SET output = x'0102'",
+                "output digest has 2 bytes",
+            ),
+            (
+                "UPDATE commit_datasets SET writes = -1 WHERE dataset = 'e'",
+                "writes -1 is out of range",
+            ),
+            (
+                "UPDATE commit_datasets SET deletes = 1 << 33",
+                "deletes 8589934592 is out of range",
+            ),
+            ("DELETE FROM commit_datasets", "lists no dataset"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = DatasetStore::open(dir.path()).unwrap();
+            let writes: &[(&str, &str, &[u8])] = &[("d", "x", b"1"), ("e", "y", b"2")];
+            commit(&store, &[("d", 9), ("e", 9)], writes).unwrap();
+            assert_eq!(store.landed(90).unwrap().unwrap().datasets.len(), 2);
+            let other = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            other
+                .pragma_update(None, "ignore_check_constraints", true)
+                .unwrap();
+            other.execute_batch(sql).unwrap();
+            let err = store.landed(90).unwrap_err();
+            match &err {
+                StoreError::CorruptCommit {
+                    committing_seq: 90,
+                    runway,
+                    why: found,
+                    ..
+                } if runway == "r" && found.contains(why) => {}
+                _ => panic!("{sql}: {err}"),
+            }
+            let text = err.to_string();
+            assert!(text.contains("COMMITTING record 90 (runway r)"), "{text}");
+        }
+    }
+
+    /// A data root written before the commits row was typed (schema 0,
+    /// `landed` as text) is migrated on open, strictly; a part that does
+    /// not parse stops the open naming the row; a newer schema is refused.
+    #[test]
+    fn a_version_0_database_is_migrated_strictly_and_a_newer_one_refused() {
+        let v0 = |landed: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            db.execute_batch(SCHEMA).unwrap();
+            db.execute_batch(
+                "CREATE TABLE commits (committing_seq INTEGER PRIMARY KEY, runway TEXT NOT NULL,
+                   attempt INTEGER NOT NULL, landed TEXT NOT NULL, output BLOB NOT NULL)",
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO commits VALUES (7, 'import', 2, ?1, ?2)",
+                params![landed, vec![5u8; 32]],
+            )
+            .unwrap();
+            dir
+        };
+        let dir = v0("a=9:2:0,b=10:0:1");
+        let store = DatasetStore::open(dir.path()).unwrap();
+        let landed = store.landed(7).unwrap().unwrap();
+        assert_eq!((landed.runway.as_str(), landed.attempt), ("import", 2));
+        assert_eq!(
+            landed.datasets,
+            [
+                LandedDataset {
+                    dataset: "a".into(),
+                    token: 9,
+                    stats: CommitStats {
+                        writes: 2,
+                        deletes: 0
+                    }
+                },
+                LandedDataset {
+                    dataset: "b".into(),
+                    token: 10,
+                    stats: CommitStats {
+                        writes: 0,
+                        deletes: 1
+                    }
+                }
+            ]
+        );
+        // New commits land in the new tables beside the migrated row.
+        commit(&store, &[("c", 4)], &[("c", "k", b"v")]).unwrap();
+        assert!(store.landed(40).unwrap().is_some());
+        drop(store);
+
+        let dir = v0("a=9:2:0,b=ten:0:1");
+        let err = DatasetStore::open(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("COMMITTING record 7 (runway import)") && err.contains("\"b=ten:0:1\""),
+            "{err}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        drop(DatasetStore::open(dir.path()).unwrap());
+        let db = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        db.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(db);
+        let err = DatasetStore::open(dir.path()).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                StoreError::NewerSchema {
+                    found: 2,
+                    known: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+    }
+
     #[test]
     fn a_second_host_and_an_old_layout_are_refused() {
         let dir = tempfile::tempdir().unwrap();

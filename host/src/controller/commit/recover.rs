@@ -211,3 +211,144 @@ pub fn recover(audit: &AuditLog, store: &DatasetStore) -> Result<Settled, Commit
     runway_audit::for_each_record(audit.dir(), threads, |r: Record| unsettled.observe(&r))?;
     unsettled.settle(audit, store)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::{Duration, Instant};
+
+    use runway_audit::{AuditOptions, LockGrant};
+
+    use super::*;
+    use crate::store::{Change, RunCommit, Staged};
+
+    /// A real trail with one COMMITTING whose store transaction committed
+    /// (the host died before COMMITTED): the commits row, corrupted in the
+    /// real database file or not, decides what recovery does.
+    fn interrupted(dir: &std::path::Path) -> (AuditLog, DatasetStore, u64) {
+        let audit = AuditLog::open(&dir.join("audit"), AuditOptions::new("test")).unwrap();
+        let store = DatasetStore::open(&dir.join("data")).unwrap();
+        let entry = |event| Entry {
+            runway: "import".into(),
+            agent: "importer".into(),
+            plugin: Some([1; 32]),
+            dataset: None,
+            event,
+        };
+        audit.append(entry(Event::Started { attempt: 1 })).unwrap();
+        let locks = vec![LockGrant {
+            dataset: "d".into(),
+            mode: LockMode::Exclusive,
+            token: 9,
+        }];
+        let ticket = audit
+            .append(entry(Event::Committing {
+                locks,
+                changes: [0; 32],
+            }))
+            .unwrap();
+        audit.wait_durable(ticket).unwrap();
+        let mut staged = Staged::default();
+        staged.stage("d", "k", Change::Put(b"v".to_vec()), 0);
+        let tokens = BTreeMap::from([("d".to_string(), 9)]);
+        let landed = store.commit(&[RunCommit {
+            runway: "import",
+            agent: "importer",
+            plugin: [1; 32],
+            attempt: 1,
+            tokens: &tokens,
+            staged: &staged,
+            seq_of: &|_| 0,
+            deadline: Instant::now() + Duration::from_secs(60),
+            committing_seq: ticket.seq(),
+            output: [4; 32],
+        }]);
+        assert!(landed[0].is_ok(), "{landed:?}");
+        (audit, store, ticket.seq())
+    }
+
+    #[test]
+    fn a_commit_that_landed_is_settled_as_succeeded() {
+        let dir = tempfile::tempdir().unwrap();
+        let (audit, store, seq) = interrupted(dir.path());
+        let settled = recover(&audit, &store).unwrap();
+        assert_eq!(
+            settled,
+            Settled {
+                commits: 1,
+                runs: 0
+            }
+        );
+        let records = runway_audit::read_records(audit.dir()).unwrap();
+        let events: Vec<_> = records[2..].iter().map(|r| &r.entry.event).collect();
+        assert!(
+            matches!(
+                events[..],
+                [
+                    Event::Recovered { committing, landed: true },
+                    Event::Committed { token: 9, writes: 1, deletes: 0 },
+                    Event::Succeeded { output: [4, ..] },
+                ] if *committing == seq
+            ),
+            "{events:?}"
+        );
+        // Settled once: a second start finds nothing open.
+        assert_eq!(recover(&audit, &store).unwrap(), Settled::default());
+    }
+
+    /// The row recovery trusts, corrupted by this test in the real SQLite
+    /// file: recovery stops naming the runway and the COMMITTING record,
+    /// and appends nothing.
+    #[test]
+    fn a_corrupt_commits_row_stops_recovery_naming_it() {
+        for (sql, why) in [
+            (
+                "UPDATE commits SET output = x'00'",
+                "output digest has 1 bytes",
+            ),
+            ("DELETE FROM commit_datasets", "lists no dataset"),
+            (
+                "UPDATE commit_datasets SET token = 8",
+                "under token 8, the record's lock has token 9",
+            ),
+            (
+                "UPDATE commit_datasets SET dataset = 'e'",
+                "landed on e, which the record holds no",
+            ),
+            (
+                "UPDATE commits SET runway = 'other'",
+                "the row is runway other's",
+            ),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let (audit, store, seq) = interrupted(dir.path());
+            let db = rusqlite::Connection::open(dir.path().join("data/runway.db")).unwrap();
+            db.pragma_update(None, "ignore_check_constraints", true)
+                .unwrap();
+            db.execute_batch(sql).unwrap();
+            let before = runway_audit::read_records(audit.dir()).unwrap().len();
+            let err = recover(&audit, &store).unwrap_err().to_string();
+            assert!(err.contains(why), "{sql}: {err}");
+            assert!(
+                err.contains("runway import") && err.contains(&format!("COMMITTING record {seq}")),
+                "{sql}: {err}"
+            );
+            let after = runway_audit::read_records(audit.dir()).unwrap().len();
+            assert_eq!(before, after, "{sql}: nothing appended");
+        }
+    }
+
+    /// What recovery keeps between records survives a snapshot round trip.
+    #[test]
+    fn unsettled_is_a_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let (audit, _store, _) = interrupted(dir.path());
+        let mut unsettled = Unsettled::default();
+        for r in runway_audit::read_records(audit.dir()).unwrap() {
+            unsettled.observe(&r);
+        }
+        assert!(!unsettled.is_empty());
+        let json = serde_json::to_string(&unsettled).unwrap();
+        assert_eq!(serde_json::from_str::<Unsettled>(&json).unwrap(), unsettled);
+    }
+}
