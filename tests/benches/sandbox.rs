@@ -43,7 +43,7 @@ use runway_audit::{AuditLog, AuditOptions, LockGrant, LockMode};
 use runway_host::controller::commit;
 use runway_host::sandbox::hostcalls::runway::agent::{context, datasets, log, types};
 use runway_host::sandbox::hostcalls::{AgentPre, GuestError, HeldLock, RunInfo, WitLockMode};
-use runway_host::sandbox::{self, Observer, RunRequest};
+use runway_host::sandbox::{Observer, RunRequest};
 use runway_host::{
     DatasetStore, DispatchOptions, Host, Plan, Plugin, Plugins, Runtime, bench_support, bundled,
 };
