@@ -19,7 +19,9 @@
 //!   ([`MAX_STAGED`], [`MAX_STAGED_KEYS`]); the commit happens inside what
 //!   is left of the window.
 //! - **Texts**: everything a guest says that the host keeps (error messages,
-//!   failure reasons) is cut to [`MAX_REASON`] at its source.
+//!   failure reasons) is cut to [`MAX_REASON`] at its source, by [`cut`].
+//! - **Plans**: runways per plan, `action`, `after`, lock set, input and
+//!   retry sizes ([`MAX_RUNWAYS`], …), checked at filing.
 //! - **The API's doors**: refused requests per peer
 //!   ([`REFUSAL_BURST`], then 429 and one summary record per
 //!   [`REFUSAL_SUMMARY_INTERVAL`]), a reserve on the audit disk that
@@ -52,8 +54,25 @@ pub const MAX_MEMORIES_PER_RUN: u32 = 4;
 pub const MAX_TABLES_PER_RUN: u32 = 16;
 /// Bytes a table element counts towards the run's memory budget.
 pub const TABLE_ELEMENT_BYTES: usize = 16;
-/// Longest failure reason kept (and audited) for a run.
+/// Longest failure or refusal reason kept (and audited), and written to
+/// the inbox's `rejected/` (longer ones are cut, ending in `…`).
 pub const MAX_REASON: usize = 2048;
+
+/// Most runways one plan may file.
+pub const MAX_RUNWAYS: usize = 10_000;
+/// Longest `action`, in bytes; it must be printable (nothing
+/// `runway_audit::render::needs_escape` would escape).
+pub const MAX_ACTION_BYTES: usize = 128;
+/// Most ids one runway's `after` may name.
+pub const MAX_AFTER: usize = 256;
+/// Most datasets one runway may lock.
+pub const MAX_LOCKS: usize = 64;
+/// Largest `input` of one runway, once encoded as JSON.
+pub const MAX_INPUT_BYTES: usize = 1 << 20;
+/// Most attempts a retry policy may ask for.
+pub const MAX_ATTEMPTS: u32 = 100;
+/// Longest parser message quoted in a plan's refusal (escaped, cut).
+pub const MAX_PROBLEM_CHARS: usize = 120;
 /// Most runs alive at once; `--workers` may not ask for more. The pool
 /// holds this many runs' worth of every slot kind, each run capped at its
 /// share, so a run can never take a neighbour's slots.
@@ -146,3 +165,17 @@ pub const MAX_STREAM_DISK_READERS: usize = 4;
 /// An event stream reading from disk whose client takes nothing for this
 /// long is ended (the client resumes with `Last-Event-ID`).
 pub const STREAM_STALL: Duration = Duration::from_secs(30);
+
+/// `text` cut to at most `max` bytes at a character boundary, ending in
+/// `…` when cut: the one way a capped text is cut.
+pub fn cut(text: &str, max: usize) -> String {
+    if text.len() <= max {
+        return text.to_string();
+    }
+    let ellipsis = '…'.len_utf8();
+    let mut end = max.saturating_sub(ellipsis);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}

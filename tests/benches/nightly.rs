@@ -18,10 +18,9 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runway_audit::{AuditLog, AuditOptions};
 use runway_host::sandbox::hostcalls::runway::agent::{context, datasets, log, types};
 use runway_host::sandbox::hostcalls::{AgentPre, GuestError, HeldLock, RunInfo, WitLockMode};
-use runway_host::{DatasetStore, DispatchOptions, Host, Plan, Plugins, Runtime, bundled};
+use runway_host::{DispatchOptions, Plan, Plugins, Runtime, bundled};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -75,14 +74,10 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 /// The nightly plan through Runway twice over one fresh data root.
-fn runway_twice(runtime: &Runtime, plugins: &Arc<Plugins>) -> (Duration, Duration) {
+fn runway_twice(runtime: &Arc<Runtime>, plugins: &Arc<Plugins>) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let store = DatasetStore::open(&dir.path().join("data")).expect("store");
-    let audit =
-        AuditLog::open(&dir.path().join("audit"), AuditOptions::new("bench")).expect("audit");
-    let host = Arc::new(
-        Host::new(runtime, plugins.clone(), Arc::new(store), audit, 2).expect("landing stage"),
-    );
+    let (data, audit) = (dir.path().join("data"), dir.path().join("audit"));
+    let host = runway_tests::open_host_with(runtime, &data, &audit, plugins.clone(), 2);
     let tokio = tokio::runtime::Runtime::new().expect("tokio");
     let once = || {
         let plan = Plan::parse(bundled::NIGHTLY_PLAN, &**plugins).expect("nightly plan");

@@ -39,14 +39,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use runway_audit::{AuditLog, AuditOptions, LockGrant, LockMode};
+use runway_audit::{LockGrant, LockMode};
 use runway_host::controller::commit;
 use runway_host::sandbox::hostcalls::runway::agent::{context, datasets, log, types};
 use runway_host::sandbox::hostcalls::{AgentPre, GuestError, HeldLock, RunInfo, WitLockMode};
 use runway_host::sandbox::{Observer, RunRequest};
-use runway_host::{
-    DatasetStore, DispatchOptions, Host, Plan, Plugin, Plugins, Runtime, bench_support, bundled,
-};
+use runway_host::{DispatchOptions, Host, Plan, Plugin, Plugins, Runtime, bench_support, bundled};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -308,18 +306,13 @@ impl Drop for Ticker {
 
 /// A Runway host over its own data root and (unsigned) audit folder.
 fn runway_host(
-    runtime: &Runtime,
+    runtime: &Arc<Runtime>,
     plugins: &Arc<Plugins>,
     root: &Path,
     workers: usize,
 ) -> Arc<Host> {
-    let store = DatasetStore::open(&root.join("data")).expect("dataset store");
-    let audit =
-        AuditLog::open(&root.join("audit"), AuditOptions::new("runway-bench")).expect("audit log");
-    Arc::new(
-        Host::new(runtime, plugins.clone(), Arc::new(store), audit, workers)
-            .expect("landing stage"),
-    )
+    let (data, audit) = (root.join("data"), root.join("audit"));
+    runway_tests::open_host_with(runtime, &data, &audit, plugins.clone(), workers)
 }
 
 /// The `bench` agent's run info, as both hosts hand it over.
@@ -597,7 +590,7 @@ struct Bench {
     cwasm: PathBuf,
     /// Folder holding only `bench.wasm` + `bench.toml`.
     plugin_dir: PathBuf,
-    runtime: Runtime,
+    runtime: Arc<Runtime>,
     plugins: Arc<Plugins>,
     plugin: Arc<Plugin>,
     /// Runway host, data and audit on the disk.
@@ -628,7 +621,7 @@ impl Bench {
         std::fs::write(plugin_dir.join("bench.wasm"), &wasm).expect("copy bench.wasm");
         std::fs::write(plugin_dir.join("bench.toml"), &grants).expect("copy bench.toml");
 
-        let runtime = Runtime::new().expect("runtime");
+        let runtime = Arc::new(Runtime::new().expect("runtime"));
         let plugins = Arc::new(
             Plugins::from_bytes(&runtime, [("bench", &wasm[..], &grants[..])])
                 .expect("bench loads"),

@@ -781,7 +781,7 @@ fn pause_stops_clearing_until_resumed_and_both_name_who() {
         .into_iter()
         .filter(|r| r.entry.runway.is_empty())
         .map(|r| r.entry.event)
-        .filter(|e| !matches!(e, Event::PlanFiled { .. }))
+        .filter(|e| !matches!(e, Event::PlanFiled { .. } | Event::PluginLoaded))
         .collect();
     assert_eq!(
         tower,

@@ -429,7 +429,7 @@ fn doors_a_17_mib_action_or_unknown_key_is_refused_and_the_next_plan_lands() {
     assert!(
         refusals
             .iter()
-            .all(|r| r.len() <= runway_host::controller::plan::MAX_REASON_BYTES)
+            .all(|r| r.len() <= runway_host::limits::MAX_REASON)
     );
     runway_audit::verify(&server.audit()).expect("the trail verifies");
 }

@@ -30,5 +30,6 @@ mod scaffold;
 mod serve;
 mod server;
 mod signing;
+mod start;
 mod times;
 mod tls;

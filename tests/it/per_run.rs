@@ -8,11 +8,11 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use runway_audit::{AuditLog, AuditOptions, Entry, Event, Record};
+use runway_audit::{Entry, Event, Record};
 use runway_host::State;
 use runway_host::limits::MAX_LIVE_RUNS;
 use runway_host::limits::{MAX_MEMORIES_PER_RUN, MAX_REASON, MAX_STAGED_KEYS};
-use runway_host::{DatasetStore, DispatchOptions, Grants, Host, PlanReport, Plugins, Runtime};
+use runway_host::{DispatchOptions, Grants, PlanReport, Plugins, Runtime};
 use runway_tests::{
     Fixture, Tmpfs, bundled_path, bundled_plugins, components, drop_plugin, eventually, plugins,
 };
@@ -136,7 +136,7 @@ fn a_component_with_more_memories_than_a_run_may_have_is_refused_at_load() {
 fn slot_hungry_runs_never_starve_a_neighbour() {
     // A runtime of its own: every worker slot-hungry at once, beside one
     // healthy run, with nothing else sharing the pool.
-    let runtime = Runtime::new().unwrap();
+    let runtime = Arc::new(Runtime::new().unwrap());
     let mut set = Plugins::default();
     let hungry = components::slot_hungry(
         MAX_MEMORIES_PER_RUN,
@@ -152,15 +152,12 @@ fn slot_hungry_runs_never_starve_a_neighbour() {
     let probe = std::fs::read(bundled_path("probe")).unwrap();
     set.insert(&runtime, "probe", &probe, grants("")).unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let host = Arc::new(
-        Host::new(
-            &runtime,
-            Arc::new(set),
-            Arc::new(DatasetStore::open(&dir.path().join("data")).unwrap()),
-            AuditLog::open(&dir.path().join("audit"), AuditOptions::new("t")).unwrap(),
-            MAX_LIVE_RUNS as usize,
-        )
-        .unwrap(),
+    let host = runway_tests::open_host_with(
+        &runtime,
+        &dir.path().join("data"),
+        &dir.path().join("audit"),
+        Arc::new(set),
+        MAX_LIVE_RUNS as usize,
     );
     let hungry_ids: Vec<String> = (1..MAX_LIVE_RUNS).map(|i| format!("hungry{i}")).collect();
     let mut runways: Vec<_> = hungry_ids

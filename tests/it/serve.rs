@@ -2,11 +2,10 @@
 //! unload, refuse — all audited) and plan files dropped in the inbox are
 //! flown and reported, or rejected with the reason.
 
-use std::sync::Arc;
-
-use runway_audit::{AuditLog, AuditOptions, Event};
+use runway_audit::{AuditOptions, Event};
+use runway_host::DispatchOptions;
+use runway_host::controller::start::{self, HostSetup, PluginSource};
 use runway_host::plugin::watch::PluginFolder;
-use runway_host::{DatasetStore, DispatchOptions, Host, Plugins};
 use runway_tests::{bundled_path, drop_plugin, eventually, plugins};
 
 fn plan(agent: &str, action: &str) -> String {
@@ -28,19 +27,16 @@ fn serve_follows_the_plugins_folder_and_flies_dropped_plans() {
     drop_plugin("probe", &folder_dir);
 
     let (runtime, _) = plugins();
-    let store = DatasetStore::open(&dir.path().join("data")).unwrap();
-    let audit = AuditLog::open(&audit_dir, AuditOptions::new("runway-test")).unwrap();
-    let host = Arc::new(
-        Host::new(
-            runtime,
-            Arc::new(Plugins::default()),
-            Arc::new(store),
-            audit,
-            2,
-        )
-        .unwrap(),
-    );
-    let folder = PluginFolder::new(&folder_dir, runtime.clone());
+    let setup = HostSetup {
+        data: dir.path().join("data"),
+        audit: audit_dir.clone(),
+        audit_options: AuditOptions::new("runway-test"),
+        runtime: runtime.clone(),
+        plugins: PluginSource::Folder(PluginFolder::new(&folder_dir, runtime.clone())),
+        workers: 2,
+    };
+    let opened = start::open(setup).unwrap();
+    let (host, folder) = (opened.host, opened.folder.unwrap());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -7,11 +7,10 @@ pub mod components;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use runway_audit::{AuditLog, AuditOptions, Event, Record};
+use runway_audit::{AuditOptions, Event, Record};
+use runway_host::controller::start::{self, HostSetup, PluginSource};
 use runway_host::controller::{self, Filing};
-use runway_host::{
-    DatasetStore, DispatchOptions, Grants, Host, Plan, PlanReport, Plugins, Runtime, bundled,
-};
+use runway_host::{DispatchOptions, Grants, Host, Plan, PlanReport, Plugins, Runtime, bundled};
 
 /// The runtime and plugins, compiled once for the whole test binary.
 pub fn plugins() -> &'static (Arc<Runtime>, Arc<Plugins>) {
@@ -69,12 +68,7 @@ impl Fixture {
         let data = dir.path().join("data");
         let audit_dir = dir.path().join("audit");
         prepare(&data);
-        let (runtime, _) = self::plugins();
-        let store = DatasetStore::open(&data).expect("store");
-        let audit = AuditLog::open(&audit_dir, AuditOptions::new("runway-test")).expect("audit");
-        let host = Arc::new(
-            Host::new(runtime, plugins, Arc::new(store), audit, workers).expect("landing stage"),
-        );
+        let host = open_host(&data, &audit_dir, plugins, workers);
         Fixture {
             _dir: dir,
             data,
@@ -148,15 +142,8 @@ impl Fixture {
             host,
         } = self;
         let plugins = host.plugins();
-        let workers = 2;
         drop(host);
-        let (runtime, _) = self::plugins();
-        let store = DatasetStore::open(&data).expect("store reopens");
-        let audit =
-            AuditLog::open(&audit_dir, AuditOptions::new("runway-test")).expect("audit reopens");
-        let host = Arc::new(
-            Host::new(runtime, plugins, Arc::new(store), audit, workers).expect("landing stage"),
-        );
+        let host = open_host(&data, &audit_dir, plugins, 2);
         Fixture {
             _dir,
             data,
@@ -243,6 +230,37 @@ pub fn start_on_clock(
         ..DispatchOptions::default()
     };
     controller::start(f.host.clone(), opts).expect("the controller starts")
+}
+
+/// A host brought up over `data` and `audit_dir` the way `runway serve`
+/// and `runway run` bring theirs up (the library's one start path:
+/// recovery and the journal folded in one pass, plugins recorded).
+pub fn open_host(
+    data: &Path,
+    audit_dir: &Path,
+    plugins: Arc<Plugins>,
+    workers: usize,
+) -> Arc<Host> {
+    open_host_with(&self::plugins().0, data, audit_dir, plugins, workers)
+}
+
+/// [`open_host`] with plugins compiled by `runtime` (the benches' own).
+pub fn open_host_with(
+    runtime: &Arc<Runtime>,
+    data: &Path,
+    audit_dir: &Path,
+    plugins: Arc<Plugins>,
+    workers: usize,
+) -> Arc<Host> {
+    let setup = HostSetup {
+        data: data.to_path_buf(),
+        audit: audit_dir.to_path_buf(),
+        audit_options: AuditOptions::new("runway-test"),
+        runtime: runtime.clone(),
+        plugins: PluginSource::Loaded(plugins),
+        workers,
+    };
+    start::open(setup).expect("the host comes up").host
 }
 
 /// A test's filing of `plan`.

@@ -34,8 +34,8 @@ use std::sync::Arc;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
+use runway_audit::AuditError;
 use runway_audit::render::escape;
-use runway_audit::{AuditError, Entry, Event};
 use thiserror::Error;
 use tokio::task::{JoinHandle, JoinSet};
 
@@ -191,18 +191,6 @@ fn left_over(inbox: &Path) -> std::io::Result<Vec<(&'static str, String)>> {
     Ok(found)
 }
 
-/// Loads the plugins folder (audited) and waits until it is loaded, so a
-/// controller started after it clears no runway of an agent not loaded
-/// yet.
-pub async fn first_scan(host: &Host, folder: PluginFolder) -> Result<PluginFolder, ServeError> {
-    let mut rescans = Rescans::new(folder);
-    rescans.start(host);
-    while rescans.folder.is_none() {
-        rescans.poll(host, FIRST_RESCAN_WAIT).await?;
-    }
-    Ok(rescans.folder.take().expect("the rescan is done"))
-}
-
 /// Events seen, and whether their folder has been quiet long enough since.
 #[derive(Default)]
 struct Quiet {
@@ -277,34 +265,11 @@ impl Rescans {
     }
 }
 
-/// The audit record of one change in the plugins folder; a refusal names
-/// the plugin and, when its component was read, its digest.
+/// The audit record of one change in the plugins folder.
 fn audit_change(host: &Host, change: &PluginChange) -> Result<(), AuditError> {
-    let (agent, plugin, event) = match change {
-        PluginChange::Loaded { name, digest } => (name, Some(*digest), Event::PluginLoaded),
-        PluginChange::Unloaded { name, digest } => (name, Some(*digest), Event::PluginUnloaded),
-        PluginChange::Refused {
-            name,
-            digest,
-            reason,
-        } => (
-            name,
-            *digest,
-            Event::Rejected {
-                reason: cap_reason(reason),
-            },
-        ),
-    };
-    tracing::info!(plugin = %escape(agent), "plugins folder changed");
-    host.audit
-        .append(Entry {
-            runway: String::new(),
-            agent: agent.clone(),
-            plugin,
-            dataset: None,
-            event,
-        })
-        .map(drop)
+    let entry = change.entry();
+    tracing::info!(plugin = %escape(&entry.agent), "plugins folder changed");
+    host.audit.append(entry).map(drop)
 }
 
 /// Plan files in the inbox not tried yet, oldest name first: every entry

@@ -1,19 +1,21 @@
 //! What `run` and `serve` share: where data, audit trail, keys and the
 //! compiled-component cache live, and how many runs fly at once — and
-//! opening a [`Host`] over them.
+//! bringing a host up over them (the library's start path,
+//! [`crate::controller::start`]).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Args;
-use runway_audit::{AuditLog, AuditOptions, Entry, PublicKey};
+use runway_audit::{AuditOptions, Entry, PublicKey};
 
 use super::keygen::read_public_key;
 use super::{AuditDir, Failure, HOST_FAULT};
+use crate::Runtime;
+use crate::controller::start::{self, HostSetup, Opened, PluginSource};
 use crate::files::{self, ReadCaps};
 use crate::plugin::signing::PluginPolicy;
 use crate::sandbox::compiler::Compiler;
-use crate::{DatasetStore, Host, Plugins, Runtime};
 
 #[derive(Args)]
 pub struct HostArgs {
@@ -108,19 +110,10 @@ impl HostArgs {
         })
     }
 
-    /// Opens the signed audit trail, keeping its last `tail` durable
-    /// records in memory for live readers.
-    /// Also gives the key that signs it.
-    pub fn audit_with_tail(&self, tail: usize) -> Result<(AuditLog, Option<PublicKey>), Failure> {
-        self.open_audit(tail)
-    }
-
-    /// Opens the signed audit trail; also gives the key that signs it.
-    pub fn signed_audit(&self) -> Result<(AuditLog, Option<PublicKey>), Failure> {
-        self.open_audit(0)
-    }
-
-    fn open_audit(&self, tail: usize) -> Result<(AuditLog, Option<PublicKey>), Failure> {
+    /// How the signed audit trail is opened, keeping its last `tail`
+    /// durable records in memory for live readers; also gives the key
+    /// that signs it.
+    fn audit_options(&self, tail: usize) -> Result<(AuditOptions, Option<PublicKey>), Failure> {
         let origin = self
             .origin
             .clone()
@@ -134,30 +127,33 @@ impl HostArgs {
             tail,
             ..AuditOptions::new(origin)
         };
-        let audit = AuditLog::open(&self.audit.path, options).map_err(|e| {
-            Failure::new(
-                HOST_FAULT,
-                anyhow::Error::new(e).context("opening the audit trail"),
-            )
-        })?;
-        Ok((audit, signer))
+        Ok((options, signer))
     }
 
-    /// A host over the data root, with `plugins` and the opened `audit`.
-    pub fn host(
+    /// Brings the host up through the library's one start path, over the
+    /// data root and audit folder, with `plugins`, keeping the trail's last
+    /// `tail` records in memory; also gives the key that signs the trail.
+    pub fn open(
         &self,
-        runtime: &Runtime,
-        plugins: Plugins,
-        audit: &AuditLog,
-    ) -> Result<Arc<Host>, Failure> {
+        runtime: &Arc<Runtime>,
+        plugins: PluginSource,
+        tail: usize,
+    ) -> Result<(Opened, Option<PublicKey>), Failure> {
+        let (audit_options, signer) = self.audit_options(tail)?;
         let workers = self.workers.map_or_else(
             || std::thread::available_parallelism().map_or(2, |n| n.get()),
             |n| n as usize,
         );
-        let store = DatasetStore::open(&self.data).map_err(|e| Failure::new(HOST_FAULT, e))?;
-        // The trail and the store agree before anything new is filed.
-        let settled = crate::controller::commit::recover(audit, &store)
-            .map_err(|e| Failure::new(HOST_FAULT, e))?;
+        let setup = HostSetup {
+            data: self.data.clone(),
+            audit: self.audit.path.clone(),
+            audit_options,
+            runtime: runtime.clone(),
+            plugins,
+            workers,
+        };
+        let opened = start::open(setup).map_err(|e| Failure::new(HOST_FAULT, e))?;
+        let settled = &opened.settled;
         if settled.commits > 0 {
             eprintln!(
                 "runway: settled {} commit(s) a crash had interrupted (see RECOVER in the audit)",
@@ -170,20 +166,7 @@ impl HostArgs {
                 settled.runs
             );
         }
-        let host = Host::new(
-            runtime,
-            Arc::new(plugins),
-            Arc::new(store),
-            audit.clone(),
-            workers,
-        )
-        .map_err(|e| {
-            Failure::new(
-                HOST_FAULT,
-                anyhow::anyhow!("cannot start the landing stage: {e}"),
-            )
-        })?;
-        Ok(Arc::new(host))
+        Ok((opened, signer))
     }
 }
 

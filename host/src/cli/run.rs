@@ -11,6 +11,7 @@ use super::host_args::{HostArgs, timeline_line, timeline_printer, tokio};
 use super::progress::Progress;
 use super::{AUDIT_BAD, BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED};
 use crate::controller::plan::rejection;
+use crate::controller::start::PluginSource;
 use crate::controller::{self, Filing};
 use crate::sandbox::Observer;
 use crate::{DispatchOptions, Plan, Plugins, State, bundled};
@@ -49,18 +50,22 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
         None => Plugins::from_bytes(&runtime, bundled::EMBEDDED_PLUGINS.iter().copied()),
     }
     .map_err(|e| bad(e.into()))?;
+    let plugins = Arc::new(plugins);
+    let (opened, signer) = args
+        .host
+        .open(&runtime, PluginSource::Loaded(plugins.clone()), 0)?;
+    let (host, audit) = (opened.host.clone(), opened.host.audit.clone());
     let (plan, source) = match &args.plan {
         Some(path) => (
-            Plan::read(path, &plugins, &caps),
+            Plan::read(path, &*plugins, &caps),
             format!("runway run {}", path.display()),
         ),
         None => (
-            Plan::parse(bundled::NIGHTLY_PLAN, &plugins)
+            Plan::parse(bundled::NIGHTLY_PLAN, &*plugins)
                 .map(|p| (p, runway_audit::sha256(bundled::NIGHTLY_PLAN.as_bytes()))),
             "runway run (the embedded nightly plan)".to_string(),
         ),
     };
-    let (audit, signer) = args.host.signed_audit()?;
     let (plan, digest) = match plan {
         Ok(read) => read,
         Err(e) => {
@@ -73,7 +78,6 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
             return Err(bad(e.into()));
         }
     };
-    let host = args.host.host(&runtime, plugins, &audit)?;
     let progress = Progress::when_watched(plan.manifests.len(), args.json).map(Arc::new);
     let observer: Observer = match &progress {
         _ if args.json => Arc::new(|_: &Entry| {}),

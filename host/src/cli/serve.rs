@@ -23,9 +23,10 @@ use super::{BAD_INPUT, Failure, HOST_FAULT};
 use crate::api::access::{self, Access};
 use crate::api::refusals::Refusals;
 use crate::api::{self, Api, token};
+use crate::controller::start::PluginSource;
 use crate::files::{self, FileKind, ReadCaps};
 use crate::plugin::watch::PluginFolder;
-use crate::{DispatchOptions, Plugins, controller};
+use crate::{DispatchOptions, controller};
 
 /// The address `serve` listens on and clients call by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -111,12 +112,19 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| access::tokens_beside(&token_file));
     let access = Access::new(&token, tokens_file, caps).map_err(|e| Failure::new(BAD_INPUT, e))?;
-    let (audit, signer) = args.host.audit_with_tail(api::events::TAIL_RECORDS)?;
-    // The catalog starts empty: the first rescan loads (and audits) the folder.
-    let host = args.host.host(&runtime, Plugins::default(), &audit)?;
     let folder = PluginFolder::new(&args.plugins, runtime.clone())
         .with_policy(args.host.policy()?)
         .with_caps(caps);
+    // Every agent is known (and its loading audited) before a restored
+    // runway can be cleared.
+    let (opened, signer) = args.host.open(
+        &runtime,
+        PluginSource::Folder(folder),
+        api::events::TAIL_RECORDS,
+    )?;
+    let host = opened.host;
+    let folder = opened.folder.expect("a folder was scanned");
+    let audit = host.audit.clone();
     let opts = DispatchOptions {
         observer: timeline_printer(),
         four_eyes: !args.allow_self_approval,
@@ -135,10 +143,6 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
             })?),
             None => None,
         };
-        // Every agent is known before a restored runway can be cleared.
-        let folder = crate::api::inbox::first_scan(&host, folder)
-            .await
-            .map_err(|e| fault(e.into()))?;
         let (controller, task) =
             controller::start(host.clone(), opts).map_err(|e| fault(e.into()))?;
         let listener = tokio::net::TcpListener::bind(args.listen)

@@ -4,12 +4,14 @@
 //! share it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use runway_audit::{AuditError, AuditLog, Entry, Event};
 
 use super::commit::LandingStage;
+use super::journal::Journal;
 use super::tower::Tower;
+use super::workers::Workers;
 use crate::plugin::loader::Plugins;
 use crate::sandbox::epoch::EpochClock;
 use crate::sandbox::{Runtime, Sandbox};
@@ -22,31 +24,39 @@ pub struct Host {
     pub audit: AuditLog,
     pub tower: Tower,
     pub landing: LandingStage,
+    /// The threads runs fly on, one per run that may be in the air.
+    pub(super) workers: Workers,
     engine: wasmtime::Engine,
     epoch: EpochClock,
     /// A controller runs on this host.
     controlled: AtomicBool,
+    /// The trail as the start-up folded it, for the first controller.
+    journal: Mutex<Option<Journal>>,
 }
 
 impl Host {
-    /// A host running at most `workers` runs at once. Fails only when the
-    /// landing stage's thread cannot start.
-    pub fn new(
+    /// A host running at most `workers` runs at once, its trail folded
+    /// into `journal` (only the start path makes one: [`super::start`]).
+    /// Fails only when the landing stage's thread cannot start.
+    pub(super) fn new(
         runtime: &Runtime,
         plugins: Arc<Plugins>,
         store: Arc<DatasetStore>,
         audit: AuditLog,
         workers: usize,
+        journal: Journal,
     ) -> std::io::Result<Host> {
         Ok(Host {
             tower: Tower::new(store.clone(), workers),
             landing: LandingStage::start(store.clone(), audit.clone())?,
+            workers: Workers::start(workers)?,
             plugins: RwLock::new(plugins),
             store,
             audit,
             engine: runtime.engine().clone(),
             epoch: runtime.epoch(),
             controlled: AtomicBool::new(false),
+            journal: Mutex::new(Some(journal)),
         })
     }
 
@@ -79,6 +89,15 @@ impl Host {
             .append(Entry::of_host(Event::Resumed { by: by.into() }))?;
         self.tower.set_paused(false);
         Ok(())
+    }
+
+    /// The journal the start-up folded, once: a later controller on the
+    /// same host folds the trail again.
+    pub(super) fn take_journal(&self) -> Option<Journal> {
+        self.journal
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
     }
 
     /// What a run needs from this host.

@@ -17,9 +17,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 use runway_audit::record::FiledManifest;
-use runway_audit::{Event, Hash, LockGrant, Record, State, VerifyError};
+use runway_audit::{Entry, Event, Hash, State, VerifyError};
 
-use super::runway::{Transition, timestamp};
+use super::runway::{Course, Transition, timestamp};
+use super::state::Lifecycle;
 
 /// One runway as the trail last saw it.
 #[derive(Debug, Clone)]
@@ -27,17 +28,8 @@ pub struct Folded {
     pub id: String,
     pub agent: String,
     pub filed: FiledManifest,
-    pub state: State,
-    /// STARTED records seen.
-    pub attempts: u32,
-    pub approved_by: Option<String>,
-    /// Who rejected or cancelled it.
-    pub ended_by: Option<String>,
-    /// The reason of its last move when it ended badly.
-    pub reason: Option<String>,
-    pub locks: Vec<LockGrant>,
-    pub output: Option<Hash>,
-    pub history: Vec<Transition>,
+    /// Its state, attempts, locks, output and moves, as live.
+    pub course: Course,
 }
 
 /// What the trail says about the controller.
@@ -57,19 +49,20 @@ pub struct Journal {
 pub fn read(dir: &Path) -> Result<Journal, VerifyError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut journal = Fold::default();
-    runway_audit::for_each_record(dir, threads, |record| journal.apply(record))?;
+    runway_audit::for_each_record(dir, threads, |r| journal.apply(r.time_ns, r.entry))?;
     Ok(journal.finish())
 }
 
+/// A fold in progress: records go in one at a time, in trail order.
 #[derive(Default)]
-struct Fold {
+pub struct Fold {
     journal: Journal,
     index: HashMap<String, usize>,
 }
 
 impl Fold {
-    fn apply(&mut self, record: Record) {
-        let Record { time_ns, entry, .. } = record;
+    /// Folds the next record: `entry`, written at `time_ns`.
+    pub fn apply(&mut self, time_ns: u64, entry: Entry) {
         let at = timestamp(time_ns);
         if entry.runway.is_empty() {
             match entry.event {
@@ -84,7 +77,7 @@ impl Fold {
                     // Who filed it: its first move's `by`, as when live.
                     for id in &runways {
                         if let Some(&i) = self.index.get(id)
-                            && let Some(first) = self.journal.runways[i].history.first_mut()
+                            && let Some(first) = self.journal.runways[i].course.history.first_mut()
                         {
                             first.by = Some(by.clone());
                         }
@@ -104,22 +97,18 @@ impl Fold {
             self.index
                 .insert(runway.clone(), self.journal.runways.len());
             self.journal.runways.push(Folded {
-                history: vec![Transition {
-                    at,
-                    state: State::Queued,
-                    reason: "filed".into(),
-                    by: None,
-                }],
                 id: runway,
                 agent: entry.agent,
                 filed,
-                state: State::Queued,
-                attempts: 0,
-                approved_by: None,
-                ended_by: None,
-                reason: None,
-                locks: Vec::new(),
-                output: None,
+                course: Course {
+                    history: vec![Transition {
+                        at,
+                        state: State::Queued,
+                        reason: "filed".into(),
+                        by: None,
+                    }],
+                    ..Course::default()
+                },
             });
             return;
         }
@@ -130,38 +119,25 @@ impl Fold {
         let Some(&i) = self.index.get(&runway) else {
             return;
         };
-        let r = &mut self.journal.runways[i];
+        let r = &mut self.journal.runways[i].course;
         let (to, reason, by) = match event {
-            Event::Moved { to, reason, by } => {
-                if r.state == State::WaitingApproval
-                    && by.is_some()
-                    && !matches!(to, State::Rejected | State::Cancelled | State::Expired)
-                {
-                    r.approved_by = by.clone();
-                }
-                if matches!(to, State::Rejected | State::Cancelled) {
-                    r.ended_by = by.clone();
-                }
-                (to, reason, by)
-            }
+            Event::Moved { to, reason, by } => (to, reason, by),
             Event::Failed { reason } => (State::Failed, reason, None),
             Event::Cleared { locks } => {
                 r.locks = locks;
                 (State::Cleared, String::new(), None)
             }
             Event::Started { attempt } => {
-                r.attempts = attempt;
+                r.attempt = attempt;
                 (State::Running, format!("attempt {attempt}"), None)
             }
             Event::Succeeded { output } => {
-                r.output = Some(output);
+                r.output_digest = Some(output);
                 (State::Succeeded, String::new(), None)
             }
             _ => return,
         };
-        let ended_badly = to.is_final() || matches!(to, State::Failed | State::TimedOut);
-        r.reason = (ended_badly && to != State::Succeeded).then(|| reason.clone());
-        r.state = to;
+        r.life = Lifecycle::restored(to);
         r.history.push(Transition {
             at,
             state: to,
@@ -170,7 +146,7 @@ impl Fold {
         });
     }
 
-    fn finish(self) -> Journal {
+    pub fn finish(self) -> Journal {
         self.journal
     }
 }

@@ -38,7 +38,7 @@
 //! `MAX_*` constants below bound the rest. A plan file is read through
 //! [`crate::files`] (no links, no FIFOs, capped), and a refusal never quotes
 //! it: TOML problems are [`TomlProblem`]s, and refusal reasons are cut to
-//! [`MAX_REASON_BYTES`].
+//! [`MAX_REASON`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
@@ -50,26 +50,14 @@ use thiserror::Error;
 
 use super::locks::LockSet;
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
-use crate::limits::LATEST_TIME_SECS;
+use crate::limits::{
+    LATEST_TIME_SECS, MAX_ACTION_BYTES, MAX_AFTER, MAX_ATTEMPTS, MAX_INPUT_BYTES, MAX_LOCKS,
+    MAX_PROBLEM_CHARS, MAX_REASON, MAX_RUNWAYS,
+};
 use crate::names::{self, NameError};
 use crate::plugin::grants::Grants;
 use crate::plugin::loader::Plugins;
 use crate::roles::{Right, Role};
-
-/// Most runways one plan may file.
-pub const MAX_RUNWAYS: usize = 10_000;
-/// Longest `action`, in bytes; it must be printable (nothing
-/// [`runway_audit::render::needs_escape`] would escape).
-pub const MAX_ACTION_BYTES: usize = 128;
-/// Most ids one runway's `after` may name.
-pub const MAX_AFTER: usize = 256;
-/// Most datasets one runway may lock.
-pub const MAX_LOCKS: usize = 64;
-/// Largest `input` of one runway, once encoded as JSON.
-pub const MAX_INPUT_BYTES: usize = 1 << 20;
-/// Longest refusal reason recorded or written to `rejected/` (longer ones
-/// are cut, ending in `…`).
-pub const MAX_REASON_BYTES: usize = 2048;
 
 /// What filing checks a plan against: the known agents and their grants.
 pub trait Catalog {
@@ -197,6 +185,26 @@ pub struct Retry {
     pub jitter: bool,
 }
 
+impl Retry {
+    /// How long to wait before the attempt after attempt number `failed`.
+    pub fn wait_after(&self, failed: u32) -> Duration {
+        let wait = match self.backoff {
+            Backoff::Fixed => self.initial,
+            Backoff::Exponential => {
+                let factor = 2u32.saturating_pow(failed.saturating_sub(1).min(31));
+                self.initial.saturating_mul(factor)
+            }
+        }
+        .min(self.max);
+        if self.jitter {
+            // Equal jitter: somewhere in the upper half of the wait.
+            wait / 2 + wait.mul_f64(fastrand::f64() / 2.0)
+        } else {
+            wait
+        }
+    }
+}
+
 impl Default for Retry {
     fn default() -> Self {
         Retry {
@@ -218,9 +226,6 @@ pub enum Backoff {
     /// `initial` every time.
     Fixed,
 }
-
-/// Most attempts a retry policy may ask for.
-pub const MAX_ATTEMPTS: u32 = 100;
 
 /// Why a plan was refused.
 #[derive(Debug, Error)]
@@ -499,9 +504,6 @@ impl ManifestFile {
     }
 }
 
-/// Most characters of a JSON parser's message kept in a refusal.
-const MAX_PROBLEM_CHARS: usize = 120;
-
 /// The plan file in `text`, TOML or JSON, a plan or one manifest.
 fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
     // JSON is an object or a list of objects; a TOML plan may start with
@@ -599,23 +601,11 @@ impl ManifestFile {
     }
 }
 
-/// `text` cut to at most `max` bytes at a character boundary, ending in
-/// `…` when cut.
-pub fn cut(text: &str, max: usize) -> String {
-    if text.len() <= max {
-        return text.to_string();
-    }
-    let ellipsis = '…'.len_utf8();
-    let mut end = max.saturating_sub(ellipsis);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &text[..end])
-}
+pub use crate::limits::cut;
 
-/// A refusal reason as it is recorded: cut to [`MAX_REASON_BYTES`].
+/// A refusal reason as it is recorded: cut to [`MAX_REASON`].
 pub fn cap_reason(reason: &str) -> String {
-    cut(reason, MAX_REASON_BYTES)
+    cut(reason, MAX_REASON)
 }
 
 /// The audit entry of a refused plan (no runway, no agent), its reason
@@ -841,6 +831,32 @@ impl Plan {
 mod tests {
     use super::*;
 
+    #[test]
+    fn backoff_doubles_up_to_its_cap_and_jitter_stays_in_the_upper_half() {
+        let retry = Retry {
+            attempts: 10,
+            backoff: Backoff::Exponential,
+            initial: Duration::from_millis(100),
+            max: Duration::from_millis(500),
+            jitter: false,
+        };
+        let waits: Vec<u128> = (1..=5).map(|n| retry.wait_after(n).as_millis()).collect();
+        assert_eq!(waits, [100, 200, 400, 500, 500]);
+        let fixed = Retry {
+            backoff: Backoff::Fixed,
+            ..retry.clone()
+        };
+        assert_eq!(fixed.wait_after(4), Duration::from_millis(100));
+        let jittered = Retry {
+            jitter: true,
+            ..retry
+        };
+        for _ in 0..100 {
+            let w = jittered.wait_after(2);
+            assert!(w >= Duration::from_millis(100) && w <= Duration::from_millis(200));
+        }
+    }
+
     fn agents() -> BTreeMap<String, Grants> {
         let open = Grants::parse(
             "[datasets]\n\"d*\" = \"exclusive\"\nro = \"shared\"\n",
@@ -1017,6 +1033,6 @@ mod tests {
     fn reasons_are_cut_at_a_character_boundary() {
         assert_eq!(cut("short", 10), "short");
         assert_eq!(cut("ééééé", 6), "é…"); // 2-byte letters, 3-byte ellipsis
-        assert_eq!(cap_reason(&"r".repeat(5000)).len(), MAX_REASON_BYTES);
+        assert_eq!(cap_reason(&"r".repeat(5000)).len(), MAX_REASON);
     }
 }

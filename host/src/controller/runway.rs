@@ -58,6 +58,76 @@ pub struct RunwayReport {
     pub run: Option<Arc<RunReport>>,
 }
 
+/// The course a runway has taken, as its audit records tell it: all the
+/// trail keeps of it beside its manifest, so folding the trail after a
+/// restart ([`super::journal`]) gives back exactly this, and who approved,
+/// ended or failed it is read from its history, never kept twice.
+#[derive(Debug, Clone, Default)]
+pub struct Course {
+    pub life: Lifecycle,
+    /// Attempts taken off so far.
+    pub attempt: u32,
+    /// The locks of its last attempt.
+    pub locks: Vec<LockGrant>,
+    /// SHA-256 of its output, once it succeeded.
+    pub output_digest: Option<Hash>,
+    /// Every move so far, oldest first.
+    pub history: Vec<Transition>,
+}
+
+impl Course {
+    pub fn state(&self) -> State {
+        self.life.state()
+    }
+
+    /// Will not move again: final, or failed with no retry coming.
+    pub fn ended(&self) -> bool {
+        ended_badly(self.state()) || self.state() == State::Succeeded
+    }
+
+    /// Why it ended as it did, when that was not a success: the reason of
+    /// its last move.
+    pub fn reason(&self) -> Option<&str> {
+        let last = self.history.last().filter(|_| ended_badly(self.state()));
+        last.map(|t| t.reason.as_str())
+    }
+
+    /// Who rejected or cancelled it.
+    pub fn ended_by(&self) -> Option<&str> {
+        let by_hand = matches!(self.state(), State::Rejected | State::Cancelled);
+        let last = self.history.last().filter(|_| by_hand);
+        last.and_then(|t| t.by.as_deref())
+    }
+
+    /// Who approved it: whoever moved it on from WAITING_APPROVAL (not
+    /// ending it).
+    pub fn approved_by(&self) -> Option<&str> {
+        self.history
+            .windows(2)
+            .filter(|w| w[0].state == State::WaitingApproval)
+            .filter(|w| {
+                !matches!(
+                    w[1].state,
+                    State::Rejected | State::Cancelled | State::Expired
+                )
+            })
+            .filter_map(|w| w[1].by.as_deref())
+            .next_back()
+    }
+
+    /// Who filed it.
+    pub fn filed_by(&self) -> Option<&str> {
+        self.history.first().and_then(|t| t.by.as_deref())
+    }
+}
+
+/// Ended and not a success: final, or FAILED / TIMED_OUT (a retry may
+/// still take it round again).
+fn ended_badly(state: State) -> bool {
+    (state.is_final() && state != State::Succeeded)
+        || matches!(state, State::Failed | State::TimedOut)
+}
+
 pub(super) struct Runway {
     /// The manifest with `id` the runway id and `after` naming runway ids.
     pub manifest: Arc<Manifest>,
@@ -65,10 +135,7 @@ pub(super) struct Runway {
     /// The plugin this runway's records name: the one loaded at filing,
     /// then, from take-off on, the very one its run uses.
     pub plugin: Option<Arc<Plugin>>,
-    pub life: Lifecycle,
-    pub reason: Option<String>,
-    /// Attempts taken off so far.
-    pub attempt: u32,
+    pub course: Course,
     /// When QUEUED for a retry: not before then.
     pub not_before: Option<Instant>,
     /// `earliest_start` and `expires`, fixed at filing.
@@ -76,15 +143,10 @@ pub(super) struct Runway {
     pub expires_at: Option<jiff::Timestamp>,
     /// Its request in the tower while WAITING_LOCKS.
     pub ticket: Option<u64>,
-    /// Who approved it and their note, once approved.
-    pub approved: Option<(String, String)>,
-    /// Who rejected or cancelled it.
-    pub ended_by: Option<String>,
+    /// An approval given and not applied yet: who, and their note.
+    pub approval: Option<(String, String)>,
     /// The current attempt's cancel switch.
     pub cancel: Cancel,
-    pub locks: Vec<LockGrant>,
-    pub output_digest: Option<Hash>,
-    pub history: Vec<Transition>,
     pub run: Option<Arc<RunReport>>,
 }
 
@@ -94,19 +156,13 @@ impl Runway {
             manifest: Arc::new(manifest),
             name,
             plugin,
-            life: Lifecycle::default(),
-            reason: None,
-            attempt: 0,
+            course: Course::default(),
             not_before: None,
             start_at: None,
             expires_at: None,
             ticket: None,
-            approved: None,
-            ended_by: None,
+            approval: None,
             cancel: Cancel::default(),
-            locks: Vec::new(),
-            output_digest: None,
-            history: Vec::new(),
             run: None,
         }
     }
@@ -116,22 +172,16 @@ impl Runway {
     }
 
     pub fn state(&self) -> State {
-        self.life.state()
-    }
-
-    /// Who filed it.
-    pub fn filed_by(&self) -> Option<&str> {
-        self.history.first().and_then(|t| t.by.as_deref())
+        self.course.state()
     }
 
     pub fn move_to(&mut self, to: State) -> Result<(), IllegalMove> {
-        self.life.enter(&self.manifest.id, to)
+        self.course.life.enter(&self.manifest.id, to)
     }
 
     /// Will not move again: final, or failed with no retry coming.
     pub fn ended(&self) -> bool {
-        let state = self.state();
-        state.is_final() || matches!(state, State::Failed | State::TimedOut)
+        self.course.ended()
     }
 
     pub fn report(&self, with_history: bool) -> RunwayReport {
@@ -145,20 +195,21 @@ impl Runway {
             agent: self.manifest.agent.clone(),
             manifest: self.manifest.clone(),
             state: self.state(),
-            reason: self.reason.clone(),
-            attempts: self.attempt,
-            locks: self.locks.clone(),
+            reason: self.course.reason().map(str::to_string),
+            attempts: self.course.attempt,
+            locks: self.course.locks.clone(),
             output,
-            output_digest: self.output_digest,
-            approved_by: self.approved.as_ref().map(|(by, _)| by.clone()),
+            output_digest: self.course.output_digest,
+            approved_by: self.course.approved_by().map(str::to_string),
             start_at: self.start_at,
             expires_at: self.expires_at,
             note: self
+                .course
                 .history
                 .last()
                 .map_or_else(String::new, |t| t.reason.clone()),
             history: if with_history {
-                self.history.clone()
+                self.course.history.clone()
             } else {
                 Vec::new()
             },

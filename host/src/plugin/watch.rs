@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use runway_audit::Hash;
+use runway_audit::{Entry, Event, Hash};
 
 use crate::files::{ReadCaps, Stamp, stamp};
 use crate::plugin::loader::{LoadError, Plugin, PluginFiles, Plugins, plugin_names, read_plugin};
@@ -44,6 +44,35 @@ pub enum PluginChange {
         digest: Option<Hash>,
         reason: String,
     },
+}
+
+impl PluginChange {
+    /// Its audit record (LOAD, UNLOAD, or a refusal naming the plugin and,
+    /// when its component was read, its digest; the reason capped).
+    pub fn entry(&self) -> Entry {
+        let (agent, plugin, event) = match self {
+            PluginChange::Loaded { name, digest } => (name, Some(*digest), Event::PluginLoaded),
+            PluginChange::Unloaded { name, digest } => (name, Some(*digest), Event::PluginUnloaded),
+            PluginChange::Refused {
+                name,
+                digest,
+                reason,
+            } => (
+                name,
+                *digest,
+                Event::Rejected {
+                    reason: crate::limits::cut(reason, crate::limits::MAX_REASON),
+                },
+            ),
+        };
+        Entry {
+            runway: String::new(),
+            agent: agent.clone(),
+            plugin,
+            dataset: None,
+            event,
+        }
+    }
 }
 
 /// The metadata of one plugin's files (component, grants, signature): a

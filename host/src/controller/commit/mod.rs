@@ -20,7 +20,9 @@
 //!    dispatcher releases them when it hears of the landing.
 //!
 //! **Recovery** (`recover.rs`), at start-up, for a crash between 1 and 3:
-//! 4. *Observe.* The trail is read once, in order; [`Unsettled`] keeps each
+//! 4. *Observe.* The start path (`controller::start`) reads the trail once,
+//!    in order, and hands every record to the journal's fold and to
+//!    [`Unsettled::observe`], which keeps each
 //!    COMMITTING without its run's end after it (with the datasets whose
 //!    COMMITTED made it to disk), and each STARTED with nothing after it.
 //! 5. *Settle.* Each open COMMITTING is looked up in the commits table by
@@ -43,7 +45,7 @@ mod recover;
 mod stage;
 
 pub use land::{MAX_BATCH, execute, land};
-pub use recover::{Settled, Unsettled, recover};
+pub use recover::{Settled, Unsettled};
 pub use stage::{LandingError, LandingStage, Reply};
 
 use runway_audit::{AuditError, VerifyError};

@@ -22,12 +22,15 @@ use super::CommitError;
 use crate::store::{DatasetStore, Landed};
 
 /// What a start-up found a crash had left.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Settled {
     /// Commits begun and settled against the store.
     pub commits: usize,
     /// Runs cut short before they began to commit.
     pub runs: usize,
+    /// The records settling them appended, in order (the start path
+    /// folds them into the journal too).
+    pub appended: Vec<Entry>,
 }
 
 /// Commits and runs a crash interrupted, as seen so far in a trail.
@@ -109,8 +112,14 @@ impl Unsettled {
             }
             found.push(landed);
         }
+        let mut appended = Vec::new();
+        let mut append = |entry: Entry| {
+            audit.append(entry.clone())?;
+            appended.push(entry);
+            Ok::<_, runway_audit::AuditError>(())
+        };
         for (_, entry) in &flying {
-            audit.append(Entry {
+            append(Entry {
                 event: Event::Failed {
                     reason: "host crashed during the run; nothing was committed".into(),
                 },
@@ -124,7 +133,7 @@ impl Unsettled {
                 dataset: None,
                 ..commit.entry.clone()
             };
-            audit.append(note(Event::Recovered {
+            append(note(Event::Recovered {
                 committing: commit.seq,
                 landed: landed.is_some(),
             }))?;
@@ -136,7 +145,7 @@ impl Unsettled {
                         if commit.done.contains(&d.dataset) {
                             continue;
                         }
-                        audit.append(Entry {
+                        append(Entry {
                             dataset: Some(d.dataset),
                             ..note(Event::Committed {
                                 token: d.token,
@@ -145,12 +154,12 @@ impl Unsettled {
                             })
                         })?;
                     }
-                    audit.append(note(Event::Succeeded {
+                    append(note(Event::Succeeded {
                         output: landed.output,
                     }))?;
                 }
                 None => {
-                    audit.append(note(Event::Failed {
+                    append(note(Event::Failed {
                         reason: "host crashed during the commit; nothing was applied".into(),
                     }))?;
                 }
@@ -160,6 +169,7 @@ impl Unsettled {
         Ok(Settled {
             commits: open.len(),
             runs: flying.len(),
+            appended,
         })
     }
 }
@@ -202,16 +212,6 @@ fn agrees(commit: &Open, landed: &Landed) -> Result<(), CommitError> {
     Ok(())
 }
 
-/// Streams `audit`'s trail into [`Unsettled`] and settles it against
-/// `store` (until the one start path folds the trail once for the journal
-/// and for this together).
-pub fn recover(audit: &AuditLog, store: &DatasetStore) -> Result<Settled, CommitError> {
-    let mut unsettled = Unsettled::default();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    runway_audit::for_each_record(audit.dir(), threads, |r: Record| unsettled.observe(&r))?;
-    unsettled.settle(audit, store)
-}
-
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -221,6 +221,15 @@ mod tests {
 
     use super::*;
     use crate::store::{Change, RunCommit, Staged};
+
+    /// The trail streamed into [`Unsettled`] and settled, as the start path
+    /// (`controller::start`) does it.
+    fn recover(audit: &AuditLog, store: &DatasetStore) -> Result<Settled, CommitError> {
+        let mut unsettled = Unsettled::default();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        runway_audit::for_each_record(audit.dir(), threads, |r: Record| unsettled.observe(&r))?;
+        unsettled.settle(audit, store)
+    }
 
     /// A real trail with one COMMITTING whose store transaction committed
     /// (the host died before COMMITTED): the commits row, corrupted in the
@@ -273,11 +282,8 @@ mod tests {
         let (audit, store, seq) = interrupted(dir.path());
         let settled = recover(&audit, &store).unwrap();
         assert_eq!(
-            settled,
-            Settled {
-                commits: 1,
-                runs: 0
-            }
+            (settled.commits, settled.runs, settled.appended.len()),
+            (1, 0, 3)
         );
         let records = runway_audit::read_records(audit.dir()).unwrap();
         let events: Vec<_> = records[2..].iter().map(|r| &r.entry.event).collect();

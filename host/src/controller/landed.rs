@@ -1,0 +1,84 @@
+//! Landing: a run is back from the landing stage — its locks are released
+//! (one RELEASE record each), its state follows its outcome (the landing
+//! stage recorded the move), and a failure with attempts left goes back to
+//! QUEUED, not before its backoff. A run host code panicked on FAILS the
+//! same way.
+
+use std::sync::Arc;
+
+use runway_audit::{Event, State};
+use tokio::time::Instant;
+
+use super::DispatchError;
+use super::dispatch::Dispatch;
+use crate::sandbox::{RunFailure, RunReport};
+
+impl Dispatch {
+    pub(super) fn land(&mut self, i: usize, report: RunReport) -> Result<(), DispatchError> {
+        self.land_locks(i);
+        let (to, reason, by) = match &report.outcome {
+            Ok(_) => (State::Succeeded, String::new(), None),
+            Err(reason @ RunFailure::TimedOut { .. }) => {
+                (State::TimedOut, reason.to_string(), None)
+            }
+            Err(reason @ RunFailure::Cancelled { by }) => {
+                (State::Cancelled, reason.to_string(), Some(by.clone()))
+            }
+            Err(reason) => (State::Failed, reason.to_string(), None),
+        };
+        self.move_runway(i, to, &reason, by)?;
+        if to == State::Succeeded {
+            let output = report.outcome.as_ref().ok();
+            self.book.runways[i].course.output_digest = output.map(runway_audit::sha256);
+        }
+        self.book.runways[i].run = Some(Arc::new(report));
+        self.maybe_retry(i)
+    }
+
+    /// A run that host code panicked on: FAILED, and landed with nothing.
+    pub(super) fn crashed(&mut self, i: usize, why: String) -> Result<(), DispatchError> {
+        let failure = RunFailure::HostFault(why);
+        let reason = failure.to_string();
+        self.fail(i, reason)?;
+        self.land_locks(i);
+        self.book.runways[i].run = Some(Arc::new(RunReport::failed(failure)));
+        self.maybe_retry(i)
+    }
+
+    /// Releases a landed runway's locks (one RELEASE record each).
+    fn land_locks(&mut self, i: usize) {
+        self.flights.airborne -= 1;
+        for g in self.book.runways[i].course.locks.clone() {
+            let event = Event::LockReleased {
+                mode: g.mode,
+                token: g.token,
+            };
+            self.record(i, Some(g.dataset.clone()), event);
+        }
+        let m = &self.book.runways[i].manifest;
+        self.host.tower.release(&m.datasets, &m.id, &m.agent);
+    }
+
+    /// A failed or timed-out runway with attempts left goes back to QUEUED,
+    /// not before its backoff is over.
+    pub(super) fn maybe_retry(&mut self, i: usize) -> Result<(), DispatchError> {
+        let r = &self.book.runways[i];
+        let retry = &r.manifest.retry;
+        if !matches!(r.state(), State::Failed | State::TimedOut)
+            || r.course.attempt >= retry.attempts
+        {
+            return Ok(());
+        }
+        let wait = retry.wait_after(r.course.attempt);
+        let reason = format!(
+            "retry: attempt {} of {} in {:.3} s",
+            r.course.attempt + 1,
+            retry.attempts,
+            wait.as_secs_f64()
+        );
+        self.enter(i, State::Queued, reason, None)?;
+        self.book.runways[i].not_before = Some(Instant::now() + wait);
+        self.schedule.timed.insert(i);
+        Ok(())
+    }
+}

@@ -1,0 +1,90 @@
+//! Restore: the runways the trail holds ([`super::journal`]) taken up
+//! again at start — ended ones as they ended, waiting ones waiting again,
+//! approvals still given, a run a crash cut short FAILED and retried per
+//! its policy, a retry waiting out what is left of its backoff.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use runway_audit::State;
+use tokio::time::Instant;
+
+use super::DispatchError;
+use super::dispatch::Dispatch;
+use super::journal::Journal;
+use super::runway::{Runway, manifest_of, timestamp};
+
+impl Dispatch {
+    pub(super) fn restore(&mut self, journal: Journal) -> Result<(), DispatchError> {
+        let journal_ids: HashSet<String> = journal.runways.iter().map(|f| f.id.clone()).collect();
+        self.book.reserved = journal.reserved;
+        for (key, ids) in journal.plans {
+            // Only plans whose runways the trail holds can be answered.
+            if ids.iter().all(|id| journal_ids.contains(id)) {
+                self.book.plans.insert(key, ids);
+            }
+        }
+        let catalog = self.host.plugins();
+        for f in journal.runways {
+            let manifest = manifest_of(&f.id, &f.agent, &f.filed);
+            let plugin = catalog.get(&f.agent);
+            let mut r = Runway::new(manifest, f.id, plugin);
+            r.course = f.course;
+            r.start_at = f.filed.earliest_start_ns.map(timestamp);
+            r.expires_at = f.filed.expires_ns.map(timestamp);
+            self.add(r);
+        }
+        if let Some(by) = &journal.paused {
+            tracing::info!("clearing stays paused (paused by {by})");
+            self.host.tower.set_paused(true);
+        }
+        for i in 0..self.book.runways.len() {
+            let r = &self.book.runways[i];
+            let missing = r
+                .manifest
+                .after
+                .iter()
+                .find(|a| !self.book.index.contains_key(*a));
+            let waits_for_deps = matches!(r.state(), State::Queued | State::WaitingDeps);
+            if let (Some(a), true) = (missing, waits_for_deps) {
+                let reason = format!("dependency {a} cannot be rebuilt from the trail");
+                self.fail(i, reason)?;
+                continue;
+            }
+            match r.state() {
+                State::Cleared => {
+                    self.fail(i, "host crashed before the run began".into())?;
+                    self.maybe_retry(i)?;
+                }
+                State::Running => {
+                    self.fail(i, "host crashed during the run".into())?;
+                    self.maybe_retry(i)?;
+                }
+                State::Failed | State::TimedOut => self.maybe_retry(i)?,
+                State::WaitingLocks => {
+                    self.request_locks(i);
+                }
+                // A retry waits out what is left of its backoff, counted
+                // from its move back to QUEUED (the wait is drawn again):
+                // never less than nothing, never more than the whole wait
+                // (a wall clock set back while the host was down must not
+                // hold a retry for as long).
+                State::Queued if r.course.attempt > 0 => {
+                    let queued = r.course.history.last().map(|t| t.at);
+                    let wait = r.manifest.retry.wait_after(r.course.attempt);
+                    let due = queued.and_then(|at| at.checked_add(wait).ok());
+                    let left = due.map_or(wait, |due| {
+                        let left = Duration::try_from(due.duration_since(self.clock.now()));
+                        left.unwrap_or(Duration::ZERO).min(wait)
+                    });
+                    self.book.runways[i].not_before = Some(Instant::now() + left);
+                    self.schedule.timed.insert(i);
+                }
+                _ => {}
+            }
+        }
+        // Nothing to tell anyone yet.
+        self.waiters.forget_endings();
+        Ok(())
+    }
+}

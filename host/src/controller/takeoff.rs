@@ -1,0 +1,103 @@
+//! Take-off: a runway the tower cleared is recorded CLEARED with its
+//! grants (one LOCK record each on its dataset's chain), moves to RUNNING
+//! and is handed to one of the host's workers with the plugin loaded now (a
+//! run keeps it to the end); the worker hands the finished run to the
+//! landing stage. A
+//! clearance that comes too late (the runway expired, the host is stopping)
+//! or without tokens gives its worker slot and locks straight back.
+
+use runway_audit::{Event, State};
+
+use super::DispatchError;
+use super::dispatch::Dispatch;
+use super::tower::Clearance;
+use crate::sandbox::{self, Cancel, RunRequest};
+
+impl Dispatch {
+    pub(super) fn take_off(&mut self, c: Clearance) -> Result<(), DispatchError> {
+        let i = c.slot;
+        self.book.runways[i].ticket = None;
+        if self.book.runways[i].state() != State::WaitingLocks || self.stopping {
+            // Expired while its clearance was on the way, or the host is
+            // stopping: it waits again after a restart.
+            self.grounded(i);
+            return Ok(());
+        }
+        // The plugin as loaded now: the folder watch may have replaced it
+        // since filing; from here on this run keeps this version.
+        let agent = &self.book.runways[i].manifest.agent;
+        let (grants, plugin) = match (c.grants, self.host.plugins().get(agent)) {
+            (Ok(grants), Some(plugin)) => (grants, plugin),
+            (Err(e), _) => {
+                self.grounded(i);
+                let reason = format!("no fencing token: {e}");
+                return self.fail(i, reason);
+            }
+            (_, None) => {
+                let reason = format!("agent {agent} was unloaded before take-off");
+                self.grounded(i);
+                return self.fail(i, reason);
+            }
+        };
+        self.book.runways[i].plugin = Some(plugin.clone());
+        let cleared = Event::Cleared {
+            locks: grants.clone(),
+        };
+        self.enter(i, State::Cleared, String::new(), Some(cleared))?;
+        for g in &grants {
+            let event = Event::LockGranted {
+                mode: g.mode,
+                token: g.token,
+            };
+            self.record(i, Some(g.dataset.clone()), event);
+        }
+        // Its STARTED record, appended by the run, is this move's.
+        let attempt = self.book.runways[i].course.attempt + 1;
+        self.move_runway(i, State::Running, &format!("attempt {attempt}"), None)?;
+        let r = &mut self.book.runways[i];
+        r.course.attempt = attempt;
+        r.course.locks = grants.clone();
+        let mut program = plugin.program();
+        if let Some(window) = r.manifest.window {
+            let secs = window.as_secs_f64().ceil() as u64;
+            program.limits.window_secs = program.limits.window_secs.min(secs);
+        }
+        r.cancel = Cancel::default();
+        let req = RunRequest {
+            runway: r.id().to_string(),
+            program,
+            action: r.manifest.action.clone(),
+            input: r.manifest.input.clone(),
+            attempt,
+            locks: grants,
+            cancel: r.cancel.clone(),
+        };
+        // The run's own records (STARTED first) come after these.
+        self.flush()?;
+        let host = self.host.clone();
+        let observer = self.observer.clone();
+        let landed = self.flights.landed_tx.clone();
+        let handed = self.flights.handed_tx.clone();
+        let fly = move || {
+            let flown = sandbox::fly(host.sandbox(), req, &observer)?;
+            // The dispatcher may be gone by the time the run lands (its
+            // plan failed); the landing itself is the same.
+            let reply = Box::new(move |report| drop(landed.send((i, report))));
+            host.landing.submit(flown, reply);
+            Ok(())
+        };
+        self.host
+            .workers
+            .run(fly, move |ran| drop(handed.send((i, ran))));
+        self.flights.airborne += 1;
+        Ok(())
+    }
+
+    /// A cleared runway that could not take off: its worker slot and
+    /// locks go straight back.
+    fn grounded(&self, i: usize) {
+        let m = &self.book.runways[i].manifest;
+        self.host.tower.flown();
+        self.host.tower.release(&m.datasets, &m.id, &m.agent);
+    }
+}
