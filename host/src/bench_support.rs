@@ -6,7 +6,7 @@ use crate::controller::Host;
 use crate::plugin::loader::Plugin;
 use crate::sandbox::hostcalls::{GuestError, RunInfo};
 
-/// The sandbox part of one run, as [`crate::sandbox::execute`] does it: a
+/// The sandbox part of one run, as [`crate::controller::commit::execute`] does it: a
 /// fresh store holding a fresh [`RunState`], the plugin's limits applied,
 /// instantiate from the plugin's pre-instantiated component, call `run`,
 /// drop the store. Nothing else: no Started / Succeeded records, no commit,

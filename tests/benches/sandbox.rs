@@ -19,7 +19,7 @@
 //! run's wait for its audit records to be durable.
 //!
 //! Runway's side is measured as deep as each target needs: a run through
-//! `run_plan` (what an operator gets) and through `sandbox::execute` (one
+//! `run_plan` (what an operator gets) and through `commit::execute` (one
 //! cleared runway), each waiting for its audit records to be durable as the
 //! host does; then, to show where the time goes, the same run with data and
 //! audit on tmpfs and the sandbox part alone (`bench_support`).
@@ -40,9 +40,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use runway_audit::{LockGrant, LockMode};
+use runway_host::controller::commit;
 use runway_host::sandbox::hostcalls::runway::agent::{context, datasets, log, types};
 use runway_host::sandbox::hostcalls::{AgentPre, GuestError, HeldLock, RunInfo, WitLockMode};
-use runway_host::sandbox::{self, Observer, RunRequest};
+use runway_host::sandbox::{Observer, RunRequest};
 use runway_host::{DispatchOptions, Host, Plan, Plugin, Plugins, Runtime, bench_support, bundled};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
@@ -333,7 +334,7 @@ fn info(action: &str, input: &str, locks: &[(&str, LockMode)]) -> RunInfo {
     }
 }
 
-/// One run through [`sandbox::execute`] (what the dispatcher does for a
+/// One run through [`commit::execute`] (what the dispatcher does for a
 /// cleared runway): records, instantiate, call, commit, wait until durable.
 fn execute(host: &Host, plugin: &Arc<Plugin>, info: &RunInfo) -> Vec<u8> {
     let locks = info
@@ -358,7 +359,7 @@ fn execute(host: &Host, plugin: &Arc<Plugin>, info: &RunInfo) -> Vec<u8> {
         cancel: Default::default(),
     };
     let observer: Observer = Arc::new(|_| {});
-    let report = sandbox::execute(host.sandbox(), req, &observer).expect("audit trail works");
+    let report = commit::execute(host.sandbox(), req, &observer).expect("audit trail works");
     report
         .outcome
         .unwrap_or_else(|e| panic!("Runway run failed: {e}"))
@@ -810,7 +811,7 @@ impl Bench {
         };
         let base = "bare InstancePre+call";
         table.time(
-            "Runway run: sandbox::execute (audit durable on disk)",
+            "Runway run: commit::execute (audit durable on disk)",
             disk,
             base,
             bare,

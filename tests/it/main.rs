@@ -13,6 +13,7 @@ mod data;
 mod doors;
 mod exit_codes;
 mod flood;
+mod host_faults;
 mod labels;
 mod locks;
 mod mcp;

@@ -11,10 +11,11 @@ use runway_audit::{AuditError, State};
 use tokio::time::Instant;
 
 use super::DispatchError;
+use super::commit::LandingError;
 use super::controls::Request as Asked;
 use super::dispatch::Dispatch;
 use super::tower::Clearance;
-use crate::sandbox::{LandingError, RunReport};
+use crate::sandbox::RunReport;
 
 /// Longest the controller sleeps while a runway waits for a wall-clock
 /// time, so a wall clock that jumps is noticed soon.

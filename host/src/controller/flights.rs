@@ -5,8 +5,9 @@
 use runway_audit::AuditError;
 use tokio::sync::mpsc;
 
+use super::commit::LandingError;
 use super::tower::Clearance;
-use crate::sandbox::{LandingError, RunReport};
+use crate::sandbox::RunReport;
 
 /// How a run landed: (runway, report), from the landing stage.
 pub(super) type Landing = (usize, Result<RunReport, LandingError>);

@@ -8,12 +8,13 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use runway_audit::{AuditError, AuditLog, Entry, Event};
 
+use super::commit::LandingStage;
 use super::journal::Journal;
 use super::tower::Tower;
 use super::workers::Workers;
 use crate::plugin::loader::Plugins;
 use crate::sandbox::epoch::EpochClock;
-use crate::sandbox::{LandingStage, Runtime, Sandbox};
+use crate::sandbox::{Runtime, Sandbox};
 use crate::store::DatasetStore;
 
 /// Plugins + store + audit + tower, shared by every plan and run.

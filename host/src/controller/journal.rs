@@ -6,9 +6,11 @@
 //! after it is a record of its own (MOVED, CLEARED, STARTED, SUCCEEDED,
 //! FAILED), so reading the trail once in order gives each runway's state,
 //! attempts, approval and history as they were at the last durable record.
-//! What the trail does not hold never happened. Start-up recovery
-//! ([`super::recovery`]) runs first, so a run the crash cut short already
-//! has its FAILED (or its recovered SUCCEEDED) here.
+//! What the trail does not hold never happened. The start path
+//! ([`super::start`]) reads the trail once for both this fold and the
+//! commit recovery ([`super::commit`]), and folds what recovery appended
+//! too, so a run the crash cut short has its FAILED (or its recovered
+//! SUCCEEDED) here.
 //!
 //! Runways filed before FILING records existed (the older FILED record)
 //! cannot be rebuilt; their ids are only kept from being given again.

@@ -23,6 +23,7 @@
 mod book;
 pub mod clock;
 mod commands;
+pub mod commit;
 pub mod controls;
 mod dispatch;
 mod event_loop;
@@ -34,7 +35,6 @@ mod landed;
 pub mod locks;
 pub mod plan;
 pub mod policy;
-pub mod recovery;
 mod restore;
 mod runway;
 mod settle;

@@ -20,9 +20,9 @@ use std::sync::Arc;
 
 use runway_audit::{AuditError, AuditLog, AuditOptions, VerifyError};
 
+use super::commit::{CommitError as RecoveryError, Settled, Unsettled};
 use super::host::Host;
 use super::journal::Fold;
-use super::recovery::{RecoveryError, Settled, Unsettled};
 use crate::plugin::loader::{LoadError, Plugins};
 use crate::plugin::watch::{PluginChange, PluginFolder};
 use crate::sandbox::Runtime;

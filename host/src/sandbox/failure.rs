@@ -2,8 +2,19 @@
 //! `Display`. Every text that comes from the guest or from wasmtime is cut
 //! to [`MAX_REASON`] when the failure is made, so no failure can grow an
 //! audit record or a report without bound.
+//!
+//! A [`HostFault`] is the host's own failure during a host call (the
+//! dataset store or the audit trail failed): never a WIT error the guest
+//! could mistake for `not-found` or `denied`, but a trap that carries the
+//! fault as a typed error, found again by downcasting when the run is
+//! judged (`trap.rs`).
 
+use std::sync::Arc;
+
+use runway_audit::AuditError;
 use thiserror::Error;
+
+use crate::store::StoreError;
 
 use crate::limits::{MAX_REASON, MAX_TRANSFER};
 
@@ -33,8 +44,20 @@ pub enum RunFailure {
     /// The agent's own error value, `kind: message`.
     #[error("agent returned error: {0}")]
     Agent(String),
+    /// The store transaction failed (I/O, a full disk): nothing landed.
     #[error("commit failed: {0}")]
     Commit(String),
+    /// A newer holder of the lock committed to `dataset` first: this run's
+    /// token is fenced off and nothing of it landed.
+    #[error(
+        "commit fenced off: token {token} on dataset {dataset} is below its fence {fence} \
+         (a newer holder already committed); nothing landed"
+    )]
+    Fenced {
+        dataset: String,
+        token: u64,
+        fence: u64,
+    },
     /// A person cancelled the run; its staged writes were dropped.
     #[error("cancelled by {by}")]
     Cancelled { by: String },
@@ -48,7 +71,57 @@ pub enum RunFailure {
     HostFault(String),
 }
 
+/// The host's own failure during a host call: carried through the trap it
+/// causes as a typed error, so the run fails naming it and the host goes on.
+#[derive(Debug, Clone, Error)]
+pub enum HostFault {
+    /// The dataset store failed under a `datasets` call.
+    #[error("{call} on {dataset}: the dataset store failed: {source}")]
+    Store {
+        call: &'static str,
+        dataset: String,
+        source: Arc<StoreError>,
+    },
+    /// The audit trail could not take a call's record.
+    #[error("the audit trail failed: {0}")]
+    Audit(Arc<AuditError>),
+}
+
+impl HostFault {
+    /// The store failed under `call` on `dataset`.
+    pub fn store(call: &'static str, dataset: &str, source: StoreError) -> HostFault {
+        HostFault::Store {
+            call,
+            dataset: dataset.to_string(),
+            source: Arc::new(source),
+        }
+    }
+}
+
 impl RunFailure {
+    /// A host fault, its text cut to size.
+    pub fn host_fault(fault: &HostFault) -> RunFailure {
+        RunFailure::HostFault(cap_text(&fault.to_string(), MAX_REASON - 30))
+    }
+
+    /// How a store commit that did not land ends the run: fenced off, out
+    /// of its window, or the store failed.
+    pub fn commit(error: StoreError, window_secs: u64) -> RunFailure {
+        match error {
+            StoreError::Fenced {
+                dataset,
+                token,
+                fence,
+            } => RunFailure::Fenced {
+                dataset,
+                token,
+                fence,
+            },
+            StoreError::PastDeadline => RunFailure::CommitTimedOut { window_secs },
+            other => RunFailure::Commit(cap_text(&other.to_string(), MAX_REASON - 30)),
+        }
+    }
+
     /// The agent's error, its text cut to size.
     pub fn agent(described: &str) -> RunFailure {
         RunFailure::Agent(cap_text(described, MAX_REASON - 30))

@@ -1,19 +1,13 @@
-//! Enforcing a run's limits on its store: one memory budget for all its
-//! memories and tables (a resource limiter that remembers why it refused),
-//! fuel, the epoch deadline, hostcall fuel; and the words a run's failure
-//! is explained in. The values are in `crate::limits`.
+//! One memory budget for all of a run's memories and tables: a resource
+//! limiter that remembers why it refused (`trap.rs` explains the trap it
+//! causes). The values are in `crate::limits`; `run.rs` puts the limiter,
+//! fuel, the epoch deadline and hostcall fuel on a run's store.
 
-use std::time::Instant;
+use wasmtime::ResourceLimiter;
 
-use wasmtime::{ResourceLimiter, Store, WasmBacktrace};
-
-use super::cancel::Cancelled;
-use super::failure::RunFailure;
-use super::hostcalls::RunState;
 use crate::limits::Limits;
 use crate::limits::{
-    MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLES_PER_RUN, MAX_TRANSFER,
-    TABLE_ELEMENT_BYTES,
+    MAX_CORE_INSTANCES_PER_RUN, MAX_MEMORIES_PER_RUN, MAX_TABLES_PER_RUN, TABLE_ELEMENT_BYTES,
 };
 
 /// Which limit stopped a run, when one did.
@@ -116,81 +110,6 @@ impl ResourceLimiter for RunLimiter {
     fn memories(&self) -> usize {
         MAX_MEMORIES_PER_RUN as usize
     }
-}
-
-/// Puts `limits` on a fresh store whose window ends at `deadline`.
-pub fn apply(
-    store: &mut Store<RunState>,
-    limits: &Limits,
-    deadline: Instant,
-) -> wasmtime::Result<()> {
-    store.limiter(|s| &mut s.bounds.limiter);
-    store.set_fuel(limits.fuel)?;
-    // Every tick looks at the window and the cancel switch: past the
-    // window the run traps as interrupted, cancelled it traps as such.
-    store.set_epoch_deadline(1);
-    store.epoch_deadline_callback(move |ctx| {
-        if let Some(stop) = ctx.data().bounds.cancel.stopped() {
-            return Err(wasmtime::Error::new(Cancelled(stop.clone())));
-        }
-        if Instant::now() >= deadline {
-            return Err(wasmtime::Trap::Interrupt.into());
-        }
-        Ok(wasmtime::UpdateDeadline::Continue(1))
-    });
-    store.set_hostcall_fuel(MAX_TRANSFER);
-    Ok(())
-}
-
-/// Why a run that trapped stopped, in words an operator understands, with
-/// the cause kept: the trap code or root error, and where in the guest.
-pub fn explain_trap(state: &RunState, limits: &Limits, error: &wasmtime::Error) -> RunFailure {
-    if let Some(Breach::Memory { cap_mib, wanted }) = &state.bounds.limiter.breach {
-        return RunFailure::Memory {
-            wanted_mib: wanted.div_ceil(1 << 20) as u64,
-            cap_mib: *cap_mib,
-        };
-    }
-    if let Some(Cancelled(stop)) = error.downcast_ref::<Cancelled>() {
-        return stop.failure();
-    }
-    let cause = match error.downcast_ref::<wasmtime::Trap>() {
-        Some(wasmtime::Trap::OutOfFuel) => return RunFailure::Fuel { fuel: limits.fuel },
-        Some(wasmtime::Trap::Interrupt) => {
-            return RunFailure::TimedOut {
-                window_secs: limits.window_secs,
-            };
-        }
-        Some(wasmtime::Trap::StackOverflow) => "stack overflow".to_string(),
-        Some(wasmtime::Trap::UnreachableCodeReached) => {
-            "unreachable (a panic or abort in the guest)".to_string()
-        }
-        Some(trap) => trap.to_string(),
-        None => {
-            let root = error.root_cause().to_string();
-            let root = root.lines().next().unwrap_or("unknown").to_string();
-            // wasmtime's hostcall-fuel refusal (component/func/options.rs).
-            if root.contains("too much data is being copied between the host and the guest") {
-                return RunFailure::transfer(&root);
-            }
-            root
-        }
-    };
-    let place = error
-        .downcast_ref::<WasmBacktrace>()
-        .and_then(|bt| bt.frames().first())
-        .map(|frame| {
-            let func = match frame.func_name() {
-                Some(name) => name.to_string(),
-                None => format!("function {}", frame.func_index()),
-            };
-            match frame.module().name() {
-                Some(module) => format!(" in {func} (module {module})"),
-                None => format!(" in {func}"),
-            }
-        })
-        .unwrap_or_default();
-    RunFailure::trapped(&cause, &place)
 }
 
 #[cfg(test)]

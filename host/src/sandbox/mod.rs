@@ -6,28 +6,29 @@
 //! | engine, pool, linker, epoch ticker, compiled-component cache | `runtime.rs` |
 //! | compiling in a capped process of its own | `compiler.rs` |
 //! | the epoch ticker, asleep while no run is alive | `epoch.rs` |
-//! | one run: fresh store, `run`, judged against its limits | `run.rs` |
-//! | landing flown runs in groups: commit or discard, end, report | `landing.rs` |
-//! | the run's limits on its store, traps explained | `limiter.rs` |
-//! | why a run failed, as a type | `failure.rs` |
+//! | one run: fresh store with its limits, `run`, judged; handed on flown | `run.rs` |
+//! | one memory budget for all the run's memories and tables | `limiter.rs` |
+//! | a trap explained by its type and code, never by its text | `trap.rs` |
+//! | why a run failed, and a host fault, as types | `failure.rs` |
 //! | a run's cancel switch | `cancel.rs` |
 //! | run state and host calls, one file per WIT interface | `hostcalls/` |
 //!
 //! It depends on `limits`, `grants` (a plugin's limits), `store` and the
-//! audit trail, never on the layers that schedule runs.
+//! audit trail, never on the layers that schedule runs: a flown run is
+//! committed or dropped by the controller's commit protocol
+//! (`controller::commit`).
 
 pub mod cancel;
 pub mod compiler;
 pub mod epoch;
 pub mod failure;
 pub mod hostcalls;
-pub mod landing;
 pub mod limiter;
 pub mod run;
 pub mod runtime;
+mod trap;
 
 pub use cancel::Cancel;
-pub use failure::RunFailure;
-pub use landing::{LandingError, LandingStage};
-pub use run::{Flown, Observer, Program, RunReport, RunRequest, Sandbox, execute, fly};
+pub use failure::{HostFault, RunFailure};
+pub use run::{Flown, Observer, Program, RunReport, RunRequest, Sandbox, fly};
 pub use runtime::Runtime;

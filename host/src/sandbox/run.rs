@@ -1,26 +1,27 @@
-//! Flying one cleared runway: instantiate its agent in a fresh store, call
-//! `run`, and hand what it left — outcome, staged writes, call records — to
-//! the landing stage (`landing.rs`), which commits or drops the writes and
-//! reports.
+//! Flying one cleared runway: instantiate its agent in a fresh store with
+//! the run's limits on it, call `run`, and hand what it left — outcome,
+//! staged writes, call records — as a [`Flown`] run to the controller's
+//! commit protocol (`controller::commit`), which commits or drops the
+//! writes and reports.
 //!
 //! Runs are synchronous wasmtime calls; the dispatcher puts each on a
 //! blocking thread, which takes the next run as soon as this one is handed
 //! over.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runway_audit::{AuditError, AuditLog, Entry, Event, Hash, LockGrant, Ticket};
 use wasmtime::{Engine, Store};
 
-use super::cancel::Cancel;
+use super::cancel::{Cancel, Cancelled};
 use super::epoch::EpochClock;
 use super::failure::RunFailure;
 use super::hostcalls::{AgentPre, HeldLock, RunInfo, RunLog, RunState};
-use super::landing;
-use super::limiter;
-use crate::limits::Limits;
-use crate::store::DatasetStore;
+use super::trap;
+use crate::limits::{Limits, MAX_TRANSFER};
+use crate::store::{DatasetStore, RunCommit, Staged};
 
 /// What runs share in a process: the engine, the datasets, the audit trail.
 #[derive(Clone, Copy)]
@@ -83,7 +84,7 @@ pub struct Flown {
 
 impl Flown {
     /// Shows `event` to the observer and appends it to the trail.
-    pub(crate) fn announce(
+    pub fn announce(
         &self,
         audit: &AuditLog,
         dataset: Option<String>,
@@ -92,6 +93,92 @@ impl Flown {
         let entry = self.state.entry(dataset, event);
         (self.observer)(&entry);
         audit.append(entry)
+    }
+
+    /// The run's outcome so far: its output, or why it failed.
+    pub fn outcome(&self) -> &Result<Vec<u8>, RunFailure> {
+        &self.outcome
+    }
+
+    /// Ends the run badly after all (its commit did not happen).
+    pub fn fail(&mut self, reason: RunFailure) {
+        self.outcome = Err(reason);
+    }
+
+    /// SHA-256 of the output, when the run succeeded.
+    pub fn output_digest(&self) -> Option<Hash> {
+        self.output
+    }
+
+    /// The locks the run held.
+    pub fn locks(&self) -> &[LockGrant] {
+        &self.locks
+    }
+
+    /// What the run staged.
+    pub fn staged(&self) -> &Staged {
+        &self.state.data.staged
+    }
+
+    /// Why the run may no longer commit, if it may not: cancelled, or past
+    /// its window.
+    pub fn stopped(&self) -> Option<RunFailure> {
+        if let Some(stop) = self.state.bounds.cancel.stopped() {
+            return Some(stop.failure());
+        }
+        (Instant::now() >= self.state.bounds.deadline).then(|| self.commit_timed_out())
+    }
+
+    /// The failure of a commit that did not fit in the run's window.
+    pub fn commit_timed_out(&self) -> RunFailure {
+        RunFailure::CommitTimedOut {
+            window_secs: self.state.bounds.limits.window_secs,
+        }
+    }
+
+    /// The failure of a store commit that did not land.
+    pub fn commit_failed(&self, error: crate::store::StoreError) -> RunFailure {
+        RunFailure::commit(error, self.state.bounds.limits.window_secs)
+    }
+
+    /// The run's store commit: who it is, its exclusive `tokens`, what it
+    /// staged, and `committing_seq`, its durable COMMITTING record.
+    /// `seq_of` must be [`Flown::seq_of`] of this run.
+    pub fn to_commit<'a>(
+        &'a self,
+        tokens: &'a BTreeMap<String, u64>,
+        seq_of: &'a dyn Fn(u64) -> u64,
+        committing_seq: u64,
+    ) -> RunCommit<'a> {
+        RunCommit {
+            runway: &self.state.info.runway,
+            agent: &self.state.info.agent,
+            plugin: self.state.trail.plugin,
+            attempt: self.state.info.attempt,
+            tokens,
+            staged: &self.state.data.staged,
+            seq_of,
+            deadline: self.state.bounds.deadline,
+            committing_seq,
+            output: self.output.unwrap_or_default(),
+        }
+    }
+
+    /// The audit sequence number of the run's host call number `call`.
+    pub fn seq_of(&self, call: u64) -> u64 {
+        self.state.seq_of(call)
+    }
+
+    /// The run's report, once it has landed.
+    pub fn into_report(mut self) -> RunReport {
+        let (stdout, stderr) = self.state.stdio();
+        RunReport {
+            outcome: self.outcome,
+            log: std::mem::take(&mut self.state.output.log),
+            stdout,
+            stderr,
+            landing: self.returned.elapsed(),
+        }
     }
 }
 
@@ -106,20 +193,6 @@ impl RunReport {
             landing: Duration::ZERO,
         }
     }
-}
-
-/// Runs one runway to its end and lands it alone (the dispatcher flies
-/// with [`fly`] and lands through the shared landing stage instead). Fails
-/// only when the audit trail fails: then nothing about the run may be
-/// reported as done.
-pub fn execute(
-    host: Sandbox<'_>,
-    req: RunRequest,
-    observer: &Observer,
-) -> Result<RunReport, AuditError> {
-    let flown = fly(host, req, observer)?;
-    let mut reports = landing::land(host.store, host.audit, vec![flown])?;
-    Ok(reports.pop().expect("one report per run"))
 }
 
 /// Flies one runway: STARTED, instantiate, `run`, the call records handed
@@ -176,9 +249,9 @@ pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Fl
         Ok(Err(e)) => Err(RunFailure::agent(&super::hostcalls::describe(&e))),
         Err(trap) if state.stdio_full() => Err(RunFailure::Flood {
             max: limits.max_log(),
-            then: Box::new(limiter::explain_trap(&state, &limits, &trap)),
+            then: Box::new(trap::explain(&state, &limits, &trap)),
         }),
-        Err(trap) => Err(limiter::explain_trap(&state, &limits, &trap)),
+        Err(trap) => Err(trap::explain(&state, &limits, &trap)),
     };
     Ok(Flown {
         output: outcome.as_ref().ok().map(runway_audit::sha256),
@@ -210,6 +283,27 @@ pub(crate) fn new_store(
         host.audit.clone(),
     );
     let mut store = Store::new(host.engine, state);
-    let limited = limiter::apply(&mut store, &limits, deadline);
+    let limited = bound(&mut store, &limits, deadline);
     (store, limited)
+}
+
+/// Puts `limits` on a fresh store whose window ends at `deadline`: the
+/// memory limiter, fuel, the epoch deadline, hostcall fuel.
+fn bound(store: &mut Store<RunState>, limits: &Limits, deadline: Instant) -> wasmtime::Result<()> {
+    store.limiter(|s| &mut s.bounds.limiter);
+    store.set_fuel(limits.fuel)?;
+    // Every tick looks at the window and the cancel switch: past the
+    // window the run traps as interrupted, cancelled it traps as such.
+    store.set_epoch_deadline(1);
+    store.epoch_deadline_callback(move |ctx| {
+        if let Some(stop) = ctx.data().bounds.cancel.stopped() {
+            return Err(wasmtime::Error::new(Cancelled(stop.clone())));
+        }
+        if Instant::now() >= deadline {
+            return Err(wasmtime::Trap::Interrupt.into());
+        }
+        Ok(wasmtime::UpdateDeadline::Continue(1))
+    });
+    store.set_hostcall_fuel(MAX_TRANSFER);
+    Ok(())
 }

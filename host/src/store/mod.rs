@@ -70,6 +70,27 @@ pub enum StoreError {
     CommitFailed { path: String, reason: String },
     #[error("no datasets at {path}: {path}/runway.db does not exist")]
     NoDatabase { path: String },
+    /// A commits row (what a commit landed, which recovery trusts) does not
+    /// hold what a commit writes: never read as zeros or skipped.
+    #[error(
+        "dataset database {path}: the commits row of the COMMITTING record {committing_seq} \
+         (runway {runway}) is corrupt: {why}"
+    )]
+    CorruptCommit {
+        path: String,
+        committing_seq: u64,
+        runway: String,
+        why: String,
+    },
+    #[error(
+        "dataset database {path} has schema version {found}; this Runway knows up to {known}: \
+         use the newer Runway that wrote it"
+    )]
+    NewerSchema {
+        path: String,
+        found: i64,
+        known: i64,
+    },
 }
 
 /// What one run's commit did to each of its datasets, or why it landed
@@ -123,12 +144,23 @@ pub struct RunCommit<'a> {
     pub output: Hash,
 }
 
-/// What a commit found in the store after a crash did: each dataset with
-/// its token and counts, and the run's output digest.
+/// A commits row, read back: which run's commit landed, each dataset with
+/// the token it landed under and its counts, and the run's output digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Landed {
-    pub datasets: Vec<(String, u64, CommitStats)>,
+    pub runway: String,
+    pub attempt: u32,
+    /// At least one: a commit with nothing to land writes no row.
+    pub datasets: Vec<LandedDataset>,
     pub output: Hash,
+}
+
+/// What one commit landed on one dataset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LandedDataset {
+    pub dataset: String,
+    pub token: u64,
+    pub stats: CommitStats,
 }
 
 /// What a dataset store does; every method is one transaction.
@@ -147,7 +179,8 @@ pub trait Backend: Send + Sync {
     fn commit(&self, runs: &[RunCommit<'_>]) -> Vec<CommitResult>;
     fn len(&self, dataset: &str) -> Result<usize, StoreError>;
     /// The commit whose COMMITTING record is `committing_seq`, if its
-    /// transaction committed.
+    /// transaction committed; a row that does not read back whole is
+    /// [`StoreError::CorruptCommit`].
     fn landed(&self, committing_seq: u64) -> Result<Option<Landed>, StoreError>;
     /// Every dataset with records or a fence, by name.
     fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError>;

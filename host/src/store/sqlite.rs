@@ -6,8 +6,18 @@
 //! |---|---|
 //! | `records` | (dataset, key) → value, and who wrote it: runway, agent, plugin digest, attempt, token, audit seq |
 //! | `fences` | dataset → the highest exclusive token that committed to it |
-//! | `commits` | one row per run commit, keyed by the audit seq of its COMMITTING record: runway, attempt, what each dataset got, the output digest |
+//! | `commits` | one row per run commit, keyed by the audit seq of its COMMITTING record: runway, attempt, the output digest |
+//! | `commit_datasets` | what each commit landed on each dataset: token, writes, deletes |
 //! | `counters` | `next_token`: the first fencing token not yet reserved |
+//!
+//! What a commit landed is the data recovery trusts after a crash, so it is
+//! typed by the database itself: `STRICT` tables, one column per fact, one
+//! row per dataset (not an encoding of our own that would need a version
+//! and a parser; an operator reads it with `sqlite3`). A row that does not
+//! read back whole is [`StoreError::CorruptCommit`], never a zero. The
+//! database's `user_version` is its schema version ([`SCHEMA_VERSION`]):
+//! version 0 (commits with a `landed` text column) is migrated on open,
+//! strictly, and a newer version is refused.
 //!
 //! Tokens are reserved in blocks of [`TOKEN_BLOCK`], the block's end made
 //! durable before any token of it is handed out; after a crash the rest of
@@ -20,12 +30,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use runway_audit::Hash;
+use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::lock::RootLock;
 use super::{
-    Backend, Change, CommitResult, CommitStats, DatasetSummary, Landed, Provenance, Reader,
-    RunCommit, StoreError,
+    Backend, Change, CommitResult, CommitStats, DatasetSummary, Landed, LandedDataset, Provenance,
+    Reader, RunCommit, StoreError,
 };
 
 /// The database file's name in the data root.
@@ -52,17 +64,31 @@ CREATE TABLE IF NOT EXISTS fences (
     dataset TEXT    PRIMARY KEY,
     token   INTEGER NOT NULL
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS commits (
-    committing_seq INTEGER PRIMARY KEY,
-    runway         TEXT    NOT NULL,
-    attempt        INTEGER NOT NULL,
-    landed         TEXT    NOT NULL,
-    output         BLOB    NOT NULL
-);
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT    PRIMARY KEY,
     value INTEGER NOT NULL
 ) WITHOUT ROWID;
+";
+
+/// The schema version this host writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// The commit tables of [`SCHEMA_VERSION`] 1.
+const COMMIT_TABLES: &str = "
+CREATE TABLE commits (
+    committing_seq INTEGER PRIMARY KEY,
+    runway         TEXT    NOT NULL,
+    attempt        INTEGER NOT NULL CHECK (attempt >= 0),
+    output         BLOB    NOT NULL CHECK (length(output) = 32)
+) STRICT;
+CREATE TABLE commit_datasets (
+    committing_seq INTEGER NOT NULL REFERENCES commits (committing_seq),
+    dataset        TEXT    NOT NULL,
+    token          INTEGER NOT NULL CHECK (token >= 0),
+    writes         INTEGER NOT NULL CHECK (writes >= 0),
+    deletes        INTEGER NOT NULL CHECK (deletes >= 0),
+    PRIMARY KEY (committing_seq, dataset)
+) STRICT, WITHOUT ROWID;
 ";
 
 /// The SQLite backend of one data root.
@@ -100,6 +126,7 @@ impl Sqlite {
             db.pragma_update(None, "synchronous", "FULL")
                 .map_err(&err)?;
             db.execute_batch(SCHEMA).map_err(&err)?;
+            migrate(&db, &path)?;
             let next: Option<i64> = db
                 .query_row(
                     "SELECT value FROM counters WHERE name = 'next_token'",
@@ -308,33 +335,78 @@ impl Backend for Sqlite {
     }
 
     fn landed(&self, committing_seq: u64) -> Result<Option<Landed>, StoreError> {
-        let row: Option<(String, Vec<u8>)> = self
-            .db()
+        let db = self.db();
+        let row = db
             .query_row(
-                "SELECT landed, output FROM commits WHERE committing_seq = ?1",
+                "SELECT runway, attempt, output FROM commits WHERE committing_seq = ?1",
                 params![to_sql(committing_seq)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, Value>(0)?,
+                        r.get::<_, Value>(1)?,
+                        r.get::<_, Value>(2)?,
+                    ))
+                },
             )
             .optional()
             .map_err(self.err())?;
-        Ok(row.map(|(landed, output)| Landed {
-            datasets: landed
-                .split(',')
-                .filter_map(|part| {
-                    let (dataset, rest) = part.split_once('=')?;
-                    let mut n = rest.split(':').map(|x| x.parse::<u64>().ok());
-                    let (token, writes, deletes) = (n.next()??, n.next()??, n.next()??);
-                    Some((
-                        dataset.to_string(),
-                        token,
-                        CommitStats {
-                            writes: u32::try_from(writes).ok()?,
-                            deletes: u32::try_from(deletes).ok()?,
-                        },
-                    ))
-                })
-                .collect(),
-            output: output.try_into().unwrap_or([0; 32]),
+        let Some((runway, attempt, output)) = row else {
+            return Ok(None);
+        };
+        let runway = match runway {
+            Value::Text(runway) => runway,
+            other => {
+                let corrupt = Corrupt::new(&self.path, committing_seq, "?");
+                return Err(corrupt.of(format!("runway is {}", kind(&other))));
+            }
+        };
+        let corrupt = Corrupt::new(&self.path, committing_seq, &runway);
+        let attempt = corrupt.number("attempt", attempt)?;
+        let output: Hash = match output {
+            Value::Blob(b) => b.try_into().map_err(|b: Vec<u8>| {
+                corrupt.of(format!("output digest has {} bytes, not 32", b.len()))
+            })?,
+            other => return Err(corrupt.of(format!("output digest is {}", kind(&other)))),
+        };
+        let mut stmt = db
+            .prepare_cached(
+                "SELECT dataset, token, writes, deletes FROM commit_datasets
+                 WHERE committing_seq = ?1 ORDER BY dataset",
+            )
+            .map_err(self.err())?;
+        let rows = stmt
+            .query_map(params![to_sql(committing_seq)], |r| {
+                Ok((
+                    r.get::<_, Value>(0)?,
+                    r.get::<_, Value>(1)?,
+                    r.get::<_, Value>(2)?,
+                    r.get::<_, Value>(3)?,
+                ))
+            })
+            .map_err(self.err())?;
+        let mut datasets = Vec::new();
+        for row in rows {
+            let (dataset, token, writes, deletes) = row.map_err(self.err())?;
+            let Value::Text(dataset) = dataset else {
+                return Err(corrupt.of(format!("a dataset name is {}", kind(&dataset))));
+            };
+            datasets.push(LandedDataset {
+                token: corrupt.number("token", token)?,
+                stats: CommitStats {
+                    writes: corrupt.number("writes", writes)?,
+                    deletes: corrupt.number("deletes", deletes)?,
+                },
+                dataset,
+            });
+        }
+        if datasets.is_empty() {
+            return Err(corrupt.of("it lists no dataset (a commit lands on at least one)".into()));
+        }
+        Ok(Some(Landed {
+            runway,
+            attempt,
+            datasets,
+            output,
         }))
     }
 
@@ -495,22 +567,155 @@ fn apply(
         fence.execute(params![dataset, token])?;
         stats.insert(dataset.clone(), s);
     }
-    let landed: Vec<String> = stats
-        .iter()
-        .map(|(d, s)| format!("{d}={}:{}:{}", tokens[d], s.writes, s.deletes))
-        .collect();
+    let seq = to_sql(run.committing_seq);
     db.prepare_cached(
-        "INSERT INTO commits (committing_seq, runway, attempt, landed, output)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO commits (committing_seq, runway, attempt, output) VALUES (?1, ?2, ?3, ?4)",
     )?
-    .execute(params![
-        to_sql(run.committing_seq),
-        run.runway,
-        run.attempt,
-        landed.join(","),
-        &run.output[..]
-    ])?;
+    .execute(params![seq, run.runway, run.attempt, &run.output[..]])?;
+    let mut landed = db.prepare_cached(
+        "INSERT INTO commit_datasets (committing_seq, dataset, token, writes, deletes)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for (dataset, s) in &stats {
+        landed.execute(params![
+            seq,
+            dataset,
+            to_sql(tokens[dataset]),
+            s.writes,
+            s.deletes
+        ])?;
+    }
     Ok(stats)
+}
+
+/// Brings the database to [`SCHEMA_VERSION`], in one transaction: from
+/// version 0, the `landed` text of every commits row is parsed strictly
+/// into `commit_datasets` rows (a part that does not parse stops the
+/// migration, naming the row); a newer version is refused.
+fn migrate(db: &Connection, path: &Path) -> Result<(), StoreError> {
+    let err = db_err(path);
+    let version: i64 = db
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(&err)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.display().to_string(),
+            found: version,
+            known: SCHEMA_VERSION,
+        });
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = db.unchecked_transaction().map_err(&err)?;
+    let old: bool = tx
+        .query_row(
+            "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = 'commits'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(&err)?;
+    if old {
+        tx.execute_batch("ALTER TABLE commits RENAME TO commits_v0")
+            .map_err(&err)?;
+    }
+    tx.execute_batch(COMMIT_TABLES).map_err(&err)?;
+    if old {
+        let rows: Vec<(i64, String, i64, String, Vec<u8>)> = tx
+            .prepare("SELECT committing_seq, runway, attempt, landed, output FROM commits_v0")
+            .and_then(|mut s| {
+                s.query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect()
+            })
+            .map_err(&err)?;
+        for (seq, runway, attempt, landed, output) in rows {
+            let corrupt = Corrupt::new(path, from_sql(seq), &runway);
+            tx.execute(
+                "INSERT INTO commits (committing_seq, runway, attempt, output)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![seq, runway, attempt, output],
+            )
+            .map_err(|e| corrupt.of(e.to_string()))?;
+            for part in landed.split(',') {
+                let parsed = part.split_once('=').and_then(|(dataset, n)| {
+                    let n: Vec<u64> = n
+                        .split(':')
+                        .map(str::parse)
+                        .collect::<Result<_, _>>()
+                        .ok()?;
+                    match n[..] {
+                        [token, writes, deletes] => Some((dataset, token, writes, deletes)),
+                        _ => None,
+                    }
+                });
+                let Some((dataset, token, writes, deletes)) = parsed else {
+                    return Err(corrupt.of(format!(
+                        "landed part {part:?} is not DATASET=TOKEN:WRITES:DELETES"
+                    )));
+                };
+                tx.execute(
+                    "INSERT INTO commit_datasets (committing_seq, dataset, token, writes, deletes)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![seq, dataset, to_sql(token), to_sql(writes), to_sql(deletes)],
+                )
+                .map_err(|e| corrupt.of(e.to_string()))?;
+            }
+        }
+        tx.execute_batch("DROP TABLE commits_v0").map_err(&err)?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(&err)?;
+    tx.commit().map_err(&err)
+}
+
+/// Names a corrupt commits row in its errors.
+struct Corrupt<'a> {
+    path: &'a Path,
+    committing_seq: u64,
+    runway: &'a str,
+}
+
+impl<'a> Corrupt<'a> {
+    fn new(path: &'a Path, committing_seq: u64, runway: &'a str) -> Corrupt<'a> {
+        Corrupt {
+            path,
+            committing_seq,
+            runway,
+        }
+    }
+
+    fn of(&self, why: String) -> StoreError {
+        StoreError::CorruptCommit {
+            path: self.path.display().to_string(),
+            committing_seq: self.committing_seq,
+            runway: self.runway.to_string(),
+            why,
+        }
+    }
+
+    /// Column `name` as a non-negative integer that fits `T`.
+    fn number<T: TryFrom<i64>>(&self, name: &str, value: Value) -> Result<T, StoreError> {
+        match value {
+            Value::Integer(n) => T::try_from(n)
+                .ok()
+                .filter(|_| n >= 0)
+                .ok_or_else(|| self.of(format!("{name} {n} is out of range"))),
+            other => Err(self.of(format!("{name} is {}", kind(&other)))),
+        }
+    }
+}
+
+/// What kind of SQLite value `v` is, for an error.
+fn kind(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Integer(n) => format!("the integer {n}"),
+        Value::Real(x) => format!("the real {x}"),
+        Value::Text(t) => format!("the text {:?}", t.chars().take(40).collect::<String>()),
+        Value::Blob(b) => format!("a blob of {} bytes", b.len()),
+    }
 }
 
 /// Idle read connections of one database, kept for the next run.
@@ -792,7 +997,15 @@ mod tests {
             writes: 2,
             deletes: 0,
         };
-        assert_eq!(landed.datasets, [("d".to_string(), 9, stats)]);
+        assert_eq!(
+            landed.datasets,
+            [LandedDataset {
+                dataset: "d".into(),
+                token: 9,
+                stats
+            }]
+        );
+        assert_eq!((landed.runway.as_str(), landed.attempt), ("r", 1));
         assert_eq!(landed.output, [3; 32]);
         assert_eq!(store.landed(91).unwrap(), None);
         assert!(
@@ -803,6 +1016,130 @@ mod tests {
         assert_eq!(
             (keys, more),
             (vec!["x".to_string(), "y".to_string()], false)
+        );
+    }
+
+    /// The commits row is what recovery trusts: a row corrupted in the
+    /// real database file (through a second connection, past its checks)
+    /// reads back as an error naming it, never as zeros or fewer datasets.
+    #[test]
+    fn a_corrupt_commits_row_is_an_error_naming_it() {
+        // Each of these once read as a zero digest, or a dataset skipped.
+        for (sql, why) in [
+            (
+                "UPDATE commits SET output = x'0102'",
+                "output digest has 2 bytes",
+            ),
+            (
+                "UPDATE commit_datasets SET writes = -1 WHERE dataset = 'e'",
+                "writes -1 is out of range",
+            ),
+            (
+                "UPDATE commit_datasets SET deletes = 1 << 33",
+                "deletes 8589934592 is out of range",
+            ),
+            ("DELETE FROM commit_datasets", "lists no dataset"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let store = DatasetStore::open(dir.path()).unwrap();
+            let writes: &[(&str, &str, &[u8])] = &[("d", "x", b"1"), ("e", "y", b"2")];
+            commit(&store, &[("d", 9), ("e", 9)], writes).unwrap();
+            assert_eq!(store.landed(90).unwrap().unwrap().datasets.len(), 2);
+            let other = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            other
+                .pragma_update(None, "ignore_check_constraints", true)
+                .unwrap();
+            other.execute_batch(sql).unwrap();
+            let err = store.landed(90).unwrap_err();
+            match &err {
+                StoreError::CorruptCommit {
+                    committing_seq: 90,
+                    runway,
+                    why: found,
+                    ..
+                } if runway == "r" && found.contains(why) => {}
+                _ => panic!("{sql}: {err}"),
+            }
+            let text = err.to_string();
+            assert!(text.contains("COMMITTING record 90 (runway r)"), "{text}");
+        }
+    }
+
+    /// A data root written before the commits row was typed (schema 0,
+    /// `landed` as text) is migrated on open, strictly; a part that does
+    /// not parse stops the open naming the row; a newer schema is refused.
+    #[test]
+    fn a_version_0_database_is_migrated_strictly_and_a_newer_one_refused() {
+        let v0 = |landed: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let db = Connection::open(dir.path().join(DB_FILE)).unwrap();
+            db.execute_batch(SCHEMA).unwrap();
+            db.execute_batch(
+                "CREATE TABLE commits (committing_seq INTEGER PRIMARY KEY, runway TEXT NOT NULL,
+                   attempt INTEGER NOT NULL, landed TEXT NOT NULL, output BLOB NOT NULL)",
+            )
+            .unwrap();
+            db.execute(
+                "INSERT INTO commits VALUES (7, 'import', 2, ?1, ?2)",
+                params![landed, vec![5u8; 32]],
+            )
+            .unwrap();
+            dir
+        };
+        let dir = v0("a=9:2:0,b=10:0:1");
+        let store = DatasetStore::open(dir.path()).unwrap();
+        let landed = store.landed(7).unwrap().unwrap();
+        assert_eq!((landed.runway.as_str(), landed.attempt), ("import", 2));
+        assert_eq!(
+            landed.datasets,
+            [
+                LandedDataset {
+                    dataset: "a".into(),
+                    token: 9,
+                    stats: CommitStats {
+                        writes: 2,
+                        deletes: 0
+                    }
+                },
+                LandedDataset {
+                    dataset: "b".into(),
+                    token: 10,
+                    stats: CommitStats {
+                        writes: 0,
+                        deletes: 1
+                    }
+                }
+            ]
+        );
+        // New commits land in the new tables beside the migrated row.
+        commit(&store, &[("c", 4)], &[("c", "k", b"v")]).unwrap();
+        assert!(store.landed(40).unwrap().is_some());
+        drop(store);
+
+        let dir = v0("a=9:2:0,b=ten:0:1");
+        let err = DatasetStore::open(dir.path()).err().unwrap().to_string();
+        assert!(
+            err.contains("COMMITTING record 7 (runway import)") && err.contains("\"b=ten:0:1\""),
+            "{err}"
+        );
+
+        let dir = tempfile::tempdir().unwrap();
+        drop(DatasetStore::open(dir.path()).unwrap());
+        let db = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        db.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        drop(db);
+        let err = DatasetStore::open(dir.path()).err().unwrap();
+        assert!(
+            matches!(
+                err,
+                StoreError::NewerSchema {
+                    found: 2,
+                    known: 1,
+                    ..
+                }
+            ),
+            "{err}"
         );
     }
 

@@ -3,7 +3,9 @@
 //! Every call, in this order: names valid → run holds a lock on the dataset →
 //! the lock's mode suffices (writes need exclusive) → the lock's token is not
 //! fenced off by a newer writer → effect. Writes and deletes are staged in
-//! the run; reads and listings see the run's own staged changes.
+//! the run; reads and listings see the run's own staged changes. A store
+//! that fails under a call is the host's fault, never the guest's
+//! `not-found` or `denied`: the call traps with a [`HostFault`].
 
 use std::sync::Arc;
 
@@ -11,9 +13,10 @@ use runway_audit::{Call, Hash, LockMode};
 
 use super::runway::agent::datasets::Host;
 use super::runway::agent::types::Page;
-use super::{GuestError, NO_DATA, RunState, Target, WitLockMode, digest_parts};
+use super::{CallError, GuestError, NO_DATA, RunState, Target, WitLockMode, digest_parts};
 use crate::limits::{MAX_STAGED, MAX_STAGED_KEYS, MAX_VALUE};
 use crate::names;
+use crate::sandbox::failure::HostFault;
 use crate::store::{Change, DatasetStore, ENTRY_BYTES, Staged, StoreError, StoreReader};
 
 /// Most keys returned by one `list` call.
@@ -52,10 +55,16 @@ impl RunData {
 }
 
 impl RunState {
-    /// Checks names, lock, mode and fence for a call on `dataset`; returns the
-    /// lock's token. `key` is checked when given.
-    fn check(&self, dataset: &str, key: Option<&str>, need: LockMode) -> Result<u64, GuestError> {
-        let invalid = |e: names::NameError| GuestError::Invalid(e.to_string());
+    /// Checks names, lock, mode and fence for call `call` on `dataset`;
+    /// returns the lock's token. `key` is checked when given.
+    fn check(
+        &self,
+        call: &'static str,
+        dataset: &str,
+        key: Option<&str>,
+        need: LockMode,
+    ) -> Result<u64, CallError> {
+        let invalid = |e: names::NameError| CallError::Guest(GuestError::Invalid(e.to_string()));
         names::check_dataset(dataset).map_err(invalid)?;
         if let Some(key) = key {
             names::check_key(key).map_err(invalid)?;
@@ -64,23 +73,27 @@ impl RunState {
             return Err(GuestError::Denied(format!(
                 "runway {} holds no lock on dataset {dataset}",
                 self.info.runway
-            )));
+            ))
+            .into());
         };
         if need == LockMode::Exclusive && lock.mode != WitLockMode::Exclusive {
             return Err(GuestError::Denied(format!(
                 "writing to {dataset} needs an exclusive lock; runway {} holds it shared",
                 self.info.runway
-            )));
+            ))
+            .into());
         }
-        let fence =
-            self.data.store.fence(dataset).map_err(|e| {
-                GuestError::Denied(format!("dataset {dataset} is unavailable: {e}"))
-            })?;
+        let fence = self
+            .data
+            .store
+            .fence(dataset)
+            .map_err(|e| HostFault::store(call, dataset, e))?;
         if lock.token < fence {
             return Err(GuestError::LockLost(format!(
                 "token {} on {dataset} is fenced off by token {fence}",
                 lock.token
-            )));
+            ))
+            .into());
         }
         Ok(lock.token)
     }
@@ -92,7 +105,7 @@ impl RunState {
     fn target<'a>(
         dataset: &'a str,
         key: Option<&'a str>,
-        checked: &Result<u64, GuestError>,
+        checked: &Result<u64, CallError>,
     ) -> Target<'a> {
         let token = checked.as_ref().ok().copied();
         let valid = token.is_some() || names::check_dataset(dataset).is_ok();
@@ -109,17 +122,19 @@ impl RunState {
         key: String,
         change: Change,
     ) -> wasmtime::Result<Result<(), GuestError>> {
-        let (call, args) = match &change {
+        let (call, name, args) = match &change {
             Change::Put(v) => (
                 Call::Write,
+                "datasets.write",
                 digest_parts(&[dataset.as_bytes(), key.as_bytes(), v]),
             ),
             Change::Delete => (
                 Call::Delete,
+                "datasets.delete",
                 digest_parts(&[dataset.as_bytes(), key.as_bytes()]),
             ),
         };
-        let checked = self.check(&dataset, Some(&key), LockMode::Exclusive);
+        let checked = self.check(name, &dataset, Some(&key), LockMode::Exclusive);
         let target = Self::target(&dataset, Some(&key), &checked);
         let result = checked.and_then(|_| {
             if let Change::Put(v) = &change
@@ -128,22 +143,25 @@ impl RunState {
                 return Err(GuestError::Limit(format!(
                     "value of {} bytes exceeds the {MAX_VALUE}-byte limit",
                     v.len()
-                )));
+                ))
+                .into());
             }
             let (changes, bytes) = self.data.staged.after(&dataset, &key, &change);
             if changes > MAX_STAGED_KEYS {
                 return Err(GuestError::Limit(format!(
                     "the run's staged changes would exceed {MAX_STAGED_KEYS} keys"
-                )));
+                ))
+                .into());
             }
             if bytes > MAX_STAGED {
                 return Err(GuestError::Limit(format!(
                     "the run's staged changes would exceed {MAX_STAGED} bytes \
                      (keys, values and {ENTRY_BYTES} bytes each)"
-                )));
+                ))
+                .into());
             }
-            if change == Change::Delete && !self.exists(&dataset, &key)? {
-                return Err(GuestError::NotFound(format!("{dataset}/{key}")));
+            if change == Change::Delete && self.lookup(name, &dataset, &key)?.is_none() {
+                return Err(GuestError::NotFound(format!("{dataset}/{key}")).into());
             }
             // This call is the run's next audited one.
             self.data
@@ -154,8 +172,13 @@ impl RunState {
         self.audited(call, target, args, result, |_| NO_DATA)
     }
 
-    fn lookup(&mut self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, GuestError> {
-        let unavailable = |e: StoreError| GuestError::NotFound(format!("{dataset}/{key}: {e}"));
+    /// The value of `key` as the run sees it: staged, or committed.
+    fn lookup(
+        &mut self,
+        call: &'static str,
+        dataset: &str,
+        key: &str,
+    ) -> Result<Option<Vec<u8>>, HostFault> {
         match self.data.staged.get(dataset, key) {
             Some(Change::Put(v)) => Ok(Some(v.clone())),
             Some(Change::Delete) => Ok(None),
@@ -163,12 +186,8 @@ impl RunState {
                 .data
                 .reader()
                 .and_then(|(r, _)| r.read(dataset, key))
-                .map_err(unavailable),
+                .map_err(|e| HostFault::store(call, dataset, e)),
         }
-    }
-
-    fn exists(&mut self, dataset: &str, key: &str) -> Result<bool, GuestError> {
-        Ok(self.lookup(dataset, key)?.is_some())
     }
 }
 
@@ -179,11 +198,11 @@ impl Host for RunState {
         key: String,
     ) -> wasmtime::Result<Result<Vec<u8>, GuestError>> {
         let args = digest_parts(&[dataset.as_bytes(), key.as_bytes()]);
-        let checked = self.check(&dataset, Some(&key), LockMode::Shared);
+        let checked = self.check("datasets.read", &dataset, Some(&key), LockMode::Shared);
         let target = Self::target(&dataset, Some(&key), &checked);
         let result = checked.and_then(|_| {
-            self.lookup(&dataset, &key)?
-                .ok_or_else(|| GuestError::NotFound(format!("{dataset}/{key}")))
+            self.lookup("datasets.read", &dataset, &key)?
+                .ok_or_else(|| GuestError::NotFound(format!("{dataset}/{key}")).into())
         });
         self.audited(Call::Read, target, args, result, |v| digest_parts(&[v]))
     }
@@ -216,7 +235,7 @@ impl Host for RunState {
             &limit.to_le_bytes(),
         ]);
         let checked = self
-            .check(&dataset, None, LockMode::Shared)
+            .check("datasets.list", &dataset, None, LockMode::Shared)
             .and_then(|token| {
                 names::check_prefix(&prefix).map_err(|e| GuestError::Invalid(e.to_string()))?;
                 Ok(token)
@@ -224,7 +243,7 @@ impl Host for RunState {
         let target = Self::target(&dataset, None, &checked);
         let result = checked.and_then(|_| {
             let limit = limit.clamp(1, MAX_PAGE) as usize;
-            let unavailable = |e: StoreError| GuestError::NotFound(format!("{dataset}: {e}"));
+            let unavailable = |e: StoreError| HostFault::store("datasets.list", &dataset, e);
             let (reader, staged) = self.data.reader().map_err(unavailable)?;
             let (keys, more) = reader
                 .list(

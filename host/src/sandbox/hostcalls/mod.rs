@@ -9,8 +9,9 @@
 //! Every call goes through [`RunState::audited`], which records exactly one
 //! audit entry per call, allowed or denied (buffered per run, handed to the
 //! trail in batches, always before the run's writes commit). Guest-handleable
-//! failures are WIT `error` values; a host fault (the audit trail is down) is
-//! a trap.
+//! failures are WIT `error` values; a host fault (the dataset store or the
+//! audit trail failed) is a trap carrying a typed [`HostFault`], which the
+//! run's judgement finds again by type (`sandbox/trap.rs`).
 
 mod clocks;
 mod context;
@@ -35,6 +36,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::cancel::Cancel;
 use super::epoch::Awake;
+use super::failure::HostFault;
 use super::limiter::RunLimiter;
 use crate::limits::Limits;
 use crate::store::DatasetStore;
@@ -146,16 +148,23 @@ impl RunState {
         }
     }
 
-    /// Records one host call and hands its result to the guest. Fails (so the
-    /// guest traps) only if the audit trail cannot take the record.
-    pub(crate) fn audited<T>(
+    /// Records one host call and hands its result to the guest. A host
+    /// fault, or an audit trail that cannot take the record, traps the
+    /// guest with the fault as a typed error (a faulted call leaves no call
+    /// record: the run's FAILED names the call and the fault).
+    pub(crate) fn audited<T, E: Into<CallError>>(
         &mut self,
         call: Call,
         target: Target<'_>,
         args: Hash,
-        result: Result<T, GuestError>,
+        result: Result<T, E>,
         digest: impl FnOnce(&T) -> Hash,
     ) -> wasmtime::Result<Result<T, GuestError>> {
+        let result = match result.map_err(Into::into) {
+            Ok(v) => Ok(v),
+            Err(CallError::Guest(e)) => Err(e),
+            Err(CallError::Host(fault)) => return Err(wasmtime::Error::new(fault)),
+        };
         let (outcome, result_digest) = match &result {
             Ok(v) => (Outcome::Ok, digest(v)),
             Err(e) => (outcome_of(e), NO_DATA),
@@ -171,7 +180,7 @@ impl RunState {
         let entry = self.entry(target.dataset.map(str::to_string), event);
         self.trail
             .push(entry)
-            .map_err(|e| wasmtime::format_err!("audit trail unavailable: {e}"))?;
+            .map_err(|e| wasmtime::Error::new(HostFault::Audit(Arc::new(e))))?;
         Ok(result)
     }
 
@@ -196,6 +205,25 @@ impl RunState {
     /// panics when the stream refuses more.)
     pub fn stdio_full(&self) -> bool {
         self.output.full()
+    }
+}
+
+/// Why a host call did not succeed: the guest's to handle (a WIT error
+/// value), or the host's own fault (a trap).
+pub(crate) enum CallError {
+    Guest(GuestError),
+    Host(HostFault),
+}
+
+impl From<GuestError> for CallError {
+    fn from(e: GuestError) -> Self {
+        CallError::Guest(e)
+    }
+}
+
+impl From<HostFault> for CallError {
+    fn from(f: HostFault) -> Self {
+        CallError::Host(f)
     }
 }
 
