@@ -215,9 +215,11 @@ fn the_status_page_in_a_real_browser() {
 
         // A wrong token is sent back to sign in.
         sign_in(&c, &base, &"0".repeat(64)).await;
+        // (The sign-in form is drawn again with the refusal: looked for
+        // once that has happened, not before.)
+        until(&c, "document.querySelector('[role=alert]')?.textContent.includes('refused')").await;
         let refused = find(&c, "#login").await;
         assert!(refused.is_displayed().await.unwrap());
-        until(&c, "document.querySelector('[role=alert]')?.textContent.includes('refused')").await;
 
         // Signed in as the approver (Enter submits): the board.
         sign_in(&c, &base, &alice).await;
