@@ -39,7 +39,8 @@ impl Workers {
         done: impl FnOnce(Result<T, String>) + Send + 'static,
     ) {
         let job: Job = Box::new(move || {
-            let ran = catch_unwind(AssertUnwindSafe(job)).map_err(|p| panic_text(&*p));
+            let ran = catch_unwind(AssertUnwindSafe(job))
+                .map_err(|p| format!("panicked: {}", panic_text(&*p)));
             done(ran);
         });
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -59,13 +60,11 @@ fn work(queue: &Mutex<Receiver<Job>>) {
     }
 }
 
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    match (
-        payload.downcast_ref::<&str>(),
-        payload.downcast_ref::<String>(),
-    ) {
-        (Some(s), _) => format!("panicked: {s}"),
-        (_, Some(s)) => format!("panicked: {s}"),
-        _ => "panicked".to_string(),
+/// What a panic said, when it said it as text.
+pub(super) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => "a panic without a message".into(),
     }
 }

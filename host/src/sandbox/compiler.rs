@@ -27,8 +27,6 @@ pub const DEFAULT_COMPILE_MIB: u64 = 2048;
 /// A compile may take this many times its cap in wall-clock time on a
 /// machine too busy to give it its CPU time.
 const WALL_FACTOR: u32 = 5;
-/// Longest error text kept from a compiler process.
-const MAX_ERROR: usize = 2048;
 /// Exit code of a child that refused the component as invalid.
 const INVALID: i32 = 3;
 
@@ -126,7 +124,9 @@ impl Compiler {
             });
             let errors = scope.spawn(move || {
                 let mut text = Vec::new();
-                let _ = (&mut stderr).take(MAX_ERROR as u64).read_to_end(&mut text);
+                let _ = (&mut stderr)
+                    .take(crate::limits::MAX_REASON as u64)
+                    .read_to_end(&mut text);
                 let _ = std::io::copy(&mut stderr, &mut std::io::sink());
                 String::from_utf8_lossy(&text).into_owned()
             });

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 
 use runway_audit::{AuditError, AuditLog};
 
+use super::super::workers::panic_text;
 use super::land::{MAX_BATCH, land};
 use crate::sandbox::{Flown, RunReport};
 use crate::store::DatasetStore;
@@ -106,14 +107,5 @@ fn serve(store: &DatasetStore, audit: &AuditLog, arrivals: &Receiver<(Flown, Rep
                 }
             }
         }
-    }
-}
-
-/// What a panic said, when it said it as text.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(s), _) => (*s).to_string(),
-        (_, Some(s)) => s.clone(),
-        _ => "a panic without a message".into(),
     }
 }
