@@ -16,6 +16,7 @@
 //! datasets a grant, a release or a withdrawal touched ([`Lines::heads`]).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use runway_audit::LockMode;
 
@@ -23,17 +24,60 @@ use runway_audit::LockMode;
 /// its run is told its locks in).
 pub type LockSet = indexmap::IndexMap<String, LockMode>;
 
+/// A dataset's number in this host's [`Names`]: the lock table and the
+/// lines are indexed by it, so no lock operation hashes or copies a name.
+pub type DatasetId = u32;
+
+/// A lock set as the tower keeps it: dataset numbers and modes, in the
+/// manifest's order.
+pub type Wants = Vec<(DatasetId, LockMode)>;
+
+/// Dataset names, each given a number the first time it is asked for.
+#[derive(Debug, Default)]
+pub struct Names {
+    ids: HashMap<Arc<str>, DatasetId>,
+    names: Vec<Arc<str>>,
+}
+
+impl Names {
+    /// The numbers of `set`'s datasets, numbering new ones.
+    pub fn intern(&mut self, set: &LockSet) -> Wants {
+        set.iter().map(|(d, &m)| (self.id(d), m)).collect()
+    }
+
+    fn id(&mut self, name: &str) -> DatasetId {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = DatasetId::try_from(self.names.len()).expect("fewer than 2^32 datasets");
+        let name: Arc<str> = name.into();
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    /// The numbers of `set`'s datasets, where they have one.
+    pub fn known(&self, set: &LockSet) -> Wants {
+        let known = set.iter().filter_map(|(d, &m)| Some((*self.ids.get(d.as_str())?, m)));
+        known.collect()
+    }
+
+    pub fn name(&self, id: DatasetId) -> &Arc<str> {
+        &self.names[id as usize]
+    }
+}
+
 #[derive(Debug, Clone)]
 struct Held {
     mode: LockMode,
     /// Runways holding it (several only when shared).
-    holders: Vec<String>,
+    holders: Vec<Arc<str>>,
 }
 
-/// Locks currently held, by dataset.
+/// Locks currently held, by dataset number.
 #[derive(Debug, Default)]
 pub struct LockTable {
-    held: HashMap<String, Held>,
+    held: Vec<Option<Held>>,
 }
 
 fn compatible(existing: Option<LockMode>, wanted: LockMode) -> bool {
@@ -44,79 +88,95 @@ fn compatible(existing: Option<LockMode>, wanted: LockMode) -> bool {
 }
 
 impl LockTable {
+    fn get(&self, d: DatasetId) -> Option<&Held> {
+        self.held.get(d as usize).and_then(Option::as_ref)
+    }
+
     /// Whether `wants` could be granted beside the locks held now.
-    pub fn free(&self, wants: &LockSet) -> bool {
+    pub fn free(&self, wants: &[(DatasetId, LockMode)]) -> bool {
         wants
             .iter()
-            .all(|(d, &m)| compatible(self.held.get(d).map(|h| h.mode), m))
+            .all(|&(d, m)| compatible(self.get(d).map(|h| h.mode), m))
     }
 
     /// `runway` takes its whole lock set.
-    pub fn acquire(&mut self, wants: &LockSet, runway: &str) {
-        for (d, &mode) in wants {
-            let h = self.held.entry(d.clone()).or_insert(Held {
+    pub fn acquire(&mut self, wants: &[(DatasetId, LockMode)], runway: &Arc<str>) {
+        for &(d, mode) in wants {
+            let d = d as usize;
+            if self.held.len() <= d {
+                self.held.resize(d + 1, None);
+            }
+            let h = self.held[d].get_or_insert_with(|| Held {
                 mode,
                 holders: Vec::new(),
             });
-            h.holders.push(runway.to_string());
+            h.holders.push(runway.clone());
         }
     }
 
     /// `runway` releases its whole lock set.
-    pub fn release(&mut self, wants: &LockSet, runway: &str) {
-        for d in wants.keys() {
-            if let Some(h) = self.held.get_mut(d) {
-                if let Some(at) = h.holders.iter().position(|r| r == runway) {
+    pub fn release(&mut self, wants: &[(DatasetId, LockMode)], runway: &str) {
+        for &(d, _) in wants {
+            let Some(slot) = self.held.get_mut(d as usize) else {
+                continue;
+            };
+            if let Some(h) = slot {
+                if let Some(at) = h.holders.iter().position(|r| &**r == runway) {
                     h.holders.swap_remove(at);
                 }
                 if h.holders.is_empty() {
-                    self.held.remove(d);
+                    *slot = None;
                 }
             }
         }
     }
 
     /// Who holds what `wants` conflicts with, as `runway (dataset X)`.
-    pub fn blockers(&self, wants: &LockSet) -> Vec<String> {
+    pub fn blockers(&self, wants: &[(DatasetId, LockMode)], names: &Names) -> Vec<String> {
         let mut out = Vec::new();
-        for (d, &m) in wants {
-            if let Some(h) = self.held.get(d)
+        for &(d, m) in wants {
+            if let Some(h) = self.get(d)
                 && !compatible(Some(h.mode), m)
             {
                 for holder in &h.holders {
-                    out.push(format!("{holder} ({d} {})", h.mode.letter()));
+                    out.push(format!("{holder} ({} {})", names.name(d), h.mode.letter()));
                 }
             }
         }
         out
     }
 
-    /// Datasets currently locked, by name: mode and holders.
-    pub fn held(&self) -> impl Iterator<Item = (&str, LockMode, &[String])> {
-        self.held
-            .iter()
-            .map(|(d, h)| (d.as_str(), h.mode, h.holders.as_slice()))
+    /// Datasets currently locked, by number: mode and holders.
+    pub fn held(&self) -> impl Iterator<Item = (DatasetId, LockMode, &[Arc<str>])> {
+        self.held.iter().enumerate().filter_map(|(d, h)| {
+            let h = h.as_ref()?;
+            Some((d as DatasetId, h.mode, h.holders.as_slice()))
+        })
     }
 }
 
 /// One dataset's waiters, by ticket (filing order).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Line {
     all: BTreeSet<u64>,
     exclusive: BTreeSet<u64>,
 }
 
-/// The waiting runways' places in line, per dataset.
+/// The waiting runways' places in line, per dataset number.
 #[derive(Debug, Default)]
 pub struct Lines {
-    lines: HashMap<String, Line>,
+    lines: Vec<Line>,
 }
 
 impl Lines {
     /// Puts `ticket` at the end of the line of each of its datasets.
-    pub fn join(&mut self, ticket: u64, wants: &LockSet) {
-        for (d, &m) in wants {
-            let line = self.lines.entry(d.clone()).or_default();
+    pub fn join(&mut self, ticket: u64, wants: &[(DatasetId, LockMode)]) {
+        for &(d, m) in wants {
+            let d = d as usize;
+            if self.lines.len() <= d {
+                self.lines.resize(d + 1, Line::default());
+            }
+            let line = &mut self.lines[d];
             line.all.insert(ticket);
             if m == LockMode::Exclusive {
                 line.exclusive.insert(ticket);
@@ -125,23 +185,20 @@ impl Lines {
     }
 
     /// Takes `ticket` out of its lines.
-    pub fn leave(&mut self, ticket: u64, wants: &LockSet) {
-        for d in wants.keys() {
-            if let Some(line) = self.lines.get_mut(d) {
+    pub fn leave(&mut self, ticket: u64, wants: &[(DatasetId, LockMode)]) {
+        for &(d, _) in wants {
+            if let Some(line) = self.lines.get_mut(d as usize) {
                 line.all.remove(&ticket);
                 line.exclusive.remove(&ticket);
-                if line.all.is_empty() {
-                    self.lines.remove(d);
-                }
             }
         }
     }
 
     /// Whether no earlier waiter on any of its datasets conflicts with
     /// `ticket`: a reader is before every waiting writer, a writer first.
-    pub fn first_in_line(&self, ticket: u64, wants: &LockSet) -> bool {
-        wants.iter().all(|(d, &m)| {
-            let Some(line) = self.lines.get(d) else {
+    pub fn first_in_line(&self, ticket: u64, wants: &[(DatasetId, LockMode)]) -> bool {
+        wants.iter().all(|&(d, m)| {
+            let Some(line) = self.lines.get(d as usize) else {
                 return true;
             };
             match m {
@@ -152,17 +209,18 @@ impl Lines {
     }
 
     /// Every dataset someone waits for, with its waiters in line order.
-    pub fn waiting(&self) -> impl Iterator<Item = (&str, impl Iterator<Item = u64> + '_)> {
+    pub fn waiting(&self) -> impl Iterator<Item = (DatasetId, impl Iterator<Item = u64> + '_)> {
         self.lines
             .iter()
+            .enumerate()
             .filter(|(_, line)| !line.all.is_empty())
-            .map(|(d, line)| (d.as_str(), line.all.iter().copied()))
+            .map(|(d, line)| (d as DatasetId, line.all.iter().copied()))
     }
 
-    /// The waiters at the head of `dataset`'s line that may go once it is
+    /// The waiters at the head of dataset `d`'s line that may go once it is
     /// free: its first writer, or the readers before the first writer.
-    pub fn heads(&self, dataset: &str) -> Vec<u64> {
-        let Some(line) = self.lines.get(dataset) else {
+    pub fn heads(&self, d: DatasetId) -> Vec<u64> {
+        let Some(line) = self.lines.get(d as usize) else {
             return Vec::new();
         };
         match (line.all.first(), line.exclusive.first()) {
@@ -178,54 +236,60 @@ mod tests {
     use super::*;
     use LockMode::{Exclusive as X, Shared as S};
 
-    fn set(items: &[(&str, LockMode)]) -> LockSet {
-        items.iter().map(|(d, m)| (d.to_string(), *m)).collect()
+    fn set(names: &mut Names, items: &[(&str, LockMode)]) -> Wants {
+        let set: LockSet = items.iter().map(|(d, m)| (d.to_string(), *m)).collect();
+        names.intern(&set)
     }
 
     #[test]
     fn shared_coexist_exclusive_excludes() {
+        let mut names = Names::default();
         let mut t = LockTable::default();
-        let r = set(&[("d", S)]);
-        let w = set(&[("d", X)]);
-        t.acquire(&r, "r0");
+        let r = set(&mut names, &[("d", S)]);
+        let w = set(&mut names, &[("d", X)]);
+        let holder = |n: &str| -> Arc<str> { n.into() };
+        t.acquire(&r, &holder("r0"));
         assert!(t.free(&r), "a reader beside a reader");
-        t.acquire(&r, "r1");
+        t.acquire(&r, &holder("r1"));
         assert!(!t.free(&w), "a writer beside readers");
-        assert_eq!(t.blockers(&w), ["r0 (d S)", "r1 (d S)"]);
+        assert_eq!(t.blockers(&w, &names), ["r0 (d S)", "r1 (d S)"]);
         t.release(&r, "r0");
         assert!(!t.free(&w));
         t.release(&r, "r1");
         assert!(t.free(&w));
-        t.acquire(&w, "w");
+        t.acquire(&w, &holder("w"));
         assert!(!t.free(&r), "a reader beside a writer");
         let held: Vec<_> = t.held().collect();
-        assert_eq!(held, [("d", X, &["w".to_string()][..])]);
+        assert_eq!(held, [(0, X, &[holder("w")][..])]);
+        assert_eq!(&**names.name(0), "d");
     }
 
     #[test]
     fn no_one_overtakes_an_earlier_conflicting_waiter() {
+        let mut names = Names::default();
         let mut lines = Lines::default();
-        let reader = set(&[("d", S)]);
-        let writer = set(&[("d", X), ("e", X)]);
+        let reader = set(&mut names, &[("d", S)]);
+        let writer = set(&mut names, &[("d", X), ("e", X)]);
+        let (d, e) = (0, 1);
         lines.join(1, &reader);
         lines.join(2, &writer);
         lines.join(3, &reader);
         assert!(lines.first_in_line(1, &reader));
         assert!(!lines.first_in_line(2, &writer), "a writer behind a reader");
         assert!(!lines.first_in_line(3, &reader), "a reader behind a writer");
-        assert_eq!(lines.heads("d"), [1]);
-        assert_eq!(lines.heads("e"), [2]);
+        assert_eq!(lines.heads(d), [1]);
+        assert_eq!(lines.heads(e), [2]);
         lines.leave(1, &reader);
         assert!(lines.first_in_line(2, &writer));
-        assert_eq!(lines.heads("d"), [2]);
+        assert_eq!(lines.heads(d), [2]);
         lines.leave(2, &writer);
         assert!(lines.first_in_line(3, &reader));
-        assert_eq!(lines.heads("d"), [3]);
-        assert!(lines.heads("e").is_empty());
+        assert_eq!(lines.heads(d), [3]);
+        assert!(lines.heads(e).is_empty());
         // Readers in a row all stand at the head, up to the first writer.
         lines.join(4, &reader);
-        lines.join(5, &set(&[("d", X)]));
+        lines.join(5, &set(&mut names, &[("d", X)]));
         lines.join(6, &reader);
-        assert_eq!(lines.heads("d"), [3, 4]);
+        assert_eq!(lines.heads(d), [3, 4]);
     }
 }

@@ -15,13 +15,13 @@
 //! the ready ones wait by priority for a worker.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use runway_audit::{LockGrant, LockMode};
 use tokio::sync::mpsc::UnboundedSender;
 
-use super::locks::{Lines, LockSet, LockTable};
+use super::locks::{DatasetId, Lines, LockSet, LockTable, Names, Wants};
 use crate::store::{DatasetStore, StoreError};
 
 /// Permission to take off: the granted locks, or why tokens failed.
@@ -59,10 +59,14 @@ pub struct Request {
 
 struct Waiting {
     request: Request,
+    /// The request's lock set, by dataset number.
+    wants: Wants,
+    runway: Arc<str>,
     reply: UnboundedSender<Clearance>,
 }
 
 struct State {
+    names: Names,
     table: LockTable,
     /// Every waiter, by ticket (tickets tell requests apart and give the
     /// filing order).
@@ -87,7 +91,7 @@ impl State {
             let Some(w) = self.queue.get(&t) else {
                 continue;
             };
-            let wants = &w.request.wants;
+            let wants = &w.wants;
             if self.table.free(wants) && self.lines.first_in_line(t, wants) {
                 self.ready.insert((Reverse(w.request.priority), t));
             }
@@ -99,15 +103,15 @@ impl State {
     fn take(&mut self, ticket: u64) -> Waiting {
         let w = self.queue.remove(&ticket).expect("a queued ticket");
         self.ready.remove(&(Reverse(w.request.priority), ticket));
-        self.lines.leave(ticket, &w.request.wants);
-        let heads: Vec<u64> = w
-            .request
-            .wants
-            .keys()
-            .flat_map(|d| self.lines.heads(d))
-            .collect();
-        self.consider(heads);
+        self.lines.leave(ticket, &w.wants);
+        self.consider_heads(&w.wants);
         w
+    }
+
+    /// Looks at whoever stands first in the lines of `wants`' datasets.
+    fn consider_heads(&mut self, wants: &[(DatasetId, LockMode)]) {
+        let heads: Vec<u64> = wants.iter().flat_map(|&(d, _)| self.lines.heads(d)).collect();
+        self.consider(heads);
     }
 
     fn in_air_of(&self, agent: &str) -> u64 {
@@ -136,6 +140,7 @@ impl Tower {
     pub fn new(store: Arc<DatasetStore>, workers: usize) -> Tower {
         Tower {
             state: Mutex::new(State {
+                names: Names::default(),
                 table: LockTable::default(),
                 queue: HashMap::new(),
                 lines: Lines::default(),
@@ -160,12 +165,19 @@ impl Tower {
         reply: UnboundedSender<Clearance>,
     ) -> (u64, Option<String>) {
         let mut s = self.lock();
-        let blockers = s.table.blockers(&request.wants);
+        let wants = s.names.intern(&request.wants);
+        let runway: Arc<str> = request.runway.as_str().into();
         let (agent, limit) = (request.agent.clone(), request.agent_limit);
         s.tickets += 1;
         let ticket = s.tickets;
-        s.lines.join(ticket, &request.wants);
-        s.queue.insert(ticket, Waiting { request, reply });
+        s.lines.join(ticket, &wants);
+        let waiting = Waiting {
+            request,
+            wants,
+            runway,
+            reply,
+        };
+        s.queue.insert(ticket, waiting);
         s.consider([ticket]);
         self.pump(&mut s);
         if !s.queue.contains_key(&ticket) {
@@ -175,7 +187,9 @@ impl Tower {
             "waiting: clearing is paused".to_string()
         } else if let Some(max) = limit.filter(|&max| s.in_air_of(&agent) >= max) {
             format!("waiting: agent {agent} has {max} of {max} runs in the air")
-        } else if !blockers.is_empty() {
+        } else if let blockers = s.table.blockers(&s.queue[&ticket].wants, &s.names)
+            && !blockers.is_empty()
+        {
             format!("waiting behind {}", blockers.join(", "))
         } else if s.in_air >= self.workers {
             format!("waiting for one of {} workers", self.workers)
@@ -208,10 +222,10 @@ impl Tower {
     /// counts against `agent`'s limit.
     pub fn release(&self, wants: &LockSet, runway: &str, agent: &str) {
         let mut s = self.lock();
-        s.table.release(wants, runway);
+        let wants = s.names.known(wants);
+        s.table.release(&wants, runway);
         s.landed(agent);
-        let heads: Vec<u64> = wants.keys().flat_map(|d| s.lines.heads(d)).collect();
-        s.consider(heads);
+        s.consider_heads(&wants);
         self.pump(&mut s);
     }
 
@@ -219,31 +233,31 @@ impl Tower {
     /// it and who waits, in line order.
     pub fn board(&self) -> Vec<DatasetLocks> {
         let s = self.lock();
-        let mut board: BTreeMap<String, DatasetLocks> = BTreeMap::new();
-        fn entry<'b>(
-            board: &'b mut BTreeMap<String, DatasetLocks>,
-            d: &str,
-        ) -> &'b mut DatasetLocks {
-            board.entry(d.to_string()).or_insert_with(|| DatasetLocks {
-                dataset: d.to_string(),
-                held: None,
-                holders: Vec::new(),
-                waiting: Vec::new(),
-            })
-        }
+        let empty = |d: DatasetId| DatasetLocks {
+            dataset: s.names.name(d).to_string(),
+            held: None,
+            holders: Vec::new(),
+            waiting: Vec::new(),
+        };
+        let mut board: HashMap<DatasetId, DatasetLocks> = HashMap::new();
         for (d, mode, holders) in s.table.held() {
-            let e = entry(&mut board, d);
+            let e = board.entry(d).or_insert_with(|| empty(d));
             e.held = Some(mode);
-            e.holders = holders.to_vec();
+            e.holders = holders.iter().map(|h| h.to_string()).collect();
         }
         for (d, tickets) in s.lines.waiting() {
             let waiting: Vec<(String, LockMode)> = tickets
                 .filter_map(|t| s.queue.get(&t))
-                .filter_map(|w| Some((w.request.runway.clone(), *w.request.wants.get(d)?)))
+                .filter_map(|w| {
+                    let mode = w.wants.iter().find(|(x, _)| *x == d)?.1;
+                    Some((w.runway.to_string(), mode))
+                })
                 .collect();
-            entry(&mut board, d).waiting = waiting;
+            board.entry(d).or_insert_with(|| empty(d)).waiting = waiting;
         }
-        board.into_values().collect()
+        let mut board: Vec<DatasetLocks> = board.into_values().collect();
+        board.sort_by(|a, b| a.dataset.cmp(&b.dataset));
+        board
     }
 
     /// Whether clearing is paused.
@@ -269,18 +283,18 @@ impl Tower {
             let Some(ticket) = next else { return };
             // Its locks are taken before its lines move on, so those who
             // stand first next see them held.
-            let r = &s.queue[&ticket].request;
-            let (wants, runway) = (r.wants.clone(), r.runway.clone());
+            let w = &s.queue[&ticket];
+            let (wants, runway) = (w.wants.clone(), w.runway.clone());
             s.table.acquire(&wants, &runway);
-            let Waiting { request, reply } = s.take(ticket);
+            let Waiting { request, reply, .. } = s.take(ticket);
             let Request { slot, agent, .. } = request;
             s.in_air += 1;
             *s.by_agent.entry(agent.clone()).or_insert(0) += 1;
             let grants = wants
                 .iter()
-                .map(|(dataset, &mode)| {
+                .map(|&(d, mode)| {
                     Ok(LockGrant {
-                        dataset: dataset.clone(),
+                        dataset: s.names.name(d).to_string(),
                         mode,
                         token: self.store.next_token()?,
                     })
@@ -291,8 +305,7 @@ impl Tower {
                 s.table.release(&wants, &runway);
                 s.in_air -= 1;
                 s.landed(&agent);
-                let heads: Vec<u64> = wants.keys().flat_map(|d| s.lines.heads(d)).collect();
-                s.consider(heads);
+                s.consider_heads(&wants);
             }
         }
     }
