@@ -96,7 +96,9 @@ impl Dispatch {
     /// and before anyone else may append after them (a run taking off, a
     /// pause).
     pub fn flush(&mut self) -> Result<(), AuditError> {
-        let batch = std::mem::take(&mut self.outbox);
+        // The next step's records go into a buffer of this one's size.
+        let room = Vec::with_capacity(self.outbox.len());
+        let batch = std::mem::replace(&mut self.outbox, room);
         self.host.audit.append_batch(batch).map(drop)
     }
 

@@ -48,13 +48,15 @@ impl Dispatch {
     /// Releases a landed runway's locks (one RELEASE record each).
     fn land_locks(&mut self, i: usize) {
         self.flights.airborne -= 1;
-        for g in self.book.runways[i].course.locks.clone() {
+        let locks = std::mem::take(&mut self.book.runways[i].course.locks);
+        for g in &locks {
             let event = Event::LockReleased {
                 mode: g.mode,
                 token: g.token,
             };
             self.record(i, Some(g.dataset.clone()), event);
         }
+        self.book.runways[i].course.locks = locks;
         let m = &self.book.runways[i].manifest;
         self.host.tower.release(&m.datasets, &m.id, &m.agent);
     }

@@ -58,7 +58,9 @@ impl Names {
 
     /// The numbers of `set`'s datasets, where they have one.
     pub fn known(&self, set: &LockSet) -> Wants {
-        let known = set.iter().filter_map(|(d, &m)| Some((*self.ids.get(d.as_str())?, m)));
+        let known = set
+            .iter()
+            .filter_map(|(d, &m)| Some((*self.ids.get(d.as_str())?, m)));
         known.collect()
     }
 

@@ -63,6 +63,10 @@ struct Waiting {
     wants: Wants,
     runway: Arc<str>,
     reply: UnboundedSender<Clearance>,
+    /// In `ready`: it stays there until it is cleared or withdrawn (what
+    /// is ready never conflicts with what else is), so it is not looked
+    /// at again.
+    ready: bool,
 }
 
 struct State {
@@ -88,11 +92,15 @@ impl State {
     /// first in line.
     fn consider(&mut self, tickets: impl IntoIterator<Item = u64>) {
         for t in tickets {
-            let Some(w) = self.queue.get(&t) else {
+            let Some(w) = self.queue.get_mut(&t) else {
                 continue;
             };
+            if w.ready {
+                continue;
+            }
             let wants = &w.wants;
             if self.table.free(wants) && self.lines.first_in_line(t, wants) {
+                w.ready = true;
                 self.ready.insert((Reverse(w.request.priority), t));
             }
         }
@@ -110,7 +118,10 @@ impl State {
 
     /// Looks at whoever stands first in the lines of `wants`' datasets.
     fn consider_heads(&mut self, wants: &[(DatasetId, LockMode)]) {
-        let heads: Vec<u64> = wants.iter().flat_map(|&(d, _)| self.lines.heads(d)).collect();
+        let heads: Vec<u64> = wants
+            .iter()
+            .flat_map(|&(d, _)| self.lines.heads(d))
+            .collect();
         self.consider(heads);
     }
 
@@ -176,6 +187,7 @@ impl Tower {
             wants,
             runway,
             reply,
+            ready: false,
         };
         s.queue.insert(ticket, waiting);
         s.consider([ticket]);
