@@ -260,7 +260,7 @@ mod model {
                     let request = Request {
                         slot,
                         runway: format!("r{slot}"),
-                        wants,
+                        wants: self.tower.intern(&wants),
                         priority,
                         agent: "agent".into(),
                         agent_limit: None,
@@ -281,8 +281,8 @@ mod model {
                         .collect();
                     if let Some(&slot) = landed.get(n % landed.len().max(1)) {
                         self.holding.retain(|&s| s != slot);
-                        self.tower
-                            .release(&self.wants[slot], &format!("r{slot}"), "agent");
+                        let wants = self.tower.intern(&self.wants[slot]);
+                        self.tower.release(&wants, &format!("r{slot}"), "agent");
                     }
                 }
                 Op::Fly(_) => {}

@@ -57,8 +57,9 @@ impl Dispatch {
             self.record(i, Some(g.dataset.clone()), event);
         }
         self.book.runways[i].course.locks = locks;
+        let wants = self.wants(i);
         let m = &self.book.runways[i].manifest;
-        self.host.tower.release(&m.datasets, &m.id, &m.agent);
+        self.host.tower.release(&wants, &m.id, &m.agent);
     }
 
     /// A failed or timed-out runway with attempts left goes back to QUEUED,

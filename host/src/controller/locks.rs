@@ -56,14 +56,6 @@ impl Names {
         id
     }
 
-    /// The numbers of `set`'s datasets, where they have one.
-    pub fn known(&self, set: &LockSet) -> Wants {
-        let known = set
-            .iter()
-            .filter_map(|(d, &m)| Some((*self.ids.get(d.as_str())?, m)));
-        known.collect()
-    }
-
     pub fn name(&self, id: DatasetId) -> &Arc<str> {
         &self.names[id as usize]
     }

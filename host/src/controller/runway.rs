@@ -10,6 +10,7 @@ use runway_audit::{Event, Hash, LockGrant, State};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::locks::Wants;
 use super::state::{IllegalMove, Lifecycle};
 use crate::controller::plan::{Backoff, Manifest, Retry};
 use crate::plugin::loader::Plugin;
@@ -144,6 +145,8 @@ pub(super) struct Runway {
     pub expires_at: Option<jiff::Timestamp>,
     /// Its request in the tower while WAITING_LOCKS.
     pub ticket: Option<u64>,
+    /// Its lock set as the tower numbers it, once it first asked.
+    pub wants: Option<Wants>,
     /// An approval given and not applied yet: who, and their note.
     pub approval: Option<(String, String)>,
     /// The current attempt's cancel switch.
@@ -162,6 +165,7 @@ impl Runway {
             start_at: None,
             expires_at: None,
             ticket: None,
+            wants: None,
             approval: None,
             cancel: Cancel::default(),
             run: None,

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 
 use super::DispatchError;
 use super::dispatch::Dispatch;
+use super::locks::Wants;
 use super::tower::Request;
 
 impl Dispatch {
@@ -112,12 +113,13 @@ impl Dispatch {
     /// Files runway `i`'s request with the tower; says what it waits
     /// behind, if anything.
     pub(super) fn request_locks(&mut self, i: usize) -> Option<String> {
+        let wants = self.wants(i);
         let r = &self.book.runways[i];
         let m = &r.manifest;
         let request = Request {
             slot: i,
             runway: m.id.clone(),
-            wants: m.datasets.clone(),
+            wants,
             priority: m.priority,
             agent: m.agent.clone(),
             agent_limit: r.plugin.as_ref().and_then(|p| p.grants.limits.max_running),
@@ -126,6 +128,15 @@ impl Dispatch {
         let (ticket, why) = self.host.tower.request(request, reply);
         self.book.runways[i].ticket = Some(ticket);
         why
+    }
+
+    /// Runway `i`'s lock set as the tower numbers it (numbered once).
+    pub(super) fn wants(&mut self, i: usize) -> Wants {
+        let r = &mut self.book.runways[i];
+        let tower = &self.host.tower;
+        r.wants
+            .get_or_insert_with(|| tower.intern(&r.manifest.datasets))
+            .clone()
     }
 
     /// Not cleared by its `expires`: EXPIRED, its request taken back.

@@ -95,9 +95,10 @@ impl Dispatch {
 
     /// A cleared runway that could not take off: its worker slot and
     /// locks go straight back.
-    fn grounded(&self, i: usize) {
+    fn grounded(&mut self, i: usize) {
+        let wants = self.wants(i);
         let m = &self.book.runways[i].manifest;
         self.host.tower.flown();
-        self.host.tower.release(&m.datasets, &m.id, &m.agent);
+        self.host.tower.release(&wants, &m.id, &m.agent);
     }
 }

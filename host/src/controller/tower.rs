@@ -50,7 +50,8 @@ pub struct Request {
     pub slot: usize,
     /// The runway's id, as lock holders are named.
     pub runway: String,
-    pub wants: LockSet,
+    /// Its lock set, numbered by [`Tower::intern`].
+    pub wants: Wants,
     pub priority: i64,
     /// The agent, and how many of its runs may be in the air at once.
     pub agent: String,
@@ -167,6 +168,12 @@ impl Tower {
         }
     }
 
+    /// `set` numbered as the tower keeps lock sets: done once per runway,
+    /// so no later request or release hashes a dataset name.
+    pub fn intern(&self, set: &LockSet) -> Wants {
+        self.lock().names.intern(set)
+    }
+
     /// Queues a runway for clearance; the answer comes down `reply`.
     /// Returns why it waits, when it is not cleared at once: the holders
     /// it waits behind, earlier waiters, or the run limit.
@@ -176,7 +183,7 @@ impl Tower {
         reply: UnboundedSender<Clearance>,
     ) -> (u64, Option<String>) {
         let mut s = self.lock();
-        let wants = s.names.intern(&request.wants);
+        let wants = request.wants.clone();
         let runway: Arc<str> = request.runway.as_str().into();
         let (agent, limit) = (request.agent.clone(), request.agent_limit);
         s.tickets += 1;
@@ -232,12 +239,11 @@ impl Tower {
 
     /// A cleared runway landed: its locks are free, and its run no longer
     /// counts against `agent`'s limit.
-    pub fn release(&self, wants: &LockSet, runway: &str, agent: &str) {
+    pub fn release(&self, wants: &[(DatasetId, LockMode)], runway: &str, agent: &str) {
         let mut s = self.lock();
-        let wants = s.names.known(wants);
-        s.table.release(&wants, runway);
+        s.table.release(wants, runway);
         s.landed(agent);
-        s.consider_heads(&wants);
+        s.consider_heads(wants);
         self.pump(&mut s);
     }
 
