@@ -58,9 +58,6 @@ pub const FULL_RESCAN: Duration = Duration::from_secs(5);
 /// 64 MiB cap takes seconds on a loaded 2-core machine, so this is generous:
 /// it is there for reads that never end, not for slow parses.
 pub const PLAN_READ_TIMEOUT: Duration = Duration::from_secs(30);
-/// Longest the first rescan of the plugins folder is waited for before
-/// plans are taken anyway (a later rescan brings what it loads).
-pub const FIRST_RESCAN_WAIT: Duration = Duration::from_secs(60);
 
 /// Why serving stopped.
 #[derive(Debug, Error)]
@@ -108,9 +105,9 @@ pub async fn serve(
     };
     let (_plugin_watch, plugin_events) = watch(folder.dir()).map_err(watch_err(folder.dir()))?;
     let (_inbox_watch, inbox_events) = watch(inbox).map_err(watch_err(inbox))?;
+    // The start path scanned the folder; changes since come as events, and
+    // a full rescan every FULL_RESCAN catches any the OS dropped.
     let mut rescans = Rescans::new(folder);
-    let _ = rescans.start(&host);
-    rescans.poll(&host, FIRST_RESCAN_WAIT).await?;
     let mut flights: JoinSet<()> = JoinSet::new();
     // Plans a stop or a crash left half way are taken again.
     for (folder, stem) in left_over(inbox).map_err(inbox_err)? {

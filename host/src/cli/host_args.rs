@@ -177,13 +177,7 @@ pub fn timeline_printer() -> crate::sandbox::Observer {
 
 /// One line of the timeline, stamped now.
 pub fn timeline_line(entry: &Entry) -> String {
-    runway_audit::timeline_line(now_ns(), entry)
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    runway_audit::timeline_line(runway_audit::now_ns(), entry)
 }
 
 /// A multi-threaded tokio runtime for the dispatcher.

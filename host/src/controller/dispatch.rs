@@ -89,7 +89,7 @@ impl Dispatch {
     /// A record of the controller's, appended with the step's others.
     pub fn record_entry(&mut self, entry: Entry) {
         (self.observer)(&entry);
-        self.outbox.push((now_ns(), entry));
+        self.outbox.push((runway_audit::now_ns(), entry));
     }
 
     /// Appends the records kept so far, in order: at the end of each step,
@@ -210,9 +210,4 @@ impl Dispatch {
     pub fn done(&self) -> bool {
         self.stopping && self.flights.airborne == 0
     }
-}
-
-fn now_ns() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }

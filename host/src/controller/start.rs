@@ -56,8 +56,6 @@ pub struct Opened {
     pub settled: Settled,
     /// The plugins folder, scanned, for its caller to follow.
     pub folder: Option<PluginFolder>,
-    /// Plugins the first scan refused (each audited).
-    pub refused: Vec<PluginChange>,
 }
 
 /// Why a host could not come up; nothing was started.
@@ -97,7 +95,7 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
         fold.apply(record.time_ns, record.entry);
     })?;
     let settled = unsettled.settle(&audit, &store)?;
-    let now = now_ns();
+    let now = runway_audit::now_ns();
     for entry in &settled.appended {
         fold.apply(now, entry.clone());
     }
@@ -118,10 +116,6 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
     for change in &changes {
         audit.append(change.entry())?;
     }
-    let refused = changes
-        .into_iter()
-        .filter(|c| matches!(c, PluginChange::Refused { .. }))
-        .collect();
     let host = Host::new(
         &runtime,
         plugins,
@@ -135,11 +129,5 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
         host: Arc::new(host),
         settled,
         folder,
-        refused,
     })
-}
-
-fn now_ns() -> u64 {
-    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    since.map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
