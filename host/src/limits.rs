@@ -164,6 +164,10 @@ pub const AUDIT_RESERVE_MIB: u64 = 64;
 /// Longest a connection may take to send a request's headers (the first
 /// request's included) before it is closed.
 pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest journal snapshot a start reads (`controller/snapshot.rs`); a
+/// larger one is set aside and the trail read whole.
+pub const MAX_SNAPSHOT_BYTES: u64 = 4 << 30;
+
 /// Event streams reading older records from disk at once; others wait.
 pub const MAX_STREAM_DISK_READERS: usize = 4;
 /// An event stream reading from disk whose client takes nothing for this

@@ -32,6 +32,7 @@ mod scaffold;
 mod serve;
 mod server;
 mod signing;
+mod snapshot;
 mod start;
 mod times;
 mod tls;

@@ -34,6 +34,7 @@ fn serve_follows_the_plugins_folder_and_flies_dropped_plans() {
         runtime: runtime.clone(),
         plugins: PluginSource::Folder(PluginFolder::new(&folder_dir, runtime.clone())),
         workers: 2,
+        snapshot_after: 0,
     };
     let opened = start::open(setup).unwrap();
     let (host, folder) = (opened.host, opened.folder.unwrap());

@@ -163,6 +163,7 @@ fn open_fixture_trail(dir: &Path) -> Arc<runway_host::Host> {
         runtime: runtime.clone(),
         plugins: PluginSource::Loaded(plugins.clone()),
         workers: 2,
+        snapshot_after: 0,
     };
     start::open(setup).expect("the old trail opens").host
 }

@@ -259,6 +259,7 @@ pub fn open_host_with(
         runtime: runtime.clone(),
         plugins: PluginSource::Loaded(plugins),
         workers,
+        snapshot_after: 0,
     };
     start::open(setup).expect("the host comes up").host
 }

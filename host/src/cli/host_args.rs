@@ -151,6 +151,7 @@ impl HostArgs {
             runtime: runtime.clone(),
             plugins,
             workers,
+            snapshot_after: start::SNAPSHOT_AFTER,
         };
         let opened = start::open(setup).map_err(|e| Failure::new(HOST_FAULT, e))?;
         let settled = &opened.settled;

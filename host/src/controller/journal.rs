@@ -49,8 +49,27 @@ pub struct Journal {
 pub fn read(dir: &Path) -> Result<Journal, VerifyError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut journal = Fold::default();
-    runway_audit::for_each_record(dir, threads, |r| journal.apply(r.time_ns, r.entry))?;
+    runway_audit::for_each_record(dir, threads, |r| journal.apply(r.time_ns, &r.entry))?;
     Ok(journal.finish())
+}
+
+/// Whether [`Fold::apply`] reads `entry` at all: what a snapshot keeps
+/// of the trail ([`super::snapshot`]).
+pub fn folds(entry: &Entry) -> bool {
+    match &entry.event {
+        Event::Paused { .. } | Event::Resumed { .. } | Event::PlanFiled { .. } => {
+            entry.runway.is_empty()
+        }
+        Event::FilingV1(_)
+        | Event::Filing { .. }
+        | Event::Filed { .. }
+        | Event::Moved { .. }
+        | Event::Failed { .. }
+        | Event::Cleared { .. }
+        | Event::Started { .. }
+        | Event::Succeeded { .. } => !entry.runway.is_empty(),
+        _ => false,
+    }
 }
 
 /// A fold in progress: records go in one at a time, in trail order.
@@ -62,11 +81,11 @@ pub struct Fold {
 
 impl Fold {
     /// Folds the next record: `entry`, written at `time_ns`.
-    pub fn apply(&mut self, time_ns: u64, entry: Entry) {
+    pub fn apply(&mut self, time_ns: u64, entry: &Entry) {
         let at = timestamp(time_ns);
         if entry.runway.is_empty() {
-            match entry.event {
-                Event::Paused { by } => self.journal.paused = Some(by),
+            match &entry.event {
+                Event::Paused { by } => self.journal.paused = Some(by.clone()),
                 Event::Resumed { .. } => self.journal.paused = None,
                 Event::PlanFiled {
                     by,
@@ -75,23 +94,24 @@ impl Fold {
                     runways,
                 } => {
                     // Who filed it: its first move's `by`, as when live.
-                    for id in &runways {
+                    for id in runways {
                         if let Some(&i) = self.index.get(id)
                             && let Some(first) = self.journal.runways[i].course.history.first_mut()
                         {
                             first.by = Some(by.clone());
                         }
                     }
-                    self.journal.plans.insert((source, digest), runways);
+                    let plan = (source.clone(), *digest);
+                    self.journal.plans.insert(plan, runways.clone());
                 }
                 _ => {}
             }
             return;
         }
-        let runway = entry.runway;
-        let event = entry.event;
-        if let Some(unfiled) = unfile(&runway, &entry.agent, &event) {
-            if self.index.contains_key(&runway) {
+        let runway = &entry.runway;
+        let event = &entry.event;
+        if let Some(unfiled) = unfile(runway, &entry.agent, event) {
+            if self.index.contains_key(runway) {
                 return;
             }
             let filed = match unfiled {
@@ -100,7 +120,7 @@ impl Fold {
                     // Kept from being given again, as a runway of an
                     // older host would be.
                     tracing::warn!(runway = %runway, "cannot be rebuilt from the trail: {why}");
-                    self.journal.reserved.insert(runway);
+                    self.journal.reserved.insert(runway.clone());
                     return;
                 }
             };
@@ -121,26 +141,26 @@ impl Fold {
             return;
         }
         if let Event::Filed { .. } = event {
-            self.journal.reserved.insert(runway);
+            self.journal.reserved.insert(runway.clone());
             return;
         }
-        let Some(&i) = self.index.get(&runway) else {
+        let Some(&i) = self.index.get(runway) else {
             return;
         };
         let r = &mut self.journal.runways[i].course;
         let (to, reason, by) = match event {
-            Event::Moved { to, reason, by } => (to, reason, by),
-            Event::Failed { reason } => (State::Failed, reason, None),
+            Event::Moved { to, reason, by } => (*to, reason.clone(), by.clone()),
+            Event::Failed { reason } => (State::Failed, reason.clone(), None),
             Event::Cleared { locks } => {
-                r.locks = locks;
+                r.locks = locks.clone();
                 (State::Cleared, String::new(), None)
             }
             Event::Started { attempt } => {
-                r.attempt = attempt;
+                r.attempt = *attempt;
                 (State::Running, format!("attempt {attempt}"), None)
             }
             Event::Succeeded { output } => {
-                r.output_digest = Some(output);
+                r.output_digest = Some(*output);
                 (State::Succeeded, String::new(), None)
             }
             _ => return,

@@ -38,6 +38,7 @@ pub mod policy;
 mod restore;
 mod runway;
 mod settle;
+mod snapshot;
 pub mod start;
 pub mod state;
 mod stats;

@@ -4,9 +4,12 @@
 //! [`open`] does, in this order:
 //! 1. **Claim and open.** The dataset store takes its data root (a second
 //!    host on it is refused), the audit log its folder (its writer lock).
-//! 2. **One pass over the trail.** Every record is read once, verified,
-//!    and handed to both the commit recovery ([`Unsettled`]) and the
-//!    journal's [`Fold`].
+//! 2. **One pass over the trail's tail.** The journal's snapshot
+//!    ([`super::snapshot`]) holds what the fold and the commit recovery
+//!    need up to some record; every record after it is read once,
+//!    verified, and handed to both the commit recovery (`Unsettled`) and
+//!    the snapshot, whose records then fold into the journal ([`Fold`]).
+//!    A start that read many records leaves a new snapshot behind.
 //! 3. **Settle.** Commits and runs the crash interrupted are settled
 //!    against the store; the records that says are appended (and folded),
 //!    so the trail and the store agree before anything new happens.
@@ -15,14 +18,15 @@
 //! 5. **The host**, holding the folded journal for its first controller
 //!    ([`super::start`]).
 
-use std::path::PathBuf;
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
-use runway_audit::{AuditError, AuditLog, AuditOptions, VerifyError};
+use runway_audit::{AuditError, AuditLog, AuditOptions, EncodeError, VerifyError};
 
-use super::commit::{CommitError as RecoveryError, Settled, Unsettled};
+use super::commit::{CommitError as RecoveryError, Settled};
 use super::host::Host;
-use super::journal::Fold;
+use super::journal::{Fold, folds};
+use super::snapshot::Snapshot;
 use crate::plugin::loader::{LoadError, Plugins};
 use crate::plugin::watch::{PluginChange, PluginFolder};
 use crate::sandbox::Runtime;
@@ -39,6 +43,9 @@ pub struct HostSetup {
     pub plugins: PluginSource,
     /// Most runs at once.
     pub workers: usize,
+    /// Records read past the journal's snapshot that make the start write
+    /// a new one ([`SNAPSHOT_AFTER`] unless a test wants every start to).
+    pub snapshot_after: u64,
 }
 
 /// Where the host's agents come from.
@@ -56,6 +63,8 @@ pub struct Opened {
     pub settled: Settled,
     /// The plugins folder, scanned, for its caller to follow.
     pub folder: Option<PluginFolder>,
+    /// Records of the trail read past the journal's snapshot.
+    pub tail: u64,
 }
 
 /// Why a host could not come up; nothing was started.
@@ -69,6 +78,8 @@ pub enum StartError {
     Read(#[from] VerifyError),
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
+    #[error("record {seq} of the trail does not encode again: {error}")]
+    Encode { seq: u64, error: EncodeError },
     #[error("plugins folder: {0}")]
     Plugins(#[from] LoadError),
     #[error("cannot start the landing stage: {0}")]
@@ -84,20 +95,22 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
         runtime,
         plugins,
         workers,
+        snapshot_after,
     } = setup;
     let store = DatasetStore::open(&data)?;
     let audit = AuditLog::open(&audit, audit_options)?;
+    let (snapshot, tail) = catch_up(&data, audit.dir())?;
     let mut fold = Fold::default();
-    let mut unsettled = Unsettled::default();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    runway_audit::for_each_record(audit.dir(), threads, |record| {
-        unsettled.observe(&record);
-        fold.apply(record.time_ns, record.entry);
-    })?;
-    let settled = unsettled.settle(&audit, &store)?;
+    for (time_ns, entry) in &snapshot.records {
+        fold.apply(*time_ns, entry);
+    }
+    let settled = snapshot.unsettled.clone().settle(&audit, &store)?;
     let now = runway_audit::now_ns();
     for entry in &settled.appended {
-        fold.apply(now, entry.clone());
+        fold.apply(now, entry);
+    }
+    if tail > 0 && tail >= snapshot_after {
+        keep(snapshot, data);
     }
     let (plugins, folder, changes) = match plugins {
         PluginSource::Folder(mut folder) => {
@@ -129,5 +142,102 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
         host: Arc::new(host),
         settled,
         folder,
+        tail,
     })
+}
+
+/// Records read past the snapshot at a start that make it write a new one
+/// (a trail this short reads in a few milliseconds).
+pub const SNAPSHOT_AFTER: u64 = 10_000;
+
+/// The snapshot in data root `data` brought up to the end of the trail in
+/// `dir`, and how many records that read. A snapshot set aside (see
+/// [`super::snapshot`]) is said once, as a warning, and the trail read
+/// whole.
+fn catch_up(data: &Path, dir: &Path) -> Result<(Snapshot, u64), StartError> {
+    let snapshot = Snapshot::load(data).unwrap_or_else(|why| {
+        tracing::warn!("journal snapshot set aside, reading the whole trail: {why}");
+        None
+    });
+    if let Some(snapshot) = snapshot {
+        match read_from(snapshot, dir)? {
+            Ok(caught_up) => return Ok(caught_up),
+            Err(why) => {
+                tracing::warn!("journal snapshot set aside, reading the whole trail: {why}")
+            }
+        }
+    }
+    Ok(read_from(Snapshot::start(), dir)?.expect("the trail's first record links to nothing"))
+}
+
+/// `snapshot` with the records after it: `Err` naming why when it does
+/// not belong to the trail in `dir`.
+fn read_from(
+    mut snapshot: Snapshot,
+    dir: &Path,
+) -> Result<Result<(Snapshot, u64), String>, StartError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let from = snapshot.seq;
+    // Record `from - 1` must be the one the snapshot names.
+    let mut linked = from == 0;
+    let mut last = None;
+    let mut failed = None;
+    runway_audit::for_each_record(dir, threads, |record| {
+        if failed.is_some() || record.seq + 1 < from {
+            return;
+        }
+        if record.seq + 1 == from {
+            match record.leaf_hash() {
+                Ok(hash) => linked = hash == snapshot.head,
+                Err(error) => failed = Some((record.seq, error)),
+            }
+            return;
+        }
+        snapshot.unsettled.observe(&record);
+        if folds(&record.entry) {
+            snapshot
+                .records
+                .push((record.time_ns, record.entry.clone()));
+        }
+        last = Some(record);
+    })?;
+    if let Some((seq, error)) = failed {
+        return Err(StartError::Encode { seq, error });
+    }
+    if !linked {
+        return Ok(Err(format!(
+            "its record {} is not the trail's (cut back, or another trail)",
+            from - 1
+        )));
+    }
+    let Some(last) = last else {
+        return Ok(Ok((snapshot, 0)));
+    };
+    let tail = last.seq + 1 - from;
+    snapshot.seq = last.seq + 1;
+    snapshot.head = last.leaf_hash().map_err(|error| StartError::Encode {
+        seq: last.seq,
+        error,
+    })?;
+    Ok(Ok((snapshot, tail)))
+}
+
+/// Writes `snapshot` into data root `data` on a thread of its own: the
+/// host need not wait for an accelerator; a failure is said and costs only
+/// the next start's speed.
+fn keep(snapshot: Snapshot, data: PathBuf) {
+    let spawned = std::thread::Builder::new()
+        .name("journal-snapshot".into())
+        .spawn(move || {
+            // One writer at a time in this process (a host reopened on the
+            // same data root); other processes are kept off by its claim.
+            static WRITING: Mutex<()> = Mutex::new(());
+            let _one = WRITING.lock().unwrap_or_else(|p| p.into_inner());
+            if let Err(why) = snapshot.write(&data) {
+                tracing::warn!("journal snapshot not written: {why}");
+            }
+        });
+    if let Err(why) = spawned {
+        tracing::warn!("journal snapshot not written: {why}");
+    }
 }
