@@ -2,5 +2,5 @@
 //! (`runway_host::cli`).
 
 fn main() -> std::process::ExitCode {
-    runway_host::cli::main()
+    runway_host::main()
 }

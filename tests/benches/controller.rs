@@ -270,12 +270,9 @@ fn file_latency(runtime: &Arc<Runtime>, plugins: &Arc<Plugins>, tokio: &tokio::r
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let url = format!("http://{}/api/runways", listener.local_addr().unwrap());
-    let access = runway_host::api::access::Access::new(
-        &token,
-        root.path().join("tokens.toml"),
-        Default::default(),
-    )
-    .unwrap();
+    let access =
+        runway_host::api::Access::new(&token, root.path().join("tokens.toml"), Default::default())
+            .unwrap();
     let api = runway_host::api::Api::new(host.clone(), c.clone(), access, 1 << 20);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio.spawn(runway_host::api::serve(listener, api, None, async {

@@ -125,7 +125,7 @@ impl Bare {
     fn new(steps: &[(String, String, Vec<u8>)]) -> Bare {
         let mut config = Config::new();
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(
-            runway_host::sandbox::runtime::pool_config(),
+            runway_host::sandbox::pool_config(),
         ));
         let engine = Engine::new(&config).expect("bare engine");
         let mut linker = Linker::new(&engine);

@@ -40,7 +40,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use runway_audit::{LockGrant, LockMode};
-use runway_host::controller::commit;
+use runway_host::controller as commit;
 use runway_host::sandbox::hostcalls::runway::agent::{context, datasets, log, types};
 use runway_host::sandbox::hostcalls::{AgentPre, GuestError, HeldLock, RunInfo, WitLockMode};
 use runway_host::sandbox::{Observer, RunRequest};
@@ -202,7 +202,7 @@ const PLAIN: Knobs = Knobs {
 
 /// The host's pool (`runway_host::sandbox::runtime`): its slot counts, its memory cap.
 fn host_pool() -> PoolingAllocationConfig {
-    runway_host::sandbox::runtime::pool_config()
+    runway_host::sandbox::pool_config()
 }
 
 /// A pooling engine; `component-model-async` is not compiled into this

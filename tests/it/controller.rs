@@ -13,8 +13,8 @@ use std::sync::Arc;
 
 use runway_audit::{Event, Record, State};
 use runway_host::DispatchOptions;
-use runway_host::controller::clock::ManualClock;
-use runway_host::controller::plan::When;
+use runway_host::controller::ManualClock;
+use runway_host::controller::When;
 use runway_host::controller::{self, Command, ControlError, Controller};
 use runway_host::roles::{Caller, Role};
 use runway_tests::{Fixture, eventually, filing, output};

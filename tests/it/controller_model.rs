@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use proptest::prelude::*;
 use runway_audit::{Event, LockMode, State};
-use runway_host::controller::clock::ManualClock;
+use runway_host::controller::ManualClock;
 use runway_host::controller::{Command, ControlError, Controller, DispatchError};
 use runway_host::roles::{Caller, Role};
 use runway_tests::{Fixture, Started, filing};

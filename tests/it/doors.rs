@@ -12,7 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use runway_audit::{Event, Record};
-use runway_host::api::inbox::FULL_RESCAN;
+use runway_host::api::FULL_RESCAN;
 use runway_host::bundled;
 use runway_tests::{bundled_path, drop_plugin, eventually};
 

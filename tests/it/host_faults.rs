@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use runway_audit::{Event, LockGrant, LockMode};
 use runway_host::State;
-use runway_host::controller::commit;
+use runway_host::controller as commit;
 use runway_host::sandbox::{self, Observer, RunFailure, RunRequest};
 use runway_host::store::{Change, RunCommit, Staged};
 use runway_tests::Fixture;

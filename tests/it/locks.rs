@@ -178,8 +178,8 @@ mod model {
     use proptest::prelude::*;
     use runway_audit::LockMode;
     use runway_host::DatasetStore;
-    use runway_host::controller::locks::LockSet;
-    use runway_host::controller::tower::{Clearance, Request, Tower};
+    use runway_host::controller::LockSet;
+    use runway_host::controller::{Clearance, Request, Tower};
     use tokio::sync::mpsc;
 
     const DATASETS: [&str; 4] = ["a", "b", "c", "d"];

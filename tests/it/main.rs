@@ -34,6 +34,7 @@ mod server;
 mod signing;
 mod snapshot;
 mod start;
+mod surface;
 mod times;
 mod tls;
 mod wit_versions;

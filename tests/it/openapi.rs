@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use runway_host::api::refusal::Kind;
+use runway_host::api::Kind;
 use serde_json::Value;
 
 use crate::server::{Server, folders};

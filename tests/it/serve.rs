@@ -4,8 +4,8 @@
 
 use runway_audit::{AuditOptions, Event};
 use runway_host::DispatchOptions;
-use runway_host::controller::start::{self, HostSetup, PluginSource};
-use runway_host::plugin::watch::PluginFolder;
+use runway_host::controller::{self, HostSetup, PluginSource};
+use runway_host::plugin::PluginFolder;
 use runway_tests::{bundled_path, drop_plugin, eventually, plugins};
 
 fn plan(agent: &str, action: &str) -> String {
@@ -36,7 +36,7 @@ fn serve_follows_the_plugins_folder_and_flies_dropped_plans() {
         workers: 2,
         snapshot_after: 0,
     };
-    let opened = start::open(setup).unwrap();
+    let opened = controller::open(setup).unwrap();
     let (host, folder) = (opened.host, opened.folder.unwrap());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -54,7 +54,7 @@ fn serve_follows_the_plugins_folder_and_flies_dropped_plans() {
             };
             let (controller, task) =
                 runway_host::controller::start(host.clone(), DispatchOptions::default()).unwrap();
-            let served = runway_host::api::inbox::serve(
+            let served = runway_host::api::serve_inbox(
                 host,
                 controller,
                 folder,

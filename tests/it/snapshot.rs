@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runway_audit::AuditOptions;
-use runway_host::controller::start::{self, HostSetup, Opened, PluginSource};
 use runway_host::controller::{self, RunwayReport};
+use runway_host::controller::{HostSetup, Opened, PluginSource};
 use runway_host::{DispatchOptions, Host, Plan};
 use runway_tests::{filing, plugins};
 
@@ -43,7 +43,7 @@ impl Roots {
             workers: 2,
             snapshot_after: if snapshot { 1 } else { u64::MAX },
         };
-        start::open(setup).expect("the host comes up")
+        controller::open(setup).expect("the host comes up")
     }
 
     fn records(&self) -> u64 {

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use runway_audit::{AuditOptions, Entry, Event, LockGrant, LockMode, State};
 use runway_host::DispatchOptions;
-use runway_host::controller::start::{self, HostSetup, PluginSource};
 use runway_host::controller::{self, RunwayReport};
+use runway_host::controller::{HostSetup, PluginSource};
 use runway_tests::{Fixture, filing, plugins};
 
 /// A gated runway (it never runs), filed and left waiting.
@@ -165,7 +165,7 @@ fn open_fixture_trail(dir: &Path) -> Arc<runway_host::Host> {
         workers: 2,
         snapshot_after: 0,
     };
-    start::open(setup).expect("the old trail opens").host
+    controller::open(setup).expect("the old trail opens").host
 }
 
 #[test]

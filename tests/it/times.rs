@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use runway_host::RunwayReport;
-use runway_host::controller::clock::ManualClock;
+use runway_host::controller::ManualClock;
 use runway_host::controller::{Controller, DispatchError};
 use runway_tests::{Fixture, Started, filing};
 

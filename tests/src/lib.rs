@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use runway_audit::{AuditOptions, Event, Record};
-use runway_host::controller::start::{self, HostSetup, PluginSource};
 use runway_host::controller::{self, Filing};
+use runway_host::controller::{HostSetup, PluginSource};
 use runway_host::{DispatchOptions, Grants, Host, Plan, PlanReport, Plugins, Runtime, bundled};
 
 /// The runtime and plugins, compiled once for the whole test binary.
@@ -222,7 +222,7 @@ pub type Started = (
 pub fn start_on_clock(
     rt: &tokio::runtime::Runtime,
     f: &Fixture,
-    clock: Arc<controller::clock::ManualClock>,
+    clock: Arc<controller::ManualClock>,
 ) -> Started {
     let _in = rt.enter();
     let opts = DispatchOptions {
@@ -261,7 +261,7 @@ pub fn open_host_with(
         workers,
         snapshot_after: 0,
     };
-    start::open(setup).expect("the host comes up").host
+    controller::open(setup).expect("the host comes up").host
 }
 
 /// A test's filing of `plan`.

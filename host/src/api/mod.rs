@@ -7,19 +7,23 @@
 //! through the one `controller::Controller` handle, in its caller's name;
 //! what a caller may do is the controller's to decide.
 
-pub mod access;
-pub mod calls;
-pub mod events;
-pub mod extract;
-pub mod http;
-pub mod inbox;
-pub mod mcp;
-pub mod metrics;
-pub mod page;
-pub mod refusal;
-pub mod refusals;
-pub mod token;
-pub mod views;
+pub(crate) mod access;
+pub(crate) mod calls;
+pub(crate) mod events;
+pub(crate) mod extract;
+pub(crate) mod http;
+pub(crate) mod inbox;
+pub(crate) mod mcp;
+pub(crate) mod metrics;
+pub(crate) mod page;
+pub(crate) mod refusal;
+pub(crate) mod refusals;
+pub(crate) mod token;
+pub(crate) mod views;
 
+pub use access::Access;
 pub use calls::{Api, MAX_WAIT_SECS};
 pub use http::{router, serve};
+pub use inbox::FULL_RESCAN;
+pub use inbox::serve as serve_inbox;
+pub use refusal::Kind;

@@ -127,7 +127,6 @@ pub const RUNWAY_FAILED: u8 = 1;
 pub const BAD_INPUT: u8 = Kind::BadInput.row().exit;
 pub const AUDIT_BAD: u8 = 3;
 pub const HOST_FAULT: u8 = Kind::HostFault.row().exit;
-pub const UNAUTHORIZED: u8 = Kind::NotAllowed.row().exit;
 
 /// An error and its causes on one line, each cause once: error types that
 /// already quote their source are not followed by it again.

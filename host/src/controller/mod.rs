@@ -21,37 +21,43 @@
 //! the crash cut short retries per its policy.
 
 mod book;
-pub mod clock;
+pub(crate) mod clock;
 mod commands;
-pub mod commit;
-pub mod controls;
+pub(crate) mod commit;
+pub(crate) mod controls;
 mod dispatch;
 mod event_loop;
 mod filing;
 mod flights;
 mod host;
-pub mod journal;
+pub(crate) mod journal;
 mod landed;
-pub mod locks;
-pub mod plan;
-pub mod policy;
+pub(crate) mod locks;
+pub(crate) mod plan;
+pub(crate) mod policy;
 mod restore;
 mod runway;
 mod settle;
 mod snapshot;
-pub mod start;
-pub mod state;
+pub(crate) mod start;
+pub(crate) mod state;
 mod stats;
 mod takeoff;
-pub mod tower;
+pub(crate) mod tower;
 mod waiters;
 mod workers;
 
+pub use clock::ManualClock;
+pub use commit::{execute, land};
 pub use controls::{Command, ControlError, Controller, Filed, Filing};
 pub use host::Host;
+pub use locks::LockSet;
+pub use plan::{Catalog, Manifest, Plan, PlanError, When};
 pub use runway::{RunwayReport, Transition, filed_manifest};
 pub use runway_audit::State;
+pub use start::{HostSetup, Opened, PluginSource, SNAPSHOT_AFTER, StartError, open};
 pub use stats::Stats;
+pub use tower::{Clearance, Request, Tower};
 
 use std::sync::Arc;
 
@@ -60,7 +66,6 @@ use tokio::task::JoinHandle;
 
 use clock::{Clock, SystemClock};
 
-use crate::controller::plan::Plan;
 use crate::sandbox::Observer;
 use dispatch::Dispatch;
 use state::IllegalMove;

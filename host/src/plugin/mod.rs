@@ -3,7 +3,11 @@
 //! ([`signing`]), read and compiled by the one [`loader`] that both the
 //! start-up load and the folder watch ([`watch`]) use.
 
-pub mod grants;
-pub mod loader;
-pub mod signing;
-pub mod watch;
+pub(crate) mod grants;
+pub(crate) mod loader;
+pub(crate) mod signing;
+pub(crate) mod watch;
+
+pub use grants::Grants;
+pub use loader::{Plugin, Plugins};
+pub use watch::PluginFolder;

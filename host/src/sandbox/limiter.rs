@@ -41,6 +41,7 @@ impl RunLimiter {
     }
 
     /// Bytes of memories and tables the run holds now.
+    #[cfg(test)]
     pub fn used(&self) -> usize {
         self.used
     }

@@ -18,17 +18,17 @@
 //! committed or dropped by the controller's commit protocol
 //! (`controller::commit`).
 
-pub mod cancel;
-pub mod compiler;
-pub mod epoch;
-pub mod failure;
+pub(crate) mod cancel;
+pub(crate) mod compiler;
+pub(crate) mod epoch;
+pub(crate) mod failure;
 pub mod hostcalls;
-pub mod limiter;
-pub mod run;
-pub mod runtime;
+pub(crate) mod limiter;
+pub(crate) mod run;
+pub(crate) mod runtime;
 mod trap;
 
 pub use cancel::Cancel;
 pub use failure::{HostFault, RunFailure};
 pub use run::{Flown, Observer, Program, RunReport, RunRequest, Sandbox, fly};
-pub use runtime::Runtime;
+pub use runtime::{Runtime, pool_config};

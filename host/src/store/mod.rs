@@ -18,7 +18,7 @@
 //! the holder's pid.
 
 mod lock;
-pub mod sqlite;
+pub(crate) mod sqlite;
 mod staging;
 
 pub use staging::{Change, ENTRY_BYTES, Staged, Staging};

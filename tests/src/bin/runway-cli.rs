@@ -2,5 +2,5 @@
 //! as the host's own binary, built by cargo alongside the test binary.
 
 fn main() -> std::process::ExitCode {
-    runway_host::cli::main()
+    runway_host::main()
 }

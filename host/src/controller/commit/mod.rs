@@ -44,9 +44,9 @@ mod land;
 mod recover;
 mod stage;
 
-pub use land::{MAX_BATCH, execute, land};
+pub use land::{execute, land};
 pub use recover::{Settled, Unsettled};
-pub use stage::{LandingError, LandingStage, Reply};
+pub use stage::{LandingError, LandingStage};
 
 use runway_audit::{AuditError, VerifyError};
 

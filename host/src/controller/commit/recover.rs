@@ -89,11 +89,6 @@ impl Unsettled {
         }
     }
 
-    /// Nothing to settle.
-    pub fn is_empty(&self) -> bool {
-        self.open.is_empty() && self.flying.is_empty()
-    }
-
     /// Settles each against `store`: appends FAILED for the runs cut short,
     /// RECOVER then COMMITTED and SUCCEEDED (or FAILED) for the commits,
     /// in trail order, and syncs the trail. A commits row that does not
@@ -353,8 +348,8 @@ mod tests {
         for r in runway_audit::read_records(audit.dir()).unwrap() {
             unsettled.observe(&r);
         }
-        assert!(!unsettled.is_empty());
-        let json = serde_json::to_string(&unsettled).unwrap();
-        assert_eq!(serde_json::from_str::<Unsettled>(&json).unwrap(), unsettled);
+        assert_ne!(unsettled, Unsettled::default());
+        let bytes = postcard::to_stdvec(&unsettled).unwrap();
+        assert_eq!(postcard::from_bytes::<Unsettled>(&bytes).unwrap(), unsettled);
     }
 }
