@@ -33,11 +33,20 @@ impl Roots {
 
     /// A start; `snapshot` says whether it may leave a snapshot behind.
     fn open(&self, snapshot: bool) -> Opened {
+        self.open_with(snapshot, 0)
+    }
+
+    /// A start keeping the trail's last `live` records in memory, as
+    /// `runway serve` does.
+    fn open_with(&self, snapshot: bool, live: usize) -> Opened {
         let (runtime, plugins) = plugins();
         let setup = HostSetup {
             data: self.data.clone(),
             audit: self.audit.clone(),
-            audit_options: AuditOptions::new("runway-test"),
+            audit_options: AuditOptions {
+                tail: live,
+                ..AuditOptions::new("runway-test")
+            },
             runtime: runtime.clone(),
             plugins: PluginSource::Loaded(plugins.clone()),
             workers: 2,
@@ -236,4 +245,26 @@ fn a_link_or_a_fifo_in_the_snapshots_place_is_not_followed() {
             .unwrap();
         assert!(made.success());
     });
+}
+
+#[test]
+fn a_running_host_keeps_its_snapshot_and_leaves_it_at_the_trails_end() {
+    let roots = Roots::new();
+    let opened = roots.open_with(true, 4096);
+    work(&opened.host);
+    // Written while the host runs…
+    wait_for(&roots.snapshot());
+    let whole = list(&opened.host);
+    // …and last as it goes, up to its last durable record.
+    opened.host.audit.sync().unwrap();
+    drop(opened);
+    let opened = roots.open(false);
+    assert_eq!(opened.tail, 0, "nothing after the last snapshot");
+    assert_eq!(list(&opened.host), whole);
+    drop(opened);
+    std::fs::remove_file(roots.snapshot()).unwrap();
+    let opened = roots.open(false);
+    opened.host.audit.sync().unwrap();
+    assert_eq!(opened.tail, roots.records() - loads());
+    assert_eq!(list(&opened.host), whole);
 }

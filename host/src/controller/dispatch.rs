@@ -206,8 +206,9 @@ impl Dispatch {
     }
 
     /// Whether the controller has work that keeps it up: it serves until
-    /// stopped, then until the last run in the air has landed.
+    /// stopped, then until the last run in the air has landed and its
+    /// worker let go of the host (so the host goes with its last holder).
     pub fn done(&self) -> bool {
-        self.stopping && self.flights.airborne == 0
+        self.stopping && self.flights.airborne == 0 && self.flights.on_workers == 0
     }
 }

@@ -80,6 +80,7 @@ impl Dispatch {
         match woke {
             Woke::Cleared(c) => self.take_off(c)?,
             Woke::Handed(i, handed) => {
+                self.flights.on_workers -= 1;
                 self.host.tower.flown();
                 match handed {
                     Ok(handed) => handed?,

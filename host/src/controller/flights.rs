@@ -27,6 +27,9 @@ pub(super) struct Flights {
     pub handed: mpsc::UnboundedReceiver<Handed>,
     /// Runways taken off and not yet landed.
     pub airborne: usize,
+    /// Runs given to a worker that has not handed them back yet (it may
+    /// still hold the host a moment after its run landed).
+    pub on_workers: usize,
 }
 
 impl Default for Flights {
@@ -42,6 +45,7 @@ impl Default for Flights {
             handed_tx,
             handed,
             airborne: 0,
+            on_workers: 0,
         }
     }
 }

@@ -10,6 +10,7 @@ use runway_audit::{AuditError, AuditLog, Entry, Event};
 
 use super::commit::LandingStage;
 use super::journal::Journal;
+use super::keeper::Keeper;
 use super::tower::Tower;
 use super::workers::Workers;
 use crate::plugin::loader::Plugins;
@@ -32,11 +33,15 @@ pub struct Host {
     controlled: AtomicBool,
     /// The trail as the start-up folded it, for the first controller.
     journal: Mutex<Option<Journal>>,
+    /// Keeps the journal's snapshot near the trail's end; writes it last
+    /// when the host goes.
+    _keeper: Option<Keeper>,
 }
 
 impl Host {
     /// A host running at most `workers` runs at once, its trail folded
-    /// into `journal` (only the start path makes one: [`super::start`]).
+    /// into `journal`, its snapshot kept by `keeper` (only the start path
+    /// makes one: [`super::start`]).
     /// Fails only when the landing stage's thread cannot start.
     pub(super) fn new(
         runtime: &Runtime,
@@ -45,6 +50,7 @@ impl Host {
         audit: AuditLog,
         workers: usize,
         journal: Journal,
+        keeper: Option<Keeper>,
     ) -> std::io::Result<Host> {
         Ok(Host {
             tower: Tower::new(store.clone(), workers),
@@ -57,6 +63,7 @@ impl Host {
             epoch: runtime.epoch(),
             controlled: AtomicBool::new(false),
             journal: Mutex::new(Some(journal)),
+            _keeper: keeper,
         })
     }
 

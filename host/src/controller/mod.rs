@@ -31,6 +31,7 @@ mod filing;
 mod flights;
 mod host;
 pub(crate) mod journal;
+mod keeper;
 mod landed;
 pub(crate) mod locks;
 pub(crate) mod plan;

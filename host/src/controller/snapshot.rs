@@ -19,6 +19,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use runway_audit::{Entry, Hash, ZERO_HASH, sha256};
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,8 @@ pub enum SnapshotError {
     Damaged { path: PathBuf },
     #[error("{path} does not decode: {why}")]
     Decode { path: PathBuf, why: String },
+    #[error("{path} is not the snapshot this host wrote last")]
+    Moved { path: PathBuf },
     #[error("the snapshot cannot be encoded: {0}")]
     Encode(String),
 }
@@ -127,6 +130,10 @@ impl Snapshot {
         let body = postcard::to_stdvec(self).map_err(|e| SnapshotError::Encode(e.to_string()))?;
         let path = data.join(FILE);
         let temp = data.join(format!("{FILE}.new"));
+        // One writer at a time in this process (a host reopened on the same
+        // data root); other processes are kept off by the root's claim.
+        static WRITING: Mutex<()> = Mutex::new(());
+        let _one = WRITING.lock().unwrap_or_else(|p| p.into_inner());
         let io = |action, path: &Path| {
             let path = path.to_owned();
             move |source| SnapshotError::Io {

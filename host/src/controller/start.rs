@@ -19,13 +19,14 @@
 //!    ([`super::start`]).
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use runway_audit::{AuditError, AuditLog, AuditOptions, EncodeError, VerifyError};
 
 use super::commit::{CommitError as RecoveryError, Settled};
 use super::host::Host;
 use super::journal::{Fold, folds};
+use super::keeper::{Keeper, Kept};
 use super::snapshot::Snapshot;
 use crate::plugin::loader::{LoadError, Plugins};
 use crate::plugin::watch::{PluginChange, PluginFolder};
@@ -43,8 +44,9 @@ pub struct HostSetup {
     pub plugins: PluginSource,
     /// Most runs at once.
     pub workers: usize,
-    /// Records read past the journal's snapshot that make the start write
-    /// a new one ([`SNAPSHOT_AFTER`] unless a test wants every start to).
+    /// Records past the journal's snapshot that make a new one, at start
+    /// and while the host runs ([`SNAPSHOT_AFTER`] unless a test wants
+    /// more of them).
     pub snapshot_after: u64,
 }
 
@@ -99,7 +101,12 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
     } = setup;
     let store = DatasetStore::open(&data)?;
     let audit = AuditLog::open(&audit, audit_options)?;
-    let (snapshot, tail) = catch_up(&data, audit.dir())?;
+    let CaughtUp {
+        mut snapshot,
+        base,
+        loaded,
+        tail,
+    } = catch_up(&data, audit.dir())?;
     let mut fold = Fold::default();
     for (time_ns, entry) in &snapshot.records {
         fold.apply(*time_ns, entry);
@@ -109,9 +116,17 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
     for entry in &settled.appended {
         fold.apply(now, entry);
     }
-    if tail > 0 && tail >= snapshot_after {
-        keep(snapshot, data);
-    }
+    let kept = Kept {
+        data,
+        after: snapshot_after.max(1),
+        base,
+        pending: snapshot.records.split_off(loaded),
+        unsettled: snapshot.unsettled,
+        next: snapshot.seq,
+        head: snapshot.head,
+        last: None,
+    };
+    let keeper = Keeper::start(audit.tail(), kept, tail > 0 && tail >= snapshot_after);
     let (plugins, folder, changes) = match plugins {
         PluginSource::Folder(mut folder) => {
             let (plugins, changes) = folder.rescan(&Plugins::default())?;
@@ -136,6 +151,7 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
         audit,
         workers,
         fold.finish(),
+        keeper,
     )
     .map_err(StartError::Landing)?;
     Ok(Opened {
@@ -146,28 +162,53 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
     })
 }
 
-/// Records read past the snapshot at a start that make it write a new one
-/// (a trail this short reads in a few milliseconds).
+/// Records past the journal's snapshot that make a new one, at a start and
+/// while the host runs (a tail this short reads in a few milliseconds).
 pub const SNAPSHOT_AFTER: u64 = 10_000;
 
+/// A snapshot brought up to the trail's end.
+struct CaughtUp {
+    snapshot: Snapshot,
+    /// The sequence number of the snapshot it started from (0: none).
+    base: u64,
+    /// How many of its records that snapshot held.
+    loaded: usize,
+    /// Records read after it.
+    tail: u64,
+}
+
 /// The snapshot in data root `data` brought up to the end of the trail in
-/// `dir`, and how many records that read. A snapshot set aside (see
-/// [`super::snapshot`]) is said once, as a warning, and the trail read
-/// whole.
-fn catch_up(data: &Path, dir: &Path) -> Result<(Snapshot, u64), StartError> {
+/// `dir`. A snapshot set aside (see [`super::snapshot`]) is said once, as
+/// a warning, and the trail read whole.
+fn catch_up(data: &Path, dir: &Path) -> Result<CaughtUp, StartError> {
     let snapshot = Snapshot::load(data).unwrap_or_else(|why| {
         tracing::warn!("journal snapshot set aside, reading the whole trail: {why}");
         None
     });
     if let Some(snapshot) = snapshot {
+        let (base, loaded) = (snapshot.seq, snapshot.records.len());
         match read_from(snapshot, dir)? {
-            Ok(caught_up) => return Ok(caught_up),
+            Ok((snapshot, tail)) => {
+                return Ok(CaughtUp {
+                    snapshot,
+                    base,
+                    loaded,
+                    tail,
+                });
+            }
             Err(why) => {
                 tracing::warn!("journal snapshot set aside, reading the whole trail: {why}")
             }
         }
     }
-    Ok(read_from(Snapshot::start(), dir)?.expect("the trail's first record links to nothing"))
+    let (snapshot, tail) =
+        read_from(Snapshot::start(), dir)?.expect("the trail's first record links to nothing");
+    Ok(CaughtUp {
+        snapshot,
+        base: 0,
+        loaded: 0,
+        tail,
+    })
 }
 
 /// `snapshot` with the records after it: `Err` naming why when it does
@@ -220,24 +261,4 @@ fn read_from(
         error,
     })?;
     Ok(Ok((snapshot, tail)))
-}
-
-/// Writes `snapshot` into data root `data` on a thread of its own: the
-/// host need not wait for an accelerator; a failure is said and costs only
-/// the next start's speed.
-fn keep(snapshot: Snapshot, data: PathBuf) {
-    let spawned = std::thread::Builder::new()
-        .name("journal-snapshot".into())
-        .spawn(move || {
-            // One writer at a time in this process (a host reopened on the
-            // same data root); other processes are kept off by its claim.
-            static WRITING: Mutex<()> = Mutex::new(());
-            let _one = WRITING.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(why) = snapshot.write(&data) {
-                tracing::warn!("journal snapshot not written: {why}");
-            }
-        });
-    if let Err(why) = spawned {
-        tracing::warn!("journal snapshot not written: {why}");
-    }
 }

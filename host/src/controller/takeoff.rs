@@ -90,6 +90,7 @@ impl Dispatch {
             .workers
             .run(fly, move |ran| drop(handed.send((i, ran))));
         self.flights.airborne += 1;
+        self.flights.on_workers += 1;
         Ok(())
     }
 

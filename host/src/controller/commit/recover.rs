@@ -350,6 +350,9 @@ mod tests {
         }
         assert_ne!(unsettled, Unsettled::default());
         let bytes = postcard::to_stdvec(&unsettled).unwrap();
-        assert_eq!(postcard::from_bytes::<Unsettled>(&bytes).unwrap(), unsettled);
+        assert_eq!(
+            postcard::from_bytes::<Unsettled>(&bytes).unwrap(),
+            unsettled
+        );
     }
 }
