@@ -234,17 +234,26 @@ pub fn start_on_clock(
 
 /// A host brought up over `data` and `audit_dir` the way `runway serve`
 /// and `runway run` bring theirs up (the library's one start path:
-/// recovery and the journal folded in one pass, plugins recorded).
+/// recovery and the journal folded in one pass, plugins recorded). Every
+/// start past a record leaves a journal snapshot, so every restart in the
+/// tests goes through one.
 pub fn open_host(
     data: &Path,
     audit_dir: &Path,
     plugins: Arc<Plugins>,
     workers: usize,
 ) -> Arc<Host> {
-    open_host_with(&self::plugins().0, data, audit_dir, plugins, workers)
+    let runtime = &self::plugins().0;
+    let setup = setup(runtime, data, audit_dir, plugins, workers);
+    let setup = HostSetup {
+        snapshot_after: 0,
+        ..setup
+    };
+    controller::open(setup).expect("the host comes up").host
 }
 
-/// [`open_host`] with plugins compiled by `runtime` (the benches' own).
+/// A host as production starts it, with plugins compiled by `runtime` (the
+/// benches' own).
 pub fn open_host_with(
     runtime: &Arc<Runtime>,
     data: &Path,
@@ -252,16 +261,27 @@ pub fn open_host_with(
     plugins: Arc<Plugins>,
     workers: usize,
 ) -> Arc<Host> {
-    let setup = HostSetup {
+    let setup = setup(runtime, data, audit_dir, plugins, workers);
+    controller::open(setup).expect("the host comes up").host
+}
+
+/// How the tests and benches start a host.
+pub fn setup(
+    runtime: &Arc<Runtime>,
+    data: &Path,
+    audit_dir: &Path,
+    plugins: Arc<Plugins>,
+    workers: usize,
+) -> HostSetup {
+    HostSetup {
         data: data.to_path_buf(),
         audit: audit_dir.to_path_buf(),
         audit_options: AuditOptions::new("runway-test"),
         runtime: runtime.clone(),
         plugins: PluginSource::Loaded(plugins),
         workers,
-        snapshot_after: 0,
-    };
-    controller::open(setup).expect("the host comes up").host
+        snapshot_after: controller::SNAPSHOT_AFTER,
+    }
 }
 
 /// A test's filing of `plan`.
