@@ -3,9 +3,9 @@
 //
 // Built by `runway build plugins/summary-js` (componentize-js; the engine
 // travels inside the component).
-import { info } from 'runway:agent/context@0.1.0';
-import { list, read, write } from 'runway:agent/datasets@0.1.0';
-import { log } from 'runway:agent/log@0.1.0';
+import { info } from 'runway:agent/context@0.1.1';
+import { count, list, read, write } from 'runway:agent/datasets@0.1.1';
+import { log } from 'runway:agent/log@0.1.1';
 
 const invalid = (val) => ({ tag: 'invalid', val });
 
@@ -23,10 +23,12 @@ export function run() {
   let args;
   try { args = JSON.parse(text); } catch (e) { throw invalid(`input: ${e.message}`); }
   const source = field(args, 'source'), target = field(args, 'target');
-  let records = 0, bytes = 0, cursor;
+  // The records are counted by the host (one call; a u64 is a BigInt);
+  // the bytes by reading every record, a page of keys at a time.
+  const records = Number(count(source, ''));
+  let bytes = 0, cursor;
   do {
     const page = list(source, '', cursor, 500);
-    records += page.keys.length;
     for (const key of page.keys) bytes += read(source, key).length;
     cursor = page.nextCursor;
   } while (cursor !== undefined);

@@ -83,6 +83,21 @@ impl Dataset {
         self.write(key, &serde_json::to_vec(value)?)
     }
 
+    /// How many keys start with `prefix` (all of them for `""`), the run's
+    /// own staged writes and deletes counted in: one host call, whatever
+    /// the number; the same lock as [`keys`](Self::keys) needs.
+    ///
+    /// ```no_run
+    /// # use runway_sdk::{Context, Error};
+    /// # fn f(ctx: &Context) -> Result<(), Error> {
+    /// let apps = ctx.dataset("fafsa_2024_03_16");
+    /// let pending = apps.count("pending/")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn count(&self, prefix: &str) -> Result<u64, Error> {
+        datasets::count(&self.name, prefix)
+    }
+
     /// Every key starting with `prefix`, in ascending byte order, fetched
     /// lazily [`PAGE_SIZE`] at a time by paging through `list` with its
     /// cursor. An error ends the iteration after it is yielded.

@@ -1,15 +1,14 @@
 //! The one door to the host: every call the SDK makes goes through here.
 //!
-//! In a component these are the WIT imports. Built natively with the
-//! `testing` feature they are the in-memory host of [`crate::testing`], so an
-//! agent's `run` can be unit-tested with plain `cargo test`.
+//! In a component these are the WIT imports, as generated. Built natively
+//! with the `testing` feature they are the in-memory host of
+//! [`crate::testing`], which has a function of the same name and arguments
+//! for each import, so an agent's `run` can be unit-tested with plain
+//! `cargo test`. The datasets interface is taken whole on both sides: a new
+//! call there needs no line here.
 
 #[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
-pub(crate) use crate::bindings::runway::agent::{
-    context::info,
-    datasets::{delete, list, read, write},
-    log::log,
-};
+pub(crate) use crate::bindings::runway::agent::{context::info, datasets::*, log::log};
 
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
-pub(crate) use crate::testing::door::{delete, info, list, log, read, write};
+pub(crate) use crate::testing::door::*;

@@ -91,6 +91,7 @@
 //! for key in data.keys("app/") {                         // every key under a prefix, in order,
 //!     let key = key?;                                     // paged lazily (500 per host call)
 //! }
+//! let apps: u64 = data.count("app/")?;                    // how many: one host call
 //! data.delete("old")?;
 //! # Ok(()) }
 //! ```

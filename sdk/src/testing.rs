@@ -35,9 +35,10 @@
 //! assert_eq!(host.read("dst", "k"), None);
 //! ```
 //!
-//! What the in-memory host checks, as the real one does: a read or listing
-//! needs a lock on the dataset (shared or exclusive), a write or delete an
-//! exclusive one; a run sees its own staged writes; writes are committed
+//! What the in-memory host checks, as the real one does: a read, listing
+//! or count needs a lock on the dataset (shared or exclusive), a write or
+//! delete an exclusive one; a run sees (and counts) its own staged writes;
+//! writes are committed
 //! only when `run` returns `Ok`. What it leaves to the real host: name
 //! rules, size and fuel limits, windows, fencing by newer tokens, audit.
 
@@ -362,6 +363,13 @@ pub(crate) mod door {
         })
     }
 
+    pub(crate) fn count(dataset: &str, prefix: &str) -> Result<u64, Error> {
+        with(|a| {
+            a.check(dataset, LockMode::Shared)?;
+            Ok(a.keys_after(dataset, prefix, None).len() as u64)
+        })
+    }
+
     pub(crate) fn log(level: Level, message: &str) {
         with(|a| a.logs.push((level, message.into())));
     }
@@ -406,5 +414,73 @@ mod tests {
         assert!(missing, "a deleted key reads as not found");
         assert_eq!(host.keys("d").len(), 1200, "committed on Ok");
         assert_eq!(host.read("d", "old"), None);
+    }
+
+    /// Counts `k/` before and after staging: two new keys, one rewritten,
+    /// one committed key deleted, one key written and deleted again; then
+    /// everything, and a narrower prefix.
+    struct Tally;
+
+    impl Agent for Tally {
+        fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+            let data = ctx.dataset("d");
+            let before = data.count("k/")?;
+            data.write("k/new1", b"v")?;
+            data.write("k/new2", b"v")?;
+            data.write("k/1", b"w")?;
+            data.delete("k/2")?;
+            data.write("k/tmp", b"t")?;
+            data.delete("k/tmp")?;
+            Ok([
+                before,
+                data.count("k/")?,
+                data.count("")?,
+                data.count("k/n")?,
+            ])
+        }
+    }
+
+    /// Counts every key of `d`.
+    struct CountAll;
+
+    impl Agent for CountAll {
+        fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+            ctx.dataset("d").count("")
+        }
+    }
+
+    /// Lists every key of `d`.
+    struct ListAll;
+
+    impl Agent for ListAll {
+        fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+            ctx.dataset("d").keys("").collect::<Result<Vec<_>, _>>()
+        }
+    }
+
+    fn committed() -> TestHost {
+        TestHost::new()
+            .raw_record("d", "k/1", b"a")
+            .raw_record("d", "k/2", b"b")
+            .raw_record("d", "k/3", b"c")
+            .raw_record("d", "z", b"d")
+    }
+
+    #[test]
+    fn a_count_sees_the_runs_own_staged_writes_and_deletes() {
+        let mut host = committed().lock("d", LockMode::Exclusive);
+        assert_eq!(host.run::<Tally>().json::<[u64; 4]>(), [3, 4, 5, 2]);
+        assert_eq!(host.keys("d").len(), 5, "the counts were of what landed");
+    }
+
+    #[test]
+    fn a_count_needs_the_lock_a_listing_needs() {
+        let mut host = committed().lock("d", LockMode::Shared);
+        assert_eq!(host.run::<CountAll>().json::<u64>(), 4);
+        assert_eq!(host.run::<ListAll>().json::<Vec<String>>().len(), 4);
+        let mut host = committed().lock("other", LockMode::Exclusive);
+        let refused = host.run::<CountAll>().error().clone();
+        assert!(matches!(&refused, Error::Denied(_)), "{refused}");
+        assert_eq!(&refused, host.run::<ListAll>().error(), "word for word");
     }
 }

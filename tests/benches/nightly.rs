@@ -261,4 +261,13 @@ impl datasets::Host for MapState {
         let next_cursor = if more { keys.last().cloned() } else { None };
         Ok(Ok(types::Page { keys, next_cursor }))
     }
+    fn count(&mut self, d: String, prefix: String) -> wasmtime::Result<Result<u64, GuestError>> {
+        let from = Bound::Included((d.clone(), prefix.clone()));
+        let n = self
+            .data
+            .range((from, Bound::Unbounded))
+            .take_while(|((ds, k), _)| *ds == d && k.starts_with(&prefix))
+            .count();
+        Ok(Ok(n as u64))
+    }
 }

@@ -180,6 +180,9 @@ impl datasets::Host for BareState {
             next_cursor: None,
         }))
     }
+    fn count(&mut self, _: String, _: String) -> wasmtime::Result<Result<u64, GuestError>> {
+        Ok(Ok(0))
+    }
 }
 
 impl log::Host for BareState {

@@ -130,7 +130,7 @@ const TOOLS: &[(&str, &str)] = &[(
 /// `runway build` of the Python and JavaScript summaries (their toolchains
 /// installed on first use into a cache kept across runs) into `plugins`,
 /// beside the Rust summary and the importer.
-fn polyglot_plugins(dir: &std::path::Path) -> std::path::PathBuf {
+pub(crate) fn polyglot_plugins(dir: &std::path::Path) -> std::path::PathBuf {
     let plugins = dir.join("plugins");
     std::fs::create_dir_all(&plugins).unwrap();
     runway_tests::drop_plugin("import-applications", &plugins);

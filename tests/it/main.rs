@@ -9,6 +9,7 @@ mod cli;
 mod commit_crash;
 mod controller;
 mod controller_model;
+mod count;
 mod data;
 mod doors;
 mod exit_codes;

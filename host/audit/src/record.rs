@@ -276,6 +276,7 @@ wire_units! {
         List,
         Log,
         Info,
+        Count,
     }
 }
 
@@ -289,6 +290,7 @@ impl Call {
             Call::List => "list",
             Call::Log => "log",
             Call::Info => "info",
+            Call::Count => "count",
         }
     }
 }

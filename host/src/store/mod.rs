@@ -177,7 +177,6 @@ pub trait Backend: Send + Sync {
     /// none of them. One result per run, in order; when the transaction
     /// itself fails, no run landed.
     fn commit(&self, runs: &[RunCommit<'_>]) -> Vec<CommitResult>;
-    fn len(&self, dataset: &str) -> Result<usize, StoreError>;
     /// The commit whose COMMITTING record is `committing_seq`, if its
     /// transaction committed; a row that does not read back whole is
     /// [`StoreError::CorruptCommit`].
@@ -204,6 +203,9 @@ pub trait Reader: Send {
         to: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError>;
+    /// How many committed keys of `dataset` lie in `[from, to)` (`to`
+    /// unbounded when `None`): one count in the store, no keys fetched.
+    fn count(&self, dataset: &str, from: &str, to: Option<&str>) -> Result<u64, StoreError>;
 }
 
 /// A run's reads of the store, staged changes merged in by the caller.
@@ -287,8 +289,8 @@ impl DatasetStore {
     }
 
     /// Number of records in a dataset (for reports and tests).
-    pub fn len(&self, dataset: &str) -> Result<usize, StoreError> {
-        self.backend.len(dataset)
+    pub fn len(&self, dataset: &str) -> Result<u64, StoreError> {
+        self.reader()?.count(dataset, "", None)
     }
 
     /// Who wrote `key`, when it exists.
@@ -372,6 +374,34 @@ impl StoreReader {
             out.push(key);
         }
         Ok((out, false))
+    }
+
+    /// How many keys `dataset` has under `prefix`, a run's own staged
+    /// `changes` to it counted in, as [`list`](Self::list) would show them:
+    /// the store counts the committed keys; each staged change under the
+    /// prefix then adds one if it puts a key not committed, and takes one
+    /// off if it deletes a committed key.
+    pub fn count(
+        &self,
+        dataset: &str,
+        prefix: &str,
+        changes: Option<&BTreeMap<String, Staging>>,
+    ) -> Result<u64, StoreError> {
+        let mut n = self
+            .reader
+            .count(dataset, prefix, prefix_end(prefix).as_deref())?;
+        let staged = changes
+            .into_iter()
+            .flat_map(|c| c.range::<str, _>((Bound::Included(prefix), Bound::Unbounded)))
+            .take_while(|(k, _)| k.starts_with(prefix));
+        for (key, staging) in staged {
+            // Keys hold no NUL, so `[key, key\0)` holds `key` alone.
+            let end = format!("{key}\0");
+            let was = self.reader.count(dataset, key, Some(&end))?;
+            let is = u64::from(matches!(staging.change, Change::Put(_)));
+            n = n + is - was;
+        }
+        Ok(n)
     }
 }
 

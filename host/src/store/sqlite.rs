@@ -322,18 +322,6 @@ impl Backend for Sqlite {
         results
     }
 
-    fn len(&self, dataset: &str) -> Result<usize, StoreError> {
-        let n: i64 = self
-            .db()
-            .query_row(
-                "SELECT count(*) FROM records WHERE dataset = ?1",
-                params![dataset],
-                |r| r.get(0),
-            )
-            .map_err(self.err())?;
-        Ok(usize::try_from(n).unwrap_or(0))
-    }
-
     fn landed(&self, committing_seq: u64) -> Result<Option<Landed>, StoreError> {
         let db = self.db();
         let row = db
@@ -821,6 +809,20 @@ impl Reader for SqliteReader {
             .map_err(&err)?;
         rows.collect::<Result<_, _>>().map_err(&err)
     }
+
+    fn count(&self, dataset: &str, from: &str, to: Option<&str>) -> Result<u64, StoreError> {
+        // Two statements, so each range is one seek on the primary key.
+        let sql = match to {
+            Some(_) => "SELECT count(*) FROM records WHERE dataset = ?1 AND key >= ?2 AND key < ?3",
+            None => "SELECT count(*) FROM records WHERE dataset = ?1 AND key >= ?2 AND ?3 IS NULL",
+        };
+        let n: i64 = self
+            .conn()?
+            .prepare_cached(sql)
+            .and_then(|mut s| s.query_row(params![dataset, from, to], |r| r.get(0)))
+            .map_err(db_err(&self.pool.path))?;
+        Ok(from_sql(n))
+    }
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
@@ -1182,5 +1184,24 @@ mod tests {
         let (page, more) = store.list("d", "k/", Some("k/01100"), 50, None).unwrap();
         assert_eq!((page.len(), more), (50, true));
         assert_eq!(page[0], "k/01101");
+
+        // Counts agree with the listings: committed keys counted by the
+        // store, the run's staged changes counted in.
+        staged.stage("d", "k/00002", Change::Put(b"again".to_vec()), 2);
+        staged.stage("d", "k/00700b", Change::Delete, 3);
+        let reader = store.reader().unwrap();
+        let count = |prefix: &str, staged: Option<&Staged>| {
+            reader
+                .count("d", prefix, staged.and_then(|s| s.dataset("d")))
+                .unwrap()
+        };
+        assert_eq!(count("k/", Some(&staged)), all.len() as u64);
+        assert_eq!(count("k/006", Some(&staged)), 101);
+        assert_eq!(count("k/006", None), 100);
+        assert_eq!(count("", None), 1200);
+        assert_eq!(count("k/00001", Some(&staged)), 0);
+        assert_eq!(count("x", Some(&staged)), 0);
+        assert_eq!(store.len("d").unwrap(), 1200);
+        assert_eq!(store.len("elsewhere").unwrap(), 0);
     }
 }

@@ -22,6 +22,14 @@
 //!   with `{"attempt": N}` on any later one;
 //! - `slow-first`: sleeps 600 s on its first attempt (past any stop's
 //!   grace), succeeds with `{"attempt": N}` at once on any later one.
+//! - `count`: counts the keys under the input's `prefix` (default `""`) in
+//!   each dataset it holds, in manifest order; in one held exclusive it
+//!   first stages two new keys, rewrites the first key listed, deletes the
+//!   second and writes then deletes a fifth, and counts again. Then it
+//!   counts and lists the input's `dataset`, which it must not hold. Output:
+//!   `{"held": [{"dataset", "before", "after", "listed"}, ...],
+//!   "unlocked": {"count", "list"}}` (`after` is `before` when nothing was
+//!   staged; `unlocked` holds each call's error as text).
 //!
 //! Each attempt's outcome is `ok` or the WIT error case it got (`denied`,
 //! `lock-lost`, `not-found`, `invalid`, `limit`). The output is
@@ -40,14 +48,17 @@ const KEY: &str = "probe";
 #[derive(Deserialize)]
 #[serde(default, deny_unknown_fields)]
 struct Input {
-    /// A dataset the run holds no lock on, for `read-unlocked`.
+    /// A dataset the run holds no lock on, for `read-unlocked` and `count`.
     dataset: String,
+    /// The prefix `count` counts under.
+    prefix: String,
 }
 
 impl Default for Input {
     fn default() -> Self {
         Self {
             dataset: "probe-unlocked".into(),
+            prefix: String::new(),
         }
     }
 }
@@ -157,6 +168,45 @@ fn locks(ctx: &Context) -> Result<serde_json::Value, Error> {
     Ok(told.collect())
 }
 
+/// The `count` action: counts as the run sees them, before and after
+/// staging changes, and the refusals where the run holds no lock.
+fn count(ctx: &Context) -> Result<serde_json::Value, Error> {
+    let Input { dataset, prefix } = ctx.input()?;
+    let mut held = Vec::new();
+    for lock in ctx.locks() {
+        let data = ctx.dataset(&lock.dataset);
+        let before = data.count(&prefix)?;
+        if lock.mode == LockMode::Exclusive {
+            let keys: Vec<String> = data.keys(&prefix).take(2).collect::<Result<_, _>>()?;
+            data.write(&format!("{prefix}count-new1"), b"1")?;
+            data.write(&format!("{prefix}count-new2"), b"2")?;
+            if let Some(first) = keys.first() {
+                data.write(first, b"rewritten")?;
+            }
+            if let Some(second) = keys.get(1) {
+                data.delete(second)?;
+            }
+            data.write(&format!("{prefix}count-tmp"), b"t")?;
+            data.delete(&format!("{prefix}count-tmp"))?;
+        }
+        held.push(serde_json::json!({
+            "dataset": lock.dataset,
+            "before": before,
+            "after": data.count(&prefix)?,
+            "listed": data.keys(&prefix).count(),
+        }));
+    }
+    let unlocked = ctx.dataset(&dataset);
+    let text = |r: Result<(), Error>| r.map_or_else(|e| e.to_string(), |()| "ok".into());
+    Ok(serde_json::json!({
+        "held": held,
+        "unlocked": {
+            "count": text(unlocked.count(&prefix).map(drop)),
+            "list": text(unlocked.keys(&prefix).next().unwrap_or(Ok(String::new())).map(drop)),
+        },
+    }))
+}
+
 struct Probe;
 
 impl Agent for Probe {
@@ -183,6 +233,7 @@ impl Agent for Probe {
                 return Ok(serde_json::json!({ "attempt": attempt }));
             }
             "locks" => return locks(ctx),
+            "count" => return count(ctx),
             "read-unlocked" => read_unlocked(ctx, &mut report)?,
             "write-shared" => write_shared(ctx, &mut report)?,
             "bad-names" => bad_names_probe(ctx, &mut report),

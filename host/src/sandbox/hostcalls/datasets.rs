@@ -3,7 +3,7 @@
 //! Every call, in this order: names valid → run holds a lock on the dataset →
 //! the lock's mode suffices (writes need exclusive) → the lock's token is not
 //! fenced off by a newer writer → effect. Writes and deletes are staged in
-//! the run; reads and listings see the run's own staged changes. A store
+//! the run; reads, listings and counts see the run's own staged changes. A store
 //! that fails under a call is the host's fault, never the guest's
 //! `not-found` or `denied`: the call traps with a [`HostFault`].
 
@@ -96,6 +96,19 @@ impl RunState {
             .into());
         }
         Ok(lock.token)
+    }
+
+    /// [`check`](Self::check) for a call over the keys under `prefix`
+    /// (`list`, `count`): a read, and a valid prefix.
+    fn check_under(
+        &self,
+        call: &'static str,
+        dataset: &str,
+        prefix: &str,
+    ) -> Result<u64, CallError> {
+        let token = self.check(call, dataset, None, LockMode::Shared)?;
+        names::check_prefix(prefix).map_err(|e| GuestError::Invalid(e.to_string()))?;
+        Ok(token)
     }
 
     /// Names the call's target in the audit record: the dataset only when its
@@ -234,12 +247,7 @@ impl Host for RunState {
             cursor_bytes,
             &limit.to_le_bytes(),
         ]);
-        let checked = self
-            .check("datasets.list", &dataset, None, LockMode::Shared)
-            .and_then(|token| {
-                names::check_prefix(&prefix).map_err(|e| GuestError::Invalid(e.to_string()))?;
-                Ok(token)
-            });
+        let checked = self.check_under("datasets.list", &dataset, &prefix);
         let target = Self::target(&dataset, None, &checked);
         let result = checked.and_then(|_| {
             let limit = limit.clamp(1, MAX_PAGE) as usize;
@@ -258,6 +266,26 @@ impl Host for RunState {
             Ok(Page { keys, next_cursor })
         });
         self.audited(Call::List, target, args, result, page_digest)
+    }
+
+    fn count(
+        &mut self,
+        dataset: String,
+        prefix: String,
+    ) -> wasmtime::Result<Result<u64, GuestError>> {
+        let args = digest_parts(&[dataset.as_bytes(), prefix.as_bytes()]);
+        let checked = self.check_under("datasets.count", &dataset, &prefix);
+        let target = Self::target(&dataset, None, &checked);
+        let result = checked.and_then(|_| {
+            let unavailable = |e: StoreError| HostFault::store("datasets.count", &dataset, e);
+            let (reader, staged) = self.data.reader().map_err(unavailable)?;
+            Ok(reader
+                .count(&dataset, &prefix, staged.dataset(&dataset))
+                .map_err(unavailable)?)
+        });
+        self.audited(Call::Count, target, args, result, |n| {
+            digest_parts(&[&n.to_le_bytes()])
+        })
     }
 }
 
