@@ -62,14 +62,15 @@ pub fn run(args: BuildArgs) -> Result<(), Failure> {
         let grants_path = agent.dir.join("grants.toml");
         // Refused here with its line, not later by the loader.
         Grants::load(&grants_path, &ReadCaps::default()).map_err(|e| bad(e.to_string()))?;
-        let component = match agent.lang {
-            Lang::Rust => build_rust(agent),
+        let bytes = match agent.lang {
+            Lang::Rust => build_rust(agent).and_then(|component| {
+                std::fs::read(&component)
+                    .map_err(|e| format!("cannot read {}: {e}", component.display()))
+            }),
             Lang::Python => guest_tools::build(Tool::ComponentizePy, &agent.dir, &agent.name),
             Lang::Js => guest_tools::build(Tool::ComponentizeJs, &agent.dir, &agent.name),
         }
         .map_err(&bad)?;
-        let bytes = std::fs::read(&component)
-            .map_err(|e| bad(format!("cannot read {}: {e}", component.display())))?;
         let grants = std::fs::read(&grants_path)
             .map_err(|e| bad(format!("cannot read {}: {e}", grants_path.display())))?;
         plugins::put(&out, &format!("{}.wasm", agent.name), &bytes)?;

@@ -33,16 +33,21 @@ fn cache_dir() -> PathBuf {
     crate::files::user_cache("tools")
 }
 
-/// Builds the agent in `dir` with `tool` into a component named `name`
-/// (under the cache), installing the tool first if needed; returns the
-/// component's path.
-pub fn build(tool: Tool, dir: &Path, name: &str) -> Result<PathBuf, String> {
+/// Builds the agent in `dir` with `tool` into a component named `name`,
+/// installing the tool first if needed; returns the component. Each build
+/// works in a folder of its own under the cache, so two builds at once
+/// (of the same agent too) never share a file.
+pub fn build(tool: Tool, dir: &Path, name: &str) -> Result<Vec<u8>, String> {
     let cache = cache_dir();
     let wit = write_wit(&cache)?;
-    let out_dir = cache.join("out");
-    std::fs::create_dir_all(&out_dir)
-        .map_err(|e| format!("cannot make {}: {e}", out_dir.display()))?;
-    let out = out_dir.join(format!("{name}.wasm"));
+    let work_dir = cache.join("work");
+    std::fs::create_dir_all(&work_dir)
+        .map_err(|e| format!("cannot make {}: {e}", work_dir.display()))?;
+    let work = tempfile::Builder::new()
+        .prefix(name)
+        .tempdir_in(&work_dir)
+        .map_err(|e| format!("cannot make a folder in {}: {e}", work_dir.display()))?;
+    let out = work.path().join(format!("{name}.wasm"));
     let mut cmd = match tool {
         Tool::ComponentizePy => {
             let exe = install_py(&cache)?;
@@ -53,7 +58,7 @@ pub fn build(tool: Tool, dir: &Path, name: &str) -> Result<PathBuf, String> {
                 .arg(&out);
             // From a copy: componentize-py leaves `__pycache__` beside the
             // sources it imports.
-            cmd.current_dir(copy_sources(dir, &cache.join("src").join(name), "py")?);
+            cmd.current_dir(copy_sources(dir, &work.path().join("src"), "py")?);
             cmd
         }
         Tool::ComponentizeJs => {
@@ -79,7 +84,7 @@ pub fn build(tool: Tool, dir: &Path, name: &str) -> Result<PathBuf, String> {
             dir.display()
         ));
     }
-    Ok(out)
+    std::fs::read(&out).map_err(|e| format!("cannot read {}: {e}", out.display()))
 }
 
 /// The bundled WIT, at `cache/wit/agent.wit`.
