@@ -683,8 +683,8 @@ pub fn follow(
     read_events(BufReader::new(stream), secs, enough)
 }
 
-/// Reads server-sent events from `reader` until `enough` says so, the
-/// stream ends or `secs` pass.
+/// Reads server-sent events from `reader` until `enough` says so (asked
+/// after each event), the stream ends or `secs` pass.
 pub fn read_events(
     mut reader: std::io::BufReader<std::net::TcpStream>,
     secs: u64,
@@ -699,7 +699,8 @@ pub fn read_events(
     let mut events = Vec::new();
     let (mut event, mut id, mut data) = (String::new(), None, String::new());
     let mut line = String::new();
-    while Instant::now() < deadline && !enough(&events) {
+    let mut done = enough(&events);
+    while Instant::now() < deadline && !done {
         // A read cut by the timeout keeps what it got: the line goes on.
         match reader.read_line(&mut line) {
             Ok(0) => break,
@@ -722,6 +723,7 @@ pub fn read_events(
                 data: value,
             });
             data.clear();
+            done = enough(&events);
         }
         line.clear();
     }
