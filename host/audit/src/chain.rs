@@ -20,9 +20,57 @@ pub(crate) struct Chain {
     pub last_time_ns: u64,
     /// Leaf hash of the last record of each dataset.
     datasets: HashMap<String, Hash>,
+    /// Reading from the middle of the log: the next record's `prev` is
+    /// not known (the frame before it was skipped), so it is not checked.
+    unknown_prev: bool,
+    /// Reading from the middle of the log: a dataset not seen yet may link
+    /// to any earlier record (its head lies before where reading began).
+    unknown_datasets: bool,
 }
 
 impl Chain {
+    /// The chain after a known record: `next_seq`, the last record's leaf
+    /// hash and time, and the last leaf hash of each dataset.
+    pub fn resume(
+        next_seq: u64,
+        last_hash: Hash,
+        last_time_ns: u64,
+        datasets: HashMap<String, Hash>,
+    ) -> Chain {
+        Chain {
+            next_seq,
+            last_hash,
+            last_time_ns,
+            datasets,
+            ..Chain::default()
+        }
+    }
+
+    /// A chain for reading from record `next_seq` on without what came
+    /// before: `prev` (when `last_hash` is `None`), the time and the
+    /// first link of each dataset are taken as found; everything after
+    /// them is checked.
+    pub fn partial(next_seq: u64, last_hash: Option<Hash>) -> Chain {
+        Chain {
+            next_seq,
+            last_hash: last_hash.unwrap_or_default(),
+            unknown_prev: last_hash.is_none(),
+            unknown_datasets: true,
+            ..Chain::default()
+        }
+    }
+
+    /// Moves past a record without looking at it: its hash is unknown.
+    pub fn skip(&mut self) {
+        self.next_seq += 1;
+        self.unknown_prev = true;
+    }
+
+    /// The last leaf hash of each dataset.
+    pub fn datasets(&self) -> &HashMap<String, Hash> {
+        &self.datasets
+    }
+
     /// The record that puts `entry`, observed at `time_ns`, next in the log.
     /// Time is clamped so that it never goes backwards.
     pub fn link(&self, time_ns: u64, entry: Entry) -> Record {
@@ -43,10 +91,11 @@ impl Chain {
                 found: record.seq,
             });
         }
-        if record.prev != self.last_hash {
+        if record.prev != self.last_hash && !self.unknown_prev {
             return Err(VerifyErrorKind::PrevHashMismatch);
         }
-        if record.prev_dataset != self.prev_dataset(&record.entry) {
+        let expected = self.prev_dataset(&record.entry);
+        if record.prev_dataset != expected && !(self.unknown_datasets && expected.is_none()) {
             return Err(VerifyErrorKind::DatasetHashMismatch {
                 dataset: record.entry.dataset.clone().unwrap_or_default(),
             });
@@ -64,6 +113,7 @@ impl Chain {
     pub fn advance(&mut self, record: &Record, leaf: Hash) {
         self.next_seq = record.seq + 1;
         self.last_hash = leaf;
+        self.unknown_prev = false;
         self.last_time_ns = record.time_ns;
         if let Some(dataset) = &record.entry.dataset {
             match self.datasets.get_mut(dataset) {

@@ -24,7 +24,8 @@ use crate::frame::{FRAME_HEAD_LEN, SegmentHeader, begin_frame, seal_frame};
 use crate::merkle::Frontier;
 use crate::reader::LastSegment;
 use crate::record::{Entry, Hash, leaf_hash};
-use crate::segment::{segment_file_name, sync_dir};
+use crate::resume::ResumePoint;
+use crate::segment::{parse_segment_file_name, segment_file_name, sync_dir};
 
 /// An appended entry waiting for the writer, with the time it was appended.
 #[derive(Debug)]
@@ -151,6 +152,8 @@ impl Drop for Syncer {
 /// The segment being appended to.
 struct Active {
     path: PathBuf,
+    /// Its first record's sequence number (its name).
+    first_seq: u64,
     file: Arc<File>,
     /// Bytes already written to the file.
     len: u64,
@@ -195,7 +198,13 @@ impl Committer {
                         path: last.path.clone(),
                         error,
                     })?;
+                let first_seq = last
+                    .path
+                    .file_name()
+                    .and_then(|name| parse_segment_file_name(name.to_str()?))
+                    .unwrap_or_default();
                 Some(Active {
+                    first_seq,
                     path: last.path,
                     file: Arc::new(file),
                     len: last.len,
@@ -262,6 +271,18 @@ impl Committer {
         })
     }
 
+    /// Where the log stands after everything written so far: a resume
+    /// point once it is durable. `None` before the first record.
+    pub fn resume_point(&self) -> Option<ResumePoint> {
+        let active = self.active.as_ref().filter(|_| self.chain.next_seq > 0)?;
+        Some(ResumePoint {
+            chain: self.chain.clone(),
+            frontier: self.frontier.clone(),
+            segment: active.first_seq,
+            offset: active.len,
+        })
+    }
+
     /// Whether the frame about to be added (after `pending` buffered bytes)
     /// must go to a new segment: there is none yet, or the current one holds
     /// records and would grow past the limit.
@@ -299,6 +320,7 @@ impl Committer {
             })?;
         self.buf.extend_from_slice(&bytes);
         self.active = Some(Active {
+            first_seq,
             path,
             file: Arc::new(file),
             len: 0,

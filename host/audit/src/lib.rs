@@ -59,6 +59,7 @@ pub mod proof_file;
 mod reader;
 pub mod record;
 mod recover;
+mod resume;
 pub mod render;
 pub mod segment;
 mod shared;
@@ -77,7 +78,7 @@ pub use error::{AuditError, WriteFailure};
 pub use findings::{CheckpointPlace, TornKind, TornTail, VerifyError, VerifyErrorKind};
 pub use keys::{PrivateKey, PublicKey};
 pub use merkle::Frontier;
-pub use reader::{for_each_record, read_records};
+pub use reader::{for_each_record, for_each_record_from, read_records};
 pub use record::{
     Call, DecodeError, EncodeError, Entry, Event, Hash, LockGrant, LockMode, LockRequest, Outcome,
     Record, ZERO_HASH, leaf_hash, sha256,

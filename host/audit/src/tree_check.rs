@@ -242,6 +242,27 @@ impl TreeCheck {
         }
     }
 
+    /// The check of a walk that continues from `frontier`, a resume
+    /// point's tree: checkpoints of smaller sizes are not checked again, one
+    /// of its very size must have its root. `None` when no checkpoint is as
+    /// large as it: no signed root would hold the frontier.
+    pub fn resumed(
+        loaded: &LoadedCheckpoints,
+        frontier: Frontier,
+    ) -> Result<Option<TreeCheck>, VerifyError> {
+        let mut tree = TreeCheck::new(loaded);
+        let size = frontier.size();
+        if tree.expected.last().is_none_or(|e| e.0 < size) {
+            return Ok(None);
+        }
+        tree.next = tree.expected.partition_point(|e| e.0 < size);
+        tree.matched = tree.next.checked_sub(1).map_or(0, |i| tree.expected[i].0);
+        let root = frontier.root();
+        tree.frontier = frontier;
+        tree.check_at(size, &root)?;
+        Ok(Some(tree))
+    }
+
     /// Checks checkpoints of the empty tree.
     pub fn check_empty(&mut self) -> Result<(), VerifyError> {
         self.check_at(0, &empty_root())
