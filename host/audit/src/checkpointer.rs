@@ -50,7 +50,10 @@ pub(crate) fn checkpoint_loop(shared: &Shared, mut checkpointer: Checkpointer) {
             loop {
                 let checkpointed = state.checkpointed;
                 let covered = state.failure.is_none()
-                    && state.resume.as_ref().is_some_and(|p| p.size() <= checkpointed);
+                    && state
+                        .resume
+                        .as_ref()
+                        .is_some_and(|p| p.size() <= checkpointed);
                 if covered && let Some(point) = state.resume.take() {
                     drop(state);
                     write_resume(&checkpointer, &point);

@@ -157,6 +157,8 @@ struct Active {
     file: Arc<File>,
     /// Bytes already written to the file.
     len: u64,
+    /// Offset of the last record's frame (0 while it holds none).
+    last_frame: u64,
     header_len: u64,
     /// Created by this writer and its folder entry not yet synced.
     new: bool,
@@ -208,6 +210,7 @@ impl Committer {
                     path: last.path,
                     file: Arc::new(file),
                     len: last.len,
+                    last_frame: last.last_frame,
                     header_len: last.header_len,
                     new: false,
                 })
@@ -254,6 +257,9 @@ impl Committer {
                 committed.segments_created += 1;
                 self.buf.extend_from_slice(&frame);
             }
+            if let Some(active) = &mut self.active {
+                active.last_frame = active.len + (self.buf.len() - frame_len) as u64;
+            }
             let payload = &self.buf[self.buf.len() - frame_len + FRAME_HEAD_LEN..];
             let leaf = leaf_hash(payload);
             self.chain.advance(&record, leaf);
@@ -280,6 +286,7 @@ impl Committer {
             frontier: self.frontier.clone(),
             segment: active.first_seq,
             offset: active.len,
+            last_frame: active.last_frame,
         })
     }
 
@@ -324,6 +331,7 @@ impl Committer {
             path,
             file: Arc::new(file),
             len: 0,
+            last_frame: 0,
             header_len: bytes.len() as u64,
             new: true,
         });

@@ -48,6 +48,8 @@ pub(crate) struct LastSegment {
     pub len: u64,
     /// Length of its header; `len > header_len` when it holds records.
     pub header_len: u64,
+    /// Offset of its last whole record's frame (0 when it holds none).
+    pub last_frame: u64,
 }
 
 /// What a walk found after the last good record.
@@ -106,8 +108,14 @@ pub(crate) enum Start {
     #[default]
     Beginning,
     /// After a known chain, at `offset` of the segment whose first record
-    /// is `segment` (a resume point): what came before is taken as known.
-    At { chain: Chain, segment: u64, offset: u64 },
+    /// is `segment`, the chain's last record framed at `last_frame` there
+    /// (a resume point): what came before is taken as known.
+    At {
+        chain: Chain,
+        segment: u64,
+        offset: u64,
+        last_frame: u64,
+    },
     /// At record `seq`, nothing before it known: the segment holding it is
     /// the first one read, and its frames before `seq` are skipped unread.
     Seq(u64),
@@ -136,12 +144,19 @@ pub fn for_each_record_from(
         0 => Start::Beginning,
         seq => Start::Seq(seq),
     };
-    let end = walk_from(dir, TailMode::Verify, threads.max(1), None, start, |record, _| {
-        if record.seq >= from_seq {
-            visit(take(record));
-        }
-        Ok(())
-    })?;
+    let end = walk_from(
+        dir,
+        TailMode::Verify,
+        threads.max(1),
+        None,
+        start,
+        |record, _| {
+            if record.seq >= from_seq {
+                visit(take(record));
+            }
+            Ok(())
+        },
+    )?;
     Ok(end.chain.next_seq)
 }
 
@@ -180,6 +195,7 @@ pub(crate) fn walk_from(
             chain,
             segment,
             offset,
+            last_frame,
         } => {
             let Some(index) = segments.iter().position(|s| s.first_seq == segment) else {
                 let missing = io::Error::new(
@@ -188,14 +204,16 @@ pub(crate) fn walk_from(
                 );
                 return Err(VerifyError::folder(VerifyErrorKind::Io(missing)));
             };
-            (index, Entry::At(offset), chain)
+            (index, Entry::At(offset, last_frame), chain)
         }
         Start::Seq(seq) => {
             let index = segments
                 .iter()
                 .rposition(|s| s.first_seq <= seq)
                 .unwrap_or(0);
-            let skip = segments.get(index).map_or(0, |s| seq.saturating_sub(s.first_seq));
+            let skip = segments
+                .get(index)
+                .map_or(0, |s| seq.saturating_sub(s.first_seq));
             (index, Entry::Skip(skip), Chain::default())
         }
     };
@@ -206,6 +224,7 @@ pub(crate) fn walk_from(
             ..WalkEnd::default()
         },
         good_end: 0,
+        last_frame: 0,
         crc_torn: false,
     };
     let count = segments.len();
@@ -214,7 +233,13 @@ pub(crate) fn walk_from(
         for (index, segment) in segments.iter().enumerate().skip(first) {
             let last = index + 1 == count;
             let how = std::mem::replace(&mut entry, Entry::Whole);
-            walker.segment(segment, (last, how), &mut pool, tree.as_deref_mut(), &mut visit)?;
+            walker.segment(
+                segment,
+                (last, how),
+                &mut pool,
+                tree.as_deref_mut(),
+                &mut visit,
+            )?;
         }
         Ok(())
     })?;
@@ -226,8 +251,9 @@ pub(crate) fn walk_from(
 enum Entry {
     /// At its first record, its header checked against the chain.
     Whole,
-    /// At this byte offset, after the chain it was given.
-    At(u64),
+    /// At this byte offset, after the chain it was given, whose last
+    /// record's frame is at the second offset.
+    At(u64, u64),
     /// Skipping this many frames unread; the chain starts there.
     Skip(u64),
 }
@@ -237,6 +263,8 @@ struct Walker<'a> {
     end: WalkEnd,
     /// In the current segment: the end of the last record linked.
     good_end: u64,
+    /// In the current segment: the offset of the last record linked.
+    last_frame: u64,
     /// Recovering: the current segment's last frame fails its CRC and is
     /// no record that links, so it is a torn write.
     crc_torn: bool,
@@ -295,7 +323,7 @@ impl Walker<'_> {
         let header_len = header.encoded_len() as u64;
         match entry {
             Entry::Whole => self.check_header(&header, segment),
-            Entry::At(_) | Entry::Skip(_) => self.check_header_alone(&header, segment),
+            Entry::At(..) | Entry::Skip(_) => self.check_header_alone(&header, segment),
         }
         .map_err(|kind| at(segment, None, 0, kind))?;
         if let Entry::Skip(_) = entry {
@@ -307,7 +335,7 @@ impl Walker<'_> {
         let mut offset = header_len;
         match entry {
             Entry::Whole => {}
-            Entry::At(at_offset) => {
+            Entry::At(at_offset, last_frame) => {
                 if at_offset < header_len || at_offset > file_len {
                     let kind = VerifyErrorKind::Io(io::Error::new(
                         io::ErrorKind::InvalidData,
@@ -315,12 +343,22 @@ impl Walker<'_> {
                     ));
                     return Err(at(segment, None, at_offset, kind));
                 }
-                reader.seek(SeekFrom::Start(at_offset)).map_err(io(at_offset))?;
+                reader
+                    .seek(SeekFrom::Start(at_offset))
+                    .map_err(io(at_offset))?;
                 offset = at_offset;
+                self.last_frame = last_frame;
             }
-            Entry::Skip(frames) => offset = self.skip(&mut reader, (offset, file_len), frames).map_err(io(offset))?,
+            Entry::Skip(frames) => {
+                offset = self
+                    .skip(&mut reader, (offset, file_len), frames)
+                    .map_err(io(offset))?
+            }
         }
         self.good_end = offset;
+        if let Entry::Whole | Entry::Skip(_) = entry {
+            self.last_frame = 0;
+        }
         self.crc_torn = false;
         let with_blocks = tree.is_some();
         let mut consume = |chunk: &mut Chunk| {
@@ -417,6 +455,7 @@ impl Walker<'_> {
             path: segment.path.clone(),
             len: offset,
             header_len,
+            last_frame: self.last_frame,
         });
         Ok(())
     }
@@ -483,6 +522,7 @@ impl Walker<'_> {
                 }
             }
             self.good_end = frame.end;
+            self.last_frame = frame.offset;
         }
         Ok(())
     }

@@ -7,7 +7,8 @@
 //! point is used only if it is this log's own (its integrity hash, a
 //! signature by one of the log's signing keys, its origin), a signed
 //! checkpoint at least as large as `N` exists, one of size `N` (if any) has
-//! the root of its frontier, and the walk from `N` on links to its chain and
+//! the root of its frontier, record `N - 1` is where it says and is the one
+//! its chain ends with (leaf hash, time), and the walk from `N` on links to its chain and
 //! reaches every checkpoint beyond it with the right root. Anything else —
 //! no file, a damaged one, one of another version, origin or key, one
 //! pointing past the log, or any error in the walk from it — is said on the
@@ -184,6 +185,7 @@ fn walk_from_point(
     point: ResumePoint,
 ) -> Result<(WalkEnd, TreeCheck), String> {
     let size = point.size();
+    point.check_last_record(dir)?;
     let mut tree = TreeCheck::resumed(loaded, point.frontier)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no signed checkpoint covers its {size} records"))?;
@@ -191,6 +193,7 @@ fn walk_from_point(
         chain: point.chain,
         segment: point.segment,
         offset: point.offset,
+        last_frame: point.last_frame,
     };
     let end = walk_from(
         dir,

@@ -5,7 +5,8 @@
 //! A [`ResumePoint`] at size `N` holds the chain after record `N - 1` (its
 //! leaf hash and time, the last leaf hash of every dataset), the Merkle
 //! frontier over the first `N` records, and where record `N` starts (the
-//! segment, by its first sequence number, and a byte offset in it). The
+//! segment, by its first sequence number, and a byte offset in it) and
+//! where record `N - 1` lies in that segment. The
 //! writer takes one now and then at the end of a batch, and the checkpoint
 //! thread writes it once a signed checkpoint covers it (temp file, fsync,
 //! rename, folder fsync); so does closing.
@@ -19,16 +20,17 @@
 
 use std::collections::HashMap;
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::chain::Chain;
+use crate::frame::{FRAME_HEAD_LEN, FrameHead, MAX_FRAME_LEN};
 use crate::keys::PrivateKey;
 use crate::merkle::Frontier;
-use crate::record::{Hash, sha256};
-use crate::segment::sync_dir;
+use crate::record::{Hash, leaf_hash, sha256};
+use crate::segment::{segment_file_name, sync_dir};
 
 /// The resume point's file in the audit folder.
 pub const RESUME_FILE: &str = "resume";
@@ -48,6 +50,8 @@ pub(crate) struct ResumePoint {
     pub segment: u64,
     /// Byte offset in that segment where record `N` starts.
     pub offset: u64,
+    /// Byte offset in that segment of record `N - 1`'s frame.
+    pub last_frame: u64,
 }
 
 impl ResumePoint {
@@ -55,6 +59,41 @@ impl ResumePoint {
     pub fn size(&self) -> u64 {
         self.chain.next_seq
     }
+
+    /// Checks, with one read, that record `N - 1` is where the point says,
+    /// whole, and the one its chain ends with (its leaf hash and time): the
+    /// frontier is held to a signed root, this holds the chain's end.
+    pub fn check_last_record(&self, dir: &Path) -> Result<(), String> {
+        let path = dir.join(segment_file_name(self.segment));
+        let bytes = read_at(&path, self.last_frame, self.offset).map_err(|e| e.to_string())?;
+        let (head, payload) = bytes.split_at(FRAME_HEAD_LEN.min(bytes.len()));
+        let head: [u8; FRAME_HEAD_LEN] = head.try_into().map_err(|_| "no frame there")?;
+        let head = FrameHead::parse(head);
+        if head.len as usize != payload.len() || !head.matches(payload) {
+            return Err(format!("no whole frame at offset {}", self.last_frame));
+        }
+        let record = crate::record::Record::decode(payload).map_err(|e| e.to_string())?;
+        let same = record.seq + 1 == self.size()
+            && leaf_hash(payload) == self.chain.last_hash
+            && record.time_ns == self.chain.last_time_ns;
+        if !same {
+            return Err(format!("record {} is not the one it ends with", record.seq));
+        }
+        Ok(())
+    }
+}
+
+/// Bytes `from..to` of the file at `path`.
+fn read_at(path: &Path, from: u64, to: u64) -> io::Result<Vec<u8>> {
+    let len = usize::try_from(to.saturating_sub(from))
+        .ok()
+        .filter(|len| *len <= FRAME_HEAD_LEN + MAX_FRAME_LEN as usize)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "no frame that long"))?;
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(from))?;
+    let mut bytes = vec![0; len];
+    file.read_exact(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// The body as stored.
@@ -68,6 +107,7 @@ struct Body {
     peaks: Vec<Hash>,
     segment: u64,
     offset: u64,
+    last_frame: u64,
 }
 
 /// Why a resume file is not used.
@@ -111,6 +151,7 @@ fn encode(point: &ResumePoint, origin: &str, key: &PrivateKey) -> Result<Vec<u8>
         peaks: point.frontier.peaks().to_vec(),
         segment: point.segment,
         offset: point.offset,
+        last_frame: point.last_frame,
     };
     let body = postcard::to_allocvec(&body)?;
     let body_len = u32::try_from(body.len()).map_err(|_| postcard::Error::SerializeBufferFull)?;
@@ -163,6 +204,7 @@ fn decode(bytes: &[u8], origin: &str, keys: &[PrivateKey]) -> Result<ResumePoint
         frontier,
         segment: body.segment,
         offset: body.offset,
+        last_frame: body.last_frame,
     })
 }
 
@@ -207,7 +249,6 @@ pub(crate) fn remove(dir: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::record::leaf_hash;
 
     fn point() -> ResumePoint {
         let mut chain = Chain::default();
@@ -229,6 +270,7 @@ mod tests {
             frontier,
             segment: 0,
             offset: 123,
+            last_frame: 100,
         }
     }
 
@@ -247,18 +289,33 @@ mod tests {
         assert_eq!(back.chain.datasets(), point.chain.datasets());
         assert_eq!((back.segment, back.offset), (0, 123));
 
-        assert!(matches!(decode(&bytes, "p", &[key(1)]), Err(Refused::Origin(_))));
-        assert!(matches!(decode(&bytes, "o", &[key(2)]), Err(Refused::Signature)));
+        assert!(matches!(
+            decode(&bytes, "p", &[key(1)]),
+            Err(Refused::Origin(_))
+        ));
+        assert!(matches!(
+            decode(&bytes, "o", &[key(2)]),
+            Err(Refused::Signature)
+        ));
         let mut flipped = bytes.clone();
         flipped[20] ^= 1;
-        assert!(matches!(decode(&flipped, "o", &[key(1)]), Err(Refused::Hash)));
+        assert!(matches!(
+            decode(&flipped, "o", &[key(1)]),
+            Err(Refused::Hash)
+        ));
         let mut other = bytes.clone();
         other[8] = 2;
-        assert!(matches!(decode(&other, "o", &[key(1)]), Err(Refused::Version(2))));
+        assert!(matches!(
+            decode(&other, "o", &[key(1)]),
+            Err(Refused::Version(2))
+        ));
         assert!(matches!(
             decode(&bytes[..bytes.len() - 1], "o", &[key(1)]),
             Err(Refused::Length)
         ));
-        assert!(matches!(decode(b"nonsense", "o", &[key(1)]), Err(Refused::Magic)));
+        assert!(matches!(
+            decode(b"nonsense", "o", &[key(1)]),
+            Err(Refused::Magic)
+        ));
     }
 }

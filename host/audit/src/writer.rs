@@ -693,7 +693,10 @@ fn keep_final_point(shared: &Shared, committer: &Committer) {
         return;
     };
     let mut state = shared.lock();
-    let newer = state.resume.as_ref().is_none_or(|p| p.size() < point.size());
+    let newer = state
+        .resume
+        .as_ref()
+        .is_none_or(|p| p.size() < point.size());
     if state.failure.is_none() && newer {
         state.resume = Some(Box::new(point));
     }
