@@ -223,6 +223,24 @@ impl Parts {
     }
 }
 
+/// Changes record `seq` of `dir` in place with `change`, re-encoded and
+/// re-framed with a fresh CRC (no relinking); returns the first sequence
+/// number of its segment.
+pub(crate) fn rewrite_record(dir: &Path, seq: u64, change: impl FnOnce(&mut Record)) -> u64 {
+    let segment = list_segments(dir)
+        .expect("list")
+        .into_iter()
+        .rfind(|s| s.first_seq <= seq)
+        .expect("segment");
+    let mut parts = Parts::read(&segment.path);
+    let i = (seq - segment.first_seq) as usize;
+    let mut record = Record::decode(&parts.payloads[i]).expect("decode");
+    change(&mut record);
+    parts.payloads[i] = record.encode().expect("encode");
+    parts.write(&segment.path);
+    segment.first_seq
+}
+
 /// Writes `records` as they are (no relinking) into one fresh segment.
 pub(crate) fn write_records(dir: &Path, records: &[Record]) {
     let first_seq = records.first().map_or(0, |r| r.seq);

@@ -280,18 +280,8 @@ fn tampering_after_the_resume_point_is_caught_by_open() {
     append_all(&log, 20, 20);
     log.close().expect("close");
     fs::write(dir.path().join(RESUME_FILE), old).expect("put back");
-    // Record 35 gets another key, its frame a fresh CRC.
-    let target = list_segments(dir.path())
-        .expect("list")
-        .into_iter()
-        .rfind(|s| s.first_seq <= 35)
-        .expect("segment");
-    let mut parts = Parts::read(&target.path);
-    let i = (35 - target.first_seq) as usize;
-    let mut record = Record::decode(&parts.payloads[i]).expect("decode");
-    record.entry.runway = "someone-else".into();
-    parts.payloads[i] = record.encode().expect("encode");
-    parts.write(&target.path);
+    // Record 35 names another runway, its frame a fresh CRC.
+    rewrite_record(dir.path(), 35, |r| r.entry.runway = "someone-else".into());
     let open = AuditLog::open(dir.path(), signed_options(SEGMENT));
     let Err(AuditError::Damaged(err)) = open else {
         panic!("tampering after the resume point not caught: {open:?}");
