@@ -370,10 +370,22 @@ impl Walker<'_> {
             chunk.with_blocks = with_blocks;
             chunk
         };
+        // The header (and frames skipped) came through the small buffered
+        // reader; frames are read straight into chunks from here on.
+        let mut file = reader.into_inner();
+        if let Err(e) = file.seek(SeekFrom::Start(offset)) {
+            return Err(at(segment, None, offset, VerifyErrorKind::Io(e)));
+        }
+        let mut left = file_len.saturating_sub(offset);
         let mut chunk = new_chunk(pool);
+        // Where the next frame's head starts in the chunk's buffer.
+        let mut cursor = 0;
         let stop = loop {
-            let mut head = [0u8; FRAME_HEAD_LEN];
-            let got = match read_full(&mut reader, &mut head) {
+            let wanted = FRAME_HEAD_LEN;
+            if !chunk.fits(cursor, wanted) && !chunk.is_empty() {
+                hand_on(pool, (&mut chunk, &mut cursor), with_blocks, &mut consume)?;
+            }
+            let got = match chunk.fill(&mut file, (cursor, wanted), &mut left) {
                 Ok(got) => got,
                 Err(e) => break Stop::Io(e),
             };
@@ -383,13 +395,17 @@ impl Walker<'_> {
             if got < FRAME_HEAD_LEN {
                 break Stop::Torn(TornKind::IncompleteFrame);
             }
+            let mut head = [0u8; FRAME_HEAD_LEN];
+            head.copy_from_slice(&chunk.unread(cursor)[..FRAME_HEAD_LEN]);
             let head = FrameHead::parse(head);
+            // What follows the head, for the rare checks that read on.
+            let body = cursor + FRAME_HEAD_LEN;
             if head.len > MAX_FRAME_LEN {
                 break Stop::Damage(VerifyErrorKind::FrameTooLong(head.len));
             }
             if head.len == 0 {
                 if is_last && head.crc == 0 {
-                    match rest_is_zero(&mut reader) {
+                    match rest_is_zero(&mut chunk.unread(body).chain(&mut file)) {
                         Ok(true) => break Stop::Torn(TornKind::ZeroFill),
                         Ok(false) => {}
                         Err(e) => break Stop::Io(e),
@@ -399,7 +415,7 @@ impl Walker<'_> {
             }
             let frame_end = offset + (FRAME_HEAD_LEN as u64) + u64::from(head.len);
             if frame_end > file_len {
-                break match whole_record_in(&mut reader) {
+                break match whole_record_in(&mut chunk.unread(body).chain(&mut file)) {
                     Ok(Some(actual)) => Stop::Damage(VerifyErrorKind::FrameLengthMismatch {
                         claimed: head.len,
                         actual,
@@ -408,16 +424,21 @@ impl Walker<'_> {
                     Err(e) => Stop::Io(e),
                 };
             }
-            match chunk.read_frame(&mut reader, offset, head) {
-                Ok(true) => {}
+            let wanted = FRAME_HEAD_LEN + head.len as usize;
+            if !chunk.fits(cursor, wanted) && !chunk.is_empty() {
+                hand_on(pool, (&mut chunk, &mut cursor), with_blocks, &mut consume)?;
+            }
+            match chunk.fill(&mut file, (cursor, wanted), &mut left) {
+                Ok(got) if got >= wanted => {}
                 // The file shrank under us: the same as an incomplete frame.
-                Ok(false) => break Stop::Torn(TornKind::IncompleteFrame),
+                Ok(_) => break Stop::Torn(TornKind::IncompleteFrame),
                 Err(e) => break Stop::Io(e),
             }
+            chunk.push_frame(cursor, offset, head);
+            cursor += wanted;
             offset = frame_end;
             if chunk.is_full() {
-                pool.submit(chunk, &mut consume)?;
-                chunk = new_chunk(pool);
+                hand_on(pool, (&mut chunk, &mut cursor), with_blocks, &mut consume)?;
             }
         };
         // What stopped the reading counts only once every frame before it
@@ -639,6 +660,21 @@ impl Walker<'_> {
             kind,
         }
     }
+}
+
+/// Hands `chunk` on to be checked and consumed, and puts in its place a
+/// new one holding what it read from `cursor` on (the start of a frame).
+fn hand_on(
+    pool: &mut CheckPool,
+    (chunk, cursor): (&mut Chunk, &mut usize),
+    with_blocks: bool,
+    consume: &mut impl FnMut(&mut Chunk) -> Result<(), VerifyError>,
+) -> Result<(), VerifyError> {
+    let mut next = pool.chunk();
+    next.with_blocks = with_blocks;
+    next.carry_from(chunk, *cursor);
+    *cursor = 0;
+    pool.submit(std::mem::replace(chunk, next), consume)
 }
 
 /// Reads what is left of a frame that runs past the end of the file and
