@@ -83,29 +83,42 @@ impl Chain {
         }
     }
 
+    /// What the next record is checked against, but its dataset's head.
+    fn tip(&self) -> Tip {
+        Tip {
+            next_seq: self.next_seq,
+            last_hash: self.last_hash,
+            last_time_ns: self.last_time_ns,
+            unknown_prev: self.unknown_prev,
+            unknown_datasets: self.unknown_datasets,
+        }
+    }
+
     /// Checks that `record` is the one that may come next.
     pub fn check(&self, record: &Record) -> Result<(), VerifyErrorKind> {
-        if record.seq != self.next_seq {
-            return Err(VerifyErrorKind::SequenceGap {
-                expected: self.next_seq,
-                found: record.seq,
-            });
+        let tip = self.tip();
+        tip.judge(record, self.prev_dataset(&record.entry))
+    }
+
+    /// Checks that `record`, whose leaf hash is `leaf`, may come next, as
+    /// [`check`](Self::check) does, and moves past it as
+    /// [`advance`](Self::advance) does, looking its dataset up once.
+    pub fn follow(&mut self, record: &Record, leaf: Hash) -> Result<(), VerifyErrorKind> {
+        let tip = self.tip();
+        let dataset = record.entry.dataset.as_ref();
+        let mut head = dataset.and_then(|d| self.datasets.get_mut(d));
+        tip.judge(record, head.as_deref().copied())?;
+        match (head.as_deref_mut(), dataset) {
+            (Some(last), _) => *last = leaf,
+            (None, Some(dataset)) => {
+                self.datasets.insert(dataset.clone(), leaf);
+            }
+            (None, None) => {}
         }
-        if record.prev != self.last_hash && !self.unknown_prev {
-            return Err(VerifyErrorKind::PrevHashMismatch);
-        }
-        let expected = self.prev_dataset(&record.entry);
-        if record.prev_dataset != expected && !(self.unknown_datasets && expected.is_none()) {
-            return Err(VerifyErrorKind::DatasetHashMismatch {
-                dataset: record.entry.dataset.clone().unwrap_or_default(),
-            });
-        }
-        if record.time_ns < self.last_time_ns {
-            return Err(VerifyErrorKind::TimeBackwards {
-                previous_ns: self.last_time_ns,
-                found_ns: record.time_ns,
-            });
-        }
+        self.next_seq = record.seq + 1;
+        self.last_hash = leaf;
+        self.unknown_prev = false;
+        self.last_time_ns = record.time_ns;
         Ok(())
     }
 
@@ -133,5 +146,45 @@ impl Chain {
     fn prev_dataset(&self, entry: &Entry) -> Option<Hash> {
         let dataset = entry.dataset.as_ref()?;
         self.datasets.get(dataset).copied()
+    }
+}
+
+/// What the next record is checked against, but its dataset's head.
+struct Tip {
+    next_seq: u64,
+    last_hash: Hash,
+    last_time_ns: u64,
+    unknown_prev: bool,
+    unknown_datasets: bool,
+}
+
+impl Tip {
+    /// Whether `record` may come next, `head` being the last leaf hash of
+    /// its dataset: sequence, chain, dataset chain, time, in that order.
+    fn judge(&self, record: &Record, head: Option<Hash>) -> Result<(), VerifyErrorKind> {
+        if record.seq != self.next_seq {
+            return Err(VerifyErrorKind::SequenceGap {
+                expected: self.next_seq,
+                found: record.seq,
+            });
+        }
+        if record.prev != self.last_hash && !self.unknown_prev {
+            return Err(VerifyErrorKind::PrevHashMismatch);
+        }
+        // Reading from the middle, a dataset's first record links to a
+        // record not read.
+        let unseen = self.unknown_datasets && head.is_none() && record.entry.dataset.is_some();
+        if record.prev_dataset != head && !unseen {
+            return Err(VerifyErrorKind::DatasetHashMismatch {
+                dataset: record.entry.dataset.clone().unwrap_or_default(),
+            });
+        }
+        if record.time_ns < self.last_time_ns {
+            return Err(VerifyErrorKind::TimeBackwards {
+                previous_ns: self.last_time_ns,
+                found_ns: record.time_ns,
+            });
+        }
+        Ok(())
     }
 }

@@ -521,9 +521,8 @@ impl Walker<'_> {
             };
             self.end
                 .chain
-                .check(record)
+                .follow(record, leaf)
                 .map_err(|kind| at(segment, expected, frame.offset, kind))?;
-            self.end.chain.advance(record, leaf);
             let seq = record.seq;
             visit(record, leaf)?;
             if let Some(tree) = tree.as_deref_mut() {

@@ -90,3 +90,17 @@ fn records_after_the_start_are_still_checked() {
     for_each_record_from(dir.path(), 31, 1, |r| seqs.push(r.seq)).expect("read");
     assert_eq!(seqs, (31..40).collect::<Vec<_>>());
 }
+
+#[test]
+fn a_record_without_a_dataset_may_not_link_to_one_even_from_the_middle() {
+    let dir = spread_log(40);
+    // Record 30 names no dataset (see `entry`) but now claims a link.
+    assert_eq!(entry(30).dataset, None);
+    rewrite_record(dir.path(), 30, |r| r.prev_dataset = Some([1; 32]));
+    let err = for_each_record_from(dir.path(), 30, 1, |_| {}).expect_err("caught");
+    assert_eq!(err.seq, Some(30), "{err}");
+    assert!(
+        matches!(err.kind, VerifyErrorKind::DatasetHashMismatch { .. }),
+        "{err}"
+    );
+}
