@@ -23,7 +23,7 @@ use crate::error::{AuditError, WriteFailure};
 use crate::frame::{FRAME_HEAD_LEN, SegmentHeader, begin_frame, seal_frame};
 use crate::merkle::Frontier;
 use crate::reader::LastSegment;
-use crate::record::{Entry, Hash, leaf_hash};
+use crate::record::{Entry, Hash, Record, leaf_hash};
 use crate::resume::ResumePoint;
 use crate::segment::{parse_segment_file_name, segment_file_name, sync_dir};
 
@@ -60,6 +60,9 @@ pub(crate) struct SyncJob {
     path: PathBuf,
     /// The folder to sync after the file: the segment is new.
     new_in: Option<PathBuf>,
+    /// The batch's records, once written: freed on the sync thread, not
+    /// the writer's (freeing their strings was a fifth of its time).
+    spent: Vec<Record>,
     #[cfg(test)]
     fail: Arc<std::sync::atomic::AtomicBool>,
 }
@@ -107,10 +110,13 @@ impl Syncer {
         let thread = thread::Builder::new()
             .name("runway-audit-sync".into())
             .spawn(move || {
-                for job in queue {
+                for mut job in queue {
+                    // Freed once the writer has its answer.
+                    let spent = std::mem::take(&mut job.spent);
                     if answer.send(job.run()).is_err() {
                         return;
                     }
+                    drop(spent);
                 }
             })?;
         Ok(Syncer {
@@ -235,9 +241,10 @@ impl Committer {
     pub fn write(
         &mut self,
         batch: &mut Vec<Pending>,
-        mut kept: Option<&mut Vec<crate::record::Record>>,
+        mut kept: Option<&mut Vec<Record>>,
     ) -> Result<Written, WriteFailure> {
         let mut committed = Committed::default();
+        let mut spent = Vec::with_capacity(if kept.is_some() { 0 } else { batch.len() });
         self.buf.clear();
         for pending in batch.drain(..) {
             let record = self.chain.link(pending.time_ns, pending.entry);
@@ -264,11 +271,15 @@ impl Committer {
             let leaf = leaf_hash(payload);
             self.chain.advance(&record, leaf);
             self.frontier.push(leaf);
-            if let Some(kept) = kept.as_deref_mut() {
-                kept.push(record);
+            match kept.as_deref_mut() {
+                Some(kept) => kept.push(record),
+                None => spent.push(record),
             }
         }
-        let (bytes, sync) = self.write_buf()?;
+        let (bytes, mut sync) = self.write_buf()?;
+        if let Some(job) = &mut sync {
+            job.spent = spent;
+        }
         committed.bytes += bytes;
         Ok(Written {
             committed,
@@ -369,6 +380,7 @@ impl Committer {
             file: active.file.clone(),
             path: active.path.clone(),
             new_in: std::mem::take(&mut active.new).then(|| self.dir.clone()),
+            spent: Vec::new(),
             #[cfg(test)]
             fail: self.fail_next_sync.clone(),
         };
