@@ -106,9 +106,9 @@ impl Chain {
     pub fn follow(&mut self, record: &Record, leaf: Hash) -> Result<(), VerifyErrorKind> {
         let tip = self.tip();
         let dataset = record.entry.dataset.as_ref();
-        let mut head = dataset.and_then(|d| self.datasets.get_mut(d));
+        let head = dataset.and_then(|d| self.datasets.get_mut(d));
         tip.judge(record, head.as_deref().copied())?;
-        match (head.as_deref_mut(), dataset) {
+        match (head, dataset) {
             (Some(last), _) => *last = leaf,
             (None, Some(dataset)) => {
                 self.datasets.insert(dataset.clone(), leaf);
