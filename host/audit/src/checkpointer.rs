@@ -56,7 +56,7 @@ pub(crate) fn checkpoint_loop(shared: &Shared, mut checkpointer: Checkpointer) {
                         .is_some_and(|p| p.size() <= checkpointed);
                 if covered && let Some(point) = state.resume.take() {
                     drop(state);
-                    write_resume(&checkpointer, &point);
+                    write_resume(&checkpointer, *point);
                     state = shared.lock();
                     continue;
                 }
@@ -116,13 +116,16 @@ pub(crate) fn checkpoint_loop(shared: &Shared, mut checkpointer: Checkpointer) {
     }
 }
 
-/// Writes `point` as the folder's resume point, signed by the first key;
-/// a failure is only said on the log.
-fn write_resume(checkpointer: &Checkpointer, point: &ResumePoint) {
-    let Some(key) = checkpointer.keys.first() else {
+/// Writes `point` as the folder's resume point, signed by the first key
+/// and naming the last entry of `checkpoints` (which covers it); a failure
+/// is only said on the log.
+fn write_resume(checkpointer: &Checkpointer, mut point: ResumePoint) {
+    let (Some(key), Some(at)) = (checkpointer.keys.first(), checkpointer.writer.last_entry())
+    else {
         return;
     };
-    if let Err(error) = resume::write(&checkpointer.dir, point, &checkpointer.origin, key) {
+    point.checkpoints_at = at;
+    if let Err(error) = resume::write(&checkpointer.dir, &point, &checkpointer.origin, key) {
         tracing::warn!(
             "audit {}: could not write the resume point at record {}: {error}",
             checkpointer.dir.display(),

@@ -298,6 +298,8 @@ impl Committer {
             segment: active.first_seq,
             offset: active.len,
             last_frame: active.last_frame,
+            // Filled in by the checkpoint thread, which knows the entry.
+            checkpoints_at: crate::checkpoint::EntryAt::FIRST,
         })
     }
 

@@ -14,9 +14,10 @@
 //! pointing past the log, or any error in the walk from it — is said on the
 //! log (`tracing::warn!`) and the whole log is walked instead, whose answer
 //! is final. So opening from a resume point no longer re-reads the records
-//! before `N`: the signed checkpoint covering them vouches for them, and
-//! `runway audit verify` ([`verify`](crate::verify())) still checks
-//! everything.
+//! before `N`, nor the entries of `checkpoints` before the one covering
+//! them (the resume point names it): that signed checkpoint vouches for
+//! them, and `runway audit verify` ([`verify`](crate::verify())) still
+//! checks everything.
 //!
 //! A torn tail (an incomplete frame or header, or a last frame failing its
 //! CRC, at the very end of the last segment) is the remains of a write that
@@ -30,7 +31,7 @@ use std::fs::{self, File, OpenOptions};
 use std::path::Path;
 
 use crate::chain::Chain;
-use crate::checkpoint::SignedCheckpoint;
+use crate::checkpoint::{EntryAt, SignedCheckpoint};
 use crate::error::AuditError;
 use crate::findings::{CheckpointPlace, TornKind, TornTail, VerifyError, VerifyErrorKind};
 use crate::keys::PrivateKey;
@@ -38,7 +39,9 @@ use crate::merkle::Frontier;
 use crate::reader::{LastSegment, Start, TailMode, WalkEnd, walk, walk_from};
 use crate::resume::{self, ResumePoint};
 use crate::segment::sync_dir;
-use crate::tree_check::{CheckpointSources, LoadedCheckpoints, TreeCheck, load_checkpoints};
+use crate::tree_check::{
+    CheckpointSources, LoadedCheckpoints, TreeCheck, load_checkpoints, load_checkpoints_from,
+};
 
 /// Where writing continues.
 pub(crate) struct Recovered {
@@ -51,6 +54,8 @@ pub(crate) struct Recovered {
     pub signed_size: u64,
     /// Bytes of `checkpoints` up to its last whole entry.
     pub checkpoints_len: u64,
+    /// Where its last whole entry starts.
+    pub last_checkpoint_at: Option<EntryAt>,
     /// An incomplete last checkpoint entry: (offset, bytes).
     pub torn_checkpoint: Option<(u64, u64)>,
     /// The last entry of `checkpoints` when the `checkpoint` file is missing
@@ -72,20 +77,20 @@ pub(crate) fn recover(
         trust: None,
         kept: &[],
     };
-    let loaded = load_checkpoints(dir, &sources)?;
-    if let Some(last) = &loaded.last_entry {
-        check_own_signatures(last, keys)?;
-    }
     let resumed = if keys.is_empty() {
         None
     } else {
-        resume_walk(dir, origin, keys, &loaded)
+        resume_walk(dir, origin, keys)
     };
-    let resumed_from = resumed.as_ref().map(|r| r.2);
+    let resumed_from = resumed.as_ref().map(|r| r.size);
     // A walk from a resume point has checked its end against the checkpoints.
-    let (end, tree, finished) = match resumed {
-        Some((end, tree, _)) => (end, tree, true),
+    let (loaded, end, tree, finished) = match resumed {
+        Some(resumed) => (resumed.loaded, resumed.end, resumed.tree, true),
         None => {
+            let loaded = load_checkpoints(dir, &sources)?;
+            if let Some(last) = &loaded.last_entry {
+                check_own_signatures(last, keys)?;
+            }
             let mut tree = TreeCheck::new(&loaded);
             tree.check_empty()?;
             let end = walk(
@@ -95,7 +100,7 @@ pub(crate) fn recover(
                 Some(&mut tree),
                 |_, _| Ok(()),
             )?;
-            (end, tree, false)
+            (loaded, end, tree, false)
         }
     };
     if let Some(found) = end.origin.as_deref().or(loaded
@@ -144,28 +149,34 @@ pub(crate) fn recover(
         signed_size,
         checkpoints_len: loaded.file_len,
         torn_checkpoint: loaded.torn,
+        last_checkpoint_at: loaded.last_entry_at,
         stale_latest,
         resumed_from,
     })
 }
 
-/// The walk from the resume point of `dir`, if there is one that holds:
-/// its end, its tree and the size it resumed at. Says on the log why not
-/// otherwise (a log without signed records has nothing to resume).
-fn resume_walk(
-    dir: &Path,
-    origin: &str,
-    keys: &[PrivateKey],
-    loaded: &LoadedCheckpoints,
-) -> Option<(WalkEnd, TreeCheck, u64)> {
+/// What a walk from a resume point found.
+struct Resumed {
+    /// The checkpoints from the one covering the resume point on.
+    loaded: LoadedCheckpoints,
+    end: WalkEnd,
+    tree: TreeCheck,
+    /// The resume point's size.
+    size: u64,
+}
+
+/// The walk from the resume point of `dir`, if there is one that holds.
+/// Says on the log why not otherwise (a log without a resume file and
+/// without segments, a new one, has nothing to resume).
+fn resume_walk(dir: &Path, origin: &str, keys: &[PrivateKey]) -> Option<Resumed> {
     let why = match resume::read(dir, origin, keys) {
-        Ok(None) if loaded.signed_size() == 0 => return None,
+        Ok(None) if crate::segment::folder_origin(dir).is_none() => return None,
         Ok(None) => "there is no resume file".to_owned(),
         Err(refused) => refused.to_string(),
         Ok(Some(point)) => {
             let size = point.size();
-            match walk_from_point(dir, origin, loaded, point) {
-                Ok(found) => return Some((found.0, found.1, size)),
+            match walk_from_point(dir, origin, keys, point) {
+                Ok(resumed) => return Some(resumed),
                 Err(why) => format!("resuming at record {size}: {why}"),
             }
         }
@@ -177,16 +188,26 @@ fn resume_walk(
     None
 }
 
-/// Walks `dir` from `point` on, held to every checkpoint from its size on.
+/// Walks `dir` from `point` on, held to every checkpoint from the one
+/// covering it on.
 fn walk_from_point(
     dir: &Path,
     origin: &str,
-    loaded: &LoadedCheckpoints,
+    keys: &[PrivateKey],
     point: ResumePoint,
-) -> Result<(WalkEnd, TreeCheck), String> {
+) -> Result<Resumed, String> {
     let size = point.size();
     point.check_last_record(dir)?;
-    let mut tree = TreeCheck::resumed(loaded, point.frontier)
+    let sources = CheckpointSources {
+        trust: None,
+        kept: &[],
+    };
+    let loaded =
+        load_checkpoints_from(dir, &sources, point.checkpoints_at).map_err(|e| e.to_string())?;
+    if let Some(last) = &loaded.last_entry {
+        check_own_signatures(last, keys).map_err(|e| e.to_string())?;
+    }
+    let mut tree = TreeCheck::resumed(&loaded, point.frontier)
         .map_err(|e| e.to_string())?
         .ok_or_else(|| format!("no signed checkpoint covers its {size} records"))?;
     let start = Start::At {
@@ -205,7 +226,12 @@ fn walk_from_point(
     )
     .map_err(|e| e.to_string())?;
     tree.finish(end.chain.next_seq).map_err(|e| e.to_string())?;
-    Ok((end, tree))
+    Ok(Resumed {
+        loaded,
+        end,
+        tree,
+        size,
+    })
 }
 
 /// A signature line by one of our own keys must verify.

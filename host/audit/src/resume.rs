@@ -6,7 +6,9 @@
 //! leaf hash and time, the last leaf hash of every dataset), the Merkle
 //! frontier over the first `N` records, and where record `N` starts (the
 //! segment, by its first sequence number, and a byte offset in it) and
-//! where record `N - 1` lies in that segment. The
+//! where record `N - 1` lies in that segment, and where the entry of
+//! `checkpoints` covering it starts (opening reads that file from there).
+//! The
 //! writer takes one now and then at the end of a batch, and the checkpoint
 //! thread writes it once a signed checkpoint covers it (temp file, fsync,
 //! rename, folder fsync); so does closing.
@@ -26,6 +28,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::chain::Chain;
+use crate::checkpoint::EntryAt;
 use crate::frame::{FRAME_HEAD_LEN, FrameHead, MAX_FRAME_LEN};
 use crate::keys::PrivateKey;
 use crate::merkle::Frontier;
@@ -52,6 +55,9 @@ pub(crate) struct ResumePoint {
     pub offset: u64,
     /// Byte offset in that segment of record `N - 1`'s frame.
     pub last_frame: u64,
+    /// An entry of `checkpoints` covering the first `N` records: opening
+    /// reads that file from there on.
+    pub checkpoints_at: EntryAt,
 }
 
 impl ResumePoint {
@@ -108,6 +114,8 @@ struct Body {
     segment: u64,
     offset: u64,
     last_frame: u64,
+    checkpoints_offset: u64,
+    checkpoints_index: u64,
 }
 
 /// Why a resume file is not used.
@@ -129,8 +137,8 @@ pub(crate) enum Refused {
     Body(postcard::Error),
     #[error("it belongs to origin {0:?}")]
     Origin(String),
-    #[error("its frontier does not fit its size")]
-    Frontier,
+    #[error("its {0} does not hold together")]
+    Shape(&'static str),
 }
 
 /// The encoded file for `point` of the log `origin`, signed by `key`.
@@ -152,6 +160,8 @@ fn encode(point: &ResumePoint, origin: &str, key: &PrivateKey) -> Result<Vec<u8>
         segment: point.segment,
         offset: point.offset,
         last_frame: point.last_frame,
+        checkpoints_offset: point.checkpoints_at.offset,
+        checkpoints_index: point.checkpoints_at.index as u64,
     };
     let body = postcard::to_allocvec(&body)?;
     let body_len = u32::try_from(body.len()).map_err(|_| postcard::Error::SerializeBufferFull)?;
@@ -197,7 +207,7 @@ fn decode(bytes: &[u8], origin: &str, keys: &[PrivateKey]) -> Result<ResumePoint
     if body.origin != origin {
         return Err(Refused::Origin(body.origin));
     }
-    let frontier = Frontier::from_peaks(body.size, body.peaks).ok_or(Refused::Frontier)?;
+    let frontier = Frontier::from_peaks(body.size, body.peaks).ok_or(Refused::Shape("frontier"))?;
     let datasets: HashMap<String, Hash> = body.datasets.into_iter().collect();
     Ok(ResumePoint {
         chain: Chain::resume(body.size, body.last_hash, body.last_time_ns, datasets),
@@ -205,6 +215,13 @@ fn decode(bytes: &[u8], origin: &str, keys: &[PrivateKey]) -> Result<ResumePoint
         segment: body.segment,
         offset: body.offset,
         last_frame: body.last_frame,
+        checkpoints_at: EntryAt {
+            offset: body.checkpoints_offset,
+            index: usize::try_from(body.checkpoints_index)
+                .ok()
+                .filter(|i| *i > 0)
+                .ok_or(Refused::Shape("checkpoint entry"))?,
+        },
     })
 }
 
@@ -271,6 +288,10 @@ mod tests {
             segment: 0,
             offset: 123,
             last_frame: 100,
+            checkpoints_at: EntryAt {
+                offset: 700,
+                index: 3,
+            },
         }
     }
 
@@ -288,6 +309,7 @@ mod tests {
         assert_eq!(back.chain.last_hash, point.chain.last_hash);
         assert_eq!(back.chain.datasets(), point.chain.datasets());
         assert_eq!((back.segment, back.offset), (0, 123));
+        assert_eq!(back.checkpoints_at, point.checkpoints_at);
 
         assert!(matches!(
             decode(&bytes, "p", &[key(1)]),

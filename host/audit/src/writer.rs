@@ -482,7 +482,9 @@ fn prepare_checkpoints(
         path,
         error,
     };
-    let writer = CheckpointWriter::open(dir, recovered.checkpoints_len).map_err(step)?;
+    let writer =
+        CheckpointWriter::open(dir, recovered.checkpoints_len, recovered.last_checkpoint_at)
+            .map_err(step)?;
     if let Some(latest) = &recovered.stale_latest {
         write_latest(dir, latest.to_string().as_bytes()).map_err(step)?;
     }

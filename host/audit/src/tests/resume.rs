@@ -94,6 +94,11 @@ fn forge(dir: &Path, change: impl FnOnce(&mut ResumePoint)) {
 fn reopening_resumes_and_agrees_exactly_with_a_full_walk() {
     let dir = sessions(3, 40);
     assert!(list_segments(dir.path()).expect("list").len() > 3);
+    // Its checkpoints are read from the one covering it on.
+    let point = resume::read(dir.path(), ORIGIN, &[key(1)])
+        .expect("ok")
+        .expect("some");
+    assert_eq!(point.checkpoints_at.index, 3);
     agrees_with_full_walk(dir.path(), Some(120));
 
     // The same entries at the same times after either reopening give the
@@ -153,7 +158,7 @@ fn a_stale_resume_point_is_used_and_reads_more() {
 fn a_resume_file_that_does_not_hold_costs_only_a_full_walk() {
     let base = sessions(2, 30);
     type Spoil = fn(&Path);
-    let cases: [(&str, Spoil); 10] = [
+    let cases: [(&str, Spoil); 11] = [
         ("missing", |d| resume::remove(d)),
         ("a flipped byte", |d| {
             let path = d.join(RESUME_FILE);
@@ -192,6 +197,9 @@ fn a_resume_file_that_does_not_hold_costs_only_a_full_walk() {
             })
         }),
         ("a wrong offset", |d| forge(d, |p| p.offset -= 3)),
+        ("a wrong checkpoint entry", |d| {
+            forge(d, |p| p.checkpoints_at.offset += 7)
+        }),
         ("a wrong chain end", |d| {
             forge(d, |p| p.chain.last_hash[0] ^= 1)
         }),
@@ -319,4 +327,28 @@ fn an_unsigned_log_has_no_resume_point() {
     assert!(!dir.path().join(RESUME_FILE).exists());
     let log = open(dir.path());
     assert_eq!((log.resumed_from(), log.next_seq()), (None, 10));
+}
+
+#[test]
+fn checkpoints_before_the_one_covering_the_resume_point_are_left_to_verify() {
+    let dir = sessions(3, 20);
+    // The first entry's root, one base64 letter changed.
+    let path = dir.path().join(CHECKPOINTS_FILE);
+    let text = fs::read_to_string(&path).expect("read");
+    let root_line = text.lines().nth(2).expect("root line").to_owned();
+    let mut changed = root_line.clone().into_bytes();
+    changed[0] = if changed[0] == b'A' { b'B' } else { b'A' };
+    let changed = String::from_utf8(changed).expect("ascii");
+    fs::write(&path, text.replacen(&root_line, &changed, 1)).expect("write");
+
+    let log = open_small(dir.path());
+    assert_eq!((log.resumed_from(), log.next_seq()), (Some(60), 60));
+    drop(log);
+    assert!(
+        verify_with(dir.path(), &trusting_key_1()).is_err(),
+        "verify reads them all"
+    );
+    resume::remove(dir.path());
+    let open = AuditLog::open(dir.path(), signed_options(SEGMENT));
+    assert!(matches!(open, Err(AuditError::Damaged(_))), "{open:?}");
 }
