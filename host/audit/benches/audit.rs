@@ -13,6 +13,9 @@
 //!   of the size group commit reached, one write and one `fdatasync` each,
 //!   with no linking, encoding or hashing, and durable appends as a ratio
 //!   of it;
+//! - reopening a log of 1,000,000 records from its resume point with a
+//!   tail of 1,000 records after it, against reopening it by a full walk
+//!   (its resume file removed), as a ratio;
 //! - issue 21's targets, met or not: durable appends ≥ 1,000,000 records/s
 //!   (on a quiet machine: the load average is printed before and after),
 //!   verify on two threads ≥ 1.8 × one.
@@ -20,7 +23,8 @@
 //! `cargo bench -p runway-audit` (release). `AUDIT_BENCH_RECORDS` sets the
 //! number of records (default 2,000,000). The log goes to a temporary
 //! folder on the disk of `TMPDIR` (`AUDIT_BENCH_KEEP=1` keeps it);
-//! `AUDIT_BENCH_VERIFY=DIR` only verifies the log in DIR, for profiling.
+//! `AUDIT_BENCH_VERIFY=DIR` only verifies the log in DIR, for profiling;
+//! `AUDIT_BENCH_REOPEN=1` only runs the reopening figures.
 
 use std::env;
 use std::fs;
@@ -52,6 +56,11 @@ fn main() {
         return;
     }
     println!("  load average before    {}", load_average());
+    if env::var_os("AUDIT_BENCH_REOPEN").is_some() {
+        reopen(&key);
+        println!("  load average after     {}", load_average());
+        return;
+    }
     let dir = tempfile::tempdir().expect("temp dir");
     let options = AuditOptions::new("runway.bench/audit").signed_by(key.clone());
 
@@ -62,6 +71,7 @@ fn main() {
     }
     log.sync().expect("sync");
     let before = log.stats();
+    let writer_before = thread_ticks("runway-audit");
 
     let per_producer = total / PRODUCERS;
     let done = Arc::new(AtomicBool::new(false));
@@ -114,6 +124,7 @@ fn main() {
         probe.join().expect("probe")
     });
     let elapsed = started.elapsed();
+    let writer_ticks = thread_ticks("runway-audit") - writer_before;
     log.sync().expect("sync");
     let stats = log.stats();
     drop(log);
@@ -136,6 +147,14 @@ fn main() {
         elapsed.as_secs_f64(),
         appended as f64 / batches.max(1) as f64,
         stats.checkpoints - before.checkpoints
+    );
+    // CPU time says what the writer thread costs even when the machine is
+    // busy and the wall-clock rate is not the writer's.
+    println!(
+        "  writer thread CPU      {:.2} s, {:.0} ns/record (at most {:.0} records/s with a core of its own)",
+        writer_ticks as f64 / 100.0,
+        writer_ticks as f64 * 1e7 / appended as f64,
+        appended as f64 * 100.0 / writer_ticks.max(1) as f64
     );
     println!(
         "  durable append latency p50 {:.2} ms, p99 {:.2} ms  ({} samples)",
@@ -165,6 +184,7 @@ fn main() {
 
     let verify_ratio = verify(dir.path(), &key);
     breakdown();
+    reopen(&key);
     println!("  load average after     {}", load_average());
     let met = |ok: bool| if ok { "met" } else { "MISSED" };
     println!(
@@ -181,6 +201,68 @@ fn main() {
     }
 }
 
+/// Records of the reopening figures, and how many follow the resume point.
+const REOPEN_RECORDS: u64 = 1_000_000;
+const REOPEN_TAIL: u64 = 1_000;
+
+/// Opens a signed log of [`REOPEN_RECORDS`] records from its resume point,
+/// [`REOPEN_TAIL`] records behind the end, and by a full walk; prints both
+/// and their ratio.
+fn reopen(key: &PrivateKey) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let options = AuditOptions::new("runway.bench/reopen").signed_by(key.clone());
+    let head = REOPEN_RECORDS - REOPEN_TAIL;
+    let fill = |log: &AuditLog, from: u64, n: u64| {
+        let mut i = from;
+        while i < from + n {
+            let batch: Vec<_> = (i..(i + 10_000).min(from + n))
+                .map(|j| (runway_audit::now_ns(), entry(j)))
+                .collect();
+            i += batch.len() as u64;
+            log.append_batch(batch).expect("append");
+        }
+        log.sync().expect("sync");
+    };
+    let log = AuditLog::open(dir.path(), options.clone()).expect("open");
+    fill(&log, 0, head);
+    drop(log);
+    let resume = dir.path().join("resume");
+    let early = fs::read(&resume).expect("a resume point after closing");
+    let log = AuditLog::open(dir.path(), options.clone()).expect("open");
+    fill(&log, head, REOPEN_TAIL);
+    drop(log);
+    let time_open = || {
+        let t = Instant::now();
+        let log = AuditLog::open(dir.path(), options.clone()).expect("reopen");
+        let took = t.elapsed();
+        let state = (log.resumed_from(), log.next_seq(), log.stats().checkpointed);
+        drop(log);
+        (took, state)
+    };
+    let mut fast = Vec::new();
+    for _ in 0..3 {
+        fs::write(&resume, &early).expect("put the resume point back");
+        let (took, state) = time_open();
+        assert_eq!(state, (Some(head), REOPEN_RECORDS, REOPEN_RECORDS));
+        fast.push(took);
+    }
+    let mut full = Vec::new();
+    for _ in 0..2 {
+        fs::remove_file(&resume).expect("remove the resume point");
+        let (took, state) = time_open();
+        assert_eq!(state, (None, REOPEN_RECORDS, REOPEN_RECORDS));
+        full.push(took);
+    }
+    let best = |d: &[Duration]| d.iter().min().copied().unwrap_or_default().as_secs_f64();
+    let (fast, full) = (best(&fast), best(&full));
+    println!(
+        "  reopen {REOPEN_RECORDS} records: from the resume point ({REOPEN_TAIL} after it) {:.1} ms, full walk {:.1} ms; full / resumed {:.0}",
+        fast * 1e3,
+        full * 1e3,
+        full / fast
+    );
+}
+
 /// CPU time (user + system, in clock ticks) of `/proc/<which>/stat`:
 /// `self` for the process, `thread-self` for the calling thread.
 fn cpu_ticks(which: &str) -> u64 {
@@ -191,6 +273,18 @@ fn cpu_ticks(which: &str) -> u64 {
         .map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
     let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok());
     field(14).unwrap_or(0) + field(15).unwrap_or(0)
+}
+
+/// CPU time (clock ticks) of this process's threads named `name`.
+fn thread_ticks(name: &str) -> u64 {
+    let Ok(tasks) = fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| fs::read_to_string(t.path().join("comm")).is_ok_and(|comm| comm.trim() == name))
+        .map(|t| cpu_ticks(&format!("self/task/{}", t.file_name().to_string_lossy())))
+        .sum()
 }
 
 /// The machine's load average (1, 5, 15 minutes), as /proc says it.

@@ -20,7 +20,7 @@
 
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -200,17 +200,62 @@ pub enum CheckpointFileError {
 
 /// Reads the `checkpoints` file of `dir`; a missing file has no entries.
 pub fn read_checkpoint_file(dir: &Path) -> Result<CheckpointFile, CheckpointFileError> {
-    match fs::read(dir.join(CHECKPOINTS_FILE)) {
-        Ok(bytes) => {
-            check_line_ends(CHECKPOINTS_FILE, &bytes)?;
-            Ok(split_entries(&bytes))
+    read_checkpoint_file_from(dir, EntryAt::FIRST)
+}
+
+/// Where an entry of the `checkpoints` file starts, and its index (from 1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EntryAt {
+    pub offset: u64,
+    pub index: usize,
+}
+
+impl EntryAt {
+    /// The start of the file.
+    pub const FIRST: EntryAt = EntryAt {
+        offset: 0,
+        index: 1,
+    };
+}
+
+/// Reads the `checkpoints` file of `dir` from the entry `from` on, the
+/// entries before it unread (offsets and indexes stay the file's). A
+/// missing file has no entries; one shorter than `from` is an error.
+pub(crate) fn read_checkpoint_file_from(
+    dir: &Path,
+    from: EntryAt,
+) -> Result<CheckpointFile, CheckpointFileError> {
+    let unreadable = |error| CheckpointFileError::Io {
+        file: CHECKPOINTS_FILE.into(),
+        error,
+    };
+    let mut file = match File::open(dir.join(CHECKPOINTS_FILE)) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound && from == EntryAt::FIRST => {
+            return Ok(CheckpointFile::default());
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(CheckpointFile::default()),
-        Err(error) => Err(CheckpointFileError::Io {
-            file: CHECKPOINTS_FILE.into(),
-            error,
-        }),
+        Err(error) => return Err(unreadable(error)),
+    };
+    let len = file.metadata().map_err(unreadable)?.len();
+    if len < from.offset {
+        let short = io::Error::new(io::ErrorKind::InvalidData, "shorter than expected");
+        return Err(unreadable(short));
     }
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(from.offset))
+        .and_then(|_| file.read_to_end(&mut bytes))
+        .map_err(unreadable)?;
+    check_line_ends(CHECKPOINTS_FILE, &bytes)?;
+    let mut read = split_entries(&bytes);
+    for entry in &mut read.entries {
+        entry.offset += from.offset;
+        entry.index += from.index - 1;
+    }
+    read.len += from.offset;
+    if let Some((offset, _)) = &mut read.torn {
+        *offset += from.offset;
+    }
+    Ok(read)
 }
 
 /// Refuses checkpoint text holding a carriage return, naming `file` and
@@ -276,6 +321,10 @@ pub(crate) struct CheckpointWriter {
     dir: PathBuf,
     file: File,
     path: PathBuf,
+    /// Bytes of the file.
+    len: u64,
+    /// Where its last entry starts.
+    last: Option<EntryAt>,
 }
 
 /// An I/O step that failed, and on which file.
@@ -283,8 +332,13 @@ pub(crate) type StepError = (&'static str, PathBuf, io::Error);
 
 impl CheckpointWriter {
     /// Opens `checkpoints` of `dir` for appending (creating it durably),
-    /// after cutting it back to `len` bytes (dropping a torn entry).
-    pub fn open(dir: &Path, len: u64) -> Result<CheckpointWriter, StepError> {
+    /// after cutting it back to `len` bytes (dropping a torn entry); its
+    /// last whole entry is at `last`.
+    pub fn open(
+        dir: &Path,
+        len: u64,
+        last: Option<EntryAt>,
+    ) -> Result<CheckpointWriter, StepError> {
         let path = dir.join(CHECKPOINTS_FILE);
         let step = |action| {
             let path = path.clone();
@@ -308,6 +362,8 @@ impl CheckpointWriter {
             dir: dir.to_owned(),
             file,
             path,
+            len,
+            last,
         })
     }
 
@@ -322,7 +378,17 @@ impl CheckpointWriter {
         self.file
             .sync_data()
             .map_err(|e| ("fdatasync", path.clone(), e))?;
+        self.last = Some(EntryAt {
+            offset: self.len,
+            index: self.last.map_or(1, |at| at.index + 1),
+        });
+        self.len += entry.len() as u64;
         write_latest(&self.dir, signed.to_string().as_bytes())
+    }
+
+    /// Where the last entry of the file starts, if it has one.
+    pub fn last_entry(&self) -> Option<EntryAt> {
+        self.last
     }
 }
 
@@ -445,7 +511,7 @@ mod tests {
     #[test]
     fn latest_is_replaced_atomically() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut writer = CheckpointWriter::open(dir.path(), 0).expect("open");
+        let mut writer = CheckpointWriter::open(dir.path(), 0, None).expect("open");
         for size in [3, 4] {
             writer.publish(&signed(size)).expect("publish");
         }
@@ -455,5 +521,17 @@ mod tests {
         assert!(!dir.path().join(LATEST_TEMP).exists());
         let file = read_checkpoint_file(dir.path()).expect("read");
         assert_eq!(file.entries.len(), 2);
+        // Where the writer says its last entry is, reading from there
+        // finds it alone, numbered as in the whole file.
+        let last = writer.last_entry().expect("an entry");
+        assert_eq!((last.offset, last.index), (file.entries[1].offset, 2));
+        let tail = read_checkpoint_file_from(dir.path(), last).expect("read from");
+        assert_eq!(tail.entries.len(), 1);
+        assert_eq!(
+            (tail.entries[0].offset, tail.entries[0].index),
+            (last.offset, 2)
+        );
+        assert_eq!(tail.entries[0].parsed.as_ref().ok(), Some(&signed(4)));
+        assert_eq!((tail.len, tail.torn), (file.len, None));
     }
 }

@@ -10,16 +10,25 @@
 //! writer closes, when half of the unsigned bound
 //! ([`AuditOptions::max_unsigned`](crate::AuditOptions::max_unsigned)) is
 //! durable and unsigned, or otherwise at most once per `interval`.
+//!
+//! It also writes the resume point ([`resume`](crate::resume)) the writer
+//! published last, once a durable checkpoint covers it, so that the next
+//! open reads only what came after. A resume point it fails to write is
+//! said on the log and skipped: it only saves time.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::checkpoint::{Checkpoint, CheckpointWriter, SignedCheckpoint};
 use crate::error::WriteFailure;
 use crate::keys::PrivateKey;
+use crate::resume::{self, ResumePoint};
 use crate::shared::{PanicGuard, Shared};
 
 /// What the checkpoint thread owns.
 pub(crate) struct Checkpointer {
+    /// The audit folder, where the resume point is written.
+    pub dir: PathBuf,
     pub writer: CheckpointWriter,
     pub keys: Vec<PrivateKey>,
     pub origin: String,
@@ -39,6 +48,18 @@ pub(crate) fn checkpoint_loop(shared: &Shared, mut checkpointer: Checkpointer) {
         let (size, root) = {
             let mut state = shared.lock();
             loop {
+                let checkpointed = state.checkpointed;
+                let covered = state.failure.is_none()
+                    && state
+                        .resume
+                        .as_ref()
+                        .is_some_and(|p| p.size() <= checkpointed);
+                if covered && let Some(point) = state.resume.take() {
+                    drop(state);
+                    write_resume(&checkpointer, *point);
+                    state = shared.lock();
+                    continue;
+                }
                 let fresh = state.durable_seq > state.checkpointed;
                 let stopping = state.writer_done || state.failure.is_some();
                 if !fresh && stopping {
@@ -92,5 +113,23 @@ pub(crate) fn checkpoint_loop(shared: &Shared, mut checkpointer: Checkpointer) {
                 return;
             }
         }
+    }
+}
+
+/// Writes `point` as the folder's resume point, signed by the first key
+/// and naming the last entry of `checkpoints` (which covers it); a failure
+/// is only said on the log.
+fn write_resume(checkpointer: &Checkpointer, mut point: ResumePoint) {
+    let (Some(key), Some(at)) = (checkpointer.keys.first(), checkpointer.writer.last_entry())
+    else {
+        return;
+    };
+    point.checkpoints_at = at;
+    if let Err(error) = resume::write(&checkpointer.dir, &point, &checkpointer.origin, key) {
+        tracing::warn!(
+            "audit {}: could not write the resume point at record {}: {error}",
+            checkpointer.dir.display(),
+            point.size()
+        );
     }
 }

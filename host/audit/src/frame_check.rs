@@ -13,13 +13,14 @@
 
 use std::io::{self, Read};
 
-use crate::frame::{FrameHead, read_full};
+use crate::frame::FrameHead;
 use crate::merkle::node_hash;
 use crate::record::{DecodeError, Hash, Record, leaf_hash};
 
 /// A chunk is handed on once it holds this many frames...
-const CHUNK_FRAMES: usize = 1024;
-/// ...or this many payload bytes.
+const CHUNK_FRAMES: usize = 4096;
+/// ...or its buffer, this large unless one frame needs more, holds no
+/// further whole frame.
 const CHUNK_BYTES: usize = 256 << 10;
 
 /// One frame read whole: where it lies in its segment and in its chunk.
@@ -49,9 +50,16 @@ pub(crate) enum FrameFault {
 
 /// Consecutive frames of one segment, their payloads and, once
 /// [`check`](Chunk::check)ed, what each holds.
+///
+/// The segment is read straight into the chunk's buffer ([`fill`](Chunk::fill),
+/// big reads) and frames are cut out where they lie, so a record's bytes
+/// are copied once, from the kernel; only the start of a frame cut by the
+/// end of the buffer moves to the next chunk.
 #[derive(Debug, Default)]
 pub(crate) struct Chunk {
+    /// The buffer, zeroed once; bytes past `filled` are not the file's.
     bytes: Vec<u8>,
+    filled: usize,
     pub frames: Vec<FrameAt>,
     /// One per frame after [`Chunk::check`].
     pub checked: Vec<Checked>,
@@ -80,34 +88,75 @@ impl Block {
 }
 
 impl Chunk {
-    /// Reads the payload of the frame at `offset` with `head` from `reader`
-    /// into the chunk; `false` (and nothing added) if the input ends first.
-    pub fn read_frame(
+    /// Reads from `file` into the buffer after `from` until `need` bytes
+    /// are there or the file (at most `left` more bytes of it) ends, in
+    /// reads as large as the buffer allows; grows the buffer if `need`
+    /// bytes do not fit after `from`. Returns the bytes there after `from`.
+    pub fn fill(
         &mut self,
-        reader: &mut impl Read,
-        offset: u64,
-        head: FrameHead,
-    ) -> io::Result<bool> {
-        let start = self.bytes.len();
-        let len = head.len as usize;
-        self.bytes.resize(start + len, 0);
-        if read_full(reader, &mut self.bytes[start..])? < len {
-            self.bytes.truncate(start);
-            return Ok(false);
+        file: &mut impl Read,
+        (from, need): (usize, usize),
+        left: &mut u64,
+    ) -> io::Result<usize> {
+        let size = (from + need).max(CHUNK_BYTES);
+        if self.bytes.len() < size {
+            self.bytes.resize(size, 0);
         }
+        while self.filled - from < need {
+            let room = (self.bytes.len() - self.filled) as u64;
+            let want = usize::try_from(room.min(*left)).unwrap_or(usize::MAX);
+            if want == 0 {
+                break;
+            }
+            match file.read(&mut self.bytes[self.filled..self.filled + want]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    self.filled += n;
+                    *left -= n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(self.filled - from)
+    }
+
+    /// The bytes read after `from` and not cut into frames.
+    pub fn unread(&self, from: usize) -> &[u8] {
+        &self.bytes[from.min(self.filled)..self.filled]
+    }
+
+    /// Whether `need` bytes from `from` fit in the buffer as it is.
+    pub fn fits(&self, from: usize, need: usize) -> bool {
+        from + need <= self.bytes.len().max(CHUNK_BYTES)
+    }
+
+    /// Takes the frame with `head` whose head starts at `at` in the
+    /// buffer and at `offset` in its segment (all its bytes read).
+    pub fn push_frame(&mut self, at: usize, offset: u64, head: FrameHead) {
         let end = offset + crate::frame::FRAME_HEAD_LEN as u64 + u64::from(head.len);
         self.frames.push(FrameAt {
             offset,
             end,
             head,
-            start,
+            start: at + crate::frame::FRAME_HEAD_LEN,
         });
-        Ok(true)
+    }
+
+    /// Starts this (empty) chunk with the bytes `from` on that `previous`
+    /// read and did not cut into frames.
+    pub fn carry_from(&mut self, previous: &Chunk, from: usize) {
+        let rest = previous.unread(from);
+        if self.bytes.len() < rest.len().max(CHUNK_BYTES) {
+            self.bytes.resize(rest.len().max(CHUNK_BYTES), 0);
+        }
+        self.bytes[..rest.len()].copy_from_slice(rest);
+        self.filled = rest.len();
     }
 
     /// Whether the chunk should be handed on before taking another frame.
     pub fn is_full(&self) -> bool {
-        self.frames.len() >= CHUNK_FRAMES || self.bytes.len() >= CHUNK_BYTES
+        self.frames.len() >= CHUNK_FRAMES
     }
 
     pub fn is_empty(&self) -> bool {
@@ -181,7 +230,7 @@ impl Chunk {
     /// Empties the chunk for reuse, keeping its allocations (and its
     /// records, until the next check drops them on its own thread).
     pub fn clear(&mut self) {
-        self.bytes.clear();
+        self.filled = 0;
         self.frames.clear();
     }
 }

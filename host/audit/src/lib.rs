@@ -20,8 +20,9 @@
 //! | what the next record links to (writer and verifier) | `chain.rs` |
 //! | [`AuditLog`]: append, wait for durability, writer thread | `writer.rs` |
 //! | one batch: link, encode, write, rotate; its fsync on the sync thread | `commit.rs` |
-//! | reopening: read back, trim a torn tail | `recover.rs` |
-//! | walking all segments, [`read_records`] | `reader.rs` |
+//! | reopening: read back (from the resume point on), trim a torn tail | `recover.rs` |
+//! | the resume point beside the log: its file, checked before use | `resume.rs` |
+//! | walking the segments (all, from a resume point, or from a sequence number), [`read_records`], [`for_each_record_from`] | `reader.rs` |
 //! | checking a chunk of frames on its own: CRC, decoding, leaf hash, its subtrees | `frame_check.rs` |
 //! | checking chunks on several threads, handed back in log order | `check_pool.rs` |
 //! | [`verify()`] and its report | `verify.rs` |
@@ -60,6 +61,7 @@ mod reader;
 pub mod record;
 mod recover;
 pub mod render;
+mod resume;
 pub mod segment;
 mod shared;
 mod state;
@@ -77,7 +79,7 @@ pub use error::{AuditError, WriteFailure};
 pub use findings::{CheckpointPlace, TornKind, TornTail, VerifyError, VerifyErrorKind};
 pub use keys::{PrivateKey, PublicKey};
 pub use merkle::Frontier;
-pub use reader::{for_each_record, read_records};
+pub use reader::{for_each_record, for_each_record_from, read_records};
 pub use record::{
     Call, DecodeError, EncodeError, Entry, Event, Hash, LockGrant, LockMode, LockRequest, Outcome,
     Record, ZERO_HASH, leaf_hash, sha256,

@@ -54,6 +54,18 @@ impl Frontier {
         self.size
     }
 
+    /// The roots of its perfect subtrees, largest first.
+    pub fn peaks(&self) -> &[Hash] {
+        &self.peaks
+    }
+
+    /// The tree of `size` leaves whose perfect subtrees have `peaks` as
+    /// roots, largest first; `None` if there are not one per set bit of
+    /// `size`.
+    pub fn from_peaks(size: u64, peaks: Vec<Hash>) -> Option<Frontier> {
+        (peaks.len() == size.count_ones() as usize).then_some(Frontier { size, peaks })
+    }
+
     /// Adds a leaf hash on the right.
     pub fn push(&mut self, leaf: Hash) {
         let mut node = leaf;

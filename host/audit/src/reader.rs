@@ -13,7 +13,7 @@
 //! bytes are the start of the header the log expects there.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use std::thread;
@@ -25,7 +25,7 @@ use crate::frame::{
     FRAME_HEAD_LEN, FrameHead, HeaderError, MAX_FRAME_LEN, SegmentHeader, read_full,
 };
 use crate::frame_check::{Block, Chunk, FrameFault};
-use crate::record::{Entry, Event, Hash, Record, ZERO_HASH};
+use crate::record::{Event, Hash, Record, ZERO_HASH};
 use crate::segment::{SegmentFile, list_segments};
 use crate::tree_check::TreeCheck;
 
@@ -48,6 +48,8 @@ pub(crate) struct LastSegment {
     pub len: u64,
     /// Length of its header; `len > header_len` when it holds records.
     pub header_len: u64,
+    /// Offset of its last whole record's frame (0 when it holds none).
+    pub last_frame: u64,
 }
 
 /// What a walk found after the last good record.
@@ -79,7 +81,7 @@ fn take(record: &mut Record) -> Record {
         time_ns: 0,
         prev: ZERO_HASH,
         prev_dataset: None,
-        entry: Entry::of_host(Event::PluginLoaded),
+        entry: crate::record::Entry::of_host(Event::PluginLoaded),
     };
     std::mem::replace(record, empty)
 }
@@ -99,6 +101,65 @@ pub fn for_each_record(
     .map(drop)
 }
 
+/// Where a walk begins.
+#[derive(Debug, Default)]
+pub(crate) enum Start {
+    /// At the first record, everything checked.
+    #[default]
+    Beginning,
+    /// After a known chain, at `offset` of the segment whose first record
+    /// is `segment`, the chain's last record framed at `last_frame` there
+    /// (a resume point): what came before is taken as known.
+    At {
+        chain: Chain,
+        segment: u64,
+        offset: u64,
+        last_frame: u64,
+    },
+    /// At record `seq`, nothing before it known: the segment holding it is
+    /// the first one read, and its frames before `seq` are skipped unread.
+    Seq(u64),
+}
+
+/// Hands the records of `dir` from sequence number `from_seq` on to
+/// `visit`, in log order, reading only the segments from the one holding
+/// `from_seq` (decoding on `threads` threads); returns the sequence number
+/// after the last record of the log (below `from_seq` if the log ends
+/// before it, and then nothing was visited).
+///
+/// The frames before `from_seq` in its segment are skipped unread. Every
+/// record visited is checked as [`read_records`] checks it (CRC, strict
+/// decoding, sequence, time order, the hash chain) except what links it to
+/// records before `from_seq`: the first one's `prev` (unless it is its
+/// segment's first) and the first record of each dataset after
+/// `from_seq`. Opening the log for writing, or [`verify`](crate::verify()),
+/// checks those.
+pub fn for_each_record_from(
+    dir: &Path,
+    from_seq: u64,
+    threads: usize,
+    mut visit: impl FnMut(Record),
+) -> Result<u64, VerifyError> {
+    let start = match from_seq {
+        0 => Start::Beginning,
+        seq => Start::Seq(seq),
+    };
+    let end = walk_from(
+        dir,
+        TailMode::Verify,
+        threads.max(1),
+        None,
+        start,
+        |record, _| {
+            if record.seq >= from_seq {
+                visit(take(record));
+            }
+            Ok(())
+        },
+    )?;
+    Ok(end.chain.next_seq)
+}
+
 /// Walks all segments of `dir` in order, checking everything, and hands each
 /// good record and its leaf hash to `visit`, stopping at its first error;
 /// grows `tree`, when given, with every good record, as `visit` would.
@@ -111,26 +172,90 @@ pub(crate) fn walk(
     dir: &Path,
     mode: TailMode<'_>,
     threads: usize,
+    tree: Option<&mut TreeCheck>,
+    visit: impl FnMut(&mut Record, Hash) -> Result<(), VerifyError>,
+) -> Result<WalkEnd, VerifyError> {
+    walk_from(dir, mode, threads, tree, Start::Beginning, visit)
+}
+
+/// [`walk`] from `start` on: the segments before the one it names are not
+/// read at all.
+pub(crate) fn walk_from(
+    dir: &Path,
+    mode: TailMode<'_>,
+    threads: usize,
     mut tree: Option<&mut TreeCheck>,
+    start: Start,
     mut visit: impl FnMut(&mut Record, Hash) -> Result<(), VerifyError>,
 ) -> Result<WalkEnd, VerifyError> {
     let segments = list_segments(dir).map_err(|e| VerifyError::folder(VerifyErrorKind::Io(e)))?;
+    let (first, mut entry, chain) = match start {
+        Start::Beginning => (0, Entry::Whole, Chain::default()),
+        Start::At {
+            chain,
+            segment,
+            offset,
+            last_frame,
+        } => {
+            let Some(index) = segments.iter().position(|s| s.first_seq == segment) else {
+                let missing = io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no segment starts at record {segment}"),
+                );
+                return Err(VerifyError::folder(VerifyErrorKind::Io(missing)));
+            };
+            (index, Entry::At(offset, last_frame), chain)
+        }
+        Start::Seq(seq) => {
+            let index = segments
+                .iter()
+                .rposition(|s| s.first_seq <= seq)
+                .unwrap_or(0);
+            let skip = segments
+                .get(index)
+                .map_or(0, |s| seq.saturating_sub(s.first_seq));
+            (index, Entry::Skip(skip), Chain::default())
+        }
+    };
     let mut walker = Walker {
         mode,
-        end: WalkEnd::default(),
+        end: WalkEnd {
+            chain,
+            ..WalkEnd::default()
+        },
         good_end: 0,
+        last_frame: 0,
         crc_torn: false,
     };
     let count = segments.len();
     thread::scope(|scope| {
         let mut pool = CheckPool::start(scope, threads);
-        for (index, segment) in segments.iter().enumerate() {
+        for (index, segment) in segments.iter().enumerate().skip(first) {
             let last = index + 1 == count;
-            walker.segment(segment, last, &mut pool, tree.as_deref_mut(), &mut visit)?;
+            let how = std::mem::replace(&mut entry, Entry::Whole);
+            walker.segment(
+                segment,
+                (last, how),
+                &mut pool,
+                tree.as_deref_mut(),
+                &mut visit,
+            )?;
         }
         Ok(())
     })?;
     Ok(walker.end)
+}
+
+/// How a walk enters a segment.
+#[derive(Clone, Copy, Debug)]
+enum Entry {
+    /// At its first record, its header checked against the chain.
+    Whole,
+    /// At this byte offset, after the chain it was given, whose last
+    /// record's frame is at the second offset.
+    At(u64, u64),
+    /// Skipping this many frames unread; the chain starts there.
+    Skip(u64),
 }
 
 struct Walker<'a> {
@@ -138,6 +263,8 @@ struct Walker<'a> {
     end: WalkEnd,
     /// In the current segment: the end of the last record linked.
     good_end: u64,
+    /// In the current segment: the offset of the last record linked.
+    last_frame: u64,
     /// Recovering: the current segment's last frame fails its CRC and is
     /// no record that links, so it is a torn write.
     crc_torn: bool,
@@ -156,7 +283,7 @@ impl Walker<'_> {
     fn segment(
         &mut self,
         segment: &SegmentFile,
-        is_last: bool,
+        (is_last, entry): (bool, Entry),
         pool: &mut CheckPool,
         mut tree: Option<&mut TreeCheck>,
         visit: &mut impl FnMut(&mut Record, Hash) -> Result<(), VerifyError>,
@@ -193,13 +320,45 @@ impl Walker<'_> {
                 ));
             }
         };
-        self.check_header(&header, segment)
-            .map_err(|kind| at(segment, None, 0, kind))?;
         let header_len = header.encoded_len() as u64;
+        match entry {
+            Entry::Whole => self.check_header(&header, segment),
+            Entry::At(..) | Entry::Skip(_) => self.check_header_alone(&header, segment),
+        }
+        .map_err(|kind| at(segment, None, 0, kind))?;
+        if let Entry::Skip(_) = entry {
+            self.end.chain = Chain::partial(header.first_seq, Some(header.prev_segment));
+        }
         self.end.origin.get_or_insert(header.origin);
         self.end.segments += 1;
 
-        self.good_end = header_len;
+        let mut offset = header_len;
+        match entry {
+            Entry::Whole => {}
+            Entry::At(at_offset, last_frame) => {
+                if at_offset < header_len || at_offset > file_len {
+                    let kind = VerifyErrorKind::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("resume offset {at_offset} lies outside the segment"),
+                    ));
+                    return Err(at(segment, None, at_offset, kind));
+                }
+                reader
+                    .seek(SeekFrom::Start(at_offset))
+                    .map_err(io(at_offset))?;
+                offset = at_offset;
+                self.last_frame = last_frame;
+            }
+            Entry::Skip(frames) => {
+                offset = self
+                    .skip(&mut reader, (offset, file_len), frames)
+                    .map_err(io(offset))?
+            }
+        }
+        self.good_end = offset;
+        if let Entry::Whole | Entry::Skip(_) = entry {
+            self.last_frame = 0;
+        }
         self.crc_torn = false;
         let with_blocks = tree.is_some();
         let mut consume = |chunk: &mut Chunk| {
@@ -211,11 +370,22 @@ impl Walker<'_> {
             chunk.with_blocks = with_blocks;
             chunk
         };
+        // The header (and frames skipped) came through the small buffered
+        // reader; frames are read straight into chunks from here on.
+        let mut file = reader.into_inner();
+        if let Err(e) = file.seek(SeekFrom::Start(offset)) {
+            return Err(at(segment, None, offset, VerifyErrorKind::Io(e)));
+        }
+        let mut left = file_len.saturating_sub(offset);
         let mut chunk = new_chunk(pool);
-        let mut offset = header_len;
+        // Where the next frame's head starts in the chunk's buffer.
+        let mut cursor = 0;
         let stop = loop {
-            let mut head = [0u8; FRAME_HEAD_LEN];
-            let got = match read_full(&mut reader, &mut head) {
+            let wanted = FRAME_HEAD_LEN;
+            if !chunk.fits(cursor, wanted) && !chunk.is_empty() {
+                hand_on(pool, (&mut chunk, &mut cursor), with_blocks, &mut consume)?;
+            }
+            let got = match chunk.fill(&mut file, (cursor, wanted), &mut left) {
                 Ok(got) => got,
                 Err(e) => break Stop::Io(e),
             };
@@ -225,13 +395,17 @@ impl Walker<'_> {
             if got < FRAME_HEAD_LEN {
                 break Stop::Torn(TornKind::IncompleteFrame);
             }
+            let mut head = [0u8; FRAME_HEAD_LEN];
+            head.copy_from_slice(&chunk.unread(cursor)[..FRAME_HEAD_LEN]);
             let head = FrameHead::parse(head);
+            // What follows the head, for the rare checks that read on.
+            let body = cursor + FRAME_HEAD_LEN;
             if head.len > MAX_FRAME_LEN {
                 break Stop::Damage(VerifyErrorKind::FrameTooLong(head.len));
             }
             if head.len == 0 {
                 if is_last && head.crc == 0 {
-                    match rest_is_zero(&mut reader) {
+                    match rest_is_zero(&mut chunk.unread(body).chain(&mut file)) {
                         Ok(true) => break Stop::Torn(TornKind::ZeroFill),
                         Ok(false) => {}
                         Err(e) => break Stop::Io(e),
@@ -241,7 +415,7 @@ impl Walker<'_> {
             }
             let frame_end = offset + (FRAME_HEAD_LEN as u64) + u64::from(head.len);
             if frame_end > file_len {
-                break match whole_record_in(&mut reader) {
+                break match whole_record_in(&mut chunk.unread(body).chain(&mut file)) {
                     Ok(Some(actual)) => Stop::Damage(VerifyErrorKind::FrameLengthMismatch {
                         claimed: head.len,
                         actual,
@@ -250,16 +424,21 @@ impl Walker<'_> {
                     Err(e) => Stop::Io(e),
                 };
             }
-            match chunk.read_frame(&mut reader, offset, head) {
-                Ok(true) => {}
+            let wanted = FRAME_HEAD_LEN + head.len as usize;
+            if !chunk.fits(cursor, wanted) && !chunk.is_empty() {
+                hand_on(pool, (&mut chunk, &mut cursor), with_blocks, &mut consume)?;
+            }
+            match chunk.fill(&mut file, (cursor, wanted), &mut left) {
+                Ok(got) if got >= wanted => {}
                 // The file shrank under us: the same as an incomplete frame.
-                Ok(false) => break Stop::Torn(TornKind::IncompleteFrame),
+                Ok(_) => break Stop::Torn(TornKind::IncompleteFrame),
                 Err(e) => break Stop::Io(e),
             }
+            chunk.push_frame(cursor, offset, head);
+            cursor += wanted;
             offset = frame_end;
             if chunk.is_full() {
-                pool.submit(chunk, &mut consume)?;
-                chunk = new_chunk(pool);
+                hand_on(pool, (&mut chunk, &mut cursor), with_blocks, &mut consume)?;
             }
         };
         // What stopped the reading counts only once every frame before it
@@ -297,6 +476,7 @@ impl Walker<'_> {
             path: segment.path.clone(),
             len: offset,
             header_len,
+            last_frame: self.last_frame,
         });
         Ok(())
     }
@@ -341,9 +521,8 @@ impl Walker<'_> {
             };
             self.end
                 .chain
-                .check(record)
+                .follow(record, leaf)
                 .map_err(|kind| at(segment, expected, frame.offset, kind))?;
-            self.end.chain.advance(record, leaf);
             let seq = record.seq;
             visit(record, leaf)?;
             if let Some(tree) = tree.as_deref_mut() {
@@ -363,6 +542,7 @@ impl Walker<'_> {
                 }
             }
             self.good_end = frame.end;
+            self.last_frame = frame.offset;
         }
         Ok(())
     }
@@ -397,7 +577,39 @@ impl Walker<'_> {
         Record::decode(payload).is_ok_and(|record| self.end.chain.check(&record).is_ok())
     }
 
-    fn check_header(
+    /// Skips up to `frames` whole frames from `offset` unread, moving the
+    /// chain past them; stops early before anything that is not a whole
+    /// frame (the walk then reads it and says what it is). Returns the
+    /// offset reached.
+    fn skip(
+        &mut self,
+        reader: &mut BufReader<File>,
+        (mut offset, file_len): (u64, u64),
+        frames: u64,
+    ) -> io::Result<u64> {
+        for _ in 0..frames {
+            let mut head = [0u8; FRAME_HEAD_LEN];
+            let got = read_full(reader, &mut head)?;
+            let len = u64::from(FrameHead::parse(head).len);
+            let end = offset + FRAME_HEAD_LEN as u64 + len;
+            let whole = got == FRAME_HEAD_LEN
+                && len != 0
+                && len <= u64::from(MAX_FRAME_LEN)
+                && end <= file_len;
+            if !whole {
+                reader.seek_relative(-(got as i64))?;
+                break;
+            }
+            reader.seek_relative(len as i64)?;
+            offset = end;
+            self.end.chain.skip();
+        }
+        Ok(offset)
+    }
+
+    /// Checks what a segment's header says of itself alone: its file name
+    /// and the origin of the segments before it.
+    fn check_header_alone(
         &self,
         header: &SegmentHeader,
         segment: &SegmentFile,
@@ -416,6 +628,15 @@ impl Walker<'_> {
                 header.origin, origin
             )));
         }
+        Ok(())
+    }
+
+    fn check_header(
+        &self,
+        header: &SegmentHeader,
+        segment: &SegmentFile,
+    ) -> Result<(), VerifyErrorKind> {
+        self.check_header_alone(header, segment)?;
         let chain = &self.end.chain;
         if header.first_seq != chain.next_seq {
             return Err(VerifyErrorKind::SegmentGap {
@@ -438,6 +659,21 @@ impl Walker<'_> {
             kind,
         }
     }
+}
+
+/// Hands `chunk` on to be checked and consumed, and puts in its place a
+/// new one holding what it read from `cursor` on (the start of a frame).
+fn hand_on(
+    pool: &mut CheckPool,
+    (chunk, cursor): (&mut Chunk, &mut usize),
+    with_blocks: bool,
+    consume: &mut impl FnMut(&mut Chunk) -> Result<(), VerifyError>,
+) -> Result<(), VerifyError> {
+    let mut next = pool.chunk();
+    next.with_blocks = with_blocks;
+    next.carry_from(chunk, *cursor);
+    *cursor = 0;
+    pool.submit(std::mem::replace(chunk, next), consume)
 }
 
 /// Reads what is left of a frame that runs past the end of the file and

@@ -51,6 +51,9 @@ pub(crate) struct State {
     /// At most this many records are durable and not checkpointed
     /// (`u64::MAX` for an unsigned log).
     pub max_unsigned: u64,
+    /// The newest resume point the writer published (durable), for the
+    /// checkpoint thread to write once a checkpoint covers it.
+    pub resume: Option<Box<crate::resume::ResumePoint>>,
 }
 
 impl Shared {

@@ -10,8 +10,8 @@ use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
 use crate::checkpoint::{
-    CHECKPOINTS_FILE, LATEST_FILE, SignedCheckpoint, check_line_ends, read_checkpoint_file,
-    read_latest,
+    CHECKPOINTS_FILE, EntryAt, LATEST_FILE, SignedCheckpoint, check_line_ends,
+    read_checkpoint_file_from, read_latest,
 };
 use crate::findings::{CheckpointPlace, VerifyError, VerifyErrorKind};
 use crate::merkle::{Frontier, empty_root};
@@ -38,8 +38,9 @@ pub(crate) struct LoadedCheckpoints {
     pub torn: Option<(u64, u64)>,
     /// Bytes of `checkpoints` up to its last whole entry.
     pub file_len: u64,
-    /// The last whole entry of `checkpoints`.
+    /// The last whole entry of `checkpoints`, and where it starts.
     pub last_entry: Option<SignedCheckpoint>,
+    pub last_entry_at: Option<EntryAt>,
     /// The `checkpoint` file, if there is one.
     pub latest: Option<SignedCheckpoint>,
 }
@@ -92,11 +93,23 @@ pub(crate) fn load_checkpoints(
     dir: &Path,
     sources: &CheckpointSources<'_>,
 ) -> Result<LoadedCheckpoints, VerifyError> {
+    load_checkpoints_from(dir, sources, EntryAt::FIRST)
+}
+
+/// [`load_checkpoints`], the entries of `checkpoints` before `from` left
+/// unread (and so unchecked: a walk from a resume point needs only those
+/// from the one covering it on).
+pub(crate) fn load_checkpoints_from(
+    dir: &Path,
+    sources: &CheckpointSources<'_>,
+    from: EntryAt,
+) -> Result<LoadedCheckpoints, VerifyError> {
     let unreadable = |e| VerifyError::folder(VerifyErrorKind::CheckpointFile(e));
-    let file = read_checkpoint_file(dir).map_err(unreadable)?;
+    let file = read_checkpoint_file_from(dir, from).map_err(unreadable)?;
     let mut loaded = LoadedCheckpoints {
         torn: file.torn,
         file_len: file.len,
+        entries: from.index - 1,
         ..LoadedCheckpoints::default()
     };
     for entry in file.entries {
@@ -120,6 +133,10 @@ pub(crate) fn load_checkpoints(
         loaded.add(place, signed.clone(), sources.trust)?;
         loaded.entries += 1;
         loaded.last_entry = Some(signed);
+        loaded.last_entry_at = Some(EntryAt {
+            offset: entry.offset,
+            index: entry.index,
+        });
     }
     if let Some(bytes) =
         read_latest(dir).map_err(|e| VerifyError::folder(VerifyErrorKind::Io(e)))?
@@ -240,6 +257,27 @@ impl TreeCheck {
             next: 0,
             matched: 0,
         }
+    }
+
+    /// The check of a walk that continues from `frontier`, a resume
+    /// point's tree: checkpoints of smaller sizes are not checked again, one
+    /// of its very size must have its root. `None` when no checkpoint is as
+    /// large as it: no signed root would hold the frontier.
+    pub fn resumed(
+        loaded: &LoadedCheckpoints,
+        frontier: Frontier,
+    ) -> Result<Option<TreeCheck>, VerifyError> {
+        let mut tree = TreeCheck::new(loaded);
+        let size = frontier.size();
+        if tree.expected.last().is_none_or(|e| e.0 < size) {
+            return Ok(None);
+        }
+        tree.next = tree.expected.partition_point(|e| e.0 < size);
+        tree.matched = tree.next.checked_sub(1).map_or(0, |i| tree.expected[i].0);
+        let root = frontier.root();
+        tree.frontier = frontier;
+        tree.check_at(size, &root)?;
+        Ok(Some(tree))
     }
 
     /// Checks checkpoints of the empty tree.

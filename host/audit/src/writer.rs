@@ -24,7 +24,7 @@ use std::fs::{self, File, OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::checkpoint::{CheckpointWriter, write_latest};
 use crate::checkpointer::{Checkpointer, checkpoint_loop};
@@ -36,6 +36,7 @@ use crate::keys::PrivateKey;
 use crate::latency::Latency;
 use crate::record::Entry;
 use crate::recover::{Recovered, recover};
+use crate::resume::ResumePoint;
 use crate::segment::sync_dir;
 use crate::shared::{PanicGuard, Shared, State};
 use crate::tail::Tail;
@@ -145,6 +146,7 @@ struct Inner {
     signing: bool,
     dir: PathBuf,
     recovered: Option<TornTail>,
+    resumed_from: Option<u64>,
     torn_checkpoint: Option<(u64, u64)>,
     tail: Option<Tail>,
     /// Held (locked) for as long as the log is open; released after the
@@ -156,7 +158,8 @@ struct Inner {
 
 impl AuditLog {
     /// Opens (creating if needed) the audit folder `dir`: reads back and
-    /// verifies what is there, trims a torn tail (see
+    /// verifies what is there (from the resume point on, when there is one
+    /// that holds: see [`resumed_from`](Self::resumed_from)), trims a torn tail (see
     /// [`recovered`](Self::recovered)), and starts the writer thread (and
     /// the checkpoint thread, with signing keys).
     pub fn open(dir: &Path, options: AuditOptions) -> Result<AuditLog, AuditError> {
@@ -179,6 +182,7 @@ impl AuditLog {
             trimmed,
             signed_size,
             torn_checkpoint,
+            resumed_from,
             ..
         } = recovered;
         let durable_root = frontier.root();
@@ -211,6 +215,7 @@ impl AuditLog {
             } else {
                 u64::MAX
             },
+            resume: None,
         }));
         #[cfg(test)]
         let fail_next_sync = committer.fail_next_sync.clone();
@@ -247,6 +252,7 @@ impl AuditLog {
                 signing,
                 dir: dir.to_owned(),
                 recovered: trimmed,
+                resumed_from,
                 torn_checkpoint,
                 tail,
                 _lock: lock,
@@ -378,6 +384,19 @@ impl AuditLog {
         self.inner.recovered.as_ref()
     }
 
+    /// The sequence number the next append gets (the number of records
+    /// appended so far, by anyone, since the log began).
+    pub fn next_seq(&self) -> u64 {
+        self.inner.shared.lock().next_seq
+    }
+
+    /// The size of the resume point `open` read the log from (it read and
+    /// checked only the records after it), or `None` if it read the whole
+    /// log (no usable resume point; the log says why).
+    pub fn resumed_from(&self) -> Option<u64> {
+        self.inner.resumed_from
+    }
+
     /// The incomplete last entry of `checkpoints` that `open` found, as
     /// (offset, bytes); trimmed when the log is signed.
     pub fn recovered_checkpoint(&self) -> Option<(u64, u64)> {
@@ -463,11 +482,14 @@ fn prepare_checkpoints(
         path,
         error,
     };
-    let writer = CheckpointWriter::open(dir, recovered.checkpoints_len).map_err(step)?;
+    let writer =
+        CheckpointWriter::open(dir, recovered.checkpoints_len, recovered.last_checkpoint_at)
+            .map_err(step)?;
     if let Some(latest) = &recovered.stale_latest {
         write_latest(dir, latest.to_string().as_bytes()).map_err(step)?;
     }
     Ok(Checkpointer {
+        dir: dir.to_owned(),
         writer,
         keys: options.signing_keys.clone(),
         origin: options.origin.clone(),
@@ -496,7 +518,15 @@ struct InFlight {
     records: u64,
     written: Written,
     kept: Option<Vec<crate::record::Record>>,
+    /// Where the log stands after this batch, when the writer took it.
+    point: Option<ResumePoint>,
 }
+
+/// Least time between two resume points the writer takes while appending
+/// (it takes one more when it closes): a crash leaves at most about this
+/// much of appending, plus what no checkpoint covers yet, to be read again
+/// by the next open.
+const RESUME_INTERVAL: Duration = Duration::from_millis(250);
 
 /// The writer thread: write whatever is pending, and while its sync runs
 /// write the next; publish each batch once synced, in order; drain and stop
@@ -521,6 +551,7 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
     };
     let mut batch = Vec::new();
     let mut in_flight: Option<InFlight> = None;
+    let mut last_point: Option<Instant> = None;
     loop {
         {
             let mut state = shared.lock();
@@ -555,7 +586,12 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
                         }
                         continue;
                     }
-                    None => break,
+                    None => {
+                        // Closing, everything durable: where the next open
+                        // resumes.
+                        keep_final_point(shared, &committer);
+                        break;
+                    }
                 }
             }
             if room >= state.pending.len() as u64 {
@@ -567,6 +603,12 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
         let records = batch.len() as u64;
         let mut kept = tail.as_ref().map(|_| Vec::with_capacity(batch.len()));
         let written = committer.write(&mut batch, kept.as_mut());
+        let point = if last_point.is_none_or(|at| at.elapsed() >= RESUME_INTERVAL) {
+            last_point = Some(Instant::now());
+            committer.resume_point()
+        } else {
+            None
+        };
         // The previous batch, synced while this one was written.
         if let Some(flying) = in_flight.take()
             && !publish(shared, &syncer, flying, tail.as_ref())
@@ -581,12 +623,14 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
                         records,
                         written,
                         kept,
+                        point,
                     });
                 } else {
                     let flying = InFlight {
                         records,
                         written,
                         kept,
+                        point,
                     };
                     publish_synced(shared, flying, tail.as_ref());
                 }
@@ -636,9 +680,28 @@ fn publish_synced(shared: &Shared, flying: InFlight, tail: Option<&Tail>) {
     for took in committed.syncs.into_iter().flatten() {
         state.syncs.record(took);
     }
+    if let Some(point) = flying.point {
+        state.resume = Some(Box::new(point));
+    }
     drop(state);
     shared.progress.notify_all();
     shared.checkpoint.notify_one();
+}
+
+/// Publishes where the log stands once the writer drained everything, if
+/// it stopped cleanly and is ahead of the newest resume point.
+fn keep_final_point(shared: &Shared, committer: &Committer) {
+    let Some(point) = committer.resume_point() else {
+        return;
+    };
+    let mut state = shared.lock();
+    let newer = state
+        .resume
+        .as_ref()
+        .is_none_or(|p| p.size() < point.size());
+    if state.failure.is_none() && newer {
+        state.resume = Some(Box::new(point));
+    }
 }
 
 /// Refuses an entry whose record could be too large to frame, so that it

@@ -6,7 +6,9 @@ mod fixture;
 mod group_commit;
 mod parallel;
 mod proofs;
+mod read_from;
 mod recovery;
+mod resume;
 mod rotation;
 mod signed;
 mod signed_tamper;
@@ -219,6 +221,24 @@ impl Parts {
     pub fn write(&self, path: &Path) {
         fs::write(path, self.bytes()).expect("write segment");
     }
+}
+
+/// Changes record `seq` of `dir` in place with `change`, re-encoded and
+/// re-framed with a fresh CRC (no relinking); returns the first sequence
+/// number of its segment.
+pub(crate) fn rewrite_record(dir: &Path, seq: u64, change: impl FnOnce(&mut Record)) -> u64 {
+    let segment = list_segments(dir)
+        .expect("list")
+        .into_iter()
+        .rfind(|s| s.first_seq <= seq)
+        .expect("segment");
+    let mut parts = Parts::read(&segment.path);
+    let i = (seq - segment.first_seq) as usize;
+    let mut record = Record::decode(&parts.payloads[i]).expect("decode");
+    change(&mut record);
+    parts.payloads[i] = record.encode().expect("encode");
+    parts.write(&segment.path);
+    segment.first_seq
 }
 
 /// Writes `records` as they are (no relinking) into one fresh segment.
