@@ -40,7 +40,7 @@ impl Roots {
     /// `runway serve` does.
     fn open_with(&self, snapshot: bool, live: usize) -> Opened {
         let (runtime, plugins) = plugins();
-        let setup = HostSetup {
+        runway_tests::open_when_free(|| HostSetup {
             data: self.data.clone(),
             audit: self.audit.clone(),
             audit_options: AuditOptions {
@@ -51,8 +51,7 @@ impl Roots {
             plugins: PluginSource::Loaded(plugins.clone()),
             workers: 2,
             snapshot_after: if snapshot { 1 } else { u64::MAX },
-        };
-        controller::open(setup).expect("the host comes up")
+        })
     }
 
     fn records(&self) -> u64 {

@@ -7,9 +7,10 @@ pub mod components;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use runway_audit::{AuditOptions, Event, Record};
+use runway_audit::{AuditError, AuditOptions, Event, Record};
 use runway_host::controller::{self, Filing};
-use runway_host::controller::{HostSetup, PluginSource};
+use runway_host::controller::{HostSetup, Opened, PluginSource, StartError};
+use runway_host::store::StoreError;
 use runway_host::{DispatchOptions, Grants, Host, Plan, PlanReport, Plugins, Runtime, bundled};
 
 /// The runtime and plugins, compiled once for the whole test binary.
@@ -244,12 +245,30 @@ pub fn open_host(
     workers: usize,
 ) -> Arc<Host> {
     let runtime = &self::plugins().0;
-    let setup = setup(runtime, data, audit_dir, plugins, workers);
-    let setup = HostSetup {
+    let opened = open_when_free(|| HostSetup {
         snapshot_after: 0,
-        ..setup
-    };
-    controller::open(setup).expect("the host comes up").host
+        ..setup(runtime, data, audit_dir, plugins.clone(), workers)
+    });
+    opened.host
+}
+
+/// Brings a host up through the start path, waiting (up to 30 s) while
+/// its data root or audit folder is still claimed by a host this process
+/// has just let go of, whose last threads may still be finishing.
+pub fn open_when_free(setup: impl Fn() -> HostSetup) -> Opened {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match controller::open(setup()) {
+            Ok(opened) => return opened,
+            Err(
+                StartError::Store(StoreError::Locked { .. })
+                | StartError::Audit(AuditError::Locked(_)),
+            ) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("the host comes up: {e}"),
+        }
+    }
 }
 
 /// A host as production starts it, with plugins compiled by `runtime` (the
@@ -261,8 +280,7 @@ pub fn open_host_with(
     plugins: Arc<Plugins>,
     workers: usize,
 ) -> Arc<Host> {
-    let setup = setup(runtime, data, audit_dir, plugins, workers);
-    controller::open(setup).expect("the host comes up").host
+    open_when_free(|| setup(runtime, data, audit_dir, plugins.clone(), workers)).host
 }
 
 /// How the tests and benches start a host.

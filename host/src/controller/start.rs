@@ -223,7 +223,8 @@ fn read_from(
     let mut linked = from == 0;
     let mut last = None;
     let mut failed = None;
-    runway_audit::for_each_record(dir, threads, |record| {
+    // From record `from - 1`, to check it is the snapshot's last.
+    runway_audit::for_each_record_from(dir, from.saturating_sub(1), threads, |record| {
         if failed.is_some() || record.seq + 1 < from {
             return;
         }
