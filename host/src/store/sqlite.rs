@@ -24,7 +24,7 @@
 //! a block is skipped, never reused. Fences are cached in memory: this
 //! process is the database's only writer.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -35,6 +35,7 @@ use rusqlite::types::Value;
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 
 use super::lock::RootLock;
+use super::read_ahead::{self, Fetched, ReadAhead};
 use super::{
     Backend, Change, CommitResult, CommitStats, DatasetSummary, Landed, LandedDataset, Provenance,
     Reader, RunCommit, StoreError,
@@ -268,12 +269,18 @@ impl Backend for Sqlite {
             conn: Some(conn),
             pool: self.readers.clone(),
             since: Cell::new(Instant::now()),
+            ahead: RefCell::default(),
         };
         reader.begin()?;
         Ok(Box::new(reader))
     }
 
     fn fence(&self, dataset: &str) -> Result<u64, StoreError> {
+        // A cached fence needs no connection: a host call checking its
+        // lock never waits for a landing transaction to let go of it.
+        if let Some(&fence) = lock(&self.fences).get(dataset) {
+            return Ok(fence);
+        }
         self.fence_on(&self.db(), dataset)
     }
 
@@ -726,11 +733,13 @@ struct ReadPool {
 
 /// A run's reads: a connection of its own in one read transaction (one
 /// snapshot instead of a lock round trip per statement), renewed every
-/// [`SNAPSHOT_AGE`] so a long run never pins the write-ahead log.
+/// [`SNAPSHOT_AGE`] so a long run never pins the write-ahead log; point
+/// reads through a [`ReadAhead`].
 struct SqliteReader {
     conn: Option<Connection>,
     pool: Arc<ReadPool>,
     since: Cell<Instant>,
+    ahead: RefCell<ReadAhead>,
 }
 
 /// How long a reader keeps one snapshot. A run only reads datasets it
@@ -782,12 +791,39 @@ impl Drop for SqliteReader {
     }
 }
 
+impl SqliteReader {
+    /// At most `window` committed rows of `dataset` from `key` on, fewer
+    /// once their values hold [`read_ahead::MAX_BYTES`].
+    fn fetch(&self, dataset: &str, key: &str, window: usize) -> Result<Fetched, StoreError> {
+        let err = db_err(&self.pool.path);
+        let mut stmt = self
+            .conn()?
+            .prepare_cached(
+                "SELECT key, value FROM records WHERE dataset = ?1 AND key >= ?2
+                 ORDER BY key LIMIT ?3",
+            )
+            .map_err(&err)?;
+        let limit = i64::try_from(window).unwrap_or(i64::MAX);
+        let mut rows = stmt.query(params![dataset, key, limit]).map_err(&err)?;
+        let (mut out, mut bytes) = (Vec::with_capacity(window), 0);
+        while let Some(row) = rows.next().map_err(&err)? {
+            let value: Vec<u8> = row.get(1).map_err(&err)?;
+            bytes += value.len();
+            out.push((row.get(0).map_err(&err)?, value));
+            if bytes >= read_ahead::MAX_BYTES {
+                return Ok((out, false));
+            }
+        }
+        let to_end = out.len() < window;
+        Ok((out, to_end))
+    }
+}
+
 impl Reader for SqliteReader {
     fn read(&self, dataset: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.conn()?
-            .prepare_cached("SELECT value FROM records WHERE dataset = ?1 AND key = ?2")
-            .and_then(|mut s| s.query_row(params![dataset, key], |r| r.get(0)).optional())
-            .map_err(db_err(&self.pool.path))
+        self.ahead
+            .borrow_mut()
+            .read(dataset, key, |window| self.fetch(dataset, key, window))
     }
 
     fn keys(
