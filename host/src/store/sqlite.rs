@@ -606,7 +606,7 @@ fn put_sql(rows: usize) -> &'static str {
     static SQL: std::sync::OnceLock<[String; 2]> = std::sync::OnceLock::new();
     let [one, many] = SQL.get_or_init(|| {
         let sql = |rows: usize| {
-            let row = format!("({})", vec!["?"; PUT_COLUMNS].join(", "));
+            let row = format!("({})", ["?"; PUT_COLUMNS].join(", "));
             format!(
                 "INSERT INTO records (dataset, key, value, runway, agent, plugin, attempt, token, \
                  audit_seq) VALUES {}
