@@ -185,7 +185,11 @@ mod tests {
         // Each row about once; each walk wastes at most its last window
         // (the `a/` walk's last one reads into `c/`).
         let most = truth.len() + 2 * MAX_WINDOW;
-        assert!(src.fetched <= most, "{} fetched, {most} at most", src.fetched);
+        assert!(
+            src.fetched <= most,
+            "{} fetched, {most} at most",
+            src.fetched
+        );
         // Backwards, and repeated.
         for i in (0..50).rev() {
             let key = format!("a/{i:05}");
