@@ -15,12 +15,14 @@
 //! filed runways (recovery + folding it back); and `POST /api/runways` →
 //! FILING durable → acknowledged over loopback, on a real disk.
 //!
-//! Run with `cargo bench -p runway-tests --bench controller` (release).
+//! Run with `cargo bench -p runway-tests --bench controller` (release);
+//! `-- dag` (or `chain`, `restart`, `latency`) runs that part alone, and
+//! `-- dag=100000` the DAG at that one size (to profile it alone).
 
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use runway_host::controller::{self, Command, Stats};
 use runway_host::roles::{Caller, Role};
@@ -39,6 +41,16 @@ fn main() {
         Plugins::from_bytes(&runtime, [("bench", &wasm[..], &grants[..])]).expect("bench loads"),
     );
     let tokio = tokio::runtime::Runtime::new().expect("tokio");
+    let asked: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let part =
+        |name: &str| asked.is_empty() || asked.iter().any(|a| a.split('=').next() == Some(name));
+    let dag_sizes: Vec<usize> = match asked.iter().find_map(|a| a.strip_prefix("dag=")) {
+        Some(n) => vec![n.parse().expect("dag=SIZE")],
+        None => vec![1_000, 10_000, 100_000],
+    };
     let fly = |text: &str, runways: usize| {
         let parsed = Instant::now();
         let plan = Plan::parse(text, &*plugins).expect("plan");
@@ -59,6 +71,25 @@ fn main() {
         let per = wall.as_secs_f64() * 1e6 / runways as f64;
         (parse, wall, per)
     };
+    if part("chain") {
+        chains(&fly);
+    }
+    if part("dag") {
+        println!(
+            "\nrandom DAG (1,000 datasets, 10 % after, 1 % approval-gated), 64 workers, tmpfs"
+        );
+        random_dag(&runtime, &plugins, &tokio, &dag_sizes);
+    }
+    if part("restart") {
+        restart(&runtime, &plugins, &tokio);
+    }
+    if part("latency") {
+        file_latency(&runtime, &plugins, &tokio);
+    }
+}
+
+/// Chains of 1,000 and 10,000, and 10,000 independent runways.
+fn chains(fly: &dyn Fn(&str, usize) -> (Duration, Duration, f64)) {
     println!("dispatcher scaling, no-op runs, data + audit on tmpfs");
     let mut per_chain = Vec::new();
     for n in [1_000, 10_000] {
@@ -97,19 +128,28 @@ fn main() {
         "  {n} independent runways on 2 workers: {:.3} s ({per:.1} µs per runway)",
         wall.as_secs_f64()
     );
+}
 
-    println!("\nrandom DAG (1,000 datasets, 10 % after, 1 % approval-gated), 64 workers, tmpfs");
-    let open = |root: &Path| {
-        open_host_with(
-            &runtime,
-            &root.join("data"),
-            &root.join("audit"),
-            plugins.clone(),
-            64,
-        )
-    };
+fn open(runtime: &Arc<Runtime>, plugins: &Arc<Plugins>, root: &Path) -> Arc<runway_host::Host> {
+    open_host_with(
+        runtime,
+        &root.join("data"),
+        &root.join("audit"),
+        plugins.clone(),
+        64,
+    )
+}
+
+/// The random DAG at each of `sizes`: the controller's busy time and step latency.
+fn random_dag(
+    runtime: &Arc<Runtime>,
+    plugins: &Arc<Plugins>,
+    tokio: &tokio::runtime::Runtime,
+    sizes: &[usize],
+) {
+    let open = |root: &Path| open(runtime, plugins, root);
     let mut per_dag = Vec::new();
-    for n in [1_000, 10_000, 100_000] {
+    for &n in sizes {
         let root = shm_dir();
         let host = open(root.path());
         let plans = dag(n, 0.01);
@@ -118,7 +158,7 @@ fn main() {
             let (c, task) = controller::start(host.clone(), DispatchOptions::default()).unwrap();
             let mut ids = Vec::new();
             for (text, gated) in &plans {
-                let plan = Plan::parse(text, &*plugins).expect("plan");
+                let plan = Plan::parse(text, &**plugins).expect("plan");
                 let filed = c.file(filing(plan)).await.expect("filed");
                 ids.extend(filed.into_iter().map(|f| f.id));
                 for runway in gated {
@@ -145,14 +185,19 @@ fn main() {
         per_dag.push(wall.as_secs_f64() / n as f64);
         report_dag(n, wall, &stats);
     }
-    println!(
-        "  wall time per runway, 10,000 vs 1,000: {:.2}x; 100,000 vs 1,000: {:.2}x (1.0 = linear)",
-        per_dag[1] / per_dag[0],
-        per_dag[2] / per_dag[0]
-    );
+    if let [one, ten, hundred] = per_dag[..] {
+        println!(
+            "  wall time per runway, 10,000 vs 1,000: {:.2}x; 100,000 vs 1,000: {:.2}x (1.0 = linear)",
+            ten / one,
+            hundred / one
+        );
+    }
+}
 
-    // Restart over a trail of 100,000 filed runways, all still waiting
-    // (gated on an approval): recovery, then folding the trail back.
+/// Restart over a trail of 100,000 filed runways, all still waiting
+/// (gated on an approval): recovery, then folding the trail back.
+fn restart(runtime: &Arc<Runtime>, plugins: &Arc<Plugins>, tokio: &tokio::runtime::Runtime) {
+    let open = |root: &Path| open(runtime, plugins, root);
     let n = 100_000;
     let root = shm_dir();
     let host = open(root.path());
@@ -160,7 +205,7 @@ fn main() {
     tokio.block_on(async {
         let (c, task) = controller::start(host.clone(), DispatchOptions::default()).unwrap();
         for (text, _) in dag(n, 1.0) {
-            let plan = Plan::parse(&text, &*plugins).expect("plan");
+            let plan = Plan::parse(&text, &**plugins).expect("plan");
             c.file(filing(plan)).await.expect("filed");
         }
         c.stop(false);
@@ -188,7 +233,6 @@ fn main() {
         filed_in.as_secs_f64(),
         restart.as_secs_f64()
     );
-    file_latency(&runtime, &plugins, &tokio);
 }
 
 /// A directory on tmpfs where there is one.

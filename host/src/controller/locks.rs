@@ -154,6 +154,10 @@ impl LockTable {
 struct Line {
     all: BTreeSet<u64>,
     exclusive: BTreeSet<u64>,
+    /// Those not yet marked ready: a ready waiter keeps its place (no one
+    /// overtakes it) but is never looked at again, so a line of ready
+    /// readers waiting for workers is not walked on every release.
+    unready: BTreeSet<u64>,
 }
 
 /// The waiting runways' places in line, per dataset number.
@@ -172,6 +176,7 @@ impl Lines {
             }
             let line = &mut self.lines[d];
             line.all.insert(ticket);
+            line.unready.insert(ticket);
             if m == LockMode::Exclusive {
                 line.exclusive.insert(ticket);
             }
@@ -184,6 +189,16 @@ impl Lines {
             if let Some(line) = self.lines.get_mut(d as usize) {
                 line.all.remove(&ticket);
                 line.exclusive.remove(&ticket);
+                line.unready.remove(&ticket);
+            }
+        }
+    }
+
+    /// `ticket` is ready: [`Lines::heads`] no longer names it.
+    pub fn ready(&mut self, ticket: u64, wants: &[(DatasetId, LockMode)]) {
+        for &(d, _) in wants {
+            if let Some(line) = self.lines.get_mut(d as usize) {
+                line.unready.remove(&ticket);
             }
         }
     }
@@ -211,17 +226,19 @@ impl Lines {
             .map(|(d, line)| (d as DatasetId, line.all.iter().copied()))
     }
 
-    /// The waiters at the head of dataset `d`'s line that may go once it is
-    /// free: its first writer, or the readers before the first writer.
-    pub fn heads(&self, d: DatasetId) -> Vec<u64> {
-        let Some(line) = self.lines.get(d as usize) else {
-            return Vec::new();
+    /// The waiters not yet ready at the head of dataset `d`'s line that
+    /// may go once it is free: its first writer, or the readers before the
+    /// first writer.
+    pub fn heads(&self, d: DatasetId) -> impl Iterator<Item = u64> + '_ {
+        let line = self.lines.get(d as usize);
+        let (first, writer) = line.map_or((None, None), |l| (l.all.first(), l.exclusive.first()));
+        let upto = match (first, writer) {
+            (Some(first), Some(&x)) if *first == x => x + 1,
+            (_, Some(&x)) => x,
+            (_, None) => u64::MAX,
         };
-        match (line.all.first(), line.exclusive.first()) {
-            (Some(first), Some(x)) if first == x => vec![*first],
-            (_, Some(&x)) => line.all.range(..x).copied().collect(),
-            (_, None) => line.all.iter().copied().collect(),
-        }
+        line.into_iter()
+            .flat_map(move |l| l.unready.range(..upto).copied())
     }
 }
 
@@ -271,19 +288,24 @@ mod tests {
         assert!(lines.first_in_line(1, &reader));
         assert!(!lines.first_in_line(2, &writer), "a writer behind a reader");
         assert!(!lines.first_in_line(3, &reader), "a reader behind a writer");
-        assert_eq!(lines.heads(d), [1]);
-        assert_eq!(lines.heads(e), [2]);
+        let heads = |lines: &Lines, d| lines.heads(d).collect::<Vec<_>>();
+        assert_eq!(heads(&lines, d), [1]);
+        assert_eq!(heads(&lines, e), [2]);
         lines.leave(1, &reader);
         assert!(lines.first_in_line(2, &writer));
-        assert_eq!(lines.heads(d), [2]);
+        assert_eq!(heads(&lines, d), [2]);
         lines.leave(2, &writer);
         assert!(lines.first_in_line(3, &reader));
-        assert_eq!(lines.heads(d), [3]);
-        assert!(lines.heads(e).is_empty());
+        assert_eq!(heads(&lines, d), [3]);
+        assert!(heads(&lines, e).is_empty());
         // Readers in a row all stand at the head, up to the first writer.
         lines.join(4, &reader);
         lines.join(5, &set(&mut names, &[("d", X)]));
         lines.join(6, &reader);
-        assert_eq!(lines.heads(d), [3, 4]);
+        assert_eq!(heads(&lines, d), [3, 4]);
+        // A ready reader keeps its place but is not named again.
+        lines.ready(3, &reader);
+        assert_eq!(heads(&lines, d), [4]);
+        assert!(!lines.first_in_line(5, &set(&mut names, &[("d", X)])));
     }
 }

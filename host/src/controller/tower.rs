@@ -86,6 +86,8 @@ struct State {
     /// Nothing is cleared while paused.
     paused: bool,
     tickets: u64,
+    /// [`State::consider_heads`]' list, kept between calls.
+    heads: Vec<u64>,
 }
 
 impl State {
@@ -103,6 +105,7 @@ impl State {
             if self.table.free(wants) && self.lines.first_in_line(t, wants) {
                 w.ready = true;
                 self.ready.insert((Reverse(w.request.priority), t));
+                self.lines.ready(t, wants);
             }
         }
     }
@@ -117,13 +120,13 @@ impl State {
         w
     }
 
-    /// Looks at whoever stands first in the lines of `wants`' datasets.
+    /// Looks at whoever stands first in the lines of `wants`' datasets and
+    /// is not ready yet.
     fn consider_heads(&mut self, wants: &[(DatasetId, LockMode)]) {
-        let heads: Vec<u64> = wants
-            .iter()
-            .flat_map(|&(d, _)| self.lines.heads(d))
-            .collect();
-        self.consider(heads);
+        let mut heads = std::mem::take(&mut self.heads);
+        heads.extend(wants.iter().flat_map(|&(d, _)| self.lines.heads(d)));
+        self.consider(heads.drain(..));
+        self.heads = heads;
     }
 
     fn in_air_of(&self, agent: &str) -> u64 {
@@ -161,6 +164,7 @@ impl Tower {
                 by_agent: HashMap::new(),
                 paused: false,
                 tickets: 0,
+                heads: Vec::new(),
             }),
             store,
             // The pool holds MAX_LIVE_RUNS runs' worth of slots.

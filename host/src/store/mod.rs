@@ -18,6 +18,7 @@
 //! the holder's pid.
 
 mod lock;
+mod read_ahead;
 pub(crate) mod sqlite;
 mod staging;
 

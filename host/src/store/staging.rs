@@ -48,10 +48,12 @@ impl Staged {
     /// replacing any earlier one to the same key.
     pub fn stage(&mut self, dataset: &str, key: &str, change: Change, call: u64) {
         let (changes, bytes) = self.after(dataset, key, &change);
-        self.datasets
-            .entry(dataset.to_string())
-            .or_default()
-            .insert(key.to_string(), Staging { change, call });
+        // The dataset's name is copied once, not on every write to it.
+        if !self.datasets.contains_key(dataset) {
+            self.datasets.insert(dataset.to_string(), BTreeMap::new());
+        }
+        let changes_of = self.datasets.get_mut(dataset).expect("inserted above");
+        changes_of.insert(key.to_string(), Staging { change, call });
         self.changes = changes;
         self.bytes = bytes;
     }

@@ -43,7 +43,9 @@ impl CallTrail {
 
     /// Hands the buffered records to the audit trail.
     pub fn flush(&mut self) -> Result<(), AuditError> {
-        let batch = std::mem::take(&mut self.pending);
+        // The next batch gets a buffer of full size at once (a taken,
+        // empty one regrew by doubling on every batch).
+        let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(AUDIT_BATCH));
         let n = batch.len() as u64;
         if let Some(last) = self.audit.append_batch(batch)? {
             self.batches.push((self.calls - n, last.seq() + 1 - n));
