@@ -202,7 +202,7 @@ fn a_damaged_snapshot_is_set_aside() {
         std::fs::write(roots.snapshot(), bytes).unwrap();
     });
     set_aside(|roots| {
-        std::fs::write(roots.snapshot(), b"RWJSNP01 and not much else").unwrap();
+        std::fs::write(roots.snapshot(), b"RWJSNP02 and not much else").unwrap();
     });
     set_aside(|roots| std::fs::write(roots.snapshot(), b"").unwrap());
 }

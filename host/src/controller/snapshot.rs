@@ -13,15 +13,17 @@
 //! trail too. A snapshot missing, torn, of another format or not matching
 //! the trail is set aside with a warning and the trail read whole. It is
 //! written to a temporary file, synced, renamed over the old one, and the
-//! folder synced; the file is `magic ‖ SHA-256(body) ‖ body`, the body
-//! postcard.
+//! folder synced; the file is `magic ‖ CRC32C(body) ‖ body`, the body
+//! postcard. The checksum finds a torn or damaged file; it is no seal
+//! (whoever can write the data root can write the datasets too), and
+//! checking it costs little next to decoding.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use runway_audit::{Entry, Hash, ZERO_HASH, sha256};
+use runway_audit::{Entry, Hash, ZERO_HASH};
 use serde::{Deserialize, Serialize};
 
 use super::commit::Unsettled;
@@ -31,7 +33,7 @@ use crate::limits::MAX_SNAPSHOT_BYTES;
 pub const FILE: &str = "journal.snapshot";
 /// Format and version: a new layout gets a new magic, and an old snapshot
 /// is then read as missing.
-const MAGIC: &[u8; 8] = b"RWJSNP01";
+const MAGIC: &[u8; 8] = b"RWJSNP02";
 
 /// What the trail held for the journal up to `seq`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -59,7 +61,7 @@ pub enum SnapshotError {
     Format { path: PathBuf },
     #[error("{path} is larger than {MAX_SNAPSHOT_BYTES} bytes")]
     TooLarge { path: PathBuf },
-    #[error("{path} is damaged: its hash does not match")]
+    #[error("{path} is damaged: its checksum does not match")]
     Damaged { path: PathBuf },
     #[error("{path} does not decode: {why}")]
     Decode { path: PathBuf, why: String },
@@ -107,13 +109,13 @@ impl Snapshot {
         let Some((magic, rest)) = bytes.split_first_chunk::<8>() else {
             return Err(SnapshotError::Format { path });
         };
-        let Some((digest, body)) = rest.split_first_chunk::<32>() else {
+        let Some((sum, body)) = rest.split_first_chunk::<4>() else {
             return Err(SnapshotError::Format { path });
         };
         if magic != MAGIC {
             return Err(SnapshotError::Format { path });
         }
-        if sha256(body) != *digest {
+        if crc32c::crc32c(body).to_le_bytes() != *sum {
             return Err(SnapshotError::Damaged { path });
         }
         postcard::from_bytes(body)
@@ -153,7 +155,7 @@ impl Snapshot {
             .open(&temp)
             .map_err(io("create", &temp))?;
         file.write_all(MAGIC)
-            .and_then(|()| file.write_all(&sha256(&body)))
+            .and_then(|()| file.write_all(&crc32c::crc32c(&body).to_le_bytes()))
             .and_then(|()| file.write_all(&body))
             .and_then(|()| file.sync_all())
             .map_err(io("write", &temp))?;
