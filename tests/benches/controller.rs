@@ -26,20 +26,12 @@ use std::time::{Duration, Instant};
 
 use runway_host::controller::{self, Command, Stats};
 use runway_host::roles::{Caller, Role};
-use runway_host::{DispatchOptions, Plan, Plugins, Runtime, bundled};
+use runway_host::{DispatchOptions, Plan, Plugins, Runtime};
 use runway_tests::{filing, open_host_with};
 
 fn main() {
-    let (_, path) = bundled::PLUGIN_PATHS
-        .iter()
-        .find(|(name, _)| *name == "bench")
-        .expect("plugins/bench is built");
-    let wasm = std::fs::read(path).expect("bench.wasm");
-    let grants = std::fs::read_to_string(Path::new(path).with_extension("toml")).expect("grants");
     let runtime = Arc::new(Runtime::new().expect("runtime"));
-    let plugins = Arc::new(
-        Plugins::from_bytes(&runtime, [("bench", &wasm[..], &grants[..])]).expect("bench loads"),
-    );
+    let plugins = runway_tests::bench_plugins(&runtime);
     let tokio = tokio::runtime::Runtime::new().expect("tokio");
     let asked: Vec<String> = std::env::args()
         .skip(1)
@@ -55,7 +47,7 @@ fn main() {
         let parsed = Instant::now();
         let plan = Plan::parse(text, &*plugins).expect("plan");
         let parse = parsed.elapsed();
-        let root = shm_dir();
+        let root = runway_tests::tmpfs_dir();
         let (data, audit) = (root.path().join("data"), root.path().join("audit"));
         let host = open_host_with(&runtime, &data, &audit, plugins.clone(), 2);
         let t = Instant::now();
@@ -150,7 +142,7 @@ fn random_dag(
     let open = |root: &Path| open(runtime, plugins, root);
     let mut per_dag = Vec::new();
     for &n in sizes {
-        let root = shm_dir();
+        let root = runway_tests::tmpfs_dir();
         let host = open(root.path());
         let plans = dag(n, 0.01);
         let t = Instant::now();
@@ -199,7 +191,7 @@ fn random_dag(
 fn restart(runtime: &Arc<Runtime>, plugins: &Arc<Plugins>, tokio: &tokio::runtime::Runtime) {
     let open = |root: &Path| open(runtime, plugins, root);
     let n = 100_000;
-    let root = shm_dir();
+    let root = runway_tests::tmpfs_dir();
     let host = open(root.path());
     let filed_in = Instant::now();
     tokio.block_on(async {
@@ -233,14 +225,6 @@ fn restart(runtime: &Arc<Runtime>, plugins: &Arc<Plugins>, tokio: &tokio::runtim
         filed_in.as_secs_f64(),
         restart.as_secs_f64()
     );
-}
-
-/// A directory on tmpfs where there is one.
-fn shm_dir() -> tempfile::TempDir {
-    match Path::new("/dev/shm").is_dir() {
-        true => tempfile::tempdir_in("/dev/shm").expect("tmpfs dir"),
-        false => tempfile::tempdir().expect("tempdir"),
-    }
 }
 
 /// `n` runways as plans of 10,000: each plan's text and its gated ids (a

@@ -12,13 +12,12 @@
 //! Run with `cargo bench -p runway-tests --bench restart` (release).
 
 use std::fmt::Write as _;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runway_audit::{AuditOptions, PrivateKey};
 use runway_host::controller::{self, HostSetup};
-use runway_host::{DispatchOptions, Host, Plan, Plugins, Runtime, bundled};
+use runway_host::{DispatchOptions, Host, Plan, Runtime};
 
 /// Records the trail is grown to before the restarts.
 const TRAIL: u64 = 1_000_000;
@@ -28,21 +27,10 @@ const PLAN: usize = 10_000;
 const TAIL_RUNWAYS: usize = 100;
 
 fn main() {
-    let (_, path) = bundled::PLUGIN_PATHS
-        .iter()
-        .find(|(name, _)| *name == "bench")
-        .expect("plugins/bench is built");
-    let wasm = std::fs::read(path).expect("bench.wasm");
-    let grants = std::fs::read_to_string(Path::new(path).with_extension("toml")).expect("grants");
     let runtime = Arc::new(Runtime::new().expect("runtime"));
-    let plugins = Arc::new(
-        Plugins::from_bytes(&runtime, [("bench", &wasm[..], &grants[..])]).expect("bench loads"),
-    );
+    let plugins = runway_tests::bench_plugins(&runtime);
     let tokio = tokio::runtime::Runtime::new().expect("tokio");
-    let root = match Path::new("/dev/shm").is_dir() {
-        true => tempfile::tempdir_in("/dev/shm").expect("tmpfs dir"),
-        false => tempfile::tempdir().expect("tempdir"),
-    };
+    let root = runway_tests::tmpfs_dir();
     // Signed, as `runway serve` and `runway run` keep it (an unsigned log
     // is always read whole at open).
     let key = PrivateKey::generate("runway-bench").expect("a key");

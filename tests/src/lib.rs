@@ -212,6 +212,24 @@ pub fn bundled_path(name: &str) -> PathBuf {
     PathBuf::from(path)
 }
 
+/// The `bench` agent alone, compiled by `runtime` (the benches' own).
+pub fn bench_plugins(runtime: &Arc<Runtime>) -> Arc<Plugins> {
+    let path = bundled_path("bench");
+    let wasm = std::fs::read(&path).expect("bench.wasm");
+    let grants = std::fs::read_to_string(path.with_extension("toml")).expect("grants");
+    let plugins = Plugins::from_bytes(runtime, [("bench", &wasm[..], &grants[..])]);
+    Arc::new(plugins.expect("bench loads"))
+}
+
+/// A folder on tmpfs where there is one, so no `fsync` hides what a bench
+/// measures.
+pub fn tmpfs_dir() -> tempfile::TempDir {
+    match Path::new("/dev/shm").is_dir() {
+        true => tempfile::tempdir_in("/dev/shm").expect("tmpfs dir"),
+        false => tempfile::tempdir().expect("tempdir"),
+    }
+}
+
 /// A controller started on `f`'s host inside `rt`, on the test `clock`,
 /// and the task that serves it.
 pub type Started = (
