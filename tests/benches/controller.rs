@@ -29,6 +29,10 @@ use runway_host::roles::{Caller, Role};
 use runway_host::{DispatchOptions, Plan, Plugins, Runtime};
 use runway_tests::{filing, open_host_with};
 
+/// The allocator the `runway` binary runs with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let runtime = Arc::new(Runtime::new().expect("runtime"));
     let plugins = runway_tests::bench_plugins(&runtime);

@@ -28,6 +28,10 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 const ROUNDS: usize = 3;
 const DATASET: &str = "fafsa_2024_03_16";
 
+/// The allocator the `runway` binary runs with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let runtime = Arc::new(Runtime::new().expect("runtime"));
     let plugins =

@@ -26,6 +26,10 @@ const PLAN: usize = 10_000;
 /// Runways run after the snapshot: the tail.
 const TAIL_RUNWAYS: usize = 100;
 
+/// The allocator the `runway` binary runs with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let runtime = Arc::new(Runtime::new().expect("runtime"));
     let plugins = runway_tests::bench_plugins(&runtime);

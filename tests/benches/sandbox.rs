@@ -65,6 +65,10 @@ const SMALL_RUNS: usize = 400;
 /// Wall time one `spin` run aims for.
 const SPIN_RUN: Duration = Duration::from_millis(20);
 
+/// The allocator the `runway` binary runs with.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let started = Instant::now();
     // `SANDBOX_BENCH=runs,host-calls` runs only those sections (for profiling).

@@ -115,6 +115,7 @@ fn install_py(cache: &Path) -> Result<PathBuf, String> {
         &package,
     ]);
     install(
+        cache,
         &format!("componentize-py {COMPONENTIZE_PY}"),
         venv.join("bin").join("componentize-py"),
         &format!(
@@ -142,6 +143,7 @@ fn install_js(cache: &Path) -> Result<PathBuf, String> {
         "cli.js",
     ];
     install(
+        cache,
         &format!("componentize-js {COMPONENTIZE_JS} (it needs Node.js and npm)"),
         script.iter().fold(prefix.clone(), |p, part| p.join(part)),
         &format!(
@@ -153,13 +155,25 @@ fn install_js(cache: &Path) -> Result<PathBuf, String> {
 }
 
 /// `exe` if it is there; else runs `steps` (the install, said as
-/// `commands`), then `exe` — or a stop with the commands to run.
+/// `commands`), then `exe` — or a stop with the commands to run. One
+/// install at a time per cache (a lock file in it): two builds at once
+/// must not both install, nor run a tool the other is still unpacking.
 fn install<const N: usize>(
+    cache: &Path,
     what: &str,
     exe: PathBuf,
     commands: &str,
     steps: [Command; N],
 ) -> Result<PathBuf, String> {
+    let lock_path = cache.join(".install.lock");
+    let lock = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
     if exe.is_file() {
         return Ok(exe);
     }
