@@ -107,9 +107,12 @@ pub(super) struct Keeper {
 impl Keeper {
     /// Starts keeping `kept` up to date from `tail`, writing it at once
     /// when `now` (and only then, when there is no live end to follow);
-    /// `None` when no thread could be started (said as a warning: only
-    /// speed is lost).
+    /// `None` when there is nothing to do or no thread could be started
+    /// (said as a warning: only speed is lost).
     pub fn start(tail: Option<&Tail>, mut kept: Kept, now: bool) -> Option<Keeper> {
+        if tail.is_none() && !now {
+            return None;
+        }
         let stop = Arc::new(AtomicBool::new(false));
         let (wake, woken) = sync_channel(1);
         let waker = wake.clone();

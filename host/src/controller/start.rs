@@ -187,18 +187,13 @@ fn catch_up(data: &Path, dir: &Path) -> Result<CaughtUp, StartError> {
     });
     if let Some(snapshot) = snapshot {
         let (base, loaded) = (snapshot.seq, snapshot.records.len());
-        match read_from(snapshot, dir)? {
-            Ok((snapshot, tail)) => {
-                return Ok(CaughtUp {
-                    snapshot,
-                    base,
-                    loaded,
-                    tail,
-                });
-            }
-            Err(why) => {
-                tracing::warn!("journal snapshot set aside, reading the whole trail: {why}")
-            }
+        if let Some((snapshot, tail)) = read_from(snapshot, dir)? {
+            return Ok(CaughtUp {
+                snapshot,
+                base,
+                loaded,
+                tail,
+            });
         }
     }
     let (snapshot, tail) =
@@ -211,12 +206,9 @@ fn catch_up(data: &Path, dir: &Path) -> Result<CaughtUp, StartError> {
     })
 }
 
-/// `snapshot` with the records after it: `Err` naming why when it does
-/// not belong to the trail in `dir`.
-fn read_from(
-    mut snapshot: Snapshot,
-    dir: &Path,
-) -> Result<Result<(Snapshot, u64), String>, StartError> {
+/// `snapshot` with the records after it, and how many they are; `None`
+/// (said as a warning) when it does not belong to the trail in `dir`.
+fn read_from(mut snapshot: Snapshot, dir: &Path) -> Result<Option<(Snapshot, u64)>, StartError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let from = snapshot.seq;
     // Record `from - 1` must be the one the snapshot names.
@@ -247,13 +239,15 @@ fn read_from(
         return Err(StartError::Encode { seq, error });
     }
     if !linked {
-        return Ok(Err(format!(
-            "its record {} is not the trail's (cut back, or another trail)",
+        tracing::warn!(
+            "journal snapshot set aside, reading the whole trail: its record {} is not the \
+             trail's (cut back, or another trail)",
             from - 1
-        )));
+        );
+        return Ok(None);
     }
     let Some(last) = last else {
-        return Ok(Ok((snapshot, 0)));
+        return Ok(Some((snapshot, 0)));
     };
     let tail = last.seq + 1 - from;
     snapshot.seq = last.seq + 1;
@@ -261,5 +255,5 @@ fn read_from(
         seq: last.seq,
         error,
     })?;
-    Ok(Ok((snapshot, tail)))
+    Ok(Some((snapshot, tail)))
 }
