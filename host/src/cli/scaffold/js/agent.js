@@ -3,9 +3,9 @@
 //
 // `runway build` makes it a component with componentize-js (the engine
 // travels inside it); `runway run plan.toml --plugins plugins` runs it.
-import { info } from 'runway:agent/context@0.1.1';
-import { read, write } from 'runway:agent/datasets@0.1.1';
-import { log } from 'runway:agent/log@0.1.1';
+import { info } from 'runway:agent/context@0.1.2';
+import { read, write } from 'runway:agent/datasets@0.1.2';
+import { log } from 'runway:agent/log@0.1.2';
 
 // A host call returning result<T, error> returns T or throws an error whose
 // .payload is the WIT error ({ tag: 'not-found', val: '...' }); throwing
