@@ -81,6 +81,21 @@ pub const MAX_PROBLEM_CHARS: usize = 120;
 /// holds this many runs' worth of every slot kind, each run capped at its
 /// share, so a run can never take a neighbour's slots.
 pub const MAX_LIVE_RUNS: u32 = 64;
+/// Runs waiting on their children at once (a parent in `join` holds no
+/// worker, but its instance stays in the pool): the pool holds this many
+/// runs' worth of slots beside [`MAX_LIVE_RUNS`]. A run that would wait
+/// past it has its delegation refused (`limit`), never a worker held.
+pub const MAX_WAITING_PARENTS: u32 = 192;
+/// Deepest delegation tree a grants file may allow (`[delegate] depth`).
+pub const MAX_DELEGATE_DEPTH: u32 = 16;
+/// Most children of one run a grants file may allow.
+pub const MAX_CHILDREN: u32 = 10_000;
+/// Most runways in one delegation tree, its root excluded.
+pub const MAX_DESCENDANTS: u32 = 100_000;
+/// Most children one `join` may name.
+pub const MAX_JOIN: usize = MAX_CHILDREN as usize;
+/// Longest message of one `progress` call kept (cut beyond).
+pub const MAX_PROGRESS_MESSAGE: usize = 256;
 /// Most linear memory any run may grow to; grants may only lower it.
 pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 

@@ -211,6 +211,8 @@ impl context::Host for MapState {
     }
 }
 
+runway_tests::deny_orchestration!(MapState);
+
 impl log::Host for MapState {
     fn log(&mut self, _: log::Level, _: String) -> wasmtime::Result<()> {
         Ok(())

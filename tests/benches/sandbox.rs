@@ -189,6 +189,8 @@ impl datasets::Host for BareState {
     }
 }
 
+runway_tests::deny_orchestration!(BareState);
+
 impl log::Host for BareState {
     fn log(&mut self, _: log::Level, _: String) -> wasmtime::Result<()> {
         Ok(())
@@ -364,6 +366,7 @@ fn execute(host: &Host, plugin: &Arc<Plugin>, info: &RunInfo) -> Vec<u8> {
         attempt: 1,
         locks,
         cancel: Default::default(),
+        delegator: None,
     };
     let observer: Observer = Arc::new(|_| {});
     let report = commit::execute(host.sandbox(), req, &observer).expect("audit trail works");

@@ -91,6 +91,7 @@ fn a_fenced_commit_is_its_own_failure() {
             token,
         }],
         cancel: Default::default(),
+        delegator: None,
     };
     let observer: Observer = Arc::new(|_| {});
     let flown = sandbox::fly(f.host.sandbox(), req, &observer).expect("flies");

@@ -264,6 +264,7 @@ mod model {
                         priority,
                         agent: "agent".into(),
                         agent_limit: None,
+                        depth: 0,
                     };
                     let _ = self.tower.request(request, self.reply.clone());
                 }

@@ -11,6 +11,7 @@ mod controller;
 mod controller_model;
 mod count;
 mod data;
+mod delegation;
 mod doors;
 mod exit_codes;
 mod flood;

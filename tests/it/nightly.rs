@@ -223,5 +223,6 @@ fn event_name(e: &Event) -> &'static str {
         Event::Paused { .. } => "paused",
         Event::Resumed { .. } => "resumed",
         Event::PlanFiled { .. } => "plan-filed",
+        Event::Joined { .. } => "joined",
     }
 }

@@ -444,3 +444,53 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
 }
+
+/// Implements the `orchestration` interface for a bench's bare host state
+/// `$state`: every call refused (`denied`) or ignored, as a run without a
+/// controller is answered.
+#[macro_export]
+macro_rules! deny_orchestration {
+    ($state:ty) => {
+        impl runway_host::sandbox::hostcalls::runway::agent::orchestration::Host for $state {
+            async fn delegate(
+                &mut self,
+                _: runway_host::sandbox::hostcalls::Delegation,
+            ) -> wasmtime::Result<
+                Result<
+                    runway_host::sandbox::hostcalls::Child,
+                    runway_host::sandbox::hostcalls::GuestError,
+                >,
+            > {
+                Ok(Err(runway_host::sandbox::hostcalls::GuestError::Denied(
+                    "bare host".into(),
+                )))
+            }
+            async fn join(
+                &mut self,
+                _: Vec<runway_host::sandbox::hostcalls::Child>,
+                _: runway_host::sandbox::hostcalls::JoinMode,
+                _: Option<u64>,
+            ) -> wasmtime::Result<
+                Result<
+                    Vec<runway_host::sandbox::hostcalls::ChildResult>,
+                    runway_host::sandbox::hostcalls::GuestError,
+                >,
+            > {
+                Ok(Err(runway_host::sandbox::hostcalls::GuestError::Denied(
+                    "bare host".into(),
+                )))
+            }
+            fn handoff(
+                &mut self,
+                _: runway_host::sandbox::hostcalls::HandoffRequest,
+            ) -> wasmtime::Result<Result<(), runway_host::sandbox::hostcalls::GuestError>> {
+                Ok(Err(runway_host::sandbox::hostcalls::GuestError::Denied(
+                    "bare host".into(),
+                )))
+            }
+            fn progress(&mut self, _: u64, _: u64, _: String) -> wasmtime::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}

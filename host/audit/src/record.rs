@@ -174,6 +174,25 @@ wire_enum! {
             manifest: String,
             input: Vec<u8>,
         },
+        /// A join of this runway's children ended: `mode` as the WIT names
+        /// it (`all`, `any`, `first-success`, `quorum(2)`), each child as
+        /// the join found it, in the order asked, and whether the wait ran
+        /// out first. The children it cancels (a first success's losers)
+        /// have CANCELLED records of their own after this one.
+        Joined {
+            mode: String,
+            children: Vec<JoinedChild>,
+            timed_out: bool,
+        },
+    }
+}
+
+wire_struct! {
+    /// One child as a join found it ([`Event::Joined`]).
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+    pub struct JoinedChild {
+        pub runway: String,
+        pub state: crate::State,
     }
 }
 
@@ -277,6 +296,10 @@ wire_units! {
         Log,
         Info,
         Count,
+        Delegate,
+        Join,
+        Handoff,
+        Progress,
     }
 }
 
@@ -291,6 +314,10 @@ impl Call {
             Call::Log => "log",
             Call::Info => "info",
             Call::Count => "count",
+            Call::Delegate => "delegate",
+            Call::Join => "join",
+            Call::Handoff => "handoff",
+            Call::Progress => "progress",
         }
     }
 }
@@ -604,6 +631,7 @@ mod tests {
                 "FilingV1",
                 "PlanFiled",
                 "Filing",
+                "Joined",
             ]
         );
         assert_eq!(Call::ALL.len(), Call::VARIANTS.len());

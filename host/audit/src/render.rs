@@ -281,6 +281,21 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 None => escape(reason).into_owned(),
             },
         ),
+        Event::Joined {
+            mode,
+            children,
+            timed_out,
+        } => {
+            let children: Vec<_> = children
+                .iter()
+                .map(|c| format!("{} {}", escape(&c.runway), c.state.name()))
+                .collect();
+            let ran_out = if *timed_out { " (timed out)" } else { "" };
+            (
+                "JOINED",
+                format!("{} [{}]{ran_out}", escape(mode), children.join(", ")),
+            )
+        }
         Event::Paused { by } => ("PAUSED", format!("clearing paused by {}", escape(by))),
         Event::Resumed { by } => ("RESUMED", format!("clearing resumed by {}", escape(by))),
         Event::PlanFiled {
@@ -460,6 +475,24 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("event", json!("recovered")),
             ("committing", json!(committing)),
             ("landed", json!(landed)),
+        ],
+        Event::Joined {
+            mode,
+            children,
+            timed_out,
+        } => vec![
+            ("event", json!("joined")),
+            ("mode", json!(mode)),
+            (
+                "children",
+                json!(
+                    children
+                        .iter()
+                        .map(|c| json!({"runway": c.runway, "state": c.state.name()}))
+                        .collect::<Vec<_>>()
+                ),
+            ),
+            ("timed_out", json!(timed_out)),
         ],
         Event::Paused { by } => vec![("event", json!("paused")), ("by", json!(by))],
         Event::Resumed { by } => vec![("event", json!("resumed")), ("by", json!(by))],

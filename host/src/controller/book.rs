@@ -16,6 +16,10 @@ pub(super) struct Book {
     pub index: HashMap<String, usize>,
     /// For each runway, the runways whose `after` names it.
     pub dependents: Vec<Vec<usize>>,
+    /// For each runway, the runways it delegated, in filing order.
+    pub children: Vec<Vec<usize>>,
+    /// For each runway, the runway that delegated it.
+    pub parents: Vec<Option<usize>>,
     /// Ids not to give again (runways the trail cannot rebuild, and ids
     /// held while a plan is being filed).
     pub reserved: HashSet<String>,
@@ -41,8 +45,20 @@ impl Book {
                 self.dependents[d].push(i);
             }
         }
+        self.children.push(Vec::new());
+        let parent = runway.manifest.lineage.as_ref();
+        let parent = parent.and_then(|l| self.index.get(&l.parent).copied());
+        if let Some(p) = parent {
+            self.children[p].push(i);
+        }
+        self.parents.push(parent);
         self.runways.push(runway);
         i
+    }
+
+    /// The runway that delegated runway `i`, if one did.
+    pub fn parent_of(&self, i: usize) -> Option<usize> {
+        self.parents[i]
     }
 
     /// A runway id for the plan-local id `name`: `name` itself when free,

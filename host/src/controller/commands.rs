@@ -50,7 +50,10 @@ impl Dispatch {
             (Command::Cancel { by, .. }, Some(i)) => match self.book.runways[i].state() {
                 // In the air: it stops at its next epoch tick, or before
                 // its commit, and lands as CANCELLED.
-                State::Cleared | State::Running => self.book.runways[i].cancel.cancel(&by.name),
+                State::Cleared | State::Running => {
+                    self.book.runways[i].cancel.cancel(&by.name);
+                    self.stop_waiting(i);
+                }
                 _ => {
                     self.take_back(i);
                     self.moved_by(i, State::Cancelled, "cancelled".into(), by.name)?;

@@ -15,6 +15,7 @@ use super::Stats;
 use super::runway::RunwayReport;
 use crate::controller::plan::Plan;
 use crate::roles::{Caller, Right};
+use crate::sandbox::hostcalls::{Child, ChildResult, Delegation, GuestError, JoinMode};
 
 /// A person's command, carrying its caller (name and roles): whether the
 /// caller may give it is the controller's to decide ([`super::policy`]),
@@ -139,8 +140,37 @@ pub(super) enum Request {
     List(Reply<Vec<RunwayReport>>),
     Show(String, Reply<RunwayReport>),
     Wait(Vec<String>, Reply<Vec<RunwayReport>>),
-    Stop { cancel: bool },
+    Stop {
+        cancel: bool,
+    },
     Stats(Reply<Stats>),
+    /// A run's orchestration call.
+    Orchestration(Orchestration),
+}
+
+/// A run's orchestration call, as the controller gets it (from its
+/// `Liaison`).
+pub(super) enum Orchestration {
+    Delegate {
+        parent: String,
+        attempt: u32,
+        position: u32,
+        request: Box<Delegation>,
+        reply: oneshot::Sender<Result<Child, GuestError>>,
+    },
+    Join {
+        parent: String,
+        children: Vec<Child>,
+        mode: JoinMode,
+        until: tokio::time::Instant,
+        reply: oneshot::Sender<Result<Vec<ChildResult>, GuestError>>,
+    },
+    Progress {
+        runway: String,
+        done: u64,
+        total: u64,
+        message: String,
+    },
 }
 
 /// A handle on the controller; clones share it.
@@ -149,14 +179,17 @@ pub struct Controller {
     tx: mpsc::UnboundedSender<Request>,
 }
 
-/// The controller's end.
+/// The controller's end, and a weak way in for its runs' orchestration
+/// calls.
 pub(super) struct Inbox {
     pub rx: mpsc::UnboundedReceiver<Request>,
+    pub weak: mpsc::WeakUnboundedSender<Request>,
 }
 
 pub(super) fn channel() -> (Controller, Inbox) {
     let (tx, rx) = mpsc::unbounded_channel();
-    (Controller { tx }, Inbox { rx })
+    let weak = tx.downgrade();
+    (Controller { tx }, Inbox { rx, weak })
 }
 
 impl Controller {

@@ -14,6 +14,7 @@ use runway_audit::{AuditError, Entry, Event, State};
 use super::book::Book;
 use super::clock::Clock;
 use super::controls::Inbox;
+use super::family::Families;
 use super::flights::Flights;
 use super::host::Host;
 use super::runway::{Runway, Transition};
@@ -41,6 +42,8 @@ pub(super) struct Dispatch {
     pub schedule: Schedule,
     pub waiters: Waiters,
     pub flights: Flights,
+    /// Delegation trees: joins, keys, places, progress.
+    pub family: Families,
     pub inbox: Inbox,
     pub four_eyes: bool,
     /// This step's records, appended together at its end (one lock and
@@ -63,6 +66,7 @@ impl Dispatch {
             schedule: Schedule::default(),
             waiters: Waiters::default(),
             flights: Flights::default(),
+            family: Families::default(),
             inbox,
             four_eyes: opts.four_eyes,
             outbox: Vec::new(),
@@ -187,7 +191,11 @@ impl Dispatch {
         by: Option<String>,
     ) -> Result<(), IllegalMove> {
         let was_ended = self.book.runways[i].ended();
+        let flew = self.book.runways[i].state() == State::Running;
         self.book.runways[i].move_to(to)?;
+        if flew && to != State::Running {
+            self.family.landed.push(i);
+        }
         let at = self.clock.now();
         let r = &mut self.book.runways[i];
         r.course.history.push(Transition {
@@ -201,6 +209,9 @@ impl Dispatch {
             let dependents = self.book.dependents[i].iter().copied();
             self.schedule.dirty.extend(dependents);
             self.waiters.ended(i);
+            if self.book.parents[i].is_some() {
+                self.family.ended.push(i);
+            }
         }
         Ok(())
     }

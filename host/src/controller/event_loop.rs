@@ -12,10 +12,12 @@ use tokio::time::Instant;
 
 use super::DispatchError;
 use super::commit::LandingError;
-use super::controls::Request as Asked;
+use super::controls::{Orchestration, Request as Asked};
 use super::dispatch::Dispatch;
+use super::family::Progress;
 use super::tower::Clearance;
 use crate::sandbox::RunReport;
+use crate::sandbox::hostcalls::GuestError;
 
 /// Longest the controller sleeps while a runway waits for a wall-clock
 /// time, so a wall clock that jumps is noticed soon.
@@ -32,6 +34,7 @@ enum Woke {
 
 impl Dispatch {
     pub(super) async fn fly(&mut self) -> Result<(), DispatchError> {
+        self.tend_families()?;
         self.settle()?;
         self.flush()?;
         self.waiters.tell(&self.book.runways);
@@ -49,10 +52,8 @@ impl Dispatch {
                 let wait = Duration::try_from(at.duration_since(self.clock.now()));
                 Instant::now() + wait.unwrap_or(Duration::ZERO).min(WALL_POLL)
             });
-            let wake = match (retry, wall) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            let joins = self.family.next_deadline();
+            let wake = [retry, wall, joins].into_iter().flatten().min();
             let clock = self.clock.clone();
             let flights = &mut self.flights;
             // Clearances first, so runways granted together take off together.
@@ -67,6 +68,7 @@ impl Dispatch {
             };
             let started = std::time::Instant::now();
             self.handle(woke)?;
+            self.tend_families()?;
             self.settle()?;
             self.flush()?;
             self.waiters.tell(&self.book.runways);
@@ -121,7 +123,7 @@ impl Dispatch {
             }
             Asked::Show(id, reply) => {
                 let found = match self.book.index.get(&id) {
-                    Some(&i) => Ok(self.book.runways[i].report(true)),
+                    Some(&i) => Ok(self.shown(i)),
                     None => Err(super::controls::ControlError::Unknown(id)),
                 };
                 let _ = reply.send(found);
@@ -141,6 +143,52 @@ impl Dispatch {
             }
             Asked::Stop { cancel } => self.stop(cancel),
             Asked::Stats(reply) => drop(reply.send(Ok(self.stats.clone()))),
+            Asked::Orchestration(call) => self.orchestrate(call)?,
+        }
+        Ok(())
+    }
+
+    /// Answers a run's orchestration call.
+    fn orchestrate(&mut self, call: Orchestration) -> Result<(), DispatchError> {
+        match call {
+            Orchestration::Delegate {
+                parent,
+                attempt,
+                position,
+                request,
+                reply,
+            } => {
+                let answer = self.delegate(&parent, attempt, position, *request)?;
+                // The child's id goes out once its FILING record is durable.
+                self.waiters.on_durable(move |durable| {
+                    let _ = reply.send(match durable {
+                        true => answer,
+                        false => Err(GuestError::Denied("the audit trail failed".into())),
+                    });
+                });
+            }
+            Orchestration::Join {
+                parent,
+                children,
+                mode,
+                until,
+                reply,
+            } => self.join(&parent, children, mode, until, reply)?,
+            Orchestration::Progress {
+                runway,
+                done,
+                total,
+                message,
+            } => {
+                if let Some(&i) = self.book.index.get(&runway) {
+                    let progress = Progress {
+                        done,
+                        total,
+                        message,
+                    };
+                    self.family.progress.insert(i, progress);
+                }
+            }
         }
         Ok(())
     }
@@ -152,9 +200,11 @@ impl Dispatch {
         self.stopping = true;
         self.host.tower.set_paused(true);
         if cancel {
-            for r in &self.book.runways {
+            for i in 0..self.book.runways.len() {
+                let r = &self.book.runways[i];
                 if matches!(r.state(), State::Cleared | State::Running) {
                     r.cancel.host_stopping();
+                    self.stop_waiting(i);
                 }
             }
         }

@@ -129,6 +129,26 @@ pub struct Manifest {
     /// The operator's own tags (`team = "aid"`), shown and filtered on.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
+    /// Where it stands in a delegation tree, when a run delegated it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<Lineage>,
+}
+
+/// A delegated runway's place in its tree, fixed when it was filed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lineage {
+    /// The runway that delegated it, and that runway's attempt.
+    pub parent: String,
+    pub attempt: u32,
+    /// The tree's first runway (not delegated by any).
+    pub root: String,
+    /// The delegation's idempotency key, among the parent's.
+    pub key: String,
+    /// Its level: 1 for a root's child.
+    pub depth: u32,
+    /// Levels that may still be added below it (its rights narrowed by
+    /// every ancestor's grants).
+    pub reach: u32,
 }
 
 /// A moment a manifest names, fixed at filing by [`When::resolve`].
@@ -627,17 +647,7 @@ impl ManifestFile {
             runway: runway(),
             source,
         })?;
-        if self.action.len() > MAX_ACTION_BYTES {
-            return Err(PlanError::TooLong {
-                runway: runway(),
-                key: "action",
-                len: self.action.len(),
-                max: MAX_ACTION_BYTES,
-            });
-        }
-        if self.action.chars().any(runway_audit::render::needs_escape) {
-            return Err(PlanError::ActionNotPrintable { runway: runway() });
-        }
+        check_action(&self.id, &self.action)?;
         for (key, count, max) in [
             ("after", self.after.len(), MAX_AFTER),
             ("datasets", self.datasets.len(), MAX_LOCKS),
@@ -683,6 +693,78 @@ impl ManifestFile {
 }
 
 pub use crate::limits::cut;
+
+/// A manifest's `action`: within its cap, printable.
+fn check_action(runway: &str, action: &str) -> Result<(), PlanError> {
+    if action.len() > MAX_ACTION_BYTES {
+        return Err(PlanError::TooLong {
+            runway: runway.to_string(),
+            key: "action",
+            len: action.len(),
+            max: MAX_ACTION_BYTES,
+        });
+    }
+    if action.chars().any(runway_audit::render::needs_escape) {
+        return Err(PlanError::ActionNotPrintable {
+            runway: runway.to_string(),
+        });
+    }
+    Ok(())
+}
+
+impl Manifest {
+    /// Its lock set: valid dataset names, each within `grants`.
+    fn check_locks(&self, grants: &Grants) -> Result<(), PlanError> {
+        for (dataset, &mode) in &self.datasets {
+            names::check_dataset(dataset).map_err(|source| PlanError::BadDataset {
+                runway: self.id.clone(),
+                source,
+            })?;
+            if !grants.permits(dataset, mode) {
+                return Err(PlanError::BeyondGrant {
+                    runway: self.id.clone(),
+                    agent: self.agent.clone(),
+                    dataset: dataset.clone(),
+                    mode,
+                    granted: granted(grants),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks filing makes, for a manifest an agent asked for (a
+    /// delegated child) against its agent's `grants`: action, lock set
+    /// and its size, input, attempts.
+    pub fn check_asked(&self, grants: &Grants) -> Result<(), PlanError> {
+        check_action(&self.id, &self.action)?;
+        if self.datasets.len() > MAX_LOCKS {
+            return Err(PlanError::TooMany {
+                runway: self.id.clone(),
+                key: "datasets",
+                count: self.datasets.len(),
+                max: MAX_LOCKS,
+            });
+        }
+        if self.input.len() > MAX_INPUT_BYTES {
+            return Err(PlanError::TooLong {
+                runway: self.id.clone(),
+                key: "input",
+                len: self.input.len(),
+                max: MAX_INPUT_BYTES,
+            });
+        }
+        if self.retry.attempts == 0 || self.retry.attempts > MAX_ATTEMPTS {
+            return Err(PlanError::TooMany {
+                runway: self.id.clone(),
+                key: "retry.attempts",
+                count: self.retry.attempts as usize,
+                max: MAX_ATTEMPTS as usize,
+            });
+        }
+        self.check_locks(grants)
+    }
+}
 
 /// A refusal reason as it is recorded: cut to [`MAX_REASON`].
 pub fn cap_reason(reason: &str) -> String {
@@ -810,6 +892,7 @@ impl Plan {
                 expires,
                 approval,
                 labels: m.labels,
+                lineage: None,
             });
         }
         let plan = Plan { manifests };
@@ -835,21 +918,7 @@ impl Plan {
                     known: catalog.names().join(", "),
                 });
             };
-            for (dataset, &mode) in &m.datasets {
-                names::check_dataset(dataset).map_err(|source| PlanError::BadDataset {
-                    runway: m.id.clone(),
-                    source,
-                })?;
-                if !grants.permits(dataset, mode) {
-                    return Err(PlanError::BeyondGrant {
-                        runway: m.id.clone(),
-                        agent: m.agent.clone(),
-                        dataset: dataset.clone(),
-                        mode,
-                        granted: granted(grants),
-                    });
-                }
-            }
+            m.check_locks(grants)?;
         }
         self.check_acyclic()
     }

@@ -43,6 +43,17 @@ impl Dispatch {
             r.expires_at = expires_at;
             self.add(r);
         }
+        for i in 0..self.book.runways.len() {
+            let (Some(p), Some(l)) = (
+                self.book.parent_of(i),
+                &self.book.runways[i].manifest.lineage,
+            ) else {
+                continue;
+            };
+            self.family.keys.insert((p, l.key.clone()), i);
+            let root = self.root_of(i);
+            *self.family.descendants.entry(root).or_insert(0) += 1;
+        }
         if let Some(by) = &journal.paused {
             tracing::info!("clearing stays paused (paused by {by})");
             self.host.tower.set_paused(true);
@@ -71,7 +82,9 @@ impl Dispatch {
                 }
                 State::Failed | State::TimedOut => self.maybe_retry(i)?,
                 State::WaitingLocks => {
-                    self.request_locks(i);
+                    if let Err(refused) = self.request_locks(i) {
+                        self.fail(i, refused)?;
+                    }
                 }
                 // A retry waits out what is left of its backoff, counted
                 // from its move back to QUEUED (the wait is drawn again):

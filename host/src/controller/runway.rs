@@ -10,6 +10,7 @@ use runway_audit::{Event, Hash, LockGrant, State};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::family::Progress;
 use super::locks::Wants;
 use super::state::{IllegalMove, Lifecycle};
 use crate::controller::plan::{Backoff, Manifest, Retry};
@@ -58,6 +59,11 @@ pub struct RunwayReport {
     pub history: Vec<Transition>,
     /// The report of its last attempt in this process.
     pub run: Option<Arc<RunReport>>,
+    /// The runways it delegated, in filing order (in `show` only).
+    pub children: Vec<String>,
+    /// What its run last said of its progress, summed with its
+    /// children's (in `show` only).
+    pub progress: Option<Progress>,
 }
 
 /// The course a runway has taken, as its audit records tell it: all the
@@ -219,6 +225,8 @@ impl Runway {
                 Vec::new()
             },
             run: self.run.clone(),
+            children: Vec::new(),
+            progress: None,
         }
     }
 

@@ -105,14 +105,18 @@ impl Dispatch {
     }
 
     fn ask_for_locks(&mut self, i: usize) -> Result<(), DispatchError> {
-        let why = self.request_locks(i);
-        let reason = why.unwrap_or_else(|| "its locks are free".into());
-        self.enter(i, State::WaitingLocks, reason, None)
+        match self.request_locks(i) {
+            Ok(why) => {
+                let reason = why.unwrap_or_else(|| "its locks are free".into());
+                self.enter(i, State::WaitingLocks, reason, None)
+            }
+            Err(refused) => self.fail(i, refused),
+        }
     }
 
     /// Files runway `i`'s request with the tower; says what it waits
-    /// behind, if anything.
-    pub(super) fn request_locks(&mut self, i: usize) -> Option<String> {
+    /// behind, if anything, or (a child's) why it may not wait.
+    pub(super) fn request_locks(&mut self, i: usize) -> Result<Option<String>, String> {
         let wants = self.wants(i);
         let r = &self.book.runways[i];
         let m = &r.manifest;
@@ -123,11 +127,26 @@ impl Dispatch {
             priority: m.priority,
             agent: m.agent.clone(),
             agent_limit: r.plugin.as_ref().and_then(|p| p.grants.limits.max_running),
+            depth: m.lineage.as_ref().map_or(0, |l| l.depth),
         };
         let reply = self.flights.clear_tx.clone();
+        if m.lineage.is_some() {
+            // A child never waits in line for a lock (a retry's included):
+            // taken at once, or it waits for nothing and is told so.
+            return match self.host.tower.request_at_once(request, reply) {
+                Ok(ticket) => {
+                    self.book.runways[i].ticket = Some(ticket);
+                    Ok(Some("its locks are taken; waiting for a worker".into()))
+                }
+                Err(holders) => Err(format!(
+                    "a child takes only locks free at once; its locks are held by {}",
+                    holders.join(", ")
+                )),
+            };
+        }
         let (ticket, why) = self.host.tower.request(request, reply);
         self.book.runways[i].ticket = Some(ticket);
-        why
+        Ok(why)
     }
 
     /// Runway `i`'s lock set as the tower numbers it (numbered once).

@@ -11,6 +11,9 @@ use runway_audit::{Event, State};
 use super::DispatchError;
 use super::dispatch::Dispatch;
 use super::tower::Clearance;
+use std::sync::Arc;
+
+use super::liaison::Liaison;
 use crate::sandbox::{self, Cancel, RunRequest};
 
 impl Dispatch {
@@ -63,6 +66,9 @@ impl Dispatch {
             program.limits.window_secs = program.limits.window_secs.min(secs);
         }
         r.cancel = Cancel::default();
+        let liaison = Liaison {
+            inbox: self.inbox.weak.clone(),
+        };
         let req = RunRequest {
             runway: r.id().to_string(),
             program,
@@ -71,6 +77,7 @@ impl Dispatch {
             attempt,
             locks: grants,
             cancel: r.cancel.clone(),
+            delegator: Some(Arc::new(liaison)),
         };
         // The run's own records (STARTED first) come after these.
         self.flush()?;
@@ -78,17 +85,25 @@ impl Dispatch {
         let observer = self.observer.clone();
         let landed = self.flights.landed_tx.clone();
         let handed = self.flights.handed_tx.clone();
-        let fly = move || {
-            let flown = sandbox::fly(host.sandbox(), req, &observer)?;
-            // The dispatcher may be gone by the time the run lands (its
-            // plan failed); the landing itself is the same.
-            let reply = Box::new(move |report| drop(landed.send((i, report))));
-            host.landing.submit(flown, reply);
-            Ok(())
-        };
-        self.host
-            .workers
-            .run(fly, move |ran| drop(handed.send((i, ran))));
+        let done = move |ran| drop(handed.send((i, ran)));
+        // The dispatcher may be gone by the time the run lands (its plan
+        // failed); the landing itself is the same.
+        let reply = Box::new(move |report| drop(landed.send((i, report))));
+        if req.program.waits {
+            let fly = async move {
+                let flown = sandbox::fly_async(host.sandbox(), req, &observer).await?;
+                host.landing.submit(flown, reply);
+                Ok(())
+            };
+            self.host.workers.spawn(fly, done);
+        } else {
+            let fly = move || {
+                let flown = sandbox::fly(host.sandbox(), req, &observer)?;
+                host.landing.submit(flown, reply);
+                Ok(())
+            };
+            self.host.workers.run(fly, done);
+        }
         self.flights.airborne += 1;
         self.flights.on_workers += 1;
         Ok(())

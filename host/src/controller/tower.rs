@@ -13,6 +13,13 @@
 //! locks free and first in line, see [`super::locks`]) only at its request
 //! or when a line it stands in moves, so only those waiters are looked at;
 //! the ready ones wait by priority for a worker.
+//!
+//! A delegated child never waits in line for a lock ([`Tower::request_at_once`]):
+//! its locks are taken the moment it is filed, or it is refused naming
+//! their holders; it then waits only for a worker, before any runway that
+//! is not a child (the deepest first), so trees in flight finish before new
+//! ones start. A parent waiting on its children gives its worker back
+//! ([`Tower::park`]) and takes one again when they are done.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
@@ -56,6 +63,9 @@ pub struct Request {
     /// The agent, and how many of its runs may be in the air at once.
     pub agent: String,
     pub agent_limit: Option<u64>,
+    /// Its level in a delegation tree (0: not a child): deeper runways
+    /// are cleared first.
+    pub depth: u32,
 }
 
 struct Waiting {
@@ -68,6 +78,21 @@ struct Waiting {
     /// is ready never conflicts with what else is), so it is not looked
     /// at again.
     ready: bool,
+    /// Its locks were taken at its request (a child's): it stands in no
+    /// line and waits only for a worker.
+    held: bool,
+}
+
+/// Where a waiter stands among the ready: deeper first, then higher
+/// priority, then filing order.
+type Rank = (Reverse<u32>, Reverse<i64>, u64);
+
+fn rank(w: &Waiting, ticket: u64) -> Rank {
+    (
+        Reverse(w.request.depth),
+        Reverse(w.request.priority),
+        ticket,
+    )
 }
 
 struct State {
@@ -79,7 +104,7 @@ struct State {
     lines: Lines,
     /// Waiters whose locks are free and who are first in line, best first:
     /// they go as workers (and their agents' limits) allow.
-    ready: BTreeSet<(Reverse<i64>, u64)>,
+    ready: BTreeSet<Rank>,
     in_air: usize,
     /// Runs in the air per agent.
     by_agent: HashMap<String, u64>,
@@ -102,9 +127,12 @@ impl State {
                 continue;
             }
             let wants = &w.wants;
-            if self.table.free(wants) && self.lines.first_in_line(t, wants) {
+            if w.held {
                 w.ready = true;
-                self.ready.insert((Reverse(w.request.priority), t));
+                self.ready.insert(rank(w, t));
+            } else if self.table.free(wants) && self.lines.first_in_line(t, wants) {
+                w.ready = true;
+                self.ready.insert(rank(w, t));
                 self.lines.ready(t, wants);
             }
         }
@@ -114,9 +142,11 @@ impl State {
     /// now stand first in its lines are looked at.
     fn take(&mut self, ticket: u64) -> Waiting {
         let w = self.queue.remove(&ticket).expect("a queued ticket");
-        self.ready.remove(&(Reverse(w.request.priority), ticket));
-        self.lines.leave(ticket, &w.wants);
-        self.consider_heads(&w.wants);
+        self.ready.remove(&rank(&w, ticket));
+        if !w.held {
+            self.lines.leave(ticket, &w.wants);
+            self.consider_heads(&w.wants);
+        }
         w
     }
 
@@ -127,6 +157,27 @@ impl State {
         heads.extend(wants.iter().flat_map(|&(d, _)| self.lines.heads(d)));
         self.consider(heads.drain(..));
         self.heads = heads;
+    }
+
+    /// Puts a request in the queue (in no line yet); gives its ticket.
+    fn enqueue(&mut self, request: Request, reply: UnboundedSender<Clearance>, held: bool) -> u64 {
+        let wants = request.wants.clone();
+        let runway: Arc<str> = request.runway.as_str().into();
+        self.tickets += 1;
+        let ticket = self.tickets;
+        if !held {
+            self.lines.join(ticket, &wants);
+        }
+        let waiting = Waiting {
+            request,
+            wants,
+            runway,
+            reply,
+            ready: false,
+            held,
+        };
+        self.queue.insert(ticket, waiting);
+        ticket
     }
 
     fn in_air_of(&self, agent: &str) -> u64 {
@@ -187,20 +238,8 @@ impl Tower {
         reply: UnboundedSender<Clearance>,
     ) -> (u64, Option<String>) {
         let mut s = self.lock();
-        let wants = request.wants.clone();
-        let runway: Arc<str> = request.runway.as_str().into();
         let (agent, limit) = (request.agent.clone(), request.agent_limit);
-        s.tickets += 1;
-        let ticket = s.tickets;
-        s.lines.join(ticket, &wants);
-        let waiting = Waiting {
-            request,
-            wants,
-            runway,
-            reply,
-            ready: false,
-        };
-        s.queue.insert(ticket, waiting);
+        let ticket = s.enqueue(request, reply, false);
         s.consider([ticket]);
         self.pump(&mut s);
         if !s.queue.contains_key(&ticket) {
@@ -222,14 +261,51 @@ impl Tower {
         (ticket, Some(why))
     }
 
+    /// Queues a child: its locks are taken now, before anyone waiting in
+    /// their lines, if they are free, and it waits only for a worker; if
+    /// they are not, nothing is queued and the answer names their holders.
+    pub fn request_at_once(
+        &self,
+        request: Request,
+        reply: UnboundedSender<Clearance>,
+    ) -> Result<u64, Vec<String>> {
+        let mut s = self.lock();
+        if !s.table.free(&request.wants) {
+            return Err(s.table.blockers(&request.wants, &s.names));
+        }
+        let runway: Arc<str> = request.runway.as_str().into();
+        s.table.acquire(&request.wants, &runway);
+        let ticket = s.enqueue(request, reply, true);
+        s.consider([ticket]);
+        self.pump(&mut s);
+        Ok(ticket)
+    }
+
     /// Takes back the request `ticket` (its runway expired or was
-    /// cancelled while it waited); no-op once it was cleared.
+    /// cancelled while it waited); no-op once it was cleared. A child's
+    /// locks, taken at its request, are given back.
     pub fn withdraw(&self, ticket: u64) {
         let mut s = self.lock();
         if s.queue.contains_key(&ticket) {
-            s.take(ticket);
+            let w = s.take(ticket);
+            if w.held {
+                s.table.release(&w.wants, &w.runway);
+                s.consider_heads(&w.wants);
+            }
             self.pump(&mut s);
         }
+    }
+
+    /// A run waits on its children: its worker is free for others, its
+    /// locks stay held.
+    pub fn park(&self) {
+        self.flown();
+    }
+
+    /// A run's wait on its children is over: it counts against the
+    /// workers again (its task is back in the workers' queue).
+    pub fn unpark(&self) {
+        self.lock().in_air += 1;
     }
 
     /// A cleared runway's run left its worker (its agent returned and the
@@ -298,7 +374,7 @@ impl Tower {
     /// those whose agent is at its limit.
     fn pump(&self, s: &mut State) {
         while !s.paused && s.in_air < self.workers {
-            let next = s.ready.iter().map(|&(_, t)| t).find(|t| {
+            let next = s.ready.iter().map(|&(_, _, t)| t).find(|t| {
                 let r = &s.queue[t].request;
                 r.agent_limit.is_none_or(|max| s.in_air_of(&r.agent) < max)
             });
@@ -307,7 +383,9 @@ impl Tower {
             // stand first next see them held.
             let w = &s.queue[&ticket];
             let (wants, runway) = (w.wants.clone(), w.runway.clone());
-            s.table.acquire(&wants, &runway);
+            if !w.held {
+                s.table.acquire(&wants, &runway);
+            }
             let Waiting { request, reply, .. } = s.take(ticket);
             let Request { slot, agent, .. } = request;
             s.in_air += 1;

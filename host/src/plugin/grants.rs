@@ -14,7 +14,18 @@
 //! max_output_kib = 1024     # largest output of a run [1024]
 //! max_log_kib = 256         # log lines + stdout/stderr kept per run [16384]
 //! max_running = 2           # runs of this agent cleared and not yet landed, all plans together [64]; default: none of its own
+//!
+//! [delegate]                # none by default: the agent may not delegate
+//! agents = ["scorer-*"]     # agents it may delegate and hand off to: names, or prefixes ending in '*'
+//! depth = 4                 # levels of children below a tree's root [16]
+//! children = 100            # children of one run [10000]
+//! descendants = 1000        # runways in a tree below its root [100000]
 //! ```
+//!
+//! A child's rights are the intersection of its own grants and its
+//! parent's: the depth and descendants of a tree are its root's, narrowed
+//! by each child's own, and a child's locks must be granted to it and to
+//! every ancestor.
 //!
 //! Every limit is checked against its maximum when the file is read (naming
 //! the key), so no later arithmetic on a limit can overflow or wrap.
@@ -28,7 +39,8 @@ use thiserror::Error;
 
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::limits::{
-    Limits, MAX_FUEL, MAX_LOG_KIB, MAX_MEMORY_MIB, MAX_OUTPUT_KIB, MAX_WINDOW_SECS,
+    Limits, MAX_CHILDREN, MAX_DELEGATE_DEPTH, MAX_DESCENDANTS, MAX_FUEL, MAX_LOG_KIB,
+    MAX_MEMORY_MIB, MAX_OUTPUT_KIB, MAX_WINDOW_SECS,
 };
 use crate::names::{self, NameError};
 
@@ -38,6 +50,42 @@ pub struct Grants {
     /// Dataset name or `prefix*` → strongest mode allowed.
     pub datasets: BTreeMap<String, LockMode>,
     pub limits: Limits,
+    /// Whom it may delegate to, and how far; `None`: it may not.
+    pub delegate: Option<Delegate>,
+}
+
+/// What a plugin may delegate: the `[delegate]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Delegate {
+    /// Agent names, or prefixes ending in `*`.
+    pub agents: Vec<String>,
+    #[serde(default = "Delegate::default_depth")]
+    pub depth: u32,
+    #[serde(default = "Delegate::default_children")]
+    pub children: u32,
+    #[serde(default = "Delegate::default_descendants")]
+    pub descendants: u32,
+}
+
+impl Delegate {
+    fn default_depth() -> u32 {
+        4
+    }
+    fn default_children() -> u32 {
+        100
+    }
+    fn default_descendants() -> u32 {
+        1000
+    }
+
+    /// Does it name `agent`?
+    pub fn names(&self, agent: &str) -> bool {
+        self.agents.iter().any(|p| match p.strip_suffix('*') {
+            Some(stem) => agent.starts_with(stem),
+            None => p == agent,
+        })
+    }
 }
 
 /// Why a grants file was refused.
@@ -63,9 +111,15 @@ pub enum GrantsError {
         pattern: String,
         source: NameError,
     },
-    #[error("{file}: limits.{key} must be greater than zero")]
+    #[error("{file}: delegate agent pattern {pattern:?} is not valid: {source}")]
+    AgentPattern {
+        file: String,
+        pattern: String,
+        source: NameError,
+    },
+    #[error("{file}: {key} must be greater than zero")]
     Zero { file: String, key: &'static str },
-    #[error("{file}: limits.{key} = {value} exceeds the host's maximum of {max}")]
+    #[error("{file}: {key} = {value} exceeds the host's maximum of {max}")]
     TooLarge {
         file: String,
         key: &'static str,
@@ -81,6 +135,7 @@ struct GrantsFile {
     datasets: BTreeMap<String, LockMode>,
     #[serde(default)]
     limits: Limits,
+    delegate: Option<Delegate>,
 }
 
 impl Grants {
@@ -124,18 +179,40 @@ impl Grants {
             }
         }
         let l = parsed.limits;
-        for (key, value, max) in [
-            ("memory_mib", l.memory_mib, MAX_MEMORY_MIB),
-            ("fuel", l.fuel, MAX_FUEL),
-            ("window_secs", l.window_secs, MAX_WINDOW_SECS),
-            ("max_output_kib", l.max_output_kib, MAX_OUTPUT_KIB),
-            ("max_log_kib", l.max_log_kib, MAX_LOG_KIB),
+        let mut bounded = vec![
+            ("limits.memory_mib", l.memory_mib, MAX_MEMORY_MIB),
+            ("limits.fuel", l.fuel, MAX_FUEL),
+            ("limits.window_secs", l.window_secs, MAX_WINDOW_SECS),
+            ("limits.max_output_kib", l.max_output_kib, MAX_OUTPUT_KIB),
+            ("limits.max_log_kib", l.max_log_kib, MAX_LOG_KIB),
             (
-                "max_running",
+                "limits.max_running",
                 l.max_running.unwrap_or(1),
                 u64::from(crate::limits::MAX_LIVE_RUNS),
             ),
-        ] {
+        ];
+        if let Some(d) = &parsed.delegate {
+            for pattern in &d.agents {
+                let stem = pattern.strip_suffix('*').unwrap_or(pattern);
+                if !stem.is_empty() {
+                    names::check_agent(stem).map_err(|source| GrantsError::AgentPattern {
+                        file: file.clone(),
+                        pattern: pattern.clone(),
+                        source,
+                    })?;
+                }
+            }
+            bounded.extend([
+                ("delegate.depth", d.depth.into(), MAX_DELEGATE_DEPTH.into()),
+                ("delegate.children", d.children.into(), MAX_CHILDREN.into()),
+                (
+                    "delegate.descendants",
+                    d.descendants.into(),
+                    MAX_DESCENDANTS.into(),
+                ),
+            ]);
+        }
+        for (key, value, max) in bounded {
             if value == 0 {
                 return Err(GrantsError::Zero { file, key });
             }
@@ -151,6 +228,7 @@ impl Grants {
         Ok(Grants {
             datasets: parsed.datasets,
             limits: l,
+            delegate: parsed.delegate,
         })
     }
 
@@ -198,6 +276,20 @@ mod tests {
         );
         assert!(!g.permits("other", LockMode::Shared));
         assert_eq!(g.limits, Limits::default());
+        assert_eq!(g.delegate, None, "no delegation unless granted");
+    }
+
+    #[test]
+    fn delegation_is_granted_by_name_or_prefix() {
+        let g = Grants::parse(
+            "[delegate]\nagents = [\"scorer-*\", \"appeals\"]\ndepth = 2\n",
+            "g.toml",
+        )
+        .unwrap();
+        let d = g.delegate.unwrap();
+        assert!(d.names("scorer-a") && d.names("appeals"));
+        assert!(!d.names("appeals-2") && !d.names("scorer"));
+        assert_eq!((d.depth, d.children, d.descendants), (2, 100, 1000));
     }
 
     #[test]
@@ -219,6 +311,23 @@ mod tests {
             ),
             ("[limits]\nfuel = 18446744073709551615\n", "fuel"),
             ("[limits]\nmax_log_kib = 99999999\n", "limits.max_log_kib"),
+            ("[delegate]\ndepth = 2\n", "missing field `agents`"),
+            (
+                "[delegate]\nagents = [\"a\"]\ndepth = 17\n",
+                "delegate.depth = 17 exceeds the host's maximum of 16",
+            ),
+            (
+                "[delegate]\nagents = [\"a\"]\nchildren = 0\n",
+                "delegate.children must be",
+            ),
+            (
+                "[delegate]\nagents = [\"../x\"]\n",
+                "delegate agent pattern \"../x\"",
+            ),
+            (
+                "[delegate]\nagents = []\nfanout = 3\n",
+                "unknown field `fanout`",
+            ),
         ];
         for (text, needle) in cases {
             let err = Grants::parse(text, "p.toml").unwrap_err().to_string();

@@ -168,6 +168,7 @@ impl Plugin {
             name: self.name.clone(),
             digest: self.digest,
             limits: self.grants.limits,
+            waits: Program::imports_orchestration(&self.pre),
             pre: self.pre.clone(),
         }
     }

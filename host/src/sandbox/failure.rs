@@ -85,6 +85,9 @@ pub enum HostFault {
     /// The audit trail could not take a call's record.
     #[error("the audit trail failed: {0}")]
     Audit(Arc<AuditError>),
+    /// The controller went away while the run waited for its answer.
+    #[error("the controller stopped while the run waited on it")]
+    Controller,
 }
 
 impl HostFault {

@@ -4,9 +4,12 @@
 //! commit protocol (`controller::commit`), which commits or drops the
 //! writes and reports.
 //!
-//! Runs are synchronous wasmtime calls; the dispatcher puts each on a
-//! blocking thread, which takes the next run as soon as this one is handed
-//! over.
+//! A run of an agent that cannot wait on children is a synchronous
+//! wasmtime call ([`fly`]): the dispatcher puts it on a worker thread, which
+//! takes the next run as soon as this one is handed over. A run of an
+//! agent that imports `orchestration` is flown with [`fly_async`]: its
+//! guest runs on a fiber, suspended whenever it waits on the controller,
+//! so the worker's thread is free meanwhile.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +21,7 @@ use wasmtime::{Engine, Store};
 use super::cancel::{Cancel, Cancelled};
 use super::epoch::EpochClock;
 use super::failure::RunFailure;
-use super::hostcalls::{AgentPre, HeldLock, RunInfo, RunLog, RunState};
+use super::hostcalls::{AgentPre, Delegator, Family, HeldLock, RunInfo, RunLog, RunState};
 use super::trap;
 use crate::limits::{Limits, MAX_TRANSFER};
 use crate::store::{DatasetStore, RunCommit, Staged};
@@ -40,6 +43,21 @@ pub struct Program {
     pub digest: Hash,
     pub limits: Limits,
     pub(crate) pre: AgentPre<RunState>,
+    /// It imports `orchestration`: it may wait on children, so it flies
+    /// with [`fly_async`].
+    pub waits: bool,
+}
+
+impl Program {
+    /// Whether the linked component imports the orchestration interface.
+    pub(crate) fn imports_orchestration(pre: &AgentPre<RunState>) -> bool {
+        let component = pre.instance_pre().component();
+        let engine = component.engine();
+        component
+            .component_type()
+            .imports(engine)
+            .any(|(name, _)| name.starts_with("runway:agent/orchestration@"))
+    }
 }
 
 /// Something that wants to see runway state changes as they happen.
@@ -55,6 +73,9 @@ pub struct RunRequest {
     pub locks: Vec<LockGrant>,
     /// Its cancel switch (the dispatcher keeps the other end).
     pub cancel: Cancel,
+    /// Its way to the controller for the orchestration calls; none when
+    /// it runs alone.
+    pub delegator: Option<Arc<dyn Delegator>>,
 }
 
 /// How a run ended.
@@ -199,8 +220,51 @@ impl RunReport {
 /// to the trail, the outcome judged against the run's limits. Nothing is
 /// committed here.
 pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Flown, AuditError> {
+    let (mut store, boarded) = board(host, req, observer)?;
+    let called = boarded
+        .limited
+        .and_then(|()| boarded.pre.instantiate(&mut store))
+        .and_then(|agent| agent.call_run(&mut store));
+    land_flight(store, called, boarded.locks, observer)
+}
+
+/// [`fly`] for a program that [`waits`](Program::waits): the guest runs on
+/// a fiber and is suspended, its thread given back, while it waits.
+pub async fn fly_async(
+    host: Sandbox<'_>,
+    req: RunRequest,
+    observer: &Observer,
+) -> Result<Flown, AuditError> {
+    let (mut store, boarded) = board(host, req, observer)?;
+    let called = match boarded.limited {
+        Ok(()) => match boarded.pre.instantiate_async(&mut store).await {
+            Ok(agent) => agent
+                .func_run()
+                .call_async(&mut store, ())
+                .await
+                .map(|(r,)| r),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    land_flight(store, called, boarded.locks, observer)
+}
+
+/// What [`board`] leaves to the flight besides the store.
+struct Boarded {
+    limited: wasmtime::Result<()>,
+    pre: AgentPre<RunState>,
+    locks: Vec<LockGrant>,
+}
+
+/// A run's store, its limits on, and its STARTED record appended.
+fn board(
+    host: Sandbox<'_>,
+    req: RunRequest,
+    observer: &Observer,
+) -> Result<(Store<RunState>, Boarded), AuditError> {
     let info = RunInfo {
-        runway: req.runway.clone(),
+        runway: req.runway,
         agent: req.program.name.clone(),
         action: req.action,
         input: req.input,
@@ -215,9 +279,9 @@ pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Fl
             })
             .collect(),
     };
-    let limits = req.program.limits;
     let (mut store, limited) = new_store(host, &req.program, info);
-    store.data_mut().bounds.cancel = req.cancel.clone();
+    store.data_mut().bounds.cancel = req.cancel;
+    store.data_mut().family = req.delegator.map(Family::new);
     let started = store.data().entry(
         None,
         Event::Started {
@@ -226,17 +290,35 @@ pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Fl
     );
     observer(&started);
     host.audit.append(started)?;
+    let boarded = Boarded {
+        limited,
+        pre: req.program.pre,
+        locks: req.locks,
+    };
+    Ok((store, boarded))
+}
 
-    let called = limited
-        .and_then(|()| req.program.pre.instantiate(&mut store))
-        .and_then(|agent| agent.call_run(&mut store));
-    // The store (and the instance in it) is dropped here: a trapped
-    // instance is never entered again.
+/// The run's end: the store (and the instance in it) dropped — a trapped
+/// instance is never entered again — its records handed to the trail and
+/// its outcome judged.
+fn land_flight(
+    store: Store<RunState>,
+    called: wasmtime::Result<Result<Vec<u8>, super::hostcalls::GuestError>>,
+    locks: Vec<LockGrant>,
+    observer: &Observer,
+) -> Result<Flown, AuditError> {
     let mut state = store.into_data();
+    let limits = state.bounds.limits;
     state.end_reads();
     state.info.input = Vec::new();
     state.flush_audit()?;
     let outcome = match called {
+        // Stopped from outside: never a success, even when the guest
+        // returned before its next epoch check (a cut-short sleep).
+        Ok(_) if state.bounds.cancel.stopped().is_some() => {
+            let stop = state.bounds.cancel.stopped().expect("just seen");
+            Err(stop.failure())
+        }
         // The window is wall-clock time, whatever the epoch counter says.
         Ok(_) if Instant::now() > state.bounds.deadline => Err(RunFailure::TimedOut {
             window_secs: limits.window_secs,
@@ -257,7 +339,7 @@ pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Fl
         output: outcome.as_ref().ok().map(runway_audit::sha256),
         outcome,
         state,
-        locks: req.locks,
+        locks,
         observer: observer.clone(),
         returned: Instant::now(),
     })

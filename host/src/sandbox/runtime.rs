@@ -23,23 +23,27 @@ use super::epoch::{EpochClock, Ticker};
 use super::hostcalls::{Agent, AgentPre, RunState};
 use crate::limits::{
     MAX_CORE_INSTANCES_PER_RUN, MAX_LIVE_RUNS, MAX_MEMORIES_PER_RUN, MAX_MEMORY_BYTES,
-    MAX_TABLES_PER_RUN,
+    MAX_TABLES_PER_RUN, MAX_WAITING_PARENTS,
 };
 
 /// Bytes of each pool slot kept resident between runs.
 const KEEP_RESIDENT: usize = 2 << 20;
 
-/// The pooling allocator's slots: [`MAX_LIVE_RUNS`] runs, each at most its
-/// per-run share of core instances, memories and tables.
+/// The pooling allocator's slots: [`MAX_LIVE_RUNS`] runs working and
+/// [`MAX_WAITING_PARENTS`] waiting on their children, each at most its
+/// per-run share of core instances, memories and tables; a fiber stack
+/// for each of them.
 pub fn pool_config() -> PoolingAllocationConfig {
+    let runs = MAX_LIVE_RUNS + MAX_WAITING_PARENTS;
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_component_instances(MAX_LIVE_RUNS)
+    pool.total_component_instances(runs)
         .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_RUN)
-        .total_core_instances(MAX_LIVE_RUNS * MAX_CORE_INSTANCES_PER_RUN)
+        .total_core_instances(runs * MAX_CORE_INSTANCES_PER_RUN)
         .max_memories_per_component(MAX_MEMORIES_PER_RUN)
-        .total_memories(MAX_LIVE_RUNS * MAX_MEMORIES_PER_RUN)
+        .total_memories(runs * MAX_MEMORIES_PER_RUN)
         .max_tables_per_component(MAX_TABLES_PER_RUN)
-        .total_tables(MAX_LIVE_RUNS * MAX_TABLES_PER_RUN)
+        .total_tables(runs * MAX_TABLES_PER_RUN)
+        .total_stacks(runs)
         .max_memory_size(MAX_MEMORY_BYTES);
     pool
 }

@@ -1,7 +1,7 @@
 //! Host side of the `runway:agent` world: the state of one run inside its
 //! wasmtime `Store`, and the host calls a guest can make — one file per WIT
-//! interface ([`datasets`], [`log`], [`context`], and `clocks`, which bounds
-//! WASI's monotonic-clock waits by the run's window).
+//! interface ([`datasets`], [`log`], [`context`], [`orchestration`], and
+//! `clocks`, which bounds WASI's monotonic-clock waits by the run's window).
 //!
 //! The run's state is split by what uses it: [`RunData`] (the datasets
 //! interface), [`CallTrail`] (`trail.rs`), [`RunOutput`] (the log
@@ -17,12 +17,14 @@ mod clocks;
 mod context;
 mod datasets;
 mod log;
+mod orchestration;
 mod trail;
 
 pub use datasets::MAX_PAGE;
 pub(crate) use datasets::RunData;
 pub use log::RunLog;
 pub(crate) use log::RunOutput;
+pub use orchestration::{Delegator, Family};
 pub(crate) use trail::CallTrail;
 
 use std::sync::Arc;
@@ -44,10 +46,18 @@ use crate::store::DatasetStore;
 wasmtime::component::bindgen!({
     path: "../wit",
     world: "agent",
-    imports: { default: trappable },
+    imports: {
+        // The guest waits on its fiber; the host awaits the controller.
+        "runway:agent/orchestration.delegate": async | trappable,
+        "runway:agent/orchestration.join": async | trappable,
+        default: trappable,
+    },
 });
 
 pub(crate) use clocks::add_to_linker as add_bounded_clock_to_linker;
+pub use runway::agent::orchestration::{
+    Child, ChildResult, ChildState, Delegation, HandoffRequest, JoinMode, LockRequest, RetryPolicy,
+};
 pub use runway::agent::types::LockMode as WitLockMode;
 pub use runway::agent::types::{Error as GuestError, HeldLock, RunInfo};
 
@@ -67,6 +77,9 @@ pub struct RunState {
     pub(crate) output: RunOutput,
     /// The run's limits, deadline and cancel switch.
     pub(crate) bounds: RunBounds,
+    /// The `orchestration` interface: the way to the controller, when the
+    /// run flies under one.
+    pub(crate) family: Option<Family>,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -122,6 +135,7 @@ impl RunState {
                 _awake: awake,
                 cancel: Cancel::default(),
             },
+            family: None,
             wasi,
             table: ResourceTable::new(),
         }

@@ -1,0 +1,295 @@
+//! Delegation: a running runway asks (through its `orchestration.delegate`
+//! call) for a child, and the controller files one on its behalf, or
+//! refuses saying why. Deny by default, rights only narrow:
+//!
+//! 1. the parent must be running the attempt that asks;
+//! 2. a delegation asked again with the same key gets its first child back
+//!    (unless that child ended badly: then a new one is filed), so a
+//!    retried parent never runs a child that succeeded twice;
+//! 3. the parent's grants must name the agent (`[delegate] agents`), and
+//!    the agent must be loaded;
+//! 4. depth, children per parent and descendants per tree stay within the
+//!    parent's grants and what its ancestors left it (`Lineage::reach`);
+//! 5. the child's locks are checked as filing checks a plan's, against the
+//!    child's grants — and each must be granted to every ancestor too;
+//! 6. no hold-and-wait: a dataset an ancestor holds is refused, naming it;
+//!    any other lock is taken at once if free, or the delegation is refused
+//!    naming its holders (`Tower::request_at_once`);
+//! 7. the parent takes one of the host's waiting places at its first
+//!    delegation (a parent may wait on its children only in one).
+//!
+//! The child is then filed like any runway (its FILING record carries its
+//! lineage) and waits only for a worker, before runways that are not
+//! children.
+
+use std::time::Duration;
+
+use runway_audit::{LockMode, State};
+
+use super::DispatchError;
+use super::dispatch::Dispatch;
+use super::plan::{Backoff, Lineage, Manifest, Retry};
+use super::runway::{Runway, Transition};
+use super::tower::Request;
+use crate::limits::{MAX_WAITING_PARENTS, MAX_WINDOW_SECS};
+use crate::sandbox::hostcalls::{Child, Delegation, GuestError, WitLockMode};
+
+impl Dispatch {
+    /// Files the child `request` asks for, for runway `parent`'s attempt
+    /// `attempt` (its delegation number `position`), or says why not.
+    pub(super) fn delegate(
+        &mut self,
+        parent: &str,
+        attempt: u32,
+        position: u32,
+        request: Delegation,
+    ) -> Result<Result<Child, GuestError>, DispatchError> {
+        let Some(&p) = self.book.index.get(parent) else {
+            return Ok(Err(GuestError::Denied(format!("no runway {parent}"))));
+        };
+        let pr = &self.book.runways[p];
+        if pr.state() != State::Running || pr.course.attempt != attempt || self.stopping {
+            return Ok(Err(GuestError::Denied(format!(
+                "runway {parent} is not running attempt {attempt} any more"
+            ))));
+        }
+        let key = request.key.clone().unwrap_or_else(|| position.to_string());
+        if let Some(&c) = self.family.keys.get(&(p, key.clone())) {
+            let child = &self.book.runways[c];
+            if !child.ended() || child.state() == State::Succeeded {
+                return Ok(Ok(child.id().to_string()));
+            }
+        }
+        let manifest = match self.child_manifest(p, attempt, key.clone(), request) {
+            Ok(m) => m,
+            Err(refused) => return Ok(Err(refused)),
+        };
+        let wants = self.host.tower.intern(&manifest.datasets);
+        let plugin = self.host.plugins().get(&manifest.agent);
+        let depth = manifest.lineage.as_ref().map_or(0, |l| l.depth);
+        let root = self.root_of(p);
+        let agent_limit = plugin.as_ref().and_then(|g| g.grants.limits.max_running);
+        let child_id = manifest.id.clone();
+        let request = Request {
+            slot: self.book.runways.len(),
+            runway: child_id.clone(),
+            wants: wants.clone(),
+            priority: manifest.priority,
+            agent: manifest.agent.clone(),
+            agent_limit,
+            depth,
+        };
+        let reply = self.flights.clear_tx.clone();
+        let ticket = match self.host.tower.request_at_once(request, reply) {
+            Ok(ticket) => ticket,
+            Err(holders) => {
+                return Ok(Err(GuestError::LockLost(format!(
+                    "{parent} delegating to {}: its locks are held by {}; a child takes only locks free now",
+                    manifest.agent,
+                    holders.join(", ")
+                ))));
+            }
+        };
+        self.family.places.insert(p);
+        let mut runway = Runway::new(manifest, child_id.clone(), plugin);
+        runway.wants = Some(wants);
+        runway.ticket = Some(ticket);
+        runway.course.history.push(Transition {
+            at: self.clock.now(),
+            state: State::Queued,
+            reason: format!("delegated by {parent}"),
+            by: None,
+        });
+        let c = self.add(runway);
+        self.schedule.dirty.remove(&c);
+        self.family.keys.insert((p, key), c);
+        *self.family.descendants.entry(root).or_insert(0) += 1;
+        let event = self.book.runways[c].filing();
+        self.record(c, None, event);
+        self.enter(
+            c,
+            State::WaitingLocks,
+            "its locks are taken; waiting for a worker".into(),
+            None,
+        )?;
+        Ok(Ok(child_id))
+    }
+
+    /// The root of runway `i`'s tree (itself when it is not a child).
+    pub(super) fn root_of(&self, i: usize) -> usize {
+        match &self.book.runways[i].manifest.lineage {
+            Some(l) => self.book.index.get(&l.root).copied().unwrap_or(i),
+            None => i,
+        }
+    }
+
+    /// The manifest of the child runway `p`'s attempt asks for, checked
+    /// (rules 3–7 of the module doc but the locks' holders).
+    fn child_manifest(
+        &mut self,
+        p: usize,
+        attempt: u32,
+        key: String,
+        request: Delegation,
+    ) -> Result<Manifest, GuestError> {
+        let pr = &self.book.runways[p];
+        let parent = pr.id().to_string();
+        let grants = pr.plugin.as_ref().map(|g| &g.grants);
+        let Some(may) = grants.and_then(|g| g.delegate.as_ref()) else {
+            return Err(GuestError::Denied(format!(
+                "agent {} may not delegate: its grants have no [delegate]",
+                pr.manifest.agent
+            )));
+        };
+        if !may.names(&request.agent) {
+            return Err(GuestError::Denied(format!(
+                "agent {} may not delegate to {}: its grants' [delegate] agents do not name it",
+                pr.manifest.agent, request.agent
+            )));
+        }
+        let Some(plugin) = self.host.plugins().get(&request.agent) else {
+            return Err(GuestError::NotFound(format!(
+                "no plugin named {} is loaded",
+                request.agent
+            )));
+        };
+        let (depth, reach) = match &pr.manifest.lineage {
+            Some(l) => (l.depth, l.reach),
+            None => (0, may.depth),
+        };
+        if reach == 0 {
+            return Err(GuestError::Limit(format!(
+                "depth: {parent} is {depth} level(s) below its root and may delegate no deeper"
+            )));
+        }
+        let children = self.book.children[p].len();
+        if children >= may.children as usize {
+            return Err(GuestError::Limit(format!(
+                "children: {parent} has {children} children, its grants allow {}",
+                may.children
+            )));
+        }
+        let root = self.root_of(p);
+        let descendants = self.family.descendants.get(&root).copied().unwrap_or(0);
+        let allowed = self.book.runways[root]
+            .plugin
+            .as_ref()
+            .and_then(|g| g.grants.delegate.as_ref())
+            .map_or(0, |d| d.descendants);
+        if descendants >= allowed {
+            let root_id = self.book.runways[root].id();
+            return Err(GuestError::Limit(format!(
+                "descendants: the tree of {root_id} has {descendants} runways below its root, its grants allow {allowed}"
+            )));
+        }
+        if !self.family.places.contains(&p)
+            && self.family.places.len() >= MAX_WAITING_PARENTS as usize
+        {
+            return Err(GuestError::Limit(format!(
+                "the host's {MAX_WAITING_PARENTS} places for parents waiting on children are all taken"
+            )));
+        }
+        let own_reach = plugin.grants.delegate.as_ref().map_or(0, |d| d.depth);
+        let root_id = self.book.runways[root].id().to_string();
+        let n = descendants + 1;
+        let id = self.book.fresh_id(&child_id(&root_id, n));
+        let pr = &self.book.runways[p];
+        let manifest = Manifest {
+            id,
+            agent: request.agent.clone(),
+            action: request.action,
+            datasets: request
+                .locks
+                .iter()
+                .map(|l| (l.dataset.clone(), lock_mode(l.mode)))
+                .collect(),
+            after: Vec::new(),
+            input: request.input,
+            priority: pr.manifest.priority,
+            window: request
+                .window_secs
+                .map(|s| Duration::from_secs(s.min(MAX_WINDOW_SECS))),
+            retry: match request.retry {
+                None => Retry::default(),
+                Some(r) => Retry {
+                    attempts: r.attempts,
+                    backoff: Backoff::Exponential,
+                    initial: Duration::from_millis(r.backoff_ms.min(MAX_WINDOW_SECS * 1000)),
+                    ..Retry::default()
+                },
+            },
+            lineage: Some(Lineage {
+                parent: parent.clone(),
+                attempt,
+                root: root_id,
+                key,
+                depth: depth + 1,
+                reach: (reach - 1).min(own_reach),
+            }),
+            ..Manifest::default()
+        };
+        if manifest.datasets.len() != request.locks.len() {
+            return Err(GuestError::Invalid(
+                "delegate: a dataset is named twice in the child's locks".into(),
+            ));
+        }
+        manifest
+            .check_asked(&plugin.grants)
+            .map_err(|e| GuestError::Denied(e.to_string()))?;
+        self.check_ancestors(p, &manifest)?;
+        Ok(manifest)
+    }
+
+    /// Every ancestor of the child (`p` first) must be granted each of its
+    /// locks, and may hold none of them (nothing is handed down).
+    fn check_ancestors(&self, p: usize, child: &Manifest) -> Result<(), GuestError> {
+        let mut a = Some(p);
+        while let Some(i) = a {
+            let r = &self.book.runways[i];
+            for (dataset, &mode) in &child.datasets {
+                let granted = r
+                    .plugin
+                    .as_ref()
+                    .is_some_and(|g| g.grants.permits(dataset, mode));
+                if !granted {
+                    return Err(GuestError::Denied(format!(
+                        "{} may not lock {dataset} ({}): ancestor {} (agent {}) is not granted it",
+                        child.agent,
+                        mode.name(),
+                        r.id(),
+                        r.manifest.agent
+                    )));
+                }
+                let holds = r.state() == State::Running
+                    && r.course.locks.iter().any(|l| &l.dataset == dataset);
+                if holds {
+                    return Err(GuestError::Denied(format!(
+                        "{dataset} is held by ancestor {}, which does not hand it down",
+                        r.id()
+                    )));
+                }
+            }
+            a = self.book.parent_of(i);
+        }
+        Ok(())
+    }
+}
+
+/// A child's runway id: its tree's root and its number there.
+fn child_id(root: &str, n: u32) -> String {
+    let suffix = format!(".{n}");
+    let mut base = crate::names::MAX_DATASET
+        .saturating_sub(suffix.len())
+        .min(root.len());
+    while !root.is_char_boundary(base) {
+        base -= 1;
+    }
+    format!("{}{suffix}", &root[..base])
+}
+
+fn lock_mode(mode: WitLockMode) -> LockMode {
+    match mode {
+        WitLockMode::Shared => LockMode::Shared,
+        WitLockMode::Exclusive => LockMode::Exclusive,
+    }
+}
