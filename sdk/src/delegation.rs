@@ -18,6 +18,54 @@ use crate::{Delegation, Error, Handoff, LockMode, LockRequest, RetryPolicy};
 /// [`Handoff::action`] says otherwise: a manifest's default.
 const DEFAULT_ACTION: &str = "run";
 
+/// The methods a [`Delegation`] and a [`Handoff`] share: the action, locks,
+/// window and retries of the runway filed (`$who` in their docs).
+macro_rules! runway_terms {
+    ($who:literal) => {
+        #[doc = concat!("The action ", $who, " is asked for.")]
+        pub fn action(mut self, action: &str) -> Self {
+            self.action = action.into();
+            self
+        }
+
+        #[doc = concat!(
+                    "A lock for ", $who, ", after those asked before. A dataset its parent ",
+                    "holds (this run, for a child; this run's parent, for the agent taking ",
+                    "over) is handed down, and the parent's calls there answer ",
+                    "[`Error::LockLost`] until ", $who, " has ended. Any other is taken at ",
+                    "once if free, or refused naming its holder."
+                )]
+        pub fn lock(mut self, dataset: &str, mode: LockMode) -> Self {
+            let dataset = dataset.into();
+            self.locks.push(LockRequest { dataset, mode });
+            self
+        }
+
+        #[doc = concat!(
+                    "The window of ", $who, ", when shorter than its grants' (rounded up ",
+                    "to whole seconds)."
+                )]
+        pub fn window(mut self, window: Duration) -> Self {
+            let started = u64::from(window.subsec_nanos() > 0);
+            self.window_secs = Some(window.as_secs() + started);
+            self
+        }
+
+        #[doc = concat!(
+                    "Try ", $who, " `attempts` times in all (the first included), waiting ",
+                    "`backoff` before the second attempt and twice as long before each next."
+                )]
+        pub fn retry(mut self, attempts: u32, backoff: Duration) -> Self {
+            let backoff_ms = millis(backoff);
+            self.retry = Some(RetryPolicy {
+                attempts,
+                backoff_ms,
+            });
+            self
+        }
+    };
+}
+
 impl Delegation {
     /// A child running `agent` (its action `run`, no input, no locks):
     ///
@@ -46,12 +94,6 @@ impl Delegation {
         }
     }
 
-    /// The action the child is asked for.
-    pub fn action(mut self, action: &str) -> Self {
-        self.action = action.into();
-        self
-    }
-
     /// The child's input: `value` as JSON, which the child reads with
     /// [`Context::input`](crate::Context::input). A value that does not
     /// serialize is [`Error::Invalid`] naming the agent.
@@ -67,30 +109,6 @@ impl Delegation {
         self
     }
 
-    /// A lock for the child, after those asked before. A dataset this run
-    /// holds is handed down: this run's calls there answer
-    /// [`Error::LockLost`] until the child has ended. Any other is taken at
-    /// once if free, or the delegation is refused naming its holder.
-    pub fn lock(mut self, dataset: &str, mode: LockMode) -> Self {
-        self.locks.push(lock_request(dataset, mode));
-        self
-    }
-
-    /// The child's window, when shorter than its grants' (rounded up to
-    /// whole seconds).
-    pub fn window(mut self, window: Duration) -> Self {
-        self.window_secs = Some(whole_secs(window));
-        self
-    }
-
-    /// Try the child `attempts` times in all (the first included), waiting
-    /// `backoff` before the second attempt and twice as long before each
-    /// next.
-    pub fn retry(mut self, attempts: u32, backoff: Duration) -> Self {
-        self.retry = Some(retry_policy(attempts, backoff));
-        self
-    }
-
     /// The idempotency key: delegating again with the same key (in a retried
     /// attempt of this run too, after a crash) gives back the child filed
     /// the first time, and its result once it has one.
@@ -98,6 +116,8 @@ impl Delegation {
         self.key = Some(key.into());
         self
     }
+
+    runway_terms!("the child");
 }
 
 impl Handoff {
@@ -113,50 +133,7 @@ impl Handoff {
         }
     }
 
-    /// The action the agent taking over is asked for.
-    pub fn action(mut self, action: &str) -> Self {
-        self.action = action.into();
-        self
-    }
-
-    /// A lock for the agent taking over, after those asked before; as
-    /// [`Delegation::lock`].
-    pub fn lock(mut self, dataset: &str, mode: LockMode) -> Self {
-        self.locks.push(lock_request(dataset, mode));
-        self
-    }
-
-    /// Its window, when shorter than its grants' (rounded up to whole
-    /// seconds).
-    pub fn window(mut self, window: Duration) -> Self {
-        self.window_secs = Some(whole_secs(window));
-        self
-    }
-
-    /// Its retries; as [`Delegation::retry`].
-    pub fn retry(mut self, attempts: u32, backoff: Duration) -> Self {
-        self.retry = Some(retry_policy(attempts, backoff));
-        self
-    }
-}
-
-fn lock_request(dataset: &str, mode: LockMode) -> LockRequest {
-    LockRequest {
-        dataset: dataset.into(),
-        mode,
-    }
-}
-
-/// `window` in seconds, a started second counted whole.
-fn whole_secs(window: Duration) -> u64 {
-    window.as_secs() + u64::from(window.subsec_nanos() > 0)
-}
-
-fn retry_policy(attempts: u32, backoff: Duration) -> RetryPolicy {
-    RetryPolicy {
-        attempts,
-        backoff_ms: millis(backoff),
-    }
+    runway_terms!("the agent taking over");
 }
 
 /// `d` in whole milliseconds, `u64::MAX` past it.
@@ -223,7 +200,11 @@ mod tests {
             .window(Duration::from_secs(30))
             .retry(2, Duration::from_secs(1));
         assert_eq!((h.agent.as_str(), h.action.as_str()), ("appeals", "review"));
-        assert_eq!(h.locks, [lock_request("cases", LockMode::Exclusive)]);
+        let cases = LockRequest {
+            dataset: "cases".into(),
+            mode: LockMode::Exclusive,
+        };
+        assert_eq!(h.locks, [cases]);
         assert_eq!(h.window_secs, Some(30));
         assert_eq!(h.retry.map(|r| r.backoff_ms), Some(1000));
         assert_eq!(Handoff::to("x").action, "run");

@@ -56,10 +56,7 @@ impl Context {
         let children = delegations
             .into_iter()
             .enumerate()
-            .map(|(i, d)| {
-                let what = format!("delegation {} of {n} (agent {})", i + 1, d.agent);
-                self.delegate(d).map_err(|e| e.within(&what))
-            })
+            .map(|(i, d)| self.delegate_as(&format!("delegation {} of {n}", i + 1), d))
             .collect::<Result<_, _>>()?;
         Ok(Parallel {
             children,
@@ -95,8 +92,7 @@ impl Context {
                 step.input = previous.output.unwrap_or_default();
             }
             let what = format!("chain step {} of {n}", i + 1);
-            let agent = format!("{what} (agent {})", step.agent);
-            let child = self.delegate(step).map_err(|e| e.within(&agent))?;
+            let child = self.delegate_as(&what, step)?;
             let result = self.join_one(child)?;
             if !result.succeeded() {
                 return Err(Error::Invalid(format!("{what}: {}", result.summary())));
@@ -119,6 +115,13 @@ impl Context {
     /// manifest's `heartbeat`.
     pub fn progress(&self, done: u64, total: u64, message: &str) {
         host::progress(done, total, message);
+    }
+
+    /// [`delegate`](Self::delegate), a refusal saying which delegation it
+    /// was: `WHAT (agent AGENT): ...`, of the same kind.
+    fn delegate_as(&self, what: &str, delegation: Delegation) -> Result<Child, Error> {
+        let what = format!("{what} (agent {})", delegation.agent);
+        self.delegate(delegation).map_err(|e| e.within(&what))
     }
 
     /// Waits for one child to end, however it ends.
