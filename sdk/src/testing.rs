@@ -89,13 +89,15 @@
 //! ```
 //!
 //! Natively, children run one at a time, in the order joined, when a join
-//! needs them (see below); a child never joined never runs, and a join's
-//! timeout is not kept (nothing runs beside the joining run, so each child
-//! runs to its end). Joins:
-//! `all` runs every child; `any` the first that has not ended; `first-success`
-//! runs them in order until one succeeds and reports the rest `cancelled`
-//! (they never run); `quorum(n)` runs them in order until `n` succeeded or
-//! too few are left to. A child joined again gives back how it ended.
+//! needs them; a child never joined never runs, and a join's timeout is
+//! not kept (nothing runs beside the joining run, so each child runs to its
+//! end). `all` runs every child still waiting; `any` runs the first waiting
+//! one, unless one has ended already; `first-success` runs them in order
+//! until one succeeds and reports the rest `cancelled` (they never run);
+//! `quorum(n)` runs them in order until `n` succeeded or too few are left
+//! to. A child joined again gives back how it ended. A child that fails is
+//! run again as its retry policy says (no backoff waited), its attempt
+//! number counting up.
 //!
 //! Locks go as on the real host: a dataset the parent holds is handed down
 //! (shared to any number of children, exclusive to one) and the parent's
@@ -107,8 +109,9 @@
 //! past that), so a cycle of delegations stops.
 //!
 //! A [`Context::handoff`](crate::Context::handoff) is recorded on the
-//! [`Run`] ([`Run::handoff`]) when the run succeeds; if the test registered
-//! the agent it names, that agent then runs in the run's place, its input
+//! [`Run`] ([`Run::handoff`]) when the run succeeds, whether or not the
+//! test registered the agent it names; if it did, that agent then runs in
+//! the run's place (with the locks the handoff asks for), its input
 //! the run's output, its runway id the run's and `.handoff`
 //! ([`Run::successor`]): a parent joining a child that handed off gets the
 //! last of the line's results (its agent, state and output). Progress

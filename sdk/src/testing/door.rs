@@ -24,7 +24,7 @@ pub(crate) fn info() -> RunInfo {
 
 pub(crate) fn read(dataset: &str, key: &str) -> Result<Vec<u8>, Error> {
     with(|s| {
-        let (run, committed) = (s.stack.last().expect("a run calls"), &s.committed);
+        let (run, committed) = s.caller_and_committed();
         run.check(dataset, LockMode::Shared)?;
         run.lookup(committed, dataset, key)
             .map(<[u8]>::to_vec)
@@ -46,7 +46,7 @@ pub(crate) fn write(dataset: &str, key: &str, value: &[u8]) -> Result<(), Error>
 
 pub(crate) fn delete(dataset: &str, key: &str) -> Result<(), Error> {
     with(|s| {
-        let (run, committed) = (s.stack.last_mut().expect("a run calls"), &s.committed);
+        let (run, committed) = s.caller_and_committed();
         run.check(dataset, LockMode::Exclusive)?;
         if run.lookup(committed, dataset, key).is_none() {
             return Err(Error::NotFound(format!("{dataset}/{key}")));
@@ -66,7 +66,7 @@ pub(crate) fn list(
     limit: u32,
 ) -> Result<Page, Error> {
     with(|s| {
-        let (run, committed) = (s.stack.last().expect("a run calls"), &s.committed);
+        let (run, committed) = s.caller_and_committed();
         run.check(dataset, LockMode::Shared)?;
         let mut keys = run.keys_after(committed, dataset, prefix, cursor);
         let limit = limit.clamp(1, MAX_PAGE) as usize;
@@ -79,7 +79,7 @@ pub(crate) fn list(
 
 pub(crate) fn count(dataset: &str, prefix: &str) -> Result<u64, Error> {
     with(|s| {
-        let (run, committed) = (s.stack.last().expect("a run calls"), &s.committed);
+        let (run, committed) = s.caller_and_committed();
         run.check(dataset, LockMode::Shared)?;
         Ok(run.keys_after(committed, dataset, prefix, None).len() as u64)
     })

@@ -196,3 +196,28 @@ fn a_cycle_of_delegations_stops_at_the_depth_limit() {
         "{message}"
     );
 }
+
+/// Races a child handed `apps` against one that wins first; writes `apps`
+/// after the join.
+struct RaceWithALock;
+
+impl Agent for RaceWithALock {
+    fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+        ctx.first_success([
+            Delegation::to("double").input(&1)?,
+            Delegation::to("double")
+                .input(&2)?
+                .lock("apps", LockMode::Exclusive),
+        ])?;
+        ctx.dataset("apps").write("after", b"parent")
+    }
+}
+
+#[test]
+fn a_cancelled_child_gives_its_lock_back() {
+    let mut host = host().lock("apps", LockMode::Exclusive);
+    let run = host.run::<RaceWithALock>();
+    assert!(run.output.is_ok(), "{:?}", run.output);
+    assert_eq!(run.children()[1].state, ChildState::Cancelled);
+    assert_eq!(host.read("apps", "after"), Some(&b"parent"[..]));
+}

@@ -76,9 +76,14 @@ pub(super) fn with<T>(f: impl FnOnce(&mut Session) -> T) -> T {
 impl Session {
     /// The run making the call.
     pub(super) fn caller(&mut self) -> &mut Frame {
-        self.stack
-            .last_mut()
-            .expect("a host call comes from a run in progress")
+        self.caller_and_committed().0
+    }
+
+    /// The run making the call, and the committed records it reads through.
+    pub(super) fn caller_and_committed(&mut self) -> (&mut Frame, &Datasets) {
+        let run = self.stack.last_mut();
+        let run = run.expect("a host call comes from a run in progress");
+        (run, &self.committed)
     }
 }
 
