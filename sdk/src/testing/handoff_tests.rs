@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::TestHost;
 use super::delegation_tests::{WhoAmI, host, who_am_i};
-use crate::{Agent, ChildResult, Context, Delegation, Error, Handoff, JoinMode};
+use crate::{Agent, ChildResult, Context, Delegation, Error, Handoff, JoinMode, LockMode};
 
 struct HandOff;
 
@@ -82,4 +82,40 @@ fn a_parent_gets_the_last_of_a_handed_off_lines_results() {
     });
     let run = host.run::<JoinsAHandoff>();
     assert_eq!(run.json::<(String, u64)>(), ("square".into(), 16));
+}
+
+struct HandsOnALock;
+
+impl Agent for HandsOnALock {
+    fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+        let child = ctx.delegate(Delegation::to("marks").lock("free", LockMode::Exclusive))?;
+        let [result] = <[ChildResult; 1]>::try_from(ctx.join(&[child], JoinMode::All, None)?)
+            .expect("one result");
+        Ok((result.agent.clone(), result.json::<String>()?))
+    }
+}
+
+#[test]
+fn the_agent_taking_over_can_take_the_locks_its_predecessor_held() {
+    let mark = |ctx: &Context| {
+        let agent = &ctx.info().agent;
+        ctx.dataset("free").put(agent, agent)?;
+        Ok(agent.clone())
+    };
+    let mut host = TestHost::new()
+        .agent_fn("marks", move |ctx: &Context| {
+            ctx.handoff(Handoff::to("marks-too").lock("free", LockMode::Exclusive))?;
+            mark(ctx)
+        })
+        .agent_fn("marks-too", mark);
+    let run = host.run::<HandsOnALock>();
+    assert_eq!(
+        run.json::<(String, String)>(),
+        ("marks-too".into(), "marks-too".into())
+    );
+    assert_eq!(
+        host.keys("free"),
+        ["marks", "marks-too"],
+        "both lines' writes landed"
+    );
 }

@@ -51,13 +51,17 @@ pub(super) fn grant(
     Ok(granted)
 }
 
-/// `child`, a child of the innermost run of `stack`, has ended: the locks
-/// it was handed go back to that run, each with a fresh token once no other
-/// child holds it.
+/// `child`, a child of the innermost run of `stack`, has ended: it holds
+/// no lock any more, and the locks it was handed go back to that run, each
+/// with a fresh token once no other child holds it.
 pub(super) fn land(stack: &mut [Frame], tokens: &mut u64, child: &str) {
-    let Some(Frame { info, lent, .. }) = stack.last_mut() else {
+    let Some(parent) = stack.last_mut() else {
         return;
     };
+    if let Some(filed) = parent.child_mut(child) {
+        filed.info.locks.clear();
+    }
+    let Frame { info, lent, .. } = parent;
     lent.retain(|dataset, holders| {
         holders.retain(|(holder, _)| holder != child);
         if !holders.is_empty() {
