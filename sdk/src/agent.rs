@@ -29,9 +29,12 @@ pub trait RawAgent {
 /// context once, hand it to the agent, encode its output.
 #[doc(hidden)]
 pub fn __run<A: Agent>() -> Result<Vec<u8>, Error> {
-    let ctx = Context::from_host();
-    let output = A::run(&ctx)?;
-    serde_json::to_vec(&output).map_err(|e| Error::Invalid(format!("output: {e}")))
+    encode_output(&A::run(&Context::from_host())?)
+}
+
+/// A run's output as JSON; a value that does not serialize fails the run.
+pub(crate) fn encode_output<T: Serialize + ?Sized>(output: &T) -> Result<Vec<u8>, Error> {
+    serde_json::to_vec(output).map_err(|e| Error::Invalid(format!("output: {e}")))
 }
 
 /// Glue called by `export_agent!(raw ..)`.

@@ -35,6 +35,19 @@ impl Error {
         }
     }
 
+    /// The same case, its message prefixed with `what` and `: `: where an
+    /// error from one of several calls came from.
+    pub(crate) fn within(self, what: &str) -> Self {
+        let wrap = |m: String| format!("{what}: {m}");
+        match self {
+            Error::Denied(m) => Error::Denied(wrap(m)),
+            Error::LockLost(m) => Error::LockLost(wrap(m)),
+            Error::NotFound(m) => Error::NotFound(wrap(m)),
+            Error::Invalid(m) => Error::Invalid(wrap(m)),
+            Error::Limit(m) => Error::Limit(wrap(m)),
+        }
+    }
+
     /// The WIT name of the case: `denied`, `lock-lost`, `not-found`,
     /// `invalid` or `limit`.
     pub fn kind(&self) -> &'static str {
@@ -71,6 +84,12 @@ mod tests {
     fn display_names_the_wit_case() {
         let e = Error::LockLost("fenced by token 7".into());
         assert_eq!(e.to_string(), "lock-lost: fenced by token 7");
+    }
+
+    #[test]
+    fn within_keeps_the_case() {
+        let e = Error::Denied("no grant".into()).within("delegation 2 of 3");
+        assert_eq!(e, Error::Denied("delegation 2 of 3: no grant".into()));
     }
 
     #[test]

@@ -8,7 +8,12 @@
 //! call there needs no line here.
 
 #[cfg(not(all(feature = "testing", not(target_arch = "wasm32"))))]
-pub(crate) use crate::bindings::runway::agent::{context::info, datasets::*, log::log};
+pub(crate) use crate::bindings::runway::agent::{
+    context::info,
+    datasets::*,
+    log::log,
+    orchestration::{delegate, handoff, join, progress},
+};
 
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
 pub(crate) use crate::testing::door::*;

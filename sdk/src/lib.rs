@@ -112,6 +112,79 @@
 //! `log::info!("wrote {n} records")`. Lines are kept with the run (capped by
 //! the grants' log budget) and audited.
 //!
+//! ## Delegating
+//!
+//! A run may have other agents do part of its work. Each child is a runway
+//! of its own, filed by the host for this run — its own grants (narrowed
+//! to this run's), limits, locks and audit records — and joined when the
+//! run needs it; waiting in a join holds no worker. A [`Delegation`] says
+//! what a child is asked: agent, action, input, locks, window, retries,
+//! idempotency key.
+//!
+//! ```no_run
+//! use runway_sdk::{Agent, Context, Delegation, Error, Handoff, LockMode, export_agent};
+//! use serde::Serialize;
+//! use std::time::Duration;
+//!
+//! struct Planner;
+//!
+//! impl Agent for Planner {
+//!     fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+//!         // Scatter: a reviewer per shard, all at once; gather their outputs.
+//!         let mut shards = Vec::new();
+//!         for shard in 0..4 {
+//!             shards.push(Delegation::to("reviewer").action("review").input(&shard)?);
+//!         }
+//!         let reviews = ctx.parallel(shards)?.timeout(Duration::from_secs(60)).join_all()?;
+//!         let flagged = reviews.iter().map(|r| r.json()).collect::<Result<Vec<u32>, _>>()?;
+//!         ctx.progress(4, 6, "reviewed");
+//!
+//!         // Race two redundant scorers: the first success wins, the other is cancelled.
+//!         let winner = ctx.first_success([
+//!             Delegation::to("scorer-a").input(&flagged)?,
+//!             Delegation::to("scorer-b").input(&flagged)?,
+//!         ])?;
+//!         let score: f64 = winner.json()?;
+//!
+//!         // A pipeline: each step's input is the previous step's output. This
+//!         // run's `summaries` lock is handed down to the aggregator.
+//!         ctx.chain([
+//!             Delegation::to("normalise").input(&score)?,
+//!             Delegation::to("aggregator").lock("summaries", LockMode::Exclusive),
+//!         ])?;
+//!         ctx.progress(6, 6, "summarised");
+//!
+//!         // Appeals takes over when this run ends, with its output as input.
+//!         ctx.handoff(Handoff::to("appeals").action("review"))?;
+//!         Ok(flagged)
+//!     }
+//! }
+//!
+//! export_agent!(Planner);
+//! ```
+//!
+//! One child at a time: [`Context::delegate`] gives a [`Child`],
+//! [`Context::join`] waits for children in a [`JoinMode`] (`All`, `Any`,
+//! `FirstSuccess`, `Quorum(n)`) with an optional timeout. Every join gives
+//! back each child's [`ChildResult`] in the order asked — its
+//! [`ChildState`], and its output or the reason it did not succeed — on a
+//! timeout too, so nothing a finished child produced is lost. A child that
+//! did not succeed is a value, not an error; the helpers that need a
+//! success ([`ChildResult::json`], `first_success`, `chain`) make its
+//! absence an [`Error::Invalid`] saying which child ended how.
+//!
+//! Locks: a dataset this run holds, named in a delegation, is handed down —
+//! the child gets it with a fresh, higher token, and this run's calls there
+//! answer [`Error::LockLost`] until the child has ended, when the lock
+//! comes back with a fresh token. Any other lock is taken at once if free,
+//! or the delegation is refused naming the holder; nothing waits. A
+//! delegation given a key ([`Delegation::key`]; by default the host uses
+//! this runway and the call's position) is filed once: asked again, in a
+//! retried attempt too, it gives back the same child and its result.
+//!
+//! `testing::TestHost` runs delegating agents natively, children as other
+//! agents or closures; see the `testing` module.
+//!
 //! ## Errors
 //!
 //! [`Error`] is the WIT `error` variant: `Denied`, `LockLost`, `NotFound`,
@@ -129,17 +202,26 @@
 mod agent;
 #[doc(hidden)]
 pub mod bindings;
+mod children;
 mod context;
 mod dataset;
+mod delegation;
 mod error;
 mod host;
 pub mod log;
+mod orchestration;
 // Native only: in a component the WIT imports are the host.
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
 pub mod testing;
 
 pub use agent::{__run, __run_raw, Agent, RawAgent};
+pub use bindings::runway::agent::orchestration::{
+    ChildResult, ChildState, Delegation, HandoffRequest as Handoff, JoinMode, LockRequest,
+    RetryPolicy,
+};
 pub use bindings::runway::agent::types::{HeldLock, LockMode, RunInfo};
+pub use children::Child;
 pub use context::Context;
 pub use dataset::{Dataset, Keys, PAGE_SIZE};
 pub use error::Error;
+pub use orchestration::Parallel;

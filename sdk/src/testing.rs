@@ -41,38 +41,133 @@
 //! writes are committed
 //! only when `run` returns `Ok`. What it leaves to the real host: name
 //! rules, size and fuel limits, windows, fencing by newer tokens, audit.
+//!
+//! ## Delegating agents
+//!
+//! The agents a run delegates to are registered on the host, as agent
+//! types ([`TestHost::agent`]) or closures ([`TestHost::agent_fn`]); a
+//! delegation to any other is [`Error::Denied`] naming it, as the host
+//! denies an agent the grants do not name. Each child is a nested run with
+//! its own [`RunInfo`] (runway `test-1.1`, `test-1.2`, ... under its
+//! parent; the delegation's action and input; its locks with fresh,
+//! higher tokens; attempt 1, counting up through its retry policy) and its
+//! own staged writes, committed when it succeeds.
+//!
+//! ```
+//! use runway_sdk::testing::TestHost;
+//! use runway_sdk::{Agent, ChildState, Context, Delegation, Error, LockMode};
+//! use serde::Serialize;
+//!
+//! /// Asks two scorers; keeps the first good score.
+//! struct Race;
+//!
+//! impl Agent for Race {
+//!     fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+//!         let winner = ctx.first_success([
+//!             Delegation::to("flaky").input(&7)?,
+//!             Delegation::to("steady").input(&7)?.lock("scores", LockMode::Exclusive),
+//!         ])?;
+//!         winner.json::<u64>()
+//!     }
+//! }
+//!
+//! let mut host = TestHost::new()
+//!     .lock("scores", LockMode::Exclusive)
+//!     .agent_fn("flaky", |_ctx: &Context| -> Result<u64, Error> {
+//!         Err(Error::Limit("out of fuel".into()))
+//!     })
+//!     .agent_fn("steady", |ctx: &Context| {
+//!         let n: u64 = ctx.input()?;
+//!         ctx.dataset("scores").put("last", &(n * 6))?; // under the lock handed down
+//!         Ok(n * 6)
+//!     });
+//! let run = host.run::<Race>();
+//! assert_eq!(run.json::<u64>(), 42);
+//! let states: Vec<_> = run.children().iter().map(|c| (c.runway.as_str(), c.state)).collect();
+//! assert_eq!(states, [("test-1.1", ChildState::Failed), ("test-1.2", ChildState::Succeeded)]);
+//! assert_eq!(host.get::<u64>("scores", "last"), Some(42));
+//! ```
+//!
+//! Natively, children run one at a time, in the order joined, when a join
+//! needs them; a child never joined never runs, and a join's timeout is
+//! not kept (nothing runs beside the joining run, so each child runs to its
+//! end). `all` runs every child still waiting; `any` runs the first waiting
+//! one, unless one has ended already; `first-success` runs them in order
+//! until one succeeds and reports the rest `cancelled` (they never run);
+//! `quorum(n)` runs them in order until `n` succeeded or too few are left
+//! to. A child joined again gives back how it ended. A child that fails is
+//! run again as its retry policy says (no backoff waited), its attempt
+//! number counting up.
+//!
+//! Locks go as on the real host: a dataset the parent holds is handed down
+//! (shared to any number of children, exclusive to one) and the parent's
+//! calls there answer [`Error::LockLost`] (`... delegated to test-1.1 ...`)
+//! until the child has ended, when the parent gets it back with a fresh
+//! token; any other dataset is taken if free, or the delegation refused
+//! naming its holder (a lock an ancestor holds and did not hand down is
+//! refused). A tree is at most 16 runs deep natively ([`Error::Limit`]
+//! past that), so a cycle of delegations stops.
+//!
+//! A [`Context::handoff`](crate::Context::handoff) is recorded on the
+//! [`Run`] ([`Run::handoff`]) when the run succeeds, whether or not the
+//! test registered the agent it names; if it did, that agent then runs in
+//! the run's place (with the locks the handoff asks for), its input
+//! the run's output, its runway id the run's and `.handoff`
+//! ([`Run::successor`]): a parent joining a child that handed off gets the
+//! last of the line's results (its agent, state and output). Progress
+//! reports are recorded in order ([`Run::progress`]); the children a run
+//! filed are listed as they stood when it ended ([`Run::children`]).
 
-use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet};
+#[cfg(test)]
+mod delegation_tests;
+pub(crate) mod door;
+mod frame;
+#[cfg(test)]
+mod handoff_tests;
+mod join;
+#[cfg(test)]
+mod lock_tests;
+mod locks;
+mod run;
+mod session;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::rc::Rc;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::bindings::runway::agent::log::Level;
-use crate::bindings::runway::agent::types::Page;
-use crate::{Agent, Error, HeldLock, LockMode, RunInfo};
+use crate::agent::encode_output;
+use crate::{Agent, Context, Error, HeldLock, LockMode, RunInfo};
+use frame::Datasets;
+pub use run::Run;
+use session::{Body, Session};
 
-/// Records of one dataset, by key.
-type Records = BTreeMap<String, Vec<u8>>;
-
-/// Most keys one `list` call returns (the real host's limit).
-const MAX_PAGE: u32 = 1000;
-
-/// An in-memory host: the run's identity, input and locks, and the datasets'
-/// committed records. Build it, then [`run`](Self::run) an agent against it.
+/// An in-memory host: the run's identity, input and locks, the datasets'
+/// committed records, and the agents it may delegate to. Build it, then
+/// [`run`](Self::run) an agent against it.
 #[derive(Debug, Clone)]
 pub struct TestHost {
     info: RunInfo,
-    datasets: BTreeMap<String, Records>,
+    datasets: Datasets,
+    agents: Agents,
 }
 
-/// What one run did: its output or error, and its log.
-#[derive(Debug, Clone)]
-pub struct Run {
-    /// The run's output (JSON bytes) or the error that failed it.
-    pub output: Result<Vec<u8>, Error>,
-    /// Messages the run logged, in order.
-    pub logs: Vec<(Level, String)>,
+/// Agent `A`'s `run`, as `export_agent!` calls it.
+fn body<A: Agent>() -> Body {
+    let run: fn() -> Result<Vec<u8>, Error> = crate::__run::<A>;
+    Rc::new(run)
+}
+
+/// The agents a run may delegate (or hand off) to, by name.
+#[derive(Clone, Default)]
+struct Agents(BTreeMap<String, Body>);
+
+impl fmt::Debug for Agents {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
 }
 
 impl Default for TestHost {
@@ -83,7 +178,7 @@ impl Default for TestHost {
 
 impl TestHost {
     /// Runway `test-1` of agent `test`, action `run`, attempt 1, empty
-    /// input, no locks, no datasets.
+    /// input, no locks, no datasets, no agents to delegate to.
     pub fn new() -> Self {
         Self {
             info: RunInfo {
@@ -95,6 +190,7 @@ impl TestHost {
                 locks: Vec::new(),
             },
             datasets: BTreeMap::new(),
+            agents: Agents::default(),
         }
     }
 
@@ -149,40 +245,41 @@ impl TestHost {
         self
     }
 
+    /// An agent runs may delegate or hand off to under `name`: agent type
+    /// `A`, as it would be exported.
+    pub fn agent<A: Agent>(mut self, name: &str) -> Self {
+        self.agents.0.insert(name.into(), body::<A>());
+        self
+    }
+
+    /// An agent runs may delegate or hand off to under `name`, as a
+    /// closure: it gets the child's [`Context`] and returns its output, as
+    /// [`Agent::run`] does.
+    pub fn agent_fn<T, F>(mut self, name: &str, run: F) -> Self
+    where
+        T: Serialize,
+        F: Fn(&Context) -> Result<T, Error> + 'static,
+    {
+        let body = move || encode_output(&run(&Context::from_host())?);
+        self.agents.0.insert(name.into(), Rc::new(body));
+        self
+    }
+
     /// Runs agent `A` once: its staged writes are committed if it returns
-    /// `Ok`, discarded if it returns `Err`. A panic in the agent propagates
-    /// (in a component it traps and fails the run).
+    /// `Ok`, discarded if it returns `Err`; the children it joins run
+    /// inside it, and the agent it hands off to (if registered) after it.
+    /// A panic in an agent propagates (in a component it traps and fails
+    /// the run).
     pub fn run<A: Agent>(&mut self) -> Run {
-        ACTIVE.with(|a| {
-            let mut a = a.borrow_mut();
-            assert!(a.is_none(), "TestHost::run called inside a run");
-            *a = Some(Active {
-                info: self.info.clone(),
-                committed: std::mem::take(&mut self.datasets),
-                staged: BTreeMap::new(),
-                logs: Vec::new(),
-            });
+        let installed = session::install(Session {
+            committed: std::mem::take(&mut self.datasets),
+            agents: self.agents.0.clone(),
+            stack: Vec::new(),
+            tokens: self.info.locks.iter().map(|l| l.token).max().unwrap_or(0),
         });
-        let output = crate::__run::<A>();
-        let active = ACTIVE
-            .with(|a| a.borrow_mut().take())
-            .expect("the run's state is still there");
-        self.datasets = active.committed;
-        if output.is_ok() {
-            for (dataset, changes) in active.staged {
-                let records = self.datasets.entry(dataset).or_default();
-                for (key, change) in changes {
-                    match change {
-                        Some(value) => records.insert(key, value),
-                        None => records.remove(&key),
-                    };
-                }
-            }
-        }
-        Run {
-            output,
-            logs: active.logs,
-        }
+        let run = session::run_line(self.info.clone(), body::<A>(), 1);
+        self.datasets = installed.finish().committed;
+        run
     }
 
     /// The committed bytes under `key`.
@@ -205,173 +302,6 @@ impl TestHost {
             .get(dataset)
             .map(|r| r.keys().map(String::as_str).collect())
             .unwrap_or_default()
-    }
-}
-
-impl Run {
-    /// The output decoded from JSON; panics, naming the error, if the run
-    /// failed.
-    pub fn json<T: DeserializeOwned>(&self) -> T {
-        match &self.output {
-            Ok(bytes) => serde_json::from_slice(bytes).expect("output is the JSON expected"),
-            Err(e) => panic!("the run failed: {e}"),
-        }
-    }
-
-    /// The error that failed the run; panics if it succeeded.
-    pub fn error(&self) -> &Error {
-        match &self.output {
-            Ok(bytes) => panic!("the run succeeded with {}", String::from_utf8_lossy(bytes)),
-            Err(e) => e,
-        }
-    }
-
-    /// The logged messages, without their levels.
-    pub fn messages(&self) -> Vec<&str> {
-        self.logs.iter().map(|(_, m)| m.as_str()).collect()
-    }
-}
-
-/// The state of the run in progress on this thread.
-struct Active {
-    info: RunInfo,
-    committed: BTreeMap<String, Records>,
-    /// Changes staged by the run: `None` deletes.
-    staged: BTreeMap<String, BTreeMap<String, Option<Vec<u8>>>>,
-    logs: Vec<(Level, String)>,
-}
-
-thread_local! {
-    static ACTIVE: RefCell<Option<Active>> = const { RefCell::new(None) };
-}
-
-impl Active {
-    /// The lock checks the real host makes, with its messages.
-    fn check(&self, dataset: &str, need: LockMode) -> Result<(), Error> {
-        let runway = &self.info.runway;
-        let Some(lock) = self.info.locks.iter().find(|l| l.dataset == dataset) else {
-            return Err(Error::Denied(format!(
-                "runway {runway} holds no lock on dataset {dataset}"
-            )));
-        };
-        if need == LockMode::Exclusive && lock.mode != LockMode::Exclusive {
-            return Err(Error::Denied(format!(
-                "writing to {dataset} needs an exclusive lock; runway {runway} holds it shared"
-            )));
-        }
-        Ok(())
-    }
-
-    /// The value the run sees under `key`: its own staged change, else the
-    /// committed one.
-    fn lookup(&self, dataset: &str, key: &str) -> Option<&[u8]> {
-        match self.staged.get(dataset).and_then(|s| s.get(key)) {
-            Some(change) => change.as_deref(),
-            None => self.committed.get(dataset)?.get(key).map(Vec::as_slice),
-        }
-    }
-
-    /// Keys of `dataset` with `prefix` strictly after `cursor`, staged
-    /// changes merged in.
-    fn keys_after(&self, dataset: &str, prefix: &str, cursor: Option<&str>) -> Vec<String> {
-        let wanted = |k: &&String| k.starts_with(prefix) && cursor.is_none_or(|c| k.as_str() > c);
-        let mut keys: BTreeSet<&String> = self
-            .committed
-            .get(dataset)
-            .map(|r| r.keys().filter(wanted).collect())
-            .unwrap_or_default();
-        for (key, change) in self.staged.get(dataset).into_iter().flatten() {
-            if wanted(&key) {
-                match change {
-                    Some(_) => keys.insert(key),
-                    None => keys.remove(key),
-                };
-            }
-        }
-        keys.into_iter().cloned().collect()
-    }
-}
-
-/// The in-memory host's side of [`crate::host`]: the same functions as the
-/// WIT imports.
-pub(crate) mod door {
-    use super::*;
-
-    fn with<T>(f: impl FnOnce(&mut Active) -> T) -> T {
-        ACTIVE.with(|a| {
-            let mut a = a.borrow_mut();
-            let active = a.as_mut().expect(
-                "runway-sdk (feature `testing`) was called outside TestHost::run: \
-                 run the agent through TestHost",
-            );
-            f(active)
-        })
-    }
-
-    pub(crate) fn info() -> RunInfo {
-        with(|a| a.info.clone())
-    }
-
-    pub(crate) fn read(dataset: &str, key: &str) -> Result<Vec<u8>, Error> {
-        with(|a| {
-            a.check(dataset, LockMode::Shared)?;
-            a.lookup(dataset, key)
-                .map(<[u8]>::to_vec)
-                .ok_or_else(|| Error::NotFound(format!("{dataset}/{key}")))
-        })
-    }
-
-    pub(crate) fn write(dataset: &str, key: &str, value: &[u8]) -> Result<(), Error> {
-        with(|a| {
-            a.check(dataset, LockMode::Exclusive)?;
-            a.staged
-                .entry(dataset.into())
-                .or_default()
-                .insert(key.into(), Some(value.to_vec()));
-            Ok(())
-        })
-    }
-
-    pub(crate) fn delete(dataset: &str, key: &str) -> Result<(), Error> {
-        with(|a| {
-            a.check(dataset, LockMode::Exclusive)?;
-            if a.lookup(dataset, key).is_none() {
-                return Err(Error::NotFound(format!("{dataset}/{key}")));
-            }
-            a.staged
-                .entry(dataset.into())
-                .or_default()
-                .insert(key.into(), None);
-            Ok(())
-        })
-    }
-
-    pub(crate) fn list(
-        dataset: &str,
-        prefix: &str,
-        cursor: Option<&str>,
-        limit: u32,
-    ) -> Result<Page, Error> {
-        with(|a| {
-            a.check(dataset, LockMode::Shared)?;
-            let mut keys = a.keys_after(dataset, prefix, cursor);
-            let limit = limit.clamp(1, MAX_PAGE) as usize;
-            let more = keys.len() > limit;
-            keys.truncate(limit);
-            let next_cursor = if more { keys.last().cloned() } else { None };
-            Ok(Page { keys, next_cursor })
-        })
-    }
-
-    pub(crate) fn count(dataset: &str, prefix: &str) -> Result<u64, Error> {
-        with(|a| {
-            a.check(dataset, LockMode::Shared)?;
-            Ok(a.keys_after(dataset, prefix, None).len() as u64)
-        })
-    }
-
-    pub(crate) fn log(level: Level, message: &str) {
-        with(|a| a.logs.push((level, message.into())));
     }
 }
 
