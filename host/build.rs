@@ -124,15 +124,14 @@ fn sdk_files(root: &Path) -> String {
             root.join("wit").join("agent.wit"),
         ),
     ];
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(sdk.join("src"))
-        .expect("read sdk/src")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
+    let src = sdk.join("src");
+    let mut sources = Vec::new();
+    rust_files(&src, &mut sources);
     sources.sort();
     for path in sources {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        files.push((format!("runway-sdk/src/{name}"), path));
+        let rel = path.strip_prefix(&src).expect("under sdk/src");
+        let rel = rel.to_string_lossy().replace('\\', "/");
+        files.push((format!("runway-sdk/src/{rel}"), path));
     }
     println!("cargo:rerun-if-changed={}", sdk.display());
     let mut code = String::from(
@@ -148,6 +147,18 @@ fn sdk_files(root: &Path) -> String {
     }
     code.push_str("];\n");
     code
+}
+
+/// Every `.rs` file under `dir`, its folders' too (`sdk/src/testing/`).
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("read sdk/src").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|x| x == "rs") {
+            out.push(path);
+        }
+    }
 }
 
 fn env(name: &str) -> String {

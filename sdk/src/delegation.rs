@@ -127,10 +127,20 @@ impl Handoff {
         Self {
             agent: agent.into(),
             action: DEFAULT_ACTION.into(),
+            input: None,
             locks: Vec::new(),
             window_secs: None,
             retry: None,
         }
+    }
+
+    /// The successor's input: `value` as JSON, instead of this run's
+    /// output.
+    pub fn input<T: Serialize + ?Sized>(mut self, value: &T) -> Result<Self, Error> {
+        let bytes = serde_json::to_vec(value)
+            .map_err(|e| Error::Invalid(format!("input for agent {}: {e}", self.agent)))?;
+        self.input = Some(bytes);
+        Ok(self)
     }
 
     runway_terms!("the agent taking over");

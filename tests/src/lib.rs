@@ -480,9 +480,17 @@ macro_rules! deny_orchestration {
                     "bare host".into(),
                 )))
             }
-            fn handoff(
+            async fn handoff(
                 &mut self,
                 _: runway_host::sandbox::hostcalls::HandoffRequest,
+            ) -> wasmtime::Result<Result<(), runway_host::sandbox::hostcalls::GuestError>> {
+                Ok(Err(runway_host::sandbox::hostcalls::GuestError::Denied(
+                    "bare host".into(),
+                )))
+            }
+            async fn cancel(
+                &mut self,
+                _: Vec<runway_host::sandbox::hostcalls::Child>,
             ) -> wasmtime::Result<Result<(), runway_host::sandbox::hostcalls::GuestError>> {
                 Ok(Err(runway_host::sandbox::hostcalls::GuestError::Denied(
                     "bare host".into(),

@@ -300,6 +300,7 @@ wire_units! {
         Join,
         Handoff,
         Progress,
+        Cancel,
     }
 }
 
@@ -318,6 +319,7 @@ impl Call {
             Call::Join => "join",
             Call::Handoff => "handoff",
             Call::Progress => "progress",
+            Call::Cancel => "cancel",
         }
     }
 }

@@ -15,7 +15,9 @@ use super::Stats;
 use super::runway::RunwayReport;
 use crate::controller::plan::Plan;
 use crate::roles::{Caller, Right};
-use crate::sandbox::hostcalls::{Child, ChildResult, Delegation, GuestError, JoinMode};
+use crate::sandbox::hostcalls::{
+    Child, ChildResult, Delegation, GuestError, HandoffRequest, JoinMode,
+};
 
 /// A person's command, carrying its caller (name and roles): whether the
 /// caller may give it is the controller's to decide ([`super::policy`]),
@@ -164,6 +166,17 @@ pub(super) enum Orchestration {
         mode: JoinMode,
         until: tokio::time::Instant,
         reply: oneshot::Sender<Result<Vec<ChildResult>, GuestError>>,
+    },
+    Cancel {
+        parent: String,
+        children: Vec<Child>,
+        reply: oneshot::Sender<Result<(), GuestError>>,
+    },
+    Handoff {
+        parent: String,
+        attempt: u32,
+        to: Box<HandoffRequest>,
+        reply: oneshot::Sender<Result<(), GuestError>>,
     },
     Progress {
         runway: String,

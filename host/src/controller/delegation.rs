@@ -32,7 +32,10 @@ use super::plan::{Backoff, Lineage, Manifest, Retry};
 use super::runway::{Runway, Transition};
 use super::tower::Request;
 use crate::limits::{MAX_WAITING_PARENTS, MAX_WINDOW_SECS};
-use crate::sandbox::hostcalls::{Child, Delegation, GuestError, WitLockMode};
+use std::sync::Arc;
+
+use crate::plugin::Plugin;
+use crate::sandbox::hostcalls::{Child, Delegation, GuestError, HandoffRequest, WitLockMode};
 
 impl Dispatch {
     /// Files the child `request` asks for, for runway `parent`'s attempt
@@ -115,6 +118,66 @@ impl Dispatch {
         Ok(Ok(child_id))
     }
 
+    /// Checks the hand-off `to` that runway `parent`'s attempt `attempt`
+    /// asks for, as a delegation's agent and rights are checked (the
+    /// successor is filed when the run succeeds).
+    pub(super) fn check_handoff(
+        &self,
+        parent: &str,
+        attempt: u32,
+        to: &HandoffRequest,
+    ) -> Result<(), GuestError> {
+        let Some(&p) = self.book.index.get(parent) else {
+            return Err(GuestError::Denied(format!("no runway {parent}")));
+        };
+        let pr = &self.book.runways[p];
+        if pr.state() != State::Running || pr.course.attempt != attempt || self.stopping {
+            return Err(GuestError::Denied(format!(
+                "runway {parent} is not running attempt {attempt} any more"
+            )));
+        }
+        let plugin = self.may_delegate_to(p, &to.agent)?;
+        let successor = Manifest {
+            id: format!("{parent}.handoff"),
+            agent: to.agent.clone(),
+            action: to.action.clone(),
+            datasets: to
+                .locks
+                .iter()
+                .map(|l| (l.dataset.clone(), lock_mode(l.mode)))
+                .collect(),
+            input: to.input.clone().unwrap_or_default(),
+            ..Manifest::default()
+        };
+        successor
+            .check_asked(&plugin.grants)
+            .map_err(|e| GuestError::Denied(e.to_string()))?;
+        self.check_ancestors(p, &successor, false)
+    }
+
+    /// The plugin of `agent`, if runway `p`'s grants let it delegate to
+    /// it and it is loaded.
+    fn may_delegate_to(&self, p: usize, agent: &str) -> Result<Arc<Plugin>, GuestError> {
+        let pr = &self.book.runways[p];
+        let grants = pr.plugin.as_ref().map(|g| &g.grants);
+        let Some(may) = grants.and_then(|g| g.delegate.as_ref()) else {
+            return Err(GuestError::Denied(format!(
+                "agent {} may not delegate: its grants have no [delegate]",
+                pr.manifest.agent
+            )));
+        };
+        if !may.names(agent) {
+            return Err(GuestError::Denied(format!(
+                "agent {} may not delegate to {agent}: its grants' [delegate] agents do not name it",
+                pr.manifest.agent
+            )));
+        }
+        self.host
+            .plugins()
+            .get(agent)
+            .ok_or_else(|| GuestError::NotFound(format!("no plugin named {agent} is loaded")))
+    }
+
     /// The root of runway `i`'s tree (itself when it is not a child).
     pub(super) fn root_of(&self, i: usize) -> usize {
         match &self.book.runways[i].manifest.lineage {
@@ -132,27 +195,14 @@ impl Dispatch {
         key: String,
         request: Delegation,
     ) -> Result<Manifest, GuestError> {
+        let plugin = self.may_delegate_to(p, &request.agent)?;
         let pr = &self.book.runways[p];
         let parent = pr.id().to_string();
-        let grants = pr.plugin.as_ref().map(|g| &g.grants);
-        let Some(may) = grants.and_then(|g| g.delegate.as_ref()) else {
-            return Err(GuestError::Denied(format!(
-                "agent {} may not delegate: its grants have no [delegate]",
-                pr.manifest.agent
-            )));
-        };
-        if !may.names(&request.agent) {
-            return Err(GuestError::Denied(format!(
-                "agent {} may not delegate to {}: its grants' [delegate] agents do not name it",
-                pr.manifest.agent, request.agent
-            )));
-        }
-        let Some(plugin) = self.host.plugins().get(&request.agent) else {
-            return Err(GuestError::NotFound(format!(
-                "no plugin named {} is loaded",
-                request.agent
-            )));
-        };
+        let may = pr
+            .plugin
+            .as_ref()
+            .and_then(|g| g.grants.delegate.clone())
+            .expect("checked by may_delegate_to");
         let (depth, reach) = match &pr.manifest.lineage {
             Some(l) => (l.depth, l.reach),
             None => (0, may.depth),
@@ -236,13 +286,13 @@ impl Dispatch {
         manifest
             .check_asked(&plugin.grants)
             .map_err(|e| GuestError::Denied(e.to_string()))?;
-        self.check_ancestors(p, &manifest)?;
+        self.check_ancestors(p, &manifest, true)?;
         Ok(manifest)
     }
 
     /// Every ancestor of the child (`p` first) must be granted each of its
-    /// locks, and may hold none of them (nothing is handed down).
-    fn check_ancestors(&self, p: usize, child: &Manifest) -> Result<(), GuestError> {
+    /// locks, and — when `holds` is checked — may hold none of them.
+    fn check_ancestors(&self, p: usize, child: &Manifest, holds: bool) -> Result<(), GuestError> {
         let mut a = Some(p);
         while let Some(i) = a {
             let r = &self.book.runways[i];
@@ -260,9 +310,9 @@ impl Dispatch {
                         r.manifest.agent
                     )));
                 }
-                let holds = r.state() == State::Running
+                let held = r.state() == State::Running
                     && r.course.locks.iter().any(|l| &l.dataset == dataset);
-                if holds {
+                if holds && held {
                     return Err(GuestError::Denied(format!(
                         "{dataset} is held by ancestor {}, which does not hand it down",
                         r.id()

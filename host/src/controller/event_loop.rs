@@ -174,6 +174,22 @@ impl Dispatch {
                 until,
                 reply,
             } => self.join(&parent, children, mode, until, reply)?,
+            Orchestration::Cancel {
+                parent,
+                children,
+                reply,
+            } => {
+                let answer = self.cancel_children(&parent, &children)?;
+                self.waiters.on_durable(move |_| drop(reply.send(answer)));
+            }
+            Orchestration::Handoff {
+                parent,
+                attempt,
+                to,
+                reply,
+            } => {
+                let _ = reply.send(self.check_handoff(&parent, attempt, &to));
+            }
             Orchestration::Progress {
                 runway,
                 done,

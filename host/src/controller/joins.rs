@@ -231,6 +231,23 @@ impl Dispatch {
         Ok(())
     }
 
+    /// Cancels those of runway `parent`'s `children` that have not ended
+    /// (its `orchestration.cancel`).
+    pub(super) fn cancel_children(
+        &mut self,
+        parent: &str,
+        children: &[Child],
+    ) -> Result<Result<(), GuestError>, DispatchError> {
+        let own = match self.own_children(parent, children, JoinMode::All) {
+            Ok(own) => own,
+            Err(why) => return Ok(Err(GuestError::Invalid(why.replacen("join", "cancel", 1)))),
+        };
+        for c in own {
+            self.cancel_child(c, parent, "its parent cancelled it")?;
+        }
+        Ok(Ok(()))
+    }
+
     /// Runway `p`'s attempt ended: its children still going are cancelled,
     /// its wait (if it waited) is over, its waiting place is free.
     pub(super) fn orphan_children(&mut self, p: usize) -> Result<(), DispatchError> {

@@ -10,7 +10,9 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use super::controls::{Orchestration as Asked, Request};
-use crate::sandbox::hostcalls::{Child, ChildResult, Delegation, Delegator, GuestError, JoinMode};
+use crate::sandbox::hostcalls::{
+    Child, ChildResult, Delegation, Delegator, GuestError, HandoffRequest, JoinMode,
+};
 
 pub(super) struct Liaison {
     pub inbox: mpsc::WeakUnboundedSender<Request>,
@@ -58,6 +60,36 @@ impl Delegator for Liaison {
             children,
             mode,
             until: tokio::time::Instant::from_std(until),
+            reply,
+        });
+        answer
+    }
+
+    fn cancel(
+        &self,
+        parent: &str,
+        children: Vec<Child>,
+    ) -> oneshot::Receiver<Result<(), GuestError>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Asked::Cancel {
+            parent: parent.to_string(),
+            children,
+            reply,
+        });
+        answer
+    }
+
+    fn handoff(
+        &self,
+        parent: &str,
+        attempt: u32,
+        to: &HandoffRequest,
+    ) -> oneshot::Receiver<Result<(), GuestError>> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Asked::Handoff {
+            parent: parent.to_string(),
+            attempt,
+            to: Box::new(to.clone()),
             reply,
         });
         answer

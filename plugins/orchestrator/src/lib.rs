@@ -151,6 +151,7 @@ impl RawAgent for Orchestrator {
             orch::handoff(&HandoffRequest {
                 agent: h.agent.clone(),
                 action: h.action.clone(),
+                input: None,
                 locks: Vec::new(),
                 window_secs: None,
                 retry: None,

@@ -159,7 +159,8 @@ fn run_once(info: RunInfo, body: &Body) -> Run {
 }
 
 /// The run of the agent `to` names, in the place of the run `runway` that
-/// handed off with `output`; none when the test did not register the agent.
+/// handed off with `output` (its input, unless `to` gives one); none when
+/// the test did not register the agent.
 /// Its runway id is `runway` and `.handoff`; a lock it cannot have fails it.
 fn take_over(runway: &str, output: &[u8], to: &Handoff) -> Option<Run> {
     let id = format!("{runway}.handoff");
@@ -174,7 +175,7 @@ fn take_over(runway: &str, output: &[u8], to: &Handoff) -> Option<Run> {
         runway: id.clone(),
         agent: to.agent.clone(),
         action: to.action.clone(),
-        input: output.to_vec(),
+        input: to.input.clone().unwrap_or_else(|| output.to_vec()),
         attempt: 1,
         locks,
     };

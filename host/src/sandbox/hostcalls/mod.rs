@@ -50,6 +50,8 @@ wasmtime::component::bindgen!({
         // The guest waits on its fiber; the host awaits the controller.
         "runway:agent/orchestration.delegate": async | trappable,
         "runway:agent/orchestration.join": async | trappable,
+        "runway:agent/orchestration.cancel": async | trappable,
+        "runway:agent/orchestration.handoff": async | trappable,
         default: trappable,
     },
 });

@@ -50,6 +50,23 @@ pub trait Delegator: Send + Sync {
         until: Instant,
     ) -> oneshot::Receiver<Result<Vec<ChildResult>, GuestError>>;
 
+    /// Cancels `children` of `parent` that have not ended.
+    fn cancel(
+        &self,
+        parent: &str,
+        children: Vec<Child>,
+    ) -> oneshot::Receiver<Result<(), GuestError>>;
+
+    /// Checks the hand-off `to` of `parent`'s attempt `attempt` as a
+    /// delegation is checked; the controller files it when the run
+    /// succeeds (from its report).
+    fn handoff(
+        &self,
+        parent: &str,
+        attempt: u32,
+        to: &HandoffRequest,
+    ) -> oneshot::Receiver<Result<(), GuestError>>;
+
     /// Reports `parent`'s progress.
     fn progress(&self, parent: &str, done: u64, total: u64, message: String);
 }
@@ -154,18 +171,44 @@ impl Host for RunState {
         })
     }
 
-    fn handoff(&mut self, to: HandoffRequest) -> wasmtime::Result<Result<(), GuestError>> {
-        let args = digest_parts(&[to.agent.as_bytes(), to.action.as_bytes()]);
-        let answer = match &mut self.family {
+    async fn cancel(&mut self, children: Vec<Child>) -> wasmtime::Result<Result<(), GuestError>> {
+        let parts: Vec<&[u8]> = children.iter().map(|c| c.as_bytes()).collect();
+        let args = digest_parts(&parts);
+        let answer = match &self.family {
+            None => Err(GuestError::Denied(ALONE.into())),
+            Some(_) if children.len() > MAX_JOIN => Err(GuestError::Limit(format!(
+                "cancel: {} children named, at most {MAX_JOIN} may be",
+                children.len()
+            ))),
+            Some(family) => {
+                let rx = family.delegator.cancel(&self.info.runway, children);
+                answer(rx, self.bounds.cancel.clone()).await?
+            }
+        };
+        self.audited(Call::Cancel, Target::default(), args, answer, |()| NO_DATA)
+    }
+
+    async fn handoff(&mut self, to: HandoffRequest) -> wasmtime::Result<Result<(), GuestError>> {
+        let args = digest_parts(&[
+            to.agent.as_bytes(),
+            to.action.as_bytes(),
+            to.input.as_deref().unwrap_or_default(),
+        ]);
+        let answer = match &self.family {
             None => Err(GuestError::Denied(ALONE.into())),
             Some(family) if family.handoff.is_some() => Err(GuestError::Invalid(
                 "handoff: this run already hands off; at most once per run".into(),
             )),
             Some(family) => {
-                family.handoff = Some(to);
-                Ok(())
+                let rx = family
+                    .delegator
+                    .handoff(&self.info.runway, self.info.attempt, &to);
+                answer(rx, self.bounds.cancel.clone()).await?
             }
         };
+        if let (Ok(()), Some(family)) = (&answer, &mut self.family) {
+            family.handoff = Some(to);
+        }
         self.audited(Call::Handoff, Target::default(), args, answer, |()| NO_DATA)
     }
 
