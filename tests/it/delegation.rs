@@ -323,3 +323,107 @@ fn a_failed_parent_takes_its_children_with_it() {
         "{why:?}"
     );
 }
+
+#[test]
+fn a_lock_handed_down_comes_back_with_a_fresh_token() {
+    let f = Fixture::with_workers(2);
+    let report = f.run(
+        r#"
+        [[runway]]
+        id = "owner"
+        agent = "orchestrator"
+        datasets = { test_handed = "exclusive" }
+        input = { touch = "test_handed", children = [
+            { agent = "orchestrator", locks = [["test_handed", "exclusive"]],
+              input = { write = ["test_handed", "k", "from the child"] } },
+        ] }
+        "#,
+    );
+    let owner = report.get("owner").unwrap();
+    assert_eq!(owner.state, State::Succeeded, "{:?}", owner.reason);
+    let out = output(&report, "owner");
+    let touched = out["touched"].as_array().unwrap();
+    // While the child holds it, the parent's calls there answer lock-lost,
+    // saying where the lock went; after the join the parent reads what the
+    // child committed, and writes under its fresh token.
+    assert!(
+        touched[0]
+            .as_str()
+            .unwrap()
+            .starts_with("lock-lost: runway owner's lock on test_handed is delegated to owner.1"),
+        "{out}"
+    );
+    assert_eq!(touched[1], "ok: from the child", "{out}");
+    assert_eq!(touched[2], "ok", "{out}");
+    let parent_wrote = f.host.store.read("test_handed", "parent").unwrap();
+    assert_eq!(parent_wrote.as_deref(), Some(&b"after"[..]));
+
+    // On the dataset's chain: the parent's token, handed over (released),
+    // the child's fresh higher one, its commit, released; the parent's
+    // fresh one again, higher still, and its commit — never two holders of
+    // the exclusive lock at once.
+    let records = f.records();
+    let chain: Vec<(String, &'static str, u64)> = records
+        .iter()
+        .filter(|r| r.entry.dataset.as_deref() == Some("test_handed"))
+        .filter_map(|r| {
+            let (what, token) = match &r.entry.event {
+                Event::LockGranted { token, .. } => ("grant", *token),
+                Event::LockReleased { token, .. } => ("release", *token),
+                Event::Committed { token, .. } => ("commit", *token),
+                _ => return None,
+            };
+            Some((r.entry.runway.clone(), what, token))
+        })
+        .collect();
+    let steps: Vec<(&str, &str)> = chain.iter().map(|(r, w, _)| (r.as_str(), *w)).collect();
+    assert_eq!(
+        steps,
+        [
+            ("owner", "grant"),
+            ("owner", "release"),
+            ("owner.1", "grant"),
+            ("owner.1", "commit"),
+            ("owner.1", "release"),
+            ("owner", "grant"),
+            ("owner", "commit"),
+            ("owner", "release"),
+        ],
+        "{chain:?}"
+    );
+    let tokens: Vec<u64> = chain.iter().map(|c| c.2).collect();
+    assert!(tokens[0] < tokens[2] && tokens[2] < tokens[5], "{tokens:?}");
+}
+
+#[test]
+fn a_lock_is_handed_down_only_as_held_and_never_taken_from_an_ancestor() {
+    let f = Fixture::with_workers(3);
+    let report = f.run(
+        r#"
+        [[runway]]
+        id = "elder"
+        agent = "orchestrator"
+        datasets = { test_elder = "exclusive", test_ro = "shared" }
+        input = { children = [
+            { agent = "probe", action = "locks", locks = [["test_ro", "exclusive"]] },
+            { agent = "orchestrator", input = { children = [
+                { agent = "probe", action = "locks", locks = [["test_elder", "exclusive"]] },
+            ] } },
+        ] }
+        "#,
+    );
+    let out = output(&report, "elder");
+    let said = out["delegated"][0].as_str().unwrap();
+    assert!(
+        said.starts_with("denied: test_ro is held shared by elder"),
+        "{out}"
+    );
+    // The grandchild asks for what its grandparent holds and its parent
+    // did not hand down: refused at once, naming the holder, no wait.
+    let child = &out["results"][0]["output"];
+    let said = child["delegated"][0].as_str().unwrap();
+    assert!(
+        said.starts_with("denied: test_elder is held by ancestor elder"),
+        "{out}"
+    );
+}

@@ -149,6 +149,10 @@ pub struct Lineage {
     /// Levels that may still be added below it (its rights narrowed by
     /// every ancestor's grants).
     pub reach: u32,
+    /// The datasets of its lock set its parent handed down (they go back
+    /// to the parent when it lands).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handed: Vec<String>,
 }
 
 /// A moment a manifest names, fixed at filing by [`When::resolve`].

@@ -66,8 +66,10 @@ impl Dispatch {
             program.limits.window_secs = program.limits.window_secs.min(secs);
         }
         r.cancel = Cancel::default();
+        r.returned = Default::default();
         let liaison = Liaison {
             inbox: self.inbox.weak.clone(),
+            returned: r.returned.clone(),
         };
         let req = RunRequest {
             runway: r.id().to_string(),

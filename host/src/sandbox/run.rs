@@ -281,7 +281,10 @@ fn board(
     };
     let (mut store, limited) = new_store(host, &req.program, info);
     store.data_mut().bounds.cancel = req.cancel;
-    store.data_mut().family = req.delegator.map(Family::new);
+    store.data_mut().family = req.delegator.map(|d| {
+        let returned = d.returned();
+        Family::new(d, returned)
+    });
     let started = store.data().entry(
         None,
         Event::Started {
@@ -309,6 +312,18 @@ fn land_flight(
 ) -> Result<Flown, AuditError> {
     let mut state = store.into_data();
     let limits = state.bounds.limits;
+    // The locks its children gave back, with their fresh tokens; those
+    // still away are not the run's to commit under.
+    state.take_back_locks();
+    let mut locks = locks;
+    for lock in &mut locks {
+        if let Some(held) = state.lock_on(&lock.dataset) {
+            lock.token = held.token;
+        }
+    }
+    if let Some(family) = &state.family {
+        locks.retain(|l| !family.away.contains_key(&l.dataset));
+    }
     state.end_reads();
     state.info.input = Vec::new();
     state.flush_audit()?;
