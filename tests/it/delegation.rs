@@ -319,9 +319,10 @@ fn a_failed_parent_takes_its_children_with_it() {
         })
         .expect("a CANCELLED record");
     assert!(
-        why.0.contains("doomed's attempt 1 ended") || why.1.as_deref() == Some("runway doomed"),
+        why.0.contains("its parent doomed's attempt 1 ended"),
         "{why:?}"
     );
+    assert_eq!(why.1.as_deref(), Some("runway doomed"));
 }
 
 #[test]

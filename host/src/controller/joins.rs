@@ -219,7 +219,7 @@ impl Dispatch {
         let by = format!("runway {parent}");
         match self.book.runways[c].state() {
             State::Cleared | State::Running => {
-                self.book.runways[c].cancel.cancel(&by);
+                self.book.runways[c].cancel.cancel_because(&by, why);
                 self.stop_waiting(c);
             }
             _ if self.book.runways[c].ended() => {}
@@ -309,8 +309,8 @@ impl Dispatch {
             State::TimedOut if r.ended() => ChildState::TimedOut,
             _ => ChildState::Waiting,
         };
-        let output = match (&r.run, r.state()) {
-            (Some(run), State::Succeeded) => run.outcome.as_ref().ok().cloned(),
+        let output = match r.state() {
+            State::Succeeded => r.course.output.clone(),
             _ => None,
         };
         ChildResult {

@@ -22,7 +22,7 @@ impl Dispatch {
             Err(reason @ RunFailure::TimedOut { .. }) => {
                 (State::TimedOut, reason.to_string(), None)
             }
-            Err(reason @ RunFailure::Cancelled { by }) => {
+            Err(reason @ RunFailure::Cancelled { by, .. }) => {
                 (State::Cancelled, reason.to_string(), Some(by.clone()))
             }
             Err(reason) => (State::Failed, reason.to_string(), None),
@@ -30,7 +30,11 @@ impl Dispatch {
         self.move_runway(i, to, &reason, by)?;
         if to == State::Succeeded {
             let output = report.outcome.as_ref().ok();
-            self.book.runways[i].course.output_digest = output.map(runway_audit::sha256);
+            let r = &mut self.book.runways[i];
+            r.course.output_digest = output.map(runway_audit::sha256);
+            if r.manifest.lineage.is_some() {
+                r.course.output = output.cloned();
+            }
         }
         self.book.runways[i].run = Some(Arc::new(report));
         self.maybe_retry(i)

@@ -80,6 +80,9 @@ pub struct Course {
     pub locks: Vec<LockGrant>,
     /// SHA-256 of its output, once it succeeded.
     pub output_digest: Option<Hash>,
+    /// Its output, when it is kept on the trail (a child's) and it
+    /// returned one (RETURNED).
+    pub output: Option<Vec<u8>>,
     /// Every move so far, oldest first.
     pub history: Vec<Transition>,
 }

@@ -80,6 +80,7 @@ impl Dispatch {
             locks: grants,
             cancel: r.cancel.clone(),
             delegator: Some(Arc::new(liaison)),
+            keep_output: r.manifest.lineage.is_some(),
         };
         // The run's own records (STARTED first) come after these.
         self.flush()?;

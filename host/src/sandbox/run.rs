@@ -76,6 +76,9 @@ pub struct RunRequest {
     /// Its way to the controller for the orchestration calls; none when
     /// it runs alone.
     pub delegator: Option<Arc<dyn Delegator>>,
+    /// Its output is read by others (a child's, by its parent): kept on
+    /// the trail (a RETURNED record) when it succeeds.
+    pub keep_output: bool,
 }
 
 /// How a run ended.
@@ -101,6 +104,8 @@ pub struct Flown {
     pub(crate) output: Option<Hash>,
     pub(crate) observer: Observer,
     pub(crate) returned: Instant,
+    /// Its output goes on the trail (RETURNED) before it lands.
+    pub(crate) keep_output: bool,
 }
 
 impl Flown {
@@ -134,6 +139,15 @@ impl Flown {
     /// The locks the run held.
     pub fn locks(&self) -> &[LockGrant] {
         &self.locks
+    }
+
+    /// The RETURNED record the run's success needs before it lands, if
+    /// its output is kept.
+    pub fn kept_output(&self) -> Option<Event> {
+        let output = self.outcome.as_ref().ok().filter(|_| self.keep_output)?;
+        Some(Event::Returned {
+            output: output.clone(),
+        })
     }
 
     /// What the run staged.
@@ -220,12 +234,13 @@ impl RunReport {
 /// to the trail, the outcome judged against the run's limits. Nothing is
 /// committed here.
 pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Flown, AuditError> {
+    let keep = req.keep_output;
     let (mut store, boarded) = board(host, req, observer)?;
     let called = boarded
         .limited
         .and_then(|()| boarded.pre.instantiate(&mut store))
         .and_then(|agent| agent.call_run(&mut store));
-    land_flight(store, called, boarded.locks, observer)
+    land_flight(store, called, boarded.locks, observer, keep)
 }
 
 /// [`fly`] for a program that [`waits`](Program::waits): the guest runs on
@@ -235,6 +250,7 @@ pub async fn fly_async(
     req: RunRequest,
     observer: &Observer,
 ) -> Result<Flown, AuditError> {
+    let keep = req.keep_output;
     let (mut store, boarded) = board(host, req, observer)?;
     let called = match boarded.limited {
         Ok(()) => match boarded.pre.instantiate_async(&mut store).await {
@@ -247,7 +263,7 @@ pub async fn fly_async(
         },
         Err(e) => Err(e),
     };
-    land_flight(store, called, boarded.locks, observer)
+    land_flight(store, called, boarded.locks, observer, keep)
 }
 
 /// What [`board`] leaves to the flight besides the store.
@@ -309,6 +325,7 @@ fn land_flight(
     called: wasmtime::Result<Result<Vec<u8>, super::hostcalls::GuestError>>,
     locks: Vec<LockGrant>,
     observer: &Observer,
+    keep_output: bool,
 ) -> Result<Flown, AuditError> {
     let mut state = store.into_data();
     let limits = state.bounds.limits;
@@ -357,6 +374,7 @@ fn land_flight(
         locks,
         observer: observer.clone(),
         returned: Instant::now(),
+        keep_output,
     })
 }
 
