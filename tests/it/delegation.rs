@@ -428,3 +428,74 @@ fn a_lock_is_handed_down_only_as_held_and_never_taken_from_an_ancestor() {
         "{out}"
     );
 }
+
+#[test]
+fn a_child_that_hands_off_is_joined_as_the_last_of_its_line() {
+    let f = Fixture::with_workers(2);
+    let report = f.run(&one(
+        "desk",
+        r#"{ children = [
+            { agent = "orchestrator", input = { handoff = { agent = "probe", action = "locks" } } },
+        ] }"#,
+    ));
+    let desk = report.get("desk").unwrap();
+    assert_eq!(desk.state, State::Succeeded, "{:?}", desk.reason);
+    let out = output(&report, "desk");
+    let result = &out["results"][0];
+    assert_eq!(result["runway"], "desk.2", "the successor's result: {out}");
+    assert_eq!(result["agent"], "probe", "{out}");
+    assert_eq!(result["state"], "succeeded", "{out}");
+    assert_eq!(result["output"], json!([]), "{out}");
+    let records = f.records();
+    let kids = children(&records);
+    let (id, successor) = &kids[1];
+    assert_eq!(id, "desk.2");
+    assert_eq!(successor.handoff_from.as_deref(), Some("desk.1"));
+    let l = successor.lineage.as_ref().unwrap();
+    assert_eq!((l.parent.as_str(), l.depth), ("desk", 1));
+    // Its input is what the child that handed off returned.
+    let filed_input = records
+        .iter()
+        .find_map(|r| match &r.entry.event {
+            Event::Filing { input, .. } if r.entry.runway == "desk.2" => Some(input.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let handed: Value = serde_json::from_slice(&filed_input).unwrap();
+    assert_eq!(handed["delegated"], json!([]), "{handed}");
+}
+
+#[test]
+fn a_root_that_hands_off_is_taken_over_by_a_new_root() {
+    let f = Fixture::with_workers(2);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let states = rt.block_on(async {
+        let (controller, task) =
+            runway_host::controller::start(f.host.clone(), runway_host::DispatchOptions::default())
+                .unwrap();
+        let plan = f.plan(&one(
+            "shift",
+            r#"{ handoff = { agent = "probe", action = "ok" } }"#,
+        ));
+        controller.file(runway_tests::filing(plan)).await.unwrap();
+        runway_tests::eventually("shift.next filed", || {
+            f.records().iter().any(|r| r.entry.runway == "shift.next")
+        });
+        let done = controller
+            .wait(vec!["shift".into(), "shift.next".into()])
+            .await
+            .unwrap();
+        controller.stop(false);
+        task.await.unwrap().unwrap();
+        done.into_iter()
+            .map(|r| (r.id, r.state, r.manifest))
+            .collect::<Vec<_>>()
+    });
+    assert_eq!(states[0].1, State::Succeeded);
+    assert_eq!(states[1].1, State::Succeeded);
+    assert_eq!(states[1].2.handoff_from.as_deref(), Some("shift"));
+    assert!(
+        states[1].2.lineage.is_none(),
+        "a root's successor is a root"
+    );
+}

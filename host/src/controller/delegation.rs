@@ -64,10 +64,28 @@ impl Dispatch {
                 return Ok(Ok(child.id().to_string()));
             }
         }
-        let manifest = match self.child_manifest(p, attempt, key.clone(), request) {
+        self.file_child(p, attempt, key, request, None)
+    }
+
+    /// Files the child `request` asks for under runway `p`'s attempt
+    /// `attempt` with idempotency key `key` — delegated by `p`, or taking
+    /// over from `p`'s child `from` (a hand-off, which `from`'s grants
+    /// allowed) — or says why not.
+    pub(super) fn file_child(
+        &mut self,
+        p: usize,
+        attempt: u32,
+        key: String,
+        request: Delegation,
+        from: Option<usize>,
+    ) -> Result<Result<Child, GuestError>, DispatchError> {
+        let parent = self.book.runways[p].id().to_string();
+        let parent = parent.as_str();
+        let mut manifest = match self.child_manifest(p, attempt, key.clone(), request, from) {
             Ok(m) => m,
             Err(refused) => return Ok(Err(refused)),
         };
+        manifest.handoff_from = from.map(|c| self.book.runways[c].id().to_string());
         let wants = self.host.tower.intern(&manifest.datasets);
         let plugin = self.host.plugins().get(&manifest.agent);
         let depth = manifest.lineage.as_ref().map_or(0, |l| l.depth);
@@ -101,10 +119,14 @@ impl Dispatch {
         let mut runway = Runway::new(manifest, child_id.clone(), plugin);
         runway.wants = Some(wants);
         runway.ticket = Some(ticket);
+        let reason = match &runway.manifest.handoff_from {
+            Some(from) => format!("taking over from {from}, a child of {parent}"),
+            None => format!("delegated by {parent}"),
+        };
         runway.course.history.push(Transition {
             at: self.clock.now(),
             state: State::Queued,
-            reason: format!("delegated by {parent}"),
+            reason,
             by: None,
         });
         let c = self.add(runway);
@@ -228,15 +250,22 @@ impl Dispatch {
         attempt: u32,
         key: String,
         request: Delegation,
+        from: Option<usize>,
     ) -> Result<Manifest, GuestError> {
-        let plugin = self.may_delegate_to(p, &request.agent)?;
+        let plugin = match from {
+            // The hand-off's own grants named the agent.
+            Some(_) => self.host.plugins().get(&request.agent).ok_or_else(|| {
+                GuestError::NotFound(format!("no plugin named {} is loaded", request.agent))
+            })?,
+            None => self.may_delegate_to(p, &request.agent)?,
+        };
         let pr = &self.book.runways[p];
         let parent = pr.id().to_string();
         let may = pr
             .plugin
             .as_ref()
             .and_then(|g| g.grants.delegate.clone())
-            .expect("checked by may_delegate_to");
+            .ok_or_else(|| GuestError::Denied(format!("{parent} may not delegate")))?;
         let (depth, reach) = match &pr.manifest.lineage {
             Some(l) => (l.depth, l.reach),
             None => (0, may.depth),
@@ -402,7 +431,7 @@ fn child_id(root: &str, n: u32) -> String {
     format!("{}{suffix}", &root[..base])
 }
 
-fn lock_mode(mode: WitLockMode) -> LockMode {
+pub(super) fn lock_mode(mode: WitLockMode) -> LockMode {
     match mode {
         WitLockMode::Shared => LockMode::Shared,
         WitLockMode::Exclusive => LockMode::Exclusive,

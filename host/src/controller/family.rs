@@ -86,6 +86,8 @@ pub(super) struct Families {
     pub landed: Vec<usize>,
     /// The last progress each run reported.
     pub progress: HashMap<usize, Progress>,
+    /// Runway → the runway that took over from it (a hand-off).
+    pub successors: HashMap<usize, usize>,
 }
 
 impl Families {

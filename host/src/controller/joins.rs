@@ -139,8 +139,9 @@ impl Dispatch {
         Join::over(join.mode, &standing)
     }
 
+    /// How far child `c`'s line got (itself, or whoever took over from it).
     fn standing(&self, c: usize) -> Standing {
-        let r = &self.book.runways[c];
+        let r = &self.book.runways[self.line_end(c)];
         match (r.ended(), r.state()) {
             (_, State::Succeeded) => Standing::Succeeded,
             (true, _) => Standing::EndedBadly,
@@ -175,11 +176,11 @@ impl Dispatch {
                 .children
                 .iter()
                 .map(|&c| JoinedChild {
-                    runway: self.book.runways[c].id().to_string(),
+                    runway: self.book.runways[self.line_end(c)].id().to_string(),
                     state: if losers.contains(&c) {
                         State::Cancelled
                     } else {
-                        self.book.runways[c].state()
+                        self.book.runways[self.line_end(c)].state()
                     },
                 })
                 .collect(),
@@ -189,7 +190,8 @@ impl Dispatch {
         let why = winner.map(|w| format!("lost the race to {}", self.book.runways[w].id()));
         if let Some(why) = &why {
             for &c in &losers {
-                self.cancel_child(c, &parent, why)?;
+                let end = self.line_end(c);
+                self.cancel_child(end, &parent, why)?;
             }
         }
         let results = join
@@ -296,9 +298,9 @@ impl Dispatch {
         report
     }
 
-    /// Child `c` as a join reports it.
+    /// Child `c` as a join reports it: the last runway of its line.
     fn child_result(&self, c: usize) -> ChildResult {
-        let r = &self.book.runways[c];
+        let r = &self.book.runways[self.line_end(c)];
         let state = match r.state() {
             State::Succeeded => ChildState::Succeeded,
             State::Running => ChildState::Running,

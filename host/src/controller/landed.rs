@@ -35,6 +35,9 @@ impl Dispatch {
             if r.manifest.lineage.is_some() {
                 r.course.output = output.cloned();
             }
+            if let (Some(to), Some(output)) = (&report.handoff, output) {
+                self.take_over(i, to.clone(), output.clone())?;
+            }
         }
         self.book.runways[i].run = Some(Arc::new(report));
         self.maybe_retry(i)

@@ -132,6 +132,10 @@ pub struct Manifest {
     /// Where it stands in a delegation tree, when a run delegated it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineage: Option<Lineage>,
+    /// The runway that handed off to it (it takes over the rest, in that
+    /// runway's place in its tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_from: Option<String>,
 }
 
 /// A delegated runway's place in its tree, fixed when it was filed.
@@ -897,6 +901,7 @@ impl Plan {
                 approval,
                 labels: m.labels,
                 lineage: None,
+                handoff_from: None,
             });
         }
         let plan = Plan { manifests };

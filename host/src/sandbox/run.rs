@@ -21,7 +21,9 @@ use wasmtime::{Engine, Store};
 use super::cancel::{Cancel, Cancelled};
 use super::epoch::EpochClock;
 use super::failure::RunFailure;
-use super::hostcalls::{AgentPre, Delegator, Family, HeldLock, RunInfo, RunLog, RunState};
+use super::hostcalls::{
+    AgentPre, Delegator, Family, HandoffRequest, HeldLock, RunInfo, RunLog, RunState,
+};
 use super::trap;
 use crate::limits::{Limits, MAX_TRANSFER};
 use crate::store::{DatasetStore, RunCommit, Staged};
@@ -92,6 +94,8 @@ pub struct RunReport {
     /// From the agent's return to the report: the landing stage's wait,
     /// durable audit records and the store commit included.
     pub landing: Duration,
+    /// Who takes over, when the run handed off (`orchestration.handoff`).
+    pub handoff: Option<HandoffRequest>,
 }
 
 /// A run whose agent has returned, on its way to the landing stage: its
@@ -213,6 +217,7 @@ impl Flown {
             stdout,
             stderr,
             landing: self.returned.elapsed(),
+            handoff: self.state.family.as_mut().and_then(|f| f.handoff.take()),
         }
     }
 }
@@ -226,6 +231,7 @@ impl RunReport {
             stdout: Vec::new(),
             stderr: Vec::new(),
             landing: Duration::ZERO,
+            handoff: None,
         }
     }
 }
