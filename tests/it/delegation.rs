@@ -499,3 +499,35 @@ fn a_root_that_hands_off_is_taken_over_by_a_new_root() {
         "a root's successor is a root"
     );
 }
+
+#[test]
+fn a_run_that_stops_reporting_progress_fails_by_its_heartbeat() {
+    let f = Fixture::with_workers(2);
+    let report = f.run(
+        r#"
+        [[runway]]
+        id = "quiet"
+        agent = "probe"
+        action = "slow-first"
+        heartbeat = "300ms"
+
+        # Waiting on its children is not silence: the host knows what it
+        # waits for.
+        [[runway]]
+        id = "waiting"
+        agent = "orchestrator"
+        heartbeat = "300ms"
+        input = { progress = true, timeout_ms = 1000, children = [{ agent = "probe", action = "slow-first" }] }
+        "#,
+    );
+    let quiet = report.get("quiet").unwrap();
+    assert_eq!(quiet.state, State::Failed);
+    assert_eq!(
+        quiet.reason.as_deref(),
+        Some("no progress reported for 300 ms (the manifest's heartbeat)")
+    );
+    let waiting = report.get("waiting").unwrap();
+    assert_eq!(waiting.state, State::Succeeded, "{:?}", waiting.reason);
+    let out = output(&report, "waiting");
+    assert_eq!(out["results"][0]["state"], "running", "{out}");
+}

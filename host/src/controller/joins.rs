@@ -56,10 +56,48 @@ impl Dispatch {
     pub(super) fn tend_families(&mut self) -> Result<(), DispatchError> {
         while !self.family.landed.is_empty() {
             for p in std::mem::take(&mut self.family.landed) {
+                self.family.beats.remove(&p);
                 self.orphan_children(p)?;
             }
         }
-        self.look_at_joins()
+        self.look_at_joins()?;
+        self.listen_for_heartbeats();
+        Ok(())
+    }
+
+    /// Stops the runs on a worker that reported no progress for their
+    /// manifest's heartbeat (a run waiting on its children is not
+    /// silent: the host knows what it waits for).
+    fn listen_for_heartbeats(&mut self) {
+        let now = Instant::now();
+        let silent: Vec<usize> = self
+            .family
+            .beats
+            .iter()
+            .filter(|&(i, _)| !self.family.joins.contains_key(i))
+            .filter(|&(&i, &beat)| {
+                let every = self.book.runways[i].manifest.heartbeat;
+                every.is_some_and(|every| beat + every <= now)
+            })
+            .map(|(&i, _)| i)
+            .collect();
+        for i in silent {
+            self.family.beats.remove(&i);
+            let r = &self.book.runways[i];
+            if let Some(every) = r.manifest.heartbeat {
+                r.cancel.silent(every);
+            }
+        }
+    }
+
+    /// When the next run with a heartbeat falls silent, if none reports.
+    pub(super) fn next_heartbeat(&self) -> Option<Instant> {
+        self.family
+            .beats
+            .iter()
+            .filter(|&(i, _)| !self.family.joins.contains_key(i))
+            .filter_map(|(&i, &beat)| Some(beat + self.book.runways[i].manifest.heartbeat?))
+            .min()
     }
 
     /// Runway `i` is being stopped: if it waits on children, its wait ends
@@ -128,6 +166,9 @@ impl Dispatch {
             if over || join.until <= now {
                 let join = self.family.joins.remove(&p).expect("just found");
                 self.host.tower.unpark();
+                if let Some(beat) = self.family.beats.get_mut(&p) {
+                    *beat = now;
+                }
                 self.answer_join(p, join, !over)?;
             }
         }

@@ -109,6 +109,9 @@ impl Dispatch {
         }
         self.flights.airborne += 1;
         self.flights.on_workers += 1;
+        if self.book.runways[i].manifest.heartbeat.is_some() {
+            self.family.beats.insert(i, tokio::time::Instant::now());
+        }
         Ok(())
     }
 

@@ -18,6 +18,8 @@ pub enum Stop {
     By(String, Option<String>),
     /// The host stopped and its grace for runs in the air was over.
     HostStopping,
+    /// The run reported no progress for its manifest's heartbeat.
+    Silent(std::time::Duration),
 }
 
 impl Stop {
@@ -29,6 +31,9 @@ impl Stop {
                 why: why.clone(),
             },
             Stop::HostStopping => RunFailure::HostStopped,
+            Stop::Silent(beat) => RunFailure::Silent {
+                heartbeat_ms: beat.as_millis() as u64,
+            },
         }
     }
 }
@@ -46,6 +51,11 @@ impl Cancel {
     /// Cancels the run in the name of `by` (its parent), saying `why`.
     pub fn cancel_because(&self, by: &str, why: &str) {
         let _ = self.0.set(Stop::By(by.to_string(), Some(why.to_string())));
+    }
+
+    /// Stops the run: it reported no progress for `heartbeat`.
+    pub fn silent(&self, heartbeat: std::time::Duration) {
+        let _ = self.0.set(Stop::Silent(heartbeat));
     }
 
     /// Stops the run because the host is stopping.

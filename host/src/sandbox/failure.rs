@@ -62,6 +62,9 @@ pub enum RunFailure {
     /// were dropped.
     #[error("cancelled by {by}{}", .why.as_ref().map(|w| format!(": {w}")).unwrap_or_default())]
     Cancelled { by: String, why: Option<String> },
+    /// The run reported no progress for its manifest's heartbeat.
+    #[error("no progress reported for {heartbeat_ms} ms (the manifest's heartbeat)")]
+    Silent { heartbeat_ms: u64 },
     /// The host stopped while the run was in the air and its grace was
     /// over: settled like a run a crash cut short (FAILED, retried by its
     /// policy), never final as a person's cancel is.
