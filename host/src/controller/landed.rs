@@ -12,6 +12,9 @@ use tokio::time::Instant;
 use super::DispatchError;
 use super::dispatch::Dispatch;
 use super::locks::DatasetId;
+
+/// A lock going back up a tree: its number, mode and dataset.
+type Handed = (DatasetId, LockMode, String);
 use crate::sandbox::{RunFailure, RunReport};
 
 impl Dispatch {
@@ -53,7 +56,10 @@ impl Dispatch {
         self.maybe_retry(i)
     }
 
-    /// Releases a landed runway's locks (one RELEASE record each).
+    /// Releases a landed runway's locks (one RELEASE record each). Those
+    /// it was handed go back up its tree instead ([`Dispatch::taker`]);
+    /// those it handed further down and did not get back are its
+    /// descendant's now, and go back from there.
     fn land_locks(&mut self, i: usize) {
         self.flights.airborne -= 1;
         let locks = std::mem::take(&mut self.book.runways[i].course.locks);
@@ -64,62 +70,91 @@ impl Dispatch {
             };
             self.record(i, Some(g.dataset.clone()), event);
         }
-        self.book.runways[i].course.locks = locks;
-        let mut wants = self.wants(i);
-        if let Some(p) = self.parent_waiting_for_locks(i) {
-            let handed = self.handed_wants(&self.book.runways[i].manifest, &wants);
-            wants.retain(|w| !handed.contains(w));
-            self.hand_back(i, p, &handed);
-        }
-        let m = &self.book.runways[i].manifest;
-        self.host.tower.release(&wants, &m.id, &m.agent);
-    }
-
-    /// The parent of child `i` that handed it locks and is still running
-    /// the attempt that did: it takes them back when `i` lands.
-    fn parent_waiting_for_locks(&self, i: usize) -> Option<usize> {
-        let lineage = self.book.runways[i].manifest.lineage.as_ref()?;
-        let p = self.book.parent_of(i)?;
-        let pr = &self.book.runways[p];
-        let handing = !lineage.handed.is_empty()
-            && pr.state() == State::Running
-            && pr.course.attempt == lineage.attempt;
-        handing.then_some(p)
-    }
-
-    /// Child `c`'s `handed` locks go back to its parent `p`, each with a
-    /// fresh token (a GRANT record of the parent's on its dataset's chain),
-    /// which the parent's run takes at its next call there.
-    fn hand_back(&mut self, c: usize, p: usize, handed: &[(DatasetId, LockMode)]) {
-        let (child, parent) = (self.book.runways[c].id(), self.book.runways[p].id());
-        self.host.tower.hand_back(handed, child, parent);
-        let names: Vec<(String, LockMode)> = self.book.runways[c]
+        let wants = self.wants(i);
+        let names: Vec<String> = self.book.runways[i]
             .manifest
             .datasets
-            .iter()
-            .filter(|(d, _)| {
-                let lineage = self.book.runways[c].manifest.lineage.as_ref();
-                lineage.is_some_and(|l| l.handed.contains(d))
-            })
-            .map(|(d, &m)| (d.clone(), m))
+            .keys()
+            .cloned()
             .collect();
-        for (dataset, mode) in names {
-            // A store that cannot give a token leaves the parent a token
+        let mut released = Vec::with_capacity(wants.len());
+        let mut back: Vec<(usize, Vec<Handed>)> = Vec::new();
+        for (want, name) in wants.into_iter().zip(names) {
+            if !locks.iter().any(|l| l.dataset == name) {
+                continue;
+            }
+            match self.taker(i, &name) {
+                Some(a) => match back.iter_mut().find(|(t, _)| *t == a) {
+                    Some((_, list)) => list.push((want.0, want.1, name)),
+                    None => back.push((a, vec![(want.0, want.1, name)])),
+                },
+                None => released.push(want),
+            }
+        }
+        self.book.runways[i].course.locks = locks;
+        for (a, list) in back {
+            if !self.hand_back(i, a, &list) {
+                released.extend(list.iter().map(|&(d, m, _)| (d, m)));
+            }
+        }
+        let m = &self.book.runways[i].manifest;
+        self.host.tower.release(&released, &m.id, &m.agent);
+    }
+
+    /// Who takes `dataset` back when runway `i` lands: the nearest
+    /// ancestor that handed it down and still runs the attempt that did
+    /// (an ancestor in between that ended passes it up); none when no one
+    /// is waiting for it.
+    fn taker(&self, i: usize, dataset: &str) -> Option<usize> {
+        let mut c = i;
+        loop {
+            let lineage = self.book.runways[c].manifest.lineage.as_ref()?;
+            if !lineage.handed.iter().any(|d| d == dataset) {
+                return None;
+            }
+            let p = self.book.parent_of(c)?;
+            let pr = &self.book.runways[p];
+            if pr.state() == State::Running && pr.course.attempt == lineage.attempt {
+                return Some(p);
+            }
+            c = p;
+        }
+    }
+
+    /// Locks `c` held go back to its ancestor `a`, each with a fresh token
+    /// (a GRANT record of `a`'s on its dataset's chain, on the trail before
+    /// `a`'s run can end), which `a`'s run takes at its next call there. An
+    /// ancestor whose run has returned takes none: `false`, and they are
+    /// released instead.
+    fn hand_back(&mut self, c: usize, a: usize, locks: &[Handed]) -> bool {
+        let returned = self.book.runways[a].returned.clone();
+        let mut hand_back = returned.lock().unwrap_or_else(|e| e.into_inner());
+        if hand_back.closed {
+            return false;
+        }
+        let wants: Vec<(DatasetId, LockMode)> = locks.iter().map(|&(d, m, _)| (d, m)).collect();
+        let (child, ancestor) = (self.book.runways[c].id(), self.book.runways[a].id());
+        self.host.tower.hand_back(&wants, child, ancestor);
+        for (_, mode, dataset) in locks {
+            // A store that cannot give a token leaves the ancestor a token
             // every fence refuses: its calls there answer `lock-lost`.
             let token = self.host.store.next_token().unwrap_or(0);
             let grant = LockGrant {
                 dataset: dataset.clone(),
-                mode,
+                mode: *mode,
                 token,
             };
-            self.book.runways[p].course.locks.push(grant);
-            self.record(p, Some(dataset.clone()), Event::LockGranted { mode, token });
-            let returned = &self.book.runways[p].returned;
-            returned
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push((dataset, token));
+            self.book.runways[a].course.locks.push(grant);
+            let event = Event::LockGranted { mode: *mode, token };
+            self.record(a, Some(dataset.clone()), event);
+            hand_back.give(dataset.clone(), token);
         }
+        // The GRANT records are on the trail while the run cannot have
+        // ended (it would have closed the hand-back first).
+        if let Err(e) = self.flush() {
+            tracing::error!("audit trail failed handing locks back: {e}");
+        }
+        true
     }
 
     /// A failed or timed-out runway with attempts left goes back to QUEUED,

@@ -223,6 +223,32 @@ impl Lines {
         }
     }
 
+    /// `ticket` is not ready after all (a child took a lock it wanted):
+    /// [`Lines::heads`] names it again.
+    pub fn unready(&mut self, ticket: u64, wants: &[(DatasetId, LockMode)]) {
+        for &(d, _) in wants {
+            if let Some(line) = self.lines.get_mut(d as usize) {
+                line.unready.insert(ticket);
+            }
+        }
+    }
+
+    /// The ready waiters whose locks conflict with `wants`.
+    pub fn ready_in_conflict(&self, wants: &[(DatasetId, LockMode)]) -> BTreeSet<u64> {
+        let mut out = BTreeSet::new();
+        for &(d, m) in wants {
+            let Some(line) = self.lines.get(d as usize) else {
+                continue;
+            };
+            let conflicting = match m {
+                LockMode::Exclusive => &line.all,
+                LockMode::Shared => &line.exclusive,
+            };
+            out.extend(conflicting.difference(&line.unready).copied());
+        }
+        out
+    }
+
     /// Whether no earlier waiter on any of its datasets conflicts with
     /// `ticket`: a reader is before every waiting writer, a writer first.
     pub fn first_in_line(&self, ticket: u64, wants: &[(DatasetId, LockMode)]) -> bool {

@@ -291,6 +291,17 @@ impl Tower {
         let runway: Arc<str> = request.runway.as_str().into();
         s.table.hand_over(handed, from, &runway);
         s.table.acquire(&own, &runway);
+        // Those ready for a worker with a lock the child just took are
+        // not ready any more: they go again when it is released.
+        for t in s.lines.ready_in_conflict(&own) {
+            let Some(w) = s.queue.get_mut(&t) else {
+                continue;
+            };
+            w.ready = false;
+            let (rank, wants) = (rank(w, t), w.wants.clone());
+            s.ready.remove(&rank);
+            s.lines.unready(t, &wants);
+        }
         let ticket = s.enqueue(request, reply, true);
         s.consider([ticket]);
         self.pump(&mut s);

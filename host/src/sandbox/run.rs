@@ -335,9 +335,10 @@ fn land_flight(
 ) -> Result<Flown, AuditError> {
     let mut state = store.into_data();
     let limits = state.bounds.limits;
-    // The locks its children gave back, with their fresh tokens; those
+    // The locks its children gave back, with their fresh tokens (none
+    // after this: the controller releases those that come later); those
     // still away are not the run's to commit under.
-    state.take_back_locks();
+    state.take_back_locks(true);
     let mut locks = locks;
     for lock in &mut locks {
         if let Some(held) = state.lock_on(&lock.dataset) {

@@ -79,7 +79,28 @@ pub trait Delegator: Send + Sync {
 /// Locks a run's children handed back to it, each with its fresh token,
 /// put here by the controller when the child lands and taken by the run at
 /// its next call on a dataset (or when it returns).
-pub type Returned = Arc<Mutex<Vec<(String, u64)>>>;
+pub type Returned = Arc<Mutex<HandBack>>;
+
+/// What [`Returned`] holds.
+#[derive(Debug, Default)]
+pub struct HandBack {
+    /// (dataset, fresh token) of each lock handed back and not taken yet.
+    pub locks: Vec<(String, u64)>,
+    /// The run has returned: a lock handed back now would come too late
+    /// (the controller releases it instead).
+    pub closed: bool,
+}
+
+impl HandBack {
+    /// Gives `dataset` back under `token`, unless the run has returned:
+    /// says whether it took it.
+    pub fn give(&mut self, dataset: String, token: u64) -> bool {
+        if !self.closed {
+            self.locks.push((dataset, token));
+        }
+        !self.closed
+    }
+}
 
 /// A run's part in a tree: its way to the controller, the delegations it
 /// made so far, the locks it handed down and has not taken back, and the
@@ -125,17 +146,25 @@ impl RunState {
     /// back; locks that came back are taken first (their fresh tokens, and
     /// a new read snapshot that sees what the children committed).
     pub(crate) fn handed_to(&mut self, dataset: &str) -> Option<String> {
-        self.take_back_locks();
+        self.take_back_locks(false);
         let family = self.family.as_ref()?;
         family.away.get(dataset).cloned()
     }
 
-    /// Takes the locks the run's children handed back.
-    pub(crate) fn take_back_locks(&mut self) {
-        let Some(family) = self.family.as_mut().filter(|f| !f.away.is_empty()) else {
+    /// Takes the locks the run's children handed back; when the run has
+    /// returned (`closing`), no more are taken after these.
+    pub(crate) fn take_back_locks(&mut self, closing: bool) {
+        let Some(family) = self.family.as_mut() else {
             return;
         };
-        let back = std::mem::take(&mut *family.returned.lock().unwrap_or_else(|p| p.into_inner()));
+        if family.away.is_empty() && !closing {
+            return;
+        }
+        let back = {
+            let mut hand_back = family.returned.lock().unwrap_or_else(|p| p.into_inner());
+            hand_back.closed |= closing;
+            std::mem::take(&mut hand_back.locks)
+        };
         if back.is_empty() {
             return;
         }
@@ -180,7 +209,7 @@ impl Host for RunState {
             &request.input,
             request.key.as_deref().unwrap_or_default().as_bytes(),
         ]);
-        self.take_back_locks();
+        self.take_back_locks(false);
         let handed = self.to_hand_down(&request);
         let answer = match (&mut self.family, handed) {
             (None, _) => Err(GuestError::Denied(ALONE.into())),
