@@ -388,7 +388,7 @@ fn a_key_given_again_gives_back_the_same_child() {
         (
             true,
             "test-1.2".into(),
-            "not-found: runway test-9 is not a child of runway test-1".into()
+            "invalid: join: test-9 is not a child of test-1".into()
         )
     );
     assert_eq!(run.children().len(), 2);
