@@ -2,8 +2,9 @@
 //! built by `runway build` (componentize-py, componentize-js) and run by
 //! the real host: `plugins/fanout-py` and `plugins/fanout-js` file `probe`
 //! children through their `orchestrate` helpers, join them (`all`; a
-//! `first-success` race), and report every child's state and output — the
-//! same results the Rust `orchestrator` reports for the same children.
+//! `first-success` race), cancel one, and report every child's state and
+//! output — the same results the Rust `orchestrator` reports for the same
+//! children — and what the host refused, in its words.
 //! Their components import the whole world, so they fly on the host's
 //! async path (fibers). Each child is on the trail: its FILING with its
 //! lineage (parent and root: the agent's runway), its end, the join.
@@ -152,7 +153,7 @@ fn python_and_javascript_agents_fan_out_and_join_all_their_children() {
         let handed = token(&records, &format!("{id}.2"), "test_poly");
         assert_eq!(
             output(&report, id),
-            json!({ "winner": null, "results": all_results(id, handed) }),
+            json!({ "winner": null, "results": all_results(id, handed), "refused": [] }),
             "{agent}"
         );
 
@@ -211,6 +212,7 @@ fn python_and_javascript_agents_race_children_to_a_first_success() {
             json!({
                 "winner": winner,
                 "results": [child(&one, "failed", Value::Null, Some(failed)), winner],
+                "refused": [],
             }),
             "{agent}"
         );
@@ -235,6 +237,67 @@ fn python_and_javascript_agents_race_children_to_a_first_success() {
                 ("all".to_string(), states)
             ],
             "{agent}: the race, then the join that looks again"
+        );
+    }
+}
+
+#[test]
+fn python_and_javascript_agents_cancel_a_child_and_are_refused_in_the_hosts_words() {
+    let f = fixture();
+    for (id, agent) in AGENTS {
+        let report = f.run(&plan(id, agent, "cancel"));
+        let run = report.get(id).unwrap();
+        assert_eq!(run.state, State::Succeeded, "{agent}: {:?}", run.reason);
+        let sleeper = format!("{id}.1");
+        let why = "cancelled: its parent cancelled it";
+        assert_eq!(
+            output(&report, id),
+            json!({
+                "winner": null,
+                "results": [child(&sleeper, "cancelled", Value::Null, Some(why))],
+                "refused": [
+                    format!(
+                        "denied: delegation 1 of 1 (agent summary): agent {agent} may not \
+                         delegate to summary: its grants' [delegate] agents do not name it"
+                    ),
+                    format!("invalid: cancel: {id}.99 is not a child of {id}"),
+                ],
+            }),
+            "{agent}"
+        );
+        let records = f.records();
+        assert_eq!(
+            children_of(&records, id).len(),
+            1,
+            "{agent}: the refused one was never filed"
+        );
+        assert_eq!(ended(&records, &sleeper), Some(State::Cancelled));
+        let by = records
+            .iter()
+            .filter(|r| r.entry.runway == sleeper)
+            .find_map(|r| match &r.entry.event {
+                Event::Moved {
+                    to: State::Cancelled,
+                    by,
+                    ..
+                } => by.clone(),
+                _ => None,
+            });
+        assert_eq!(
+            by,
+            Some(format!("runway {id}")),
+            "{agent}: cancelled by its parent"
+        );
+        assert!(
+            !records.iter().any(
+                |r| r.entry.runway == sleeper && matches!(r.entry.event, Event::Started { .. })
+            ),
+            "{agent}: cancelled before it ever ran"
+        );
+        assert_eq!(
+            joins(&records, id),
+            [("all".to_string(), vec![(sleeper, State::Cancelled)])],
+            "{agent}"
         );
     }
 }
