@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 
 use crate::agents::TOOLS;
 use crate::cli::runway_with;
+use crate::delegation::last_state;
 
 /// The agents under test, by plan-local runway id.
 const AGENTS: [(&str, &str); 2] = [("py", "fanout-py"), ("js", "fanout-js")];
@@ -67,6 +68,14 @@ fn plan(id: &str, agent: &str, action: &str) -> String {
     )
 }
 
+/// Runs `agent` as runway `id` with `action`; it succeeds: its output.
+fn succeeded(f: &Fixture, id: &str, agent: &str, action: &str) -> Value {
+    let report = f.run(&plan(id, agent, action));
+    let run = report.get(id).unwrap();
+    assert_eq!(run.state, State::Succeeded, "{agent}: {:?}", run.reason);
+    output(&report, id)
+}
+
 /// The children the trail holds of runway `parent`, filed in order: id and
 /// manifest (its agent the record's).
 fn children_of(records: &[Record], parent: &str) -> Vec<(String, Manifest)> {
@@ -79,20 +88,6 @@ fn children_of(records: &[Record], parent: &str) -> Vec<(String, Manifest)> {
         })
         .filter(|(_, m)| m.lineage.as_ref().is_some_and(|l| l.parent == parent))
         .collect()
-}
-
-/// Whether runway `id` succeeded / failed on the trail, its last end.
-fn ended(records: &[Record], id: &str) -> Option<State> {
-    records
-        .iter()
-        .filter(|r| r.entry.runway == id)
-        .filter_map(|r| match &r.entry.event {
-            Event::Succeeded { .. } => Some(State::Succeeded),
-            Event::Failed { .. } => Some(State::Failed),
-            Event::Moved { to, .. } => Some(*to),
-            _ => None,
-        })
-        .next_back()
 }
 
 /// The token runway `id` was cleared with on `dataset`, as the trail says.
@@ -145,14 +140,12 @@ fn all_results(id: &str, handed: u64) -> Value {
 fn python_and_javascript_agents_fan_out_and_join_all_their_children() {
     let f = fixture();
     for (id, agent) in AGENTS {
-        let report = f.run(&plan(id, agent, "all"));
-        let run = report.get(id).unwrap();
-        assert_eq!(run.state, State::Succeeded, "{agent}: {:?}", run.reason);
+        let said = succeeded(&f, id, agent, "all");
 
         let records = f.records();
         let handed = token(&records, &format!("{id}.2"), "test_poly");
         assert_eq!(
-            output(&report, id),
+            said,
             json!({ "winner": null, "results": all_results(id, handed), "refused": [] }),
             "{agent}"
         );
@@ -174,7 +167,7 @@ fn python_and_javascript_agents_fan_out_and_join_all_their_children() {
         for (c, m) in &kids {
             let l = m.lineage.as_ref().unwrap();
             assert_eq!((&*l.root, l.depth, l.attempt), (id, 1, 1), "{agent}: {c}");
-            assert_eq!(ended(&records, c), Some(State::Succeeded), "{agent}: {c}");
+            assert_eq!(last_state(&records, c), State::Succeeded, "{agent}: {c}");
         }
         assert_eq!(
             joins(&records, id),
@@ -201,14 +194,12 @@ fn python_and_javascript_agents_fan_out_and_join_all_their_children() {
 fn python_and_javascript_agents_race_children_to_a_first_success() {
     let f = fixture();
     for (id, agent) in AGENTS {
-        let report = f.run(&plan(id, agent, "first-success"));
-        let run = report.get(id).unwrap();
-        assert_eq!(run.state, State::Succeeded, "{agent}: {:?}", run.reason);
+        let said = succeeded(&f, id, agent, "first-success");
         let (one, two) = (format!("{id}.1"), format!("{id}.2"));
         let winner = child(&two, "succeeded", json!({}), None);
         let failed = "agent returned error: invalid: probe: failing on purpose";
         assert_eq!(
-            output(&report, id),
+            said,
             json!({
                 "winner": winner,
                 "results": [child(&one, "failed", Value::Null, Some(failed)), winner],
@@ -227,8 +218,8 @@ fn python_and_javascript_agents_race_children_to_a_first_success() {
             kids.iter()
                 .all(|(_, m)| m.lineage.as_ref().unwrap().root == id)
         );
-        assert_eq!(ended(&records, &one), Some(State::Failed));
-        assert_eq!(ended(&records, &two), Some(State::Succeeded));
+        assert_eq!(last_state(&records, &one), State::Failed);
+        assert_eq!(last_state(&records, &two), State::Succeeded);
         let states = vec![(one, State::Failed), (two, State::Succeeded)];
         assert_eq!(
             joins(&records, id),
@@ -245,13 +236,11 @@ fn python_and_javascript_agents_race_children_to_a_first_success() {
 fn python_and_javascript_agents_cancel_a_child_and_are_refused_in_the_hosts_words() {
     let f = fixture();
     for (id, agent) in AGENTS {
-        let report = f.run(&plan(id, agent, "cancel"));
-        let run = report.get(id).unwrap();
-        assert_eq!(run.state, State::Succeeded, "{agent}: {:?}", run.reason);
+        let said = succeeded(&f, id, agent, "cancel");
         let sleeper = format!("{id}.1");
         let why = "cancelled: its parent cancelled it";
         assert_eq!(
-            output(&report, id),
+            said,
             json!({
                 "winner": null,
                 "results": [child(&sleeper, "cancelled", Value::Null, Some(why))],
@@ -271,7 +260,7 @@ fn python_and_javascript_agents_cancel_a_child_and_are_refused_in_the_hosts_word
             1,
             "{agent}: the refused one was never filed"
         );
-        assert_eq!(ended(&records, &sleeper), Some(State::Cancelled));
+        assert_eq!(last_state(&records, &sleeper), State::Cancelled);
         let by = records
             .iter()
             .filter(|r| r.entry.runway == sleeper)
