@@ -45,10 +45,10 @@ def delegate(delegation: orch.Delegation) -> str:
     return orch.delegate(delegation)
 
 
-def join(children, mode=orch.JoinMode_All(), timeout_ms=None):
-    """Waits for `children` (runway ids) as `mode` says; every child's
-    `ChildResult`, in the order asked, on a timeout too."""
-    return orch.join(list(children), mode, timeout_ms)
+def join(children, mode=None, timeout_ms=None):
+    """Waits for `children` (runway ids) as `mode` says (none: all); every
+    child's `ChildResult`, in the order asked, on a timeout too."""
+    return orch.join(list(children), mode or orch.JoinMode_All(), timeout_ms)
 
 
 def cancel(children) -> None:
