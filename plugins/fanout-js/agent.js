@@ -11,7 +11,10 @@
 // - `cancel`: a `probe` that would sleep ten minutes, cancelled and joined
 //   (at most a minute); then what the host refuses: a delegation to an
 //   agent the grants do not name, and a cancel of a runway not this run's
-//   child.
+//   child;
+// - `quorum`: three `probe`s (`ok`, `fail`, `ok`) until two succeeded;
+// - `chain`: `probe` `locks` (the input's locks), then `probe` `ok` given
+//   its output as input; the last step is the winner.
 //
 // Output: `{"winner": CHILD | null, "results": [CHILD, ...], "refused":
 // ["KIND: MESSAGE", ...]}`, a CHILD being `{"runway", "agent", "state",
@@ -19,18 +22,21 @@
 //
 // Built by `runway build plugins/fanout-js` (componentize-js).
 import { info } from 'runway:agent/context@0.1.2';
-import { cancel, delegate, describe, join, parallel, progress, to } from './orchestrate.js';
+import { cancel, chain, delegate, describe, join, parallel, progress, to } from './orchestrate.js';
 
 const invalid = (val) => ({ tag: 'invalid', val });
 
-function fanOut(me) {
-  let input;
+// The locks the input names, `[["DATASET", "MODE"], ...]`.
+function inputLocks(me) {
   try {
-    input = JSON.parse(new TextDecoder().decode(me.input).trim() || '{}');
+    return JSON.parse(new TextDecoder().decode(me.input).trim() || '{}').locks ?? [];
   } catch (e) {
     throw invalid(`input: ${e.message}`);
   }
-  const children = parallel(to('probe', 'ok'), to('probe', 'locks', { locks: input.locks ?? [] }));
+}
+
+function fanOut(me) {
+  const children = parallel(to('probe', 'ok'), to('probe', 'locks', { locks: inputLocks(me) }));
   progress(1, 2, 'delegated');
   return [null, children.joinAll(), []];
 }
@@ -59,7 +65,17 @@ function cancelled(me) {
   return [null, results, refused];
 }
 
-const ACTIONS = { all: fanOut, run: fanOut, 'first-success': race, cancel: cancelled };
+function quorum() {
+  const children = parallel(to('probe', 'ok'), to('probe', 'fail'), to('probe', 'ok'));
+  return [null, children.quorum(2), []];
+}
+
+function pipeline(me) {
+  const last = chain(to('probe', 'locks', { locks: inputLocks(me) }), to('probe', 'ok'));
+  return [describe(last), [], []];
+}
+
+const ACTIONS = { all: fanOut, run: fanOut, 'first-success': race, cancel: cancelled, quorum, chain: pipeline };
 
 export function run() {
   const me = info();

@@ -10,7 +10,10 @@ of `orchestrate.py`), as the Rust SDK's `ctx.parallel`,
   joined again to see how each ended;
 - `cancel`: a `probe` that would sleep ten minutes, cancelled and joined
   (at most a minute); then what the host refuses: a delegation to an agent
-  the grants do not name, and a cancel of a runway not this run's child.
+  the grants do not name, and a cancel of a runway not this run's child;
+- `quorum`: three `probe`s (`ok`, `fail`, `ok`) until two succeeded;
+- `chain`: `probe` `locks` (the input's locks), then `probe` `ok` given
+  its output as input; the last step is the winner.
 
 Output: `{"winner": CHILD | null, "results": [CHILD, ...], "refused":
 ["KIND: MESSAGE", ...]}`, a CHILD being `{"runway", "agent", "state",
@@ -26,7 +29,7 @@ from componentize_py_types import Err
 from wit_world.imports import context
 from wit_world.imports.types import Error_Invalid
 
-from orchestrate import cancel, delegate, describe, join, parallel, progress, to
+from orchestrate import cancel, chain, delegate, describe, join, parallel, progress, to
 
 
 def said(err: Err) -> str:
@@ -35,12 +38,16 @@ def said(err: Err) -> str:
     return f"{kind.lower()}: {err.value.value}"
 
 
-def fan_out(info):
+def input_locks(info):
+    """The locks the input names, `[["DATASET", "MODE"], ...]`."""
     try:
-        locks = json.loads(info.input or b"{}").get("locks", [])
+        return json.loads(info.input or b"{}").get("locks", [])
     except (ValueError, AttributeError) as e:
         raise Err(Error_Invalid(f"input: {e}"))
-    children = parallel(to("probe", "ok"), to("probe", "locks", locks=locks))
+
+
+def fan_out(info):
+    children = parallel(to("probe", "ok"), to("probe", "locks", locks=input_locks(info)))
     progress(1, 2, "delegated")
     return None, children.join_all(), []
 
@@ -66,7 +73,18 @@ def cancelled(info):
     return None, results, refused
 
 
-ACTIONS = {"all": fan_out, "run": fan_out, "first-success": race, "cancel": cancelled}
+def quorum(_info):
+    children = parallel(to("probe", "ok"), to("probe", "fail"), to("probe", "ok"))
+    return None, children.quorum(2), []
+
+
+def pipeline(info):
+    last = chain(to("probe", "locks", locks=input_locks(info)), to("probe", "ok"))
+    return describe(last), [], []
+
+
+ACTIONS = {"all": fan_out, "run": fan_out, "first-success": race, "cancel": cancelled,
+           "quorum": quorum, "chain": pipeline}
 
 
 class WitWorld(wit_world.WitWorld):

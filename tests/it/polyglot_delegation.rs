@@ -2,10 +2,10 @@
 //! built by `runway build` (componentize-py, componentize-js) and run by
 //! the real host: `plugins/fanout-py` and `plugins/fanout-js` file `probe`
 //! children through their `orchestrate` helpers, join them (`all`; a
-//! `first-success` race), cancel one, and report every child's state and
-//! output — the same results the Rust `orchestrator` reports for the same
-//! children — and what the host refused, in its words.
-//! Their components import the whole world, so they fly on the host's
+//! `first-success` race; a quorum), chain them, cancel one, and report
+//! every child's state and output — the same results the Rust
+//! `orchestrator` reports for the same children — and what the host
+//! refused, in its words. Their components import the whole world, so they fly on the host's
 //! async path (fibers). Each child is on the trail: its FILING with its
 //! lineage (parent and root: the agent's runway), its end, the join.
 
@@ -288,5 +288,56 @@ fn python_and_javascript_agents_cancel_a_child_and_are_refused_in_the_hosts_word
             [("all".to_string(), vec![(sleeper, State::Cancelled)])],
             "{agent}"
         );
+    }
+}
+
+#[test]
+fn python_and_javascript_agents_reach_a_quorum_and_chain_steps() {
+    let f = fixture();
+    for (id, agent) in AGENTS {
+        let at = |n: u32| format!("{id}.{n}");
+        let failed = "agent returned error: invalid: probe: failing on purpose";
+        assert_eq!(
+            succeeded(&f, id, agent, "quorum"),
+            json!({
+                "winner": null,
+                "results": [
+                    child(&at(1), "succeeded", json!({}), None),
+                    child(&at(2), "failed", Value::Null, Some(failed)),
+                    child(&at(3), "succeeded", json!({}), None),
+                ],
+                "refused": [],
+            }),
+            "{agent}"
+        );
+        let records = f.records();
+        assert_eq!(joins(&records, id)[0].0, "quorum(2)", "{agent}");
+
+        // A chain: the second step is filed with the first one's output as
+        // its input, after the first ended.
+        let piped = format!("{id}-chain");
+        assert_eq!(
+            succeeded(&f, &piped, agent, "chain"),
+            json!({
+                "winner": child(&format!("{piped}.2"), "succeeded", json!({}), None),
+                "results": [],
+                "refused": [],
+            }),
+            "{agent}"
+        );
+        let records = f.records();
+        let steps = children_of(&records, &piped);
+        let inputs: Vec<Value> = steps
+            .iter()
+            .map(|(_, m)| serde_json::from_slice(&m.input).unwrap_or(Value::Null))
+            .collect();
+        let handed = token(&records, &format!("{piped}.1"), "test_poly");
+        let locks = json!([{ "dataset": "test_poly", "mode": "exclusive", "token": handed }]);
+        assert_eq!(inputs, [Value::Null, locks], "{agent}: step 2's input");
+        let one_by_one: Vec<usize> = joins(&records, &piped)
+            .iter()
+            .map(|(_, c)| c.len())
+            .collect();
+        assert_eq!(one_by_one, [1, 1], "{agent}: each step joined alone");
     }
 }
