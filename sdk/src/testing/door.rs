@@ -135,8 +135,8 @@ pub(crate) fn delegate(request: &Delegation) -> Result<String, Error> {
 }
 
 /// Joins children of the calling run, running them natively as
-/// [`super::join`] says; `invalid` for one it did not file, or named twice
-/// (the host's words). The timeout is not kept: every child run ends
+/// [`super::join`] says; `invalid` for one it did not file, one named
+/// twice, or a quorum larger than the children (the host's words). The timeout is not kept: every child run ends
 /// before the join returns.
 pub(crate) fn join(
     children: &[String],
@@ -144,6 +144,14 @@ pub(crate) fn join(
     _timeout_ms: Option<u64>,
 ) -> Result<Vec<ChildResult>, Error> {
     with(|s| own_children(s.caller(), "join", children))?;
+    if let JoinMode::Quorum(n) = mode
+        && n as usize > children.len()
+    {
+        return Err(Error::Invalid(format!(
+            "join: a quorum of {n} among {} children can never be met",
+            children.len()
+        )));
+    }
     loop {
         let states: Vec<ChildState> = with(|s| {
             let run = s.caller();
