@@ -12,7 +12,7 @@ pub(crate) use crate::bindings::runway::agent::{
     context::info,
     datasets::*,
     log::log,
-    orchestration::{delegate, handoff, join, progress},
+    orchestration::{cancel, delegate, handoff, join, progress},
 };
 
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]

@@ -165,7 +165,9 @@
 //!
 //! One child at a time: [`Context::delegate`] gives a [`Child`],
 //! [`Context::join`] waits for children in a [`JoinMode`] (`All`, `Any`,
-//! `FirstSuccess`, `Quorum(n)`) with an optional timeout. Every join gives
+//! `FirstSuccess`, `Quorum(n)`) with an optional timeout, and
+//! [`Context::cancel`] stops those that have not ended (a [`Parallel`]'s
+//! too: `ctx.cancel(fan_out.children())`). Every join gives
 //! back each child's [`ChildResult`] in the order asked — its
 //! [`ChildState`], and its output or the reason it did not succeed — on a
 //! timeout too, so nothing a finished child produced is lost. A child that

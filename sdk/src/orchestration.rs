@@ -42,6 +42,15 @@ impl Context {
         join(children, mode, timeout)
     }
 
+    /// Cancels those of `children` (this run's own) that have not ended:
+    /// waiting ones at once, running ones at their next epoch tick; their
+    /// staged writes are discarded and the locks handed down to them come
+    /// back. Those that ended are left as they are. [`Error::Invalid`] when
+    /// one is not this run's child (or is named twice).
+    pub fn cancel(&self, children: &[Child]) -> Result<(), Error> {
+        host::cancel(&ids(children))
+    }
+
     /// Delegates every one of `delegations`, in order, and gives them back
     /// as one [`Parallel`] to join: `ctx.parallel(shards)?.join_all()?`.
     /// A delegation refused is the error, of its kind, saying which
@@ -194,8 +203,12 @@ fn join(
     mode: JoinMode,
     timeout: Option<Duration>,
 ) -> Result<Vec<ChildResult>, Error> {
-    let ids: Vec<String> = children.iter().map(|c| c.0.clone()).collect();
-    host::join(&ids, mode, timeout.map(millis))
+    host::join(&ids(children), mode, timeout.map(millis))
+}
+
+/// The children's runway ids, as the host calls take them.
+fn ids(children: &[Child]) -> Vec<String> {
+    children.iter().map(|c| c.0.clone()).collect()
 }
 
 /// `no child succeeded: child A (x): failed: ...; child B (y): ...; and 3

@@ -97,7 +97,11 @@
 //! `quorum(n)` runs them in order until `n` succeeded or too few are left
 //! to. A child joined again gives back how it ended. A child that fails is
 //! run again as its retry policy says (no backoff waited), its attempt
-//! number counting up.
+//! number counting up. [`Context::cancel`](crate::Context::cancel) ends
+//! the children named that are still waiting `cancelled` (they never run)
+//! and gives back the locks handed down to them; those that ended are left
+//! as they are. A join or cancel naming a runway the run did not file (or
+//! one twice) is [`Error::Invalid`], in the host's words.
 //!
 //! Locks go as on the real host: a dataset the parent holds is handed down
 //! (shared to any number of children, exclusive to one) and the parent's

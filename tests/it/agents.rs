@@ -122,7 +122,7 @@ fn the_harness_and_the_host_deny_alike() {
 }
 
 /// Where `runway build` installs the guest toolchains: kept across runs.
-const TOOLS: &[(&str, &str)] = &[(
+pub(crate) const TOOLS: &[(&str, &str)] = &[(
     "RUNWAY_TOOLS",
     concat!(env!("CARGO_TARGET_TMPDIR"), "/guest-tools"),
 )];

@@ -29,7 +29,7 @@ fn children(records: &[Record]) -> Vec<(String, Manifest)> {
 }
 
 /// The last state runway `id` moved to on the trail.
-fn last_state(records: &[Record], id: &str) -> State {
+pub(crate) fn last_state(records: &[Record], id: &str) -> State {
     records
         .iter()
         .filter(|r| r.entry.runway == id)

@@ -28,6 +28,7 @@ mod per_run;
 mod plans;
 mod plugins;
 mod policy;
+mod polyglot_delegation;
 mod probe;
 mod restart;
 mod rights;

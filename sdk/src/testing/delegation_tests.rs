@@ -285,6 +285,30 @@ fn quorum_runs_children_until_enough_succeeded_or_too_few_can() {
     );
 }
 
+/// A quorum of 3 among 2 children.
+struct Unreachable;
+
+impl Agent for Unreachable {
+    fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+        let two = ctx.parallel([Delegation::to("fail"), Delegation::to("double")])?;
+        two.quorum(3).map(|results| results.len())
+    }
+}
+
+#[test]
+fn a_quorum_no_join_could_meet_is_invalid_in_the_hosts_words() {
+    let run = host().run::<Unreachable>();
+    assert_eq!(
+        run.error().to_string(),
+        "invalid: join: a quorum of 3 among 2 children can never be met"
+    );
+    assert!(
+        run.children()
+            .iter()
+            .all(|c| c.state == ChildState::Waiting)
+    );
+}
+
 /// `double` of 5, then `double`, then `square`: 400.
 struct Pipeline;
 
@@ -388,7 +412,7 @@ fn a_key_given_again_gives_back_the_same_child() {
         (
             true,
             "test-1.2".into(),
-            "not-found: runway test-9 is not a child of runway test-1".into()
+            "invalid: join: test-9 is not a child of test-1".into()
         )
     );
     assert_eq!(run.children().len(), 2);

@@ -2,7 +2,7 @@
 //! and arguments for each WIT import, answering for the run that calls (the
 //! innermost run in progress).
 
-use super::frame::Filed;
+use super::frame::{Filed, Frame};
 use super::join::{Step, next};
 use super::locks;
 use super::session::{Session, run_child, with};
@@ -135,23 +135,23 @@ pub(crate) fn delegate(request: &Delegation) -> Result<String, Error> {
 }
 
 /// Joins children of the calling run, running them natively as
-/// [`super::join`] says; `not-found` for one it did not file. The timeout
-/// is not kept: every child run ends before the join returns.
+/// [`super::join`] says; `invalid` for one it did not file, one named
+/// twice, or a quorum larger than the children (the host's words). The timeout is not kept: every child run ends
+/// before the join returns.
 pub(crate) fn join(
     children: &[String],
     mode: JoinMode,
     _timeout_ms: Option<u64>,
 ) -> Result<Vec<ChildResult>, Error> {
-    with(|s| {
-        let run = s.caller();
-        match children.iter().find(|id| run.child(id).is_none()) {
-            Some(id) => Err(Error::NotFound(format!(
-                "runway {id} is not a child of runway {}",
-                run.info.runway
-            ))),
-            None => Ok(()),
-        }
-    })?;
+    with(|s| own_children(s.caller(), "join", children))?;
+    if let JoinMode::Quorum(n) = mode
+        && n as usize > children.len()
+    {
+        return Err(Error::Invalid(format!(
+            "join: a quorum of {n} among {} children can never be met",
+            children.len()
+        )));
+    }
     loop {
         let states: Vec<ChildState> = with(|s| {
             let run = s.caller();
@@ -160,7 +160,7 @@ pub(crate) fn join(
         });
         match next(mode, &states) {
             Step::Run(i) => run_child(&children[i]),
-            Step::CancelWaiting => with(|s| cancel_waiting(s, children)),
+            Step::CancelWaiting => with(|s| lost_the_race(s, children)),
             Step::Done => break,
         }
     }
@@ -189,9 +189,38 @@ pub(crate) fn progress(done: u64, total: u64, message: &str) {
     with(|s| s.caller().progress.push((done, total, message.into())));
 }
 
+/// Cancels those of the calling run's `children` that have not ended:
+/// natively they are all waiting (a child runs only inside its parent's
+/// join), so they never run, and the locks handed down to them go back.
+/// `invalid` for one the run did not file, or named twice.
+pub(crate) fn cancel(children: &[String]) -> Result<(), Error> {
+    with(|s| {
+        own_children(s.caller(), "cancel", children)?;
+        cancel_waiting(s, children, "cancelled: its parent cancelled it");
+        Ok(())
+    })
+}
+
+/// `Ok` when every one of `children` is a child of `run`, named once; else
+/// `invalid`, in the host's words for the call `verb`.
+fn own_children(run: &Frame, verb: &str, children: &[String]) -> Result<(), Error> {
+    let parent = &run.info.runway;
+    for (i, id) in children.iter().enumerate() {
+        if run.child(id).is_none() {
+            return Err(Error::Invalid(format!(
+                "{verb}: {id} is not a child of {parent}"
+            )));
+        }
+        if children[..i].contains(id) {
+            return Err(Error::Invalid(format!("{verb}: {id} is named twice")));
+        }
+    }
+    Ok(())
+}
+
 /// A `first-success` join was won: the joined children still waiting are
-/// cancelled (never run) and the locks they were handed go back.
-fn cancel_waiting(s: &mut Session, children: &[String]) {
+/// cancelled, naming the winner.
+fn lost_the_race(s: &mut Session, children: &[String]) {
     let run = s.caller();
     let winner = children
         .iter()
@@ -199,13 +228,20 @@ fn cancel_waiting(s: &mut Session, children: &[String]) {
         .find(|c| c.result.state == ChildState::Succeeded)
         .map(|c| c.info.runway.clone())
         .unwrap_or_default();
+    cancel_waiting(s, children, &format!("cancelled: {winner} succeeded first"));
+}
+
+/// The calling run's `children` still waiting end `cancelled` (they never
+/// run) with `reason`, and the locks they were handed go back.
+fn cancel_waiting(s: &mut Session, children: &[String], reason: &str) {
+    let run = s.caller();
     let mut cancelled = Vec::new();
     for id in children {
         if let Some(child) = run.child_mut(id)
             && child.result.state == ChildState::Waiting
         {
             child.result.state = ChildState::Cancelled;
-            child.result.reason = Some(format!("cancelled: {winner} succeeded first"));
+            child.result.reason = Some(reason.into());
             cancelled.push(id);
         }
     }

@@ -47,6 +47,26 @@ fn a_registered_agent_takes_over_with_the_output() {
     );
 }
 
+struct HandOffWithInput;
+
+impl Agent for HandOffWithInput {
+    fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+        ctx.handoff(Handoff::to("appeals").input(&["case-7"])?)?;
+        Ok("flagged")
+    }
+}
+
+#[test]
+fn a_handoff_given_its_own_input_passes_that_instead_of_the_output() {
+    let mut host = TestHost::new().agent_fn("appeals", who_am_i);
+    let run = host.run::<HandOffWithInput>();
+    assert_eq!(run.json::<String>(), "flagged");
+    let handoff = run.handoff().expect("recorded");
+    assert_eq!(handoff.input.as_deref(), Some(&br#"["case-7"]"#[..]));
+    let (runway, _, _, input, _) = run.successor().expect("appeals ran").json::<WhoAmI>();
+    assert_eq!((&*runway, &*input), ("test-1.handoff", r#"["case-7"]"#));
+}
+
 struct HandOffThenFail;
 
 impl Agent for HandOffThenFail {

@@ -1,14 +1,17 @@
 //! Delegation's refusals and locks on the in-memory host: an agent not
 //! registered is denied by name, a lock handed down fences the parent off
 //! until the child ends, locks are handed down, taken free or refused
-//! naming the holder, and a cycle of delegations stops at the depth limit.
+//! naming the holder, a cycle of delegations stops at the depth limit, and
+//! a child cancelled (by a race or by its parent) hands its lock back.
 
 use serde::Serialize;
 
 use super::TestHost;
 use super::delegation_tests::{host, states};
 use super::door::MAX_DEPTH;
-use crate::{Agent, ChildResult, ChildState, Context, Delegation, Error, JoinMode, LockMode};
+use crate::{
+    Agent, Child, ChildResult, ChildState, Context, Delegation, Error, JoinMode, LockMode,
+};
 
 struct AskStrangers;
 
@@ -220,4 +223,55 @@ fn a_cancelled_child_gives_its_lock_back() {
     assert!(run.output.is_ok(), "{:?}", run.output);
     assert_eq!(run.children()[1].state, ChildState::Cancelled);
     assert_eq!(host.read("apps", "after"), Some(&b"parent"[..]));
+}
+
+/// Files a child handed `apps` and one that ends first; cancels both and a
+/// stranger, then both again; writes `apps` with no join in between.
+struct CancelsItsChildren;
+
+impl Agent for CancelsItsChildren {
+    fn run(ctx: &Context) -> Result<impl Serialize, Error> {
+        let done = ctx.delegate(Delegation::to("double").input(&1)?)?;
+        ctx.join(std::slice::from_ref(&done), JoinMode::All, None)?;
+        let holder = ctx.delegate(Delegation::to("double").lock("apps", LockMode::Exclusive))?;
+        let before = ctx.dataset("apps").write("k", b"parent").unwrap_err();
+        let stranger = Child("test-1.9".into());
+        let refused = ctx.cancel(&[holder.clone(), stranger]).unwrap_err();
+        let twice = ctx.cancel(&[done.clone(), done.clone()]).unwrap_err();
+        ctx.cancel(&[done.clone(), holder.clone()])?;
+        ctx.cancel(&[done.clone(), holder.clone()])?;
+        ctx.dataset("apps").write("k", b"parent")?;
+        let joined = ctx.join(&[done, holder], JoinMode::All, None)?;
+        let states: Vec<String> = joined.iter().map(|c| c.state.to_string()).collect();
+        let why = joined[1].reason.clone();
+        Ok((
+            before.kind(),
+            refused.to_string(),
+            twice.to_string(),
+            states,
+            why,
+        ))
+    }
+}
+
+#[test]
+fn a_cancelled_child_never_runs_and_hands_its_lock_back_at_once() {
+    let mut host = host().lock("apps", LockMode::Exclusive);
+    let run = host.run::<CancelsItsChildren>();
+    type Said = (String, String, String, Vec<String>, Option<String>);
+    let (before, refused, twice, states, why) = run.json::<Said>();
+    assert_eq!(before, "lock-lost", "handed down until cancelled");
+    assert_eq!(
+        refused,
+        "invalid: cancel: test-1.9 is not a child of test-1"
+    );
+    assert_eq!(twice, "invalid: cancel: test-1.1 is named twice");
+    assert_eq!(states, ["succeeded", "cancelled"], "an ended child is left");
+    assert_eq!(why.as_deref(), Some("cancelled: its parent cancelled it"));
+    assert_eq!(run.children()[1].state, ChildState::Cancelled);
+    assert_eq!(
+        host.read("apps", "k"),
+        Some(&b"parent"[..]),
+        "the lock came back"
+    );
 }

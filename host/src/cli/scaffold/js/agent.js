@@ -2,7 +2,9 @@
 // dataset it holds exclusively and greets the name its input gives.
 //
 // `runway build` makes it a component with componentize-js (the engine
-// travels inside it); `runway run plan.toml --plugins plugins` runs it.
+// travels inside it); `runway run plan.toml --plugins plugins` runs it. To
+// have other agents do part of the work
+// (`runway:agent/orchestration@0.1.2`), see README.md.
 import { info } from 'runway:agent/context@0.1.2';
 import { read, write } from 'runway:agent/datasets@0.1.2';
 import { log } from 'runway:agent/log@0.1.2';

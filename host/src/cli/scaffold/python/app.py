@@ -2,7 +2,9 @@
 it holds exclusively and greets the name its input gives.
 
 `runway build` makes it a component with componentize-py (the interpreter
-travels inside it); `runway run plan.toml --plugins plugins` runs it.
+travels inside it); `runway run plan.toml --plugins plugins` runs it. To
+have other agents do part of the work (`wit_world.imports.orchestration`),
+see README.md.
 """
 import json
 

@@ -3,6 +3,8 @@
 //!
 //! Build it into a plugins folder with `runway build`, test it natively with
 //! `cargo test`, run it with `runway run plan.toml --plugins plugins`.
+//! To have other agents do part of the work (`ctx.delegate`,
+//! `ctx.parallel`, `ctx.first_success`, ...), see README.md.
 
 use runway_sdk::{Agent, Context, Error, LockMode, export_agent, log};
 use serde::{Deserialize, Serialize};
