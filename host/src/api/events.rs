@@ -8,8 +8,19 @@
 //! Callers who may read the audit trail get both; others only transitions.
 //!
 //! Query: `since=SEQ` (or a `Last-Event-ID` header: the stream resumes after
-//! it), `dataset=`, `runway=`, `agent=` filters, `backlog=N` (how many
-//! matching records before the live end to send first, 500 by default).
+//! it), `dataset=`, `runway=`, `tree=`, `agent=` filters, `backlog=N` (how
+//! many matching records before the live end to send first, 500 by
+//! default).
+//!
+//! Delegation trees: `runway=ID` keeps the records of that runway alone —
+//! its FILING, its moves, its calls and the JOINED records of its joins
+//! (a join is recorded as its parent's); `tree=ID` keeps those of that
+//! runway and of every runway delegated below it, its children's FILINGs
+//! among them, so one stream follows a whole tree as it grows. The tree's
+//! runways filed before the stream starts are taken from the controller,
+//! those filed later from their FILING records' lineage as they stream by.
+//! A JOINED record is a `transition`: who won a race and who was cancelled
+//! is a runway's course, which viewers see.
 //!
 //! A resumed stream gets every matching record from where it left off,
 //! however many: what memory no longer holds (the last [`TAIL_RECORDS`])
@@ -29,7 +40,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::controller::filed_manifest;
+use crate::controller::tree::{link, subtree};
+use crate::controller::{Controller, RunwayReport, filed_manifest};
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
@@ -100,6 +112,8 @@ pub struct Filter {
     pub dataset: Option<String>,
     /// Records of this runway.
     pub runway: Option<String>,
+    /// Records of this runway and of every runway delegated below it.
+    pub tree: Option<String>,
     /// Records of this agent.
     pub agent: Option<String>,
     /// How many matching records before the live end to send first (500;
@@ -107,24 +121,50 @@ pub struct Filter {
     pub backlog: Option<usize>,
 }
 
-/// A filter being applied: it learns which runways touch its dataset.
-struct Matcher {
+/// A filter being applied: it learns which runways touch its dataset, and
+/// which belong to its tree.
+pub struct Matcher {
     filter: Filter,
     everything: bool,
     touching: HashSet<String>,
+    tree: HashSet<String>,
 }
 
 impl Matcher {
-    fn new(filter: Filter, everything: bool) -> Matcher {
+    /// Applies `filter`; its tree (when it asks for one) starts as the
+    /// runway it names and those of `runways` (the controller's, in filing
+    /// order) delegated below it, and grows as children are filed.
+    pub fn new(filter: Filter, everything: bool, runways: &[RunwayReport]) -> Matcher {
+        let mut tree = HashSet::new();
+        if let Some(root) = &filter.tree {
+            let members = subtree(root, runways.iter().map(link));
+            tree.extend(members.into_iter().flatten().map(|m| m.id));
+            tree.insert(root.clone());
+        }
         Matcher {
             filter,
             everything,
             touching: HashSet::new(),
+            tree,
+        }
+    }
+
+    /// Whether `record` files a child of a runway of the tree: it joins it.
+    fn learn_tree(&mut self, record: &Record) {
+        if self.filter.tree.is_none() || !matches!(record.entry.event, Event::Filing { .. }) {
+            return;
+        }
+        let Some(lineage) = filed_manifest(&record.entry.event).and_then(|m| m.lineage) else {
+            return;
+        };
+        if self.tree.contains(&lineage.parent) {
+            self.tree.insert(record.entry.runway.clone());
         }
     }
 
     /// Whether `record` goes to this reader, and as which kind.
     fn kind(&mut self, record: &Record) -> Option<&'static str> {
+        self.learn_tree(record);
         let kind = if is_transition(&record.entry.event) {
             "transition"
         } else if self.everything {
@@ -150,6 +190,7 @@ impl Matcher {
         }
         if self.filter.runway.as_ref().is_some_and(|r| *r != e.runway)
             || self.filter.agent.as_ref().is_some_and(|a| *a != e.agent)
+            || (self.filter.tree.is_some() && !self.tree.contains(&e.runway))
         {
             return None;
         }
@@ -171,6 +212,7 @@ pub fn is_transition(event: &Event) -> bool {
             | Event::Paused { .. }
             | Event::Resumed { .. }
             | Event::PlanFiled { .. }
+            | Event::Joined { .. }
     )
 }
 
@@ -342,7 +384,8 @@ impl Reader {
 /// (`transition` or `record`; records only when `everything`).
 pub fn timeline(events: &Events, filter: Filter, everything: bool, limit: usize) -> Vec<Value> {
     let since = filter.since.unwrap_or(0);
-    let mut matcher = Matcher::new(filter, everything);
+    // Read from the trail's start: the tree is learnt from its FILINGs.
+    let mut matcher = Matcher::new(filter, everything, &[]);
     let (kept, _) = catch_up(events, &mut matcher, since, limit.min(MAX_BACKLOG));
     kept.iter()
         .map(|(kind, record)| {
@@ -412,6 +455,7 @@ fn catch_up(
         (status = 404, description = "This server keeps no live audit tail", body = ErrorBody)))]
 pub async fn stream(
     State(events): State<Option<Arc<Events>>>,
+    State(controller): State<Controller>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     QueryOf(filter): QueryOf<Filter>,
@@ -428,7 +472,12 @@ pub async fn stream(
     // From where it left off, else `since`: every matching record from
     // there on (older ones read from disk as the client takes them). Else
     // the last `backlog` matching records.
-    let mut matcher = Matcher::new(filter.clone(), caller.may(Right::Audit));
+    // A tree's runways filed before `since` are the controller's to name.
+    let runways = match &filter.tree {
+        Some(_) => controller.list().await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut matcher = Matcher::new(filter.clone(), caller.may(Right::Audit), &runways);
     let caught = match resumed.or(filter.since) {
         Some(since) => Ok((VecDeque::new(), since, matcher)),
         None => {
