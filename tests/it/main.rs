@@ -39,4 +39,5 @@ mod start;
 mod surface;
 mod times;
 mod tls;
+mod trees;
 mod wit_versions;

@@ -512,3 +512,116 @@ pub async fn stream(
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use runway_audit::{Call, Entry, Outcome};
+
+    use super::*;
+    use crate::controller::{Lineage, Manifest};
+
+    fn record(runway: &str, event: Event) -> Record {
+        Record {
+            seq: 0,
+            time_ns: 0,
+            prev: [0; 32],
+            prev_dataset: None,
+            entry: Entry {
+                runway: runway.into(),
+                agent: "orchestrator".into(),
+                plugin: None,
+                dataset: None,
+                event,
+            },
+        }
+    }
+
+    /// A FILING record of a runway delegated by `parent`, if any.
+    fn filing(parent: Option<&str>) -> Event {
+        let lineage = parent.map(|p| Lineage {
+            parent: p.into(),
+            attempt: 1,
+            root: "r".into(),
+            key: "0".into(),
+            depth: 1,
+            reach: 1,
+        });
+        let manifest = Manifest {
+            lineage,
+            ..Manifest::default()
+        };
+        Event::Filing {
+            schema: 2,
+            manifest: serde_json::to_string(&manifest).unwrap(),
+            input: Vec::new(),
+        }
+    }
+
+    fn call() -> Event {
+        Event::Call {
+            call: Call::Read,
+            key: None,
+            token: None,
+            args: [0; 32],
+            result: [0; 32],
+            outcome: Outcome::Ok,
+        }
+    }
+
+    #[test]
+    fn a_tree_filter_learns_the_children_filed_as_they_stream_by() {
+        let filter = Filter {
+            tree: Some("r".into()),
+            ..Filter::default()
+        };
+        let (mut viewer, mut auditor) = (
+            Matcher::new(filter.clone(), false, &[]),
+            Matcher::new(filter, true, &[]),
+        );
+        let joined = Event::Joined {
+            mode: "first-success".into(),
+            children: Vec::new(),
+            timed_out: false,
+        };
+        let stream = [
+            (
+                record("r", filing(None)),
+                Some("transition"),
+                Some("transition"),
+            ),
+            (record("other", filing(None)), None, None),
+            (
+                record("r.1", filing(Some("r"))),
+                Some("transition"),
+                Some("transition"),
+            ),
+            (
+                record("r.1.1", filing(Some("r.1"))),
+                Some("transition"),
+                Some("transition"),
+            ),
+            (record("o.1", filing(Some("other"))), None, None),
+            (record("r", joined), Some("transition"), Some("transition")),
+            (record("r.1.1", call()), None, Some("record")),
+            (record("o.1", call()), None, None),
+        ];
+        for (record, seen, audited) in &stream {
+            let who = &record.entry.runway;
+            assert_eq!(viewer.kind(record), *seen, "{who} for a viewer");
+            assert_eq!(auditor.kind(record), *audited, "{who} for an auditor");
+        }
+    }
+
+    #[test]
+    fn a_tree_filter_keeps_the_runway_it_names_before_it_is_filed() {
+        let filter = Filter {
+            tree: Some("nobody".into()),
+            ..Filter::default()
+        };
+        // Unknown to the controller (a stream opened before the filing): the
+        // runway it names, and its children once they are filed.
+        let mut matcher = Matcher::new(filter, true, &[]);
+        assert_eq!(matcher.kind(&record("nobody", call())), Some("record"));
+        assert_eq!(matcher.kind(&record("x", call())), None);
+    }
+}

@@ -147,9 +147,9 @@ pub struct RunwayView {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub children: Option<Vec<ChildView>>,
     /// How far its tree has come: what its run last reported, plus one
-    /// unit per child, done when the child ended (left out of lists; null
-    /// when it reported nothing and delegated nothing).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// unit per child, done when the child ended (null in lists, and when
+    /// it reported nothing and delegated nothing).
+    #[serde(default)]
     pub progress: Option<ProgressView>,
     /// The agent's output, as text.
     pub output: Option<String>,

@@ -376,14 +376,18 @@ fn print_runway(r: &RunwayView) {
     if !children.is_empty() {
         println!("children {}", children.len());
         for c in children {
-            let why = c.reason.as_deref().filter(|_| c.state != State::Succeeded.name());
-            let why = why.map_or_else(String::new, |w| format!("  {}", excerpt(w, 120)));
-            println!(
-                "  {:<24} {:<20} {:<17}{why}",
+            let why = c
+                .reason
+                .as_deref()
+                .filter(|_| c.state != State::Succeeded.name());
+            let why = why.map_or_else(String::new, |w| excerpt(w, 120));
+            let line = format!(
+                "  {:<24} {:<20} {:<17} {why}",
                 escape(&c.id),
                 escape(&c.agent),
                 escape(&c.state)
             );
+            println!("{}", line.trim_end());
         }
     }
     println!("history");

@@ -326,11 +326,7 @@ fn joined(j: &TreeJoin) -> String {
         })
         .collect();
     let ran_out = if j.timed_out { ", timed out" } else { "" };
-    format!(
-        "join {}{ran_out}: {}",
-        escape(&j.mode),
-        children.join(", ")
-    )
+    format!("join {}{ran_out}: {}", escape(&j.mode), children.join(", "))
 }
 
 /// A duration in milliseconds, as people read it.

@@ -82,14 +82,23 @@ mod tests {
             ("boss.4", Some("boss.1")),
         ];
         let tree = walk("boss", &runways).unwrap();
-        let expected = [("boss", 0), ("boss.1", 1), ("boss.4", 2), ("boss.2", 1), ("boss.3", 2)];
+        let expected = [
+            ("boss", 0),
+            ("boss.1", 1),
+            ("boss.4", 2),
+            ("boss.2", 1),
+            ("boss.3", 2),
+        ];
         let expected: Vec<(String, usize)> =
             expected.iter().map(|(i, d)| (i.to_string(), *d)).collect();
         assert_eq!(tree, expected);
         // A subtree, and a runway without children.
         let sub = walk("boss.2", &runways).unwrap();
         assert_eq!(sub, vec![("boss.2".into(), 0), ("boss.3".into(), 1)]);
-        assert_eq!(walk("boss.3", &runways).unwrap(), vec![("boss.3".into(), 0)]);
+        assert_eq!(
+            walk("boss.3", &runways).unwrap(),
+            vec![("boss.3".into(), 0)]
+        );
         assert_eq!(walk("nobody", &runways), None);
     }
 
