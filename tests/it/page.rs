@@ -10,6 +10,10 @@
 //! the favicon, the approver's audit transitions, and one sign-in serving
 //! a second tab. Screenshots of the board, the approvals, a runway and the
 //! audit timeline are written to `target/screenshots/` on every run.
+//! A runway's page draws its delegation tree: the parent it was delegated
+//! by, its tree's progress bar, every runway below it under its parent
+//! with its state, growing live as children are filed, a guest's words as
+//! text (screenshot `tree`).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -528,6 +532,23 @@ fn the_runway_page_draws_its_delegation_tree() {
         find(&c, "#tree-runways tr[data-runway='later.2'] [data-state='SUCCEEDED']").await;
         find(&c, "#tree-runways tr[data-runway='later.1'] [data-state='SUCCEEDED']").await;
         until(&c, "document.getElementById('tree').hidden === false").await;
+
+        // What a guest says is shown as text: a child's failure quoting
+        // its input's markup.
+        server.file(
+            r#"
+            [[runway]]
+            id = "markup"
+            agent = "orchestrator"
+            input = { children = [{ agent = "orchestrator", input = { join = "<b id=guest>bold</b>" } }] }
+            "#,
+        );
+        assert_eq!(server.client(&["wait", "markup", "markup.1"]).code, 1);
+        c.goto(&format!("{base}/runways/markup")).await.unwrap();
+        let row = find(&c, "#tree-runways tr[data-runway='markup.1'] [data-state='FAILED']").await;
+        assert!(row.is_displayed().await.unwrap());
+        until(&c, "document.getElementById('tree').textContent.includes('<b id=guest>bold</b>')").await;
+        until(&c, "document.getElementById('guest') === null").await;
 
         c.close().await.unwrap();
     });

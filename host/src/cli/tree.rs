@@ -402,6 +402,40 @@ mod tests {
     }
 
     #[test]
+    fn a_join_names_the_winner_the_losers_and_who_was_still_going() {
+        let child = |runway: &str, state: State| runway_audit::JoinedChild {
+            runway: runway.into(),
+            state,
+        };
+        let outcomes = |j: TreeJoin| -> Vec<Option<&'static str>> {
+            j.children.iter().map(|c| c.outcome).collect()
+        };
+        // A race: the first success won; those it cancelled lost; one that
+        // had failed before just failed.
+        let race = [
+            child("a", State::Failed),
+            child("b", State::Succeeded),
+            child("c", State::Cancelled),
+        ];
+        let won = join("first-success", &race, false);
+        assert_eq!(outcomes(won.clone()), [None, Some("won"), Some("lost")]);
+        assert_eq!(
+            joined(&won),
+            "join first-success: a FAILED, b SUCCEEDED (won), c CANCELLED (lost)"
+        );
+        // Timed out: nobody won; who had not ended timed out.
+        let late = [child("a", State::Succeeded), child("b", State::Running)];
+        let timed = join("all", &late, true);
+        assert_eq!(outcomes(timed.clone()), [None, Some("timed out")]);
+        assert_eq!(
+            joined(&timed),
+            "join all, timed out: a SUCCEEDED, b RUNNING (timed out)"
+        );
+        let raced_out = join("first-success", &late, true);
+        assert_eq!(outcomes(raced_out), [None, Some("timed out")]);
+    }
+
+    #[test]
     fn durations_read_as_people_read_them() {
         assert_eq!(duration(0), "0 ms");
         assert_eq!(duration(999), "999 ms");
