@@ -367,6 +367,7 @@ fn execute(host: &Host, plugin: &Arc<Plugin>, info: &RunInfo) -> Vec<u8> {
         locks,
         cancel: Default::default(),
         delegator: None,
+        keep_output: false,
     };
     let observer: Observer = Arc::new(|_| {});
     let report = commit::execute(host.sandbox(), req, &observer).expect("audit trail works");

@@ -92,6 +92,7 @@ fn a_fenced_commit_is_its_own_failure() {
         }],
         cancel: Default::default(),
         delegator: None,
+        keep_output: false,
     };
     let observer: Observer = Arc::new(|_| {});
     let flown = sandbox::fly(f.host.sandbox(), req, &observer).expect("flies");

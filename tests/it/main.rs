@@ -12,6 +12,7 @@ mod controller_model;
 mod count;
 mod data;
 mod delegation;
+mod delegation_crash;
 mod doors;
 mod exit_codes;
 mod flood;

@@ -224,5 +224,6 @@ fn event_name(e: &Event) -> &'static str {
         Event::Resumed { .. } => "resumed",
         Event::PlanFiled { .. } => "plan-filed",
         Event::Joined { .. } => "joined",
+        Event::Returned { .. } => "returned",
     }
 }

@@ -288,7 +288,7 @@ fn kill_9_of_a_serving_controller_loses_nothing_and_runs_nothing_twice() {
 }
 
 /// Every record, after the whole trail verified with its signatures.
-fn read_verified(dir: &std::path::Path) -> Vec<Record> {
+pub fn read_verified(dir: &std::path::Path) -> Vec<Record> {
     let keys = dir.join("runway-keys");
     let public = std::fs::read_dir(&keys)
         .unwrap()

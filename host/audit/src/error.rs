@@ -41,10 +41,10 @@ pub enum AuditError {
     /// append; the writer goes on.
     #[error("audit entry refused: could take {bound} bytes, over the {max}-byte record limit")]
     EntryTooLarge { bound: usize, max: usize },
-    /// A FILING's manifest text over [`MANIFEST_MAX`](crate::record::MANIFEST_MAX)
+    /// A FILING's manifest or a RETURNED output over its cap
     /// was refused at append; the writer goes on.
-    #[error("audit entry refused: a manifest of {len} bytes, over the {max}-byte limit")]
-    ManifestTooLarge { len: usize, max: usize },
+    #[error("audit entry refused: a manifest or output of {len} bytes, over the {max}-byte limit")]
+    FieldTooLarge { len: usize, max: usize },
     /// A ticket that no `append` of this log handed out.
     #[error("ticket for record {0} was not issued by this audit log")]
     ForeignTicket(u64),

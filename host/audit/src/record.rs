@@ -184,6 +184,11 @@ wire_enum! {
             children: Vec<JoinedChild>,
             timed_out: bool,
         },
+        /// A run's output, kept on the trail because others read it (a
+        /// child's parent, after a restart too): durable before the run's
+        /// COMMITTING (or its SUCCEEDED, when it wrote nothing), at most
+        /// [`OUTPUT_MAX`] bytes. Its SUCCEEDED carries its digest.
+        Returned { output: Vec<u8> },
     }
 }
 
@@ -372,6 +377,10 @@ pub struct EncodeError(#[from] postcard::Error);
 /// refuses a longer one and the verifier does not decode it.
 pub const MANIFEST_MAX: usize = 64 << 10;
 
+/// Most bytes of a run's output in a [`Event::Returned`] record (the
+/// host's largest output).
+pub const OUTPUT_MAX: usize = 1 << 20;
+
 impl Entry {
     /// A record of the host itself: no runway, agent, plugin or dataset
     /// (a refused plan, a pause of clearing).
@@ -405,6 +414,9 @@ impl Event {
             Event::Filing { manifest, .. } if manifest.len() > MANIFEST_MAX => {
                 Some((manifest.len(), MANIFEST_MAX))
             }
+            Event::Returned { output } if output.len() > OUTPUT_MAX => {
+                Some((output.len(), OUTPUT_MAX))
+            }
             _ => None,
         }
     }
@@ -416,7 +428,7 @@ impl Record {
     pub fn decode(bytes: &[u8]) -> Result<Record, DecodeError> {
         let record: Record = decode_exact(bytes)?;
         if record.entry.event.over_cap().is_some() {
-            return Err(DecodeError::Malformed("manifest over its cap"));
+            return Err(DecodeError::Malformed("a field over its cap"));
         }
         Ok(record)
     }
@@ -634,6 +646,7 @@ mod tests {
                 "PlanFiled",
                 "Filing",
                 "Joined",
+                "Returned",
             ]
         );
         assert_eq!(Call::ALL.len(), Call::VARIANTS.len());
@@ -653,7 +666,7 @@ mod tests {
         let bytes = record.encode().expect("encode");
         assert_eq!(
             Record::decode(&bytes),
-            Err(DecodeError::Malformed("manifest over its cap"))
+            Err(DecodeError::Malformed("a field over its cap"))
         );
         record.entry.event = Event::Filing {
             schema: 2,

@@ -296,6 +296,15 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 format!("{} [{}]{ran_out}", escape(mode), children.join(", ")),
             )
         }
+        Event::Returned { output } => (
+            "RETURNED",
+            format!(
+                "output {} {} sha256={}",
+                output.len(),
+                plural_len(output.len(), "byte", "bytes"),
+                &hex::encode(&sha256(output))[..SHORT_HASH]
+            ),
+        ),
         Event::Paused { by } => ("PAUSED", format!("clearing paused by {}", escape(by))),
         Event::Resumed { by } => ("RESUMED", format!("clearing resumed by {}", escape(by))),
         Event::PlanFiled {
@@ -493,6 +502,11 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
                 ),
             ),
             ("timed_out", json!(timed_out)),
+        ],
+        Event::Returned { output } => vec![
+            ("event", json!("returned")),
+            ("output_digest", json!(hex_of(&sha256(output)))),
+            ("output_bytes", json!(output.len())),
         ],
         Event::Paused { by } => vec![("event", json!("paused")), ("by", json!(by))],
         Event::Resumed { by } => vec![("event", json!("resumed")), ("by", json!(by))],

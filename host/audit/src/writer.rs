@@ -708,7 +708,7 @@ fn keep_final_point(shared: &Shared, committer: &Committer) {
 /// never reaches (and stops) the writer.
 fn check_size(entry: &Entry) -> Result<(), AuditError> {
     if let Some((len, max)) = entry.event.over_cap() {
-        return Err(AuditError::ManifestTooLarge { len, max });
+        return Err(AuditError::FieldTooLarge { len, max });
     }
     let bound = entry.encoded_bound();
     let max = MAX_FRAME_LEN as usize;

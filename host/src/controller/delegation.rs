@@ -24,10 +24,11 @@
 
 use std::time::Duration;
 
-use runway_audit::{LockMode, State};
+use runway_audit::{Event, LockMode, State};
 
 use super::DispatchError;
 use super::dispatch::Dispatch;
+use super::locks::Wants;
 use super::plan::{Backoff, Lineage, Manifest, Retry};
 use super::runway::{Runway, Transition};
 use super::tower::Request;
@@ -63,10 +64,28 @@ impl Dispatch {
                 return Ok(Ok(child.id().to_string()));
             }
         }
-        let manifest = match self.child_manifest(p, attempt, key.clone(), request) {
+        self.file_child(p, attempt, key, request, None)
+    }
+
+    /// Files the child `request` asks for under runway `p`'s attempt
+    /// `attempt` with idempotency key `key` — delegated by `p`, or taking
+    /// over from `p`'s child `from` (a hand-off, which `from`'s grants
+    /// allowed) — or says why not.
+    pub(super) fn file_child(
+        &mut self,
+        p: usize,
+        attempt: u32,
+        key: String,
+        request: Delegation,
+        from: Option<usize>,
+    ) -> Result<Result<Child, GuestError>, DispatchError> {
+        let parent = self.book.runways[p].id().to_string();
+        let parent = parent.as_str();
+        let mut manifest = match self.child_manifest(p, attempt, key.clone(), request, from) {
             Ok(m) => m,
             Err(refused) => return Ok(Err(refused)),
         };
+        manifest.handoff_from = from.map(|c| self.book.runways[c].id().to_string());
         let wants = self.host.tower.intern(&manifest.datasets);
         let plugin = self.host.plugins().get(&manifest.agent);
         let depth = manifest.lineage.as_ref().map_or(0, |l| l.depth);
@@ -83,7 +102,9 @@ impl Dispatch {
             depth,
         };
         let reply = self.flights.clear_tx.clone();
-        let ticket = match self.host.tower.request_at_once(request, reply) {
+        let handed = self.handed_wants(&manifest, &wants);
+        let tower = &self.host.tower;
+        let ticket = match tower.request_at_once(request, reply, &handed, parent) {
             Ok(ticket) => ticket,
             Err(holders) => {
                 return Ok(Err(GuestError::LockLost(format!(
@@ -94,13 +115,18 @@ impl Dispatch {
             }
         };
         self.family.places.insert(p);
+        self.hand_down(p, &manifest);
         let mut runway = Runway::new(manifest, child_id.clone(), plugin);
         runway.wants = Some(wants);
         runway.ticket = Some(ticket);
+        let reason = match &runway.manifest.handoff_from {
+            Some(from) => format!("taking over from {from}, a child of {parent}"),
+            None => format!("delegated by {parent}"),
+        };
         runway.course.history.push(Transition {
             at: self.clock.now(),
             state: State::Queued,
-            reason: format!("delegated by {parent}"),
+            reason,
             by: None,
         });
         let c = self.add(runway);
@@ -178,6 +204,36 @@ impl Dispatch {
             .ok_or_else(|| GuestError::NotFound(format!("no plugin named {agent} is loaded")))
     }
 
+    /// The part of `wants` (a child's lock set, numbered) its manifest
+    /// says is handed down.
+    pub(super) fn handed_wants(&self, child: &Manifest, wants: &Wants) -> Wants {
+        let handed = child.lineage.as_ref().map_or(&[][..], |l| &l.handed[..]);
+        child
+            .datasets
+            .keys()
+            .zip(wants)
+            .filter(|(d, _)| handed.contains(d))
+            .map(|(_, w)| *w)
+            .collect()
+    }
+
+    /// Runway `p` hands `child`'s handed-down locks over: they leave its
+    /// locks, each with a RELEASE record on its dataset's chain.
+    fn hand_down(&mut self, p: usize, child: &Manifest) {
+        let handed = child.lineage.as_ref().map_or(&[][..], |l| &l.handed[..]);
+        let locks = std::mem::take(&mut self.book.runways[p].course.locks);
+        let (gone, kept): (Vec<_>, Vec<_>) =
+            locks.into_iter().partition(|l| handed.contains(&l.dataset));
+        self.book.runways[p].course.locks = kept;
+        for g in gone {
+            let event = Event::LockReleased {
+                mode: g.mode,
+                token: g.token,
+            };
+            self.record(p, Some(g.dataset), event);
+        }
+    }
+
     /// The root of runway `i`'s tree (itself when it is not a child).
     pub(super) fn root_of(&self, i: usize) -> usize {
         match &self.book.runways[i].manifest.lineage {
@@ -194,15 +250,22 @@ impl Dispatch {
         attempt: u32,
         key: String,
         request: Delegation,
+        from: Option<usize>,
     ) -> Result<Manifest, GuestError> {
-        let plugin = self.may_delegate_to(p, &request.agent)?;
+        let plugin = match from {
+            // The hand-off's own grants named the agent.
+            Some(_) => self.host.plugins().get(&request.agent).ok_or_else(|| {
+                GuestError::NotFound(format!("no plugin named {} is loaded", request.agent))
+            })?,
+            None => self.may_delegate_to(p, &request.agent)?,
+        };
         let pr = &self.book.runways[p];
         let parent = pr.id().to_string();
         let may = pr
             .plugin
             .as_ref()
             .and_then(|g| g.grants.delegate.clone())
-            .expect("checked by may_delegate_to");
+            .ok_or_else(|| GuestError::Denied(format!("{parent} may not delegate")))?;
         let (depth, reach) = match &pr.manifest.lineage {
             Some(l) => (l.depth, l.reach),
             None => (0, may.depth),
@@ -275,6 +338,12 @@ impl Dispatch {
                 key,
                 depth: depth + 1,
                 reach: (reach - 1).min(own_reach),
+                handed: request
+                    .locks
+                    .iter()
+                    .filter(|l| pr.course.locks.iter().any(|h| h.dataset == l.dataset))
+                    .map(|l| l.dataset.clone())
+                    .collect(),
             }),
             ..Manifest::default()
         };
@@ -286,8 +355,28 @@ impl Dispatch {
         manifest
             .check_asked(&plugin.grants)
             .map_err(|e| GuestError::Denied(e.to_string()))?;
+        self.check_handed(p, &manifest)?;
         self.check_ancestors(p, &manifest, true)?;
         Ok(manifest)
+    }
+
+    /// A lock handed down goes in the mode the parent `p` holds it.
+    fn check_handed(&self, p: usize, child: &Manifest) -> Result<(), GuestError> {
+        let handed = child.lineage.as_ref().map_or(&[][..], |l| &l.handed[..]);
+        for lock in &self.book.runways[p].course.locks {
+            let asked = child.datasets.get(&lock.dataset);
+            if let Some(&mode) = asked.filter(|_| handed.contains(&lock.dataset))
+                && mode != lock.mode
+            {
+                return Err(GuestError::Denied(format!(
+                    "{} is held {} by {}: a lock is handed down in the mode it is held",
+                    lock.dataset,
+                    lock.mode.name(),
+                    self.book.runways[p].id()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Every ancestor of the child (`p` first) must be granted each of its
@@ -312,7 +401,12 @@ impl Dispatch {
                 }
                 let held = r.state() == State::Running
                     && r.course.locks.iter().any(|l| &l.dataset == dataset);
-                if holds && held {
+                let handed = i == p
+                    && child
+                        .lineage
+                        .as_ref()
+                        .is_some_and(|l| l.handed.contains(dataset));
+                if holds && held && !handed {
                     return Err(GuestError::Denied(format!(
                         "{dataset} is held by ancestor {}, which does not hand it down",
                         r.id()
@@ -337,7 +431,7 @@ fn child_id(root: &str, n: u32) -> String {
     format!("{}{suffix}", &root[..base])
 }
 
-fn lock_mode(mode: WitLockMode) -> LockMode {
+pub(super) fn lock_mode(mode: WitLockMode) -> LockMode {
     match mode {
         WitLockMode::Shared => LockMode::Shared,
         WitLockMode::Exclusive => LockMode::Exclusive,

@@ -53,7 +53,8 @@ impl Dispatch {
                 Instant::now() + wait.unwrap_or(Duration::ZERO).min(WALL_POLL)
             });
             let joins = self.family.next_deadline();
-            let wake = [retry, wall, joins].into_iter().flatten().min();
+            let beats = self.next_heartbeat();
+            let wake = [retry, wall, joins, beats].into_iter().flatten().min();
             let clock = self.clock.clone();
             let flights = &mut self.flights;
             // Clearances first, so runways granted together take off together.
@@ -197,6 +198,9 @@ impl Dispatch {
                 message,
             } => {
                 if let Some(&i) = self.book.index.get(&runway) {
+                    if let Some(beat) = self.family.beats.get_mut(&i) {
+                        *beat = tokio::time::Instant::now();
+                    }
                     let progress = Progress {
                         done,
                         total,

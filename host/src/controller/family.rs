@@ -86,6 +86,11 @@ pub(super) struct Families {
     pub landed: Vec<usize>,
     /// The last progress each run reported.
     pub progress: HashMap<usize, Progress>,
+    /// Runway → the runway that took over from it (a hand-off).
+    pub successors: HashMap<usize, usize>,
+    /// Runs on a worker whose manifest has a heartbeat: when each last
+    /// reported progress (or took off, or came back from a join).
+    pub beats: HashMap<usize, Instant>,
 }
 
 impl Families {

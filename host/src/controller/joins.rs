@@ -56,10 +56,48 @@ impl Dispatch {
     pub(super) fn tend_families(&mut self) -> Result<(), DispatchError> {
         while !self.family.landed.is_empty() {
             for p in std::mem::take(&mut self.family.landed) {
+                self.family.beats.remove(&p);
                 self.orphan_children(p)?;
             }
         }
-        self.look_at_joins()
+        self.look_at_joins()?;
+        self.listen_for_heartbeats();
+        Ok(())
+    }
+
+    /// Stops the runs on a worker that reported no progress for their
+    /// manifest's heartbeat (a run waiting on its children is not
+    /// silent: the host knows what it waits for).
+    fn listen_for_heartbeats(&mut self) {
+        let now = Instant::now();
+        let silent: Vec<usize> = self
+            .family
+            .beats
+            .iter()
+            .filter(|&(i, _)| !self.family.joins.contains_key(i))
+            .filter(|&(&i, &beat)| {
+                let every = self.book.runways[i].manifest.heartbeat;
+                every.is_some_and(|every| beat + every <= now)
+            })
+            .map(|(&i, _)| i)
+            .collect();
+        for i in silent {
+            self.family.beats.remove(&i);
+            let r = &self.book.runways[i];
+            if let Some(every) = r.manifest.heartbeat {
+                r.cancel.silent(every);
+            }
+        }
+    }
+
+    /// When the next run with a heartbeat falls silent, if none reports.
+    pub(super) fn next_heartbeat(&self) -> Option<Instant> {
+        self.family
+            .beats
+            .iter()
+            .filter(|&(i, _)| !self.family.joins.contains_key(i))
+            .filter_map(|(&i, &beat)| Some(beat + self.book.runways[i].manifest.heartbeat?))
+            .min()
     }
 
     /// Runway `i` is being stopped: if it waits on children, its wait ends
@@ -128,6 +166,9 @@ impl Dispatch {
             if over || join.until <= now {
                 let join = self.family.joins.remove(&p).expect("just found");
                 self.host.tower.unpark();
+                if let Some(beat) = self.family.beats.get_mut(&p) {
+                    *beat = now;
+                }
                 self.answer_join(p, join, !over)?;
             }
         }
@@ -139,8 +180,9 @@ impl Dispatch {
         Join::over(join.mode, &standing)
     }
 
+    /// How far child `c`'s line got (itself, or whoever took over from it).
     fn standing(&self, c: usize) -> Standing {
-        let r = &self.book.runways[c];
+        let r = &self.book.runways[self.line_end(c)];
         match (r.ended(), r.state()) {
             (_, State::Succeeded) => Standing::Succeeded,
             (true, _) => Standing::EndedBadly,
@@ -175,11 +217,11 @@ impl Dispatch {
                 .children
                 .iter()
                 .map(|&c| JoinedChild {
-                    runway: self.book.runways[c].id().to_string(),
+                    runway: self.book.runways[self.line_end(c)].id().to_string(),
                     state: if losers.contains(&c) {
                         State::Cancelled
                     } else {
-                        self.book.runways[c].state()
+                        self.book.runways[self.line_end(c)].state()
                     },
                 })
                 .collect(),
@@ -189,7 +231,8 @@ impl Dispatch {
         let why = winner.map(|w| format!("lost the race to {}", self.book.runways[w].id()));
         if let Some(why) = &why {
             for &c in &losers {
-                self.cancel_child(c, &parent, why)?;
+                let end = self.line_end(c);
+                self.cancel_child(end, &parent, why)?;
             }
         }
         let results = join
@@ -219,7 +262,7 @@ impl Dispatch {
         let by = format!("runway {parent}");
         match self.book.runways[c].state() {
             State::Cleared | State::Running => {
-                self.book.runways[c].cancel.cancel(&by);
+                self.book.runways[c].cancel.cancel_because(&by, why);
                 self.stop_waiting(c);
             }
             _ if self.book.runways[c].ended() => {}
@@ -296,9 +339,9 @@ impl Dispatch {
         report
     }
 
-    /// Child `c` as a join reports it.
+    /// Child `c` as a join reports it: the last runway of its line.
     fn child_result(&self, c: usize) -> ChildResult {
-        let r = &self.book.runways[c];
+        let r = &self.book.runways[self.line_end(c)];
         let state = match r.state() {
             State::Succeeded => ChildState::Succeeded,
             State::Running => ChildState::Running,
@@ -309,8 +352,8 @@ impl Dispatch {
             State::TimedOut if r.ended() => ChildState::TimedOut,
             _ => ChildState::Waiting,
         };
-        let output = match (&r.run, r.state()) {
-            (Some(run), State::Succeeded) => run.outcome.as_ref().ok().cloned(),
+        let output = match r.state() {
+            State::Succeeded => r.course.output.clone(),
             _ => None,
         };
         ChildResult {

@@ -67,6 +67,7 @@ pub fn folds(entry: &Entry) -> bool {
         | Event::Failed { .. }
         | Event::Cleared { .. }
         | Event::Started { .. }
+        | Event::Returned { .. }
         | Event::Succeeded { .. } => !entry.runway.is_empty(),
         _ => false,
     }
@@ -162,6 +163,10 @@ impl Fold {
             Event::Succeeded { output } => {
                 r.output_digest = Some(*output);
                 (State::Succeeded, String::new(), None)
+            }
+            Event::Returned { output } => {
+                r.output = Some(output.clone());
+                return;
             }
             _ => return,
         };

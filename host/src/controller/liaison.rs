@@ -11,11 +11,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::controls::{Orchestration as Asked, Request};
 use crate::sandbox::hostcalls::{
-    Child, ChildResult, Delegation, Delegator, GuestError, HandoffRequest, JoinMode,
+    Child, ChildResult, Delegation, Delegator, GuestError, HandoffRequest, JoinMode, Returned,
 };
 
 pub(super) struct Liaison {
     pub inbox: mpsc::WeakUnboundedSender<Request>,
+    /// The run's runway's [`Returned`], shared with the controller.
+    pub returned: Returned,
 }
 
 impl Liaison {
@@ -93,6 +95,10 @@ impl Delegator for Liaison {
             reply,
         });
         answer
+    }
+
+    fn returned(&self) -> Returned {
+        self.returned.clone()
     }
 
     fn progress(&self, runway: &str, done: u64, total: u64, message: String) {

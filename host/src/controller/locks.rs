@@ -125,6 +125,26 @@ impl LockTable {
         }
     }
 
+    /// Whether `runway` holds each of `wants` in the mode asked.
+    pub fn holds(&self, wants: &[(DatasetId, LockMode)], runway: &str) -> bool {
+        wants.iter().all(|&(d, m)| {
+            self.get(d)
+                .is_some_and(|h| h.mode == m && h.holders.iter().any(|r| &**r == runway))
+        })
+    }
+
+    /// `from`'s holds on `wants` become `to`'s (a lock handed down to a
+    /// child, or back): nobody else can take them in between.
+    pub fn hand_over(&mut self, wants: &[(DatasetId, LockMode)], from: &str, to: &Arc<str>) {
+        for &(d, _) in wants {
+            if let Some(Some(h)) = self.held.get_mut(d as usize)
+                && let Some(at) = h.holders.iter().position(|r| &**r == from)
+            {
+                h.holders[at] = to.clone();
+            }
+        }
+    }
+
     /// Who holds what `wants` conflicts with, as `runway (dataset X)`.
     pub fn blockers(&self, wants: &[(DatasetId, LockMode)], names: &Names) -> Vec<String> {
         let mut out = Vec::new();

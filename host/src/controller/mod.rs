@@ -31,6 +31,7 @@ mod event_loop;
 mod family;
 mod filing;
 mod flights;
+mod handoff;
 mod host;
 mod joins;
 pub(crate) mod journal;

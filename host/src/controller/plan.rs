@@ -132,6 +132,14 @@ pub struct Manifest {
     /// Where it stands in a delegation tree, when a run delegated it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lineage: Option<Lineage>,
+    /// The runway that handed off to it (it takes over the rest, in that
+    /// runway's place in its tree).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_from: Option<String>,
+    /// Its run fails when it goes this long on a worker without reporting
+    /// progress (`orchestration.progress`).
+    #[serde(default, with = "millis_opt", skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Duration>,
 }
 
 /// A delegated runway's place in its tree, fixed when it was filed.
@@ -149,6 +157,10 @@ pub struct Lineage {
     /// Levels that may still be added below it (its rights narrowed by
     /// every ancestor's grants).
     pub reach: u32,
+    /// The datasets of its lock set its parent handed down (they go back
+    /// to the parent when it lands).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub handed: Vec<String>,
 }
 
 /// A moment a manifest names, fixed at filing by [`When::resolve`].
@@ -436,6 +448,7 @@ struct ManifestFile {
     #[serde(default)]
     priority: i64,
     window: Option<String>,
+    heartbeat: Option<String>,
     retry: Option<RetryFile>,
     earliest_start: Option<String>,
     expires: Option<String>,
@@ -536,6 +549,26 @@ fn whole_millis(runway: &str, key: &'static str, d: Duration) -> Result<Duration
 
 impl ManifestFile {
     /// The window, retry policy and priority, checked.
+    /// Its `heartbeat`: how long its run may go without reporting
+    /// progress, between 100 ms and 24 h.
+    fn heartbeat(&self) -> Result<Option<Duration>, PlanError> {
+        let Some(text) = &self.heartbeat else {
+            return Ok(None);
+        };
+        let id = self.id.as_str();
+        let beat = whole_millis(id, "heartbeat", duration(id, "heartbeat", text)?)?;
+        if beat < Duration::from_millis(100)
+            || beat > Duration::from_secs(crate::limits::MAX_WINDOW_SECS)
+        {
+            return Err(PlanError::OutOfRange {
+                runway: id.to_string(),
+                key: "heartbeat",
+                bound: "between 100ms and 24h".into(),
+            });
+        }
+        Ok(Some(beat))
+    }
+
     fn schedule(&self) -> Result<(Option<Duration>, Retry), PlanError> {
         let id = self.id.as_str();
         let range = |key, bound: &str| PlanError::OutOfRange {
@@ -843,6 +876,7 @@ impl Plan {
                 });
             }
             let (window, retry) = m.schedule()?;
+            let heartbeat = m.heartbeat()?;
             let earliest_start = m
                 .earliest_start
                 .as_deref()
@@ -893,6 +927,8 @@ impl Plan {
                 approval,
                 labels: m.labels,
                 lineage: None,
+                handoff_from: None,
+                heartbeat,
             });
         }
         let plan = Plan { manifests };

@@ -54,6 +54,12 @@ impl Dispatch {
             let root = self.root_of(i);
             *self.family.descendants.entry(root).or_insert(0) += 1;
         }
+        for i in 0..self.book.runways.len() {
+            let from = self.book.runways[i].manifest.handoff_from.as_ref();
+            if let Some(&c) = from.and_then(|f| self.book.index.get(f)) {
+                self.family.successors.insert(c, i);
+            }
+        }
         if let Some(by) = &journal.paused {
             tracing::info!("clearing stays paused (paused by {by})");
             self.host.tower.set_paused(true);

@@ -15,6 +15,7 @@ use super::locks::Wants;
 use super::state::{IllegalMove, Lifecycle};
 use crate::controller::plan::{Backoff, Manifest, Retry};
 use crate::plugin::loader::Plugin;
+use crate::sandbox::hostcalls::Returned;
 use crate::sandbox::{Cancel, RunReport};
 
 /// One move of a runway, as `show` lists it.
@@ -79,6 +80,9 @@ pub struct Course {
     pub locks: Vec<LockGrant>,
     /// SHA-256 of its output, once it succeeded.
     pub output_digest: Option<Hash>,
+    /// Its output, when it is kept on the trail (a child's) and it
+    /// returned one (RETURNED).
+    pub output: Option<Vec<u8>>,
     /// Every move so far, oldest first.
     pub history: Vec<Transition>,
 }
@@ -157,6 +161,9 @@ pub(super) struct Runway {
     pub approval: Option<(String, String)>,
     /// The current attempt's cancel switch.
     pub cancel: Cancel,
+    /// Locks its children handed back to the current attempt, with their
+    /// fresh tokens, until its run takes them (shared with its run).
+    pub returned: Returned,
     pub run: Option<Arc<RunReport>>,
 }
 
@@ -174,6 +181,7 @@ impl Runway {
             wants: None,
             approval: None,
             cancel: Cancel::default(),
+            returned: Returned::default(),
             run: None,
         }
     }

@@ -130,10 +130,23 @@ impl Dispatch {
             depth: m.lineage.as_ref().map_or(0, |l| l.depth),
         };
         let reply = self.flights.clear_tx.clone();
-        if m.lineage.is_some() {
+        if let Some(lineage) = &m.lineage {
             // A child never waits in line for a lock (a retry's included):
-            // taken at once, or it waits for nothing and is told so.
-            return match self.host.tower.request_at_once(request, reply) {
+            // taken at once (those handed down, from its parent, while it
+            // holds them), or it waits for nothing and is told so.
+            let parent = lineage.parent.clone();
+            let mut handed = self.handed_wants(m, &request.wants);
+            let p = self.book.parent_of(i);
+            let held_by_parent = |w: &(u32, runway_audit::LockMode)| {
+                p.is_some_and(|p| {
+                    let pr = &self.book.runways[p];
+                    let wants = pr.wants.as_deref().unwrap_or_default();
+                    pr.state() == State::Running && wants.contains(w)
+                })
+            };
+            handed.retain(held_by_parent);
+            let tower = &self.host.tower;
+            return match tower.request_at_once(request, reply, &handed, &parent) {
                 Ok(ticket) => {
                     self.book.runways[i].ticket = Some(ticket);
                     Ok(Some("its locks are taken; waiting for a worker".into()))

@@ -66,8 +66,10 @@ impl Dispatch {
             program.limits.window_secs = program.limits.window_secs.min(secs);
         }
         r.cancel = Cancel::default();
+        r.returned = Default::default();
         let liaison = Liaison {
             inbox: self.inbox.weak.clone(),
+            returned: r.returned.clone(),
         };
         let req = RunRequest {
             runway: r.id().to_string(),
@@ -78,6 +80,7 @@ impl Dispatch {
             locks: grants,
             cancel: r.cancel.clone(),
             delegator: Some(Arc::new(liaison)),
+            keep_output: r.manifest.lineage.is_some(),
         };
         // The run's own records (STARTED first) come after these.
         self.flush()?;
@@ -106,6 +109,9 @@ impl Dispatch {
         }
         self.flights.airborne += 1;
         self.flights.on_workers += 1;
+        if self.book.runways[i].manifest.heartbeat.is_some() {
+            self.family.beats.insert(i, tokio::time::Instant::now());
+        }
         Ok(())
     }
 

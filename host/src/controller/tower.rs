@@ -262,19 +262,35 @@ impl Tower {
     }
 
     /// Queues a child: its locks are taken now, before anyone waiting in
-    /// their lines, if they are free, and it waits only for a worker; if
-    /// they are not, nothing is queued and the answer names their holders.
+    /// their lines — `handed` (a part of its set) from its parent `from`,
+    /// which holds them, the rest if they are free — and it waits only for
+    /// a worker; if they are not, nothing is queued and the answer names
+    /// their holders.
     pub fn request_at_once(
         &self,
         request: Request,
         reply: UnboundedSender<Clearance>,
+        handed: &[(DatasetId, LockMode)],
+        from: &str,
     ) -> Result<u64, Vec<String>> {
         let mut s = self.lock();
-        if !s.table.free(&request.wants) {
-            return Err(s.table.blockers(&request.wants, &s.names));
+        let own: Wants = request
+            .wants
+            .iter()
+            .filter(|w| !handed.contains(w))
+            .copied()
+            .collect();
+        if !s.table.holds(handed, from) {
+            return Err(vec![format!(
+                "{from} (which does not hold what it hands down)"
+            )]);
+        }
+        if !s.table.free(&own) {
+            return Err(s.table.blockers(&own, &s.names));
         }
         let runway: Arc<str> = request.runway.as_str().into();
-        s.table.acquire(&request.wants, &runway);
+        s.table.hand_over(handed, from, &runway);
+        s.table.acquire(&own, &runway);
         let ticket = s.enqueue(request, reply, true);
         s.consider([ticket]);
         self.pump(&mut s);
@@ -294,6 +310,14 @@ impl Tower {
             }
             self.pump(&mut s);
         }
+    }
+
+    /// A child landed: the locks `handed` to it go back to its parent `to`
+    /// (they were never free in between, so nobody waiting is touched).
+    pub fn hand_back(&self, handed: &[(DatasetId, LockMode)], from: &str, to: &str) {
+        let mut s = self.lock();
+        let to: Arc<str> = to.into();
+        s.table.hand_over(handed, from, &to);
     }
 
     /// A run waits on its children: its worker is free for others, its

@@ -13,18 +13,27 @@ use super::failure::RunFailure;
 /// Why a run was stopped from outside.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
-    /// A person cancelled it, in this name.
-    By(String),
+    /// A person (or its parent runway) cancelled it, in this name, and
+    /// why when it was not a person's own choice.
+    By(String, Option<String>),
     /// The host stopped and its grace for runs in the air was over.
     HostStopping,
+    /// The run reported no progress for its manifest's heartbeat.
+    Silent(std::time::Duration),
 }
 
 impl Stop {
     /// How the run ends.
     pub fn failure(&self) -> RunFailure {
         match self {
-            Stop::By(by) => RunFailure::Cancelled { by: by.clone() },
+            Stop::By(by, why) => RunFailure::Cancelled {
+                by: by.clone(),
+                why: why.clone(),
+            },
             Stop::HostStopping => RunFailure::HostStopped,
+            Stop::Silent(beat) => RunFailure::Silent {
+                heartbeat_ms: beat.as_millis() as u64,
+            },
         }
     }
 }
@@ -36,7 +45,17 @@ pub struct Cancel(Arc<OnceLock<Stop>>);
 impl Cancel {
     /// Cancels the run in the name of `by`; the first stop given stays.
     pub fn cancel(&self, by: &str) {
-        let _ = self.0.set(Stop::By(by.to_string()));
+        let _ = self.0.set(Stop::By(by.to_string(), None));
+    }
+
+    /// Cancels the run in the name of `by` (its parent), saying `why`.
+    pub fn cancel_because(&self, by: &str, why: &str) {
+        let _ = self.0.set(Stop::By(by.to_string(), Some(why.to_string())));
+    }
+
+    /// Stops the run: it reported no progress for `heartbeat`.
+    pub fn silent(&self, heartbeat: std::time::Duration) {
+        let _ = self.0.set(Stop::Silent(heartbeat));
     }
 
     /// Stops the run because the host is stopping.

@@ -58,9 +58,13 @@ pub enum RunFailure {
         token: u64,
         fence: u64,
     },
-    /// A person cancelled the run; its staged writes were dropped.
-    #[error("cancelled by {by}")]
-    Cancelled { by: String },
+    /// A person (or the run's parent) cancelled the run; its staged writes
+    /// were dropped.
+    #[error("cancelled by {by}{}", .why.as_ref().map(|w| format!(": {w}")).unwrap_or_default())]
+    Cancelled { by: String, why: Option<String> },
+    /// The run reported no progress for its manifest's heartbeat.
+    #[error("no progress reported for {heartbeat_ms} ms (the manifest's heartbeat)")]
+    Silent { heartbeat_ms: u64 },
     /// The host stopped while the run was in the air and its grace was
     /// over: settled like a run a crash cut short (FAILED, retried by its
     /// policy), never final as a person's cancel is.

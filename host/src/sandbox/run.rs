@@ -21,7 +21,9 @@ use wasmtime::{Engine, Store};
 use super::cancel::{Cancel, Cancelled};
 use super::epoch::EpochClock;
 use super::failure::RunFailure;
-use super::hostcalls::{AgentPre, Delegator, Family, HeldLock, RunInfo, RunLog, RunState};
+use super::hostcalls::{
+    AgentPre, Delegator, Family, HandoffRequest, HeldLock, RunInfo, RunLog, RunState,
+};
 use super::trap;
 use crate::limits::{Limits, MAX_TRANSFER};
 use crate::store::{DatasetStore, RunCommit, Staged};
@@ -76,6 +78,9 @@ pub struct RunRequest {
     /// Its way to the controller for the orchestration calls; none when
     /// it runs alone.
     pub delegator: Option<Arc<dyn Delegator>>,
+    /// Its output is read by others (a child's, by its parent): kept on
+    /// the trail (a RETURNED record) when it succeeds.
+    pub keep_output: bool,
 }
 
 /// How a run ended.
@@ -89,6 +94,8 @@ pub struct RunReport {
     /// From the agent's return to the report: the landing stage's wait,
     /// durable audit records and the store commit included.
     pub landing: Duration,
+    /// Who takes over, when the run handed off (`orchestration.handoff`).
+    pub handoff: Option<HandoffRequest>,
 }
 
 /// A run whose agent has returned, on its way to the landing stage: its
@@ -101,6 +108,8 @@ pub struct Flown {
     pub(crate) output: Option<Hash>,
     pub(crate) observer: Observer,
     pub(crate) returned: Instant,
+    /// Its output goes on the trail (RETURNED) before it lands.
+    pub(crate) keep_output: bool,
 }
 
 impl Flown {
@@ -134,6 +143,15 @@ impl Flown {
     /// The locks the run held.
     pub fn locks(&self) -> &[LockGrant] {
         &self.locks
+    }
+
+    /// The RETURNED record the run's success needs before it lands, if
+    /// its output is kept.
+    pub fn kept_output(&self) -> Option<Event> {
+        let output = self.outcome.as_ref().ok().filter(|_| self.keep_output)?;
+        Some(Event::Returned {
+            output: output.clone(),
+        })
     }
 
     /// What the run staged.
@@ -199,6 +217,7 @@ impl Flown {
             stdout,
             stderr,
             landing: self.returned.elapsed(),
+            handoff: self.state.family.as_mut().and_then(|f| f.handoff.take()),
         }
     }
 }
@@ -212,6 +231,7 @@ impl RunReport {
             stdout: Vec::new(),
             stderr: Vec::new(),
             landing: Duration::ZERO,
+            handoff: None,
         }
     }
 }
@@ -220,12 +240,13 @@ impl RunReport {
 /// to the trail, the outcome judged against the run's limits. Nothing is
 /// committed here.
 pub fn fly(host: Sandbox<'_>, req: RunRequest, observer: &Observer) -> Result<Flown, AuditError> {
+    let keep = req.keep_output;
     let (mut store, boarded) = board(host, req, observer)?;
     let called = boarded
         .limited
         .and_then(|()| boarded.pre.instantiate(&mut store))
         .and_then(|agent| agent.call_run(&mut store));
-    land_flight(store, called, boarded.locks, observer)
+    land_flight(store, called, boarded.locks, observer, keep)
 }
 
 /// [`fly`] for a program that [`waits`](Program::waits): the guest runs on
@@ -235,6 +256,7 @@ pub async fn fly_async(
     req: RunRequest,
     observer: &Observer,
 ) -> Result<Flown, AuditError> {
+    let keep = req.keep_output;
     let (mut store, boarded) = board(host, req, observer)?;
     let called = match boarded.limited {
         Ok(()) => match boarded.pre.instantiate_async(&mut store).await {
@@ -247,7 +269,7 @@ pub async fn fly_async(
         },
         Err(e) => Err(e),
     };
-    land_flight(store, called, boarded.locks, observer)
+    land_flight(store, called, boarded.locks, observer, keep)
 }
 
 /// What [`board`] leaves to the flight besides the store.
@@ -281,7 +303,10 @@ fn board(
     };
     let (mut store, limited) = new_store(host, &req.program, info);
     store.data_mut().bounds.cancel = req.cancel;
-    store.data_mut().family = req.delegator.map(Family::new);
+    store.data_mut().family = req.delegator.map(|d| {
+        let returned = d.returned();
+        Family::new(d, returned)
+    });
     let started = store.data().entry(
         None,
         Event::Started {
@@ -306,9 +331,22 @@ fn land_flight(
     called: wasmtime::Result<Result<Vec<u8>, super::hostcalls::GuestError>>,
     locks: Vec<LockGrant>,
     observer: &Observer,
+    keep_output: bool,
 ) -> Result<Flown, AuditError> {
     let mut state = store.into_data();
     let limits = state.bounds.limits;
+    // The locks its children gave back, with their fresh tokens; those
+    // still away are not the run's to commit under.
+    state.take_back_locks();
+    let mut locks = locks;
+    for lock in &mut locks {
+        if let Some(held) = state.lock_on(&lock.dataset) {
+            lock.token = held.token;
+        }
+    }
+    if let Some(family) = &state.family {
+        locks.retain(|l| !family.away.contains_key(&l.dataset));
+    }
     state.end_reads();
     state.info.input = Vec::new();
     state.flush_audit()?;
@@ -342,6 +380,7 @@ fn land_flight(
         locks,
         observer: observer.clone(),
         returned: Instant::now(),
+        keep_output,
     })
 }
 

@@ -78,6 +78,11 @@ impl Staged {
         self.changes
     }
 
+    /// Whether anything is staged in `dataset`.
+    pub fn has_changes(&self, dataset: &str) -> bool {
+        self.datasets.get(dataset).is_some_and(|c| !c.is_empty())
+    }
+
     /// The staged change to a key, if any.
     pub fn get(&self, dataset: &str, key: &str) -> Option<&Change> {
         self.datasets.get(dataset)?.get(key).map(|s| &s.change)

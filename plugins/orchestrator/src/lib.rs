@@ -13,12 +13,17 @@
 //! - `fail_after_join`: returns an error after the join (its children
 //!   ended, its attempt fails);
 //! - `handoff`: `{"agent", "action"}`: hands off after the join;
-//! - `progress`: reports progress once per child delegated.
+//! - `progress`: reports progress once per child delegated;
+//! - `write`: `["dataset", "key", "value"]`: written first, before anything
+//!   is delegated;
+//! - `touch`: a dataset it holds: read (key `k`) after delegating and again
+//!   after the join, then written (key `parent`), each outcome reported.
 //!
 //! Output: `{"delegated": ["<child id>" | "<error kind>: <message>", ...],
 //! "results": [{"runway", "agent", "state", "output", "reason"}, ...],
-//! "join": null | "<error kind>: <message>"}`, `output` being the child's
-//! output as JSON when it is JSON, else as text.
+//! "join": null | "<error kind>: <message>", "touched": [...]}`, `output`
+//! being the child's output as JSON when it is JSON, else as text, and
+//! `touched` the outcomes of `touch` (`"ok: <value>"` or the error).
 
 use runway_sdk::bindings::runway::agent::orchestration::{
     self as orch, ChildResult, ChildState, Delegation, HandoffRequest, JoinMode, LockRequest,
@@ -38,6 +43,8 @@ struct Input {
     fail_after_join: bool,
     handoff: Option<Handoff>,
     progress: bool,
+    write: Option<(String, String, String)>,
+    touch: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone)]
@@ -75,6 +82,7 @@ struct Report {
     delegated: Vec<String>,
     results: Vec<Found>,
     join: Option<String>,
+    touched: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -91,6 +99,9 @@ struct Orchestrator;
 impl RawAgent for Orchestrator {
     fn run(ctx: &Context) -> Result<Vec<u8>, Error> {
         let input: Input = ctx.input()?;
+        if let Some((dataset, key, value)) = &input.write {
+            ctx.dataset(dataset).write(key, value.as_bytes())?;
+        }
         let mut asks = input.children.clone();
         if let Some(n) = input.bomb {
             let copy = Ask {
@@ -110,6 +121,7 @@ impl RawAgent for Orchestrator {
             delegated: Vec::new(),
             results: Vec::new(),
             join: None,
+            touched: Vec::new(),
         };
         let mut children = Vec::new();
         for (n, ask) in asks.iter().enumerate() {
@@ -138,11 +150,29 @@ impl RawAgent for Orchestrator {
                 None => return Err(Error::Invalid(format!("join {v}"))),
             },
         };
+        let touch = |report: &mut Report| {
+            if let Some(dataset) = &input.touch {
+                let read = ctx.dataset(dataset).read("k");
+                report.touched.push(match read {
+                    Ok(v) => format!("ok: {}", String::from_utf8_lossy(&v)),
+                    Err(e) => said(&e),
+                });
+            }
+        };
+        touch(&mut report);
         if let Some(mode) = mode.filter(|_| !children.is_empty()) {
             match orch::join(&children, mode, input.timeout_ms) {
                 Ok(results) => report.results = results.into_iter().map(found).collect(),
                 Err(e) => report.join = Some(said(&e)),
             }
+        }
+        touch(&mut report);
+        if let Some(dataset) = &input.touch {
+            let wrote = ctx.dataset(dataset).write("parent", b"after");
+            report.touched.push(match wrote {
+                Ok(()) => "ok".into(),
+                Err(e) => said(&e),
+            });
         }
         if input.fail_after_join {
             return Err(Error::Invalid("failing after the join, as asked".into()));

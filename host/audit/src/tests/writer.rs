@@ -225,10 +225,10 @@ fn a_manifest_over_its_cap_is_refused_at_append_and_the_writer_goes_on() {
         ..entry(0)
     };
     match log.append(filing(MANIFEST_MAX + 1)) {
-        Err(AuditError::ManifestTooLarge { len, max }) => {
+        Err(AuditError::FieldTooLarge { len, max }) => {
             assert_eq!((len, max), (MANIFEST_MAX + 1, MANIFEST_MAX));
         }
-        other => panic!("expected ManifestTooLarge, got {other:?}"),
+        other => panic!("expected FieldTooLarge, got {other:?}"),
     }
     log.append_durable(filing(MANIFEST_MAX))
         .expect("at the cap");

@@ -59,6 +59,11 @@ fn announce(audit: &AuditLog, runs: &mut [Flown]) -> Result<Vec<(usize, u64)>, A
             run.fail(stop);
             continue;
         }
+        // A kept output is durable with the COMMITTING, so a commit the
+        // next start finds landed has its output on the trail.
+        if let Some(kept) = run.kept_output() {
+            run.announce(audit, None, kept)?;
+        }
         let event = Event::Committing {
             locks: exclusive(run.locks()).cloned().collect(),
             changes: change_digest(run.staged()),
@@ -138,7 +143,11 @@ fn record(
         crash_point("after-committed");
     }
     let mut last = None;
-    for run in runs.iter() {
+    let announced: Vec<usize> = committing.iter().map(|&(i, _)| i).collect();
+    for (i, run) in runs.iter().enumerate() {
+        if let Some(kept) = run.kept_output().filter(|_| !announced.contains(&i)) {
+            run.announce(audit, None, kept)?;
+        }
         let end = match (run.outcome(), run.output_digest()) {
             (Ok(_), Some(output)) => Event::Succeeded { output },
             // Out of its window: RUNNING → TIMED_OUT.
@@ -147,7 +156,7 @@ fn record(
                 reason: reason.to_string(),
                 by: None,
             },
-            (Err(reason @ RunFailure::Cancelled { by }), _) => Event::Moved {
+            (Err(reason @ RunFailure::Cancelled { by, .. }), _) => Event::Moved {
                 to: State::Cancelled,
                 reason: reason.to_string(),
                 by: Some(by.clone()),

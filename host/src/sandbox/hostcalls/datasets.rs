@@ -58,7 +58,7 @@ impl RunState {
     /// Checks names, lock, mode and fence for call `call` on `dataset`;
     /// returns the lock's token. `key` is checked when given.
     fn check(
-        &self,
+        &mut self,
         call: &'static str,
         dataset: &str,
         key: Option<&str>,
@@ -68,6 +68,13 @@ impl RunState {
         names::check_dataset(dataset).map_err(invalid)?;
         if let Some(key) = key {
             names::check_key(key).map_err(invalid)?;
+        }
+        if let Some(child) = self.handed_to(dataset) {
+            return Err(GuestError::LockLost(format!(
+                "runway {}'s lock on {dataset} is delegated to {child} until it lands",
+                self.info.runway
+            ))
+            .into());
         }
         let Some(lock) = self.lock_on(dataset) else {
             return Err(GuestError::Denied(format!(
@@ -101,7 +108,7 @@ impl RunState {
     /// [`check`](Self::check) for a call over the keys under `prefix`
     /// (`list`, `count`): a read, and a valid prefix.
     fn check_under(
-        &self,
+        &mut self,
         call: &'static str,
         dataset: &str,
         prefix: &str,

@@ -24,7 +24,7 @@ pub use datasets::MAX_PAGE;
 pub(crate) use datasets::RunData;
 pub use log::RunLog;
 pub(crate) use log::RunOutput;
-pub use orchestration::{Delegator, Family};
+pub use orchestration::{Delegator, Family, Returned};
 pub(crate) use trail::CallTrail;
 
 use std::sync::Arc;

@@ -10,6 +10,8 @@
 //! goes back to the workers. Every call leaves one audit record, as every
 //! host call does.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use runway_audit::Call;
@@ -67,23 +69,37 @@ pub trait Delegator: Send + Sync {
         to: &HandoffRequest,
     ) -> oneshot::Receiver<Result<(), GuestError>>;
 
+    /// Where the controller puts the locks the run's children hand back.
+    fn returned(&self) -> Returned;
+
     /// Reports `parent`'s progress.
     fn progress(&self, parent: &str, done: u64, total: u64, message: String);
 }
 
+/// Locks a run's children handed back to it, each with its fresh token,
+/// put here by the controller when the child lands and taken by the run at
+/// its next call on a dataset (or when it returns).
+pub type Returned = Arc<Mutex<Vec<(String, u64)>>>;
+
 /// A run's part in a tree: its way to the controller, the delegations it
-/// made so far, and the hand-off it asked for.
+/// made so far, the locks it handed down and has not taken back, and the
+/// hand-off it asked for.
 pub struct Family {
-    pub delegator: std::sync::Arc<dyn Delegator>,
+    pub delegator: Arc<dyn Delegator>,
     delegations: u32,
+    /// Dataset → the child it was handed down to.
+    pub away: BTreeMap<String, String>,
+    pub returned: Returned,
     pub handoff: Option<HandoffRequest>,
 }
 
 impl Family {
-    pub fn new(delegator: std::sync::Arc<dyn Delegator>) -> Family {
+    pub fn new(delegator: Arc<dyn Delegator>, returned: Returned) -> Family {
         Family {
             delegator,
             delegations: 0,
+            away: BTreeMap::new(),
+            returned,
             handoff: None,
         }
     }
@@ -104,6 +120,55 @@ async fn answer<T>(rx: oneshot::Receiver<T>, cancel: Cancel) -> wasmtime::Result
     }
 }
 
+impl RunState {
+    /// The child `dataset`'s lock is handed down to, if it has not come
+    /// back; locks that came back are taken first (their fresh tokens, and
+    /// a new read snapshot that sees what the children committed).
+    pub(crate) fn handed_to(&mut self, dataset: &str) -> Option<String> {
+        self.take_back_locks();
+        let family = self.family.as_ref()?;
+        family.away.get(dataset).cloned()
+    }
+
+    /// Takes the locks the run's children handed back.
+    pub(crate) fn take_back_locks(&mut self) {
+        let Some(family) = self.family.as_mut().filter(|f| !f.away.is_empty()) else {
+            return;
+        };
+        let back = std::mem::take(&mut *family.returned.lock().unwrap_or_else(|p| p.into_inner()));
+        if back.is_empty() {
+            return;
+        }
+        for (dataset, token) in back {
+            family.away.remove(&dataset);
+            if let Some(lock) = self.info.locks.iter_mut().find(|l| l.dataset == dataset) {
+                lock.token = token;
+            }
+        }
+        self.data.end_reads();
+    }
+
+    /// The datasets of `request`'s lock set this run holds (handed down
+    /// if the delegation goes through), or why one may not be: it has
+    /// staged changes there.
+    fn to_hand_down(&self, request: &Delegation) -> Result<Vec<String>, GuestError> {
+        let mut handed = Vec::new();
+        for l in &request.locks {
+            if self.lock_on(&l.dataset).is_none() {
+                continue;
+            }
+            if self.data.staged.has_changes(&l.dataset) {
+                return Err(GuestError::Invalid(format!(
+                    "{} has this run's staged changes: hand it down before writing to it",
+                    l.dataset
+                )));
+            }
+            handed.push(l.dataset.clone());
+        }
+        Ok(handed)
+    }
+}
+
 impl Host for RunState {
     async fn delegate(
         &mut self,
@@ -115,9 +180,15 @@ impl Host for RunState {
             &request.input,
             request.key.as_deref().unwrap_or_default().as_bytes(),
         ]);
-        let answer = match &mut self.family {
-            None => Err(GuestError::Denied(ALONE.into())),
-            Some(family) => {
+        self.take_back_locks();
+        let handed = self.to_hand_down(&request);
+        let answer = match (&mut self.family, handed) {
+            (None, _) => Err(GuestError::Denied(ALONE.into())),
+            (Some(family), Err(refused)) => {
+                family.delegations += 1;
+                Err(refused)
+            }
+            (Some(family), Ok(handed)) => {
                 let position = family.delegations;
                 family.delegations += 1;
                 let rx = family.delegator.delegate(
@@ -126,7 +197,13 @@ impl Host for RunState {
                     position,
                     request,
                 );
-                answer(rx, self.bounds.cancel.clone()).await?
+                let answer = answer(rx, self.bounds.cancel.clone()).await?;
+                if let (Ok(child), Some(family)) = (&answer, &mut self.family) {
+                    for dataset in handed {
+                        family.away.insert(dataset, child.clone());
+                    }
+                }
+                answer
             }
         };
         self.audited(Call::Delegate, Target::default(), args, answer, |child| {
