@@ -533,6 +533,18 @@ fn the_runway_page_draws_its_delegation_tree() {
         find(&c, "#tree-runways tr[data-runway='later.1'] [data-state='SUCCEEDED']").await;
         until(&c, "document.getElementById('tree').hidden === false").await;
 
+        // A hand-off's successor names whom it took over from.
+        server.file(
+            "[[runway]]\nid = \"shift\"\nagent = \"orchestrator\"\ninput = { handoff = { agent = \"probe\" } }\n",
+        );
+        assert_eq!(server.client(&["wait", "shift"]).code, 0);
+        runway_tests::eventually("shift.next filed", || {
+            server.client(&["show", "shift.next"]).code == 0
+        });
+        c.goto(&format!("{base}/runways/shift.next")).await.unwrap();
+        let from = find(&c, "#tree-from").await.text().await.unwrap();
+        assert_eq!(from, "Took over from shift (its hand-off).");
+
         // What a guest says is shown as text: a child's failure quoting
         // its input's markup.
         server.file(

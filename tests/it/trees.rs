@@ -35,6 +35,17 @@ input = { progress = true, children = [
 ] }
 "#;
 
+/// A relay: `relay` delegates an orchestrator that hands off to a probe,
+/// then hands off to a probe itself.
+const RELAY: &str = r#"
+[[runway]]
+id = "relay"
+agent = "orchestrator"
+input = { handoff = { agent = "probe" }, children = [
+    { agent = "orchestrator", input = { handoff = { agent = "probe" } } },
+] }
+"#;
+
 const ALL: [&str; 6] = ["boss", "boss.1", "boss.2", "boss.3", "boss.4", "boss.5"];
 
 /// Folders with probe and orchestrator among the plugins.
@@ -353,6 +364,21 @@ fn the_audit_folder_alone_draws_the_tree() {
     grown(&server);
     server.file("[[runway]]\nid = \"bystander\"\nagent = \"probe\"\naction = \"ok\"\n");
     assert_eq!(server.client(&["wait", "bystander"]).code, 0);
+    // A relay: a child hands off to a probe (its successor takes its
+    // place under the root), then the root hands off to another.
+    server.file(RELAY);
+    assert_eq!(server.client(&["wait", "relay"]).code, 0);
+    runway_tests::eventually("relay.next filed", || {
+        server.client(&["show", "relay.next"]).code == 0
+    });
+    assert_eq!(server.client(&["wait", "relay.next"]).code, 0);
+    // The API says who took over from whom, and a tree goes on past a
+    // root's hand-off.
+    let successor = server.json(&["show", "relay.2"]);
+    assert_eq!(successor["handoff_from"], "relay.1", "{successor}");
+    assert_eq!(successor["parent"], "relay", "{successor}");
+    let relayed = server.json(&["list", "--tree", "relay"]);
+    assert_eq!(ids(&relayed), ["relay", "relay.1", "relay.2", "relay.next"]);
     // Stopped: every record signed, nothing left to move.
     assert_eq!(server.stop(), Some(0));
 
@@ -366,7 +392,7 @@ boss  orchestrator  SUCCEEDED  T → T (D)
 ├─ boss.2  probe  FAILED  T → T (D): agent returned error: invalid: probe: failing on purpose
 └─ boss.3  orchestrator  SUCCEEDED  T → T (D)
    │ join first-success: boss.4 CANCELLED (lost), boss.5 SUCCEEDED (won)
-   ├─ boss.4  probe  CANCELLED  T → T (D): cancelled by runway boss.3
+   ├─ boss.4  probe  CANCELLED  T → T (D): cancelled by runway boss.3: lost the race to boss.5
    └─ boss.5  probe  SUCCEEDED  T → T (D)
 ";
     assert_eq!(masked(&tree.stdout), expected, "{}", tree.stdout);
@@ -418,6 +444,24 @@ boss  orchestrator  SUCCEEDED  T → T (D)
         unknown.stderr
     );
     assert!(unknown.stdout.is_empty(), "{}", unknown.stdout);
+
+    // Hand-offs: a child's successor beside it, a root's under it.
+    let relay = runway(dir.path(), &["audit", "show", "--tree", "relay"]);
+    assert_eq!(relay.code, 0, "{}", relay.stderr);
+    let expected = "\
+tree of relay: 4 runways
+relay  orchestrator  SUCCEEDED  T → T (D)
+│ join all: relay.2 SUCCEEDED
+├─ relay.1  orchestrator  SUCCEEDED  T → T (D)
+├─ relay.2  probe  SUCCEEDED  T → T (D), took over from relay.1
+└─ relay.next  probe  SUCCEEDED  T → T (D), took over from relay
+";
+    assert_eq!(masked(&relay.stdout), expected, "{}", relay.stdout);
+    let next = runway(dir.path(), &["audit", "show", "--tree", "relay.next"]);
+    assert_eq!(
+        next.stdout.lines().next(),
+        Some("tree of relay.next (taking over from relay): 1 runway")
+    );
 
     // A runway no one delegated to is a tree of one.
     let alone = runway(dir.path(), &["audit", "show", "--tree", "bystander"]);

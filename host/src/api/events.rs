@@ -15,8 +15,9 @@
 //! Delegation trees: `runway=ID` keeps the records of that runway alone —
 //! its FILING, its moves, its calls and the JOINED records of its joins
 //! (a join is recorded as its parent's); `tree=ID` keeps those of that
-//! runway and of every runway delegated below it, its children's FILINGs
-//! among them, so one stream follows a whole tree as it grows. The tree's
+//! runway and of every runway delegated below it (and of a root's
+//! successor after a hand-off), its children's FILINGs among them, so one
+//! stream follows a whole tree as it grows. The tree's
 //! runways filed before the stream starts are taken from the controller,
 //! those filed later from their FILING records' lineage as they stream by.
 //! A JOINED record is a `transition`: who won a race and who was cancelled
@@ -40,7 +41,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::controller::tree::{link, subtree};
+use crate::controller::tree::{link, parent_of, subtree};
 use crate::controller::{Controller, RunwayReport, filed_manifest};
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
@@ -154,10 +155,10 @@ impl Matcher {
         if self.filter.tree.is_none() || !matches!(record.entry.event, Event::Filing { .. }) {
             return;
         }
-        let Some(lineage) = filed_manifest(&record.entry.event).and_then(|m| m.lineage) else {
+        let Some(manifest) = filed_manifest(&record.entry.event) else {
             return;
         };
-        if self.tree.contains(&lineage.parent) {
+        if parent_of(&manifest).is_some_and(|p| self.tree.contains(p)) {
             self.tree.insert(record.entry.runway.clone());
         }
     }
@@ -545,6 +546,7 @@ mod tests {
             key: "0".into(),
             depth: 1,
             reach: 1,
+            handed: Vec::new(),
         });
         let manifest = Manifest {
             lineage,

@@ -140,6 +140,10 @@ pub struct RunwayView {
     /// for a child of one.
     #[serde(default)]
     pub depth: u32,
+    /// The runway that handed off to it: it took over the rest of that
+    /// runway's work (in its place in its tree).
+    #[serde(default)]
+    pub handoff_from: Option<String>,
     /// Its transitions, oldest first (left out of lists).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<TransitionView>>,
@@ -464,6 +468,7 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
         parent: m.lineage.as_ref().map(|l| l.parent.clone()),
         root: m.lineage.as_ref().map(|l| l.root.clone()),
         depth: m.lineage.as_ref().map_or(0, |l| l.depth),
+        handoff_from: m.handoff_from.clone(),
         history,
         children: None,
         progress: r.progress.as_ref().map(|p| ProgressView {

@@ -365,6 +365,9 @@ fn print_runway(r: &RunwayView) {
     if let Some(why) = &r.reason {
         println!("reason   {}", excerpt(why, 400));
     }
+    if let Some(from) = &r.handoff_from {
+        println!("took over from {}", escape(from));
+    }
     if let Some(p) = &r.progress {
         let message = match p.message.is_empty() {
             true => String::new(),

@@ -1,7 +1,8 @@
 //! `runway audit show --tree ROOT`: a delegation tree as the audit folder
 //! alone tells it, offline. The tree comes from the FILING records'
-//! lineage (each child names its parent), walked by
-//! [`crate::controller::tree::subtree`]; each runway's course from its own
+//! lineage (each child names its parent; a root's successor after a
+//! hand-off names the runway it took over from, and hangs under it),
+//! walked by [`crate::controller::tree::subtree`]; each runway's course from its own
 //! records: its agent, where it ended (or stands), when its first attempt
 //! started and when it ended, how many attempts it took, why it did not
 //! succeed; and each of its joins (JOINED records): the mode, every child
@@ -20,8 +21,8 @@ use runway_audit::{Event, Record, State};
 use serde::Serialize;
 
 use super::{BAD_INPUT, Failure};
-use crate::controller::filed_manifest;
-use crate::controller::tree::subtree;
+use crate::controller::tree::{parent_of, subtree};
+use crate::controller::{Manifest, filed_manifest};
 
 /// One runway of the tree, as its records tell it.
 #[derive(Debug, Clone, Serialize)]
@@ -30,6 +31,9 @@ pub struct TreeRunway {
     pub agent: String,
     /// The runway that delegated it (none for a runway a plan filed).
     pub parent: Option<String>,
+    /// The runway that handed off to it (a root's successor hangs under
+    /// it in the tree).
+    pub handoff_from: Option<String>,
     /// Its level below the tree's first runway (0 for that one).
     pub level: usize,
     /// Its last state on the trail.
@@ -72,16 +76,13 @@ pub struct JoinedAs {
 /// order), parents first; refused naming `root` when no FILING record
 /// files it.
 pub fn build(records: &[Record], root: &str) -> Result<Vec<TreeRunway>, Failure> {
-    let filings: Vec<(&Record, Option<String>)> = records
+    let filings: Vec<(&Record, Manifest)> = records
         .iter()
-        .filter_map(|r| {
-            let manifest = filed_manifest(&r.entry.event)?;
-            Some((r, manifest.lineage.map(|l| l.parent)))
-        })
+        .filter_map(|r| Some((r, filed_manifest(&r.entry.event)?)))
         .collect();
     let links = filings
         .iter()
-        .map(|(r, parent)| (r.entry.runway.as_str(), parent.as_deref()));
+        .map(|(r, m)| (r.entry.runway.as_str(), parent_of(m)));
     let Some(members) = subtree(root, links) else {
         let why = anyhow::anyhow!(
             "no runway {} in this audit folder: no FILING record files it",
@@ -89,7 +90,7 @@ pub fn build(records: &[Record], root: &str) -> Result<Vec<TreeRunway>, Failure>
         );
         return Err(Failure::new(BAD_INPUT, why));
     };
-    let filed: HashMap<&str, &(&Record, Option<String>)> = filings
+    let filed: HashMap<&str, &(&Record, Manifest)> = filings
         .iter()
         .rev()
         .map(|f| (f.0.entry.runway.as_str(), f))
@@ -97,11 +98,12 @@ pub fn build(records: &[Record], root: &str) -> Result<Vec<TreeRunway>, Failure>
     let mut tree: Vec<TreeRunway> = members
         .iter()
         .map(|m| {
-            let (record, parent) = filed[m.id.as_str()];
+            let (record, manifest) = filed[m.id.as_str()];
             TreeRunway {
                 id: m.id.clone(),
                 agent: record.entry.agent.clone(),
-                parent: parent.clone(),
+                parent: manifest.lineage.as_ref().map(|l| l.parent.clone()),
+                handoff_from: manifest.handoff_from.clone(),
                 level: m.depth,
                 state: State::Queued.name(),
                 started: None,
@@ -238,7 +240,12 @@ pub fn lines(tree: &[TreeRunway]) -> Vec<String> {
         1 => "1 runway".to_string(),
         n => format!("{n} runways"),
     };
-    match &top.parent {
+    match top.parent.as_ref().or(top.handoff_from.as_ref()) {
+        Some(parent) if top.parent.is_none() => out.push(format!(
+            "tree of {} (taking over from {}): {count}",
+            escape(&top.id),
+            escape(parent)
+        )),
         Some(parent) => out.push(format!(
             "tree of {} (delegated by {}): {count}",
             escape(&top.id),
@@ -298,6 +305,9 @@ fn describe(r: &TreeRunway) -> String {
         (None, Some(e), _) => format!("never started, ended {e}"),
         (None, None, _) => "not started".to_string(),
     };
+    let took_over = r.handoff_from.as_deref().map_or_else(String::new, |from| {
+        format!(", took over from {}", escape(from))
+    });
     let attempts = match r.attempts {
         0 | 1 => String::new(),
         n => format!(", {n} attempts"),
@@ -307,7 +317,7 @@ fn describe(r: &TreeRunway) -> String {
         .as_deref()
         .map_or_else(String::new, |why| format!(": {}", excerpt(why, 200)));
     format!(
-        "{}  {}  {}  {times}{attempts}{reason}",
+        "{}  {}  {}  {times}{took_over}{attempts}{reason}",
         escape(&r.id),
         escape(&r.agent),
         r.state
@@ -346,6 +356,7 @@ mod tests {
             id: id.into(),
             agent: "probe".into(),
             parent: None,
+            handoff_from: None,
             level,
             state: "SUCCEEDED",
             started: Some("S".into()),

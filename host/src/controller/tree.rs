@@ -1,7 +1,7 @@
 //! A delegation tree as its readers walk it: from runways in filing order,
-//! each with the parent its lineage names, the runway asked for and every
-//! runway delegated below it, parents before children and siblings in
-//! filing order. A pure function, shared by whoever reads trees — the
+//! each with the parent its lineage names (or, for a root's successor, the
+//! runway it took over from), the runway asked for and every runway below
+//! it, parents before children and siblings in filing order. A pure function, shared by whoever reads trees — the
 //! API's lists and event stream (from the controller's reports) and
 //! `runway audit show --tree` (from the FILING records of an audit folder
 //! alone).
@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 
+use super::plan::Manifest;
 use super::runway::RunwayReport;
 
 /// One runway of a [`subtree`]: its id and its level below the runway the
@@ -54,11 +55,18 @@ pub fn subtree<'a>(
     Some(members)
 }
 
-/// A runway's id and the runway that delegated it, as [`subtree`] takes
-/// them.
+/// The runway a runway hangs under in a tree: the one that delegated it,
+/// else the one it took over from (a root's successor, after a hand-off,
+/// continues that root's tree).
+pub fn parent_of(m: &Manifest) -> Option<&str> {
+    let delegated = m.lineage.as_ref().map(|l| l.parent.as_str());
+    delegated.or(m.handoff_from.as_deref())
+}
+
+/// A runway's id and the runway it hangs under ([`parent_of`]), as
+/// [`subtree`] takes them.
 pub fn link(r: &RunwayReport) -> (&str, Option<&str>) {
-    let parent = r.manifest.lineage.as_ref().map(|l| l.parent.as_str());
-    (r.id.as_str(), parent)
+    (r.id.as_str(), parent_of(&r.manifest))
 }
 
 #[cfg(test)]

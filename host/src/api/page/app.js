@@ -290,13 +290,15 @@ async function treeView(section, r) {
     for (const k of (kids.get(x.id) || []).slice().reverse()) stack.push([k, level + 1]);
   }
   const p = r.progress;
-  section.hidden = !r.parent && !below.length && !p;
+  section.hidden = !r.parent && !r.handoff_from && !below.length && !p;
   // (replaceChildren would write a null out as "null".)
   section.replaceChildren(...[
     el("h2", {}, "Delegation tree"),
     r.parent ? el("p", { id: "tree-parent" }, "Delegated by ", runwayLink(r.parent),
       r.root && r.root !== r.parent ? [" in the tree of ", runwayLink(r.root)] : null,
       `, depth ${r.depth}.`) : null,
+    r.handoff_from ? el("p", { id: "tree-from" }, "Took over from ", runwayLink(r.handoff_from),
+      " (its hand-off).") : null,
     p ? el("p", { id: "tree-progress" },
       p.total ? el("progress", { max: p.total, value: p.done, "aria-label": "Progress" }) : null,
       ` ${p.done} of ${p.total} done`, p.message ? ": " + p.message : "") : null,
