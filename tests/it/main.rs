@@ -42,4 +42,5 @@ mod start;
 mod surface;
 mod times;
 mod tls;
+mod trees;
 mod wit_versions;

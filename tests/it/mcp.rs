@@ -19,7 +19,7 @@ use crate::server::{Server, folders};
 const VERSION: &str = "2025-06-18";
 
 /// One MCP call: the HTTP status and the JSON-RPC answer.
-fn rpc(server: &Server, token: &str, method: &str, params: Value) -> (u16, Value) {
+pub fn rpc(server: &Server, token: &str, method: &str, params: Value) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()

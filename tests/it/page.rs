@@ -10,6 +10,10 @@
 //! the favicon, the approver's audit transitions, and one sign-in serving
 //! a second tab. Screenshots of the board, the approvals, a runway and the
 //! audit timeline are written to `target/screenshots/` on every run.
+//! A runway's page draws its delegation tree: the parent it was delegated
+//! by, its tree's progress bar, every runway below it under its parent
+//! with its state, growing live as children are filed, a guest's words as
+//! text (screenshot `tree`).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -435,6 +439,128 @@ fn the_status_page_says_what_is_true() {
         find(&c, "#login").await;
         until(&c, "document.querySelector('[role=alert]')?.textContent.includes('another tab')").await;
         until(&c, "sessionStorage.length === 0").await;
+
+        c.close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_runway_page_draws_its_delegation_tree() {
+    let dir = crate::trees::tree_folders();
+    let server = Server::start(dir.path());
+    let vic = server.token("vic", &["viewer"]);
+    crate::trees::grown(&server);
+    // A tree that grows while its page is open: its root waits for an
+    // approval first.
+    server.file(
+        r#"
+        [[runway]]
+        id = "later"
+        agent = "orchestrator"
+        approval = { required = true }
+        input = { children = [{ agent = "probe", action = "ok" }, { agent = "probe", action = "ok" }] }
+        "#,
+    );
+
+    let driver = Driver::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = driver.browser().await;
+        let base = server.url.clone();
+        sign_in(&c, &base, &vic).await;
+        // The board says who delegated a child.
+        let row = find(&c, "#runways tr[data-runway='boss.5']").await;
+        let text = row.text().await.unwrap();
+        assert!(text.contains("delegated by boss.3"), "{text}");
+
+        // A child in the middle: its parent linked, its tree's progress as
+        // a bar, the race's runways with their states.
+        c.goto(&format!("{base}/runways/boss.3")).await.unwrap();
+        let parent = find(&c, "#tree-parent").await;
+        let said = parent.text().await.unwrap();
+        assert_eq!(said, "Delegated by boss, depth 1.");
+        let link = find(&c, "#tree-parent a").await;
+        assert_eq!(link.attr("href").await.unwrap().as_deref(), Some("/runways/boss"));
+        let bar = find(&c, "#tree-progress progress").await;
+        assert_eq!(bar.attr("value").await.unwrap().as_deref(), Some("2"));
+        assert_eq!(bar.attr("max").await.unwrap().as_deref(), Some("2"));
+        let progress = find(&c, "#tree-progress").await.text().await.unwrap();
+        assert_eq!(progress.trim(), "2 of 2 done");
+        find(&c, "#tree-runways tr[data-runway='boss.4'] [data-state='CANCELLED']").await;
+        find(&c, "#tree-runways tr[data-runway='boss.5'] [data-state='SUCCEEDED']").await;
+
+        // The root: every runway below it, each under its parent, in order.
+        c.goto(&format!("{base}/runways/boss")).await.unwrap();
+        find(&c, "#tree-runways tr[data-runway='boss.5']").await;
+        let rows = c
+            .execute(
+                "return [...document.querySelectorAll('#tree-runways tr')].map(r => \
+                 [r.dataset.runway, Number(r.dataset.level), r.querySelector('[data-state]').dataset.state])",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            rows,
+            json!([
+                ["boss.1", 1, "SUCCEEDED"],
+                ["boss.2", 1, "FAILED"],
+                ["boss.3", 1, "SUCCEEDED"],
+                ["boss.4", 2, "CANCELLED"],
+                ["boss.5", 2, "SUCCEEDED"]
+            ])
+        );
+        assert!(c.find(Locator::Css("#tree-parent")).await.is_err(), "a root has no parent");
+        let drawn = find(&c, "#tree").await.text().await.unwrap();
+        assert!(!drawn.contains("null"), "{drawn}");
+        let progress = find(&c, "#tree-progress").await.text().await.unwrap();
+        assert_eq!(progress.trim(), "6 of 6 done: delegating");
+        screenshot(&c, "tree").await;
+
+        // A runway outside any tree shows none.
+        c.goto(&format!("{base}/runways/later")).await.unwrap();
+        find(&c, "#history").await;
+        let hidden = c
+            .execute("return document.getElementById('tree').hidden", vec![])
+            .await
+            .unwrap();
+        assert_eq!(hidden, json!(true));
+        // ... until it delegates: its children appear without a reload.
+        let approver = server.token("alice", &["approver"]);
+        let approved = server.client_as(&approver, &["approve", "later"]);
+        assert_eq!(approved.code, 0, "{}", approved.stderr);
+        find(&c, "#tree-runways tr[data-runway='later.2'] [data-state='SUCCEEDED']").await;
+        find(&c, "#tree-runways tr[data-runway='later.1'] [data-state='SUCCEEDED']").await;
+        until(&c, "document.getElementById('tree').hidden === false").await;
+
+        // A hand-off's successor names whom it took over from.
+        server.file(
+            "[[runway]]\nid = \"shift\"\nagent = \"orchestrator\"\ninput = { handoff = { agent = \"probe\" } }\n",
+        );
+        assert_eq!(server.client(&["wait", "shift"]).code, 0);
+        runway_tests::eventually("shift.next filed", || {
+            server.client(&["show", "shift.next"]).code == 0
+        });
+        c.goto(&format!("{base}/runways/shift.next")).await.unwrap();
+        let from = find(&c, "#tree-from").await.text().await.unwrap();
+        assert_eq!(from, "Took over from shift (its hand-off).");
+
+        // What a guest says is shown as text: a child's failure quoting
+        // its input's markup.
+        server.file(
+            r#"
+            [[runway]]
+            id = "markup"
+            agent = "orchestrator"
+            input = { children = [{ agent = "orchestrator", input = { join = "<b id=guest>bold</b>" } }] }
+            "#,
+        );
+        assert_eq!(server.client(&["wait", "markup", "markup.1"]).code, 1);
+        c.goto(&format!("{base}/runways/markup")).await.unwrap();
+        let row = find(&c, "#tree-runways tr[data-runway='markup.1'] [data-state='FAILED']").await;
+        assert!(row.is_displayed().await.unwrap());
+        until(&c, "document.getElementById('tree').textContent.includes('<b id=guest>bold</b>')").await;
+        until(&c, "document.getElementById('guest') === null").await;
 
         c.close().await.unwrap();
     });

@@ -152,20 +152,27 @@ impl Api {
         filter
             .check()
             .map_err(|why| Refusal::new(Kind::BadInput, why))?;
-        let runways = self
-            .controller
-            .list()
-            .await?
+        let all = self.controller.list().await?;
+        let tree = filter.tree_members(&all);
+        let runways = all
             .iter()
             .filter(|r| filter.matches(r))
+            .filter(|r| tree.as_ref().is_none_or(|t| t.contains(&r.id)))
             .map(views::runway)
             .collect();
         Ok(views::RunwayList { runways })
     }
 
-    /// One runway with its history.
+    /// One runway with its history, its children (with their states) and
+    /// its tree's progress.
     pub async fn show(&self, id: &str) -> Answered<views::RunwayView> {
-        Ok(views::runway(&self.controller.show(id).await?))
+        let report = self.controller.show(id).await?;
+        // One list for all the children's states, however many they are.
+        let reports = match report.children.is_empty() {
+            true => Vec::new(),
+            false => self.controller.list().await?,
+        };
+        Ok(views::shown(&report, &reports))
     }
 
     /// Waits up to `timeout_secs` (at most [`MAX_WAIT_SECS`]; more is

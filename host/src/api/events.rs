@@ -8,8 +8,20 @@
 //! Callers who may read the audit trail get both; others only transitions.
 //!
 //! Query: `since=SEQ` (or a `Last-Event-ID` header: the stream resumes after
-//! it), `dataset=`, `runway=`, `agent=` filters, `backlog=N` (how many
-//! matching records before the live end to send first, 500 by default).
+//! it), `dataset=`, `runway=`, `tree=`, `agent=` filters, `backlog=N` (how
+//! many matching records before the live end to send first, 500 by
+//! default).
+//!
+//! Delegation trees: `runway=ID` keeps the records of that runway alone —
+//! its FILING, its moves, its calls and the JOINED records of its joins
+//! (a join is recorded as its parent's); `tree=ID` keeps those of that
+//! runway and of every runway delegated below it (and of a root's
+//! successor after a hand-off), its children's FILINGs among them, so one
+//! stream follows a whole tree as it grows. The tree's
+//! runways filed before the stream starts are taken from the controller,
+//! those filed later from their FILING records' lineage as they stream by.
+//! A JOINED record is a `transition`: who won a race and who was cancelled
+//! is a runway's course, which viewers see.
 //!
 //! A resumed stream gets every matching record from where it left off,
 //! however many: what memory no longer holds (the last [`TAIL_RECORDS`])
@@ -29,7 +41,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::controller::filed_manifest;
+use crate::controller::tree::{link, parent_of, subtree};
+use crate::controller::{Controller, RunwayReport, filed_manifest};
 use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::IntoResponse;
@@ -100,6 +113,8 @@ pub struct Filter {
     pub dataset: Option<String>,
     /// Records of this runway.
     pub runway: Option<String>,
+    /// Records of this runway and of every runway delegated below it.
+    pub tree: Option<String>,
     /// Records of this agent.
     pub agent: Option<String>,
     /// How many matching records before the live end to send first (500;
@@ -107,24 +122,50 @@ pub struct Filter {
     pub backlog: Option<usize>,
 }
 
-/// A filter being applied: it learns which runways touch its dataset.
-struct Matcher {
+/// A filter being applied: it learns which runways touch its dataset, and
+/// which belong to its tree.
+pub struct Matcher {
     filter: Filter,
     everything: bool,
     touching: HashSet<String>,
+    tree: HashSet<String>,
 }
 
 impl Matcher {
-    fn new(filter: Filter, everything: bool) -> Matcher {
+    /// Applies `filter`; its tree (when it asks for one) starts as the
+    /// runway it names and those of `runways` (the controller's, in filing
+    /// order) delegated below it, and grows as children are filed.
+    pub fn new(filter: Filter, everything: bool, runways: &[RunwayReport]) -> Matcher {
+        let mut tree = HashSet::new();
+        if let Some(root) = &filter.tree {
+            let members = subtree(root, runways.iter().map(link));
+            tree.extend(members.into_iter().flatten().map(|m| m.id));
+            tree.insert(root.clone());
+        }
         Matcher {
             filter,
             everything,
             touching: HashSet::new(),
+            tree,
+        }
+    }
+
+    /// Whether `record` files a child of a runway of the tree: it joins it.
+    fn learn_tree(&mut self, record: &Record) {
+        if self.filter.tree.is_none() || !matches!(record.entry.event, Event::Filing { .. }) {
+            return;
+        }
+        let Some(manifest) = filed_manifest(&record.entry.event) else {
+            return;
+        };
+        if parent_of(&manifest).is_some_and(|p| self.tree.contains(p)) {
+            self.tree.insert(record.entry.runway.clone());
         }
     }
 
     /// Whether `record` goes to this reader, and as which kind.
     fn kind(&mut self, record: &Record) -> Option<&'static str> {
+        self.learn_tree(record);
         let kind = if is_transition(&record.entry.event) {
             "transition"
         } else if self.everything {
@@ -150,6 +191,7 @@ impl Matcher {
         }
         if self.filter.runway.as_ref().is_some_and(|r| *r != e.runway)
             || self.filter.agent.as_ref().is_some_and(|a| *a != e.agent)
+            || (self.filter.tree.is_some() && !self.tree.contains(&e.runway))
         {
             return None;
         }
@@ -171,6 +213,7 @@ pub fn is_transition(event: &Event) -> bool {
             | Event::Paused { .. }
             | Event::Resumed { .. }
             | Event::PlanFiled { .. }
+            | Event::Joined { .. }
     )
 }
 
@@ -342,7 +385,8 @@ impl Reader {
 /// (`transition` or `record`; records only when `everything`).
 pub fn timeline(events: &Events, filter: Filter, everything: bool, limit: usize) -> Vec<Value> {
     let since = filter.since.unwrap_or(0);
-    let mut matcher = Matcher::new(filter, everything);
+    // Read from the trail's start: the tree is learnt from its FILINGs.
+    let mut matcher = Matcher::new(filter, everything, &[]);
     let (kept, _) = catch_up(events, &mut matcher, since, limit.min(MAX_BACKLOG));
     kept.iter()
         .map(|(kind, record)| {
@@ -412,6 +456,7 @@ fn catch_up(
         (status = 404, description = "This server keeps no live audit tail", body = ErrorBody)))]
 pub async fn stream(
     State(events): State<Option<Arc<Events>>>,
+    State(controller): State<Controller>,
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     QueryOf(filter): QueryOf<Filter>,
@@ -428,7 +473,12 @@ pub async fn stream(
     // From where it left off, else `since`: every matching record from
     // there on (older ones read from disk as the client takes them). Else
     // the last `backlog` matching records.
-    let mut matcher = Matcher::new(filter.clone(), caller.may(Right::Audit));
+    // A tree's runways filed before `since` are the controller's to name.
+    let runways = match &filter.tree {
+        Some(_) => controller.list().await.unwrap_or_default(),
+        None => Vec::new(),
+    };
+    let mut matcher = Matcher::new(filter.clone(), caller.may(Right::Audit), &runways);
     let caught = match resumed.or(filter.since) {
         Some(since) => Ok((VecDeque::new(), since, matcher)),
         None => {
@@ -462,4 +512,118 @@ pub async fn stream(
     Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use runway_audit::{Call, Entry, Outcome};
+
+    use super::*;
+    use crate::controller::{Lineage, Manifest};
+
+    fn record(runway: &str, event: Event) -> Record {
+        Record {
+            seq: 0,
+            time_ns: 0,
+            prev: [0; 32],
+            prev_dataset: None,
+            entry: Entry {
+                runway: runway.into(),
+                agent: "orchestrator".into(),
+                plugin: None,
+                dataset: None,
+                event,
+            },
+        }
+    }
+
+    /// A FILING record of a runway delegated by `parent`, if any.
+    fn filing(parent: Option<&str>) -> Event {
+        let lineage = parent.map(|p| Lineage {
+            parent: p.into(),
+            attempt: 1,
+            root: "r".into(),
+            key: "0".into(),
+            depth: 1,
+            reach: 1,
+            handed: Vec::new(),
+        });
+        let manifest = Manifest {
+            lineage,
+            ..Manifest::default()
+        };
+        Event::Filing {
+            schema: 2,
+            manifest: serde_json::to_string(&manifest).unwrap(),
+            input: Vec::new(),
+        }
+    }
+
+    fn call() -> Event {
+        Event::Call {
+            call: Call::Read,
+            key: None,
+            token: None,
+            args: [0; 32],
+            result: [0; 32],
+            outcome: Outcome::Ok,
+        }
+    }
+
+    #[test]
+    fn a_tree_filter_learns_the_children_filed_as_they_stream_by() {
+        let filter = Filter {
+            tree: Some("r".into()),
+            ..Filter::default()
+        };
+        let (mut viewer, mut auditor) = (
+            Matcher::new(filter.clone(), false, &[]),
+            Matcher::new(filter, true, &[]),
+        );
+        let joined = Event::Joined {
+            mode: "first-success".into(),
+            children: Vec::new(),
+            timed_out: false,
+        };
+        let stream = [
+            (
+                record("r", filing(None)),
+                Some("transition"),
+                Some("transition"),
+            ),
+            (record("other", filing(None)), None, None),
+            (
+                record("r.1", filing(Some("r"))),
+                Some("transition"),
+                Some("transition"),
+            ),
+            (
+                record("r.1.1", filing(Some("r.1"))),
+                Some("transition"),
+                Some("transition"),
+            ),
+            (record("o.1", filing(Some("other"))), None, None),
+            (record("r", joined), Some("transition"), Some("transition")),
+            (record("r.1.1", call()), None, Some("record")),
+            (record("o.1", call()), None, None),
+        ];
+        for (record, seen, audited) in &stream {
+            let who = &record.entry.runway;
+            assert_eq!(viewer.kind(record), *seen, "{who} for a viewer");
+            assert_eq!(auditor.kind(record), *audited, "{who} for an auditor");
+        }
+    }
+
+    #[test]
+    fn a_tree_filter_keeps_the_runway_it_names_before_it_is_filed() {
+        let filter = Filter {
+            tree: Some("nobody".into()),
+            ..Filter::default()
+        };
+        // Unknown to the controller (a stream opened before the filing): the
+        // runway it names, and its children once they are filed.
+        let mut matcher = Matcher::new(filter, true, &[]);
+        assert_eq!(matcher.kind(&record("nobody", call())), Some("record"));
+        assert_eq!(matcher.kind(&record("x", call())), None);
+    }
 }

@@ -8,11 +8,11 @@
 //! | tool | right | does |
 //! |---|---|---|
 //! | `file_manifest` | file | files a manifest or plan (TOML or JSON); the new runway ids once durable |
-//! | `list_runways` | view | runways, by state and agent |
-//! | `show_runway` | view | one runway with its history |
+//! | `list_runways` | view | runways, by state, agent, label and delegation tree |
+//! | `show_runway` | view | one runway with its history, its parent and root, its children and their states, its tree's progress |
 //! | `wait_runway` | view | waits (up to 60 s) for runways to end |
 //! | `cancel_runway` | control | cancels a runway |
-//! | `audit_timeline` | view | a runway's, dataset's or agent's records (beyond transitions with the audit right) |
+//! | `audit_timeline` | view | a runway's, tree's, dataset's or agent's records (beyond transitions with the audit right) |
 //! | `verify_audit` | audit | verifies the whole trail, signatures included |
 //!
 //! Each runway is also a resource, `runway://ID` (the template
@@ -140,6 +140,8 @@ struct TimelineArgs {
     dataset: Option<String>,
     /// Records of this runway.
     runway: Option<String>,
+    /// Records of this runway and of every runway delegated below it.
+    tree: Option<String>,
     /// Records of this agent.
     agent: Option<String>,
     /// How many of the latest matching records (500 when left out, 5000
@@ -172,7 +174,7 @@ impl Door {
     }
 
     #[tool(
-        description = "List runways (without histories), optionally of one state and one agent."
+        description = "List runways (without histories), optionally of one state, one agent, one label (key=value) or one delegation tree (tree=ID: that runway and every runway delegated below it). Each names its parent, root and depth in its delegation tree."
     )]
     async fn list_runways(
         &self,
@@ -182,7 +184,7 @@ impl Door {
     }
 
     #[tool(
-        description = "Show one runway: state, history of transitions with times and reasons, locks held, attempts, output digest, failure reason."
+        description = "Show one runway: state, history of transitions with times and reasons, locks held, attempts, output digest, failure reason; in a delegation tree, its parent, root and depth, the runways it delegated (children, each with agent and state) and its tree's progress (done of total)."
     )]
     async fn show_runway(
         &self,
@@ -214,7 +216,7 @@ impl Door {
     }
 
     #[tool(
-        description = "The audit timeline of a dataset, a runway or an agent: the latest matching records, oldest first. Transitions for every viewer; host calls, locks and commits too for auditors."
+        description = "The audit timeline of a dataset, a runway, a delegation tree (tree=ID: that runway and every runway delegated below it) or an agent: the latest matching records, oldest first. Transitions (join outcomes among them) for every viewer; host calls, locks and commits too for auditors."
     )]
     async fn audit_timeline(
         &self,
@@ -232,6 +234,7 @@ impl Door {
         let filter = Filter {
             dataset: args.dataset,
             runway: args.runway,
+            tree: args.tree,
             agent: args.agent,
             ..Filter::default()
         };
@@ -371,7 +374,9 @@ impl ServerHandler for Door {
     ) -> Result<ListResourceTemplatesResult, ErrorData> {
         context_caller(&context)?;
         let runway = ResourceTemplate::new(format!("{SCHEME}{{id}}"), "runway")
-            .with_description("A runway by its id: state, history, locks, output (as show_runway)")
+            .with_description(
+                "A runway by its id: state, history, locks, output, children (as show_runway)",
+            )
             .with_mime_type(MIME);
         Ok(ListResourceTemplatesResult::with_all_items(vec![runway]))
     }
@@ -387,8 +392,8 @@ impl ServerHandler for Door {
             let why = format!("no resource {:?} (runways are {SCHEME}ID)", request.uri);
             return Err(Refusal::new(Kind::NotFound, why).to_mcp());
         };
-        let report = self.api.controller.show(id).await.map_err(refused)?;
-        let text = serde_json::to_string(&views::runway(&report)).map_err(internal)?;
+        let view = self.api.show(id).await.map_err(|r| r.to_mcp())?;
+        let text = serde_json::to_string(&view).map_err(internal)?;
         let contents = ResourceContents::text(text, request.uri.clone()).with_mime_type(MIME);
         Ok(ReadResourceResult::new(vec![contents]).into())
     }

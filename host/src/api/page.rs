@@ -2,9 +2,12 @@
 //! into the binary (no CDN; works offline). The shell needs no token; the
 //! script asks for one and calls the API with it, so the page can do
 //! exactly what its token's roles allow. Its sections: the board of
-//! runways (filters by agent, dataset, state), each runway's page
-//! (manifest, transitions, locks held or its place in line, its audit
-//! records with their inclusion proofs), approvals with Approve / Reject,
+//! runways (filters by agent, dataset, state; a delegated runway names its
+//! parent), each runway's page (its delegation tree: the parent it was
+//! delegated by, its tree's progress bar and every runway below it, each
+//! under its parent with its state, kept live; manifest, transitions,
+//! locks held or its place in line, its audit records with their
+//! inclusion proofs), approvals with Approve / Reject,
 //! the lock table, the plugins, and `/audit?dataset=NAME` (or `runway=`,
 //! `agent=`): the trail growing live. Its icon is served at
 //! `/favicon.svg` and, for browsers that ask without being told,

@@ -9,7 +9,7 @@
 //! CLI writes its requests and reads the answers back with it — a field
 //! renamed here is renamed for all three, or does not compile.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use runway_audit::State;
 use runway_audit::render::escape;
@@ -20,6 +20,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::controller::tower::DatasetLocks;
+use crate::controller::tree;
 use crate::controller::{PlanReport, RunwayReport};
 use crate::limits::Limits;
 use crate::plugin::loader::Plugins;
@@ -45,6 +46,11 @@ pub struct RunwayFilter {
     #[arg(long)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// Only the delegation tree below this runway: itself and every runway
+    /// delegated below it (its children, theirs, ...).
+    #[arg(long, value_name = "ROOT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
 }
 
 impl RunwayFilter {
@@ -66,7 +72,7 @@ impl RunwayFilter {
         }
     }
 
-    /// Whether `r` is shown.
+    /// Whether `r` is shown, but for `tree` (see [`RunwayFilter::tree_members`]).
     pub fn matches(&self, r: &RunwayReport) -> bool {
         let labelled = |l: &str| {
             let (key, value) = l.split_once('=').unwrap_or((l, ""));
@@ -75,6 +81,14 @@ impl RunwayFilter {
         self.state.as_deref().is_none_or(|s| r.state.name() == s)
             && self.agent.as_deref().is_none_or(|a| r.agent == a)
             && self.label.as_deref().is_none_or(labelled)
+    }
+
+    /// The ids of the runways in the tree the filter asks for, among
+    /// `runways` (in filing order); `None` when it asks for none.
+    pub fn tree_members(&self, runways: &[RunwayReport]) -> Option<HashSet<String>> {
+        let root = self.tree.as_deref()?;
+        let members = tree::subtree(root, runways.iter().map(tree::link)).unwrap_or_default();
+        Some(members.into_iter().map(|m| m.id).collect())
     }
 }
 
@@ -115,11 +129,54 @@ pub struct RunwayView {
     /// landed, or gone back to wait for a retry, they were released.
     pub locks_held: bool,
     pub manifest: ManifestView,
+    /// The runway that delegated it; null when a plan filed it.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// The first runway of its delegation tree; null when a plan filed it
+    /// (it is a root itself).
+    #[serde(default)]
+    pub root: Option<String>,
+    /// Its level in its delegation tree: 0 for a runway a plan filed, 1
+    /// for a child of one.
+    #[serde(default)]
+    pub depth: u32,
+    /// The runway that handed off to it: it took over the rest of that
+    /// runway's work (in its place in its tree).
+    #[serde(default)]
+    pub handoff_from: Option<String>,
     /// Its transitions, oldest first (left out of lists).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<TransitionView>>,
+    /// The runways it delegated, in filing order (left out of lists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub children: Option<Vec<ChildView>>,
+    /// How far its tree has come: what its run last reported, plus one
+    /// unit per child, done when the child ended (null in lists, and when
+    /// it reported nothing and delegated nothing).
+    #[serde(default)]
+    pub progress: Option<ProgressView>,
     /// The agent's output, as text.
     pub output: Option<String>,
+}
+
+/// A runway a runway delegated, as its parent's `show` lists it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ChildView {
+    pub id: String,
+    pub agent: String,
+    /// Its state now (as a runway's `state`).
+    pub state: String,
+    /// Why it waits, or why it failed or was cancelled.
+    pub reason: Option<String>,
+}
+
+/// A tree's progress: `done` of `total` units, and the run's last message
+/// (the agent's words).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ProgressView {
+    pub done: u64,
+    pub total: u64,
+    pub message: String,
 }
 
 /// A lock a runway holds, with its fencing token.
@@ -335,7 +392,29 @@ pub fn plan(report: &PlanReport) -> Value {
     serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
-/// One runway's view; `history` only when the report has one.
+/// One runway as `show` gives it: its view with `children`, each as
+/// `reports` (the children's own reports, in any order) say it stands.
+pub fn shown(r: &RunwayReport, reports: &[RunwayReport]) -> RunwayView {
+    let by_id: HashMap<&str, &RunwayReport> = reports.iter().map(|c| (c.id.as_str(), c)).collect();
+    let children = r
+        .children
+        .iter()
+        .filter_map(|id| by_id.get(id.as_str()))
+        .map(|c| ChildView {
+            id: c.id.clone(),
+            agent: c.agent.clone(),
+            state: c.state.name().to_string(),
+            reason: c.reason.clone(),
+        })
+        .collect();
+    RunwayView {
+        children: Some(children),
+        ..runway(r)
+    }
+}
+
+/// One runway's view; `history` only when the report has one, no
+/// `children` (see [`shown`]).
 pub fn runway(r: &RunwayReport) -> RunwayView {
     let m = &r.manifest;
     let history = (!r.history.is_empty()).then(|| {
@@ -386,7 +465,17 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
             attempts: m.retry.attempts,
             labels: m.labels.clone(),
         },
+        parent: m.lineage.as_ref().map(|l| l.parent.clone()),
+        root: m.lineage.as_ref().map(|l| l.root.clone()),
+        depth: m.lineage.as_ref().map_or(0, |l| l.depth),
+        handoff_from: m.handoff_from.clone(),
         history,
+        children: None,
+        progress: r.progress.as_ref().map(|p| ProgressView {
+            done: p.done,
+            total: p.total,
+            message: p.message.clone(),
+        }),
         output: r
             .output
             .as_ref()

@@ -1,5 +1,6 @@
 //! `runway audit show | verify | prove | check-proof | export`: offline,
-//! with nothing but the audit folder and a public key or trust file.
+//! with nothing but the audit folder and a public key or trust file
+//! (`show --tree` draws a delegation tree: [`super::tree`]).
 
 use std::fs;
 use std::io::{self, Write};
@@ -10,6 +11,7 @@ use runway_audit::proof_file::{Claim, ProofFile};
 use runway_audit::{Event, Record, SignedCheckpoint, VerifyOptions, VerifyReport};
 
 use super::keygen::{auditor_trust, default_origin};
+use super::tree;
 use super::{AUDIT_BAD, AuditDir, BAD_INPUT, Failure, HOST_FAULT};
 use crate::files::{self, FileKind, ReadCaps};
 
@@ -32,7 +34,12 @@ pub enum AuditCommand {
         /// Host calls too, not only state changes.
         #[arg(long)]
         calls: bool,
-        /// One JSON object per line.
+        /// The delegation tree below this runway instead: each runway under
+        /// its parent with its agent, final state, start, end and
+        /// duration, and its joins' outcomes.
+        #[arg(long, value_name = "ROOT", conflicts_with_all = ["dataset", "runway", "agent", "calls"])]
+        tree: Option<String>,
+        /// One JSON object per line (with --tree: the tree as one object).
         #[arg(long)]
         json: bool,
     },
@@ -117,10 +124,20 @@ pub fn run(cmd: AuditCommand) -> Result<(), Failure> {
     match cmd {
         AuditCommand::Show {
             dir,
+            tree: Some(root),
+            json,
+            ..
+        } => {
+            let (records, signed_size) = signed_records(&dir.path)?;
+            show_tree(&records, signed_size, &root, json)
+        }
+        AuditCommand::Show {
+            dir,
             dataset,
             runway,
             agent,
             calls,
+            tree: None,
             json,
         } => {
             let (records, signed_size) = signed_records(&dir.path)?;
@@ -168,6 +185,28 @@ pub fn run(cmd: AuditCommand) -> Result<(), Failure> {
         ),
         AuditCommand::Export { dir, jsonl: _ } => export(&dir.path),
     }
+}
+
+/// The tree below `root`: as lines, or as one JSON object; a last line
+/// says when records of it are not signed yet.
+fn show_tree(records: &[Record], signed_size: u64, root: &str, json: bool) -> Result<(), Failure> {
+    let tree = tree::build(records, root)?;
+    if json {
+        let out = serde_json::json!({ "root": root, "runways": tree });
+        return print_lines(std::iter::once(out.to_string()));
+    }
+    let ids: std::collections::HashSet<&str> = tree.iter().map(|r| r.id.as_str()).collect();
+    let unsigned = records
+        .iter()
+        .filter(|r| r.seq >= signed_size && ids.contains(r.entry.runway.as_str()))
+        .count();
+    let mut lines = tree::lines(&tree);
+    if unsigned > 0 {
+        lines.push(format!(
+            "(unsigned: {unsigned} of its records, from #{signed_size} on, no checkpoint covers yet)"
+        ));
+    }
+    print_lines(lines.into_iter())
 }
 
 fn verify(

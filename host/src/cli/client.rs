@@ -336,6 +336,15 @@ fn print_runway(r: &RunwayView) {
     println!("agent    {}", escape(&r.agent));
     println!("state    {}", escape(&r.state));
     println!("attempts {}", r.attempts);
+    if let Some(parent) = &r.parent {
+        let root = r.root.as_deref().unwrap_or(parent);
+        println!(
+            "parent   {} (root {}, depth {})",
+            escape(parent),
+            escape(root),
+            r.depth
+        );
+    }
     if !r.manifest.labels.is_empty() {
         println!("labels   {}", labels(r));
     }
@@ -355,6 +364,34 @@ fn print_runway(r: &RunwayView) {
     }
     if let Some(why) = &r.reason {
         println!("reason   {}", excerpt(why, 400));
+    }
+    if let Some(from) = &r.handoff_from {
+        println!("took over from {}", escape(from));
+    }
+    if let Some(p) = &r.progress {
+        let message = match p.message.is_empty() {
+            true => String::new(),
+            false => format!(": {}", excerpt(&p.message, 200)),
+        };
+        println!("progress {} of {}{message}", p.done, p.total);
+    }
+    let children = r.children.as_deref().unwrap_or_default();
+    if !children.is_empty() {
+        println!("children {}", children.len());
+        for c in children {
+            let why = c
+                .reason
+                .as_deref()
+                .filter(|_| c.state != State::Succeeded.name());
+            let why = why.map_or_else(String::new, |w| excerpt(w, 120));
+            let line = format!(
+                "  {:<24} {:<20} {:<17} {why}",
+                escape(&c.id),
+                escape(&c.agent),
+                escape(&c.state)
+            );
+            println!("{}", line.trim_end());
+        }
     }
     println!("history");
     for t in r.history.iter().flatten() {

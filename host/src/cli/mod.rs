@@ -26,6 +26,7 @@ mod serve;
 mod sign;
 mod token;
 mod toolchain;
+mod tree;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -50,6 +50,7 @@ pub(crate) mod state;
 mod stats;
 mod takeoff;
 pub(crate) mod tower;
+pub(crate) mod tree;
 mod waiters;
 mod workers;
 

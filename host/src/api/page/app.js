@@ -195,7 +195,8 @@ async function board() {
     for (const r of shown) n[r.state] = (n[r.state] || 0) + 1;
     counts.replaceChildren(...STATES.filter((s) => n[s]).map((s) => el("span", {}, state(s), " ", n[s])));
     body.replaceChildren(...shown.map((r) => el("tr", { "data-runway": r.id },
-      el("td", {}, runwayLink(r.id), labels(r).map((l) => [" ", el("span", { class: "muted mono" }, l)])),
+      el("td", {}, runwayLink(r.id), labels(r).map((l) => [" ", el("span", { class: "muted mono" }, l)]),
+        r.parent ? el("div", { class: "muted" }, "delegated by ", runwayLink(r.parent)) : null),
       el("td", {}, state(r.state)), el("td", {}, r.agent),
       el("td", { class: "hide-narrow mono" }, Object.entries(r.manifest.datasets).map(([d, m], i) =>
         [i ? ", " : "", d + " ", el("abbr", { title: m }, m[0].toUpperCase())])),
@@ -228,10 +229,12 @@ async function runwayPage(id) {
     actions.append(el("button", { class: "danger", onclick: () => post(`/api/runways/${encodeURIComponent(r.id)}/cancel`).then(() => runwayPage(id), failure) }, "Cancel"));
   }
   const records = el("tbody", { id: "records" });
+  const tree = el("section", { id: "tree", hidden: true });
   main.replaceChildren(
     el("h1", {}, "Runway ", r.id, " ", state(r.state)),
     r.reason ? el("p", { class: "error" }, r.reason) : el("p", { class: "muted" }, r.note),
     actions,
+    tree,
     el("h2", {}, "Manifest"),
     el("table", {}, el("tbody", {},
       [["agent", r.agent], ["action", m.action], ["datasets", Object.entries(m.datasets).map(([d, x]) => `${d} (${x})`).join(", ") || "none"],
@@ -250,12 +253,62 @@ async function runwayPage(id) {
       el("td", { class: "mono" }, t.at), el("td", {}, state(t.state)), el("td", {}, t.reason, t.by ? ` (by ${t.by})` : "")))))),
     el("h2", {}, "Audit records"),
     el("div", { class: "scroll" }, el("table", {}, records)));
+  await treeView(tree, r);
+  follow("backlog=0&tree=" + encodeURIComponent(r.id), debounce(() =>
+    api("/api/runways/" + encodeURIComponent(r.id)).then((now) => treeView(tree, now)).catch(failure), 200));
   follow("backlog=5000&runway=" + encodeURIComponent(r.id), (kind, rec) => {
     records.append(el("tr", {}, el("td", { class: "mono" }, "#" + rec.seq), el("td", { class: "mono" }, rec.time),
       el("td", {}, rec.event + (rec.to ? " " + rec.to : "") + (rec.call ? " " + rec.call : "")),
       el("td", {}, rec.reason || rec.key || rec.dataset || ""),
       el("td", {}, may("audit") ? proofLink(rec.seq) : null)));
   });
+}
+
+// Most runways a tree view lists below a runway.
+const TREE_ROWS = 500;
+
+// Runway r's place in its delegation tree, drawn into `section`: who
+// delegated it, how far its tree has come, and every runway delegated
+// below it, each under its parent, with its state.
+async function treeView(section, r) {
+  const below = (r.children || []).length
+    ? (await api("/api/runways?tree=" + encodeURIComponent(r.id))).runways : [];
+  const kids = new Map();
+  for (const x of below) if (x.parent) {
+    if (!kids.has(x.parent)) kids.set(x.parent, []);
+    kids.get(x.parent).push(x);
+  }
+  // Parents first, children in filing order (the list's order).
+  const rows = [];
+  const stack = (kids.get(r.id) || []).slice().reverse().map((x) => [x, 1]);
+  while (stack.length && rows.length < TREE_ROWS) {
+    const [x, level] = stack.pop();
+    rows.push(el("tr", { "data-runway": x.id, "data-level": level },
+      el("td", { class: "mono" }, "\u00a0\u00a0".repeat(level - 1) + (level > 1 ? "└ " : ""), runwayLink(x.id)),
+      el("td", {}, x.agent), el("td", {}, state(x.state)),
+      el("td", { class: "hide-narrow" }, x.reason || x.note)));
+    for (const k of (kids.get(x.id) || []).slice().reverse()) stack.push([k, level + 1]);
+  }
+  const p = r.progress;
+  section.hidden = !r.parent && !r.handoff_from && !below.length && !p;
+  // (replaceChildren would write a null out as "null".)
+  section.replaceChildren(...[
+    el("h2", {}, "Delegation tree"),
+    r.parent ? el("p", { id: "tree-parent" }, "Delegated by ", runwayLink(r.parent),
+      r.root && r.root !== r.parent ? [" in the tree of ", runwayLink(r.root)] : null,
+      `, depth ${r.depth}.`) : null,
+    r.handoff_from ? el("p", { id: "tree-from" }, "Took over from ", runwayLink(r.handoff_from),
+      " (its hand-off).") : null,
+    p ? el("p", { id: "tree-progress" },
+      p.total ? el("progress", { max: p.total, value: p.done, "aria-label": "Progress" }) : null,
+      ` ${p.done} of ${p.total} done`, p.message ? ": " + p.message : "") : null,
+    rows.length ? el("div", { class: "scroll" }, el("table", {},
+      el("thead", {}, el("tr", {}, el("th", {}, "Delegated"), el("th", {}, "Agent"), el("th", {}, "State"),
+        el("th", { class: "hide-narrow" }, "Where it stands"))),
+      el("tbody", { id: "tree-runways" }, rows))) : null,
+    below.length - 1 > rows.length
+      ? el("p", { class: "muted" }, `The first ${rows.length} of ${below.length - 1} runways below it are shown.`) : null,
+  ].filter((x) => x));
 }
 
 function proofLink(seq) {
