@@ -13,6 +13,7 @@ mod count;
 mod data;
 mod delegation;
 mod delegation_crash;
+mod delegation_hostile;
 mod delegation_model;
 mod doors;
 mod exit_codes;

@@ -17,7 +17,6 @@ use super::dispatch::Dispatch;
 use super::family::Progress;
 use super::tower::Clearance;
 use crate::sandbox::RunReport;
-use crate::sandbox::hostcalls::GuestError;
 
 /// Longest the controller sleeps while a runway waits for a wall-clock
 /// time, so a wall clock that jumps is noticed soon.
@@ -160,13 +159,12 @@ impl Dispatch {
                 reply,
             } => {
                 let answer = self.delegate(&parent, attempt, position, *request)?;
-                // The child's id goes out once its FILING record is durable.
-                self.waiters.on_durable(move |durable| {
-                    let _ = reply.send(match durable {
-                        true => answer,
-                        false => Err(GuestError::Denied("the audit trail failed".into())),
-                    });
-                });
+                // The child's id goes out once its FILING record is on the
+                // trail (not waiting for it to be durable: whatever the
+                // parent does with the id is recorded after it, so durable
+                // only after it too).
+                self.flush()?;
+                let _ = reply.send(answer);
             }
             Orchestration::Join {
                 parent,
@@ -181,7 +179,8 @@ impl Dispatch {
                 reply,
             } => {
                 let answer = self.cancel_children(&parent, &children)?;
-                self.waiters.on_durable(move |_| drop(reply.send(answer)));
+                self.flush()?;
+                let _ = reply.send(answer);
             }
             Orchestration::Handoff {
                 parent,

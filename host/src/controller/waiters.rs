@@ -100,12 +100,6 @@ impl Waiters {
 
     /// Answers `reply` with `answer`: a refusal at once (nothing changed),
     /// what was done once its records are durable.
-    /// Calls `then` once this step's records are durable (`true`), or
-    /// could not be made so (`false`).
-    pub fn on_durable(&mut self, then: impl FnOnce(bool) + Send + 'static) {
-        self.acks.push(Box::new(then));
-    }
-
     pub fn ack<T: Send + 'static>(
         &mut self,
         answer: Result<T, ControlError>,

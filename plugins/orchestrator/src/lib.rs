@@ -17,7 +17,10 @@
 //! - `write`: `["dataset", "key", "value"]`: written first, before anything
 //!   is delegated;
 //! - `touch`: a dataset it holds: read (key `k`) after delegating and again
-//!   after the join, then written (key `parent`), each outcome reported.
+//!   after the join, then written (key `parent`), each outcome reported;
+//! - `count`: delegates that many `probe` `ok` children beside `children`;
+//! - `tally`: the output's `results` become `{"<state>": count, ...}`;
+//! - `trap`: panics after the join (the instance traps).
 //!
 //! Output: `{"delegated": ["<child id>" | "<error kind>: <message>", ...],
 //! "results": [{"runway", "agent", "state", "output", "reason"}, ...],
@@ -45,6 +48,12 @@ struct Input {
     progress: bool,
     write: Option<(String, String, String)>,
     touch: Option<String>,
+    /// `count`: delegate this many `probe ok` children (beside `children`).
+    count: u32,
+    /// Report only how many children ended in each state.
+    tally: bool,
+    /// Panics (traps) after the join.
+    trap: bool,
 }
 
 #[derive(Deserialize, Serialize, Clone)]
@@ -80,7 +89,7 @@ fn ok() -> String {
 #[derive(Serialize)]
 struct Report {
     delegated: Vec<String>,
-    results: Vec<Found>,
+    results: Value,
     join: Option<String>,
     touched: Vec<String>,
 }
@@ -103,6 +112,16 @@ impl RawAgent for Orchestrator {
             ctx.dataset(dataset).write(key, value.as_bytes())?;
         }
         let mut asks = input.children.clone();
+        let noop = Ask {
+            agent: "probe".into(),
+            action: "ok".into(),
+            input: None,
+            locks: Vec::new(),
+            key: None,
+            window_secs: None,
+            attempts: None,
+        };
+        asks.extend(std::iter::repeat_n(noop, input.count as usize));
         if let Some(n) = input.bomb {
             let copy = Ask {
                 agent: ctx.info().agent.clone(),
@@ -119,7 +138,7 @@ impl RawAgent for Orchestrator {
         }
         let mut report = Report {
             delegated: Vec::new(),
-            results: Vec::new(),
+            results: Value::Array(Vec::new()),
             join: None,
             touched: Vec::new(),
         };
@@ -162,7 +181,19 @@ impl RawAgent for Orchestrator {
         touch(&mut report);
         if let Some(mode) = mode.filter(|_| !children.is_empty()) {
             match orch::join(&children, mode, input.timeout_ms) {
-                Ok(results) => report.results = results.into_iter().map(found).collect(),
+                Ok(results) if input.tally => {
+                    let mut tally = serde_json::Map::new();
+                    for r in results.into_iter().map(found) {
+                        let n = tally.entry(r.state).or_insert(Value::from(0));
+                        *n = Value::from(n.as_u64().unwrap_or(0) + 1);
+                    }
+                    report.results = Value::Object(tally);
+                }
+                Ok(results) => {
+                    let found: Vec<Found> = results.into_iter().map(found).collect();
+                    report.results =
+                        serde_json::to_value(found).map_err(|e| Error::Invalid(e.to_string()))?;
+                }
                 Err(e) => report.join = Some(said(&e)),
             }
         }
@@ -173,6 +204,9 @@ impl RawAgent for Orchestrator {
                 Ok(()) => "ok".into(),
                 Err(e) => said(&e),
             });
+        }
+        if input.trap {
+            panic!("trapping after the join, as asked");
         }
         if input.fail_after_join {
             return Err(Error::Invalid("failing after the join, as asked".into()));
