@@ -181,3 +181,78 @@ fn ten_thousand_children_of_one_parent_all_run_once() {
         .count();
     assert_eq!(started, 10000, "each child ran once");
 }
+
+/// The orchestrator's own grants with a tree budget (`tree_fuel = 1` or
+/// `tree_wall_secs = 1`).
+fn budgeted(budget: &str) -> String {
+    format!(
+        "[datasets]\n\"*\" = \"exclusive\"\n\n[delegate]\nagents = [\"probe\", \"orchestrator\"]\n{budget}\n"
+    )
+}
+
+#[test]
+fn a_tree_lives_within_its_roots_fuel() {
+    let f = Fixture::with_grants(&[("orchestrator", &budgeted("tree_fuel = 1"))]);
+    let report = f.run("[[runway]]\nid = \"frugal\"\nagent = \"orchestrator\"\ninput = { count = 3, tally = true }\n");
+    // One unit of fuel for the whole tree: the first child runs out at
+    // once; the others never start, or are not even filed, depending on
+    // whether the parent was still delegating when the fuel went.
+    let out = output(&report, "frugal");
+    let delegated = out["delegated"].as_array().unwrap();
+    let filed = delegated
+        .iter()
+        .filter(|d| d.as_str().unwrap().starts_with("frugal."))
+        .count();
+    assert_eq!(
+        out["results"],
+        serde_json::json!({ "failed": filed }),
+        "{out}"
+    );
+    let refused: Vec<&str> = delegated
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .filter(|d| !d.starts_with("frugal."))
+        .collect();
+    let spent = "the tree of frugal: its tree_fuel is used up";
+    assert!(
+        refused
+            .iter()
+            .all(|r| *r == format!("limit: budget: {spent}")),
+        "{refused:?}"
+    );
+    let records = f.records();
+    let reasons: Vec<String> = records
+        .iter()
+        .filter(|r| r.entry.runway.starts_with("frugal."))
+        .filter_map(|r| match &r.entry.event {
+            Event::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        })
+        .collect();
+    let burnt = reasons
+        .iter()
+        .filter(|r| *r == "CPU budget exhausted: fuel 1 used up");
+    assert_eq!(burnt.count(), 1, "{reasons:?}");
+    let not_started = reasons
+        .iter()
+        .filter(|r| **r == format!("not started: {spent}"));
+    assert_eq!(
+        not_started.count() + refused.len(),
+        2,
+        "{reasons:?} {refused:?}"
+    );
+}
+
+#[test]
+fn a_tree_lives_within_its_roots_wall_time() {
+    let f = Fixture::with_grants(&[("orchestrator", &budgeted("tree_wall_secs = 1"))]);
+    let report = f.run("[[runway]]\nid = \"hasty\"\nagent = \"orchestrator\"\ninput = { children = [{ agent = \"probe\", action = \"slow-first\" }] }\n");
+    // One second for the whole tree: the sleeper's own 60 s window is cut
+    // to what is left of it.
+    let out = output(&report, "hasty");
+    assert_eq!(out["results"][0]["state"], "timed-out", "{out}");
+    assert_eq!(
+        out["results"][0]["reason"], "timed out: wall-clock window of 1 s exceeded",
+        "{out}"
+    );
+}

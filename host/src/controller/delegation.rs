@@ -283,6 +283,13 @@ impl Dispatch {
             )));
         }
         let root = self.root_of(p);
+        let budget = self.family.budgets.get(&root);
+        if let Some(why) = budget.and_then(|b| b.spent(tokio::time::Instant::now())) {
+            let root_id = self.book.runways[root].id();
+            return Err(GuestError::Limit(format!(
+                "budget: the tree of {root_id}: {why}"
+            )));
+        }
         let descendants = self.family.descendants.get(&root).copied().unwrap_or(0);
         let allowed = self.book.runways[root]
             .plugin

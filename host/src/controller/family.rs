@@ -60,6 +60,27 @@ impl Join {
     }
 }
 
+/// What is left of a tree's budget (its root's `[delegate] tree_fuel`,
+/// `tree_wall_secs`): every run below the root draws on it.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Budget {
+    pub fuel_left: Option<u64>,
+    pub until: Option<Instant>,
+}
+
+impl Budget {
+    /// Why the tree may start nothing more, if it may not.
+    pub fn spent(&self, now: Instant) -> Option<&'static str> {
+        if self.fuel_left == Some(0) {
+            return Some("its tree_fuel is used up");
+        }
+        if self.until.is_some_and(|t| t <= now) {
+            return Some("its tree_wall_secs are over");
+        }
+        None
+    }
+}
+
 /// A run's last progress report.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
@@ -91,6 +112,10 @@ pub(super) struct Families {
     /// Runs on a worker whose manifest has a heartbeat: when each last
     /// reported progress (or took off, or came back from a join).
     pub beats: HashMap<usize, Instant>,
+    /// The budgets of trees whose root's grants set one, by root.
+    pub budgets: HashMap<usize, Budget>,
+    /// Fuel each run in the air took from its tree's budget.
+    pub reserved: HashMap<usize, u64>,
 }
 
 impl Families {

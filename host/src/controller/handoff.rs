@@ -19,6 +19,7 @@ use runway_audit::State;
 use super::DispatchError;
 use super::delegation::lock_mode;
 use super::dispatch::Dispatch;
+use super::family::Budget;
 use super::plan::{Backoff, Manifest, Retry};
 use super::runway::{Runway, Transition};
 use crate::sandbox::hostcalls::{Delegation, HandoffRequest};
@@ -135,6 +136,72 @@ impl Dispatch {
         let event = self.book.runways[s].filing();
         self.record(s, None, event);
         Ok(s)
+    }
+
+    /// Narrows `limits` (runway `i`'s run's) to what is left of its tree's
+    /// budget — fuel, and the window to the tree's end — setting the budget
+    /// up when `i` is a root whose grants give one; or says it is spent.
+    pub(super) fn within_budget(
+        &mut self,
+        i: usize,
+        limits: &mut crate::limits::Limits,
+    ) -> Result<(), String> {
+        let now = tokio::time::Instant::now();
+        let root = self.root_of(i);
+        if root == i && !self.family.budgets.contains_key(&i) {
+            let may = self.book.runways[i].plugin.as_ref();
+            let may = may.and_then(|p| p.grants.delegate.as_ref());
+            if let Some(d) = may.filter(|d| d.tree_fuel.is_some() || d.tree_wall_secs.is_some()) {
+                let until = d
+                    .tree_wall_secs
+                    .map(|s| now + std::time::Duration::from_secs(s));
+                let budget = Budget {
+                    fuel_left: d.tree_fuel,
+                    until,
+                };
+                self.family.budgets.insert(i, budget);
+            }
+            return Ok(());
+        }
+        let Some(budget) = self
+            .family
+            .budgets
+            .get(&root)
+            .copied()
+            .filter(|_| root != i)
+        else {
+            return Ok(());
+        };
+        let root_id = self.book.runways[root].id();
+        if let Some(why) = budget.spent(now) {
+            return Err(format!("the tree of {root_id}: {why}"));
+        }
+        if let Some(left) = budget.fuel_left {
+            // Taken from the tree now, what is not burnt given back at the
+            // landing: runs taking off together never share the same fuel.
+            limits.fuel = limits.fuel.min(left);
+            let budget = self.family.budgets.get_mut(&root).expect("just found");
+            budget.fuel_left = Some(left - limits.fuel);
+            self.family.reserved.insert(i, limits.fuel);
+        }
+        if let Some(until) = budget.until {
+            let secs = until.duration_since(now).as_secs_f64().ceil() as u64;
+            limits.window_secs = limits.window_secs.min(secs.max(1));
+        }
+        Ok(())
+    }
+
+    /// Runway `i`'s run burnt `fuel`: what it took from its tree's budget
+    /// and did not burn goes back.
+    pub(super) fn spend(&mut self, i: usize, fuel: u64) {
+        let Some(reserved) = self.family.reserved.remove(&i) else {
+            return;
+        };
+        let root = self.root_of(i);
+        let budget = self.family.budgets.get_mut(&root);
+        if let Some(left) = budget.and_then(|b| b.fuel_left.as_mut()) {
+            *left = left.saturating_add(reserved.saturating_sub(fuel));
+        }
     }
 
     /// The last runway of the line that starts at `c` (`c` itself when it

@@ -20,6 +20,7 @@ use crate::sandbox::{RunFailure, RunReport};
 impl Dispatch {
     pub(super) fn land(&mut self, i: usize, report: RunReport) -> Result<(), DispatchError> {
         self.land_locks(i);
+        self.spend(i, report.fuel_used);
         let (to, reason, by) = match &report.outcome {
             Ok(_) => (State::Succeeded, String::new(), None),
             Err(reason @ RunFailure::TimedOut { .. }) => {
@@ -39,7 +40,7 @@ impl Dispatch {
                 r.course.output = output.cloned();
             }
             if let (Some(to), Some(output)) = (&report.handoff, output) {
-                self.take_over(i, to.clone(), output.clone())?;
+                self.take_over(i, (**to).clone(), output.clone())?;
             }
         }
         self.book.runways[i].run = Some(Arc::new(report));
@@ -52,6 +53,7 @@ impl Dispatch {
         let reason = failure.to_string();
         self.fail(i, reason)?;
         self.land_locks(i);
+        self.spend(i, 0);
         self.book.runways[i].run = Some(Arc::new(RunReport::failed(failure)));
         self.maybe_retry(i)
     }

@@ -43,6 +43,15 @@ impl Dispatch {
             }
         };
         self.book.runways[i].plugin = Some(plugin.clone());
+        let mut program = plugin.program();
+        if let Some(window) = self.book.runways[i].manifest.window {
+            let secs = window.as_secs_f64().ceil() as u64;
+            program.limits.window_secs = program.limits.window_secs.min(secs);
+        }
+        if let Err(spent) = self.within_budget(i, &mut program.limits) {
+            self.grounded(i);
+            return self.fail(i, format!("not started: {spent}"));
+        }
         let cleared = Event::Cleared {
             locks: grants.clone(),
         };
@@ -60,11 +69,6 @@ impl Dispatch {
         let r = &mut self.book.runways[i];
         r.course.attempt = attempt;
         r.course.locks = grants.clone();
-        let mut program = plugin.program();
-        if let Some(window) = r.manifest.window {
-            let secs = window.as_secs_f64().ceil() as u64;
-            program.limits.window_secs = program.limits.window_secs.min(secs);
-        }
         r.cancel = Cancel::default();
         r.returned = Default::default();
         let liaison = Liaison {

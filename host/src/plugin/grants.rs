@@ -20,6 +20,8 @@
 //! depth = 4                 # levels of children below a tree's root [16]
 //! children = 100            # children of one run [10000]
 //! descendants = 1000        # runways in a tree below its root [100000]
+//! tree_fuel = 1_000_000_000_000  # fuel for every run below the root together [10^18]; default: no tree budget
+//! tree_wall_secs = 3600     # the tree's wall time, from its root's take-off [86400]; default: none
 //! ```
 //!
 //! A child's rights are the intersection of its own grants and its
@@ -66,6 +68,10 @@ pub struct Delegate {
     pub children: u32,
     #[serde(default = "Delegate::default_descendants")]
     pub descendants: u32,
+    /// Fuel for all the runs below a tree's root together (a root's).
+    pub tree_fuel: Option<u64>,
+    /// Wall time for a whole tree, from its root's take-off (a root's).
+    pub tree_wall_secs: Option<u64>,
 }
 
 impl Delegate {
@@ -209,6 +215,16 @@ impl Grants {
                     "delegate.descendants",
                     d.descendants.into(),
                     MAX_DESCENDANTS.into(),
+                ),
+                (
+                    "delegate.tree_fuel",
+                    d.tree_fuel.unwrap_or(1),
+                    MAX_FUEL.saturating_mul(1000),
+                ),
+                (
+                    "delegate.tree_wall_secs",
+                    d.tree_wall_secs.unwrap_or(1),
+                    MAX_WINDOW_SECS,
                 ),
             ]);
         }

@@ -95,7 +95,9 @@ pub struct RunReport {
     /// durable audit records and the store commit included.
     pub landing: Duration,
     /// Who takes over, when the run handed off (`orchestration.handoff`).
-    pub handoff: Option<HandoffRequest>,
+    pub handoff: Option<Box<HandoffRequest>>,
+    /// Fuel the run consumed.
+    pub fuel_used: u64,
 }
 
 /// A run whose agent has returned, on its way to the landing stage: its
@@ -110,6 +112,7 @@ pub struct Flown {
     pub(crate) returned: Instant,
     /// Its output goes on the trail (RETURNED) before it lands.
     pub(crate) keep_output: bool,
+    pub(crate) fuel_used: u64,
 }
 
 impl Flown {
@@ -217,7 +220,13 @@ impl Flown {
             stdout,
             stderr,
             landing: self.returned.elapsed(),
-            handoff: self.state.family.as_mut().and_then(|f| f.handoff.take()),
+            handoff: self
+                .state
+                .family
+                .as_mut()
+                .and_then(|f| f.handoff.take())
+                .map(Box::new),
+            fuel_used: self.fuel_used,
         }
     }
 }
@@ -232,6 +241,7 @@ impl RunReport {
             stderr: Vec::new(),
             landing: Duration::ZERO,
             handoff: None,
+            fuel_used: 0,
         }
     }
 }
@@ -333,8 +343,10 @@ fn land_flight(
     observer: &Observer,
     keep_output: bool,
 ) -> Result<Flown, AuditError> {
+    let fuel_left = store.get_fuel().unwrap_or(0);
     let mut state = store.into_data();
     let limits = state.bounds.limits;
+    let fuel_used = limits.fuel.saturating_sub(fuel_left);
     // The locks its children gave back, with their fresh tokens (none
     // after this: the controller releases those that come later); those
     // still away are not the run's to commit under.
@@ -382,6 +394,7 @@ fn land_flight(
         observer: observer.clone(),
         returned: Instant::now(),
         keep_output,
+        fuel_used,
     })
 }
 
