@@ -2,8 +2,9 @@
 //!
 //! 1. `children`: a parent (`plugins/bench-parent`, action `fan`) delegates
 //!    K children running the `bench` agent's `noop` and joins them all,
-//!    against a plan of K direct `noop` runways — both through `run_plan` on
-//!    a host with 2 workers, data and audit durable on the disk (and the
+//!    against a plan of K direct `noop` runways — both filed with one
+//!    controller (as `runway serve` files them) on a host with 2 workers,
+//!    data and audit durable on the disk (and the
 //!    same on tmpfs, so no `fsync` hides the controller's own cost), in
 //!    rounds that alternate which goes first; the median round of each, µs
 //!    per child, children per second and their ratio. The parent's own run
@@ -31,8 +32,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use runway_audit::{Event, Record, State};
+use runway_host::controller;
 use runway_host::sandbox::hostcalls::RunInfo;
 use runway_host::{DispatchOptions, Host, Plan, Plugins, Runtime, bench_support};
+use runway_tests::Started;
 
 /// The allocator the `runway` binary runs with.
 #[global_allocator]
@@ -133,10 +136,14 @@ struct Bench {
     tokio: tokio::runtime::Runtime,
 }
 
-/// A host with `workers` workers over `root`/data and `root`/audit.
+/// A host with `workers` workers over `root`/data and `root`/audit, and
+/// its one controller, serving every plan of the site as `runway serve`
+/// does (a second controller on a host would fold the whole trail again
+/// at its start, which `run_plan` per round would time too).
 struct Site {
     root: tempfile::TempDir,
     host: Arc<Host>,
+    controller: Started,
 }
 
 impl Bench {
@@ -149,20 +156,51 @@ impl Bench {
             self.plugins.clone(),
             workers,
         );
-        Site { root, host }
+        let controller = {
+            let _in = self.tokio.enter();
+            controller::start(host.clone(), DispatchOptions::default()).expect("controller")
+        };
+        Site {
+            root,
+            host,
+            controller,
+        }
     }
 
-    /// Parses `text` and runs it through `run_plan` on `site`: its report
-    /// and wall time, every runway having succeeded.
+    /// Waits until every runway `site`'s controller knows has ended (a
+    /// cancelled loser lands after its parent may have).
+    fn settle(&self, site: &Site) {
+        let c = &site.controller.0;
+        self.tokio.block_on(async {
+            let all = c.list().await.expect("list");
+            let going: Vec<String> = all
+                .into_iter()
+                .filter(|r| !r.state.is_final())
+                .map(|r| r.id)
+                .collect();
+            c.wait(going).await.expect("all ended");
+        });
+    }
+
+    /// Stops `site`'s controller.
+    fn close(&self, site: Site) {
+        let (c, task) = site.controller;
+        c.stop(false);
+        let ended = self.tokio.block_on(task).expect("controller task");
+        ended.expect("controller ends well");
+    }
+
+    /// Parses `text`, files it with `site`'s controller and waits for its
+    /// runways to end: its report and wall time, every runway having
+    /// succeeded.
     fn fly(&self, site: &Site, text: &str) -> (runway_host::PlanReport, Duration) {
         let plan = Plan::parse(text, &*self.plugins).expect("plan");
         let t = Instant::now();
         let report = self
             .tokio
-            .block_on(runway_host::run_plan(
-                site.host.clone(),
-                plan,
-                DispatchOptions::default(),
+            .block_on(controller::file_and_wait(
+                &site.controller.0,
+                runway_tests::filing(plan),
             ))
             .expect("plan ran");
         let wall = t.elapsed();
@@ -179,7 +217,7 @@ impl Bench {
     /// Part 1: K delegated children against K direct runs.
     fn children(&self, sizes: &[usize]) {
         println!(
-            "-- children: delegate + join all of K no-op children vs K direct no-op runs, 2 workers, run_plan"
+            "-- children: delegate + join all of K no-op children vs K direct no-op runs, 2 workers, one controller"
         );
         println!(
             "   {:<34} {:>12} {:>12} {:>12} {:>12} {:>9}  {}",
@@ -217,6 +255,7 @@ impl Bench {
                     per / per_direct,
                     if pass { "PASS" } else { "MISS" },
                 );
+                self.close(site);
             }
         }
         let pass = verdicts.iter().filter(|v| **v).count();
@@ -237,6 +276,7 @@ impl Bench {
             busy += self.fly(&site, &fan).1;
             n += 1;
         }
+        self.close(site);
         println!(
             "profile: {n} parents of {k} children in {:.2} s: {:.1} µs per child",
             busy.as_secs_f64(),
@@ -271,6 +311,7 @@ impl Bench {
                 }
             }
             let (report, wall) = self.fly(&site, &text);
+            self.settle(&site);
             site.host.audit.sync().expect("audit sync");
             let records = runway_audit::read_records(&site.root.path().join("audit"))
                 .expect("audit verifies");
@@ -299,6 +340,7 @@ impl Bench {
                 tick,
                 true,
             );
+            self.close(site);
         }
     }
 
@@ -326,6 +368,7 @@ impl Bench {
             })
             .min()
             .expect("three probes");
+        self.close(site);
         let per_sec = probe as f64 / took.as_secs_f64();
         (
             (per_sec * WIN.as_secs_f64()) as u64,
