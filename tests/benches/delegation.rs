@@ -36,6 +36,7 @@ use runway_host::controller;
 use runway_host::sandbox::hostcalls::RunInfo;
 use runway_host::{DispatchOptions, Host, Plan, Plugins, Runtime, bench_support};
 use runway_tests::Started;
+use runway_tests::timing::{interleaved, load_average};
 
 /// The allocator the `runway` binary runs with.
 #[global_allocator]
@@ -72,12 +73,8 @@ fn main() {
         plugins,
         tokio,
     };
-    let asked: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let part =
-        |name: &str| asked.is_empty() || asked.iter().any(|a| a.split('=').next() == Some(name));
+    let asked = runway_tests::timing::parts_asked();
+    let part = |name: &str| runway_tests::timing::wanted(&asked, name);
     let sizes: Vec<usize> = match asked.iter().find_map(|a| a.strip_prefix("children=")) {
         Some(n) => vec![n.parse().expect("children=K")],
         None => FAN.to_vec(),
@@ -120,14 +117,6 @@ fn plugins(runtime: &Arc<Runtime>) -> Arc<Plugins> {
         ],
     );
     Arc::new(plugins.expect("bench and bench-parent load"))
-}
-
-/// The 1-minute load average: other work on the machine skews every row.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
 }
 
 struct Bench {
@@ -204,11 +193,7 @@ impl Bench {
             ))
             .expect("plan ran");
         let wall = t.elapsed();
-        for r in report
-            .runways
-            .iter()
-            .filter(|r| r.state != State::Succeeded)
-        {
+        if let Some(r) = report.runways.iter().find(|r| r.state != State::Succeeded) {
             panic!("runway {} ended {:?}: {:?}", r.id, r.state, r.reason);
         }
         (report, wall)
@@ -220,14 +205,8 @@ impl Bench {
             "-- children: delegate + join all of K no-op children vs K direct no-op runs, 2 workers, one controller"
         );
         println!(
-            "   {:<34} {:>12} {:>12} {:>12} {:>12} {:>9}  {}",
-            "K, data + audit on",
-            "µs/child",
-            "children/s",
-            "direct µs",
-            "direct /s",
-            "ratio",
-            "target"
+            "   {:<34} {:>12} {:>12} {:>12} {:>12} {:>9}  target",
+            "K, data + audit on", "µs/child", "children/s", "direct µs", "direct /s", "ratio",
         );
         let mut verdicts = Vec::new();
         for &k in sizes {
@@ -437,7 +416,7 @@ impl Race {
                     Event::Succeeded { .. } => Some((r.time_ns, State::Succeeded)),
                     _ => None,
                 })
-                .last()
+                .next_back()
                 .unwrap_or_else(|| panic!("{loser} never ended"));
             assert_eq!(state, State::Cancelled, "{loser} lost the race");
             if !mine().any(|r| matches!(r.entry.event, Event::Started { .. })) {
@@ -474,29 +453,6 @@ fn print_spread(what: &str, ns: &mut [f64], tick: f64, target: bool) {
         fmt_ns(max),
         max / tick,
     );
-}
-
-/// Runs every side once to warm up, then `rounds` rounds, each side once
-/// per round in an order that rotates from round to round; the median of
-/// each side's results.
-fn interleaved(rounds: usize, sides: &mut [&mut dyn FnMut() -> f64]) -> Vec<f64> {
-    for side in sides.iter_mut() {
-        side();
-    }
-    let mut results = vec![Vec::new(); sides.len()];
-    for round in 0..rounds {
-        for k in 0..sides.len() {
-            let i = (round + k) % sides.len();
-            results[i].push(sides[i]());
-        }
-    }
-    results
-        .into_iter()
-        .map(|mut v| {
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
-        })
-        .collect()
 }
 
 fn fmt_ns(ns: f64) -> String {
