@@ -4,9 +4,9 @@
 //!    K children running the `bench` agent's `noop` and joins them all,
 //!    against a plan of K direct `noop` runways — both filed with one
 //!    controller (as `runway serve` files them) on a host with 2 workers,
-//!    data and audit durable on the disk (and the
-//!    same on tmpfs, so no `fsync` hides the controller's own cost), in
-//!    rounds that alternate which goes first; the median round of each, µs
+//!    data and audit durable on the disk (and the same on tmpfs, so no
+//!    `fsync` hides the controller's own cost), in rounds that alternate
+//!    which goes first; the median round of each, µs
 //!    per child, children per second and their ratio. The parent's own run
 //!    is counted in the delegated side's wall time.
 //! 2. `first-success`: a parent (action `race`) delegates 8 children of
