@@ -37,12 +37,8 @@ fn main() {
     let runtime = Arc::new(Runtime::new().expect("runtime"));
     let plugins = runway_tests::bench_plugins(&runtime);
     let tokio = tokio::runtime::Runtime::new().expect("tokio");
-    let asked: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let part =
-        |name: &str| asked.is_empty() || asked.iter().any(|a| a.split('=').next() == Some(name));
+    let asked = runway_tests::timing::parts_asked();
+    let part = |name: &str| runway_tests::timing::wanted(&asked, name);
     let dag_sizes: Vec<usize> = match asked.iter().find_map(|a| a.strip_prefix("dag=")) {
         Some(n) => vec![n.parse().expect("dag=SIZE")],
         None => vec![1_000, 10_000, 100_000],

@@ -45,6 +45,7 @@ use runway_host::sandbox::hostcalls::runway::agent::{context, datasets, log, typ
 use runway_host::sandbox::hostcalls::{AgentPre, GuestError, HeldLock, RunInfo, WitLockMode};
 use runway_host::sandbox::{Observer, RunRequest};
 use runway_host::{DispatchOptions, Host, Plan, Plugin, Plugins, Runtime, bench_support, bundled};
+use runway_tests::timing::{interleaved, load_average};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -109,15 +110,6 @@ fn main() {
 
 /// One part of the benchmark, adding its rows to the table.
 type Section = fn(&Bench, &mut Table);
-
-/// The 1-minute load average: other work on the machine skews every row,
-/// worker scaling above all.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_string))
-        .unwrap_or_else(|| "?".into())
-}
 
 // ---------------------------------------------------------------------------
 // The bare baseline: a minimal host for the same world.
@@ -403,28 +395,6 @@ fn per_op(mut op: impl FnMut()) -> f64 {
         chunk = (chunk * 2).min(1 << 16);
     }
     start.elapsed().as_nanos() as f64 / n as f64
-}
-
-/// Runs every side once to warm up, then `rounds` rounds, each side once
-/// per round in an order that rotates from round to round; the median of
-/// each side's results.
-fn interleaved(rounds: usize, sides: &mut [&mut dyn FnMut() -> f64]) -> Vec<f64> {
-    for side in sides.iter_mut() {
-        side();
-    }
-    let mut results = vec![Vec::new(); sides.len()];
-    for round in 0..rounds {
-        for k in 0..sides.len() {
-            let i = (round + k) % sides.len();
-            results[i].push(sides[i]());
-        }
-    }
-    results.into_iter().map(median).collect()
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
 }
 
 // ---------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 //! test process), and helpers to run plans and read back data and audit.
 
 pub mod components;
+pub mod timing;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
