@@ -86,6 +86,11 @@ pub const MAX_LIVE_RUNS: u32 = 64;
 /// runs' worth of slots beside [`MAX_LIVE_RUNS`]. A run that would wait
 /// past it has its delegation refused (`limit`), never a worker held.
 pub const MAX_WAITING_PARENTS: u32 = 192;
+/// Trees in the air at once: roots whose agent may delegate, cleared and
+/// not landed. Past it such roots wait for one to land, so the waiting
+/// places ([`MAX_WAITING_PARENTS`]) always leave room for the trees in
+/// flight to grow, however fast new roots come.
+pub const MAX_TREES_IN_AIR: usize = MAX_WAITING_PARENTS as usize / 2;
 /// Deepest delegation tree a grants file may allow (`[delegate] depth`).
 pub const MAX_DELEGATE_DEPTH: u32 = 16;
 /// Most children of one run a grants file may allow.

@@ -265,6 +265,7 @@ mod model {
                         agent: "agent".into(),
                         agent_limit: None,
                         depth: 0,
+                        delegates: false,
                     };
                     let _ = self.tower.request(request, self.reply.clone());
                 }

@@ -317,10 +317,15 @@ fn the_event_stream_follows_a_tree() {
     assert!(joins.iter().all(|e| e.event == "transition"), "{joins:?}");
     let race = joins.iter().find(|e| e.data["runway"] == "boss.3").unwrap();
     assert_eq!(race.data["mode"], "first-success");
+    // As the join found them: the loser still going, its own record
+    // saying how it ended.
+    let children = &race.data["children"];
     assert_eq!(
-        race.data["children"],
-        json!([{ "runway": "boss.4", "state": "CANCELLED" }, { "runway": "boss.5", "state": "SUCCEEDED" }])
+        children[1],
+        json!({ "runway": "boss.5", "state": "SUCCEEDED" })
     );
+    assert_eq!(children[0]["runway"], "boss.4");
+    assert_ne!(children[0]["state"], "SUCCEEDED", "{children}");
 
     // Resumed past every filing of the subtree below boss.3: its runways
     // are known all the same (from the controller), so the stream gives
@@ -391,7 +396,7 @@ boss  orchestrator  SUCCEEDED  T → T (D)
 ├─ boss.1  probe  SUCCEEDED  T → T (D)
 ├─ boss.2  probe  FAILED  T → T (D): agent returned error: invalid: probe: failing on purpose
 └─ boss.3  orchestrator  SUCCEEDED  T → T (D)
-   │ join first-success: boss.4 CANCELLED (lost), boss.5 SUCCEEDED (won)
+   │ join first-success: boss.4 (lost), boss.5 SUCCEEDED (won)
    ├─ boss.4  probe  CANCELLED  T → T (D): cancelled by runway boss.3: lost the race to boss.5
    └─ boss.5  probe  SUCCEEDED  T → T (D)
 ";

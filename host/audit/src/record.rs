@@ -177,8 +177,9 @@ wire_enum! {
         /// A join of this runway's children ended: `mode` as the WIT names
         /// it (`all`, `any`, `first-success`, `quorum(2)`), each child as
         /// the join found it, in the order asked, and whether the wait ran
-        /// out first. The children it cancels (a first success's losers)
-        /// have CANCELLED records of their own after this one.
+        /// out first. The children it cancels (a first success's losers,
+        /// those still going) have records of their own after this one
+        /// saying how they ended.
         Joined {
             mode: String,
             children: Vec<JoinedChild>,

@@ -192,7 +192,7 @@ fn join(mode: &str, children: &[runway_audit::JoinedChild], timed_out: bool) -> 
             let going = c.state != State::Succeeded && !ended_badly(c.state);
             let outcome = if winner == Some(i) {
                 Some("won")
-            } else if winner.is_some() && c.state == State::Cancelled {
+            } else if winner.is_some() && (going || c.state == State::Cancelled) {
                 Some("lost")
             } else if timed_out && going {
                 Some("timed out")
@@ -324,13 +324,15 @@ fn describe(r: &TreeRunway) -> String {
     )
 }
 
-/// A join's line: `join first-success: a SUCCEEDED (won), b CANCELLED
-/// (lost)`.
+/// A join's line: `join first-success: a SUCCEEDED (won), b (lost)` —
+/// a loser's own line says how it ended (cancelled then, or landing
+/// already).
 fn joined(j: &TreeJoin) -> String {
     let children: Vec<String> = j
         .children
         .iter()
         .map(|c| match c.outcome {
+            Some("lost") => format!("{} (lost)", escape(&c.runway)),
             Some(o) => format!("{} {} ({o})", escape(&c.runway), c.state),
             None => format!("{} {}", escape(&c.runway), c.state),
         })
@@ -402,7 +404,7 @@ mod tests {
         let expected = [
             "tree of a: 6 runways",
             "a  probe  SUCCEEDED  S → E (1.500 s)",
-            "│ join first-success: a.1 SUCCEEDED (won), a.2 CANCELLED (lost)",
+            "│ join first-success: a.1 SUCCEEDED (won), a.2 (lost)",
             "├─ a.1  probe  SUCCEEDED  S → E (1.500 s)",
             "│  └─ a.1.1  probe  SUCCEEDED  S → E (1.500 s)",
             "└─ a.2  probe  SUCCEEDED  S → E (1.500 s)",
@@ -432,7 +434,7 @@ mod tests {
         assert_eq!(outcomes(won.clone()), [None, Some("won"), Some("lost")]);
         assert_eq!(
             joined(&won),
-            "join first-success: a FAILED, b SUCCEEDED (won), c CANCELLED (lost)"
+            "join first-success: a FAILED, b SUCCEEDED (won), c (lost)"
         );
         // Timed out: nobody won; who had not ended timed out.
         let late = [child("a", State::Succeeded), child("b", State::Running)];

@@ -100,6 +100,7 @@ impl Dispatch {
             agent: manifest.agent.clone(),
             agent_limit,
             depth,
+            delegates: plugin.as_ref().is_some_and(|p| p.grants.delegate.is_some()),
         };
         let reply = self.flights.clear_tx.clone();
         let handed = self.handed_wants(&manifest, &wants);

@@ -218,11 +218,10 @@ impl Dispatch {
                 .iter()
                 .map(|&c| JoinedChild {
                     runway: self.book.runways[self.line_end(c)].id().to_string(),
-                    state: if losers.contains(&c) {
-                        State::Cancelled
-                    } else {
-                        self.book.runways[self.line_end(c)].state()
-                    },
+                    // As found: a loser's own record says how it ended (a
+                    // run already landing when the join was answered ends
+                    // as it would have).
+                    state: self.book.runways[self.line_end(c)].state(),
                 })
                 .collect(),
             timed_out,
@@ -264,6 +263,9 @@ impl Dispatch {
             State::Cleared | State::Running => {
                 self.book.runways[c].cancel.cancel_because(&by, why);
                 self.stop_waiting(c);
+                // A tick now, not at the ticker's next: it stops at its
+                // next loop check (the others only look at their switch).
+                self.host.sandbox().engine.increment_epoch();
             }
             _ if self.book.runways[c].ended() => {}
             _ => {

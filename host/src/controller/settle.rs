@@ -128,6 +128,10 @@ impl Dispatch {
             agent: m.agent.clone(),
             agent_limit: r.plugin.as_ref().and_then(|p| p.grants.limits.max_running),
             depth: m.lineage.as_ref().map_or(0, |l| l.depth),
+            delegates: r
+                .plugin
+                .as_ref()
+                .is_some_and(|p| p.grants.delegate.is_some()),
         };
         let reply = self.flights.clear_tx.clone();
         if let Some(lineage) = &m.lineage {

@@ -22,13 +22,14 @@
 //! ([`Tower::park`]) and takes one again when they are done.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use runway_audit::{LockGrant, LockMode};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::locks::{DatasetId, Lines, LockSet, LockTable, Names, Wants};
+use crate::limits::MAX_TREES_IN_AIR;
 use crate::store::{DatasetStore, StoreError};
 
 /// Permission to take off: the granted locks, or why tokens failed.
@@ -66,6 +67,9 @@ pub struct Request {
     /// Its level in a delegation tree (0: not a child): deeper runways
     /// are cleared first.
     pub depth: u32,
+    /// Its agent may delegate: as a root, it counts against
+    /// [`MAX_TREES_IN_AIR`].
+    pub delegates: bool,
 }
 
 struct Waiting {
@@ -106,6 +110,9 @@ struct State {
     /// they go as workers (and their agents' limits) allow.
     ready: BTreeSet<Rank>,
     in_air: usize,
+    /// Roots in the air that may delegate (their trees may wait on
+    /// children).
+    trees: HashSet<Arc<str>>,
     /// Runs in the air per agent.
     by_agent: HashMap<String, u64>,
     /// Nothing is cleared while paused.
@@ -212,6 +219,7 @@ impl Tower {
                 lines: Lines::default(),
                 ready: BTreeSet::new(),
                 in_air: 0,
+                trees: HashSet::new(),
                 by_agent: HashMap::new(),
                 paused: false,
                 tickets: 0,
@@ -239,6 +247,7 @@ impl Tower {
     ) -> (u64, Option<String>) {
         let mut s = self.lock();
         let (agent, limit) = (request.agent.clone(), request.agent_limit);
+        let tree = request.delegates && request.depth == 0;
         let ticket = s.enqueue(request, reply, false);
         s.consider([ticket]);
         self.pump(&mut s);
@@ -255,6 +264,8 @@ impl Tower {
             format!("waiting behind {}", blockers.join(", "))
         } else if s.in_air >= self.workers {
             format!("waiting for one of {} workers", self.workers)
+        } else if tree && s.trees.len() >= MAX_TREES_IN_AIR {
+            format!("waiting: {MAX_TREES_IN_AIR} delegating trees are in the air, the most at once")
         } else {
             "waiting behind earlier runways for the same datasets".to_string()
         };
@@ -358,6 +369,7 @@ impl Tower {
         let mut s = self.lock();
         s.table.release(wants, runway);
         s.landed(agent);
+        s.trees.remove(runway);
         s.consider_heads(wants);
         self.pump(&mut s);
     }
@@ -411,7 +423,9 @@ impl Tower {
         while !s.paused && s.in_air < self.workers {
             let next = s.ready.iter().map(|&(_, _, t)| t).find(|t| {
                 let r = &s.queue[t].request;
+                let tree = r.delegates && r.depth == 0;
                 r.agent_limit.is_none_or(|max| s.in_air_of(&r.agent) < max)
+                    && !(tree && s.trees.len() >= MAX_TREES_IN_AIR)
             });
             let Some(ticket) = next else { return };
             // Its locks are taken before its lines move on, so those who
@@ -422,7 +436,16 @@ impl Tower {
                 s.table.acquire(&wants, &runway);
             }
             let Waiting { request, reply, .. } = s.take(ticket);
-            let Request { slot, agent, .. } = request;
+            let Request {
+                slot,
+                agent,
+                delegates,
+                depth,
+                ..
+            } = request;
+            if delegates && depth == 0 {
+                s.trees.insert(runway.clone());
+            }
             s.in_air += 1;
             *s.by_agent.entry(agent.clone()).or_insert(0) += 1;
             let grants = wants
@@ -440,6 +463,7 @@ impl Tower {
                 s.table.release(&wants, &runway);
                 s.in_air -= 1;
                 s.landed(&agent);
+                s.trees.remove(&runway);
                 s.consider_heads(&wants);
             }
         }
