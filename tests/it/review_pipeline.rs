@@ -300,3 +300,35 @@ fn an_operator_runs_the_review_in_two_commands() {
         ran.stdout
     );
 }
+
+/// What the review's scatter relies on: a dataset held shared up the tree
+/// is taken shared below at once (shared beside shared never waits), by a
+/// grandchild whose parent does not hold it too — while an exclusive hold
+/// up the tree still refuses it.
+#[test]
+fn a_reader_below_a_reader_takes_the_dataset_shared_at_once() {
+    let f = Fixture::new();
+    let report = f.run(
+        r#"
+        [[runway]]
+        id = "reader"
+        agent = "orchestrator"
+        datasets = { test_shared = "shared", test_mine = "exclusive" }
+        input = { children = [{ agent = "orchestrator", input = { children = [
+            { agent = "probe", action = "locks", locks = [["test_shared", "shared"]] },
+            { agent = "probe", action = "locks", locks = [["test_mine", "shared"]] },
+        ] } }] }
+        "#,
+    );
+    let out = output(&report, "reader");
+    let child = &out["results"][0]["output"];
+    assert_eq!(child["delegated"][0], "reader.2", "{out}");
+    let locks = &child["results"][0]["output"];
+    assert_eq!(locks[0]["dataset"], "test_shared", "{out}");
+    assert_eq!(locks[0]["mode"], "shared", "{out}");
+    let said = child["delegated"][1].as_str().unwrap();
+    assert!(
+        said.starts_with("denied: test_mine is held by ancestor reader"),
+        "{out}"
+    );
+}
