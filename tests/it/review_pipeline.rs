@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use runway_audit::{Event, Record, State};
+use runway_audit::{Call, Event, Record, State};
 use runway_host::Manifest;
 use runway_host::bundled::REVIEW_PLAN;
 use runway_tests::{Fixture, output};
@@ -248,6 +248,22 @@ fn the_review_pipeline_reviews_the_nightly_exactly() {
         })
     };
     assert!(token("review").unwrap() > token(summary_id).unwrap());
+
+    // The planner reported its progress: started, shards reviewed, summarised.
+    let reports = records
+        .iter()
+        .filter(|r| r.entry.runway == "review")
+        .filter(|r| {
+            matches!(
+                r.entry.event,
+                Event::Call {
+                    call: Call::Progress,
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(reports, 3);
 
     // The appeals took over from the planner: a new root, the review
     // dataset exclusive, the flagged cases as input.
