@@ -14,11 +14,17 @@ use std::process::Command;
 mod toolchain;
 
 use toolchain::TARGET;
-/// The agents of the nightly student-aid plan, embedded into the binary.
+/// The agents of the nightly student-aid plan and of the review pipeline
+/// over its dataset, embedded into the binary.
 const EMBEDDED: &[&str] = &[
     "import-applications",
     "compliance-check",
     "grant-calculator",
+    "review-planner",
+    "review-shard",
+    "review-scorer",
+    "review-summary",
+    "review-appeals",
 ];
 
 fn main() {

@@ -1,6 +1,7 @@
 //! The embedded defaults: the nightly student-aid plan and its three agents,
-//! built from `plugins/` by `build.rs` and compiled into the binary, so an
-//! operator can start with nothing but `runway run`.
+//! and the review pipeline over its dataset and its five agents, built from
+//! `plugins/` by `build.rs` and compiled into the binary, so an operator can
+//! start with nothing but `runway run`.
 //!
 //! Also the paths of every plugin built from `plugins/` (the test suite's
 //! hostile agents among them), for tests and benchmarks.
@@ -10,3 +11,7 @@ include!(concat!(env!("OUT_DIR"), "/bundled.rs"));
 /// The nightly plan: import tonight's applications, check compliance,
 /// compute awards — one after the other on one dataset.
 pub const NIGHTLY_PLAN: &str = include_str!("../nightly.toml");
+
+/// The review pipeline: the nightly's three steps, then `review-planner`'s
+/// tree of shards, scorers and summary, and the appeals it hands off to.
+pub const REVIEW_PLAN: &str = include_str!("../review.toml");

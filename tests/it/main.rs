@@ -32,6 +32,7 @@ mod policy;
 mod polyglot_delegation;
 mod probe;
 mod restart;
+mod review_pipeline;
 mod rights;
 mod sandbox;
 mod scaffold;

@@ -129,6 +129,11 @@ fn exported_agents_are_a_plugins_folder_the_nightly_runs_from() {
         "import-applications",
         "compliance-check",
         "grant-calculator",
+        "review-planner",
+        "review-shard",
+        "review-scorer",
+        "review-summary",
+        "review-appeals",
     ] {
         for ext in ["wasm", "toml"] {
             let file = format!("{name}.{ext}");
@@ -141,6 +146,10 @@ fn exported_agents_are_a_plugins_folder_the_nightly_runs_from() {
     assert_eq!(
         std::fs::read_to_string(out.join("nightly.toml")).unwrap(),
         runway_host::bundled::NIGHTLY_PLAN
+    );
+    assert_eq!(
+        std::fs::read_to_string(out.join("review.toml")).unwrap(),
+        runway_host::bundled::REVIEW_PLAN
     );
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .unwrap()

@@ -1,8 +1,9 @@
 //! `runway plugins export DIR`: the agents built into the binary (the
-//! nightly's three) as a plugins folder — `NAME.wasm` and its grants
-//! `NAME.toml`, named as the loader expects — and the nightly plan beside
-//! them as `nightly.toml`, so an operator starts from real files:
-//! `runway serve --plugins DIR`, `runway run DIR/nightly.toml --plugins DIR`.
+//! nightly's three and the review pipeline's five) as a plugins folder —
+//! `NAME.wasm` and its grants `NAME.toml`, named as the loader expects — and
+//! the plans beside them as `nightly.toml` and `review.toml`, so an operator
+//! starts from real files: `runway serve --plugins DIR`,
+//! `runway run DIR/review.toml --plugins DIR`.
 
 use std::path::{Path, PathBuf};
 
@@ -14,8 +15,8 @@ use crate::{bundled, files};
 
 #[derive(Subcommand)]
 pub enum PluginsCommand {
-    /// Write the built-in agents (NAME.wasm + NAME.toml) and the nightly
-    /// plan (nightly.toml) into DIR, replacing files of those names.
+    /// Write the built-in agents (NAME.wasm + NAME.toml) and the plans
+    /// (nightly.toml, review.toml) into DIR, replacing files of those names.
     Export {
         /// The plugins folder to write (made if missing).
         dir: PathBuf,
@@ -40,6 +41,7 @@ fn export(dir: &Path) -> Result<(), Failure> {
         put(dir, &format!("{name}.toml"), grants.as_bytes())?;
     }
     put(dir, "nightly.toml", bundled::NIGHTLY_PLAN.as_bytes())?;
+    put(dir, "review.toml", bundled::REVIEW_PLAN.as_bytes())?;
     Ok(())
 }
 

@@ -12,8 +12,9 @@
 //!    parent's grants and what its ancestors left it (`Lineage::reach`);
 //! 5. the child's locks are checked as filing checks a plan's, against the
 //!    child's grants — and each must be granted to every ancestor too;
-//! 6. no hold-and-wait: a dataset an ancestor holds is refused, naming it;
-//!    any other lock is taken at once if free, or the delegation is refused
+//! 6. no hold-and-wait: a dataset an ancestor holds is refused, naming it
+//!    (unless both are shared: shared beside shared never waits); any
+//!    other lock is taken at once if free, or the delegation is refused
 //!    naming its holders (`Tower::request_at_once`);
 //! 7. the parent takes one of the host's waiting places at its first
 //!    delegation (a parent may wait on its children only in one).
@@ -388,7 +389,8 @@ impl Dispatch {
     }
 
     /// Every ancestor of the child (`p` first) must be granted each of its
-    /// locks, and — when `holds` is checked — may hold none of them.
+    /// locks, and — when `holds` is checked — may hold none of them (but
+    /// shared where the child asks shared).
     fn check_ancestors(&self, p: usize, child: &Manifest, holds: bool) -> Result<(), GuestError> {
         let mut a = Some(p);
         while let Some(i) = a {
@@ -407,8 +409,13 @@ impl Dispatch {
                         r.manifest.agent
                     )));
                 }
+                // Shared beside shared never waits: taken at once, or
+                // refused by the tower naming the holder.
                 let held = r.state() == State::Running
-                    && r.course.locks.iter().any(|l| &l.dataset == dataset);
+                    && r.course.locks.iter().any(|l| {
+                        &l.dataset == dataset
+                            && (l.mode == LockMode::Exclusive || mode == LockMode::Exclusive)
+                    });
                 let handed = i == p
                     && child
                         .lineage

@@ -205,13 +205,33 @@ pub async fn run_embedded(
     Ok(report)
 }
 
-/// Files `filing` and waits for all its runways to end.
+/// Files `filing` and waits for all its runways to end, and for the roots
+/// that take over from them by a hand-off (`ID.next`, filed as the runway
+/// handing off succeeds), reported after them.
 pub async fn file_and_wait(
     controller: &Controller,
     filing: Filing,
 ) -> Result<PlanReport, DispatchError> {
     let filed = controller.file(filing).await?;
     let ids = filed.into_iter().map(|f| f.id).collect();
-    let runways = controller.wait(ids).await?;
+    let mut runways = controller.wait(ids).await?;
+    let mut seen = 0;
+    while runways[seen..].iter().any(|r| r.state == State::Succeeded) {
+        let ended: std::collections::HashSet<&str> =
+            runways[seen..].iter().map(|r| r.id.as_str()).collect();
+        let successors: Vec<String> = controller
+            .list()
+            .await?
+            .into_iter()
+            .filter(|r| r.manifest.lineage.is_none())
+            .filter(|r| (r.manifest.handoff_from.as_deref()).is_some_and(|f| ended.contains(f)))
+            .map(|r| r.id)
+            .collect();
+        if successors.is_empty() {
+            break;
+        }
+        seen = runways.len();
+        runways.extend(controller.wait(successors).await?);
+    }
     Ok(PlanReport { runways })
 }
