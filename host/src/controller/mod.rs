@@ -15,6 +15,14 @@
 //! runway ends badly for good, every runway that depends on it (directly or
 //! not) fails too, with a reason naming the dependency.
 //!
+//! A running agent may delegate (WIT `orchestration`): its children are
+//! runways filed by the controller on its behalf ([`delegation`]), taking
+//! locks handed down from it or free at once, cleared before runways that
+//! are not children; its joins are answered here ([`joins`]) while it holds
+//! no worker; a hand-off's successor is filed when it succeeds
+//! ([`handoff`]); the trees' state is [`family`]'s, and the sandbox
+//! reaches the controller through a [`liaison`].
+//!
 //! At start the controller folds the audit trail ([`journal`]) back into
 //! its runways, so a restart — after `kill -9` too — goes on where the
 //! trail left off: waiting runways wait again, approvals stay given, a run

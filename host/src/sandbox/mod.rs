@@ -6,7 +6,7 @@
 //! | engine, pool, linker, epoch ticker, compiled-component cache | `runtime.rs` |
 //! | compiling in a capped process of its own | `compiler.rs` |
 //! | the epoch ticker, asleep while no run is alive | `epoch.rs` |
-//! | one run: fresh store with its limits, `run`, judged; handed on flown | `run.rs` |
+//! | one run: fresh store with its limits, `run`, judged; handed on flown (a run that may wait on children flies on a fiber) | `run.rs` |
 //! | one memory budget for all the run's memories and tables | `limiter.rs` |
 //! | a trap explained by its type and code, never by its text | `trap.rs` |
 //! | why a run failed, and a host fault, as types | `failure.rs` |
