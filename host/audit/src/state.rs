@@ -2,9 +2,10 @@
 //! controller's transition table, `controller/state.rs` in the host, says
 //! which moves are legal).
 //!
-//! QUEUED → WAITING_DEPS → WAITING_APPROVAL → WAITING_TIME → WAITING_LOCKS →
-//! CLEARED → RUNNING → SUCCEEDED | FAILED | TIMED_OUT | CANCELLED | REJECTED
-//! | EXPIRED; a retry goes back to QUEUED.
+//! QUEUED → WAITING_DEPS → WAITING_APPROVAL → WAITING_TIME →
+//! WAITING_BREAKER → WAITING_LOCKS → CLEARED → RUNNING → SUCCEEDED | FAILED
+//! | TIMED_OUT | CANCELLED | REJECTED | EXPIRED | SKIPPED |
+//! BUDGET_EXHAUSTED; a retry goes back to QUEUED.
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,14 @@ wire_units! {
         Cancelled,
         Rejected,
         Expired,
+        /// Its condition (`when`) was false: it never ran, and its
+        /// dependents treat it as done with no output.
+        Skipped,
+        /// Its agent's circuit breaker is open: it waits for the breaker to
+        /// close (or for the one probe a half-open breaker lets through).
+        WaitingBreaker,
+        /// Its plan's budget was spent before it started.
+        BudgetExhausted,
     }
 }
 
@@ -48,6 +57,9 @@ impl State {
             State::Cancelled => "CANCELLED",
             State::Rejected => "REJECTED",
             State::Expired => "EXPIRED",
+            State::Skipped => "SKIPPED",
+            State::WaitingBreaker => "WAITING_BREAKER",
+            State::BudgetExhausted => "BUDGET_EXHAUSTED",
         }
     }
 
@@ -56,7 +68,12 @@ impl State {
     pub fn is_final(self) -> bool {
         matches!(
             self,
-            State::Succeeded | State::Cancelled | State::Rejected | State::Expired
+            State::Succeeded
+                | State::Cancelled
+                | State::Rejected
+                | State::Expired
+                | State::Skipped
+                | State::BudgetExhausted
         )
     }
 }

@@ -350,6 +350,9 @@ impl Dispatch {
             State::Cancelled => ChildState::Cancelled,
             State::Rejected => ChildState::Rejected,
             State::Expired => ChildState::Expired,
+            // Children carry no condition and no plan budget of their own;
+            // should one end so, its parent sees it did not succeed.
+            State::Skipped | State::BudgetExhausted => ChildState::Failed,
             State::Failed if r.ended() => ChildState::Failed,
             State::TimedOut if r.ended() => ChildState::TimedOut,
             _ => ChildState::Waiting,

@@ -211,6 +211,7 @@ fn ended_as(state: State) -> &'static str {
         State::Cancelled => "was cancelled",
         State::Rejected => "was rejected",
         State::Expired => "expired",
+        State::BudgetExhausted => "ran out of budget",
         _ => "failed",
     }
 }

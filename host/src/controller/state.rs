@@ -3,7 +3,7 @@
 //! table does not hold.
 //!
 //! The waiting states come in a fixed order — dependencies, approval, time,
-//! locks — and a runway skips those that do not apply to it (no `after`, no
+//! breaker, locks — and a runway skips those that do not apply to it (no `after`, no
 //! approval asked, no earliest start), so each waiting state may be left
 //! for any later one. An illegal move is a bug in the dispatcher: it is
 //! returned as [`IllegalMove`], never applied.
@@ -21,29 +21,64 @@ pub const TABLE: &[(State, &[State])] = &[
             WaitingDeps,
             WaitingApproval,
             WaitingTime,
+            WaitingBreaker,
             WaitingLocks,
             Failed,
             Cancelled,
             Expired,
+            Skipped,
+            BudgetExhausted,
         ],
     ),
+    // A condition (`when`) is read once the dependencies have ended:
+    // false skips the runway.
     (
         WaitingDeps,
         &[
             WaitingApproval,
             WaitingTime,
+            WaitingBreaker,
             WaitingLocks,
             Failed,
             Cancelled,
             Expired,
+            Skipped,
+            BudgetExhausted,
         ],
     ),
     (
         WaitingApproval,
-        &[WaitingTime, WaitingLocks, Rejected, Cancelled, Expired],
+        &[
+            WaitingTime,
+            WaitingBreaker,
+            WaitingLocks,
+            Rejected,
+            Cancelled,
+            Expired,
+            BudgetExhausted,
+        ],
     ),
-    (WaitingTime, &[WaitingLocks, Cancelled, Expired]),
-    (WaitingLocks, &[Cleared, Failed, Cancelled, Expired]),
+    (
+        WaitingTime,
+        &[
+            WaitingBreaker,
+            WaitingLocks,
+            Failed,
+            Cancelled,
+            Expired,
+            BudgetExhausted,
+        ],
+    ),
+    // An open breaker holds its agent's runways here (or fails them at
+    // once, `on_open = "fail"`, from the state before).
+    (
+        WaitingBreaker,
+        &[WaitingLocks, Failed, Cancelled, Expired, BudgetExhausted],
+    ),
+    (
+        WaitingLocks,
+        &[Cleared, Failed, Cancelled, Expired, BudgetExhausted],
+    ),
     // A cleared runway whose agent left, or whose tokens failed, fails
     // before it takes off.
     (Cleared, &[Running, Failed, Cancelled]),
@@ -55,6 +90,8 @@ pub const TABLE: &[(State, &[State])] = &[
     (Cancelled, &[]),
     (Rejected, &[]),
     (Expired, &[]),
+    (Skipped, &[]),
+    (BudgetExhausted, &[]),
 ];
 
 /// A move the table does not hold.
@@ -132,7 +169,13 @@ mod tests {
 
     #[test]
     fn waiting_states_only_go_forward() {
-        let order = [WaitingDeps, WaitingApproval, WaitingTime, WaitingLocks];
+        let order = [
+            WaitingDeps,
+            WaitingApproval,
+            WaitingTime,
+            WaitingBreaker,
+            WaitingLocks,
+        ];
         for (i, from) in order.iter().enumerate() {
             for (j, to) in order.iter().enumerate() {
                 assert_eq!(legal(*from, *to), j > i, "{} → {}", from.name(), to.name());
