@@ -225,5 +225,6 @@ fn event_name(e: &Event) -> &'static str {
         Event::PlanFiled { .. } => "plan-filed",
         Event::Joined { .. } => "joined",
         Event::Returned { .. } => "returned",
+        Event::Published { .. } => "published",
     }
 }
