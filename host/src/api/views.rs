@@ -157,6 +157,46 @@ pub struct RunwayView {
     pub progress: Option<ProgressView>,
     /// The agent's output, as text.
     pub output: Option<String>,
+    /// When it was filed (RFC 3339, UTC, milliseconds).
+    #[serde(default)]
+    pub filed_at: Option<String>,
+    /// When it first ran (moved to RUNNING); null until it has.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// When it ended for good; null until it has.
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    /// The input handed to its agent, as JSON text (in `show` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// Its last attempt's log lines, as kept (within its grant's
+    /// `max_log_kib`); in `show` only, for a run this server process made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<Vec<String>>,
+}
+
+/// Plans filed, oldest first: which runways were filed together, by whom,
+/// from where (the trail's PLAN records).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FilingList {
+    pub filings: Vec<FilingView>,
+}
+
+/// One plan filed (a PLAN record).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FilingView {
+    /// The PLAN record's sequence number: the filing's id.
+    pub seq: u64,
+    /// When it was filed (RFC 3339, UTC, milliseconds).
+    pub at: String,
+    /// Who filed it.
+    pub by: String,
+    /// Where from: `api`, `inbox NAME.toml`, `runway run`, `refile of ID`.
+    pub source: String,
+    /// SHA-256 (hex) of the plan as received.
+    pub digest: String,
+    /// Its runway ids, in the plan's order.
+    pub runways: Vec<String>,
 }
 
 /// A runway a runway delegated, as its parent's `show` lists it.
@@ -407,8 +447,11 @@ pub fn shown(r: &RunwayReport, reports: &[RunwayReport]) -> RunwayView {
             reason: c.reason.clone(),
         })
         .collect();
+    let log = r.run.as_ref().map(|run| run.log.lines.clone());
     RunwayView {
         children: Some(children),
+        input: Some(String::from_utf8_lossy(&r.manifest.input).into_owned()),
+        log,
         ..runway(r)
     }
 }
@@ -421,7 +464,7 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
         r.history
             .iter()
             .map(|t| TransitionView {
-                at: t.at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                at: stamp(t.at),
                 state: t.state.name().to_string(),
                 reason: t.reason.clone(),
                 by: t.by.clone(),
@@ -480,7 +523,17 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
             .output
             .as_ref()
             .map(|o| String::from_utf8_lossy(o).into_owned()),
+        filed_at: r.times.filed.map(stamp),
+        started_at: r.times.started.map(stamp),
+        ended_at: r.times.ended.map(stamp),
+        input: None,
+        log: None,
     }
+}
+
+/// RFC 3339, UTC, milliseconds: how a view says a time.
+fn stamp(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// The lock board: per dataset, its holders (with the fencing token each
