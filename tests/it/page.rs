@@ -683,6 +683,13 @@ fn the_board_draws_a_filing_as_a_graph_and_a_timeline() {
             let shown = eval(&c, &format!("!!document.getElementById('{panel}')")).await;
             assert_eq!(shown, json!(status == 200), "{path} answered {status}");
         }
+        // A plan filed meanwhile appears as a filing of its own, learnt
+        // from the trail as it grows.
+        server.file("[[runway]]\nid = \"later\"\nagent = \"probe\"\naction = \"ok\"\n");
+        let later = find(&c, "#runways tr[data-runway='later'][data-filing]:not([data-filing=''])").await;
+        let group: u64 = later.attr("data-filing").await.unwrap().unwrap().parse().unwrap();
+        assert!(group > seq, "{group} after {seq}");
+        find(&c, &format!("#runways tr.filing[data-filing='{group}']")).await;
         document(&c, "page-board").await;
 
         // The filing's page: its graph, each runway a node in its state's

@@ -35,16 +35,6 @@ impl Api {
             digest: runway_audit::sha256(&filed),
             once: false,
         };
-        let runways = self
-            .controller
-            .file(filing)
-            .await?
-            .into_iter()
-            .map(|f| views::FiledRunway {
-                name: f.name,
-                id: f.id,
-            })
-            .collect();
-        Ok(views::FiledList { runways })
+        Ok(views::filed(self.controller.file(filing).await?))
     }
 }

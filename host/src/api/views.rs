@@ -169,8 +169,9 @@ pub struct RunwayView {
     /// The input handed to its agent, as JSON text (in `show` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
-    /// Its last attempt's log lines, as kept (within its grant's
-    /// `max_log_kib`); in `show` only, for a run this server process made.
+    /// Its last attempt's first 500 log lines, as kept (within its
+    /// grant's `max_log_kib`); in `show` only, for a run this server
+    /// process made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<Vec<String>>,
 }
@@ -274,6 +275,18 @@ pub struct FiledRunway {
     pub name: String,
     /// Its runway id.
     pub id: String,
+}
+
+/// The runways a filing made, as the API answers them.
+pub fn filed(filed: Vec<crate::controller::Filed>) -> FiledList {
+    let runways = filed
+        .into_iter()
+        .map(|f| FiledRunway {
+            name: f.name,
+            id: f.id,
+        })
+        .collect();
+    FiledList { runways }
 }
 
 /// A wait's answer: the runways once all ended, or not yet.
@@ -432,6 +445,9 @@ pub fn plan(report: &PlanReport) -> Value {
     serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
+/// Most log lines a runway's `show` gives (each at most 4 KiB).
+pub const LOG_LINES: usize = 500;
+
 /// One runway as `show` gives it: its view with `children`, each as
 /// `reports` (the children's own reports, in any order) say it stands.
 pub fn shown(r: &RunwayReport, reports: &[RunwayReport]) -> RunwayView {
@@ -447,7 +463,10 @@ pub fn shown(r: &RunwayReport, reports: &[RunwayReport]) -> RunwayView {
             reason: c.reason.clone(),
         })
         .collect();
-    let log = r.run.as_ref().map(|run| run.log.lines.clone());
+    let log = r
+        .run
+        .as_ref()
+        .map(|run| run.log.lines.iter().take(LOG_LINES).cloned().collect());
     RunwayView {
         children: Some(children),
         input: Some(String::from_utf8_lossy(&r.manifest.input).into_owned()),

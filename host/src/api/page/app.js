@@ -59,6 +59,9 @@ function svg(tag, attrs, ...children) {
 
 function state(s) { return el("span", { class: "state " + s, "data-state": s }, s); }
 
+// What a colour means, in words.
+const TONES = { ok: "succeeded", bad: "failed", wait: "waiting", active: "flying", queued: "queued", skipped: "skipped" };
+
 // Which colour a state is drawn in.
 function tone(s) {
   if (s === "SUCCEEDED") return "ok";
@@ -269,8 +272,11 @@ async function board() {
     el("div", { class: "scroll" }, el("table", { class: "board" }, runwayHead(), body)),
     el("p", { class: "muted hide-narrow", id: "legend" }, "Datasets: E = exclusive lock (one writer), S = shared lock (readers alongside each other). " +
       "Runways are grouped by the filing that filed them (a delegated runway with its tree's), newest first; a filing's link opens its graph and timeline."));
+  // The filings listed once; those filed later learnt from the stream.
+  const filed = await optional("/api/filings");
+  const filings = filed ? filed.filings : [];
   async function refresh() {
-    const [listed, filed] = await Promise.all([api("/api/runways"), optional("/api/filings")]);
+    const listed = await api("/api/runways");
     const shown = listed.runways.filter((r) =>
       (!agent || r.agent === agent) && (!only || r.state === only) &&
       (!dataset || Object.keys(r.manifest.datasets).includes(dataset)) &&
@@ -278,7 +284,7 @@ async function board() {
     const n = {};
     for (const r of shown) n[r.state] = (n[r.state] || 0) + 1;
     counts.replaceChildren(...STATES.filter((s) => n[s]).map((s) => el("span", {}, state(s), " ", n[s])));
-    body.replaceChildren(...byFiling(shown, filed ? filed.filings : []).flatMap((g) => [filingHead(g, COLUMNS),
+    body.replaceChildren(...byFiling(shown, filings).flatMap((g) => [filingHead(g, COLUMNS),
       ...g.runways.map((r) => {
         const row = runwayRow(r);
         row.dataset.filing = g.filing ? g.filing.seq : "";
@@ -286,7 +292,19 @@ async function board() {
       })]));
   }
   await Promise.all([refresh(), drawPanels(panels)]);
-  follow("backlog=0", debounce(() => Promise.all([refresh(), drawPanels(panels)]).catch(failure), 200));
+  const later = debounce(() => Promise.all([refresh(), drawPanels(panels)]).catch(failure), 200);
+  follow("backlog=0", (kind, rec) => {
+    if (filed) learnFiling(filings, rec);
+    later();
+  });
+}
+
+// Adds the filing a PLAN record `rec` (as the event stream sends it)
+// says to `filings`.
+function learnFiling(filings, rec) {
+  if (rec.event !== "plan_filed" || filings.some((f) => f.seq === rec.seq)) return;
+  filings.push({ seq: rec.seq, at: String(rec.time).replace(/(\.\d{3})\d+/, "$1"), by: rec.by,
+    source: rec.source, digest: rec.digest, runways: rec.runways || [] });
 }
 
 // The board's columns.
@@ -349,7 +367,7 @@ function filingHead(g, columns) {
       el("span", { class: "filing-who" }, ` by ${f.by}, ${f.source}, ${clock(f.at)}`)]
       : el("span", {}, "Filed before the filings listed, or by a run"),
     t ? el("span", { class: "filing-span mono" }, ` ${clock(new Date(t.start).toISOString())} \u2192 ${t.end !== null ? clock(new Date(t.end).toISOString()) : "now"} \u00b7 ${duration(t.took)}`) : null,
-    el("span", { class: "pills" }, Object.entries(tones).map(([k, v]) => el("span", { class: "pill tone-" + k }, `${v} ${k === "ok" ? "succeeded" : k}`)))));
+    el("span", { class: "pills" }, Object.entries(tones).map(([k, v]) => el("span", { class: "pill tone-" + k }, `${v} ${TONES[k]}`)))));
 }
 
 // The panels other parts of the server answer for: upcoming firings of
@@ -597,9 +615,10 @@ async function filingPage(seq) {
   let top = [], below = new Map();
   const draw = () => graphBox.replaceChildren(drawGraph(top, below, expanded, toggle));
   const toggle = (id) => { if (!expanded.delete(id)) expanded.add(id); draw(); };
+  const filed = await api("/api/filings");
+  const f = filed.filings.find((x) => String(x.seq) === String(seq));
   async function refresh() {
-    const [filed, listed] = await Promise.all([api("/api/filings"), api("/api/runways")]);
-    const f = filed.filings.find((x) => String(x.seq) === String(seq));
+    const listed = await api("/api/runways");
     if (!f) { head.replaceChildren(el("p", { class: "error" }, `No filing #${seq} among the last ones filed.`)); return; }
     const byId = new Map(listed.runways.map((r) => [r.id, r]));
     const ids = new Set(f.runways);
@@ -620,7 +639,7 @@ async function filingPage(seq) {
       t ? el("span", {}, "started ", el("b", { class: "mono" }, clock(new Date(t.start).toISOString()))) : null,
       t ? el("span", {}, "ended ", el("b", { class: "mono" }, t.end !== null ? clock(new Date(t.end).toISOString()) : "not yet")) : null,
       t ? el("span", {}, "took ", el("b", { class: "mono", id: "filing-took" }, duration(t.took))) : null,
-      el("span", { class: "pills" }, Object.entries(tones).map(([k, v]) => el("span", { class: "pill tone-" + k }, `${v} ${k === "ok" ? "succeeded" : k}`)))));
+      el("span", { class: "pills" }, Object.entries(tones).map(([k, v]) => el("span", { class: "pill tone-" + k }, `${v} ${TONES[k]}`)))));
     const planBudget = members.map((r) => r.budget).find((b) => b && typeof b === "object");
     budget.replaceChildren(...[budgetView(planBudget, summed(members))].filter((x) => x));
     draw();
@@ -631,7 +650,7 @@ async function filingPage(seq) {
     body.replaceChildren(...members.map(runwayRow));
   }
   await refresh();
-  follow("backlog=0", debounce(() => refresh().catch(failure), 300));
+  follow("backlog=0", debounce(() => refresh().catch(failure), 500));
 }
 
 // Most runways a tree view lists below a runway.
