@@ -806,7 +806,7 @@ fn the_board_draws_a_filing_as_a_graph_and_a_timeline() {
 }
 
 #[test]
-fn the_board_panels_read_the_shapes_their_endpoints_answer() {
+fn the_board_draws_the_shapes_the_other_parts_answer() {
     let dir = folders();
     let server = Server::start(dir.path());
     let vic = server.token("vic", &["viewer"]);
@@ -844,6 +844,38 @@ fn the_board_panels_read_the_shapes_their_endpoints_answer() {
         assert_eq!(drawn[2], json!(true), "markup in an id stays text: {drawn}");
         assert_eq!(drawn[3], json!("breaker open"), "{drawn}");
         assert_eq!(drawn[4], json!("90%"), "{drawn}");
+
+        // A graph drawn from the fields flows and conditions add to a
+        // runway (`when`, `takes_from`) and the SKIPPED state: a data
+        // edge, a conditional node with its expression, a skipped branch
+        // greyed; spend against a plan's budget as bars.
+        let graph = eval(
+            &c,
+            r##"(() => {
+              const r = (id, state, extra) => Object.assign({ id, agent: "probe", state,
+                manifest: { after: [], datasets: {} }, started_at: null, ended_at: null }, extra);
+              const g = drawGraph([r("score", "SUCCEEDED"),
+                r("appeal", "SKIPPED", { when: "score.risk > 3", takes_from: ["score"], manifest: { after: ["score"], datasets: {} } }),
+                r("award", "WAITING_BREAKER", { when: "!skipped('appeal')", manifest: { after: ["appeal"], datasets: {} } }),
+                r("cap", "BUDGET_EXHAUSTED", { manifest: { after: ["score"], datasets: {} } })], new Map(), new Set(), () => {});
+              main.prepend(el("div", { class: "chart", id: "synthetic" }, g),
+                budgetView({ fuel: 1e12, runs: 500 }, { fuel: 5e11, runs: 500 }));
+              const one = (css) => g.querySelectorAll(css).length;
+              return [one("path.edge.data[data-from='score'][data-to='appeal']"),
+                g.querySelector("g.node.conditional[data-runway='appeal'] .cond title").textContent,
+                one("g.node.tone-skipped[data-runway='appeal']"), one("path.edge.skipped[data-to='appeal']"),
+                one("path.edge.after.conditional[data-from='appeal'][data-to='award']"),
+                one("g.node.tone-wait[data-state='WAITING_BREAKER']"), one("g.node.tone-bad[data-state='BUDGET_EXHAUSTED']"),
+                document.querySelector("#budget [data-budget='fuel'] .ratio-fill").style.width,
+                !!document.querySelector("#budget [data-budget='runs'] .ratio.over")];
+            })()"##,
+        )
+        .await;
+        assert_eq!(
+            graph,
+            json!([1, "Runs only when score.risk > 3", 1, 1, 1, 1, 1, "50%", true])
+        );
+        screenshot(&c, "synthetic-graph").await;
         c.close().await.unwrap();
     });
 }
