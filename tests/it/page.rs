@@ -14,6 +14,18 @@
 //! by, its tree's progress bar, every runway below it under its parent
 //! with its state, growing live as children are filed, a guest's words as
 //! text (screenshot `tree`).
+//! The board groups a filing's runways under it, with start, end and
+//! duration, and learns later filings live; a filing's page draws its
+//! graph (nodes by state, `after` and delegation edges, children folded
+//! until opened; a node clicked opens its runway) and its timeline (one
+//! lane per dataset: a backup waiting for the lock an import holds);
+//! a runway's page shows its attempts, its log lines, input and output
+//! inline as text; an operator re-files from it (audited in their name),
+//! a viewer gets no button and its forged POST is refused; the filing's
+//! page reads on a phone. The panels and graph marks for what other parts
+//! add (triggers, agents, `when`, `takes_from`, budgets) are drawn from
+//! those shapes. Screenshots of these views go into `docs/` (the README
+//! shows them).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -149,6 +161,22 @@ async fn until(c: &Client, script: &str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `[status, body]` of a POST of `{}` to `path` with `token`, sent by the
+/// page's own fetch (or `["fetch failed", why]`): what a script forged
+/// in the page would get. Nothing is left to a global set later.
+async fn forged_post(c: &Client, path: &str, token: &str) -> serde_json::Value {
+    let forged = format!(
+        "const done = arguments[arguments.length - 1]; \
+         fetch('{path}', {{ method: 'POST', headers: \
+         {{ Authorization: 'Bearer {token}', 'Content-Type': 'application/json' }}, \
+         body: '{{}}' }}).then(r => r.text().then(b => done([r.status, b]))) \
+         .catch(e => done(['fetch failed', String(e)]))"
+    );
+    c.execute_async(&forged, vec![])
+        .await
+        .expect("the forged POST is answered (a connection is free for it)")
 }
 
 /// Where the screenshots go: `target/screenshots/`.
@@ -302,20 +330,10 @@ fn the_status_page_in_a_real_browser() {
         // And a POST forged from the page with the viewer's token is refused.
         // The script hands back what the server answered, or why the
         // fetch failed: nothing is left to a global set later.
-        let forged = format!(
-            "const done = arguments[arguments.length - 1]; \
-             fetch('/api/runways/gated/approve', {{ method: 'POST', headers: \
-             {{ Authorization: 'Bearer {vic}', 'Content-Type': 'application/json' }}, \
-             body: '{{}}' }}).then(r => r.text().then(b => done([r.status, b]))) \
-             .catch(e => done(['fetch failed', String(e)]))"
-        );
         // (It hung here when each page visited kept its event stream open
         // in the back/forward cache: six pages in, the browser had no
         // connection left for it.)
-        let said = c
-            .execute_async(&forged, vec![])
-            .await
-            .expect("the forged POST is answered (a connection is free for it)");
+        let said = forged_post(&c, "/api/runways/gated/approve", &vic).await;
         assert_eq!(said[0], 403, "{said}");
         assert!(said[1].as_str().unwrap().contains("vic (viewer) may not approve"), "{said}");
         assert_eq!(state_of(&server, "gated"), "WAITING_APPROVAL");
@@ -785,13 +803,8 @@ fn the_board_draws_a_filing_as_a_graph_and_a_timeline() {
         c.goto(&format!("{base}/runways/score")).await.unwrap();
         find(&c, "#history").await;
         assert!(c.find(Locator::Css("#refile")).await.is_err());
-        let forged = format!(
-            "const done = arguments[arguments.length - 1]; \
-             fetch('/api/runways/score/refile', {{ method: 'POST', headers: \
-             {{ Authorization: 'Bearer {vic}', 'Content-Type': 'application/json' }}, \
-             body: '{{}}' }}).then(r => done(r.status)).catch(e => done(String(e)))"
-        );
-        assert_eq!(c.execute_async(&forged, vec![]).await.unwrap(), json!(403));
+        let said = forged_post(&c, "/api/runways/score/refile", &vic).await;
+        assert_eq!(said[0], 403, "{said}");
 
         // On a phone: the filing's page needs no sideways scrolling (the
         // graph scrolls in its own box).
