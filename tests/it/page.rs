@@ -813,6 +813,10 @@ fn the_board_draws_a_filing_as_a_graph_and_a_timeline() {
         find(&c, "#gantt-svg g.lane").await;
         until(&c, "document.documentElement.scrollWidth <= window.innerWidth").await;
         document(&c, "page-phone").await;
+        c.execute("document.getElementById('timeline-chart').scrollIntoView()", vec![])
+            .await
+            .unwrap();
+        document(&c, "page-phone-timeline").await;
 
         c.close().await.unwrap();
     });

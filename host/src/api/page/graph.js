@@ -7,7 +7,7 @@
 // helpers (svg, tone, short) it calls when it draws.
 "use strict";
 
-const NODE_W = 176, NODE_H = 52, GAP_X = 64, GAP_Y = 18, PAD = 14;
+const NODE_W = 164, NODE_H = 52, GAP_X = 50, GAP_Y = 18, PAD = 14;
 
 // The graph of `top` (the filing's runways, in plan order) and, under
 // each parent id in `expanded`, its children from `below` (parent id →
@@ -97,15 +97,15 @@ function drawGraph(top, below, expanded, toggle) {
         svg("title", {}, `${id} (${r.agent}): ${said}`),
         svg("rect", { class: "box", width: NODE_W, height: NODE_H, rx: 8 }),
         svg("rect", { class: "stripe", width: 6, height: NODE_H - 12, x: 6, y: 6, rx: 3 }),
-        svg("text", { class: "name", x: 20, y: 21 }, short(id, 19)),
-        svg("text", { class: "sub", x: 20, y: 39 }, short(`${r.agent} · ${r.state === "SKIPPED" ? "skipped" : span(r).duration || r.state.toLowerCase()}`, 25))));
+        svg("text", { class: "name", x: 20, y: 21 }, short(id, 18)),
+        svg("text", { class: "sub", x: 20, y: 39 }, short(`${r.agent} · ${r.state === "SKIPPED" ? "skipped" : span(r).duration || r.state.toLowerCase()}`, 23))));
     if (r.when) g.append(svg("g", { class: "cond", transform: `translate(${NODE_W - 22},-7)` },
       svg("title", {}, "Runs only when " + r.when),
       svg("path", { d: "M9,0 L18,9 L9,18 L0,9 Z" }), svg("text", { x: 9, y: 13, "text-anchor": "middle" }, "?")));
     if (kids) {
       const open = expanded.has(id);
       const fold = svg("g", { class: "fold", "data-toggle": id, role: "button", tabindex: 0,
-        "aria-expanded": open ? "true" : "false", transform: `translate(${NODE_W - 30},${NODE_H - 9})`,
+        "aria-expanded": open ? "true" : "false", transform: `translate(${NODE_W / 2 - 17},${NODE_H - 9})`,
         onclick: () => toggle(id), onkeydown: (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(id); } } },
         svg("title", {}, `${open ? "Fold" : "Show"} the ${kids} runway${kids > 1 ? "s" : ""} it delegated`),
         svg("rect", { width: 34, height: 18, rx: 9 }),
