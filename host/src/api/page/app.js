@@ -674,7 +674,7 @@ async function treeView(section, r) {
     const [x, level] = stack.pop();
     rows.push(el("tr", { "data-runway": x.id, "data-level": level },
       el("td", { class: "mono" }, "\u00a0\u00a0".repeat(level - 1) + (level > 1 ? "└ " : ""), runwayLink(x.id)),
-      el("td", {}, x.agent), el("td", {}, state(x.state)),
+      el("td", {}, x.agent), el("td", {}, state(x.state)), spanCells(x),
       el("td", { class: "hide-narrow" }, x.reason || x.note)));
     for (const k of (kids.get(x.id) || []).slice().reverse()) stack.push([k, level + 1]);
   }
@@ -693,6 +693,7 @@ async function treeView(section, r) {
       ` ${p.done} of ${p.total} done`, p.message ? ": " + p.message : "") : null,
     rows.length ? el("div", { class: "scroll" }, el("table", {},
       el("thead", {}, el("tr", {}, el("th", {}, "Delegated"), el("th", {}, "Agent"), el("th", {}, "State"),
+        el("th", {}, "Start"), el("th", { class: "hide-narrow" }, "End"), el("th", {}, "Took"),
         el("th", { class: "hide-narrow" }, "Where it stands"))),
       el("tbody", { id: "tree-runways" }, rows))) : null,
     below.length - 1 > rows.length
