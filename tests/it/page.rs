@@ -744,7 +744,7 @@ fn the_board_draws_a_filing_as_a_graph_and_a_timeline() {
         .await;
         assert!(waited[0].as_f64().unwrap() > 0.0 && waited[1] == json!(true), "{waited}");
         document(&c, "page-filing").await;
-        c.execute("document.getElementById('timeline-chart').scrollIntoView()", vec![])
+        c.execute("document.getElementById('timeline-title').scrollIntoView()", vec![])
             .await
             .unwrap();
         document(&c, "page-timeline").await;
@@ -813,7 +813,7 @@ fn the_board_draws_a_filing_as_a_graph_and_a_timeline() {
         find(&c, "#gantt-svg g.lane").await;
         until(&c, "document.documentElement.scrollWidth <= window.innerWidth").await;
         document(&c, "page-phone").await;
-        c.execute("document.getElementById('timeline-chart').scrollIntoView()", vec![])
+        c.execute("document.getElementById('timeline-title').scrollIntoView()", vec![])
             .await
             .unwrap();
         document(&c, "page-phone-timeline").await;

@@ -610,7 +610,7 @@ async function filingPage(seq) {
   const body = el("tbody", { id: "filing-runways" });
   main.replaceChildren(el("h1", {}, `Filing #${seq}`), head, budget,
     el("h2", {}, "Graph"), graphLegend(), graphBox,
-    el("h2", {}, "Timeline"), ganttLegend(), ganttBox,
+    el("h2", { id: "timeline-title" }, "Timeline"), ganttLegend(), ganttBox,
     el("h2", {}, "Runways"), el("div", { class: "scroll" }, el("table", { class: "board" }, runwayHead(), body)));
   let top = [], below = new Map();
   const draw = () => graphBox.replaceChildren(drawGraph(top, below, expanded, toggle));
