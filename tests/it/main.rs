@@ -5,6 +5,7 @@ mod agents;
 mod audit_crash;
 mod audit_tamper;
 mod audit_trail;
+mod budgets;
 mod cli;
 mod commit_crash;
 mod controller;

@@ -122,6 +122,7 @@ fn each_step_starts_only_after_the_one_before_succeeded() {
             "started",
             "committing",
             "committed",
+            "cost",
             "succeeded",
             "released"
         ]
@@ -226,5 +227,6 @@ fn event_name(e: &Event) -> &'static str {
         Event::Joined { .. } => "joined",
         Event::Returned { .. } => "returned",
         Event::Published { .. } => "published",
+        Event::Cost { .. } => "cost",
     }
 }

@@ -197,6 +197,21 @@ wire_enum! {
         /// when the attempt that published it SUCCEEDED; an attempt that
         /// failed delivers none of its events.
         Published { topic: String, payload: Vec<u8> },
+        /// What attempt `attempt` of the runway cost, appended by the
+        /// landing stage right before that attempt's end record (SUCCEEDED,
+        /// FAILED, or the MOVED to TIMED_OUT or CANCELLED), under the same
+        /// durable wait: `fuel` the run burnt, `wall_us` from its take-off
+        /// (its store made) to its landing (this record), on the monotonic
+        /// clock, and `bytes` the keys and values of its change set that
+        /// committed (0 when nothing committed). The controller sums these
+        /// per filing, agent and trigger, and holds a plan to its budget
+        /// with the sums. A run a crash cut short has none.
+        Cost {
+            attempt: u32,
+            fuel: u64,
+            wall_us: u64,
+            bytes: u64,
+        },
     }
 }
 

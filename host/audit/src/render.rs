@@ -315,6 +315,20 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 &hex::encode(&sha256(payload))[..SHORT_HASH]
             ),
         ),
+        Event::Cost {
+            attempt,
+            fuel,
+            wall_us,
+            bytes,
+        } => (
+            "COST",
+            format!(
+                "attempt {attempt}: fuel {fuel}, wall {}.{:03} ms, {bytes} {} written",
+                wall_us / 1000,
+                wall_us % 1000,
+                plural_len(*bytes as usize, "byte", "bytes")
+            ),
+        ),
         Event::Paused { by } => ("PAUSED", format!("clearing paused by {}", escape(by))),
         Event::Resumed { by } => ("RESUMED", format!("clearing resumed by {}", escape(by))),
         Event::PlanFiled {
@@ -523,6 +537,18 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("topic", json!(topic)),
             ("payload_digest", json!(hex_of(&sha256(payload)))),
             ("payload_bytes", json!(payload.len())),
+        ],
+        Event::Cost {
+            attempt,
+            fuel,
+            wall_us,
+            bytes,
+        } => vec![
+            ("event", json!("cost")),
+            ("attempt", json!(attempt)),
+            ("fuel", json!(fuel)),
+            ("wall_us", json!(wall_us)),
+            ("bytes", json!(bytes)),
         ],
         Event::Paused { by } => vec![("event", json!("paused")), ("by", json!(by))],
         Event::Resumed { by } => vec![("event", json!("resumed")), ("by", json!(by))],

@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::controller::tower::DatasetLocks;
 use crate::controller::tree;
-use crate::controller::{PlanReport, RunwayReport};
+use crate::controller::{Budget, PlanReport, RunwayReport, Spent};
 use crate::limits::Limits;
 use crate::plugin::loader::Plugins;
 
@@ -174,7 +174,59 @@ pub struct RunwayView {
     /// process made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<Vec<String>>,
+    /// Its filing's budget (its plan's `[budget]`); null when it has none.
+    #[serde(default)]
+    pub budget: Option<BudgetView>,
+    /// What its filing has spent so far: its plan's runways, the runways
+    /// delegated below them and those taking over from them.
+    #[serde(default)]
+    pub spent: SpentView,
+    /// What its own attempts cost.
+    #[serde(default)]
+    pub cost: SpentView,
 }
+
+/// A plan's budget: each figure, or null when it is not limited.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BudgetView {
+    pub fuel: Option<u64>,
+    /// Run time, summed over the runs.
+    pub wall_ms: Option<u64>,
+    /// Run attempts.
+    pub runs: Option<u32>,
+}
+
+/// What runs spent: attempts taken off, fuel burnt, run time (take-off
+/// to landing, summed) and bytes committed (keys and values).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SpentView {
+    pub fuel: u64,
+    pub wall_ms: u64,
+    pub runs: u64,
+    pub bytes: u64,
+}
+
+impl From<Spent> for SpentView {
+    fn from(s: Spent) -> SpentView {
+        SpentView {
+            fuel: s.fuel,
+            wall_ms: s.wall_us / 1000,
+            runs: s.runs,
+            bytes: s.bytes,
+        }
+    }
+}
+
+impl From<Budget> for BudgetView {
+    fn from(b: Budget) -> BudgetView {
+        BudgetView {
+            fuel: b.fuel,
+            wall_ms: b.wall.map(|w| w.as_millis() as u64),
+            runs: b.runs,
+        }
+    }
+}
+
 
 /// Plans filed, oldest first: which runways were filed together, by whom,
 /// from where (the trail's PLAN records).
@@ -547,6 +599,9 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
         ended_at: r.times.ended.map(stamp),
         input: None,
         log: None,
+        budget: r.budget.map(BudgetView::from),
+        spent: r.spent.into(),
+        cost: r.cost.into(),
     }
 }
 

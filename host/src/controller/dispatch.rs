@@ -14,6 +14,7 @@ use runway_audit::{AuditError, Entry, Event, State};
 use super::book::Book;
 use super::clock::Clock;
 use super::controls::Inbox;
+use super::cost::Ledger;
 use super::family::Families;
 use super::flights::Flights;
 use super::host::Host;
@@ -54,6 +55,8 @@ pub(super) struct Dispatch {
     /// Clearing stopped for good; the controller ends once nothing flies.
     pub stopping: bool,
     pub stats: Stats,
+    /// What runs cost, per filing, agent and trigger (`spend`).
+    pub costs: Ledger,
 }
 
 impl Dispatch {
@@ -73,6 +76,7 @@ impl Dispatch {
             closed: false,
             stopping: false,
             stats: Stats::default(),
+            costs: Ledger::default(),
         }
     }
 
@@ -106,10 +110,11 @@ impl Dispatch {
         self.host.audit.append_batch(batch).map(drop)
     }
 
-    /// Adds a runway; it is looked at next round.
+    /// Adds a runway, charged to its filing; it is looked at next round.
     pub fn add(&mut self, runway: Runway) -> usize {
         let timed = !runway.ended() && (runway.start_at.is_some() || runway.expires_at.is_some());
         let i = self.book.add(runway);
+        self.enroll(i);
         if timed {
             self.schedule.timed.insert(i);
         }

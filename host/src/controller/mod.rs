@@ -29,10 +29,12 @@
 //! the crash cut short retries per its policy.
 
 mod book;
+mod budget;
 pub(crate) mod clock;
 mod commands;
 pub(crate) mod commit;
 pub(crate) mod controls;
+mod cost;
 mod delegation;
 mod dispatch;
 mod event_loop;
@@ -53,6 +55,7 @@ mod restore;
 mod runway;
 mod settle;
 mod snapshot;
+mod spend;
 pub(crate) mod start;
 pub(crate) mod state;
 mod stats;
@@ -62,9 +65,11 @@ pub(crate) mod tree;
 mod waiters;
 mod workers;
 
+pub use budget::Budget;
 pub use clock::ManualClock;
 pub use commit::{execute, land};
 pub use controls::{Command, ControlError, Controller, Filed, Filing};
+pub use cost::Spent;
 pub use family::Progress;
 pub use host::Host;
 pub use locks::LockSet;

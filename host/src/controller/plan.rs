@@ -17,6 +17,11 @@
 //! approval = { required = true, role = "approver" }   # a person approves first
 //! labels = { team = "aid", cycle = "2024" }            # shown and filtered on (`--label team=aid`)
 //! input = { count = 40000, seed = 7 }    # any TOML, handed over as JSON
+//!
+//! [budget]                               # the whole plan's (see `budget`)
+//! fuel = 1e12
+//! wall = "2h"
+//! runs = 500
 //! ```
 //!
 //! A time is an RFC 3339 timestamp (`"2026-12-03T01:00:00Z"`), a daily
@@ -49,6 +54,7 @@ use runway_audit::LockMode;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::budget::{Budget, BudgetError, BudgetFile};
 use super::locks::LockSet;
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::limits::{
@@ -140,6 +146,9 @@ pub struct Manifest {
     /// progress (`orchestration.progress`).
     #[serde(default, with = "millis_opt", skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Duration>,
+    /// Its plan's budget (every runway of the plan carries it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
 }
 
 /// A delegated runway's place in its tree, fixed when it was filed.
@@ -422,6 +431,8 @@ pub enum PlanError {
         runway: String,
         source: serde_json::Error,
     },
+    #[error("plan {0}")]
+    Budget(#[from] BudgetError),
 }
 
 #[derive(Deserialize)]
@@ -429,6 +440,7 @@ pub enum PlanError {
 struct PlanFile {
     #[serde(default)]
     runway: Vec<ManifestFile>,
+    budget: Option<BudgetFile>,
 }
 
 #[derive(Deserialize)]
@@ -636,9 +648,11 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
         return Ok(match shape {
             serde_json::Value::Array(_) => PlanFile {
                 runway: serde_json::from_str(text).map_err(json)?,
+                budget: None,
             },
             serde_json::Value::Object(m) if !m.contains_key("runway") => PlanFile {
                 runway: vec![serde_json::from_str(text).map_err(json)?],
+                budget: None,
             },
             _ => serde_json::from_str(text).map_err(json)?,
         });
@@ -663,6 +677,7 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
     let manifest: ManifestFile = toml::from_str(text).map_err(syntax)?;
     Ok(PlanFile {
         runway: vec![manifest],
+        budget: None,
     })
 }
 
@@ -857,6 +872,7 @@ impl Plan {
                 max: MAX_RUNWAYS,
             });
         }
+        let budget = file.budget.map(BudgetFile::check).transpose()?;
         let mut manifests = Vec::with_capacity(file.runway.len());
         for m in file.runway {
             m.check_caps()?;
@@ -929,6 +945,7 @@ impl Plan {
                 lineage: None,
                 handoff_from: None,
                 heartbeat,
+                budget,
             });
         }
         let plan = Plan { manifests };

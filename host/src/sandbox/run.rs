@@ -104,6 +104,11 @@ pub struct RunReport {
     /// The events it published (`events.publish`), when it succeeded,
     /// each with the audit sequence of its PUBLISHED record.
     pub published: Vec<(u64, Publication)>,
+    /// From take-off (its store made) to its landing, monotonic: the
+    /// `wall_us` of its COST record.
+    pub wall: Duration,
+    /// Keys and values of its change set that committed (0 when none did).
+    pub bytes_written: u64,
 }
 
 /// A run whose agent has returned, on its way to the landing stage: its
@@ -262,7 +267,26 @@ impl Flown {
                 .map(Box::new),
             fuel_used: self.fuel_used,
             published,
+            wall: Duration::ZERO,
+            bytes_written: 0,
         }
+    }
+
+    /// The attempt this run is.
+    pub fn attempt(&self) -> u32 {
+        self.state.info.attempt
+    }
+
+    /// Fuel the run burnt.
+    pub fn fuel_used(&self) -> u64 {
+        self.fuel_used
+    }
+
+    /// When the run took off: its store was made (its window counts from
+    /// then).
+    pub fn took_off(&self) -> Instant {
+        let bounds = &self.state.bounds;
+        (bounds.deadline.checked_sub(bounds.limits.window())).unwrap_or(self.returned)
     }
 }
 
@@ -278,6 +302,8 @@ impl RunReport {
             handoff: None,
             fuel_used: 0,
             published: Vec::new(),
+            wall: Duration::ZERO,
+            bytes_written: 0,
         }
     }
 }

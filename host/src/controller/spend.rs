@@ -1,0 +1,137 @@
+//! Spending: each runway charged to its filing's account ([`super::cost`])
+//! — one run as it takes off, its COST as it lands — and each filing held
+//! to its budget ([`super::budget`]): a runway whose filing's budget is
+//! spent does not take off but ends BUDGET_EXHAUSTED, and once a budget is
+//! spent every runway of its filing not yet cleared (retries included)
+//! ends so at once, with a reason naming the budget and what was spent.
+//! Runs in the air land.
+//!
+//! A runway's filing is its plan's (the place of the plan's first
+//! runway); a delegated runway's is its tree root's, a runway taking over
+//! by a hand-off that of the runway it took over from. Every runway is
+//! enrolled as it is added — filed, delegated, handed off to, or restored
+//! (then with what its attempts cost so far, so the sums come back whole
+//! after a restart).
+
+use runway_audit::State;
+
+use super::DispatchError;
+use super::cost::Spent;
+use super::dispatch::Dispatch;
+use crate::sandbox::RunReport;
+
+impl Dispatch {
+    /// Opens runway `i`'s account (its filing's) and charges to it what
+    /// the runway has cost so far.
+    pub(super) fn enroll(&mut self, i: usize) {
+        let filing = self.filing_of(i);
+        let budget = self.book.runways[filing].manifest.budget;
+        let account = self.costs.open(filing, budget);
+        let r = &mut self.book.runways[i];
+        let cost = r.course.cost;
+        if cost != Spent::default() {
+            self.costs.charge(&account, &r.manifest, &cost);
+        }
+        r.account = Some(account);
+    }
+
+    /// The place of the first runway of runway `i`'s filing.
+    fn filing_of(&self, i: usize) -> usize {
+        let m = &self.book.runways[i].manifest;
+        let from = match (&m.lineage, &m.handoff_from) {
+            (Some(l), _) => Some(&l.root),
+            (None, Some(from)) => Some(from),
+            (None, None) => None,
+        };
+        let account = from
+            .and_then(|id| self.book.index.get(id))
+            .and_then(|&a| self.book.runways[a].account.as_ref());
+        match account {
+            Some(account) => account.filing,
+            None => self.costs.first.get(&i).copied().unwrap_or(i),
+        }
+    }
+
+    /// Why runway `i` may not take off, if its filing's budget is spent.
+    pub(super) fn over_budget(&self, i: usize) -> Option<String> {
+        let account = self.book.runways[i].account.as_ref()?;
+        let budget = account.budget?;
+        let spent = account.spent();
+        let wall = std::time::Duration::from_micros(spent.wall_us);
+        budget.spent(spent.runs, spent.fuel, wall)
+    }
+
+    /// Runway `i` took off: one run charged; a budget spent by it stops
+    /// the rest of its filing.
+    pub(super) fn charge_run(&mut self, i: usize) -> Result<(), DispatchError> {
+        self.charge(i, &Spent::one_run());
+        self.hold_to_budget(i)
+    }
+
+    /// Runway `i`'s run landed: its COST charged.
+    pub(super) fn charge_landing(&mut self, i: usize, report: &RunReport) {
+        let wall_us = u64::try_from(report.wall.as_micros()).unwrap_or(u64::MAX);
+        let cost = Spent::landed(report.fuel_used, wall_us, report.bytes_written);
+        self.charge(i, &cost);
+    }
+
+    fn charge(&mut self, i: usize, cost: &Spent) {
+        let r = &mut self.book.runways[i];
+        r.course.cost.add(cost);
+        if let Some(account) = &r.account {
+            self.costs.charge(account, &r.manifest, cost);
+        }
+    }
+
+    /// When runway `i`'s filing's budget is spent: the first time, every
+    /// runway of the filing not yet cleared ends BUDGET_EXHAUSTED; after
+    /// that, `i` itself does if it waits (a retry).
+    pub(super) fn hold_to_budget(&mut self, i: usize) -> Result<(), DispatchError> {
+        let Some(why) = self.over_budget(i) else {
+            return Ok(());
+        };
+        let Some(filing) = self.book.runways[i].account.as_ref().map(|a| a.filing) else {
+            return Ok(());
+        };
+        if self.costs.exhausted.insert(filing) {
+            // A filing's runways all come after its first.
+            for j in filing..self.book.runways.len() {
+                let of = self.book.runways[j].account.as_ref().map(|a| a.filing);
+                if of == Some(filing) {
+                    self.exhaust(j, &why)?;
+                }
+            }
+        } else {
+            self.exhaust(i, &why)?;
+        }
+        Ok(())
+    }
+
+    /// Every filing whose budget the trail shows spent stops (at start).
+    pub(super) fn hold_all_to_budgets(&mut self) -> Result<(), DispatchError> {
+        let mut filings: Vec<usize> = self.costs.filings.keys().copied().collect();
+        filings.sort_unstable();
+        for filing in filings {
+            self.hold_to_budget(filing)?;
+        }
+        Ok(())
+    }
+
+    /// Ends runway `j` BUDGET_EXHAUSTED if it waits (is not yet cleared).
+    fn exhaust(&mut self, j: usize, why: &str) -> Result<(), DispatchError> {
+        let waiting = matches!(
+            self.book.runways[j].state(),
+            State::Queued
+                | State::WaitingDeps
+                | State::WaitingApproval
+                | State::WaitingTime
+                | State::WaitingBreaker
+                | State::WaitingLocks
+        );
+        if waiting {
+            self.take_back(j);
+            self.enter(j, State::BudgetExhausted, why.to_string(), None)?;
+        }
+        Ok(())
+    }
+}
