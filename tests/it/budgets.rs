@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use runway_audit::{Event, Record, State};
+use runway_audit::{Call, Event, Outcome, Record, State};
 use runway_host::DispatchOptions;
 use runway_host::controller::{self, Command, RunwayReport};
 use runway_host::roles::{Caller, Role};
@@ -436,4 +436,74 @@ fn runway_show_shows_spend_against_budget() {
         text.contains("reason   plan budget runs = 1 is spent: 1 runs have taken off"),
         "{text}"
     );
+}
+
+/// A delegation tree's budget (its root's `[delegate] tree_fuel`) is
+/// rebuilt from the trail's COST records: a root retried after a restart
+/// finds its tree's fuel as used up as it left it.
+#[test]
+fn a_trees_fuel_stays_spent_across_a_restart() {
+    let grants =
+        "[datasets]\n\"*\" = \"exclusive\"\n\n[delegate]\nagents = [\"probe\"]\ntree_fuel = 1\n";
+    let f = Fixture::with_grants(&[("orchestrator", grants)]);
+    // Its child runs out of the tree's one unit of fuel; it traps after
+    // the join, and retries an hour later.
+    let plan = f.plan(
+        r#"
+        [[runway]]
+        id = "root"
+        agent = "orchestrator"
+        input = { children = [{ agent = "probe", key = "a" }], trap = true }
+        retry = { attempts = 2, initial = "1h", max = "1h" }
+        "#,
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (c, task) = controller::start(f.host.clone(), DispatchOptions::default()).unwrap();
+        c.file(filing(plan)).await.unwrap();
+        loop {
+            let root = c.show("root").await.unwrap();
+            if root.state == State::Queued && root.attempts == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        c.stop(false);
+        task.await.unwrap().unwrap();
+    });
+    let children = |records: &[Record]| {
+        let filed = records
+            .iter()
+            .filter(|r| r.entry.runway.starts_with("root."));
+        filed
+            .filter(|r| matches!(r.entry.event, Event::Filing { .. }))
+            .count()
+    };
+    assert_eq!(children(&f.records()), 1);
+
+    // Two hours on, the retry is due at once.
+    let f = f.reopen();
+    let clock = std::sync::Arc::new(controller::ManualClock::new(
+        jiff::Timestamp::now() + jiff::SignedDuration::from_hours(2),
+    ));
+    let opts = DispatchOptions {
+        clock,
+        ..DispatchOptions::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let root = rt.block_on(async {
+        let (c, task) = controller::start(f.host.clone(), opts).unwrap();
+        let root = c.wait(vec!["root".into()]).await.unwrap().remove(0);
+        c.stop(false);
+        task.await.unwrap().unwrap();
+        root
+    });
+    assert_eq!((root.state, root.attempts), (State::Failed, 2));
+    let records = f.records();
+    assert_eq!(children(&records), 1, "no second child was filed");
+    let refused = records.iter().filter(|r| r.entry.runway == "root").any(|r| {
+        matches!(&r.entry.event, Event::Call { call: Call::Delegate, outcome: Outcome::Limit(why), .. }
+            if why == "budget: the tree of root: its tree_fuel is used up")
+    });
+    assert!(refused, "the second attempt's delegation was refused");
 }

@@ -680,6 +680,7 @@ mod tests {
                 "Joined",
                 "Returned",
                 "Published",
+                "Cost",
             ]
         );
         assert_eq!(Call::ALL.len(), Call::VARIANTS.len());

@@ -765,6 +765,19 @@ mod tests {
             (
                 entry(
                     "import",
+                    None,
+                    Event::Cost {
+                        attempt: 2,
+                        fuel: 81_234,
+                        wall_us: 4_005,
+                        bytes: 105,
+                    },
+                ),
+                "[2024-03-16T01:00:00.123Z] COST    import  attempt 2: fuel 81234, wall 4.005 ms, 105 bytes written",
+            ),
+            (
+                entry(
+                    "import",
                     Some(DS),
                     call(Call::Write, "app/000001", Some(1), Outcome::Ok),
                 ),

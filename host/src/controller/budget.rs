@@ -148,7 +148,7 @@ impl Budget {
         }
         if let Some(wall) = self.wall.filter(|&w| used >= w) {
             return Some(format!(
-                "plan budget wall = {} is spent: its runs took {:.3} s",
+                "plan budget wall = {:#} is spent: its runs took {:.3} s",
                 jiff::SignedDuration::try_from(wall).unwrap_or_default(),
                 used.as_secs_f64()
             ));

@@ -122,6 +122,7 @@ impl Dispatch {
                 _ => {}
             }
         }
+        self.restore_tree_budgets();
         self.hold_all_to_budgets()?;
         // Nothing to tell anyone yet.
         self.waiters.forget_endings();

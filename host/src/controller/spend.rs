@@ -12,12 +12,23 @@
 //! enrolled as it is added — filed, delegated, handed off to, or restored
 //! (then with what its attempts cost so far, so the sums come back whole
 //! after a restart).
+//!
+//! The same costs make the delegation trees' budgets (a root's grants'
+//! `[delegate] tree_fuel`, `tree_wall_secs`, [`super::family::Budget`])
+//! durable: at start, a root that has taken off gets its tree's budget
+//! back — its fuel less what the COST records of the runways below it
+//! say they burnt, its wall time counted from its first take-off (the
+//! time of its first STARTED record).
+
+use std::collections::HashMap;
+use std::time::Duration;
 
 use runway_audit::State;
 
 use super::DispatchError;
 use super::cost::Spent;
 use super::dispatch::Dispatch;
+use super::family::Budget;
 use crate::sandbox::RunReport;
 
 impl Dispatch {
@@ -57,7 +68,7 @@ impl Dispatch {
         let account = self.book.runways[i].account.as_ref()?;
         let budget = account.budget?;
         let spent = account.spent();
-        let wall = std::time::Duration::from_micros(spent.wall_us);
+        let wall = Duration::from_micros(spent.wall_us);
         budget.spent(spent.runs, spent.fuel, wall)
     }
 
@@ -133,5 +144,39 @@ impl Dispatch {
             self.enter(j, State::BudgetExhausted, why.to_string(), None)?;
         }
         Ok(())
+    }
+
+    /// The delegation trees' budgets, as the runways' costs leave them
+    /// (at start, once the runways are restored).
+    pub(super) fn restore_tree_budgets(&mut self) {
+        let mut burnt: HashMap<usize, u64> = HashMap::new();
+        for r in &self.book.runways {
+            let root = r.manifest.lineage.as_ref();
+            if let Some(&root) = root.and_then(|l| self.book.index.get(&l.root)) {
+                let fuel = burnt.entry(root).or_default();
+                *fuel = fuel.saturating_add(r.course.cost.fuel);
+            }
+        }
+        let (now, wall) = (tokio::time::Instant::now(), self.clock.now());
+        for (i, r) in self.book.runways.iter().enumerate() {
+            let grants = r.plugin.as_ref().and_then(|p| p.grants.delegate.as_ref());
+            let Some(d) = grants.filter(|d| d.tree_fuel.is_some() || d.tree_wall_secs.is_some())
+            else {
+                continue;
+            };
+            let took_off = r.course.history.iter().find(|t| t.state == State::Running);
+            let Some(took_off) = took_off.filter(|_| r.manifest.lineage.is_none()) else {
+                continue;
+            };
+            let until = d.tree_wall_secs.map(|secs| {
+                let tree = jiff::SignedDuration::from_secs(secs.min(i64::MAX as u64) as i64);
+                let end = took_off.at.saturating_add(tree).unwrap_or(took_off.at);
+                let left = Duration::try_from(end.duration_since(wall));
+                now + left.unwrap_or(Duration::ZERO)
+            });
+            let fuel_left =
+                (d.tree_fuel).map(|f| f.saturating_sub(burnt.get(&i).copied().unwrap_or(0)));
+            self.family.budgets.insert(i, Budget { fuel_left, until });
+        }
     }
 }
