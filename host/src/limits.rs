@@ -117,6 +117,9 @@ pub const MAX_MEMORY_MIB: u64 = (MAX_MEMORY_BYTES >> 20) as u64;
 pub const MAX_FUEL: u64 = 1_000_000_000_000_000;
 /// Largest `window_secs`: one day.
 pub const MAX_WINDOW_SECS: u64 = 86_400;
+/// Largest `wall` of a plan's `[budget]` (run time summed over its runs):
+/// 366 days.
+pub const MAX_BUDGET_WALL_SECS: u64 = 366 * 86_400;
 /// Largest `max_output_kib`: an output travels back in one host transfer.
 pub const MAX_OUTPUT_KIB: u64 = 1024;
 /// Largest `max_log_kib`.

@@ -29,6 +29,8 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use thiserror::Error;
 
+use crate::limits::MAX_BUDGET_WALL_SECS;
+
 /// A plan's budget, as filed. `None` figures are not limited.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Budget {
@@ -75,9 +77,6 @@ enum Number {
     Float(f64),
 }
 
-/// Most run time a budget may name: a year.
-const MAX_WALL: Duration = Duration::from_secs(366 * 86_400);
-
 impl BudgetFile {
     /// The budget it asks for, checked.
     pub fn check(self) -> Result<Budget, BudgetError> {
@@ -113,7 +112,9 @@ impl BudgetFile {
                 let parsed: jiff::SignedDuration =
                     text.parse().map_err(|e: jiff::Error| bad(e.to_string()))?;
                 let wall = Duration::try_from(parsed).map_err(|_| bad("it is negative".into()))?;
-                if wall < Duration::from_millis(1) || wall > MAX_WALL {
+                if wall < Duration::from_millis(1)
+                    || wall > Duration::from_secs(MAX_BUDGET_WALL_SECS)
+                {
                     return Err(range("wall", "between 1ms and 366 days"));
                 }
                 // Kept whole milliseconds: what the trail keeps, exactly.

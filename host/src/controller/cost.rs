@@ -124,16 +124,18 @@ impl Ledger {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .add(cost);
-        self.agents
-            .entry(manifest.agent.clone())
-            .or_default()
-            .add(cost);
+        add_to(&mut self.agents, &manifest.agent, cost);
         if let Some(trigger) = trigger_of(manifest) {
-            self.triggers
-                .entry(trigger.to_string())
-                .or_default()
-                .add(cost);
+            add_to(&mut self.triggers, trigger, cost);
         }
+    }
+}
+
+/// Adds `cost` to `sums[key]` (the key copied only the first time).
+fn add_to(sums: &mut HashMap<String, Spent>, key: &str, cost: &Spent) {
+    match sums.get_mut(key) {
+        Some(sum) => sum.add(cost),
+        None => drop(sums.insert(key.to_string(), *cost)),
     }
 }
 
