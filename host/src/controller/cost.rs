@@ -92,7 +92,8 @@ impl Account {
 #[derive(Default)]
 pub(super) struct Ledger {
     /// Runway place → the place of the first runway of the plan that filed
-    /// it (for every runway a plan filed but its first).
+    /// it (for every runway a plan filed but its first), until it is
+    /// enrolled.
     pub first: HashMap<usize, usize>,
     /// Filing (its first runway's place) → its account.
     pub filings: HashMap<usize, Account>,

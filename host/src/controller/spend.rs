@@ -46,8 +46,10 @@ impl Dispatch {
         r.account = Some(account);
     }
 
-    /// The place of the first runway of runway `i`'s filing.
-    fn filing_of(&self, i: usize) -> usize {
+    /// The place of the first runway of runway `i`'s filing (asked once,
+    /// as it is enrolled).
+    fn filing_of(&mut self, i: usize) -> usize {
+        let plan = self.costs.first.remove(&i);
         let m = &self.book.runways[i].manifest;
         let from = match (&m.lineage, &m.handoff_from) {
             (Some(l), _) => Some(&l.root),
@@ -59,7 +61,7 @@ impl Dispatch {
             .and_then(|&a| self.book.runways[a].account.as_ref());
         match account {
             Some(account) => account.filing,
-            None => self.costs.first.get(&i).copied().unwrap_or(i),
+            None => plan.unwrap_or(i),
         }
     }
 
