@@ -5,7 +5,9 @@
 //! (`runs`, `fuel`) stops it — the runways not yet cleared end
 //! BUDGET_EXHAUSTED naming the budget and what was spent, and nothing
 //! runs beyond it — and holds after a restart, which rebuilds the spend
-//! from the trail; `runway show` shows spend against budget.
+//! from the trail; `wall` counts the runs' wall times; `runway show`
+//! shows spend against budget; a delegation tree's `tree_fuel` stays
+//! spent across a restart.
 
 use std::time::Duration;
 
@@ -272,6 +274,46 @@ fn a_fuel_budget_stops_a_plan_once_burnt() {
     }
     let records = f.records();
     assert_eq!(started(&records, "next") + started(&records, "last"), 0);
+}
+
+#[test]
+fn a_wall_budget_counts_its_runs_wall_time() {
+    let f = Fixture::new();
+    // A run that commits 200 kB — staged, hashed, written to the store,
+    // its COMMITTING made durable first — takes more than a millisecond.
+    let report = f.run(
+        r#"
+        [budget]
+        wall = "1ms"
+        [[runway]]
+        id = "slow"
+        agent = "bench"
+        action = "touch"
+        datasets = { bench_wall = "exclusive" }
+        input = { bytes = 200000, key = "k" }
+        [[runway]]
+        id = "late"
+        agent = "bench"
+        action = "noop"
+        after = ["slow"]
+        "#,
+    );
+    let slow = report.get("slow").unwrap();
+    assert_eq!(slow.state, State::Succeeded);
+    assert!(slow.cost.wall_us >= 1000, "{:?}", slow.cost);
+    let late = report.get("late").unwrap();
+    assert_eq!(late.state, State::BudgetExhausted);
+    let why = late.reason.as_deref().unwrap();
+    let took = why.strip_prefix("plan budget wall = 1ms is spent: its runs took ");
+    let secs: f64 = took
+        .and_then(|t| t.strip_suffix(" s"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (secs - slow.cost.wall_us as f64 / 1e6).abs() < 0.001,
+        "{why}"
+    );
 }
 
 #[test]
