@@ -549,3 +549,53 @@ fn a_trees_fuel_stays_spent_across_a_restart() {
     });
     assert!(refused, "the second attempt's delegation was refused");
 }
+
+/// `kill -9` while a run flies: the attempt cut short has no COST (the
+/// host could not measure it) but counts as a run — its STARTED is on
+/// the trail — so the plan's `runs` budget holds across the crash.
+#[test]
+fn a_run_cut_short_by_kill_9_still_counts_as_a_run() {
+    let dir = folders();
+    let server = Server::start(dir.path());
+    server.file(
+        r#"
+        [budget]
+        runs = 2
+        [[runway]]
+        id = "sleeper"
+        agent = "probe"
+        action = "slow-first"
+        retry = { attempts = 3, initial = "10ms", max = "10ms" }
+        [[runway]]
+        id = "after"
+        agent = "probe"
+        action = "ok"
+        after = ["sleeper"]
+        "#,
+    );
+    runway_tests::eventually("the sleeper flies", || {
+        server.json(&["show", "sleeper"])["state"] == "RUNNING"
+    });
+    server.kill();
+
+    let server = Server::start(dir.path());
+    server.client(&["wait", "sleeper", "after"]);
+    let sleeper = server.json(&["show", "sleeper"]);
+    assert_eq!(sleeper["state"], "SUCCEEDED", "{sleeper}");
+    assert_eq!(sleeper["attempts"], 2);
+    assert_eq!(sleeper["cost"]["runs"], 2);
+    let after = server.json(&["show", "after"]);
+    assert_eq!(after["state"], "BUDGET_EXHAUSTED", "{after}");
+    assert_eq!(
+        after["reason"],
+        "plan budget runs = 2 is spent: 2 runs have taken off"
+    );
+    assert_eq!(after["spent"]["runs"], 2);
+    let costs: Vec<u64> = server
+        .trail()
+        .iter()
+        .filter(|r| r["runway"] == "sleeper" && r["event"] == "cost")
+        .map(|r| r["attempt"].as_u64().unwrap())
+        .collect();
+    assert_eq!(costs, [2], "only the attempt that landed has a COST");
+}
