@@ -23,6 +23,11 @@
 //! ([`handoff`]); the trees' state is [`family`]'s, and the sandbox
 //! reaches the controller through a [`liaison`].
 //!
+//! Every attempt that lands has a COST record (fuel, wall time, bytes
+//! committed); the controller sums costs per filing, agent and trigger
+//! ([`cost`]) and holds a plan to its `[budget]` ([`budget`], [`spend`]):
+//! once spent, the plan's runways not yet cleared end BUDGET_EXHAUSTED.
+//!
 //! At start the controller folds the audit trail ([`journal`]) back into
 //! its runways, so a restart — after `kill -9` too — goes on where the
 //! trail left off: waiting runways wait again, approvals stay given, a run
