@@ -227,7 +227,6 @@ impl From<Budget> for BudgetView {
     }
 }
 
-
 /// Plans filed, oldest first: which runways were filed together, by whom,
 /// from where (the trail's PLAN records).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
