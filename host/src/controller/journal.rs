@@ -68,6 +68,7 @@ pub fn folds(entry: &Entry) -> bool {
         | Event::Cleared { .. }
         | Event::Started { .. }
         | Event::Returned { .. }
+        | Event::Decided { .. }
         | Event::Succeeded { .. } => !entry.runway.is_empty(),
         _ => false,
     }
@@ -166,6 +167,10 @@ impl Fold {
             }
             Event::Returned { output } => {
                 r.output = Some(output.clone());
+                return;
+            }
+            Event::Decided { value, .. } => {
+                r.decided = value.parse().ok();
                 return;
             }
             _ => return,

@@ -32,13 +32,16 @@ mod book;
 pub(crate) mod clock;
 mod commands;
 pub(crate) mod commit;
+mod condition;
 pub(crate) mod controls;
+mod decide;
 mod delegation;
 mod dispatch;
 mod event_loop;
 mod family;
 mod filing;
 mod flights;
+mod flow;
 mod handoff;
 mod host;
 mod joins;
@@ -63,6 +66,7 @@ mod waiters;
 mod workers;
 
 pub use clock::ManualClock;
+pub use condition::Condition;
 pub use commit::{execute, land};
 pub use controls::{Command, ControlError, Controller, Filed, Filing};
 pub use family::Progress;
@@ -93,11 +97,12 @@ pub struct PlanReport {
 }
 
 impl PlanReport {
-    /// Runways that did not succeed.
+    /// Runways that did not succeed (a runway skipped by its condition
+    /// did not fail).
     pub fn failed(&self) -> usize {
         self.runways
             .iter()
-            .filter(|r| r.state != State::Succeeded)
+            .filter(|r| !matches!(r.state, State::Succeeded | State::Skipped))
             .count()
     }
 

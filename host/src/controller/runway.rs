@@ -65,6 +65,8 @@ pub struct RunwayReport {
     /// What its run last said of its progress, summed with its
     /// children's (in `show` only).
     pub progress: Option<Progress>,
+    /// What its condition (`when`) gave, once read.
+    pub decided: Option<bool>,
 }
 
 /// The course a runway has taken, as its audit records tell it: all the
@@ -85,6 +87,8 @@ pub struct Course {
     pub output: Option<Vec<u8>>,
     /// Every move so far, oldest first.
     pub history: Vec<Transition>,
+    /// What its condition (`when`) gave, once read (DECIDED).
+    pub decided: Option<bool>,
 }
 
 impl Course {
@@ -165,6 +169,12 @@ pub(super) struct Runway {
     /// fresh tokens, until its run takes them (shared with its run).
     pub returned: Returned,
     pub run: Option<Arc<RunReport>>,
+    /// Another runway reads its output: its runs keep it on the trail.
+    pub read: bool,
+    /// Its input once its dependencies ended and its condition held, the
+    /// outputs it takes put in (see `decide`); `None` until then, and for
+    /// a runway that reads no output (its manifest's input is handed over).
+    pub resolved: Option<Vec<u8>>,
 }
 
 impl Runway {
@@ -183,6 +193,8 @@ impl Runway {
             cancel: Cancel::default(),
             returned: Returned::default(),
             run: None,
+            read: false,
+            resolved: None,
         }
     }
 
@@ -235,6 +247,7 @@ impl Runway {
             run: self.run.clone(),
             children: Vec::new(),
             progress: None,
+            decided: self.course.decided,
         }
     }
 
