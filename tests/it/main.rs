@@ -18,6 +18,7 @@ mod delegation_model;
 mod doors;
 mod exit_codes;
 mod flood;
+mod flow;
 mod host_faults;
 mod labels;
 mod locks;

@@ -363,7 +363,11 @@ fn print_runway(r: &RunwayView) {
         println!("output   sha256 {}", escape(d));
     }
     if !r.takes_from.is_empty() {
-        let from: Vec<String> = r.takes_from.iter().map(|f| escape(f).into_owned()).collect();
+        let from: Vec<String> = r
+            .takes_from
+            .iter()
+            .map(|f| escape(f).into_owned())
+            .collect();
         println!("input    takes the output of {}", from.join(", "));
     }
     if let Some(when) = &r.when {

@@ -201,20 +201,35 @@ mod tests {
     fn reads_outputs_input_and_skipped() {
         let score = [("score", json!({"risk": 7, "tags": ["a"]}))];
         let holds = |text: &str, s: Scope| Condition::parse(text).unwrap().evaluate(s);
-        assert_eq!(holds("outputs.score.risk > input.threshold", scope(&score, &[])), Ok(true));
-        assert_eq!(holds("outputs.score.risk < 5", scope(&score, &[])), Ok(false));
-        assert_eq!(holds("'a' in outputs.score.tags", scope(&score, &[])), Ok(true));
+        assert_eq!(
+            holds("outputs.score.risk > input.threshold", scope(&score, &[])),
+            Ok(true)
+        );
+        assert_eq!(
+            holds("outputs.score.risk < 5", scope(&score, &[])),
+            Ok(false)
+        );
+        assert_eq!(
+            holds("'a' in outputs.score.tags", scope(&score, &[])),
+            Ok(true)
+        );
         assert_eq!(holds("has(outputs.import)", scope(&score, &[])), Ok(false));
         assert_eq!(holds("!skipped('x')", scope(&score, &["x"])), Ok(false));
         assert_eq!(holds("!skipped('x')", scope(&score, &[])), Ok(true));
-        assert_eq!(holds("outputs.score.risk > 6.5", scope(&score, &[])), Ok(true));
+        assert_eq!(
+            holds("outputs.score.risk > 6.5", scope(&score, &[])),
+            Ok(true)
+        );
     }
 
     #[test]
     fn a_value_that_is_not_a_bool_or_an_error_is_named() {
         let c = Condition::parse("outputs.score.risk + 1").unwrap();
         let score = [("score", json!({"risk": 7}))];
-        assert_eq!(c.evaluate(scope(&score, &[])), Err("gave 8, not a bool".into()));
+        assert_eq!(
+            c.evaluate(scope(&score, &[])),
+            Err("gave 8, not a bool".into())
+        );
         let missing = Condition::parse("outputs.nobody.risk > 1").unwrap();
         let err = missing.evaluate(scope(&score, &[])).unwrap_err();
         assert!(err.contains("nobody"), "{err}");

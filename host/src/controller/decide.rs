@@ -78,7 +78,11 @@ impl Dispatch {
                 Err(_) => None,
             };
             let (scope, read) = self.scope(i, input);
-            let read = if when.reads_outputs() { read } else { Vec::new() };
+            let read = if when.reads_outputs() {
+                read
+            } else {
+                Vec::new()
+            };
             let value = when.evaluate(scope);
             let event = Event::Decided {
                 expression: when.text().to_string(),

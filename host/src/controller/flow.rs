@@ -191,7 +191,11 @@ pub fn resolve<'a>(
         if !parsed.iter().any(|(name, _)| *name == r.from) {
             parsed.push((r.from.clone(), parse_output(&r.from, bytes)?));
         }
-        let whole = &parsed.iter().find(|(name, _)| *name == r.from).expect("parsed").1;
+        let whole = &parsed
+            .iter()
+            .find(|(name, _)| *name == r.from)
+            .expect("parsed")
+            .1;
         let taken = at_path(whole, &r.from, &r.path)?.clone();
         passed.push(PassedOutput {
             runway: id.to_string(),
@@ -304,8 +308,8 @@ mod tests {
 
     #[test]
     fn a_missing_output_or_path_names_the_runway_and_path() {
-        let input = serde_json::to_vec(&json!({"r": {"from": "score", "path": "risk.level"}}))
-            .unwrap();
+        let input =
+            serde_json::to_vec(&json!({"r": {"from": "score", "path": "risk.level"}})).unwrap();
         let none = resolve(&input, |_| Err("it was skipped".into())).unwrap_err();
         assert_eq!(
             none.to_string(),

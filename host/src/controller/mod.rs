@@ -66,8 +66,8 @@ mod waiters;
 mod workers;
 
 pub use clock::ManualClock;
-pub use condition::Condition;
 pub use commit::{execute, land};
+pub use condition::Condition;
 pub use controls::{Command, ControlError, Controller, Filed, Filing};
 pub use family::Progress;
 pub use host::Host;

@@ -588,11 +588,12 @@ impl ManifestFile {
             runway: runway(),
             source,
         })?;
-        let when = (self.when.as_deref().map(Condition::parse).transpose())
-            .map_err(|source| PlanError::Condition {
+        let when = (self.when.as_deref().map(Condition::parse).transpose()).map_err(|source| {
+            PlanError::Condition {
                 runway: runway(),
                 source,
-            })?;
+            }
+        })?;
         let reads = match refers || when.is_some() {
             true => self.after.clone(),
             false => Vec::new(),
