@@ -471,3 +471,69 @@ fn a_restart_resolves_the_same_input_from_the_outputs_on_the_trail() {
         assert_eq!(returned.count(), 1, "{id}'s output kept once");
     }
 }
+
+/// The same across `kill -9` of a serving host, through its doors: the
+/// reader waits for approval with its input resolved when the host is
+/// killed; the next host resolves the same input at take-off (same
+/// digest), and `show` gives its condition, what it decided and where its
+/// input comes from.
+#[test]
+fn kill_9_of_a_serving_host_resolves_the_same_input_and_show_tells_the_flow() {
+    let dir = crate::server::folders();
+    runway_tests::drop_plugin("orchestrator", &dir.path().join("plugins"));
+    let server = crate::server::Server::start(dir.path());
+    let reader = r#"
+        [[runway]]
+        id = "use"
+        agent = "orchestrator"
+        after = ["score", "import"]
+        approval = { required = true }
+        when = "outputs.score.risk.level > 5"
+        input = { output = { level = { from = "score", path = "risk.level" }, apps = { from = "import" } } }
+        "#;
+    server.file(&format!("{SOURCES}\n{reader}"));
+    runway_tests::eventually("use waits for approval", || {
+        server.json(&["show", "use"])["state"] == "WAITING_APPROVAL"
+    });
+    server.kill();
+    let before = passed(&crate::restart::read_verified(dir.path()), "use");
+    assert_eq!(before.len(), 1, "{before:?}");
+
+    let server = crate::server::Server::start(dir.path());
+    let shown = server.json(&["show", "use"]);
+    assert_eq!(shown["when"], "outputs.score.risk.level > 5", "{shown}");
+    assert_eq!(shown["decided"], true, "{shown}");
+    assert_eq!(shown["takes_from"], json!(["score", "import"]), "{shown}");
+    let human = server.client(&["show", "use"]);
+    assert!(
+        human
+            .stdout
+            .contains("when     outputs.score.risk.level > 5 → true: it went on"),
+        "{}",
+        human.stdout
+    );
+    assert!(
+        human
+            .stdout
+            .contains("input    takes the output of score, import"),
+        "{}",
+        human.stdout
+    );
+    let alice = server.token("alice", &["approver"]);
+    let approved = server.client_as(&alice, &["approve", "use"]);
+    assert_eq!(approved.code, 0, "{}", approved.stderr);
+    let out = server.client(&["wait", "--timeout-secs", "60", "--json", "use"]);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let shown = server.json(&["show", "use"]);
+    assert_eq!(shown["state"], "SUCCEEDED", "{shown}");
+    let output: Value = serde_json::from_str(shown["output"].as_str().unwrap()).unwrap();
+    assert_eq!(output, json!({"level": 7, "apps": [1, 2, 3]}));
+    assert_eq!(server.stop(), Some(0));
+    let after = passed(&crate::restart::read_verified(dir.path()), "use");
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert_eq!(after[0], before[0]);
+    assert_eq!(
+        after[1], before[0],
+        "the same outputs, the same input digest"
+    );
+}

@@ -31,25 +31,21 @@ impl Manifest {
         self.when.is_some() || !self.reads.is_empty()
     }
 
-    /// The runway ids whose outputs flow into its input (`from`), in the
-    /// input's order, each once.
+    /// The runway ids whose outputs flow into its input (`from`), in
+    /// `after`'s order.
     pub fn takes_from(&self) -> Vec<String> {
-        let mut ids: Vec<String> = Vec::new();
         if self.reads.is_empty() || !flow::may_refer(&self.input) {
-            return ids;
+            return Vec::new();
         }
         let Ok(value) = serde_json::from_slice::<Value>(&self.input) else {
-            return ids;
+            return Vec::new();
         };
-        for r in flow::references(&value).unwrap_or_default() {
-            let k = self.reads.iter().position(|n| *n == r.from);
-            if let Some(id) = k.and_then(|k| self.after.get(k))
-                && !ids.contains(id)
-            {
-                ids.push(id.clone());
-            }
-        }
-        ids
+        let refs = flow::references(&value).unwrap_or_default();
+        let taken = |name: &String| refs.iter().any(|r| r.from == *name);
+        (self.reads.iter().zip(&self.after))
+            .filter(|(name, _)| taken(name))
+            .map(|(_, id)| id.clone())
+            .collect()
     }
 
     /// The name its plan gave `after[k]` (the id itself when it reads no

@@ -5,7 +5,9 @@
 //! same controller embedded for one plan.
 //!
 //! A runway waits for its dependencies (every runway in its `after` list
-//! SUCCEEDED), its approval, its earliest start, then asks the host's
+//! SUCCEEDED, or SKIPPED), then its condition is read and the outputs its
+//! input takes are put in ([`decide`]; false skips it), then it waits for
+//! its approval, its earliest start, then asks the host's
 //! [`tower::Tower`] for its whole lock set, which is granted at once when
 //! free (higher priority first among the ready). Cleared runways run in
 //! parallel on blocking threads and land through the host's landing stage,
