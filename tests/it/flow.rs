@@ -51,6 +51,13 @@ fn started(records: &[Record], runway: &str) -> bool {
         .any(|r| r.entry.runway == runway && matches!(r.entry.event, Event::Started { .. }))
 }
 
+/// Why runway `id` of `report` FAILED (it must have).
+fn failed_for(report: &runway_host::PlanReport, id: &str) -> String {
+    let r = report.get(id).unwrap();
+    assert_eq!(r.state, State::Failed, "{id}: {:?}", r.reason);
+    r.reason.clone().unwrap()
+}
+
 /// The digest its SUCCEEDED record gives `runway`'s output.
 fn output_digest(records: &[Record], runway: &str) -> [u8; 32] {
     records
@@ -177,11 +184,7 @@ fn a_missing_output_or_path_fails_the_runway_before_it_starts_naming_both() {
         input = {{ output = {{ r = {{ from = "gate" }} }} }}
         "#
     ));
-    let reason = |id: &str| {
-        let r = report.get(id).unwrap();
-        assert_eq!(r.state, State::Failed, "{id}: {:?}", r.reason);
-        r.reason.clone().unwrap()
-    };
+    let reason = |id: &str| failed_for(&report, id);
     assert_eq!(
         reason("no-path"),
         "input: the output of score has no \"risk.nope\" (no \"nope\" there)"
@@ -324,11 +327,7 @@ fn a_condition_that_fails_to_evaluate_or_is_not_a_bool_fails_the_runway_naming_w
         when = "skipped('import')"
         "#
     ));
-    let reason = |id: &str| {
-        let r = report.get(id).unwrap();
-        assert_eq!(r.state, State::Failed, "{id}: {:?}", r.reason);
-        r.reason.clone().unwrap()
-    };
+    let reason = |id: &str| failed_for(&report, id);
     let no_field = reason("no-field");
     assert!(
         no_field.starts_with("its condition outputs.score.nope > 1 failed: ")
