@@ -69,6 +69,8 @@ pub const MAX_AFTER: usize = 256;
 pub const MAX_LOCKS: usize = 64;
 /// Largest `input` of one runway, once encoded as JSON.
 pub const MAX_INPUT_BYTES: usize = 1 << 20;
+/// Longest condition (`when`, a CEL expression) of one runway, in bytes.
+pub const MAX_WHEN_BYTES: usize = 4096;
 /// Most labels one runway may carry.
 pub const MAX_LABELS: usize = 16;
 /// Longest label key or value, in bytes (printable, a key without `=`).

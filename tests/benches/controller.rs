@@ -15,9 +15,15 @@
 //! filed runways (recovery + folding it back); and `POST /api/runways` →
 //! FILING durable → acknowledged over loopback, on a real disk.
 //!
+//! The same random DAG with a fifth more runways each after an earlier one,
+//! once plainly and once with those runways conditional (`when` true, over
+//! that dependency's output) and taking its output into their input
+//! (`from`): the ratio of the two (the issue's target: at most 1.2×).
+//!
 //! Run with `cargo bench -p runway-tests --bench controller` (release);
-//! `-- dag` (or `chain`, `restart`, `latency`) runs that part alone, and
-//! `-- dag=100000` the DAG at that one size (to profile it alone).
+//! `-- dag` (or `chain`, `restart`, `latency`, `flow`) runs that part
+//! alone, `-- dag=100000` the DAG at that one size (to profile it alone),
+//! and `-- flow=100000` the flow comparison at that size.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -71,6 +77,13 @@ fn main() {
             "\nrandom DAG (1,000 datasets, 10 % after, 1 % approval-gated), 64 workers, tmpfs"
         );
         random_dag(&runtime, &plugins, &tokio, &dag_sizes);
+    }
+    if part("flow") {
+        let n = match asked.iter().find_map(|a| a.strip_prefix("flow=")) {
+            Some(n) => n.parse().expect("flow=SIZE"),
+            None => 10_000,
+        };
+        flow(&runtime, &plugins, &tokio, n);
     }
     if part("restart") {
         restart(&runtime, &plugins, &tokio);
@@ -139,41 +152,9 @@ fn random_dag(
     tokio: &tokio::runtime::Runtime,
     sizes: &[usize],
 ) {
-    let open = |root: &Path| open(runtime, plugins, root);
     let mut per_dag = Vec::new();
     for &n in sizes {
-        let root = runway_tests::tmpfs_dir();
-        let host = open(root.path());
-        let plans = dag(n, 0.01);
-        let t = Instant::now();
-        let stats = tokio.block_on(async {
-            let (c, task) = controller::start(host.clone(), DispatchOptions::default()).unwrap();
-            let mut ids = Vec::new();
-            for (text, gated) in &plans {
-                let plan = Plan::parse(text, &**plugins).expect("plan");
-                let filed = c.file(filing(plan)).await.expect("filed");
-                ids.extend(filed.into_iter().map(|f| f.id));
-                for runway in gated {
-                    let approve = Command::Approve {
-                        runway: runway.clone(),
-                        by: Caller::new("bench", [Role::Admin]),
-                        note: String::new(),
-                    };
-                    c.send(approve).await.expect("approved");
-                }
-            }
-            let ended = c.wait(ids).await.expect("all landed");
-            assert!(
-                ended
-                    .iter()
-                    .all(|r| r.state == runway_host::State::Succeeded)
-            );
-            let stats = c.stats().await.unwrap();
-            c.stop(false);
-            task.await.unwrap().unwrap();
-            stats
-        });
-        let wall = t.elapsed();
+        let (wall, stats) = fly_dag(runtime, plugins, tokio, &dag(n, 0.01, 0.0, false));
         per_dag.push(wall.as_secs_f64() / n as f64);
         report_dag(n, wall, &stats);
     }
@@ -186,6 +167,78 @@ fn random_dag(
     }
 }
 
+/// Files `plans` on a fresh host's controller (approving the gated
+/// runways as they are filed) and waits until all have succeeded: the
+/// wall time and the controller's step figures.
+fn fly_dag(
+    runtime: &Arc<Runtime>,
+    plugins: &Arc<Plugins>,
+    tokio: &tokio::runtime::Runtime,
+    plans: &[(String, Vec<String>)],
+) -> (Duration, Stats) {
+    let root = runway_tests::tmpfs_dir();
+    let host = open(runtime, plugins, root.path());
+    let t = Instant::now();
+    let stats = tokio.block_on(async {
+        let (c, task) = controller::start(host.clone(), DispatchOptions::default()).unwrap();
+        let mut ids = Vec::new();
+        for (text, gated) in plans {
+            let plan = Plan::parse(text, &**plugins).expect("plan");
+            let filed = c.file(filing(plan)).await.expect("filed");
+            ids.extend(filed.into_iter().map(|f| f.id));
+            for runway in gated {
+                let approve = Command::Approve {
+                    runway: runway.clone(),
+                    by: Caller::new("bench", [Role::Admin]),
+                    note: String::new(),
+                };
+                c.send(approve).await.expect("approved");
+            }
+        }
+        let ended = c.wait(ids).await.expect("all landed");
+        assert!(
+            ended
+                .iter()
+                .all(|r| r.state == runway_host::State::Succeeded)
+        );
+        let stats = c.stats().await.unwrap();
+        c.stop(false);
+        task.await.unwrap().unwrap();
+        stats
+    });
+    (t.elapsed(), stats)
+}
+
+/// The random DAG of `n` with a fifth more runways after an earlier one,
+/// plain and with those conditional (`when` over that one's output) and
+/// taking its output (`from`), twice each, interleaved: the best of each
+/// and their ratio.
+fn flow(runtime: &Arc<Runtime>, plugins: &Arc<Plugins>, tokio: &tokio::runtime::Runtime, n: usize) {
+    println!(
+        "
+random DAG of {n} + 20 % runways after an earlier one: plain vs conditional (`when`) and taking its output (`from`), 64 workers, tmpfs"
+    );
+    let plain = dag(n, 0.01, 0.2, false);
+    let flowing = dag(n, 0.01, 0.2, true);
+    let mut best = [(Duration::MAX, Duration::MAX); 2];
+    for round in 0..4 {
+        let which = round % 2;
+        let plans = if which == 0 { &plain } else { &flowing };
+        let (wall, stats) = fly_dag(runtime, plugins, tokio, plans);
+        let b = &mut best[which];
+        *b = (b.0.min(wall), b.1.min(stats.sum));
+        let name = if which == 0 { "plain  " } else { "flowing" };
+        print!("  {name}");
+        report_dag(n, wall, &stats);
+    }
+    let [(plain_wall, plain_busy), (flow_wall, flow_busy)] = best;
+    println!(
+        "  conditions + data passing vs plain (best of 2 each): wall {:.2}x, controller busy {:.2}x (target <= 1.2x)",
+        flow_wall.as_secs_f64() / plain_wall.as_secs_f64(),
+        flow_busy.as_secs_f64() / plain_busy.as_secs_f64()
+    );
+}
+
 /// Restart over a trail of 100,000 filed runways, all still waiting
 /// (gated on an approval): recovery, then folding the trail back.
 fn restart(runtime: &Arc<Runtime>, plugins: &Arc<Plugins>, tokio: &tokio::runtime::Runtime) {
@@ -196,7 +249,7 @@ fn restart(runtime: &Arc<Runtime>, plugins: &Arc<Plugins>, tokio: &tokio::runtim
     let filed_in = Instant::now();
     tokio.block_on(async {
         let (c, task) = controller::start(host.clone(), DispatchOptions::default()).unwrap();
-        for (text, _) in dag(n, 1.0) {
+        for (text, _) in dag(n, 1.0, 0.0, false) {
             let plan = Plan::parse(&text, &**plugins).expect("plan");
             c.file(filing(plan)).await.expect("filed");
         }
@@ -228,8 +281,10 @@ fn restart(runtime: &Arc<Runtime>, plugins: &Arc<Plugins>, tokio: &tokio::runtim
 }
 
 /// `n` runways as plans of 10,000: each plan's text and its gated ids (a
-/// share `gated` of all; 10 % of the rest have an `after`).
-fn dag(n: usize, gated_share: f64) -> Vec<(String, Vec<String>)> {
+/// share `gated` of all; 10 % of the rest have an `after`, and a share
+/// `extra` more, each with a condition over that dependency's output and
+/// taking it into its input when `flow`).
+fn dag(n: usize, gated_share: f64, extra: f64, flow: bool) -> Vec<(String, Vec<String>)> {
     let mut rng = fastrand::Rng::with_seed(7);
     let mut plans = Vec::new();
     for start in (0..n).step_by(10_000) {
@@ -263,6 +318,15 @@ fn dag(n: usize, gated_share: f64) -> Vec<(String, Vec<String>)> {
                 gated.push(format!("r{i}"));
             } else if roll < gated_share + 0.10 && i > 0 {
                 let _ = writeln!(text, "after = [\"r{}\"]", rng.usize(..i));
+            } else if roll < gated_share + 0.10 + extra && i > 0 {
+                let k = rng.usize(..i);
+                let _ = writeln!(text, "after = [\"r{k}\"]");
+                if flow {
+                    let _ = writeln!(
+                        text,
+                        "when = \"outputs.r{k} == 0\"\ninput = {{ n = {{ from = \"r{k}\" }} }}"
+                    );
+                }
             }
         }
         plans.push((text, gated));

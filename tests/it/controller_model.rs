@@ -2,7 +2,8 @@
 //! of filings (agents that succeed, fail, fail once and then succeed, spin
 //! past a 1 s window, or run until stopped; with retries, approvals,
 //! dependencies, an earliest start an hour away, shared or exclusive
-//! locks), approvals, rejections, cancels, pause, resume, the test clock
+//! locks, conditions true, false or `!skipped(...)` of their dependency),
+//! approvals, rejections, cancels, pause, resume, the test clock
 //! moved two hours on or back, restarts (the controller stopped, runs in
 //! the air stopped — failed and retried by policy, as after a crash — the
 //! host reopened, the queue folded back from the trail) and crashes (the trail halted mid-work as a `kill -9` would
@@ -11,8 +12,9 @@
 //! has settled, every runway's state must be the model's, refused commands
 //! must be refused for the model's reason, and no lock is held but the
 //! running runway's; at the end there was one fencing token per attempt
-//! the model expects, tokens only grew, and no two holders of a dataset
-//! ever overlapped where one held it exclusively.
+//! the model expects, tokens only grew, no two holders of a dataset
+//! ever overlapped where one held it exclusively, and a runway SKIPPED
+//! never ran and has its condition's decision on the trail.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -37,6 +39,18 @@ enum Action {
     Hang,
 }
 
+/// A runway's condition (`when`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Cond {
+    None,
+    /// True over its dependency's outputs.
+    True,
+    /// False over its dependency's outputs: SKIPPED.
+    False,
+    /// `!skipped('<its dependency>')` (none without one).
+    NotSkipped,
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     File {
@@ -49,6 +63,7 @@ enum Op {
         after: Option<usize>,
         dataset: usize,
         exclusive: bool,
+        when: Cond,
     },
     Approve(usize),
     Reject(usize),
@@ -79,8 +94,14 @@ fn op() -> impl Strategy<Value = Op> {
             prop::option::weighted(0.4, 1usize..4),
             0usize..3,
             any::<bool>(),
+            prop_oneof![
+                3 => Just(Cond::None),
+                1 => Just(Cond::True),
+                1 => Just(Cond::False),
+                2 => Just(Cond::NotSkipped),
+            ],
         )
-            .prop_map(|(action, retries, gated, later, after, dataset, exclusive)| Op::File {
+            .prop_map(|(action, retries, gated, later, after, dataset, exclusive, when)| Op::File {
                 action,
                 retries,
                 gated,
@@ -88,6 +109,7 @@ fn op() -> impl Strategy<Value = Op> {
                 after,
                 dataset,
                 exclusive,
+                when,
             }),
         2 => (0usize..16).prop_map(Op::Approve),
         1 => (0usize..16).prop_map(Op::Reject),
@@ -108,6 +130,7 @@ struct Modelled {
     retries: bool,
     gated: bool,
     after: Option<usize>,
+    when: Cond,
     /// The model's clock (hours) before which it is not cleared.
     due: Option<i32>,
     approved: bool,
@@ -142,10 +165,18 @@ impl Model {
         }
         if let Some(dep) = r.after {
             match states[dep] {
-                State::Succeeded => {}
+                // A skipped dependency is done, with no output.
+                State::Succeeded | State::Skipped => {}
                 s if is_final(s) => return State::Failed,
                 _ => return State::WaitingDeps,
             }
+        }
+        // Its condition is read once its dependency has ended.
+        let dep_skipped = r.after.is_some_and(|d| states[d] == State::Skipped);
+        match r.when {
+            Cond::False => return State::Skipped,
+            Cond::NotSkipped if dep_skipped => return State::Skipped,
+            _ => {}
         }
         if r.gated && !r.approved {
             return State::WaitingApproval;
@@ -214,7 +245,7 @@ impl Model {
             }
             if is_final(s) && self.runways[i].ended.is_none() {
                 let waited = matches!(s, State::Failed) && self.dep_failed(i, &states);
-                self.runways[i].ran = !waited;
+                self.runways[i].ran = !waited && s != State::Skipped;
                 self.runways[i].ended = Some(s);
             }
             states.push(s);
@@ -226,9 +257,9 @@ impl Model {
 impl Model {
     /// Runway `i`'s dependency ended badly.
     fn dep_failed(&self, i: usize, states: &[State]) -> bool {
-        self.runways[i]
-            .after
-            .is_some_and(|d| is_final(states[d]) && states[d] != State::Succeeded)
+        self.runways[i].after.is_some_and(|d| {
+            is_final(states[d]) && !matches!(states[d], State::Succeeded | State::Skipped)
+        })
     }
 }
 
@@ -378,6 +409,7 @@ fn manifest(i: usize, op: &Op) -> String {
         after,
         dataset,
         exclusive,
+        when,
     } = op
     else {
         unreachable!()
@@ -410,6 +442,16 @@ fn manifest(i: usize, op: &Op) -> String {
     if let Some(back) = after.filter(|&b| b <= i) {
         text.push_str(&format!("after = [\"r{}\"]\n", i - back));
     }
+    let dep = after.filter(|&b| b <= i && b > 0).map(|b| i - b);
+    let when = match (when, dep) {
+        (Cond::True, _) => Some("size(outputs) >= 0".to_string()),
+        (Cond::False, _) => Some("size(outputs) < 0".to_string()),
+        (Cond::NotSkipped, Some(d)) => Some(format!("!skipped('r{d}')")),
+        (Cond::NotSkipped | Cond::None, _) => None,
+    };
+    if let Some(when) = when {
+        text.push_str(&format!("when = \"{when}\"\n"));
+    }
     text
 }
 
@@ -428,6 +470,7 @@ fn run(ops: Vec<Op>) {
                 after,
                 dataset,
                 exclusive,
+                when,
             } => {
                 let i = model.runways.len();
                 let action = match action {
@@ -442,6 +485,7 @@ fn run(ops: Vec<Op>) {
                     after: *after,
                     dataset: *dataset,
                     exclusive: *exclusive,
+                    when: *when,
                 };
                 let plan = d.f().plan(&manifest(i, &op));
                 let filed = d.rt.block_on(d.controller.file(filing(plan))).unwrap();
@@ -451,6 +495,7 @@ fn run(ops: Vec<Op>) {
                     retries: *retries,
                     gated: *gated,
                     after: after.filter(|&b| b <= i && b > 0).map(|b| i - b),
+                    when: *when,
                     due: later.then_some(model.hours + 1),
                     approved: false,
                     ended: None,
@@ -564,6 +609,25 @@ fn run(ops: Vec<Op>) {
     d.rt.block_on(task).unwrap().unwrap();
     let tokens = check_locks(d.f());
     assert_eq!(tokens, model.attempts(), "one fresh token per attempt");
+    // A skipped runway never ran, and its condition's decision is on the
+    // trail.
+    let records = d.f().records();
+    for (i, r) in model.runways.iter().enumerate() {
+        if r.ended != Some(State::Skipped) {
+            continue;
+        }
+        let id = format!("r{i}");
+        let mine = records.iter().filter(|x| x.entry.runway == id);
+        let (mut ran, mut decided) = (false, false);
+        for x in mine {
+            ran |= matches!(x.entry.event, Event::Started { .. });
+            decided |= matches!(&x.entry.event, Event::Decided { value, .. } if value == "false");
+        }
+        assert!(
+            !ran && decided,
+            "{id}: skipped, yet ran ({ran}) or undecided ({decided})"
+        );
+    }
 }
 
 /// No exclusive holder beside another holder of its dataset, ever; tokens
@@ -630,6 +694,7 @@ fn hang(retries: bool) -> Op {
         after: None,
         dataset: 0,
         exclusive: false,
+        when: Cond::None,
     }
 }
 
@@ -653,6 +718,7 @@ fn pause_leaves_a_run_in_the_air_running() {
         after: None,
         dataset: 0,
         exclusive: true,
+        when: Cond::None,
     };
     run(vec![
         gated_failure,
@@ -662,5 +728,28 @@ fn pause_leaves_a_run_in_the_air_running() {
         Op::Crash,
         Op::Approve(8),
         Op::Pause,
+    ]);
+}
+
+/// Conditions as random sequences may miss them: a false one skips its
+/// runway, `!skipped(...)` of it skips its dependent too, and a runway
+/// after that one, with no condition, runs (a skipped dependency is done).
+#[test]
+fn a_false_condition_skips_and_the_skip_travels_as_far_as_asked() {
+    let file = |after: Option<usize>, when: Cond| Op::File {
+        action: Action::Ok,
+        retries: false,
+        gated: false,
+        later: false,
+        after,
+        dataset: 0,
+        exclusive: false,
+        when,
+    };
+    run(vec![
+        file(None, Cond::False),
+        file(Some(1), Cond::NotSkipped),
+        file(Some(1), Cond::None),
+        file(Some(1), Cond::True),
     ]);
 }

@@ -20,6 +20,7 @@ mod doors;
 mod events;
 mod exit_codes;
 mod flood;
+mod flow;
 mod host_faults;
 mod labels;
 mod locks;

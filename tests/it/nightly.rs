@@ -228,5 +228,7 @@ fn event_name(e: &Event) -> &'static str {
         Event::Returned { .. } => "returned",
         Event::Published { .. } => "published",
         Event::Cost { .. } => "cost",
+        Event::Passed { .. } => "passed",
+        Event::Decided { .. } => "decided",
     }
 }

@@ -212,6 +212,38 @@ wire_enum! {
             wall_us: u64,
             bytes: u64,
         },
+        /// Outputs flowed into this runway's input (`from` references),
+        /// written once its dependencies ended and before its run is
+        /// cleared (again after a restart, resolved anew from the trail):
+        /// each output passed, and SHA-256 of the input as resolved, the
+        /// bytes its run is handed.
+        Passed {
+            inputs: Vec<PassedOutput>,
+            input: Hash,
+        },
+        /// This runway's condition (`when`, CEL) was read once its
+        /// dependencies ended: the expression, the outputs it read (whole,
+        /// `path` empty) and its value as CEL text: `true` (it goes on),
+        /// `false` (SKIPPED follows), or another value or the evaluation's
+        /// error (FAILED follows, naming it).
+        Decided {
+            expression: String,
+            read: Vec<PassedOutput>,
+            value: String,
+        },
+    }
+}
+
+wire_struct! {
+    /// One runway's output as another read it ([`Event::Passed`],
+    /// [`Event::Decided`]): whose, which field (a dotted path; empty for
+    /// the whole output), and SHA-256 of that runway's whole output (its
+    /// SUCCEEDED record's digest).
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+    pub struct PassedOutput {
+        pub runway: String,
+        pub path: String,
+        pub digest: Hash,
     }
 }
 
@@ -681,6 +713,8 @@ mod tests {
                 "Returned",
                 "Published",
                 "Cost",
+                "Passed",
+                "Decided",
             ]
         );
         assert_eq!(Call::ALL.len(), Call::VARIANTS.len());

@@ -20,7 +20,9 @@ use std::fmt::Write as _;
 use serde_json::{Map, Value, json};
 
 use crate::hex;
-use crate::record::{Entry, Event, Hash, LockMode, LockRequest, Outcome, Record, sha256};
+use crate::record::{
+    Entry, Event, Hash, LockMode, LockRequest, Outcome, PassedOutput, Record, sha256,
+};
 
 const NS_PER_SEC: u64 = 1_000_000_000;
 const SECS_PER_DAY: u64 = 86_400;
@@ -329,6 +331,27 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 plural_len(*bytes as usize, "byte", "bytes")
             ),
         ),
+        Event::Passed { inputs, input } => (
+            "PASSED",
+            format!(
+                "{} input={}",
+                outputs_read(inputs),
+                &hex::encode(input)[..SHORT_HASH]
+            ),
+        ),
+        Event::Decided {
+            expression,
+            read,
+            value,
+        } => (
+            "DECIDED",
+            format!(
+                "when {} = {} {}",
+                escape(expression),
+                escape(value),
+                outputs_read(read)
+            ),
+        ),
         Event::Paused { by } => ("PAUSED", format!("clearing paused by {}", escape(by))),
         Event::Resumed { by } => ("RESUMED", format!("clearing resumed by {}", escape(by))),
         Event::PlanFiled {
@@ -550,6 +573,21 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("wall_us", json!(wall_us)),
             ("bytes", json!(bytes)),
         ],
+        Event::Passed { inputs, input } => vec![
+            ("event", json!("passed")),
+            ("inputs", passed_json(inputs)),
+            ("input_digest", json!(hex_of(input))),
+        ],
+        Event::Decided {
+            expression,
+            read,
+            value,
+        } => vec![
+            ("event", json!("decided")),
+            ("expression", json!(expression)),
+            ("read", passed_json(read)),
+            ("value", json!(value)),
+        ],
         Event::Paused { by } => vec![("event", json!("paused")), ("by", json!(by))],
         Event::Resumed { by } => vec![("event", json!("resumed")), ("by", json!(by))],
         Event::PlanFiled {
@@ -582,6 +620,33 @@ fn grants_json(locks: &[crate::record::LockGrant]) -> Value {
 
 fn hex_of(hash: &Hash) -> String {
     hex::encode(hash)
+}
+
+/// Outputs another runway read, for a timeline line: `[score.risk
+/// sha256=…, import sha256=…]`.
+fn outputs_read(outputs: &[PassedOutput]) -> String {
+    let each: Vec<String> = outputs
+        .iter()
+        .map(|o| {
+            let path = if o.path.is_empty() {
+                String::new()
+            } else {
+                format!(".{}", escape(&o.path))
+            };
+            let digest = &hex::encode(&o.digest)[..SHORT_HASH];
+            format!("{}{path} sha256={digest}", escape(&o.runway))
+        })
+        .collect();
+    format!("[{}]", each.join(", "))
+}
+
+/// Outputs another runway read, for JSON.
+fn passed_json(outputs: &[PassedOutput]) -> Value {
+    let each: Vec<Value> = outputs
+        .iter()
+        .map(|o| json!({"runway": o.runway, "path": o.path, "digest": hex_of(&o.digest)}))
+        .collect();
+    Value::Array(each)
 }
 
 /// Unicode format characters (general category Cf, Unicode 16), by hand:

@@ -157,6 +157,16 @@ pub struct RunwayView {
     pub progress: Option<ProgressView>,
     /// The agent's output, as text.
     pub output: Option<String>,
+    /// Its condition (a CEL expression): read once its dependencies
+    /// ended; false skipped it.
+    #[serde(default)]
+    pub when: Option<String>,
+    /// The runways whose outputs flow into its input (`from`), by id.
+    #[serde(default)]
+    pub takes_from: Vec<String>,
+    /// What its condition gave, once read (null before, or without one).
+    #[serde(default)]
+    pub decided: Option<bool>,
     /// When it was filed (RFC 3339, UTC, milliseconds).
     #[serde(default)]
     pub filed_at: Option<String>,
@@ -593,6 +603,9 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
             .output
             .as_ref()
             .map(|o| String::from_utf8_lossy(o).into_owned()),
+        when: m.when.as_ref().map(|w| w.text().to_string()),
+        takes_from: m.takes_from(),
+        decided: r.decided,
         filed_at: r.times.filed.map(stamp),
         started_at: r.times.started.map(stamp),
         ended_at: r.times.ended.map(stamp),

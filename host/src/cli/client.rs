@@ -387,6 +387,22 @@ fn print_runway(r: &RunwayView) {
     if let Some(d) = &r.output_digest {
         println!("output   sha256 {}", escape(d));
     }
+    if !r.takes_from.is_empty() {
+        let from: Vec<String> = r
+            .takes_from
+            .iter()
+            .map(|f| escape(f).into_owned())
+            .collect();
+        println!("input    takes the output of {}", from.join(", "));
+    }
+    if let Some(when) = &r.when {
+        let decided = match r.decided {
+            Some(true) => "true: it went on",
+            Some(false) => "false: skipped",
+            None => "not read yet",
+        };
+        println!("when     {} → {decided}", excerpt(when, 200));
+    }
     if let Some(why) = &r.reason {
         println!("reason   {}", excerpt(why, 400));
     }

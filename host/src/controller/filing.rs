@@ -116,6 +116,7 @@ impl Dispatch {
         for i in first..self.book.runways.len() {
             let event = self.book.runways[i].filing();
             self.record(i, None, event);
+            self.mark_read(i);
         }
         let ids: Vec<String> = filed.iter().map(|f| f.id.clone()).collect();
         let plan = Event::PlanFiled {

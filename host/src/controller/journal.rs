@@ -75,6 +75,7 @@ pub fn folds(entry: &Entry) -> bool {
         | Event::Started { .. }
         | Event::Returned { .. }
         | Event::Cost { .. }
+        | Event::Decided { .. }
         | Event::Succeeded { .. } => !entry.runway.is_empty(),
         _ => false,
     }
@@ -188,6 +189,10 @@ impl Fold {
                 ..
             } => {
                 r.cost.add(&Spent::landed(*fuel, *wall_us, *bytes));
+                return;
+            }
+            Event::Decided { value, .. } => {
+                r.decided = value.parse().ok();
                 return;
             }
             _ => return,

@@ -37,7 +37,7 @@ impl Dispatch {
             let output = report.outcome.as_ref().ok();
             let r = &mut self.book.runways[i];
             r.course.output_digest = output.map(runway_audit::sha256);
-            if r.manifest.lineage.is_some() {
+            if r.manifest.lineage.is_some() || r.read {
                 r.course.output = output.cloned();
             }
             if let (Some(to), Some(output)) = (&report.handoff, output) {

@@ -5,7 +5,9 @@
 //! same controller embedded for one plan.
 //!
 //! A runway waits for its dependencies (every runway in its `after` list
-//! SUCCEEDED), its approval, its earliest start, then asks the host's
+//! SUCCEEDED, or SKIPPED), then its condition is read and the outputs its
+//! input takes are put in ([`decide`]; false skips it), then it waits for
+//! its approval, its earliest start, then asks the host's
 //! [`tower::Tower`] for its whole lock set, which is granted at once when
 //! free (higher priority first among the ready). Cleared runways run in
 //! parallel on blocking threads and land through the host's landing stage,
@@ -38,14 +40,17 @@ mod budget;
 pub(crate) mod clock;
 mod commands;
 pub(crate) mod commit;
+mod condition;
 pub(crate) mod controls;
 mod cost;
+mod decide;
 mod delegation;
 mod dispatch;
 mod event_loop;
 mod family;
 mod filing;
 mod flights;
+mod flow;
 mod handoff;
 mod host;
 mod joins;
@@ -73,6 +78,7 @@ mod workers;
 pub use budget::Budget;
 pub use clock::ManualClock;
 pub use commit::{execute, land};
+pub use condition::Condition;
 pub use controls::{Command, ControlError, Controller, Filed, Filing};
 pub use cost::Spent;
 pub use family::Progress;
@@ -103,11 +109,12 @@ pub struct PlanReport {
 }
 
 impl PlanReport {
-    /// Runways that did not succeed.
+    /// Runways that did not succeed (a runway skipped by its condition
+    /// did not fail).
     pub fn failed(&self) -> usize {
         self.runways
             .iter()
-            .filter(|r| r.state != State::Succeeded)
+            .filter(|r| !matches!(r.state, State::Succeeded | State::Skipped))
             .count()
     }
 

@@ -22,7 +22,20 @@
 //! fuel = 1e12
 //! wall = "2h"
 //! runs = 500
+//! when = "outputs.score.risk > 5"        # a condition (CEL) over the outputs of `after`
 //! ```
+//!
+//! An input may take the outputs (JSON) of the runways it runs after: a
+//! table whose keys are exactly `from` (a runway of its `after`, by its
+//! plan's id) and optionally `path` stands for that output, or the field
+//! at `path`, anywhere in the input tree:
+//! `input = { apps = { from = "import" }, risk = { from = "score", path =
+//! "risk.level" }, threshold = 3 }`. A path is dotted; a numeric segment
+//! indexes an array (`items.0.name`). The output is passed by value once
+//! the dependencies have ended; a missing output or path fails the runway
+//! before it starts (see `flow`). `when` is read then too (see
+//! `condition`): false ends the runway SKIPPED, and its dependents go on
+//! as after a success with no output.
 //!
 //! A time is an RFC 3339 timestamp (`"2026-12-03T01:00:00Z"`), a daily
 //! `"HH:MM"` in the host's time zone meaning its next occurrence after
@@ -55,6 +68,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::budget::{Budget, BudgetError, BudgetFile};
+use super::condition::{Condition, ConditionError};
+use super::flow::{self, FlowError};
 use super::locks::LockSet;
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::limits::{
@@ -149,6 +164,15 @@ pub struct Manifest {
     /// Its plan's budget (every runway of the plan carries it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
+    /// Its condition (`when`, CEL; see `condition`), read once its
+    /// dependencies have ended: false skips it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<Condition>,
+    /// The names its plan gave the runways of `after`, in that order, when
+    /// it reads their outputs (a `from` in its input, or a `when`; see
+    /// `flow`): the names those use. Empty when it reads none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reads: Vec<String>,
 }
 
 /// A delegated runway's place in its tree, fixed when it was filed.
@@ -433,6 +457,13 @@ pub enum PlanError {
     },
     #[error("plan {0}")]
     Budget(#[from] BudgetError),
+    #[error("runway {runway:?}: {source}")]
+    Flow { runway: String, source: FlowError },
+    #[error("runway {runway:?}: {source}")]
+    Condition {
+        runway: String,
+        source: ConditionError,
+    },
 }
 
 #[derive(Deserialize)]
@@ -467,6 +498,7 @@ struct ManifestFile {
     approval: Option<ApprovalFile>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    when: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -560,6 +592,27 @@ fn whole_millis(runway: &str, key: &'static str, d: Duration) -> Result<Duration
 }
 
 impl ManifestFile {
+    /// Its condition, parsed, and the names of `after` when it reads
+    /// their outputs (`input`'s references, checked).
+    fn flow(&self, input: &[u8]) -> Result<(Option<Condition>, Vec<String>), PlanError> {
+        let runway = || self.id.clone();
+        let refers = flow::check(input, &self.after).map_err(|source| PlanError::Flow {
+            runway: runway(),
+            source,
+        })?;
+        let when = (self.when.as_deref().map(Condition::parse).transpose()).map_err(|source| {
+            PlanError::Condition {
+                runway: runway(),
+                source,
+            }
+        })?;
+        let reads = match refers || when.is_some() {
+            true => self.after.clone(),
+            false => Vec::new(),
+        };
+        Ok((when, reads))
+    }
+
     /// The window, retry policy and priority, checked.
     /// Its `heartbeat`: how long its run may go without reporting
     /// progress, between 100 ms and 24 h.
@@ -893,6 +946,7 @@ impl Plan {
             }
             let (window, retry) = m.schedule()?;
             let heartbeat = m.heartbeat()?;
+            let (condition, reads) = m.flow(&input)?;
             let earliest_start = m
                 .earliest_start
                 .as_deref()
@@ -946,6 +1000,8 @@ impl Plan {
                 handoff_from: None,
                 heartbeat,
                 budget,
+                when: condition,
+                reads,
             });
         }
         let plan = Plan { manifests };

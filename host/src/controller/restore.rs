@@ -71,6 +71,9 @@ impl Dispatch {
                 self.family.successors.insert(c, i);
             }
         }
+        for i in 0..self.book.runways.len() {
+            self.mark_read(i);
+        }
         if let Some(by) = &journal.paused {
             tracing::info!("clearing stays paused (paused by {by})");
             self.host.tower.set_paused(true);

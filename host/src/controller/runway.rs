@@ -67,6 +67,8 @@ pub struct RunwayReport {
     /// What its run last said of its progress, summed with its
     /// children's (in `show` only).
     pub progress: Option<Progress>,
+    /// What its condition (`when`) gave, once read.
+    pub decided: Option<bool>,
     /// When it was filed, first ran and ended, from its history (kept in
     /// lists too, which leave the history out).
     pub times: Times,
@@ -107,6 +109,8 @@ pub struct Course {
     pub output: Option<Vec<u8>>,
     /// Every move so far, oldest first.
     pub history: Vec<Transition>,
+    /// What its condition (`when`) gave, once read (DECIDED).
+    pub decided: Option<bool>,
     /// What its attempts cost (runs taken off, and their COST records).
     pub cost: Spent,
 }
@@ -189,6 +193,12 @@ pub(super) struct Runway {
     /// fresh tokens, until its run takes them (shared with its run).
     pub returned: Returned,
     pub run: Option<Arc<RunReport>>,
+    /// Another runway reads its output: its runs keep it on the trail.
+    pub read: bool,
+    /// Its input once its dependencies ended and its condition held, the
+    /// outputs it takes put in (see `decide`); `None` until then, and for
+    /// a runway that reads no output (its manifest's input is handed over).
+    pub resolved: Option<Vec<u8>>,
     /// Its filing's budget and spend, once the controller knows it.
     pub account: Option<Account>,
 }
@@ -209,6 +219,8 @@ impl Runway {
             cancel: Cancel::default(),
             returned: Returned::default(),
             run: None,
+            read: false,
+            resolved: None,
             account: None,
         }
     }
@@ -262,6 +274,7 @@ impl Runway {
             run: self.run.clone(),
             children: Vec::new(),
             progress: None,
+            decided: self.course.decided,
             times: self.times(),
             cost: self.course.cost,
             budget: self.account.as_ref().and_then(|a| a.budget),

@@ -1,6 +1,7 @@
 //! Settling: after every event, each runway that may move on does — a
 //! dependency that ended badly fails its dependents (so failure travels
-//! down whole chains), dependencies all done send a runway on to its
+//! down whole chains; a SKIPPED one is done, with no output), dependencies
+//! all done send a runway on to its condition and input (`decide`), its
 //! approval, its earliest start and the tower; a retry whose backoff is
 //! over goes round again; a runway not cleared by its `expires` EXPIRES.
 //! Only the runways marked dirty or timed are looked at.
@@ -53,13 +54,15 @@ impl Dispatch {
             }
             let book = &self.book;
             let after = &r.manifest.after;
+            // A skipped dependency is done, with no output.
+            let done = |s: State| matches!(s, State::Succeeded | State::Skipped);
             let failed = after
                 .iter()
-                .find(|a| book.dep(a).ended() && book.dep(a).state() != State::Succeeded)
+                .find(|a| book.dep(a).ended() && !done(book.dep(a).state()))
                 .map(|a| (a.clone(), book.dep(a).state()));
             let waiting: Vec<&str> = after
                 .iter()
-                .filter(|a| book.dep(a).state() != State::Succeeded)
+                .filter(|a| !done(book.dep(a).state()))
                 .map(String::as_str)
                 .collect();
             if let Some((dep, state)) = failed {
@@ -75,6 +78,10 @@ impl Dispatch {
                     if r.start_at.is_none() && r.expires_at.is_none() {
                         self.schedule.timed.remove(&i);
                     }
+                }
+                // Its condition and the outputs it takes.
+                if !self.decide(i)? {
+                    continue;
                 }
                 let r = &self.book.runways[i];
                 let approved = r.course.approved_by().is_some();

@@ -56,6 +56,10 @@ impl Dispatch {
             self.grounded(i);
             return self.fail(i, format!("not started: {spent}"));
         }
+        if let Err(missing) = self.ready_input(i) {
+            self.grounded(i);
+            return self.fail(i, missing);
+        }
         let cleared = Event::Cleared {
             locks: grants.clone(),
         };
@@ -85,12 +89,15 @@ impl Dispatch {
             runway: r.id().to_string(),
             program,
             action: r.manifest.action.clone(),
-            input: r.manifest.input.clone(),
+            input: r
+                .resolved
+                .clone()
+                .unwrap_or_else(|| r.manifest.input.clone()),
             attempt,
             locks: grants,
             cancel: r.cancel.clone(),
             delegator: Some(Arc::new(liaison)),
-            keep_output: r.manifest.lineage.is_some(),
+            keep_output: r.manifest.lineage.is_some() || r.read,
         };
         // The run's own records (STARTED first) come after these.
         self.flush()?;

@@ -20,7 +20,11 @@
 //!   after the join, then written (key `parent`), each outcome reported;
 //! - `count`: delegates that many `probe` `ok` children beside `children`;
 //! - `tally`: the output's `results` become `{"<state>": count, ...}`;
-//! - `trap`: panics after the join (the instance traps).
+//! - `trap`: panics after the join (the instance traps);
+//! - `output`: any JSON, returned at once as the output, nothing else done
+//!   (a plan's `from` references in it come back resolved: what flowed
+//!   in);
+//! - `raw`: text returned at once as the output, as is (not JSON).
 //!
 //! Output: `{"delegated": ["<child id>" | "<error kind>: <message>", ...],
 //! "results": [{"runway", "agent", "state", "output", "reason"}, ...],
@@ -54,6 +58,10 @@ struct Input {
     tally: bool,
     /// Panics (traps) after the join.
     trap: bool,
+    /// Returned at once as the output.
+    output: Option<Value>,
+    /// Returned at once as the output, as bytes.
+    raw: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Clone)]
@@ -108,6 +116,12 @@ struct Orchestrator;
 impl RawAgent for Orchestrator {
     fn run(ctx: &Context) -> Result<Vec<u8>, Error> {
         let input: Input = ctx.input()?;
+        if let Some(output) = &input.output {
+            return serde_json::to_vec(output).map_err(|e| Error::Invalid(e.to_string()));
+        }
+        if let Some(raw) = &input.raw {
+            return Ok(raw.clone().into_bytes());
+        }
         if let Some((dataset, key, value)) = &input.write {
             ctx.dataset(dataset).write(key, value.as_bytes())?;
         }
