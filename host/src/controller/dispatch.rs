@@ -12,6 +12,8 @@ use std::sync::Arc;
 use runway_audit::{AuditError, Entry, Event, State};
 
 use super::book::Book;
+use super::breaker::Breakers;
+use super::health::Figures;
 use super::clock::Clock;
 use super::controls::Inbox;
 use super::family::Families;
@@ -54,6 +56,11 @@ pub(super) struct Dispatch {
     /// Clearing stopped for good; the controller ends once nothing flies.
     pub stopping: bool,
     pub stats: Stats,
+    /// Agents' circuit breakers, their figures, and the landings their
+    /// breakers have not looked at yet (agent, runway, succeeded).
+    pub breakers: Breakers,
+    pub figures: Figures,
+    pub landings: Vec<(String, String, bool)>,
 }
 
 impl Dispatch {
@@ -73,6 +80,9 @@ impl Dispatch {
             closed: false,
             stopping: false,
             stats: Stats::default(),
+            breakers: Breakers::default(),
+            figures: Figures::default(),
+            landings: Vec::new(),
         }
     }
 
@@ -191,8 +201,10 @@ impl Dispatch {
         by: Option<String>,
     ) -> Result<(), IllegalMove> {
         let was_ended = self.book.runways[i].ended();
-        let flew = self.book.runways[i].state() == State::Running;
+        let from = self.book.runways[i].state();
+        let flew = from == State::Running;
         self.book.runways[i].move_to(to)?;
+        self.count_flight(i, from, to, reason);
         if flew && to != State::Running {
             self.family.landed.push(i);
         }

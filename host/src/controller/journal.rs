@@ -20,6 +20,8 @@ use std::path::Path;
 
 use runway_audit::{Entry, Event, Hash, State, VerifyError};
 
+use super::breaker::Breakers;
+use super::health::{Ended, Figures};
 use super::runway::{Course, Transition, Unfiled, timestamp, unfile};
 use super::state::Lifecycle;
 
@@ -43,6 +45,10 @@ pub struct Journal {
     pub paused: Option<String>,
     /// Plans filed: (source, plan digest) → their runway ids.
     pub plans: HashMap<(String, Hash), Vec<String>>,
+    /// Each agent's breaker as its last BREAKER record left it.
+    pub breakers: Breakers,
+    /// Each agent's attempts, as STARTED and their ends tell them.
+    pub figures: Figures,
 }
 
 /// Reads the trail in `dir` and folds it.
@@ -57,9 +63,10 @@ pub fn read(dir: &Path) -> Result<Journal, VerifyError> {
 /// of the trail ([`super::snapshot`]).
 pub fn folds(entry: &Entry) -> bool {
     match &entry.event {
-        Event::Paused { .. } | Event::Resumed { .. } | Event::PlanFiled { .. } => {
-            entry.runway.is_empty()
-        }
+        Event::Paused { .. }
+        | Event::Resumed { .. }
+        | Event::PlanFiled { .. }
+        | Event::BreakerMoved { .. } => entry.runway.is_empty(),
         Event::FilingV1(_)
         | Event::Filing { .. }
         | Event::Filed { .. }
@@ -68,7 +75,8 @@ pub fn folds(entry: &Entry) -> bool {
         | Event::Cleared { .. }
         | Event::Started { .. }
         | Event::Returned { .. }
-        | Event::Succeeded { .. } => !entry.runway.is_empty(),
+        | Event::Succeeded { .. }
+        | Event::Routed { .. } => !entry.runway.is_empty(),
         _ => false,
     }
 }
@@ -88,6 +96,9 @@ impl Fold {
             match &entry.event {
                 Event::Paused { by } => self.journal.paused = Some(by.clone()),
                 Event::Resumed { .. } => self.journal.paused = None,
+                Event::BreakerMoved { .. } => {
+                    self.journal.breakers.restore(&entry.agent, &entry.event, at)
+                }
                 Event::PlanFiled {
                     by,
                     source,
@@ -148,6 +159,12 @@ impl Fold {
         let Some(&i) = self.index.get(runway) else {
             return;
         };
+        self.count(time_ns, at, entry);
+        if let Event::Routed { picked, .. } = event {
+            let manifest = &mut self.journal.runways[i].filed.manifest;
+            manifest.agent = picked.clone();
+            return;
+        }
         let r = &mut self.journal.runways[i].course;
         let (to, reason, by) = match event {
             Event::Moved { to, reason, by } => (*to, reason.clone(), by.clone()),
@@ -177,6 +194,30 @@ impl Fold {
             reason,
             by,
         });
+    }
+
+    /// An attempt taking off or ending, for the agents' figures.
+    fn count(&mut self, time_ns: u64, at: jiff::Timestamp, entry: &Entry) {
+        let figures = &mut self.journal.figures;
+        let (how, reason) = match &entry.event {
+            Event::Started { .. } => {
+                figures.took_off(&entry.runway, &entry.agent, time_ns);
+                return;
+            }
+            Event::Succeeded { .. } => (Ended::Succeeded, ""),
+            Event::Failed { reason } => (Ended::Failed, reason.as_str()),
+            Event::Moved {
+                to: State::TimedOut,
+                reason,
+                ..
+            } => (Ended::Failed, reason.as_str()),
+            Event::Moved {
+                to: State::Cancelled,
+                ..
+            } => (Ended::Cancelled, ""),
+            _ => return,
+        };
+        figures.ended(&entry.runway, how, reason, time_ns, at);
     }
 
     pub fn finish(self) -> Journal {

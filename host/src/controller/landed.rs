@@ -21,6 +21,8 @@ impl Dispatch {
     pub(super) fn land(&mut self, i: usize, report: RunReport) -> Result<(), DispatchError> {
         self.land_locks(i);
         self.spend(i, report.fuel_used);
+        let agent = &self.book.runways[i].manifest.agent;
+        self.figures.fuel(agent, report.fuel_used);
         let (to, reason, by) = match &report.outcome {
             Ok(_) => (State::Succeeded, String::new(), None),
             Err(reason @ RunFailure::TimedOut { .. }) => {

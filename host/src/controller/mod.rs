@@ -28,7 +28,9 @@
 //! trail left off: waiting runways wait again, approvals stay given, a run
 //! the crash cut short retries per its policy.
 
+mod agents;
 mod book;
+mod breaker;
 pub(crate) mod clock;
 mod commands;
 pub(crate) mod commit;
@@ -39,7 +41,9 @@ mod event_loop;
 mod family;
 mod filing;
 mod flights;
+mod gate;
 mod handoff;
+pub(crate) mod health;
 mod host;
 mod joins;
 pub(crate) mod journal;
@@ -50,6 +54,8 @@ pub(crate) mod locks;
 pub(crate) mod plan;
 pub(crate) mod policy;
 mod restore;
+mod route;
+mod routing;
 mod runway;
 mod settle;
 mod snapshot;
@@ -66,9 +72,11 @@ pub use clock::ManualClock;
 pub use commit::{execute, land};
 pub use controls::{Command, ControlError, Controller, Filed, Filing};
 pub use family::Progress;
+pub use health::{AgentHealth, LastFailure};
 pub use host::Host;
 pub use locks::LockSet;
 pub use plan::{Catalog, Lineage, Manifest, Plan, PlanError, When};
+pub use route::{OnOpen, Prefer, Route};
 pub use runway::{RunwayReport, Transition, filed_manifest};
 pub use runway_audit::State;
 pub use start::{HostSetup, Opened, PluginSource, SNAPSHOT_AFTER, StartError, open};

@@ -50,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::locks::LockSet;
+use super::route::{AgentFile, OnOpen, Route};
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::limits::{
     LATEST_TIME_SECS, MAX_ACTION_BYTES, MAX_AFTER, MAX_ATTEMPTS, MAX_INPUT_BYTES, MAX_LABEL_BYTES,
@@ -140,6 +141,13 @@ pub struct Manifest {
     /// progress (`orchestration.progress`).
     #[serde(default, with = "millis_opt", skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Duration>,
+    /// Its route among redundant agents, when `agent` named several
+    /// (`agent` is then the pick, made again for each attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+    /// What it does while its agent's breaker is open.
+    #[serde(default, skip_serializing_if = "OnOpen::is_wait")]
+    pub on_open: OnOpen,
 }
 
 /// A delegated runway's place in its tree, fixed when it was filed.
@@ -422,6 +430,8 @@ pub enum PlanError {
         runway: String,
         source: serde_json::Error,
     },
+    #[error("runway {runway:?}: {why}")]
+    BadRoute { runway: String, why: String },
 }
 
 #[derive(Deserialize)]
@@ -437,7 +447,7 @@ struct ManifestFile {
     /// Default: the agent's name.
     #[serde(default)]
     id: String,
-    agent: String,
+    agent: AgentFile,
     #[serde(default = "default_action")]
     action: String,
     #[serde(default)]
@@ -455,6 +465,8 @@ struct ManifestFile {
     approval: Option<ApprovalFile>,
     #[serde(default)]
     labels: BTreeMap<String, String>,
+    #[serde(default)]
+    on_open: OnOpen,
 }
 
 #[derive(Deserialize)]
@@ -676,9 +688,13 @@ impl ManifestFile {
             source,
         })?;
         let runway = || self.id.clone();
-        names::check_agent(&self.agent).map_err(|source| PlanError::BadAgent {
+        names::check_agent(self.agent.name()).map_err(|source| PlanError::BadAgent {
             runway: runway(),
             source,
+        })?;
+        self.agent.check().map_err(|why| PlanError::BadRoute {
+            runway: runway(),
+            why,
         })?;
         check_action(&self.id, &self.action)?;
         for (key, count, max) in [
@@ -848,7 +864,7 @@ impl Plan {
         let mut file = plan_file(text)?;
         for m in &mut file.runway {
             if m.id.is_empty() {
-                m.id = m.agent.clone();
+                m.id = m.agent.name().to_string();
             }
         }
         if file.runway.len() > MAX_RUNWAYS {
@@ -912,9 +928,10 @@ impl Plan {
                 }
                 _ => None,
             };
+            let route = m.agent.route().cloned();
             manifests.push(Manifest {
                 id: m.id,
-                agent: m.agent,
+                agent: m.agent.name().to_string(),
                 action: m.action,
                 datasets: m.datasets,
                 after: m.after,
@@ -929,6 +946,8 @@ impl Plan {
                 lineage: None,
                 handoff_from: None,
                 heartbeat,
+                route,
+                on_open: m.on_open,
             });
         }
         let plan = Plan { manifests };
@@ -955,6 +974,21 @@ impl Plan {
                 });
             };
             m.check_locks(grants)?;
+            // Every candidate of a route: known, and granted the lock set.
+            for agent in m.route.iter().flat_map(|r| r.any.iter().skip(1)) {
+                let Some(grants) = catalog.grants(agent) else {
+                    return Err(PlanError::UnknownAgent {
+                        runway: m.id.clone(),
+                        agent: agent.clone(),
+                        known: catalog.names().join(", "),
+                    });
+                };
+                let candidate = Manifest {
+                    agent: agent.clone(),
+                    ..m.clone()
+                };
+                candidate.check_locks(grants)?;
+            }
         }
         self.check_acyclic()
     }

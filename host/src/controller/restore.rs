@@ -28,6 +28,9 @@ impl Dispatch {
                 self.book.plans.insert(key, ids);
             }
         }
+        self.breakers = journal.breakers;
+        self.figures = journal.figures;
+        self.hold_tripped();
         let catalog = self.host.plugins();
         for f in journal.runways {
             let Unfiled {

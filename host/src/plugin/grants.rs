@@ -22,6 +22,11 @@
 //! descendants = 1000        # runways in a tree below its root [100000]
 //! tree_fuel = 1_000_000_000_000  # fuel for every run below the root together [10^18]; default: no tree budget
 //! tree_wall_secs = 3600     # the tree's wall time, from its root's take-off [86400]; default: none
+//!
+//! [breaker]                 # none by default (see `super::breaker`)
+//! failures = 5              # attempts failed within ...
+//! within = "10m"            # ... this long open it; it stays open
+//! open_for = "5m"           # this long, then one probe runs
 //! ```
 //!
 //! A child's rights are the intersection of its own grants and its
@@ -39,6 +44,7 @@ use runway_audit::LockMode;
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::breaker::{BreakerFile, BreakerGrant};
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::limits::{
     Limits, MAX_CHILDREN, MAX_DELEGATE_DEPTH, MAX_DESCENDANTS, MAX_FUEL, MAX_LOG_KIB,
@@ -54,6 +60,8 @@ pub struct Grants {
     pub limits: Limits,
     /// Whom it may delegate to, and how far; `None`: it may not.
     pub delegate: Option<Delegate>,
+    /// Its circuit breaker; `None`: it has none.
+    pub breaker: Option<BreakerGrant>,
 }
 
 /// What a plugin may delegate: the `[delegate]` table.
@@ -123,6 +131,12 @@ pub enum GrantsError {
         pattern: String,
         source: NameError,
     },
+    #[error("{file}: {key} {why}")]
+    Breaker {
+        file: String,
+        key: &'static str,
+        why: String,
+    },
     #[error("{file}: {key} must be greater than zero")]
     Zero { file: String, key: &'static str },
     #[error("{file}: {key} = {value} exceeds the host's maximum of {max}")]
@@ -142,6 +156,7 @@ struct GrantsFile {
     #[serde(default)]
     limits: Limits,
     delegate: Option<Delegate>,
+    breaker: Option<BreakerFile>,
 }
 
 impl Grants {
@@ -241,10 +256,19 @@ impl Grants {
                 });
             }
         }
+        let breaker = match &parsed.breaker {
+            Some(b) => Some(b.check().map_err(|(key, why)| GrantsError::Breaker {
+                file: file.clone(),
+                key,
+                why,
+            })?),
+            None => None,
+        };
         Ok(Grants {
             datasets: parsed.datasets,
             limits: l,
             delegate: parsed.delegate,
+            breaker,
         })
     }
 
