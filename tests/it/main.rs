@@ -5,6 +5,7 @@ mod agents;
 mod audit_crash;
 mod audit_tamper;
 mod audit_trail;
+mod breakers;
 mod cli;
 mod commit_crash;
 mod controller;

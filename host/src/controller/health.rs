@@ -28,7 +28,7 @@ struct Ran {
     ms: u64,
 }
 
-/// An agent's last failure.
+/// An agent's last failure (`at` on the system clock, the trail's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LastFailure {
     pub runway: String,
@@ -199,7 +199,7 @@ impl Figures {
             f.last_failure = Some(LastFailure {
                 runway: runway.to_string(),
                 reason: crate::limits::cut(reason, crate::limits::MAX_REASON),
-                at,
+                at: Timestamp::from_nanosecond(i128::from(at_ns)).unwrap_or(at),
             });
         }
         f.window.push_back(Ran { ok, ms });
