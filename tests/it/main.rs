@@ -33,6 +33,7 @@ mod policy;
 mod polyglot_delegation;
 mod probe;
 mod restart;
+mod routing;
 mod review_pipeline;
 mod rights;
 mod sandbox;
