@@ -103,7 +103,9 @@ impl Tower {
 
     pub fn agent(&self, name: &str) -> AgentHealth {
         let all = self.rt.block_on(self.controller.agents()).unwrap();
-        all.into_iter().find(|a| a.agent == name).expect("agent listed")
+        all.into_iter()
+            .find(|a| a.agent == name)
+            .expect("agent listed")
     }
 
     pub fn records(&self) -> Vec<Record> {
@@ -168,7 +170,13 @@ fn a_breaker_opens_holds_its_runways_and_closes_on_its_probe() {
     assert_eq!((shaky.breaker, shaky.failed, shaky.runs), ("open", 3, 3));
     let until = t.t0 + SignedDuration::from_mins(5);
     assert_eq!(shaky.breaker_until, Some(until));
-    assert!(shaky.last_failure.unwrap().reason.contains("failing on purpose"));
+    assert!(
+        shaky
+            .last_failure
+            .unwrap()
+            .reason
+            .contains("failing on purpose")
+    );
     let records = t.records();
     assert_eq!(
         breaker_moves(&records, "shaky"),
@@ -209,7 +217,10 @@ fn a_breaker_opens_holds_its_runways_and_closes_on_its_probe() {
         .unwrap();
     let probe_ok = at(&records, "first", |e| matches!(e, Event::Succeeded { .. }));
     let second_cleared = at(&records, "second", |e| matches!(e, Event::Cleared { .. }));
-    assert!(probe_ok < closed && closed < second_cleared, "one probe only");
+    assert!(
+        probe_ok < closed && closed < second_cleared,
+        "one probe only"
+    );
     assert_eq!(t.agent("shaky").breaker, "closed");
 }
 
@@ -240,7 +251,8 @@ fn on_open_fail_fails_at_once_naming_the_agent_and_its_breaker() {
     assert_eq!(r.state, State::Failed);
     let reason = r.reason.as_deref().unwrap();
     assert!(
-        reason.contains("agent shaky's circuit breaker is open until") && reason.contains("on_open"),
+        reason.contains("agent shaky's circuit breaker is open until")
+            && reason.contains("on_open"),
         "{reason}"
     );
     assert_eq!(r.attempts, 0, "it never took off");
@@ -265,4 +277,78 @@ fn a_breaker_survives_a_restart() {
     t.advance(SignedDuration::from_mins(5));
     assert_eq!(t.wait(&id)[0].state, State::Succeeded);
     assert_eq!(t.agent("shaky").breaker, "closed");
+}
+
+#[test]
+fn runway_agents_shows_each_agents_health_and_breaker() {
+    use crate::server::{Server, folders, get};
+    let dir = folders();
+    let plugins = dir.path().join("plugins");
+    std::fs::copy(bundled_path("probe"), plugins.join("shaky.toml.tmp")).unwrap();
+    std::fs::write(
+        plugins.join("shaky.toml"),
+        format!("{OPEN_GRANTS}[breaker]\nfailures = 2\nwithin = \"10m\"\nopen_for = \"1h\"\n"),
+    )
+    .unwrap();
+    std::fs::rename(plugins.join("shaky.toml.tmp"), plugins.join("shaky.wasm")).unwrap();
+    let server = Server::start(dir.path());
+    let ids = server.file(&format!(
+        "{}{}{}",
+        one("bad-1", "shaky", "fail", ""),
+        one("bad-2", "shaky", "fail", ""),
+        one("good", "probe", "ok", "")
+    ));
+    assert_eq!(server.client(&["wait", &ids[0], &ids[1], &ids[2]]).code, 1);
+    let held = server.file(&one("held", "shaky", "ok", ""));
+    let out = server.client(&["agents"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let shaky = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("shaky "))
+        .unwrap();
+    assert!(shaky.contains("open until"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("last failure bad-2 at"),
+        "{}",
+        out.stdout
+    );
+    let probe = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("probe "))
+        .unwrap();
+    assert!(probe.ends_with("closed"), "{probe}");
+
+    let json = server.json(&["agents"]);
+    let agents = json["agents"].as_array().unwrap();
+    let shaky = agents.iter().find(|a| a["agent"] == "shaky").unwrap();
+    assert_eq!(shaky["runs"], 2);
+    assert_eq!(shaky["failed"], 2);
+    assert_eq!(shaky["success_ratio"], 0.0);
+    assert_eq!(shaky["breaker"], "open");
+    assert!(shaky["breaker_until"].is_string());
+    assert_eq!(shaky["last_failure"]["runway"], "bad-2");
+    let probe = agents.iter().find(|a| a["agent"] == "probe").unwrap();
+    assert_eq!(
+        (probe["runs"].as_u64(), probe["succeeded"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(probe["p50_ms"].is_u64() && probe["last_failure"].is_null());
+
+    let show = server.json(&["show", &held[0]]);
+    assert_eq!(show["state"], "WAITING_BREAKER");
+    let (status, metrics) = get(&server.url, "/metrics", &server.admin());
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("runway_breaker_state{agent=\"shaky\"} 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("runway_breaker_transitions_total{agent=\"shaky\",to=\"open\"} 1"));
+    let trail = server.trail();
+    assert!(
+        trail
+            .iter()
+            .any(|r| r["event"] == "breaker_moved" && r["to"] == "open")
+    );
 }

@@ -47,7 +47,10 @@ fn run(t: &Tower, id: &str, input: &str) -> (State, String) {
 
 #[test]
 fn routing_warms_up_then_picks_the_faster_and_leaves_an_open_breaker_out() {
-    let t = Tower::new(agents_over_probe(&[("scorer-a", ""), ("scorer-b", BREAKER)]));
+    let t = Tower::new(agents_over_probe(&[
+        ("scorer-a", ""),
+        ("scorer-b", BREAKER),
+    ]));
     // Warm-up: each candidate once, in the manifest's order.
     assert_eq!(run(&t, "w1", SLOW_A), (State::Succeeded, "scorer-a".into()));
     assert_eq!(run(&t, "w2", SLOW_A), (State::Succeeded, "scorer-b".into()));
@@ -63,13 +66,22 @@ fn routing_warms_up_then_picks_the_faster_and_leaves_an_open_breaker_out() {
     assert!(a.p50_ms.unwrap() >= 300, "{a:?}");
     assert!(b.p50_ms.unwrap() < a.p50_ms.unwrap(), "{b:?}");
     let health = t.agent("scorer-b");
-    assert_eq!((health.runs, health.succeeded, health.breaker), (4, 4, "closed"));
+    assert_eq!(
+        (health.runs, health.succeeded, health.breaker),
+        (4, 4, "closed")
+    );
 
     // scorer-b fails once: its breaker opens, and routing moves away.
     let fails_b = "{ fail = [\"scorer-b\"] }";
-    assert_eq!(run(&t, "broken", fails_b), (State::Failed, "scorer-b".into()));
+    assert_eq!(
+        run(&t, "broken", fails_b),
+        (State::Failed, "scorer-b".into())
+    );
     assert_eq!(t.agent("scorer-b").breaker, "open");
-    assert_eq!(run(&t, "after", SLOW_A), (State::Succeeded, "scorer-a".into()));
+    assert_eq!(
+        run(&t, "after", SLOW_A),
+        (State::Succeeded, "scorer-a".into())
+    );
     let records = t.records();
     let (_, figures) = picks(&records, "after").remove(0);
     assert_eq!(figures[1].breaker, "open");
@@ -93,7 +105,11 @@ fn every_candidate_open_waits_and_each_attempt_picks_again() {
     assert_eq!(picked, ["scorer-a", "scorer-b"]);
     let ids = t.file(&routed("held", "least-loaded", SLOW_A, ""));
     t.until(&ids[0], State::WaitingBreaker);
-    assert!(t.show("held").note.contains("every candidate's circuit breaker"));
+    assert!(
+        t.show("held")
+            .note
+            .contains("every candidate's circuit breaker")
+    );
     t.advance(jiff::SignedDuration::from_hours(1));
     assert_eq!(t.wait(&ids)[0].state, State::Succeeded);
 }
@@ -105,7 +121,12 @@ fn a_pick_comes_back_after_a_restart() {
     let hold = "[[runway]]\nid = \"holder\"\nagent = \"scorer-a\"\naction = \"as-told\"\ninput = { slow_ms = { scorer-a = 1500 } }\ndatasets = { test_routed = \"exclusive\" }\n";
     let held = t.file(hold);
     t.until(&held[0], State::Running);
-    let plan = routed("waiting", "least-loaded", "{}", "datasets = { test_routed = \"exclusive\" }");
+    let plan = routed(
+        "waiting",
+        "least-loaded",
+        "{}",
+        "datasets = { test_routed = \"exclusive\" }",
+    );
     let ids = t.file(&plan);
     t.until(&ids[0], State::WaitingLocks);
     let picked = t.show("waiting").agent;

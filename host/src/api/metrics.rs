@@ -343,7 +343,9 @@ pub async fn scrape(
             "half-open" => 1,
             _ => 0,
         };
-        breakers.get_or_create(&AgentLabel { agent: a.agent }).set(state);
+        breakers
+            .get_or_create(&AgentLabel { agent: a.agent })
+            .set(state);
     }
     registry.register(
         "breaker_state",

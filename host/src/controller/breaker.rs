@@ -266,14 +266,22 @@ mod tests {
             f.ended(id, Ended::Failed, "boom", 1, at);
         };
         fail(&mut figures, "r1", t0);
-        assert!(b.landed("a", "r1", false, &grant, &figures.of("a"), t0).is_none());
+        assert!(
+            b.landed("a", "r1", false, &grant, &figures.of("a"), t0)
+                .is_none()
+        );
         // A failure outside the window does not count with the next one.
         let late = t0.checked_add(SignedDuration::from_secs(601)).unwrap();
         fail(&mut figures, "r2", late);
-        assert!(b.landed("a", "r2", false, &grant, &figures.of("a"), late).is_none());
+        assert!(
+            b.landed("a", "r2", false, &grant, &figures.of("a"), late)
+                .is_none()
+        );
         fail(&mut figures, "r3", late);
         let opened = b.landed("a", "r3", false, &grant, &figures.of("a"), late);
-        assert!(matches!(opened, Some(Event::BreakerMoved { ref to, failures: 2, .. }) if to == "open"));
+        assert!(
+            matches!(opened, Some(Event::BreakerMoved { ref to, failures: 2, .. }) if to == "open")
+        );
         assert!(matches!(b.admits("a", |_| true), Admit::Hold(_)));
         assert!(b.tick(late, |_| Some(grant)).is_empty());
         let half = late.checked_add(SignedDuration::from_secs(300)).unwrap();
@@ -284,11 +292,17 @@ mod tests {
         // A probe that ended without running leaves the place free.
         assert_eq!(b.admits("a", |_| false), Admit::Probe);
         // Someone else's landing does not close it; the probe's does.
-        assert!(b.landed("a", "x", true, &grant, &figures.of("a"), half).is_none());
+        assert!(
+            b.landed("a", "x", true, &grant, &figures.of("a"), half)
+                .is_none()
+        );
         let closed = b.landed("a", "p", true, &grant, &figures.of("a"), half);
         assert!(matches!(closed, Some(Event::BreakerMoved { ref to, .. }) if to == "closed"));
         // Failures before it closed do not count again.
         fail(&mut figures, "r4", half);
-        assert!(b.landed("a", "r4", false, &grant, &figures.of("a"), half).is_none());
+        assert!(
+            b.landed("a", "r4", false, &grant, &figures.of("a"), half)
+                .is_none()
+        );
     }
 }

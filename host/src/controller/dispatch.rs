@@ -13,11 +13,11 @@ use runway_audit::{AuditError, Entry, Event, State};
 
 use super::book::Book;
 use super::breaker::Breakers;
-use super::health::Figures;
 use super::clock::Clock;
 use super::controls::Inbox;
 use super::family::Families;
 use super::flights::Flights;
+use super::health::Figures;
 use super::host::Host;
 use super::runway::{Runway, Transition};
 use super::state::IllegalMove;

@@ -140,7 +140,10 @@ impl Dispatch {
             };
             let figures = self.figures.of(&agent);
             let now = self.clock.now();
-            if let Some(event) = self.breakers.landed(&agent, &runway, ok, &grant, &figures, now) {
+            if let Some(event) = self
+                .breakers
+                .landed(&agent, &runway, ok, &grant, &figures, now)
+            {
                 moves.push((agent, event));
             }
         }

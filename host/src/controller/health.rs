@@ -87,7 +87,11 @@ impl AgentFigures {
 
     /// Failures at or after `since`.
     pub fn failures_since(&self, since: Timestamp) -> u32 {
-        self.failures_at.iter().rev().take_while(|&&at| at >= since).count() as u32
+        self.failures_at
+            .iter()
+            .rev()
+            .take_while(|&&at| at >= since)
+            .count() as u32
     }
 }
 
@@ -160,7 +164,9 @@ pub struct Figures {
 impl Figures {
     /// Runway `runway`'s attempt of `agent` took off at `at_ns`.
     pub fn took_off(&mut self, runway: &str, agent: &str, at_ns: u64) {
-        if let Some((was, _)) = self.flying.insert(runway.to_string(), (agent.to_string(), at_ns))
+        if let Some((was, _)) = self
+            .flying
+            .insert(runway.to_string(), (agent.to_string(), at_ns))
         {
             self.agent(&was).in_flight -= 1;
         }
@@ -243,7 +249,11 @@ mod tests {
             let id = format!("r{i}");
             f.took_off(&id, "a", 0);
             assert_eq!(f.of("a").in_flight, 1);
-            let how = if i == 3 { Ended::Failed } else { Ended::Succeeded };
+            let how = if i == 3 {
+                Ended::Failed
+            } else {
+                Ended::Succeeded
+            };
             f.ended(&id, how, "boom", ms * 1_000_000, t0);
         }
         let a = f.of("a");

@@ -97,7 +97,9 @@ impl Fold {
                 Event::Paused { by } => self.journal.paused = Some(by.clone()),
                 Event::Resumed { .. } => self.journal.paused = None,
                 Event::BreakerMoved { .. } => {
-                    self.journal.breakers.restore(&entry.agent, &entry.event, at)
+                    self.journal
+                        .breakers
+                        .restore(&entry.agent, &entry.event, at)
                 }
                 Event::PlanFiled {
                     by,

@@ -51,7 +51,8 @@ impl Candidate<'_> {
 pub fn pick(prefer: Prefer, candidates: &[Candidate<'_>]) -> Option<usize> {
     let admitted = || candidates.iter().enumerate().filter(|(_, c)| c.admitted);
     if prefer != Prefer::LeastLoaded
-        && let Some((i, _)) = admitted().find(|(_, c)| c.figures.window_runs() == 0 && c.figures.in_flight == 0)
+        && let Some((i, _)) =
+            admitted().find(|(_, c)| c.figures.window_runs() == 0 && c.figures.in_flight == 0)
     {
         return Some(i);
     }

@@ -87,9 +87,18 @@ mod tests {
         let ok = file(5, "10m", "5m").check().unwrap();
         assert_eq!(ok.within, Duration::from_secs(600));
         assert_eq!(ok.open_for, Duration::from_secs(300));
-        assert_eq!(file(0, "1m", "1m").check().unwrap_err().0, "breaker.failures");
-        assert_eq!(file(1, "soon", "1m").check().unwrap_err().0, "breaker.within");
-        assert_eq!(file(1, "1m", "2d").check().unwrap_err().0, "breaker.open_for");
+        assert_eq!(
+            file(0, "1m", "1m").check().unwrap_err().0,
+            "breaker.failures"
+        );
+        assert_eq!(
+            file(1, "soon", "1m").check().unwrap_err().0,
+            "breaker.within"
+        );
+        assert_eq!(
+            file(1, "1m", "2d").check().unwrap_err().0,
+            "breaker.open_for"
+        );
         assert_eq!(file(1, "0s", "1m").check().unwrap_err().0, "breaker.within");
     }
 }
