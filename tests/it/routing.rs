@@ -67,7 +67,7 @@ fn routing_warms_up_then_picks_the_faster_and_leaves_an_open_breaker_out() {
     assert!(b.p50_ms.unwrap() < a.p50_ms.unwrap(), "{b:?}");
     let health = t.agent("scorer-b");
     assert_eq!(
-        (health.runs, health.succeeded, health.breaker),
+        (health.runs, health.succeeded, health.breaker.as_str()),
         (4, 4, "closed")
     );
 

@@ -584,22 +584,7 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("event", json!("routed")),
             ("prefer", json!(prefer)),
             ("picked", json!(picked)),
-            (
-                "figures",
-                json!(
-                    figures
-                        .iter()
-                        .map(|f| json!({
-                            "agent": f.agent,
-                            "runs": f.runs,
-                            "succeeded": f.succeeded,
-                            "p50_ms": f.p50_ms,
-                            "in_flight": f.in_flight,
-                            "breaker": f.breaker,
-                        }))
-                        .collect::<Vec<_>>()
-                ),
-            ),
+            ("figures", json!(figures)),
         ],
         Event::Paused { by } => vec![("event", json!("paused")), ("by", json!(by))],
         Event::Resumed { by } => vec![("event", json!("resumed")), ("by", json!(by))],

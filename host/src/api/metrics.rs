@@ -338,7 +338,7 @@ pub async fn scrape(
     );
     let breakers: Family<AgentLabel, Gauge> = Family::default();
     for a in controller.agents().await.unwrap_or_default() {
-        let state = match a.breaker {
+        let state = match a.breaker.as_str() {
             "open" => 2,
             "half-open" => 1,
             _ => 0,

@@ -8,7 +8,8 @@ use runway_audit::render::{escape, excerpt};
 
 use super::Failure;
 use super::client::{Client, ServerArgs};
-use crate::api::agents::{AgentList, AgentView};
+use crate::api::agents::AgentList;
+use crate::controller::AgentHealth;
 
 #[derive(Args)]
 pub struct AgentsArgs {
@@ -42,7 +43,7 @@ pub fn run(args: AgentsArgs) -> Result<(), Failure> {
 }
 
 /// One agent's row.
-fn line(a: &AgentView) -> String {
+fn line(a: &AgentHealth) -> String {
     let or_dash = |v: Option<u64>| v.map_or("-".to_string(), |v| v.to_string());
     let ratio = a
         .success_ratio

@@ -18,6 +18,8 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::limits::{FIGURES_WINDOW_RUNS, MAX_BREAKER_FAILURES};
 
@@ -28,12 +30,14 @@ struct Ran {
     ms: u64,
 }
 
-/// An agent's last failure (`at` on the system clock, the trail's).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An agent's last failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LastFailure {
     pub runway: String,
+    /// Why it failed (capped; escaped where a person reads it).
     pub reason: String,
-    pub at: Timestamp,
+    /// When, RFC 3339 (the system clock, the trail's).
+    pub at: String,
 }
 
 /// One agent's figures.
@@ -95,27 +99,33 @@ impl AgentFigures {
     }
 }
 
-/// One agent's health, as `runway agents` shows it.
-#[derive(Debug, Clone, PartialEq)]
+/// One agent's health, as the doors show it (`GET /api/agents`, MCP
+/// `list_agents`, `runway agents`, the page's agent badges): declared
+/// once, here. Totals are since the trail began (folded again at each
+/// start); p50/p95 over its last [`FIGURES_WINDOW_RUNS`] attempts; fuel
+/// per run since this start.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentHealth {
     pub agent: String,
-    /// Attempts that landed (succeeded, failed or timed out), in all.
+    /// Attempts landed: succeeded, failed or timed out.
     pub runs: u64,
     pub succeeded: u64,
+    /// Failed or timed out.
     pub failed: u64,
-    /// `succeeded / runs` (none without runs).
+    /// `succeeded / runs`; null without runs.
     pub success_ratio: Option<f64>,
-    /// Median and 95th percentile run time of its window.
+    /// Median and 95th percentile run time, in milliseconds.
     pub p50_ms: Option<u64>,
     pub p95_ms: Option<u64>,
-    /// Fuel per attempt landed since this start.
+    /// Fuel per attempt landed since the server started.
     pub fuel_per_run: Option<u64>,
+    /// Runs in the air now.
     pub in_flight: u32,
     pub last_failure: Option<LastFailure>,
     /// `closed`, `open` or `half-open`.
-    pub breaker: &'static str,
-    /// When an open breaker goes half-open.
-    pub breaker_until: Option<Timestamp>,
+    pub breaker: String,
+    /// When an open breaker goes half-open, RFC 3339.
+    pub breaker_until: Option<String>,
 }
 
 impl AgentHealth {
@@ -123,7 +133,7 @@ impl AgentHealth {
     pub fn of(
         agent: &str,
         f: &AgentFigures,
-        breaker: &'static str,
+        breaker: &str,
         breaker_until: Option<Timestamp>,
     ) -> AgentHealth {
         AgentHealth {
@@ -137,8 +147,8 @@ impl AgentHealth {
             fuel_per_run: f.fuel_per_run(),
             in_flight: f.in_flight,
             last_failure: f.last_failure.clone(),
-            breaker,
-            breaker_until,
+            breaker: breaker.to_string(),
+            breaker_until: breaker_until.map(|t| t.to_string()),
         }
     }
 }
@@ -205,7 +215,9 @@ impl Figures {
             f.last_failure = Some(LastFailure {
                 runway: runway.to_string(),
                 reason: crate::limits::cut(reason, crate::limits::MAX_REASON),
-                at: Timestamp::from_nanosecond(i128::from(at_ns)).unwrap_or(at),
+                at: Timestamp::from_nanosecond(i128::from(at_ns))
+                    .unwrap_or(at)
+                    .to_string(),
             });
         }
         f.window.push_back(Ran { ok, ms });
