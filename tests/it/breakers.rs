@@ -331,7 +331,8 @@ fn runway_agents_shows_each_agents_health_and_breaker() {
     assert_eq!(shaky["success_ratio"], 0.0);
     assert_eq!(shaky["breaker"], "open");
     assert!(shaky["breaker_until"].is_string());
-    assert_eq!(shaky["last_failure"]["runway"], "bad-2");
+    let last = shaky["last_failure"]["runway"].as_str().unwrap();
+    assert!(last.starts_with("bad-"), "{last}");
     let probe = agents.iter().find(|a| a["agent"] == "probe").unwrap();
     assert_eq!(
         (probe["runs"].as_u64(), probe["succeeded"].as_u64()),
@@ -354,4 +355,104 @@ fn runway_agents_shows_each_agents_health_and_breaker() {
             .iter()
             .any(|r| r["event"] == "breaker_moved" && r["to"] == "open")
     );
+}
+
+/// One step of the random breaker test.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A runway of `shaky`: fails or not, with a retry or not, failing at
+    /// once while the breaker is open or waiting.
+    File {
+        fails: bool,
+        retry: bool,
+        fail_open: bool,
+    },
+    /// The test clock moves on this many minutes.
+    Advance(i64),
+    Restart,
+}
+
+fn step() -> impl proptest::strategy::Strategy<Value = Step> {
+    use proptest::prelude::*;
+    prop_oneof![
+        6 => (prop::bool::weighted(0.6), any::<bool>(), prop::bool::weighted(0.2))
+            .prop_map(|(fails, retry, fail_open)| Step::File { fails, retry, fail_open }),
+        3 => (1i64..8).prop_map(Step::Advance),
+        1 => Just(Step::Restart),
+    ]
+}
+
+/// Over random failures, clock moves and restarts: no runway of an
+/// agent is cleared while its breaker is open, and while half-open only
+/// its one probe is — read from the trail (BREAKER and CLEARED records in
+/// order); every runway ends, and the breaker's moves follow the machine.
+#[test]
+fn no_runway_is_cleared_while_its_breaker_is_open_but_the_probe() {
+    use proptest::prelude::*;
+    let config = ProptestConfig {
+        cases: 6,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(steps in prop::collection::vec(step(), 4..24))| {
+        let breaker = "[breaker]\nfailures = 2\nwithin = \"10m\"\nopen_for = \"5m\"\n";
+        let mut t = Tower::new(agents_over_probe(&[("shaky", breaker)]));
+        let mut ids = Vec::new();
+        for (n, s) in steps.iter().enumerate() {
+            match *s {
+                Step::File { fails, retry, fail_open } => {
+                    let action = if fails { "fail" } else { "ok" };
+                    let mut extra = String::new();
+                    if retry {
+                        extra += "retry = { attempts = 2, initial = \"1ms\", max = \"1ms\", jitter = false }\n";
+                    }
+                    if fail_open {
+                        extra += "on_open = \"fail\"\n";
+                    }
+                    ids.extend(t.file(&one(&format!("r{n}"), "shaky", action, &extra)));
+                }
+                Step::Advance(mins) => t.advance(SignedDuration::from_mins(mins)),
+                Step::Restart => t.restart(),
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // Every runway ends: each probe closes or reopens the breaker,
+        // and the clock moves on until all have had theirs.
+        let waiting = {
+            let (controller, ids) = (t.controller.clone(), ids.clone());
+            t.rt.spawn(async move { controller.wait(ids).await })
+        };
+        let start = std::time::Instant::now();
+        while !waiting.is_finished() {
+            prop_assert!(start.elapsed() < std::time::Duration::from_secs(60), "runways never ended");
+            t.advance(SignedDuration::from_mins(5));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let ended = t.rt.block_on(waiting).unwrap().unwrap();
+        prop_assert_eq!(ended.len(), ids.len());
+        let mut phase = "closed".to_string();
+        let mut probes = 0;
+        for r in t.records() {
+            match &r.entry.event {
+                Event::BreakerMoved { from, to, .. } if r.entry.agent == "shaky" => {
+                    prop_assert_eq!(from, &phase, "moves follow each other");
+                    let legal = matches!(
+                        (from.as_str(), to.as_str()),
+                        ("closed", "open") | ("open", "half-open") | ("half-open", "closed") | ("half-open", "open")
+                    );
+                    prop_assert!(legal, "{} → {}", from, to);
+                    phase = to.clone();
+                    probes = 0;
+                }
+                Event::Cleared { .. } if r.entry.agent == "shaky" => {
+                    prop_assert!(phase != "open", "{} cleared while open", r.entry.runway);
+                    if phase == "half-open" {
+                        probes += 1;
+                        prop_assert!(probes <= 1, "{} a second probe", r.entry.runway);
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
 }

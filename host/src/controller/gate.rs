@@ -103,6 +103,32 @@ impl Dispatch {
         }
     }
 
+    /// Whether runway `i`, cleared by the tower, may not take off after
+    /// all: its agent's breaker opened (or another runway became its
+    /// probe) while the clearance was on the way. A half-open breaker
+    /// without a probe takes it as its probe.
+    pub(super) fn held_at_take_off(&mut self, i: usize) -> bool {
+        let r = &self.book.runways[i];
+        if r.manifest.lineage.is_some() {
+            return false;
+        }
+        let (agent, id) = (r.manifest.agent.clone(), r.id().to_string());
+        if let Phase::HalfOpen { probe: Some(p) } = self.breakers.phase(&agent)
+            && *p == id
+        {
+            return false;
+        }
+        match self.admits(&agent) {
+            Admit::Go => false,
+            Admit::Probe => {
+                self.breakers.probe(&agent, &id);
+                self.host.tower.hold(&agent, None);
+                false
+            }
+            Admit::Hold(_) => true,
+        }
+    }
+
     /// Runway `i` moved from `from` to `to` (`reason`): an attempt taking
     /// off or landing is counted, and its landing looked at by the
     /// breaker at the next settling.
