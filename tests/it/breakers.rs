@@ -360,9 +360,10 @@ fn runway_agents_shows_each_agents_health_and_breaker() {
 /// One step of the random breaker test.
 #[derive(Debug, Clone)]
 enum Step {
-    /// A runway of `shaky`: fails or not, with a retry or not, failing at
-    /// once while the breaker is open or waiting.
+    /// `n` runways of `shaky` filed together: they fail or not, with a
+    /// retry or not, fail at once while the breaker is open or wait.
     File {
+        n: usize,
         fails: bool,
         retry: bool,
         fail_open: bool,
@@ -375,8 +376,8 @@ enum Step {
 fn step() -> impl proptest::strategy::Strategy<Value = Step> {
     use proptest::prelude::*;
     prop_oneof![
-        6 => (prop::bool::weighted(0.6), any::<bool>(), prop::bool::weighted(0.2))
-            .prop_map(|(fails, retry, fail_open)| Step::File { fails, retry, fail_open }),
+        6 => (1usize..5, prop::bool::weighted(0.6), any::<bool>(), prop::bool::weighted(0.2))
+            .prop_map(|(n, fails, retry, fail_open)| Step::File { n, fails, retry, fail_open }),
         3 => (1i64..8).prop_map(Step::Advance),
         1 => Just(Step::Restart),
     ]
@@ -390,7 +391,7 @@ fn step() -> impl proptest::strategy::Strategy<Value = Step> {
 fn no_runway_is_cleared_while_its_breaker_is_open_but_the_probe() {
     use proptest::prelude::*;
     let config = ProptestConfig {
-        cases: 6,
+        cases: 8,
         failure_persistence: None,
         ..ProptestConfig::default()
     };
@@ -400,7 +401,7 @@ fn no_runway_is_cleared_while_its_breaker_is_open_but_the_probe() {
         let mut ids = Vec::new();
         for (n, s) in steps.iter().enumerate() {
             match *s {
-                Step::File { fails, retry, fail_open } => {
+                Step::File { n: count, fails, retry, fail_open } => {
                     let action = if fails { "fail" } else { "ok" };
                     let mut extra = String::new();
                     if retry {
@@ -409,7 +410,12 @@ fn no_runway_is_cleared_while_its_breaker_is_open_but_the_probe() {
                     if fail_open {
                         extra += "on_open = \"fail\"\n";
                     }
-                    ids.extend(t.file(&one(&format!("r{n}"), "shaky", action, &extra)));
+                    // One dataset for all: each waits for the one before.
+                    extra += "datasets = { test_breaker = \"exclusive\" }\n";
+                    let plan: String = (0..count)
+                        .map(|k| one(&format!("r{n}-{k}"), "shaky", action, &extra))
+                        .collect();
+                    ids.extend(t.file(&plan));
                 }
                 Step::Advance(mins) => t.advance(SignedDuration::from_mins(mins)),
                 Step::Restart => t.restart(),

@@ -189,7 +189,8 @@ impl Dispatch {
             });
         }
         // Half-open with no probe out (or one that ended without
-        // running): the first of its runways waiting for locks goes.
+        // running): the first of its runways waiting for locks goes —
+        // first in line, or it would wait behind held ones for ever.
         let free: Vec<(String, bool)> = self
             .breakers
             .tripped()
@@ -197,12 +198,17 @@ impl Dispatch {
             .map(|(a, p)| (a.clone(), matches!(p, Phase::HalfOpen { probe: Some(_) })))
             .collect();
         for (agent, freed) in free {
-            let first = self.book.runways.iter().position(|r| {
-                r.state() == State::WaitingLocks
-                    && r.manifest.agent == agent
-                    && r.manifest.lineage.is_none()
-                    && r.ticket.is_some()
-            });
+            // The first in the tower's lines (the lowest ticket): none of
+            // its agent's runways, all held, stands before it.
+            let first = (self.book.runways.iter().enumerate())
+                .filter(|(_, r)| {
+                    r.state() == State::WaitingLocks
+                        && r.manifest.agent == agent
+                        && r.manifest.lineage.is_none()
+                })
+                .filter_map(|(p, r)| r.ticket.map(|t| (t, p)))
+                .min()
+                .map(|(_, p)| p);
             match first {
                 Some(p) => {
                     let r = &self.book.runways[p];
