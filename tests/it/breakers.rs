@@ -311,11 +311,8 @@ fn runway_agents_shows_each_agents_health_and_breaker() {
         .find(|l| l.starts_with("shaky "))
         .unwrap();
     assert!(shaky.contains("open until"), "{}", out.stdout);
-    assert!(
-        out.stdout.contains("last failure bad-2 at"),
-        "{}",
-        out.stdout
-    );
+    // bad-1 and bad-2 fly together: either lands last.
+    assert!(out.stdout.contains("last failure bad-"), "{}", out.stdout);
     let probe = out
         .stdout
         .lines()
@@ -342,13 +339,13 @@ fn runway_agents_shows_each_agents_health_and_breaker() {
 
     let show = server.json(&["show", &held[0]]);
     assert_eq!(show["state"], "WAITING_BREAKER");
-    let (status, metrics) = get(&server.url, "/metrics", &server.admin());
-    assert_eq!(status, 200);
-    assert!(
-        metrics.contains("runway_breaker_state{agent=\"shaky\"} 2"),
-        "{metrics}"
-    );
-    assert!(metrics.contains("runway_breaker_transitions_total{agent=\"shaky\",to=\"open\"} 1"));
+    // The metrics follow the trail: soon, not at once.
+    eventually("the breaker's metrics", || {
+        let (status, metrics) = get(&server.url, "/metrics", &server.admin());
+        status == 200
+            && metrics.contains("runway_breaker_state{agent=\"shaky\"} 2")
+            && metrics.contains("runway_breaker_transitions_total{agent=\"shaky\",to=\"open\"} 1")
+    });
     let trail = server.trail();
     assert!(
         trail
