@@ -122,6 +122,7 @@ fn each_step_starts_only_after_the_one_before_succeeded() {
             "started",
             "committing",
             "committed",
+            "cost",
             "succeeded",
             "released"
         ]
@@ -225,6 +226,8 @@ fn event_name(e: &Event) -> &'static str {
         Event::PlanFiled { .. } => "plan-filed",
         Event::Joined { .. } => "joined",
         Event::Returned { .. } => "returned",
+        Event::Published { .. } => "published",
+        Event::Cost { .. } => "cost",
         Event::BreakerMoved { .. } => "breaker",
         Event::Routed { .. } => "routed",
     }

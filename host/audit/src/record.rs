@@ -190,6 +190,28 @@ wire_enum! {
         /// COMMITTING (or its SUCCEEDED, when it wrote nothing), at most
         /// [`OUTPUT_MAX`] bytes. Its SUCCEEDED carries its digest.
         Returned { output: Vec<u8> },
+        /// An event the run published (`events.publish`) on `topic`, at
+        /// most [`PAYLOAD_MAX`] bytes of `payload`: written with the run's
+        /// landing, before its COMMITTING (or its SUCCEEDED when it wrote
+        /// nothing). It is delivered — triggers on the topic see it — only
+        /// when the attempt that published it SUCCEEDED; an attempt that
+        /// failed delivers none of its events.
+        Published { topic: String, payload: Vec<u8> },
+        /// What attempt `attempt` of the runway cost, appended by the
+        /// landing stage right before that attempt's end record (SUCCEEDED,
+        /// FAILED, or the MOVED to TIMED_OUT or CANCELLED), under the same
+        /// durable wait: `fuel` the run burnt, `wall_us` from its take-off
+        /// (its store made) to its landing (this record), on the monotonic
+        /// clock, and `bytes` the keys and values of its change set that
+        /// committed (0 when nothing committed). The controller sums these
+        /// per filing, agent and trigger, and holds a plan to its budget
+        /// with the sums. A run a crash cut short has none.
+        Cost {
+            attempt: u32,
+            fuel: u64,
+            wall_us: u64,
+            bytes: u64,
+        },
         /// A circuit breaker of agent `entry.agent` moved (a host record:
         /// no runway), written by the controller when it decided so:
         /// `from` and `to` are `closed`, `open` or `half-open`; `failures`
@@ -349,6 +371,7 @@ wire_units! {
         Handoff,
         Progress,
         Cancel,
+        Publish,
     }
 }
 
@@ -368,6 +391,7 @@ impl Call {
             Call::Handoff => "handoff",
             Call::Progress => "progress",
             Call::Cancel => "cancel",
+            Call::Publish => "publish",
         }
     }
 }
@@ -424,6 +448,10 @@ pub const MANIFEST_MAX: usize = 64 << 10;
 /// host's largest output).
 pub const OUTPUT_MAX: usize = 1 << 20;
 
+/// Most bytes of an event's payload in a [`Event::Published`] record (the
+/// host's cap on `events.publish`).
+pub const PAYLOAD_MAX: usize = 64 << 10;
+
 impl Entry {
     /// A record of the host itself: no runway, agent, plugin or dataset
     /// (a refused plan, a pause of clearing).
@@ -459,6 +487,9 @@ impl Event {
             }
             Event::Returned { output } if output.len() > OUTPUT_MAX => {
                 Some((output.len(), OUTPUT_MAX))
+            }
+            Event::Published { payload, .. } if payload.len() > PAYLOAD_MAX => {
+                Some((payload.len(), PAYLOAD_MAX))
             }
             _ => None,
         }
@@ -690,6 +721,8 @@ mod tests {
                 "Filing",
                 "Joined",
                 "Returned",
+                "Published",
+                "Cost",
                 "BreakerMoved",
                 "Routed",
             ]

@@ -305,6 +305,30 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 &hex::encode(&sha256(output))[..SHORT_HASH]
             ),
         ),
+        Event::Published { topic, payload } => (
+            "PUBLISHED",
+            format!(
+                "{} payload {} {} sha256={}",
+                escape(topic),
+                payload.len(),
+                plural_len(payload.len(), "byte", "bytes"),
+                &hex::encode(&sha256(payload))[..SHORT_HASH]
+            ),
+        ),
+        Event::Cost {
+            attempt,
+            fuel,
+            wall_us,
+            bytes,
+        } => (
+            "COST",
+            format!(
+                "attempt {attempt}: fuel {fuel}, wall {}.{:03} ms, {bytes} {} written",
+                wall_us / 1000,
+                wall_us % 1000,
+                plural_len(*bytes as usize, "byte", "bytes")
+            ),
+        ),
         Event::BreakerMoved {
             from,
             to,
@@ -560,6 +584,24 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("output_digest", json!(hex_of(&sha256(output)))),
             ("output_bytes", json!(output.len())),
         ],
+        Event::Published { topic, payload } => vec![
+            ("event", json!("published")),
+            ("topic", json!(topic)),
+            ("payload_digest", json!(hex_of(&sha256(payload)))),
+            ("payload_bytes", json!(payload.len())),
+        ],
+        Event::Cost {
+            attempt,
+            fuel,
+            wall_us,
+            bytes,
+        } => vec![
+            ("event", json!("cost")),
+            ("attempt", json!(attempt)),
+            ("fuel", json!(fuel)),
+            ("wall_us", json!(wall_us)),
+            ("bytes", json!(bytes)),
+        ],
         Event::BreakerMoved {
             from,
             to,
@@ -797,6 +839,19 @@ mod tests {
             (
                 entry("import", None, Event::Started { attempt: 1 }),
                 "[2024-03-16T01:00:00.123Z] START   import  attempt 1",
+            ),
+            (
+                entry(
+                    "import",
+                    None,
+                    Event::Cost {
+                        attempt: 2,
+                        fuel: 81_234,
+                        wall_us: 4_005,
+                        bytes: 105,
+                    },
+                ),
+                "[2024-03-16T01:00:00.123Z] COST    import  attempt 2: fuel 81234, wall 4.005 ms, 105 bytes written",
             ),
             (
                 entry(

@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::controller::tower::DatasetLocks;
 use crate::controller::tree;
-use crate::controller::{PlanReport, RunwayReport};
+use crate::controller::{Budget, PlanReport, RunwayReport, Spent};
 use crate::limits::Limits;
 use crate::plugin::loader::Plugins;
 
@@ -157,6 +157,98 @@ pub struct RunwayView {
     pub progress: Option<ProgressView>,
     /// The agent's output, as text.
     pub output: Option<String>,
+    /// When it was filed (RFC 3339, UTC, milliseconds).
+    #[serde(default)]
+    pub filed_at: Option<String>,
+    /// When it first ran (moved to RUNNING); null until it has.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// When it ended for good; null until it has.
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    /// The input handed to its agent, as JSON text (in `show` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// Its last attempt's first 500 log lines, as kept (within its
+    /// grant's `max_log_kib`); in `show` only, for a run this server
+    /// process made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<Vec<String>>,
+    /// Its filing's budget (its plan's `[budget]`); null when it has none.
+    #[serde(default)]
+    pub budget: Option<BudgetView>,
+    /// What its filing has spent so far: its plan's runways, the runways
+    /// delegated below them and those taking over from them.
+    #[serde(default)]
+    pub spent: SpentView,
+    /// What its own attempts cost.
+    #[serde(default)]
+    pub cost: SpentView,
+}
+
+/// A plan's budget: each figure, or null when it is not limited.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BudgetView {
+    pub fuel: Option<u64>,
+    /// Run time, summed over the runs.
+    pub wall_ms: Option<u64>,
+    /// Run attempts.
+    pub runs: Option<u32>,
+}
+
+/// What runs spent: attempts taken off, fuel burnt, run time (take-off
+/// to landing, summed) and bytes committed (keys and values).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SpentView {
+    pub fuel: u64,
+    pub wall_ms: u64,
+    pub runs: u64,
+    pub bytes: u64,
+}
+
+impl From<Spent> for SpentView {
+    fn from(s: Spent) -> SpentView {
+        SpentView {
+            fuel: s.fuel,
+            wall_ms: s.wall_us / 1000,
+            runs: s.runs,
+            bytes: s.bytes,
+        }
+    }
+}
+
+impl From<Budget> for BudgetView {
+    fn from(b: Budget) -> BudgetView {
+        BudgetView {
+            fuel: b.fuel,
+            wall_ms: b.wall.map(|w| w.as_millis() as u64),
+            runs: b.runs,
+        }
+    }
+}
+
+/// Plans filed, oldest first: which runways were filed together, by whom,
+/// from where (the trail's PLAN records).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FilingList {
+    pub filings: Vec<FilingView>,
+}
+
+/// One plan filed (a PLAN record).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FilingView {
+    /// The PLAN record's sequence number: the filing's id.
+    pub seq: u64,
+    /// When it was filed (RFC 3339, UTC, milliseconds).
+    pub at: String,
+    /// Who filed it.
+    pub by: String,
+    /// Where from: `api`, `inbox NAME.toml`, `runway run`, `refile of ID`.
+    pub source: String,
+    /// SHA-256 (hex) of the plan as received.
+    pub digest: String,
+    /// Its runway ids, in the plan's order.
+    pub runways: Vec<String>,
 }
 
 /// A runway a runway delegated, as its parent's `show` lists it.
@@ -234,6 +326,18 @@ pub struct FiledRunway {
     pub name: String,
     /// Its runway id.
     pub id: String,
+}
+
+/// The runways a filing made, as the API answers them.
+pub fn filed(filed: Vec<crate::controller::Filed>) -> FiledList {
+    let runways = filed
+        .into_iter()
+        .map(|f| FiledRunway {
+            name: f.name,
+            id: f.id,
+        })
+        .collect();
+    FiledList { runways }
 }
 
 /// A wait's answer: the runways once all ended, or not yet.
@@ -392,6 +496,9 @@ pub fn plan(report: &PlanReport) -> Value {
     serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
+/// Most log lines a runway's `show` gives (each at most 4 KiB).
+pub const LOG_LINES: usize = 500;
+
 /// One runway as `show` gives it: its view with `children`, each as
 /// `reports` (the children's own reports, in any order) say it stands.
 pub fn shown(r: &RunwayReport, reports: &[RunwayReport]) -> RunwayView {
@@ -407,8 +514,14 @@ pub fn shown(r: &RunwayReport, reports: &[RunwayReport]) -> RunwayView {
             reason: c.reason.clone(),
         })
         .collect();
+    let log = r
+        .run
+        .as_ref()
+        .map(|run| run.log.lines.iter().take(LOG_LINES).cloned().collect());
     RunwayView {
         children: Some(children),
+        input: Some(String::from_utf8_lossy(&r.manifest.input).into_owned()),
+        log,
         ..runway(r)
     }
 }
@@ -421,7 +534,7 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
         r.history
             .iter()
             .map(|t| TransitionView {
-                at: t.at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                at: stamp(t.at),
                 state: t.state.name().to_string(),
                 reason: t.reason.clone(),
                 by: t.by.clone(),
@@ -480,7 +593,20 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
             .output
             .as_ref()
             .map(|o| String::from_utf8_lossy(o).into_owned()),
+        filed_at: r.times.filed.map(stamp),
+        started_at: r.times.started.map(stamp),
+        ended_at: r.times.ended.map(stamp),
+        input: None,
+        log: None,
+        budget: r.budget.map(BudgetView::from),
+        spent: r.spent.into(),
+        cost: r.cost.into(),
     }
+}
+
+/// RFC 3339, UTC, milliseconds: how a view says a time.
+fn stamp(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// The lock board: per dataset, its holders (with the fencing token each

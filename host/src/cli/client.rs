@@ -28,8 +28,8 @@ use super::progress::Progress;
 use super::{BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED};
 use crate::api::refusal::{ErrorBody, Kind};
 use crate::api::views::{
-    Approval, Done, FiledList, Rejection, RunwayFilter, RunwayList, RunwayView, WaitFor, WaitView,
-    Who,
+    Approval, BudgetView, Done, FiledList, Rejection, RunwayFilter, RunwayList, RunwayView,
+    SpentView, WaitFor, WaitView, Who,
 };
 use crate::api::{MAX_WAIT_SECS, token};
 use crate::files::{self, FileKind, ReadCaps};
@@ -334,12 +334,37 @@ fn labels(r: &RunwayView) -> String {
     each.collect::<Vec<_>>().join(", ")
 }
 
+/// What runs spent, each figure against its budget when there is one:
+/// `runs 3 of 3, fuel 1200 of 5000, wall 12 ms, 101 bytes written`.
+fn spend(s: &SpentView, budget: Option<&BudgetView>) -> String {
+    let of = |limit: Option<u64>, unit: &str| match limit {
+        Some(limit) => format!(" of {limit}{unit}"),
+        None => String::new(),
+    };
+    let b = |f: fn(&BudgetView) -> Option<u64>| budget.and_then(f);
+    format!(
+        "runs {}{}, fuel {}{}, wall {} ms{}, {} bytes written",
+        s.runs,
+        of(b(|b| b.runs.map(u64::from)), ""),
+        s.fuel,
+        of(b(|b| b.fuel), ""),
+        s.wall_ms,
+        of(b(|b| b.wall_ms), " ms"),
+        s.bytes
+    )
+}
+
 /// A runway as `show` prints it.
 fn print_runway(r: &RunwayView) {
     println!("runway   {}", escape(&r.id));
     println!("agent    {}", escape(&r.agent));
     println!("state    {}", escape(&r.state));
     println!("attempts {}", r.attempts);
+    println!("cost     {}", spend(&r.cost, None));
+    println!(
+        "spent    {} (its filing)",
+        spend(&r.spent, r.budget.as_ref())
+    );
     if let Some(parent) = &r.parent {
         let root = r.root.as_deref().unwrap_or(parent);
         println!(

@@ -15,6 +15,7 @@ use super::book::Book;
 use super::breaker::Breakers;
 use super::clock::Clock;
 use super::controls::Inbox;
+use super::cost::Ledger;
 use super::family::Families;
 use super::flights::Flights;
 use super::health::Figures;
@@ -61,6 +62,8 @@ pub(super) struct Dispatch {
     pub breakers: Breakers,
     pub figures: Figures,
     pub landings: Vec<(String, String, bool)>,
+    /// What runs cost, per filing, agent and trigger (`spend`).
+    pub costs: Ledger,
 }
 
 impl Dispatch {
@@ -83,6 +86,7 @@ impl Dispatch {
             breakers: Breakers::default(),
             figures: Figures::default(),
             landings: Vec::new(),
+            costs: Ledger::default(),
         }
     }
 
@@ -116,10 +120,11 @@ impl Dispatch {
         self.host.audit.append_batch(batch).map(drop)
     }
 
-    /// Adds a runway; it is looked at next round.
+    /// Adds a runway, charged to its filing; it is looked at next round.
     pub fn add(&mut self, runway: Runway) -> usize {
         let timed = !runway.ended() && (runway.start_at.is_some() || runway.expires_at.is_some());
         let i = self.book.add(runway);
+        self.enroll(i);
         if timed {
             self.schedule.timed.insert(i);
         }

@@ -88,6 +88,10 @@ impl Dispatch {
         }
         let catalog = self.host.plugins();
         let first = self.book.runways.len();
+        // One filing: costs are summed (and a budget held) over all of it.
+        for k in 1..plan.manifests.len() {
+            self.costs.first.insert(first + k, first);
+        }
         for (mut m, (start_at, expires_at)) in plan.manifests.into_iter().zip(times) {
             let id = ids[&m.id].clone();
             let name = std::mem::replace(&mut m.id, id);

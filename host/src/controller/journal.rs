@@ -6,7 +6,8 @@
 //! after it is a record of its own (MOVED, CLEARED, STARTED, SUCCEEDED,
 //! FAILED), so reading the trail once in order gives each runway's state,
 //! attempts, approval and history as they were at the last durable record.
-//! What the trail does not hold never happened. The start path
+//! Each attempt's COST record adds to its runway's cost. What the trail
+//! does not hold never happened. The start path
 //! ([`super::start`]) reads the trail once for both this fold and the
 //! commit recovery ([`super::commit`]), and folds what recovery appended
 //! too, so a run the crash cut short has its FAILED (or its recovered
@@ -21,6 +22,7 @@ use std::path::Path;
 use runway_audit::{Entry, Event, Hash, State, VerifyError};
 
 use super::breaker::Breakers;
+use super::cost::Spent;
 use super::health::{Ended, Figures};
 use super::runway::{Course, Transition, Unfiled, timestamp, unfile};
 use super::state::Lifecycle;
@@ -49,6 +51,10 @@ pub struct Journal {
     pub breakers: Breakers,
     /// Each agent's attempts, as STARTED and their ends tell them.
     pub figures: Figures,
+    /// Runway id → the first runway id of the plan that filed it, for
+    /// every runway a plan filed but its first (its filing, as costs are
+    /// summed: `super::cost`).
+    pub first: HashMap<String, String>,
 }
 
 /// Reads the trail in `dir` and folds it.
@@ -75,6 +81,7 @@ pub fn folds(entry: &Entry) -> bool {
         | Event::Cleared { .. }
         | Event::Started { .. }
         | Event::Returned { .. }
+        | Event::Cost { .. }
         | Event::Succeeded { .. }
         | Event::Routed { .. } => !entry.runway.is_empty(),
         _ => false,
@@ -113,6 +120,11 @@ impl Fold {
                             && let Some(first) = self.journal.runways[i].course.history.first_mut()
                         {
                             first.by = Some(by.clone());
+                        }
+                    }
+                    if let Some((first, rest)) = runways.split_first() {
+                        for id in rest {
+                            self.journal.first.insert(id.clone(), first.clone());
                         }
                     }
                     let plan = (source.clone(), *digest);
@@ -177,6 +189,7 @@ impl Fold {
             }
             Event::Started { attempt } => {
                 r.attempt = *attempt;
+                r.cost.add(&Spent::one_run());
                 (State::Running, format!("attempt {attempt}"), None)
             }
             Event::Succeeded { output } => {
@@ -185,6 +198,15 @@ impl Fold {
             }
             Event::Returned { output } => {
                 r.output = Some(output.clone());
+                return;
+            }
+            Event::Cost {
+                fuel,
+                wall_us,
+                bytes,
+                ..
+            } => {
+                r.cost.add(&Spent::landed(*fuel, *wall_us, *bytes));
                 return;
             }
             _ => return,

@@ -21,6 +21,7 @@ impl Dispatch {
     pub(super) fn land(&mut self, i: usize, report: RunReport) -> Result<(), DispatchError> {
         self.land_locks(i);
         self.spend(i, report.fuel_used);
+        self.charge_landing(i, &report);
         let agent = &self.book.runways[i].manifest.agent;
         self.figures.fuel(agent, report.fuel_used);
         let (to, reason, by) = match &report.outcome {
@@ -46,7 +47,8 @@ impl Dispatch {
             }
         }
         self.book.runways[i].run = Some(Arc::new(report));
-        self.maybe_retry(i)
+        self.maybe_retry(i)?;
+        self.hold_to_budget(i)
     }
 
     /// A run that host code panicked on: FAILED, and landed with nothing.
@@ -57,7 +59,8 @@ impl Dispatch {
         self.land_locks(i);
         self.spend(i, 0);
         self.book.runways[i].run = Some(Arc::new(RunReport::failed(failure)));
-        self.maybe_retry(i)
+        self.maybe_retry(i)?;
+        self.hold_to_budget(i)
     }
 
     /// Releases a landed runway's locks (one RELEASE record each). Those

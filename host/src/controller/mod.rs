@@ -23,6 +23,11 @@
 //! ([`handoff`]); the trees' state is [`family`]'s, and the sandbox
 //! reaches the controller through a [`liaison`].
 //!
+//! Every attempt that lands has a COST record (fuel, wall time, bytes
+//! committed); the controller sums costs per filing, agent and trigger
+//! ([`cost`]) and holds a plan to its `[budget]` ([`budget`], [`spend`]):
+//! once spent, the plan's runways not yet cleared end BUDGET_EXHAUSTED.
+//!
 //! At start the controller folds the audit trail ([`journal`]) back into
 //! its runways, so a restart — after `kill -9` too — goes on where the
 //! trail left off: waiting runways wait again, approvals stay given, a run
@@ -31,10 +36,12 @@
 mod agents;
 mod book;
 mod breaker;
+mod budget;
 pub(crate) mod clock;
 mod commands;
 pub(crate) mod commit;
 pub(crate) mod controls;
+mod cost;
 mod delegation;
 mod dispatch;
 mod event_loop;
@@ -59,6 +66,7 @@ mod routing;
 mod runway;
 mod settle;
 mod snapshot;
+mod spend;
 pub(crate) mod start;
 pub(crate) mod state;
 mod stats;
@@ -68,9 +76,11 @@ pub(crate) mod tree;
 mod waiters;
 mod workers;
 
+pub use budget::Budget;
 pub use clock::ManualClock;
 pub use commit::{execute, land};
 pub use controls::{Command, ControlError, Controller, Filed, Filing};
+pub use cost::Spent;
 pub use family::Progress;
 pub use health::{AgentHealth, LastFailure};
 pub use host::Host;

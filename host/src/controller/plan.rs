@@ -17,6 +17,11 @@
 //! approval = { required = true, role = "approver" }   # a person approves first
 //! labels = { team = "aid", cycle = "2024" }            # shown and filtered on (`--label team=aid`)
 //! input = { count = 40000, seed = 7 }    # any TOML, handed over as JSON
+//!
+//! [budget]                               # the whole plan's (see `budget`)
+//! fuel = 1e12
+//! wall = "2h"
+//! runs = 500
 //! ```
 //!
 //! A time is an RFC 3339 timestamp (`"2026-12-03T01:00:00Z"`), a daily
@@ -49,6 +54,7 @@ use runway_audit::LockMode;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use super::budget::{Budget, BudgetError, BudgetFile};
 use super::locks::LockSet;
 use super::route::{AgentFile, OnOpen, Route};
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
@@ -148,6 +154,9 @@ pub struct Manifest {
     /// What it does while its agent's breaker is open.
     #[serde(default, skip_serializing_if = "OnOpen::is_wait")]
     pub on_open: OnOpen,
+    /// Its plan's budget (every runway of the plan carries it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget: Option<Budget>,
 }
 
 /// A delegated runway's place in its tree, fixed when it was filed.
@@ -432,6 +441,8 @@ pub enum PlanError {
     },
     #[error("runway {runway:?}: {why}")]
     BadRoute { runway: String, why: String },
+    #[error("plan {0}")]
+    Budget(#[from] BudgetError),
 }
 
 #[derive(Deserialize)]
@@ -439,6 +450,7 @@ pub enum PlanError {
 struct PlanFile {
     #[serde(default)]
     runway: Vec<ManifestFile>,
+    budget: Option<BudgetFile>,
 }
 
 #[derive(Deserialize)]
@@ -648,9 +660,11 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
         return Ok(match shape {
             serde_json::Value::Array(_) => PlanFile {
                 runway: serde_json::from_str(text).map_err(json)?,
+                budget: None,
             },
             serde_json::Value::Object(m) if !m.contains_key("runway") => PlanFile {
                 runway: vec![serde_json::from_str(text).map_err(json)?],
+                budget: None,
             },
             _ => serde_json::from_str(text).map_err(json)?,
         });
@@ -675,6 +689,7 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
     let manifest: ManifestFile = toml::from_str(text).map_err(syntax)?;
     Ok(PlanFile {
         runway: vec![manifest],
+        budget: None,
     })
 }
 
@@ -873,6 +888,7 @@ impl Plan {
                 max: MAX_RUNWAYS,
             });
         }
+        let budget = file.budget.map(BudgetFile::check).transpose()?;
         let mut manifests = Vec::with_capacity(file.runway.len());
         for m in file.runway {
             m.check_caps()?;
@@ -948,6 +964,7 @@ impl Plan {
                 heartbeat,
                 route,
                 on_open: m.on_open,
+                budget,
             });
         }
         let plan = Plan { manifests };

@@ -32,6 +32,17 @@ impl Dispatch {
         self.figures = journal.figures;
         self.hold_tripped();
         let catalog = self.host.plugins();
+        // Each runway's filing, by place, as the PLAN records grouped them.
+        let first = self.book.runways.len();
+        let places: std::collections::HashMap<&str, usize> = (journal.runways.iter())
+            .enumerate()
+            .map(|(k, f)| (f.filed.manifest.id.as_str(), first + k))
+            .collect();
+        for (id, of) in &journal.first {
+            if let (Some(&i), Some(&f)) = (places.get(id.as_str()), places.get(of.as_str())) {
+                self.costs.first.insert(i, f);
+            }
+        }
         for f in journal.runways {
             let Unfiled {
                 manifest,
@@ -114,6 +125,8 @@ impl Dispatch {
                 _ => {}
             }
         }
+        self.restore_tree_budgets();
+        self.hold_all_to_budgets()?;
         // Nothing to tell anyone yet.
         self.waiters.forget_endings();
         Ok(())

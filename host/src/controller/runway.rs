@@ -10,6 +10,8 @@ use runway_audit::{Event, Hash, LockGrant, State};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::budget::Budget;
+use super::cost::{Account, Spent};
 use super::family::Progress;
 use super::locks::Wants;
 use super::state::{IllegalMove, Lifecycle};
@@ -65,6 +67,26 @@ pub struct RunwayReport {
     /// What its run last said of its progress, summed with its
     /// children's (in `show` only).
     pub progress: Option<Progress>,
+    /// When it was filed, first ran and ended, from its history (kept in
+    /// lists too, which leave the history out).
+    pub times: Times,
+    /// What its own attempts cost.
+    pub cost: Spent,
+    /// Its filing's budget, if the plan set one.
+    pub budget: Option<Budget>,
+    /// What its filing's runs have spent so far (its plan's runways, the
+    /// runways delegated below them and those taking over from them).
+    pub spent: Spent,
+}
+
+/// A runway's times, as its history says them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Times {
+    pub filed: Option<jiff::Timestamp>,
+    /// Its first move to RUNNING.
+    pub started: Option<jiff::Timestamp>,
+    /// Its last move, once it has ended for good.
+    pub ended: Option<jiff::Timestamp>,
 }
 
 /// The course a runway has taken, as its audit records tell it: all the
@@ -85,6 +107,8 @@ pub struct Course {
     pub output: Option<Vec<u8>>,
     /// Every move so far, oldest first.
     pub history: Vec<Transition>,
+    /// What its attempts cost (runs taken off, and their COST records).
+    pub cost: Spent,
 }
 
 impl Course {
@@ -165,6 +189,8 @@ pub(super) struct Runway {
     /// fresh tokens, until its run takes them (shared with its run).
     pub returned: Returned,
     pub run: Option<Arc<RunReport>>,
+    /// Its filing's budget and spend, once the controller knows it.
+    pub account: Option<Account>,
 }
 
 impl Runway {
@@ -183,6 +209,7 @@ impl Runway {
             cancel: Cancel::default(),
             returned: Returned::default(),
             run: None,
+            account: None,
         }
     }
 
@@ -235,6 +262,27 @@ impl Runway {
             run: self.run.clone(),
             children: Vec::new(),
             progress: None,
+            times: self.times(),
+            cost: self.course.cost,
+            budget: self.account.as_ref().and_then(|a| a.budget),
+            spent: self
+                .account
+                .as_ref()
+                .map(Account::spent)
+                .unwrap_or_default(),
+        }
+    }
+
+    /// When it was filed, first ran and ended.
+    pub fn times(&self) -> Times {
+        let history = &self.course.history;
+        Times {
+            filed: history.first().map(|t| t.at),
+            started: history
+                .iter()
+                .find(|t| t.state == State::Running)
+                .map(|t| t.at),
+            ended: history.last().filter(|_| self.ended()).map(|t| t.at),
         }
     }
 

@@ -57,6 +57,10 @@ impl Dispatch {
             let secs = window.as_secs_f64().ceil() as u64;
             program.limits.window_secs = program.limits.window_secs.min(secs);
         }
+        if let Some(spent) = self.over_budget(i) {
+            self.grounded(i);
+            return self.enter(i, State::BudgetExhausted, spent, None);
+        }
         if let Err(spent) = self.within_budget(i, &mut program.limits) {
             self.grounded(i);
             return self.fail(i, format!("not started: {spent}"));
@@ -80,6 +84,8 @@ impl Dispatch {
         r.course.locks = grants.clone();
         r.cancel = Cancel::default();
         r.returned = Default::default();
+        self.charge_run(i)?;
+        let r = &mut self.book.runways[i];
         let liaison = Liaison {
             inbox: self.inbox.weak.clone(),
             returned: r.returned.clone(),

@@ -27,6 +27,8 @@
 //! failures = 5              # attempts failed within ...
 //! within = "10m"            # ... this long open it; it stays open
 //! open_for = "5m"           # this long, then one probe runs
+//! [events]                  # none by default: the agent may not publish
+//! publish = ["applications.*"]   # topics it may publish to: names, or prefixes ending in '*'
 //! ```
 //!
 //! A child's rights are the intersection of its own grants and its
@@ -51,6 +53,7 @@ use crate::limits::{
     MAX_MEMORY_MIB, MAX_OUTPUT_KIB, MAX_WINDOW_SECS,
 };
 use crate::names::{self, NameError};
+use crate::sandbox::hostcalls::Topics;
 
 /// What one plugin may do.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +65,16 @@ pub struct Grants {
     pub delegate: Option<Delegate>,
     /// Its circuit breaker; `None`: it has none.
     pub breaker: Option<BreakerGrant>,
+    /// The topics it may publish to (`[events] publish`).
+    pub topics: Topics,
+}
+
+/// What a plugin may publish: the `[events]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Events {
+    /// Topics, or prefixes ending in `*`.
+    publish: Vec<String>,
 }
 
 /// What a plugin may delegate: the `[delegate]` table.
@@ -137,6 +150,12 @@ pub enum GrantsError {
         key: &'static str,
         why: String,
     },
+    #[error("{file}: events topic pattern {pattern:?} is not valid: {source}")]
+    TopicPattern {
+        file: String,
+        pattern: String,
+        source: NameError,
+    },
     #[error("{file}: {key} must be greater than zero")]
     Zero { file: String, key: &'static str },
     #[error("{file}: {key} = {value} exceeds the host's maximum of {max}")]
@@ -157,6 +176,7 @@ struct GrantsFile {
     limits: Limits,
     delegate: Option<Delegate>,
     breaker: Option<BreakerFile>,
+    events: Option<Events>,
 }
 
 impl Grants {
@@ -243,6 +263,18 @@ impl Grants {
                 ),
             ]);
         }
+        let publish = parsed.events.map(|e| e.publish).unwrap_or_default();
+        for pattern in &publish {
+            let stem = pattern.strip_suffix('*').unwrap_or(pattern);
+            let stem = stem.strip_suffix('.').unwrap_or(stem);
+            if !stem.is_empty() {
+                names::check_topic(stem).map_err(|source| GrantsError::TopicPattern {
+                    file: file.clone(),
+                    pattern: pattern.clone(),
+                    source,
+                })?;
+            }
+        }
         for (key, value, max) in bounded {
             if value == 0 {
                 return Err(GrantsError::Zero { file, key });
@@ -269,6 +301,7 @@ impl Grants {
             limits: l,
             delegate: parsed.delegate,
             breaker,
+            topics: Topics::new(publish),
         })
     }
 

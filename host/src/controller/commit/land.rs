@@ -3,6 +3,7 @@
 //! store transaction, [`record`] COMMITTED and each run's end.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use runway_audit::{AuditError, AuditLog, Event, Hash, LockGrant, LockMode, State};
 
@@ -38,8 +39,15 @@ pub fn land(
     if !committing.is_empty() {
         crash_point("after-store-commit");
     }
-    record(audit, &mut runs, &committing, results)?;
-    Ok(runs.into_iter().map(Flown::into_report).collect())
+    let costs = record(audit, &mut runs, &committing, results)?;
+    let reports = runs.into_iter().map(Flown::into_report).zip(costs);
+    Ok(reports
+        .map(|(mut report, (wall, bytes))| {
+            report.wall = wall;
+            report.bytes_written = bytes;
+            report
+        })
+        .collect())
 }
 
 /// Step 1: COMMITTING for every run that may commit writes, durable before
@@ -59,11 +67,10 @@ fn announce(audit: &AuditLog, runs: &mut [Flown]) -> Result<Vec<(usize, u64)>, A
             run.fail(stop);
             continue;
         }
-        // A kept output is durable with the COMMITTING, so a commit the
-        // next start finds landed has its output on the trail.
-        if let Some(kept) = run.kept_output() {
-            run.announce(audit, None, kept)?;
-        }
+        // A kept output and published events are durable with the
+        // COMMITTING, so a commit the next start finds landed has them on
+        // the trail.
+        run.announce_kept(audit)?;
         let event = Event::Committing {
             locks: exclusive(run.locks()).cloned().collect(),
             changes: change_digest(run.staged()),
@@ -109,18 +116,21 @@ fn apply(store: &DatasetStore, runs: &[Flown], committing: &[(usize, u64)]) -> V
     store.commit(&commits)
 }
 
-/// Step 3: COMMITTED per dataset each run landed on, then every run's end,
-/// durable before anything is reported.
+/// Step 3: COMMITTED per dataset each run landed on, then every run's
+/// COST and end, durable before anything is reported. Gives each run's
+/// wall time and bytes written, as its COST record says them.
 fn record(
     audit: &AuditLog,
     runs: &mut [Flown],
     committing: &[(usize, u64)],
     results: Vec<CommitResult>,
-) -> Result<(), AuditError> {
+) -> Result<Vec<(Duration, u64)>, AuditError> {
+    let mut written = vec![0u64; runs.len()];
     for (&(i, _), result) in committing.iter().zip(results) {
         let run = &mut runs[i];
         match result {
             Ok(landed) => {
+                written[i] = change_bytes(run.staged());
                 let tokens: BTreeMap<String, u64> = exclusive(run.locks())
                     .map(|l| (l.dataset.clone(), l.token))
                     .collect();
@@ -143,11 +153,21 @@ fn record(
         crash_point("after-committed");
     }
     let mut last = None;
+    let mut costs = Vec::with_capacity(runs.len());
     let announced: Vec<usize> = committing.iter().map(|&(i, _)| i).collect();
-    for (i, run) in runs.iter().enumerate() {
-        if let Some(kept) = run.kept_output().filter(|_| !announced.contains(&i)) {
-            run.announce(audit, None, kept)?;
+    for (i, run) in runs.iter_mut().enumerate() {
+        if !announced.contains(&i) {
+            run.announce_kept(audit)?;
         }
+        let wall = run.took_off().elapsed();
+        let cost = Event::Cost {
+            attempt: run.attempt(),
+            fuel: run.fuel_used(),
+            wall_us: u64::try_from(wall.as_micros()).unwrap_or(u64::MAX),
+            bytes: written[i],
+        };
+        run.announce(audit, None, cost)?;
+        costs.push((wall, written[i]));
         let end = match (run.outcome(), run.output_digest()) {
             (Ok(_), Some(output)) => Event::Succeeded { output },
             // Out of its window: RUNNING → TIMED_OUT.
@@ -171,7 +191,23 @@ fn record(
     if let Some(ticket) = last {
         audit.wait_durable(ticket)?;
     }
-    Ok(())
+    Ok(costs)
+}
+
+/// The bytes a change set writes: every change's key, and each put's
+/// value.
+fn change_bytes(staged: &Staged) -> u64 {
+    let bytes = staged
+        .iter()
+        .flat_map(|(_, changes)| changes)
+        .map(|(key, staging)| {
+            let value = match &staging.change {
+                Change::Put(v) => v.len(),
+                Change::Delete => 0,
+            };
+            (key.len() + value) as u64
+        });
+    bytes.sum()
 }
 
 fn exclusive(locks: &[LockGrant]) -> impl Iterator<Item = &LockGrant> {

@@ -14,8 +14,9 @@
 //!    and its commits row written (keyed by the sequence number of its
 //!    COMMITTING; what it landed, per dataset, as typed columns). A fenced
 //!    or failed run lands nothing and never takes the others down.
-//! 3. *Record.* COMMITTED per dataset a run landed on; then every run's end
-//!    (SUCCEEDED, FAILED, TIMED_OUT or CANCELLED); **one** more durable wait
+//! 3. *Record.* COMMITTED per dataset a run landed on; then every run's
+//!    COST (fuel, wall time, bytes committed) and its end (SUCCEEDED,
+//!    FAILED, TIMED_OUT or CANCELLED); **one** more durable wait
 //!    before anything is reported. Locks stay held until the report: the
 //!    dispatcher releases them when it hears of the landing.
 //!
