@@ -206,6 +206,17 @@ pub const MAX_STREAM_DISK_READERS: usize = 4;
 /// long is ended (the client resumes with `Last-Event-ID`).
 pub const STREAM_STALL: Duration = Duration::from_secs(30);
 
+/// Routing and agent health read each agent's last this many attempts
+/// (its sliding window, counted in runs so that an idle agent keeps its
+/// figures): median and p95 run time, the success ratio routing reads.
+pub const FIGURES_WINDOW_RUNS: usize = 50;
+/// Most candidates a routed manifest may name (`agent = { any = [...] }`).
+pub const MAX_ROUTE_CANDIDATES: usize = 16;
+/// A breaker's `failures`, at most.
+pub const MAX_BREAKER_FAILURES: u32 = 1000;
+/// A breaker's `within` and `open_for`, at most (a day).
+pub const MAX_BREAKER_SPAN: Duration = Duration::from_secs(86_400);
+
 /// `text` cut to at most `max` bytes at a character boundary, ending in
 /// `…` when cut: the one way a capped text is cut.
 pub fn cut(text: &str, max: usize) -> String {

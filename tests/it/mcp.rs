@@ -128,6 +128,7 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
     // Each role is offered its tools; nobody is offered approval.
     let viewing = [
         "audit_timeline",
+        "list_agents",
         "list_runways",
         "show_runway",
         "wait_runway",
@@ -140,7 +141,7 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
     auditing.push("verify_audit");
     assert_eq!(tools(&server, &aud), names(&auditing));
     let everything = tools(&server, &admin);
-    assert_eq!(everything.len(), 7, "{everything:?}");
+    assert_eq!(everything.len(), 8, "{everything:?}");
     assert!(
         everything
             .iter()
@@ -173,6 +174,16 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
     );
     assert_eq!(waited["done"], true, "{waited}");
     assert_eq!(waited["runways"][0]["state"], "SUCCEEDED", "{waited}");
+    // Each agent's health, read-only, for whoever may view.
+    let (health, failed) = call(&server, &vic, "list_agents", json!({}));
+    assert!(!failed, "{health}");
+    let agents = health["agents"].as_array().unwrap();
+    let import = agents.iter().find(|a| a["agent"] == "import-applications");
+    let import = import.unwrap_or_else(|| panic!("{health}"));
+    assert_eq!(
+        (import["runs"].as_u64(), import["breaker"].as_str()),
+        (Some(1), Some("closed"))
+    );
     let (shown, _) = call(&server, &vic, "show_runway", json!({ "id": id }));
     assert_eq!(shown["history"][0]["by"], "olga", "{shown}");
     let (listed, _) = call(

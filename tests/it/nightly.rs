@@ -230,5 +230,7 @@ fn event_name(e: &Event) -> &'static str {
         Event::Cost { .. } => "cost",
         Event::Passed { .. } => "passed",
         Event::Decided { .. } => "decided",
+        Event::BreakerMoved { .. } => "breaker",
+        Event::Routed { .. } => "routed",
     }
 }

@@ -840,14 +840,16 @@ fn the_board_draws_the_shapes_the_other_parts_answer() {
             &c,
             r#"(() => {
               const soon = new Date(Date.now() + 9000e3).toISOString();
-              main.append(triggersPanel([{ id: "nightly", on: { schedule: "0 1 * * *" }, kind: "schedule",
+              const t = triggersPanel([{ id: "nightly", on: { schedule: "0 1 * * *" }, kind: "schedule",
                 state: "active", fired: 3, last_fired: new Date().toISOString(), next: [soon], runways: [] },
                 { id: "<b id=bold>x</b>", on: { topic: "a" }, kind: "topic", state: "paused", fired: 0,
-                  last_fired: null, next: [], runways: [] }]),
-                agentsPanel([{ agent: "scorer-a", runs: 10, succeeded: 9, failed: 1, success_ratio: 0.9,
+                  last_fired: null, next: [], runways: [] }]);
+              const a = agentsPanel([{ agent: "scorer-a", runs: 10, succeeded: 9, failed: 1, success_ratio: 0.9,
                   p50_ms: 120, p95_ms: 900, fuel_per_run: 1e6, in_flight: 1, last_failure: "timed out",
-                  breaker: "open", breaker_until: soon }]));
-              const t = document.getElementById("triggers-panel"), a = document.getElementById("agents-panel");
+                  breaker: "open", breaker_until: soon }]);
+              // The board's own panels (drawn from the live endpoints) may
+              // be there too, with the same ids: read these ones.
+              main.append(t, a);
               return [t.querySelector("tr[data-trigger='nightly']").textContent,
                 !!t.querySelector(".badge.paused"), document.getElementById("bold") === null,
                 a.querySelector("tr[data-agent='scorer-a'] .badge.breaker.open").textContent,

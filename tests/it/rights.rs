@@ -16,7 +16,10 @@ fn right_of(method: &str, path: &str) -> &'static str {
         ("post", "/api/runways/{id}/approve" | "/api/runways/{id}/reject") => "approve",
         ("post", "/api/runways/{id}/cancel" | "/api/pause" | "/api/resume") => "control",
         ("get", "/api/audit/proof/{seq}") => "audit",
-        ("get", "/api/runways" | "/api/runways/{id}" | "/api/locks" | "/api/plugins")
+        (
+            "get",
+            "/api/runways" | "/api/runways/{id}" | "/api/locks" | "/api/plugins" | "/api/agents",
+        )
         | ("get", "/api/server" | "/api/events" | "/metrics")
         | ("post", "/api/wait") => "view",
         ("post", "/api/runways/{id}/refile") => "control",

@@ -231,6 +231,30 @@ wire_enum! {
             read: Vec<PassedOutput>,
             value: String,
         },
+        /// A circuit breaker of agent `entry.agent` moved (a host record:
+        /// no runway), written by the controller when it decided so:
+        /// `from` and `to` are `closed`, `open` or `half-open`; `failures`
+        /// the failed or timed-out attempts of the agent it counted within
+        /// the last `within_ms` (of the grants' `failures`), `reason` the
+        /// decision in words (the probe runway that closed or reopened it);
+        /// `until_ns` when open: the controller's time it goes half-open.
+        BreakerMoved {
+            from: String,
+            to: String,
+            reason: String,
+            failures: u32,
+            within_ms: u64,
+            until_ns: Option<u64>,
+        },
+        /// The tower picked agent `picked` (now `entry.agent`) for this
+        /// runway's next attempt among the manifest's candidates, by
+        /// `prefer` (`fastest`, `reliable`, `least-loaded`), from the
+        /// figures it read for each candidate, in the manifest's order.
+        Routed {
+            prefer: String,
+            picked: String,
+            figures: Vec<RouteFigures>,
+        },
     }
 }
 
@@ -244,6 +268,24 @@ wire_struct! {
         pub runway: String,
         pub path: String,
         pub digest: Hash,
+    }
+}
+
+wire_struct! {
+    /// One candidate's figures as a routing pick read them
+    /// ([`Event::Routed`]), over the controller's sliding window.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+    pub struct RouteFigures {
+        pub agent: String,
+        /// Attempts in the window.
+        pub runs: u32,
+        pub succeeded: u32,
+        /// Median run time of the window's attempts (none without runs).
+        pub p50_ms: Option<u64>,
+        /// Runs in the air now.
+        pub in_flight: u32,
+        /// `closed`, `open` or `half-open`: an open one is left out.
+        pub breaker: String,
     }
 }
 
@@ -715,6 +757,8 @@ mod tests {
                 "Cost",
                 "Passed",
                 "Decided",
+                "BreakerMoved",
+                "Routed",
             ]
         );
         assert_eq!(Call::ALL.len(), Call::VARIANTS.len());

@@ -352,6 +352,58 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 outputs_read(read)
             ),
         ),
+        Event::BreakerMoved {
+            from,
+            to,
+            reason,
+            failures,
+            within_ms,
+            until_ns,
+        } => {
+            let until = match until_ns {
+                Some(ns) => format!(" until {}", utc_timestamp(*ns)),
+                None => String::new(),
+            };
+            (
+                "BREAKER",
+                format!(
+                    "{} → {}{until}: {} ({failures} failed within {} ms)",
+                    escape(from),
+                    escape(to),
+                    escape(reason),
+                    within_ms
+                ),
+            )
+        }
+        Event::Routed {
+            prefer,
+            picked,
+            figures,
+        } => {
+            let each: Vec<String> = figures
+                .iter()
+                .map(|f| {
+                    let p50 = f.p50_ms.map_or("-".into(), |ms| format!("{ms} ms"));
+                    format!(
+                        "{} runs {} ok {} p50 {p50} in air {} breaker {}",
+                        escape(&f.agent),
+                        f.runs,
+                        f.succeeded,
+                        f.in_flight,
+                        escape(&f.breaker)
+                    )
+                })
+                .collect();
+            (
+                "ROUTED",
+                format!(
+                    "{} by {}: [{}]",
+                    escape(picked),
+                    escape(prefer),
+                    each.join("; ")
+                ),
+            )
+        }
         Event::Paused { by } => ("PAUSED", format!("clearing paused by {}", escape(by))),
         Event::Resumed { by } => ("RESUMED", format!("clearing resumed by {}", escape(by))),
         Event::PlanFiled {
@@ -587,6 +639,32 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("expression", json!(expression)),
             ("read", passed_json(read)),
             ("value", json!(value)),
+        ],
+        Event::BreakerMoved {
+            from,
+            to,
+            reason,
+            failures,
+            within_ms,
+            until_ns,
+        } => vec![
+            ("event", json!("breaker_moved")),
+            ("from", json!(from)),
+            ("to", json!(to)),
+            ("reason", json!(reason)),
+            ("failures", json!(failures)),
+            ("within_ms", json!(within_ms)),
+            ("until_ns", json!(until_ns)),
+        ],
+        Event::Routed {
+            prefer,
+            picked,
+            figures,
+        } => vec![
+            ("event", json!("routed")),
+            ("prefer", json!(prefer)),
+            ("picked", json!(picked)),
+            ("figures", json!(figures)),
         ],
         Event::Paused { by } => vec![("event", json!("paused")), ("by", json!(by))],
         Event::Resumed { by } => vec![("event", json!("resumed")), ("by", json!(by))],

@@ -24,6 +24,7 @@
 //! | GET | `/metrics` | view | Prometheus text ([`metrics`]) |
 //! | GET | `/api/locks` | view | the lock board: holders (with tokens) and waiters in line order |
 //! | GET | `/api/plugins` | view | plugins loaded: digest, signer, grants |
+//! | GET | `/api/agents` | view | each agent's health: runs, success ratio, p50/p95, fuel per run, in flight, last failure, breaker ([`agents`]) |
 //! | GET | `/api/server` | view | the caller, their rights, whether the server is paused or insecure |
 //! | GET | `/api/audit/proof/{seq}` | audit | the inclusion proof of record `seq` (text, as `runway audit prove` writes) |
 //! | GET | `/`, `/audit` | none | the status page ([`super::page`]; it asks for a token and calls the API) |
@@ -63,7 +64,7 @@ use super::access::{Caller, Right};
 use super::calls::Api;
 use super::extract::{JsonBody, PathOf, PlanText, QueryOf};
 use super::refusal::{Applies, ErrorBody, Kind, Refusal};
-use super::{events, filings, mcp, metrics, refusals, views};
+use super::{agents, events, filings, mcp, metrics, refusals, views};
 use crate::controller::plan::cap_reason;
 use crate::controller::policy;
 use crate::limits::{HEADER_TIMEOUT, REFUSAL_SUMMARY_INTERVAL};
@@ -79,6 +80,7 @@ pub fn router(api: Api) -> Router {
         .routes(routes!(events::stream))
         .routes(routes!(locks))
         .routes(routes!(plugins))
+        .routes(routes!(agents))
         .routes(routes!(server))
         .routes(routes!(metrics::scrape))
         .routes(routes!(filings::filings));
@@ -309,6 +311,12 @@ async fn locks(State(api): State<Api>) -> Answer<views::LockBoard> {
     responses((status = 200, description = "The plugins loaded: digest, signer, grants", body = views::PluginList)))]
 async fn plugins(State(api): State<Api>) -> Answer<views::PluginList> {
     Ok(Json(views::plugins(&api.host.plugins())))
+}
+
+#[utoipa::path(get, path = "/api/agents", tag = "agents",
+    responses((status = 200, description = "Each agent's health: runs, success ratio, p50/p95 run time, fuel per run, runs in the air, last failure, circuit breaker", body = agents::AgentList)))]
+async fn agents(State(api): State<Api>) -> Answer<agents::AgentList> {
+    api.agents().await.map(Json)
 }
 
 /// Who is asking, what they may do, and how the server runs.

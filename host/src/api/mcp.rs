@@ -14,6 +14,7 @@
 //! | `cancel_runway` | control | cancels a runway |
 //! | `audit_timeline` | view | a runway's, tree's, dataset's or agent's records (beyond transitions with the audit right) |
 //! | `verify_audit` | audit | verifies the whole trail, signatures included |
+//! | `list_agents` | view | each agent's health: runs, success ratio, run times, last failure, breaker |
 //!
 //! Each runway is also a resource, `runway://ID` (the template
 //! `runway://{id}`), read as its JSON (`application/json`, as listed).
@@ -57,7 +58,7 @@ use super::views;
 use crate::controller::policy;
 
 /// The right each tool needs; a tool not named here is not offered.
-const TOOLS: [(&str, Right); 7] = [
+const TOOLS: [(&str, Right); 8] = [
     ("file_manifest", Right::File),
     ("list_runways", Right::View),
     ("show_runway", Right::View),
@@ -65,6 +66,7 @@ const TOOLS: [(&str, Right); 7] = [
     ("cancel_runway", Right::Control),
     ("audit_timeline", Right::View),
     ("verify_audit", Right::Audit),
+    ("list_agents", Right::View),
 ];
 
 /// The resources' URI scheme.
@@ -201,6 +203,13 @@ impl Door {
         Parameters(args): Parameters<WaitArgs>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(result(self.api.wait(args.runways, args.timeout_secs).await))
+    }
+
+    #[tool(
+        description = "Each agent's health: runs, succeeded, failed, success_ratio, p50_ms and p95_ms run time, fuel_per_run, in_flight, last_failure (runway, reason, at) and its circuit breaker (closed, open or half-open, and breaker_until when open)."
+    )]
+    async fn list_agents(&self) -> Result<CallToolResult, ErrorData> {
+        Ok(result(self.api.agents().await))
     }
 
     #[tool(

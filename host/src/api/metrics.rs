@@ -5,7 +5,9 @@
 //! comes from what was recorded): per agent, how long runways waited
 //! (queued → cleared) and ran (started → landed), and how attempts ended;
 //! plugin loads and refusals; API refusals. Read at each scrape: runways by
-//! state, locks held and waiters per dataset, audit records appended and
+//! state, each agent's circuit breaker (`runway_breaker_state`: 0
+//! closed, 1 half-open, 2 open; its moves `runway_breaker_transitions`),
+//! locks held and waiters per dataset, audit records appended and
 //! durable, records not yet under a signed checkpoint, and fsync latency.
 //! Counters count from the server's start.
 //!
@@ -67,6 +69,12 @@ struct DatasetLabel {
     dataset: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct BreakerLabels {
+    agent: String,
+    to: String,
+}
+
 type Seconds = Family<AgentLabel, Histogram>;
 
 /// The figures kept as the trail grows.
@@ -77,6 +85,8 @@ pub struct Metrics {
     plugin_loads: Counter,
     plugin_refusals: Counter,
     api_refusals: Counter,
+    /// Circuit breaker moves, per agent and the state moved to.
+    breaker_moves: Family<BreakerLabels, Counter>,
     /// When each runway last queued and last took off (Unix ns), and its
     /// agent: the starts of the waits and runs still open.
     open: Mutex<HashMap<String, Open>>,
@@ -106,6 +116,7 @@ impl Default for Metrics {
             plugin_loads: Counter::default(),
             plugin_refusals: Counter::default(),
             api_refusals: Counter::default(),
+            breaker_moves: Family::default(),
             open: Mutex::new(HashMap::new()),
             datasets: Mutex::new(BTreeSet::new()),
         }
@@ -165,6 +176,13 @@ impl Metrics {
             }
             Event::PluginLoaded => {
                 self.plugin_loads.inc();
+            }
+            Event::BreakerMoved { to, .. } => {
+                let labels = BreakerLabels {
+                    agent: e.agent.clone(),
+                    to: to.clone(),
+                };
+                self.breaker_moves.get_or_create(&labels).inc();
             }
             Event::Rejected { .. } if e.runway.is_empty() && !e.agent.is_empty() => {
                 self.plugin_refusals.inc();
@@ -313,6 +331,27 @@ pub async fn scrape(
         }
     }
     registry.register("runways", "Runways by state", by_state);
+    registry.register(
+        "breaker_transitions",
+        "Circuit breaker moves, per agent and the state moved to",
+        m.breaker_moves.clone(),
+    );
+    let breakers: Family<AgentLabel, Gauge> = Family::default();
+    for a in controller.agents().await.unwrap_or_default() {
+        let state = match a.breaker.as_str() {
+            "open" => 2,
+            "half-open" => 1,
+            _ => 0,
+        };
+        breakers
+            .get_or_create(&AgentLabel { agent: a.agent })
+            .set(state);
+    }
+    registry.register(
+        "breaker_state",
+        "Each agent's circuit breaker: 0 closed, 1 half-open, 2 open",
+        breakers,
+    );
     let held: Family<DatasetLabels, Gauge> = Family::default();
     let waiting: Family<DatasetLabel, Gauge> = Family::default();
     let known = m

@@ -8,6 +8,7 @@
 //! what a caller may do is the controller's to decide.
 
 pub(crate) mod access;
+pub(crate) mod agents;
 pub(crate) mod calls;
 pub(crate) mod events;
 pub(crate) mod extract;

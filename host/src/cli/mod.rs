@@ -11,6 +11,7 @@
 //! audit writer stopped, the server unreachable); 5 the server refused the
 //! token or what it asked for (401, 403). Every error is printed once.
 
+mod agents;
 mod audit;
 mod build;
 mod client;
@@ -78,6 +79,9 @@ enum Command {
     Resume(client::ByArgs),
     /// Wait until runways have ended; exit 1 unless all succeeded.
     Wait(client::WaitArgs),
+    /// Each agent's health on the server: runs, success ratio, p50/p95
+    /// run time, fuel per run, in flight, last failure, circuit breaker.
+    Agents(agents::AgentsArgs),
     /// The agents built into this binary, as a plugins folder.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -192,6 +196,7 @@ pub fn main() -> ExitCode {
         Command::Resume(args) => client::resume(args),
         Command::Wait(args) => client::wait(args),
         Command::Plugins(cmd) => plugins::run(cmd),
+        Command::Agents(args) => agents::run(args),
         Command::New(cmd) => new::run(cmd),
         Command::Build(args) => build::run(args),
         Command::Sign(args) => sign::run(args),

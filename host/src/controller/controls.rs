@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::State;
 use super::Stats;
+use super::health::AgentHealth;
 use super::runway::RunwayReport;
 use crate::controller::plan::Plan;
 use crate::roles::{Caller, Right};
@@ -148,6 +149,7 @@ pub(super) enum Request {
     Stats(Reply<Stats>),
     /// A run's orchestration call.
     Orchestration(Orchestration),
+    Agents(Reply<Vec<AgentHealth>>),
 }
 
 /// A run's orchestration call, as the controller gets it (from its
@@ -246,6 +248,11 @@ impl Controller {
     /// How busy the controller has been.
     pub async fn stats(&self) -> Result<Stats, ControlError> {
         self.ask(Request::Stats).await
+    }
+
+    /// Every agent's health: its figures and its breaker.
+    pub async fn agents(&self) -> Result<Vec<AgentHealth>, ControlError> {
+        self.ask(Request::Agents).await
     }
 
     /// Stops clearing; the controller ends once the runs in the air have

@@ -12,11 +12,13 @@ use std::sync::Arc;
 use runway_audit::{AuditError, Entry, Event, State};
 
 use super::book::Book;
+use super::breaker::Breakers;
 use super::clock::Clock;
 use super::controls::Inbox;
 use super::cost::Ledger;
 use super::family::Families;
 use super::flights::Flights;
+use super::health::Figures;
 use super::host::Host;
 use super::runway::{Runway, Transition};
 use super::state::IllegalMove;
@@ -55,6 +57,11 @@ pub(super) struct Dispatch {
     /// Clearing stopped for good; the controller ends once nothing flies.
     pub stopping: bool,
     pub stats: Stats,
+    /// Agents' circuit breakers, their figures, and the landings their
+    /// breakers have not looked at yet (agent, runway, succeeded).
+    pub breakers: Breakers,
+    pub figures: Figures,
+    pub landings: Vec<(String, String, bool)>,
     /// What runs cost, per filing, agent and trigger (`spend`).
     pub costs: Ledger,
 }
@@ -76,6 +83,9 @@ impl Dispatch {
             closed: false,
             stopping: false,
             stats: Stats::default(),
+            breakers: Breakers::default(),
+            figures: Figures::default(),
+            landings: Vec::new(),
             costs: Ledger::default(),
         }
     }
@@ -196,8 +206,10 @@ impl Dispatch {
         by: Option<String>,
     ) -> Result<(), IllegalMove> {
         let was_ended = self.book.runways[i].ended();
-        let flew = self.book.runways[i].state() == State::Running;
+        let from = self.book.runways[i].state();
+        let flew = from == State::Running;
         self.book.runways[i].move_to(to)?;
+        self.count_flight(i, from, to, reason);
         if flew && to != State::Running {
             self.family.landed.push(i);
         }

@@ -144,6 +144,7 @@ impl Dispatch {
             Asked::Stop { cancel } => self.stop(cancel),
             Asked::Stats(reply) => drop(reply.send(Ok(self.stats.clone()))),
             Asked::Orchestration(call) => self.orchestrate(call)?,
+            Asked::Agents(reply) => drop(reply.send(Ok(self.agents_health()))),
         }
         Ok(())
     }

@@ -21,7 +21,9 @@ use std::path::Path;
 
 use runway_audit::{Entry, Event, Hash, State, VerifyError};
 
+use super::breaker::Breakers;
 use super::cost::Spent;
+use super::health::{Ended, Figures};
 use super::runway::{Course, Transition, Unfiled, timestamp, unfile};
 use super::state::Lifecycle;
 
@@ -45,6 +47,10 @@ pub struct Journal {
     pub paused: Option<String>,
     /// Plans filed: (source, plan digest) → their runway ids.
     pub plans: HashMap<(String, Hash), Vec<String>>,
+    /// Each agent's breaker as its last BREAKER record left it.
+    pub breakers: Breakers,
+    /// Each agent's attempts, as STARTED and their ends tell them.
+    pub figures: Figures,
     /// Runway id → the first runway id of the plan that filed it, for
     /// every runway a plan filed but its first (its filing, as costs are
     /// summed: `super::cost`).
@@ -63,9 +69,10 @@ pub fn read(dir: &Path) -> Result<Journal, VerifyError> {
 /// of the trail ([`super::snapshot`]).
 pub fn folds(entry: &Entry) -> bool {
     match &entry.event {
-        Event::Paused { .. } | Event::Resumed { .. } | Event::PlanFiled { .. } => {
-            entry.runway.is_empty()
-        }
+        Event::Paused { .. }
+        | Event::Resumed { .. }
+        | Event::PlanFiled { .. }
+        | Event::BreakerMoved { .. } => entry.runway.is_empty(),
         Event::FilingV1(_)
         | Event::Filing { .. }
         | Event::Filed { .. }
@@ -76,7 +83,8 @@ pub fn folds(entry: &Entry) -> bool {
         | Event::Returned { .. }
         | Event::Cost { .. }
         | Event::Decided { .. }
-        | Event::Succeeded { .. } => !entry.runway.is_empty(),
+        | Event::Succeeded { .. }
+        | Event::Routed { .. } => !entry.runway.is_empty(),
         _ => false,
     }
 }
@@ -96,6 +104,11 @@ impl Fold {
             match &entry.event {
                 Event::Paused { by } => self.journal.paused = Some(by.clone()),
                 Event::Resumed { .. } => self.journal.paused = None,
+                Event::BreakerMoved { .. } => {
+                    self.journal
+                        .breakers
+                        .restore(&entry.agent, &entry.event, at)
+                }
                 Event::PlanFiled {
                     by,
                     source,
@@ -161,6 +174,12 @@ impl Fold {
         let Some(&i) = self.index.get(runway) else {
             return;
         };
+        self.count(time_ns, at, entry);
+        if let Event::Routed { picked, .. } = event {
+            let manifest = &mut self.journal.runways[i].filed.manifest;
+            manifest.agent = picked.clone();
+            return;
+        }
         let r = &mut self.journal.runways[i].course;
         let (to, reason, by) = match event {
             Event::Moved { to, reason, by } => (*to, reason.clone(), by.clone()),
@@ -204,6 +223,30 @@ impl Fold {
             reason,
             by,
         });
+    }
+
+    /// An attempt taking off or ending, for the agents' figures.
+    fn count(&mut self, time_ns: u64, at: jiff::Timestamp, entry: &Entry) {
+        let figures = &mut self.journal.figures;
+        let (how, reason) = match &entry.event {
+            Event::Started { .. } => {
+                figures.took_off(&entry.runway, &entry.agent, time_ns);
+                return;
+            }
+            Event::Succeeded { .. } => (Ended::Succeeded, ""),
+            Event::Failed { reason } => (Ended::Failed, reason.as_str()),
+            Event::Moved {
+                to: State::TimedOut,
+                reason,
+                ..
+            } => (Ended::Failed, reason.as_str()),
+            Event::Moved {
+                to: State::Cancelled,
+                ..
+            } => (Ended::Cancelled, ""),
+            _ => return,
+        };
+        figures.ended(&entry.runway, how, reason, time_ns, at);
     }
 
     pub fn finish(self) -> Journal {

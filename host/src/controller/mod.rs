@@ -35,7 +35,9 @@
 //! trail left off: waiting runways wait again, approvals stay given, a run
 //! the crash cut short retries per its policy.
 
+mod agents;
 mod book;
+mod breaker;
 mod budget;
 pub(crate) mod clock;
 mod commands;
@@ -51,7 +53,9 @@ mod family;
 mod filing;
 mod flights;
 mod flow;
+mod gate;
 mod handoff;
+pub(crate) mod health;
 mod host;
 mod joins;
 pub(crate) mod journal;
@@ -62,6 +66,8 @@ pub(crate) mod locks;
 pub(crate) mod plan;
 pub(crate) mod policy;
 mod restore;
+mod route;
+mod routing;
 mod runway;
 mod settle;
 mod snapshot;
@@ -82,9 +88,11 @@ pub use condition::Condition;
 pub use controls::{Command, ControlError, Controller, Filed, Filing};
 pub use cost::Spent;
 pub use family::Progress;
+pub use health::{AgentHealth, LastFailure};
 pub use host::Host;
 pub use locks::LockSet;
 pub use plan::{Catalog, Lineage, Manifest, Plan, PlanError, When};
+pub use route::{OnOpen, Prefer, Route};
 pub use runway::{RunwayReport, Transition, filed_manifest};
 pub use runway_audit::State;
 pub use start::{HostSetup, Opened, PluginSource, SNAPSHOT_AFTER, StartError, open};

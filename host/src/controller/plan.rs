@@ -71,6 +71,7 @@ use super::budget::{Budget, BudgetError, BudgetFile};
 use super::condition::{Condition, ConditionError};
 use super::flow::{self, FlowError};
 use super::locks::LockSet;
+use super::route::{AgentFile, OnOpen, Route};
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::limits::{
     LATEST_TIME_SECS, MAX_ACTION_BYTES, MAX_AFTER, MAX_ATTEMPTS, MAX_INPUT_BYTES, MAX_LABEL_BYTES,
@@ -161,6 +162,13 @@ pub struct Manifest {
     /// progress (`orchestration.progress`).
     #[serde(default, with = "millis_opt", skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Duration>,
+    /// Its route among redundant agents, when `agent` named several
+    /// (`agent` is then the pick, made again for each attempt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<Route>,
+    /// What it does while its agent's breaker is open.
+    #[serde(default, skip_serializing_if = "OnOpen::is_wait")]
+    pub on_open: OnOpen,
     /// Its plan's budget (every runway of the plan carries it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub budget: Option<Budget>,
@@ -455,6 +463,8 @@ pub enum PlanError {
         runway: String,
         source: serde_json::Error,
     },
+    #[error("runway {runway:?}: {why}")]
+    BadRoute { runway: String, why: String },
     #[error("plan {0}")]
     Budget(#[from] BudgetError),
     #[error("runway {runway:?}: {source}")]
@@ -480,7 +490,7 @@ struct ManifestFile {
     /// Default: the agent's name.
     #[serde(default)]
     id: String,
-    agent: String,
+    agent: AgentFile,
     #[serde(default = "default_action")]
     action: String,
     #[serde(default)]
@@ -499,6 +509,8 @@ struct ManifestFile {
     #[serde(default)]
     labels: BTreeMap<String, String>,
     when: Option<String>,
+    #[serde(default)]
+    on_open: OnOpen,
 }
 
 #[derive(Deserialize)]
@@ -744,9 +756,13 @@ impl ManifestFile {
             source,
         })?;
         let runway = || self.id.clone();
-        names::check_agent(&self.agent).map_err(|source| PlanError::BadAgent {
+        names::check_agent(self.agent.name()).map_err(|source| PlanError::BadAgent {
             runway: runway(),
             source,
+        })?;
+        self.agent.check().map_err(|why| PlanError::BadRoute {
+            runway: runway(),
+            why,
         })?;
         check_action(&self.id, &self.action)?;
         for (key, count, max) in [
@@ -916,7 +932,7 @@ impl Plan {
         let mut file = plan_file(text)?;
         for m in &mut file.runway {
             if m.id.is_empty() {
-                m.id = m.agent.clone();
+                m.id = m.agent.name().to_string();
             }
         }
         if file.runway.len() > MAX_RUNWAYS {
@@ -982,9 +998,10 @@ impl Plan {
                 }
                 _ => None,
             };
+            let route = m.agent.route().cloned();
             manifests.push(Manifest {
                 id: m.id,
-                agent: m.agent,
+                agent: m.agent.name().to_string(),
                 action: m.action,
                 datasets: m.datasets,
                 after: m.after,
@@ -999,6 +1016,8 @@ impl Plan {
                 lineage: None,
                 handoff_from: None,
                 heartbeat,
+                route,
+                on_open: m.on_open,
                 budget,
                 when: condition,
                 reads,
@@ -1028,6 +1047,21 @@ impl Plan {
                 });
             };
             m.check_locks(grants)?;
+            // Every candidate of a route: known, and granted the lock set.
+            for agent in m.route.iter().flat_map(|r| r.any.iter().skip(1)) {
+                let Some(grants) = catalog.grants(agent) else {
+                    return Err(PlanError::UnknownAgent {
+                        runway: m.id.clone(),
+                        agent: agent.clone(),
+                        known: catalog.names().join(", "),
+                    });
+                };
+                let candidate = Manifest {
+                    agent: agent.clone(),
+                    ..m.clone()
+                };
+                candidate.check_locks(grants)?;
+            }
         }
         self.check_acyclic()
     }

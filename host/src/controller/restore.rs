@@ -28,6 +28,9 @@ impl Dispatch {
                 self.book.plans.insert(key, ids);
             }
         }
+        self.breakers = journal.breakers;
+        self.figures = journal.figures;
+        self.hold_tripped();
         let catalog = self.host.plugins();
         // Each runway's filing, by place, as the PLAN records grouped them.
         let first = self.book.runways.len();

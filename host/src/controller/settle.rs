@@ -16,6 +16,7 @@ use super::tower::Request;
 
 impl Dispatch {
     pub(super) fn settle(&mut self) -> Result<(), DispatchError> {
+        self.tend_breakers();
         let now = Instant::now();
         let wall = self.clock.now();
         let timed = self.schedule.timed.iter().copied();
@@ -28,10 +29,15 @@ impl Dispatch {
                     | State::WaitingDeps
                     | State::WaitingApproval
                     | State::WaitingTime
+                    | State::WaitingBreaker
                     | State::WaitingLocks
             );
             if let Some(at) = r.expires_at.filter(|&at| waiting && at <= wall) {
                 self.expire(i, at)?;
+                continue;
+            }
+            if r.state() == State::WaitingBreaker {
+                self.ask_for_locks(i)?;
                 continue;
             }
             if r.state() == State::WaitingTime {
@@ -112,8 +118,12 @@ impl Dispatch {
     }
 
     fn ask_for_locks(&mut self, i: usize) -> Result<(), DispatchError> {
+        if !self.pass_gate(i)? {
+            return Ok(());
+        }
         match self.request_locks(i) {
             Ok(why) => {
+                self.after_request(i);
                 let reason = why.unwrap_or_else(|| "its locks are free".into());
                 self.enter(i, State::WaitingLocks, reason, None)
             }
@@ -198,6 +208,7 @@ impl Dispatch {
 
     /// The next wall-clock moment a waiting runway waits for.
     pub(super) fn next_wall_time(&self) -> Option<jiff::Timestamp> {
+        let breakers = self.breakers.next_until();
         self.schedule
             .timed
             .iter()
@@ -207,6 +218,7 @@ impl Dispatch {
                 let start = r.start_at.filter(|_| r.state() == State::WaitingTime);
                 start.into_iter().chain(r.expires_at)
             })
+            .chain(breakers)
             .min()
     }
 }

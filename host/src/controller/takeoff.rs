@@ -26,6 +26,15 @@ impl Dispatch {
             self.grounded(i);
             return Ok(());
         }
+        if self.held_at_take_off(i) {
+            // Its breaker opened while the clearance was on the way: it
+            // waits for its locks again (the tower now holds it).
+            self.grounded(i);
+            if let Err(refused) = self.request_locks(i) {
+                return self.fail(i, refused);
+            }
+            return Ok(());
+        }
         // The plugin as loaded now: the folder watch may have replaced it
         // since filing; from here on this run keeps this version.
         let agent = &self.book.runways[i].manifest.agent;

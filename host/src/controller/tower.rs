@@ -120,6 +120,10 @@ struct State {
     tickets: u64,
     /// [`State::consider_heads`]' list, kept between calls.
     heads: Vec<u64>,
+    /// Agents whose circuit breaker holds them: none of their runways
+    /// (delegated children aside) is cleared but the ticket named, the
+    /// half-open breaker's probe.
+    held: HashMap<String, Option<u64>>,
 }
 
 impl State {
@@ -224,6 +228,7 @@ impl Tower {
                 paused: false,
                 tickets: 0,
                 heads: Vec::new(),
+                held: HashMap::new(),
             }),
             store,
             // The pool holds MAX_LIVE_RUNS runs' worth of slots.
@@ -256,6 +261,8 @@ impl Tower {
         }
         let why = if s.paused {
             "waiting: clearing is paused".to_string()
+        } else if s.held.contains_key(&agent) {
+            format!("waiting: agent {agent}'s circuit breaker holds its runways")
         } else if let Some(max) = limit.filter(|&max| s.in_air_of(&agent) >= max) {
             format!("waiting: agent {agent} has {max} of {max} runs in the air")
         } else if let blockers = s.table.blockers(&s.queue[&ticket].wants, &s.names)
@@ -405,6 +412,22 @@ impl Tower {
         board
     }
 
+    /// Clears none of `agent`'s runways (its circuit breaker is open or
+    /// half-open) but `probe`'s ticket, when given.
+    pub fn hold(&self, agent: &str, probe: Option<u64>) {
+        let mut s = self.lock();
+        s.held.insert(agent.to_string(), probe);
+        self.pump(&mut s);
+    }
+
+    /// Clears `agent`'s runways again (its breaker closed).
+    pub fn unhold(&self, agent: &str) {
+        let mut s = self.lock();
+        if s.held.remove(agent).is_some() {
+            self.pump(&mut s);
+        }
+    }
+
     /// Whether clearing is paused.
     pub fn paused(&self) -> bool {
         self.lock().paused
@@ -426,6 +449,7 @@ impl Tower {
                 let tree = r.delegates && r.depth == 0;
                 r.agent_limit.is_none_or(|max| s.in_air_of(&r.agent) < max)
                     && !(tree && s.trees.len() >= MAX_TREES_IN_AIR)
+                    && (r.depth > 0 || s.held.get(&r.agent).is_none_or(|probe| *probe == Some(*t)))
             });
             let Some(ticket) = next else { return };
             // Its locks are taken before its lines move on, so those who

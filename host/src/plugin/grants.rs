@@ -23,6 +23,10 @@
 //! tree_fuel = 1_000_000_000_000  # fuel for every run below the root together [10^18]; default: no tree budget
 //! tree_wall_secs = 3600     # the tree's wall time, from its root's take-off [86400]; default: none
 //!
+//! [breaker]                 # none by default (see `super::breaker`)
+//! failures = 5              # attempts failed within ...
+//! within = "10m"            # ... this long open it; it stays open
+//! open_for = "5m"           # this long, then one probe runs
 //! [events]                  # none by default: the agent may not publish
 //! publish = ["applications.*"]   # topics it may publish to: names, or prefixes ending in '*'
 //! ```
@@ -42,6 +46,7 @@ use runway_audit::LockMode;
 use serde::Deserialize;
 use thiserror::Error;
 
+use super::breaker::{BreakerFile, BreakerGrant};
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::limits::{
     Limits, MAX_CHILDREN, MAX_DELEGATE_DEPTH, MAX_DESCENDANTS, MAX_FUEL, MAX_LOG_KIB,
@@ -58,6 +63,8 @@ pub struct Grants {
     pub limits: Limits,
     /// Whom it may delegate to, and how far; `None`: it may not.
     pub delegate: Option<Delegate>,
+    /// Its circuit breaker; `None`: it has none.
+    pub breaker: Option<BreakerGrant>,
     /// The topics it may publish to (`[events] publish`).
     pub topics: Topics,
 }
@@ -137,6 +144,12 @@ pub enum GrantsError {
         pattern: String,
         source: NameError,
     },
+    #[error("{file}: {key} {why}")]
+    Breaker {
+        file: String,
+        key: &'static str,
+        why: String,
+    },
     #[error("{file}: events topic pattern {pattern:?} is not valid: {source}")]
     TopicPattern {
         file: String,
@@ -162,6 +175,7 @@ struct GrantsFile {
     #[serde(default)]
     limits: Limits,
     delegate: Option<Delegate>,
+    breaker: Option<BreakerFile>,
     events: Option<Events>,
 }
 
@@ -274,10 +288,19 @@ impl Grants {
                 });
             }
         }
+        let breaker = match &parsed.breaker {
+            Some(b) => Some(b.check().map_err(|(key, why)| GrantsError::Breaker {
+                file: file.clone(),
+                key,
+                why,
+            })?),
+            None => None,
+        };
         Ok(Grants {
             datasets: parsed.datasets,
             limits: l,
             delegate: parsed.delegate,
+            breaker,
             topics: Topics::new(publish),
         })
     }

@@ -3,6 +3,7 @@
 //! ([`signing`]), read and compiled by the one [`loader`] that both the
 //! start-up load and the folder watch ([`watch`]) use.
 
+pub(crate) mod breaker;
 pub(crate) mod grants;
 pub(crate) mod loader;
 pub(crate) mod signing;

@@ -22,6 +22,10 @@
 //!   with `{"attempt": N}` on any later one;
 //! - `slow-first`: sleeps 600 s on its first attempt (past any stop's
 //!   grace), succeeds with `{"attempt": N}` at once on any later one.
+//! - `as-told`: behaves as the input tells the agent it runs as (several
+//!   agent names may share this component): `{"slow_ms": {"<agent>": ms},
+//!   "fail": ["<agent>", ...]}` — sleeps that long, then fails (an
+//!   `invalid` error) when named in `fail`, else outputs `{"agent": name}`;
 //! - `count`: counts the keys under the input's `prefix` (default `""`) in
 //!   each dataset it holds, in manifest order; in one held exclusive it
 //!   first stages two new keys, rewrites the first key listed, deletes the
@@ -209,6 +213,26 @@ fn count(ctx: &Context) -> Result<serde_json::Value, Error> {
 
 struct Probe;
 
+/// The input of `as-told`.
+#[derive(Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+struct AsTold {
+    slow_ms: std::collections::BTreeMap<String, u64>,
+    fail: Vec<String>,
+}
+
+fn as_told(ctx: &Context) -> Result<serde_json::Value, Error> {
+    let told: AsTold = ctx.input()?;
+    let agent = ctx.info().agent.clone();
+    if let Some(&ms) = told.slow_ms.get(&agent) {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
+    if told.fail.contains(&agent) {
+        return Err(Error::Invalid(format!("probe: {agent} told to fail")));
+    }
+    Ok(serde_json::json!({ "agent": agent }))
+}
+
 impl Agent for Probe {
     fn run(ctx: &Context) -> Result<impl Serialize, Error> {
         let mut report = Report::default();
@@ -232,6 +256,7 @@ impl Agent for Probe {
                 }
                 return Ok(serde_json::json!({ "attempt": attempt }));
             }
+            "as-told" => return as_told(ctx),
             "locks" => return locks(ctx),
             "count" => return count(ctx),
             "read-unlocked" => read_unlocked(ctx, &mut report)?,
