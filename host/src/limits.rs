@@ -194,6 +194,21 @@ pub const MAX_STREAM_DISK_READERS: usize = 4;
 /// long is ended (the client resumes with `Last-Event-ID`).
 pub const STREAM_STALL: Duration = Duration::from_secs(30);
 
+/// Most triggers one host keeps (filed and not removed).
+pub const MAX_TRIGGERS: usize = 100_000;
+/// Most missed times of a schedule fired at once after downtime with
+/// `catch_up = "all"` (the most recent ones; older ones are skipped).
+pub const MAX_CATCH_UP: usize = 100;
+/// A scheduled time this late or less is on time, not missed: it fires
+/// under every catch-up policy, `none` included.
+pub const SCHEDULE_GRACE: Duration = Duration::from_secs(60);
+/// Most events one debounced firing collects; more start the next one.
+pub const MAX_DEBOUNCED: usize = 1_000;
+/// Longest debounce window a topic trigger may ask for.
+pub const MAX_DEBOUNCE: Duration = Duration::from_secs(86_400);
+/// Most upcoming firings a schedule shows (`GET /api/triggers`).
+pub const UPCOMING_FIRINGS: usize = 5;
+
 /// `text` cut to at most `max` bytes at a character boundary, ending in
 /// `…` when cut: the one way a capped text is cut.
 pub fn cut(text: &str, max: usize) -> String {

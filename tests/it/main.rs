@@ -45,4 +45,5 @@ mod surface;
 mod times;
 mod tls;
 mod trees;
+mod triggers;
 mod wit_versions;

@@ -129,7 +129,9 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
     let viewing = [
         "audit_timeline",
         "list_runways",
+        "list_triggers",
         "show_runway",
+        "show_trigger",
         "wait_runway",
     ];
     assert_eq!(tools(&server, &vic), names(&viewing));

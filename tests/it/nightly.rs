@@ -225,5 +225,10 @@ fn event_name(e: &Event) -> &'static str {
         Event::PlanFiled { .. } => "plan-filed",
         Event::Joined { .. } => "joined",
         Event::Returned { .. } => "returned",
+        Event::TriggerFiled { .. }
+        | Event::TriggerPaused { .. }
+        | Event::TriggerResumed { .. }
+        | Event::TriggerRemoved { .. }
+        | Event::TriggerFired { .. } => "trigger",
     }
 }

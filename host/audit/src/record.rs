@@ -190,6 +190,46 @@ wire_enum! {
         /// COMMITTING (or its SUCCEEDED, when it wrote nothing), at most
         /// [`OUTPUT_MAX`] bytes. Its SUCCEEDED carries its digest.
         Returned { output: Vec<u8> },
+        /// A trigger was filed by `by` (or filed again under its id,
+        /// replacing its definition and keeping its history): `definition`
+        /// is all of it as one JSON object — `id`, `on` (what fires it) and
+        /// `runway` (the manifests each firing files) — text of at most
+        /// [`MANIFEST_MAX`] bytes. Nothing fires at filing. `since_ns` is
+        /// the controller's clock then (Unix nanoseconds): a schedule's
+        /// times before it are not due.
+        TriggerFiled {
+            id: String,
+            by: String,
+            definition: String,
+            since_ns: u64,
+        },
+        /// A person (`by`) paused trigger `id`: it does not fire until
+        /// resumed, and what happens meanwhile is not caught up.
+        TriggerPaused { id: String, by: String },
+        /// A person (`by`) resumed trigger `id` at `since_ns` (the
+        /// controller's clock, Unix nanoseconds): a schedule's times before
+        /// it are not caught up.
+        TriggerResumed {
+            id: String,
+            by: String,
+            since_ns: u64,
+        },
+        /// A person (`by`) removed trigger `id`; it never fires again.
+        TriggerRemoved { id: String, by: String },
+        /// Trigger `id` fired for `key`, its dedup key (a scheduled time in
+        /// RFC 3339, `commit:SEQ` for the COMMITTED record SEQ, `event:SEQ`
+        /// for a published event): durable before the runways it files,
+        /// whose FILING records name the trigger and key (`fired_by`), so a
+        /// restart files those not filed yet and never fires a key twice.
+        /// `cause` is the JSON object the runways get as their input's
+        /// `trigger` (at most [`MANIFEST_MAX`] bytes); `refused` says why
+        /// nothing was filed (its runways no longer file: an agent gone).
+        TriggerFired {
+            id: String,
+            key: String,
+            cause: String,
+            refused: Option<String>,
+        },
     }
 }
 
@@ -417,6 +457,12 @@ impl Event {
             }
             Event::Returned { output } if output.len() > OUTPUT_MAX => {
                 Some((output.len(), OUTPUT_MAX))
+            }
+            Event::TriggerFiled { definition, .. } if definition.len() > MANIFEST_MAX => {
+                Some((definition.len(), MANIFEST_MAX))
+            }
+            Event::TriggerFired { cause, .. } if cause.len() > MANIFEST_MAX => {
+                Some((cause.len(), MANIFEST_MAX))
             }
             _ => None,
         }
@@ -648,6 +694,11 @@ mod tests {
                 "Filing",
                 "Joined",
                 "Returned",
+                "TriggerFiled",
+                "TriggerPaused",
+                "TriggerResumed",
+                "TriggerRemoved",
+                "TriggerFired",
             ]
         );
         assert_eq!(Call::ALL.len(), Call::VARIANTS.len());

@@ -18,6 +18,9 @@
 //! | POST | `/api/runways/{id}/reject` | approve | `{"reason"}` |
 //! | POST | `/api/runways/{id}/cancel` | control | `{}` |
 //! | POST | `/api/pause`, `/api/resume` | control | `{}` |
+//! | GET | `/api/triggers` | view | every trigger: `on`, kind, state, firings, the next ones ([`triggers`]) |
+//! | GET | `/api/triggers/{id}` | view | one trigger |
+//! | POST | `/api/triggers/{id}/pause`, `…/resume`, `…/remove` | control | no body |
 //! | POST | `/api/wait` | view | `{"runways": [...], "timeout_secs": N}`: `{"done": true, "runways": [...]}` once all ended, `{"done": false}` after N s (at most 60) |
 //! | GET | `/metrics` | view | Prometheus text ([`metrics`]) |
 //! | GET | `/api/locks` | view | the lock board: holders (with tokens) and waiters in line order |
@@ -61,7 +64,7 @@ use super::access::{Caller, Right};
 use super::calls::Api;
 use super::extract::{JsonBody, PathOf, PlanText, QueryOf};
 use super::refusal::{Applies, ErrorBody, Kind, Refusal};
-use super::{events, mcp, metrics, refusals, views};
+use super::{events, mcp, metrics, refusals, triggers, views};
 use crate::controller::plan::cap_reason;
 use crate::controller::policy;
 use crate::limits::{HEADER_TIMEOUT, REFUSAL_SUMMARY_INTERVAL};
@@ -78,7 +81,9 @@ pub fn router(api: Api) -> Router {
         .routes(routes!(locks))
         .routes(routes!(plugins))
         .routes(routes!(server))
-        .routes(routes!(metrics::scrape));
+        .routes(routes!(metrics::scrape))
+        .routes(routes!(triggers::list))
+        .routes(routes!(triggers::show));
     let audit = OpenApiRouter::new().routes(routes!(proof));
     let file = OpenApiRouter::new().routes(routes!(file));
     let approve = OpenApiRouter::new()
@@ -87,7 +92,10 @@ pub fn router(api: Api) -> Router {
     let control = OpenApiRouter::new()
         .routes(routes!(cancel))
         .routes(routes!(pause))
-        .routes(routes!(resume));
+        .routes(routes!(resume))
+        .routes(routes!(triggers::pause))
+        .routes(routes!(triggers::resume))
+        .routes(routes!(triggers::remove));
     // The MCP door: any caller who may view; each tool then checks its own
     // right.
     let mcp = OpenApiRouter::new().nest_service("/mcp", mcp::service(&api));

@@ -19,6 +19,7 @@ pub(crate) mod page;
 pub(crate) mod refusal;
 pub(crate) mod refusals;
 pub(crate) mod token;
+pub(crate) mod triggers;
 pub(crate) mod views;
 
 pub use access::Access;

@@ -149,7 +149,7 @@ pub struct WaitArgs {
 
 /// One server, its token read.
 #[derive(Clone)]
-struct Client {
+pub(super) struct Client {
     base: String,
     token: String,
     agent: ureq::Agent,
@@ -157,7 +157,7 @@ struct Client {
 }
 
 impl Client {
-    fn new(args: &ServerArgs) -> Result<Client, Failure> {
+    pub(super) fn new(args: &ServerArgs) -> Result<Client, Failure> {
         let token = match std::env::var("RUNWAY_TOKEN") {
             Ok(token) if !token.trim().is_empty() => token.trim().to_string(),
             _ => token::read(&args.token_file, &ReadCaps::default())
@@ -180,7 +180,11 @@ impl Client {
 
     /// Calls `path` (`body` set: POST, else GET); the answer when 2xx,
     /// read as `T`; else the refusal, with its kind's exit code.
-    fn call<T: DeserializeOwned>(&self, path: &str, body: Option<Body>) -> Result<T, Failure> {
+    pub(super) fn call<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: Option<Body>,
+    ) -> Result<T, Failure> {
         let url = format!("{}{path}", self.base);
         let auth = format!("Bearer {}", self.token);
         let sent = match body {
@@ -228,7 +232,7 @@ impl Client {
     }
 
     /// Prints `view` as JSON when asked, else as `human` says.
-    fn print<T: Serialize>(&self, view: &T, human: impl FnOnce(&T)) {
+    pub(super) fn print<T: Serialize>(&self, view: &T, human: impl FnOnce(&T)) {
         if self.json {
             println!("{}", serde_json::to_string_pretty(view).unwrap_or_default());
         } else {
@@ -237,7 +241,7 @@ impl Client {
     }
 }
 
-enum Body {
+pub(super) enum Body {
     Json(serde_json::Value),
     Plan { text: String, source: String },
 }
@@ -457,7 +461,7 @@ pub fn resume(args: ByArgs) -> Result<(), Failure> {
 }
 
 /// One command: POST `body` to `path`, then say `done what`.
-fn act(
+pub(super) fn act(
     server: &ServerArgs,
     path: &str,
     body: impl Serialize,
@@ -574,7 +578,7 @@ fn trusting(ca: &std::path::Path) -> Result<ureq::tls::TlsConfig, Failure> {
 }
 
 /// `s` percent-encoded for a URL path segment or query value.
-fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

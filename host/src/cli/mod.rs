@@ -1,6 +1,6 @@
 //! Command line: `runway run`, `runway serve`, the client verbs of a
 //! running server (`file`, `list`, `show`, `approve`, `reject`, `cancel`,
-//! `pause`, `resume`, `wait`), `runway data …`, `runway audit …`,
+//! `pause`, `resume`, `wait`, `triggers …`), `runway data …`, `runway audit …`,
 //! `runway keygen`, `runway sign`; for agent authors `runway new agent`
 //! and `runway build`.
 //!
@@ -27,6 +27,7 @@ mod sign;
 mod token;
 mod toolchain;
 mod tree;
+mod triggers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -78,6 +79,9 @@ enum Command {
     Resume(client::ByArgs),
     /// Wait until runways have ended; exit 1 unless all succeeded.
     Wait(client::WaitArgs),
+    /// The server's triggers and schedules: list, show, pause, resume, remove.
+    #[command(subcommand)]
+    Triggers(triggers::TriggersCommand),
     /// The agents built into this binary, as a plugins folder.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -191,6 +195,7 @@ pub fn main() -> ExitCode {
         Command::Pause(args) => client::pause(args),
         Command::Resume(args) => client::resume(args),
         Command::Wait(args) => client::wait(args),
+        Command::Triggers(cmd) => triggers::run(cmd),
         Command::Plugins(cmd) => plugins::run(cmd),
         Command::New(cmd) => new::run(cmd),
         Command::Build(args) => build::run(args),

@@ -33,6 +33,7 @@ pub(crate) mod clock;
 mod commands;
 pub(crate) mod commit;
 pub(crate) mod controls;
+mod cron;
 mod delegation;
 mod dispatch;
 mod event_loop;
@@ -59,6 +60,9 @@ mod stats;
 mod takeoff;
 pub(crate) mod tower;
 pub(crate) mod tree;
+pub(crate) mod trigger;
+mod trigger_book;
+mod triggers;
 mod waiters;
 mod workers;
 
@@ -74,6 +78,8 @@ pub use runway_audit::State;
 pub use start::{HostSetup, Opened, PluginSource, SNAPSHOT_AFTER, StartError, open};
 pub use stats::Stats;
 pub use tower::{Clearance, Request, Tower};
+pub use trigger::FiredBy;
+pub use trigger_book::TriggerReport;
 
 use std::sync::Arc;
 

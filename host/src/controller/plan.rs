@@ -50,6 +50,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use super::locks::LockSet;
+use super::trigger::{FiredBy, TriggerDef, TriggerError};
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::limits::{
     LATEST_TIME_SECS, MAX_ACTION_BYTES, MAX_AFTER, MAX_ATTEMPTS, MAX_INPUT_BYTES, MAX_LABEL_BYTES,
@@ -90,6 +91,8 @@ impl Catalog for BTreeMap<String, Grants> {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub manifests: Vec<Manifest>,
+    /// Its `[[trigger]]`s ([`super::trigger`]).
+    pub triggers: Vec<TriggerDef>,
 }
 
 /// One flight plan for one run.
@@ -140,6 +143,9 @@ pub struct Manifest {
     /// progress (`orchestration.progress`).
     #[serde(default, with = "millis_opt", skip_serializing_if = "Option::is_none")]
     pub heartbeat: Option<Duration>,
+    /// The trigger firing that filed it, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired_by: Option<FiredBy>,
 }
 
 /// A delegated runway's place in its tree, fixed when it was filed.
@@ -422,6 +428,8 @@ pub enum PlanError {
         runway: String,
         source: serde_json::Error,
     },
+    #[error(transparent)]
+    Trigger(#[from] TriggerError),
 }
 
 #[derive(Deserialize)]
@@ -429,6 +437,9 @@ pub enum PlanError {
 struct PlanFile {
     #[serde(default)]
     runway: Vec<ManifestFile>,
+    /// Read by [`TriggerDef::parse`].
+    #[serde(default)]
+    trigger: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -636,10 +647,16 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
         return Ok(match shape {
             serde_json::Value::Array(_) => PlanFile {
                 runway: serde_json::from_str(text).map_err(json)?,
+                trigger: Vec::new(),
             },
-            serde_json::Value::Object(m) if !m.contains_key("runway") => PlanFile {
-                runway: vec![serde_json::from_str(text).map_err(json)?],
-            },
+            serde_json::Value::Object(m)
+                if !m.contains_key("runway") && !m.contains_key("trigger") =>
+            {
+                PlanFile {
+                    runway: vec![serde_json::from_str(text).map_err(json)?],
+                    trigger: Vec::new(),
+                }
+            }
             _ => serde_json::from_str(text).map_err(json)?,
         });
     }
@@ -649,9 +666,10 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
     let is_plan = text.trim().is_empty()
         || text.lines().any(|line| {
             let line = line.trim_start();
-            let table = line
-                .strip_prefix("[[")
-                .is_some_and(|rest| rest.trim_start().starts_with("runway"));
+            let table = line.strip_prefix("[[").is_some_and(|rest| {
+                let rest = rest.trim_start();
+                rest.starts_with("runway") || rest.starts_with("trigger")
+            });
             let list = line
                 .strip_prefix("runway")
                 .is_some_and(|rest| rest.trim_start().starts_with('='));
@@ -663,6 +681,7 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
     let manifest: ManifestFile = toml::from_str(text).map_err(syntax)?;
     Ok(PlanFile {
         runway: vec![manifest],
+        trigger: Vec::new(),
     })
 }
 
@@ -929,15 +948,29 @@ impl Plan {
                 lineage: None,
                 handoff_from: None,
                 heartbeat,
+                fired_by: None,
             });
         }
-        let plan = Plan { manifests };
+        let triggers = file
+            .trigger
+            .into_iter()
+            .map(|t| {
+                TriggerDef::parse(t, |runways| {
+                    let plan = Plan::parse(runways, catalog).map_err(|e| e.to_string())?;
+                    Ok(plan.manifests.into_iter().map(|m| m.id).collect())
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let plan = Plan {
+            manifests,
+            triggers,
+        };
         plan.validate(catalog)?;
         Ok(plan)
     }
 
     fn validate(&self, catalog: &impl Catalog) -> Result<(), PlanError> {
-        if self.manifests.is_empty() {
+        if self.manifests.is_empty() && self.triggers.is_empty() {
             return Err(PlanError::Empty);
         }
         let mut ids = HashSet::new();

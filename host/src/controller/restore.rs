@@ -111,6 +111,7 @@ impl Dispatch {
                 _ => {}
             }
         }
+        self.restore_triggers(journal.triggers)?;
         // Nothing to tell anyone yet.
         self.waiters.forget_endings();
         Ok(())

@@ -98,6 +98,17 @@ pub struct RunReport {
     pub handoff: Option<Box<HandoffRequest>>,
     /// Fuel the run consumed.
     pub fuel_used: u64,
+    /// Its COMMITTED records, one per dataset it landed writes on.
+    pub committed: Vec<CommittedTo>,
+}
+
+/// A COMMITTED record of a run: the dataset, the record's sequence number
+/// and the run's fencing token on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedTo {
+    pub dataset: String,
+    pub seq: u64,
+    pub token: u64,
 }
 
 /// A run whose agent has returned, on its way to the landing stage: its
@@ -113,6 +124,7 @@ pub struct Flown {
     /// Its output goes on the trail (RETURNED) before it lands.
     pub(crate) keep_output: bool,
     pub(crate) fuel_used: u64,
+    pub(crate) committed: Vec<CommittedTo>,
 }
 
 impl Flown {
@@ -227,6 +239,7 @@ impl Flown {
                 .and_then(|f| f.handoff.take())
                 .map(Box::new),
             fuel_used: self.fuel_used,
+            committed: self.committed,
         }
     }
 }
@@ -242,6 +255,7 @@ impl RunReport {
             landing: Duration::ZERO,
             handoff: None,
             fuel_used: 0,
+            committed: Vec::new(),
         }
     }
 }
@@ -395,6 +409,7 @@ fn land_flight(
         returned: Instant::now(),
         keep_output,
         fuel_used,
+        committed: Vec::new(),
     })
 }
 
