@@ -142,7 +142,7 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
     auditing.push("verify_audit");
     assert_eq!(tools(&server, &aud), names(&auditing));
     let everything = tools(&server, &admin);
-    assert_eq!(everything.len(), 7, "{everything:?}");
+    assert_eq!(everything.len(), 9, "{everything:?}");
     assert!(
         everything
             .iter()

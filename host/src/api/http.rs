@@ -82,8 +82,8 @@ pub fn router(api: Api) -> Router {
         .routes(routes!(plugins))
         .routes(routes!(server))
         .routes(routes!(metrics::scrape))
-        .routes(routes!(triggers::list))
-        .routes(routes!(triggers::show));
+        .routes(routes!(triggers::list_triggers))
+        .routes(routes!(triggers::show_trigger));
     let audit = OpenApiRouter::new().routes(routes!(proof));
     let file = OpenApiRouter::new().routes(routes!(file));
     let approve = OpenApiRouter::new()
@@ -93,9 +93,9 @@ pub fn router(api: Api) -> Router {
         .routes(routes!(cancel))
         .routes(routes!(pause))
         .routes(routes!(resume))
-        .routes(routes!(triggers::pause))
-        .routes(routes!(triggers::resume))
-        .routes(routes!(triggers::remove));
+        .routes(routes!(triggers::pause_trigger))
+        .routes(routes!(triggers::resume_trigger))
+        .routes(routes!(triggers::remove_trigger));
     // The MCP door: any caller who may view; each tool then checks its own
     // right.
     let mcp = OpenApiRouter::new().nest_service("/mcp", mcp::service(&api));

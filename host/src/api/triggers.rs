@@ -101,7 +101,7 @@ impl Api {
 
 #[utoipa::path(get, path = "/api/triggers", tag = "triggers",
     responses((status = 200, description = "Every trigger, by id", body = Vec<TriggerView>)))]
-pub async fn list(State(api): State<Api>) -> Result<Json<Vec<TriggerView>>, Refusal> {
+pub async fn list_triggers(State(api): State<Api>) -> Result<Json<Vec<TriggerView>>, Refusal> {
     api.triggers().await.map(Json)
 }
 
@@ -109,7 +109,7 @@ pub async fn list(State(api): State<Api>) -> Result<Json<Vec<TriggerView>>, Refu
     params(("id" = String, Path, description = "The trigger id")),
     responses((status = 200, description = "The trigger", body = TriggerView),
         (status = 404, description = "No such trigger", body = ErrorBody)))]
-pub async fn show(
+pub async fn show_trigger(
     State(api): State<Api>,
     PathOf(id): PathOf<String>,
 ) -> Result<Json<TriggerView>, Refusal> {
@@ -120,7 +120,7 @@ pub async fn show(
     params(("id" = String, Path, description = "The trigger id")),
     responses((status = 200, description = "Paused: it fires no more until resumed, and catches nothing up", body = Done),
         (status = 404, description = "No such trigger", body = ErrorBody)))]
-pub async fn pause(
+pub async fn pause_trigger(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
     PathOf(id): PathOf<String>,
@@ -134,7 +134,7 @@ pub async fn pause(
     params(("id" = String, Path, description = "The trigger id")),
     responses((status = 200, description = "Resumed, from now on", body = Done),
         (status = 404, description = "No such trigger", body = ErrorBody)))]
-pub async fn resume(
+pub async fn resume_trigger(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
     PathOf(id): PathOf<String>,
@@ -148,7 +148,7 @@ pub async fn resume(
     params(("id" = String, Path, description = "The trigger id")),
     responses((status = 200, description = "Removed for good", body = Done),
         (status = 404, description = "No such trigger", body = ErrorBody)))]
-pub async fn remove(
+pub async fn remove_trigger(
     State(api): State<Api>,
     Extension(caller): Extension<Caller>,
     PathOf(id): PathOf<String>,
