@@ -101,6 +101,13 @@ pub const MAX_DESCENDANTS: u32 = 100_000;
 pub const MAX_JOIN: usize = MAX_CHILDREN as usize;
 /// Longest message of one `progress` call kept (cut beyond).
 pub const MAX_PROGRESS_MESSAGE: usize = 256;
+/// Most events one run may publish (`events.publish`).
+pub const MAX_EVENTS_PER_RUN: usize = 1000;
+/// Most payload bytes one event may carry (the audit crate's
+/// `PAYLOAD_MAX`, which its records are checked against).
+pub const MAX_EVENT_PAYLOAD: usize = 64 << 10;
+/// Most payload bytes one run may publish in all.
+pub const MAX_EVENTS_BYTES: usize = 1 << 20;
 /// Most linear memory any run may grow to; grants may only lower it.
 pub const MAX_MEMORY_BYTES: usize = 1 << 30;
 

@@ -60,6 +60,14 @@ pub fn check_agent(name: &str) -> Result<(), NameError> {
     check(name, "agent name", MAX_DATASET, false)
 }
 
+/// Longest event topic (`events.publish`, a trigger's `on.topic`).
+pub const MAX_TOPIC: usize = 128;
+
+/// Checks an event topic (`applications.flagged`).
+pub fn check_topic(topic: &str) -> Result<(), NameError> {
+    check(topic, "topic", MAX_TOPIC, false)
+}
+
 /// Checks the name of an API token.
 pub fn check_token_name(name: &str) -> Result<(), NameError> {
     check(name, "token name", MAX_DATASET, false)

@@ -1,5 +1,5 @@
 // fanout-js: a JavaScript agent that delegates to other agents through the
-// host (WIT `runway:agent@0.1.2` `orchestration`, through the thin helpers
+// host (WIT `runway:agent` `orchestration` (since 0.1.2), through the thin helpers
 // of `orchestrate.js`), as the Rust SDK's `ctx.parallel`,
 // `ctx.first_success` and `ctx.cancel` do. By the run's action:
 //
@@ -21,7 +21,7 @@
 // "output", "reason"}` (`output` as JSON).
 //
 // Built by `runway build plugins/fanout-js` (componentize-js).
-import { info } from 'runway:agent/context@0.1.2';
+import { info } from 'runway:agent/context@0.1.3';
 import { cancel, chain, delegate, describe, join, parallel, progress, to } from './orchestrate.js';
 
 const invalid = (val) => ({ tag: 'invalid', val });

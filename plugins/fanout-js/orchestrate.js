@@ -1,7 +1,7 @@
 // Delegating from a JavaScript agent in a line or two, as the Rust SDK's
 // `ctx.delegate`, `ctx.parallel(..).joinAll()`, `ctx.first_success`,
 // `ctx.chain`, `ctx.cancel`, `ctx.handoff` and `ctx.progress` do: thin
-// wrappers over the WIT `runway:agent/orchestration@0.1.2` imports, which
+// wrappers over the WIT `runway:agent/orchestration@0.1.3` imports, which
 // an agent may also import directly.
 //
 //   import { to, parallel, firstSuccess, describe } from './orchestrate.js';
@@ -15,7 +15,7 @@
 // (firstSuccess, chain, jsonOf) throw an `invalid` error naming the
 // children and how they ended, in the Rust SDK's words. A host call refused
 // throws as every host call does (its .payload is the WIT error).
-import * as orch from 'runway:agent/orchestration@0.1.2';
+import * as orch from 'runway:agent/orchestration@0.1.3';
 
 // Most children an error about a join names one by one.
 const NAMED_CHILDREN = 8;

@@ -1,5 +1,5 @@
 """fanout-py: a Python agent that delegates to other agents through the
-host (WIT `runway:agent@0.1.2` `orchestration`, through the thin helpers
+host (WIT `runway:agent` `orchestration` (since 0.1.2), through the thin helpers
 of `orchestrate.py`), as the Rust SDK's `ctx.parallel`,
 `ctx.first_success` and `ctx.cancel` do. By the run's action:
 

@@ -3,9 +3,9 @@
 //
 // Built by `runway build plugins/summary-js` (componentize-js; the engine
 // travels inside the component).
-import { info } from 'runway:agent/context@0.1.2';
-import { count, list, read, write } from 'runway:agent/datasets@0.1.2';
-import { log } from 'runway:agent/log@0.1.2';
+import { info } from 'runway:agent/context@0.1.3';
+import { count, list, read, write } from 'runway:agent/datasets@0.1.3';
+import { log } from 'runway:agent/log@0.1.3';
 
 const invalid = (val) => ({ tag: 'invalid', val });
 

@@ -9,7 +9,7 @@ wit_bindgen::generate!({
     world: "agent",
     path: "../wit",
     with: {
-        "runway:agent/types@0.1.2/error": crate::Error,
+        "runway:agent/types@0.1.3/error": crate::Error,
     },
     additional_derives: [PartialEq, Eq],
     pub_export_macro: true,

@@ -11,6 +11,7 @@
 pub(crate) use crate::bindings::runway::agent::{
     context::info,
     datasets::*,
+    events::publish,
     log::log,
     orchestration::{cancel, delegate, handoff, join, progress},
 };

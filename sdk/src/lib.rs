@@ -209,6 +209,7 @@ mod context;
 mod dataset;
 mod delegation;
 mod error;
+mod events;
 mod host;
 pub mod log;
 mod orchestration;

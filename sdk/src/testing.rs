@@ -119,12 +119,15 @@
 //! the run's output, its runway id the run's and `.handoff`
 //! ([`Run::successor`]): a parent joining a child that handed off gets the
 //! last of the line's results (its agent, state and output). Progress
-//! reports are recorded in order ([`Run::progress`]); the children a run
+//! reports are recorded in order ([`Run::progress`]), and so are the events
+//! a run that succeeded published ([`Run::published`]); the children a run
 //! filed are listed as they stood when it ended ([`Run::children`]).
 
 #[cfg(test)]
 mod delegation_tests;
 pub(crate) mod door;
+#[cfg(test)]
+mod event_tests;
 mod frame;
 #[cfg(test)]
 mod handoff_tests;

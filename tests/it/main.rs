@@ -16,6 +16,7 @@ mod delegation_crash;
 mod delegation_hostile;
 mod delegation_model;
 mod doors;
+mod events;
 mod exit_codes;
 mod flood;
 mod host_faults;

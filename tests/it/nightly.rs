@@ -225,6 +225,7 @@ fn event_name(e: &Event) -> &'static str {
         Event::PlanFiled { .. } => "plan-filed",
         Event::Joined { .. } => "joined",
         Event::Returned { .. } => "returned",
+        Event::Published { .. } => "published",
         Event::TriggerFiled { .. }
         | Event::TriggerPaused { .. }
         | Event::TriggerResumed { .. }

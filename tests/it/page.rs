@@ -14,6 +14,18 @@
 //! by, its tree's progress bar, every runway below it under its parent
 //! with its state, growing live as children are filed, a guest's words as
 //! text (screenshot `tree`).
+//! The board groups a filing's runways under it, with start, end and
+//! duration, and learns later filings live; a filing's page draws its
+//! graph (nodes by state, `after` and delegation edges, children folded
+//! until opened; a node clicked opens its runway) and its timeline (one
+//! lane per dataset: a backup waiting for the lock an import holds);
+//! a runway's page shows its attempts, its log lines, input and output
+//! inline as text; an operator re-files from it (audited in their name),
+//! a viewer gets no button and its forged POST is refused; the filing's
+//! page reads on a phone. The panels and graph marks for what other parts
+//! add (triggers, agents, `when`, `takes_from`, budgets) are drawn from
+//! those shapes. Screenshots of these views go into `docs/` (the README
+//! shows them).
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -149,6 +161,22 @@ async fn until(c: &Client, script: &str) {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// `[status, body]` of a POST of `{}` to `path` with `token`, sent by the
+/// page's own fetch (or `["fetch failed", why]`): what a script forged
+/// in the page would get. Nothing is left to a global set later.
+async fn forged_post(c: &Client, path: &str, token: &str) -> serde_json::Value {
+    let forged = format!(
+        "const done = arguments[arguments.length - 1]; \
+         fetch('{path}', {{ method: 'POST', headers: \
+         {{ Authorization: 'Bearer {token}', 'Content-Type': 'application/json' }}, \
+         body: '{{}}' }}).then(r => r.text().then(b => done([r.status, b]))) \
+         .catch(e => done(['fetch failed', String(e)]))"
+    );
+    c.execute_async(&forged, vec![])
+        .await
+        .expect("the forged POST is answered (a connection is free for it)")
 }
 
 /// Where the screenshots go: `target/screenshots/`.
@@ -302,20 +330,10 @@ fn the_status_page_in_a_real_browser() {
         // And a POST forged from the page with the viewer's token is refused.
         // The script hands back what the server answered, or why the
         // fetch failed: nothing is left to a global set later.
-        let forged = format!(
-            "const done = arguments[arguments.length - 1]; \
-             fetch('/api/runways/gated/approve', {{ method: 'POST', headers: \
-             {{ Authorization: 'Bearer {vic}', 'Content-Type': 'application/json' }}, \
-             body: '{{}}' }}).then(r => r.text().then(b => done([r.status, b]))) \
-             .catch(e => done(['fetch failed', String(e)]))"
-        );
         // (It hung here when each page visited kept its event stream open
         // in the back/forward cache: six pages in, the browser had no
         // connection left for it.)
-        let said = c
-            .execute_async(&forged, vec![])
-            .await
-            .expect("the forged POST is answered (a connection is free for it)");
+        let said = forged_post(&c, "/api/runways/gated/approve", &vic).await;
         assert_eq!(said[0], 403, "{said}");
         assert!(said[1].as_str().unwrap().contains("vic (viewer) may not approve"), "{said}");
         assert_eq!(state_of(&server, "gated"), "WAITING_APPROVAL");
@@ -408,7 +426,7 @@ fn the_status_page_says_what_is_true() {
         let row = find(&c, "#runways tr[data-runway='landed']").await;
         assert!(row.text().await.unwrap().contains("team=aid"));
         let others = c
-            .execute("return document.querySelectorAll('#runways tr').length", vec![])
+            .execute("return document.querySelectorAll('#runways tr[data-runway]').length", vec![])
             .await
             .unwrap();
         assert_eq!(others, json!(1), "only the labelled runway is shown");
@@ -562,6 +580,319 @@ fn the_runway_page_draws_its_delegation_tree() {
         until(&c, "document.getElementById('tree').textContent.includes('<b id=guest>bold</b>')").await;
         until(&c, "document.getElementById('guest') === null").await;
 
+        c.close().await.unwrap();
+    });
+}
+
+/// Saves what the browser shows into the repository's `docs/` as
+/// `NAME.png` (the README shows them), and into `target/screenshots/`.
+async fn document(c: &Client, name: &str) {
+    screenshot(c, name).await;
+    let png = std::fs::read(screenshots().join(format!("{name}.png"))).unwrap();
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs");
+    std::fs::write(docs.join(format!("{name}.png")), png).unwrap();
+}
+
+/// The value of `script` (an expression) in the page.
+async fn eval(c: &Client, script: &str) -> serde_json::Value {
+    c.execute(&format!("return ({script});"), vec![])
+        .await
+        .unwrap()
+}
+
+/// A nightly-like filing: an import and a backup contending for one
+/// dataset, a scoring after the import, a fan-out that delegates two
+/// runs, a report after all of them, and a probe whose log line quotes
+/// markup.
+const PIPELINE: &str = r#"
+[[runway]]
+id = "import"
+agent = "import-applications"
+datasets = { test_board = "exclusive" }
+input = { count = 3000, seed = 4 }
+priority = 10
+[[runway]]
+id = "backup"
+agent = "probe"
+action = "ok"
+datasets = { test_board = "exclusive", test_archive = "shared" }
+[[runway]]
+id = "score"
+agent = "probe"
+action = "ok"
+after = ["import"]
+datasets = { test_archive = "shared" }
+[[runway]]
+id = "fanout"
+agent = "orchestrator"
+after = ["score"]
+input = { children = [{ agent = "probe", action = "ok" }, { agent = "probe", action = "ok" }] }
+[[runway]]
+id = "report"
+agent = "probe"
+action = "ok"
+after = ["fanout", "backup"]
+[[runway]]
+id = "notify"
+agent = "probe"
+action = "fail"
+after = ["report"]
+[[runway]]
+id = "quoted"
+agent = "probe"
+action = "read-unlocked"
+input = { dataset = "<img src=x onerror=alert(1)>" }
+"#;
+
+#[test]
+fn the_board_draws_a_filing_as_a_graph_and_a_timeline() {
+    let dir = crate::trees::tree_folders();
+    let server = Server::start(dir.path());
+    let olive = server.token("olive", &["operator"]);
+    let vic = server.token("vic", &["viewer"]);
+    let ids = server.file(PIPELINE);
+    let mut wait = vec!["wait", "--timeout-secs", "120"];
+    wait.extend(ids.iter().map(String::as_str));
+    server.client(&wait);
+    assert_eq!(
+        server
+            .client(&["wait", "--timeout-secs", "60", "fanout.1", "fanout.2"])
+            .code,
+        0
+    );
+    let plan = server
+        .trail()
+        .into_iter()
+        .find(|r| r["event"] == "plan_filed")
+        .expect("a PLAN record");
+    let seq = plan["seq"].as_u64().unwrap();
+
+    let driver = Driver::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = driver.browser().await;
+        let base = server.url.clone();
+        c.set_window_size(1280, 1000).await.unwrap();
+        sign_in(&c, &base, &olive).await;
+
+        // The board groups the filing's runways under it (a delegated
+        // runway with its tree's), with start, end and duration.
+        let head = find(&c, &format!("#runways tr.filing[data-filing='{seq}']")).await;
+        let said = head.text().await.unwrap();
+        assert!(said.contains(&format!("Filing #{seq}")) && said.contains("by admin"), "{said}");
+        let grouped = eval(
+            &c,
+            &format!("[...document.querySelectorAll(\"#runways tr[data-filing='{seq}'][data-runway]\")].map(r => r.dataset.runway)"),
+        )
+        .await;
+        assert_eq!(
+            grouped,
+            json!(["import", "backup", "score", "fanout", "report", "notify", "quoted", "fanout.1", "fanout.2"])
+        );
+        let took = find(&c, "#runways tr[data-runway='import'] .t-duration").await;
+        let took = took.text().await.unwrap();
+        assert!(took.ends_with(" ms") || took.ends_with(" s"), "{took}");
+        let start = find(&c, "#runways tr[data-runway='import'] .t-start").await;
+        assert!(start.text().await.unwrap().contains(':'));
+        // The panels of triggers and agents show only when their
+        // endpoints answer.
+        for (path, panel) in [("/api/triggers", "triggers-panel"), ("/api/agents", "agents-panel")] {
+            let (status, _) = crate::server::get(&base, path, &olive);
+            let shown = eval(&c, &format!("!!document.getElementById('{panel}')")).await;
+            assert_eq!(shown, json!(status == 200), "{path} answered {status}");
+        }
+        // A plan filed meanwhile appears as a filing of its own, learnt
+        // from the trail as it grows.
+        server.file("[[runway]]\nid = \"later\"\nagent = \"probe\"\naction = \"ok\"\n");
+        let later = find(&c, "#runways tr[data-runway='later'][data-filing]:not([data-filing=''])").await;
+        let group: u64 = later.attr("data-filing").await.unwrap().unwrap().parse().unwrap();
+        assert!(group > seq, "{group} after {seq}");
+        find(&c, &format!("#runways tr.filing[data-filing='{group}']")).await;
+        document(&c, "page-board").await;
+
+        // The filing's page: its graph, each runway a node in its state's
+        // colour, `after` edges between them.
+        find(&c, &format!("a.filing-link[href='/filings/{seq}']")).await.click().await.unwrap();
+        find(&c, "#graph-svg g.node[data-runway='import'][data-state='SUCCEEDED']").await;
+        find(&c, "#graph-svg g.node.tone-bad[data-runway='notify'][data-state='FAILED']").await;
+        find(&c, "#graph-svg path.edge.after[data-from='import'][data-to='score']").await;
+        find(&c, "#graph-svg path.edge.after[data-from='backup'][data-to='report']").await;
+        // The fan-out's children are folded under it until opened.
+        assert!(c.find(Locator::Css("#graph-svg g.node[data-runway='fanout.1']")).await.is_err());
+        let fold = find(&c, "#graph-svg g.fold[data-toggle='fanout']").await;
+        assert_eq!(fold.text().await.unwrap(), "+2");
+        fold.click().await.unwrap();
+        find(&c, "#graph-svg g.node[data-runway='fanout.2'][data-state='SUCCEEDED']").await;
+        find(&c, "#graph-svg path.edge.delegated[data-from='fanout'][data-to='fanout.1']").await;
+
+        // The timeline: one lane per dataset, a run holding two in both;
+        // the backup waited for its lock while the import flew.
+        let rows = eval(
+            &c,
+            "[...document.querySelectorAll(\"#gantt-svg g.lane[data-lane='test_board'] g.row\")].map(r => r.dataset.runway).sort()",
+        )
+        .await;
+        assert_eq!(rows, json!(["backup", "import"]));
+        find(&c, "#gantt-svg g.lane[data-lane='test_archive'] g.row[data-runway='backup']").await;
+        let waited = eval(
+            &c,
+            "(() => { const lane = \"#gantt-svg g.lane[data-lane='test_board'] \"; \
+             const wait = document.querySelector(lane + \"g.row[data-runway='backup'] .seg.wait-locks\"); \
+             const flew = document.querySelector(lane + \"g.row[data-runway='import'] .seg.flight\"); \
+             return [Number(wait.dataset.ms), Number(wait.dataset.to) >= Number(flew.dataset.from)]; })()",
+        )
+        .await;
+        assert!(waited[0].as_f64().unwrap() > 0.0 && waited[1] == json!(true), "{waited}");
+        document(&c, "page-filing").await;
+        c.execute("document.getElementById('timeline-title').scrollIntoView()", vec![])
+            .await
+            .unwrap();
+        document(&c, "page-timeline").await;
+
+        // A node clicked opens its runway.
+        c.execute("window.scrollTo(0, 0)", vec![]).await.unwrap();
+        find(&c, "#graph-svg g.node[data-runway='import'] a").await.click().await.unwrap();
+        until(&c, "location.pathname === '/runways/import'").await;
+        find(&c, "#attempts tr[data-attempt='1']").await;
+
+        // A run's log lines, input and output inline, as text: a guest's
+        // markup stays text.
+        c.goto(&format!("{base}/runways/quoted")).await.unwrap();
+        let line = find(&c, "#log li").await.text().await.unwrap();
+        assert!(line.contains("<img src=x onerror=alert(1)>"), "{line}");
+        assert_eq!(eval(&c, "document.querySelectorAll('#main img').length").await, json!(0));
+        let input = find(&c, "#input pre").await.text().await.unwrap();
+        assert!(input.contains("<img src=x onerror=alert(1)>"), "{input}");
+        let output = find(&c, "#output").await.text().await.unwrap();
+        assert!(!output.is_empty(), "the output or its digest is shown");
+        let times = find(&c, "#times").await.text().await.unwrap();
+        assert!(times.contains(&format!("filing #{seq}")), "{times}");
+        let text = eval(&c, "document.getElementById('main').innerText").await;
+        assert!(!text.as_str().unwrap().contains("null"), "{text}");
+        c.execute("document.getElementById('attempts').scrollIntoView()", vec![])
+            .await
+            .unwrap();
+        document(&c, "page-runway").await;
+
+        // A run that failed is offered a retry.
+        c.goto(&format!("{base}/runways/notify")).await.unwrap();
+        let retry = find(&c, "#refile").await.text().await.unwrap();
+        assert_eq!(retry, "Retry as a new runway");
+
+        // An operator re-files a runway from its page: a new runway,
+        // filed in the operator's name.
+        c.goto(&format!("{base}/runways/score")).await.unwrap();
+        let refile = find(&c, "#refile").await;
+        assert_eq!(refile.text().await.unwrap(), "Re-file");
+        refile.click().await.unwrap();
+        until(&c, "location.pathname === '/runways/score-2'").await;
+        let again = server.json(&["show", "score-2"]);
+        assert_eq!(again["agent"], "probe");
+        assert_eq!(again["manifest"]["after"], json!(["import"]));
+        let filed = server
+            .trail()
+            .into_iter()
+            .find(|r| r["event"] == "plan_filed" && r["source"] == "refile of score")
+            .expect("the re-filing's PLAN record");
+        assert_eq!(filed["by"], "olive");
+        assert_eq!(filed["runways"], json!(["score-2"]));
+
+        // A viewer is offered no button, and its forged POST is refused.
+        sign_in(&c, &base, &vic).await;
+        find(&c, "#runways").await;
+        c.goto(&format!("{base}/runways/score")).await.unwrap();
+        find(&c, "#history").await;
+        assert!(c.find(Locator::Css("#refile")).await.is_err());
+        let said = forged_post(&c, "/api/runways/score/refile", &vic).await;
+        assert_eq!(said[0], 403, "{said}");
+
+        // On a phone: the filing's page needs no sideways scrolling (the
+        // graph scrolls in its own box).
+        c.set_window_size(390, 844).await.unwrap();
+        c.goto(&format!("{base}/filings/{seq}")).await.unwrap();
+        find(&c, "#gantt-svg g.lane").await;
+        until(&c, "document.documentElement.scrollWidth <= window.innerWidth").await;
+        document(&c, "page-phone").await;
+        c.execute("document.getElementById('timeline-title').scrollIntoView()", vec![])
+            .await
+            .unwrap();
+        document(&c, "page-phone-timeline").await;
+
+        c.close().await.unwrap();
+    });
+}
+
+#[test]
+fn the_board_draws_the_shapes_the_other_parts_answer() {
+    let dir = folders();
+    let server = Server::start(dir.path());
+    let vic = server.token("vic", &["viewer"]);
+    let driver = Driver::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = driver.browser().await;
+        let base = server.url.clone();
+        sign_in(&c, &base, &vic).await;
+        find(&c, "#runways").await;
+        // Drawn from the shapes `/api/triggers` and `/api/agents` answer,
+        // as the board draws them once they do; text stays text.
+        let drawn = eval(
+            &c,
+            r#"(() => {
+              const soon = new Date(Date.now() + 9000e3).toISOString();
+              main.append(triggersPanel([{ id: "nightly", on: { schedule: "0 1 * * *" }, kind: "schedule",
+                state: "active", fired: 3, last_fired: new Date().toISOString(), next: [soon], runways: [] },
+                { id: "<b id=bold>x</b>", on: { topic: "a" }, kind: "topic", state: "paused", fired: 0,
+                  last_fired: null, next: [], runways: [] }]),
+                agentsPanel([{ agent: "scorer-a", runs: 10, succeeded: 9, failed: 1, success_ratio: 0.9,
+                  p50_ms: 120, p95_ms: 900, fuel_per_run: 1e6, in_flight: 1, last_failure: "timed out",
+                  breaker: "open", breaker_until: soon }]));
+              const t = document.getElementById("triggers-panel"), a = document.getElementById("agents-panel");
+              return [t.querySelector("tr[data-trigger='nightly']").textContent,
+                !!t.querySelector(".badge.paused"), document.getElementById("bold") === null,
+                a.querySelector("tr[data-agent='scorer-a'] .badge.breaker.open").textContent,
+                a.querySelector(".ratio-fill").style.width];
+            })()"#,
+        )
+        .await;
+        let nightly = drawn[0].as_str().unwrap();
+        assert!(nightly.contains("schedule 0 1 * * *") && nightly.contains("in 2 h"), "{drawn}");
+        assert_eq!(drawn[1], json!(true), "{drawn}");
+        assert_eq!(drawn[2], json!(true), "markup in an id stays text: {drawn}");
+        assert_eq!(drawn[3], json!("breaker open"), "{drawn}");
+        assert_eq!(drawn[4], json!("90%"), "{drawn}");
+
+        // A graph drawn from the fields flows and conditions add to a
+        // runway (`when`, `takes_from`) and the SKIPPED state: a data
+        // edge, a conditional node with its expression, a skipped branch
+        // greyed; spend against a plan's budget as bars.
+        let graph = eval(
+            &c,
+            r##"(() => {
+              const r = (id, state, extra) => Object.assign({ id, agent: "probe", state,
+                manifest: { after: [], datasets: {} }, started_at: null, ended_at: null }, extra);
+              const g = drawGraph([r("score", "SUCCEEDED"),
+                r("appeal", "SKIPPED", { when: "score.risk > 3", takes_from: ["score"], manifest: { after: ["score"], datasets: {} } }),
+                r("award", "WAITING_BREAKER", { when: "!skipped('appeal')", manifest: { after: ["appeal"], datasets: {} } }),
+                r("cap", "BUDGET_EXHAUSTED", { manifest: { after: ["score"], datasets: {} } })], new Map(), new Set(), () => {});
+              main.prepend(el("div", { class: "chart", id: "synthetic" }, g),
+                budgetView({ fuel: 1e12, runs: 500 }, { fuel: 5e11, runs: 500 }));
+              const one = (css) => g.querySelectorAll(css).length;
+              return [one("path.edge.data[data-from='score'][data-to='appeal']"),
+                g.querySelector("g.node.conditional[data-runway='appeal'] .cond title").textContent,
+                one("g.node.tone-skipped[data-runway='appeal']"), one("path.edge.skipped[data-to='appeal']"),
+                one("path.edge.after.conditional[data-from='appeal'][data-to='award']"),
+                one("g.node.tone-wait[data-state='WAITING_BREAKER']"), one("g.node.tone-bad[data-state='BUDGET_EXHAUSTED']"),
+                document.querySelector("#budget [data-budget='fuel'] .ratio-fill").style.width,
+                !!document.querySelector("#budget [data-budget='runs'] .ratio.over")];
+            })()"##,
+        )
+        .await;
+        assert_eq!(
+            graph,
+            json!([1, "Runs only when score.risk > 3", 1, 1, 1, 1, 1, "50%", true])
+        );
+        screenshot(&c, "synthetic-graph").await;
         c.close().await.unwrap();
     });
 }

@@ -22,6 +22,8 @@ fn right_of(method: &str, path: &str) -> &'static str {
         | ("get", "/api/server" | "/api/events" | "/metrics")
         | ("get", "/api/triggers" | "/api/triggers/{id}")
         | ("post", "/api/wait") => "view",
+        ("post", "/api/runways/{id}/refile") => "control",
+        ("get", "/api/filings") => "view",
         _ => panic!("no right known for {method} {path}: add it to this table"),
     }
 }

@@ -446,9 +446,9 @@ pub fn eventually(what: &str, mut check: impl FnMut() -> bool) {
     }
 }
 
-/// Implements the `orchestration` interface for a bench's bare host state
-/// `$state`: every call refused (`denied`) or ignored, as a run without a
-/// controller is answered.
+/// Implements the `orchestration` and `events` interfaces for a bench's
+/// bare host state `$state`: every call refused (`denied`) or ignored, as
+/// a run without a controller is answered.
 #[macro_export]
 macro_rules! deny_orchestration {
     ($state:ty) => {
@@ -499,6 +499,17 @@ macro_rules! deny_orchestration {
             }
             fn progress(&mut self, _: u64, _: u64, _: String) -> wasmtime::Result<()> {
                 Ok(())
+            }
+        }
+        impl runway_host::sandbox::hostcalls::runway::agent::events::Host for $state {
+            fn publish(
+                &mut self,
+                _: String,
+                _: Vec<u8>,
+            ) -> wasmtime::Result<Result<(), runway_host::sandbox::hostcalls::GuestError>> {
+                Ok(Err(runway_host::sandbox::hostcalls::GuestError::Denied(
+                    "bare host".into(),
+                )))
             }
         }
     };

@@ -82,7 +82,7 @@ pub use merkle::Frontier;
 pub use reader::{for_each_record, for_each_record_from, read_records};
 pub use record::{
     Call, DecodeError, EncodeError, Entry, Event, Hash, JoinedChild, LockGrant, LockMode,
-    LockRequest, Outcome, Record, ZERO_HASH, leaf_hash, sha256,
+    LockRequest, Outcome, PAYLOAD_MAX, Record, ZERO_HASH, leaf_hash, sha256,
 };
 pub use render::{escape, record_json, record_line, timeline_line};
 pub use state::State;

@@ -190,6 +190,13 @@ wire_enum! {
         /// COMMITTING (or its SUCCEEDED, when it wrote nothing), at most
         /// [`OUTPUT_MAX`] bytes. Its SUCCEEDED carries its digest.
         Returned { output: Vec<u8> },
+        /// An event the run published (`events.publish`) on `topic`, at
+        /// most [`PAYLOAD_MAX`] bytes of `payload`: written with the run's
+        /// landing, before its COMMITTING (or its SUCCEEDED when it wrote
+        /// nothing). It is delivered — triggers on the topic see it — only
+        /// when the attempt that published it SUCCEEDED; an attempt that
+        /// failed delivers none of its events.
+        Published { topic: String, payload: Vec<u8> },
         /// A trigger was filed by `by` (or filed again under its id,
         /// replacing its definition and keeping its history): `definition`
         /// is all of it as one JSON object — `id`, `on` (what fires it) and
@@ -347,6 +354,7 @@ wire_units! {
         Handoff,
         Progress,
         Cancel,
+        Publish,
     }
 }
 
@@ -366,6 +374,7 @@ impl Call {
             Call::Handoff => "handoff",
             Call::Progress => "progress",
             Call::Cancel => "cancel",
+            Call::Publish => "publish",
         }
     }
 }
@@ -422,6 +431,10 @@ pub const MANIFEST_MAX: usize = 64 << 10;
 /// host's largest output).
 pub const OUTPUT_MAX: usize = 1 << 20;
 
+/// Most bytes of an event's payload in a [`Event::Published`] record (the
+/// host's cap on `events.publish`).
+pub const PAYLOAD_MAX: usize = 64 << 10;
+
 impl Entry {
     /// A record of the host itself: no runway, agent, plugin or dataset
     /// (a refused plan, a pause of clearing).
@@ -457,6 +470,9 @@ impl Event {
             }
             Event::Returned { output } if output.len() > OUTPUT_MAX => {
                 Some((output.len(), OUTPUT_MAX))
+            }
+            Event::Published { payload, .. } if payload.len() > PAYLOAD_MAX => {
+                Some((payload.len(), PAYLOAD_MAX))
             }
             Event::TriggerFiled { definition, .. } if definition.len() > MANIFEST_MAX => {
                 Some((definition.len(), MANIFEST_MAX))
@@ -694,6 +710,7 @@ mod tests {
                 "Filing",
                 "Joined",
                 "Returned",
+                "Published",
                 "TriggerFiled",
                 "TriggerPaused",
                 "TriggerResumed",

@@ -305,6 +305,16 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 &hex::encode(&sha256(output))[..SHORT_HASH]
             ),
         ),
+        Event::Published { topic, payload } => (
+            "PUBLISHED",
+            format!(
+                "{} payload {} {} sha256={}",
+                escape(topic),
+                payload.len(),
+                plural_len(payload.len(), "byte", "bytes"),
+                &hex::encode(&sha256(payload))[..SHORT_HASH]
+            ),
+        ),
         Event::Paused { by } => ("PAUSED", format!("clearing paused by {}", escape(by))),
         Event::Resumed { by } => ("RESUMED", format!("clearing resumed by {}", escape(by))),
         Event::PlanFiled {
@@ -549,6 +559,12 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("event", json!("returned")),
             ("output_digest", json!(hex_of(&sha256(output)))),
             ("output_bytes", json!(output.len())),
+        ],
+        Event::Published { topic, payload } => vec![
+            ("event", json!("published")),
+            ("topic", json!(topic)),
+            ("payload_digest", json!(hex_of(&sha256(payload)))),
+            ("payload_bytes", json!(payload.len())),
         ],
         Event::Paused { by } => vec![("event", json!("paused")), ("by", json!(by))],
         Event::Resumed { by } => vec![("event", json!("resumed")), ("by", json!(by))],

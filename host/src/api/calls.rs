@@ -136,15 +136,7 @@ impl Api {
             digest: runway_audit::sha256(text.as_bytes()),
             once: false,
         };
-        let filed = self.controller.file(filing).await?;
-        let runways = filed
-            .into_iter()
-            .map(|f| views::FiledRunway {
-                name: f.name,
-                id: f.id,
-            })
-            .collect();
-        Ok(views::FiledList { runways })
+        Ok(views::filed(self.controller.file(filing).await?))
     }
 
     /// The runways (no histories) `filter` shows.

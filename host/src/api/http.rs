@@ -17,6 +17,8 @@
 //! | POST | `/api/runways/{id}/approve` | approve | `{"note"}`; refused (403) to whoever filed it, unless four eyes are off |
 //! | POST | `/api/runways/{id}/reject` | approve | `{"reason"}` |
 //! | POST | `/api/runways/{id}/cancel` | control | `{}` |
+//! | POST | `/api/runways/{id}/refile` | control | `{}`: its manifest filed again as a new runway (a retry; [`super::refile`]); 201 with the new id |
+//! | GET | `/api/filings` | view | the plans filed: their runways, who, from where ([`super::filings`]) |
 //! | POST | `/api/pause`, `/api/resume` | control | `{}` |
 //! | GET | `/api/triggers` | view | every trigger: `on`, kind, state, firings, the next ones ([`triggers`]) |
 //! | GET | `/api/triggers/{id}` | view | one trigger |
@@ -64,7 +66,7 @@ use super::access::{Caller, Right};
 use super::calls::Api;
 use super::extract::{JsonBody, PathOf, PlanText, QueryOf};
 use super::refusal::{Applies, ErrorBody, Kind, Refusal};
-use super::{events, mcp, metrics, refusals, triggers, views};
+use super::{events, filings, mcp, metrics, refusals, triggers, views};
 use crate::controller::plan::cap_reason;
 use crate::controller::policy;
 use crate::limits::{HEADER_TIMEOUT, REFUSAL_SUMMARY_INTERVAL};
@@ -82,6 +84,7 @@ pub fn router(api: Api) -> Router {
         .routes(routes!(plugins))
         .routes(routes!(server))
         .routes(routes!(metrics::scrape))
+        .routes(routes!(filings::filings))
         .routes(routes!(triggers::list_triggers))
         .routes(routes!(triggers::show_trigger));
     let audit = OpenApiRouter::new().routes(routes!(proof));
@@ -93,6 +96,7 @@ pub fn router(api: Api) -> Router {
         .routes(routes!(cancel))
         .routes(routes!(pause))
         .routes(routes!(resume))
+        .routes(routes!(refile))
         .routes(routes!(triggers::pause_trigger))
         .routes(routes!(triggers::resume_trigger))
         .routes(routes!(triggers::remove_trigger));
@@ -464,6 +468,21 @@ async fn cancel(
 ) -> Answer<views::Done> {
     check_by(&api, &caller, by(&body))?;
     api.cancel(&caller, &id).await.map(Json)
+}
+
+#[utoipa::path(post, path = "/api/runways/{id}/refile", tag = "runways",
+    params(("id" = String, Path, description = "The runway id")), request_body(content = Option<views::Who>),
+    responses((status = 201, description = "Its manifest filed again, durably, as a new runway: its id", body = views::FiledList),
+        (status = 404, description = "No such runway", body = ErrorBody)))]
+async fn refile(
+    State(api): State<Api>,
+    Extension(caller): Extension<Caller>,
+    PathOf(id): PathOf<String>,
+    JsonBody(body): JsonBody<Option<views::Who>>,
+) -> Result<(StatusCode, Json<views::FiledList>), Refusal> {
+    check_by(&api, &caller, by(&body))?;
+    let filed = api.refile(&caller, &id).await?;
+    Ok((StatusCode::CREATED, Json(filed)))
 }
 
 #[utoipa::path(post, path = "/api/pause", tag = "server", request_body(content = Option<views::Who>),

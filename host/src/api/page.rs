@@ -9,7 +9,15 @@
 //! locks held or its place in line, its audit records with their
 //! inclusion proofs), approvals with Approve / Reject,
 //! the lock table, the plugins, and `/audit?dataset=NAME` (or `runway=`,
-//! `agent=`): the trail growing live. Its icon is served at
+//! `agent=`): the trail growing live. The board groups runways by the
+//! filing that filed them, with each run's start, end and duration, and
+//! the panels of upcoming firings and agents' health when the server
+//! answers for them; a filing's page (`/filings/SEQ`) draws its graph
+//! ([`GRAPH`]: runways by state, `after`, data and delegation edges,
+//! conditions, children folded under their parent) and its timeline
+//! ([`GANTT`]: each run's waits and flight, one lane per dataset); a
+//! runway's page shows its attempts, log lines, input and output inline,
+//! and offers an operator Retry / Re-file. Its icon is served at
 //! `/favicon.svg` and, for browsers that ask without being told,
 //! `/favicon.ico` (the same SVG).
 
@@ -22,6 +30,10 @@ use super::calls::Api;
 
 const INDEX: &str = include_str!("page/index.html");
 const SCRIPT: &str = include_str!("page/app.js");
+/// A filing's graph, drawn as SVG (loaded before [`SCRIPT`]).
+const GRAPH: &str = include_str!("page/graph.js");
+/// Runs on a time axis, one lane per dataset (loaded before [`SCRIPT`]).
+const GANTT: &str = include_str!("page/gantt.js");
 const STYLE: &str = include_str!("page/style.css");
 const ICON: &str = include_str!("page/favicon.svg");
 
@@ -55,6 +67,7 @@ pub fn routes() -> Router<Api> {
         "/plugins",
         "/audit",
         "/runways/{id}",
+        "/filings/{seq}",
     ] {
         router = router.route(path, get(index));
     }
@@ -62,6 +75,14 @@ pub fn routes() -> Router<Api> {
         .route(
             "/assets/app.js",
             get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .route(
+            "/assets/graph.js",
+            get(|| async { asset("text/javascript; charset=utf-8", GRAPH) }),
+        )
+        .route(
+            "/assets/gantt.js",
+            get(|| async { asset("text/javascript; charset=utf-8", GANTT) }),
         )
         .route(
             "/assets/style.css",

@@ -157,6 +157,47 @@ pub struct RunwayView {
     pub progress: Option<ProgressView>,
     /// The agent's output, as text.
     pub output: Option<String>,
+    /// When it was filed (RFC 3339, UTC, milliseconds).
+    #[serde(default)]
+    pub filed_at: Option<String>,
+    /// When it first ran (moved to RUNNING); null until it has.
+    #[serde(default)]
+    pub started_at: Option<String>,
+    /// When it ended for good; null until it has.
+    #[serde(default)]
+    pub ended_at: Option<String>,
+    /// The input handed to its agent, as JSON text (in `show` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// Its last attempt's first 500 log lines, as kept (within its
+    /// grant's `max_log_kib`); in `show` only, for a run this server
+    /// process made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<Vec<String>>,
+}
+
+/// Plans filed, oldest first: which runways were filed together, by whom,
+/// from where (the trail's PLAN records).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FilingList {
+    pub filings: Vec<FilingView>,
+}
+
+/// One plan filed (a PLAN record).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FilingView {
+    /// The PLAN record's sequence number: the filing's id.
+    pub seq: u64,
+    /// When it was filed (RFC 3339, UTC, milliseconds).
+    pub at: String,
+    /// Who filed it.
+    pub by: String,
+    /// Where from: `api`, `inbox NAME.toml`, `runway run`, `refile of ID`.
+    pub source: String,
+    /// SHA-256 (hex) of the plan as received.
+    pub digest: String,
+    /// Its runway ids, in the plan's order.
+    pub runways: Vec<String>,
 }
 
 /// A runway a runway delegated, as its parent's `show` lists it.
@@ -234,6 +275,18 @@ pub struct FiledRunway {
     pub name: String,
     /// Its runway id.
     pub id: String,
+}
+
+/// The runways a filing made, as the API answers them.
+pub fn filed(filed: Vec<crate::controller::Filed>) -> FiledList {
+    let runways = filed
+        .into_iter()
+        .map(|f| FiledRunway {
+            name: f.name,
+            id: f.id,
+        })
+        .collect();
+    FiledList { runways }
 }
 
 /// A wait's answer: the runways once all ended, or not yet.
@@ -392,6 +445,9 @@ pub fn plan(report: &PlanReport) -> Value {
     serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
+/// Most log lines a runway's `show` gives (each at most 4 KiB).
+pub const LOG_LINES: usize = 500;
+
 /// One runway as `show` gives it: its view with `children`, each as
 /// `reports` (the children's own reports, in any order) say it stands.
 pub fn shown(r: &RunwayReport, reports: &[RunwayReport]) -> RunwayView {
@@ -407,8 +463,14 @@ pub fn shown(r: &RunwayReport, reports: &[RunwayReport]) -> RunwayView {
             reason: c.reason.clone(),
         })
         .collect();
+    let log = r
+        .run
+        .as_ref()
+        .map(|run| run.log.lines.iter().take(LOG_LINES).cloned().collect());
     RunwayView {
         children: Some(children),
+        input: Some(String::from_utf8_lossy(&r.manifest.input).into_owned()),
+        log,
         ..runway(r)
     }
 }
@@ -421,7 +483,7 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
         r.history
             .iter()
             .map(|t| TransitionView {
-                at: t.at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+                at: stamp(t.at),
                 state: t.state.name().to_string(),
                 reason: t.reason.clone(),
                 by: t.by.clone(),
@@ -480,7 +542,17 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
             .output
             .as_ref()
             .map(|o| String::from_utf8_lossy(o).into_owned()),
+        filed_at: r.times.filed.map(stamp),
+        started_at: r.times.started.map(stamp),
+        ended_at: r.times.ended.map(stamp),
+        input: None,
+        log: None,
     }
+}
+
+/// RFC 3339, UTC, milliseconds: how a view says a time.
+fn stamp(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
 /// The lock board: per dataset, its holders (with the fencing token each

@@ -65,6 +65,19 @@ pub struct RunwayReport {
     /// What its run last said of its progress, summed with its
     /// children's (in `show` only).
     pub progress: Option<Progress>,
+    /// When it was filed, first ran and ended, from its history (kept in
+    /// lists too, which leave the history out).
+    pub times: Times,
+}
+
+/// A runway's times, as its history says them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Times {
+    pub filed: Option<jiff::Timestamp>,
+    /// Its first move to RUNNING.
+    pub started: Option<jiff::Timestamp>,
+    /// Its last move, once it has ended for good.
+    pub ended: Option<jiff::Timestamp>,
 }
 
 /// The course a runway has taken, as its audit records tell it: all the
@@ -235,6 +248,20 @@ impl Runway {
             run: self.run.clone(),
             children: Vec::new(),
             progress: None,
+            times: self.times(),
+        }
+    }
+
+    /// When it was filed, first ran and ended.
+    pub fn times(&self) -> Times {
+        let history = &self.course.history;
+        Times {
+            filed: history.first().map(|t| t.at),
+            started: history
+                .iter()
+                .find(|t| t.state == State::Running)
+                .map(|t| t.at),
+            ended: history.last().filter(|_| self.ended()).map(|t| t.at),
         }
     }
 

@@ -22,6 +22,9 @@
 //! descendants = 1000        # runways in a tree below its root [100000]
 //! tree_fuel = 1_000_000_000_000  # fuel for every run below the root together [10^18]; default: no tree budget
 //! tree_wall_secs = 3600     # the tree's wall time, from its root's take-off [86400]; default: none
+//!
+//! [events]                  # none by default: the agent may not publish
+//! publish = ["applications.*"]   # topics it may publish to: names, or prefixes ending in '*'
 //! ```
 //!
 //! A child's rights are the intersection of its own grants and its
@@ -45,6 +48,7 @@ use crate::limits::{
     MAX_MEMORY_MIB, MAX_OUTPUT_KIB, MAX_WINDOW_SECS,
 };
 use crate::names::{self, NameError};
+use crate::sandbox::hostcalls::Topics;
 
 /// What one plugin may do.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +58,16 @@ pub struct Grants {
     pub limits: Limits,
     /// Whom it may delegate to, and how far; `None`: it may not.
     pub delegate: Option<Delegate>,
+    /// The topics it may publish to (`[events] publish`).
+    pub topics: Topics,
+}
+
+/// What a plugin may publish: the `[events]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Events {
+    /// Topics, or prefixes ending in `*`.
+    publish: Vec<String>,
 }
 
 /// What a plugin may delegate: the `[delegate]` table.
@@ -123,6 +137,12 @@ pub enum GrantsError {
         pattern: String,
         source: NameError,
     },
+    #[error("{file}: events topic pattern {pattern:?} is not valid: {source}")]
+    TopicPattern {
+        file: String,
+        pattern: String,
+        source: NameError,
+    },
     #[error("{file}: {key} must be greater than zero")]
     Zero { file: String, key: &'static str },
     #[error("{file}: {key} = {value} exceeds the host's maximum of {max}")]
@@ -142,6 +162,7 @@ struct GrantsFile {
     #[serde(default)]
     limits: Limits,
     delegate: Option<Delegate>,
+    events: Option<Events>,
 }
 
 impl Grants {
@@ -228,6 +249,18 @@ impl Grants {
                 ),
             ]);
         }
+        let publish = parsed.events.map(|e| e.publish).unwrap_or_default();
+        for pattern in &publish {
+            let stem = pattern.strip_suffix('*').unwrap_or(pattern);
+            let stem = stem.strip_suffix('.').unwrap_or(stem);
+            if !stem.is_empty() {
+                names::check_topic(stem).map_err(|source| GrantsError::TopicPattern {
+                    file: file.clone(),
+                    pattern: pattern.clone(),
+                    source,
+                })?;
+            }
+        }
         for (key, value, max) in bounded {
             if value == 0 {
                 return Err(GrantsError::Zero { file, key });
@@ -245,6 +278,7 @@ impl Grants {
             datasets: parsed.datasets,
             limits: l,
             delegate: parsed.delegate,
+            topics: Topics::new(publish),
         })
     }
 

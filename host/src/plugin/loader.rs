@@ -173,6 +173,7 @@ impl Plugin {
             digest: self.digest,
             limits: self.grants.limits,
             waits: self.waits,
+            topics: self.grants.topics.clone(),
             pre: self.pre.clone(),
         }
     }

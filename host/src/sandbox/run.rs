@@ -22,7 +22,8 @@ use super::cancel::{Cancel, Cancelled};
 use super::epoch::EpochClock;
 use super::failure::RunFailure;
 use super::hostcalls::{
-    AgentPre, Delegator, Family, HandoffRequest, HeldLock, RunInfo, RunLog, RunState,
+    AgentPre, Delegator, Family, HandoffRequest, HeldLock, Publication, RunEvents, RunInfo, RunLog,
+    RunState, Topics,
 };
 use super::trap;
 use crate::limits::{Limits, MAX_TRANSFER};
@@ -48,6 +49,8 @@ pub struct Program {
     /// It imports `orchestration`: it may wait on children, so it flies
     /// with [`fly_async`].
     pub waits: bool,
+    /// The topics its runs may publish to (`events.publish`).
+    pub topics: Topics,
 }
 
 impl Program {
@@ -98,6 +101,9 @@ pub struct RunReport {
     pub handoff: Option<Box<HandoffRequest>>,
     /// Fuel the run consumed.
     pub fuel_used: u64,
+    /// The events it published (`events.publish`), when it succeeded,
+    /// each with the audit sequence of its PUBLISHED record.
+    pub published: Vec<(u64, Publication)>,
     /// Its COMMITTED records, one per dataset it landed writes on.
     pub committed: Vec<CommittedTo>,
 }
@@ -124,6 +130,8 @@ pub struct Flown {
     /// Its output goes on the trail (RETURNED) before it lands.
     pub(crate) keep_output: bool,
     pub(crate) fuel_used: u64,
+    /// The audit sequence of each PUBLISHED record, once announced.
+    pub(crate) published_at: Vec<u64>,
     pub(crate) committed: Vec<CommittedTo>,
 }
 
@@ -160,13 +168,30 @@ impl Flown {
         &self.locks
     }
 
-    /// The RETURNED record the run's success needs before it lands, if
-    /// its output is kept.
-    pub fn kept_output(&self) -> Option<Event> {
-        let output = self.outcome.as_ref().ok().filter(|_| self.keep_output)?;
-        Some(Event::Returned {
-            output: output.clone(),
-        })
+    /// Appends the records the run's success needs on the trail before it
+    /// lands (durable with its COMMITTING, or before its SUCCEEDED): its
+    /// output when it is kept (RETURNED), then each event it published
+    /// (PUBLISHED), whose sequence numbers its report carries. Nothing
+    /// when it failed.
+    pub fn announce_kept(&mut self, audit: &AuditLog) -> Result<(), AuditError> {
+        let Ok(output) = &self.outcome else {
+            return Ok(());
+        };
+        if self.keep_output {
+            let returned = Event::Returned {
+                output: output.clone(),
+            };
+            self.announce(audit, None, returned)?;
+        }
+        for p in &self.state.events.staged {
+            let published = Event::Published {
+                topic: p.topic.clone(),
+                payload: p.payload.clone(),
+            };
+            let ticket = self.announce(audit, None, published)?;
+            self.published_at.push(ticket.seq());
+        }
+        Ok(())
     }
 
     /// What the run staged.
@@ -226,6 +251,15 @@ impl Flown {
     /// The run's report, once it has landed.
     pub fn into_report(mut self) -> RunReport {
         let (stdout, stderr) = self.state.stdio();
+        let published = match &self.outcome {
+            Ok(_) => self
+                .published_at
+                .iter()
+                .copied()
+                .zip(std::mem::take(&mut self.state.events.staged))
+                .collect(),
+            Err(_) => Vec::new(),
+        };
         RunReport {
             outcome: self.outcome,
             log: std::mem::take(&mut self.state.output.log),
@@ -239,6 +273,7 @@ impl Flown {
                 .and_then(|f| f.handoff.take())
                 .map(Box::new),
             fuel_used: self.fuel_used,
+            published,
             committed: self.committed,
         }
     }
@@ -255,6 +290,7 @@ impl RunReport {
             landing: Duration::ZERO,
             handoff: None,
             fuel_used: 0,
+            published: Vec::new(),
             committed: Vec::new(),
         }
     }
@@ -409,6 +445,7 @@ fn land_flight(
         returned: Instant::now(),
         keep_output,
         fuel_used,
+        published_at: Vec::new(),
         committed: Vec::new(),
     })
 }
@@ -433,6 +470,7 @@ pub(crate) fn new_store(
         host.audit.clone(),
     );
     let mut store = Store::new(host.engine, state);
+    store.data_mut().events = RunEvents::new(program.topics.clone());
     let limited = bound(&mut store, &limits, deadline);
     (store, limited)
 }

@@ -185,6 +185,32 @@ pub(crate) fn handoff(to: &Handoff) -> Result<(), Error> {
     })
 }
 
+/// Keeps the event with the calling run: a run that succeeds shows it in
+/// [`Run::published`](super::Run::published). The topic is checked as the
+/// host checks it (its grants are the host's to check, not the test's).
+pub(crate) fn publish(topic: &str, payload: &[u8]) -> Result<(), Error> {
+    let valid = !topic.is_empty()
+        && topic.len() <= 128
+        && !topic.starts_with('.')
+        && topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    if !valid {
+        return Err(Error::Invalid(format!(
+            "publish: topic {topic:?} is not valid"
+        )));
+    }
+    if payload.len() > 64 << 10 {
+        return Err(Error::Limit(format!(
+            "publish: payload of {} bytes is over the cap of {}",
+            payload.len(),
+            64 << 10
+        )));
+    }
+    with(|s| s.caller().published.push((topic.into(), payload.to_vec())));
+    Ok(())
+}
+
 pub(crate) fn progress(done: u64, total: u64, message: &str) {
     with(|s| s.caller().progress.push((done, total, message.into())));
 }

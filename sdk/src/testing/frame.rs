@@ -22,6 +22,8 @@ pub(super) struct Frame {
     pub(super) staged: BTreeMap<String, BTreeMap<String, Option<Vec<u8>>>>,
     pub(super) logs: Vec<(Level, String)>,
     pub(super) progress: Vec<(u64, u64, String)>,
+    /// Events it published, in order: `(topic, payload)`.
+    pub(super) published: Vec<(String, Vec<u8>)>,
     /// The children this run filed, in order.
     pub(super) children: Vec<Filed>,
     /// Datasets of this run's locks handed down, to the children holding
@@ -49,6 +51,7 @@ impl Frame {
             staged: BTreeMap::new(),
             logs: Vec::new(),
             progress: Vec::new(),
+            published: Vec::new(),
             children: Vec::new(),
             lent: BTreeMap::new(),
             handoff: None,

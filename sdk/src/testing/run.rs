@@ -15,6 +15,7 @@ pub struct Run {
     /// Messages the run logged, in order.
     pub logs: Vec<(Level, String)>,
     pub(super) progress: Vec<(u64, u64, String)>,
+    pub(super) published: Vec<(String, Vec<u8>)>,
     pub(super) children: Vec<ChildResult>,
     pub(super) handoff: Option<Handoff>,
     pub(super) successor: Option<Box<Run>>,
@@ -47,6 +48,14 @@ impl Run {
     /// in order: `(done, total, message)`.
     pub fn progress(&self) -> &[(u64, u64, String)] {
         &self.progress
+    }
+
+    /// The events the run published with
+    /// [`Context::publish`](crate::Context::publish), in order:
+    /// `(topic, payload)` — none when the run failed (a failed run
+    /// delivers nothing).
+    pub fn published(&self) -> &[(String, Vec<u8>)] {
+        &self.published
     }
 
     /// Every child the run filed, in order, as it stood when the run ended:

@@ -147,10 +147,16 @@ fn run_once(info: RunInfo, body: &Body) -> Run {
             }
         }
         let handoff = frame.handoff.filter(|_| output.is_ok());
+        let published = if output.is_ok() {
+            frame.published
+        } else {
+            Vec::new()
+        };
         Run {
             output,
             logs: frame.logs,
             progress: frame.progress,
+            published,
             children: frame.children.into_iter().map(|c| c.result).collect(),
             handoff,
             successor: None,
@@ -185,6 +191,7 @@ fn take_over(runway: &str, output: &[u8], to: &Handoff) -> Option<Run> {
             output: Err(e),
             logs: Vec::new(),
             progress: Vec::new(),
+            published: Vec::new(),
             children: Vec::new(),
             handoff: None,
             successor: None,

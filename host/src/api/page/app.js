@@ -40,7 +40,84 @@ function el(tag, attrs, ...children) {
   return e;
 }
 
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+// An SVG element, as el() makes HTML ones: text only ever as text.
+function svg(tag, attrs, ...children) {
+  const e = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith("on")) e.addEventListener(k.slice(2), v);
+    else e.setAttribute(k, String(v));
+  }
+  for (const c of children.flat(Infinity)) {
+    if (c === null || c === undefined) continue;
+    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+  return e;
+}
+
 function state(s) { return el("span", { class: "state " + s, "data-state": s }, s); }
+
+// What a colour means, in words.
+const TONES = { ok: "succeeded", bad: "failed", wait: "waiting", active: "flying", queued: "queued", skipped: "skipped" };
+
+// Which colour a state is drawn in.
+function tone(s) {
+  if (s === "SUCCEEDED") return "ok";
+  if (s === "SKIPPED") return "skipped";
+  if (s === "CLEARED" || s === "RUNNING") return "active";
+  if (s === "QUEUED") return "queued";
+  if (s.startsWith("WAITING_")) return "wait";
+  return "bad";
+}
+
+// `text` cut to `n` characters (with an ellipsis).
+function short(text, n) {
+  text = String(text);
+  return text.length > n ? text.slice(0, Math.max(1, n - 1)) + "\u2026" : text;
+}
+
+// A time as the page says it: UTC, to the second (with the date when it
+// is not today's).
+function clock(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  const day = d.toISOString().slice(0, 10);
+  const time = d.toISOString().slice(11, 19);
+  return day === new Date().toISOString().slice(0, 10) ? time : `${day.slice(5)} ${time}`;
+}
+
+// A length of time in words a person reads at a glance.
+function duration(ms) {
+  if (ms === null || ms === undefined || !isFinite(ms)) return "";
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  const s = ms / 1000;
+  if (s < 60) return `${s.toFixed(s < 10 ? 2 : 1)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${String(Math.floor(s % 60)).padStart(2, "0")} s`;
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
+}
+
+// A run's start, end and duration (a run in flight: so far).
+function span(r) {
+  const start = r.started_at ? Date.parse(r.started_at) : null;
+  const end = r.ended_at ? Date.parse(r.ended_at) : null;
+  return {
+    start: r.started_at ? clock(r.started_at) : "",
+    end: r.ended_at ? clock(r.ended_at) : (r.started_at ? "in flight" : ""),
+    duration: start !== null ? duration((end !== null ? end : Date.now()) - start) : "",
+  };
+}
+
+// A run's start, end and duration as table cells.
+function spanCells(r) {
+  const s = span(r);
+  return [el("td", { class: "mono t-start", title: r.started_at || "not started" }, s.start || "\u2014"),
+    el("td", { class: "mono t-end hide-narrow", title: r.ended_at || "" }, s.end || "\u2014"),
+    el("td", { class: "mono t-duration" }, s.duration || "\u2014")];
+}
+
+const ENDED = ["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "REJECTED", "EXPIRED", "SKIPPED", "BUDGET_EXHAUSTED"];
 function runwayLink(id) { return el("a", { href: "/runways/" + encodeURIComponent(id) }, id); }
 function may(right) { return me && me.rights.includes(right); }
 
@@ -55,6 +132,15 @@ async function api(path, options) {
   const body = type.includes("json") ? await res.json() : await res.text();
   if (!res.ok) throw new Error((body && body.error) || res.statusText);
   return body;
+}
+
+// What `path` answers, or null when this server has no such route (404)
+// or the caller may not ask it: the page shows a panel only when it can.
+async function optional(path) {
+  try { return await api(path); } catch (e) {
+    if (e instanceof Unauthorized) throw e;
+    return null;
+  }
 }
 
 function post(path, body) {
@@ -163,7 +249,8 @@ function failure(e) {
 // --- pages -----------------------------------------------------------------
 
 const STATES = ["QUEUED", "WAITING_DEPS", "WAITING_APPROVAL", "WAITING_TIME", "WAITING_LOCKS",
-  "CLEARED", "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "REJECTED", "EXPIRED"];
+  "WAITING_BREAKER", "CLEARED", "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "REJECTED",
+  "EXPIRED", "SKIPPED", "BUDGET_EXHAUSTED"];
 
 async function board() {
   const q = new URLSearchParams(location.search);
@@ -179,12 +266,15 @@ async function board() {
     select, el("button", { type: "submit" }, "Filter"));
   const counts = el("div", { class: "counts", id: "counts" });
   const body = el("tbody", { id: "runways" });
-  main.replaceChildren(el("h1", {}, "Runways"), filters, counts,
-    el("div", { class: "scroll" }, el("table", {},
-      el("thead", {}, el("tr", {}, el("th", {}, "Runway"), el("th", {}, "State"), el("th", {}, "Agent"),
-        el("th", { class: "hide-narrow" }, "Datasets"), el("th", {}, "Attempts"), el("th", { class: "hide-narrow" }, "Where it stands"))),
-      body)),
-    el("p", { class: "muted hide-narrow", id: "legend" }, "Datasets: E = exclusive lock (one writer), S = shared lock (readers alongside each other)."));
+  const panels = el("div", { class: "panels", id: "panels" });
+  const COLUMNS = 9;
+  main.replaceChildren(panels, el("h1", {}, "Runways"), filters, counts,
+    el("div", { class: "scroll" }, el("table", { class: "board" }, runwayHead(), body)),
+    el("p", { class: "muted hide-narrow", id: "legend" }, "Datasets: E = exclusive lock (one writer), S = shared lock (readers alongside each other). " +
+      "Runways are grouped by the filing that filed them (a delegated runway with its tree's), newest first; a filing's link opens its graph and timeline."));
+  // The filings listed once; those filed later learnt from the stream.
+  const filed = await optional("/api/filings");
+  const filings = filed ? filed.filings : [];
   async function refresh() {
     const listed = await api("/api/runways");
     const shown = listed.runways.filter((r) =>
@@ -194,16 +284,148 @@ async function board() {
     const n = {};
     for (const r of shown) n[r.state] = (n[r.state] || 0) + 1;
     counts.replaceChildren(...STATES.filter((s) => n[s]).map((s) => el("span", {}, state(s), " ", n[s])));
-    body.replaceChildren(...shown.map((r) => el("tr", { "data-runway": r.id },
-      el("td", {}, runwayLink(r.id), labels(r).map((l) => [" ", el("span", { class: "muted mono" }, l)]),
-        r.parent ? el("div", { class: "muted" }, "delegated by ", runwayLink(r.parent)) : null),
-      el("td", {}, state(r.state)), el("td", {}, r.agent),
-      el("td", { class: "hide-narrow mono" }, Object.entries(r.manifest.datasets).map(([d, m], i) =>
-        [i ? ", " : "", d + " ", el("abbr", { title: m }, m[0].toUpperCase())])),
-      el("td", {}, r.attempts), el("td", { class: "hide-narrow" }, r.reason || r.note))));
+    body.replaceChildren(...byFiling(shown, filings).flatMap((g) => [filingHead(g, COLUMNS),
+      ...g.runways.map((r) => {
+        const row = runwayRow(r);
+        row.dataset.filing = g.filing ? g.filing.seq : "";
+        return row;
+      })]));
   }
-  await refresh();
-  follow("backlog=0", debounce(() => refresh().catch(failure), 200));
+  await Promise.all([refresh(), drawPanels(panels)]);
+  const later = debounce(() => Promise.all([refresh(), drawPanels(panels)]).catch(failure), 200);
+  follow("backlog=0", (kind, rec) => {
+    if (filed) learnFiling(filings, rec);
+    later();
+  });
+}
+
+// Adds the filing a PLAN record `rec` (as the event stream sends it)
+// says to `filings`.
+function learnFiling(filings, rec) {
+  if (rec.event !== "plan_filed" || filings.some((f) => f.seq === rec.seq)) return;
+  filings.push({ seq: rec.seq, at: String(rec.time).replace(/(\.\d{3})\d+/, "$1"), by: rec.by,
+    source: rec.source, digest: rec.digest, runways: rec.runways || [] });
+}
+
+// The board's columns.
+function runwayHead() {
+  return el("thead", {}, el("tr", {}, el("th", {}, "Runway"), el("th", {}, "State"), el("th", {}, "Agent"),
+    el("th", { class: "hide-narrow" }, "Datasets"), el("th", { class: "hide-narrow" }, "Attempts"),
+    el("th", {}, "Start"), el("th", { class: "hide-narrow" }, "End"), el("th", {}, "Took"),
+    el("th", { class: "hide-narrow" }, "Where it stands")));
+}
+
+// One runway's row on the board (and on its filing's page).
+function runwayRow(r) {
+  return el("tr", { "data-runway": r.id },
+    el("td", {}, runwayLink(r.id), labels(r).map((l) => [" ", el("span", { class: "muted mono" }, l)]),
+      r.parent ? el("div", { class: "muted" }, "delegated by ", runwayLink(r.parent)) : null,
+      r.when ? el("div", { class: "muted mono" }, "when " + short(r.when, 60)) : null),
+    el("td", {}, state(r.state)), el("td", {}, r.agent),
+    el("td", { class: "hide-narrow mono" }, Object.entries(r.manifest.datasets).map(([d, m], i) =>
+      [i ? ", " : "", d + " ", el("abbr", { title: m }, m[0].toUpperCase())])),
+    el("td", { class: "hide-narrow" }, r.attempts), spanCells(r),
+    el("td", { class: "hide-narrow" }, r.reason || r.note));
+}
+
+// `runways` grouped by the filing that filed them (a delegated runway
+// with its tree's root), newest filing first; those of filings no longer
+// listed (or filed otherwise) last.
+function byFiling(runways, filings) {
+  const of = new Map();
+  for (const f of filings) for (const id of f.runways) of.set(id, f);
+  const groups = new Map();
+  for (const r of runways) {
+    const f = of.get(r.id) || (r.root && of.get(r.root)) || null;
+    const key = f ? f.seq : -1;
+    if (!groups.has(key)) groups.set(key, { filing: f, runways: [] });
+    groups.get(key).runways.push(r);
+  }
+  return [...groups.values()].sort((a, b) => (b.filing ? b.filing.seq : -1) - (a.filing ? a.filing.seq : -1));
+}
+
+// When a group of runs started and ended, and how long it has taken.
+function groupSpan(runs) {
+  const starts = runs.map((r) => r.started_at).filter((x) => x).map(Date.parse);
+  const ends = runs.map((r) => r.ended_at).filter((x) => x).map(Date.parse);
+  if (!starts.length) return null;
+  const start = Math.min(...starts);
+  const done = runs.every((r) => r.ended_at);
+  const end = done && ends.length ? Math.max(...ends) : null;
+  return { start, end, took: (end !== null ? end : Date.now()) - start };
+}
+
+// A filing's head row on the board: who filed it, from where, when; how
+// far it has come; a link to its graph and timeline.
+function filingHead(g, columns) {
+  const f = g.filing;
+  const t = groupSpan(g.runways);
+  const tones = {};
+  for (const r of g.runways) tones[tone(r.state)] = (tones[tone(r.state)] || 0) + 1;
+  return el("tr", { class: "filing", "data-filing": f ? f.seq : "" }, el("th", { colspan: columns, scope: "rowgroup" },
+    f ? [el("a", { href: "/filings/" + f.seq, class: "filing-link" }, `Filing #${f.seq}`),
+      el("span", { class: "filing-who" }, ` by ${f.by}, ${f.source}, ${clock(f.at)}`)]
+      : el("span", {}, "Filed before the filings listed, or by a run"),
+    t ? el("span", { class: "filing-span mono" }, ` ${clock(new Date(t.start).toISOString())} \u2192 ${t.end !== null ? clock(new Date(t.end).toISOString()) : "now"} \u00b7 ${duration(t.took)}`) : null,
+    el("span", { class: "pills" }, Object.entries(tones).map(([k, v]) => el("span", { class: "pill tone-" + k }, `${v} ${TONES[k]}`)))));
+}
+
+// The panels other parts of the server answer for: upcoming firings of
+// schedules and triggers, and agents' health. Each shown only when its
+// endpoint answers.
+async function drawPanels(into) {
+  const [triggers, agents] = await Promise.all([optional("/api/triggers"), optional("/api/agents")]);
+  const list = (x) => Array.isArray(x) ? x : (x && Array.isArray(x.triggers) ? x.triggers : (x && Array.isArray(x.agents) ? x.agents : null));
+  const t = list(triggers), a = list(agents);
+  into.replaceChildren(...[t ? triggersPanel(t) : null, a ? agentsPanel(a) : null].filter((x) => x));
+  into.hidden = !t && !a;
+}
+
+// Upcoming firings: each trigger, what it fires on, and when next.
+function triggersPanel(triggers) {
+  const rows = triggers.slice(0, 50).map((t) => {
+    const next = (t.next || []).slice(0, 3);
+    return el("tr", { "data-trigger": t.id },
+      el("td", {}, el("span", { class: "kind-badge " + t.kind }, t.kind), " ", el("span", { class: "mono" }, t.id),
+        el("div", { class: "muted mono" }, short(describeOn(t.on), 60))),
+      el("td", {}, el("span", { class: "badge " + (t.state === "paused" ? "paused" : "active") }, t.state)),
+      el("td", { class: "mono" }, next.length ? next.map((n) => el("div", { title: n }, clock(n), el("span", { class: "muted" }, " " + fromNow(n)))) : "\u2014"),
+      el("td", { class: "hide-narrow mono" }, `${t.fired || 0} fired`, t.last_fired ? el("div", { class: "muted" }, "last " + clock(t.last_fired)) : null));
+  });
+  return el("section", { class: "panel", id: "triggers-panel" }, el("h2", {}, "Upcoming firings"),
+    rows.length ? el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Trigger"), el("th", {}, "State"), el("th", {}, "Next"), el("th", { class: "hide-narrow" }, "Fired"))),
+      el("tbody", {}, rows)) : el("p", { class: "muted" }, "No schedules or triggers filed."));
+}
+
+// What a trigger fires on, in words: `schedule 0 1 * * *, zone UTC`.
+function describeOn(on) {
+  if (!on || typeof on !== "object") return String(on === undefined ? "" : on);
+  return Object.entries(on).map(([k, v]) => `${k} ${typeof v === "string" ? v : JSON.stringify(v)}`).join(", ");
+}
+
+// How long until (or since) `iso`, in words.
+function fromNow(iso) {
+  const d = Date.parse(iso) - Date.now();
+  return d >= 0 ? "in " + duration(d) : duration(-d) + " ago";
+}
+
+// Agents' health: runs, success ratio, run times, breaker.
+function agentsPanel(agents) {
+  const rows = agents.slice(0, 50).map((a) => {
+    const ratio = typeof a.success_ratio === "number" ? a.success_ratio : null;
+    const bar = el("span", { class: "ratio" }, el("span", { class: "ratio-fill" }));
+    if (ratio !== null) bar.firstChild.style.width = Math.round(Math.max(0, Math.min(1, ratio)) * 100) + "%";
+    return el("tr", { "data-agent": a.agent },
+      el("td", {}, a.agent, a.in_flight ? el("span", { class: "muted" }, ` (${a.in_flight} flying)`) : null),
+      el("td", {}, el("span", { class: "badge breaker " + (a.breaker || "closed"), title: a.breaker_until ? "until " + a.breaker_until : "" },
+        "breaker " + (a.breaker || "closed"))),
+      el("td", { class: "mono" }, bar, ratio !== null ? ` ${Math.round(ratio * 100)}%` : " \u2014", el("div", { class: "muted" }, `${a.runs || 0} runs, ${a.failed || 0} failed`)),
+      el("td", { class: "mono hide-narrow" }, `p50 ${duration(a.p50_ms)}`, el("div", {}, `p95 ${duration(a.p95_ms)}`)),
+      el("td", { class: "hide-narrow" }, a.last_failure ? short(typeof a.last_failure === "string" ? a.last_failure : JSON.stringify(a.last_failure), 80) : el("span", { class: "muted" }, "none")));
+  });
+  return el("section", { class: "panel", id: "agents-panel" }, el("h2", {}, "Agents"),
+    el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Agent"), el("th", {}, "Breaker"), el("th", {}, "Success"),
+      el("th", { class: "hide-narrow" }, "Run time"), el("th", { class: "hide-narrow" }, "Last failure"))), el("tbody", {}, rows)));
 }
 
 // A runway's labels as key=value, sorted.
@@ -225,15 +447,28 @@ async function runwayPage(id) {
   }
   const actions = el("div", { id: "actions" });
   if (r.state === "WAITING_APPROVAL" && may("approve")) actions.append(approveForms(r, () => runwayPage(id)));
-  if (!["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED", "REJECTED", "EXPIRED"].includes(r.state) && may("control")) {
+  if (!ENDED.includes(r.state) && may("control")) {
     actions.append(el("button", { class: "danger", onclick: () => post(`/api/runways/${encodeURIComponent(r.id)}/cancel`).then(() => runwayPage(id), failure) }, "Cancel"));
   }
+  if (may("control")) actions.append(refileButton(r));
+  const filed = await optional("/api/filings");
+  const filing = filed && filed.filings.find((f) => f.runways.includes(r.id) || (r.root && f.runways.includes(r.root)));
+  const t = span(r);
   const records = el("tbody", { id: "records" });
   const tree = el("section", { id: "tree", hidden: true });
   main.replaceChildren(
     el("h1", {}, "Runway ", r.id, " ", state(r.state)),
     r.reason ? el("p", { class: "error" }, r.reason) : el("p", { class: "muted" }, r.note),
+    el("p", { id: "times", class: "times" },
+      el("span", {}, "filed ", el("b", { class: "mono" }, clock(r.filed_at) || "\u2014")),
+      el("span", {}, "started ", el("b", { class: "mono", id: "t-start" }, t.start || "not yet")),
+      el("span", {}, "ended ", el("b", { class: "mono", id: "t-end" }, t.end || "not yet")),
+      el("span", {}, "took ", el("b", { class: "mono", id: "t-duration" }, t.duration || "\u2014")),
+      filing ? el("span", {}, "filed in ", el("a", { href: "/filings/" + filing.seq, id: "filing-link" },
+        `filing #${filing.seq}`), ` by ${filing.by} (${filing.source})`) : null,
+      r.when ? el("span", { class: "mono" }, "runs when " + r.when) : null),
     actions,
+    el("div", { id: "budget-box" }, budgetView(r.budget, r.spent)),
     tree,
     el("h2", {}, "Manifest"),
     el("table", {}, el("tbody", {},
@@ -248,6 +483,15 @@ async function runwayPage(id) {
       ? `holds ${l.dataset} ${l.mode}, fencing token ${l.token}`
       : `held ${l.dataset} ${l.mode} with fencing token ${l.token} in its last attempt; no longer holds it`)), places,
       r.locks.length || places.length ? null : el("li", { class: "muted" }, "none held or waited for")),
+    el("h2", {}, "Attempts"),
+    attemptsView(r),
+    el("h2", {}, "Input"),
+    capped(r.input, "input", "No input."),
+    el("h2", {}, "Output"),
+    r.output !== null && r.output !== undefined ? capped(r.output, "output", "")
+      : el("p", { class: "muted", id: "output" }, r.output_digest
+        ? `Its output is not kept here (only a run's whose output others read is kept on the trail); its SHA-256 is ${r.output_digest}.`
+        : "No output (yet)."),
     el("h2", {}, "Transitions"),
     el("div", { class: "scroll" }, el("table", {}, el("tbody", { id: "history" }, (r.history || []).map((t) => el("tr", {},
       el("td", { class: "mono" }, t.at), el("td", {}, state(t.state)), el("td", {}, t.reason, t.by ? ` (by ${t.by})` : "")))))),
@@ -262,6 +506,151 @@ async function runwayPage(id) {
       el("td", {}, rec.reason || rec.key || rec.dataset || ""),
       el("td", {}, may("audit") ? proofLink(rec.seq) : null)));
   });
+}
+
+// Most characters of an input, output or log line shown inline.
+const SHOWN_CHARS = 8192;
+// Most log lines shown inline.
+const SHOWN_LINES = 500;
+
+// `text` in a <pre>, cut at SHOWN_CHARS (saying how much was left out).
+function capped(text, id, none) {
+  if (text === null || text === undefined || text === "") return el("p", { class: "muted", id }, none);
+  let shown = String(text);
+  try { shown = JSON.stringify(JSON.parse(shown), null, 2); } catch (e) { /* not JSON: as it is */ }
+  const cut = shown.length > SHOWN_CHARS;
+  return el("div", { id }, el("pre", { class: "blob" }, cut ? shown.slice(0, SHOWN_CHARS) : shown),
+    cut ? el("p", { class: "muted" }, `The first ${SHOWN_CHARS} of ${shown.length} characters.`) : null);
+}
+
+// A run's attempts, from its history (each RUNNING move starts one): when
+// each started and ended, how, and the last one's log lines.
+function attemptsView(r) {
+  const h = r.history || [];
+  const tries = [];
+  h.forEach((t, i) => {
+    if (t.state !== "RUNNING") return;
+    const next = h[i + 1];
+    tries.push({ from: t.at, to: next ? next.at : null, then: next ? next.state : null, why: next ? next.reason : "" });
+  });
+  const log = r.log || null;
+  const lines = log ? log.slice(0, SHOWN_LINES) : [];
+  const chart = drawGantt([r], Math.min(main.clientWidth || 640, 900));
+  return el("section", { id: "attempts" },
+    chart ? el("div", { class: "chart", id: "runway-chart" }, chart) : null,
+    tries.length ? el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "#"), el("th", {}, "Start"),
+      el("th", { class: "hide-narrow" }, "End"), el("th", {}, "Took"), el("th", {}, "How it ended"))),
+      el("tbody", {}, tries.map((a, i) => el("tr", { "data-attempt": i + 1 },
+        el("td", {}, i + 1), el("td", { class: "mono" }, clock(a.from)), el("td", { class: "mono hide-narrow" }, a.to ? clock(a.to) : "in flight"),
+        el("td", { class: "mono" }, duration((a.to ? Date.parse(a.to) : Date.now()) - Date.parse(a.from))),
+        el("td", {}, a.then ? state(a.then) : "flying", a.why ? " " + short(a.why, 200) : "")))))) :
+      el("p", { class: "muted" }, "It has not flown."),
+    el("h3", {}, tries.length > 1 ? `Log of attempt ${tries.length} (the last)` : "Log"),
+    log === null ? el("p", { class: "muted", id: "log-none" }, "No log kept here: its run was made before this server started, or it has not run.")
+      : lines.length ? el("ol", { class: "log", id: "log" }, lines.map((l) => el("li", {}, short(l, SHOWN_CHARS))))
+        : el("p", { class: "muted", id: "log-none" }, "It logged nothing."),
+    log && log.length > lines.length ? el("p", { class: "muted" }, `The first ${lines.length} of ${log.length} lines.`) : null);
+}
+
+// Retry (a runway that failed or was stopped) or re-file (any other) as
+// a new runway, for an operator: its new page once filed.
+function refileButton(r) {
+  const retry = ENDED.includes(r.state) && !["SUCCEEDED", "SKIPPED"].includes(r.state);
+  const said = el("span", { class: "error", role: "alert" });
+  const button = el("button", { id: "refile", title: "File its manifest again, as a new runway", onclick: async () => {
+    button.disabled = true;
+    try {
+      const filed = await post(`/api/runways/${encodeURIComponent(r.id)}/refile`);
+      location.assign("/runways/" + encodeURIComponent(filed.runways[0].id));
+    } catch (e) {
+      if (e instanceof Unauthorized) return signOut();
+      said.textContent = e.message;
+      button.disabled = false;
+    }
+  } }, retry ? "Retry as a new runway" : "Re-file");
+  return el("span", { class: "refile" }, button, " ", said);
+}
+
+// Spend against budget: each budgeted figure as a bar (spent alone when
+// there is no budget).
+function budgetView(budget, spent) {
+  const figures = (x) => (x && typeof x === "object") ? x : null;
+  const b = figures(budget), s = figures(spent);
+  if (!b && !s) return null;
+  const keys = [...new Set([...Object.keys(b || {}), ...Object.keys(s || {})])]
+    .filter((k) => typeof (b || {})[k] === "number" || typeof (s || {})[k] === "number");
+  if (!keys.length) return null;
+  const fmt = (k, v) => typeof v !== "number" ? "\u2014" : /ms$|wall/.test(k) ? duration(v) : v >= 1e6 ? v.toExponential(2) : String(v);
+  return el("section", { class: "budget", id: "budget" }, el("h2", {}, "Spend against budget"),
+    el("table", {}, el("tbody", {}, keys.map((k) => {
+      const cap = (b || {})[k], used = (s || {})[k] || 0;
+      const bar = el("span", { class: "ratio" + (typeof cap === "number" && used >= cap ? " over" : "") }, el("span", { class: "ratio-fill" }));
+      bar.firstChild.style.width = (typeof cap === "number" && cap > 0 ? Math.min(100, (used / cap) * 100) : 0) + "%";
+      return el("tr", { "data-budget": k }, el("th", {}, k), el("td", { class: "mono" }, typeof cap === "number" ? bar : null,
+        ` ${fmt(k, used)}${typeof cap === "number" ? " of " + fmt(k, cap) : " spent"}`));
+    }))));
+}
+
+// The sum of runs' spend, figure by figure.
+function summed(runs) {
+  const total = {};
+  for (const r of runs) if (r.spent && typeof r.spent === "object")
+    for (const [k, v] of Object.entries(r.spent)) if (typeof v === "number") total[k] = (total[k] || 0) + v;
+  return Object.keys(total).length ? total : null;
+}
+
+// A filing's page: who filed it, its graph, its timeline, its runways;
+// kept live.
+async function filingPage(seq) {
+  const expanded = new Set();
+  const head = el("div", { id: "filing-head" });
+  const budget = el("div", { id: "filing-budget" });
+  const graphBox = el("div", { class: "scroll chart", id: "graph" });
+  const ganttBox = el("div", { class: "chart", id: "timeline-chart" });
+  const body = el("tbody", { id: "filing-runways" });
+  main.replaceChildren(el("h1", {}, `Filing #${seq}`), head, budget,
+    el("h2", {}, "Graph"), graphLegend(), graphBox,
+    el("h2", { id: "timeline-title" }, "Timeline"), ganttLegend(), ganttBox,
+    el("h2", {}, "Runways"), el("div", { class: "scroll" }, el("table", { class: "board" }, runwayHead(), body)));
+  let top = [], below = new Map();
+  const draw = () => graphBox.replaceChildren(drawGraph(top, below, expanded, toggle));
+  const toggle = (id) => { if (!expanded.delete(id)) expanded.add(id); draw(); };
+  const filed = await api("/api/filings");
+  const f = filed.filings.find((x) => String(x.seq) === String(seq));
+  async function refresh() {
+    const listed = await api("/api/runways");
+    if (!f) { head.replaceChildren(el("p", { class: "error" }, `No filing #${seq} among the last ones filed.`)); return; }
+    const byId = new Map(listed.runways.map((r) => [r.id, r]));
+    const ids = new Set(f.runways);
+    top = f.runways.map((id) => byId.get(id)).filter((x) => x);
+    below = new Map();
+    for (const r of listed.runways) if (r.parent && ids.has(r.root || "")) {
+      if (!below.has(r.parent)) below.set(r.parent, []);
+      below.get(r.parent).push(r);
+    }
+    const members = [...top, ...[...below.values()].flat()];
+    const t = groupSpan(members);
+    const tones = {};
+    for (const r of members) tones[tone(r.state)] = (tones[tone(r.state)] || 0) + 1;
+    head.replaceChildren(el("p", { class: "times" },
+      el("span", {}, "filed by ", el("b", {}, f.by)), el("span", {}, "from ", el("b", {}, f.source)),
+      el("span", {}, "at ", el("b", { class: "mono" }, clock(f.at))),
+      el("span", {}, `${top.length} runway${top.length === 1 ? "" : "s"}`, members.length > top.length ? ` (+${members.length - top.length} delegated)` : ""),
+      t ? el("span", {}, "started ", el("b", { class: "mono" }, clock(new Date(t.start).toISOString()))) : null,
+      t ? el("span", {}, "ended ", el("b", { class: "mono" }, t.end !== null ? clock(new Date(t.end).toISOString()) : "not yet")) : null,
+      t ? el("span", {}, "took ", el("b", { class: "mono", id: "filing-took" }, duration(t.took))) : null,
+      el("span", { class: "pills" }, Object.entries(tones).map(([k, v]) => el("span", { class: "pill tone-" + k }, `${v} ${TONES[k]}`)))));
+    const planBudget = members.map((r) => r.budget).find((b) => b && typeof b === "object");
+    budget.replaceChildren(...[budgetView(planBudget, summed(members))].filter((x) => x));
+    draw();
+    // The timeline needs each run's history (the first 100 runs').
+    const runs = await Promise.all(members.slice(0, 100).map((r) => api("/api/runways/" + encodeURIComponent(r.id))));
+    const chart = drawGantt(runs, Math.max(300, Math.min(ganttBox.clientWidth || main.clientWidth, 1100)));
+    ganttBox.replaceChildren(chart || el("p", { class: "muted" }, "Nothing has moved yet."));
+    body.replaceChildren(...members.map(runwayRow));
+  }
+  await refresh();
+  follow("backlog=0", debounce(() => refresh().catch(failure), 500));
 }
 
 // Most runways a tree view lists below a runway.
@@ -285,7 +674,7 @@ async function treeView(section, r) {
     const [x, level] = stack.pop();
     rows.push(el("tr", { "data-runway": x.id, "data-level": level },
       el("td", { class: "mono" }, "\u00a0\u00a0".repeat(level - 1) + (level > 1 ? "└ " : ""), runwayLink(x.id)),
-      el("td", {}, x.agent), el("td", {}, state(x.state)),
+      el("td", {}, x.agent), el("td", {}, state(x.state)), spanCells(x),
       el("td", { class: "hide-narrow" }, x.reason || x.note)));
     for (const k of (kids.get(x.id) || []).slice().reverse()) stack.push([k, level + 1]);
   }
@@ -304,6 +693,7 @@ async function treeView(section, r) {
       ` ${p.done} of ${p.total} done`, p.message ? ": " + p.message : "") : null,
     rows.length ? el("div", { class: "scroll" }, el("table", {},
       el("thead", {}, el("tr", {}, el("th", {}, "Delegated"), el("th", {}, "Agent"), el("th", {}, "State"),
+        el("th", {}, "Start"), el("th", { class: "hide-narrow" }, "End"), el("th", {}, "Took"),
         el("th", { class: "hide-narrow" }, "Where it stands"))),
       el("tbody", { id: "tree-runways" }, rows))) : null,
     below.length - 1 > rows.length
@@ -439,6 +829,7 @@ async function start() {
   const path = location.pathname;
   try {
     if (path.startsWith("/runways/")) await runwayPage(decodeURIComponent(path.slice(9)));
+    else if (path.startsWith("/filings/")) await filingPage(decodeURIComponent(path.slice(9)));
     else if (path === "/approvals") await approvals();
     else if (path === "/locks") await locks();
     else if (path === "/plugins") await plugins();

@@ -61,11 +61,10 @@ fn announce(audit: &AuditLog, runs: &mut [Flown]) -> Result<Vec<(usize, u64)>, A
             run.fail(stop);
             continue;
         }
-        // A kept output is durable with the COMMITTING, so a commit the
-        // next start finds landed has its output on the trail.
-        if let Some(kept) = run.kept_output() {
-            run.announce(audit, None, kept)?;
-        }
+        // A kept output and published events are durable with the
+        // COMMITTING, so a commit the next start finds landed has them on
+        // the trail.
+        run.announce_kept(audit)?;
         let event = Event::Committing {
             locks: exclusive(run.locks()).cloned().collect(),
             changes: change_digest(run.staged()),
@@ -153,9 +152,9 @@ fn record(
     }
     let mut last = None;
     let announced: Vec<usize> = committing.iter().map(|&(i, _)| i).collect();
-    for (i, run) in runs.iter().enumerate() {
-        if let Some(kept) = run.kept_output().filter(|_| !announced.contains(&i)) {
-            run.announce(audit, None, kept)?;
+    for (i, run) in runs.iter_mut().enumerate() {
+        if !announced.contains(&i) {
+            run.announce_kept(audit)?;
         }
         let end = match (run.outcome(), run.output_digest()) {
             (Ok(_), Some(output)) => Event::Succeeded { output },

@@ -1,7 +1,7 @@
 //! Host side of the `runway:agent` world: the state of one run inside its
 //! wasmtime `Store`, and the host calls a guest can make — one file per WIT
-//! interface ([`datasets`], [`log`], [`context`], [`orchestration`], and
-//! `clocks`, which bounds WASI's monotonic-clock waits by the run's window).
+//! interface ([`datasets`], [`log`], [`context`], [`orchestration`],
+//! [`events`], and `clocks`, which bounds WASI's monotonic-clock waits by the run's window).
 //!
 //! The run's state is split by what uses it: [`RunData`] (the datasets
 //! interface), [`CallTrail`] (`trail.rs`), [`RunOutput`] (the log
@@ -16,12 +16,15 @@
 mod clocks;
 mod context;
 mod datasets;
+mod events;
 mod log;
 mod orchestration;
 mod trail;
 
 pub use datasets::MAX_PAGE;
 pub(crate) use datasets::RunData;
+pub(crate) use events::RunEvents;
+pub use events::{Publication, Topics};
 pub use log::RunLog;
 pub(crate) use log::RunOutput;
 pub use orchestration::{Delegator, Family, HandBack, Returned};
@@ -82,6 +85,9 @@ pub struct RunState {
     /// The `orchestration` interface: the way to the controller, when the
     /// run flies under one.
     pub(crate) family: Option<Family>,
+    /// The `events` interface: what the run published, staged until it
+    /// lands.
+    pub(crate) events: RunEvents,
     wasi: WasiCtx,
     table: ResourceTable,
 }
@@ -138,6 +144,7 @@ impl RunState {
                 cancel: Cancel::default(),
             },
             family: None,
+            events: RunEvents::default(),
             wasi,
             table: ResourceTable::new(),
         }

@@ -4,10 +4,10 @@
 // `runway build` makes it a component with componentize-js (the engine
 // travels inside it); `runway run plan.toml --plugins plugins` runs it. To
 // have other agents do part of the work
-// (`runway:agent/orchestration@0.1.2`), see README.md.
-import { info } from 'runway:agent/context@0.1.2';
-import { read, write } from 'runway:agent/datasets@0.1.2';
-import { log } from 'runway:agent/log@0.1.2';
+// (`runway:agent/orchestration@0.1.3`), see README.md.
+import { info } from 'runway:agent/context@0.1.3';
+import { read, write } from 'runway:agent/datasets@0.1.3';
+import { log } from 'runway:agent/log@0.1.3';
 
 // A host call returning result<T, error> returns T or throws an error whose
 // .payload is the WIT error ({ tag: 'not-found', val: '...' }); throwing
