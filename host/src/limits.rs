@@ -209,8 +209,13 @@ pub const MAX_CATCH_UP: usize = 100;
 /// A scheduled time this late or less is on time, not missed: it fires
 /// under every catch-up policy, `none` included.
 pub const SCHEDULE_GRACE: Duration = Duration::from_secs(60);
-/// Most events one debounced firing collects; more start the next one.
-pub const MAX_DEBOUNCED: usize = 1_000;
+/// Most events one debounced firing collects; more start the next one
+/// (with [`MAX_CAUSE_BYTES`], its cause fits in its record).
+pub const MAX_DEBOUNCED: usize = 100;
+/// Most bytes of event payloads a topic trigger's firing lists in its
+/// cause (its record's and its runways' `trigger`); events past it are
+/// listed by digest only.
+pub const MAX_CAUSE_BYTES: usize = 40 << 10;
 /// Longest debounce window a topic trigger may ask for.
 pub const MAX_DEBOUNCE: Duration = Duration::from_secs(86_400);
 /// Most upcoming firings a schedule shows (`GET /api/triggers`).

@@ -616,3 +616,127 @@ fn kill_9_at_random_points_fires_every_commit_exactly_once() {
         .count();
     assert!(owed > 0, "no kill fell between a commit and its firing");
 }
+
+/// A topic trigger on `applications.flagged`, debounced when `debounce`.
+fn on_topic(id: &str, debounce: Option<&str>) -> String {
+    let debounce = debounce.map_or(String::new(), |d| format!(", debounce = \"{d}\""));
+    format!(
+        r#"
+[[trigger]]
+id = "{id}"
+on = {{ topic = "applications.flagged"{debounce} }}
+
+[[trigger.runway]]
+id = "appeal"
+agent = "probe"
+action = "ok"
+"#
+    )
+}
+
+/// A publisher runway publishing `apps` on `applications.flagged` (and
+/// one event on another topic), failing after if `fail`.
+fn publisher(id: &str, apps: &[u32], fail: bool) -> String {
+    let mut events: Vec<String> = apps
+        .iter()
+        .map(|a| format!("{{ topic = \"applications.flagged\", payload = {{ app = {a} }} }}"))
+        .collect();
+    events.push("{ topic = \"applications.other\", payload = 0 }".into());
+    format!(
+        "[[runway]]\nid = \"{id}\"\nagent = \"publisher\"\n\
+         input = {{ fail = {fail}, events = [{}] }}\n",
+        events.join(", ")
+    )
+}
+
+/// The PUBLISHED records on `applications.flagged`: sequence numbers.
+fn published(records: &[Record]) -> Vec<u64> {
+    records
+        .iter()
+        .filter_map(|r| match &r.entry.event {
+            Event::Published { topic, .. } if topic == "applications.flagged" => Some(r.seq),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_topic_trigger_fires_once_per_delivered_event_and_never_for_a_failed_run() {
+    let t = Tower::new("2026-12-01T00:00:00Z");
+    t.file(&on_topic("flagged", None));
+    t.file(&publisher("p1", &[1, 2], false));
+    t.settle();
+    t.file(&publisher("p2", &[3], true));
+    t.settle();
+    let records = t.records();
+    let seqs = published(&records);
+    // The failed run's event never reached the trail: not delivered.
+    assert_eq!(seqs.len(), 2);
+    let keys: Vec<String> = seqs[..2].iter().map(|s| format!("event:{s}")).collect();
+    assert_eq!(keys_of(&records, "flagged"), keys);
+    let filings = fired_filings(&records);
+    assert_eq!(filings.len(), 2);
+    for (f, (seq, app)) in filings.iter().zip([(seqs[0], 1), (seqs[1], 2)]) {
+        assert_eq!(f.3["kind"], "topic");
+        assert_eq!(f.3["topic"], "applications.flagged");
+        assert_eq!(f.3["events"][0]["seq"], seq);
+        assert_eq!(f.3["events"][0]["runway"], "p1");
+        assert_eq!(f.3["events"][0]["payload"]["app"], app);
+    }
+}
+
+#[test]
+fn a_debounced_topic_trigger_collects_a_window_into_one_firing_across_a_restart() {
+    let mut t = Tower::new("2026-12-01T00:00:00Z");
+    t.file(&on_topic("batched", Some("30s")));
+    t.file(&publisher("p1", &[1], false));
+    t.settle();
+    t.advance(SignedDuration::from_secs(10));
+    t.file(&publisher("p2", &[2, 3], false));
+    t.settle();
+    assert!(
+        keys_of(&t.records(), "batched").is_empty(),
+        "the window is open"
+    );
+    // The window closes 30 s after its first event: one firing, three events.
+    t.advance(SignedDuration::from_secs(21));
+    let records = t.records();
+    let seqs = published(&records);
+    assert_eq!(keys_of(&records, "batched"), [format!("event:{}", seqs[0])]);
+    let filings = fired_filings(&records);
+    assert_eq!(filings.len(), 1);
+    let listed: Vec<u64> = (filings[0].3["events"].as_array().unwrap().iter())
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, seqs);
+    // Events collected when the host goes down are collected again at the
+    // next start, and fire once, together.
+    t.file(&publisher("p3", &[4], false));
+    t.settle();
+    t.file(&publisher("p4", &[5], false));
+    t.settle();
+    t.restart_after(SignedDuration::from_secs(5));
+    t.settle();
+    assert_eq!(keys_of(&t.records(), "batched").len(), 1, "not fired yet");
+    t.advance(SignedDuration::from_secs(31));
+    let records = t.records();
+    let seqs = published(&records);
+    assert_eq!(seqs.len(), 5);
+    let keys = keys_of(&records, "batched");
+    assert_eq!(
+        keys,
+        [format!("event:{}", seqs[0]), format!("event:{}", seqs[3])]
+    );
+    let second = &fired_filings(&records)[1].3["events"];
+    let listed: Vec<u64> = (second.as_array().unwrap().iter())
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, seqs[3..]);
+    t.restart_after(SignedDuration::from_secs(60));
+    t.advance(SignedDuration::from_secs(60));
+    assert_eq!(
+        keys_of(&t.records(), "batched").len(),
+        2,
+        "never fired twice"
+    );
+}

@@ -44,6 +44,7 @@ impl Dispatch {
             }
             let runway = self.book.runways[i].id().to_string();
             self.commits_landed(&runway, &report.committed)?;
+            self.events_delivered(&runway, &report.published)?;
         }
         self.book.runways[i].run = Some(Arc::new(report));
         self.maybe_retry(i)

@@ -11,7 +11,15 @@
 //! - each firing whose runways were not all filed ([`TriggerBook::unfiled`]):
 //!   the rest are filed at restart;
 //! - each COMMITTED record a commit trigger had to fire for and has no
-//!   firing ([`TriggerBook::pending`]): fired at restart.
+//!   firing ([`TriggerBook::pending`]): fired at restart;
+//! - each event delivered (a PUBLISHED record of an attempt that then
+//!   SUCCEEDED) a topic trigger had to fire for and no firing lists
+//!   ([`TriggerBook::owed_events`]): fired at restart — a debounced
+//!   trigger's owed events make one batch whose window starts again then.
+//!
+//! An event's key is its PUBLISHED record's sequence number; a debounced
+//! firing's key is its first event's, and its cause lists every event it
+//! collected, so each event is in exactly one firing.
 //!
 //! A schedule's key is its scheduled time, so a restart never fires a time
 //! twice: the newest time fired is where its next search starts.
@@ -23,6 +31,7 @@ use runway_audit::{Entry, Event};
 use serde_json::{Value, json};
 
 use super::trigger::{FiredBy, On, TriggerDef, glob_matches, is_exact};
+use crate::limits::MAX_CAUSE_BYTES;
 
 /// One trigger as it stands.
 #[derive(Debug, Clone)]
@@ -69,10 +78,78 @@ pub struct TriggerBook {
     /// Commit triggers by the dataset they name, and those with a glob.
     exact: HashMap<String, BTreeSet<String>>,
     globs: BTreeSet<String>,
+    /// Topic triggers by their topic.
+    topics: HashMap<String, BTreeSet<String>>,
+    /// Events published by attempts not ended yet, by runway (the fold's).
+    tentative: HashMap<String, Vec<Delivered>>,
+    /// (trigger, event sequence) → the event: delivered, no firing yet.
+    pub owed_events: BTreeMap<(String, u64), Delivered>,
+    /// Debounced triggers' events collected, and when each batch fires.
+    pub batches: BTreeMap<String, Batch>,
     /// Schedules to look at, by when (kept by the live controller).
     pub queue: BTreeSet<(Timestamp, String)>,
     /// When the live controller last looked at each schedule.
     pub looked: HashMap<String, Timestamp>,
+}
+
+/// An event delivered: its PUBLISHED record's sequence number, the
+/// runway that published it, its topic and payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub seq: u64,
+    pub runway: String,
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// A debounced trigger's events, waiting for its window to close.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub events: Vec<Delivered>,
+    /// When it fires (the controller's clock).
+    pub due: Timestamp,
+}
+
+/// The dedup key of the firing for the event (or the batch whose first
+/// event is) PUBLISHED record `seq`.
+pub fn event_key(seq: u64) -> String {
+    format!("event:{seq}")
+}
+
+/// What a topic trigger's runways are told fired them: the events, each
+/// with its payload (JSON when it is, else text) while they fit in
+/// [`MAX_CAUSE_BYTES`], past that its digest only.
+pub fn topic_cause(trigger: &str, topic: &str, events: &[Delivered]) -> Value {
+    let mut left = MAX_CAUSE_BYTES;
+    let listed: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let mut v = json!({
+                "seq": e.seq,
+                "runway": e.runway,
+                "sha256": hex(&runway_audit::sha256(&e.payload)),
+                "bytes": e.payload.len(),
+            });
+            let payload = serde_json::from_slice::<Value>(&e.payload)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&e.payload).into()));
+            let size = payload.to_string().len();
+            if size <= left {
+                left -= size;
+                v["payload"] = payload;
+            }
+            v
+        })
+        .collect();
+    json!({
+        "id": trigger,
+        "kind": "topic",
+        "topic": topic,
+        "events": listed,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A trigger as the controller shows it.
@@ -131,13 +208,19 @@ impl TriggerBook {
     /// history kept).
     pub fn file(&mut self, def: TriggerDef, at: Timestamp) {
         self.unindex(&def.id);
-        if let On::Commit { datasets } = &def.on {
-            if is_exact(datasets) {
+        match &def.on {
+            On::Commit { datasets } if is_exact(datasets) => {
                 let ids = self.exact.entry(datasets.clone()).or_default();
                 ids.insert(def.id.clone());
-            } else {
+            }
+            On::Commit { .. } => {
                 self.globs.insert(def.id.clone());
             }
+            On::Topic { topic, .. } => {
+                let ids = self.topics.entry(topic.clone()).or_default();
+                ids.insert(def.id.clone());
+            }
+            On::Schedule { .. } => {}
         }
         match self.triggers.get_mut(&def.id) {
             Some(t) => t.def = def,
@@ -159,15 +242,18 @@ impl TriggerBook {
         let Some(t) = self.triggers.get(id) else {
             return;
         };
-        if let On::Commit { datasets } = &t.def.on {
-            if let Some(ids) = self.exact.get_mut(datasets) {
-                ids.remove(id);
-                if ids.is_empty() {
-                    self.exact.remove(datasets);
-                }
+        let (index, key) = match &t.def.on {
+            On::Commit { datasets } => (&mut self.exact, datasets.clone()),
+            On::Topic { topic, .. } => (&mut self.topics, topic.clone()),
+            On::Schedule { .. } => return,
+        };
+        if let Some(ids) = index.get_mut(&key) {
+            ids.remove(id);
+            if ids.is_empty() {
+                index.remove(&key);
             }
-            self.globs.remove(id);
         }
+        self.globs.remove(id);
     }
 
     /// Pauses (or resumes, at `at`) trigger `id`.
@@ -185,6 +271,8 @@ impl TriggerBook {
         self.unindex(id);
         self.triggers.remove(id);
         self.pending.retain(|(_, t), _| t != id);
+        self.owed_events.retain(|(t, _), _| t != id);
+        self.batches.remove(id);
     }
 
     /// Trigger `id` fired for `key` at `at`; `open` is the firing to file,
@@ -192,6 +280,14 @@ impl TriggerBook {
     pub fn fired(&mut self, id: &str, key: &str, at: Timestamp, open: Option<Open>) {
         if let Some(seq) = key.strip_prefix("commit:").and_then(|s| s.parse().ok()) {
             self.pending.remove(&(seq, id.to_string()));
+        }
+        if key.starts_with("event:")
+            && let Some(open) = &open
+            && let Some(events) = open.cause["events"].as_array()
+        {
+            for seq in events.iter().filter_map(|e| e["seq"].as_u64()) {
+                self.owed_events.remove(&(id.to_string(), seq));
+            }
         }
         let Some(t) = self.triggers.get_mut(id) else {
             return;
@@ -229,6 +325,14 @@ impl TriggerBook {
         exact
             .chain(globbed)
             .filter(|id| !self.triggers[*id].paused)
+            .cloned()
+            .collect()
+    }
+
+    /// The active topic triggers on `topic`, by id.
+    pub fn topic_triggers(&self, topic: &str) -> Vec<String> {
+        let ids = self.topics.get(topic).into_iter().flatten();
+        ids.filter(|id| !self.triggers[*id].paused)
             .cloned()
             .collect()
     }
@@ -278,6 +382,29 @@ impl TriggerBook {
                 };
                 self.fired(id, key, at, open);
             }
+            Event::Published { topic, payload } => {
+                let event = Delivered {
+                    seq,
+                    runway: entry.runway.clone(),
+                    topic: topic.clone(),
+                    payload: payload.clone(),
+                };
+                self.tentative
+                    .entry(entry.runway.clone())
+                    .or_default()
+                    .push(event);
+            }
+            // An attempt's end: its events are delivered if it succeeded.
+            Event::Succeeded { .. } => {
+                for event in self.tentative.remove(&entry.runway).unwrap_or_default() {
+                    for id in self.topic_triggers(&event.topic) {
+                        self.owed_events.insert((id, event.seq), event.clone());
+                    }
+                }
+            }
+            Event::Failed { .. } | Event::Moved { .. } => {
+                self.tentative.remove(&entry.runway);
+            }
             Event::Committed { token, .. } => {
                 let Some(dataset) = &entry.dataset else {
                     return;
@@ -312,6 +439,7 @@ pub fn folds(entry: &Entry) -> bool {
             | Event::TriggerRemoved { .. }
             | Event::TriggerFired { .. }
             | Event::Committed { .. }
+            | Event::Published { .. }
     )
 }
 

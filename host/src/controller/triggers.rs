@@ -1,7 +1,9 @@
 //! Triggers in the controller: filed with a plan, paused, resumed and
 //! removed by people (each a record with who), and fired — by a
 //! schedule's time coming ([`super::cron`]), by a commit landing on a
-//! matching dataset — exactly once per dedup key ([`super::trigger_book`]).
+//! matching dataset, by an event delivered on its topic (each at once, or
+//! those of a debounce window together, the window starting at the first
+//! event) — exactly once per dedup key ([`super::trigger_book`]).
 //!
 //! A firing, in one controller step: the trigger's runways are read again
 //! against the agents loaded now, each input gets the `trigger` cause; the
@@ -22,11 +24,12 @@ use super::dispatch::Dispatch;
 use super::plan::{Plan, cap_reason, rejection};
 use super::trigger::{FiredBy, On, TriggerDef, with_cause};
 use super::trigger_book::{
-    Open, TriggerBook, TriggerReport, commit_cause, commit_key, schedule_cause, time_key,
-    unix_nanos,
+    Batch, Delivered, Open, TriggerBook, TriggerReport, commit_cause, commit_key, event_key,
+    schedule_cause, time_key, topic_cause, unix_nanos,
 };
-use crate::limits::{MAX_TRIGGERS, SCHEDULE_GRACE, UPCOMING_FIRINGS};
+use crate::limits::{MAX_DEBOUNCED, MAX_TRIGGERS, SCHEDULE_GRACE, UPCOMING_FIRINGS};
 use crate::sandbox::CommittedTo;
+use crate::sandbox::hostcalls::Publication;
 
 impl Dispatch {
     /// Whether `triggers` may be filed (all or none, with their plan).
@@ -141,12 +144,81 @@ impl Dispatch {
         Ok(())
     }
 
-    /// Fires the schedules whose time has come (see [`super::cron`]).
+    /// A run that succeeded delivered `published`: each topic trigger on
+    /// an event's topic fires for it, or collects it when it debounces.
+    pub(super) fn events_delivered(
+        &mut self,
+        runway: &str,
+        published: &[(u64, Publication)],
+    ) -> Result<(), DispatchError> {
+        for (seq, p) in published {
+            let event = Delivered {
+                seq: *seq,
+                runway: runway.to_string(),
+                topic: p.topic.clone(),
+                payload: p.payload.clone(),
+            };
+            for id in self.triggers.topic_triggers(&p.topic) {
+                self.deliver(&id, event.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Event `event` for topic trigger `id`: fired now, or collected.
+    fn deliver(&mut self, id: &str, event: Delivered) -> Result<(), DispatchError> {
+        let debounce = match self.triggers.triggers.get(id).map(|t| &t.def.on) {
+            Some(On::Topic { debounce, .. }) => *debounce,
+            _ => return Ok(()),
+        };
+        let Some(window) = debounce else {
+            return self.fire_events(id, vec![event]);
+        };
+        let now = self.clock.now();
+        let due = now
+            .checked_add(jiff::SignedDuration::try_from(window).unwrap_or_default())
+            .unwrap_or(now);
+        let batch = self
+            .triggers
+            .batches
+            .entry(id.to_string())
+            .or_insert(Batch {
+                events: Vec::new(),
+                due,
+            });
+        batch.events.push(event);
+        if batch.events.len() >= MAX_DEBOUNCED {
+            let batch = self.triggers.batches.remove(id).expect("just added to");
+            self.fire_events(id, batch.events)?;
+        }
+        Ok(())
+    }
+
+    /// Fires topic trigger `id` for `events` (one, or a batch).
+    fn fire_events(&mut self, id: &str, events: Vec<Delivered>) -> Result<(), DispatchError> {
+        let Some(first) = events.first() else {
+            return Ok(());
+        };
+        let key = event_key(first.seq);
+        let cause = topic_cause(id, &first.topic, &events);
+        self.fire(id, key, cause)
+    }
+
+    /// Fires the schedules whose time has come (see [`super::cron`]), and
+    /// the debounced batches whose window closed.
     pub(super) fn fire_due(&mut self) -> Result<(), DispatchError> {
         if self.stopping {
             return Ok(());
         }
         let now = self.clock.now();
+        let closed: Vec<String> = (self.triggers.batches.iter())
+            .filter(|(_, b)| b.due <= now)
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in closed {
+            let batch = self.triggers.batches.remove(&id).expect("listed");
+            self.fire_events(&id, batch.events)?;
+        }
         while let Some((at, _)) = self.triggers.queue.first()
             && *at <= now
         {
@@ -177,9 +249,11 @@ impl Dispatch {
         Ok(())
     }
 
-    /// When the next schedule is due.
+    /// When the next schedule or debounced batch is due.
     pub(super) fn next_trigger_time(&self) -> Option<Timestamp> {
-        self.triggers.queue.first().map(|(at, _)| *at)
+        let schedule = self.triggers.queue.first().map(|(at, _)| *at);
+        let batch = self.triggers.batches.values().map(|b| b.due).min();
+        schedule.into_iter().chain(batch).min()
     }
 
     /// Fires trigger `id` for `key`: its record, then its runways.
@@ -301,6 +375,12 @@ impl Dispatch {
         let pending = std::mem::take(&mut self.triggers.pending);
         for ((seq, id), cause) in pending {
             self.fire(&id, commit_key(seq), cause)?;
+        }
+        // Events owed: fired one by one, or collected again (a debounced
+        // trigger's window starts again now).
+        let owed = std::mem::take(&mut self.triggers.owed_events);
+        for ((id, _), event) in owed {
+            self.deliver(&id, event)?;
         }
         let now = self.clock.now();
         let schedules: Vec<String> = self
