@@ -477,7 +477,9 @@ action = "ok"
 after = ["check"]
 "#;
 
-/// One life's writers: two to matching datasets, one to another.
+/// One life's writers: two to matching datasets, one to another, and a
+/// publisher of two events (its attempt writes too, so it lands through
+/// the commit protocol).
 fn writers(i: usize) -> String {
     let one = |id: String, dataset: String| {
         format!(
@@ -490,15 +492,24 @@ fn writers(i: usize) -> String {
         one(format!("a{i}"), format!("fafsa_a{i}")),
         one(format!("b{i}"), format!("fafsa_b{}", i % 3)),
         one(format!("c{i}"), format!("test_c{i}")),
+        format!(
+            "[[runway]]\nid = \"p{i}\"\nagent = \"publisher\"\n\
+             datasets = {{ test_p{i} = \"exclusive\" }}\n\
+             retry = {{ attempts = 3, backoff = \"fixed\", initial = \"20ms\" }}\n\
+             input = {{ write = [\"test_p{i}\", \"k\", \"v\"], events = [\
+             {{ topic = \"applications.flagged\", payload = {{ life = {i}, n = 1 }} }}, \
+             {{ topic = \"applications.flagged\", payload = {{ life = {i}, n = 2 }} }}] }}\n"
+        ),
     ]
     .concat()
 }
 
 #[test]
-fn kill_9_at_random_points_fires_every_commit_exactly_once() {
+fn kill_9_at_random_points_fires_every_commit_and_every_event_exactly_once() {
     use crate::server::{Server, folders};
     const KILLS: usize = 32;
     let dir = folders();
+    runway_tests::drop_plugin("publisher", &dir.path().join("plugins"));
     // Some lives end at a point of the commit protocol (the host kills
     // itself there), the others at a random moment.
     let points = ["after-store-commit", "after-committed"];
@@ -508,6 +519,7 @@ fn kill_9_at_random_points_fires_every_commit_exactly_once() {
         let server = Server::start_with_env(dir.path(), &[], &env);
         if i == 0 {
             assert!(server.file(COMPLIANCE).is_empty());
+            assert!(server.file(&on_topic("flagged", None)).is_empty());
         }
         // A life that ends at a crash point may end before it answers.
         std::fs::write(dir.path().join("writers.toml"), writers(i)).unwrap();
@@ -555,6 +567,36 @@ fn kill_9_at_random_points_fires_every_commit_exactly_once() {
         .map(|(seq, _)| format!("commit:{seq}"))
         .collect();
     assert!(matching.len() >= KILLS, "only {} commits", matching.len());
+    // Every event delivered: a PUBLISHED record whose runway's next end
+    // is SUCCEEDED.
+    let mut delivered = BTreeSet::new();
+    let mut tentative: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for r in &records {
+        let runway = &r.entry.runway;
+        match &r.entry.event {
+            Event::Published { topic, .. } if topic == "applications.flagged" => {
+                tentative.entry(runway.clone()).or_default().push(r.seq);
+            }
+            Event::Succeeded { .. } => {
+                let events = tentative.remove(runway).unwrap_or_default();
+                delivered.extend(events.into_iter().map(|s| format!("event:{s}")));
+            }
+            Event::Failed { .. } | Event::Moved { .. } => drop(tentative.remove(runway)),
+            _ => {}
+        }
+    }
+    assert!(
+        delivered.len() >= KILLS,
+        "only {} events delivered",
+        delivered.len()
+    );
+    let keys = keys_of(&records, "flagged");
+    let unique: BTreeSet<String> = keys.iter().cloned().collect();
+    assert_eq!(unique.len(), keys.len(), "an event fired twice");
+    assert_eq!(
+        unique, delivered,
+        "events without a firing, or firings without an event"
+    );
     // Fired once each: never zero, never twice, nothing else.
     let keys = keys_of(&records, "compliance");
     let unique: BTreeSet<String> = keys.iter().cloned().collect();
@@ -575,6 +617,17 @@ fn kill_9_at_random_points_fires_every_commit_exactly_once() {
             continue;
         };
         let Some(by) = m.fired_by else { continue };
+        if by.trigger == "flagged" {
+            assert!(
+                seen_fired.contains(&by.key),
+                "{} filed before its firing",
+                by.key
+            );
+            *filed
+                .entry((by.key.clone(), by.runway.clone()))
+                .or_default() += 1;
+            continue;
+        }
         assert!(
             seen_fired.contains(&by.key),
             "{} filed before its firing",
@@ -594,7 +647,11 @@ fn kill_9_at_random_points_fires_every_commit_exactly_once() {
             assert_eq!(n, Some(1), "{key} {runway}");
         }
     }
-    assert_eq!(filed.len(), 2 * matching.len());
+    for key in &delivered {
+        let n = filed.get(&(key.clone(), "appeal".to_string())).copied();
+        assert_eq!(n, Some(1), "{key} appeal");
+    }
+    assert_eq!(filed.len(), 2 * matching.len() + delivered.len());
     assert_eq!(shown["fired"], matching.len() as u64, "{shown}");
     // The kills were real: some commits were fired only by the next
     // start (a start's first records are its plugins' LOAD records).
@@ -607,14 +664,17 @@ fn kill_9_at_random_points_fires_every_commit_exactly_once() {
         .iter()
         .filter_map(|r| match &r.entry.event {
             Event::TriggerFired { key, .. } => {
-                let seq: u64 = key["commit:".len()..].parse().ok()?;
-                Some((seq, r.seq))
+                let seq = key.strip_prefix("commit:").or(key.strip_prefix("event:"))?;
+                Some((seq.parse::<u64>().ok()?, r.seq))
             }
             _ => None,
         })
         .filter(|(commit, fired)| starts.iter().any(|s| commit < s && s < fired))
         .count();
-    assert!(owed > 0, "no kill fell between a commit and its firing");
+    assert!(
+        owed > 0,
+        "no kill fell between a commit or event and its firing"
+    );
 }
 
 /// A topic trigger on `applications.flagged`, debounced when `debounce`.
