@@ -800,3 +800,122 @@ fn a_debounced_topic_trigger_collects_a_window_into_one_firing_across_a_restart(
         "never fired twice"
     );
 }
+
+#[test]
+fn the_doors_list_show_pause_resume_and_remove_triggers_and_stream_their_records() {
+    use crate::server::{Server, folders, follow, get};
+    let dir = folders();
+    let server = Server::start(dir.path());
+    let plan = [
+        schedule("nightly", "0 1 * * *", "America/New_York", "latest"),
+        COMPLIANCE.to_string(),
+    ]
+    .concat();
+    assert!(server.file(&plan).is_empty());
+    // The API's list: the shape the board draws upcoming firings from.
+    let admin = server.admin();
+    let (status, body) = get(&server.url, "/api/triggers", &admin);
+    assert_eq!(status, 200, "{body}");
+    let list: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 2);
+    let (compliance, nightly) = (&list[0], &list[1]);
+    let keys: BTreeSet<&str> = nightly
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let shape = [
+        "fired",
+        "id",
+        "kind",
+        "last_fired",
+        "next",
+        "on",
+        "runways",
+        "state",
+    ];
+    assert_eq!(keys, BTreeSet::from(shape), "{nightly}");
+    assert_eq!(nightly["on"]["schedule"], "0 1 * * *");
+    assert_eq!(nightly["on"]["zone"], "America/New_York");
+    assert_eq!(nightly["kind"], "schedule");
+    assert_eq!(nightly["state"], "active");
+    assert_eq!(nightly["fired"], 0);
+    assert_eq!(nightly["last_fired"], serde_json::Value::Null);
+    assert_eq!(nightly["runways"], serde_json::json!(["first", "second"]));
+    let next: Vec<Timestamp> = (nightly["next"].as_array().unwrap().iter())
+        .map(|t| t.as_str().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(next.len(), 5);
+    for at in &next {
+        let local = at.to_zoned(jiff::tz::TimeZone::get("America/New_York").unwrap());
+        assert_eq!((local.hour(), local.minute()), (1, 0), "{at}");
+    }
+    assert_eq!(compliance["kind"], "commit");
+    assert_eq!(compliance["next"], serde_json::json!([]));
+    let (status, _) = get(&server.url, "/api/triggers/nope", &admin);
+    assert_eq!(status, 404);
+
+    // The CLI: pause, show, resume, remove; a viewer may only look.
+    let vic = server.token("vic", &["viewer"]);
+    let refused = server.client_as(&vic, &["triggers", "pause", "nightly"]);
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    let listed = server.client_as(&vic, &["triggers", "list"]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(listed.stdout.contains("nightly") && listed.stdout.contains("2 trigger(s)"));
+    let paused = server.client(&["triggers", "pause", "nightly"]);
+    assert_eq!(paused.code, 0, "{}", paused.stderr);
+    let shown = server.json(&["triggers", "show", "nightly"]);
+    assert_eq!(shown["state"], "paused", "{shown}");
+    assert_eq!(shown["next"], serde_json::json!([]));
+    let human = server.client(&["triggers", "show", "nightly"]);
+    assert!(
+        human.stdout.contains("state     paused"),
+        "{}",
+        human.stdout
+    );
+    assert_eq!(server.client(&["triggers", "resume", "nightly"]).code, 0);
+    assert_eq!(
+        server.json(&["triggers", "show", "nightly"])["state"],
+        "active"
+    );
+    assert_eq!(server.client(&["triggers", "remove", "compliance"]).code, 0);
+    let gone = server.client(&["triggers", "show", "compliance"]);
+    assert_ne!(gone.code, 0);
+    assert!(
+        gone.stderr.contains("no trigger compliance"),
+        "{}",
+        gone.stderr
+    );
+
+    // A viewer's event stream shows the trigger records, with who.
+    let events = follow(
+        &server.url,
+        "/api/events?backlog=1000",
+        &vic,
+        None,
+        10,
+        |seen| seen.iter().any(|e| e.data["event"] == "trigger_removed"),
+    );
+    let names: Vec<&str> = (events.iter())
+        .filter_map(|e| e.data["event"].as_str())
+        .filter(|e| e.starts_with("trigger_"))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "trigger_filed",
+            "trigger_filed",
+            "trigger_paused",
+            "trigger_resumed",
+            "trigger_removed"
+        ]
+    );
+    let removed = events
+        .iter()
+        .find(|e| e.data["event"] == "trigger_removed")
+        .unwrap();
+    assert_eq!(removed.data["by"], "admin", "{:?}", removed.data);
+    assert_eq!(server.stop(), Some(0));
+}
