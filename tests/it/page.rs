@@ -847,7 +847,8 @@ fn the_board_draws_the_shapes_the_other_parts_answer() {
                 agentsPanel([{ agent: "scorer-a", runs: 10, succeeded: 9, failed: 1, success_ratio: 0.9,
                   p50_ms: 120, p95_ms: 900, fuel_per_run: 1e6, in_flight: 1, last_failure: "timed out",
                   breaker: "open", breaker_until: soon }]));
-              const t = document.getElementById("triggers-panel"), a = document.getElementById("agents-panel");
+              // The last: the board draws its own from the live `/api/triggers` too.
+              const t = [...document.querySelectorAll("[id=triggers-panel]")].pop(), a = document.getElementById("agents-panel");
               return [t.querySelector("tr[data-trigger='nightly']").textContent,
                 !!t.querySelector(".badge.paused"), document.getElementById("bold") === null,
                 a.querySelector("tr[data-agent='scorer-a'] .badge.breaker.open").textContent,
