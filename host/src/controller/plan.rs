@@ -19,6 +19,10 @@
 //! input = { count = 40000, seed = 7 }    # any TOML, handed over as JSON
 //! ```
 //!
+//! A plan may also hold `[[trigger]]`s — standing manifests filed with it
+//! that file runways when a schedule's time comes, a commit lands or an
+//! event is published ([`super::trigger`]) — beside its runways or alone.
+//!
 //! A time is an RFC 3339 timestamp (`"2026-12-03T01:00:00Z"`), a daily
 //! `"HH:MM"` in the host's time zone meaning its next occurrence after
 //! filing, or `"in DURATION"` after filing. Durations are jiff's friendly format (`"90s"`, `"1m 30s"`, `"2h"`) or
