@@ -216,6 +216,25 @@ pub const MAX_ROUTE_CANDIDATES: usize = 16;
 pub const MAX_BREAKER_FAILURES: u32 = 1000;
 /// A breaker's `within` and `open_for`, at most (a day).
 pub const MAX_BREAKER_SPAN: Duration = Duration::from_secs(86_400);
+/// Most triggers one host keeps (filed and not removed).
+pub const MAX_TRIGGERS: usize = 100_000;
+/// Most missed times of a schedule fired at once after downtime with
+/// `catch_up = "all"` (the most recent ones; older ones are skipped).
+pub const MAX_CATCH_UP: usize = 100;
+/// A scheduled time this late or less is on time, not missed: it fires
+/// under every catch-up policy, `none` included.
+pub const SCHEDULE_GRACE: Duration = Duration::from_secs(60);
+/// Most events one debounced firing collects; more start the next one
+/// (with [`MAX_CAUSE_BYTES`], its cause fits in its record).
+pub const MAX_DEBOUNCED: usize = 100;
+/// Most bytes of event payloads a topic trigger's firing lists in its
+/// cause (its record's and its runways' `trigger`); events past it are
+/// listed by digest only.
+pub const MAX_CAUSE_BYTES: usize = 40 << 10;
+/// Longest debounce window a topic trigger may ask for.
+pub const MAX_DEBOUNCE: Duration = Duration::from_secs(86_400);
+/// Most upcoming firings a schedule shows (`GET /api/triggers`).
+pub const UPCOMING_FIRINGS: usize = 5;
 
 /// `text` cut to at most `max` bytes at a character boundary, ending in
 /// `…` when cut: the one way a capped text is cut.

@@ -50,4 +50,5 @@ mod surface;
 mod times;
 mod tls;
 mod trees;
+mod triggers;
 mod wit_versions;

@@ -130,7 +130,9 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
         "audit_timeline",
         "list_agents",
         "list_runways",
+        "list_triggers",
         "show_runway",
+        "show_trigger",
         "wait_runway",
     ];
     assert_eq!(tools(&server, &vic), names(&viewing));
@@ -141,7 +143,7 @@ fn the_mcp_door_gives_each_role_its_tools_and_never_approval() {
     auditing.push("verify_audit");
     assert_eq!(tools(&server, &aud), names(&auditing));
     let everything = tools(&server, &admin);
-    assert_eq!(everything.len(), 8, "{everything:?}");
+    assert_eq!(everything.len(), 10, "{everything:?}");
     assert!(
         everything
             .iter()

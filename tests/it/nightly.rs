@@ -232,5 +232,10 @@ fn event_name(e: &Event) -> &'static str {
         Event::Decided { .. } => "decided",
         Event::BreakerMoved { .. } => "breaker",
         Event::Routed { .. } => "routed",
+        Event::TriggerFiled { .. }
+        | Event::TriggerPaused { .. }
+        | Event::TriggerResumed { .. }
+        | Event::TriggerRemoved { .. }
+        | Event::TriggerFired { .. } => "trigger",
     }
 }

@@ -15,12 +15,15 @@ fn right_of(method: &str, path: &str) -> &'static str {
         ("post", "/api/runways") => "file",
         ("post", "/api/runways/{id}/approve" | "/api/runways/{id}/reject") => "approve",
         ("post", "/api/runways/{id}/cancel" | "/api/pause" | "/api/resume") => "control",
+        ("post", "/api/triggers/{id}/pause" | "/api/triggers/{id}/resume") => "control",
+        ("post", "/api/triggers/{id}/remove") => "control",
         ("get", "/api/audit/proof/{seq}") => "audit",
         (
             "get",
             "/api/runways" | "/api/runways/{id}" | "/api/locks" | "/api/plugins" | "/api/agents",
         )
         | ("get", "/api/server" | "/api/events" | "/metrics")
+        | ("get", "/api/triggers" | "/api/triggers/{id}")
         | ("post", "/api/wait") => "view",
         ("post", "/api/runways/{id}/refile") => "control",
         ("get", "/api/filings") => "view",

@@ -29,6 +29,11 @@ impl Server {
 
     /// [`Server::start`] with more `serve` arguments.
     pub fn start_with(dir: &Path, more: &[&str]) -> Server {
+        Server::start_with_env(dir, more, &[])
+    }
+
+    /// [`Server::start_with`], with more environment variables.
+    pub fn start_with_env(dir: &Path, more: &[&str], env: &[(&str, &str)]) -> Server {
         let addr = dir.join("runway-serve.addr");
         let _ = std::fs::remove_file(&addr);
         // A grace period of 5 s unless `more` names one.
@@ -41,6 +46,7 @@ impl Server {
             .args(["--plugins", "plugins", "--inbox", "inbox"])
             .args(grace)
             .args(more)
+            .envs(env.iter().copied())
             .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -255,6 +255,46 @@ wire_enum! {
             picked: String,
             figures: Vec<RouteFigures>,
         },
+        /// A trigger was filed by `by` (or filed again under its id,
+        /// replacing its definition and keeping its history): `definition`
+        /// is all of it as one JSON object — `id`, `on` (what fires it) and
+        /// `runway` (the manifests each firing files) — text of at most
+        /// [`MANIFEST_MAX`] bytes. Nothing fires at filing. `since_ns` is
+        /// the controller's clock then (Unix nanoseconds): a schedule's
+        /// times before it are not due.
+        TriggerFiled {
+            id: String,
+            by: String,
+            definition: String,
+            since_ns: u64,
+        },
+        /// A person (`by`) paused trigger `id`: it does not fire until
+        /// resumed, and what happens meanwhile is not caught up.
+        TriggerPaused { id: String, by: String },
+        /// A person (`by`) resumed trigger `id` at `since_ns` (the
+        /// controller's clock, Unix nanoseconds): a schedule's times before
+        /// it are not caught up.
+        TriggerResumed {
+            id: String,
+            by: String,
+            since_ns: u64,
+        },
+        /// A person (`by`) removed trigger `id`; it never fires again.
+        TriggerRemoved { id: String, by: String },
+        /// Trigger `id` fired for `key`, its dedup key (a scheduled time in
+        /// RFC 3339, `commit:SEQ` for the COMMITTED record SEQ, `event:SEQ`
+        /// for a published event): durable before the runways it files,
+        /// whose FILING records name the trigger and key (`fired_by`), so a
+        /// restart files those not filed yet and never fires a key twice.
+        /// `cause` is the JSON object the runways get as their input's
+        /// `trigger` (at most [`MANIFEST_MAX`] bytes); `refused` says why
+        /// nothing was filed (its runways no longer file: an agent gone).
+        TriggerFired {
+            id: String,
+            key: String,
+            cause: String,
+            refused: Option<String>,
+        },
     }
 }
 
@@ -523,6 +563,12 @@ impl Event {
             Event::Published { payload, .. } if payload.len() > PAYLOAD_MAX => {
                 Some((payload.len(), PAYLOAD_MAX))
             }
+            Event::TriggerFiled { definition, .. } if definition.len() > MANIFEST_MAX => {
+                Some((definition.len(), MANIFEST_MAX))
+            }
+            Event::TriggerFired { cause, .. } if cause.len() > MANIFEST_MAX => {
+                Some((cause.len(), MANIFEST_MAX))
+            }
             _ => None,
         }
     }
@@ -759,6 +805,11 @@ mod tests {
                 "Decided",
                 "BreakerMoved",
                 "Routed",
+                "TriggerFiled",
+                "TriggerPaused",
+                "TriggerResumed",
+                "TriggerRemoved",
+                "TriggerFired",
             ]
         );
         assert_eq!(Call::ALL.len(), Call::VARIANTS.len());

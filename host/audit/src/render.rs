@@ -432,8 +432,56 @@ fn describe(entry: &Entry) -> (&'static str, String) {
         Event::Failed { reason } => ("FAILED", escape(reason).into_owned()),
         Event::PluginLoaded => ("LOAD", plugin_named(entry)),
         Event::PluginUnloaded => ("UNLOAD", plugin_named(entry)),
+        Event::TriggerFiled {
+            id, by, definition, ..
+        } => (
+            "TRIGGER",
+            format!(
+                "{} filed by {}: {}",
+                escape(id),
+                escape(by),
+                excerpt(definition, TRIGGER_EXCERPT)
+            ),
+        ),
+        Event::TriggerPaused { id, by } => (
+            "TRIGGER",
+            format!("{} paused by {}", escape(id), escape(by)),
+        ),
+        Event::TriggerResumed { id, by, .. } => (
+            "TRIGGER",
+            format!("{} resumed by {}", escape(id), escape(by)),
+        ),
+        Event::TriggerRemoved { id, by } => (
+            "TRIGGER",
+            format!("{} removed by {}", escape(id), escape(by)),
+        ),
+        Event::TriggerFired {
+            id,
+            key,
+            cause,
+            refused,
+        } => (
+            "FIRED",
+            match refused {
+                None => format!(
+                    "{} for {}: {}",
+                    escape(id),
+                    escape(key),
+                    excerpt(cause, TRIGGER_EXCERPT)
+                ),
+                Some(why) => format!(
+                    "{} for {}, nothing filed: {}",
+                    escape(id),
+                    escape(key),
+                    escape(why)
+                ),
+            },
+        ),
     }
 }
+
+/// Most characters of a trigger's definition or cause on a timeline line.
+const TRIGGER_EXCERPT: usize = 160;
 
 /// `plugin NAME digest 1a2b3c4d5e6f` (short), for plugin load, unload and
 /// refusal lines; `digest ?` when no component was read.
@@ -513,13 +561,7 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
         } => vec![
             ("event", json!("filed")),
             ("schema", json!(schema)),
-            (
-                "manifest",
-                match serde_json::from_str::<Value>(manifest) {
-                    Ok(object @ Value::Object(_)) => object,
-                    _ => json!(manifest),
-                },
-            ),
+            ("manifest", json_or_text(manifest)),
             ("input_digest", json!(hex_of(&sha256(input)))),
             ("input_bytes", json!(input.len())),
         ],
@@ -686,6 +728,54 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("reason", json!(reason)),
             ("by", json!(by)),
         ],
+        Event::TriggerFiled {
+            id,
+            by,
+            definition,
+            since_ns,
+        } => vec![
+            ("event", json!("trigger_filed")),
+            ("trigger", json!(id)),
+            ("by", json!(by)),
+            ("definition", json_or_text(definition)),
+            ("since_ns", json!(since_ns)),
+        ],
+        Event::TriggerPaused { id, by } => vec![
+            ("event", json!("trigger_paused")),
+            ("trigger", json!(id)),
+            ("by", json!(by)),
+        ],
+        Event::TriggerResumed { id, by, since_ns } => vec![
+            ("event", json!("trigger_resumed")),
+            ("trigger", json!(id)),
+            ("by", json!(by)),
+            ("since_ns", json!(since_ns)),
+        ],
+        Event::TriggerRemoved { id, by } => vec![
+            ("event", json!("trigger_removed")),
+            ("trigger", json!(id)),
+            ("by", json!(by)),
+        ],
+        Event::TriggerFired {
+            id,
+            key,
+            cause,
+            refused,
+        } => vec![
+            ("event", json!("trigger_fired")),
+            ("trigger", json!(id)),
+            ("key", json!(key)),
+            ("cause", json_or_text(cause)),
+            ("refused", json!(refused)),
+        ],
+    }
+}
+
+/// `text` as the JSON object it holds, or as a string when it holds none.
+fn json_or_text(text: &str) -> Value {
+    match serde_json::from_str::<Value>(text) {
+        Ok(object @ Value::Object(_)) => object,
+        _ => json!(text),
     }
 }
 

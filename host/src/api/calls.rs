@@ -238,7 +238,7 @@ impl Api {
     }
 
     /// Sends `command`; a refusal is audited in its caller's name.
-    async fn command(&self, command: Command) -> Answered<views::Done> {
+    pub(super) async fn command(&self, command: Command) -> Answered<views::Done> {
         let name = command.by().name.clone();
         if let Err(e) = self.controller.send(command).await {
             let Refusal { kind, why } = Refusal::from(e);

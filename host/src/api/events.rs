@@ -199,7 +199,7 @@ impl Matcher {
     }
 }
 
-/// A runway's filing or move, or the controller's.
+/// A runway's filing or move, or the controller's (a trigger's too).
 pub fn is_transition(event: &Event) -> bool {
     matches!(
         event,
@@ -214,6 +214,11 @@ pub fn is_transition(event: &Event) -> bool {
             | Event::Resumed { .. }
             | Event::PlanFiled { .. }
             | Event::Joined { .. }
+            | Event::TriggerFiled { .. }
+            | Event::TriggerPaused { .. }
+            | Event::TriggerResumed { .. }
+            | Event::TriggerRemoved { .. }
+            | Event::TriggerFired { .. }
     )
 }
 

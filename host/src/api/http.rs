@@ -20,6 +20,9 @@
 //! | POST | `/api/runways/{id}/refile` | control | `{}`: its manifest filed again as a new runway (a retry; [`super::refile`]); 201 with the new id |
 //! | GET | `/api/filings` | view | the plans filed: their runways, who, from where ([`super::filings`]) |
 //! | POST | `/api/pause`, `/api/resume` | control | `{}` |
+//! | GET | `/api/triggers` | view | every trigger: `on`, kind, state, firings, the next ones ([`triggers`]) |
+//! | GET | `/api/triggers/{id}` | view | one trigger |
+//! | POST | `/api/triggers/{id}/pause`, `…/resume`, `…/remove` | control | no body |
 //! | POST | `/api/wait` | view | `{"runways": [...], "timeout_secs": N}`: `{"done": true, "runways": [...]}` once all ended, `{"done": false}` after N s (at most 60) |
 //! | GET | `/metrics` | view | Prometheus text ([`metrics`]) |
 //! | GET | `/api/locks` | view | the lock board: holders (with tokens) and waiters in line order |
@@ -64,7 +67,7 @@ use super::access::{Caller, Right};
 use super::calls::Api;
 use super::extract::{JsonBody, PathOf, PlanText, QueryOf};
 use super::refusal::{Applies, ErrorBody, Kind, Refusal};
-use super::{agents, events, filings, mcp, metrics, refusals, views};
+use super::{agents, events, filings, mcp, metrics, refusals, triggers, views};
 use crate::controller::plan::cap_reason;
 use crate::controller::policy;
 use crate::limits::{HEADER_TIMEOUT, REFUSAL_SUMMARY_INTERVAL};
@@ -83,7 +86,9 @@ pub fn router(api: Api) -> Router {
         .routes(routes!(agents))
         .routes(routes!(server))
         .routes(routes!(metrics::scrape))
-        .routes(routes!(filings::filings));
+        .routes(routes!(filings::filings))
+        .routes(routes!(triggers::list_triggers))
+        .routes(routes!(triggers::show_trigger));
     let audit = OpenApiRouter::new().routes(routes!(proof));
     let file = OpenApiRouter::new().routes(routes!(file));
     let approve = OpenApiRouter::new()
@@ -93,7 +98,10 @@ pub fn router(api: Api) -> Router {
         .routes(routes!(cancel))
         .routes(routes!(pause))
         .routes(routes!(resume))
-        .routes(routes!(refile));
+        .routes(routes!(refile))
+        .routes(routes!(triggers::pause_trigger))
+        .routes(routes!(triggers::resume_trigger))
+        .routes(routes!(triggers::remove_trigger));
     // The MCP door: any caller who may view; each tool then checks its own
     // right.
     let mcp = OpenApiRouter::new().nest_service("/mcp", mcp::service(&api));

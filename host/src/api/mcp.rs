@@ -15,6 +15,11 @@
 //! | `audit_timeline` | view | a runway's, tree's, dataset's or agent's records (beyond transitions with the audit right) |
 //! | `verify_audit` | audit | verifies the whole trail, signatures included |
 //! | `list_agents` | view | each agent's health: runs, success ratio, run times, last failure, breaker |
+//! | `list_triggers` | view | triggers and schedules: what fires them, their state, firings, next times |
+//! | `show_trigger` | view | one trigger |
+//!
+//! Triggers are read-only here: pausing, resuming and removing one stay
+//! with people (the CLI, the API).
 //!
 //! Each runway is also a resource, `runway://ID` (the template
 //! `runway://{id}`), read as its JSON (`application/json`, as listed).
@@ -54,11 +59,11 @@ use super::access::{Caller, Right};
 use super::calls::{Answered, Api};
 use super::events::{self, Filter, MAX_BACKLOG};
 use super::refusal::{Kind, Refusal};
-use super::views;
+use super::{triggers, views};
 use crate::controller::policy;
 
 /// The right each tool needs; a tool not named here is not offered.
-const TOOLS: [(&str, Right); 8] = [
+const TOOLS: [(&str, Right); 10] = [
     ("file_manifest", Right::File),
     ("list_runways", Right::View),
     ("show_runway", Right::View),
@@ -67,6 +72,8 @@ const TOOLS: [(&str, Right); 8] = [
     ("audit_timeline", Right::View),
     ("verify_audit", Right::Audit),
     ("list_agents", Right::View),
+    ("list_triggers", Right::View),
+    ("show_trigger", Right::View),
 ];
 
 /// The resources' URI scheme.
@@ -122,6 +129,13 @@ struct FileArgs {
 #[serde(deny_unknown_fields)]
 struct RunwayArgs {
     /// The runway's id, as filing answered it.
+    id: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+struct TriggerArgs {
+    /// The trigger's id, as its plan names it.
     id: String,
 }
 
@@ -183,6 +197,24 @@ impl Door {
         Parameters(filter): Parameters<views::RunwayFilter>,
     ) -> Result<CallToolResult, ErrorData> {
         Ok(result(self.api.list(&filter).await))
+    }
+
+    #[tool(
+        description = "List the triggers and schedules (standing manifests that file runways when a schedule's time comes, a commit lands on a matching dataset, or an event is published): each one's `on` table, kind, state (active or paused), firings so far, last firing, next scheduled firings and the runways it files."
+    )]
+    async fn list_triggers(&self) -> Result<CallToolResult, ErrorData> {
+        let listed = self.api.triggers().await;
+        Ok(result(
+            listed.map(|triggers| triggers::TriggerList { triggers }),
+        ))
+    }
+
+    #[tool(description = "Show one trigger, as list_triggers shows each.")]
+    async fn show_trigger(
+        &self,
+        Parameters(args): Parameters<TriggerArgs>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(result(self.api.trigger(&args.id).await))
     }
 
     #[tool(

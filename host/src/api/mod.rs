@@ -22,6 +22,7 @@ pub(crate) mod refile;
 pub(crate) mod refusal;
 pub(crate) mod refusals;
 pub(crate) mod token;
+pub(crate) mod triggers;
 pub(crate) mod views;
 
 pub use access::Access;

@@ -23,12 +23,15 @@ impl Api {
         manifest.id = report.name.clone();
         manifest.lineage = None;
         manifest.handoff_from = None;
+        // Filed by a person now, not by the trigger that filed it first.
+        manifest.fired_by = None;
         // What is filed again, for the PLAN record's digest.
         let mut filed = serde_json::to_vec(&manifest).unwrap_or_default();
         filed.extend_from_slice(&manifest.input);
         let filing = Filing {
             plan: Plan {
                 manifests: vec![manifest],
+                triggers: Vec::new(),
             },
             by: caller.name.clone(),
             source: format!("refile of {id}"),

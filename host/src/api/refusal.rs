@@ -218,9 +218,11 @@ impl IntoResponse for Refusal {
 impl From<ControlError> for Refusal {
     fn from(e: ControlError) -> Refusal {
         let kind = match e {
-            ControlError::Unknown(_) => Kind::NotFound,
+            ControlError::Unknown(_) | ControlError::UnknownTrigger(_) => Kind::NotFound,
             ControlError::NotAwaitingApproval { .. } | ControlError::Ended { .. } => Kind::Conflict,
-            ControlError::UnknownAfter { .. } | ControlError::TooLate { .. } => Kind::BadInput,
+            ControlError::UnknownAfter { .. }
+            | ControlError::TooLate { .. }
+            | ControlError::TriggerRefused(_) => Kind::BadInput,
             ControlError::OwnFiling { .. }
             | ControlError::Lacks { .. }
             | ControlError::NotTheRole { .. } => Kind::NotAllowed,

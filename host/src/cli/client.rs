@@ -502,7 +502,7 @@ pub fn resume(args: ByArgs) -> Result<(), Failure> {
 }
 
 /// One command: POST `body` to `path`, then say `done what`.
-fn act(
+pub(super) fn act(
     server: &ServerArgs,
     path: &str,
     body: impl Serialize,
@@ -619,7 +619,7 @@ fn trusting(ca: &std::path::Path) -> Result<ureq::tls::TlsConfig, Failure> {
 }
 
 /// `s` percent-encoded for a URL path segment or query value.
-fn encode(s: &str) -> String {
+pub(super) fn encode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {

@@ -1,6 +1,6 @@
 //! Command line: `runway run`, `runway serve`, the client verbs of a
 //! running server (`file`, `list`, `show`, `approve`, `reject`, `cancel`,
-//! `pause`, `resume`, `wait`), `runway data …`, `runway audit …`,
+//! `pause`, `resume`, `wait`, `triggers …`), `runway data …`, `runway audit …`,
 //! `runway keygen`, `runway sign`; for agent authors `runway new agent`
 //! and `runway build`.
 //!
@@ -28,6 +28,7 @@ mod sign;
 mod token;
 mod toolchain;
 mod tree;
+mod triggers;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -82,6 +83,9 @@ enum Command {
     /// Each agent's health on the server: runs, success ratio, p50/p95
     /// run time, fuel per run, in flight, last failure, circuit breaker.
     Agents(agents::AgentsArgs),
+    /// The server's triggers and schedules: list, show, pause, resume, remove.
+    #[command(subcommand)]
+    Triggers(triggers::TriggersCommand),
     /// The agents built into this binary, as a plugins folder.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
@@ -195,6 +199,7 @@ pub fn main() -> ExitCode {
         Command::Pause(args) => client::pause(args),
         Command::Resume(args) => client::resume(args),
         Command::Wait(args) => client::wait(args),
+        Command::Triggers(cmd) => triggers::run(cmd),
         Command::Plugins(cmd) => plugins::run(cmd),
         Command::Agents(args) => agents::run(args),
         Command::New(cmd) => new::run(cmd),

@@ -59,6 +59,12 @@ impl Dispatch {
                     self.moved_by(i, State::Cancelled, "cancelled".into(), by.name)?;
                 }
             },
+            (
+                command @ (Command::PauseTrigger { .. }
+                | Command::ResumeTrigger { .. }
+                | Command::RemoveTrigger { .. }),
+                _,
+            ) => return self.trigger_command(command),
             // `decide` refuses a runway that does not exist; said again
             // rather than trusted with a panic.
             (command, None) => {

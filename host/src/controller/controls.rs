@@ -14,6 +14,7 @@ use super::State;
 use super::Stats;
 use super::health::AgentHealth;
 use super::runway::RunwayReport;
+use super::trigger_book::TriggerReport;
 use crate::controller::plan::Plan;
 use crate::roles::{Caller, Right};
 use crate::sandbox::hostcalls::{
@@ -46,6 +47,20 @@ pub enum Command {
     Resume {
         by: Caller,
     },
+    /// Stop firing a trigger until it is resumed.
+    PauseTrigger {
+        trigger: String,
+        by: Caller,
+    },
+    ResumeTrigger {
+        trigger: String,
+        by: Caller,
+    },
+    /// Remove a trigger for good.
+    RemoveTrigger {
+        trigger: String,
+        by: Caller,
+    },
 }
 
 impl Command {
@@ -56,7 +71,10 @@ impl Command {
             | Command::Reject { by, .. }
             | Command::Cancel { by, .. }
             | Command::Pause { by }
-            | Command::Resume { by } => by,
+            | Command::Resume { by }
+            | Command::PauseTrigger { by, .. }
+            | Command::ResumeTrigger { by, .. }
+            | Command::RemoveTrigger { by, .. } => by,
         }
     }
 
@@ -66,7 +84,11 @@ impl Command {
             Command::Approve { runway, .. }
             | Command::Reject { runway, .. }
             | Command::Cancel { runway, .. } => Some(runway),
-            Command::Pause { .. } | Command::Resume { .. } => None,
+            Command::Pause { .. }
+            | Command::Resume { .. }
+            | Command::PauseTrigger { .. }
+            | Command::ResumeTrigger { .. }
+            | Command::RemoveTrigger { .. } => None,
         }
     }
 }
@@ -110,6 +132,11 @@ pub enum ControlError {
     Stopping,
     #[error("the controller has stopped")]
     Stopped,
+    #[error("no trigger {0}")]
+    UnknownTrigger(String),
+    /// A trigger was refused at filing (too many, a duplicate id).
+    #[error("{0}")]
+    TriggerRefused(String),
 }
 
 /// A plan to file, and who files it from where (its PLAN record says so).
@@ -150,6 +177,9 @@ pub(super) enum Request {
     /// A run's orchestration call.
     Orchestration(Orchestration),
     Agents(Reply<Vec<AgentHealth>>),
+    /// Every trigger, by id.
+    Triggers(Reply<Vec<TriggerReport>>),
+    Trigger(String, Reply<TriggerReport>),
 }
 
 /// A run's orchestration call, as the controller gets it (from its
@@ -243,6 +273,17 @@ impl Controller {
     /// them (with histories) in that order.
     pub async fn wait(&self, ids: Vec<String>) -> Result<Vec<RunwayReport>, ControlError> {
         self.ask(|reply| Request::Wait(ids, reply)).await
+    }
+
+    /// Every trigger, by id.
+    pub async fn triggers(&self) -> Result<Vec<TriggerReport>, ControlError> {
+        self.ask(Request::Triggers).await
+    }
+
+    /// One trigger.
+    pub async fn trigger(&self, id: &str) -> Result<TriggerReport, ControlError> {
+        self.ask(|reply| Request::Trigger(id.to_string(), reply))
+            .await
     }
 
     /// How busy the controller has been.

@@ -23,6 +23,7 @@ use super::host::Host;
 use super::runway::{Runway, Transition};
 use super::state::IllegalMove;
 use super::stats::Stats;
+use super::trigger_book::TriggerBook;
 use super::waiters::Waiters;
 use super::{DispatchError, DispatchOptions};
 use crate::sandbox::Observer;
@@ -49,6 +50,8 @@ pub(super) struct Dispatch {
     pub family: Families,
     pub inbox: Inbox,
     pub four_eyes: bool,
+    /// Triggers and the firings they owe.
+    pub triggers: TriggerBook,
     /// This step's records, appended together at its end (one lock and
     /// one wake-up of the writer per step, not per record).
     outbox: Vec<(u64, Entry)>,
@@ -79,6 +82,7 @@ impl Dispatch {
             family: Families::default(),
             inbox,
             four_eyes: opts.four_eyes,
+            triggers: TriggerBook::default(),
             outbox: Vec::new(),
             closed: false,
             stopping: false,

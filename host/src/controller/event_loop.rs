@@ -33,6 +33,7 @@ enum Woke {
 
 impl Dispatch {
     pub(super) async fn fly(&mut self) -> Result<(), DispatchError> {
+        self.fire_due()?;
         self.tend_families()?;
         self.settle()?;
         self.flush()?;
@@ -51,9 +52,16 @@ impl Dispatch {
                 let wait = Duration::try_from(at.duration_since(self.clock.now()));
                 Instant::now() + wait.unwrap_or(Duration::ZERO).min(WALL_POLL)
             });
+            let schedules = self.next_trigger_time().map(|at| {
+                let wait = Duration::try_from(at.duration_since(self.clock.now()));
+                Instant::now() + wait.unwrap_or(Duration::ZERO).min(WALL_POLL)
+            });
             let joins = self.family.next_deadline();
             let beats = self.next_heartbeat();
-            let wake = [retry, wall, joins, beats].into_iter().flatten().min();
+            let wake = [retry, wall, schedules, joins, beats]
+                .into_iter()
+                .flatten()
+                .min();
             let clock = self.clock.clone();
             let flights = &mut self.flights;
             // Clearances first, so runways granted together take off together.
@@ -68,6 +76,7 @@ impl Dispatch {
             };
             let started = std::time::Instant::now();
             self.handle(woke)?;
+            self.fire_due()?;
             self.tend_families()?;
             self.settle()?;
             self.flush()?;
@@ -145,6 +154,8 @@ impl Dispatch {
             Asked::Stats(reply) => drop(reply.send(Ok(self.stats.clone()))),
             Asked::Orchestration(call) => self.orchestrate(call)?,
             Asked::Agents(reply) => drop(reply.send(Ok(self.agents_health()))),
+            Asked::Triggers(reply) => drop(reply.send(Ok(self.trigger_reports()))),
+            Asked::Trigger(id, reply) => drop(reply.send(self.trigger_report(&id))),
         }
         Ok(())
     }

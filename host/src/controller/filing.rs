@@ -23,7 +23,7 @@ impl Dispatch {
             return Ok(Err(ControlError::Stopping));
         }
         let Filing {
-            plan,
+            mut plan,
             by,
             source,
             digest,
@@ -41,6 +41,10 @@ impl Dispatch {
             return Ok(Ok(filed));
         }
         let (source, digest) = key;
+        let triggers = std::mem::take(&mut plan.triggers);
+        if let Err(refused) = self.check_triggers(&triggers) {
+            return Ok(Err(refused));
+        }
         let local: HashSet<&str> = plan.manifests.iter().map(|m| m.id.as_str()).collect();
         for m in &plan.manifests {
             let unknown = m
@@ -119,14 +123,18 @@ impl Dispatch {
             self.mark_read(i);
         }
         let ids: Vec<String> = filed.iter().map(|f| f.id.clone()).collect();
-        let plan = Event::PlanFiled {
-            by,
-            source: source.clone(),
-            digest,
-            runways: ids.clone(),
-        };
-        self.record_entry(Entry::of_host(plan));
-        self.book.plans.insert((source, digest), ids);
+        // A plan of triggers alone files no runway, and says so in theirs.
+        if !ids.is_empty() {
+            let plan = Event::PlanFiled {
+                by: by.clone(),
+                source: source.clone(),
+                digest,
+                runways: ids.clone(),
+            };
+            self.record_entry(Entry::of_host(plan));
+            self.book.plans.insert((source, digest), ids);
+        }
+        self.file_triggers(triggers, &by);
         Ok(Ok(filed))
     }
 }

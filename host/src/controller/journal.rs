@@ -26,6 +26,7 @@ use super::cost::Spent;
 use super::health::{Ended, Figures};
 use super::runway::{Course, Transition, Unfiled, timestamp, unfile};
 use super::state::Lifecycle;
+use super::trigger_book::{self, TriggerBook};
 
 /// One runway as the trail last saw it.
 #[derive(Debug, Clone)]
@@ -55,19 +56,24 @@ pub struct Journal {
     /// every runway a plan filed but its first (its filing, as costs are
     /// summed: `super::cost`).
     pub first: HashMap<String, String>,
+    /// Triggers, and the firings they owe.
+    pub triggers: TriggerBook,
 }
 
 /// Reads the trail in `dir` and folds it.
 pub fn read(dir: &Path) -> Result<Journal, VerifyError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut journal = Fold::default();
-    runway_audit::for_each_record(dir, threads, |r| journal.apply(r.time_ns, &r.entry))?;
+    runway_audit::for_each_record(dir, threads, |r| journal.apply(r.seq, r.time_ns, &r.entry))?;
     Ok(journal.finish())
 }
 
 /// Whether [`Fold::apply`] reads `entry` at all: what a snapshot keeps
 /// of the trail ([`super::snapshot`]).
 pub fn folds(entry: &Entry) -> bool {
+    if trigger_book::folds(entry) {
+        return true;
+    }
     match &entry.event {
         Event::Paused { .. }
         | Event::Resumed { .. }
@@ -97,9 +103,10 @@ pub struct Fold {
 }
 
 impl Fold {
-    /// Folds the next record: `entry`, written at `time_ns`.
-    pub fn apply(&mut self, time_ns: u64, entry: &Entry) {
+    /// Folds the next record: `entry`, number `seq`, written at `time_ns`.
+    pub fn apply(&mut self, seq: u64, time_ns: u64, entry: &Entry) {
         let at = timestamp(time_ns);
+        self.journal.triggers.apply(seq, at, entry);
         if entry.runway.is_empty() {
             match &entry.event {
                 Event::Paused { by } => self.journal.paused = Some(by.clone()),
@@ -151,6 +158,9 @@ impl Fold {
                     return;
                 }
             };
+            if let Some(by) = &filed.manifest.fired_by {
+                self.journal.triggers.filed(by, runway);
+            }
             self.index
                 .insert(runway.clone(), self.journal.runways.len());
             self.journal.runways.push(Folded {

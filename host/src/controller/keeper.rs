@@ -43,7 +43,7 @@ pub(super) struct Kept {
     /// on, the next one starts from the trail's first record).
     pub base: u64,
     /// The records the journal folds, after `base`.
-    pub pending: Vec<(u64, Entry)>,
+    pub pending: Vec<(u64, u64, Entry)>,
     /// The commit recovery's state at `next`.
     pub unsettled: Unsettled,
     /// The first record not read yet.
@@ -90,7 +90,8 @@ impl Kept {
     fn observe(&mut self, record: Arc<Record>) {
         self.unsettled.observe(&record);
         if folds(&record.entry) {
-            self.pending.push((record.time_ns, record.entry.clone()));
+            let kept = (record.seq, record.time_ns, record.entry.clone());
+            self.pending.push(kept);
         }
         self.next = record.seq + 1;
         self.last = Some(record);

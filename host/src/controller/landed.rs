@@ -45,6 +45,9 @@ impl Dispatch {
             if let (Some(to), Some(output)) = (&report.handoff, output) {
                 self.take_over(i, (**to).clone(), output.clone())?;
             }
+            let runway = self.book.runways[i].id().to_string();
+            self.commits_landed(&runway, &report.committed)?;
+            self.events_delivered(&runway, &report.published)?;
         }
         self.book.runways[i].run = Some(Arc::new(report));
         self.maybe_retry(i)?;

@@ -45,6 +45,7 @@ pub(crate) mod commit;
 mod condition;
 pub(crate) mod controls;
 mod cost;
+mod cron;
 mod decide;
 mod delegation;
 mod dispatch;
@@ -78,6 +79,9 @@ mod stats;
 mod takeoff;
 pub(crate) mod tower;
 pub(crate) mod tree;
+pub(crate) mod trigger;
+mod trigger_book;
+mod triggers;
 mod waiters;
 mod workers;
 
@@ -98,6 +102,8 @@ pub use runway_audit::State;
 pub use start::{HostSetup, Opened, PluginSource, SNAPSHOT_AFTER, StartError, open};
 pub use stats::Stats;
 pub use tower::{Clearance, Request, Tower};
+pub use trigger::FiredBy;
+pub use trigger_book::TriggerReport;
 
 use std::sync::Arc;
 

@@ -37,6 +37,10 @@
 //! `condition`): false ends the runway SKIPPED, and its dependents go on
 //! as after a success with no output.
 //!
+//! A plan may also hold `[[trigger]]`s — standing manifests filed with it
+//! that file runways when a schedule's time comes, a commit lands or an
+//! event is published ([`super::trigger`]) — beside its runways or alone.
+//!
 //! A time is an RFC 3339 timestamp (`"2026-12-03T01:00:00Z"`), a daily
 //! `"HH:MM"` in the host's time zone meaning its next occurrence after
 //! filing, or `"in DURATION"` after filing. Durations are jiff's friendly format (`"90s"`, `"1m 30s"`, `"2h"`) or
@@ -72,6 +76,7 @@ use super::condition::{Condition, ConditionError};
 use super::flow::{self, FlowError};
 use super::locks::LockSet;
 use super::route::{AgentFile, OnOpen, Route};
+use super::trigger::{FiredBy, TriggerDef, TriggerError};
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::limits::{
     LATEST_TIME_SECS, MAX_ACTION_BYTES, MAX_AFTER, MAX_ATTEMPTS, MAX_INPUT_BYTES, MAX_LABEL_BYTES,
@@ -112,6 +117,8 @@ impl Catalog for BTreeMap<String, Grants> {
 #[derive(Debug, Clone)]
 pub struct Plan {
     pub manifests: Vec<Manifest>,
+    /// Its `[[trigger]]`s ([`super::trigger`]).
+    pub triggers: Vec<TriggerDef>,
 }
 
 /// One flight plan for one run.
@@ -181,6 +188,9 @@ pub struct Manifest {
     /// `flow`): the names those use. Empty when it reads none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub reads: Vec<String>,
+    /// The trigger firing that filed it, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fired_by: Option<FiredBy>,
 }
 
 /// A delegated runway's place in its tree, fixed when it was filed.
@@ -474,6 +484,8 @@ pub enum PlanError {
         runway: String,
         source: ConditionError,
     },
+    #[error(transparent)]
+    Trigger(#[from] TriggerError),
 }
 
 #[derive(Deserialize)]
@@ -482,6 +494,9 @@ struct PlanFile {
     #[serde(default)]
     runway: Vec<ManifestFile>,
     budget: Option<BudgetFile>,
+    /// Read by [`TriggerDef::parse`].
+    #[serde(default)]
+    trigger: Vec<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -714,11 +729,17 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
             serde_json::Value::Array(_) => PlanFile {
                 runway: serde_json::from_str(text).map_err(json)?,
                 budget: None,
+                trigger: Vec::new(),
             },
-            serde_json::Value::Object(m) if !m.contains_key("runway") => PlanFile {
-                runway: vec![serde_json::from_str(text).map_err(json)?],
-                budget: None,
-            },
+            serde_json::Value::Object(m)
+                if !m.contains_key("runway") && !m.contains_key("trigger") =>
+            {
+                PlanFile {
+                    runway: vec![serde_json::from_str(text).map_err(json)?],
+                    budget: None,
+                    trigger: Vec::new(),
+                }
+            }
             _ => serde_json::from_str(text).map_err(json)?,
         });
     }
@@ -728,9 +749,10 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
     let is_plan = text.trim().is_empty()
         || text.lines().any(|line| {
             let line = line.trim_start();
-            let table = line
-                .strip_prefix("[[")
-                .is_some_and(|rest| rest.trim_start().starts_with("runway"));
+            let table = line.strip_prefix("[[").is_some_and(|rest| {
+                let rest = rest.trim_start();
+                rest.starts_with("runway") || rest.starts_with("trigger")
+            });
             let list = line
                 .strip_prefix("runway")
                 .is_some_and(|rest| rest.trim_start().starts_with('='));
@@ -743,6 +765,7 @@ fn plan_file(text: &str) -> Result<PlanFile, PlanError> {
     Ok(PlanFile {
         runway: vec![manifest],
         budget: None,
+        trigger: Vec::new(),
     })
 }
 
@@ -1021,15 +1044,29 @@ impl Plan {
                 budget,
                 when: condition,
                 reads,
+                fired_by: None,
             });
         }
-        let plan = Plan { manifests };
+        let triggers = file
+            .trigger
+            .into_iter()
+            .map(|t| {
+                TriggerDef::parse(t, |runways| {
+                    let plan = Plan::parse(runways, catalog).map_err(|e| e.to_string())?;
+                    Ok(plan.manifests.into_iter().map(|m| m.id).collect())
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let plan = Plan {
+            manifests,
+            triggers,
+        };
         plan.validate(catalog)?;
         Ok(plan)
     }
 
     fn validate(&self, catalog: &impl Catalog) -> Result<(), PlanError> {
-        if self.manifests.is_empty() {
+        if self.manifests.is_empty() && self.triggers.is_empty() {
             return Err(PlanError::Empty);
         }
         let mut ids = HashSet::new();

@@ -12,6 +12,7 @@
 //! | reject | the approve right; the runway has not ended and waits for approval |
 //! | cancel | the control right; the runway has not ended |
 //! | pause, resume | the control right |
+//! | pause, resume, remove a trigger | the control right; the trigger exists |
 //!
 //! A runway the command names that does not exist is refused after the
 //! right (a caller without it learns nothing of which runways exist).
@@ -36,7 +37,12 @@ pub struct Target<'a> {
 pub fn right(command: &Command) -> Right {
     match command {
         Command::Approve { .. } | Command::Reject { .. } => Right::Approve,
-        Command::Cancel { .. } | Command::Pause { .. } | Command::Resume { .. } => Right::Control,
+        Command::Cancel { .. }
+        | Command::Pause { .. }
+        | Command::Resume { .. }
+        | Command::PauseTrigger { .. }
+        | Command::ResumeTrigger { .. }
+        | Command::RemoveTrigger { .. } => Right::Control,
     }
 }
 

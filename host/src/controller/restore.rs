@@ -130,6 +130,7 @@ impl Dispatch {
         }
         self.restore_tree_budgets();
         self.hold_all_to_budgets()?;
+        self.restore_triggers(journal.triggers)?;
         // Nothing to tell anyone yet.
         self.waiters.forget_endings();
         Ok(())

@@ -33,7 +33,7 @@ use crate::limits::MAX_SNAPSHOT_BYTES;
 pub const FILE: &str = "journal.snapshot";
 /// Format and version: a new layout gets a new magic, and an old snapshot
 /// is then read as missing.
-const MAGIC: &[u8; 8] = b"RWJSNP02";
+const MAGIC: &[u8; 8] = b"RWJSNP03";
 
 /// What the trail held for the journal up to `seq`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,8 +44,9 @@ pub struct Snapshot {
     pub head: Hash,
     /// The commit recovery's state after record `seq - 1`.
     pub unsettled: Unsettled,
-    /// The records the journal folds, in trail order: (time, entry).
-    pub records: Vec<(u64, Entry)>,
+    /// The records the journal folds, in trail order: (sequence number,
+    /// time, entry).
+    pub records: Vec<(u64, u64, Entry)>,
 }
 
 /// Why a snapshot was set aside (the trail is then read whole).

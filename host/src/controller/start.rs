@@ -108,13 +108,13 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
         tail,
     } = catch_up(&data, audit.dir())?;
     let mut fold = Fold::default();
-    for (time_ns, entry) in &snapshot.records {
-        fold.apply(*time_ns, entry);
+    for (seq, time_ns, entry) in &snapshot.records {
+        fold.apply(*seq, *time_ns, entry);
     }
     let settled = snapshot.unsettled.clone().settle(&audit, &store)?;
     let now = runway_audit::now_ns();
-    for entry in &settled.appended {
-        fold.apply(now, entry);
+    for (seq, entry) in &settled.appended {
+        fold.apply(*seq, now, entry);
     }
     let kept = Kept {
         data,
@@ -231,7 +231,7 @@ fn read_from(mut snapshot: Snapshot, dir: &Path) -> Result<Option<(Snapshot, u64
         if folds(&record.entry) {
             snapshot
                 .records
-                .push((record.time_ns, record.entry.clone()));
+                .push((record.seq, record.time_ns, record.entry.clone()));
         }
         last = Some(record);
     })?;

@@ -30,5 +30,7 @@ mod trap;
 
 pub use cancel::Cancel;
 pub use failure::{HostFault, RunFailure};
-pub use run::{Flown, Observer, Program, RunReport, RunRequest, Sandbox, fly, fly_async};
+pub use run::{
+    CommittedTo, Flown, Observer, Program, RunReport, RunRequest, Sandbox, fly, fly_async,
+};
 pub use runtime::{Runtime, pool_config};

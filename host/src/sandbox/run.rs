@@ -109,6 +109,17 @@ pub struct RunReport {
     pub wall: Duration,
     /// Keys and values of its change set that committed (0 when none did).
     pub bytes_written: u64,
+    /// Its COMMITTED records, one per dataset it landed writes on.
+    pub committed: Vec<CommittedTo>,
+}
+
+/// A COMMITTED record of a run: the dataset, the record's sequence number
+/// and the run's fencing token on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommittedTo {
+    pub dataset: String,
+    pub seq: u64,
+    pub token: u64,
 }
 
 /// A run whose agent has returned, on its way to the landing stage: its
@@ -126,6 +137,7 @@ pub struct Flown {
     pub(crate) fuel_used: u64,
     /// The audit sequence of each PUBLISHED record, once announced.
     pub(crate) published_at: Vec<u64>,
+    pub(crate) committed: Vec<CommittedTo>,
 }
 
 impl Flown {
@@ -269,6 +281,7 @@ impl Flown {
             published,
             wall: Duration::ZERO,
             bytes_written: 0,
+            committed: self.committed,
         }
     }
 
@@ -304,6 +317,7 @@ impl RunReport {
             published: Vec::new(),
             wall: Duration::ZERO,
             bytes_written: 0,
+            committed: Vec::new(),
         }
     }
 }
@@ -458,6 +472,7 @@ fn land_flight(
         keep_output,
         fuel_used,
         published_at: Vec::new(),
+        committed: Vec::new(),
     })
 }
 

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use runway_audit::{AuditError, AuditLog, Event, Hash, LockGrant, LockMode, State};
 
-use crate::sandbox::{Flown, Observer, RunFailure, RunReport, RunRequest, Sandbox, fly};
+use crate::sandbox::{
+    CommittedTo, Flown, Observer, RunFailure, RunReport, RunRequest, Sandbox, fly,
+};
 use crate::store::{Change, CommitResult, DatasetStore, RunCommit, Staged};
 
 /// Most runs one batch lands; more wait for the next.
@@ -135,12 +137,19 @@ fn record(
                     .map(|l| (l.dataset.clone(), l.token))
                     .collect();
                 for (dataset, stats) in landed {
+                    let token = tokens[&dataset];
                     let event = Event::Committed {
-                        token: tokens[&dataset],
+                        token,
                         writes: stats.writes,
                         deletes: stats.deletes,
                     };
-                    run.announce(audit, Some(dataset), event)?;
+                    let ticket = run.announce(audit, Some(dataset.clone()), event)?;
+                    let seq = ticket.seq();
+                    run.committed.push(CommittedTo {
+                        dataset,
+                        seq,
+                        token,
+                    });
                 }
             }
             Err(e) => {

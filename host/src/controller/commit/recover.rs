@@ -28,9 +28,9 @@ pub struct Settled {
     pub commits: usize,
     /// Runs cut short before they began to commit.
     pub runs: usize,
-    /// The records settling them appended, in order (the start path
-    /// folds them into the journal too).
-    pub appended: Vec<Entry>,
+    /// The records settling them appended, in order, with their sequence
+    /// numbers (the start path folds them into the journal too).
+    pub appended: Vec<(u64, Entry)>,
 }
 
 /// Commits and runs a crash interrupted, as seen so far in a trail.
@@ -109,8 +109,8 @@ impl Unsettled {
         }
         let mut appended = Vec::new();
         let mut append = |entry: Entry| {
-            audit.append(entry.clone())?;
-            appended.push(entry);
+            let ticket = audit.append(entry.clone())?;
+            appended.push((ticket.seq(), entry));
             Ok::<_, runway_audit::AuditError>(())
         };
         for (_, entry) in &flying {

@@ -1,0 +1,460 @@
+//! The triggers a host keeps, and what the trail says of them: the book
+//! the journal's fold builds at start ([`TriggerBook::apply`], fed every
+//! trigger record, every COMMITTED record and every FILING of a fired
+//! runway, in trail order) and the controller keeps up to date while it
+//! runs, through the same methods.
+//!
+//! Exactly once, across `kill -9`: a firing's TRIGGER FIRED record, with
+//! its dedup key, comes before the FILING records of the runways it files
+//! (they name it, `fired_by`). So after a crash the fold knows
+//! - every key fired: never fired again;
+//! - each firing whose runways were not all filed ([`TriggerBook::unfiled`]):
+//!   the rest are filed at restart;
+//! - each COMMITTED record a commit trigger had to fire for and has no
+//!   firing ([`TriggerBook::pending`]): fired at restart;
+//! - each event delivered (a PUBLISHED record of an attempt that then
+//!   SUCCEEDED) a topic trigger had to fire for and no firing lists
+//!   ([`TriggerBook::owed_events`]): fired at restart — a debounced
+//!   trigger's owed events make one batch whose window starts again then.
+//!
+//! An event's key is its PUBLISHED record's sequence number; a debounced
+//! firing's key is its first event's, and its cause lists every event it
+//! collected, so each event is in exactly one firing.
+//!
+//! A schedule's key is its scheduled time, so a restart never fires a time
+//! twice: the newest time fired is where its next search starts.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use jiff::Timestamp;
+use runway_audit::{Entry, Event};
+use serde_json::{Value, json};
+
+use super::trigger::{FiredBy, On, TriggerDef, glob_matches, is_exact};
+use crate::limits::MAX_CAUSE_BYTES;
+
+/// One trigger as it stands.
+#[derive(Debug, Clone)]
+pub struct Standing {
+    pub def: TriggerDef,
+    pub paused: bool,
+    /// Firings so far (refused ones included).
+    pub fired: u64,
+    /// When it last fired.
+    pub last_fired: Option<Timestamp>,
+    /// Filed, or last resumed, at: a schedule's times before are not due.
+    pub since: Timestamp,
+    /// A schedule's newest time fired.
+    pub last_time: Option<Timestamp>,
+}
+
+impl Standing {
+    /// The moment a schedule's next search starts after.
+    pub fn searched_from(&self) -> Timestamp {
+        self.last_time.map_or(self.since, |t| t.max(self.since))
+    }
+}
+
+/// A firing recorded whose runways are not all filed yet.
+#[derive(Debug, Clone)]
+pub struct Open {
+    /// What fired it (the runways' input's `trigger`).
+    pub cause: Value,
+    /// The runways to file, as plan text, as the trigger was when it fired.
+    pub runways: String,
+    pub names: Vec<String>,
+    /// Those filed: plan-local id → runway id.
+    pub filed: BTreeMap<String, String>,
+}
+
+/// Every trigger, and the firings owed.
+#[derive(Debug, Default)]
+pub struct TriggerBook {
+    pub triggers: BTreeMap<String, Standing>,
+    /// (trigger, key) of firings recorded and not wholly filed.
+    pub unfiled: BTreeMap<(String, String), Open>,
+    /// (commit sequence, trigger) → cause: commits a trigger owes a firing.
+    pub pending: BTreeMap<(u64, String), Value>,
+    /// Commit triggers by the dataset they name, and those with a glob.
+    exact: HashMap<String, BTreeSet<String>>,
+    globs: BTreeSet<String>,
+    /// Topic triggers by their topic.
+    topics: HashMap<String, BTreeSet<String>>,
+    /// Events published by attempts not ended yet, by runway (the fold's).
+    tentative: HashMap<String, Vec<Delivered>>,
+    /// (trigger, event sequence) → the event: delivered, no firing yet.
+    pub owed_events: BTreeMap<(String, u64), Delivered>,
+    /// Debounced triggers' events collected, and when each batch fires.
+    pub batches: BTreeMap<String, Batch>,
+    /// Schedules to look at, by when (kept by the live controller).
+    pub queue: BTreeSet<(Timestamp, String)>,
+    /// When the live controller last looked at each schedule.
+    pub looked: HashMap<String, Timestamp>,
+}
+
+/// An event delivered: its PUBLISHED record's sequence number, the
+/// runway that published it, its topic and payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivered {
+    pub seq: u64,
+    pub runway: String,
+    pub topic: String,
+    pub payload: Vec<u8>,
+}
+
+/// A debounced trigger's events, waiting for its window to close.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    pub events: Vec<Delivered>,
+    /// When it fires (the controller's clock).
+    pub due: Timestamp,
+}
+
+/// The dedup key of the firing for the event (or the batch whose first
+/// event is) PUBLISHED record `seq`.
+pub fn event_key(seq: u64) -> String {
+    format!("event:{seq}")
+}
+
+/// What a topic trigger's runways are told fired them: the events, each
+/// with its payload (JSON when it is, else text) while they fit in
+/// [`MAX_CAUSE_BYTES`], past that its digest only.
+pub fn topic_cause(trigger: &str, topic: &str, events: &[Delivered]) -> Value {
+    let mut left = MAX_CAUSE_BYTES;
+    let listed: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let mut v = json!({
+                "seq": e.seq,
+                "runway": e.runway,
+                "sha256": hex(&runway_audit::sha256(&e.payload)),
+                "bytes": e.payload.len(),
+            });
+            let payload = serde_json::from_slice::<Value>(&e.payload)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&e.payload).into()));
+            let size = payload.to_string().len();
+            if size <= left {
+                left -= size;
+                v["payload"] = payload;
+            }
+            v
+        })
+        .collect();
+    json!({
+        "id": trigger,
+        "kind": "topic",
+        "topic": topic,
+        "events": listed,
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A trigger as the controller shows it.
+#[derive(Debug, Clone)]
+pub struct TriggerReport {
+    pub id: String,
+    /// Its `on` table as filed.
+    pub on: Value,
+    /// `schedule`, `commit` or `topic`.
+    pub kind: &'static str,
+    pub paused: bool,
+    pub fired: u64,
+    pub last_fired: Option<Timestamp>,
+    /// A schedule's next firings (none while paused).
+    pub next: Vec<Timestamp>,
+    /// The plan-local ids of the runways each firing files.
+    pub runways: Vec<String>,
+    /// Its whole definition, as its TRIGGER record keeps it.
+    pub definition: String,
+}
+
+/// The dedup key of the firing for COMMITTED record `seq`.
+pub fn commit_key(seq: u64) -> String {
+    format!("commit:{seq}")
+}
+
+/// The dedup key of a schedule's firing for time `at`.
+pub fn time_key(at: Timestamp) -> String {
+    at.to_string()
+}
+
+/// What a commit trigger's runways are told fired them.
+pub fn commit_cause(trigger: &str, dataset: &str, seq: u64, token: u64, runway: &str) -> Value {
+    json!({
+        "id": trigger,
+        "kind": "commit",
+        "dataset": dataset,
+        "seq": seq,
+        "token": token,
+        "runway": runway,
+    })
+}
+
+/// What a schedule's runways are told fired them.
+pub fn schedule_cause(trigger: &str, at: Timestamp, late: bool) -> Value {
+    json!({
+        "id": trigger,
+        "kind": "schedule",
+        "scheduled": time_key(at),
+        "missed": late,
+    })
+}
+
+impl TriggerBook {
+    /// Trigger `def` filed at `at` (again: its definition replaced, its
+    /// history kept).
+    pub fn file(&mut self, def: TriggerDef, at: Timestamp) {
+        self.unindex(&def.id);
+        match &def.on {
+            On::Commit { datasets } if is_exact(datasets) => {
+                let ids = self.exact.entry(datasets.clone()).or_default();
+                ids.insert(def.id.clone());
+            }
+            On::Commit { .. } => {
+                self.globs.insert(def.id.clone());
+            }
+            On::Topic { topic, .. } => {
+                let ids = self.topics.entry(topic.clone()).or_default();
+                ids.insert(def.id.clone());
+            }
+            On::Schedule { .. } => {}
+        }
+        match self.triggers.get_mut(&def.id) {
+            Some(t) => t.def = def,
+            None => {
+                let standing = Standing {
+                    def,
+                    paused: false,
+                    fired: 0,
+                    last_fired: None,
+                    since: at,
+                    last_time: None,
+                };
+                self.triggers.insert(standing.def.id.clone(), standing);
+            }
+        }
+    }
+
+    fn unindex(&mut self, id: &str) {
+        let Some(t) = self.triggers.get(id) else {
+            return;
+        };
+        let (index, key) = match &t.def.on {
+            On::Commit { datasets } => (&mut self.exact, datasets.clone()),
+            On::Topic { topic, .. } => (&mut self.topics, topic.clone()),
+            On::Schedule { .. } => return,
+        };
+        if let Some(ids) = index.get_mut(&key) {
+            ids.remove(id);
+            if ids.is_empty() {
+                index.remove(&key);
+            }
+        }
+        self.globs.remove(id);
+    }
+
+    /// Pauses (or resumes, at `at`) trigger `id`.
+    pub fn set_paused(&mut self, id: &str, paused: bool, at: Timestamp) {
+        if let Some(t) = self.triggers.get_mut(id) {
+            if t.paused && !paused {
+                t.since = at;
+            }
+            t.paused = paused;
+        }
+    }
+
+    /// Removes trigger `id`; what it owed is forgotten.
+    pub fn remove(&mut self, id: &str) {
+        self.unindex(id);
+        self.triggers.remove(id);
+        self.pending.retain(|(_, t), _| t != id);
+        self.owed_events.retain(|(t, _), _| t != id);
+        self.batches.remove(id);
+    }
+
+    /// Trigger `id` fired for `key` at `at`; `open` is the firing to file,
+    /// unless it was refused.
+    pub fn fired(&mut self, id: &str, key: &str, at: Timestamp, open: Option<Open>) {
+        if let Some(seq) = key.strip_prefix("commit:").and_then(|s| s.parse().ok()) {
+            self.pending.remove(&(seq, id.to_string()));
+        }
+        if key.starts_with("event:")
+            && let Some(open) = &open
+            && let Some(events) = open.cause["events"].as_array()
+        {
+            for seq in events.iter().filter_map(|e| e["seq"].as_u64()) {
+                self.owed_events.remove(&(id.to_string(), seq));
+            }
+        }
+        let Some(t) = self.triggers.get_mut(id) else {
+            return;
+        };
+        t.fired += 1;
+        t.last_fired = Some(at);
+        if let Ok(time) = key.parse::<Timestamp>() {
+            t.last_time = Some(t.last_time.map_or(time, |l| l.max(time)));
+        }
+        if let Some(open) = open
+            && !open.names.is_empty()
+        {
+            self.unfiled.insert((id.to_string(), key.to_string()), open);
+        }
+    }
+
+    /// A runway of a firing was filed as `runway`.
+    pub fn filed(&mut self, by: &FiredBy, runway: &str) {
+        let firing = (by.trigger.clone(), by.key.clone());
+        if let Some(open) = self.unfiled.get_mut(&firing) {
+            open.filed.insert(by.runway.clone(), runway.to_string());
+            if open.names.iter().all(|n| open.filed.contains_key(n)) {
+                self.unfiled.remove(&firing);
+            }
+        }
+    }
+
+    /// The active commit triggers that `dataset` matches, by id.
+    pub fn commit_triggers(&self, dataset: &str) -> Vec<String> {
+        let exact = self.exact.get(dataset).into_iter().flatten();
+        let globbed = self.globs.iter().filter(|id| {
+            let t = &self.triggers[*id];
+            matches!(&t.def.on, On::Commit { datasets } if glob_matches(datasets, dataset))
+        });
+        exact
+            .chain(globbed)
+            .filter(|id| !self.triggers[*id].paused)
+            .cloned()
+            .collect()
+    }
+
+    /// The active topic triggers on `topic`, by id.
+    pub fn topic_triggers(&self, topic: &str) -> Vec<String> {
+        let ids = self.topics.get(topic).into_iter().flatten();
+        ids.filter(|id| !self.triggers[*id].paused)
+            .cloned()
+            .collect()
+    }
+
+    /// The firing `open` would be for trigger `id` as it stands.
+    pub fn open(&self, id: &str, cause: Value) -> Option<Open> {
+        let t = self.triggers.get(id)?;
+        Some(Open {
+            cause,
+            runways: t.def.runways.clone(),
+            names: t.def.names.clone(),
+            filed: BTreeMap::new(),
+        })
+    }
+
+    /// Folds record `seq`, `entry`, written at `at` (the journal calls it
+    /// for every record it keeps, in trail order; FILING records come
+    /// through [`TriggerBook::filed`]).
+    pub fn apply(&mut self, seq: u64, at: Timestamp, entry: &Entry) {
+        match &entry.event {
+            Event::TriggerFiled {
+                id,
+                definition,
+                since_ns,
+                ..
+            } => match read_definition(definition) {
+                Ok(def) => self.file(def, nanos(*since_ns)),
+                Err(why) => {
+                    tracing::warn!(trigger = %id, "cannot be rebuilt from the trail: {why}")
+                }
+            },
+            Event::TriggerPaused { id, .. } => self.set_paused(id, true, at),
+            Event::TriggerResumed { id, since_ns, .. } => {
+                self.set_paused(id, false, nanos(*since_ns))
+            }
+            Event::TriggerRemoved { id, .. } => self.remove(id),
+            Event::TriggerFired {
+                id,
+                key,
+                cause,
+                refused,
+            } => {
+                let cause = serde_json::from_str(cause).unwrap_or(Value::Null);
+                let open = match refused {
+                    None => self.open(id, cause),
+                    Some(_) => None,
+                };
+                self.fired(id, key, at, open);
+            }
+            Event::Published { topic, payload } => {
+                let event = Delivered {
+                    seq,
+                    runway: entry.runway.clone(),
+                    topic: topic.clone(),
+                    payload: payload.clone(),
+                };
+                self.tentative
+                    .entry(entry.runway.clone())
+                    .or_default()
+                    .push(event);
+            }
+            // An attempt's end: its events are delivered if it succeeded.
+            Event::Succeeded { .. } => {
+                for event in self.tentative.remove(&entry.runway).unwrap_or_default() {
+                    for id in self.topic_triggers(&event.topic) {
+                        self.owed_events.insert((id, event.seq), event.clone());
+                    }
+                }
+            }
+            Event::Failed { .. } | Event::Moved { .. } => {
+                self.tentative.remove(&entry.runway);
+            }
+            Event::Committed { token, .. } => {
+                let Some(dataset) = &entry.dataset else {
+                    return;
+                };
+                for id in self.commit_triggers(dataset) {
+                    let cause = commit_cause(&id, dataset, seq, *token, &entry.runway);
+                    self.pending.insert((seq, id), cause);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Unix nanoseconds as a timestamp (the epoch when out of range).
+pub fn nanos(ns: u64) -> Timestamp {
+    Timestamp::from_nanosecond(i128::from(ns)).unwrap_or(Timestamp::UNIX_EPOCH)
+}
+
+/// The controller clock's `at` as Unix nanoseconds (0 before 1970).
+pub fn unix_nanos(at: Timestamp) -> u64 {
+    u64::try_from(at.as_nanosecond()).unwrap_or(0)
+}
+
+/// Whether the trigger book reads `entry` (the journal's snapshot keeps it).
+pub fn folds(entry: &Entry) -> bool {
+    matches!(
+        entry.event,
+        Event::TriggerFiled { .. }
+            | Event::TriggerPaused { .. }
+            | Event::TriggerResumed { .. }
+            | Event::TriggerRemoved { .. }
+            | Event::TriggerFired { .. }
+            | Event::Committed { .. }
+            | Event::Published { .. }
+    )
+}
+
+/// A TRIGGER record's definition, read again (its runways were checked
+/// when it was filed, and are checked again at each firing).
+pub fn read_definition(definition: &str) -> Result<TriggerDef, String> {
+    let value: Value = serde_json::from_str(definition).map_err(|e| e.to_string())?;
+    TriggerDef::parse(value, |runways| {
+        let value: Value = serde_json::from_str(runways).map_err(|e| e.to_string())?;
+        let list = value["runway"].as_array().cloned().unwrap_or_default();
+        let name = |r: &Value| {
+            let id = r["id"].as_str().filter(|id| !id.is_empty());
+            id.or(r["agent"].as_str()).unwrap_or_default().to_string()
+        };
+        Ok(list.iter().map(name).collect())
+    })
+    .map_err(|e| e.to_string())
+}
