@@ -11,9 +11,8 @@
 //!   runway it took over from). A filing is named by the place of its
 //!   first runway; its budget ([`super::budget`]) is held against its sum;
 //! - per **agent**;
-//! - per **trigger**: the runways a trigger fired. Until the manifest says
-//!   which trigger fired a runway, it is the value of its `trigger` label
-//!   ([`trigger_of`], the one place to change when it does).
+//! - per **trigger**: the runways a trigger fired (their manifest's
+//!   `fired_by`).
 //!
 //! The sums are rebuilt at start from the runways the journal folded:
 //! nothing here is kept anywhere but the trail.
@@ -65,10 +64,9 @@ impl Spent {
     }
 }
 
-/// Which trigger fired a runway, if one did: the seam where the
-/// triggers' own manifest key goes.
+/// Which trigger fired a runway, if one did.
 pub fn trigger_of(manifest: &Manifest) -> Option<&str> {
-    manifest.labels.get("trigger").map(String::as_str)
+    manifest.fired_by.as_ref().map(|f| f.trigger.as_str())
 }
 
 /// A runway's filing as its reports see it: the filing's budget and what
