@@ -435,6 +435,44 @@ fn a_commit_trigger_fires_once_per_matching_commit_naming_it() {
     assert_eq!(ids, BTreeSet::from(["compliance".to_string()]));
 }
 
+/// A commit trigger whose runway writes to a dataset it watches.
+const ON_OWN_COMMIT: &str = r#"
+[[trigger]]
+id = "recheck"
+on = { commit = "fafsa_*" }
+
+[[trigger.runway]]
+id = "check"
+agent = "summary"
+datasets = { other_2024 = "shared", fafsa_2024 = "exclusive" }
+input = { source = "other_2024", target = "fafsa_2024" }
+"#;
+
+#[test]
+fn a_commit_trigger_is_not_fired_by_the_commits_of_its_own_runways() {
+    let mut t = Tower::new("2026-12-01T00:00:00Z");
+    t.file(ON_OWN_COMMIT);
+    t.file(&writer("w1", "fafsa_2024"));
+    t.settle();
+    // Again: the check its commit fired, filed as the writer landed.
+    t.settle();
+    let commits = |records: &[Record]| {
+        records
+            .iter()
+            .filter(|r| matches!(r.entry.event, Event::Committed { .. }))
+            .count()
+    };
+    let records = t.records();
+    assert_eq!(commits(&records), 2, "the writer's commit and its check's");
+    assert_eq!(keys_of(&records, "recheck").len(), 1, "the writer's only");
+    // Nor after a restart: the check's commit is not owed a firing.
+    t.restart_after(SignedDuration::ZERO);
+    t.settle();
+    let records = t.records();
+    assert_eq!(commits(&records), 2);
+    assert_eq!(keys_of(&records, "recheck").len(), 1);
+}
+
 #[test]
 fn a_bad_trigger_is_refused_at_filing_naming_it() {
     let f = Fixture::new();

@@ -129,7 +129,8 @@ impl Dispatch {
     }
 
     /// A run landed `committed`: each commit trigger matching a dataset
-    /// fires once for it.
+    /// fires once for it — but not for a commit of a runway it fired
+    /// itself (see [`Dispatch::fired_itself`]).
     pub(super) fn commits_landed(
         &mut self,
         runway: &str,
@@ -137,6 +138,9 @@ impl Dispatch {
     ) -> Result<(), DispatchError> {
         for c in committed {
             for id in self.triggers.commit_triggers(&c.dataset) {
+                if self.fired_itself(&id, runway) {
+                    continue;
+                }
                 let cause = commit_cause(&id, &c.dataset, c.seq, c.token, runway);
                 self.fire(&id, commit_key(c.seq), cause)?;
             }
@@ -374,7 +378,10 @@ impl Dispatch {
         }
         let pending = std::mem::take(&mut self.triggers.pending);
         for ((seq, id), cause) in pending {
-            self.fire(&id, commit_key(seq), cause)?;
+            let committer = cause["runway"].as_str().unwrap_or_default();
+            if !self.fired_itself(&id, committer) {
+                self.fire(&id, commit_key(seq), cause)?;
+            }
         }
         // Events owed: fired one by one, or collected again (a debounced
         // trigger's window starts again now).
@@ -394,6 +401,19 @@ impl Dispatch {
             self.triggers.queue.insert((now, id));
         }
         Ok(())
+    }
+
+    /// Whether `runway` was filed by trigger `id`. Its own commits do not
+    /// fire it again: a commit trigger whose runways write where it watches
+    /// would otherwise fire without end. (Live and at restart alike, so a
+    /// crash changes nothing.)
+    fn fired_itself(&self, id: &str, runway: &str) -> bool {
+        let fired_by = self
+            .book
+            .index
+            .get(runway)
+            .and_then(|&i| self.book.runways[i].manifest.fired_by.as_ref());
+        fired_by.is_some_and(|f| f.trigger == id)
     }
 
     /// Every trigger, by id.
