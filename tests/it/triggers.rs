@@ -151,13 +151,14 @@ on = {{ schedule = "{cron}", zone = "{zone}", catch_up = "{catch_up}" }}
 id = "first"
 agent = "probe"
 action = "ok"
-input = {{ note = "kept" }}
+input = {{ note = "kept", trigger = {{ from = "trigger" }} }}
 
 [[trigger.runway]]
 id = "second"
 agent = "probe"
 action = "ok"
 after = ["first"]
+input = {{ trigger = {{ from = "trigger" }} }}
 "#
     )
 }
@@ -368,6 +369,7 @@ on = { commit = "fafsa_*" }
 id = "check"
 agent = "probe"
 action = "ok"
+input = { trigger = { from = "trigger" } }
 "#;
 
 /// A runway committing to `dataset`.
@@ -473,6 +475,58 @@ fn a_commit_trigger_is_not_fired_by_the_commits_of_its_own_runways() {
     assert_eq!(keys_of(&records, "recheck").len(), 1);
 }
 
+/// The nightly's compliance check, fired by each import: its input names
+/// the dataset from the cause, and nothing else (it refuses unknown keys).
+const CHECK_ON_IMPORT: &str = r#"
+[[trigger]]
+id = "check-on-import"
+on = { commit = "fafsa_*" }
+
+[[trigger.runway]]
+id = "compliance"
+agent = "compliance-check"
+datasets = { fafsa_2024_03_16 = "exclusive" }
+input = { dataset = { from = "trigger", path = "dataset" } }
+"#;
+
+#[test]
+fn a_fired_runway_takes_only_what_its_input_names_of_the_cause() {
+    let t = Tower::new("2026-12-01T00:00:00Z");
+    t.file(CHECK_ON_IMPORT);
+    t.file(
+        "[[runway]]\nid = \"import\"\nagent = \"import-applications\"\n\
+         datasets = { fafsa_2024_03_16 = \"exclusive\" }\ninput = { count = 20, seed = 1 }\n",
+    );
+    t.settle();
+    t.settle();
+    let records = t.records();
+    assert_eq!(
+        keys_of(&records, "check-on-import").len(),
+        1,
+        "the import's commit only"
+    );
+    let (id, filed) = records
+        .iter()
+        .filter_map(|r| {
+            let m = runway_host::controller::filed_manifest(&r.entry.event)?;
+            m.fired_by.is_some().then(|| (r.entry.runway.clone(), m))
+        })
+        .next()
+        .expect("the check was filed");
+    let input: serde_json::Value = serde_json::from_slice(&filed.input).unwrap();
+    assert_eq!(input, serde_json::json!({ "dataset": "fafsa_2024_03_16" }));
+    let ends: Vec<&Event> = records
+        .iter()
+        .filter(|r| r.entry.runway == id)
+        .map(|r| &r.entry.event)
+        .filter(|e| matches!(e, Event::Succeeded { .. } | Event::Failed { .. }))
+        .collect();
+    assert!(
+        matches!(ends[..], [Event::Succeeded { .. }]),
+        "compliance-check (which refuses unknown input keys) succeeded: {ends:?}"
+    );
+}
+
 #[test]
 fn a_bad_trigger_is_refused_at_filing_naming_it() {
     let f = Fixture::new();
@@ -507,12 +561,14 @@ on = { commit = "fafsa_*" }
 id = "check"
 agent = "probe"
 action = "ok"
+input = { trigger = { from = "trigger" } }
 
 [[trigger.runway]]
 id = "report"
 agent = "probe"
 action = "ok"
 after = ["check"]
+input = { trigger = { from = "trigger" } }
 "#;
 
 /// One life's writers: two to matching datasets, one to another, and a
@@ -728,6 +784,7 @@ on = {{ topic = "applications.flagged"{debounce} }}
 id = "appeal"
 agent = "probe"
 action = "ok"
+input = {{ trigger = {{ from = "trigger" }} }}
 "#
     )
 }

@@ -151,7 +151,11 @@ mod tests {
             ..Manifest::default()
         };
         ledger.charge(&account, &m, &Spent::one_run());
-        m.labels.insert("trigger".into(), "nightly".into());
+        m.fired_by = Some(super::super::trigger::FiredBy {
+            trigger: "nightly".into(),
+            key: "2026-12-07T06:00:00Z".into(),
+            runway: "import".into(),
+        });
         ledger.charge(&account, &m, &Spent::landed(10, 20, 30));
         let again = ledger.open(0, None);
         let want = Spent {

@@ -217,6 +217,26 @@ pub fn resolve<'a>(
     Ok(Some((bytes, passed)))
 }
 
+/// Replaces, in place, each reference to `from` in `value` by what `take`
+/// gives for its path (empty: the whole); references to others stay.
+pub fn replace_references(
+    value: &mut Value,
+    from: &str,
+    take: &mut impl FnMut(&str) -> Result<Value, FlowError>,
+) -> Result<(), FlowError> {
+    substitute(value, &mut |r: &Reference| {
+        if r.from == from {
+            return take(&r.path);
+        }
+        let mut map = Map::new();
+        map.insert("from".into(), Value::String(r.from.clone()));
+        if !r.path.is_empty() {
+            map.insert("path".into(), Value::String(r.path.clone()));
+        }
+        Ok(Value::Object(map))
+    })
+}
+
 /// Replaces, in place, each reference in `value` by what `take` gives.
 fn substitute(
     value: &mut Value,

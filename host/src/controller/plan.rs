@@ -76,7 +76,7 @@ use super::condition::{Condition, ConditionError};
 use super::flow::{self, FlowError};
 use super::locks::LockSet;
 use super::route::{AgentFile, OnOpen, Route};
-use super::trigger::{FiredBy, TriggerDef, TriggerError};
+use super::trigger::{self, FiredBy, TriggerDef, TriggerError};
 use crate::files::{self, FileError, FileKind, Fingerprint, ReadCaps, TomlProblem};
 use crate::limits::{
     LATEST_TIME_SECS, MAX_ACTION_BYTES, MAX_AFTER, MAX_ATTEMPTS, MAX_INPUT_BYTES, MAX_LABEL_BYTES,
@@ -1052,7 +1052,8 @@ impl Plan {
             .into_iter()
             .map(|t| {
                 TriggerDef::parse(t, |runways| {
-                    let plan = Plan::parse(runways, catalog).map_err(|e| e.to_string())?;
+                    let runways = trigger::with_cause(runways, None)?;
+                    let plan = Plan::parse(&runways, catalog).map_err(|e| e.to_string())?;
                     Ok(plan.manifests.into_iter().map(|m| m.id).collect())
                 })
             })

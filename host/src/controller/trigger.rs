@@ -28,17 +28,19 @@
 //!
 //! The runways are checked as a plan is (the caller passes the check, so
 //! this file needs no plan type), and checked again at each firing
-//! against the agents loaded then. Each fired runway's input is a table
-//! (absent is an empty one) that gets a `trigger` key describing what
-//! fired it ([`with_cause`]).
+//! against the agents loaded then. A fired runway's input takes what
+//! fired it as outputs flow: `input = { cause = { from = "trigger" },
+//! dataset = { from = "trigger", path = "dataset" } }` ([`with_cause`]);
+//! an input that names none of it is handed over as written.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::cron::{CatchUp, Cron, CronError};
-use crate::limits::{MAX_DEBOUNCE, MAX_INPUT_BYTES};
+use super::flow;
+use crate::limits::MAX_DEBOUNCE;
 use crate::names;
 
 /// Most bytes of a trigger's definition (its TRIGGER record's text).
@@ -271,26 +273,38 @@ pub fn is_exact(pattern: &str) -> bool {
     !pattern.contains(['*', '?'])
 }
 
-/// `input` (a JSON object, or empty for none) with key `trigger` set to
-/// `cause`; refused when the result is over [`MAX_INPUT_BYTES`].
-pub fn with_cause(input: &[u8], cause: &Value) -> Result<Vec<u8>, String> {
-    let mut object = if input.is_empty() {
-        Map::new()
-    } else {
-        match serde_json::from_slice::<Value>(input) {
-            Ok(Value::Object(object)) => object,
-            _ => return Err("its input is not a table".into()),
-        }
+/// What a fired runway's input calls what fired it: `{ from = "trigger" }`
+/// stands for the whole cause, `{ from = "trigger", path = "dataset" }`
+/// for a field of it (as outputs flow, [`super::flow`]).
+pub const CAUSE: &str = "trigger";
+
+/// `runways` (a trigger's runways as plan text, `{"runway": [...]}`) with
+/// every reference to [`CAUSE`] in their inputs replaced by `cause`, or
+/// the field at its path (refused naming the runway when it has none).
+/// Without a cause (a trigger checked at filing, before anything fired
+/// it), each becomes an empty table. An input that takes nothing of the cause is
+/// left as it is: the agent gets only what its manifest says.
+pub fn with_cause(runways: &str, cause: Option<&Value>) -> Result<String, String> {
+    let mut plan: Value = serde_json::from_str(runways).map_err(|e| e.to_string())?;
+    let Some(list) = plan.get_mut("runway").and_then(Value::as_array_mut) else {
+        return Ok(runways.to_string());
     };
-    object.insert("trigger".into(), cause.clone());
-    let bytes = serde_json::to_vec(&Value::Object(object)).map_err(|e| e.to_string())?;
-    if bytes.len() > MAX_INPUT_BYTES {
-        return Err(format!(
-            "its input with the trigger's cause is {} bytes (at most {MAX_INPUT_BYTES})",
-            bytes.len()
-        ));
+    for runway in list {
+        let name = runway["id"]
+            .as_str()
+            .or(runway["agent"].as_str())
+            .unwrap_or_default()
+            .to_string();
+        let Some(input) = runway.get_mut("input") else {
+            continue;
+        };
+        flow::replace_references(input, CAUSE, &mut |path| match cause {
+            None => Ok(Value::Object(Default::default())),
+            Some(cause) => flow::at_path(cause, CAUSE, path).cloned(),
+        })
+        .map_err(|e| format!("runway {name:?}: {e}"))?;
     }
-    Ok(bytes)
+    Ok(plan.to_string())
 }
 
 #[cfg(test)]
@@ -361,14 +375,37 @@ mod tests {
     }
 
     #[test]
-    fn the_cause_goes_into_the_input() {
+    fn the_cause_goes_where_the_input_takes_it_and_nowhere_else() {
         let cause = json!({ "kind": "commit", "dataset": "d", "seq": 7, "token": 3 });
-        let input = with_cause(br#"{"threshold":3}"#, &cause).unwrap();
-        let v: Value = serde_json::from_slice(&input).unwrap();
-        assert_eq!(v["threshold"], 3);
-        assert_eq!(v["trigger"]["seq"], 7);
-        let input = with_cause(b"", &cause).unwrap();
-        let v: Value = serde_json::from_slice(&input).unwrap();
-        assert_eq!(v["trigger"]["dataset"], "d");
+        let runways = json!({ "runway": [
+            { "id": "a", "input": { "threshold": 3, "why": { "from": "trigger" },
+                "set": [{ "from": "trigger", "path": "dataset" }], "other": { "from": "x" } } },
+            { "id": "b", "input": { "strict": true } },
+            { "id": "c" },
+        ]})
+        .to_string();
+        let filed: Value =
+            serde_json::from_str(&with_cause(&runways, Some(&cause)).unwrap()).unwrap();
+        let a = &filed["runway"][0]["input"];
+        assert_eq!(a["threshold"], 3);
+        assert_eq!(a["why"]["seq"], 7);
+        assert_eq!(a["set"][0], "d");
+        assert_eq!(
+            a["other"],
+            json!({ "from": "x" }),
+            "a runway's own references stay"
+        );
+        assert_eq!(filed["runway"][1]["input"], json!({ "strict": true }));
+        assert!(filed["runway"][2].get("input").is_none());
+        // Checked at filing: no cause yet.
+        let checked: Value = serde_json::from_str(&with_cause(&runways, None).unwrap()).unwrap();
+        assert_eq!(checked["runway"][0]["input"]["why"], json!({}));
+        // A field the cause lacks is refused, naming the runway.
+        let bad = json!({ "runway": [{ "id": "a", "input": { "x": { "from": "trigger", "path": "nope" } } }] });
+        let err = with_cause(&bad.to_string(), Some(&cause)).unwrap_err();
+        assert!(
+            err.contains("runway \"a\"") && err.contains("nope"),
+            "{err}"
+        );
     }
 }

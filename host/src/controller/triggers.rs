@@ -289,12 +289,13 @@ impl Dispatch {
     }
 
     /// The runways of firing `open` not filed yet, ready to file: read
-    /// against the agents loaded now, each input with the cause, each
+    /// against the agents loaded now, the cause where their inputs take it, each
     /// naming the firing; `after`s to runways of the firing filed already
     /// name their runway ids.
     fn prepare(&self, id: &str, key: &str, open: &Open) -> Result<Plan, String> {
         let catalog = self.host.plugins();
-        let plan = Plan::parse(&open.runways, &*catalog).map_err(|e| cap_reason(&e.to_string()))?;
+        let runways = with_cause(&open.runways, Some(&open.cause)).map_err(|e| cap_reason(&e))?;
+        let plan = Plan::parse(&runways, &*catalog).map_err(|e| cap_reason(&e.to_string()))?;
         let mut manifests = Vec::with_capacity(plan.manifests.len());
         for mut m in plan.manifests {
             if open.filed.contains_key(&m.id) {
@@ -305,8 +306,6 @@ impl Dispatch {
                     *a = filed.clone();
                 }
             }
-            m.input = with_cause(&m.input, &open.cause)
-                .map_err(|why| cap_reason(&format!("runway {:?}: {why}", m.id)))?;
             m.fired_by = Some(FiredBy {
                 trigger: id.to_string(),
                 key: key.to_string(),
