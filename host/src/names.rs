@@ -60,6 +60,15 @@ pub fn check_agent(name: &str) -> Result<(), NameError> {
     check(name, "agent name", MAX_DATASET, false)
 }
 
+/// Whether `pattern` — a name, or a prefix ending in `*` — stands for
+/// `name` (grants name datasets, agents and topics so).
+pub fn matches(pattern: &str, name: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(stem) => name.starts_with(stem),
+        None => pattern == name,
+    }
+}
+
 /// Longest event topic (`events.publish`, a trigger's `on.topic`).
 pub const MAX_TOPIC: usize = 128;
 

@@ -108,10 +108,7 @@ impl Delegate {
 
     /// Does it name `agent`?
     pub fn names(&self, agent: &str) -> bool {
-        self.agents.iter().any(|p| match p.strip_suffix('*') {
-            Some(stem) => agent.starts_with(stem),
-            None => p == agent,
-        })
+        self.agents.iter().any(|p| names::matches(p, agent))
     }
 }
 
@@ -209,16 +206,15 @@ impl Grants {
             file: file.clone(),
             problem: TomlProblem::new(&e, text),
         })?;
-        for pattern in parsed.datasets.keys() {
-            let stem = pattern.strip_suffix('*').unwrap_or(pattern);
-            if !stem.is_empty() {
-                names::check_dataset(stem).map_err(|source| GrantsError::Pattern {
-                    file: file.clone(),
-                    pattern: pattern.clone(),
-                    source,
-                })?;
-            }
-        }
+        check_patterns(
+            parsed.datasets.keys(),
+            names::check_dataset,
+            |pattern, source| GrantsError::Pattern {
+                file: file.clone(),
+                pattern,
+                source,
+            },
+        )?;
         let l = parsed.limits;
         let mut bounded = vec![
             ("limits.memory_mib", l.memory_mib, MAX_MEMORY_MIB),
@@ -233,16 +229,13 @@ impl Grants {
             ),
         ];
         if let Some(d) = &parsed.delegate {
-            for pattern in &d.agents {
-                let stem = pattern.strip_suffix('*').unwrap_or(pattern);
-                if !stem.is_empty() {
-                    names::check_agent(stem).map_err(|source| GrantsError::AgentPattern {
-                        file: file.clone(),
-                        pattern: pattern.clone(),
-                        source,
-                    })?;
+            check_patterns(&d.agents, names::check_agent, |pattern, source| {
+                GrantsError::AgentPattern {
+                    file: file.clone(),
+                    pattern,
+                    source,
                 }
-            }
+            })?;
             bounded.extend([
                 ("delegate.depth", d.depth.into(), MAX_DELEGATE_DEPTH.into()),
                 ("delegate.children", d.children.into(), MAX_CHILDREN.into()),
@@ -264,17 +257,19 @@ impl Grants {
             ]);
         }
         let publish = parsed.events.map(|e| e.publish).unwrap_or_default();
-        for pattern in &publish {
-            let stem = pattern.strip_suffix('*').unwrap_or(pattern);
-            let stem = stem.strip_suffix('.').unwrap_or(stem);
-            if !stem.is_empty() {
-                names::check_topic(stem).map_err(|source| GrantsError::TopicPattern {
-                    file: file.clone(),
-                    pattern: pattern.clone(),
-                    source,
-                })?;
+        // `applications.*`: the stem's trailing dot is the prefix's, not a
+        // topic's.
+        let topic = |stem: &str| match stem.strip_suffix('.').unwrap_or(stem) {
+            "" => Ok(()),
+            stem => names::check_topic(stem),
+        };
+        check_patterns(&publish, topic, |pattern, source| {
+            GrantsError::TopicPattern {
+                file: file.clone(),
+                pattern,
+                source,
             }
-        }
+        })?;
         for (key, value, max) in bounded {
             if value == 0 {
                 return Err(GrantsError::Zero { file, key });
@@ -327,6 +322,22 @@ impl Grants {
             None => false,
         }
     }
+}
+
+/// Checks each pattern (a name, or a prefix ending in `*`) by the rule
+/// for the names it stands for; an empty stem (`*`) stands for all.
+fn check_patterns<'p>(
+    patterns: impl IntoIterator<Item = &'p String>,
+    check: impl Fn(&str) -> Result<(), NameError>,
+    refuse: impl Fn(String, NameError) -> GrantsError,
+) -> Result<(), GrantsError> {
+    for pattern in patterns {
+        let stem = pattern.strip_suffix('*').unwrap_or(pattern);
+        if !stem.is_empty() {
+            check(stem).map_err(|source| refuse(pattern.clone(), source))?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -26,10 +26,7 @@ impl Topics {
 
     /// Does it allow `topic`?
     pub fn allows(&self, topic: &str) -> bool {
-        self.0.iter().any(|p| match p.strip_suffix('*') {
-            Some(stem) => topic.starts_with(stem),
-            None => p == topic,
-        })
+        self.0.iter().any(|p| names::matches(p, topic))
     }
 }
 
