@@ -405,7 +405,8 @@ impl Walker<'_> {
             }
             if head.len == 0 {
                 if is_last && head.crc == 0 {
-                    match rest_is_zero(&mut chunk.unread(body).chain(&mut file)) {
+                    let rest = chunk.unread(body).chain((&mut file).take(left));
+                    match rest_is_zero(&mut { rest }) {
                         Ok(true) => break Stop::Torn(TornKind::ZeroFill),
                         Ok(false) => {}
                         Err(e) => break Stop::Io(e),
@@ -415,7 +416,10 @@ impl Walker<'_> {
             }
             let frame_end = offset + (FRAME_HEAD_LEN as u64) + u64::from(head.len);
             if frame_end > file_len {
-                break match whole_record_in(&mut chunk.unread(body).chain(&mut file)) {
+                // Only the bytes the file held when the walk began: a
+                // writer appending meanwhile has not altered a length.
+                let rest = chunk.unread(body).chain((&mut file).take(left));
+                break match whole_record_in(&mut { rest }) {
                     Ok(Some(actual)) => Stop::Damage(VerifyErrorKind::FrameLengthMismatch {
                         claimed: head.len,
                         actual,
