@@ -15,3 +15,15 @@ pub const NIGHTLY_PLAN: &str = include_str!("../nightly.toml");
 /// The review pipeline: the nightly's three steps, then `review-planner`'s
 /// tree of shards, scorers and summary, and the appeals it hands off to.
 pub const REVIEW_PLAN: &str = include_str!("../review.toml");
+
+/// The nightly as standing work: a 01:00 schedule files the import, whose
+/// commit fires the compliance check, the awards and — when the check
+/// failed any application — the review and its appeals.
+pub const WORKFLOWS_PLAN: &str = include_str!("../workflows.toml");
+
+/// The plans `runway plugins export` writes beside the agents, by file name.
+pub const PLANS: [(&str, &str); 3] = [
+    ("nightly.toml", NIGHTLY_PLAN),
+    ("review.toml", REVIEW_PLAN),
+    ("workflows.toml", WORKFLOWS_PLAN),
+];

@@ -52,3 +52,4 @@ mod tls;
 mod trees;
 mod triggers;
 mod wit_versions;
+mod workflows;

@@ -143,14 +143,9 @@ fn exported_agents_are_a_plugins_folder_the_nightly_runs_from() {
         }
     }
     assert_eq!(std::fs::read_to_string(&secret).unwrap(), "do not touch\n");
-    assert_eq!(
-        std::fs::read_to_string(out.join("nightly.toml")).unwrap(),
-        runway_host::bundled::NIGHTLY_PLAN
-    );
-    assert_eq!(
-        std::fs::read_to_string(out.join("review.toml")).unwrap(),
-        runway_host::bundled::REVIEW_PLAN
-    );
+    for (name, plan) in runway_host::bundled::PLANS {
+        assert_eq!(std::fs::read_to_string(out.join(name)).unwrap(), plan);
+    }
     let leftovers: Vec<_> = std::fs::read_dir(&out)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -1,8 +1,8 @@
 //! `runway plugins export DIR`: the agents built into the binary (the
 //! nightly's three and the review pipeline's five) as a plugins folder —
 //! `NAME.wasm` and its grants `NAME.toml`, named as the loader expects — and
-//! the plans beside them as `nightly.toml` and `review.toml`, so an operator
-//! starts from real files: `runway serve --plugins DIR`,
+//! the plans beside them (`nightly.toml`, `review.toml`, `workflows.toml`),
+//! so an operator starts from real files: `runway serve --plugins DIR`,
 //! `runway run DIR/review.toml --plugins DIR`.
 
 use std::path::{Path, PathBuf};
@@ -16,7 +16,7 @@ use crate::{bundled, files};
 #[derive(Subcommand)]
 pub enum PluginsCommand {
     /// Write the built-in agents (NAME.wasm + NAME.toml) and the plans
-    /// (nightly.toml, review.toml) into DIR, replacing files of those names.
+    /// (nightly.toml, review.toml, workflows.toml) into DIR, replacing files of those names.
     Export {
         /// The plugins folder to write (made if missing).
         dir: PathBuf,
@@ -40,8 +40,9 @@ fn export(dir: &Path) -> Result<(), Failure> {
         put(dir, &format!("{name}.wasm"), component)?;
         put(dir, &format!("{name}.toml"), grants.as_bytes())?;
     }
-    put(dir, "nightly.toml", bundled::NIGHTLY_PLAN.as_bytes())?;
-    put(dir, "review.toml", bundled::REVIEW_PLAN.as_bytes())?;
+    for (name, plan) in bundled::PLANS {
+        put(dir, name, plan.as_bytes())?;
+    }
     Ok(())
 }
 
