@@ -906,7 +906,10 @@ fn the_doors_list_show_pause_resume_and_remove_triggers_and_stream_their_records
         COMPLIANCE.to_string(),
     ]
     .concat();
-    assert!(server.file(&plan).is_empty());
+    std::fs::write(server.dir.join("triggers.toml"), &plan).unwrap();
+    let filed = server.client(&["file", "triggers.toml"]);
+    assert_eq!(filed.code, 0, "{}", filed.stderr);
+    assert_eq!(filed.stdout, "trigger nightly\ntrigger compliance\n");
     // The API's list: the shape the board draws upcoming firings from.
     let admin = server.admin();
     let (status, body) = get(&server.url, "/api/triggers", &admin);

@@ -129,6 +129,7 @@ impl Api {
                 return Err(Refusal::new(Kind::BadInput, e.to_string()));
             }
         };
+        let triggers = plan.triggers.iter().map(|t| t.id.clone()).collect();
         let filing = Filing {
             plan,
             by: caller.name.clone(),
@@ -136,7 +137,7 @@ impl Api {
             digest: runway_audit::sha256(text.as_bytes()),
             once: false,
         };
-        Ok(views::filed(self.controller.file(filing).await?))
+        Ok(views::filed(self.controller.file(filing).await?, triggers))
     }
 
     /// The runways (no histories) `filter` shows.

@@ -38,6 +38,9 @@ impl Api {
             digest: runway_audit::sha256(&filed),
             once: false,
         };
-        Ok(views::filed(self.controller.file(filing).await?))
+        Ok(views::filed(
+            self.controller.file(filing).await?,
+            Vec::new(),
+        ))
     }
 }

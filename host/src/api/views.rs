@@ -328,6 +328,9 @@ pub struct RunwayList {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FiledList {
     pub runways: Vec<FiledRunway>,
+    /// The triggers it filed, by id (a plan may hold triggers alone).
+    #[serde(default)]
+    pub triggers: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -338,8 +341,8 @@ pub struct FiledRunway {
     pub id: String,
 }
 
-/// The runways a filing made, as the API answers them.
-pub fn filed(filed: Vec<crate::controller::Filed>) -> FiledList {
+/// The runways and triggers a filing made, as the API answers them.
+pub fn filed(filed: Vec<crate::controller::Filed>, triggers: Vec<String>) -> FiledList {
     let runways = filed
         .into_iter()
         .map(|f| FiledRunway {
@@ -347,7 +350,7 @@ pub fn filed(filed: Vec<crate::controller::Filed>) -> FiledList {
             id: f.id,
         })
         .collect();
-    FiledList { runways }
+    FiledList { runways, triggers }
 }
 
 /// A wait's answer: the runways once all ended, or not yet.

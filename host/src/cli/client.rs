@@ -285,6 +285,9 @@ pub fn file(args: FileArgs) -> Result<(), Failure> {
         for r in &filed.runways {
             println!("{}", escape(&r.id));
         }
+        for t in &filed.triggers {
+            println!("trigger {}", escape(t));
+        }
     });
     Ok(())
 }
