@@ -352,26 +352,25 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 outputs_read(read)
             ),
         ),
+        // The reason says the counts in words (`--json` has them apart).
         Event::BreakerMoved {
             from,
             to,
             reason,
-            failures,
-            within_ms,
             until_ns,
+            ..
         } => {
             let until = match until_ns {
-                Some(ns) => format!(" until {}", utc_timestamp(*ns)),
+                Some(ns) => format!(" until {}", clock(*ns)),
                 None => String::new(),
             };
             (
                 "BREAKER",
                 format!(
-                    "{} → {}{until}: {} ({failures} failed within {} ms)",
+                    "{} → {}{until}: {}",
                     escape(from),
                     escape(to),
-                    escape(reason),
-                    within_ms
+                    escape(reason)
                 ),
             )
         }

@@ -107,7 +107,7 @@ impl Breakers {
         match self.phase(agent) {
             Phase::Closed { .. } => Admit::Go,
             Phase::Open { until } => Admit::Hold(format!(
-                "agent {agent}'s circuit breaker is open until {until}"
+                "agent {agent}'s circuit breaker is open until {until:.3}"
             )),
             Phase::HalfOpen { probe: Some(p) } if probing(p) => Admit::Hold(format!(
                 "agent {agent}'s circuit breaker is half-open: its probe {p} is out"
@@ -151,7 +151,7 @@ impl Breakers {
                 }
                 let until = now.saturating_add(span(grant.open_for)).ok()?;
                 let reason = format!(
-                    "{failures} attempts failed within {} (the breaker opens at {}); last: runway {runway}",
+                    "{failures} attempts failed within {:#} (the breaker opens at {}); last: runway {runway}",
                     SignedDuration::try_from(grant.within).unwrap_or_default(),
                     grant.failures
                 );
