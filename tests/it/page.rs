@@ -717,6 +717,13 @@ fn the_board_draws_a_filing_as_a_graph_and_a_timeline() {
         find(&c, "#graph-svg g.node.tone-bad[data-runway='notify'][data-state='FAILED']").await;
         find(&c, "#graph-svg path.edge.after[data-from='import'][data-to='score']").await;
         find(&c, "#graph-svg path.edge.after[data-from='backup'][data-to='report']").await;
+        // Its spend is the filing's own total (what each runway's `spent`
+        // says), not that total once per runway.
+        let (_, shown) = crate::server::get(&base, "/api/runways/import", &olive);
+        let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+        let runs = shown["spent"]["runs"].as_u64().expect("the filing's runs");
+        let said = find(&c, "#filing-budget [data-budget='runs'] td").await;
+        assert_eq!(said.text().await.unwrap().trim(), format!("{runs} spent"));
         // The fan-out's children are folded under it until opened.
         assert!(c.find(Locator::Css("#graph-svg g.node[data-runway='fanout.1']")).await.is_err());
         let fold = find(&c, "#graph-svg g.fold[data-toggle='fanout']").await;

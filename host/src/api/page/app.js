@@ -421,11 +421,18 @@ function agentsPanel(agents) {
         "breaker " + (a.breaker || "closed"))),
       el("td", { class: "mono" }, bar, ratio !== null ? ` ${Math.round(ratio * 100)}%` : " \u2014", el("div", { class: "muted" }, `${a.runs || 0} runs, ${a.failed || 0} failed`)),
       el("td", { class: "mono hide-narrow" }, `p50 ${duration(a.p50_ms)}`, el("div", {}, `p95 ${duration(a.p95_ms)}`)),
-      el("td", { class: "hide-narrow" }, a.last_failure ? short(typeof a.last_failure === "string" ? a.last_failure : JSON.stringify(a.last_failure), 80) : el("span", { class: "muted" }, "none")));
+      el("td", { class: "hide-narrow" }, lastFailure(a.last_failure)));
   });
   return el("section", { class: "panel", id: "agents-panel" }, el("h2", {}, "Agents"),
     el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "Agent"), el("th", {}, "Breaker"), el("th", {}, "Success"),
       el("th", { class: "hide-narrow" }, "Run time"), el("th", { class: "hide-narrow" }, "Last failure"))), el("tbody", {}, rows)));
+}
+
+// An agent's last failure: its runway (a link), when, and why.
+function lastFailure(f) {
+  if (!f || typeof f !== "object") return el("span", { class: "muted" }, "none");
+  return el("span", {}, el("a", { href: "/runways/" + encodeURIComponent(f.runway), class: "mono" }, f.runway),
+    f.at ? el("span", { class: "muted" }, " " + clock(f.at)) : null, el("div", {}, short(String(f.reason || ""), 80)));
 }
 
 // A runway's labels as key=value, sorted.
@@ -581,22 +588,22 @@ function budgetView(budget, spent) {
     .filter((k) => typeof (b || {})[k] === "number" || typeof (s || {})[k] === "number");
   if (!keys.length) return null;
   const fmt = (k, v) => typeof v !== "number" ? "\u2014" : /ms$|wall/.test(k) ? duration(v) : v >= 1e6 ? v.toExponential(2) : String(v);
-  return el("section", { class: "budget", id: "budget" }, el("h2", {}, "Spend against budget"),
+  const name = { wall_ms: "wall time", bytes: "bytes written" };
+  return el("section", { class: "budget", id: "budget" }, el("h2", {}, b ? "Spend against budget" : "Spend"),
     el("table", {}, el("tbody", {}, keys.map((k) => {
       const cap = (b || {})[k], used = (s || {})[k] || 0;
       const bar = el("span", { class: "ratio" + (typeof cap === "number" && used >= cap ? " over" : "") }, el("span", { class: "ratio-fill" }));
       bar.firstChild.style.width = (typeof cap === "number" && cap > 0 ? Math.min(100, (used / cap) * 100) : 0) + "%";
-      return el("tr", { "data-budget": k }, el("th", {}, k), el("td", { class: "mono" }, typeof cap === "number" ? bar : null,
+      return el("tr", { "data-budget": k }, el("th", {}, name[k] || k), el("td", { class: "mono" }, typeof cap === "number" ? bar : null,
         ` ${fmt(k, used)}${typeof cap === "number" ? " of " + fmt(k, cap) : " spent"}`));
     }))));
 }
 
-// The sum of runs' spend, figure by figure.
-function summed(runs) {
-  const total = {};
-  for (const r of runs) if (r.spent && typeof r.spent === "object")
-    for (const [k, v] of Object.entries(r.spent)) if (typeof v === "number") total[k] = (total[k] || 0) + v;
-  return Object.keys(total).length ? total : null;
+// What a filing spent: each of its runways carries its filing's total
+// (`spent`), so any one of them says it — never their sum.
+function filingSpent(runs) {
+  const r = runs.find((x) => x.spent && typeof x.spent === "object");
+  return r ? r.spent : null;
 }
 
 // A filing's page: who filed it, its graph, its timeline, its runways;
@@ -641,7 +648,7 @@ async function filingPage(seq) {
       t ? el("span", {}, "took ", el("b", { class: "mono", id: "filing-took" }, duration(t.took))) : null,
       el("span", { class: "pills" }, Object.entries(tones).map(([k, v]) => el("span", { class: "pill tone-" + k }, `${v} ${TONES[k]}`)))));
     const planBudget = members.map((r) => r.budget).find((b) => b && typeof b === "object");
-    budget.replaceChildren(...[budgetView(planBudget, summed(members))].filter((x) => x));
+    budget.replaceChildren(...[budgetView(planBudget, filingSpent(members))].filter((x) => x));
     draw();
     // The timeline needs each run's history (the first 100 runs').
     const runs = await Promise.all(members.slice(0, 100).map((r) => api("/api/runways/" + encodeURIComponent(r.id))));
