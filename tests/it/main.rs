@@ -11,6 +11,7 @@ mod cli;
 mod commit_crash;
 mod controller;
 mod controller_model;
+mod costs;
 mod count;
 mod data;
 mod delegation;

@@ -925,6 +925,7 @@ fn the_doors_list_show_pause_resume_and_remove_triggers_and_stream_their_records
         .map(String::as_str)
         .collect();
     let shape = [
+        "filed",
         "fired",
         "id",
         "kind",
@@ -932,6 +933,7 @@ fn the_doors_list_show_pause_resume_and_remove_triggers_and_stream_their_records
         "next",
         "on",
         "runways",
+        "spent",
         "state",
     ];
     assert_eq!(keys, BTreeSet::from(shape), "{nightly}");
@@ -940,6 +942,11 @@ fn the_doors_list_show_pause_resume_and_remove_triggers_and_stream_their_records
     assert_eq!(nightly["kind"], "schedule");
     assert_eq!(nightly["state"], "active");
     assert_eq!(nightly["fired"], 0);
+    assert_eq!(nightly["filed"], 0);
+    assert_eq!(
+        nightly["spent"],
+        serde_json::json!({ "runs": 0, "fuel": 0, "wall_ms": 0, "bytes": 0 })
+    );
     assert_eq!(nightly["last_fired"], serde_json::Value::Null);
     assert_eq!(nightly["runways"], serde_json::json!(["first", "second"]));
     let next: Vec<Timestamp> = (nightly["next"].as_array().unwrap().iter())

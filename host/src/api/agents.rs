@@ -1,6 +1,7 @@
 //! Each agent's health as the doors show it (`GET /api/agents`, the MCP
 //! tool `list_agents`, `runway agents`, the page's agent badges): runs,
-//! success ratio, p50/p95 run time, fuel per run, runs in the air, last
+//! success ratio, p50/p95 run time, fuel per run, what its runs spent
+//! (fuel, wall time, bytes committed), runs in the air, last
 //! failure and its breaker. One shape, the controller's
 //! [`AgentHealth`]: the server sends it, the OpenAPI description derives
 //! from it, and the CLI reads it back with it.

@@ -14,8 +14,8 @@
 //! | `cancel_runway` | control | cancels a runway |
 //! | `audit_timeline` | view | a runway's, tree's, dataset's or agent's records (beyond transitions with the audit right) |
 //! | `verify_audit` | audit | verifies the whole trail, signatures included |
-//! | `list_agents` | view | each agent's health: runs, success ratio, run times, last failure, breaker |
-//! | `list_triggers` | view | triggers and schedules: what fires them, their state, firings, next times |
+//! | `list_agents` | view | each agent's health: runs, success ratio, run times, what its runs spent, last failure, breaker |
+//! | `list_triggers` | view | triggers and schedules: what fires them, their state, firings, next times, what their runways spent |
 //! | `show_trigger` | view | one trigger |
 //!
 //! Triggers are read-only here: pausing, resuming and removing one stay
@@ -200,7 +200,7 @@ impl Door {
     }
 
     #[tool(
-        description = "List the triggers and schedules (standing manifests that file runways when a schedule's time comes, a commit lands on a matching dataset, or an event is published): each one's `on` table, kind, state (active or paused), firings so far, last firing, next scheduled firings and the runways it files."
+        description = "List the triggers and schedules (standing manifests that file runways when a schedule's time comes, a commit lands on a matching dataset, or an event is published): each one's `on` table, kind, state (active or paused), firings so far, last firing, next scheduled firings, the runways it files, how many it has filed and what their runs spent (spent: runs, fuel, wall_ms, bytes)."
     )]
     async fn list_triggers(&self) -> Result<CallToolResult, ErrorData> {
         let listed = self.api.triggers().await;
@@ -238,7 +238,7 @@ impl Door {
     }
 
     #[tool(
-        description = "Each agent's health: runs, succeeded, failed, success_ratio, p50_ms and p95_ms run time, fuel_per_run, in_flight, last_failure (runway, reason, at) and its circuit breaker (closed, open or half-open, and breaker_until when open)."
+        description = "Each agent's health: runs, succeeded, failed, success_ratio, p50_ms and p95_ms run time, fuel_per_run, what its runs spent since the trail began (spent: runs taken off, fuel, wall_ms, bytes committed), in_flight, last_failure (runway, reason, at) and its circuit breaker (closed, open or half-open, and breaker_until when open)."
     )]
     async fn list_agents(&self) -> Result<CallToolResult, ErrorData> {
         Ok(result(self.api.agents().await))

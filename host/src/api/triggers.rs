@@ -16,9 +16,10 @@ use super::calls::Api;
 use super::extract::PathOf;
 use super::refusal::{ErrorBody, Refusal};
 use super::views::Done;
-use crate::controller::{Command, TriggerReport};
+use crate::controller::{Command, SpentView, TriggerReport};
 
-/// A trigger: what fires it, how often it has, and what it files.
+/// A trigger: what fires it, how often it has, what it files and what
+/// that has cost.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct TriggerView {
     pub id: String,
@@ -39,6 +40,11 @@ pub struct TriggerView {
     pub next: Vec<String>,
     /// The plan-local ids of the runways each firing files.
     pub runways: Vec<String>,
+    /// Runways its firings filed, since the trail began.
+    pub filed: u64,
+    /// What their runs spent: attempts taken off, fuel, wall time, bytes
+    /// committed (the sum of their COST records).
+    pub spent: SpentView,
 }
 
 impl From<TriggerReport> for TriggerView {
@@ -52,6 +58,8 @@ impl From<TriggerReport> for TriggerView {
             last_fired: t.last_fired.map(|at| at.to_string()),
             next: t.next.iter().map(ToString::to_string).collect(),
             runways: t.runways,
+            filed: t.filed,
+            spent: t.spent.into(),
         }
     }
 }

@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::controller::tower::DatasetLocks;
 use crate::controller::tree;
-use crate::controller::{Budget, PlanReport, RunwayReport, Spent};
+use crate::controller::{Budget, FilingReport, PlanReport, RunwayReport, SpentView};
 use crate::limits::Limits;
 use crate::plugin::loader::Plugins;
 
@@ -206,27 +206,6 @@ pub struct BudgetView {
     pub runs: Option<u32>,
 }
 
-/// What runs spent: attempts taken off, fuel burnt, run time (take-off
-/// to landing, summed) and bytes committed (keys and values).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-pub struct SpentView {
-    pub fuel: u64,
-    pub wall_ms: u64,
-    pub runs: u64,
-    pub bytes: u64,
-}
-
-impl From<Spent> for SpentView {
-    fn from(s: Spent) -> SpentView {
-        SpentView {
-            fuel: s.fuel,
-            wall_ms: s.wall_us / 1000,
-            runs: s.runs,
-            bytes: s.bytes,
-        }
-    }
-}
-
 impl From<Budget> for BudgetView {
     fn from(b: Budget) -> BudgetView {
         BudgetView {
@@ -259,6 +238,19 @@ pub struct FilingView {
     pub digest: String,
     /// Its runway ids, in the plan's order.
     pub runways: Vec<String>,
+}
+
+impl From<FilingReport> for FilingView {
+    fn from(f: FilingReport) -> FilingView {
+        FilingView {
+            seq: f.seq,
+            at: runway_audit::render::clock(f.time_ns),
+            by: f.by,
+            source: f.source,
+            digest: runway_audit::hex::encode(&f.digest),
+            runways: f.runways,
+        }
+    }
 }
 
 /// A runway a runway delegated, as its parent's `show` lists it.

@@ -1,7 +1,8 @@
 //! `runway agents`: each agent's health on a running server (`GET
 //! /api/agents`): runs, success ratio, p50/p95 run time, fuel per run,
-//! runs in the air, its circuit breaker and its last failure. `--json`
-//! prints the API's answer.
+//! what its runs spent (fuel, wall time, bytes committed, since the trail
+//! began), runs in the air, its circuit breaker and its last failure.
+//! `--json` prints the API's answer.
 
 use clap::Args;
 use runway_audit::render::{escape, excerpt};
@@ -22,8 +23,17 @@ pub fn run(args: AgentsArgs) -> Result<(), Failure> {
     let answer: AgentList = client.call("/api/agents", None)?;
     client.print(&answer, |list| {
         println!(
-            "{:<24} {:>6} {:>6} {:>8} {:>8} {:>14} {:>6}  BREAKER",
-            "AGENT", "RUNS", "OK %", "P50 MS", "P95 MS", "FUEL/RUN", "IN AIR"
+            "{:<24} {:>6} {:>6} {:>8} {:>8} {:>14} {:>16} {:>10} {:>12} {:>6}  BREAKER",
+            "AGENT",
+            "RUNS",
+            "OK %",
+            "P50 MS",
+            "P95 MS",
+            "FUEL/RUN",
+            "FUEL",
+            "WALL MS",
+            "BYTES",
+            "IN AIR"
         );
         for a in &list.agents {
             println!("{}", line(a));
@@ -53,13 +63,16 @@ fn line(a: &AgentHealth) -> String {
         None => escape(&a.breaker).into_owned(),
     };
     format!(
-        "{:<24} {:>6} {:>6} {:>8} {:>8} {:>14} {:>6}  {breaker}",
+        "{:<24} {:>6} {:>6} {:>8} {:>8} {:>14} {:>16} {:>10} {:>12} {:>6}  {breaker}",
         escape(&a.agent),
         a.runs,
         ratio,
         or_dash(a.p50_ms),
         or_dash(a.p95_ms),
         or_dash(a.fuel_per_run),
+        a.spent.fuel,
+        a.spent.wall_ms,
+        a.spent.bytes,
         a.in_flight,
     )
 }

@@ -29,9 +29,10 @@ use super::{BAD_INPUT, Failure, HOST_FAULT, RUNWAY_FAILED};
 use crate::api::refusal::{ErrorBody, Kind};
 use crate::api::views::{
     Approval, BudgetView, Done, FiledList, Rejection, RunwayFilter, RunwayList, RunwayView,
-    SpentView, WaitFor, WaitView, Who,
+    WaitFor, WaitView, Who,
 };
 use crate::api::{MAX_WAIT_SECS, token};
+use crate::controller::SpentView;
 use crate::files::{self, FileKind, ReadCaps};
 use runway_audit::State;
 
@@ -339,7 +340,7 @@ fn labels(r: &RunwayView) -> String {
 
 /// What runs spent, each figure against its budget when there is one:
 /// `runs 3 of 3, fuel 1200 of 5000, wall 12 ms, 101 bytes written`.
-fn spend(s: &SpentView, budget: Option<&BudgetView>) -> String {
+pub(super) fn spend(s: &SpentView, budget: Option<&BudgetView>) -> String {
     let of = |limit: Option<u64>, unit: &str| match limit {
         Some(limit) => format!(" of {limit}{unit}"),
         None => String::new(),

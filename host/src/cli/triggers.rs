@@ -6,14 +6,15 @@ use clap::{Args, Subcommand};
 use runway_audit::render::escape;
 
 use super::Failure;
-use super::client::{Client, ServerArgs, act, encode};
+use super::client::{Client, ServerArgs, act, encode, spend};
 use crate::api::triggers::TriggerView;
 
 #[derive(Subcommand)]
 pub enum TriggersCommand {
     /// Every trigger: kind, state, firings, next scheduled time.
     List(ListArgs),
-    /// One trigger: its `on` table, firings, next five times, runways.
+    /// One trigger: its `on` table, firings, next five times, runways,
+    /// and what the runways it filed spent.
     Show(OneArgs),
     /// Stop firing it (nothing is caught up when it resumes).
     Pause(OneArgs),
@@ -88,6 +89,8 @@ fn show(args: OneArgs) -> Result<(), Failure> {
         }
         let runways: Vec<_> = t.runways.iter().map(|r| escape(r)).collect();
         println!("runways   {}", runways.join(", "));
+        println!("filed     {} runway(s)", t.filed);
+        println!("spent     {}", spend(&t.spent, None));
     });
     Ok(())
 }

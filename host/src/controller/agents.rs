@@ -1,6 +1,7 @@
 //! The controller's answer to "how is each agent doing": every agent
-//! loaded or ever run, with its figures ([`super::health`]) and its
-//! breaker ([`super::breaker`]), by name.
+//! loaded or ever run, with its figures ([`super::health`]), what its
+//! runs spent ([`super::cost`]) and its breaker ([`super::breaker`]), by
+//! name.
 
 use std::collections::BTreeSet;
 
@@ -13,6 +14,7 @@ impl Dispatch {
         let plugins = self.host.plugins();
         let mut names: BTreeSet<String> = plugins.names().into_iter().collect();
         names.extend(self.figures.agents().map(|(a, _)| a.clone()));
+        names.extend(self.costs.agents.keys().cloned());
         names.extend(self.breakers.tripped().map(|(a, _)| a.clone()));
         names
             .into_iter()
@@ -22,7 +24,8 @@ impl Dispatch {
                     Phase::Open { until } => Some(*until),
                     _ => None,
                 };
-                AgentHealth::of(&agent, &self.figures.of(&agent), phase.name(), until)
+                let (figures, spent) = (self.figures.of(&agent), self.costs.agent(&agent));
+                AgentHealth::of(&agent, &figures, spent, phase.name(), until)
             })
             .collect()
     }

@@ -1,11 +1,13 @@
 //! The controller's book of runways: every runway it knows in filing order,
-//! their ids (minted at filing, never given twice) and the `after` edges
-//! between them. Plain data; the moves are [`super::dispatch`]'s.
+//! their ids (minted at filing, never given twice), the `after` edges
+//! between them and the plans that filed them ([`super::filings`]). Plain
+//! data; the moves are [`super::dispatch`]'s.
 
 use std::collections::{HashMap, HashSet};
 
 use runway_audit::Hash;
 
+use super::filings::Filings;
 use super::runway::Runway;
 use crate::names::MAX_DATASET;
 
@@ -25,6 +27,8 @@ pub(super) struct Book {
     pub reserved: HashSet<String>,
     /// Plans filed: (source, digest) → their runway ids.
     pub plans: HashMap<(String, Hash), Vec<String>>,
+    /// Every plan filed, as its PLAN record says it.
+    pub filings: Filings,
     /// The last suffix tried for a plan-local id already taken.
     suffixes: HashMap<String, u32>,
 }

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::State;
 use super::Stats;
+use super::filings::FilingReport;
 use super::health::AgentHealth;
 use super::runway::RunwayReport;
 use super::trigger_book::TriggerReport;
@@ -180,6 +181,8 @@ pub(super) enum Request {
     /// Every trigger, by id.
     Triggers(Reply<Vec<TriggerReport>>),
     Trigger(String, Reply<TriggerReport>),
+    /// Every plan filed, oldest first.
+    Filings(Reply<Vec<FilingReport>>),
 }
 
 /// A run's orchestration call, as the controller gets it (from its
@@ -294,6 +297,11 @@ impl Controller {
     /// Every agent's health: its figures and its breaker.
     pub async fn agents(&self) -> Result<Vec<AgentHealth>, ControlError> {
         self.ask(Request::Agents).await
+    }
+
+    /// Every plan filed, oldest first, as its PLAN record says it.
+    pub async fn filings(&self) -> Result<Vec<FilingReport>, ControlError> {
+        self.ask(Request::Filings).await
     }
 
     /// Stops clearing; the controller ends once the runs in the air have

@@ -14,11 +14,19 @@
 //! - per **trigger**: the runways a trigger fired (their manifest's
 //!   `fired_by`).
 //!
-//! The sums are rebuilt at start from the runways the journal folded:
-//! nothing here is kept anywhere but the trail.
+//! The sums are rebuilt at start from the trail: per filing and per
+//! trigger from the runways the journal folded (a runway's filing and
+//! trigger never change), per agent from the STARTED and COST records
+//! themselves, each charged to the agent it names (a routed runway's
+//! retries may fly as another agent). Nothing here is kept anywhere but
+//! the trail, so every door's sums survive a restart.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
+
+use runway_audit::{Entry, Event};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::budget::Budget;
 use super::plan::Manifest;
@@ -64,6 +72,47 @@ impl Spent {
     }
 }
 
+/// What runs spent, as the doors show it (a runway's own cost and its
+/// filing's, an agent's, a trigger's): attempts taken off, fuel burnt,
+/// run time (take-off to landing, summed) and bytes committed (keys and
+/// values).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SpentView {
+    pub fuel: u64,
+    pub wall_ms: u64,
+    pub runs: u64,
+    pub bytes: u64,
+}
+
+impl From<Spent> for SpentView {
+    fn from(s: Spent) -> SpentView {
+        SpentView {
+            fuel: s.fuel,
+            wall_ms: s.wall_us / 1000,
+            runs: s.runs,
+            bytes: s.bytes,
+        }
+    }
+}
+
+/// What record `entry` adds to its agent's sum: one run for a STARTED,
+/// its cost for a COST (none for any other, or for a host record).
+pub fn of_record(entry: &Entry) -> Option<Spent> {
+    if entry.runway.is_empty() {
+        return None;
+    }
+    match entry.event {
+        Event::Started { .. } => Some(Spent::one_run()),
+        Event::Cost {
+            fuel,
+            wall_us,
+            bytes,
+            ..
+        } => Some(Spent::landed(fuel, wall_us, bytes)),
+        _ => None,
+    }
+}
+
 /// Which trigger fired a runway, if one did.
 pub fn trigger_of(manifest: &Manifest) -> Option<&str> {
     manifest.fired_by.as_ref().map(|f| f.trigger.as_str())
@@ -96,7 +145,9 @@ pub(super) struct Ledger {
     /// Filing (its first runway's place) → its account.
     pub filings: HashMap<usize, Account>,
     pub agents: HashMap<String, Spent>,
-    pub triggers: HashMap<String, Spent>,
+    /// Trigger id → what the runways it fired spent, and how many it
+    /// filed.
+    pub triggers: HashMap<String, (u64, Spent)>,
     /// Filings whose budget is spent and whose waiting runways were ended.
     pub exhausted: std::collections::HashSet<usize>,
 }
@@ -115,27 +166,51 @@ impl Ledger {
             .clone()
     }
 
-    /// Charges `cost` to `account`'s filing, to `agent` and to the
-    /// runway's trigger.
+    /// A runway of `manifest` is enrolled: one more filed by its trigger.
+    pub fn enrolled(&mut self, manifest: &Manifest) {
+        if let Some(trigger) = trigger_of(manifest) {
+            entry(&mut self.triggers, trigger).0 += 1;
+        }
+    }
+
+    /// Charges `cost` to `account`'s filing, to the runway's agent and to
+    /// its trigger.
     pub fn charge(&mut self, account: &Account, manifest: &Manifest, cost: &Spent) {
+        self.restored(account, manifest, cost);
+        entry(&mut self.agents, &manifest.agent).add(cost);
+    }
+
+    /// Charges what a restored runway's attempts cost to its filing and
+    /// its trigger (its agents' sums come from the records:
+    /// [`of_record`]).
+    pub fn restored(&mut self, account: &Account, manifest: &Manifest, cost: &Spent) {
         account
             .spent
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .add(cost);
-        add_to(&mut self.agents, &manifest.agent, cost);
         if let Some(trigger) = trigger_of(manifest) {
-            add_to(&mut self.triggers, trigger, cost);
+            entry(&mut self.triggers, trigger).1.add(cost);
         }
+    }
+
+    /// What `agent`'s runs spent.
+    pub fn agent(&self, agent: &str) -> Spent {
+        self.agents.get(agent).copied().unwrap_or_default()
+    }
+
+    /// How many runways trigger `id` filed, and what their runs spent.
+    pub fn trigger(&self, id: &str) -> (u64, Spent) {
+        self.triggers.get(id).copied().unwrap_or_default()
     }
 }
 
-/// Adds `cost` to `sums[key]` (the key copied only the first time).
-fn add_to(sums: &mut HashMap<String, Spent>, key: &str, cost: &Spent) {
-    match sums.get_mut(key) {
-        Some(sum) => sum.add(cost),
-        None => drop(sums.insert(key.to_string(), *cost)),
+/// `sums[key]`, made the first time (the key copied only then).
+fn entry<'a, T: Default>(sums: &'a mut HashMap<String, T>, key: &str) -> &'a mut T {
+    if !sums.contains_key(key) {
+        sums.insert(key.to_string(), T::default());
     }
+    sums.get_mut(key).expect("just made")
 }
 
 #[cfg(test)]
@@ -165,7 +240,15 @@ mod tests {
             bytes: 30,
         };
         assert_eq!(again.spent(), want);
-        assert_eq!(ledger.agents["bench"], want);
-        assert_eq!(ledger.triggers["nightly"], Spent::landed(10, 20, 30));
+        assert_eq!(ledger.agent("bench"), want);
+        assert_eq!(ledger.trigger("nightly"), (0, Spent::landed(10, 20, 30)));
+        ledger.enrolled(&m);
+        assert_eq!(ledger.trigger("nightly").0, 1);
+        // A restored runway's cost is its filing's and its trigger's; its
+        // agent's comes from the records.
+        ledger.restored(&account, &m, &Spent::landed(1, 0, 0));
+        assert_eq!(ledger.agent("bench"), want);
+        assert_eq!(ledger.trigger("nightly").1.fuel, 11);
+        assert_eq!(account.spent().fuel, 11);
     }
 }

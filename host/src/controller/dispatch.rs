@@ -17,6 +17,7 @@ use super::clock::Clock;
 use super::controls::Inbox;
 use super::cost::Ledger;
 use super::family::Families;
+use super::filings::Filings;
 use super::flights::Flights;
 use super::health::Figures;
 use super::host::Host;
@@ -116,12 +117,17 @@ impl Dispatch {
 
     /// Appends the records kept so far, in order: at the end of each step,
     /// and before anyone else may append after them (a run taking off, a
-    /// pause).
+    /// pause). The PLAN records among them are kept in the book's filings
+    /// with the sequence numbers they got.
     pub fn flush(&mut self) -> Result<(), AuditError> {
         // The next step's records go into a buffer of this one's size.
         let room = Vec::with_capacity(self.outbox.len());
         let batch = std::mem::replace(&mut self.outbox, room);
-        self.host.audit.append_batch(batch).map(drop)
+        let (n, plans) = (batch.len() as u64, Filings::among(&batch));
+        if let Some(last) = self.host.audit.append_batch(batch)? {
+            self.book.filings.appended(last.seq() + 1 - n, plans);
+        }
+        Ok(())
     }
 
     /// Adds a runway, charged to its filing; it is looked at next round.

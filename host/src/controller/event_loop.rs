@@ -156,6 +156,7 @@ impl Dispatch {
             Asked::Agents(reply) => drop(reply.send(Ok(self.agents_health()))),
             Asked::Triggers(reply) => drop(reply.send(Ok(self.trigger_reports()))),
             Asked::Trigger(id, reply) => drop(reply.send(self.trigger_report(&id))),
+            Asked::Filings(reply) => drop(reply.send(Ok(self.book.filings.list()))),
         }
         Ok(())
     }

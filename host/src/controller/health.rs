@@ -1,5 +1,5 @@
 //! Each agent's health as the controller measures it: attempts, how they
-//! ended, run times, fuel, runs in the air and the last failure — what
+//! ended, run times, runs in the air and the last failure — what
 //! routing picks by ([`super::routing`]), breakers count
 //! ([`super::breaker`]) and `runway agents` shows.
 //!
@@ -12,8 +12,10 @@
 //!
 //! After a restart the figures are folded again from the trail
 //! ([`super::journal`] feeds [`Figures::took_off`] and [`Figures::ended`]
-//! with each record's time), so they survive `kill -9` — except fuel,
-//! which no record carries here: fuel per run starts afresh at each start.
+//! with each record's time), so they survive `kill -9`. What its runs
+//! cost (fuel, wall time, bytes, and fuel per run from them) is the
+//! controller's ledger's ([`super::cost`]), folded from the COST records
+//! alike.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -21,6 +23,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::cost::{Spent, SpentView};
 use crate::limits::{FIGURES_WINDOW_RUNS, MAX_BREAKER_FAILURES};
 
 /// One attempt in an agent's window.
@@ -50,8 +53,6 @@ pub struct AgentFigures {
     /// When its recent failures happened (the controller's clock), newest
     /// last, as many as a breaker may count.
     failures_at: VecDeque<Timestamp>,
-    fuel: u64,
-    fueled_runs: u64,
     pub in_flight: u32,
     pub last_failure: Option<LastFailure>,
 }
@@ -84,11 +85,6 @@ impl AgentFigures {
         Some(ms[rank - 1])
     }
 
-    /// Fuel per attempt landed in this process (none before the first).
-    pub fn fuel_per_run(&self) -> Option<u64> {
-        self.fuel.checked_div(self.fueled_runs)
-    }
-
     /// Failures at or after `since`.
     pub fn failures_since(&self, since: Timestamp) -> u32 {
         self.failures_at
@@ -102,8 +98,7 @@ impl AgentFigures {
 /// One agent's health, as the doors show it (`GET /api/agents`, MCP
 /// `list_agents`, `runway agents`, the page's agent badges): declared
 /// once, here. Totals are since the trail began (folded again at each
-/// start); p50/p95 over its last [`FIGURES_WINDOW_RUNS`] attempts; fuel
-/// per run since this start.
+/// start); p50/p95 over its last [`FIGURES_WINDOW_RUNS`] attempts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AgentHealth {
     pub agent: String,
@@ -117,8 +112,12 @@ pub struct AgentHealth {
     /// Median and 95th percentile run time, in milliseconds.
     pub p50_ms: Option<u64>,
     pub p95_ms: Option<u64>,
-    /// Fuel per attempt landed since the server started.
+    /// Fuel burnt per attempt taken off (`spent.fuel / spent.runs`);
+    /// null without runs.
     pub fuel_per_run: Option<u64>,
+    /// What its attempts cost since the trail began: attempts taken off,
+    /// fuel, wall time and bytes committed — the sum of its COST records.
+    pub spent: SpentView,
     /// Runs in the air now.
     pub in_flight: u32,
     pub last_failure: Option<LastFailure>,
@@ -129,10 +128,12 @@ pub struct AgentHealth {
 }
 
 impl AgentHealth {
-    /// `agent`'s health from its figures and its breaker's state.
+    /// `agent`'s health from its figures, what its runs spent and its
+    /// breaker's state.
     pub fn of(
         agent: &str,
         f: &AgentFigures,
+        spent: Spent,
         breaker: &str,
         breaker_until: Option<Timestamp>,
     ) -> AgentHealth {
@@ -144,7 +145,8 @@ impl AgentHealth {
             success_ratio: (f.runs > 0).then(|| f.succeeded as f64 / f.runs as f64),
             p50_ms: f.quantile_ms(0.5),
             p95_ms: f.quantile_ms(0.95),
-            fuel_per_run: f.fuel_per_run(),
+            fuel_per_run: spent.fuel.checked_div(spent.runs),
+            spent: spent.into(),
             in_flight: f.in_flight,
             last_failure: f.last_failure.clone(),
             breaker: breaker.to_string(),
@@ -225,13 +227,6 @@ impl Figures {
             f.window.pop_front();
         }
         Some(agent)
-    }
-
-    /// Fuel an attempt of `agent` consumed.
-    pub fn fuel(&mut self, agent: &str, fuel: u64) {
-        let f = self.agent(agent);
-        f.fuel = f.fuel.saturating_add(fuel);
-        f.fueled_runs += 1;
     }
 
     /// `agent`'s figures (empty when it never ran).

@@ -22,7 +22,8 @@ use std::path::Path;
 use runway_audit::{Entry, Event, Hash, State, VerifyError};
 
 use super::breaker::Breakers;
-use super::cost::Spent;
+use super::cost::{self, Spent};
+use super::filings::Filings;
 use super::health::{Ended, Figures};
 use super::runway::{Course, Transition, Unfiled, timestamp, unfile};
 use super::state::Lifecycle;
@@ -58,6 +59,10 @@ pub struct Journal {
     pub first: HashMap<String, String>,
     /// Triggers, and the firings they owe.
     pub triggers: TriggerBook,
+    /// What each agent's runs cost, as its STARTED and COST records say.
+    pub spent: HashMap<String, Spent>,
+    /// Every plan filed, as its PLAN record says it.
+    pub filings: Filings,
 }
 
 /// Reads the trail in `dir` and folds it.
@@ -107,6 +112,7 @@ impl Fold {
     pub fn apply(&mut self, seq: u64, time_ns: u64, entry: &Entry) {
         let at = timestamp(time_ns);
         self.journal.triggers.apply(seq, at, entry);
+        self.journal.filings.apply(seq, time_ns, entry);
         if entry.runway.is_empty() {
             match &entry.event {
                 Event::Paused { by } => self.journal.paused = Some(by.clone()),
@@ -235,8 +241,13 @@ impl Fold {
         });
     }
 
-    /// An attempt taking off or ending, for the agents' figures.
+    /// An attempt taking off, costing or ending, for the agents' figures
+    /// and what their runs spent.
     fn count(&mut self, time_ns: u64, at: jiff::Timestamp, entry: &Entry) {
+        if let Some(spent) = cost::of_record(entry) {
+            let sum = self.journal.spent.entry(entry.agent.clone()).or_default();
+            sum.add(&spent);
+        }
         let figures = &mut self.journal.figures;
         let (how, reason) = match &entry.event {
             Event::Started { .. } => {

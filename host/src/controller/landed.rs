@@ -22,8 +22,6 @@ impl Dispatch {
         self.land_locks(i);
         self.spend(i, report.fuel_used);
         self.charge_landing(i, &report);
-        let agent = &self.book.runways[i].manifest.agent;
-        self.figures.fuel(agent, report.fuel_used);
         let (to, reason, by) = match &report.outcome {
             Ok(_) => (State::Succeeded, String::new(), None),
             Err(reason @ RunFailure::TimedOut { .. }) => {

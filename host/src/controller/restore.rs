@@ -30,6 +30,8 @@ impl Dispatch {
         }
         self.breakers = journal.breakers;
         self.figures = journal.figures;
+        self.costs.agents = journal.spent;
+        self.book.filings = journal.filings;
         self.hold_tripped();
         let catalog = self.host.plugins();
         // Each runway's filing, by place, as the PLAN records grouped them.

@@ -32,16 +32,18 @@ use super::family::Budget;
 use crate::sandbox::RunReport;
 
 impl Dispatch {
-    /// Opens runway `i`'s account (its filing's) and charges to it what
-    /// the runway has cost so far.
+    /// Opens runway `i`'s account (its filing's) and charges to it (and
+    /// to its trigger) what the runway has cost so far: something only
+    /// when it is restored.
     pub(super) fn enroll(&mut self, i: usize) {
         let filing = self.filing_of(i);
         let budget = self.book.runways[filing].manifest.budget;
         let account = self.costs.open(filing, budget);
         let r = &mut self.book.runways[i];
+        self.costs.enrolled(&r.manifest);
         let cost = r.course.cost;
         if cost != Spent::default() {
-            self.costs.charge(&account, &r.manifest, &cost);
+            self.costs.restored(&account, &r.manifest, &cost);
         }
         r.account = Some(account);
     }

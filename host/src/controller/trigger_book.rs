@@ -169,6 +169,10 @@ pub struct TriggerReport {
     pub runways: Vec<String>,
     /// Its whole definition, as its TRIGGER record keeps it.
     pub definition: String,
+    /// Runways its firings filed, and what their runs spent
+    /// ([`super::cost`]).
+    pub filed: u64,
+    pub spent: super::cost::Spent,
 }
 
 /// The dedup key of the firing for COMMITTED record `seq`.

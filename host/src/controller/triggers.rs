@@ -437,6 +437,7 @@ impl Dispatch {
             }
             _ => Vec::new(),
         };
+        let (filed, spent) = self.costs.trigger(id);
         Ok(TriggerReport {
             id: t.def.id.clone(),
             on: t.def.on_json.clone(),
@@ -447,6 +448,8 @@ impl Dispatch {
             next,
             runways: t.def.names.clone(),
             definition: t.def.definition.clone(),
+            filed,
+            spent,
         })
     }
 }
