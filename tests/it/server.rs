@@ -800,8 +800,21 @@ fn the_event_stream_follows_the_trail_as_it_grows() {
     assert!(audited.len() > seen.len());
 
     // Live: a second import on the dataset arrives while the stream is open,
-    // and a stream resumed with Last-Event-ID starts right after it.
+    // and a stream resumed with Last-Event-ID starts right after it. (The
+    // first import's lock is let go just after it ended: the live stream
+    // opens once that is on the trail, so it holds the second's alone.)
     let last = ids_seen.last().copied().unwrap();
+    let released = || {
+        server
+            .trail()
+            .iter()
+            .any(|r| r["runway"] == ids[0].as_str() && r["event"] == "lock_released")
+    };
+    let waited = std::time::Instant::now();
+    while !released() {
+        assert!(waited.elapsed() < Duration::from_secs(30), "first never let go");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let url = server.url.clone();
     let token = admin.to_string();
     let live = std::thread::spawn(move || {
