@@ -188,7 +188,7 @@ pub fn bundled_plugins() -> Plugins {
 }
 
 /// The bundled plugins, each named one with the given grants instead of its own.
-fn bundled_with_grants(overrides: &[(&str, &str)]) -> Plugins {
+pub fn bundled_with_grants(overrides: &[(&str, &str)]) -> Plugins {
     let (runtime, _) = plugins();
     let mut set = Plugins::default();
     for (name, path) in bundled::PLUGIN_PATHS {

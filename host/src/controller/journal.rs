@@ -111,7 +111,10 @@ impl Fold {
             match &entry.event {
                 Event::Paused { by } => self.journal.paused = Some(by.clone()),
                 Event::Resumed { .. } => self.journal.paused = None,
-                Event::BreakerMoved { .. } => {
+                Event::BreakerMoved { to, .. } => {
+                    if to == "closed" {
+                        self.journal.figures.forgive(&entry.agent);
+                    }
                     self.journal
                         .breakers
                         .restore(&entry.agent, &entry.event, at)
