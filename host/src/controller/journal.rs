@@ -162,7 +162,8 @@ impl Fold {
                 }
             };
             if let Some(by) = &filed.manifest.fired_by {
-                self.journal.triggers.filed(by, runway);
+                let triggers = &mut self.journal.triggers;
+                triggers.filed(&by.trigger, &by.key, &by.runway, runway);
             }
             self.index
                 .insert(runway.clone(), self.journal.runways.len());
