@@ -454,15 +454,8 @@ impl Driver {
     /// subject; here the model must know what the trail holds.)
     fn crash(&mut self) {
         self.await_started();
-        self.f().host.audit.sync().unwrap();
-        self.f().host.audit.halt();
-        self.controller.stop(true);
         let task = std::mem::replace(&mut self.task, self.rt.spawn(async { Ok(()) }));
-        // It ends well (nothing was in the air) or on the halted trail.
-        match self.rt.block_on(task).unwrap() {
-            Ok(()) | Err(DispatchError::Audit(_) | DispatchError::Landing(_)) => {}
-            Err(other) => panic!("the crashed controller ended with {other}"),
-        }
+        runway_tests::crash(&self.rt, self.f(), (self.controller.clone(), task));
         // The last run's thread lets go of the host once it has stopped.
         let started = Instant::now();
         while Arc::strong_count(&self.f().host) > 1 {

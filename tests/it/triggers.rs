@@ -68,14 +68,9 @@ impl Tower {
     /// (the trail takes nothing more), and a new one starts on the same
     /// folders.
     fn crash(&mut self) {
-        self.fixture().host.audit.sync().unwrap();
-        self.fixture().host.audit.halt();
-        self.controller.stop(true);
         let task = std::mem::replace(&mut self.task, self.rt.spawn(async { Ok(()) }));
-        match self.rt.block_on(task).unwrap() {
-            Ok(()) | Err(DispatchError::Audit(_) | DispatchError::Landing(_)) => {}
-            Err(other) => panic!("the crashed controller ended with {other}"),
-        }
+        let started = (self.controller.clone(), task);
+        runway_tests::crash(&self.rt, self.fixture(), started);
         self.reopen();
     }
 

@@ -252,6 +252,22 @@ pub fn start_on_clock(
     controller::start(f.host.clone(), opts).expect("the controller starts")
 }
 
+/// Ends `started` as a `kill -9` just after `f`'s trail was written
+/// would: the trail takes nothing more, the runs in the air stop without
+/// a word on it. The controller's task ends well (nothing was in the air)
+/// or on the halted trail.
+pub fn crash(rt: &tokio::runtime::Runtime, f: &Fixture, started: Started) {
+    f.host.audit.sync().expect("trail synced");
+    f.host.audit.halt();
+    let (controller, task) = started;
+    controller.stop(true);
+    match rt.block_on(task).expect("the controller's task") {
+        Ok(())
+        | Err(controller::DispatchError::Audit(_) | controller::DispatchError::Landing(_)) => {}
+        Err(other) => panic!("the crashed controller ended with {other}"),
+    }
+}
+
 /// A host brought up over `data` and `audit_dir` the way `runway serve`
 /// and `runway run` bring theirs up (the library's one start path:
 /// recovery and the journal folded in one pass, plugins recorded). Every
