@@ -233,6 +233,16 @@ pub const MAX_DEBOUNCED: usize = 100;
 pub const MAX_CAUSE_BYTES: usize = 40 << 10;
 /// Longest debounce window a topic trigger may ask for.
 pub const MAX_DEBOUNCE: Duration = Duration::from_secs(86_400);
+/// Deepest chain of triggers firing each other: a schedule's or an
+/// operator's work fires at depth 1, and a firing caused by the commit or
+/// event of a runway fired at depth d is at depth d + 1. Two commit
+/// triggers whose runways write where the other watches (A's runway
+/// commits to B's dataset, B's to A's) would otherwise fire each other
+/// without end, each firing filing runways, taking locks and writing
+/// records; a pipeline of triggers deeper than this is a loop, not a
+/// design. The firing past it is not made (a TRIGGER CHAIN CUT record
+/// names it).
+pub const MAX_TRIGGER_CHAIN: u32 = 16;
 /// Most upcoming firings a schedule shows (`GET /api/triggers`).
 pub const UPCOMING_FIRINGS: usize = 5;
 

@@ -5,7 +5,9 @@
 //! `on_open = "fail"`), goes half-open after `open_for`, lets exactly one
 //! probe through, and closes on its success or opens again on its
 //! failure; every move is a BREAKER record, and a restart gives the
-//! breaker back from the trail.
+//! breaker back from the trail. (Random sequences of failures, clock
+//! moves, pauses, restarts and crashes with a breaker are the
+//! controller's model test's, `controller_model`.)
 
 use std::sync::Arc;
 
@@ -352,110 +354,4 @@ fn runway_agents_shows_each_agents_health_and_breaker() {
             .iter()
             .any(|r| r["event"] == "breaker_moved" && r["to"] == "open")
     );
-}
-
-/// One step of the random breaker test.
-#[derive(Debug, Clone)]
-enum Step {
-    /// `n` runways of `shaky` filed together: they fail or not, with a
-    /// retry or not, fail at once while the breaker is open or wait.
-    File {
-        n: usize,
-        fails: bool,
-        retry: bool,
-        fail_open: bool,
-    },
-    /// The test clock moves on this many minutes.
-    Advance(i64),
-    Restart,
-}
-
-fn step() -> impl proptest::strategy::Strategy<Value = Step> {
-    use proptest::prelude::*;
-    prop_oneof![
-        6 => (1usize..5, prop::bool::weighted(0.6), any::<bool>(), prop::bool::weighted(0.2))
-            .prop_map(|(n, fails, retry, fail_open)| Step::File { n, fails, retry, fail_open }),
-        3 => (1i64..8).prop_map(Step::Advance),
-        1 => Just(Step::Restart),
-    ]
-}
-
-/// Over random failures, clock moves and restarts: no runway of an
-/// agent is cleared while its breaker is open, and while half-open only
-/// its one probe is — read from the trail (BREAKER and CLEARED records in
-/// order); every runway ends, and the breaker's moves follow the machine.
-#[test]
-fn no_runway_is_cleared_while_its_breaker_is_open_but_the_probe() {
-    use proptest::prelude::*;
-    let config = ProptestConfig {
-        cases: 8,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    };
-    proptest!(config, |(steps in prop::collection::vec(step(), 4..24))| {
-        let breaker = "[breaker]\nfailures = 2\nwithin = \"10m\"\nopen_for = \"5m\"\n";
-        let mut t = Tower::new(agents_over_probe(&[("shaky", breaker)]));
-        let mut ids = Vec::new();
-        for (n, s) in steps.iter().enumerate() {
-            match *s {
-                Step::File { n: count, fails, retry, fail_open } => {
-                    let action = if fails { "fail" } else { "ok" };
-                    let mut extra = String::new();
-                    if retry {
-                        extra += "retry = { attempts = 2, initial = \"1ms\", max = \"1ms\", jitter = false }\n";
-                    }
-                    if fail_open {
-                        extra += "on_open = \"fail\"\n";
-                    }
-                    // One dataset for all: each waits for the one before.
-                    extra += "datasets = { test_breaker = \"exclusive\" }\n";
-                    let plan: String = (0..count)
-                        .map(|k| one(&format!("r{n}-{k}"), "shaky", action, &extra))
-                        .collect();
-                    ids.extend(t.file(&plan));
-                }
-                Step::Advance(mins) => t.advance(SignedDuration::from_mins(mins)),
-                Step::Restart => t.restart(),
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        // Every runway ends: each probe closes or reopens the breaker,
-        // and the clock moves on until all have had theirs.
-        let waiting = {
-            let (controller, ids) = (t.controller.clone(), ids.clone());
-            t.rt.spawn(async move { controller.wait(ids).await })
-        };
-        let start = std::time::Instant::now();
-        while !waiting.is_finished() {
-            prop_assert!(start.elapsed() < std::time::Duration::from_secs(60), "runways never ended");
-            t.advance(SignedDuration::from_mins(5));
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        let ended = t.rt.block_on(waiting).unwrap().unwrap();
-        prop_assert_eq!(ended.len(), ids.len());
-        let mut phase = "closed".to_string();
-        let mut probes = 0;
-        for r in t.records() {
-            match &r.entry.event {
-                Event::BreakerMoved { from, to, .. } if r.entry.agent == "shaky" => {
-                    prop_assert_eq!(from, &phase, "moves follow each other");
-                    let legal = matches!(
-                        (from.as_str(), to.as_str()),
-                        ("closed", "open") | ("open", "half-open") | ("half-open", "closed") | ("half-open", "open")
-                    );
-                    prop_assert!(legal, "{} → {}", from, to);
-                    phase = to.clone();
-                    probes = 0;
-                }
-                Event::Cleared { .. } if r.entry.agent == "shaky" => {
-                    prop_assert!(phase != "open", "{} cleared while open", r.entry.runway);
-                    if phase == "half-open" {
-                        probes += 1;
-                        prop_assert!(probes <= 1, "{} a second probe", r.entry.runway);
-                    }
-                }
-                _ => {}
-            }
-        }
-    });
 }

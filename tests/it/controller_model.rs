@@ -16,6 +16,17 @@
 //! ever overlapped where one held it exclusively, and a runway SKIPPED
 //! never ran and has its condition's decision on the trail.
 //!
+//! One agent, `shaky` (the `probe` component), has a circuit breaker in
+//! its grants (2 failures within a day open it for an hour): its runways
+//! succeed or fail, wait in WAITING_BREAKER while it is open (or fail at
+//! once, `on_open = "fail"`), and the model predicts its moves — open
+//! after the second failure since it last closed, half-open once the
+//! test clock passes the hour, one probe (the first of its waiting
+//! runways) that closes or opens it again — across pauses, cancels,
+//! restarts and crashes. At the end the trail's BREAKER records are the
+//! model's moves, and no runway of `shaky` was cleared while it was open,
+//! nor a second while it was half-open.
+//!
 //! An hourly schedule trigger (catch-up `all`) stands throughout, firing
 //! as the clock moves on (and not as it moves back) across the restarts
 //! and crashes: its runways are left out of the model's states, and at the
@@ -81,6 +92,11 @@ enum Op {
     Rewind,
     Restart,
     Crash,
+    /// A runway of `shaky` (the agent with a breaker), failing or not.
+    Shaky {
+        fails: bool,
+        fail_open: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -125,6 +141,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::Rewind),
         1 => Just(Op::Restart),
         1 => Just(Op::Crash),
+        3 => (prop::bool::weighted(0.6), prop::bool::weighted(0.2))
+            .prop_map(|(fails, fail_open)| Op::Shaky { fails, fail_open }),
     ]
 }
 
@@ -146,7 +164,37 @@ struct Modelled {
     /// A hanging runway in the air now, and how many times it took off.
     running: bool,
     tries: usize,
+    /// A runway of `shaky`: whether it fails at once while the breaker
+    /// holds it (`on_open = "fail"`).
+    shaky: Option<bool>,
+    /// It passed the breaker and waits for its locks (paused): should the
+    /// breaker open meanwhile, the tower holds it there.
+    passed: bool,
 }
+
+/// `shaky`'s breaker as the model sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+enum Breaker {
+    #[default]
+    Closed,
+    /// Open until the model's clock (hours) reaches this.
+    Open(i32),
+    /// Half-open, with its probe once one was let through.
+    HalfOpen(Option<usize>),
+}
+
+impl Breaker {
+    fn name(self) -> &'static str {
+        match self {
+            Breaker::Closed => "closed",
+            Breaker::Open(_) => "open",
+            Breaker::HalfOpen(_) => "half-open",
+        }
+    }
+}
+
+/// `shaky`'s grants: the breaker the model predicts.
+const SHAKY: &str = "[datasets]\n\"test_*\" = \"exclusive\"\n[breaker]\nfailures = 2\nwithin = \"24h\"\nopen_for = \"1h\"\n";
 
 #[derive(Default)]
 struct Model {
@@ -154,6 +202,11 @@ struct Model {
     paused: bool,
     /// Hours the test clock has moved on (back, when negative).
     hours: i32,
+    breaker: Breaker,
+    /// `shaky`'s failures since its breaker last closed.
+    failures: u32,
+    /// The breaker's moves, (from, to), as its records must say them.
+    moves: Vec<(&'static str, &'static str)>,
 }
 
 impl Model {
@@ -234,11 +287,82 @@ impl Model {
             .sum()
     }
 
+    /// `shaky`'s breaker moves to `to`.
+    fn move_breaker(&mut self, to: Breaker) {
+        self.moves.push((self.breaker.name(), to.name()));
+        self.breaker = to;
+    }
+
+    /// Where runway `i` of `shaky` rests, its breaker asked (and moved by
+    /// its landing).
+    fn shaky_state(&mut self, i: usize) -> State {
+        let r = &self.runways[i];
+        if let Some(ended) = r.ended {
+            return ended;
+        }
+        let go = match self.breaker {
+            Breaker::Closed => true,
+            Breaker::Open(_) => false,
+            Breaker::HalfOpen(None) => {
+                self.breaker = Breaker::HalfOpen(Some(i));
+                true
+            }
+            Breaker::HalfOpen(Some(p)) => p == i,
+        };
+        let r = &mut self.runways[i];
+        match (go, r.passed, r.shaky == Some(true)) {
+            (false, true, _) => return State::WaitingLocks,
+            (false, false, true) => return State::Failed,
+            (false, false, false) => return State::WaitingBreaker,
+            (true, _, _) if self.paused => {
+                r.passed = true;
+                return State::WaitingLocks;
+            }
+            (true, _, _) => {}
+        }
+        r.ran = true;
+        let fails = r.action == Action::Fail;
+        match (self.breaker, fails) {
+            (Breaker::HalfOpen(_), true) => self.move_breaker(Breaker::Open(self.hours + 1)),
+            (Breaker::HalfOpen(_), false) => {
+                self.failures = 0;
+                self.move_breaker(Breaker::Closed);
+            }
+            (_, true) => {
+                self.failures += 1;
+                if self.failures >= 2 {
+                    self.move_breaker(Breaker::Open(self.hours + 1));
+                }
+            }
+            (_, false) => {}
+        }
+        if fails {
+            State::Failed
+        } else {
+            State::Succeeded
+        }
+    }
+
     /// Every runway's resting state; endings are remembered.
     fn settle(&mut self) -> Vec<State> {
+        // A probe cancelled before it ran leaves the place free; an open
+        // breaker whose hour is over goes half-open.
+        if let Breaker::HalfOpen(Some(p)) = self.breaker
+            && self.runways[p].ended.is_some()
+        {
+            self.breaker = Breaker::HalfOpen(None);
+        }
+        if let Breaker::Open(until) = self.breaker
+            && self.hours >= until
+        {
+            self.move_breaker(Breaker::HalfOpen(None));
+        }
         let mut states = Vec::new();
         for i in 0..self.runways.len() {
-            let s = self.state(i, &states);
+            let s = match self.runways[i].shaky {
+                Some(_) => self.shaky_state(i),
+                None => self.state(i, &states),
+            };
             // Past its earliest start, a later jump of the clock back
             // does not send it back to wait.
             if matches!(s, State::WaitingLocks | State::Running) {
@@ -250,7 +374,9 @@ impl Model {
             }
             if is_final(s) && self.runways[i].ended.is_none() {
                 let waited = matches!(s, State::Failed) && self.dep_failed(i, &states);
-                self.runways[i].ran = !waited && s != State::Skipped;
+                if self.runways[i].shaky.is_none() {
+                    self.runways[i].ran = !waited && s != State::Skipped;
+                }
                 self.runways[i].ended = Some(s);
             }
             states.push(s);
@@ -285,10 +411,15 @@ struct Driver {
 impl Driver {
     fn new() -> Driver {
         // hostile's spin outlasts a 1 s window, not its fuel.
-        let fixture = Fixture::with_grants(&[(
+        let mut plugins = runway_tests::bundled_with_grants(&[(
             "hostile",
             "[datasets]\n\"test_*\" = \"exclusive\"\n[limits]\nwindow_secs = 60\nfuel = 1_000_000_000_000_000\n",
         )]);
+        let probe = std::fs::read(runway_tests::bundled_path("probe")).unwrap();
+        let grants = runway_host::Grants::parse(SHAKY, "shaky's grants").unwrap();
+        let runtime = &runway_tests::plugins().0;
+        plugins.insert(runtime, "shaky", &probe, grants).unwrap();
+        let fixture = Fixture::with_plugins(2, plugins);
         let rt = tokio::runtime::Runtime::new().unwrap();
         let clock = Arc::new(ManualClock::new("2026-12-02T00:00:00Z".parse().unwrap()));
         let (controller, task) = start(&rt, &fixture, &clock);
@@ -323,15 +454,8 @@ impl Driver {
     /// subject; here the model must know what the trail holds.)
     fn crash(&mut self) {
         self.await_started();
-        self.f().host.audit.sync().unwrap();
-        self.f().host.audit.halt();
-        self.controller.stop(true);
         let task = std::mem::replace(&mut self.task, self.rt.spawn(async { Ok(()) }));
-        // It ends well (nothing was in the air) or on the halted trail.
-        match self.rt.block_on(task).unwrap() {
-            Ok(()) | Err(DispatchError::Audit(_) | DispatchError::Landing(_)) => {}
-            Err(other) => panic!("the crashed controller ended with {other}"),
-        }
+        runway_tests::crash(&self.rt, self.f(), (self.controller.clone(), task));
         // The last run's thread lets go of the host once it has stopped.
         let started = Instant::now();
         while Arc::strong_count(&self.f().host) > 1 {
@@ -512,6 +636,36 @@ fn run(ops: Vec<Op>) -> usize {
                     ran: false,
                     running: false,
                     tries: 0,
+                    shaky: None,
+                    passed: false,
+                });
+            }
+            Op::Shaky { fails, fail_open } => {
+                let i = model.runways.len();
+                let action = if *fails { "fail" } else { "ok" };
+                let mut text = format!(
+                    "[[runway]]\nid = \"r{i}\"\nagent = \"shaky\"\naction = \"{action}\"\ndatasets = {{ test_model_shaky = \"exclusive\" }}\n"
+                );
+                if *fail_open {
+                    text.push_str("on_open = \"fail\"\n");
+                }
+                let plan = d.f().plan(&text);
+                let filed = d.rt.block_on(d.controller.file(filing(plan))).unwrap();
+                assert_eq!(filed[0].id, format!("r{i}"));
+                model.runways.push(Modelled {
+                    action: if *fails { Action::Fail } else { Action::Ok },
+                    retries: false,
+                    gated: false,
+                    after: None,
+                    when: Cond::None,
+                    due: None,
+                    approved: false,
+                    ended: None,
+                    ran: false,
+                    running: false,
+                    tries: 0,
+                    shaky: Some(*fail_open),
+                    passed: false,
                 });
             }
             Op::Approve(n) | Op::Reject(n) | Op::Cancel(n) if !model.runways.is_empty() => {
@@ -638,7 +792,39 @@ fn run(ops: Vec<Op>) -> usize {
             "{id}: skipped, yet ran ({ran}) or undecided ({decided})"
         );
     }
+    check_breaker(&records, &model.moves);
     check_firings(d.f())
+}
+
+/// `shaky`'s BREAKER records are the model's moves, and none of its
+/// runways was cleared while its breaker was open, nor a second one while
+/// it was half-open (its one probe).
+fn check_breaker(records: &[runway_audit::Record], moves: &[(&str, &str)]) {
+    let mut recorded = Vec::new();
+    let (mut phase, mut probes) = ("closed".to_string(), 0);
+    for r in records.iter().filter(|r| r.entry.agent == "shaky") {
+        match &r.entry.event {
+            Event::BreakerMoved { from, to, .. } => {
+                assert_eq!(from, &phase, "moves follow each other");
+                recorded.push((from.clone(), to.clone()));
+                phase = to.clone();
+                probes = 0;
+            }
+            Event::Cleared { .. } => {
+                assert_ne!(phase, "open", "{} cleared while open", r.entry.runway);
+                if phase == "half-open" {
+                    probes += 1;
+                    assert!(probes <= 1, "{}: a second probe", r.entry.runway);
+                }
+            }
+            _ => {}
+        }
+    }
+    let moves: Vec<(String, String)> = moves
+        .iter()
+        .map(|(f, t)| (f.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(recorded, moves, "the breaker's moves");
 }
 
 /// The trigger every case runs beside its runways.
@@ -816,5 +1002,44 @@ fn a_false_condition_skips_and_the_skip_travels_as_far_as_asked() {
         file(Some(1), Cond::NotSkipped),
         file(Some(1), Cond::None),
         file(Some(1), Cond::True),
+    ]);
+}
+
+/// The breaker's whole round, as random sequences may miss it: two
+/// failures open it; a runway waits, one with `on_open = "fail"` fails at
+/// once; under a pause the hour passes and the first waiting runway
+/// becomes the probe, across a crash; it fails and opens the breaker
+/// again; after a restart and another hour the next probe closes it and
+/// the failures before do not count again. Then: closed by its probe
+/// before a restart, two failures after it open it again.
+#[test]
+fn shakys_breaker_opens_probes_and_closes_across_a_crash() {
+    let shaky = |fails: bool, fail_open: bool| Op::Shaky { fails, fail_open };
+    run(vec![
+        shaky(true, false),
+        shaky(true, false),
+        shaky(true, false),
+        shaky(false, true),
+        shaky(false, false),
+        Op::Pause,
+        Op::Advance,
+        Op::Crash,
+        Op::Resume,
+        Op::Restart,
+        Op::Advance,
+        shaky(true, false),
+        Op::Rewind,
+        shaky(true, false),
+    ]);
+    // Closed again before a restart, it opens again after it (the fold
+    // gives back what the close forgot, not the trail's clock).
+    run(vec![
+        shaky(true, false),
+        shaky(true, false),
+        Op::Advance,
+        shaky(false, false),
+        Op::Restart,
+        shaky(true, false),
+        shaky(true, false),
     ]);
 }

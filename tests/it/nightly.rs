@@ -236,6 +236,7 @@ fn event_name(e: &Event) -> &'static str {
         | Event::TriggerPaused { .. }
         | Event::TriggerResumed { .. }
         | Event::TriggerRemoved { .. }
-        | Event::TriggerFired { .. } => "trigger",
+        | Event::TriggerFired { .. }
+        | Event::TriggerChainCut { .. } => "trigger",
     }
 }

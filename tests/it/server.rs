@@ -187,6 +187,19 @@ impl Server {
         child.wait().unwrap();
     }
 
+    /// Whether it ended by itself (a crash point) within `within`.
+    pub fn ended_within(&mut self, within: Duration) -> bool {
+        let started = Instant::now();
+        let child = self.child.as_mut().unwrap();
+        while started.elapsed() < within {
+            if child.try_wait().unwrap().is_some() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// SIGTERM, then the exit code once it has stopped.
     pub fn stop(mut self) -> Option<i32> {
         self.term();

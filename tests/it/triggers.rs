@@ -3,7 +3,9 @@
 //! with each catch-up policy, pause / resume / remove with who, commit
 //! triggers firing once per commit with the commit named in the input —
 //! and, through `kill -9` of a real `runway serve` at random points, every
-//! commit firing exactly once, checked from the trail.
+//! commit firing exactly once, checked from the trail. Two commit triggers
+//! that feed each other fire down to the chain's cap and no further, live
+//! and when every link is fired by a restart alike.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -49,12 +51,27 @@ impl Tower {
         let task = std::mem::replace(&mut self.task, self.rt.spawn(async { Ok(()) }));
         self.rt.block_on(task).unwrap().unwrap();
         self.clock.advance(down);
+        self.reopen();
+    }
+
+    /// A new host and controller on the same folders.
+    fn reopen(&mut self) {
         let fixture = self.fixture.take().unwrap().reopen();
         let (controller, task) =
             runway_tests::start_on_clock(&self.rt, &fixture, self.clock.clone());
         self.fixture = Some(fixture);
         self.controller = controller;
         self.task = task;
+    }
+
+    /// The host dies, as in a `kill -9` just after its trail was written
+    /// (the trail takes nothing more), and a new one starts on the same
+    /// folders.
+    fn crash(&mut self) {
+        let task = std::mem::replace(&mut self.task, self.rt.spawn(async { Ok(()) }));
+        let started = (self.controller.clone(), task);
+        runway_tests::crash(&self.rt, self.fixture(), started);
+        self.reopen();
     }
 
     fn file(&self, text: &str) {
@@ -1023,4 +1040,176 @@ fn the_doors_list_show_pause_resume_and_remove_triggers_and_stream_their_records
         .unwrap();
     assert_eq!(removed.data["by"], "admin", "{:?}", removed.data);
     assert_eq!(server.stop(), Some(0));
+}
+
+/// Two commit triggers that feed each other: `ping`'s runway commits to
+/// the dataset `pong` watches, and `pong`'s to the one `ping` watches.
+const PING_PONG: &str = r#"
+[[trigger]]
+id = "ping"
+on = { commit = "chain_ping" }
+
+[[trigger.runway]]
+id = "hit"
+agent = "probe"
+action = "count"
+datasets = { chain_pong = "exclusive" }
+
+[[trigger]]
+id = "pong"
+on = { commit = "chain_pong" }
+
+[[trigger.runway]]
+id = "hit"
+agent = "probe"
+action = "count"
+datasets = { chain_ping = "exclusive" }
+"#;
+
+/// The TRIGGER CHAIN CUT records: (trigger, key, depth, runway).
+fn cuts(records: &[Record]) -> Vec<(String, String, u32, String)> {
+    records
+        .iter()
+        .filter_map(|r| match &r.entry.event {
+            Event::TriggerChainCut {
+                id,
+                key,
+                depth,
+                runway,
+            } => Some((id.clone(), key.clone(), *depth, runway.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn triggers_that_feed_each_other_fire_down_to_the_chain_cap_and_no_further() {
+    use runway_host::limits::MAX_TRIGGER_CHAIN;
+    let mut t = Tower::new("2026-12-01T00:00:00Z");
+    t.file(PING_PONG);
+    t.file(&writer("start", "chain_ping"));
+    // Half-way down the chain, the host stops and starts again: the
+    // commits owed a firing then are fired by the same rule.
+    runway_tests::eventually("five firings", || fired(&t.records()).len() >= 5);
+    t.restart_after(SignedDuration::ZERO);
+    runway_tests::eventually("the chain cut", || !cuts(&t.records()).is_empty());
+    t.settle();
+    let records = t.records();
+    let firings = fired(&records);
+    assert_eq!(firings.len(), MAX_TRIGGER_CHAIN as usize, "{firings:?}");
+    // ping, pong, ping, ...: each fired by the other's runway's commit.
+    for (n, (id, _)) in firings.iter().enumerate() {
+        assert_eq!(id, ["ping", "pong"][n % 2]);
+    }
+    // Each firing's runway one deeper than the one before.
+    let depths: Vec<u32> = records
+        .iter()
+        .filter_map(|r| runway_host::controller::filed_manifest(&r.entry.event)?.fired_by)
+        .map(|by| by.depth)
+        .collect();
+    assert_eq!(depths, (1..=MAX_TRIGGER_CHAIN).collect::<Vec<_>>());
+    // The refusal names the trigger, the depth and the last runway.
+    let last = records
+        .iter()
+        .rev()
+        .find(|r| {
+            runway_host::controller::filed_manifest(&r.entry.event)
+                .is_some_and(|m| m.fired_by.is_some())
+        })
+        .unwrap()
+        .entry
+        .runway
+        .clone();
+    let cut = cuts(&records);
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    let (id, key, depth, runway) = &cut[0];
+    assert_eq!((id.as_str(), *depth), ("ping", MAX_TRIGGER_CHAIN + 1));
+    assert_eq!(runway, &last);
+    assert!(key.starts_with("commit:"), "{key}");
+    // Its record reads on the timeline.
+    let record = records
+        .iter()
+        .find(|r| matches!(r.entry.event, Event::TriggerChainCut { .. }))
+        .unwrap();
+    let line = runway_audit::record_line(record);
+    assert!(line.contains("17 deep in a chain"), "{line}");
+
+    // A kill -9 now, and a new host: nothing more fires, nothing is said
+    // again.
+    let before = records.len();
+    t.crash();
+    t.settle();
+    let after = t.records();
+    assert_eq!(fired(&after).len(), MAX_TRIGGER_CHAIN as usize);
+    assert_eq!(cuts(&after).len(), 1);
+    let filings = |rs: &[Record]| {
+        let filed = rs
+            .iter()
+            .map(|r| runway_host::controller::filed_manifest(&r.entry.event));
+        filed.flatten().count()
+    };
+    assert_eq!(filings(&after), filings(&records[..before]));
+}
+
+/// The same chain through the restart path only: each life of a real
+/// `runway serve` kills itself (SIGKILL) just after a COMMITTED record,
+/// before its trigger fires, so every link after the first is fired by
+/// the next start from the commit it is owed — and the cut too is made
+/// at a start, once, with the depth the live host would have said.
+#[test]
+fn a_chain_fired_only_by_restarts_stops_at_the_same_cap() {
+    use crate::server::{Server, folders};
+    use runway_host::limits::MAX_TRIGGER_CHAIN;
+    let dir = folders();
+    let crash = [("RUNWAY_CRASH_AT", "after-committed")];
+    let mut lives = 0;
+    let quiet = loop {
+        let mut server = Server::start_with_env(dir.path(), &[], &crash);
+        if lives == 0 {
+            assert!(server.file(PING_PONG).is_empty());
+            std::fs::write(dir.path().join("start.toml"), writer("start", "chain_ping")).unwrap();
+            let _ = server.client(&["file", "start.toml"]);
+        }
+        // It dies at its commit, or makes the cut and has nothing to do.
+        let started = std::time::Instant::now();
+        let ended = loop {
+            if server.ended_within(std::time::Duration::from_millis(250)) {
+                break true;
+            }
+            let trail = server.trail();
+            if trail.iter().any(|r| r["event"] == "trigger_chain_cut") {
+                break false;
+            }
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "a life neither ended nor cut"
+            );
+        };
+        if !ended {
+            break server;
+        }
+        lives += 1;
+        assert!(lives <= 2 * MAX_TRIGGER_CHAIN, "the chain never ends");
+    };
+    // The start's commit and each fired runway's ended a life.
+    assert_eq!(lives, MAX_TRIGGER_CHAIN + 1);
+    let count = |trail: &[serde_json::Value], event: &str| {
+        trail.iter().filter(|r| r["event"] == event).count()
+    };
+    let trail = quiet.trail();
+    assert_eq!(count(&trail, "trigger_fired"), MAX_TRIGGER_CHAIN as usize);
+    let cut: Vec<_> = trail
+        .iter()
+        .filter(|r| r["event"] == "trigger_chain_cut")
+        .collect();
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    assert_eq!(cut[0]["trigger"], "ping");
+    assert_eq!(cut[0]["depth"], MAX_TRIGGER_CHAIN + 1);
+    // Once more, killed and started without a crash point: nothing.
+    quiet.kill();
+    let server = Server::start(dir.path());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let again = server.trail();
+    assert_eq!(count(&again, "trigger_fired"), MAX_TRIGGER_CHAIN as usize);
+    assert_eq!(count(&again, "trigger_chain_cut"), 1);
 }

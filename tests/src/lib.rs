@@ -188,7 +188,7 @@ pub fn bundled_plugins() -> Plugins {
 }
 
 /// The bundled plugins, each named one with the given grants instead of its own.
-fn bundled_with_grants(overrides: &[(&str, &str)]) -> Plugins {
+pub fn bundled_with_grants(overrides: &[(&str, &str)]) -> Plugins {
     let (runtime, _) = plugins();
     let mut set = Plugins::default();
     for (name, path) in bundled::PLUGIN_PATHS {
@@ -250,6 +250,22 @@ pub fn start_on_clock(
         ..DispatchOptions::default()
     };
     controller::start(f.host.clone(), opts).expect("the controller starts")
+}
+
+/// Ends `started` as a `kill -9` just after `f`'s trail was written
+/// would: the trail takes nothing more, the runs in the air stop without
+/// a word on it. The controller's task ends well (nothing was in the air)
+/// or on the halted trail.
+pub fn crash(rt: &tokio::runtime::Runtime, f: &Fixture, started: Started) {
+    f.host.audit.sync().expect("trail synced");
+    f.host.audit.halt();
+    let (controller, task) = started;
+    controller.stop(true);
+    match rt.block_on(task).expect("the controller's task") {
+        Ok(())
+        | Err(controller::DispatchError::Audit(_) | controller::DispatchError::Landing(_)) => {}
+        Err(other) => panic!("the crashed controller ended with {other}"),
+    }
 }
 
 /// A host brought up over `data` and `audit_dir` the way `runway serve`

@@ -295,6 +295,18 @@ wire_enum! {
             cause: String,
             refused: Option<String>,
         },
+        /// Trigger `id` did not fire for `key`: the firing would have been
+        /// `depth` links down a chain of triggers firing each other
+        /// (runways one fired committing or publishing where another
+        /// watches), past the host's cap. `runway` is the one whose commit
+        /// or event would have fired it. The chain ends here; the key is
+        /// settled, never fired later, not even after a restart.
+        TriggerChainCut {
+            id: String,
+            key: String,
+            depth: u32,
+            runway: String,
+        },
     }
 }
 
@@ -810,6 +822,7 @@ mod tests {
                 "TriggerResumed",
                 "TriggerRemoved",
                 "TriggerFired",
+                "TriggerChainCut",
             ]
         );
         assert_eq!(Call::ALL.len(), Call::VARIANTS.len());

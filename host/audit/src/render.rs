@@ -476,6 +476,20 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 ),
             },
         ),
+        Event::TriggerChainCut {
+            id,
+            key,
+            depth,
+            runway,
+        } => (
+            "CHAIN CUT",
+            format!(
+                "{} not fired for {}: runway {}'s firing would be {depth} deep in a chain of triggers",
+                escape(id),
+                escape(key),
+                escape(runway)
+            ),
+        ),
     }
 }
 
@@ -766,6 +780,18 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("key", json!(key)),
             ("cause", json_or_text(cause)),
             ("refused", json!(refused)),
+        ],
+        Event::TriggerChainCut {
+            id,
+            key,
+            depth,
+            runway,
+        } => vec![
+            ("event", json!("trigger_chain_cut")),
+            ("trigger", json!(id)),
+            ("key", json!(key)),
+            ("depth", json!(depth)),
+            ("runway", json!(runway)),
         ],
     }
 }

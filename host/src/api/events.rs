@@ -219,6 +219,7 @@ pub fn is_transition(event: &Event) -> bool {
             | Event::TriggerResumed { .. }
             | Event::TriggerRemoved { .. }
             | Event::TriggerFired { .. }
+            | Event::TriggerChainCut { .. }
     )
 }
 

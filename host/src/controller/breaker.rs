@@ -2,8 +2,11 @@
 //! (`plugin::breaker`): the state machine and the records of its moves.
 //!
 //! - **closed** → **open** when `failures` attempts of the agent failed or
-//!   timed out within the last `within` (counted since it last closed, on
-//!   the controller's clock), checked as each attempt lands;
+//!   timed out within the last `within` (on the controller's clock),
+//!   checked as each attempt lands; failures before it last closed never
+//!   count again: the agent's figures forget them as it closes
+//!   ([`super::health::Figures::forgive`], live and in the fold alike, so
+//!   no clock time of the close is needed to restore it);
 //! - **open** → **half-open** once `open_for` has passed;
 //! - **half-open** lets exactly one runway be cleared, its probe: the
 //!   probe's success closes the breaker, its failure opens it again (a
@@ -28,8 +31,8 @@ use crate::plugin::breaker::BreakerGrant;
 /// Where a breaker stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Phase {
-    /// Closed since then (failures before it do not count).
-    Closed { since: Timestamp },
+    /// Closed (the failures before it are forgotten).
+    Closed,
     /// Open until then.
     Open { until: Timestamp },
     /// One probe may run: the runway id of the one that was let through.
@@ -40,16 +43,14 @@ impl Phase {
     /// `closed`, `open` or `half-open`, as records and views say it.
     pub fn name(&self) -> &'static str {
         match self {
-            Phase::Closed { .. } => "closed",
+            Phase::Closed => "closed",
             Phase::Open { .. } => "open",
             Phase::HalfOpen { .. } => "half-open",
         }
     }
 }
 
-const CLOSED: Phase = Phase::Closed {
-    since: Timestamp::UNIX_EPOCH,
-};
+const CLOSED: Phase = Phase::Closed;
 
 /// What the breaker says to one of its agent's runways at the gate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,7 +98,7 @@ impl Breakers {
     pub fn tripped(&self) -> impl Iterator<Item = (&String, &Phase)> {
         self.phases
             .iter()
-            .filter(|(_, p)| !matches!(p, Phase::Closed { .. }))
+            .filter(|(_, p)| !matches!(p, Phase::Closed))
     }
 
     /// Whether a runway of `agent` may go on; `probing` says whether a
@@ -105,7 +106,7 @@ impl Breakers {
     /// running, leaving the place free).
     pub fn admits(&self, agent: &str, probing: impl Fn(&str) -> bool) -> Admit {
         match self.phase(agent) {
-            Phase::Closed { .. } => Admit::Go,
+            Phase::Closed => Admit::Go,
             Phase::Open { until } => Admit::Hold(format!(
                 "agent {agent}'s circuit breaker is open until {until:.3}"
             )),
@@ -143,9 +144,9 @@ impl Breakers {
     ) -> Option<Event> {
         let from = self.phase(agent).clone();
         let (to, reason, failures) = match &from {
-            Phase::Closed { since } => {
+            Phase::Closed => {
                 let window_start = now.saturating_sub(span(grant.within)).ok()?;
-                let failures = figures.failures_since(window_start.max(*since));
+                let failures = figures.failures_since(window_start);
                 if ok || failures < grant.failures {
                     return None;
                 }
@@ -160,7 +161,7 @@ impl Breakers {
             Phase::HalfOpen { probe: Some(p) } if p == runway => {
                 if ok {
                     let reason = format!("probe {runway} succeeded");
-                    (Phase::Closed { since: now }, reason, 0)
+                    (Phase::Closed, reason, 0)
                 } else {
                     let until = now.saturating_add(span(grant.open_for)).ok()?;
                     let reason = format!("probe {runway} failed");
@@ -210,7 +211,7 @@ impl Breakers {
             };
             *phase = match grant_of(agent) {
                 Some(_) => to,
-                None => Phase::Closed { since: now },
+                None => Phase::Closed,
             };
             moves.push((agent.clone(), event));
         }
@@ -239,7 +240,7 @@ impl Breakers {
                 until: Timestamp::from_nanosecond(i128::from(*ns)).unwrap_or(at),
             },
             ("half-open", _) => Phase::HalfOpen { probe: None },
-            _ => Phase::Closed { since: at },
+            _ => Phase::Closed,
         };
         self.phases.insert(agent.to_string(), phase);
     }
@@ -299,6 +300,7 @@ mod tests {
         let closed = b.landed("a", "p", true, &grant, &figures.of("a"), half);
         assert!(matches!(closed, Some(Event::BreakerMoved { ref to, .. }) if to == "closed"));
         // Failures before it closed do not count again.
+        figures.forgive("a");
         fail(&mut figures, "r4", half);
         assert!(
             b.landed("a", "r4", false, &grant, &figures.of("a"), half)

@@ -230,6 +230,7 @@ mod tests {
             trigger: "nightly".into(),
             key: "2026-12-07T06:00:00Z".into(),
             runway: "import".into(),
+            depth: 1,
         });
         ledger.charge(&account, &m, &Spent::landed(10, 20, 30));
         let again = ledger.open(0, None);

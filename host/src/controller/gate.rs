@@ -180,7 +180,10 @@ impl Dispatch {
         let mut changed = !moves.is_empty();
         for (agent, event) in moves {
             match self.breakers.phase(&agent) {
-                Phase::Closed { .. } => self.host.tower.unhold(&agent),
+                Phase::Closed => {
+                    self.figures.forgive(&agent);
+                    self.host.tower.unhold(&agent)
+                }
                 _ => self.host.tower.hold(&agent, None),
             }
             self.record_entry(Entry {

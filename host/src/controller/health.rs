@@ -50,8 +50,9 @@ pub struct AgentFigures {
     pub succeeded: u64,
     pub failed: u64,
     window: VecDeque<Ran>,
-    /// When its recent failures happened (the controller's clock), newest
-    /// last, as many as a breaker may count.
+    /// When its recent failures happened (the controller's clock live,
+    /// the trail's when folded), newest last, as many as a breaker may
+    /// count, since its breaker last closed.
     failures_at: VecDeque<Timestamp>,
     pub in_flight: u32,
     pub last_failure: Option<LastFailure>,
@@ -227,6 +228,13 @@ impl Figures {
             f.window.pop_front();
         }
         Some(agent)
+    }
+
+    /// `agent`'s breaker closed: its failures so far never count again.
+    pub fn forgive(&mut self, agent: &str) {
+        if let Some(f) = self.agents.get_mut(agent) {
+            f.failures_at.clear();
+        }
     }
 
     /// `agent`'s figures (empty when it never ran).

@@ -117,7 +117,10 @@ impl Fold {
             match &entry.event {
                 Event::Paused { by } => self.journal.paused = Some(by.clone()),
                 Event::Resumed { .. } => self.journal.paused = None,
-                Event::BreakerMoved { .. } => {
+                Event::BreakerMoved { to, .. } => {
+                    if to == "closed" {
+                        self.journal.figures.forgive(&entry.agent);
+                    }
                     self.journal
                         .breakers
                         .restore(&entry.agent, &entry.event, at)
@@ -165,7 +168,8 @@ impl Fold {
                 }
             };
             if let Some(by) = &filed.manifest.fired_by {
-                self.journal.triggers.filed(by, runway);
+                let triggers = &mut self.journal.triggers;
+                triggers.filed(&by.trigger, &by.key, &by.runway, runway);
             }
             self.index
                 .insert(runway.clone(), self.journal.runways.len());

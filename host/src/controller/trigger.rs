@@ -96,6 +96,17 @@ pub struct FiredBy {
     pub key: String,
     /// The runway's id in the trigger's plan.
     pub runway: String,
+    /// The firing's depth in a chain of triggers firing each other
+    /// ([`crate::limits::MAX_TRIGGER_CHAIN`]): 1 for a schedule's, or for
+    /// one caused by a runway no trigger fired; one more than the
+    /// causing runway's otherwise. Filings from before it was kept read
+    /// as 1.
+    #[serde(default = "first_link")]
+    pub depth: u32,
+}
+
+fn first_link() -> u32 {
+    1
 }
 
 /// Why a trigger was refused.
@@ -314,6 +325,16 @@ mod tests {
 
     fn ok(_: &str) -> Result<Vec<String>, String> {
         Ok(vec!["a".into()])
+    }
+
+    #[test]
+    fn a_firing_filed_before_chain_depths_reads_as_the_first_link() {
+        let old = json!({ "trigger": "t", "key": "commit:7", "runway": "r" });
+        let by: FiredBy = serde_json::from_value(old).unwrap();
+        assert_eq!(by.depth, 1);
+        let deep = FiredBy { depth: 5, ..by };
+        let again: FiredBy = serde_json::from_value(serde_json::to_value(&deep).unwrap()).unwrap();
+        assert_eq!(again, deep);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //! - each firing whose runways were not all filed ([`TriggerBook::unfiled`]):
 //!   the rest are filed at restart;
 //! - each COMMITTED record a commit trigger had to fire for and has no
-//!   firing ([`TriggerBook::pending`]): fired at restart;
+//!   firing nor TRIGGER CHAIN CUT record ([`TriggerBook::pending`]): fired
+//!   at restart (or cut, by the same rules as live);
 //! - each event delivered (a PUBLISHED record of an attempt that then
 //!   SUCCEEDED) a topic trigger had to fire for and no firing lists
 //!   ([`TriggerBook::owed_events`]): fired at restart — a debounced
@@ -30,7 +31,7 @@ use jiff::Timestamp;
 use runway_audit::{Entry, Event};
 use serde_json::{Value, json};
 
-use super::trigger::{FiredBy, On, TriggerDef, glob_matches, is_exact};
+use super::trigger::{On, TriggerDef, glob_matches, is_exact};
 use crate::limits::MAX_CAUSE_BYTES;
 
 /// One trigger as it stands.
@@ -282,9 +283,7 @@ impl TriggerBook {
     /// Trigger `id` fired for `key` at `at`; `open` is the firing to file,
     /// unless it was refused.
     pub fn fired(&mut self, id: &str, key: &str, at: Timestamp, open: Option<Open>) {
-        if let Some(seq) = key.strip_prefix("commit:").and_then(|s| s.parse().ok()) {
-            self.pending.remove(&(seq, id.to_string()));
-        }
+        self.settle_commit(id, key);
         if key.starts_with("event:")
             && let Some(open) = &open
             && let Some(events) = open.cause["events"].as_array()
@@ -308,11 +307,12 @@ impl TriggerBook {
         }
     }
 
-    /// A runway of a firing was filed as `runway`.
-    pub fn filed(&mut self, by: &FiredBy, runway: &str) {
-        let firing = (by.trigger.clone(), by.key.clone());
+    /// Runway `name` of trigger `id`'s firing for `key` was filed as
+    /// `runway`.
+    pub fn filed(&mut self, id: &str, key: &str, name: &str, runway: &str) {
+        let firing = (id.to_string(), key.to_string());
         if let Some(open) = self.unfiled.get_mut(&firing) {
-            open.filed.insert(by.runway.clone(), runway.to_string());
+            open.filed.insert(name.to_string(), runway.to_string());
             if open.names.iter().all(|n| open.filed.contains_key(n)) {
                 self.unfiled.remove(&firing);
             }
@@ -339,6 +339,23 @@ impl TriggerBook {
         ids.filter(|id| !self.triggers[*id].paused)
             .cloned()
             .collect()
+    }
+
+    /// A commit key fired (or cut): the commit is owed nothing more.
+    fn settle_commit(&mut self, id: &str, key: &str) {
+        if let Some(seq) = key.strip_prefix("commit:").and_then(|s| s.parse().ok()) {
+            self.pending.remove(&(seq, id.to_string()));
+        }
+    }
+
+    /// Trigger `id`'s firing for `key` was cut (the chain of triggers
+    /// reached its cap): the commit or event is owed nothing more, and the
+    /// trigger did not fire.
+    pub fn cut(&mut self, id: &str, key: &str) {
+        self.settle_commit(id, key);
+        if let Some(seq) = key.strip_prefix("event:").and_then(|s| s.parse().ok()) {
+            self.owed_events.remove(&(id.to_string(), seq));
+        }
     }
 
     /// The firing `open` would be for trigger `id` as it stands.
@@ -386,6 +403,7 @@ impl TriggerBook {
                 };
                 self.fired(id, key, at, open);
             }
+            Event::TriggerChainCut { id, key, .. } => self.cut(id, key),
             Event::Published { topic, payload } => {
                 let event = Delivered {
                     seq,
@@ -442,6 +460,7 @@ pub fn folds(entry: &Entry) -> bool {
             | Event::TriggerResumed { .. }
             | Event::TriggerRemoved { .. }
             | Event::TriggerFired { .. }
+            | Event::TriggerChainCut { .. }
             | Event::Committed { .. }
             | Event::Published { .. }
     )

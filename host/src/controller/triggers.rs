@@ -13,6 +13,21 @@
 //! together, in that order. At start, firings recorded and not wholly
 //! filed are filed, commits owed a firing are fired, and each schedule
 //! looks at what it missed while the host was down (its catch-up policy).
+//!
+//! Chains of triggers are bounded by two rules, applied alike live and at
+//! restart (so a restart never fires what a live host refused, nor
+//! refuses what it would have fired):
+//! - a commit trigger is not fired by the commits of runways it fired
+//!   itself ([`Dispatch::fired_itself`]): nothing is said, the commit is
+//!   simply not its cause;
+//! - every firing has a depth (`FiredBy::depth`): 1 for a schedule's or
+//!   for one caused by a runway no trigger fired, one more than the
+//!   causing runway's otherwise (a delegated child counts as its root).
+//!   A firing deeper than [`MAX_TRIGGER_CHAIN`] is not made: its key is
+//!   settled by a TRIGGER CHAIN CUT record naming the trigger, the depth
+//!   and the runway, and a warning ([`Dispatch::cut_chain`]). So triggers
+//!   that feed each other (A's runway commits where B watches, B's where
+//!   A watches) fire a bounded number of times.
 
 use jiff::Timestamp;
 use runway_audit::{Entry, Event};
@@ -27,7 +42,9 @@ use super::trigger_book::{
     Batch, Delivered, Open, TriggerBook, TriggerReport, commit_cause, commit_key, event_key,
     schedule_cause, time_key, topic_cause, unix_nanos,
 };
-use crate::limits::{MAX_DEBOUNCED, MAX_TRIGGERS, SCHEDULE_GRACE, UPCOMING_FIRINGS};
+use crate::limits::{
+    MAX_DEBOUNCED, MAX_TRIGGER_CHAIN, MAX_TRIGGERS, SCHEDULE_GRACE, UPCOMING_FIRINGS,
+};
 use crate::sandbox::CommittedTo;
 use crate::sandbox::hostcalls::Publication;
 
@@ -130,7 +147,7 @@ impl Dispatch {
 
     /// A run landed `committed`: each commit trigger matching a dataset
     /// fires once for it — but not for a commit of a runway it fired
-    /// itself (see [`Dispatch::fired_itself`]).
+    /// itself, nor past the chain's cap (see the module doc).
     pub(super) fn commits_landed(
         &mut self,
         runway: &str,
@@ -138,14 +155,23 @@ impl Dispatch {
     ) -> Result<(), DispatchError> {
         for c in committed {
             for id in self.triggers.commit_triggers(&c.dataset) {
-                if self.fired_itself(&id, runway) {
-                    continue;
-                }
                 let cause = commit_cause(&id, &c.dataset, c.seq, c.token, runway);
-                self.fire(&id, commit_key(c.seq), cause)?;
+                self.fire_for_commit(&id, c.seq, cause)?;
             }
         }
         Ok(())
+    }
+
+    /// Fires commit trigger `id` for the COMMITTED record `seq` (`cause`
+    /// names the committing runway) — unless one of the chain rules says
+    /// not to. Live and at restart alike.
+    fn fire_for_commit(&mut self, id: &str, seq: u64, cause: Value) -> Result<(), DispatchError> {
+        let committer = cause["runway"].as_str().unwrap_or_default().to_string();
+        let key = commit_key(seq);
+        if self.fired_itself(id, &committer) || self.cut_chain(id, &key, &committer) {
+            return Ok(());
+        }
+        self.fire(id, key, cause)
     }
 
     /// A run that succeeded delivered `published`: each topic trigger on
@@ -169,8 +195,12 @@ impl Dispatch {
         Ok(())
     }
 
-    /// Event `event` for topic trigger `id`: fired now, or collected.
+    /// Event `event` for topic trigger `id`: fired now, or collected —
+    /// or cut, past the chain's cap (so a batch never is).
     fn deliver(&mut self, id: &str, event: Delivered) -> Result<(), DispatchError> {
+        if self.cut_chain(id, &event_key(event.seq), &event.runway) {
+            return Ok(());
+        }
         let debounce = match self.triggers.triggers.get(id).map(|t| &t.def.on) {
             Some(On::Topic { debounce, .. }) => *debounce,
             _ => return Ok(()),
@@ -296,6 +326,7 @@ impl Dispatch {
         let catalog = self.host.plugins();
         let runways = with_cause(&open.runways, Some(&open.cause)).map_err(|e| cap_reason(&e))?;
         let plan = Plan::parse(&runways, &*catalog).map_err(|e| cap_reason(&e.to_string()))?;
+        let depth = self.firing_depth(&open.cause);
         let mut manifests = Vec::with_capacity(plan.manifests.len());
         for mut m in plan.manifests {
             if open.filed.contains_key(&m.id) {
@@ -310,6 +341,7 @@ impl Dispatch {
                 trigger: id.to_string(),
                 key: key.to_string(),
                 runway: m.id.clone(),
+                depth,
             });
             manifests.push(m);
         }
@@ -334,12 +366,7 @@ impl Dispatch {
         match self.file(filing)? {
             Ok(filed) => {
                 for f in filed {
-                    let by = FiredBy {
-                        trigger: id.to_string(),
-                        key: key.to_string(),
-                        runway: f.name,
-                    };
-                    self.triggers.filed(&by, &f.id);
+                    self.triggers.filed(id, key, &f.name, &f.id);
                 }
             }
             Err(refused) => {
@@ -377,10 +404,7 @@ impl Dispatch {
         }
         let pending = std::mem::take(&mut self.triggers.pending);
         for ((seq, id), cause) in pending {
-            let committer = cause["runway"].as_str().unwrap_or_default();
-            if !self.fired_itself(&id, committer) {
-                self.fire(&id, commit_key(seq), cause)?;
-            }
+            self.fire_for_commit(&id, seq, cause)?;
         }
         // Events owed: fired one by one, or collected again (a debounced
         // trigger's window starts again now).
@@ -404,8 +428,7 @@ impl Dispatch {
 
     /// Whether `runway` was filed by trigger `id`. Its own commits do not
     /// fire it again: a commit trigger whose runways write where it watches
-    /// would otherwise fire without end. (Live and at restart alike, so a
-    /// crash changes nothing.)
+    /// would otherwise fire itself down to the chain's cap on every commit.
     fn fired_itself(&self, id: &str, runway: &str) -> bool {
         let fired_by = self
             .book
@@ -413,6 +436,56 @@ impl Dispatch {
             .get(runway)
             .and_then(|&i| self.book.runways[i].manifest.fired_by.as_ref());
         fired_by.is_some_and(|f| f.trigger == id)
+    }
+
+    /// The depth in a chain of firings of the firing that filed `runway`
+    /// (of its tree's root, for a delegated child); 0 when no trigger did.
+    fn chain_depth(&self, runway: &str) -> u32 {
+        let book = &self.book;
+        let Some(&i) = book.index.get(runway) else {
+            return 0;
+        };
+        let mut m = &book.runways[i].manifest;
+        if let Some(root) = m.lineage.as_ref().and_then(|l| book.index.get(&l.root)) {
+            m = &book.runways[*root].manifest;
+        }
+        m.fired_by.as_ref().map_or(0, |f| f.depth)
+    }
+
+    /// The depth of a firing for `cause`: one more than the deepest
+    /// runway whose commit or events caused it (1 for a schedule's).
+    fn firing_depth(&self, cause: &Value) -> u32 {
+        let events = cause["events"].as_array().into_iter().flatten();
+        let runways = (cause["runway"].as_str().into_iter())
+            .chain(events.filter_map(|e| e["runway"].as_str()));
+        runways.map(|r| self.chain_depth(r)).max().unwrap_or(0) + 1
+    }
+
+    /// Whether trigger `id`'s firing for `key`, caused by `runway`'s commit
+    /// or event, would pass [`MAX_TRIGGER_CHAIN`]: then it is not made —
+    /// its TRIGGER CHAIN CUT record settles the key (a restart does not
+    /// try again) — and the answer is `true`.
+    fn cut_chain(&mut self, id: &str, key: &str, runway: &str) -> bool {
+        let depth = self.chain_depth(runway) + 1;
+        if depth <= MAX_TRIGGER_CHAIN {
+            return false;
+        }
+        tracing::warn!(
+            trigger = %id,
+            key = %key,
+            runway = %runway,
+            depth,
+            "not fired: triggers firing each other reached the chain's cap of {MAX_TRIGGER_CHAIN}"
+        );
+        let event = Event::TriggerChainCut {
+            id: id.to_string(),
+            key: key.to_string(),
+            depth,
+            runway: runway.to_string(),
+        };
+        self.record_entry(Entry::of_host(event));
+        self.triggers.cut(id, key);
+        true
     }
 
     /// Every trigger, by id.
