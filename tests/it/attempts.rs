@@ -4,11 +4,13 @@
 //! API (`GET /api/runways/{id}`) and the CLI (`runway show`, human and
 //! `--json`), its markup kept as data and escaped on the terminal; after
 //! a restart the attempts are still listed from the trail, each saying
-//! its log was not kept here.
+//! its log was not kept here. A runway that takes an output shows the
+//! input it was handed, that output put in, and each attempt its digest.
 
 use serde_json::Value;
 
-use crate::server::{Server, folders};
+use crate::server::Server;
+use crate::trees::tree_folders;
 
 const FLAKY: &str = r#"
 [[runway]]
@@ -17,6 +19,11 @@ agent = "probe"
 action = "flaky"
 input = { say = "<img src=x onerror=alert(1)>" }
 retry = { attempts = 2, initial = "10ms", max = "10ms" }
+[[runway]]
+id = "use"
+agent = "orchestrator"
+after = ["flaky"]
+input = { output = { got = { from = "flaky" } } }
 "#;
 
 const SAID: &str = "<img src=x onerror=alert(1)>";
@@ -28,10 +35,10 @@ fn runs(view: &Value) -> &Vec<Value> {
 
 #[test]
 fn show_gives_each_attempt_of_a_flaky_probe_with_its_own_log() {
-    let dir = folders();
+    let dir = tree_folders();
     let server = Server::start(dir.path());
     let ids = server.file(FLAKY);
-    assert_eq!(server.client(&["wait", &ids[0]]).code, 0);
+    assert_eq!(server.client(&["wait", &ids[0], &ids[1]]).code, 0);
 
     // The API.
     let (status, body) = crate::server::get(&server.url, "/api/runways/flaky", &server.admin());
@@ -75,8 +82,28 @@ fn show_gives_each_attempt_of_a_flaky_probe_with_its_own_log() {
     assert_eq!(second["output_digest"], view["output_digest"]);
     assert_eq!(second["output_bytes"], 13);
     assert!(second["started_at"].as_str().unwrap() >= first["ended_at"].as_str().unwrap());
+    // Both were handed the same input: the one shown.
+    let input = runway_audit::hex::encode(&runway_audit::sha256(
+        view["input"].as_str().unwrap().as_bytes(),
+    ));
+    assert!(
+        tries.iter().all(|a| a["input_digest"] == input.as_str()),
+        "{input} {tries:?}"
+    );
     // The last attempt's log, as before.
     assert_eq!(view["log"], second["log"]);
+    // The input handed to a runway taking an output, that output put in.
+    let used = server.json(&["show", "use"]);
+    let handed: Value = serde_json::from_str(used["input"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        handed,
+        serde_json::json!({ "output": { "got": { "attempt": 2 } } })
+    );
+    let digest = runway_audit::sha256(used["input"].as_str().unwrap().as_bytes());
+    assert_eq!(
+        runs(&used)[0]["input_digest"],
+        runway_audit::hex::encode(&digest)
+    );
     // Lists leave them out.
     let (_, list) = crate::server::get(&server.url, "/api/runways", &server.admin());
     let list: Value = serde_json::from_str(&list).unwrap();

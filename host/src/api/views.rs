@@ -176,7 +176,9 @@ pub struct RunwayView {
     /// When it ended for good; null until it has.
     #[serde(default)]
     pub ended_at: Option<String>,
-    /// The input handed to its agent, as JSON text (in `show` only).
+    /// The input handed to its agent, as JSON text: its manifest's, or,
+    /// once the outputs it takes were put in, the input as resolved (in
+    /// `show` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
     /// The log lines kept of its last attempt that landed in this server
@@ -225,6 +227,9 @@ pub struct AttemptView {
     /// Lines it logged that `log` leaves out (past those caps, or dropped
     /// by its run beyond its grant's `max_log_kib`).
     pub log_left_out: usize,
+    /// SHA-256 (hex) of the input it was handed (the runway's `input`),
+    /// when it was kept.
+    pub input_digest: Option<String>,
     /// SHA-256 (hex) of its output, when it returned one and it was kept.
     pub output_digest: Option<String>,
     /// Its output's first 8 KiB, as text (ending in `…` when cut).
@@ -245,6 +250,7 @@ impl From<&AttemptReport> for AttemptView {
             kept: kept.is_some(),
             log: kept.map(|k| k.log.clone()).unwrap_or_default(),
             log_left_out: kept.map_or(0, |k| k.log_left_out),
+            input_digest: kept.map(|k| runway_audit::hex::encode(&k.input_digest)),
             output_digest: kept
                 .and_then(|k| k.output_digest)
                 .map(|d| runway_audit::hex::encode(&d)),
@@ -582,7 +588,9 @@ pub fn shown(r: &RunwayReport, reports: &[RunwayReport]) -> RunwayView {
     let log = r.runs.iter().rev().find_map(|a| a.kept.as_ref());
     RunwayView {
         children: Some(children),
-        input: Some(String::from_utf8_lossy(&r.manifest.input).into_owned()),
+        input: Some(
+            String::from_utf8_lossy(r.resolved.as_ref().unwrap_or(&r.manifest.input)).into_owned(),
+        ),
         log: log.map(|k| k.log.clone()),
         runs: Some(r.runs.iter().map(AttemptView::from).collect()),
         ..runway(r)

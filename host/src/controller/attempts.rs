@@ -32,6 +32,8 @@ pub struct Kept {
     /// Lines it logged that `log` leaves out: past the caps here, or
     /// dropped by its run beyond its grant's `max_log_kib`.
     pub log_left_out: usize,
+    /// SHA-256 of the input it was handed.
+    pub input_digest: Hash,
     /// SHA-256 of its output, when it returned one.
     pub output_digest: Option<Hash>,
     /// Its output's first [`ATTEMPT_OUTPUT_BYTES`] as text (cut at a
@@ -42,8 +44,8 @@ pub struct Kept {
 }
 
 impl Kept {
-    /// What is kept of attempt `attempt`'s run `run`.
-    pub fn of(attempt: u32, run: &RunReport) -> Kept {
+    /// What is kept of attempt `attempt`'s run `run`, handed `input`.
+    pub fn of(attempt: u32, run: &RunReport, input: &[u8]) -> Kept {
         let mut log = Vec::new();
         let mut bytes = 0;
         for line in run.log.lines.iter().take(ATTEMPT_LOG_LINES) {
@@ -58,6 +60,7 @@ impl Kept {
             attempt,
             log_left_out: run.log.lines.len() - log.len() + run.log.dropped,
             log,
+            input_digest: runway_audit::sha256(input),
             output_digest: output.map(runway_audit::sha256),
             output: output.map(|o| cut(&String::from_utf8_lossy(o), ATTEMPT_OUTPUT_BYTES)),
             output_bytes: output.map_or(0, Vec::len),
@@ -165,11 +168,9 @@ mod tests {
             &["Info first try"],
             Err(RunFailure::HostFault("boom".into())),
         );
-        kept.keep(Kept::of(1, &failed));
-        kept.keep(Kept::of(
-            2,
-            &run(&["Info second try"], Ok(b"{\"ok\":1}".to_vec())),
-        ));
+        kept.keep(Kept::of(1, &failed, b"{}"));
+        let second = run(&["Info second try"], Ok(b"{\"ok\":1}".to_vec()));
+        kept.keep(Kept::of(2, &second, b"{}"));
         let moves = [
             (at(1), State::Queued, "filed"),
             (at(2), State::Running, "attempt 1"),
@@ -188,6 +189,7 @@ mod tests {
         let first = got[0].kept.as_ref().unwrap();
         assert_eq!(first.log, ["Info first try"]);
         assert_eq!((first.output.as_deref(), first.output_digest), (None, None));
+        assert_eq!(first.input_digest, runway_audit::sha256(b"{}"));
         assert_eq!(got[1].state, Some(State::Succeeded));
         let second = got[1].kept.as_ref().unwrap();
         assert_eq!(second.log, ["Info second try"]);
@@ -216,7 +218,7 @@ mod tests {
         let lines: Vec<&str> = (0..2 * ATTEMPT_LOG_LINES).map(|_| long.as_str()).collect();
         let big = vec![b'y'; 4 * ATTEMPT_OUTPUT_BYTES];
         for n in 1..=3 * ATTEMPTS_KEPT as u32 {
-            kept.keep(Kept::of(n, &run(&lines, Ok(big.clone()))));
+            kept.keep(Kept::of(n, &run(&lines, Ok(big.clone())), b"{}"));
         }
         let numbers: Vec<u32> = kept.kept.iter().map(|k| k.attempt).collect();
         let last = 3 * ATTEMPTS_KEPT as u32;

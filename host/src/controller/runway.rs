@@ -83,6 +83,10 @@ pub struct RunwayReport {
     /// Each attempt, oldest first, with what this process kept of its run
     /// (in `show` only: empty in lists).
     pub runs: Vec<AttemptReport>,
+    /// The input its agent is handed, once the outputs it takes were put
+    /// in (in `show` only; `None` before, and when it takes none: its
+    /// manifest's input is handed as it is).
+    pub resolved: Option<Vec<u8>>,
 }
 
 /// A runway's times, as its history says them.
@@ -252,8 +256,14 @@ impl Runway {
     /// Its current attempt's run is back: its report is the last run's,
     /// and what is kept of each attempt keeps this one's.
     pub fn keep_run(&mut self, run: RunReport) {
-        self.kept.keep(Kept::of(self.course.attempt, &run));
+        let kept = Kept::of(self.course.attempt, &run, self.handed());
+        self.kept.keep(kept);
         self.run = Some(Arc::new(run));
+    }
+
+    /// The input its agent is handed: as resolved, or its manifest's.
+    pub fn handed(&self) -> &[u8] {
+        self.resolved.as_deref().unwrap_or(&self.manifest.input)
     }
 
     pub fn report(&self, with_history: bool) -> RunwayReport {
@@ -306,6 +316,10 @@ impl Runway {
             } else {
                 Vec::new()
             },
+            resolved: with_history
+                .then(|| self.resolved.clone())
+                .flatten()
+                .filter(|r| *r != self.manifest.input),
         }
     }
 

@@ -564,6 +564,7 @@ function attemptView(a, took, of) {
     el("h3", {}, `Attempt ${a.attempt} of ${of} `, a.state ? state(a.state) : state("RUNNING"),
       el("span", { class: "muted mono" }, ` ${clock(a.started_at)} \u2192 ${a.ended_at ? clock(a.ended_at) : "in flight"}, ${took}`)),
     a.state && a.reason ? el("p", { class: "error" }, short(a.reason, SHOWN_CHARS)) : null,
+    a.input_digest ? el("p", { class: "muted mono", title: "SHA-256 " + a.input_digest }, `handed the input shown below (SHA-256 ${a.input_digest.slice(0, 16)}\u2026)`) : null,
     log, output);
 }
 
