@@ -245,6 +245,20 @@ pub const MAX_DEBOUNCE: Duration = Duration::from_secs(86_400);
 pub const MAX_TRIGGER_CHAIN: u32 = 16;
 /// Most upcoming firings a schedule shows (`GET /api/triggers`).
 pub const UPCOMING_FIRINGS: usize = 5;
+/// Attempts of one runway whose log lines and output the controller keeps
+/// to show (`runway show`, the page): the first and the latest, this many
+/// in all, however many a retry policy allows ([`MAX_ATTEMPTS`]).
+pub const ATTEMPTS_KEPT: usize = 8;
+/// Most log lines kept of one attempt (each at most 4 KiB: the sandbox
+/// cuts longer ones).
+pub const ATTEMPT_LOG_LINES: usize = 500;
+/// Most bytes of log lines kept of one attempt (the default grant's
+/// `max_log_kib`): an attempt's kept log is at most this, so a runway's at
+/// most [`ATTEMPTS_KEPT`] times it.
+pub const ATTEMPT_LOG_BYTES: usize = 256 << 10;
+/// Most bytes of an attempt's output kept beside its log (a preview; its
+/// digest names all of it).
+pub const ATTEMPT_OUTPUT_BYTES: usize = 8 << 10;
 
 /// `text` cut to at most `max` bytes at a character boundary, ending in
 /// `…` when cut: the one way a capped text is cut.

@@ -2,6 +2,7 @@
 //! `plugins/` by host/build.rs, real wasmtime, real files.
 
 mod agents;
+mod attempts;
 mod audit_crash;
 mod audit_tamper;
 mod audit_trail;

@@ -19,10 +19,11 @@
 //! graph (nodes by state, `after` and delegation edges, children folded
 //! until opened; a node clicked opens its runway) and its timeline (one
 //! lane per dataset: a backup waiting for the lock an import holds);
-//! a runway's page shows its attempts, its log lines, input and output
+//! a runway's page shows each attempt (a failed one beside the retry that
+//! succeeded) with its own log lines, and its input and output,
 //! inline as text; an operator re-files from it (audited in their name),
 //! a viewer gets no button and its forged POST is refused; the filing's
-//! page reads on a phone. The panels and graph marks for what other parts
+//! page and a runway's attempts read on a phone. The panels and graph marks for what other parts
 //! add (triggers, agents, `when`, `takes_from`, budgets) are drawn from
 //! those shapes. Screenshots of these views go into `docs/` (the README
 //! shows them).
@@ -602,8 +603,8 @@ async fn eval(c: &Client, script: &str) -> serde_json::Value {
 
 /// A nightly-like filing: an import and a backup contending for one
 /// dataset, a scoring after the import, a fan-out that delegates two
-/// runs, a report after all of them, and a probe whose log line quotes
-/// markup.
+/// runs, a report after all of them, and a probe that fails once, then
+/// succeeds, each attempt logging a line that quotes markup.
 const PIPELINE: &str = r#"
 [[runway]]
 id = "import"
@@ -640,8 +641,9 @@ after = ["report"]
 [[runway]]
 id = "quoted"
 agent = "probe"
-action = "read-unlocked"
-input = { dataset = "<img src=x onerror=alert(1)>" }
+action = "flaky"
+input = { say = "<img src=x onerror=alert(1)>" }
+retry = { attempts = 2, initial = "10ms", max = "10ms" }
 "#;
 
 #[test]
@@ -762,11 +764,28 @@ fn the_board_draws_a_filing_as_a_graph_and_a_timeline() {
         until(&c, "location.pathname === '/runways/import'").await;
         find(&c, "#attempts tr[data-attempt='1']").await;
 
-        // A run's log lines, input and output inline, as text: a guest's
-        // markup stays text.
+        // Each attempt with its own log lines, and the output, inline, as
+        // text: the failed first attempt's log is still there beside the
+        // second's, and a guest's markup stays text.
         c.goto(&format!("{base}/runways/quoted")).await.unwrap();
-        let line = find(&c, "#log li").await.text().await.unwrap();
-        assert!(line.contains("<img src=x onerror=alert(1)>"), "{line}");
+        find(&c, "#attempts tr[data-attempt='2']").await;
+        for (n, state) in [(1, "FAILED"), (2, "SUCCEEDED")] {
+            let attempt = find(&c, &format!("#attempt-{n}[data-attempt='{n}']")).await;
+            let shown = attempt.find(Locator::Css(".state")).await.unwrap();
+            assert_eq!(shown.text().await.unwrap(), state);
+            let line = attempt.find(Locator::Css("ol.log li")).await.unwrap();
+            assert!(line.is_displayed().await.unwrap(), "attempt {n}'s log line is visible");
+            let line = line.text().await.unwrap();
+            assert!(
+                line.contains(&format!("flaky: attempt {n} <img src=x onerror=alert(1)>")),
+                "{line}"
+            );
+        }
+        let first = find(&c, "#attempt-1 p.error").await.text().await.unwrap();
+        assert!(first.contains("flaky, first attempt"), "{first}");
+        let output = find(&c, "#attempt-2 pre").await.text().await.unwrap();
+        assert!(output.contains("\"attempt\": 2"), "{output}");
+        assert!(c.find(Locator::Css("#attempt-1 pre")).await.is_err(), "a failure has no output");
         assert_eq!(eval(&c, "document.querySelectorAll('#main img').length").await, json!(0));
         let input = find(&c, "#input pre").await.text().await.unwrap();
         assert!(input.contains("<img src=x onerror=alert(1)>"), "{input}");
@@ -816,6 +835,10 @@ fn the_board_draws_a_filing_as_a_graph_and_a_timeline() {
         // On a phone: the filing's page needs no sideways scrolling (the
         // graph scrolls in its own box).
         c.set_window_size(390, 844).await.unwrap();
+        // A runway's attempts and their logs too.
+        c.goto(&format!("{base}/runways/quoted")).await.unwrap();
+        find(&c, "#attempt-2 ol.log li").await;
+        until(&c, "document.documentElement.scrollWidth <= window.innerWidth").await;
         c.goto(&format!("{base}/filings/{seq}")).await.unwrap();
         find(&c, "#gantt-svg g.lane").await;
         until(&c, "document.documentElement.scrollWidth <= window.innerWidth").await;

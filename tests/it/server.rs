@@ -825,7 +825,10 @@ fn the_event_stream_follows_the_trail_as_it_grows() {
     };
     let waited = std::time::Instant::now();
     while !released() {
-        assert!(waited.elapsed() < Duration::from_secs(30), "first never let go");
+        assert!(
+            waited.elapsed() < Duration::from_secs(30),
+            "first never let go"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let url = server.url.clone();

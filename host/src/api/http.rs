@@ -408,7 +408,7 @@ async fn list(
 
 #[utoipa::path(get, path = "/api/runways/{id}", tag = "runways",
     params(("id" = String, Path, description = "The runway id")),
-    responses((status = 200, description = "The runway with its history", body = views::RunwayView),
+    responses((status = 200, description = "The runway with its history, and each attempt with its log lines and output as this server process kept them", body = views::RunwayView),
         (status = 404, description = "No such runway", body = ErrorBody)))]
 async fn show(State(api): State<Api>, PathOf(id): PathOf<String>) -> Answer<views::RunwayView> {
     api.show(&id).await.map(Json)

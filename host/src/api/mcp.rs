@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | `file_manifest` | file | files a manifest or plan (TOML or JSON); the new runway ids once durable |
 //! | `list_runways` | view | runways, by state, agent, label and delegation tree |
-//! | `show_runway` | view | one runway with its history, its parent and root, its children and their states, its tree's progress |
+//! | `show_runway` | view | one runway with its history, each attempt's log lines and output, its parent and root, its children and their states, its tree's progress |
 //! | `wait_runway` | view | waits (up to 60 s) for runways to end |
 //! | `cancel_runway` | control | cancels a runway |
 //! | `audit_timeline` | view | a runway's, tree's, dataset's or agent's records (beyond transitions with the audit right) |
@@ -218,7 +218,7 @@ impl Door {
     }
 
     #[tool(
-        description = "Show one runway: state, history of transitions with times and reasons, locks held, attempts, output digest, failure reason; in a delegation tree, its parent, root and depth, the runways it delegated (children, each with agent and state) and its tree's progress (done of total)."
+        description = "Show one runway: state, history of transitions with times and reasons, locks held, each attempt (start, end, how it ended, its log lines and output as this server kept them), output digest, failure reason; in a delegation tree, its parent, root and depth, the runways it delegated (children, each with agent and state) and its tree's progress (done of total)."
     )]
     async fn show_runway(
         &self,

@@ -21,7 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::controller::tower::DatasetLocks;
 use crate::controller::tree;
-use crate::controller::{Budget, FilingReport, PlanReport, RunwayReport, SpentView};
+use crate::controller::{AttemptReport, Budget, FilingReport, PlanReport, RunwayReport, SpentView};
 use crate::limits::Limits;
 use crate::plugin::loader::Plugins;
 
@@ -176,12 +176,13 @@ pub struct RunwayView {
     /// When it ended for good; null until it has.
     #[serde(default)]
     pub ended_at: Option<String>,
-    /// The input handed to its agent, as JSON text (in `show` only).
+    /// The input handed to its agent, as JSON text: its manifest's, or,
+    /// once the outputs it takes were put in, the input as resolved (in
+    /// `show` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
-    /// Its last attempt's first 500 log lines, as kept (within its
-    /// grant's `max_log_kib`); in `show` only, for a run this server
-    /// process made.
+    /// The log lines kept of its last attempt that landed in this server
+    /// process (as in `runs`); in `show` only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub log: Option<Vec<String>>,
     /// Its filing's budget (its plan's `[budget]`); null when it has none.
@@ -194,6 +195,69 @@ pub struct RunwayView {
     /// What its own attempts cost.
     #[serde(default)]
     pub cost: SpentView,
+    /// Each attempt, oldest first: when it flew, how it ended, and its log
+    /// lines and output as this server process kept them (in `show`
+    /// only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<Vec<AttemptView>>,
+}
+
+/// One attempt of a runway (each move to RUNNING starts one).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct AttemptView {
+    /// Which attempt: 1 for the first.
+    pub attempt: u32,
+    /// When it took off (RFC 3339, UTC, milliseconds).
+    pub started_at: String,
+    /// When it landed; null while it flies.
+    pub ended_at: Option<String>,
+    /// How it ended: SUCCEEDED, FAILED, TIMED_OUT or CANCELLED; null
+    /// while it flies.
+    pub state: Option<String>,
+    /// Why it ended so (empty for a success).
+    pub reason: String,
+    /// Whether this server process kept its log lines and output: false
+    /// for an attempt flown before it started (the trail keeps no log
+    /// lines), one still flying, or a middle one of many (the first and
+    /// the latest 7 are kept).
+    pub kept: bool,
+    /// Its first log lines (at most 500, 256 KiB in all); empty when not
+    /// `kept`.
+    pub log: Vec<String>,
+    /// Lines it logged that `log` leaves out (past those caps, or dropped
+    /// by its run beyond its grant's `max_log_kib`).
+    pub log_left_out: usize,
+    /// SHA-256 (hex) of the input it was handed (the runway's `input`),
+    /// when it was kept.
+    pub input_digest: Option<String>,
+    /// SHA-256 (hex) of its output, when it returned one and it was kept.
+    pub output_digest: Option<String>,
+    /// Its output's first 8 KiB, as text (ending in `…` when cut).
+    pub output: Option<String>,
+    /// Its output's whole length, in bytes.
+    pub output_bytes: usize,
+}
+
+impl From<&AttemptReport> for AttemptView {
+    fn from(a: &AttemptReport) -> AttemptView {
+        let kept = a.kept.as_deref();
+        AttemptView {
+            attempt: a.attempt,
+            started_at: stamp(a.started),
+            ended_at: a.ended.map(stamp),
+            state: a.state.map(|s| s.name().to_string()),
+            reason: a.reason.clone(),
+            kept: kept.is_some(),
+            log: kept.map(|k| k.log.clone()).unwrap_or_default(),
+            log_left_out: kept.map_or(0, |k| k.log_left_out),
+            input_digest: kept.map(|k| runway_audit::hex::encode(&k.input_digest)),
+            output_digest: kept
+                .and_then(|k| k.output_digest)
+                .map(|d| runway_audit::hex::encode(&d)),
+            output: kept.and_then(|k| k.output.clone()),
+            output_bytes: kept.map_or(0, |k| k.output_bytes),
+        }
+    }
 }
 
 /// A plan's budget: each figure, or null when it is not limited.
@@ -501,9 +565,6 @@ pub fn plan(report: &PlanReport) -> Value {
     serde_json::to_value(view).unwrap_or(Value::Null)
 }
 
-/// Most log lines a runway's `show` gives (each at most 4 KiB).
-pub const LOG_LINES: usize = 500;
-
 /// One runway as `show` gives it: its view with `children`, each as
 /// `reports` (the children's own reports, in any order) say it stands.
 pub fn shown(r: &RunwayReport, reports: &[RunwayReport]) -> RunwayView {
@@ -519,14 +580,14 @@ pub fn shown(r: &RunwayReport, reports: &[RunwayReport]) -> RunwayView {
             reason: c.reason.clone(),
         })
         .collect();
-    let log = r
-        .run
-        .as_ref()
-        .map(|run| run.log.lines.iter().take(LOG_LINES).cloned().collect());
+    let log = r.runs.iter().rev().find_map(|a| a.kept.as_ref());
     RunwayView {
         children: Some(children),
-        input: Some(String::from_utf8_lossy(&r.manifest.input).into_owned()),
-        log,
+        input: Some(
+            String::from_utf8_lossy(r.resolved.as_ref().unwrap_or(&r.manifest.input)).into_owned(),
+        ),
+        log: log.map(|k| k.log.clone()),
+        runs: Some(r.runs.iter().map(AttemptView::from).collect()),
         ..runway(r)
     }
 }
@@ -609,6 +670,7 @@ pub fn runway(r: &RunwayReport) -> RunwayView {
         budget: r.budget.map(BudgetView::from),
         spent: r.spent.into(),
         cost: r.cost.into(),
+        runs: None,
     }
 }
 

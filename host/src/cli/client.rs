@@ -454,6 +454,7 @@ fn print_runway(r: &RunwayView) {
             excerpt(&t.reason, 200)
         );
     }
+    super::attempts::print_attempts(r.runs.as_deref().unwrap_or_default());
 }
 
 pub fn approve(args: ApproveArgs) -> Result<(), Failure> {

@@ -12,6 +12,7 @@
 //! token or what it asked for (401, 403). Every error is printed once.
 
 mod agents;
+mod attempts;
 mod audit;
 mod build;
 mod client;

@@ -4,8 +4,6 @@
 //! QUEUED, not before its backoff. A run host code panicked on FAILS the
 //! same way.
 
-use std::sync::Arc;
-
 use runway_audit::{Event, LockGrant, LockMode, State};
 use tokio::time::Instant;
 
@@ -47,7 +45,7 @@ impl Dispatch {
             self.commits_landed(&runway, &report.committed)?;
             self.events_delivered(&runway, &report.published)?;
         }
-        self.book.runways[i].run = Some(Arc::new(report));
+        self.book.runways[i].keep_run(report);
         self.maybe_retry(i)?;
         self.hold_to_budget(i)
     }
@@ -59,7 +57,7 @@ impl Dispatch {
         self.fail(i, reason)?;
         self.land_locks(i);
         self.spend(i, 0);
-        self.book.runways[i].run = Some(Arc::new(RunReport::failed(failure)));
+        self.book.runways[i].keep_run(RunReport::failed(failure));
         self.maybe_retry(i)?;
         self.hold_to_budget(i)
     }

@@ -36,6 +36,7 @@
 //! the crash cut short retries per its policy.
 
 mod agents;
+mod attempts;
 mod book;
 mod breaker;
 mod budget;
@@ -86,6 +87,7 @@ mod triggers;
 mod waiters;
 mod workers;
 
+pub use attempts::AttemptReport;
 pub use budget::Budget;
 pub use clock::ManualClock;
 pub use commit::{execute, land};

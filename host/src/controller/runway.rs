@@ -10,6 +10,7 @@ use runway_audit::{Event, Hash, LockGrant, State};
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
+use super::attempts::{AttemptReport, Kept, KeptAttempts, attempts};
 use super::budget::Budget;
 use super::cost::{Account, Spent};
 use super::family::Progress;
@@ -79,6 +80,13 @@ pub struct RunwayReport {
     /// What its filing's runs have spent so far (its plan's runways, the
     /// runways delegated below them and those taking over from them).
     pub spent: Spent,
+    /// Each attempt, oldest first, with what this process kept of its run
+    /// (in `show` only: empty in lists).
+    pub runs: Vec<AttemptReport>,
+    /// The input its agent is handed, once the outputs it takes were put
+    /// in (in `show` only; `None` before, and when it takes none: its
+    /// manifest's input is handed as it is).
+    pub resolved: Option<Vec<u8>>,
 }
 
 /// A runway's times, as its history says them.
@@ -193,6 +201,8 @@ pub(super) struct Runway {
     /// fresh tokens, until its run takes them (shared with its run).
     pub returned: Returned,
     pub run: Option<Arc<RunReport>>,
+    /// What this process kept of its attempts' runs (log lines, output).
+    pub kept: KeptAttempts,
     /// Another runway reads its output: its runs keep it on the trail.
     pub read: bool,
     /// Its input once its dependencies ended and its condition held, the
@@ -219,6 +229,7 @@ impl Runway {
             cancel: Cancel::default(),
             returned: Returned::default(),
             run: None,
+            kept: KeptAttempts::default(),
             read: false,
             resolved: None,
             account: None,
@@ -240,6 +251,19 @@ impl Runway {
     /// Will not move again: final, or failed with no retry coming.
     pub fn ended(&self) -> bool {
         self.course.ended()
+    }
+
+    /// Its current attempt's run is back: its report is the last run's,
+    /// and what is kept of each attempt keeps this one's.
+    pub fn keep_run(&mut self, run: RunReport) {
+        let kept = Kept::of(self.course.attempt, &run, self.handed());
+        self.kept.keep(kept);
+        self.run = Some(Arc::new(run));
+    }
+
+    /// The input its agent is handed: as resolved, or its manifest's.
+    pub fn handed(&self) -> &[u8] {
+        self.resolved.as_deref().unwrap_or(&self.manifest.input)
     }
 
     pub fn report(&self, with_history: bool) -> RunwayReport {
@@ -283,6 +307,19 @@ impl Runway {
                 .as_ref()
                 .map(Account::spent)
                 .unwrap_or_default(),
+            runs: if with_history {
+                let moves = self.course.history.iter();
+                attempts(
+                    moves.map(|t| (t.at, t.state, t.reason.as_str())),
+                    &self.kept,
+                )
+            } else {
+                Vec::new()
+            },
+            resolved: with_history
+                .then(|| self.resolved.clone())
+                .flatten()
+                .filter(|r| *r != self.manifest.input),
         }
     }
 

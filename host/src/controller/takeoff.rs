@@ -98,10 +98,7 @@ impl Dispatch {
             runway: r.id().to_string(),
             program,
             action: r.manifest.action.clone(),
-            input: r
-                .resolved
-                .clone()
-                .unwrap_or_else(|| r.manifest.input.clone()),
+            input: r.handed().to_vec(),
             attempt,
             locks: grants,
             cancel: r.cancel.clone(),

@@ -242,6 +242,10 @@ impl Agent for Probe {
             "trap" => panic!("probe: trapping on purpose"),
             "flaky" => {
                 let attempt = ctx.info().attempt;
+                // Each attempt logs its number, and the input's `say`.
+                let input: serde_json::Value = ctx.input().unwrap_or_default();
+                let say = input.get("say").and_then(|s| s.as_str()).unwrap_or("");
+                log::info(format!("flaky: attempt {attempt} {say}").trim_end());
                 if attempt < 2 {
                     return Err(Error::Invalid("probe: flaky, first attempt".into()));
                 }

@@ -530,33 +530,49 @@ function capped(text, id, none) {
     cut ? el("p", { class: "muted" }, `The first ${SHOWN_CHARS} of ${shown.length} characters.`) : null);
 }
 
-// A run's attempts, from its history (each RUNNING move starts one): when
-// each started and ended, how, and the last one's log lines.
+// A run's attempts (each move to RUNNING starts one): when each started
+// and ended, how long it took, how it ended and why — then each one's log
+// lines and output inline, as this server kept them, so a retried run
+// still shows why its failed attempts failed.
 function attemptsView(r) {
-  const h = r.history || [];
-  const tries = [];
-  h.forEach((t, i) => {
-    if (t.state !== "RUNNING") return;
-    const next = h[i + 1];
-    tries.push({ from: t.at, to: next ? next.at : null, then: next ? next.state : null, why: next ? next.reason : "" });
-  });
-  const log = r.log || null;
-  const lines = log ? log.slice(0, SHOWN_LINES) : [];
+  const tries = r.runs || [];
   const chart = drawGantt([r], Math.min(main.clientWidth || 640, 900));
+  const took = (a) => duration((a.ended_at ? Date.parse(a.ended_at) : Date.now()) - Date.parse(a.started_at));
+  const ended = (a) => a.state ? [state(a.state), a.reason ? " " + short(a.reason, 200) : ""] : "flying";
   return el("section", { id: "attempts" },
     chart ? el("div", { class: "chart", id: "runway-chart" }, chart) : null,
     tries.length ? el("div", { class: "scroll" }, el("table", {}, el("thead", {}, el("tr", {}, el("th", {}, "#"), el("th", {}, "Start"),
       el("th", { class: "hide-narrow" }, "End"), el("th", {}, "Took"), el("th", {}, "How it ended"))),
-      el("tbody", {}, tries.map((a, i) => el("tr", { "data-attempt": i + 1 },
-        el("td", {}, i + 1), el("td", { class: "mono" }, clock(a.from)), el("td", { class: "mono hide-narrow" }, a.to ? clock(a.to) : "in flight"),
-        el("td", { class: "mono" }, duration((a.to ? Date.parse(a.to) : Date.now()) - Date.parse(a.from))),
-        el("td", {}, a.then ? state(a.then) : "flying", a.why ? " " + short(a.why, 200) : "")))))) :
+      el("tbody", {}, tries.map((a) => el("tr", { "data-attempt": a.attempt },
+        el("td", {}, el("a", { href: "#attempt-" + a.attempt }, a.attempt)), el("td", { class: "mono" }, clock(a.started_at)),
+        el("td", { class: "mono hide-narrow" }, a.ended_at ? clock(a.ended_at) : "in flight"),
+        el("td", { class: "mono" }, took(a)), el("td", {}, ended(a))))))) :
       el("p", { class: "muted" }, "It has not flown."),
-    el("h3", {}, tries.length > 1 ? `Log of attempt ${tries.length} (the last)` : "Log"),
-    log === null ? el("p", { class: "muted", id: "log-none" }, "No log kept here: its run was made before this server started, or it has not run.")
-      : lines.length ? el("ol", { class: "log", id: "log" }, lines.map((l) => el("li", {}, short(l, SHOWN_CHARS))))
-        : el("p", { class: "muted", id: "log-none" }, "It logged nothing."),
-    log && log.length > lines.length ? el("p", { class: "muted" }, `The first ${lines.length} of ${log.length} lines.`) : null);
+    tries.map((a) => attemptView(a, took(a), tries.length)));
+}
+
+// One attempt: its times and end, its log lines and its output.
+function attemptView(a, took, of) {
+  const lines = a.log.slice(0, SHOWN_LINES);
+  const left = a.log.length - lines.length + (a.log_left_out || 0);
+  let log;
+  if (!a.kept) {
+    log = el("p", { class: "muted log-none" }, !a.state ? "In flight: its log shows once it lands."
+      : "No log kept here: it flew before this server started, or it is a middle attempt of many (the first and the latest are kept).");
+  } else {
+    log = [lines.length ? el("ol", { class: "log" }, lines.map((l) => el("li", {}, short(l, SHOWN_CHARS))))
+      : el("p", { class: "muted log-none" }, "It logged nothing."),
+      left > 0 ? el("p", { class: "muted" }, `${left} more log lines not kept.`) : null];
+  }
+  const output = !a.kept || a.output === null || a.output === undefined ? null
+    : [el("h4", {}, `Output (${a.output_bytes} bytes)`), capped(a.output, null, "An empty output."),
+      new TextEncoder().encode(a.output).length < a.output_bytes ? el("p", { class: "muted" }, `The first part; its SHA-256 is ${a.output_digest}.`) : null];
+  return el("section", { class: "attempt " + (a.state ? "tone-" + tone(a.state) : "tone-active"), id: "attempt-" + a.attempt, "data-attempt": a.attempt },
+    el("h3", {}, `Attempt ${a.attempt} of ${of} `, a.state ? state(a.state) : state("RUNNING"),
+      el("span", { class: "muted mono" }, ` ${clock(a.started_at)} \u2192 ${a.ended_at ? clock(a.ended_at) : "in flight"}, ${took}`)),
+    a.state && a.reason ? el("p", { class: "error" }, short(a.reason, SHOWN_CHARS)) : null,
+    a.input_digest ? el("p", { class: "muted mono", title: "SHA-256 " + a.input_digest }, `handed the input shown below (SHA-256 ${a.input_digest.slice(0, 16)}\u2026)`) : null,
+    log, output);
 }
 
 // Retry (a runway that failed or was stopped) or re-file (any other) as
