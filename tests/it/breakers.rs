@@ -174,7 +174,7 @@ fn a_breaker_opens_holds_its_runways_and_closes_on_its_probe() {
         ("open", 3, 3)
     );
     let until = t.t0 + SignedDuration::from_mins(5);
-    assert_eq!(shaky.breaker_until, Some(until.to_string()));
+    assert_eq!(shaky.breaker_until, Some(format!("{until:.3}")));
     assert!(
         shaky
             .last_failure

@@ -55,7 +55,7 @@ impl From<TriggerReport> for TriggerView {
             kind: t.kind.to_string(),
             state: if t.paused { "paused" } else { "active" }.to_string(),
             fired: t.fired,
-            last_fired: t.last_fired.map(|at| at.to_string()),
+            last_fired: t.last_fired.map(|at| format!("{at:.3}")),
             next: t.next.iter().map(ToString::to_string).collect(),
             runways: t.runways,
             filed: t.filed,

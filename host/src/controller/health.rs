@@ -39,7 +39,7 @@ pub struct LastFailure {
     pub runway: String,
     /// Why it failed (capped; escaped where a person reads it).
     pub reason: String,
-    /// When, RFC 3339 (the system clock, the trail's).
+    /// When, RFC 3339 to the millisecond (the system clock, the trail's).
     pub at: String,
 }
 
@@ -124,7 +124,7 @@ pub struct AgentHealth {
     pub last_failure: Option<LastFailure>,
     /// `closed`, `open` or `half-open`.
     pub breaker: String,
-    /// When an open breaker goes half-open, RFC 3339.
+    /// When an open breaker goes half-open, RFC 3339 to the millisecond.
     pub breaker_until: Option<String>,
 }
 
@@ -151,7 +151,7 @@ impl AgentHealth {
             in_flight: f.in_flight,
             last_failure: f.last_failure.clone(),
             breaker: breaker.to_string(),
-            breaker_until: breaker_until.map(|t| t.to_string()),
+            breaker_until: breaker_until.map(|t| format!("{t:.3}")),
         }
     }
 }
@@ -218,9 +218,10 @@ impl Figures {
             f.last_failure = Some(LastFailure {
                 runway: runway.to_string(),
                 reason: crate::limits::cut(reason, crate::limits::MAX_REASON),
-                at: Timestamp::from_nanosecond(i128::from(at_ns))
-                    .unwrap_or(at)
-                    .to_string(),
+                at: format!(
+                    "{:.3}",
+                    Timestamp::from_nanosecond(i128::from(at_ns)).unwrap_or(at)
+                ),
             });
         }
         f.window.push_back(Ran { ok, ms });
