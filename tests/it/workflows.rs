@@ -135,6 +135,14 @@ fn the_nightly_schedule_fires_the_check_the_awards_and_the_appeal_branch_once() 
         "{decided:?}"
     );
 
+    // What the check's firing spent is its filing's, the review's tree
+    // and hand-off included (53 runs here), as the filing's own sum says.
+    let triggers = rt.block_on(controller.triggers()).unwrap();
+    let check = triggers.iter().find(|t| t.id == "check-on-import").unwrap();
+    assert_eq!(check.filed, 3);
+    assert_eq!(check.spent, review.spent);
+    assert!(check.spent.runs > 3, "{:?}", check.spent);
+
     // Nothing more fires until 01:00 New York tomorrow.
     clock.advance(SignedDuration::from_hours(23));
     rt.block_on(controller.stats()).unwrap();

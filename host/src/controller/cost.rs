@@ -11,8 +11,9 @@
 //!   runway it took over from). A filing is named by the place of its
 //!   first runway; its budget ([`super::budget`]) is held against its sum;
 //! - per **agent**;
-//! - per **trigger**: the runways a trigger fired (their manifest's
-//!   `fired_by`).
+//! - per **trigger**: the filings a trigger fired (their first runway's
+//!   `fired_by`), so what their delegated and handed-off runways spent
+//!   counts too, as it does for the filing.
 //!
 //! The sums are rebuilt at start from the trail: per filing and per
 //! trigger from the runways the journal folded (a runway's filing and
@@ -125,6 +126,8 @@ pub struct Account {
     /// The place of the filing's first runway.
     pub filing: usize,
     pub budget: Option<Budget>,
+    /// The trigger that fired the filing, if one did.
+    pub trigger: Option<String>,
     pub spent: Arc<Mutex<Spent>>,
 }
 
@@ -155,12 +158,15 @@ pub(super) struct Ledger {
 impl Ledger {
     /// The account of filing `filing` (opened with `budget` the first
     /// time).
-    pub fn open(&mut self, filing: usize, budget: Option<Budget>) -> Account {
+    /// The account of the filing whose first runway is at `filing` and
+    /// has `manifest`.
+    pub fn open(&mut self, filing: usize, manifest: &Manifest) -> Account {
         self.filings
             .entry(filing)
             .or_insert_with(|| Account {
                 filing,
-                budget,
+                budget: manifest.budget,
+                trigger: trigger_of(manifest).map(str::to_string),
                 spent: Arc::default(),
             })
             .clone()
@@ -173,23 +179,23 @@ impl Ledger {
         }
     }
 
-    /// Charges `cost` to `account`'s filing, to the runway's agent and to
-    /// its trigger.
-    pub fn charge(&mut self, account: &Account, manifest: &Manifest, cost: &Spent) {
-        self.restored(account, manifest, cost);
-        entry(&mut self.agents, &manifest.agent).add(cost);
+    /// Charges `cost` to `account`'s filing and its trigger, and to
+    /// `agent`.
+    pub fn charge(&mut self, account: &Account, agent: &str, cost: &Spent) {
+        self.restored(account, cost);
+        entry(&mut self.agents, agent).add(cost);
     }
 
     /// Charges what a restored runway's attempts cost to its filing and
-    /// its trigger (its agents' sums come from the records:
+    /// the filing's trigger (its agents' sums come from the records:
     /// [`of_record`]).
-    pub fn restored(&mut self, account: &Account, manifest: &Manifest, cost: &Spent) {
+    pub fn restored(&mut self, account: &Account, cost: &Spent) {
         account
             .spent
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .add(cost);
-        if let Some(trigger) = trigger_of(manifest) {
+        if let Some(trigger) = &account.trigger {
             entry(&mut self.triggers, trigger).1.add(cost);
         }
     }
@@ -220,36 +226,43 @@ mod tests {
     #[test]
     fn charges_add_up_per_filing_agent_and_trigger() {
         let mut ledger = Ledger::default();
-        let account = ledger.open(0, None);
-        let mut m = Manifest {
+        let plain = Manifest {
             agent: "bench".into(),
             ..Manifest::default()
         };
-        ledger.charge(&account, &m, &Spent::one_run());
-        m.fired_by = Some(super::super::trigger::FiredBy {
+        let unfired = ledger.open(1, &plain);
+        ledger.charge(&unfired, "bench", &Spent::one_run());
+        let mut fired = plain.clone();
+        fired.fired_by = Some(super::super::trigger::FiredBy {
             trigger: "nightly".into(),
             key: "2026-12-07T06:00:00Z".into(),
             runway: "import".into(),
             depth: 1,
         });
-        ledger.charge(&account, &m, &Spent::landed(10, 20, 30));
-        let again = ledger.open(0, None);
+        let account = ledger.open(0, &fired);
+        // The firing's runway, and a child of it (its manifest names no
+        // trigger; its filing's account does).
+        ledger.charge(&account, "bench", &Spent::landed(10, 20, 30));
+        ledger.charge(&account, "child", &Spent::landed(5, 0, 0));
+        let again = ledger.open(0, &plain);
         let want = Spent {
-            runs: 1,
-            fuel: 10,
+            runs: 0,
+            fuel: 15,
             wall_us: 20,
             bytes: 30,
         };
         assert_eq!(again.spent(), want);
-        assert_eq!(ledger.agent("bench"), want);
-        assert_eq!(ledger.trigger("nightly"), (0, Spent::landed(10, 20, 30)));
-        ledger.enrolled(&m);
+        assert_eq!(unfired.spent(), Spent::one_run());
+        assert_eq!(ledger.agent("bench").fuel, 10);
+        assert_eq!(ledger.agent("child").fuel, 5);
+        assert_eq!(ledger.trigger("nightly"), (0, want));
+        ledger.enrolled(&fired);
         assert_eq!(ledger.trigger("nightly").0, 1);
         // A restored runway's cost is its filing's and its trigger's; its
         // agent's comes from the records.
-        ledger.restored(&account, &m, &Spent::landed(1, 0, 0));
-        assert_eq!(ledger.agent("bench"), want);
-        assert_eq!(ledger.trigger("nightly").1.fuel, 11);
-        assert_eq!(account.spent().fuel, 11);
+        ledger.restored(&account, &Spent::landed(1, 0, 0));
+        assert_eq!(ledger.agent("bench").fuel, 10);
+        assert_eq!(ledger.trigger("nightly").1.fuel, 16);
+        assert_eq!(account.spent().fuel, 16);
     }
 }

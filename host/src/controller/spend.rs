@@ -33,17 +33,16 @@ use crate::sandbox::RunReport;
 
 impl Dispatch {
     /// Opens runway `i`'s account (its filing's) and charges to it (and
-    /// to its trigger) what the runway has cost so far: something only
+    /// to the filing's trigger) what the runway has cost so far: something only
     /// when it is restored.
     pub(super) fn enroll(&mut self, i: usize) {
         let filing = self.filing_of(i);
-        let budget = self.book.runways[filing].manifest.budget;
-        let account = self.costs.open(filing, budget);
+        let account = self.costs.open(filing, &self.book.runways[filing].manifest);
         let r = &mut self.book.runways[i];
         self.costs.enrolled(&r.manifest);
         let cost = r.course.cost;
         if cost != Spent::default() {
-            self.costs.restored(&account, &r.manifest, &cost);
+            self.costs.restored(&account, &cost);
         }
         r.account = Some(account);
     }
@@ -94,7 +93,7 @@ impl Dispatch {
         let r = &mut self.book.runways[i];
         r.course.cost.add(cost);
         if let Some(account) = &r.account {
-            self.costs.charge(account, &r.manifest, cost);
+            self.costs.charge(account, &r.manifest.agent, cost);
         }
     }
 
