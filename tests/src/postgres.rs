@@ -37,7 +37,8 @@ pub struct Server {
 
 /// A database of its own on a [`Server`], dropped with this handle.
 pub struct Database {
-    server: &'static Server,
+    psql: PathBuf,
+    socket_dir: PathBuf,
     pub name: String,
 }
 
@@ -147,7 +148,7 @@ impl Server {
     }
 
     /// A new, empty database, dropped with the handle.
-    pub fn database(&'static self) -> Database {
+    pub fn database(&self) -> Database {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "t{}_{}",
@@ -159,32 +160,16 @@ impl Server {
             &name,
             &format!("GRANT ALL ON SCHEMA public TO {PASSWORD_ROLE}"),
         );
-        Database { server: self, name }
-    }
-
-    /// A connection string for `database` as the trusted superuser.
-    pub fn url(&self, database: &str) -> String {
-        format!(
-            "postgresql:///{database}?host={}&user=postgres",
-            self.socket_dir().display()
-        )
+        Database {
+            psql: self.bin.join("psql"),
+            socket_dir: self.socket_dir(),
+            name,
+        }
     }
 
     /// Runs `sql` in `database` with psql, giving its unaligned output.
     pub fn psql(&self, database: &str, sql: &str) -> String {
-        let out = Command::new(self.bin.join("psql"))
-            .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
-            .arg(self.socket_dir())
-            .args(["-U", "postgres", "-d", database, "-c", sql])
-            .stdin(Stdio::null())
-            .output()
-            .expect("psql runs");
-        assert!(
-            out.status.success(),
-            "psql {sql:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
+        psql(&self.bin.join("psql"), &self.socket_dir(), database, sql)
     }
 
     /// Runs one of the server's programs (as `postgres` when root).
@@ -200,12 +185,16 @@ impl Server {
 impl Database {
     /// Its connection string, as the trusted superuser.
     pub fn url(&self) -> String {
-        self.server.url(&self.name)
+        format!(
+            "postgresql:///{}?host={}&user=postgres",
+            self.name,
+            self.socket_dir.display()
+        )
     }
 
     /// Runs `sql` in it with psql.
     pub fn psql(&self, sql: &str) -> String {
-        self.server.psql(&self.name, sql)
+        psql(&self.psql, &self.socket_dir, &self.name, sql)
     }
 
     /// Its connection string as [`PASSWORD_ROLE`] giving `password`.
@@ -213,7 +202,7 @@ impl Database {
         format!(
             "postgresql://{PASSWORD_ROLE}:{password}@/{}?host={}",
             self.name,
-            self.server.socket_dir().display()
+            self.socket_dir.display()
         )
     }
 }
@@ -221,13 +210,30 @@ impl Database {
 impl Drop for Database {
     fn drop(&mut self) {
         let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let _ = Command::new(self.server.bin.join("psql"))
+        let _ = Command::new(&self.psql)
             .args(["-X", "-q", "-h"])
-            .arg(self.server.socket_dir())
+            .arg(&self.socket_dir)
             .args(["-U", "postgres", "-d", "postgres", "-c", &sql])
             .stdin(Stdio::null())
             .output();
     }
+}
+
+/// Runs `sql` in `database` with psql, giving its unaligned output.
+fn psql(program: &Path, socket_dir: &Path, database: &str, sql: &str) -> String {
+    let out = Command::new(program)
+        .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+        .arg(socket_dir)
+        .args(["-U", "postgres", "-d", database, "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 impl Drop for Server {

@@ -22,8 +22,8 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use tokio_postgres::Transaction;
 use tokio_postgres::error::SqlState;
+use tokio_postgres::{Statement, Transaction};
 
 use super::client::{Conn, Target};
 use crate::store::{Change, CommitStats, RunCommit, StoreError};
@@ -56,57 +56,91 @@ const LANDED: &str = "INSERT INTO commit_datasets
 /// What one run landed, with the tokens it landed under.
 pub type Landing = (BTreeMap<String, u64>, BTreeMap<String, CommitStats>);
 
-/// Lands each run in a savepoint of its own inside `tx`: one result per
-/// run, in order (the caller commits the transaction).
-pub async fn land_all(
-    conn: &mut Conn,
-    target: &Target,
-    runs: &[RunCommit<'_>],
-) -> Result<Vec<Result<Landing, StoreError>>, StoreError> {
+/// One result per run, in order.
+pub type Landings = Vec<Result<Landing, StoreError>>;
+
+/// How a batch's transaction ended.
+pub enum Outcome {
+    /// Committed: each run's own result.
+    Committed(Landings),
+    /// Failed before its COMMIT was sent: nothing landed.
+    Failed(StoreError),
+    /// The COMMIT itself failed (the connection lost, say): the runs that
+    /// were ready may or may not have landed; their commits rows say.
+    Unknown(Landings, StoreError),
+}
+
+/// Lands each run in a savepoint of its own, in one transaction.
+pub async fn land_all(conn: &mut Conn, target: &Target, runs: &[RunCommit<'_>]) -> Outcome {
     let err = target.err();
-    let stmts = [FENCE, FENCE_OF, PUT, DELETE, COMMITS, LANDED];
-    let mut prepared = Vec::with_capacity(stmts.len());
-    for sql in stmts {
-        prepared.push(conn.prepare(sql).await.map_err(&err)?);
-    }
-    let stmts = Prepared {
-        fence: prepared[0].clone(),
-        fence_of: prepared[1].clone(),
-        put: prepared[2].clone(),
-        delete: prepared[3].clone(),
-        commits: prepared[4].clone(),
-        landed: prepared[5].clone(),
+    let stmts = match Prepared::on(conn).await {
+        Ok(stmts) => stmts,
+        Err(e) => return Outcome::Failed(err(e)),
     };
-    let mut tx = conn.client.transaction().await.map_err(&err)?;
+    let mut tx = match conn.client.transaction().await {
+        Ok(tx) => tx,
+        Err(e) => return Outcome::Failed(err(e)),
+    };
     let mut results = Vec::with_capacity(runs.len());
     for run in runs {
-        let sp = tx.savepoint("run").await.map_err(&err)?;
-        let landed = land(&sp, &stmts, run).await;
-        let landed = match landed {
-            Ok(landing) => sp.commit().await.map(|()| landing).map_err(Failed::Sql),
-            Err(why) => {
-                sp.rollback().await.map_err(&err)?;
-                Err(why)
-            }
+        let landed = match land_one(&mut tx, &stmts, run).await {
+            Ok(landed) => landed,
+            Err(e) => return Outcome::Failed(err(e)),
         };
         // A fenced or failed run rolled back alone; the batch goes on.
         results.push(landed.map_err(|why| why.into_error(target, run.deadline)));
     }
     // Every statement after the runs' own is bounded by no run's deadline.
-    tx.batch_execute("SET LOCAL statement_timeout = 0")
-        .await
-        .map_err(&err)?;
-    tx.commit().await.map_err(&err)?;
-    Ok(results)
+    if let Err(e) = tx.batch_execute("SET LOCAL statement_timeout = 0").await {
+        return Outcome::Failed(err(e));
+    }
+    match tx.commit().await {
+        Ok(()) => Outcome::Committed(results),
+        Err(e) => Outcome::Unknown(results, err(e)),
+    }
 }
 
+/// One run in a savepoint of its own: its result, or the error that
+/// broke the transaction itself.
+async fn land_one(
+    tx: &mut Transaction<'_>,
+    stmts: &Prepared,
+    run: &RunCommit<'_>,
+) -> Result<Result<Landing, Failed>, tokio_postgres::Error> {
+    let sp = tx.savepoint("run").await?;
+    Ok(match land(&sp, stmts, run).await {
+        Ok(landing) => {
+            sp.commit().await?;
+            Ok(landing)
+        }
+        Err(why) => {
+            sp.rollback().await?;
+            Err(why)
+        }
+    })
+}
+
+/// The statements of a commit, prepared on its connection.
 struct Prepared {
-    fence: tokio_postgres::Statement,
-    fence_of: tokio_postgres::Statement,
-    put: tokio_postgres::Statement,
-    delete: tokio_postgres::Statement,
-    commits: tokio_postgres::Statement,
-    landed: tokio_postgres::Statement,
+    fence: Statement,
+    fence_of: Statement,
+    put: Statement,
+    delete: Statement,
+    commits: Statement,
+    landed: Statement,
+}
+
+impl Prepared {
+    async fn on(conn: &mut Conn) -> Result<Prepared, tokio_postgres::Error> {
+        Ok(Prepared {
+            fence: conn.prepare(FENCE).await?,
+            fence_of: conn.prepare(FENCE_OF).await?,
+            put: conn.prepare(PUT).await?,
+            delete: conn.prepare(DELETE).await?,
+            commits: conn.prepare(COMMITS).await?,
+            landed: conn.prepare(LANDED).await?,
+        })
+    }
 }
 
 /// Why one run landed nothing.

@@ -34,7 +34,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use client::{Driver, lock, wait};
-use commit::{from_sql, to_sql};
+use commit::{Outcome, from_sql, to_sql};
 use hold::Hold;
 use runway_audit::Hash;
 
@@ -85,6 +85,38 @@ impl Postgres {
         let out = wait(f(&mut conn));
         self.driver.give(conn);
         out.map_err(self.driver.target.err())
+    }
+
+    /// After a COMMIT whose answer was lost: each run that was ready
+    /// landed if and only if its commits row is there (looked up anew).
+    fn resolve(
+        &self,
+        runs: &[RunCommit<'_>],
+        landed: commit::Landings,
+        why: &StoreError,
+    ) -> commit::Landings {
+        let target = self.driver.target.to_string();
+        runs.iter()
+            .zip(landed)
+            .map(|(run, result)| {
+                let landing = result?;
+                match self.landed(run.committing_seq) {
+                    Ok(Some(_)) => Ok(landing),
+                    Ok(None) => Err(StoreError::CommitFailed {
+                        path: target.clone(),
+                        reason: why.to_string(),
+                    }),
+                    Err(e) => Err(StoreError::CommitFailed {
+                        path: target.clone(),
+                        reason: format!(
+                            "{why}; whether it landed is unknown (its commits row, COMMITTING \
+                             record {}, could not be read: {e})",
+                            run.committing_seq
+                        ),
+                    }),
+                }
+            })
+            .collect()
     }
 
     fn corrupt(&self, committing_seq: u64, runway: &str, why: String) -> StoreError {
@@ -151,11 +183,12 @@ impl Backend for Postgres {
             Ok(conn) => conn,
             Err(e) => return failed(e.to_string()),
         };
-        let landed = wait(commit::land_all(&mut conn, target, runs));
+        let outcome = wait(commit::land_all(&mut conn, target, runs));
         self.driver.give(conn);
-        let landed = match landed {
-            Ok(landed) => landed,
-            Err(e) => return failed(e.to_string()),
+        let landed = match outcome {
+            Outcome::Committed(landed) => landed,
+            Outcome::Failed(e) => return failed(e.to_string()),
+            Outcome::Unknown(landed, why) => self.resolve(runs, landed, &why),
         };
         let mut fences = lock(&self.fences);
         landed
