@@ -159,6 +159,9 @@ fn the_password_never_shows_in_an_error() {
         ),
     ];
     for (url, says) in cases {
+        // A root of its own each time: a refused open lets go of its root,
+        // but a child another test forks meanwhile may hold it a moment.
+        let root = tempfile::tempdir().unwrap();
         let err = open(&url, root.path()).err().expect("refused");
         let (text, debug) = (err.to_string(), format!("{err:?}"));
         for shown in [&text, &debug] {
@@ -217,4 +220,107 @@ fn a_host_runs_a_plan_on_postgres_and_finds_it_after_a_restart() {
     assert!(f.host.store.next_token().unwrap() > fence);
     // The embedded database was never made.
     assert!(!f.data.join("runway.db").exists());
+}
+
+/// `runway serve --database-file` keeps the datasets in PostgreSQL; a
+/// second `serve` on the same database is refused, and one given a wrong
+/// password in RUNWAY_DATABASE_URL stops naming the database: neither the
+/// password nor the connection string shows in their output, in the audit
+/// trail or in any file the hosts wrote.
+#[test]
+fn serve_on_postgres_never_shows_the_password() {
+    let db = postgres::server().database();
+    let dir = crate::server::folders();
+    let url = db.url_with_password(PASSWORD);
+    std::fs::write(dir.path().join("db.url"), format!("{url}\n")).unwrap();
+    let server = crate::server::Server::start_with(dir.path(), &["--database-file", "db.url"]);
+    let ids = server.file(
+        r#"
+        [[runway]]
+        id = "import"
+        agent = "import-applications"
+        datasets = { test_pg = "exclusive" }
+        input = { count = 5, seed = 1 }
+        "#,
+    );
+    let waited = server.client(&["wait", &ids[0]]);
+    assert_eq!(waited.code, 0, "{}{}", waited.stdout, waited.stderr);
+    assert_eq!(
+        db.psql("SELECT count(*) FROM records WHERE dataset = 'test_pg'"),
+        "5"
+    );
+
+    // A second host on the same database, from a folder of its own.
+    let other = crate::server::folders();
+    std::fs::write(other.path().join("db.url"), &url).unwrap();
+    let refused = serve_until_exit(other.path(), &["--database-file", "db.url"], &[]);
+    assert!(
+        refused.contains("in use by another Runway host") && refused.contains(&db.name),
+        "{refused}"
+    );
+    // A wrong password, from the environment.
+    let wrong = db.url_with_password("Wr0ng-Pa55");
+    let denied = serve_until_exit(other.path(), &[], &[("RUNWAY_DATABASE_URL", &wrong)]);
+    assert!(
+        denied.contains("password authentication failed") && denied.contains(&db.name),
+        "{denied}"
+    );
+    assert_eq!(server.stop(), Some(0));
+    for (shown, what) in [(&refused, "refusal"), (&denied, "denial")] {
+        assert!(
+            !shown.contains(PASSWORD) && !shown.contains("Wr0ng-Pa55"),
+            "the {what} shows the password: {shown}"
+        );
+    }
+    for folder in [dir.path(), other.path()] {
+        assert_no_password_in(folder, &[PASSWORD, "Wr0ng-Pa55"], Some("db.url"));
+    }
+}
+
+/// `runway serve` in `dir` with `more` arguments and `env`, expected to
+/// stop by itself within a minute: its stdout and stderr.
+fn serve_until_exit(dir: &std::path::Path, more: &[&str], env: &[(&str, &str)]) -> String {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+        .args(["--plugins", "plugins", "--inbox", "inbox"])
+        .args(more)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("serve {more:?} did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "serve {more:?} should have failed");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// No file under `folder` (but `except`) holds any of `secrets`.
+fn assert_no_password_in(folder: &std::path::Path, secrets: &[&str], except: Option<&str>) {
+    for entry in std::fs::read_dir(folder).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            assert_no_password_in(&path, secrets, except);
+        } else if except.is_none_or(|e| path.file_name().is_none_or(|n| n != e)) {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            for secret in secrets {
+                let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+                assert!(!found, "{} holds the password", path.display());
+            }
+        }
+    }
 }

@@ -134,6 +134,9 @@ impl Conn {
     }
 }
 
+/// How long connecting may take unless the connection string says.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Most idle connections kept for the next reader or commit.
 const MAX_IDLE: usize = 16;
 
@@ -163,6 +166,11 @@ impl Driver {
             config.ssl_mode(SslMode::Disable);
         }
         config.application_name(application_name());
+        if config.get_connect_timeout().is_none() {
+            // An unreachable server is an error within seconds, not a
+            // host that hangs at start or in a commit.
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("runway-postgres")

@@ -5,6 +5,9 @@
 //! `runway HOSTNAME pid N`, and its address). The server drops the lock
 //! when the holder's session ends, kill -9 of the host included.
 //!
+//! Advisory locks are per database: hosts on other databases of the same
+//! server do not see each other.
+//!
 //! This lasts until the controller itself is on PostgreSQL (a leader and
 //! claims), when many hosts will share one database.
 
@@ -38,6 +41,7 @@ impl Hold {
                     coalesce(host(a.client_addr), 'a local socket')
              FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
              WHERE l.locktype = 'advisory' AND l.granted
+               AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
                AND l.classid = $1::int4::oid AND l.objid = $2::int4::oid AND l.objsubid = 2",
             &[&KEYS.0, &KEYS.1],
         ))
