@@ -11,6 +11,11 @@
 //! no staging, no locks, no audit, nothing durable). Rounds alternate which
 //! side goes first; the median round counts.
 //!
+//! With `-- --database`, Runway's side also runs on PostgreSQL (a server
+//! the bench starts, `fsync` on like SQLite's `synchronous = FULL`, on a
+//! Unix socket on this machine; a fresh database per round) and the
+//! PostgreSQL run is printed as a ratio of the SQLite one.
+//!
 //! Run with `cargo bench -p runway-tests --bench nightly` (release).
 
 use std::collections::BTreeMap;
@@ -20,7 +25,9 @@ use std::time::{Duration, Instant};
 
 use runway_host::sandbox::hostcalls::runway::agent::{context, datasets, log, types};
 use runway_host::sandbox::hostcalls::{AgentPre, GuestError, HeldLock, RunInfo, WitLockMode};
+use runway_host::store::{DatabaseUrl, StoreConfig};
 use runway_host::{DispatchOptions, Plan, Plugins, Runtime, bundled};
+use runway_tests::postgres::Server;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -38,10 +45,14 @@ fn main() {
         Plugins::from_bytes(&runtime, bundled::EMBEDDED_PLUGINS.iter().copied()).expect("plugins");
     let plugins = Arc::new(plugins);
     let bare = Bare::new(&plan_steps());
+    let postgres = std::env::args()
+        .any(|a| a == "--database")
+        .then(|| Server::start(true));
     let (mut first, mut again, mut base) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut pg_first, mut pg_again) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
         let mut runway = || {
-            let (a, b) = runway_twice(&runtime, &plugins);
+            let (a, b) = runway_twice(&runtime, &plugins, &StoreConfig::Embedded);
             first.push(a);
             again.push(b);
         };
@@ -51,6 +62,13 @@ fn main() {
         } else {
             base.push(bare.run());
             runway();
+        }
+        if let Some(server) = &postgres {
+            let db = server.database();
+            let config = StoreConfig::Postgres(DatabaseUrl::new(db.url()));
+            let (a, b) = runway_twice(&runtime, &plugins, &config);
+            pg_first.push(a);
+            pg_again.push(b);
         }
     }
     let (first, again, base) = (median(first), median(again), median(base));
@@ -70,6 +88,19 @@ fn main() {
         again.as_secs_f64(),
         again.as_secs_f64() / first.as_secs_f64()
     );
+    if postgres.is_some() {
+        let (pg_first, pg_again) = (median(pg_first), median(pg_again));
+        println!(
+            "  Runway on PostgreSQL, fresh database  : {:>8.3} s  {:.2}x SQLite's first run (target <= 2.0x)",
+            pg_first.as_secs_f64(),
+            pg_first.as_secs_f64() / first.as_secs_f64()
+        );
+        println!(
+            "  Runway on PostgreSQL, again           : {:>8.3} s  {:.2}x SQLite's second run (target <= 2.0x)",
+            pg_again.as_secs_f64(),
+            pg_again.as_secs_f64() / again.as_secs_f64()
+        );
+    }
 }
 
 fn median(mut v: Vec<Duration>) -> Duration {
@@ -77,11 +108,17 @@ fn median(mut v: Vec<Duration>) -> Duration {
     v[v.len() / 2]
 }
 
-/// The nightly plan through Runway twice over one fresh data root.
-fn runway_twice(runtime: &Arc<Runtime>, plugins: &Arc<Plugins>) -> (Duration, Duration) {
+/// The nightly plan through Runway twice over one fresh data root, its
+/// datasets in `store`.
+fn runway_twice(
+    runtime: &Arc<Runtime>,
+    plugins: &Arc<Plugins>,
+    store: &StoreConfig,
+) -> (Duration, Duration) {
     let dir = tempfile::tempdir().expect("tempdir");
     let (data, audit) = (dir.path().join("data"), dir.path().join("audit"));
-    let host = runway_tests::open_host_with(runtime, &data, &audit, plugins.clone(), 2);
+    let setup = || runway_tests::setup(runtime, &data, &audit, plugins.clone(), 2);
+    let host = runway_tests::open_when_free_on(setup, store).host;
     let tokio = tokio::runtime::Runtime::new().expect("tokio");
     let once = || {
         let plan = Plan::parse(bundled::NIGHTLY_PLAN, &**plugins).expect("nightly plan");

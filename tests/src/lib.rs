@@ -3,6 +3,7 @@
 //! test process), and helpers to run plans and read back data and audit.
 
 pub mod components;
+pub mod postgres;
 pub mod timing;
 
 use std::path::{Path, PathBuf};
@@ -11,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use runway_audit::{AuditError, AuditOptions, Event, Record};
 use runway_host::controller::{self, Filing};
 use runway_host::controller::{HostSetup, Opened, PluginSource, StartError};
-use runway_host::store::StoreError;
+use runway_host::store::{DatabaseUrl, StoreConfig, StoreError};
 use runway_host::{DispatchOptions, Grants, Host, Plan, PlanReport, Plugins, Runtime, bundled};
 
 /// The runtime and plugins, compiled once for the whole test binary.
@@ -31,6 +32,10 @@ pub struct Fixture {
     pub data: PathBuf,
     pub audit_dir: PathBuf,
     pub host: Arc<Host>,
+    /// Where the host keeps its datasets (reopened the same way).
+    store: StoreConfig,
+    /// The PostgreSQL database of a fixture on one (dropped last).
+    _db: Option<Arc<postgres::Database>>,
 }
 
 impl Fixture {
@@ -76,7 +81,34 @@ impl Fixture {
             data,
             audit_dir,
             host,
+            store: StoreConfig::Embedded,
+            _db: None,
         }
+    }
+
+    /// A host with two workers whose datasets are in a fresh database of
+    /// the tests' PostgreSQL server (`postgres`); its journal and audit
+    /// trail stay in temporary folders.
+    pub fn on_postgres() -> Fixture {
+        let db = postgres::server().database();
+        let store = StoreConfig::Postgres(DatabaseUrl::new(db.url()));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().join("data");
+        let audit_dir = dir.path().join("audit");
+        let host = open_host_on(&data, &audit_dir, plugins().1.clone(), 2, &store);
+        Fixture {
+            _dir: dir,
+            data,
+            audit_dir,
+            host,
+            store,
+            _db: Some(Arc::new(db)),
+        }
+    }
+
+    /// The fixture's PostgreSQL database, when it has one.
+    pub fn database(&self) -> Option<&postgres::Database> {
+        self._db.as_deref()
     }
 
     /// Parses a plan against the loaded plugins.
@@ -142,15 +174,19 @@ impl Fixture {
             data,
             audit_dir,
             host,
+            store,
+            _db,
         } = self;
         let plugins = host.plugins();
         drop(host);
-        let host = open_host(&data, &audit_dir, plugins, 2);
+        let host = open_host_on(&data, &audit_dir, plugins, 2, &store);
         Fixture {
             _dir,
             data,
             audit_dir,
             host,
+            store,
+            _db,
         }
     }
 
@@ -279,24 +315,40 @@ pub fn open_host(
     plugins: Arc<Plugins>,
     workers: usize,
 ) -> Arc<Host> {
+    open_host_on(data, audit_dir, plugins, workers, &StoreConfig::Embedded)
+}
+
+/// [`open_host`] with the datasets in `store`.
+pub fn open_host_on(
+    data: &Path,
+    audit_dir: &Path,
+    plugins: Arc<Plugins>,
+    workers: usize,
+    store: &StoreConfig,
+) -> Arc<Host> {
     let runtime = &self::plugins().0;
-    let opened = open_when_free(|| HostSetup {
+    let setup = || HostSetup {
         snapshot_after: 0,
         ..setup(runtime, data, audit_dir, plugins.clone(), workers)
-    });
-    opened.host
+    };
+    open_when_free_on(setup, store).host
 }
 
 /// Brings a host up through the start path, waiting (up to 30 s) while
 /// its data root or audit folder is still claimed by a host this process
 /// has just let go of, whose last threads may still be finishing.
 pub fn open_when_free(setup: impl Fn() -> HostSetup) -> Opened {
+    open_when_free_on(setup, &StoreConfig::Embedded)
+}
+
+/// [`open_when_free`] with the datasets in `store`.
+pub fn open_when_free_on(setup: impl Fn() -> HostSetup, store: &StoreConfig) -> Opened {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        match controller::open(setup()) {
+        match controller::open_on(setup(), store) {
             Ok(opened) => return opened,
             Err(
-                StartError::Store(StoreError::Locked { .. })
+                StartError::Store(StoreError::Locked { .. } | StoreError::DatabaseInUse { .. })
                 | StartError::Audit(AuditError::Locked(_)),
             ) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));

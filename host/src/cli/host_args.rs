@@ -16,6 +16,7 @@ use crate::controller::start::{self, HostSetup, Opened, PluginSource};
 use crate::files::{self, ReadCaps};
 use crate::plugin::signing::PluginPolicy;
 use crate::sandbox::compiler::Compiler;
+use crate::store::StoreConfig;
 
 #[derive(Args)]
 pub struct HostArgs {
@@ -132,12 +133,14 @@ impl HostArgs {
 
     /// Brings the host up through the library's one start path, over the
     /// data root and audit folder, with `plugins`, keeping the trail's last
-    /// `tail` records in memory; also gives the key that signs the trail.
+    /// `tail` records in memory, its datasets in `store`; also gives the
+    /// key that signs the trail.
     pub fn open(
         &self,
         runtime: &Arc<Runtime>,
         plugins: PluginSource,
         tail: usize,
+        store: &StoreConfig,
     ) -> Result<(Opened, Option<PublicKey>), Failure> {
         let (audit_options, signer) = self.audit_options(tail)?;
         let workers = self.workers.map_or_else(
@@ -153,7 +156,7 @@ impl HostArgs {
             workers,
             snapshot_after: start::SNAPSHOT_AFTER,
         };
-        let opened = start::open(setup).map_err(|e| Failure::new(HOST_FAULT, e))?;
+        let opened = start::open_on(setup, store).map_err(|e| Failure::new(HOST_FAULT, e))?;
         let settled = &opened.settled;
         if settled.commits > 0 {
             eprintln!(

@@ -17,6 +17,7 @@ mod audit;
 mod build;
 mod client;
 mod data;
+mod database;
 mod guest_tools;
 mod host_args;
 mod keygen;

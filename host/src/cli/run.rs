@@ -51,9 +51,12 @@ pub fn run(args: RunArgs) -> Result<(), Failure> {
     }
     .map_err(|e| bad(e.into()))?;
     let plugins = Arc::new(plugins);
-    let (opened, signer) = args
-        .host
-        .open(&runtime, PluginSource::Loaded(plugins.clone()), 0)?;
+    let (opened, signer) = args.host.open(
+        &runtime,
+        PluginSource::Loaded(plugins.clone()),
+        0,
+        &crate::store::StoreConfig::Embedded,
+    )?;
     let (host, audit) = (opened.host.clone(), opened.host.audit.clone());
     let (plan, source) = match &args.plan {
         Some(path) => (

@@ -80,6 +80,12 @@ pub struct ServeArgs {
     /// raise it when many clients share an address.
     #[arg(long, value_name = "N", default_value_t = crate::limits::REFUSAL_BURST)]
     refusal_burst: u32,
+    /// Keep the datasets in PostgreSQL: a file (mode 0600) holding the
+    /// connection string, e.g. `postgresql:///runway?host=/run/postgresql`.
+    /// The string may also come from the environment variable
+    /// RUNWAY_DATABASE_URL; never on the command line (it holds a password).
+    #[arg(long, value_name = "FILE")]
+    database_file: Option<PathBuf>,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -117,10 +123,12 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .with_caps(caps);
     // Every agent is known (and its loading audited) before a restored
     // runway can be cleared.
+    let store = super::database::store_config(args.database_file.as_deref(), &caps)?;
     let (opened, signer) = args.host.open(
         &runtime,
         PluginSource::Folder(folder),
         api::events::TAIL_RECORDS,
+        &store,
     )?;
     let host = opened.host;
     let folder = opened.folder.expect("a folder was scanned");

@@ -103,7 +103,7 @@ pub use plan::{Catalog, Lineage, Manifest, Plan, PlanError, When};
 pub use route::{OnOpen, Prefer, Route};
 pub use runway::{RunwayReport, Transition, filed_manifest};
 pub use runway_audit::State;
-pub use start::{HostSetup, Opened, PluginSource, SNAPSHOT_AFTER, StartError, open};
+pub use start::{HostSetup, Opened, PluginSource, SNAPSHOT_AFTER, StartError, open, open_on};
 pub use stats::Stats;
 pub use tower::{Clearance, Request, Tower};
 pub use trigger::FiredBy;

@@ -31,7 +31,7 @@ use super::snapshot::Snapshot;
 use crate::plugin::loader::{LoadError, Plugins};
 use crate::plugin::watch::{PluginChange, PluginFolder};
 use crate::sandbox::Runtime;
-use crate::store::{DatasetStore, StoreError};
+use crate::store::{DatasetStore, StoreConfig, StoreError};
 
 /// Where a host keeps its things and what it runs.
 pub struct HostSetup {
@@ -88,8 +88,14 @@ pub enum StartError {
     Landing(std::io::Error),
 }
 
-/// Brings a host up (see the module doc).
+/// Brings a host up (see the module doc) on the embedded store.
 pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
+    open_on(setup, &StoreConfig::Embedded)
+}
+
+/// Brings a host up with its datasets in the store `config` names (the
+/// journal's snapshot stays in the local data root either way).
+pub fn open_on(setup: HostSetup, config: &StoreConfig) -> Result<Opened, StartError> {
     let HostSetup {
         data,
         audit,
@@ -99,7 +105,7 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
         workers,
         snapshot_after,
     } = setup;
-    let store = DatasetStore::open(&data)?;
+    let store = DatasetStore::open_with(config, &data)?;
     let audit = AuditLog::open(&audit, audit_options)?;
     let CaughtUp {
         mut snapshot,

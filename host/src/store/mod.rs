@@ -1,9 +1,9 @@
 //! The dataset store: records keyed by (dataset, key), each with its
 //! provenance, each dataset with its fence, and the fencing-token counter —
-//! behind a small [`Backend`] trait whose one implementation today is an
-//! embedded SQLite database ([`sqlite`]); a PostgreSQL backend can give the
-//! same semantics later (a row per record, a fence column, one transaction
-//! per commit).
+//! behind a small [`Backend`] trait with two implementations: an embedded
+//! SQLite database ([`sqlite`], the default) and PostgreSQL (`postgres`:
+//! a row per record, a fence column moved under a row lock, one
+//! transaction per commit), chosen by [`StoreConfig`].
 //!
 //! Runs never write here directly: their writes are [`Staged`] in the host
 //! and [`DatasetStore::commit`]ted when the run succeeds, in **one**
@@ -15,13 +15,16 @@
 //!
 //! One host process at a time: [`DatasetStore::open`] takes an exclusive
 //! lock on the data root (`lock.rs`) and a second host is refused, naming
-//! the holder's pid.
+//! the holder's pid; on PostgreSQL, a session advisory lock refuses a
+//! second host on the same database.
 
 mod lock;
+mod postgres;
 mod read_ahead;
 pub(crate) mod sqlite;
 mod staging;
 
+pub use postgres::{DatabaseUrl, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
 pub use staging::{Change, ENTRY_BYTES, Staged, Staging};
 
 use std::collections::BTreeMap;
@@ -92,6 +95,34 @@ pub enum StoreError {
         found: i64,
         known: i64,
     },
+    /// An error of the PostgreSQL backend: `target` names the database,
+    /// host and user, never the password.
+    #[error("PostgreSQL {target}: {}", postgres::describe(source))]
+    Postgres {
+        target: String,
+        source: tokio_postgres::Error,
+    },
+    /// The connection string does not parse (the error names an option,
+    /// never a value).
+    #[error("the PostgreSQL connection string does not parse: {why}")]
+    DatabaseUrl { why: String },
+    #[error(
+        "PostgreSQL {target}: sslmode=require, but this Runway connects to PostgreSQL without \
+         TLS (over a Unix socket or a private network): use sslmode=disable, or a TLS tunnel"
+    )]
+    PostgresTls { target: String },
+    #[error("PostgreSQL {target}: cannot start the connections' runtime: {source}")]
+    PostgresRuntime {
+        target: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "PostgreSQL {target} is in use by another Runway host ({holder}); until hosts share a \
+         database, one host per database"
+    )]
+    DatabaseInUse { target: String, holder: String },
+    #[error("PostgreSQL {target}: the schema migration failed: {why}")]
+    Migration { target: String, why: String },
 }
 
 /// What one run's commit did to each of its datasets, or why it landed
@@ -214,6 +245,16 @@ pub struct StoreReader {
     reader: Box<dyn Reader>,
 }
 
+/// Where a host keeps its datasets.
+#[derive(Debug, Clone, Default)]
+pub enum StoreConfig {
+    /// SQLite under the data root (the default).
+    #[default]
+    Embedded,
+    /// A PostgreSQL database.
+    Postgres(DatabaseUrl),
+}
+
 /// The store under one data root.
 pub struct DatasetStore {
     backend: Box<dyn Backend>,
@@ -229,6 +270,23 @@ impl DatasetStore {
         Ok(DatasetStore {
             backend: Box::new(sqlite::Sqlite::open(path)?),
         })
+    }
+
+    /// Opens the PostgreSQL database at `url` for this host alone (a
+    /// second host is refused), migrating its schema; `root` is the host's
+    /// local data root, still its own (the journal's snapshot lives there).
+    pub fn open_postgres(url: &DatabaseUrl, root: &Path) -> Result<DatasetStore, StoreError> {
+        Ok(DatasetStore {
+            backend: Box::new(postgres::Postgres::open(url, root)?),
+        })
+    }
+
+    /// Opens the store `config` names, over the local data root `root`.
+    pub fn open_with(config: &StoreConfig, root: &Path) -> Result<DatasetStore, StoreError> {
+        match config {
+            StoreConfig::Embedded => DatasetStore::open(root),
+            StoreConfig::Postgres(url) => DatasetStore::open_postgres(url, root),
+        }
     }
 
     /// Opens an existing data root for reading only, beside a host that

@@ -967,146 +967,6 @@ mod tests {
             .expect("one result per run")
     }
 
-    /// Runs landing in one transaction: each is all-or-nothing on its own,
-    /// and a fence raised by an earlier run of the batch holds for the later.
-    #[test]
-    fn a_batch_lands_each_run_or_none_of_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = DatasetStore::open(dir.path()).unwrap();
-        let staged = |writes: &[(&str, &str)]| {
-            let mut s = Staged::default();
-            for (i, (dataset, key)) in writes.iter().enumerate() {
-                s.stage(dataset, key, Change::Put(b"v".to_vec()), i as u64);
-            }
-            s
-        };
-        let tokens = |t: &[(&str, u64)]| -> BTreeMap<String, u64> {
-            t.iter().map(|(d, t)| (d.to_string(), *t)).collect()
-        };
-        let (s1, t1) = (staged(&[("a", "1")]), tokens(&[("a", 5)]));
-        // Holds "a" with an older token than run 1 (a stale holder) and
-        // also writes "b": it must leave "b" alone too.
-        let (s2, t2) = (
-            staged(&[("a", "2"), ("b", "2")]),
-            tokens(&[("a", 3), ("b", 3)]),
-        );
-        let (s3, t3) = (staged(&[("c", "3")]), tokens(&[("c", 4)]));
-        let run = |runway, staged, tokens, seq| RunCommit {
-            runway,
-            agent: "a",
-            plugin: [7; 32],
-            attempt: 1,
-            tokens,
-            staged,
-            seq_of: &|call| 100 + call,
-            deadline: Instant::now() + std::time::Duration::from_secs(60),
-            committing_seq: seq,
-            output: [3; 32],
-        };
-        let results = store.commit(&[
-            run("r1", &s1, &t1, 10),
-            run("r2", &s2, &t2, 11),
-            run("r3", &s3, &t3, 12),
-        ]);
-        assert!(results[0].is_ok(), "{:?}", results[0]);
-        assert!(
-            matches!(
-                results[1],
-                Err(StoreError::Fenced {
-                    token: 3,
-                    fence: 5,
-                    ..
-                })
-            ),
-            "{:?}",
-            results[1]
-        );
-        assert!(results[2].is_ok(), "{:?}", results[2]);
-        assert!(store.read("a", "1").unwrap().is_some());
-        assert_eq!(store.read("a", "2").unwrap(), None);
-        assert_eq!(store.read("b", "2").unwrap(), None);
-        assert_eq!(store.fence("b").unwrap(), 0);
-        assert!(store.read("c", "3").unwrap().is_some());
-        assert!(store.landed(10).unwrap().is_some());
-        assert_eq!(store.landed(11).unwrap(), None);
-        assert!(store.landed(12).unwrap().is_some());
-    }
-
-    #[test]
-    fn a_fenced_dataset_commits_nothing_anywhere() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = DatasetStore::open(dir.path()).unwrap();
-        commit(&store, &[("b", 5)], &[("b", "k", b"first")]).unwrap();
-        // Token 3 on "b" is below its fence 5: neither "a" nor "b" changes.
-        let err = commit(
-            &store,
-            &[("a", 3), ("b", 3)],
-            &[("a", "k", b"new"), ("b", "k", b"new")],
-        )
-        .unwrap_err();
-        assert!(
-            matches!(
-                err,
-                StoreError::Fenced {
-                    token: 3,
-                    fence: 5,
-                    ..
-                }
-            ),
-            "{err}"
-        );
-        assert_eq!(store.read("a", "k").unwrap(), None);
-        assert_eq!(
-            store.read("b", "k").unwrap().as_deref(),
-            Some(&b"first"[..])
-        );
-        assert_eq!(store.fence("a").unwrap(), 0);
-    }
-
-    #[test]
-    fn records_carry_their_provenance_and_survive_a_reopen() {
-        let dir = tempfile::tempdir().unwrap();
-        {
-            let store = DatasetStore::open(dir.path()).unwrap();
-            assert!(store.next_token().unwrap() >= 1);
-            commit(&store, &[("d", 9)], &[("d", "x", b"1"), ("d", "y", b"2")]).unwrap();
-        }
-        let store = DatasetStore::open(dir.path()).unwrap();
-        let p = store.provenance("d", "y").unwrap().unwrap();
-        assert_eq!((p.runway.as_str(), p.agent.as_str()), ("r", "a"));
-        assert_eq!(
-            (p.token, p.attempt, p.audit_seq, p.plugin),
-            (9, 1, 101, [7; 32])
-        );
-        assert_eq!(store.fence("d").unwrap(), 9);
-        // The commit is found by its COMMITTING record (token 9 → seq 90 here).
-        let landed = store.landed(90).unwrap().expect("landed");
-        let stats = CommitStats {
-            writes: 2,
-            deletes: 0,
-        };
-        assert_eq!(
-            landed.datasets,
-            [LandedDataset {
-                dataset: "d".into(),
-                token: 9,
-                stats
-            }]
-        );
-        assert_eq!((landed.runway.as_str(), landed.attempt), ("r", 1));
-        assert_eq!(landed.output, [3; 32]);
-        assert_eq!(store.landed(91).unwrap(), None);
-        assert!(
-            store.next_token().unwrap() > TOKEN_BLOCK,
-            "tokens of a block are never reused"
-        );
-        let (keys, more) = store.list("d", "", None, 10, None).unwrap();
-        assert_eq!(
-            (keys, more),
-            (vec!["x".to_string(), "y".to_string()], false)
-        );
-    }
-
     /// The commits row is what recovery trusts: a row corrupted in the
     /// real database file (through a second connection, past its checks)
     /// reads back as an error naming it, never as zeros or fewer datasets.
@@ -1231,6 +1091,19 @@ mod tests {
         );
     }
 
+    /// The semantics both backends share are tested on both in the
+    /// integration tests (`tests/it/store.rs`); these are SQLite's own.
+    #[test]
+    fn a_reopen_skips_the_rest_of_a_token_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = DatasetStore::open(dir.path())
+            .unwrap()
+            .next_token()
+            .unwrap();
+        let store = DatasetStore::open(dir.path()).unwrap();
+        assert!(store.next_token().unwrap() >= first + TOKEN_BLOCK);
+    }
+
     #[test]
     fn a_second_host_and_an_old_layout_are_refused() {
         let dir = tempfile::tempdir().unwrap();
@@ -1247,47 +1120,5 @@ mod tests {
             err.contains("file-per-record layout") && err.contains("fafsa_2024_03_16"),
             "{err}"
         );
-    }
-
-    #[test]
-    fn listing_pages_through_many_keys_and_staged_changes() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = DatasetStore::open(dir.path()).unwrap();
-        let keys: Vec<String> = (0..1200).map(|i| format!("k/{i:05}")).collect();
-        let writes: Vec<(&str, &str, &[u8])> =
-            keys.iter().map(|k| ("d", k.as_str(), &b"v"[..])).collect();
-        commit(&store, &[("d", 1)], &writes).unwrap();
-        let mut staged = Staged::default();
-        staged.stage("d", "k/00001", Change::Delete, 0);
-        staged.stage("d", "k/00600a", Change::Put(b"new".to_vec()), 1);
-        let (all, more) = store
-            .list("d", "k/", None, usize::MAX, staged.dataset("d"))
-            .unwrap();
-        assert!(!more);
-        assert_eq!(all.len(), 1200);
-        assert!(!all.contains(&"k/00001".to_string()));
-        assert!(all.contains(&"k/00600a".to_string()));
-        let (page, more) = store.list("d", "k/", Some("k/01100"), 50, None).unwrap();
-        assert_eq!((page.len(), more), (50, true));
-        assert_eq!(page[0], "k/01101");
-
-        // Counts agree with the listings: committed keys counted by the
-        // store, the run's staged changes counted in.
-        staged.stage("d", "k/00002", Change::Put(b"again".to_vec()), 2);
-        staged.stage("d", "k/00700b", Change::Delete, 3);
-        let reader = store.reader().unwrap();
-        let count = |prefix: &str, staged: Option<&Staged>| {
-            reader
-                .count("d", prefix, staged.and_then(|s| s.dataset("d")))
-                .unwrap()
-        };
-        assert_eq!(count("k/", Some(&staged)), all.len() as u64);
-        assert_eq!(count("k/006", Some(&staged)), 101);
-        assert_eq!(count("k/006", None), 100);
-        assert_eq!(count("", None), 1200);
-        assert_eq!(count("k/00001", Some(&staged)), 0);
-        assert_eq!(count("x", Some(&staged)), 0);
-        assert_eq!(store.len("d").unwrap(), 1200);
-        assert_eq!(store.len("elsewhere").unwrap(), 0);
     }
 }

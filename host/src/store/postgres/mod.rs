@@ -1,0 +1,343 @@
+//! The PostgreSQL backend: the embedded store's semantics in a database
+//! that many hosts can reach (DESIGN.md, "Beyond one machine").
+//!
+//! | table | holds |
+//! |---|---|
+//! | `records` | (dataset, key) → value, and who wrote it: runway, agent, plugin digest, attempt, token, audit seq |
+//! | `fences` | dataset → the highest exclusive token that committed to it |
+//! | `fencing_tokens` (a sequence) | the next fencing token: unique and growing across restarts and hosts |
+//! | `commits`, `commit_datasets` | one row per run commit, keyed by the audit seq of its COMMITTING record, and what it landed on each dataset |
+//! | `refinery_schema_history` | the migrations applied (`schema.rs`) |
+//!
+//! Opening it: the connection string is parsed (`client.rs`; never shown),
+//! the database's host lock taken (`hold.rs`: one host per database until
+//! the controller itself runs on PostgreSQL), the schema migrated or a
+//! newer one refused (`schema.rs`). Commits are one transaction with a
+//! savepoint per run, fences moved under row locks first (`commit.rs`);
+//! a run reads through one snapshot (`reader.rs`).
+//!
+//! Fences are cached in memory, as the embedded store does: while this
+//! host holds the database it is the only writer; the commit checks the
+//! database's fence itself whatever the cache says.
+
+mod client;
+mod commit;
+mod hold;
+mod reader;
+mod schema;
+
+pub use client::{DatabaseUrl, describe};
+pub use schema::SCHEMA_VERSION;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use client::{Driver, lock, wait};
+use commit::{Outcome, from_sql, to_sql};
+use hold::Hold;
+use runway_audit::Hash;
+
+use super::lock::RootLock;
+use super::{
+    Backend, CommitResult, CommitStats, DatasetSummary, Landed, LandedDataset, Provenance, Reader,
+    RunCommit, StoreError,
+};
+
+/// The PostgreSQL backend of one host.
+pub struct Postgres {
+    /// Declared before the driver: released while its runtime still runs.
+    hold: Hold,
+    driver: Arc<Driver>,
+    fences: Mutex<HashMap<String, u64>>,
+    /// The local data root (journal snapshot) stays this host's alone.
+    _root: RootLock,
+}
+
+impl Postgres {
+    /// Connects to the database at `url`, takes it for this host, migrates
+    /// it; `root` is the host's local data root (created if needed).
+    pub fn open(url: &DatabaseUrl, root: &Path) -> Result<Postgres, StoreError> {
+        std::fs::create_dir_all(root).map_err(|source| StoreError::OpenRoot {
+            path: root.display().to_string(),
+            source,
+        })?;
+        let root_lock = RootLock::take(root)?;
+        let driver = Arc::new(Driver::new(url)?);
+        let hold = Hold::take(&driver)?;
+        let mut conn = driver.take()?;
+        schema::migrate(&mut conn, &driver.target)?;
+        driver.give(conn);
+        Ok(Postgres {
+            hold,
+            driver,
+            fences: Mutex::new(HashMap::new()),
+            _root: root_lock,
+        })
+    }
+
+    /// Runs `f` on a pooled connection.
+    fn with<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut client::Conn) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.driver.take()?;
+        let out = wait(f(&mut conn));
+        self.driver.give(conn);
+        out.map_err(self.driver.target.err())
+    }
+
+    /// After a COMMIT whose answer was lost: each run that was ready
+    /// landed if and only if its commits row is there (looked up anew).
+    fn resolve(
+        &self,
+        runs: &[RunCommit<'_>],
+        landed: commit::Landings,
+        why: &StoreError,
+    ) -> commit::Landings {
+        let target = self.driver.target.to_string();
+        runs.iter()
+            .zip(landed)
+            .map(|(run, result)| {
+                let landing = result?;
+                match self.landed(run.committing_seq) {
+                    Ok(Some(_)) => Ok(landing),
+                    Ok(None) => Err(StoreError::CommitFailed {
+                        path: target.clone(),
+                        reason: why.to_string(),
+                    }),
+                    Err(e) => Err(StoreError::CommitFailed {
+                        path: target.clone(),
+                        reason: format!(
+                            "{why}; whether it landed is unknown (its commits row, COMMITTING \
+                             record {}, could not be read: {e})",
+                            run.committing_seq
+                        ),
+                    }),
+                }
+            })
+            .collect()
+    }
+
+    fn corrupt(&self, committing_seq: u64, runway: &str, why: String) -> StoreError {
+        StoreError::CorruptCommit {
+            path: self.driver.target.to_string(),
+            committing_seq,
+            runway: runway.to_string(),
+            why,
+        }
+    }
+}
+
+impl Backend for Postgres {
+    fn next_token(&self) -> Result<u64, StoreError> {
+        let token: i64 = self.with(async |c| {
+            let stmt = c.prepare("SELECT nextval('fencing_tokens')").await?;
+            Ok(c.client.query_one(&stmt, &[]).await?.get(0))
+        })?;
+        Ok(from_sql(token))
+    }
+
+    fn reader(&self) -> Result<Box<dyn Reader>, StoreError> {
+        Ok(Box::new(reader::PgReader::new(&self.driver)?))
+    }
+
+    fn fence(&self, dataset: &str) -> Result<u64, StoreError> {
+        if let Some(&fence) = lock(&self.fences).get(dataset) {
+            return Ok(fence);
+        }
+        let fence: Option<i64> = self.with(async |c| {
+            let stmt = c
+                .prepare("SELECT token FROM fences WHERE dataset = $1")
+                .await?;
+            Ok(c.client
+                .query_opt(&stmt, &[&dataset])
+                .await?
+                .map(|r| r.get(0)))
+        })?;
+        let fence = fence.map_or(0, from_sql);
+        lock(&self.fences).insert(dataset.to_string(), fence);
+        Ok(fence)
+    }
+
+    fn commit(&self, runs: &[RunCommit<'_>]) -> Vec<CommitResult> {
+        let target = &self.driver.target;
+        let failed = |reason: String| -> Vec<CommitResult> {
+            runs.iter()
+                .map(|_| {
+                    Err(StoreError::CommitFailed {
+                        path: target.to_string(),
+                        reason: reason.clone(),
+                    })
+                })
+                .collect()
+        };
+        if !self.hold.held() {
+            return failed(
+                "the session holding this host's lock on the database is gone: another host \
+                 may hold it now"
+                    .into(),
+            );
+        }
+        let mut conn = match self.driver.take() {
+            Ok(conn) => conn,
+            Err(e) => return failed(e.to_string()),
+        };
+        let outcome = wait(commit::land_all(&mut conn, target, runs));
+        self.driver.give(conn);
+        let landed = match outcome {
+            Outcome::Committed(landed) => landed,
+            Outcome::Failed(e) => return failed(e.to_string()),
+            Outcome::Unknown(landed, why) => self.resolve(runs, landed, &why),
+        };
+        let mut fences = lock(&self.fences);
+        landed
+            .into_iter()
+            .map(|result| match result {
+                Ok((tokens, stats)) => {
+                    fences.extend(tokens);
+                    Ok(stats)
+                }
+                Err(e) => {
+                    if let StoreError::Fenced { dataset, fence, .. } = &e {
+                        fences.insert(dataset.clone(), *fence);
+                    }
+                    Err(e)
+                }
+            })
+            .collect()
+    }
+
+    fn landed(&self, committing_seq: u64) -> Result<Option<Landed>, StoreError> {
+        let seq = to_sql(committing_seq);
+        let (row, datasets) = self.with(async |c| {
+            let row = c
+                .client
+                .query_opt(
+                    "SELECT runway, attempt, output FROM commits WHERE committing_seq = $1",
+                    &[&seq],
+                )
+                .await?;
+            let datasets = c
+                .client
+                .query(
+                    "SELECT dataset, token, writes, deletes FROM commit_datasets
+                     WHERE committing_seq = $1 ORDER BY dataset",
+                    &[&seq],
+                )
+                .await?;
+            Ok((row, datasets))
+        })?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let runway: String = row.get(0);
+        let number = |name: &str, n: i64| -> Result<u32, StoreError> {
+            u32::try_from(n).map_err(|_| {
+                self.corrupt(
+                    committing_seq,
+                    &runway,
+                    format!("{name} {n} is out of range"),
+                )
+            })
+        };
+        let attempt = number("attempt", row.get(1))?;
+        let output: Vec<u8> = row.get(2);
+        let output: Hash = output.try_into().map_err(|b: Vec<u8>| {
+            let why = format!("output digest has {} bytes, not 32", b.len());
+            self.corrupt(committing_seq, &runway, why)
+        })?;
+        let mut landed = Vec::with_capacity(datasets.len());
+        for r in datasets {
+            let token: i64 = r.get(1);
+            if token < 0 {
+                let why = format!("token {token} is out of range");
+                return Err(self.corrupt(committing_seq, &runway, why));
+            }
+            landed.push(LandedDataset {
+                dataset: r.get(0),
+                token: from_sql(token),
+                stats: CommitStats {
+                    writes: number("writes", r.get(2))?,
+                    deletes: number("deletes", r.get(3))?,
+                },
+            });
+        }
+        if landed.is_empty() {
+            let why = "it lists no dataset (a commit lands on at least one)".into();
+            return Err(self.corrupt(committing_seq, &runway, why));
+        }
+        Ok(Some(Landed {
+            runway,
+            attempt,
+            datasets: landed,
+            output,
+        }))
+    }
+
+    fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError> {
+        let rows = self.with(async |c| {
+            c.client
+                .query(
+                    "SELECT name, sum(records)::int8, max(fence) FROM (
+                       SELECT dataset AS name, count(*) AS records, 0::int8 AS fence
+                         FROM records GROUP BY dataset
+                       UNION ALL SELECT dataset, 0, token FROM fences) AS d
+                     GROUP BY name ORDER BY name",
+                    &[],
+                )
+                .await
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| DatasetSummary {
+                name: r.get(0),
+                records: from_sql(r.get(1)),
+                fence: from_sql(r.get(2)),
+            })
+            .collect())
+    }
+
+    fn provenance(&self, dataset: &str, key: &str) -> Result<Option<Provenance>, StoreError> {
+        let row = self.with(async |c| {
+            c.client
+                .query_opt(
+                    "SELECT runway, agent, plugin, attempt, token, audit_seq FROM records
+                     WHERE dataset = $1 AND key = $2",
+                    &[&dataset, &key],
+                )
+                .await
+        })?;
+        Ok(row.map(|r| provenance(&r, 0)))
+    }
+
+    fn scan(&self, dataset: &str) -> Result<Vec<(String, Vec<u8>, Provenance)>, StoreError> {
+        let rows = self.with(async |c| {
+            c.client
+                .query(
+                    "SELECT key, value, runway, agent, plugin, attempt, token, audit_seq
+                     FROM records WHERE dataset = $1 ORDER BY key",
+                    &[&dataset],
+                )
+                .await
+        })?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), provenance(r, 2)))
+            .collect())
+    }
+}
+
+/// The provenance columns of a row, starting at column `at`.
+fn provenance(r: &tokio_postgres::Row, at: usize) -> Provenance {
+    let plugin: Vec<u8> = r.get(at + 2);
+    let attempt: i64 = r.get(at + 3);
+    Provenance {
+        runway: r.get(at),
+        agent: r.get(at + 1),
+        plugin: plugin.try_into().unwrap_or([0; 32]),
+        attempt: u32::try_from(attempt).unwrap_or(0),
+        token: from_sql(r.get(at + 4)),
+        audit_seq: from_sql(r.get(at + 5)),
+    }
+}

@@ -1,0 +1,326 @@
+//! The PostgreSQL backend on its own terms, against a real server the
+//! tests start (`runway_tests::postgres`): its schema migrated from an
+//! empty database and a newer one refused, one host per database, fencing
+//! under concurrent commits, the connection string's password in no error,
+//! and a host running a plan on it through the library's start path.
+
+use std::sync::{Arc, Barrier};
+
+use runway_host::State;
+use runway_host::store::{DatabaseUrl, DatasetStore, POSTGRES_SCHEMA_VERSION, StoreError};
+use runway_tests::postgres::{self, PASSWORD};
+use runway_tests::{Fixture, output};
+
+use crate::store::commit;
+
+fn open(url: &str, root: &std::path::Path) -> Result<DatasetStore, StoreError> {
+    DatasetStore::open_postgres(&DatabaseUrl::new(url), root)
+}
+
+/// An empty database is migrated to the newest schema (once: reopening
+/// applies nothing again); a database whose schema is newer than this
+/// host knows is refused, naming both versions, and left untouched.
+#[test]
+fn an_empty_database_is_migrated_and_a_newer_schema_refused() {
+    let db = postgres::server().database();
+    let root = tempfile::tempdir().unwrap();
+    drop(open(&db.url(), root.path()).unwrap());
+    drop(open(&db.url(), root.path()).unwrap());
+    assert_eq!(
+        db.psql("SELECT string_agg(version || ':' || name, ',') FROM refinery_schema_history"),
+        format!("{POSTGRES_SCHEMA_VERSION}:datasets")
+    );
+    let tables = db.psql(
+        "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
+         WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'S')",
+    );
+    assert_eq!(
+        tables,
+        "commit_datasets,commits,fences,fencing_tokens,records,refinery_schema_history"
+    );
+
+    let newer = POSTGRES_SCHEMA_VERSION + 1;
+    db.psql(&format!(
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum)
+         VALUES ({newer}, 'from_the_future', '2027-01-01T00:00:00Z', '1')"
+    ));
+    let err = open(&db.url(), root.path()).err().expect("refused");
+    assert!(
+        matches!(err, StoreError::NewerSchema { found, known, .. }
+            if found == newer && known == POSTGRES_SCHEMA_VERSION),
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("schema version {newer}"))
+            && text.contains(&format!("knows up to {POSTGRES_SCHEMA_VERSION}"))
+            && text.contains(&db.name),
+        "{text}"
+    );
+}
+
+/// Until hosts share a database, a second host on one is refused, naming
+/// the holder; once the first lets go, the next one gets it.
+#[test]
+fn a_second_host_on_one_database_is_refused() {
+    let db = postgres::server().database();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let first = open(&db.url(), a.path()).unwrap();
+    let err = open(&db.url(), b.path()).err().expect("refused");
+    assert!(matches!(err, StoreError::DatabaseInUse { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("in use by another Runway host")
+            && text.contains(&format!("pid {}", std::process::id()))
+            && text.contains(&db.name),
+        "{text}"
+    );
+    drop(first);
+    let second = open(&db.url(), b.path()).unwrap();
+    assert_eq!(second.fence("d").unwrap(), 0);
+}
+
+/// Two commits to one dataset at the same moment, on two connections: a
+/// stale token (t) and a fresh one (t + 1). Whatever the order the server
+/// takes them in, the fresh one's write is what stays and the fence is
+/// t + 1: the stale one either landed first (then overwritten) or was
+/// fenced — never after the fresh one. A check read before the write
+/// would let the stale one land last now and then.
+#[test]
+fn concurrent_commits_fence_the_stale_token() {
+    let db = postgres::server().database();
+    let root = tempfile::tempdir().unwrap();
+    let store = Arc::new(open(&db.url(), root.path()).unwrap());
+    let mut fenced = 0;
+    for round in 0..40u64 {
+        let stale = 10 + 2 * round;
+        let fresh = stale + 1;
+        let barrier = Arc::new(Barrier::new(2));
+        let racers: Vec<_> = [stale, fresh]
+            .into_iter()
+            .map(|token| {
+                let (store, barrier) = (store.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    let value = token.to_string();
+                    barrier.wait();
+                    commit(&store, &[("d", token)], &[("d", "k", value.as_bytes())])
+                })
+            })
+            .collect();
+        let results: Vec<_> = racers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert!(results[1].is_ok(), "round {round}: {:?}", results[1]);
+        match &results[0] {
+            Ok(_) => {}
+            Err(StoreError::Fenced { token, fence, .. }) if *token == stale && *fence == fresh => {
+                fenced += 1
+            }
+            Err(e) => panic!("round {round}: {e}"),
+        }
+        let p = store.provenance("d", "k").unwrap().unwrap();
+        assert_eq!(p.token, fresh, "round {round}: the stale write landed last");
+        assert_eq!(
+            store.read("d", "k").unwrap().as_deref(),
+            Some(fresh.to_string().as_bytes())
+        );
+        assert_eq!(
+            db.psql("SELECT token FROM fences WHERE dataset = 'd'"),
+            fresh.to_string()
+        );
+    }
+    eprintln!("the stale commit was fenced in {fenced} of 40 rounds");
+}
+
+/// The connection string's password shows in no error: not with a wrong
+/// password, not for a missing database, not for a string that does not
+/// parse — neither in the message nor in the debug form; the database is
+/// named (without it). The right password connects.
+#[test]
+fn the_password_never_shows_in_an_error() {
+    let db = postgres::server().database();
+    let root = tempfile::tempdir().unwrap();
+    let wrong = "Wr0ng-and-secret-too";
+    let cases = [
+        (
+            db.url_with_password(wrong),
+            "password authentication failed",
+        ),
+        (
+            db.url_with_password(PASSWORD)
+                .replace(&format!("/{}?", db.name), "/no_such_database?"),
+            "no_such_database",
+        ),
+        (
+            format!("postgresql://someone:{PASSWORD}@/x?nonsense_option=1"),
+            "unknown option `nonsense_option`",
+        ),
+        (
+            format!("postgresql://someone:{PASSWORD}@localhost/x?sslmode=require"),
+            "sslmode=require",
+        ),
+    ];
+    for (url, says) in cases {
+        // A root of its own each time: a refused open lets go of its root,
+        // but a child another test forks meanwhile may hold it a moment.
+        let root = tempfile::tempdir().unwrap();
+        let err = open(&url, root.path()).err().expect("refused");
+        let (text, debug) = (err.to_string(), format!("{err:?}"));
+        for shown in [&text, &debug] {
+            assert!(
+                !shown.contains(PASSWORD) && !shown.contains(wrong),
+                "the password shows: {shown}"
+            );
+        }
+        assert!(text.contains(says), "{text}");
+        let debug_url = format!("{:?}", DatabaseUrl::new(url));
+        assert!(!debug_url.contains(PASSWORD), "{debug_url}");
+    }
+    let store = open(&db.url_with_password(PASSWORD), root.path()).unwrap();
+    assert_eq!(store.fence("d").unwrap(), 0);
+}
+
+/// A host brought up through the library's start path on PostgreSQL runs
+/// the nightly's import and check: the records are in the database, with
+/// provenance; a restart finds them and the fences where they were.
+#[test]
+fn a_host_runs_a_plan_on_postgres_and_finds_it_after_a_restart() {
+    let f = Fixture::on_postgres();
+    let plan = r#"
+        [[runway]]
+        id = "import"
+        agent = "import-applications"
+        datasets = { fafsa_pg = "exclusive" }
+        input = { count = 200, seed = 7 }
+
+        [[runway]]
+        id = "compliance"
+        agent = "compliance-check"
+        datasets = { fafsa_pg = "exclusive" }
+        after = ["import"]
+    "#;
+    let report = f.run(plan);
+    for r in &report.runways {
+        assert_eq!(r.state, State::Succeeded, "{}", r.id);
+    }
+    assert_eq!(output(&report, "import")["written"], 200);
+    let db = f.database().expect("on PostgreSQL");
+    assert_eq!(
+        db.psql("SELECT count(*) FROM records WHERE dataset = 'fafsa_pg' AND key LIKE 'app/%'"),
+        "200"
+    );
+    assert_eq!(
+        db.psql("SELECT count(DISTINCT runway) FROM records WHERE dataset = 'fafsa_pg'"),
+        "2"
+    );
+    let fence = f.host.store.fence("fafsa_pg").unwrap();
+    assert!(fence > 0);
+    assert_eq!(db.psql("SELECT count(*) FROM commits"), "2");
+    let f = f.reopen();
+    assert_eq!(f.keys("fafsa_pg", "app/").len(), 200);
+    assert_eq!(f.host.store.fence("fafsa_pg").unwrap(), fence);
+    assert!(f.host.store.next_token().unwrap() > fence);
+    // The embedded database was never made.
+    assert!(!f.data.join("runway.db").exists());
+}
+
+/// `runway serve --database-file` keeps the datasets in PostgreSQL; a
+/// second `serve` on the same database is refused, and one given a wrong
+/// password in RUNWAY_DATABASE_URL stops naming the database: neither the
+/// password nor the connection string shows in their output, in the audit
+/// trail or in any file the hosts wrote.
+#[test]
+fn serve_on_postgres_never_shows_the_password() {
+    let db = postgres::server().database();
+    let dir = crate::server::folders();
+    let url = db.url_with_password(PASSWORD);
+    std::fs::write(dir.path().join("db.url"), format!("{url}\n")).unwrap();
+    let server = crate::server::Server::start_with(dir.path(), &["--database-file", "db.url"]);
+    let ids = server.file(
+        r#"
+        [[runway]]
+        id = "import"
+        agent = "import-applications"
+        datasets = { test_pg = "exclusive" }
+        input = { count = 5, seed = 1 }
+        "#,
+    );
+    let waited = server.client(&["wait", &ids[0]]);
+    assert_eq!(waited.code, 0, "{}{}", waited.stdout, waited.stderr);
+    assert_eq!(
+        db.psql("SELECT count(*) FROM records WHERE dataset = 'test_pg'"),
+        "5"
+    );
+
+    // A second host on the same database, from a folder of its own.
+    let other = crate::server::folders();
+    std::fs::write(other.path().join("db.url"), &url).unwrap();
+    let refused = serve_until_exit(other.path(), &["--database-file", "db.url"], &[]);
+    assert!(
+        refused.contains("in use by another Runway host") && refused.contains(&db.name),
+        "{refused}"
+    );
+    // A wrong password, from the environment.
+    let wrong = db.url_with_password("Wr0ng-Pa55");
+    let denied = serve_until_exit(other.path(), &[], &[("RUNWAY_DATABASE_URL", &wrong)]);
+    assert!(
+        denied.contains("password authentication failed") && denied.contains(&db.name),
+        "{denied}"
+    );
+    assert_eq!(server.stop(), Some(0));
+    for (shown, what) in [(&refused, "refusal"), (&denied, "denial")] {
+        assert!(
+            !shown.contains(PASSWORD) && !shown.contains("Wr0ng-Pa55"),
+            "the {what} shows the password: {shown}"
+        );
+    }
+    for folder in [dir.path(), other.path()] {
+        assert_no_password_in(folder, &[PASSWORD, "Wr0ng-Pa55"], Some("db.url"));
+    }
+}
+
+/// `runway serve` in `dir` with `more` arguments and `env`, expected to
+/// stop by itself within a minute: its stdout and stderr.
+fn serve_until_exit(dir: &std::path::Path, more: &[&str], env: &[(&str, &str)]) -> String {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+        .args(["--plugins", "plugins", "--inbox", "inbox"])
+        .args(more)
+        .envs(env.iter().copied())
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("serve starts");
+    let started = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("serve {more:?} did not stop");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "serve {more:?} should have failed");
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// No file under `folder` (but `except`) holds any of `secrets`.
+fn assert_no_password_in(folder: &std::path::Path, secrets: &[&str], except: Option<&str>) {
+    for entry in std::fs::read_dir(folder).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            assert_no_password_in(&path, secrets, except);
+        } else if except.is_none_or(|e| path.file_name().is_none_or(|n| n != e)) {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            for secret in secrets {
+                let found = bytes.windows(secret.len()).any(|w| w == secret.as_bytes());
+                assert!(!found, "{} holds the password", path.display());
+            }
+        }
+    }
+}

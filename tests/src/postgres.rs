@@ -1,0 +1,348 @@
+//! A real PostgreSQL for the tests: Debian's server binaries (installed
+//! with apt-get when missing and running as root), `initdb` into a
+//! temporary folder, listening on a Unix socket in it only (no TCP port),
+//! stopped and removed afterwards.
+//!
+//! One server per test process ([`server`]), each test with a database of
+//! its own ([`Server::database`], dropped with its handle). The shared
+//! server is stopped and its folder removed when the process exits (an
+//! `atexit` hook: a panicking test does not stop libtest from exiting
+//! normally); a watchdog beside it does the same if the process is killed.
+//! A [`Server`] started on its own is stopped when dropped.
+//!
+//! Run as root, the server runs as the `postgres` user (`initdb` refuses
+//! root). Authentication is `trust` on the socket, except for the role
+//! [`PASSWORD_ROLE`], which must give its password, so tests can prove a
+//! wrong password is refused without the password showing anywhere.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// A role that logs in with a password (scram-sha-256).
+pub const PASSWORD_ROLE: &str = "runway_secret";
+/// Its password.
+pub const PASSWORD: &str = "Pa55-w0rd-that-must-never-show";
+
+/// A PostgreSQL server over a temporary folder.
+pub struct Server {
+    bin: PathBuf,
+    dir: PathBuf,
+    /// Run the server's commands as `postgres` (this process is root).
+    as_postgres: bool,
+    /// Stop and remove when dropped (the shared one is left to `atexit`).
+    owned: bool,
+}
+
+/// A database of its own on a [`Server`], dropped with this handle.
+pub struct Database {
+    psql: PathBuf,
+    socket_dir: PathBuf,
+    pub name: String,
+}
+
+/// The server shared by every test of this process.
+pub fn server() -> &'static Server {
+    static SERVER: OnceLock<Server> = OnceLock::new();
+    SERVER.get_or_init(|| {
+        let mut server = Server::start(false);
+        server.owned = false;
+        let dir = server.dir.clone();
+        let bin = server.bin.clone();
+        let as_postgres = server.as_postgres;
+        STOP_AT_EXIT
+            .set((bin, dir, as_postgres))
+            .expect("one shared server");
+        // SAFETY: registering a plain `extern "C"` function with no
+        // arguments; it only reads a set OnceLock and runs commands.
+        unsafe { libc_atexit(stop_at_exit) };
+        server
+    })
+}
+
+static STOP_AT_EXIT: OnceLock<(PathBuf, PathBuf, bool)> = OnceLock::new();
+
+unsafe extern "C" {
+    #[link_name = "atexit"]
+    fn libc_atexit(f: extern "C" fn()) -> i32;
+}
+
+extern "C" fn stop_at_exit() {
+    if let Some((bin, dir, as_postgres)) = STOP_AT_EXIT.get() {
+        stop(bin, dir, *as_postgres);
+    }
+}
+
+impl Server {
+    /// Starts a server of its own (`fsync` on or off), stopped when dropped.
+    pub fn start(fsync: bool) -> Server {
+        let bin = binaries();
+        let as_postgres = rustix::process::geteuid().is_root();
+        let dir = tempfile::Builder::new()
+            .prefix("runway-pg-")
+            .tempdir()
+            .expect("temporary folder")
+            .keep();
+        let server = Server {
+            bin,
+            dir,
+            as_postgres,
+            owned: true,
+        };
+        std::fs::create_dir(server.socket_dir()).expect("socket folder");
+        if as_postgres {
+            let status = Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&server.dir)
+                .status()
+                .expect("chown");
+            assert!(status.success(), "chown of {}", server.dir.display());
+        }
+        let data = server.dir.join("data");
+        server.run(
+            "initdb",
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-instructions",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+        );
+        let hba = format!("local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n");
+        std::fs::write(data.join("pg_hba.conf"), hba).expect("pg_hba.conf");
+        let options = format!(
+            "-k {} -c listen_addresses='' -c fsync={} -c max_connections=200",
+            server.socket_dir().display(),
+            if fsync { "on" } else { "off" },
+        );
+        server.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.display().to_string(),
+                "-l",
+                &server.dir.join("log").display().to_string(),
+                "-o",
+                &options,
+                "-w",
+                "start",
+            ],
+        );
+        watchdog(&server);
+        server.psql(
+            "postgres",
+            &format!("CREATE ROLE {PASSWORD_ROLE} LOGIN PASSWORD '{PASSWORD}'"),
+        );
+        server
+    }
+
+    /// The folder the server's socket is in.
+    pub fn socket_dir(&self) -> PathBuf {
+        self.dir.join("sock")
+    }
+
+    /// A new, empty database, dropped with the handle.
+    pub fn database(&self) -> Database {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
+        self.psql("postgres", &format!("CREATE DATABASE {name}"));
+        self.psql(
+            &name,
+            &format!("GRANT ALL ON SCHEMA public TO {PASSWORD_ROLE}"),
+        );
+        Database {
+            psql: self.bin.join("psql"),
+            socket_dir: self.socket_dir(),
+            name,
+        }
+    }
+
+    /// Runs `sql` in `database` with psql, giving its unaligned output.
+    pub fn psql(&self, database: &str, sql: &str) -> String {
+        psql(&self.bin.join("psql"), &self.socket_dir(), database, sql)
+    }
+
+    /// Runs one of the server's programs (as `postgres` when root).
+    fn run(&self, program: &str, args: &[&str]) {
+        let status = command(&self.bin, program, args, self.as_postgres)
+            .stdout(Stdio::null())
+            .status()
+            .expect("server program runs");
+        assert!(status.success(), "{program} {args:?} failed");
+    }
+}
+
+impl Database {
+    /// Its connection string, as the trusted superuser.
+    pub fn url(&self) -> String {
+        format!(
+            "postgresql:///{}?host={}&user=postgres",
+            self.name,
+            self.socket_dir.display()
+        )
+    }
+
+    /// Runs `sql` in it with psql.
+    pub fn psql(&self, sql: &str) -> String {
+        psql(&self.psql, &self.socket_dir, &self.name, sql)
+    }
+
+    /// Its connection string as [`PASSWORD_ROLE`] giving `password`.
+    pub fn url_with_password(&self, password: &str) -> String {
+        format!(
+            "postgresql://{PASSWORD_ROLE}:{password}@/{}?host={}",
+            self.name,
+            self.socket_dir.display()
+        )
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+        let _ = Command::new(&self.psql)
+            .args(["-X", "-q", "-h"])
+            .arg(&self.socket_dir)
+            .args(["-U", "postgres", "-d", "postgres", "-c", &sql])
+            .stdin(Stdio::null())
+            .output();
+    }
+}
+
+/// Runs `sql` in `database` with psql, giving its unaligned output.
+fn psql(program: &Path, socket_dir: &Path, database: &str, sql: &str) -> String {
+    let out = Command::new(program)
+        .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
+        .arg(socket_dir)
+        .args(["-U", "postgres", "-d", database, "-c", sql])
+        .stdin(Stdio::null())
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "psql {sql:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.owned {
+            stop(&self.bin, &self.dir, self.as_postgres);
+        }
+    }
+}
+
+/// Stops the server in `dir` at once and removes the folder.
+fn stop(bin: &Path, dir: &Path, as_postgres: bool) {
+    let data = dir.join("data").display().to_string();
+    let _ = command(
+        bin,
+        "pg_ctl",
+        &["-D", &data, "-m", "immediate", "-w", "stop"],
+        as_postgres,
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .status();
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A watchdog process: when this process is gone (killed, say), it stops
+/// the server and removes its folder.
+fn watchdog(server: &Server) {
+    let data = server.dir.join("data");
+    let pg_ctl = server.bin.join("pg_ctl");
+    let stop = if server.as_postgres {
+        format!(
+            "runuser -u postgres -- {} -D {} -m immediate stop",
+            pg_ctl.display(),
+            data.display()
+        )
+    } else {
+        format!(
+            "{} -D {} -m immediate stop",
+            pg_ctl.display(),
+            data.display()
+        )
+    };
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; \
+         [ -d {data} ] && {stop} >/dev/null 2>&1; rm -rf {dir}",
+        pid = std::process::id(),
+        data = data.display(),
+        dir = server.dir.display(),
+    );
+    let _ = Command::new("sh")
+        .args(["-c", &script])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn();
+}
+
+fn command(bin: &Path, program: &str, args: &[&str], as_postgres: bool) -> Command {
+    let path = bin.join(program);
+    if as_postgres {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(path).args(args);
+        c
+    } else {
+        let mut c = Command::new(path);
+        c.args(args);
+        c
+    }
+}
+
+/// The folder of the newest PostgreSQL server binaries, installing
+/// Debian's `postgresql` first when there are none (as root).
+fn binaries() -> PathBuf {
+    if let Some(bin) = find_binaries() {
+        return bin;
+    }
+    if rustix::process::geteuid().is_root() {
+        let install = "apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+                       apt-get install -y -qq postgresql >/dev/null";
+        let status = Command::new("sh").args(["-c", install]).status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "installing Debian's postgresql failed"
+        );
+    }
+    find_binaries().expect(
+        "PostgreSQL server binaries (initdb, pg_ctl) in /usr/lib/postgresql/*/bin or on PATH; \
+         install Debian's `postgresql`",
+    )
+}
+
+fn find_binaries() -> Option<PathBuf> {
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let version = e.file_name().to_str()?.parse().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").is_file().then_some((version, bin))
+        })
+        .collect();
+    found.sort();
+    if let Some((_, bin)) = found.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
+    })
+}
