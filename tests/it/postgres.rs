@@ -154,8 +154,10 @@ fn the_password_never_shows_in_an_error() {
             "unknown option `nonsense_option`",
         ),
         (
-            format!("postgresql://someone:{PASSWORD}@localhost/x?sslmode=require"),
-            "sslmode=require",
+            format!(
+                "postgresql://someone:{PASSWORD}@localhost/x?sslmode=verify-full&sslrootcert=/no/such/ca.pem"
+            ),
+            "sslrootcert /no/such/ca.pem",
         ),
     ];
     for (url, says) in cases {

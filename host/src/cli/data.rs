@@ -1,5 +1,7 @@
 //! `runway data list | get | export`: what the datasets hold and who wrote
-//! it, read-only, beside a host that may be running on the same data root.
+//! it, read-only, beside a host that may be running on the same data root
+//! or PostgreSQL database (`--database-file` / RUNWAY_DATABASE_URL, as
+//! `runway serve` takes them).
 //!
 //! A record's provenance ties its value to the audit record of its write:
 //! the value's SHA-256, the write's `args` digest recomputed from the
@@ -17,10 +19,12 @@ use runway_audit::render::escape;
 use runway_audit::{Event, Record};
 use serde_json::{Value, json};
 
+use super::database::store_config;
 use super::{AUDIT_BAD, AuditDir, BAD_INPUT, Failure, HOST_FAULT};
+use crate::files::ReadCaps;
 use crate::names;
 use crate::sandbox::hostcalls::digest_parts;
-use crate::store::{DatasetStore, Provenance};
+use crate::store::{DatasetStore, Provenance, StoreConfig};
 
 #[derive(Subcommand)]
 pub enum DataCommand {
@@ -68,11 +72,22 @@ pub struct DataRoot {
     /// Data root holding the datasets.
     #[arg(long, value_name = "DIR", default_value = "runway-data")]
     data: PathBuf,
+    /// Read the datasets from PostgreSQL, as `runway serve --database-file`
+    /// keeps them: a file holding the connection string (or the
+    /// environment variable RUNWAY_DATABASE_URL). Read-only, beside the
+    /// running host: no lock taken, nothing migrated or written.
+    #[arg(long, value_name = "FILE")]
+    database_file: Option<PathBuf>,
 }
 
 pub fn run(cmd: DataCommand) -> Result<(), Failure> {
     let open = |root: &DataRoot| {
-        DatasetStore::open_read_only(&root.data).map_err(|e| Failure::new(HOST_FAULT, e))
+        let config = store_config(root.database_file.as_deref(), &ReadCaps::default())?;
+        match config {
+            StoreConfig::Embedded => DatasetStore::open_read_only(&root.data),
+            StoreConfig::Postgres(url) => DatasetStore::open_postgres_read_only(&url),
+        }
+        .map_err(|e| Failure::new(HOST_FAULT, e))
     };
     let fault = |e: crate::store::StoreError| Failure::new(HOST_FAULT, e);
     let mut out = std::io::stdout().lock();

@@ -1,4 +1,4 @@
-//! Where `runway serve` keeps its datasets: the embedded store, or the
+//! Where `runway serve` (and `runway data`, read-only) finds its datasets: the embedded store, or the
 //! PostgreSQL database whose connection string is in `--database-file` or
 //! the environment variable `RUNWAY_DATABASE_URL` — never on the command
 //! line, where `ps` and shell histories would show its password.

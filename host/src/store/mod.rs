@@ -106,11 +106,14 @@ pub enum StoreError {
     /// never a value).
     #[error("the PostgreSQL connection string does not parse: {why}")]
     DatabaseUrl { why: String },
-    #[error(
-        "PostgreSQL {target}: sslmode=require, but this Runway connects to PostgreSQL without \
-         TLS (over a Unix socket or a private network): use sslmode=disable, or a TLS tunnel"
-    )]
-    PostgresTls { target: String },
+    /// The connection's TLS cannot be set up as the sslmode asks (its
+    /// root certificate file unreadable, say).
+    #[error("PostgreSQL {target}: TLS: {why}")]
+    PostgresTls { target: String, why: String },
+    /// `runway data` on a database no host has set up, or on an older
+    /// schema (only a host migrates).
+    #[error("PostgreSQL {target}: {why}")]
+    NoPostgresSchema { target: String, why: String },
     #[error("PostgreSQL {target}: cannot start the connections' runtime: {source}")]
     PostgresRuntime {
         target: String,
@@ -295,6 +298,14 @@ impl DatasetStore {
     pub fn open_read_only(path: &Path) -> Result<DatasetStore, StoreError> {
         Ok(DatasetStore {
             backend: Box::new(sqlite::Sqlite::open_read_only(path)?),
+        })
+    }
+
+    /// The PostgreSQL database at `url`, read-only beside a running host
+    /// (no host lock, no migration).
+    pub fn open_postgres_read_only(url: &DatabaseUrl) -> Result<DatasetStore, StoreError> {
+        Ok(DatasetStore {
+            backend: Box::new(postgres::Postgres::open_read_only(url)?),
         })
     }
 

@@ -21,8 +21,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake, Waker};
 
 use tokio_postgres::config::{Host, SslMode};
-use tokio_postgres::{Client, Config, NoTls, Statement};
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, Config, NoTls, Socket, Statement};
 
+use super::ssl_options;
+use super::tls::{HandshakeFailed, Roots, Tls, Verify};
 use crate::store::StoreError;
 
 /// A PostgreSQL connection string (URL or `key=value` form). Never shown:
@@ -143,33 +146,35 @@ const MAX_IDLE: usize = 16;
 /// The runtime that drives the connections' I/O, and the idle ones.
 pub struct Driver {
     config: Config,
+    /// TLS as the sslmode asks; `None`: plain text.
+    tls: Option<Tls>,
     pub target: Target,
     runtime: Option<tokio::runtime::Runtime>,
     idle: Mutex<Vec<Conn>>,
 }
 
 impl Driver {
-    /// Parses `url` (refusing TLS it cannot give) and starts the runtime;
-    /// connects nothing yet.
-    pub fn new(url: &DatabaseUrl) -> Result<Driver, StoreError> {
+    /// Parses `url`, sets up its TLS and starts the runtime; connects
+    /// nothing yet. `read_only`: every transaction of its sessions is
+    /// read-only (the server refuses any write).
+    pub fn new(url: &DatabaseUrl, read_only: bool) -> Result<Driver, StoreError> {
+        let (rest, ssl) = ssl_options::split(&url.0);
         let mut config =
-            Config::from_str(&url.0).map_err(|e| StoreError::DatabaseUrl { why: describe(&e) })?;
+            Config::from_str(&rest).map_err(|e| StoreError::DatabaseUrl { why: describe(&e) })?;
         let target = Target::of(&config);
-        if config.get_ssl_mode() == SslMode::Require {
-            return Err(StoreError::PostgresTls {
-                target: target.to_string(),
-            });
-        }
-        if config.get_ssl_mode() == SslMode::Prefer {
-            // Without a TLS implementation "prefer" means plain text:
-            // say so by asking for it, not by trying TLS first.
-            config.ssl_mode(SslMode::Disable);
-        }
+        let tls = tls(&mut config, &ssl, &target)?;
         config.application_name(application_name());
         if config.get_connect_timeout().is_none() {
             // An unreachable server is an error within seconds, not a
             // host that hangs at start or in a commit.
             config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        if read_only {
+            let options = match config.get_options() {
+                Some(o) => format!("{o} -c default_transaction_read_only=on"),
+                None => "-c default_transaction_read_only=on".into(),
+            };
+            config.options(options);
         }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -182,28 +187,36 @@ impl Driver {
             })?;
         Ok(Driver {
             config,
+            tls,
             target,
             runtime: Some(runtime),
             idle: Mutex::new(Vec::new()),
         })
     }
 
-    /// A new connection, its I/O driven by the store's runtime.
+    /// A new connection, its I/O driven by the store's runtime. With
+    /// `sslmode=prefer`, a failed TLS handshake is followed by a plain
+    /// connection, as libpq does.
     pub fn connect(&self) -> Result<Conn, StoreError> {
         let config = self.config.clone();
+        let tls = self.tls.clone();
         let target = self.target.clone();
         let runtime = self
             .runtime
             .as_ref()
             .expect("a live driver has its runtime");
         let connected = runtime.spawn(async move {
-            let (client, connection) = config.connect(NoTls).await?;
-            tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    tracing::warn!("PostgreSQL {target}: connection lost: {e}");
+            let Some(tls) = tls else {
+                return start(&config, NoTls, target).await;
+            };
+            match start(&config, tls, target.clone()).await {
+                Err(e) if config.get_ssl_mode() == SslMode::Prefer && handshake_failed(&e) => {
+                    let mut plain = config.clone();
+                    plain.ssl_mode(SslMode::Disable);
+                    start(&plain, NoTls, target).await
                 }
-            });
-            Ok::<_, tokio_postgres::Error>(client)
+                other => other,
+            }
         });
         let client = wait(connected)
             .map_err(|e| StoreError::PostgresRuntime {
@@ -245,6 +258,65 @@ impl Drop for Driver {
             runtime.shutdown_background();
         }
     }
+}
+
+/// Connects with `tls`, spawning the connection's I/O task.
+async fn start<T>(config: &Config, tls: T, target: Target) -> Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket>,
+    T::Stream: Send + 'static,
+    T::TlsConnect: Send,
+    <T::TlsConnect as tokio_postgres::tls::TlsConnect<Socket>>::Future: Send,
+{
+    let (client, connection) = config.connect(tls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::warn!("PostgreSQL {target}: connection lost: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// Whether `e` is a TLS handshake that failed (not a refusal by the
+/// server, nor one of its errors).
+fn handshake_failed(e: &tokio_postgres::Error) -> bool {
+    std::error::Error::source(e).is_some_and(|s| s.is::<HandshakeFailed>())
+}
+
+/// The TLS `config`'s sslmode and `ssl`'s options ask for (libpq's rules,
+/// see `tls.rs`); `None` for plain text: `disable`, or Unix sockets only
+/// (which libpq never encrypts; their mode becomes `disable`).
+fn tls(
+    config: &mut Config,
+    ssl: &ssl_options::SslOptions,
+    target: &Target,
+) -> Result<Option<Tls>, StoreError> {
+    let hosts = config.get_hosts();
+    if !hosts.is_empty() && hosts.iter().all(|h| matches!(h, Host::Unix(_))) {
+        config.ssl_mode(SslMode::Disable);
+    }
+    if config.get_ssl_mode() == SslMode::Disable {
+        return Ok(None);
+    }
+    let refused = |why: String| StoreError::PostgresTls {
+        target: target.to_string(),
+        why,
+    };
+    let rootcert = ssl.rootcert.as_deref();
+    let verify = match (ssl.verify.as_deref(), rootcert) {
+        (Some("verify-full"), _) | (_, Some("system")) => Verify::Full,
+        (Some(_), _) | (None, Some(_)) => Verify::Ca,
+        (None, None) => Verify::Nothing,
+    };
+    let pem;
+    let roots = match rootcert {
+        None | Some("system") => Roots::Webpki,
+        Some(path) => {
+            pem = std::fs::read(path).map_err(|e| refused(format!("sslrootcert {path}: {e}")))?;
+            Roots::Pem(&pem, path)
+        }
+    };
+    Tls::new(verify, roots).map(Some).map_err(refused)
 }
 
 /// How this host names itself to the server (`pg_stat_activity`), so a

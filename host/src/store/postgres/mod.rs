@@ -14,7 +14,10 @@
 //! the controller itself runs on PostgreSQL), the schema migrated or a
 //! newer one refused (`schema.rs`). Commits are one transaction with a
 //! savepoint per run, fences moved under row locks first (`commit.rs`);
-//! a run reads through one snapshot (`reader.rs`).
+//! a run reads through one snapshot (`reader.rs`). TLS per `sslmode`, as
+//! libpq gives it (`tls.rs`, the options tokio-postgres does not parse
+//! taken out by `ssl_options.rs`). `runway data` opens it read-only beside
+//! the host ([`Postgres::open_read_only`]: no lock, no migration).
 //!
 //! Fences are cached in memory, as the embedded store does: while this
 //! host holds the database it is the only writer; the commit checks the
@@ -25,6 +28,8 @@ mod commit;
 mod hold;
 mod reader;
 mod schema;
+mod ssl_options;
+mod tls;
 
 pub use client::{DatabaseUrl, describe};
 pub use schema::SCHEMA_VERSION;
@@ -47,11 +52,12 @@ use super::{
 /// The PostgreSQL backend of one host.
 pub struct Postgres {
     /// Declared before the driver: released while its runtime still runs.
-    hold: Hold,
+    /// `None`: opened read-only, beside the host that holds it.
+    hold: Option<Hold>,
     driver: Arc<Driver>,
     fences: Mutex<HashMap<String, u64>>,
     /// The local data root (journal snapshot) stays this host's alone.
-    _root: RootLock,
+    _root: Option<RootLock>,
 }
 
 impl Postgres {
@@ -63,16 +69,32 @@ impl Postgres {
             source,
         })?;
         let root_lock = RootLock::take(root)?;
-        let driver = Arc::new(Driver::new(url)?);
+        let driver = Arc::new(Driver::new(url, false)?);
         let hold = Hold::take(&driver)?;
         let mut conn = driver.take()?;
         schema::migrate(&mut conn, &driver.target)?;
         driver.give(conn);
         Ok(Postgres {
-            hold,
+            hold: Some(hold),
             driver,
             fences: Mutex::new(HashMap::new()),
-            _root: root_lock,
+            _root: Some(root_lock),
+        })
+    }
+
+    /// Opens the database at `url` to read it beside a running host
+    /// (`runway data`): no host lock, no migration (the schema must be
+    /// the one this Runway knows), every session read-only on the server.
+    pub fn open_read_only(url: &DatabaseUrl) -> Result<Postgres, StoreError> {
+        let driver = Arc::new(Driver::new(url, true)?);
+        let conn = driver.take()?;
+        schema::check(&conn, &driver.target)?;
+        driver.give(conn);
+        Ok(Postgres {
+            hold: None,
+            driver,
+            fences: Mutex::new(HashMap::new()),
+            _root: None,
         })
     }
 
@@ -172,12 +194,16 @@ impl Backend for Postgres {
                 })
                 .collect()
         };
-        if !self.hold.held() {
-            return failed(
-                "the session holding this host's lock on the database is gone: another host \
-                 may hold it now"
-                    .into(),
-            );
+        match &self.hold {
+            None => return failed("the database is open read-only here".into()),
+            Some(hold) if !hold.held() => {
+                return failed(
+                    "the session holding this host's lock on the database is gone: another \
+                     host may hold it now"
+                        .into(),
+                );
+            }
+            Some(_) => {}
         }
         let mut conn = match self.driver.take() {
             Ok(conn) => conn,

@@ -25,31 +25,38 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// refinery's table of applied migrations.
 pub const HISTORY: &str = "refinery_schema_history";
 
+/// The newest migration applied to the database at `conn`; `None`
+/// when no migration ever ran there.
+async fn applied(conn: &Conn) -> Result<Option<i64>, tokio_postgres::Error> {
+    let exists: bool = conn
+        .client
+        .query_one("SELECT to_regclass($1) IS NOT NULL", &[&HISTORY])
+        .await?
+        .get(0);
+    if !exists {
+        return Ok(None);
+    }
+    let sql = format!("SELECT max(version) FROM {HISTORY}");
+    let found: Option<i32> = conn.client.query_one(&sql, &[]).await?.get(0);
+    Ok(found.map(i64::from))
+}
+
+fn newer(target: &Target, found: i64) -> StoreError {
+    StoreError::NewerSchema {
+        path: target.to_string(),
+        found,
+        known: SCHEMA_VERSION,
+    }
+}
+
 /// Brings the database at `conn` to [`SCHEMA_VERSION`], refusing a newer one.
 pub fn migrate(conn: &mut Conn, target: &Target) -> Result<(), StoreError> {
     let err = target.err();
     super::client::wait(async {
-        let exists: bool = conn
-            .client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&HISTORY])
-            .await
-            .map_err(&err)?
-            .get(0);
-        let found: Option<i32> = if exists {
-            let sql = format!("SELECT max(version) FROM {HISTORY}");
-            conn.client.query_one(&sql, &[]).await.map_err(&err)?.get(0)
-        } else {
-            None
-        };
-        let found = found.map(i64::from);
-        if let Some(found) = found
+        if let Some(found) = applied(conn).await.map_err(&err)?
             && found > SCHEMA_VERSION
         {
-            return Err(StoreError::NewerSchema {
-                path: target.to_string(),
-                found,
-                known: SCHEMA_VERSION,
-            });
+            return Err(newer(target, found));
         }
         let migrations = MIGRATIONS
             .iter()
@@ -63,6 +70,28 @@ pub fn migrate(conn: &mut Conn, target: &Target) -> Result<(), StoreError> {
             .map_err(|e| migration_failed(target, e))?;
         Ok(())
     })
+}
+
+/// For a reader beside the host: the database holds exactly the schema
+/// this Runway knows. Nothing is migrated: a missing or older schema is
+/// refused (a host migrates it when it starts), as is a newer one.
+pub fn check(conn: &Conn, target: &Target) -> Result<(), StoreError> {
+    let found = super::client::wait(applied(conn)).map_err(target.err())?;
+    let missing = |why: String| StoreError::NoPostgresSchema {
+        target: target.to_string(),
+        why,
+    };
+    match found {
+        None => Err(missing(
+            "no Runway datasets here (no host has run on this database yet)".into(),
+        )),
+        Some(found) if found > SCHEMA_VERSION => Err(newer(target, found)),
+        Some(found) if found < SCHEMA_VERSION => Err(missing(format!(
+            "schema version {found}, older than this Runway's {SCHEMA_VERSION}: start a host on \
+             it to migrate it first"
+        ))),
+        Some(_) => Ok(()),
+    }
 }
 
 fn migration_failed(target: &Target, e: refinery::Error) -> StoreError {
