@@ -37,6 +37,8 @@ mod plugins;
 mod policy;
 mod polyglot_delegation;
 mod postgres;
+mod postgres_data;
+mod postgres_tls;
 mod probe;
 mod restart;
 mod review_pipeline;

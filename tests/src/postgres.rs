@@ -33,12 +33,16 @@ pub struct Server {
     as_postgres: bool,
     /// Stop and remove when dropped (the shared one is left to `atexit`).
     owned: bool,
+    /// Its port: of its TCP listener on 127.0.0.1 when it has one, and of
+    /// its socket's name in any case.
+    pub port: u16,
 }
 
 /// A database of its own on a [`Server`], dropped with this handle.
 pub struct Database {
     psql: PathBuf,
     socket_dir: PathBuf,
+    port: u16,
     pub name: String,
 }
 
@@ -47,6 +51,7 @@ pub fn server() -> &'static Server {
     static SERVER: OnceLock<Server> = OnceLock::new();
     SERVER.get_or_init(|| {
         let mut server = Server::start(false);
+        assert_eq!(server.port, DEFAULT_PORT);
         server.owned = false;
         let dir = server.dir.clone();
         let bin = server.bin.clone();
@@ -77,6 +82,18 @@ extern "C" fn stop_at_exit() {
 impl Server {
     /// Starts a server of its own (`fsync` on or off), stopped when dropped.
     pub fn start(fsync: bool) -> Server {
+        Server::start_with(fsync, None)
+    }
+
+    /// Starts a server of its own that also listens on 127.0.0.1 (port
+    /// [`Server::port`]) with TLS only (`ssl=on`, the server certificate
+    /// and key at `cert` and `key`, PEM): [`PASSWORD_ROLE`] may log in
+    /// there over TLS (`hostssl`, scram), nobody in plain text.
+    pub fn start_tls(cert: &Path, key: &Path) -> Server {
+        Server::start_with(false, Some((cert, key)))
+    }
+
+    fn start_with(fsync: bool, tls: Option<(&Path, &Path)>) -> Server {
         let bin = binaries();
         let as_postgres = rustix::process::geteuid().is_root();
         let dir = tempfile::Builder::new()
@@ -84,13 +101,25 @@ impl Server {
             .tempdir()
             .expect("temporary folder")
             .keep();
+        let port = match tls {
+            Some(_) => free_port(),
+            None => DEFAULT_PORT,
+        };
         let server = Server {
             bin,
             dir,
             as_postgres,
             owned: true,
+            port,
         };
         std::fs::create_dir(server.socket_dir()).expect("socket folder");
+        if let Some((cert, key)) = tls {
+            std::fs::copy(cert, server.dir.join("server.crt")).expect("server certificate");
+            std::fs::copy(key, server.dir.join("server.key")).expect("server key");
+            // The server refuses a key others may read.
+            let mode = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+            std::fs::set_permissions(server.dir.join("server.key"), mode).expect("key mode");
+        }
         if as_postgres {
             let status = Command::new("chown")
                 .args(["-R", "postgres:postgres"])
@@ -114,13 +143,27 @@ impl Server {
                 "--locale=C",
             ],
         );
-        let hba = format!("local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n");
-        std::fs::write(data.join("pg_hba.conf"), hba).expect("pg_hba.conf");
-        let options = format!(
-            "-k {} -c listen_addresses='' -c fsync={} -c max_connections=200",
+        let mut hba = format!("local all {PASSWORD_ROLE} scram-sha-256\nlocal all all trust\n");
+        let mut options = format!(
+            "-k {} -p {port} -c fsync={} -c max_connections=200",
             server.socket_dir().display(),
             if fsync { "on" } else { "off" },
         );
+        match tls {
+            None => options.push_str(" -c listen_addresses=''"),
+            Some(_) => {
+                hba.push_str(&format!(
+                    "hostssl all {PASSWORD_ROLE} 127.0.0.1/32 scram-sha-256\n"
+                ));
+                options.push_str(&format!(
+                    " -c listen_addresses=127.0.0.1 -c ssl=on -c ssl_cert_file={} \
+                     -c ssl_key_file={}",
+                    server.dir.join("server.crt").display(),
+                    server.dir.join("server.key").display()
+                ));
+            }
+        }
+        std::fs::write(data.join("pg_hba.conf"), hba).expect("pg_hba.conf");
         server.run(
             "pg_ctl",
             &[
@@ -163,13 +206,20 @@ impl Server {
         Database {
             psql: self.bin.join("psql"),
             socket_dir: self.socket_dir(),
+            port: self.port,
             name,
         }
     }
 
     /// Runs `sql` in `database` with psql, giving its unaligned output.
     pub fn psql(&self, database: &str, sql: &str) -> String {
-        psql(&self.bin.join("psql"), &self.socket_dir(), database, sql)
+        psql(
+            &self.bin.join("psql"),
+            &self.socket_dir(),
+            self.port,
+            database,
+            sql,
+        )
     }
 
     /// Runs one of the server's programs (as `postgres` when root).
@@ -186,23 +236,34 @@ impl Database {
     /// Its connection string, as the trusted superuser.
     pub fn url(&self) -> String {
         format!(
-            "postgresql:///{}?host={}&user=postgres",
+            "postgresql:///{}?host={}&port={}&user=postgres",
             self.name,
-            self.socket_dir.display()
+            self.socket_dir.display(),
+            self.port
         )
     }
 
     /// Runs `sql` in it with psql.
     pub fn psql(&self, sql: &str) -> String {
-        psql(&self.psql, &self.socket_dir, &self.name, sql)
+        psql(&self.psql, &self.socket_dir, self.port, &self.name, sql)
     }
 
     /// Its connection string as [`PASSWORD_ROLE`] giving `password`.
     pub fn url_with_password(&self, password: &str) -> String {
         format!(
-            "postgresql://{PASSWORD_ROLE}:{password}@/{}?host={}",
+            "postgresql://{PASSWORD_ROLE}:{password}@/{}?host={}&port={}",
             self.name,
-            self.socket_dir.display()
+            self.socket_dir.display(),
+            self.port
+        )
+    }
+
+    /// Its connection string over TCP to 127.0.0.1 as [`PASSWORD_ROLE`]
+    /// giving `password`, with `query` (`sslmode=…&…`) appended.
+    pub fn tcp_url(&self, password: &str, query: &str) -> String {
+        format!(
+            "postgresql://{PASSWORD_ROLE}:{password}@127.0.0.1:{}/{}?{query}",
+            self.port, self.name
         )
     }
 }
@@ -213,6 +274,7 @@ impl Drop for Database {
         let _ = Command::new(&self.psql)
             .args(["-X", "-q", "-h"])
             .arg(&self.socket_dir)
+            .args(["-p", &self.port.to_string()])
             .args(["-U", "postgres", "-d", "postgres", "-c", &sql])
             .stdin(Stdio::null())
             .output();
@@ -220,10 +282,11 @@ impl Drop for Database {
 }
 
 /// Runs `sql` in `database` with psql, giving its unaligned output.
-fn psql(program: &Path, socket_dir: &Path, database: &str, sql: &str) -> String {
+fn psql(program: &Path, socket_dir: &Path, port: u16, database: &str, sql: &str) -> String {
     let out = Command::new(program)
         .args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
         .arg(socket_dir)
+        .args(["-p", &port.to_string()])
         .args(["-U", "postgres", "-d", database, "-c", sql])
         .stdin(Stdio::null())
         .output()
@@ -242,6 +305,15 @@ impl Drop for Server {
             stop(&self.bin, &self.dir, self.as_postgres);
         }
     }
+}
+
+/// The port of a server with no TCP listener (its socket's name).
+const DEFAULT_PORT: u16 = 5432;
+
+/// A TCP port free on 127.0.0.1 a moment ago.
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+    listener.local_addr().expect("its address").port()
 }
 
 /// Stops the server in `dir` at once and removes the folder.
