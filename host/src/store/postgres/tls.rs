@@ -51,6 +51,8 @@ pub enum Roots<'a> {
 #[derive(Clone)]
 pub struct Tls {
     config: Arc<ClientConfig>,
+    /// What the certificate is checked against, for a failed handshake.
+    checked: Arc<str>,
 }
 
 impl Tls {
@@ -58,6 +60,11 @@ impl Tls {
     pub fn new(verify: Verify, roots: Roots<'_>) -> Result<Tls, String> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let mut store = RootCertStore::empty();
+        let checked = match (verify, &roots) {
+            (Verify::Nothing, _) => "the certificate not verified".to_string(),
+            (_, Roots::Webpki) => "verified against the webpki roots".to_string(),
+            (_, Roots::Pem(_, path)) => format!("verified against sslrootcert {path}"),
+        };
         match roots {
             Roots::Webpki => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
             Roots::Pem(pem, path) => {
@@ -96,6 +103,7 @@ impl Tls {
         };
         Ok(Tls {
             config: Arc::new(config.with_no_client_auth()),
+            checked: checked.into(),
         })
     }
 }
@@ -120,6 +128,7 @@ where
         Ok(Connect {
             connector: tokio_rustls::TlsConnector::from(self.config.clone()),
             name,
+            checked: self.checked.clone(),
         })
     }
 }
@@ -128,6 +137,7 @@ where
 pub struct Connect {
     connector: tokio_rustls::TlsConnector,
     name: ServerName<'static>,
+    checked: Arc<str>,
 }
 
 impl<S> TlsConnect<S> for Connect
@@ -144,7 +154,7 @@ where
                 .connect(self.name, stream)
                 .await
                 .map(Stream)
-                .map_err(|e| HandshakeFailed(e.to_string()))
+                .map_err(|e| HandshakeFailed(format!("{e} ({})", self.checked)))
         })
     }
 }
