@@ -2,8 +2,9 @@
 //! 127.0.0.1 with TLS only (`hostssl`, scram) and a self-signed server
 //! certificate made here: `verify-full` and `verify-ca` trust it with its
 //! certificate as `sslrootcert` and refuse it with another; `require` and
-//! `prefer` connect without verifying; `disable` is refused by the server
-//! (plain text is not allowed there). No error shows the password.
+//! `prefer` connect without verifying; `prefer` falls back to plain text
+//! after a failed handshake, and plain text (as `disable`) is refused by
+//! the server. No error shows the password.
 
 use std::path::Path;
 use std::process::Command;
@@ -109,6 +110,15 @@ fn tls_per_sslmode_against_a_tls_only_server() {
         );
         assert!(!text.contains(PASSWORD) && !format!("{err:?}").contains(PASSWORD));
     }
+    // `prefer` after a failed handshake tries plain text, as libpq does:
+    // this server refuses that.
+    let err = open(&url(&format!(
+        "sslmode=prefer&sslrootcert={}",
+        root("other.pem")
+    )))
+    .err()
+    .expect("refused");
+    assert!(err.to_string().contains("no encryption"), "{err}");
     // The webpki roots do not hold a self-signed certificate.
     let err = open(&url("sslmode=verify-full")).err().expect("refused");
     let text = err.to_string();

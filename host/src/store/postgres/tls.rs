@@ -83,24 +83,22 @@ impl Tls {
             .with_safe_default_protocol_versions()
             .map_err(|e| e.to_string())?;
         let algorithms = provider.signature_verification_algorithms;
-        let config = match verify {
-            Verify::Full => {
-                let verifier =
-                    WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
-                        .build()
-                        .map_err(|e| e.to_string())?;
-                builder.with_webpki_verifier(verifier)
-            }
-            Verify::Ca => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(ChainOnly {
-                    roots: Arc::new(store),
-                    algorithms,
-                })),
-            Verify::Nothing => builder
-                .dangerous()
-                .with_custom_certificate_verifier(Arc::new(Unverified { algorithms })),
-        };
+        let config =
+            match verify {
+                Verify::Full => {
+                    let verifier =
+                        WebPkiServerVerifier::builder_with_provider(Arc::new(store), provider)
+                            .build()
+                            .map_err(|e| e.to_string())?;
+                    builder.with_webpki_verifier(verifier)
+                }
+                Verify::Ca | Verify::Nothing => builder
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(Verifier {
+                        roots: (verify == Verify::Ca).then(|| Arc::new(store)),
+                        algorithms,
+                    })),
+            };
         Ok(Tls {
             config: Arc::new(config.with_no_client_auth()),
             checked: checked.into(),
@@ -197,14 +195,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for Stream<S> {
     }
 }
 
-/// `verify-ca`: the chain up to a trusted root; any host name.
+/// `verify-ca` (with `roots`): the chain up to a trusted root, any host
+/// name; `prefer`/`require` without a root certificate (no `roots`): the
+/// certificate taken as it is. The handshake's signatures are checked
+/// either way.
 #[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
+struct Verifier {
+    roots: Option<Arc<RootCertStore>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for Verifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -213,53 +214,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.algorithms.all,
-        )?;
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-/// `prefer`/`require` without a root certificate: encrypted, the
-/// certificate taken as it is (the handshake's signatures still checked).
-#[derive(Debug)]
-struct Unverified {
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
+        if let Some(roots) = &self.roots {
+            let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
     fn verify_tls12_signature(
