@@ -1,7 +1,8 @@
-//! Where `runway serve` (and `runway data`, read-only) finds its datasets: the embedded store, or the
-//! PostgreSQL database whose connection string is in `--database-file` or
-//! the environment variable `RUNWAY_DATABASE_URL` — never on the command
-//! line, where `ps` and shell histories would show its password.
+//! Where `runway serve` keeps its datasets (and `runway data` reads them):
+//! the embedded store, or the PostgreSQL database whose connection string
+//! is in `--database-file` or the environment variable
+//! `RUNWAY_DATABASE_URL` — never on the command line, where `ps` and shell
+//! histories would show its password.
 
 use std::path::Path;
 

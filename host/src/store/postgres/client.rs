@@ -13,6 +13,11 @@
 //! The connection string holds a password: it lives in a [`DatabaseUrl`]
 //! whose `Debug` prints nothing of it, and every error and log line names
 //! the database by its [`Target`] (database, host, user) only.
+//!
+//! Each connection is made with the TLS its `sslmode` asks for (`tls.rs`,
+//! libpq's rules), `prefer` falling back to plain text after a failed
+//! handshake; a driver opened read-only makes every session's
+//! transactions read-only on the server (`runway data`).
 
 use std::collections::HashMap;
 use std::future::Future;
