@@ -22,9 +22,23 @@ pub struct Backend {
 }
 
 impl Backend {
+    /// Opens the store, waiting while it is still held: a reopen may meet
+    /// the lock of the store just dropped (a PostgreSQL session closing),
+    /// or a child another test forked holding the root's lock until it
+    /// execs.
     pub fn open(&self) -> DatasetStore {
-        DatasetStore::open_with(&self.config, self.root.path())
-            .unwrap_or_else(|e| panic!("{}: {e}", self.name))
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            match DatasetStore::open_with(&self.config, self.root.path()) {
+                Ok(store) => return store,
+                Err(StoreError::Locked { .. } | StoreError::DatabaseInUse { .. })
+                    if Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                Err(e) => panic!("{}: {e}", self.name),
+            }
+        }
     }
 }
 
