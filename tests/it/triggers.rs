@@ -1066,6 +1066,53 @@ action = "count"
 datasets = { chain_ping = "exclusive" }
 "#;
 
+/// Two topic triggers whose runways publish on each other's topic.
+const TICK_TOCK: &str = r#"
+[[trigger]]
+id = "tick"
+on = { topic = "test.tick" }
+
+[[trigger.runway]]
+id = "answer"
+agent = "publisher"
+input = { events = [{ topic = "test.tock" }] }
+
+[[trigger]]
+id = "tock"
+on = { topic = "test.tock" }
+
+[[trigger.runway]]
+id = "answer"
+agent = "publisher"
+input = { events = [{ topic = "test.tick" }] }
+"#;
+
+/// Triggers fed by each other's events stop at the same cap as commits:
+/// the event past it is cut, named by its `event:` key.
+#[test]
+fn topic_triggers_that_feed_each_other_stop_at_the_chain_cap() {
+    use runway_host::limits::MAX_TRIGGER_CHAIN;
+    let t = Tower::new("2026-12-01T00:00:00Z");
+    t.file(TICK_TOCK);
+    t.file("[[runway]]\nid = \"start\"\nagent = \"publisher\"\ninput = { events = [{ topic = \"test.tick\" }] }\n");
+    runway_tests::eventually("the chain cut", || !cuts(&t.records()).is_empty());
+    t.settle();
+    let records = t.records();
+    let firings = fired(&records);
+    assert_eq!(firings.len(), MAX_TRIGGER_CHAIN as usize, "{firings:?}");
+    for (n, (id, key)) in firings.iter().enumerate() {
+        assert_eq!(id, ["tick", "tock"][n % 2]);
+        assert!(key.starts_with("event:"), "{key}");
+    }
+    let cut = cuts(&records);
+    assert_eq!(cut.len(), 1, "{cut:?}");
+    assert_eq!(
+        (cut[0].0.as_str(), cut[0].2),
+        ("tick", MAX_TRIGGER_CHAIN + 1)
+    );
+    assert!(cut[0].1.starts_with("event:"), "{cut:?}");
+}
+
 /// The TRIGGER CHAIN CUT records: (trigger, key, depth, runway).
 fn cuts(records: &[Record]) -> Vec<(String, String, u32, String)> {
     records
