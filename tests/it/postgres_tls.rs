@@ -7,37 +7,15 @@
 //! the server. No error shows the password.
 
 use std::path::Path;
-use std::process::Command;
 
 use runway_host::store::{DatabaseUrl, DatasetStore, StoreError};
 use runway_tests::postgres::{PASSWORD, Server};
 
-/// A self-signed server certificate for 127.0.0.1 (openssl), as
-/// `NAME.pem` and `NAME.key` in `dir`.
+/// A self-signed server certificate for 127.0.0.1, as `NAME.pem` and
+/// `NAME.key` in `dir`.
 fn certificate(dir: &Path, name: &str) {
-    let made = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
-        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
-        .args([
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-        ])
-        .args(["-subj", &format!("/CN=runway postgres test {name}")])
-        .args(["-addext", "subjectAltName=IP:127.0.0.1"])
-        // A server's own certificate, not a CA's (rustls refuses a CA
-        // certificate presented as a server's).
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .args(["-addext", "extendedKeyUsage=serverAuth"])
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = (format!("{name}.pem"), format!("{name}.key"));
+    runway_tests::self_signed(dir, &cert, &key, &format!("runway postgres test {name}"));
 }
 
 fn open(url: &str) -> Result<DatasetStore, StoreError> {

@@ -7,43 +7,10 @@ use std::process::Command;
 
 use crate::server::{Server, folders};
 
-/// A self-signed certificate for 127.0.0.1 and localhost (openssl), as
-/// `cert.pem` and `key.pem` in `dir`.
+/// A self-signed certificate for 127.0.0.1 and localhost, as `cert.pem`
+/// and `key.pem` in `dir`.
 fn certificate(dir: &std::path::Path) {
-    let made = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "key.pem",
-            "-out",
-            "cert.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=runway test",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1,DNS:localhost",
-            // A server's own certificate, not a CA's (rustls refuses a CA
-            // certificate presented as a server's).
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-            "-addext",
-            "extendedKeyUsage=serverAuth",
-        ])
-        .current_dir(dir)
-        .output()
-        .expect("openssl runs");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    runway_tests::self_signed(dir, "cert.pem", "key.pem", "runway test");
 }
 
 /// `runway serve ARGS` that is refused at start: its exit code and stderr.

@@ -582,3 +582,28 @@ macro_rules! deny_orchestration {
         }
     };
 }
+
+/// A self-signed server certificate for 127.0.0.1 and localhost
+/// (openssl, P-256, two days), its certificate written as `cert` and its
+/// key as `key` in `dir`, named `cn` (distinct names make a wrong root
+/// fail as an unknown issuer).
+pub fn self_signed(dir: &Path, cert: &str, key: &str, cn: &str) {
+    let made = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt"])
+        .args(["ec_paramgen_curve:P-256", "-nodes", "-days", "2"])
+        .args(["-keyout", key, "-out", cert])
+        .args(["-subj", &format!("/CN={cn}")])
+        .args(["-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"])
+        // A server's own certificate, not a CA's (rustls refuses a CA
+        // certificate presented as a server's).
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .current_dir(dir)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+}
