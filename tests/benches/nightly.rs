@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use runway_host::sandbox::hostcalls::runway::agent::{context, datasets, log, types};
 use runway_host::sandbox::hostcalls::{AgentPre, GuestError, HeldLock, RunInfo, WitLockMode};
-use runway_host::store::{DatabaseUrl, StoreConfig};
+use runway_host::store::StoreConfig;
 use runway_host::{DispatchOptions, Plan, Plugins, Runtime, bundled};
 use runway_tests::postgres::Server;
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
@@ -65,7 +65,7 @@ fn main() {
         }
         if let Some(server) = &postgres {
             let db = server.database();
-            let config = StoreConfig::Postgres(DatabaseUrl::new(db.url()));
+            let config = db.config();
             let (a, b) = runway_twice(&runtime, &plugins, &config);
             pg_first.push(a);
             pg_again.push(b);

@@ -5,8 +5,6 @@
 //! parent's delegation with the same key gets the recorded child and its
 //! output back from the trail instead of running it again.
 
-use std::collections::HashMap;
-
 use runway_audit::{Event, State};
 
 use crate::restart::read_verified;
@@ -56,16 +54,7 @@ fn kill_9_with_a_tree_in_flight_runs_no_succeeded_child_twice() {
     }
     let shown = server.json(&["show", "tree"]);
     assert_eq!(shown["state"], "SUCCEEDED", "{shown}");
-    let listed = server.json(&["list"]);
-    let states: HashMap<String, String> = listed["runways"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let id = r["id"].as_str().unwrap().to_string();
-            (id, r["state"].as_str().unwrap().to_string())
-        })
-        .collect();
+    let states = server.states();
     assert_eq!(server.stop(), Some(0));
 
     let records = read_verified(dir.path());

@@ -22,6 +22,7 @@ mod delegation_model;
 mod doors;
 mod events;
 mod exit_codes;
+mod failover;
 mod flood;
 mod flow;
 mod host_faults;

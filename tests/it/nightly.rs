@@ -238,5 +238,6 @@ fn event_name(e: &Event) -> &'static str {
         | Event::TriggerRemoved { .. }
         | Event::TriggerFired { .. }
         | Event::TriggerChainCut { .. } => "trigger",
+        Event::Leading { .. } => "leading",
     }
 }

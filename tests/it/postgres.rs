@@ -1,20 +1,23 @@
 //! The PostgreSQL backend on its own terms, against a real server the
 //! tests start (`runway_tests::postgres`): its schema migrated from an
-//! empty database and a newer one refused, one host per database, fencing
+//! empty database and a newer one refused, a deposed leader refused, fencing
 //! under concurrent commits, the connection string's password in no error,
 //! and a host running a plan on it through the library's start path.
 
 use std::sync::{Arc, Barrier};
 
 use runway_host::State;
-use runway_host::store::{DatabaseUrl, DatasetStore, POSTGRES_SCHEMA_VERSION, StoreError};
+use runway_host::store::{
+    DatabaseUrl, DatasetStore, POSTGRES_SCHEMA_VERSION, Standing, StoreError,
+};
 use runway_tests::postgres::{self, PASSWORD};
 use runway_tests::{Fixture, output};
 
 use crate::store::commit;
 
+/// The store at `url`, opened and leading (as this test binary's one host).
 fn open(url: &str, root: &std::path::Path) -> Result<DatasetStore, StoreError> {
-    DatasetStore::open_postgres(&DatabaseUrl::new(url), root)
+    postgres::leading(url, root, "postgres-test")
 }
 
 /// An empty database is migrated to the newest schema (once: reopening
@@ -28,15 +31,17 @@ fn an_empty_database_is_migrated_and_a_newer_schema_refused() {
     drop(open(&db.url(), root.path()).unwrap());
     assert_eq!(
         db.psql("SELECT string_agg(version || ':' || name, ',') FROM refinery_schema_history"),
-        format!("{POSTGRES_SCHEMA_VERSION}:datasets")
+        "1:datasets,2:hosts"
     );
+    assert_eq!(POSTGRES_SCHEMA_VERSION, 2);
     let tables = db.psql(
         "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
          WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'S')",
     );
     assert_eq!(
         tables,
-        "commit_datasets,commits,fences,fencing_tokens,records,refinery_schema_history"
+        "commit_datasets,commits,fences,fencing_tokens,history,history_pos_seq,hosts,leadership,\
+         records,refinery_schema_history"
     );
 
     let newer = POSTGRES_SCHEMA_VERSION + 1;
@@ -59,25 +64,97 @@ fn an_empty_database_is_migrated_and_a_newer_schema_refused() {
     );
 }
 
-/// Until hosts share a database, a second host on one is refused, naming
-/// the holder; once the first lets go, the next one gets it.
+/// Two hosts on one database: the first leads, the second stands by and
+/// is told who leads. Once the first's lease lapses (its renewals stop, as
+/// a frozen host's would), the second takes over with the next term and
+/// learns how far the history took the first's shard — and from then on
+/// the database refuses every write of the deposed leader: a commit, a
+/// fencing token, history, a renewal. The new leader's writes land.
 #[test]
-fn a_second_host_on_one_database_is_refused() {
+fn a_deposed_leaders_writes_are_refused_by_the_database() {
     let db = postgres::server().database();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let first = open(&db.url(), a.path()).unwrap();
-    let err = open(&db.url(), b.path()).err().expect("refused");
-    assert!(matches!(err, StoreError::DatabaseInUse { .. }), "{err}");
-    let text = err.to_string();
+    let lease = runway_host::controller::LEASE;
+    let first = postgres::leading(&db.url(), a.path(), "host-a").unwrap();
+    let first_db = first.shared().unwrap().clone();
+    assert_eq!(first_db.term(), Some(1));
+    let token = first.next_token().unwrap();
+    commit(&first, &[("d", token)], &[("d", "k", b"a")]).unwrap();
+    first_db
+        .append_history(&[(7, 1, b"seven".to_vec()), (9, 2, b"nine".to_vec())])
+        .unwrap();
+
+    let second = DatasetStore::open_postgres(&DatabaseUrl::new(db.url()), b.path()).unwrap();
+    let second_db = second.shared().unwrap().clone();
+    second_db
+        .join("host-b", std::process::id() + 1, lease)
+        .unwrap();
+    match second_db.take_lead(lease).unwrap() {
+        Standing::Standby(leader) => {
+            assert_eq!((leader.term, leader.origin.as_str()), (1, "host-a"));
+            assert!(leader.expires_in_ms > 0, "{leader:?}");
+        }
+        other => panic!("the second host should stand by: {other:?}"),
+    }
+    // An origin a live host uses is refused to another process.
+    let other = second_db.join("host-a", std::process::id() + 2, lease);
+    let err = other.expect_err("origin refused").to_string();
     assert!(
-        text.contains("in use by another Runway host")
-            && text.contains(&format!("pid {}", std::process::id()))
-            && text.contains(&db.name),
-        "{text}"
+        err.contains("\"host-a\" is already a live host's")
+            && err.contains(&format!("pid {}", std::process::id())),
+        "{err}"
     );
-    drop(first);
-    let second = open(&db.url(), b.path()).unwrap();
-    assert_eq!(second.fence("d").unwrap(), 0);
+
+    db.psql("UPDATE leadership SET expires_at = now() - interval '1 second'");
+    match second_db.take_lead(lease).unwrap() {
+        Standing::Leading { term, accepted } => {
+            assert_eq!(term, 2);
+            assert_eq!(accepted.len(), 1, "{accepted:?}");
+            assert_eq!(
+                (accepted[0].origin.as_str(), accepted[0].seq),
+                ("host-a", 9)
+            );
+        }
+        other => panic!("the second host should lead: {other:?}"),
+    }
+    assert_eq!(second_db.leader().unwrap().unwrap().origin, "host-b");
+
+    let refused = |what: &str, err: StoreError| {
+        assert!(
+            matches!(err, StoreError::NotLeading { .. }),
+            "{what}: {err}"
+        );
+        assert!(err.to_string().contains("term 1 is over"), "{what}: {err}");
+    };
+    let stale = commit(&first, &[("d", token + 100)], &[("d", "k", b"stale")]);
+    refused(
+        "commit",
+        stale.expect_err("a deposed leader commits nothing"),
+    );
+    // Refused here already: the first host knows it no longer leads.
+    assert_eq!(first_db.term(), None);
+    assert!(!first_db.renew(lease, 0).unwrap());
+    let err = first
+        .next_token()
+        .expect_err("no token for a deposed leader");
+    assert!(matches!(err, StoreError::NotLeading { .. }), "{err}");
+    assert!(
+        first_db
+            .append_history(&[(10, 3, b"ten".to_vec())])
+            .is_err()
+    );
+    assert_eq!(first.read("d", "k").unwrap().as_deref(), Some(&b"a"[..]));
+    assert_eq!(
+        db.psql("SELECT count(*) FROM history WHERE origin = 'host-a'"),
+        "2"
+    );
+
+    let token = second.next_token().unwrap();
+    commit(&second, &[("d", token)], &[("d", "k", b"b")]).unwrap();
+    assert_eq!(second.read("d", "k").unwrap().as_deref(), Some(&b"b"[..]));
+    let hosts = second_db.hosts().unwrap();
+    let origins: Vec<&str> = hosts.iter().map(|h| h.origin.as_str()).collect();
+    assert_eq!(origins, ["host-a", "host-b"]);
 }
 
 /// Two commits to one dataset at the same moment, on two connections: a
@@ -225,7 +302,8 @@ fn a_host_runs_a_plan_on_postgres_and_finds_it_after_a_restart() {
 }
 
 /// `runway serve --database-file` keeps the datasets in PostgreSQL; a
-/// second `serve` on the same database is refused, and one given a wrong
+/// second `serve` on the same database with the same origin is refused
+/// (each host signs its own shard), and one given a wrong
 /// password in RUNWAY_DATABASE_URL stops naming the database: neither the
 /// password nor the connection string shows in their output, in the audit
 /// trail or in any file the hosts wrote.
@@ -252,12 +330,13 @@ fn serve_on_postgres_never_shows_the_password() {
         "5"
     );
 
-    // A second host on the same database, from a folder of its own.
+    // A second host on the same database, from a folder of its own but
+    // with the same (default) origin.
     let other = crate::server::folders();
     std::fs::write(other.path().join("db.url"), &url).unwrap();
     let refused = serve_until_exit(other.path(), &["--database-file", "db.url"], &[]);
     assert!(
-        refused.contains("in use by another Runway host") && refused.contains(&db.name),
+        refused.contains("is already a live host's") && refused.contains(&db.name),
         "{refused}"
     );
     // A wrong password, from the environment.

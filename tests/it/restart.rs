@@ -209,16 +209,7 @@ fn kill_9_of_a_serving_controller_loses_nothing_and_runs_nothing_twice() {
         rounds += 1;
         assert!(rounds < 60, "runways never landed: {}", out.stderr);
     }
-    let listed = server.json(&["list"]);
-    let states: HashMap<String, String> = listed["runways"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            let id = r["id"].as_str().unwrap().to_string();
-            (id, r["state"].as_str().unwrap().to_string())
-        })
-        .collect();
+    let states = server.states();
     let data: serde_json::Value = {
         let out = crate::cli::runway(dir.path(), &["data", "list", "--json"]);
         serde_json::from_str(&out.stdout).unwrap()

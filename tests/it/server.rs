@@ -34,32 +34,10 @@ impl Server {
 
     /// [`Server::start_with`], with more environment variables.
     pub fn start_with_env(dir: &Path, more: &[&str], env: &[(&str, &str)]) -> Server {
-        let addr = dir.join("runway-serve.addr");
-        let _ = std::fs::remove_file(&addr);
-        // A grace period of 5 s unless `more` names one.
-        let grace: &[&str] = match more.contains(&"--grace-secs") {
-            true => &[],
-            false => &["--grace-secs", "5"],
-        };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
-            .args(["--plugins", "plugins", "--inbox", "inbox"])
-            .args(grace)
-            .args(more)
-            .envs(env.iter().copied())
-            .current_dir(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve starts");
+        let mut server = Server::spawn(dir, more, env, None);
         let started = Instant::now();
-        let url = loop {
-            if let Ok(text) = std::fs::read_to_string(&addr)
-                && text.ends_with('\n')
-            {
-                break text.trim().to_string();
-            }
-            if let Some(status) = child.try_wait().unwrap() {
+        while !server.listening() {
+            if let Some(status) = server.child.as_mut().unwrap().try_wait().unwrap() {
                 panic!("serve {more:?} ended before it listened: {status}");
             }
             assert!(
@@ -67,12 +45,64 @@ impl Server {
                 "serve did not start"
             );
             std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+
+    /// Starts a server over `dir` and does not wait for it: a host on a
+    /// shared database listens only once it leads ([`Server::listening`]).
+    /// Its stderr goes to `log` (appended), or nowhere.
+    pub fn spawn(dir: &Path, more: &[&str], env: &[(&str, &str)], log: Option<&Path>) -> Server {
+        let stderr = match log {
+            Some(path) => Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .unwrap(),
+            ),
+            None => Stdio::null(),
         };
+        let _ = std::fs::remove_file(dir.join("runway-serve.addr"));
+        // A grace period of 5 s unless `more` names one.
+        let grace: &[&str] = match more.contains(&"--grace-secs") {
+            true => &[],
+            false => &["--grace-secs", "5"],
+        };
+        let child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(["--plugins", "plugins", "--inbox", "inbox"])
+            .args(grace)
+            .args(more)
+            .envs(env.iter().copied())
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("serve starts");
         Server {
             dir: dir.to_path_buf(),
             child: Some(child),
-            url,
+            url: String::new(),
         }
+    }
+
+    /// Whether it listens (its address file written); sets [`Self::url`].
+    pub fn listening(&mut self) -> bool {
+        if self.url.is_empty()
+            && let Ok(text) = std::fs::read_to_string(self.dir.join("runway-serve.addr"))
+            && text.ends_with('\n')
+        {
+            self.url = text.trim().to_string();
+        }
+        !self.url.is_empty()
+    }
+
+    /// Whether its process has ended (reaped).
+    pub fn exited(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_none_or(|c| c.try_wait().unwrap().is_some())
     }
 
     /// Runs a client verb against this server.
@@ -158,6 +188,33 @@ impl Server {
         let out = self.client(&all);
         assert_eq!(out.code, 0, "{args:?}: {}{}", out.stdout, out.stderr);
         serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", out.stdout))
+    }
+
+    /// Every runway the server lists, id → state.
+    pub fn states(&self) -> std::collections::HashMap<String, String> {
+        self.json(&["list"])["runways"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let id = r["id"].as_str().unwrap().to_string();
+                (id, r["state"].as_str().unwrap().to_string())
+            })
+            .collect()
+    }
+
+    /// Waits, two seconds at a time for up to two minutes, until every
+    /// runway in `ids` has ended.
+    pub fn wait_all(&self, ids: &[String]) {
+        for _ in 0..60 {
+            let mut args = vec!["wait", "--timeout-secs", "2", "--json"];
+            args.extend(ids.iter().map(String::as_str));
+            let out = self.client(&args);
+            if out.code != 4 {
+                return;
+            }
+        }
+        panic!("runways never landed");
     }
 
     /// Files `plan` (TOML) and gives back the runway ids.

@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use runway_host::store::{
-    Change, CommitStats, DatabaseUrl, DatasetStore, LandedDataset, RunCommit, Staged, StoreConfig,
-    StoreError,
+    Change, CommitStats, DatasetStore, LandedDataset, RunCommit, Staged, StoreConfig, StoreError,
 };
 use runway_tests::postgres::{self, Database};
 
@@ -29,11 +28,13 @@ impl Backend {
     pub fn open(&self) -> DatasetStore {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            match DatasetStore::open_with(&self.config, self.root.path()) {
+            let opened = match (&self.config, &self._db) {
+                (_, Some(db)) => postgres::leading(&db.url(), self.root.path(), "store-suite"),
+                (config, None) => DatasetStore::open_with(config, self.root.path()),
+            };
+            match opened {
                 Ok(store) => return store,
-                Err(StoreError::Locked { .. } | StoreError::DatabaseInUse { .. })
-                    if Instant::now() < deadline =>
-                {
+                Err(StoreError::Locked { .. }) if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(20));
                 }
                 Err(e) => panic!("{}: {e}", self.name),
@@ -54,7 +55,7 @@ pub fn backends() -> Vec<Backend> {
         },
         Backend {
             name: "postgres",
-            config: StoreConfig::Postgres(DatabaseUrl::new(db.url())),
+            config: db.config(),
             root: tempfile::tempdir().unwrap(),
             _db: Some(db),
         },
@@ -147,9 +148,9 @@ fn a_batch_lands_each_run_or_none_of_it() {
         assert_eq!(store.read("b", "2").unwrap(), None, "{name}");
         assert_eq!(store.fence("b").unwrap(), 0, "{name}");
         assert!(store.read("c", "3").unwrap().is_some(), "{name}");
-        assert!(store.landed(10).unwrap().is_some(), "{name}");
-        assert_eq!(store.landed(11).unwrap(), None, "{name}");
-        assert!(store.landed(12).unwrap().is_some(), "{name}");
+        assert!(store.landed("store-suite", 10).unwrap().is_some(), "{name}");
+        assert_eq!(store.landed("store-suite", 11).unwrap(), None, "{name}");
+        assert!(store.landed("store-suite", 12).unwrap().is_some(), "{name}");
     }
 }
 
@@ -224,7 +225,7 @@ fn no_token_or_no_time_lands_nothing() {
         let err = store.commit(&[late]).pop().unwrap().unwrap_err();
         assert!(matches!(err, StoreError::PastDeadline), "{}: {err}", b.name);
         assert_eq!(store.read("a", "k").unwrap(), None, "{}", b.name);
-        assert_eq!(store.landed(30).unwrap(), None, "{}", b.name);
+        assert_eq!(store.landed("store-suite", 30).unwrap(), None, "{}", b.name);
         assert_eq!(store.fence("a").unwrap(), 0, "{}", b.name);
     }
 }
@@ -250,7 +251,7 @@ fn records_carry_their_provenance_and_survive_a_reopen() {
         );
         assert_eq!(store.fence("d").unwrap(), 9, "{name}");
         // The commit is found by its COMMITTING record (token 9 → seq 90 here).
-        let landed = store.landed(90).unwrap().expect("landed");
+        let landed = store.landed("store-suite", 90).unwrap().expect("landed");
         let stats = CommitStats {
             writes: 2,
             deletes: 0,
@@ -266,7 +267,7 @@ fn records_carry_their_provenance_and_survive_a_reopen() {
         );
         assert_eq!((landed.runway.as_str(), landed.attempt), ("r", 1), "{name}");
         assert_eq!(landed.output, [3; 32], "{name}");
-        assert_eq!(store.landed(91).unwrap(), None, "{name}");
+        assert_eq!(store.landed("store-suite", 91).unwrap(), None, "{name}");
         assert!(
             store.next_token().unwrap() > first,
             "{name}: tokens are never reused across a reopen"

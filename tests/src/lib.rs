@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use runway_audit::{AuditError, AuditOptions, Event, Record};
 use runway_host::controller::{self, Filing};
 use runway_host::controller::{HostSetup, Opened, PluginSource, StartError};
-use runway_host::store::{DatabaseUrl, StoreConfig, StoreError};
+use runway_host::store::{StoreConfig, StoreError};
 use runway_host::{DispatchOptions, Grants, Host, Plan, PlanReport, Plugins, Runtime, bundled};
 
 /// The runtime and plugins, compiled once for the whole test binary.
@@ -91,7 +91,7 @@ impl Fixture {
     /// trail stay in temporary folders.
     pub fn on_postgres() -> Fixture {
         let db = postgres::server().database();
-        let store = StoreConfig::Postgres(DatabaseUrl::new(db.url()));
+        let store = db.config();
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let audit_dir = dir.path().join("audit");
@@ -348,7 +348,7 @@ pub fn open_when_free_on(setup: impl Fn() -> HostSetup, store: &StoreConfig) -> 
         match controller::open_on(setup(), store) {
             Ok(opened) => return opened,
             Err(
-                StartError::Store(StoreError::Locked { .. } | StoreError::DatabaseInUse { .. })
+                StartError::Store(StoreError::Locked { .. })
                 | StartError::Audit(AuditError::Locked(_)),
             ) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(std::time::Duration::from_millis(20));

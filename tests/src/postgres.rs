@@ -248,6 +248,14 @@ impl Database {
         psql(&self.psql, &self.socket_dir, self.port, &self.name, sql)
     }
 
+    /// The store config of a host on it, leading under the default lease.
+    pub fn config(&self) -> runway_host::store::StoreConfig {
+        runway_host::store::StoreConfig::Postgres {
+            url: runway_host::store::DatabaseUrl::new(self.url()),
+            lease: runway_host::controller::LEASE,
+        }
+    }
+
     /// Its connection string as [`PASSWORD_ROLE`] giving `password`.
     pub fn url_with_password(&self, password: &str) -> String {
         format!(
@@ -417,4 +425,22 @@ fn find_binaries() -> Option<PathBuf> {
         std::env::split_paths(&path)
             .find(|dir| dir.join("initdb").is_file() && dir.join("pg_ctl").is_file())
     })
+}
+
+/// The store at `url` (local data root `root`) opened, joined as `origin`
+/// and leading, as the start path leaves it: only a leader writes.
+pub fn leading(
+    url: &str,
+    root: &std::path::Path,
+    origin: &str,
+) -> Result<runway_host::store::DatasetStore, runway_host::store::StoreError> {
+    use runway_host::store::{DatabaseUrl, DatasetStore, Standing};
+    let store = DatasetStore::open_postgres(&DatabaseUrl::new(url), root)?;
+    let shared = store.shared().expect("a PostgreSQL store is shared");
+    let lease = runway_host::controller::LEASE;
+    shared.join(origin, std::process::id(), lease)?;
+    match shared.take_lead(lease)? {
+        Standing::Leading { .. } => Ok(store),
+        Standing::Standby(leader) => panic!("{origin} should lead, {leader:?} does"),
+    }
 }

@@ -74,4 +74,7 @@ pub enum WriteFailure {
     /// [`AuditLog::halt`](crate::AuditLog::halt) stopped the log.
     #[error("the log was halted, as by a crash")]
     Halted,
+    /// The [`Forward`](crate::Forward) refused records `first..=last`.
+    #[error("records {first}..={last} were refused where they are forwarded: {why}")]
+    Forward { first: u64, last: u64, why: String },
 }

@@ -19,6 +19,7 @@
 //! | segment file names and listing | `segment.rs` |
 //! | what the next record links to (writer and verifier) | `chain.rs` |
 //! | [`AuditLog`]: append, wait for durability, writer thread | `writer.rs` |
+//! | [`Forward`]: a batch handed on (the shared history) before it counts as durable | `forward.rs` |
 //! | one batch: link, encode, write, rotate; its fsync on the sync thread | `commit.rs` |
 //! | reopening: read back (from the resume point on), trim a torn tail | `recover.rs` |
 //! | the resume point beside the log: its file, checked before use | `resume.rs` |
@@ -48,6 +49,7 @@ mod codec;
 mod commit;
 mod error;
 mod findings;
+mod forward;
 pub mod frame;
 mod frame_check;
 pub mod hex;
@@ -77,11 +79,12 @@ mod tests;
 pub use checkpoint::{Checkpoint, SignedCheckpoint};
 pub use error::{AuditError, WriteFailure};
 pub use findings::{CheckpointPlace, TornKind, TornTail, VerifyError, VerifyErrorKind};
+pub use forward::{Forward, Forwarder};
 pub use keys::{PrivateKey, PublicKey};
 pub use merkle::Frontier;
 pub use reader::{for_each_record, for_each_record_from, read_records};
 pub use record::{
-    Call, DecodeError, EncodeError, Entry, Event, Hash, JoinedChild, LockGrant, LockMode,
+    Accepted, Call, DecodeError, EncodeError, Entry, Event, Hash, JoinedChild, LockGrant, LockMode,
     LockRequest, Outcome, PAYLOAD_MAX, PassedOutput, Record, RouteFigures, ZERO_HASH, leaf_hash,
     sha256,
 };

@@ -307,6 +307,24 @@ wire_enum! {
             depth: u32,
             runway: String,
         },
+        /// Hosts sharing one database (DESIGN.md, "Beyond one machine"):
+        /// the host whose shard holds this record became the leader for
+        /// `term`, and from here on clears runways under it. Taking over ended every earlier term:
+        /// `accepted` names, per host's shard (its origin), the last of its
+        /// records the shared history took — records after it under an
+        /// earlier term were refused by the database and never happened
+        /// for the other hosts.
+        Leading { term: u64, accepted: Vec<Accepted> },
+    }
+}
+
+wire_struct! {
+    /// How far the shared history took one shard ([`Event::Leading`]):
+    /// its last record there, by the shard's origin and sequence number.
+    #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+    pub struct Accepted {
+        pub origin: String,
+        pub seq: u64,
     }
 }
 
@@ -823,6 +841,7 @@ mod tests {
                 "TriggerRemoved",
                 "TriggerFired",
                 "TriggerChainCut",
+                "Leading",
             ]
         );
         assert_eq!(Call::ALL.len(), Call::VARIANTS.len());

@@ -490,6 +490,21 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 escape(runway)
             ),
         ),
+        Event::Leading { term, accepted } => {
+            let shards: Vec<String> = accepted
+                .iter()
+                .map(|a| format!("{} to {}", escape(&a.origin), a.seq))
+                .collect();
+            let shards = if shards.is_empty() {
+                "none".to_string()
+            } else {
+                shards.join(", ")
+            };
+            (
+                "LEADING",
+                format!("term {term}; earlier terms ended, shards taken: {shards}"),
+            )
+        }
     }
 }
 
@@ -792,6 +807,17 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("key", json!(key)),
             ("depth", json!(depth)),
             ("runway", json!(runway)),
+        ],
+        Event::Leading { term, accepted } => vec![
+            ("event", json!("leading")),
+            ("term", json!(term)),
+            (
+                "accepted",
+                accepted
+                    .iter()
+                    .map(|a| json!({ "origin": a.origin, "seq": a.seq }))
+                    .collect(),
+            ),
         ],
     }
 }

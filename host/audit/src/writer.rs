@@ -31,6 +31,7 @@ use crate::checkpointer::{Checkpointer, checkpoint_loop};
 use crate::commit::{Committer, Pending, Syncer, Written};
 use crate::error::{AuditError, WriteFailure};
 use crate::findings::TornTail;
+use crate::forward::Forwarder;
 use crate::frame::MAX_FRAME_LEN;
 use crate::keys::PrivateKey;
 use crate::latency::Latency;
@@ -76,6 +77,9 @@ pub struct AuditOptions {
     /// Keep this many of the last durable records in memory for live
     /// readers ([`AuditLog::tail`]); 0 keeps none.
     pub tail: usize,
+    /// Takes every batch once it is on disk, before it counts as durable
+    /// (see [`Forward`](crate::Forward)); none by default.
+    pub forward: Option<Forwarder>,
 }
 
 impl AuditOptions {
@@ -88,6 +92,7 @@ impl AuditOptions {
             checkpoint_interval: DEFAULT_CHECKPOINT_INTERVAL,
             max_unsigned: DEFAULT_MAX_UNSIGNED,
             tail: 0,
+            forward: None,
         }
     }
 
@@ -222,10 +227,13 @@ impl AuditLog {
         let tail = (options.tail > 0).then(|| Tail::new(options.tail, next_seq));
         let writer = {
             let shared = shared.clone();
-            let tail = tail.clone();
+            let out = Out {
+                tail: tail.clone(),
+                forward: options.forward.clone(),
+            };
             thread::Builder::new()
                 .name("runway-audit".into())
-                .spawn(move || write_loop(&shared, committer, tail))
+                .spawn(move || write_loop(&shared, committer, out))
                 .map_err(AuditError::Spawn)?
         };
         let checkpointer = match checkpointer {
@@ -531,7 +539,7 @@ const RESUME_INTERVAL: Duration = Duration::from_millis(250);
 /// The writer thread: write whatever is pending, and while its sync runs
 /// write the next; publish each batch once synced, in order; drain and stop
 /// when closing; stop for good on the first failure.
-fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
+fn write_loop(shared: &Shared, mut committer: Committer, out: Out) {
     let mut panic_guard = PanicGuard {
         shared,
         armed: true,
@@ -581,7 +589,7 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
                 match in_flight.take() {
                     // Nothing to write meanwhile: publish what is syncing.
                     Some(flying) => {
-                        if !publish(shared, &syncer, flying, tail.as_ref()) {
+                        if !publish(shared, &syncer, flying, &out) {
                             break;
                         }
                         continue;
@@ -601,7 +609,7 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
             }
         }
         let records = batch.len() as u64;
-        let mut kept = tail.as_ref().map(|_| Vec::with_capacity(batch.len()));
+        let mut kept = out.keeps().then(|| Vec::with_capacity(batch.len()));
         let written = committer.write(&mut batch, kept.as_mut());
         let point = if last_point.is_none_or(|at| at.elapsed() >= RESUME_INTERVAL) {
             last_point = Some(Instant::now());
@@ -611,7 +619,7 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
         };
         // The previous batch, synced while this one was written.
         if let Some(flying) = in_flight.take()
-            && !publish(shared, &syncer, flying, tail.as_ref())
+            && !publish(shared, &syncer, flying, &out)
         {
             break;
         }
@@ -632,7 +640,9 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
                         kept,
                         point,
                     };
-                    publish_synced(shared, flying, tail.as_ref());
+                    if !publish_synced(shared, flying, &out) {
+                        break;
+                    }
                 }
             }
             Err(failure) => {
@@ -647,14 +657,26 @@ fn write_loop(shared: &Shared, mut committer: Committer, tail: Option<Tail>) {
     panic_guard.armed = false;
 }
 
+/// Where a durable batch goes besides the waiters.
+struct Out {
+    tail: Option<Tail>,
+    forward: Option<Forwarder>,
+}
+
+impl Out {
+    /// Whether batches must keep their records for the tail or the forward.
+    fn keeps(&self) -> bool {
+        self.tail.is_some() || self.forward.is_some()
+    }
+}
+
 /// Waits for the sync of `flying` and publishes it as durable; `false`
-/// (and the writer failed) if the sync failed.
-fn publish(shared: &Shared, syncer: &Syncer, mut flying: InFlight, tail: Option<&Tail>) -> bool {
+/// (and the writer failed) if the sync failed or the forward refused it.
+fn publish(shared: &Shared, syncer: &Syncer, mut flying: InFlight, out: &Out) -> bool {
     match syncer.wait() {
         Ok(took) => {
             flying.written.committed.syncs[1] = Some(took);
-            publish_synced(shared, flying, tail);
-            true
+            publish_synced(shared, flying, out)
         }
         Err(failure) => {
             shared.fail(failure);
@@ -663,11 +685,23 @@ fn publish(shared: &Shared, syncer: &Syncer, mut flying: InFlight, tail: Option<
     }
 }
 
-/// Publishes a synced batch: in the tail, then durable for waiters and the
-/// checkpoint thread.
-fn publish_synced(shared: &Shared, flying: InFlight, tail: Option<&Tail>) {
-    // In the tail before anyone is told they are durable.
-    if let (Some(tail), Some(kept)) = (tail, flying.kept) {
+/// Publishes a synced batch: forwarded, in the tail, then durable for
+/// waiters and the checkpoint thread; `false` (and the writer failed) if
+/// the forward refused it.
+fn publish_synced(shared: &Shared, flying: InFlight, out: &Out) -> bool {
+    // Forwarded and in the tail before anyone is told they are durable.
+    if let (Some(forward), Some(kept)) = (&out.forward, &flying.kept)
+        && let (Some(first), Some(last)) = (kept.first(), kept.last())
+        && let Err(why) = forward.0.forward(kept)
+    {
+        shared.fail(WriteFailure::Forward {
+            first: first.seq,
+            last: last.seq,
+            why,
+        });
+        return false;
+    }
+    if let (Some(tail), Some(kept)) = (&out.tail, flying.kept) {
         tail.push(kept);
     }
     let committed = flying.written.committed;
@@ -686,6 +720,7 @@ fn publish_synced(shared: &Shared, flying: InFlight, tail: Option<&Tail>) {
     drop(state);
     shared.progress.notify_all();
     shared.checkpoint.notify_one();
+    true
 }
 
 /// Publishes where the log stands once the writer drained everything, if

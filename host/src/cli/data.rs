@@ -82,10 +82,14 @@ pub struct DataRoot {
 
 pub fn run(cmd: DataCommand) -> Result<(), Failure> {
     let open = |root: &DataRoot| {
-        let config = store_config(root.database_file.as_deref(), &ReadCaps::default())?;
+        let config = store_config(
+            root.database_file.as_deref(),
+            &ReadCaps::default(),
+            crate::controller::LEASE,
+        )?;
         match config {
             StoreConfig::Embedded => DatasetStore::open_read_only(&root.data),
-            StoreConfig::Postgres(url) => DatasetStore::open_postgres_read_only(&url),
+            StoreConfig::Postgres { url, .. } => DatasetStore::open_postgres_read_only(&url),
         }
         .map_err(|e| Failure::new(HOST_FAULT, e))
     };

@@ -5,6 +5,7 @@
 //! histories would show its password.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::{BAD_INPUT, Failure};
 use crate::files::{self, FileKind, ReadCaps};
@@ -14,8 +15,17 @@ use crate::store::{DatabaseUrl, StoreConfig};
 pub const DATABASE_URL_ENV: &str = "RUNWAY_DATABASE_URL";
 
 /// The store `--database-file` (read as a key file: a regular file within
-/// the key cap) or [`DATABASE_URL_ENV`] names; the embedded one otherwise.
-pub fn store_config(file: Option<&Path>, caps: &ReadCaps) -> Result<StoreConfig, Failure> {
+/// the key cap) or [`DATABASE_URL_ENV`] names, its lead held under `lease`;
+/// the embedded one otherwise.
+pub fn store_config(
+    file: Option<&Path>,
+    caps: &ReadCaps,
+    lease: Duration,
+) -> Result<StoreConfig, Failure> {
+    let postgres = |url: String| StoreConfig::Postgres {
+        url: DatabaseUrl::new(url),
+        lease,
+    };
     if let Some(path) = file {
         let bytes =
             files::read(path, FileKind::Key, caps).map_err(|e| Failure::new(BAD_INPUT, e))?;
@@ -25,10 +35,10 @@ pub fn store_config(file: Option<&Path>, caps: &ReadCaps) -> Result<StoreConfig,
                 anyhow::anyhow!("--database-file {}: not UTF-8 text", path.display()),
             )
         })?;
-        return Ok(StoreConfig::Postgres(DatabaseUrl::new(url)));
+        return Ok(postgres(url));
     }
     match std::env::var(DATABASE_URL_ENV) {
-        Ok(url) if !url.trim().is_empty() => Ok(StoreConfig::Postgres(DatabaseUrl::new(url))),
+        Ok(url) if !url.trim().is_empty() => Ok(postgres(url)),
         _ => Ok(StoreConfig::Embedded),
     }
 }

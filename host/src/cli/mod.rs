@@ -1,7 +1,7 @@
 //! Command line: `runway run`, `runway serve`, the client verbs of a
 //! running server (`file`, `list`, `show`, `approve`, `reject`, `cancel`,
 //! `pause`, `resume`, `wait`, `triggers …`), `runway data …`, `runway audit …`,
-//! `runway keygen`, `runway sign`; for agent authors `runway new agent`
+//! `runway hosts`, `runway keygen`, `runway sign`; for agent authors `runway new agent`
 //! and `runway build`.
 //!
 //! Exit codes (the README's table; `tests/it/exit_codes.rs` checks each):
@@ -20,6 +20,7 @@ mod data;
 mod database;
 mod guest_tools;
 mod host_args;
+mod hosts;
 mod keygen;
 mod new;
 mod plugins;
@@ -64,6 +65,9 @@ enum Command {
     /// Run the controller as a server: the HTTP API, a plugins folder
     /// followed, a plans inbox.
     Serve(serve::ServeArgs),
+    /// The hosts sharing a PostgreSQL database: role (leader or standby),
+    /// term, pid, lease or heartbeat age, runs in flight.
+    Hosts(hosts::HostsArgs),
     /// File a plan or manifest with the server; prints the runway ids.
     File(client::FileArgs),
     /// List the server's runways.
@@ -192,6 +196,7 @@ pub fn main() -> ExitCode {
         Command::Audit(cmd) => audit::run(cmd),
         Command::Data(cmd) => data::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Hosts(args) => hosts::run(args),
         Command::File(args) => client::file(args),
         Command::List(args) => client::list(args),
         Command::Show(args) => client::show(args),

@@ -86,6 +86,12 @@ pub struct ServeArgs {
     /// RUNWAY_DATABASE_URL; never on the command line (it holds a password).
     #[arg(long, value_name = "FILE")]
     database_file: Option<PathBuf>,
+    /// On a shared database: how long this host's lead lasts without
+    /// renewal (renewed every quarter of it). Another host takes over
+    /// about this long after the leader dies.
+    #[arg(long, value_name = "MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(400..=600_000))]
+    lease_ms: u64,
     #[command(flatten)]
     host: HostArgs,
 }
@@ -123,7 +129,8 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .with_caps(caps);
     // Every agent is known (and its loading audited) before a restored
     // runway can be cleared.
-    let store = super::database::store_config(args.database_file.as_deref(), &caps)?;
+    let lease = Duration::from_millis(args.lease_ms);
+    let store = super::database::store_config(args.database_file.as_deref(), &caps, lease)?;
     let (opened, signer) = args.host.open(
         &runtime,
         PluginSource::Folder(folder),

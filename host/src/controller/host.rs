@@ -11,6 +11,7 @@ use runway_audit::{AuditError, AuditLog, Entry, Event};
 use super::commit::LandingStage;
 use super::journal::Journal;
 use super::keeper::Keeper;
+use super::standing::LeadKeeper;
 use super::tower::Tower;
 use super::workers::Workers;
 use crate::plugin::loader::Plugins;
@@ -36,6 +37,9 @@ pub struct Host {
     /// Keeps the journal's snapshot near the trail's end; writes it last
     /// when the host goes.
     _keeper: Option<Keeper>,
+    /// On a shared database: keeps this host's lead, and gives it up when
+    /// the host goes (after the log, whose last records it forwards).
+    _lead: Option<LeadKeeper>,
 }
 
 impl Host {
@@ -50,7 +54,7 @@ impl Host {
         audit: AuditLog,
         workers: usize,
         journal: Journal,
-        keeper: Option<Keeper>,
+        (keeper, lead): (Option<Keeper>, Option<LeadKeeper>),
     ) -> std::io::Result<Host> {
         Ok(Host {
             tower: Tower::new(store.clone(), workers),
@@ -64,6 +68,7 @@ impl Host {
             controlled: AtomicBool::new(false),
             journal: Mutex::new(Some(journal)),
             _keeper: keeper,
+            _lead: lead,
         })
     }
 

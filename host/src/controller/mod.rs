@@ -33,7 +33,10 @@
 //! At start the controller folds the audit trail ([`journal`]) back into
 //! its runways, so a restart — after `kill -9` too — goes on where the
 //! trail left off: waiting runways wait again, approvals stay given, a run
-//! the crash cut short retries per its policy.
+//! the crash cut short retries per its policy. Hosts sharing a PostgreSQL
+//! database take turns: one leads ([`standing`]) and forwards its records
+//! to the shared history ([`mirror`]); the next leader folds that history
+//! the same way.
 
 mod agents;
 mod attempts;
@@ -66,6 +69,7 @@ mod keeper;
 mod landed;
 mod liaison;
 pub(crate) mod locks;
+mod mirror;
 pub(crate) mod plan;
 pub(crate) mod policy;
 mod restore;
@@ -75,6 +79,7 @@ mod runway;
 mod settle;
 mod snapshot;
 mod spend;
+mod standing;
 pub(crate) mod start;
 pub(crate) mod state;
 mod stats;
@@ -103,6 +108,7 @@ pub use plan::{Catalog, Lineage, Manifest, Plan, PlanError, When};
 pub use route::{OnOpen, Prefer, Route};
 pub use runway::{RunwayReport, Transition, filed_manifest};
 pub use runway_audit::State;
+pub use standing::LEASE;
 pub use start::{HostSetup, Opened, PluginSource, SNAPSHOT_AFTER, StartError, open, open_on};
 pub use stats::Stats;
 pub use tower::{Clearance, Request, Tower};

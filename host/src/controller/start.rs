@@ -17,21 +17,32 @@
 //!    given) is recorded: LOAD per plugin, a refusal per broken one.
 //! 5. **The host**, holding the folded journal for its first controller
 //!    ([`super::start`]).
+//!
+//! On a PostgreSQL database that hosts share, step 1 joins the hosts and
+//! waits until this one leads (`standing.rs`); the log then forwards the
+//! controller's records into the shared history (`mirror.rs`), and step 2
+//! reads that history — every host's records — instead of this host's
+//! trail; steps 3–5 are the same.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
 
-use runway_audit::{AuditError, AuditLog, AuditOptions, EncodeError, VerifyError};
+use runway_audit::{
+    AuditError, AuditLog, AuditOptions, EncodeError, Entry, Event, Forwarder, Record, VerifyError,
+};
 
-use super::commit::{CommitError as RecoveryError, Settled};
+use super::commit::{CommitError as RecoveryError, Settled, Unsettled};
 use super::host::Host;
 use super::journal::{Fold, folds};
 use super::keeper::{Keeper, Kept};
+use super::mirror::Mirror;
 use super::snapshot::Snapshot;
+use super::standing::{self, LeadKeeper};
 use crate::plugin::loader::{LoadError, Plugins};
 use crate::plugin::watch::{PluginChange, PluginFolder};
 use crate::sandbox::Runtime;
-use crate::store::{DatasetStore, StoreConfig, StoreError};
+use crate::store::{DatasetStore, Leader, Shared, StoreConfig, StoreError};
 
 /// Where a host keeps its things and what it runs.
 pub struct HostSetup {
@@ -86,6 +97,8 @@ pub enum StartError {
     Plugins(#[from] LoadError),
     #[error("cannot start the landing stage: {0}")]
     Landing(std::io::Error),
+    #[error("record at position {pos} of the shared history does not decode: {why}")]
+    History { pos: u64, why: String },
 }
 
 /// Brings a host up (see the module doc) on the embedded store.
@@ -94,8 +107,13 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
 }
 
 /// Brings a host up with its datasets in the store `config` names (the
-/// journal's snapshot stays in the local data root either way).
+/// journal's snapshot stays in the local data root either way). On a
+/// shared database, it first waits until this host leads ([`shared`]).
 pub fn open_on(setup: HostSetup, config: &StoreConfig) -> Result<Opened, StartError> {
+    let store = DatasetStore::open_with(config, &setup.data)?;
+    if let (Some(db), StoreConfig::Postgres { lease, .. }) = (store.shared().cloned(), config) {
+        return shared(setup, store, db, *lease);
+    }
     let HostSetup {
         data,
         audit,
@@ -105,7 +123,6 @@ pub fn open_on(setup: HostSetup, config: &StoreConfig) -> Result<Opened, StartEr
         workers,
         snapshot_after,
     } = setup;
-    let store = DatasetStore::open_with(config, &data)?;
     let audit = AuditLog::open(&audit, audit_options)?;
     let CaughtUp {
         mut snapshot,
@@ -118,10 +135,6 @@ pub fn open_on(setup: HostSetup, config: &StoreConfig) -> Result<Opened, StartEr
         fold.apply(*seq, *time_ns, entry);
     }
     let settled = snapshot.unsettled.clone().settle(&audit, &store)?;
-    let now = runway_audit::now_ns();
-    for (seq, entry) in &settled.appended {
-        fold.apply(*seq, now, entry);
-    }
     let kept = Kept {
         data,
         after: snapshot_after.max(1),
@@ -133,39 +146,162 @@ pub fn open_on(setup: HostSetup, config: &StoreConfig) -> Result<Opened, StartEr
         last: None,
     };
     let keeper = Keeper::start(audit.tail(), kept, tail > 0 && tail >= snapshot_after);
-    let (plugins, folder, changes) = match plugins {
-        PluginSource::Folder(mut folder) => {
-            let (plugins, changes) = folder.rescan(&Plugins::default())?;
-            (Arc::new(plugins), Some(folder), changes)
-        }
-        PluginSource::Loaded(plugins) => {
-            let loaded = plugins.iter().map(|p| PluginChange::Loaded {
-                name: p.name.clone(),
-                digest: p.digest,
-            });
-            let changes = loaded.collect();
-            (plugins, None, changes)
-        }
-    };
-    for change in &changes {
-        audit.append(change.entry())?;
-    }
-    let host = Host::new(
-        &runtime,
+    let up = Up {
+        runtime,
         plugins,
-        Arc::new(store),
-        audit,
         workers,
-        fold.finish(),
-        keeper,
-    )
-    .map_err(StartError::Landing)?;
-    Ok(Opened {
-        host: Arc::new(host),
-        settled,
-        folder,
-        tail,
-    })
+        store,
+        audit,
+    };
+    up.finish(fold, settled, tail, (keeper, None))
+}
+
+/// A host on a shared database: it joins the others and waits until it
+/// leads (`standing.rs`); its log forwards its controller records to the
+/// shared history (`mirror.rs`), opened only once it leads, and its
+/// LEADING record comes first. Then the whole history is folded — every
+/// host's records, in the order the database took them — and what the
+/// last leader left unsettled is settled against the database, as a
+/// single host does with its own trail after a crash.
+fn shared(
+    setup: HostSetup,
+    store: DatasetStore,
+    db: Shared,
+    lease: Duration,
+) -> Result<Opened, StartError> {
+    let HostSetup {
+        audit,
+        mut audit_options,
+        runtime,
+        plugins,
+        workers,
+        ..
+    } = setup;
+    let standing_by = |leader: &Leader| {
+        tracing::warn!(
+            "standing by: host {} leads (term {}); this host takes over if its lease lapses",
+            leader.origin,
+            leader.term
+        );
+    };
+    let lead = standing::wait_for_lead(&db, &audit_options.origin, lease, &standing_by)?;
+    audit_options.forward = Some(Forwarder(Arc::new(Mirror(db.clone()))));
+    let audit = AuditLog::open(&audit, audit_options)?;
+    let up: Arc<OnceLock<Weak<Host>>> = Arc::default();
+    let in_flight = {
+        let up = up.clone();
+        Box::new(move || {
+            up.get()
+                .and_then(Weak::upgrade)
+                .map_or(0, |host| host.tower.in_air() as u64)
+        })
+    };
+    let keeper = LeadKeeper::start(db.clone(), lease, audit.clone(), in_flight)
+        .map_err(StartError::Landing)?;
+    audit.append(Entry::of_host(Event::Leading {
+        term: lead.term,
+        accepted: lead.accepted,
+    }))?;
+    let mut fold = Fold::default();
+    let mut unsettled = Unsettled::default();
+    let mut after = 0;
+    let mut tail = 0;
+    loop {
+        let page = db.read_history(after, HISTORY_PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.pos;
+        for shared in &page {
+            let record = Record::decode(&shared.entry).map_err(|e| StartError::History {
+                pos: shared.pos,
+                why: e.to_string(),
+            })?;
+            unsettled.observe_from(&shared.origin, &record);
+            if folds(&record.entry) {
+                fold.apply(record.seq, record.time_ns, &record.entry);
+            }
+            tail += 1;
+        }
+    }
+    let settled = unsettled.settle(&audit, &store)?;
+    let opened = Up {
+        runtime,
+        plugins,
+        workers,
+        store,
+        audit,
+    }
+    .finish(fold, settled, tail, (None, Some(keeper)))?;
+    let _ = up.set(Arc::downgrade(&opened.host));
+    Ok(opened)
+}
+
+/// Records of the shared history read at a time.
+const HISTORY_PAGE: u32 = 10_000;
+
+/// What every start has once its store and log are open.
+struct Up {
+    runtime: Arc<Runtime>,
+    plugins: PluginSource,
+    workers: usize,
+    store: DatasetStore,
+    audit: AuditLog,
+}
+
+impl Up {
+    /// Folds what settling appended, scans the plugins (LOAD records) and
+    /// makes the host.
+    fn finish(
+        self,
+        mut fold: Fold,
+        settled: Settled,
+        tail: u64,
+        keepers: (Option<Keeper>, Option<LeadKeeper>),
+    ) -> Result<Opened, StartError> {
+        let Up {
+            runtime,
+            plugins,
+            workers,
+            store,
+            audit,
+        } = self;
+        let now = runway_audit::now_ns();
+        for (seq, entry) in &settled.appended {
+            fold.apply(*seq, now, entry);
+        }
+        let (plugins, folder, changes) = match plugins {
+            PluginSource::Folder(mut folder) => {
+                let (plugins, changes) = folder.rescan(&Plugins::default())?;
+                (Arc::new(plugins), Some(folder), changes)
+            }
+            PluginSource::Loaded(plugins) => {
+                let loaded = plugins.iter().map(|p| PluginChange::Loaded {
+                    name: p.name.clone(),
+                    digest: p.digest,
+                });
+                let changes = loaded.collect();
+                (plugins, None, changes)
+            }
+        };
+        for change in &changes {
+            audit.append(change.entry())?;
+        }
+        let host = Host::new(
+            &runtime,
+            plugins,
+            Arc::new(store),
+            audit,
+            workers,
+            fold.finish(),
+            keepers,
+        )
+        .map_err(StartError::Landing)?;
+        Ok(Opened {
+            host: Arc::new(host),
+            settled,
+            folder,
+            tail,
+        })
+    }
 }
 
 /// Records past the journal's snapshot that make a new one, at a start and

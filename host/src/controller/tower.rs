@@ -361,6 +361,11 @@ impl Tower {
         self.lock().in_air += 1;
     }
 
+    /// Runs cleared and not yet off their workers.
+    pub fn in_air(&self) -> usize {
+        self.lock().in_air
+    }
+
     /// A cleared runway's run left its worker (its agent returned and the
     /// run went to the landing stage, or it never took off): the worker
     /// slot is free, its locks are still held.

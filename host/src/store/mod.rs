@@ -13,10 +13,10 @@
 //! SQL only as bound parameters, so a name is an identity, never a path the
 //! file system could alias.
 //!
-//! One host process at a time: [`DatasetStore::open`] takes an exclusive
-//! lock on the data root (`lock.rs`) and a second host is refused, naming
-//! the holder's pid; on PostgreSQL, a session advisory lock refuses a
-//! second host on the same database.
+//! One host process per data root: [`DatasetStore::open`] takes an
+//! exclusive lock on it (`lock.rs`) and a second host is refused, naming
+//! the holder's pid. Many hosts share one PostgreSQL database, each with
+//! its own data root; only the one that leads writes ([`Shared`]).
 
 mod lock;
 mod postgres;
@@ -24,7 +24,10 @@ mod read_ahead;
 pub(crate) mod sqlite;
 mod staging;
 
-pub use postgres::{DatabaseUrl, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION};
+pub use postgres::{
+    DatabaseUrl, HostRow, Leader, Recorded, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION, Shared,
+    Standing,
+};
 pub use staging::{Change, ENTRY_BYTES, Staged, Staging};
 
 use std::collections::BTreeMap;
@@ -119,11 +122,21 @@ pub enum StoreError {
         target: String,
         source: std::io::Error,
     },
+    /// Another live host on the database signs a shard of the same
+    /// origin: each host needs its own.
     #[error(
-        "PostgreSQL {target} is in use by another Runway host ({holder}); until hosts share a \
-         database, one host per database"
+        "PostgreSQL {target}: origin {origin:?} is already a live host's (pid {pid}); give each \
+         host sharing a database its own --origin"
     )]
-    DatabaseInUse { target: String, holder: String },
+    OriginTaken {
+        target: String,
+        origin: String,
+        pid: i64,
+    },
+    /// A write only the leader makes, by a host that does not lead (any
+    /// more): refused by the database, nothing written.
+    #[error("PostgreSQL {target}: {why}")]
+    NotLeading { target: String, why: String },
     #[error("PostgreSQL {target}: the schema migration failed: {why}")]
     Migration { target: String, why: String },
 }
@@ -212,10 +225,11 @@ pub trait Backend: Send + Sync {
     /// none of them. One result per run, in order; when the transaction
     /// itself fails, no run landed.
     fn commit(&self, runs: &[RunCommit<'_>]) -> Vec<CommitResult>;
-    /// The commit whose COMMITTING record is `committing_seq`, if its
+    /// The commit whose COMMITTING record is `committing_seq` of the shard
+    /// `origin` (the embedded store has one shard and ignores it), if its
     /// transaction committed; a row that does not read back whole is
     /// [`StoreError::CorruptCommit`].
-    fn landed(&self, committing_seq: u64) -> Result<Option<Landed>, StoreError>;
+    fn landed(&self, origin: &str, committing_seq: u64) -> Result<Option<Landed>, StoreError>;
     /// Every dataset with records or a fence, by name.
     fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError>;
     fn provenance(&self, dataset: &str, key: &str) -> Result<Option<Provenance>, StoreError>;
@@ -254,13 +268,19 @@ pub enum StoreConfig {
     /// SQLite under the data root (the default).
     #[default]
     Embedded,
-    /// A PostgreSQL database.
-    Postgres(DatabaseUrl),
+    /// A PostgreSQL database that hosts may share: one leads at a time,
+    /// under a lease this long (see `controller::standing`).
+    Postgres {
+        url: DatabaseUrl,
+        lease: std::time::Duration,
+    },
 }
 
 /// The store under one data root.
 pub struct DatasetStore {
     backend: Box<dyn Backend>,
+    /// On PostgreSQL: how this host joins the others and leads.
+    shared: Option<Shared>,
 }
 
 /// How many committed keys a listing fetches at a time.
@@ -272,23 +292,31 @@ impl DatasetStore {
     pub fn open(path: &Path) -> Result<DatasetStore, StoreError> {
         Ok(DatasetStore {
             backend: Box::new(sqlite::Sqlite::open(path)?),
+            shared: None,
         })
     }
 
-    /// Opens the PostgreSQL database at `url` for this host alone (a
-    /// second host is refused), migrating its schema; `root` is the host's
-    /// local data root, still its own (the journal's snapshot lives there).
+    /// Opens the PostgreSQL database at `url`, migrating its schema;
+    /// `root` is the host's local data root, still its own. Nothing is
+    /// written until this host joins and leads ([`Self::shared`]).
     pub fn open_postgres(url: &DatabaseUrl, root: &Path) -> Result<DatasetStore, StoreError> {
+        let backend = postgres::Postgres::open(url, root)?;
         Ok(DatasetStore {
-            backend: Box::new(postgres::Postgres::open(url, root)?),
+            shared: Some(backend.shared()),
+            backend: Box::new(backend),
         })
+    }
+
+    /// On PostgreSQL, how this host joins the others and leads.
+    pub fn shared(&self) -> Option<&Shared> {
+        self.shared.as_ref()
     }
 
     /// Opens the store `config` names, over the local data root `root`.
     pub fn open_with(config: &StoreConfig, root: &Path) -> Result<DatasetStore, StoreError> {
         match config {
             StoreConfig::Embedded => DatasetStore::open(root),
-            StoreConfig::Postgres(url) => DatasetStore::open_postgres(url, root),
+            StoreConfig::Postgres { url, .. } => DatasetStore::open_postgres(url, root),
         }
     }
 
@@ -298,20 +326,23 @@ impl DatasetStore {
     pub fn open_read_only(path: &Path) -> Result<DatasetStore, StoreError> {
         Ok(DatasetStore {
             backend: Box::new(sqlite::Sqlite::open_read_only(path)?),
+            shared: None,
         })
     }
 
     /// The PostgreSQL database at `url`, read-only beside a running host
     /// (no host lock, no migration).
     pub fn open_postgres_read_only(url: &DatabaseUrl) -> Result<DatasetStore, StoreError> {
+        let backend = postgres::Postgres::open_read_only(url)?;
         Ok(DatasetStore {
-            backend: Box::new(postgres::Postgres::open_read_only(url)?),
+            shared: Some(backend.shared()),
+            backend: Box::new(backend),
         })
     }
 
     /// See [`Backend::landed`].
-    pub fn landed(&self, committing_seq: u64) -> Result<Option<Landed>, StoreError> {
-        self.backend.landed(committing_seq)
+    pub fn landed(&self, origin: &str, committing_seq: u64) -> Result<Option<Landed>, StoreError> {
+        self.backend.landed(origin, committing_seq)
     }
 
     /// See [`Backend::datasets`].

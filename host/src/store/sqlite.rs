@@ -329,7 +329,7 @@ impl Backend for Sqlite {
         results
     }
 
-    fn landed(&self, committing_seq: u64) -> Result<Option<Landed>, StoreError> {
+    fn landed(&self, _origin: &str, committing_seq: u64) -> Result<Option<Landed>, StoreError> {
         let db = self.db();
         let row = db
             .query_row(
@@ -992,13 +992,13 @@ mod tests {
             let store = DatasetStore::open(dir.path()).unwrap();
             let writes: &[(&str, &str, &[u8])] = &[("d", "x", b"1"), ("e", "y", b"2")];
             commit(&store, &[("d", 9), ("e", 9)], writes).unwrap();
-            assert_eq!(store.landed(90).unwrap().unwrap().datasets.len(), 2);
+            assert_eq!(store.landed("", 90).unwrap().unwrap().datasets.len(), 2);
             let other = Connection::open(dir.path().join(DB_FILE)).unwrap();
             other
                 .pragma_update(None, "ignore_check_constraints", true)
                 .unwrap();
             other.execute_batch(sql).unwrap();
-            let err = store.landed(90).unwrap_err();
+            let err = store.landed("", 90).unwrap_err();
             match &err {
                 StoreError::CorruptCommit {
                     committing_seq: 90,
@@ -1036,7 +1036,7 @@ mod tests {
         };
         let dir = v0("a=9:2:0,b=10:0:1");
         let store = DatasetStore::open(dir.path()).unwrap();
-        let landed = store.landed(7).unwrap().unwrap();
+        let landed = store.landed("", 7).unwrap().unwrap();
         assert_eq!((landed.runway.as_str(), landed.attempt), ("import", 2));
         assert_eq!(
             landed.datasets,
@@ -1061,7 +1061,7 @@ mod tests {
         );
         // New commits land in the new tables beside the migrated row.
         commit(&store, &[("c", 4)], &[("c", "k", b"v")]).unwrap();
-        assert!(store.landed(40).unwrap().is_some());
+        assert!(store.landed("", 40).unwrap().is_some());
         drop(store);
 
         let dir = v0("a=9:2:0,b=ten:0:1");

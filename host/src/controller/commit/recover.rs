@@ -40,6 +40,10 @@ pub struct Unsettled {
     open: BTreeMap<String, Open>,
     /// Per runway, its STARTED with nothing after it yet.
     flying: BTreeMap<String, (u64, Entry)>,
+    /// Per flying runway, the host (origin) it flew on, when records from
+    /// many hosts are observed (the shared history); never snapshotted.
+    #[serde(skip)]
+    flown_by: BTreeMap<String, String>,
 }
 
 /// A commit begun and not yet ended.
@@ -51,16 +55,30 @@ struct Open {
     entry: Entry,
     /// Datasets whose COMMITTED record followed it.
     done: Vec<String>,
+    /// The shard (origin) of the COMMITTING record, when records from
+    /// many hosts are observed; never snapshotted.
+    #[serde(skip)]
+    origin: String,
 }
 
 impl Unsettled {
-    /// Takes one record into account; records come in trail order.
+    /// Takes one record of this host's trail into account; records come
+    /// in trail order.
     pub fn observe(&mut self, record: &Record) {
+        self.observe_from("", record);
+    }
+
+    /// Takes one record of shard `origin` into account, as the shared
+    /// history orders the records of many hosts.
+    pub fn observe_from(&mut self, origin: &str, record: &Record) {
         let runway = &record.entry.runway;
         match &record.entry.event {
             Event::Started { .. } => {
                 self.flying
                     .insert(runway.clone(), (record.seq, record.entry.clone()));
+                if !origin.is_empty() {
+                    self.flown_by.insert(runway.clone(), origin.to_string());
+                }
             }
             Event::Committing { .. } => {
                 self.flying.remove(runway);
@@ -68,6 +86,7 @@ impl Unsettled {
                     seq: record.seq,
                     entry: record.entry.clone(),
                     done: Vec::new(),
+                    origin: origin.to_string(),
                 };
                 self.open.insert(runway.clone(), open);
             }
@@ -83,7 +102,8 @@ impl Unsettled {
                 self.flying.remove(runway);
             }
             Event::Recovered { committing, .. } => {
-                self.open.retain(|_, open| open.seq != *committing);
+                self.open
+                    .retain(|id, open| open.seq != *committing || id != runway);
             }
             _ => {}
         }
@@ -94,6 +114,7 @@ impl Unsettled {
     /// in trail order, and syncs the trail. A commits row that does not
     /// read back whole or disagrees with its COMMITTING stops it, named.
     pub fn settle(self, audit: &AuditLog, store: &DatasetStore) -> Result<Settled, CommitError> {
+        let flown_by = self.flown_by;
         let mut flying: Vec<_> = self.flying.into_values().collect();
         flying.sort_by_key(|(seq, _)| *seq);
         let mut open: Vec<_> = self.open.into_values().collect();
@@ -101,7 +122,7 @@ impl Unsettled {
         // Every row is read and checked before anything is appended.
         let mut found = Vec::with_capacity(open.len());
         for commit in &open {
-            let landed = store.landed(commit.seq)?;
+            let landed = store.landed(&commit.origin, commit.seq)?;
             if let Some(landed) = &landed {
                 agrees(commit, landed)?;
             }
@@ -114,10 +135,12 @@ impl Unsettled {
             Ok::<_, runway_audit::AuditError>(())
         };
         for (_, entry) in &flying {
+            let reason = match flown_by.get(&entry.runway) {
+                Some(origin) => format!("host {origin} lost during the run; nothing was committed"),
+                None => "host crashed during the run; nothing was committed".into(),
+            };
             append(Entry {
-                event: Event::Failed {
-                    reason: "host crashed during the run; nothing was committed".into(),
-                },
+                event: Event::Failed { reason },
                 dataset: None,
                 ..entry.clone()
             })?;

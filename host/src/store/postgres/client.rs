@@ -336,3 +336,12 @@ fn application_name() -> String {
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
+
+/// Tokens and sequence numbers are far below 2^63; PostgreSQL's are i64.
+pub fn to_sql(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+pub fn from_sql(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}

@@ -25,7 +25,8 @@ use std::time::Instant;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Statement, Transaction};
 
-use super::client::{Conn, Target};
+use super::client::{Conn, Target, from_sql, to_sql};
+use super::lease::{LEADS, deposed};
 use crate::store::{Change, CommitStats, RunCommit, StoreError};
 
 /// Most rows one statement writes or deletes.
@@ -46,11 +47,11 @@ const PUT: &str = "INSERT INTO records
        runway = excluded.runway, agent = excluded.agent, plugin = excluded.plugin,
        attempt = excluded.attempt, token = excluded.token, audit_seq = excluded.audit_seq";
 const DELETE: &str = "DELETE FROM records WHERE dataset = $1 AND key = ANY($2::text[])";
-const COMMITS: &str =
-    "INSERT INTO commits (committing_seq, runway, attempt, output) VALUES ($1, $2, $3, $4)";
+const COMMITS: &str = "INSERT INTO commits (origin, committing_seq, runway, attempt, output)
+     VALUES ($5, $1, $2, $3, $4)";
 const LANDED: &str = "INSERT INTO commit_datasets
-       (committing_seq, dataset, token, writes, deletes)
-     SELECT $1, d, t, w, x FROM unnest($2::text[], $3::int8[], $4::int8[], $5::int8[])
+       (origin, committing_seq, dataset, token, writes, deletes)
+     SELECT $6, $1, d, t, w, x FROM unnest($2::text[], $3::int8[], $4::int8[], $5::int8[])
        AS u (d, t, w, x)";
 
 /// What one run landed, with the tokens it landed under.
@@ -70,8 +71,15 @@ pub enum Outcome {
     Unknown(Landings, StoreError),
 }
 
-/// Lands each run in a savepoint of its own, in one transaction.
-pub async fn land_all(conn: &mut Conn, target: &Target, runs: &[RunCommit<'_>]) -> Outcome {
+/// Lands each run in a savepoint of its own, in one transaction, which
+/// first checks that `origin` still leads under `term` (see `lease.rs`):
+/// a deposed leader lands nothing.
+pub async fn land_all(
+    conn: &mut Conn,
+    target: &Target,
+    (term, origin): (i64, &str),
+    runs: &[RunCommit<'_>],
+) -> Outcome {
     let err = target.err();
     let stmts = match Prepared::on(conn).await {
         Ok(stmts) => stmts,
@@ -81,9 +89,14 @@ pub async fn land_all(conn: &mut Conn, target: &Target, runs: &[RunCommit<'_>]) 
         Ok(tx) => tx,
         Err(e) => return Outcome::Failed(err(e)),
     };
+    match tx.query_opt(LEADS, &[&term, &origin]).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return Outcome::Failed(deposed(target, term)),
+        Err(e) => return Outcome::Failed(err(e)),
+    }
     let mut results = Vec::with_capacity(runs.len());
     for run in runs {
-        let landed = match land_one(&mut tx, &stmts, run).await {
+        let landed = match land_one(&mut tx, &stmts, (origin, run)).await {
             Ok(landed) => landed,
             Err(e) => return Outcome::Failed(err(e)),
         };
@@ -105,10 +118,10 @@ pub async fn land_all(conn: &mut Conn, target: &Target, runs: &[RunCommit<'_>]) 
 async fn land_one(
     tx: &mut Transaction<'_>,
     stmts: &Prepared,
-    run: &RunCommit<'_>,
+    (origin, run): (&str, &RunCommit<'_>),
 ) -> Result<Result<Landing, Failed>, tokio_postgres::Error> {
     let sp = tx.savepoint("run").await?;
-    Ok(match land(&sp, stmts, run).await {
+    Ok(match land(&sp, stmts, origin, run).await {
         Ok(landing) => {
             sp.commit().await?;
             Ok(landing)
@@ -177,6 +190,7 @@ impl From<tokio_postgres::Error> for Failed {
 async fn land(
     tx: &Transaction<'_>,
     stmts: &Prepared,
+    origin: &str,
     run: &RunCommit<'_>,
 ) -> Result<Landing, Failed> {
     let mut tokens = BTreeMap::new();
@@ -249,7 +263,7 @@ async fn land(
     let attempt = i64::from(run.attempt);
     tx.execute(
         &stmts.commits,
-        &[&seq, &run.runway, &attempt, &&run.output[..]],
+        &[&seq, &run.runway, &attempt, &&run.output[..], &origin],
     )
     .await?;
     let names: Vec<&str> = stats.keys().map(String::as_str).collect();
@@ -258,7 +272,7 @@ async fn land(
     let deletes: Vec<i64> = stats.values().map(|s| i64::from(s.deletes)).collect();
     tx.execute(
         &stmts.landed,
-        &[&seq, &names, &landed_tokens, &writes, &deletes],
+        &[&seq, &names, &landed_tokens, &writes, &deletes, &origin],
     )
     .await?;
     Ok((tokens, stats))
@@ -320,13 +334,4 @@ async fn delete(
     let n = tx.execute(&stmts.delete, &[&dataset, &*keys]).await?;
     keys.clear();
     Ok(u32::try_from(n).unwrap_or(u32::MAX))
-}
-
-/// Tokens and sequence numbers are far below 2^63; PostgreSQL's are i64.
-pub fn to_sql(n: u64) -> i64 {
-    i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-pub fn from_sql(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
 }

@@ -6,41 +6,50 @@
 //! | `records` | (dataset, key) → value, and who wrote it: runway, agent, plugin digest, attempt, token, audit seq |
 //! | `fences` | dataset → the highest exclusive token that committed to it |
 //! | `fencing_tokens` (a sequence) | the next fencing token: unique and growing across restarts and hosts |
-//! | `commits`, `commit_datasets` | one row per run commit, keyed by the audit seq of its COMMITTING record, and what it landed on each dataset |
+//! | `commits`, `commit_datasets` | one row per run commit, keyed by the shard (origin) and audit seq of its COMMITTING record, and what it landed on each dataset |
+//! | `leadership`, `hosts` | who leads under which term until when, and every host with its heartbeat (`lease.rs`) |
+//! | `history` | the controller's records of every host, in the order the database took them (`history.rs`) |
 //! | `refinery_schema_history` | the migrations applied (`schema.rs`) |
 //!
 //! Opening it: the connection string is parsed (`client.rs`; never shown),
-//! the database's host lock taken (`hold.rs`: one host per database until
-//! the controller itself runs on PostgreSQL), the schema migrated or a
-//! newer one refused (`schema.rs`). Commits are one transaction with a
+//! the schema migrated or a newer one refused (`schema.rs`). Hosts then
+//! join and one leads ([`Shared`]); only the leader writes — tokens,
+//! commits, history — and each of those writes checks in its own
+//! transaction that it still leads. Commits are one transaction with a
 //! savepoint per run, fences moved under row locks first (`commit.rs`);
 //! a run reads through one snapshot (`reader.rs`). TLS per `sslmode`, as
 //! libpq gives it (`tls.rs`, the options tokio-postgres does not parse
 //! taken out by `ssl_options.rs`). `runway data` opens it read-only beside
-//! the host ([`Postgres::open_read_only`]: no lock, no migration).
+//! the hosts ([`Postgres::open_read_only`]: no migration).
 //!
-//! Fences are cached in memory, as the embedded store does: while this
-//! host holds the database it is the only writer; the commit checks the
-//! database's fence itself whatever the cache says.
+//! Fences are cached in memory, as the embedded store does: only the
+//! leader writes, and the cache is emptied whenever this host takes the
+//! lead; the commit checks the database's fence itself whatever the cache
+//! says.
 
 mod client;
 mod commit;
-mod hold;
+mod history;
+mod lease;
 mod reader;
 mod schema;
 mod ssl_options;
 mod tls;
 
 pub use client::{DatabaseUrl, describe};
+pub use history::Recorded;
+pub use lease::{HostRow, Leader, Standing};
 pub use schema::SCHEMA_VERSION;
 
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use client::{Driver, lock, wait};
-use commit::{Outcome, from_sql, to_sql};
-use hold::Hold;
+use std::time::Duration;
+
+use client::{Driver, from_sql, lock, to_sql, wait};
+use commit::Outcome;
+use lease::Seat;
 use runway_audit::Hash;
 
 use super::lock::RootLock;
@@ -51,11 +60,10 @@ use super::{
 
 /// The PostgreSQL backend of one host.
 pub struct Postgres {
-    /// Declared before the driver: released while its runtime still runs.
-    /// `None`: opened read-only, beside the host that holds it.
-    hold: Option<Hold>,
     driver: Arc<Driver>,
-    fences: Mutex<HashMap<String, u64>>,
+    /// This host's place: its origin and the term it leads under.
+    seat: Arc<Seat>,
+    fences: Arc<Mutex<HashMap<String, u64>>>,
     /// The local data root (journal snapshot) stays this host's alone.
     _root: Option<RootLock>,
 }
@@ -70,14 +78,13 @@ impl Postgres {
         })?;
         let root_lock = RootLock::take(root)?;
         let driver = Arc::new(Driver::new(url, false)?);
-        let hold = Hold::take(&driver)?;
         let mut conn = driver.take()?;
         schema::migrate(&mut conn, &driver.target)?;
         driver.give(conn);
         Ok(Postgres {
-            hold: Some(hold),
             driver,
-            fences: Mutex::new(HashMap::new()),
+            seat: Arc::default(),
+            fences: Arc::default(),
             _root: Some(root_lock),
         })
     }
@@ -91,11 +98,20 @@ impl Postgres {
         schema::check(&conn, &driver.target)?;
         driver.give(conn);
         Ok(Postgres {
-            hold: None,
             driver,
-            fences: Mutex::new(HashMap::new()),
+            seat: Arc::default(),
+            fences: Arc::default(),
             _root: None,
         })
+    }
+
+    /// The handle through which this host joins the others and leads.
+    pub fn shared(&self) -> Shared {
+        Shared {
+            driver: self.driver.clone(),
+            seat: self.seat.clone(),
+            fences: self.fences.clone(),
+        }
     }
 
     /// Runs `f` on a pooled connection.
@@ -122,7 +138,8 @@ impl Postgres {
             .zip(landed)
             .map(|(run, result)| {
                 let landing = result?;
-                match self.landed(run.committing_seq) {
+                let origin = self.seat.origin().unwrap_or_default();
+                match self.landed(origin, run.committing_seq) {
                     Ok(Some(_)) => Ok(landing),
                     Ok(None) => Err(StoreError::CommitFailed {
                         path: target.clone(),
@@ -153,11 +170,27 @@ impl Postgres {
 
 impl Backend for Postgres {
     fn next_token(&self) -> Result<u64, StoreError> {
-        let token: i64 = self.with(async |c| {
-            let stmt = c.prepare("SELECT nextval('fencing_tokens')").await?;
-            Ok(c.client.query_one(&stmt, &[]).await?.get(0))
+        let Some((term, origin)) = self.seat.leading() else {
+            return Err(lease::deposed(&self.driver.target, 0));
+        };
+        // Handed out only to the leader: a deposed one gets no row.
+        let token: Option<i64> = self.with(async |c| {
+            let stmt = c
+                .prepare(
+                    "SELECT nextval('fencing_tokens') FROM leadership
+                     WHERE term = $1 AND origin = $2 AND expires_at > now()",
+                )
+                .await?;
+            let row = c.client.query_opt(&stmt, &[&term, &origin]).await?;
+            Ok(row.map(|r| r.get(0)))
         })?;
-        Ok(from_sql(token))
+        match token {
+            Some(token) => Ok(from_sql(token)),
+            None => {
+                self.seat.step_down();
+                Err(lease::deposed(&self.driver.target, term))
+            }
+        }
     }
 
     fn reader(&self) -> Result<Box<dyn Reader>, StoreError> {
@@ -194,25 +227,30 @@ impl Backend for Postgres {
                 })
                 .collect()
         };
-        match &self.hold {
-            None => return failed("the database is open read-only here".into()),
-            Some(hold) if !hold.held() => {
-                return failed(
-                    "the session holding this host's lock on the database is gone: another \
-                     host may hold it now"
-                        .into(),
-                );
-            }
-            Some(_) => {}
-        }
+        let Some(leading) = self.seat.leading() else {
+            return failed(lease::deposed(target, 0).to_string());
+        };
         let mut conn = match self.driver.take() {
             Ok(conn) => conn,
             Err(e) => return failed(e.to_string()),
         };
-        let outcome = wait(commit::land_all(&mut conn, target, runs));
+        let outcome = wait(commit::land_all(&mut conn, target, leading, runs));
         self.driver.give(conn);
         let landed = match outcome {
             Outcome::Committed(landed) => landed,
+            // Deposed: said as it is, once per run.
+            Outcome::Failed(StoreError::NotLeading { target, why }) => {
+                self.seat.step_down();
+                return runs
+                    .iter()
+                    .map(|_| {
+                        Err(StoreError::NotLeading {
+                            target: target.clone(),
+                            why: why.clone(),
+                        })
+                    })
+                    .collect();
+            }
             Outcome::Failed(e) => return failed(e.to_string()),
             Outcome::Unknown(landed, why) => self.resolve(runs, landed, &why),
         };
@@ -234,22 +272,23 @@ impl Backend for Postgres {
             .collect()
     }
 
-    fn landed(&self, committing_seq: u64) -> Result<Option<Landed>, StoreError> {
+    fn landed(&self, origin: &str, committing_seq: u64) -> Result<Option<Landed>, StoreError> {
         let seq = to_sql(committing_seq);
         let (row, datasets) = self.with(async |c| {
             let row = c
                 .client
                 .query_opt(
-                    "SELECT runway, attempt, output FROM commits WHERE committing_seq = $1",
-                    &[&seq],
+                    "SELECT runway, attempt, output FROM commits
+                     WHERE origin = $1 AND committing_seq = $2",
+                    &[&origin, &seq],
                 )
                 .await?;
             let datasets = c
                 .client
                 .query(
                     "SELECT dataset, token, writes, deletes FROM commit_datasets
-                     WHERE committing_seq = $1 ORDER BY dataset",
-                    &[&seq],
+                     WHERE origin = $1 AND committing_seq = $2 ORDER BY dataset",
+                    &[&origin, &seq],
                 )
                 .await?;
             Ok((row, datasets))
@@ -365,5 +404,74 @@ fn provenance(r: &tokio_postgres::Row, at: usize) -> Provenance {
         attempt: u32::try_from(attempt).unwrap_or(0),
         token: from_sql(r.get(at + 4)),
         audit_seq: from_sql(r.get(at + 5)),
+    }
+}
+
+/// The database as the hosts sharing it see it: joining, leading and the
+/// shared history (`lease.rs`, `history.rs`). Cheap to clone.
+#[derive(Clone)]
+pub struct Shared {
+    driver: Arc<Driver>,
+    seat: Arc<Seat>,
+    fences: Arc<Mutex<HashMap<String, u64>>>,
+}
+
+impl Shared {
+    /// Joins the database's hosts as `origin` (see [`lease::join`]).
+    pub fn join(&self, origin: &str, pid: u32, lease: Duration) -> Result<(), StoreError> {
+        lease::join(&self.driver, &self.seat, origin, pid, lease)
+    }
+
+    /// Takes the lead if it is free (see [`lease::take`]). Fences cached
+    /// while another host led are forgotten.
+    pub fn take_lead(&self, lease: Duration) -> Result<Standing, StoreError> {
+        let standing = lease::take(&self.driver, &self.seat, lease)?;
+        if let Standing::Leading { .. } = standing {
+            lock(&self.fences).clear();
+        }
+        Ok(standing)
+    }
+
+    /// Keeps the lead (see [`lease::renew`]).
+    pub fn renew(&self, lease: Duration, in_flight: u64) -> Result<bool, StoreError> {
+        lease::renew(&self.driver, &self.seat, lease, in_flight)
+    }
+
+    /// A heartbeat while standing by.
+    pub fn beat(&self, in_flight: u64) -> Result<(), StoreError> {
+        lease::beat(&self.driver, &self.seat, in_flight)
+    }
+
+    /// Gives the lead up at once (a clean stop).
+    pub fn resign(&self) -> Result<(), StoreError> {
+        lease::resign(&self.driver, &self.seat)
+    }
+
+    /// Stops leading here at once, before the database says so.
+    pub fn step_down(&self) {
+        self.seat.step_down();
+    }
+
+    /// The term this host leads under, if it does.
+    pub fn term(&self) -> Option<u64> {
+        self.seat.leading().map(|(term, _)| from_sql(term))
+    }
+
+    pub fn leader(&self) -> Result<Option<Leader>, StoreError> {
+        lease::leader(&self.driver)
+    }
+
+    pub fn hosts(&self) -> Result<Vec<HostRow>, StoreError> {
+        lease::hosts(&self.driver)
+    }
+
+    /// Appends this host's records to the shared history, if it leads.
+    pub fn append_history(&self, records: &[(u64, u64, Vec<u8>)]) -> Result<(), StoreError> {
+        history::append(&self.driver, &self.seat, records)
+    }
+
+    /// The shared history after position `after`, at most `limit` records.
+    pub fn read_history(&self, after: u64, limit: u32) -> Result<Vec<Recorded>, StoreError> {
+        history::read(&self.driver, after, limit)
     }
 }

@@ -5,8 +5,8 @@
 //!
 //! Before refinery runs, a database whose highest applied version is newer
 //! than the newest this host knows is refused by [`StoreError::NewerSchema`],
-//! naming both versions. Only the host holding the database's lock (see
-//! `hold.rs`) migrates, so two hosts never migrate at once.
+//! naming both versions. A host migrates under a session advisory lock,
+//! so two hosts starting together never migrate at once.
 
 use refinery::{Migration, Runner};
 
@@ -14,10 +14,17 @@ use super::client::{Conn, Target};
 use crate::store::StoreError;
 
 /// Every migration, oldest first: its refinery name and its SQL.
-const MIGRATIONS: &[(&str, &str)] = &[(
-    "V1__datasets",
-    include_str!("../migrations/V1__datasets.sql"),
-)];
+const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "V1__datasets",
+        include_str!("../migrations/V1__datasets.sql"),
+    ),
+    ("V2__hosts", include_str!("../migrations/V2__hosts.sql")),
+];
+
+/// The advisory lock hosts take while they migrate, so two hosts starting
+/// together never migrate at once: "Runw" and 2 (pg_locks: classid, objid).
+const MIGRATING: (i32, i32) = (0x5275_6e77, 2);
 
 /// The schema version this host writes (the newest migration's).
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -53,23 +60,38 @@ fn newer(target: &Target, found: i64) -> StoreError {
 pub fn migrate(conn: &mut Conn, target: &Target) -> Result<(), StoreError> {
     let err = target.err();
     super::client::wait(async {
-        if let Some(found) = applied(conn).await.map_err(&err)?
-            && found > SCHEMA_VERSION
-        {
-            return Err(newer(target, found));
-        }
-        let migrations = MIGRATIONS
-            .iter()
-            .map(|(name, sql)| Migration::unapplied(name, sql))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| migration_failed(target, e))?;
-        Runner::new(&migrations)
-            .set_migration_table_name(HISTORY)
-            .run_async(&mut conn.client)
+        let (class, object) = MIGRATING;
+        conn.client
+            .execute("SELECT pg_advisory_lock($1, $2)", &[&class, &object])
             .await
-            .map_err(|e| migration_failed(target, e))?;
-        Ok(())
+            .map_err(&err)?;
+        let migrated = migrate_held(conn, target).await;
+        conn.client
+            .execute("SELECT pg_advisory_unlock($1, $2)", &[&class, &object])
+            .await
+            .map_err(&err)?;
+        migrated
     })
+}
+
+/// [`migrate`] once the migration lock is held.
+async fn migrate_held(conn: &mut Conn, target: &Target) -> Result<(), StoreError> {
+    if let Some(found) = applied(conn).await.map_err(target.err())?
+        && found > SCHEMA_VERSION
+    {
+        return Err(newer(target, found));
+    }
+    let migrations = MIGRATIONS
+        .iter()
+        .map(|(name, sql)| Migration::unapplied(name, sql))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| migration_failed(target, e))?;
+    Runner::new(&migrations)
+        .set_migration_table_name(HISTORY)
+        .run_async(&mut conn.client)
+        .await
+        .map_err(|e| migration_failed(target, e))?;
+    Ok(())
 }
 
 /// For a reader beside the host: the database holds exactly the schema
