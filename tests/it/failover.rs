@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use runway_audit::{Event, Record};
 use runway_tests::postgres;
+use rustix::process::Signal;
 
 use crate::restart::read_verified;
 use crate::server::{Server, folders};
@@ -218,6 +219,132 @@ fn killing_the_leader_again_and_again_loses_nothing_and_runs_nothing_twice() {
         slowest < Duration::from_secs(10),
         "a takeover took {slowest:?}"
     );
+}
+
+/// A leader frozen (SIGSTOP) past its lease while its runs write: another
+/// host takes over; thawed (SIGCONT), the frozen host finds its lead gone
+/// and stops by itself, having cleared and committed nothing since: no
+/// CLEARED record of its shard is dated after the thaw, and no commit of
+/// its shard landed that the history had not taken by the takeover (the
+/// new leader's LEADING record says how far). Its runs cut short are
+/// retried and land on the new leader, whose lease renewals never wait
+/// behind its own long commits.
+#[test]
+fn a_frozen_leader_wakes_to_find_it_leads_no_more() {
+    let db = postgres::server().database();
+    let mut hosts: Vec<Host> = ["a", "b"]
+        .into_iter()
+        .map(|name| {
+            let dir = folders();
+            std::fs::write(dir.path().join("db.url"), db.url()).unwrap();
+            Host::start(dir, &format!("frozen-{name}/runway"))
+        })
+        .collect();
+    let first = leader(&mut hosts, Duration::from_secs(60));
+    let plan: String = (0..6)
+        .map(|i| round(100 + i))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let plan = plan.replace("agent = \"hostile\"", "agent = \"probe\"");
+    let plan = plan.replace("action = \"sleep\"", "action = \"ok\"");
+    // Writers long enough to be in flight when the freeze comes.
+    let plan = plan.replace("count = 200,", "count = 20000,");
+    let acked = hosts[first].server().file(&plan);
+    std::thread::sleep(Duration::from_millis(300));
+    hosts[first].server().signal(Signal::STOP);
+    let frozen_at = Instant::now();
+    let second = 1 - first;
+    while !hosts[second].server().listening() {
+        assert!(
+            frozen_at.elapsed() < Duration::from_secs(30),
+            "no takeover while the leader is frozen"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Frozen a while past the takeover, then thawed: it must stop itself.
+    std::thread::sleep(Duration::from_millis(500));
+    let thawed_ns = runway_audit::now_ns();
+    hosts[first].server().signal(Signal::CONT);
+    let thawed = Instant::now();
+    while !hosts[first].server().exited() {
+        assert!(
+            thawed.elapsed() < Duration::from_secs(20),
+            "the thawed host goes on as if it led"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::read_to_string(hosts[first].dir.path().join("serve.log")).unwrap();
+    assert!(log.contains("lost the lead"), "{log}");
+    let server = hosts[second].server.take().unwrap();
+    server.wait_all(&acked);
+    let states = server.states();
+    assert_eq!(server.stop(), Some(0));
+    for host in &mut hosts {
+        host.kill();
+    }
+    for id in acked.iter().filter(|id| !id.starts_with('s')) {
+        assert_eq!(states[id], "SUCCEEDED", "{id}");
+    }
+
+    let frozen = &hosts[first].origin;
+    let taken = read_verified(hosts[second].dir.path())
+        .iter()
+        .find_map(|r| match &r.entry.event {
+            Event::Leading { accepted, .. } => Some(
+                accepted
+                    .iter()
+                    .find(|a| &a.origin == frozen)
+                    .map_or(0, |a| a.seq),
+            ),
+            _ => None,
+        })
+        .expect("the new leader's LEADING record");
+    // Beyond what the history took are records made before the freeze
+    // that it never forwarded, and the runs' host calls after the thaw
+    // until the log stopped: no clearance after the thaw, and no commit
+    // the database did not take before the takeover.
+    let shard = read_verified(hosts[first].dir.path());
+    let beyond: Vec<&Record> = shard.iter().filter(|r| r.seq > taken).collect();
+    eprintln!(
+        "the frozen host's shard: {} records, {} beyond the {taken} the history took",
+        shard.len(),
+        beyond.len()
+    );
+    for r in &beyond {
+        match &r.entry.event {
+            Event::Cleared { .. } => assert!(
+                r.time_ns < thawed_ns,
+                "#{} cleared {} after the thaw",
+                r.seq,
+                r.entry.runway
+            ),
+            Event::Committed { .. } => {
+                let committing = shard
+                    .iter()
+                    .rev()
+                    .find(|c| {
+                        c.seq < r.seq
+                            && c.entry.runway == r.entry.runway
+                            && matches!(c.entry.event, Event::Committing { .. })
+                    })
+                    .expect("its COMMITTING");
+                assert!(committing.seq <= taken, "#{} committed unseen", r.seq);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(
+        db.psql(&format!(
+            "SELECT count(*) FROM commits WHERE origin = '{frozen}' AND committing_seq > {taken}"
+        )),
+        "0"
+    );
+    for i in 100..106 {
+        let held = db.psql(&format!(
+            "SELECT count(*) FROM records WHERE dataset = 'test_f{i}'"
+        ));
+        assert_eq!(held, "20000", "test_f{i}");
+    }
 }
 
 /// Whether record `r` of shard `origin` was made under a term that a later

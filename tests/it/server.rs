@@ -206,6 +206,7 @@ impl Server {
     /// Waits, two seconds at a time for up to two minutes, until every
     /// runway in `ids` has ended.
     pub fn wait_all(&self, ids: &[String]) {
+        let mut last = String::new();
         for _ in 0..60 {
             let mut args = vec!["wait", "--timeout-secs", "2", "--json"];
             args.extend(ids.iter().map(String::as_str));
@@ -213,8 +214,9 @@ impl Server {
             if out.code != 4 {
                 return;
             }
+            last = out.stderr;
         }
-        panic!("runways never landed");
+        panic!("runways never landed: {last}");
     }
 
     /// Files `plan` (TOML) and gives back the runway ids.
@@ -265,12 +267,13 @@ impl Server {
 
     /// Sends SIGTERM.
     pub fn term(&self) {
+        self.signal(rustix::process::Signal::TERM);
+    }
+
+    /// Sends `signal` (SIGSTOP and SIGCONT freeze and thaw it).
+    pub fn signal(&self, signal: rustix::process::Signal) {
         let child = self.child.as_ref().unwrap();
-        rustix::process::kill_process(
-            rustix::process::Pid::from_child(child),
-            rustix::process::Signal::TERM,
-        )
-        .unwrap();
+        rustix::process::kill_process(rustix::process::Pid::from_child(child), signal).unwrap();
     }
 }
 

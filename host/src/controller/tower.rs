@@ -448,7 +448,8 @@ impl Tower {
     /// Clears the best ready waiters while workers are free, skipping
     /// those whose agent is at its limit.
     fn pump(&self, s: &mut State) {
-        while !s.paused && s.in_air < self.workers {
+        // A host that no longer leads a shared database clears nothing.
+        while !s.paused && s.in_air < self.workers && self.store.may_write() {
             let next = s.ready.iter().map(|&(_, _, t)| t).find(|t| {
                 let r = &s.queue[t].request;
                 let tree = r.delegates && r.depth == 0;

@@ -312,6 +312,13 @@ impl DatasetStore {
         self.shared.as_ref()
     }
 
+    /// Whether this host may write (and so clear runways): always on the
+    /// embedded store; on a shared database, while it leads and its lease
+    /// has not lapsed by its own clock.
+    pub fn may_write(&self) -> bool {
+        self.shared.as_ref().is_none_or(|s| s.term().is_some())
+    }
+
     /// Opens the store `config` names, over the local data root `root`.
     pub fn open_with(config: &StoreConfig, root: &Path) -> Result<DatasetStore, StoreError> {
         match config {

@@ -16,12 +16,13 @@
 //!   commits, tokens) runs this check in its own transaction, so a deposed
 //!   leader's write is refused by the database itself.
 //!
-//! [`Seat`] is this host's place: its origin and the term it leads under
-//! (0: none), read by every write.
+//! [`Seat`] is this host's place: its origin, the term it leads under
+//! (0: none) and when its lease lapses by its own monotonic clock, read
+//! by every write and by the tower before it clears anything.
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use runway_audit::Accepted;
 
@@ -29,16 +30,24 @@ use super::client::{Driver, from_sql, to_sql, wait};
 use crate::store::StoreError;
 
 /// The check at the top of every leader's write: this origin leads under
-/// this term, and its lease has not lapsed. It takes the row's share lock,
-/// so a takeover waits for the write, and a write waits for a takeover.
+/// this term, and its lease has not lapsed. It takes the row's key-share
+/// lock, so a takeover (`FOR UPDATE`) waits for the write, and a write
+/// waits for a takeover — but a renewal (an `UPDATE` of a column no key
+/// holds) never waits for a long commit, whose lease would lapse behind it.
 pub const LEADS: &str = "SELECT 1 FROM leadership
-     WHERE term = $1 AND origin = $2 AND expires_at > now() FOR SHARE";
+     WHERE term = $1 AND origin = $2 AND expires_at > now() FOR KEY SHARE";
 
 /// This host's place on the database.
 #[derive(Debug, Default)]
 pub struct Seat {
     origin: OnceLock<String>,
     term: AtomicU64,
+    /// When the lease lapses by this host's monotonic clock (it started
+    /// before the database granted or renewed it): past it, this host
+    /// acts no more without asking the database — so a host frozen past
+    /// its lease and woken again stops at once, whichever thread runs
+    /// first.
+    held_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl Seat {
@@ -52,12 +61,23 @@ impl Seat {
     pub fn leading(&self) -> Option<(i64, &str)> {
         let term = self.term.load(Ordering::Acquire);
         let origin = self.origin()?;
-        (term > 0).then(|| (to_sql(term), origin))
+        let held = self
+            .held_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|until| Instant::now() < until);
+        (term > 0 && held).then(|| (to_sql(term), origin))
     }
 
     /// Leads no more: every write from here on is refused here already.
     pub fn step_down(&self) {
         self.term.store(0, Ordering::Release);
+    }
+
+    /// The lease, granted or renewed by a request sent at `asked`, lasts
+    /// until `asked + lease` here.
+    fn held(&self, asked: Instant, lease: Duration) {
+        *self.held_until.lock().unwrap_or_else(|p| p.into_inner()) = Some(asked + lease);
     }
 }
 
@@ -136,6 +156,7 @@ pub fn join(
 pub fn take(driver: &Driver, seat: &Seat, lease: Duration) -> Result<Standing, StoreError> {
     let origin = seat.origin().ok_or_else(|| not_joined(driver))?;
     let lease_ms = millis(lease);
+    let asked = Instant::now();
     let mut conn = driver.take()?;
     let standing = wait(async {
         let tx = conn.client.transaction().await?;
@@ -191,6 +212,7 @@ pub fn take(driver: &Driver, seat: &Seat, lease: Duration) -> Result<Standing, S
     driver.give(conn);
     let standing = standing.map_err(driver.target.err())?;
     if let Standing::Leading { term, .. } = &standing {
+        seat.held(asked, lease);
         seat.term.store(*term, Ordering::Release);
     }
     Ok(standing)
@@ -209,6 +231,7 @@ pub fn renew(
         return Ok(false);
     };
     let lease_ms = millis(lease);
+    let asked = Instant::now();
     let conn = driver.take()?;
     let kept = wait(async {
         let kept = conn
@@ -225,8 +248,9 @@ pub fn renew(
     });
     driver.give(conn);
     let kept = kept.map_err(driver.target.err())?;
-    if !kept {
-        seat.step_down();
+    match kept {
+        true => seat.held(asked, lease),
+        false => seat.step_down(),
     }
     Ok(kept)
 }
