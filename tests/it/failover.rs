@@ -261,6 +261,26 @@ fn a_frozen_leader_wakes_to_find_it_leads_no_more() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    // `runway hosts` names the new leader, its term and its API.
+    let out = crate::cli::runway(
+        hosts[second].dir.path(),
+        &["hosts", "--database-file", "db.url", "--json"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let listed: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let row = |origin: &str| listed.iter().find(|h| h["host"] == origin).unwrap();
+    let new = row(&hosts[second].origin);
+    assert_eq!(new["role"], "leader", "{listed:?}");
+    assert_eq!(new["term"], 2, "{listed:?}");
+    assert_eq!(
+        new["api"].as_str(),
+        Some(hosts[second].server().url.as_str())
+    );
+    assert_ne!(row(&hosts[first].origin)["role"], "leader", "{listed:?}");
     // Frozen a while past the takeover, then thawed: it must stop itself.
     std::thread::sleep(Duration::from_millis(500));
     let thawed_ns = runway_audit::now_ns();

@@ -1,7 +1,8 @@
 //! `runway hosts`: the hosts sharing one PostgreSQL database, as the
 //! database knows them — each host (its audit origin) with its role
 //! (leader, standing by, or gone: no heartbeat within the lease), its
-//! pid, the age of its lease or heartbeat, and its runs in flight.
+//! pid, the age of its lease or heartbeat, its runs in flight and where
+//! its API listens (the leader's is the one to call).
 //! Read-only, from any machine that reaches the database.
 
 use std::io::Write;
@@ -55,8 +56,8 @@ pub fn run(args: HostsArgs) -> Result<(), Failure> {
     let mut print = |line: String| writeln!(out, "{line}").map_err(|e| Failure::new(HOST_FAULT, e));
     if !args.json {
         print(format!(
-            "{:<32} {:<8} {:>5} {:>8} {:>10} {:>9}",
-            "host", "role", "term", "pid", "lease/beat", "in flight"
+            "{:<24} {:<8} {:>5} {:>8} {:>10} {:>9}  {}",
+            "host", "role", "term", "pid", "lease/beat", "in flight", "api"
         ))?;
     }
     for host in hosts {
@@ -78,19 +79,22 @@ pub fn run(args: HostsArgs) -> Result<(), Failure> {
                     "pid": host.pid,
                     "age_ms": age,
                     "in_flight": host.in_flight,
+                    "api": host.api,
                 })
                 .to_string(),
             )?;
         } else {
             let term = term.map_or("-".to_string(), |t| t.to_string());
+            let api = host.api.as_deref().filter(|_| role == "leader");
             print(format!(
-                "{:<32} {:<8} {:>5} {:>8} {:>10} {:>9}",
+                "{:<24} {:<8} {:>5} {:>8} {:>10} {:>9}  {}",
                 runway_audit::render::escape(&host.origin),
                 role,
                 term,
                 host.pid,
                 format!("{:.1} s", age as f64 / 1000.0),
-                host.in_flight
+                host.in_flight,
+                runway_audit::render::escape(api.unwrap_or("-")),
             ))?;
         }
     }

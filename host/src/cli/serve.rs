@@ -168,6 +168,11 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         let scheme = if tls.is_some() { "https" } else { "http" };
         std::fs::write(&addr_file, format!("{scheme}://{bound}\n"))
             .map_err(|e| fault(anyhow::anyhow!("cannot write {}: {e}", addr_file.display())))?;
+        if let Some(shared) = host.store.shared() {
+            shared
+                .announce(&format!("{scheme}://{bound}"))
+                .map_err(|e| fault(e.into()))?;
+        }
         eprintln!(
             "runway: serving {} (plans: {}) and the API on {scheme}://{bound} (token in {}); \
              SIGINT or SIGTERM stops (runs in flight land first)",

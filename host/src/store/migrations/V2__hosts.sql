@@ -19,7 +19,9 @@ CREATE TABLE hosts (
     pid       bigint      NOT NULL,
     joined_at timestamptz NOT NULL,
     beat_at   timestamptz NOT NULL,
-    in_flight bigint      NOT NULL DEFAULT 0 CHECK (in_flight >= 0)
+    in_flight bigint      NOT NULL DEFAULT 0 CHECK (in_flight >= 0),
+    -- Where its API listens, once it does (a leader).
+    api       text
 );
 
 -- The controller's records, in the order the database took them: each is

@@ -131,7 +131,8 @@ pub fn join(
         tx.execute(
             "INSERT INTO hosts (origin, pid, joined_at, beat_at) VALUES ($1, $2, now(), now())
              ON CONFLICT (origin) DO UPDATE
-               SET pid = excluded.pid, joined_at = now(), beat_at = now(), in_flight = 0",
+               SET pid = excluded.pid, joined_at = now(), beat_at = now(), in_flight = 0,
+                   api = NULL",
             &[&origin, &i64::from(pid)],
         )
         .await?;
@@ -277,6 +278,18 @@ async fn beat_on(
         .await
 }
 
+/// Records where this host's API listens (`runway hosts` shows it).
+pub fn announce(driver: &Driver, seat: &Seat, api: &str) -> Result<(), StoreError> {
+    let origin = seat.origin().ok_or_else(|| not_joined(driver))?;
+    let conn = driver.take()?;
+    let done = wait(conn.client.execute(
+        "UPDATE hosts SET api = $2 WHERE origin = $1",
+        &[&origin, &api],
+    ));
+    driver.give(conn);
+    done.map(|_| ()).map_err(driver.target.err())
+}
+
 /// Gives the lead up at once (a clean stop), so another host need not
 /// wait for the lease to lapse.
 pub fn resign(driver: &Driver, seat: &Seat) -> Result<(), StoreError> {
@@ -318,6 +331,8 @@ pub struct HostRow {
     pub joined_ms: i64,
     pub beat_ms: i64,
     pub in_flight: u64,
+    /// Where its API listens, once it does.
+    pub api: Option<String>,
 }
 
 /// Every host that ever joined, by origin.
@@ -325,7 +340,7 @@ pub fn hosts(driver: &Driver) -> Result<Vec<HostRow>, StoreError> {
     let conn = driver.take()?;
     let rows = wait(conn.client.query(
         "SELECT origin, pid, (extract(epoch FROM now() - joined_at) * 1000)::int8,
-                (extract(epoch FROM now() - beat_at) * 1000)::int8, in_flight
+                (extract(epoch FROM now() - beat_at) * 1000)::int8, in_flight, api
          FROM hosts ORDER BY origin",
         &[],
     ));
@@ -339,6 +354,7 @@ pub fn hosts(driver: &Driver) -> Result<Vec<HostRow>, StoreError> {
             joined_ms: r.get(2),
             beat_ms: r.get(3),
             in_flight: from_sql(r.get(4)),
+            api: r.get(5),
         })
         .collect())
 }

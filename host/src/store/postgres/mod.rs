@@ -442,6 +442,11 @@ impl Shared {
         lease::beat(&self.driver, &self.seat, in_flight)
     }
 
+    /// Records where this host's API listens.
+    pub fn announce(&self, api: &str) -> Result<(), StoreError> {
+        lease::announce(&self.driver, &self.seat, api)
+    }
+
     /// Gives the lead up at once (a clean stop).
     pub fn resign(&self) -> Result<(), StoreError> {
         lease::resign(&self.driver, &self.seat)
