@@ -19,7 +19,7 @@ pub struct Mirror(pub Shared);
 
 /// Whether `entry` goes into the shared history: what the journal folds,
 /// the commit protocol's records, and the leader's own LEADING.
-pub fn shared(entry: &Entry) -> bool {
+pub fn in_history(entry: &Entry) -> bool {
     journal::folds(entry)
         || matches!(
             entry.event,
@@ -33,7 +33,7 @@ pub fn shared(entry: &Entry) -> bool {
 impl Forward for Mirror {
     fn forward(&self, records: &[Record]) -> Result<(), String> {
         let mut rows = Vec::new();
-        for record in records.iter().filter(|r| shared(&r.entry)) {
+        for record in records.iter().filter(|r| in_history(&r.entry)) {
             let bytes = record
                 .encode()
                 .map_err(|e| format!("record {}: {e}", record.seq))?;
