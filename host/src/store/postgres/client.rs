@@ -247,6 +247,17 @@ impl Driver {
     }
 
     /// Keeps `conn` for the next caller (unless closed or enough are kept).
+    /// Runs `f` on a pooled connection, its error naming the database.
+    pub fn with<T>(
+        &self,
+        f: impl AsyncFnOnce(&mut Conn) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.take()?;
+        let out = wait(f(&mut conn));
+        self.give(conn);
+        out.map_err(self.target.err())
+    }
+
     pub fn give(&self, conn: Conn) {
         let mut idle = lock(&self.idle);
         if !conn.client.is_closed() && idle.len() < MAX_IDLE {

@@ -73,15 +73,11 @@ pub fn append(
 
 /// The records after position `after`, at most `limit`, oldest first.
 pub fn read(driver: &Driver, after: u64, limit: u32) -> Result<Vec<Recorded>, StoreError> {
-    let conn = driver.take()?;
-    let rows = wait(conn.client.query(
-        "SELECT pos, origin, seq, term, time_ns, entry FROM history
-          WHERE pos > $1 ORDER BY pos LIMIT $2",
-        &[&to_sql(after), &i64::from(limit)],
-    ));
-    driver.give(conn);
+    let sql = "SELECT pos, origin, seq, term, time_ns, entry FROM history
+          WHERE pos > $1 ORDER BY pos LIMIT $2";
+    let (after, limit) = (to_sql(after), i64::from(limit));
+    let rows = driver.with(async |conn| conn.client.query(sql, &[&after, &limit]).await)?;
     Ok(rows
-        .map_err(driver.target.err())?
         .iter()
         .map(|r| Recorded {
             pos: from_sql(r.get(0)),

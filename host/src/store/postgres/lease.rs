@@ -259,10 +259,9 @@ pub fn renew(
 /// A heartbeat of a host that does not lead.
 pub fn beat(driver: &Driver, seat: &Seat, in_flight: u64) -> Result<(), StoreError> {
     let origin = seat.origin().ok_or_else(|| not_joined(driver))?;
-    let conn = driver.take()?;
-    let beat = wait(beat_on(&conn.client, origin, in_flight));
-    driver.give(conn);
-    beat.map(|_| ()).map_err(driver.target.err())
+    driver
+        .with(async |conn| beat_on(&conn.client, origin, in_flight).await)
+        .map(|_| ())
 }
 
 async fn beat_on(
@@ -281,13 +280,10 @@ async fn beat_on(
 /// Records where this host's API listens (`runway hosts` shows it).
 pub fn announce(driver: &Driver, seat: &Seat, api: &str) -> Result<(), StoreError> {
     let origin = seat.origin().ok_or_else(|| not_joined(driver))?;
-    let conn = driver.take()?;
-    let done = wait(conn.client.execute(
-        "UPDATE hosts SET api = $2 WHERE origin = $1",
-        &[&origin, &api],
-    ));
-    driver.give(conn);
-    done.map(|_| ()).map_err(driver.target.err())
+    let sql = "UPDATE hosts SET api = $2 WHERE origin = $1";
+    driver
+        .with(async |conn| conn.client.execute(sql, &[&origin, &api]).await)
+        .map(|_| ())
 }
 
 /// Gives the lead up at once (a clean stop), so another host need not
@@ -297,25 +293,18 @@ pub fn resign(driver: &Driver, seat: &Seat) -> Result<(), StoreError> {
         return Ok(());
     };
     seat.step_down();
-    let conn = driver.take()?;
-    let done = wait(conn.client.execute(
-        "UPDATE leadership SET expires_at = now() WHERE term = $1 AND origin = $2",
-        &[&term, &origin],
-    ));
-    driver.give(conn);
-    done.map(|_| ()).map_err(driver.target.err())
+    let sql = "UPDATE leadership SET expires_at = now() WHERE term = $1 AND origin = $2";
+    driver
+        .with(async |conn| conn.client.execute(sql, &[&term, &origin]).await)
+        .map(|_| ())
 }
 
 /// The leader as the database knows it now; `None` before any host led.
 pub fn leader(driver: &Driver) -> Result<Option<Leader>, StoreError> {
-    let conn = driver.take()?;
-    let row = wait(conn.client.query_opt(
-        "SELECT term, origin, (extract(epoch FROM expires_at - now()) * 1000)::int8
-         FROM leadership",
-        &[],
-    ));
-    driver.give(conn);
-    Ok(row.map_err(driver.target.err())?.map(|row| Leader {
+    let sql = "SELECT term, origin, (extract(epoch FROM expires_at - now()) * 1000)::int8
+         FROM leadership";
+    let row = driver.with(async |conn| conn.client.query_opt(sql, &[]).await)?;
+    Ok(row.map(|row| Leader {
         term: from_sql(row.get(0)),
         origin: row.get(1),
         expires_in_ms: row.get(2),
@@ -337,16 +326,11 @@ pub struct HostRow {
 
 /// Every host that ever joined, by origin.
 pub fn hosts(driver: &Driver) -> Result<Vec<HostRow>, StoreError> {
-    let conn = driver.take()?;
-    let rows = wait(conn.client.query(
-        "SELECT origin, pid, (extract(epoch FROM now() - joined_at) * 1000)::int8,
+    let sql = "SELECT origin, pid, (extract(epoch FROM now() - joined_at) * 1000)::int8,
                 (extract(epoch FROM now() - beat_at) * 1000)::int8, in_flight, api
-         FROM hosts ORDER BY origin",
-        &[],
-    ));
-    driver.give(conn);
+         FROM hosts ORDER BY origin";
+    let rows = driver.with(async |conn| conn.client.query(sql, &[]).await)?;
     Ok(rows
-        .map_err(driver.target.err())?
         .iter()
         .map(|r| HostRow {
             origin: r.get(0),

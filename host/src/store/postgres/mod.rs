@@ -119,10 +119,7 @@ impl Postgres {
         &self,
         f: impl AsyncFnOnce(&mut client::Conn) -> Result<T, tokio_postgres::Error>,
     ) -> Result<T, StoreError> {
-        let mut conn = self.driver.take()?;
-        let out = wait(f(&mut conn));
-        self.driver.give(conn);
-        out.map_err(self.driver.target.err())
+        self.driver.with(f)
     }
 
     /// After a COMMIT whose answer was lost: each run that was ready
