@@ -94,6 +94,6 @@ pub use tail::{Follow, Tail};
 pub use trust::Trust;
 pub use verify::{VerifyOptions, VerifyReport, verify, verify_with};
 pub use writer::{
-    AuditLog, AuditOptions, AuditStats, DEFAULT_CHECKPOINT_INTERVAL, DEFAULT_MAX_UNSIGNED,
-    DEFAULT_SEGMENT_BYTES, Ticket, now_ns,
+    Appended, AuditLog, AuditOptions, AuditStats, DEFAULT_CHECKPOINT_INTERVAL,
+    DEFAULT_MAX_UNSIGNED, DEFAULT_SEGMENT_BYTES, Ticket, now_ns,
 };

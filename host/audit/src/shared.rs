@@ -28,6 +28,9 @@ pub(crate) struct State {
     pub pending: Vec<Pending>,
     /// The sequence number the next append gets.
     pub next_seq: u64,
+    /// The time of the newest record appended: times never go backwards,
+    /// so no later append is written earlier.
+    pub last_time_ns: u64,
     /// Every record below this sequence number is durable.
     pub durable_seq: u64,
     /// The Merkle root over the first `durable_seq` records.

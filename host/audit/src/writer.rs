@@ -114,6 +114,17 @@ impl Ticket {
     }
 }
 
+/// Where a batch went ([`AuditLog::append_batch`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The ticket of the batch's last entry.
+    pub last: Ticket,
+    /// The time of the record before the batch. Each entry of the batch
+    /// is written at the latest of this, its own time and the times of
+    /// the entries before it in the batch.
+    pub after_ns: u64,
+}
+
 /// Counters of this session (since `open`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AuditStats {
@@ -174,6 +185,7 @@ impl AuditLog {
         let recovered = recover(dir, &options.origin, &options.signing_keys)?;
         report_recovery(dir, &recovered);
         let next_seq = recovered.chain.next_seq;
+        let last_time_ns = recovered.chain.last_time_ns;
         let signing = !options.signing_keys.is_empty();
         let checkpointer = if signing {
             Some(prepare_checkpoints(dir, &options, &recovered)?)
@@ -201,6 +213,7 @@ impl AuditLog {
         let shared = Arc::new(Shared::new(State {
             pending: Vec::new(),
             next_seq,
+            last_time_ns,
             durable_seq: next_seq,
             durable_root,
             checkpointed: signed_size.min(next_seq),
@@ -277,7 +290,8 @@ impl AuditLog {
         let shared = &self.inner.shared;
         let mut state = shared.lock();
         state.failed()?;
-        let time_ns = now_ns();
+        let time_ns = now_ns().max(state.last_time_ns);
+        state.last_time_ns = time_ns;
         state.pending.push(Pending { time_ns, entry });
         let seq = state.next_seq;
         state.next_seq += 1;
@@ -288,9 +302,10 @@ impl AuditLog {
 
     /// Appends many entries at once, each with the time it happened (a run
     /// buffers its host calls and hands them over in batches: one lock and
-    /// one wake-up per batch). Times are kept non-decreasing by the writer.
-    /// Returns the ticket of the last entry, if any.
-    pub fn append_batch(&self, batch: Vec<(u64, Entry)>) -> Result<Option<Ticket>, AuditError> {
+    /// one wake-up per batch). Times never go backwards in the log: see
+    /// [`Appended`] for the time each entry is written at. Returns where
+    /// the batch went, unless it was empty.
+    pub fn append_batch(&self, batch: Vec<(u64, Entry)>) -> Result<Option<Appended>, AuditError> {
         if batch.is_empty() {
             return Ok(None);
         }
@@ -301,16 +316,23 @@ impl AuditLog {
         let mut state = shared.lock();
         state.failed()?;
         let n = batch.len() as u64;
-        state.pending.extend(
-            batch
-                .into_iter()
-                .map(|(time_ns, entry)| Pending { time_ns, entry }),
-        );
+        let after_ns = state.last_time_ns;
+        let mut latest = after_ns;
+        state
+            .pending
+            .extend(batch.into_iter().map(|(time_ns, entry)| {
+                latest = latest.max(time_ns);
+                Pending {
+                    time_ns: latest,
+                    entry,
+                }
+            }));
+        state.last_time_ns = latest;
         state.next_seq += n;
-        let last = state.next_seq - 1;
+        let last = Ticket(state.next_seq - 1);
         drop(state);
         shared.work.notify_one();
-        Ok(Some(Ticket(last)))
+        Ok(Some(Appended { last, after_ns }))
     }
 
     /// The ticket of the newest record appended so far, by anyone: once

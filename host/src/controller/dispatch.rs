@@ -124,8 +124,8 @@ impl Dispatch {
         let room = Vec::with_capacity(self.outbox.len());
         let batch = std::mem::replace(&mut self.outbox, room);
         let (n, plans) = (batch.len() as u64, Filings::among(&batch));
-        if let Some(last) = self.host.audit.append_batch(batch)? {
-            self.book.filings.appended(last.seq() + 1 - n, plans);
+        if let Some(appended) = self.host.audit.append_batch(batch)? {
+            self.book.filings.appended(appended, n, plans);
         }
         Ok(())
     }

@@ -10,7 +10,7 @@
 //! the list is the same before and after a restart, and nobody reads the
 //! trail to answer it.
 
-use runway_audit::{Entry, Event, Hash};
+use runway_audit::{Appended, Entry, Event, Hash};
 
 /// One plan filed (a PLAN record).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +34,8 @@ pub struct Filings {
 }
 
 /// A PLAN record in a batch not appended yet: its place in the batch,
-/// its time and the record.
+/// the latest time of the batch up to it (the log never goes back in
+/// time) and the record.
 pub struct Pending(usize, u64, Entry);
 
 impl Filings {
@@ -65,16 +66,23 @@ impl Filings {
     /// The PLAN records among `batch` (none, mostly: nothing allocated).
     pub fn among(batch: &[(u64, Entry)]) -> Vec<Pending> {
         let plan = |e: &Entry| e.runway.is_empty() && matches!(e.event, Event::PlanFiled { .. });
-        let places = batch.iter().enumerate().filter(|(_, (_, e))| plan(e));
-        places
-            .map(|(k, (time_ns, e))| Pending(k, *time_ns, e.clone()))
-            .collect()
+        let mut latest = 0;
+        let mut plans = Vec::new();
+        for (k, (time_ns, e)) in batch.iter().enumerate() {
+            latest = latest.max(*time_ns);
+            if plan(e) {
+                plans.push(Pending(k, latest, e.clone()));
+            }
+        }
+        plans
     }
 
-    /// Keeps `plans`, of a batch appended as the records numbered from
-    /// `first` on.
-    pub fn appended(&mut self, first: u64, plans: Vec<Pending>) {
-        for Pending(k, time_ns, entry) in plans {
+    /// Keeps `plans`, of a batch of `n` records appended as `appended`
+    /// says, at the sequence numbers and times the log gave them.
+    pub fn appended(&mut self, appended: Appended, n: u64, plans: Vec<Pending>) {
+        let first = appended.last.seq() + 1 - n;
+        for Pending(k, latest, entry) in plans {
+            let time_ns = latest.max(appended.after_ns);
             self.apply(first + k as u64, time_ns, &entry);
         }
     }
@@ -88,6 +96,7 @@ impl Filings {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use runway_audit::{AuditLog, AuditOptions};
 
     fn plan(runways: &[&str]) -> Entry {
         Entry::of_host(Event::PlanFiled {
@@ -98,25 +107,33 @@ mod tests {
         })
     }
 
+    /// A run's batch stamped later lands first: the controller's PLAN
+    /// records are written at that later time, and the book says so.
     #[test]
-    fn a_batchs_plans_get_their_own_sequence_numbers() {
+    fn a_batchs_plans_get_the_sequence_numbers_and_times_the_log_gave_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = AuditLog::open(dir.path(), AuditOptions::new("test")).unwrap();
         let other = Entry::of_host(Event::Paused { by: "olga".into() });
+        log.append_batch(vec![(50, other.clone())]).unwrap();
         let batch = vec![
-            (1, other.clone()),
-            (2, plan(&["a", "b"])),
-            (3, other),
-            (4, plan(&["c"])),
+            (10, other.clone()),
+            (20, plan(&["a", "b"])),
+            (70, other),
+            (60, plan(&["c"])),
         ];
+        let plans = Filings::among(&batch);
         let mut live = Filings::default();
-        live.appended(10, Filings::among(&batch));
+        let appended = log.append_batch(batch).unwrap().unwrap();
+        live.appended(appended, 4, plans);
+        log.sync().unwrap();
         let mut folded = Filings::default();
-        for (k, (time_ns, e)) in batch.iter().enumerate() {
-            folded.apply(10 + k as u64, *time_ns, e);
+        for r in runway_audit::read_records(dir.path()).unwrap() {
+            folded.apply(r.seq, r.time_ns, &r.entry);
         }
         let listed = live.list();
         assert_eq!(listed, folded.list());
         let seqs: Vec<(u64, u64)> = listed.iter().map(|f| (f.seq, f.time_ns)).collect();
-        assert_eq!(seqs, [(11, 2), (13, 4)]);
+        assert_eq!(seqs, [(2, 50), (4, 70)]);
         assert_eq!(listed[0].runways, ["a", "b"]);
     }
 }

@@ -79,7 +79,11 @@ fn the_writer_never_leaves_more_than_max_unsigned_durable_and_unsigned() {
     .expect("open");
     // One burst of ten times the bound: taken in batches of at most MAX.
     let burst = (0..10 * MAX).map(|i| (i, entry(i))).collect();
-    let last = log.append_batch(burst).expect("append").expect("ticket");
+    let last = log
+        .append_batch(burst)
+        .expect("append")
+        .expect("batch")
+        .last;
     log.wait_durable(last).expect("durable");
     let mut n = 10 * MAX;
     for _ in 0..40 {

@@ -47,8 +47,9 @@ impl CallTrail {
         // empty one regrew by doubling on every batch).
         let batch = std::mem::replace(&mut self.pending, Vec::with_capacity(AUDIT_BATCH));
         let n = batch.len() as u64;
-        if let Some(last) = self.audit.append_batch(batch)? {
-            self.batches.push((self.calls - n, last.seq() + 1 - n));
+        if let Some(batch) = self.audit.append_batch(batch)? {
+            self.batches
+                .push((self.calls - n, batch.last.seq() + 1 - n));
         }
         Ok(())
     }
