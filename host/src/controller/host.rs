@@ -17,7 +17,7 @@ use super::workers::Workers;
 use crate::plugin::loader::Plugins;
 use crate::sandbox::epoch::EpochClock;
 use crate::sandbox::{Runtime, Sandbox};
-use crate::store::DatasetStore;
+use crate::store::{DatasetStore, Shared};
 
 /// Plugins + store + audit + tower, shared by every plan and run.
 pub struct Host {
@@ -70,6 +70,12 @@ impl Host {
             _keeper: keeper,
             _lead: lead,
         })
+    }
+
+    /// The shard this host's records are in, on a shared database (its
+    /// origin): the places of its records name it ([`super::place`]).
+    pub(super) fn shard(&self) -> Option<&str> {
+        self.store.shared().and_then(Shared::origin)
     }
 
     /// The plugins loaded now. A run keeps the plugin it started with even

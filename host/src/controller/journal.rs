@@ -25,6 +25,7 @@ use super::breaker::Breakers;
 use super::cost::{self, Spent};
 use super::filings::Filings;
 use super::health::{Ended, Figures};
+use super::place::Place;
 use super::runway::{Course, Transition, Unfiled, timestamp, unfile};
 use super::state::Lifecycle;
 use super::trigger_book::{self, TriggerBook};
@@ -69,7 +70,9 @@ pub struct Journal {
 pub fn read(dir: &Path) -> Result<Journal, VerifyError> {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let mut journal = Fold::default();
-    runway_audit::for_each_record(dir, threads, |r| journal.apply(r.seq, r.time_ns, &r.entry))?;
+    runway_audit::for_each_record(dir, threads, |r| {
+        journal.apply(&Place::new(None, r.seq), r.time_ns, &r.entry)
+    })?;
     Ok(journal.finish())
 }
 
@@ -108,11 +111,11 @@ pub struct Fold {
 }
 
 impl Fold {
-    /// Folds the next record: `entry`, number `seq`, written at `time_ns`.
-    pub fn apply(&mut self, seq: u64, time_ns: u64, entry: &Entry) {
+    /// Folds the next record: `entry`, at `place`, written at `time_ns`.
+    pub fn apply(&mut self, place: &Place, time_ns: u64, entry: &Entry) {
         let at = timestamp(time_ns);
-        self.journal.triggers.apply(seq, at, entry);
-        self.journal.filings.apply(seq, time_ns, entry);
+        self.journal.triggers.apply(place, at, entry);
+        self.journal.filings.apply(place.seq, time_ns, entry);
         if entry.runway.is_empty() {
             match &entry.event {
                 Event::Paused { by } => self.journal.paused = Some(by.clone()),

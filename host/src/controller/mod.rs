@@ -70,6 +70,7 @@ mod landed;
 mod liaison;
 pub(crate) mod locks;
 mod mirror;
+mod place;
 pub(crate) mod plan;
 pub(crate) mod policy;
 mod restore;

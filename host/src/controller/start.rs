@@ -37,6 +37,7 @@ use super::host::Host;
 use super::journal::{Fold, folds};
 use super::keeper::{Keeper, Kept};
 use super::mirror::Mirror;
+use super::place::Place;
 use super::snapshot::Snapshot;
 use super::standing::{self, LeadKeeper};
 use crate::plugin::loader::{LoadError, Plugins};
@@ -132,7 +133,7 @@ pub fn open_on(setup: HostSetup, config: &StoreConfig) -> Result<Opened, StartEr
     } = catch_up(&data, audit.dir())?;
     let mut fold = Fold::default();
     for (seq, time_ns, entry) in &snapshot.records {
-        fold.apply(*seq, *time_ns, entry);
+        fold.apply(&Place::new(None, *seq), *time_ns, entry);
     }
     let settled = snapshot.unsettled.clone().settle(&audit, &store)?;
     let kept = Kept {
@@ -217,7 +218,8 @@ fn shared(
             })?;
             unsettled.observe_from(&shared.origin, &record);
             if folds(&record.entry) {
-                fold.apply(record.seq, record.time_ns, &record.entry);
+                let place = Place::new(Some(&shared.origin), record.seq);
+                fold.apply(&place, record.time_ns, &record.entry);
             }
             tail += 1;
         }
@@ -266,7 +268,8 @@ impl Up {
         } = self;
         let now = runway_audit::now_ns();
         for (seq, entry) in &settled.appended {
-            fold.apply(*seq, now, entry);
+            let shard = store.shared().and_then(Shared::origin);
+            fold.apply(&Place::new(shard, *seq), now, entry);
         }
         let (plugins, folder, changes) = match plugins {
             PluginSource::Folder(mut folder) => {

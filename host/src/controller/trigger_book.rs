@@ -18,9 +18,11 @@
 //!   ([`TriggerBook::owed_events`]): fired at restart — a debounced
 //!   trigger's owed events make one batch whose window starts again then.
 //!
-//! An event's key is its PUBLISHED record's sequence number; a debounced
-//! firing's key is its first event's, and its cause lists every event it
-//! collected, so each event is in exactly one firing.
+//! An event's key is its PUBLISHED record's place (its number, and its
+//! shard on a shared database: [`Place`]); a debounced firing's key is
+//! its first event's, and its cause lists every event it collected, so
+//! each event is in exactly one firing. A commit's key is its COMMITTED
+//! record's place.
 //!
 //! A schedule's key is its scheduled time, so a restart never fires a time
 //! twice: the newest time fired is where its next search starts.
@@ -31,6 +33,7 @@ use jiff::Timestamp;
 use runway_audit::{Entry, Event};
 use serde_json::{Value, json};
 
+use super::place::Place;
 use super::trigger::{On, TriggerDef, glob_matches, is_exact};
 use crate::limits::MAX_CAUSE_BYTES;
 
@@ -74,8 +77,9 @@ pub struct TriggerBook {
     pub triggers: BTreeMap<String, Standing>,
     /// (trigger, key) of firings recorded and not wholly filed.
     pub unfiled: BTreeMap<(String, String), Open>,
-    /// (commit sequence, trigger) → cause: commits a trigger owes a firing.
-    pub pending: BTreeMap<(u64, String), Value>,
+    /// (COMMITTED record, trigger) → cause: commits a trigger owes a
+    /// firing.
+    pub pending: BTreeMap<(Place, String), Value>,
     /// Commit triggers by the dataset they name, and those with a glob.
     exact: HashMap<String, BTreeSet<String>>,
     globs: BTreeSet<String>,
@@ -83,8 +87,8 @@ pub struct TriggerBook {
     topics: HashMap<String, BTreeSet<String>>,
     /// Events published by attempts not ended yet, by runway (the fold's).
     tentative: HashMap<String, Vec<Delivered>>,
-    /// (trigger, event sequence) → the event: delivered, no firing yet.
-    pub owed_events: BTreeMap<(String, u64), Delivered>,
+    /// (trigger, PUBLISHED record) → the event: delivered, no firing yet.
+    pub owed_events: BTreeMap<(String, Place), Delivered>,
     /// Debounced triggers' events collected, and when each batch fires.
     pub batches: BTreeMap<String, Batch>,
     /// Schedules to look at, by when (kept by the live controller).
@@ -93,11 +97,11 @@ pub struct TriggerBook {
     pub looked: HashMap<String, Timestamp>,
 }
 
-/// An event delivered: its PUBLISHED record's sequence number, the
-/// runway that published it, its topic and payload.
+/// An event delivered: its PUBLISHED record's place, the runway that
+/// published it, its topic and payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Delivered {
-    pub seq: u64,
+    pub at: Place,
     pub runway: String,
     pub topic: String,
     pub payload: Vec<u8>,
@@ -112,9 +116,9 @@ pub struct Batch {
 }
 
 /// The dedup key of the firing for the event (or the batch whose first
-/// event is) PUBLISHED record `seq`.
-pub fn event_key(seq: u64) -> String {
-    format!("event:{seq}")
+/// event is) PUBLISHED record `at`.
+pub fn event_key(at: &Place) -> String {
+    format!("event:{at}")
 }
 
 /// What a topic trigger's runways are told fired them: the events, each
@@ -126,11 +130,11 @@ pub fn topic_cause(trigger: &str, topic: &str, events: &[Delivered]) -> Value {
         .iter()
         .map(|e| {
             let mut v = json!({
-                "seq": e.seq,
                 "runway": e.runway,
                 "sha256": hex(&runway_audit::sha256(&e.payload)),
                 "bytes": e.payload.len(),
             });
+            e.at.write_into(&mut v);
             let payload = serde_json::from_slice::<Value>(&e.payload)
                 .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&e.payload).into()));
             let size = payload.to_string().len();
@@ -176,9 +180,9 @@ pub struct TriggerReport {
     pub spent: super::cost::Spent,
 }
 
-/// The dedup key of the firing for COMMITTED record `seq`.
-pub fn commit_key(seq: u64) -> String {
-    format!("commit:{seq}")
+/// The dedup key of the firing for COMMITTED record `at`.
+pub fn commit_key(at: &Place) -> String {
+    format!("commit:{at}")
 }
 
 /// The dedup key of a schedule's firing for time `at`.
@@ -187,15 +191,16 @@ pub fn time_key(at: Timestamp) -> String {
 }
 
 /// What a commit trigger's runways are told fired them.
-pub fn commit_cause(trigger: &str, dataset: &str, seq: u64, token: u64, runway: &str) -> Value {
-    json!({
+pub fn commit_cause(trigger: &str, dataset: &str, at: &Place, token: u64, runway: &str) -> Value {
+    let mut cause = json!({
         "id": trigger,
         "kind": "commit",
         "dataset": dataset,
-        "seq": seq,
         "token": token,
         "runway": runway,
-    })
+    });
+    at.write_into(&mut cause);
+    cause
 }
 
 /// What a schedule's runways are told fired them.
@@ -288,8 +293,8 @@ impl TriggerBook {
             && let Some(open) = &open
             && let Some(events) = open.cause["events"].as_array()
         {
-            for seq in events.iter().filter_map(|e| e["seq"].as_u64()) {
-                self.owed_events.remove(&(id.to_string(), seq));
+            for at in events.iter().filter_map(Place::of_cause) {
+                self.owed_events.remove(&(id.to_string(), at));
             }
         }
         let Some(t) = self.triggers.get_mut(id) else {
@@ -343,8 +348,8 @@ impl TriggerBook {
 
     /// A commit key fired (or cut): the commit is owed nothing more.
     fn settle_commit(&mut self, id: &str, key: &str) {
-        if let Some(seq) = key.strip_prefix("commit:").and_then(|s| s.parse().ok()) {
-            self.pending.remove(&(seq, id.to_string()));
+        if let Some(at) = key.strip_prefix("commit:").and_then(Place::parse) {
+            self.pending.remove(&(at, id.to_string()));
         }
     }
 
@@ -353,8 +358,8 @@ impl TriggerBook {
     /// trigger did not fire.
     pub fn cut(&mut self, id: &str, key: &str) {
         self.settle_commit(id, key);
-        if let Some(seq) = key.strip_prefix("event:").and_then(|s| s.parse().ok()) {
-            self.owed_events.remove(&(id.to_string(), seq));
+        if let Some(at) = key.strip_prefix("event:").and_then(Place::parse) {
+            self.owed_events.remove(&(id.to_string(), at));
         }
     }
 
@@ -369,10 +374,10 @@ impl TriggerBook {
         })
     }
 
-    /// Folds record `seq`, `entry`, written at `at` (the journal calls it
+    /// Folds record `place`, `entry`, written at `at` (the journal calls it
     /// for every record it keeps, in trail order; FILING records come
     /// through [`TriggerBook::filed`]).
-    pub fn apply(&mut self, seq: u64, at: Timestamp, entry: &Entry) {
+    pub fn apply(&mut self, place: &Place, at: Timestamp, entry: &Entry) {
         match &entry.event {
             Event::TriggerFiled {
                 id,
@@ -406,7 +411,7 @@ impl TriggerBook {
             Event::TriggerChainCut { id, key, .. } => self.cut(id, key),
             Event::Published { topic, payload } => {
                 let event = Delivered {
-                    seq,
+                    at: place.clone(),
                     runway: entry.runway.clone(),
                     topic: topic.clone(),
                     payload: payload.clone(),
@@ -420,7 +425,8 @@ impl TriggerBook {
             Event::Succeeded { .. } => {
                 for event in self.tentative.remove(&entry.runway).unwrap_or_default() {
                     for id in self.topic_triggers(&event.topic) {
-                        self.owed_events.insert((id, event.seq), event.clone());
+                        self.owed_events
+                            .insert((id, event.at.clone()), event.clone());
                     }
                 }
             }
@@ -432,8 +438,8 @@ impl TriggerBook {
                     return;
                 };
                 for id in self.commit_triggers(dataset) {
-                    let cause = commit_cause(&id, dataset, seq, *token, &entry.runway);
-                    self.pending.insert((seq, id), cause);
+                    let cause = commit_cause(&id, dataset, place, *token, &entry.runway);
+                    self.pending.insert((place.clone(), id), cause);
                 }
             }
             _ => {}
@@ -480,4 +486,49 @@ pub fn read_definition(definition: &str) -> Result<TriggerDef, String> {
         Ok(list.iter().map(name).collect())
     })
     .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn committed(runway: &str, dataset: &str, token: u64) -> Entry {
+        Entry {
+            runway: runway.into(),
+            agent: "writer".into(),
+            plugin: None,
+            dataset: Some(dataset.into()),
+            event: Event::Committed {
+                token,
+                writes: 1,
+                deletes: 0,
+            },
+        }
+    }
+
+    /// Two hosts sharing a database each number their shard from 0: host
+    /// b's firing for its COMMITTED #5 leaves host a's #5 owed.
+    #[test]
+    fn a_firing_for_one_shards_commit_leaves_anothers_of_the_same_number_owed() {
+        let mut book = TriggerBook::default();
+        let definition = json!({
+            "id": "t",
+            "on": { "commit": "d" },
+            "runway": [{ "agent": "a" }],
+        });
+        book.file(read_definition(&definition.to_string()).unwrap(), nanos(0));
+        let (a5, b5) = (Place::new(Some("a"), 5), Place::new(Some("b"), 5));
+        book.apply(&a5, nanos(1), &committed("r1", "d", 1));
+        book.apply(&b5, nanos(2), &committed("r2", "d", 2));
+        let fired = Event::TriggerFired {
+            id: "t".into(),
+            key: commit_key(&b5),
+            cause: commit_cause("t", "d", &b5, 2, "r2").to_string(),
+            refused: None,
+        };
+        book.apply(&Place::new(Some("b"), 6), nanos(3), &Entry::of_host(fired));
+        let owed: Vec<&Place> = book.pending.keys().map(|(at, _)| at).collect();
+        assert_eq!(owed, [&a5]);
+        assert_eq!(book.pending[&(a5, "t".into())]["shard"], "a");
+    }
 }

@@ -36,6 +36,7 @@ use serde_json::Value;
 use super::DispatchError;
 use super::controls::{Command, ControlError, Filing};
 use super::dispatch::Dispatch;
+use super::place::Place;
 use super::plan::{Plan, cap_reason, rejection};
 use super::trigger::{FiredBy, On, TriggerDef, with_cause};
 use super::trigger_book::{
@@ -155,19 +156,20 @@ impl Dispatch {
     ) -> Result<(), DispatchError> {
         for c in committed {
             for id in self.triggers.commit_triggers(&c.dataset) {
-                let cause = commit_cause(&id, &c.dataset, c.seq, c.token, runway);
-                self.fire_for_commit(&id, c.seq, cause)?;
+                let at = Place::new(self.host.shard(), c.seq);
+                let cause = commit_cause(&id, &c.dataset, &at, c.token, runway);
+                self.fire_for_commit(&id, &at, cause)?;
             }
         }
         Ok(())
     }
 
-    /// Fires commit trigger `id` for the COMMITTED record `seq` (`cause`
+    /// Fires commit trigger `id` for the COMMITTED record `at` (`cause`
     /// names the committing runway) — unless one of the chain rules says
     /// not to. Live and at restart alike.
-    fn fire_for_commit(&mut self, id: &str, seq: u64, cause: Value) -> Result<(), DispatchError> {
+    fn fire_for_commit(&mut self, id: &str, at: &Place, cause: Value) -> Result<(), DispatchError> {
         let committer = cause["runway"].as_str().unwrap_or_default().to_string();
-        let key = commit_key(seq);
+        let key = commit_key(at);
         if self.fired_itself(id, &committer) || self.cut_chain(id, &key, &committer) {
             return Ok(());
         }
@@ -183,7 +185,7 @@ impl Dispatch {
     ) -> Result<(), DispatchError> {
         for (seq, p) in published {
             let event = Delivered {
-                seq: *seq,
+                at: Place::new(self.host.shard(), *seq),
                 runway: runway.to_string(),
                 topic: p.topic.clone(),
                 payload: p.payload.clone(),
@@ -198,7 +200,7 @@ impl Dispatch {
     /// Event `event` for topic trigger `id`: fired now, or collected —
     /// or cut, past the chain's cap (so a batch never is).
     fn deliver(&mut self, id: &str, event: Delivered) -> Result<(), DispatchError> {
-        if self.cut_chain(id, &event_key(event.seq), &event.runway) {
+        if self.cut_chain(id, &event_key(&event.at), &event.runway) {
             return Ok(());
         }
         let debounce = match self.triggers.triggers.get(id).map(|t| &t.def.on) {
@@ -233,7 +235,7 @@ impl Dispatch {
         let Some(first) = events.first() else {
             return Ok(());
         };
-        let key = event_key(first.seq);
+        let key = event_key(&first.at);
         let cause = topic_cause(id, &first.topic, &events);
         self.fire(id, key, cause)
     }
@@ -403,8 +405,8 @@ impl Dispatch {
             }
         }
         let pending = std::mem::take(&mut self.triggers.pending);
-        for ((seq, id), cause) in pending {
-            self.fire_for_commit(&id, seq, cause)?;
+        for ((at, id), cause) in pending {
+            self.fire_for_commit(&id, &at, cause)?;
         }
         // Events owed: fired one by one, or collected again (a debounced
         // trigger's window starts again now).

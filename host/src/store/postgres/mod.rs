@@ -454,6 +454,11 @@ impl Shared {
         self.seat.step_down();
     }
 
+    /// The origin this host joined under: its shard.
+    pub fn origin(&self) -> Option<&str> {
+        self.seat.origin()
+    }
+
     /// The term this host leads under, if it does.
     pub fn term(&self) -> Option<u64> {
         self.seat.leading().map(|(term, _)| from_sql(term))
