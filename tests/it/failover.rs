@@ -157,46 +157,25 @@ fn killing_the_leader_again_and_again_loses_nothing_and_runs_nothing_twice() {
         let state = states.get(id).unwrap_or_else(|| panic!("{id} was lost"));
         assert!(ended.contains(&state.as_str()), "{id} is {state}");
     }
-    // Every shard verifies with its own key; across them, nothing
-    // succeeded twice and no token was given twice. A term is led once.
-    let shards: Vec<(String, Vec<Record>)> = hosts
-        .iter()
-        .map(|h| (h.origin.clone(), read_verified(h.dir.path())))
-        .collect();
-    let mut succeeded = HashSet::new();
-    let mut tokens = HashSet::new();
-    let mut terms = HashSet::new();
-    let mut void = 0;
-    for (origin, records) in &shards {
-        for r in records {
-            if refused(&shards, origin, r) {
-                void += 1;
-                continue;
-            }
-            match &r.entry.event {
-                Event::Succeeded { .. } => assert!(
-                    succeeded.insert(r.entry.runway.clone()),
-                    "{} succeeded twice",
-                    r.entry.runway
-                ),
-                Event::LockGranted { token, .. } => {
-                    assert!(tokens.insert(*token), "token {token} given twice")
-                }
-                Event::Leading { term, .. } => {
-                    assert!(terms.insert(*term), "term {term} led twice")
-                }
-                _ => {}
-            }
-        }
-    }
-    assert!(
-        terms.len() > KILLS,
-        "{} terms for {KILLS} kills",
-        terms.len()
+    // Every shard verifies with its own key, and the auditor's check of
+    // the three together finds one history: each term led once, nothing
+    // filed or succeeded twice, no token given twice, no two exclusive
+    // holders at once, every COMMITTED with its COMMITTING.
+    let together = verify_together(&hosts);
+    let terms = together["terms"].as_array().unwrap().len();
+    assert!(terms > KILLS, "{terms} terms for {KILLS} kills");
+    eprintln!(
+        "{} records of deposed terms the database never took",
+        together["set_aside"]
     );
-    eprintln!("{void} records of deposed terms the database never took");
-    for id in &acked {
-        assert_eq!(succeeded.contains(id), states[id] == "SUCCEEDED", "{id}");
+    let succeeded: HashSet<String> = hosts
+        .iter()
+        .flat_map(|h| read_verified(h.dir.path()))
+        .filter(|r| matches!(r.entry.event, Event::Succeeded { .. }))
+        .map(|r| r.entry.runway)
+        .collect();
+    for id in acked.iter().filter(|id| states[*id] == "SUCCEEDED") {
+        assert!(succeeded.contains(id), "{id} has no SUCCEEDED record");
     }
     // Every writer's dataset holds all its records or none.
     for i in 0..KILLS {
@@ -365,40 +344,27 @@ fn a_frozen_leader_wakes_to_find_it_leads_no_more() {
         ));
         assert_eq!(held, "20000", "test_f{i}");
     }
+    // The auditor sees the frozen host's records past the takeover set
+    // aside, and the two shards agree.
+    let together = verify_together(&hosts);
+    assert_eq!(together["terms"], serde_json::json!([1, 2]));
+    assert!(together["set_aside"].as_u64().unwrap() > 0, "{together}");
 }
 
-/// Whether record `r` of shard `origin` was made under a term that a later
-/// takeover ended before the shared history took it: some LEADING record
-/// of a later term names how far the history took this shard, and `r` is
-/// beyond that (or the shard is not named at all). Such a record happened
-/// on its host only (a leader killed between its disk and the database):
-/// the other hosts never saw it, and its run may have run again.
-fn refused(shards: &[(String, Vec<Record>)], origin: &str, r: &Record) -> bool {
-    let term_of = |records: &[Record], seq: u64| {
-        records
-            .iter()
-            .take_while(|x| x.seq <= seq)
-            .filter_map(|x| match &x.entry.event {
-                Event::Leading { term, .. } => Some(*term),
-                _ => None,
-            })
-            .last()
-    };
-    let mine = &shards.iter().find(|(o, _)| o == origin).unwrap().1;
-    let Some(term) = term_of(mine, r.seq) else {
-        return false;
-    };
-    shards
+/// `runway audit verify` over every host's shard at once (each with its
+/// own key, found beside it): what it found, checked together.
+fn verify_together(hosts: &[Host]) -> serde_json::Value {
+    let audits: Vec<String> = hosts
         .iter()
-        .flat_map(|(_, records)| records)
-        .any(|x| match &x.entry.event {
-            Event::Leading {
-                term: later,
-                accepted,
-            } if *later > term => accepted
-                .iter()
-                .find(|a| a.origin == origin)
-                .is_none_or(|a| r.seq > a.seq),
-            _ => false,
-        })
+        .map(|h| h.dir.path().join("runway-audit").display().to_string())
+        .collect();
+    let mut args = vec!["audit", "verify", "--json"];
+    for audit in &audits {
+        args.extend(["--audit", audit.as_str()]);
+    }
+    let out = crate::cli::runway(hosts[0].dir.path(), &args);
+    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["shards"].as_array().unwrap().len(), hosts.len());
+    json["together"].clone()
 }

@@ -27,6 +27,7 @@
 //! | checking a chunk of frames on its own: CRC, decoding, leaf hash, its subtrees | `frame_check.rs` |
 //! | checking chunks on several threads, handed back in log order | `check_pool.rs` |
 //! | [`verify()`] and its report | `verify.rs` |
+//! | shards of hosts sharing a database, checked together: [`check_together`] | `shards.rs` |
 //! | what verification finds wrong, and where | `findings.rs` |
 //! | timeline lines and JSON | `render.rs` |
 //! | writer errors | `error.rs` |
@@ -65,6 +66,7 @@ mod recover;
 pub mod render;
 mod resume;
 pub mod segment;
+mod shards;
 mod shared;
 mod state;
 mod tail;
@@ -89,6 +91,7 @@ pub use record::{
     sha256,
 };
 pub use render::{escape, record_json, record_line, timeline_line};
+pub use shards::{At, Conflict, Shard, Together, check_together};
 pub use state::State;
 pub use tail::{Follow, Tail};
 pub use trust::Trust;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::{ArgGroup, Args, Subcommand};
 use runway_audit::proof_file::{Claim, ProofFile};
-use runway_audit::{Event, Record, SignedCheckpoint, VerifyOptions, VerifyReport};
+use runway_audit::{Event, Record, Shard, SignedCheckpoint, Together, VerifyOptions, VerifyReport};
 
 use super::keygen::{auditor_trust, default_origin};
 use super::tree;
@@ -45,10 +45,17 @@ pub enum AuditCommand {
     },
     /// Check every frame, sequence number, hash chain, Merkle root and
     /// checkpoint signature; exit 0 when intact, 3 naming the first bad
-    /// record or checkpoint otherwise.
+    /// record or checkpoint otherwise. Given the shards of hosts sharing
+    /// a database (`--audit` once per host), verify each, then check them
+    /// together: records of deposed terms the shared history never took
+    /// are set aside, and each term is led once, each runway filed once
+    /// and succeeding at most once, each fencing token granted once, no
+    /// two holders of a dataset overlap while one holds it exclusively,
+    /// and every COMMITTED has its COMMITTING.
     Verify {
-        #[command(flatten)]
-        dir: AuditDir,
+        /// Audit folder; once per shard to check several together.
+        #[arg(long = "audit", value_name = "DIR", default_value = "runway-audit")]
+        dirs: Vec<PathBuf>,
         #[command(flatten)]
         trust: TrustArgs,
         /// A signed checkpoint you kept from earlier: the log must still
@@ -159,12 +166,30 @@ pub fn run(cmd: AuditCommand) -> Result<(), Failure> {
             }))
         }
         AuditCommand::Verify {
-            dir,
+            dirs,
             trust,
             checkpoint,
             allow_unsigned_tail,
             json,
-        } => verify(&dir.path, &trust, &checkpoint, allow_unsigned_tail, json),
+        } => {
+            let how = Verifying {
+                trust,
+                kept: checkpoint,
+                allow_unsigned_tail,
+                json,
+            };
+            match &dirs[..] {
+                [dir] => {
+                    let (_, report, trust_line) = how.one(dir)?;
+                    if how.json {
+                        let out = serde_json::json!({ "trust": trust_line, "report": report });
+                        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+                    }
+                    Ok(())
+                }
+                _ => how.together(&dirs),
+            }
+        }
         AuditCommand::Prove {
             dir,
             seq,
@@ -209,42 +234,113 @@ fn show_tree(records: &[Record], signed_size: u64, root: &str, json: bool) -> Re
     print_lines(lines.into_iter())
 }
 
-fn verify(
-    dir: &Path,
-    trust: &TrustArgs,
-    kept: &[PathBuf],
+/// How `audit verify` checks: the keys, the checkpoints kept, the
+/// unsigned tail allowed, and whether it answers in JSON.
+struct Verifying {
+    trust: TrustArgs,
+    kept: Vec<PathBuf>,
     allow_unsigned_tail: u64,
     json: bool,
-) -> Result<(), Failure> {
-    let origin = runway_audit::segment::folder_origin(dir).unwrap_or_else(default_origin);
-    let (trust, trust_line) =
-        auditor_trust(trust.trust.as_deref(), trust.key.as_deref(), dir, &origin)?;
-    let kept_checkpoints = kept
-        .iter()
-        .map(|path| read(path).map(|bytes| (path.display().to_string(), bytes)))
-        .collect::<Result<Vec<_>, _>>()?;
-    if !json {
-        println!("trusting {trust_line}");
+}
+
+impl Verifying {
+    /// Verifies the folder `dir`, says so unless in JSON, and gives back
+    /// its origin, report and trust line.
+    fn one(&self, dir: &Path) -> Result<(String, VerifyReport, String), Failure> {
+        let origin = runway_audit::segment::folder_origin(dir).unwrap_or_else(default_origin);
+        let (trust, trust_line) = auditor_trust(
+            self.trust.trust.as_deref(),
+            self.trust.key.as_deref(),
+            dir,
+            &origin,
+        )?;
+        let kept_checkpoints = self
+            .kept
+            .iter()
+            .map(|path| read(path).map(|bytes| (path.display().to_string(), bytes)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if !self.json {
+            println!("trusting {trust_line}");
+        }
+        let options = VerifyOptions {
+            trust: Some(trust),
+            kept_checkpoints,
+            allow_unsigned_tail: self.allow_unsigned_tail,
+            ..VerifyOptions::default()
+        };
+        let report = runway_audit::verify_with(dir, &options).map_err(|e| {
+            Failure::new(
+                AUDIT_BAD,
+                anyhow::Error::new(e).context(format!("audit {} does not verify", dir.display())),
+            )
+        })?;
+        if !self.json {
+            print_report(dir, &report);
+        }
+        Ok((origin, report, trust_line))
     }
-    let options = VerifyOptions {
-        trust: Some(trust),
-        kept_checkpoints,
-        allow_unsigned_tail,
-        ..VerifyOptions::default()
+
+    /// Verifies each shard in `dirs`, then checks them together.
+    fn together(&self, dirs: &[PathBuf]) -> Result<(), Failure> {
+        let mut shards = Vec::new();
+        let mut reports = Vec::new();
+        for dir in dirs {
+            let (origin, report, trust_line) = self.one(dir)?;
+            if let Some(twice) = shards.iter().find(|s: &&Shard| s.origin == origin) {
+                return Err(Failure::new(
+                    BAD_INPUT,
+                    anyhow::anyhow!(
+                        "{} and another folder are both shard {}: give each host's shard once",
+                        dir.display(),
+                        twice.origin
+                    ),
+                ));
+            }
+            let records =
+                runway_audit::read_records(dir).map_err(|e| Failure::new(AUDIT_BAD, e))?;
+            shards.push(Shard { origin, records });
+            reports.push(serde_json::json!({
+                "audit": dir.display().to_string(), "trust": trust_line, "report": report,
+            }));
+        }
+        let names: Vec<&str> = shards.iter().map(|s| s.origin.as_str()).collect();
+        let together = runway_audit::check_together(&shards).map_err(|e| {
+            Failure::new(
+                AUDIT_BAD,
+                anyhow::Error::new(e).context(format!("shards {} do not agree", names.join(", "))),
+            )
+        })?;
+        if self.json {
+            let out = serde_json::json!({ "shards": reports, "together": together });
+            println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            return Ok(());
+        }
+        print_together(&names, &together);
+        Ok(())
+    }
+}
+
+/// The human form of shards checked together.
+fn print_together(names: &[&str], t: &Together) {
+    let terms = match (t.terms.first(), t.terms.last()) {
+        (Some(first), Some(last)) if first != last => format!("terms {first}..{last}"),
+        (Some(only), _) => format!("term {only}"),
+        _ => "no term".into(),
     };
-    let report = runway_audit::verify_with(dir, &options).map_err(|e| {
-        Failure::new(
-            AUDIT_BAD,
-            anyhow::Error::new(e).context(format!("audit {} does not verify", dir.display())),
-        )
-    })?;
-    if json {
-        let out = serde_json::json!({ "trust": trust_line, "report": report });
-        println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
-    } else {
-        print_report(dir, &report);
+    println!(
+        "ok: shards {} agree: {} records, {terms}; {} runways, {} grants, {} commits",
+        names.join(", "),
+        t.records,
+        t.runways,
+        t.grants,
+        t.commits
+    );
+    if t.set_aside > 0 {
+        println!(
+            "set aside: {} records of deposed terms the shared history never took (each happened on its host alone)",
+            t.set_aside
+        );
     }
-    Ok(())
 }
 
 /// The human form of a verification report.

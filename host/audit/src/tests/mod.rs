@@ -10,6 +10,7 @@ mod read_from;
 mod recovery;
 mod resume;
 mod rotation;
+mod shards;
 mod signed;
 mod signed_tamper;
 mod tail;
