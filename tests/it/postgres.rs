@@ -31,9 +31,9 @@ fn an_empty_database_is_migrated_and_a_newer_schema_refused() {
     drop(open(&db.url(), root.path()).unwrap());
     assert_eq!(
         db.psql("SELECT string_agg(version || ':' || name, ',') FROM refinery_schema_history"),
-        "1:datasets,2:hosts"
+        "1:datasets,2:hosts,3:record_shard"
     );
-    assert_eq!(POSTGRES_SCHEMA_VERSION, 2);
+    assert_eq!(POSTGRES_SCHEMA_VERSION, 3);
     let tables = db.psql(
         "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
          WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'S')",
@@ -328,6 +328,29 @@ fn serve_on_postgres_never_shows_the_password() {
     assert_eq!(
         db.psql("SELECT count(*) FROM records WHERE dataset = 'test_pg'"),
         "5"
+    );
+    // Each record's provenance names the shard (the host) holding its
+    // write's record, and that shard's record matches the value.
+    let origin = runway_audit::segment::folder_origin(&dir.path().join("runway-audit")).unwrap();
+    let data = ["--database-file", "db.url"];
+    let exported = crate::cli::runway(
+        dir.path(),
+        &[&["data", "export", "test_pg"][..], &data].concat(),
+    );
+    let first: serde_json::Value =
+        serde_json::from_str(exported.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(first["provenance"]["shard"], origin.as_str(), "{first}");
+    let key = first["key"].as_str().unwrap();
+    let get = [&["data", "get", "test_pg", key, "--provenance"][..], &data].concat();
+    let shown = crate::cli::runway(dir.path(), &get);
+    assert_eq!(shown.code, 0, "{}{}", shown.stdout, shown.stderr);
+    assert!(
+        shown
+            .stdout
+            .contains(&format!("in the shard of host {origin}"))
+            && shown.stdout.contains("(matches)"),
+        "{}",
+        shown.stdout
     );
 
     // A second host on the same database, from a folder of its own but

@@ -133,9 +133,10 @@ pub fn run(cmd: DataCommand) -> Result<(), Failure> {
                 None
             };
             let args = write_args(&dataset, &key, &value);
+            let other = writer.as_ref().and_then(|p| other_shard(&audit.path, p));
             let record = match &writer {
-                Some(p) => write_record(&audit.path, p.audit_seq)?,
-                None => None,
+                Some(p) if other.is_none() => write_record(&audit.path, p.audit_seq)?,
+                _ => None,
             };
             let recorded = record.as_ref().and_then(recorded_digests);
             let matches = recorded.map(|(a, _)| a == args);
@@ -154,8 +155,11 @@ pub fn run(cmd: DataCommand) -> Result<(), Failure> {
                 print(escape(&String::from_utf8_lossy(&value)).into_owned())?;
             }
             if let Some(p) = writer.filter(|_| !json) {
+                let shard = p.shard.as_ref().map_or(String::new(), |s| {
+                    format!(" in the shard of host {}", escape(s))
+                });
                 print(format!(
-                    "written by runway {} (agent {}, plugin {}), attempt {}, token {}, audit record {}",
+                    "written by runway {} (agent {}, plugin {}), attempt {}, token {}, audit record {}{shard}",
                     escape(&p.runway),
                     escape(&p.agent),
                     &hex::encode(&p.plugin)[..12],
@@ -185,11 +189,20 @@ pub fn run(cmd: DataCommand) -> Result<(), Failure> {
                         hex::encode(&result)
                     ))?,
                     (Some(r), None) => print(format!("audit record {}: not a host call", r.seq))?,
-                    (None, _) => print(format!(
-                        "audit record {}: not read (no audit folder at {}; --audit DIR)",
-                        p.audit_seq,
-                        audit.path.display()
-                    ))?,
+                    (None, _) => match &other {
+                        Some(there) => print(format!(
+                            "audit record {}: not read (the folder at {} is shard {}; --audit DIR of host {})",
+                            p.audit_seq,
+                            audit.path.display(),
+                            escape(there),
+                            escape(p.shard.as_deref().unwrap_or_default())
+                        ))?,
+                        None => print(format!(
+                            "audit record {}: not read (no audit folder at {}; --audit DIR)",
+                            p.audit_seq,
+                            audit.path.display()
+                        ))?,
+                    },
                 }
                 print(format!(
                     "prove it: runway audit prove --seq {}",
@@ -246,10 +259,19 @@ fn provenance_json(dataset: &str, key: &str, value: &[u8], p: &Provenance) -> Va
         "attempt": p.attempt,
         "token": p.token,
         "audit_seq": p.audit_seq,
+        "shard": p.shard,
         "value_sha256": hex::encode(&runway_audit::sha256(value)),
         "args_sha256": hex::encode(&write_args(dataset, key, value)),
         "prove": format!("runway audit prove --seq {}", p.audit_seq),
     })
+}
+
+/// The origin of the audit folder at `dir` when it is not the shard that
+/// holds `p`'s write record (hosts sharing a database each keep their own).
+fn other_shard(dir: &std::path::Path, p: &Provenance) -> Option<String> {
+    let shard = p.shard.as_ref()?;
+    let origin = runway_audit::segment::folder_origin(dir)?;
+    (&origin != shard).then_some(origin)
 }
 
 /// The `args` digest of the host call that wrote `value` at `dataset/key`,

@@ -162,6 +162,9 @@ pub struct Provenance {
     pub token: u64,
     /// Sequence number of the write's audit record.
     pub audit_seq: u64,
+    /// On a shared database, the audit shard holding that record: the
+    /// origin of the host that committed the write.
+    pub shard: Option<String>,
 }
 
 /// A dataset as `runway data list` shows it.

@@ -466,6 +466,7 @@ fn provenance(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<Provenance> 
         attempt: r.get(at + 3)?,
         token: from_sql(r.get(at + 4)?),
         audit_seq: from_sql(r.get(at + 5)?),
+        shard: None,
     })
 }
 

@@ -40,12 +40,13 @@ const FENCE: &str = "INSERT INTO fences (dataset, token) VALUES ($1, $2)
      RETURNING token";
 const FENCE_OF: &str = "SELECT token FROM fences WHERE dataset = $1";
 const PUT: &str = "INSERT INTO records
-       (dataset, key, value, runway, agent, plugin, attempt, token, audit_seq)
-     SELECT $1, k, v, $4, $5, $6, $7, $8, s
+       (dataset, key, value, runway, agent, plugin, attempt, token, audit_seq, origin)
+     SELECT $1, k, v, $4, $5, $6, $7, $8, s, $10
        FROM unnest($2::text[], $3::bytea[], $9::int8[]) AS t (k, v, s)
      ON CONFLICT (dataset, key) DO UPDATE SET value = excluded.value,
        runway = excluded.runway, agent = excluded.agent, plugin = excluded.plugin,
-       attempt = excluded.attempt, token = excluded.token, audit_seq = excluded.audit_seq";
+       attempt = excluded.attempt, token = excluded.token, audit_seq = excluded.audit_seq,
+       origin = excluded.origin";
 const DELETE: &str = "DELETE FROM records WHERE dataset = $1 AND key = ANY($2::text[])";
 const COMMITS: &str = "INSERT INTO commits (origin, committing_seq, runway, attempt, output)
      VALUES ($5, $1, $2, $3, $4)";
@@ -240,7 +241,7 @@ async fn land(
                     puts.bytes += value.len();
                     s.writes += 1;
                     if puts.keys.len() == CHUNK_ROWS || puts.bytes >= CHUNK_BYTES {
-                        put(tx, stmts, run, dataset, token, &mut puts).await?;
+                        put(tx, stmts, (origin, run), dataset, token, &mut puts).await?;
                     }
                 }
                 Change::Delete => {
@@ -252,7 +253,7 @@ async fn land(
             }
         }
         if !puts.keys.is_empty() {
-            put(tx, stmts, run, dataset, token, &mut puts).await?;
+            put(tx, stmts, (origin, run), dataset, token, &mut puts).await?;
         }
         if !deletes.is_empty() {
             s.deletes += delete(tx, stmts, run, dataset, &mut deletes).await?;
@@ -290,7 +291,7 @@ struct Puts<'a> {
 async fn put(
     tx: &Transaction<'_>,
     stmts: &Prepared,
-    run: &RunCommit<'_>,
+    (origin, run): (&str, &RunCommit<'_>),
     dataset: &str,
     token: i64,
     puts: &mut Puts<'_>,
@@ -311,6 +312,7 @@ async fn put(
             &attempt,
             &token,
             &puts.seqs,
+            &origin,
         ],
     )
     .await?;

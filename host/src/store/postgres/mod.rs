@@ -364,8 +364,8 @@ impl Backend for Postgres {
         let row = self.with(async |c| {
             c.client
                 .query_opt(
-                    "SELECT runway, agent, plugin, attempt, token, audit_seq FROM records
-                     WHERE dataset = $1 AND key = $2",
+                    "SELECT runway, agent, plugin, attempt, token, audit_seq, origin
+                     FROM records WHERE dataset = $1 AND key = $2",
                     &[&dataset, &key],
                 )
                 .await
@@ -377,7 +377,7 @@ impl Backend for Postgres {
         let rows = self.with(async |c| {
             c.client
                 .query(
-                    "SELECT key, value, runway, agent, plugin, attempt, token, audit_seq
+                    "SELECT key, value, runway, agent, plugin, attempt, token, audit_seq, origin
                      FROM records WHERE dataset = $1 ORDER BY key",
                     &[&dataset],
                 )
@@ -401,6 +401,7 @@ fn provenance(r: &tokio_postgres::Row, at: usize) -> Provenance {
         attempt: u32::try_from(attempt).unwrap_or(0),
         token: from_sql(r.get(at + 4)),
         audit_seq: from_sql(r.get(at + 5)),
+        shard: r.get(at + 6),
     }
 }
 

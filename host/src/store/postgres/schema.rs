@@ -20,6 +20,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/V1__datasets.sql"),
     ),
     ("V2__hosts", include_str!("../migrations/V2__hosts.sql")),
+    (
+        "V3__record_shard",
+        include_str!("../migrations/V3__record_shard.sql"),
+    ),
 ];
 
 /// The advisory lock hosts take while they migrate, so two hosts starting
