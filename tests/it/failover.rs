@@ -57,6 +57,18 @@ impl Host {
     }
 }
 
+/// Hosts `PREFIX-NAME/runway` on `db`, each in a folder of its own (the
+/// hostile agent among its plugins), started.
+fn on(db: &postgres::Database, prefix: &str, names: &[&str]) -> Vec<Host> {
+    let start = |name: &&str| {
+        let dir = folders();
+        runway_tests::drop_plugin("hostile", &dir.path().join("plugins"));
+        std::fs::write(dir.path().join("db.url"), db.url()).unwrap();
+        Host::start(dir, &format!("{prefix}-{name}/runway"))
+    };
+    names.iter().map(start).collect()
+}
+
 fn spawn(dir: &Path, origin: &str) -> Server {
     let args = [
         "--database-file",
@@ -84,10 +96,18 @@ fn leader(hosts: &mut [Host], within: Duration) -> usize {
                 return i;
             }
         }
-        assert!(
-            started.elapsed() < within,
-            "no host took the lead within {within:?}"
-        );
+        if started.elapsed() > within {
+            let logs: Vec<String> = hosts
+                .iter()
+                .map(|h| {
+                    std::fs::read_to_string(h.dir.path().join("serve.log")).unwrap_or_default()
+                })
+                .collect();
+            panic!(
+                "no host took the lead within {within:?}: {}",
+                logs.join("\n---\n")
+            );
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -121,15 +141,7 @@ fn round(i: usize) -> String {
 fn killing_the_leader_again_and_again_loses_nothing_and_runs_nothing_twice() {
     const KILLS: usize = 20;
     let db = postgres::server().database();
-    let mut hosts: Vec<Host> = ["a", "b", "c"]
-        .into_iter()
-        .map(|name| {
-            let dir = folders();
-            runway_tests::drop_plugin("hostile", &dir.path().join("plugins"));
-            std::fs::write(dir.path().join("db.url"), db.url()).unwrap();
-            Host::start(dir, &format!("host-{name}/runway"))
-        })
-        .collect();
+    let mut hosts = on(&db, "host", &["a", "b", "c"]);
     let mut acked: Vec<String> = Vec::new();
     let mut takeovers = Vec::new();
     for i in 0..KILLS {
@@ -211,14 +223,7 @@ fn killing_the_leader_again_and_again_loses_nothing_and_runs_nothing_twice() {
 #[test]
 fn a_frozen_leader_wakes_to_find_it_leads_no_more() {
     let db = postgres::server().database();
-    let mut hosts: Vec<Host> = ["a", "b"]
-        .into_iter()
-        .map(|name| {
-            let dir = folders();
-            std::fs::write(dir.path().join("db.url"), db.url()).unwrap();
-            Host::start(dir, &format!("frozen-{name}/runway"))
-        })
-        .collect();
+    let mut hosts = on(&db, "frozen", &["a", "b"]);
     let first = leader(&mut hosts, Duration::from_secs(60));
     let plan: String = (0..6)
         .map(|i| round(100 + i))
@@ -367,4 +372,113 @@ fn verify_together(hosts: &[Host]) -> serde_json::Value {
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(json["shards"].as_array().unwrap().len(), hosts.len());
     json["together"].clone()
+}
+
+/// Operators see one system: a standby listens from its start and relays
+/// every request to the leader — the CLI's list, show and file, the API
+/// (saying which host relayed), the page, metrics, MCP's door and the
+/// event stream — and a wrong token is refused by the leader through it.
+/// When the leader dies, the standby takes over on the same address and
+/// answers itself, and the restarted host relays in its turn.
+#[test]
+fn a_standby_answers_as_the_leader_does() {
+    let db = postgres::server().database();
+    let mut hosts = on(&db, "relay", &["a", "b"]);
+    let lead = leader(&mut hosts, Duration::from_secs(60));
+    let standby = 1 - lead;
+    // Every host is listed with its API, the standby's too.
+    let api_of = |hosts: &mut [Host], i: usize| -> String {
+        let listed = crate::cli::runway(
+            hosts[i].dir.path(),
+            &["hosts", "--json", "--database-file", "db.url"],
+        );
+        let origin = hosts[i].origin.clone();
+        let row = listed
+            .stdout
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|r| r["host"] == origin.as_str())
+            .unwrap_or_else(|| panic!("{origin} not in {}", listed.stdout));
+        row["api"].as_str().expect("an api").to_string()
+    };
+    let relay = api_of(&mut hosts, standby);
+    assert_eq!(api_of(&mut hosts, lead), hosts[lead].server().url);
+
+    let server = hosts[lead].server();
+    let quick = round(0).replace("agent = \"hostile\"", "agent = \"probe\"");
+    let ids = server.file(&quick.replace("action = \"sleep\"", "action = \"ok\""));
+    // Filed through the standby: acknowledged by the leader.
+    let plan = "[[runway]]\nid = \"via\"\nagent = \"probe\"\naction = \"ok\"\n";
+    std::fs::write(server.dir.join("via.toml"), plan).unwrap();
+    let filed = server.client_via(&relay, &["file", "via.toml"]);
+    assert_eq!(filed.code, 0, "{}{}", filed.stdout, filed.stderr);
+    let waited = server.client_via(&relay, &["wait", "--timeout-secs", "60", "via"]);
+    assert_eq!(waited.code, 0, "{}{}", waited.stdout, waited.stderr);
+    server.wait_all(&ids);
+    for args in [&["list", "--json"][..], &["show", "via", "--json"]] {
+        let direct = server.client(args);
+        let relayed = server.client_via(&relay, args);
+        assert_eq!(relayed.code, 0, "{}", relayed.stderr);
+        assert_eq!(relayed.stdout, direct.stdout, "{args:?}");
+    }
+    // The API says who relayed it; the page, metrics and MCP's door answer.
+    let admin = server.admin();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let answer = agent
+        .get(&format!("{relay}/api/runways/via"))
+        .header("Authorization", &format!("Bearer {admin}"))
+        .call()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let by = answer.headers().get("runway-relayed-by").unwrap();
+    assert_eq!(by.to_str().unwrap(), hosts[standby].origin);
+    for (path, status) in [("/", 200), ("/metrics", 200), ("/api/runways", 200)] {
+        let (got, body) = crate::server::get(&relay, path, &admin);
+        assert_eq!(got, status, "{path}: {body}");
+    }
+    let (refused, body) = crate::server::get(&relay, "/api/runways", "not-a-token");
+    assert_eq!(refused, 401, "{body}");
+    let (mcp, _) = crate::server::get(&relay, "/mcp", &admin);
+    assert_ne!(mcp, 503, "MCP's door is relayed");
+    // The event stream, through the relay, from the first record on.
+    let events = crate::server::follow(&relay, "/api/events", &admin, Some(0), 20, |seen| {
+        seen.iter().any(|e| e.data["runway"] == "via")
+    });
+    assert!(
+        events.iter().any(|e| e.data["runway"] == "via"),
+        "{} events",
+        events.len()
+    );
+
+    // The leader dies: the standby takes over on the address it relayed
+    // from, and answers itself; the restarted host relays to it.
+    hosts[lead].kill();
+    hosts[lead].restart();
+    let next = leader(&mut hosts, Duration::from_secs(60));
+    assert_eq!(next, standby);
+    assert_eq!(hosts[next].server().url, relay);
+    let answer = agent
+        .get(&format!("{relay}/api/runways/via"))
+        .header(
+            "Authorization",
+            &format!("Bearer {}", hosts[next].server().admin()),
+        )
+        .call()
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert!(answer.headers().get("runway-relayed-by").is_none());
+    // (It lists its new address once it joins: the killed process's
+    // lease lapses first.)
+    runway_tests::eventually("the restarted host relays to the new leader", || {
+        let again = api_of(&mut hosts, lead);
+        let new_leader = hosts[next].server();
+        let relayed = new_leader.client_via(&again, &["list", "--json"]);
+        relayed.code == 0 && relayed.stdout == new_leader.client(&["list", "--json"]).stdout
+    });
+    for host in &mut hosts {
+        host.kill();
+    }
 }

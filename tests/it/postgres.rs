@@ -87,7 +87,7 @@ fn a_deposed_leaders_writes_are_refused_by_the_database() {
     let second = DatasetStore::open_postgres(&DatabaseUrl::new(db.url()), b.path()).unwrap();
     let second_db = second.shared().unwrap().clone();
     second_db
-        .join("host-b", std::process::id() + 1, lease)
+        .join(("host-b", std::process::id() + 1), lease, None)
         .unwrap();
     match second_db.take_lead(lease).unwrap() {
         Standing::Standby(leader) => {
@@ -97,7 +97,7 @@ fn a_deposed_leaders_writes_are_refused_by_the_database() {
         other => panic!("the second host should stand by: {other:?}"),
     }
     // An origin a live host uses is refused to another process.
-    let other = second_db.join("host-a", std::process::id() + 2, lease);
+    let other = second_db.join(("host-a", std::process::id() + 2), lease, None);
     let err = other.expect_err("origin refused").to_string();
     assert!(
         err.contains("\"host-a\" is already a live host's")

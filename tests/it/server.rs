@@ -119,6 +119,17 @@ impl Server {
         self.run_client(args, stdin, None)
     }
 
+    /// Runs a client verb in this server's folder (its admin token), but
+    /// calling `url`: another host, which relays to this one.
+    pub fn client_via(&self, url: &str, args: &[&str]) -> Output {
+        let via = Server {
+            dir: self.dir.clone(),
+            child: None,
+            url: url.to_string(),
+        };
+        via.run_client(args, None, None)
+    }
+
     /// The admin's token, as `serve` wrote it at first start.
     pub fn admin(&self) -> String {
         std::fs::read_to_string(self.dir.join("runway-serve.token"))

@@ -253,6 +253,7 @@ impl Database {
         runway_host::store::StoreConfig::Postgres {
             url: runway_host::store::DatabaseUrl::new(self.url()),
             lease: runway_host::controller::LEASE,
+            api: None,
         }
     }
 
@@ -438,7 +439,7 @@ pub fn leading(
     let store = DatasetStore::open_postgres(&DatabaseUrl::new(url), root)?;
     let shared = store.shared().expect("a PostgreSQL store is shared");
     let lease = runway_host::controller::LEASE;
-    shared.join(origin, std::process::id(), lease)?;
+    shared.join((origin, std::process::id()), lease, None)?;
     match shared.take_lead(lease)? {
         Standing::Leading { .. } => Ok(store),
         Standing::Standby(leader) => panic!("{origin} should lead, {leader:?} does"),

@@ -550,7 +550,23 @@ pub async fn serve(
             }
         }
     });
-    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
+    let served = serve_app(listener.into_std()?, router(api), tls, shutdown).await;
+    summaries.abort();
+    refusals.flush(true);
+    served
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves (then gives event
+/// streams a second): over TLS when given `tls`; a connection that has not
+/// sent a request's headers within [`HEADER_TIMEOUT`] is closed. The API's
+/// doors and a standby's relay (`super::relay`) alike.
+pub async fn serve_app(
+    listener: std::net::TcpListener,
+    app: Router,
+    tls: Option<RustlsConfig>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
     let stopping = handle.clone();
     tokio::spawn(async move {
@@ -558,14 +574,14 @@ pub async fn serve(
         // Event streams never end by themselves: give them a moment.
         stopping.graceful_shutdown(Some(std::time::Duration::from_secs(1)));
     });
-    let mut server = axum_server::from_tcp(listener.into_std()?)?
+    let mut server = axum_server::from_tcp(listener)?
         .handle(handle)
         .first_request_timeout(HEADER_TIMEOUT);
     server
         .http_builder()
         .http1()
         .header_read_timeout(HEADER_TIMEOUT);
-    let served = match tls {
+    match tls {
         None => server.serve(app).await,
         Some(tls) => {
             server
@@ -576,8 +592,5 @@ pub async fn serve(
                 .serve(app)
                 .await
         }
-    };
-    summaries.abort();
-    refusals.flush(true);
-    served
+    }
 }

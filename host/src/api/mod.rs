@@ -5,7 +5,8 @@
 //! its HTTP status, MCP error and CLI exit code) — and the plans inbox
 //! ([`inbox`], which also follows the plugins folder). Each files and acts
 //! through the one `controller::Controller` handle, in its caller's name;
-//! what a caller may do is the controller's to decide.
+//! what a caller may do is the controller's to decide. A host standing by
+//! on a shared database relays every request to the leader ([`relay`]).
 
 pub(crate) mod access;
 pub(crate) mod agents;
@@ -21,13 +22,15 @@ pub(crate) mod page;
 pub(crate) mod refile;
 pub(crate) mod refusal;
 pub(crate) mod refusals;
+pub(crate) mod relay;
 pub(crate) mod token;
 pub(crate) mod triggers;
 pub(crate) mod views;
 
 pub use access::Access;
 pub use calls::{Api, MAX_WAIT_SECS};
-pub use http::{router, serve};
+pub use http::{router, serve, serve_app};
 pub use inbox::FULL_RESCAN;
 pub use inbox::serve as serve_inbox;
 pub use refusal::Kind;
+pub use relay::Relay;

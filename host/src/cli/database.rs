@@ -25,6 +25,7 @@ pub fn store_config(
     let postgres = |url: String| StoreConfig::Postgres {
         url: DatabaseUrl::new(url),
         lease,
+        api: None,
     };
     if let Some(path) = file {
         let bytes =

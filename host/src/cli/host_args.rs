@@ -111,15 +111,20 @@ impl HostArgs {
         })
     }
 
+    /// The audit trail's origin: `--origin`, else the folder's own, else
+    /// the default (`HOSTNAME/runway`).
+    pub fn origin(&self) -> String {
+        self.origin
+            .clone()
+            .or_else(|| runway_audit::segment::folder_origin(&self.audit.path))
+            .unwrap_or_else(super::keygen::default_origin)
+    }
+
     /// How the signed audit trail is opened, keeping its last `tail`
     /// durable records in memory for live readers; also gives the key
     /// that signs it.
     fn audit_options(&self, tail: usize) -> Result<(AuditOptions, Option<PublicKey>), Failure> {
-        let origin = self
-            .origin
-            .clone()
-            .or_else(|| runway_audit::segment::folder_origin(&self.audit.path))
-            .unwrap_or_else(super::keygen::default_origin);
+        let origin = self.origin();
         let signing_keys =
             super::keygen::signing_keys(&self.audit.path, &origin, &self.key, &self.caps())?;
         let signer = signing_keys.first().map(|k| k.public());

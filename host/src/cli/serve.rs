@@ -22,10 +22,11 @@ use super::host_args::{HostArgs, timeline_printer, tokio};
 use super::{BAD_INPUT, Failure, HOST_FAULT};
 use crate::api::access::{self, Access};
 use crate::api::refusals::Refusals;
-use crate::api::{self, Api, token};
+use crate::api::{self, Api, Relay, token};
 use crate::controller::start::PluginSource;
 use crate::files::{self, FileKind, ReadCaps};
 use crate::plugin::watch::PluginFolder;
+use crate::store::StoreConfig;
 use crate::{DispatchOptions, controller};
 
 /// The address `serve` listens on and clients call by default.
@@ -115,7 +116,7 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         .clone()
         .unwrap_or_else(|| token::beside(&args.host.audit.path));
     let token = token::ensure(&token_file, &caps).map_err(|e| Failure::new(BAD_INPUT, e))?;
-    let tls = match (&args.tls_cert, &args.tls_key) {
+    let tls_pem = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(tls_pem(cert, key, &caps)?),
         _ => None,
     };
@@ -130,7 +131,44 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
     // Every agent is known (and its loading audited) before a restored
     // runway can be cleared.
     let lease = Duration::from_millis(args.lease_ms);
-    let store = super::database::store_config(args.database_file.as_deref(), &caps, lease)?;
+    let mut store = super::database::store_config(args.database_file.as_deref(), &caps, lease)?;
+    let tokio = tokio()?;
+    // A certificate or key rustls refuses stops the start before anything
+    // else has begun.
+    let tls = match tls_pem {
+        Some((cert, key)) => Some(tokio.block_on(RustlsConfig::from_pem(cert, key)).map_err(
+            |e| {
+                Failure::new(
+                    BAD_INPUT,
+                    anyhow::anyhow!("the TLS certificate or key: {e}"),
+                )
+            },
+        )?),
+        None => None,
+    };
+    let listener = std::net::TcpListener::bind(args.listen)
+        .and_then(|l| l.set_nonblocking(true).map(|()| l))
+        .map_err(|e| fault(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
+    // On a shared database the host may stand by a while: meanwhile its
+    // address answers by relaying to the leader. It is listed with the
+    // host when it joins.
+    let relaying = match &mut store {
+        StoreConfig::Postgres { url, api, .. } => {
+            let bound = listener.local_addr().map_err(|e| fault(e.into()))?;
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            *api = Some(format!("{scheme}://{bound}"));
+            let relay = Relay::new(url, &args.host.origin()).router();
+            let (stop, stopped) = watch::channel(false);
+            let socket = listener.try_clone().map_err(|e| fault(e.into()))?;
+            let until = async move {
+                let mut stopped = stopped;
+                let _ = stopped.wait_for(|&s| s).await;
+            };
+            let served = tokio.spawn(api::serve_app(socket, relay, tls.clone(), until));
+            Some((stop, served))
+        }
+        StoreConfig::Embedded => None,
+    };
     let (opened, signer) = args.host.open(
         &runtime,
         PluginSource::Folder(folder),
@@ -145,34 +183,21 @@ pub fn run(args: ServeArgs) -> Result<(), Failure> {
         four_eyes: !args.allow_self_approval,
         ..DispatchOptions::default()
     };
-    let tokio = tokio()?;
     tokio.block_on(async {
-        // A certificate or key rustls refuses stops the start before
-        // anything else has begun.
-        let tls = match tls {
-            Some((cert, key)) => Some(RustlsConfig::from_pem(cert, key).await.map_err(|e| {
-                Failure::new(
-                    BAD_INPUT,
-                    anyhow::anyhow!("the TLS certificate or key: {e}"),
-                )
-            })?),
-            None => None,
-        };
+        // Leading now: the relay gives the socket back (its streams get a
+        // second to end) and the host answers itself.
+        if let Some((stop, served)) = relaying {
+            let _ = stop.send(true);
+            let _ = served.await;
+        }
         let (controller, task) =
             controller::start(host.clone(), opts).map_err(|e| fault(e.into()))?;
-        let listener = tokio::net::TcpListener::bind(args.listen)
-            .await
-            .map_err(|e| fault(anyhow::anyhow!("cannot listen on {}: {e}", args.listen)))?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| fault(e.into()))?;
         let bound = listener.local_addr().map_err(|e| fault(e.into()))?;
         let addr_file = token_file.with_file_name("runway-serve.addr");
         let scheme = if tls.is_some() { "https" } else { "http" };
         std::fs::write(&addr_file, format!("{scheme}://{bound}\n"))
             .map_err(|e| fault(anyhow::anyhow!("cannot write {}: {e}", addr_file.display())))?;
-        if let Some(shared) = host.store.shared() {
-            shared
-                .announce(&format!("{scheme}://{bound}"))
-                .map_err(|e| fault(e.into()))?;
-        }
         eprintln!(
             "runway: serving {} (plans: {}) and the API on {scheme}://{bound} (token in {}); \
              SIGINT or SIGTERM stops (runs in flight land first)",

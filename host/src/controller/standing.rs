@@ -34,12 +34,13 @@ pub struct Lead {
     pub accepted: Vec<Accepted>,
 }
 
-/// Joins the database's hosts as `origin` (refused, after a lease's wait,
-/// while another live process uses it) and waits until this host leads;
-/// `standing_by` hears who leads while it waits, once per leader.
+/// Joins the database's hosts as `origin`, its API at `api` (refused,
+/// after a lease's wait, while another live process uses the origin) and
+/// waits until this host leads; `standing_by` hears who leads while it
+/// waits, once per leader.
 pub fn wait_for_lead(
     shared: &Shared,
-    origin: &str,
+    (origin, api): (&str, Option<&str>),
     lease: Duration,
     standing_by: &dyn Fn(&Leader),
 ) -> Result<Lead, StoreError> {
@@ -47,7 +48,7 @@ pub fn wait_for_lead(
     // lapsed yet: it gets its lease's time to, then the origin is refused.
     let joining = Instant::now();
     loop {
-        match shared.join(origin, std::process::id(), lease) {
+        match shared.join((origin, std::process::id()), lease, api) {
             Err(StoreError::OriginTaken { .. }) if joining.elapsed() < lease + POLL => {
                 std::thread::sleep(POLL);
             }

@@ -112,8 +112,9 @@ pub fn open(setup: HostSetup) -> Result<Opened, StartError> {
 /// shared database, it first waits until this host leads ([`shared`]).
 pub fn open_on(setup: HostSetup, config: &StoreConfig) -> Result<Opened, StartError> {
     let store = DatasetStore::open_with(config, &setup.data)?;
-    if let (Some(db), StoreConfig::Postgres { lease, .. }) = (store.shared().cloned(), config) {
-        return shared(setup, store, db, *lease);
+    if let (Some(db), StoreConfig::Postgres { lease, api, .. }) = (store.shared().cloned(), config)
+    {
+        return shared(setup, store, db, (*lease, api.as_deref()));
     }
     let HostSetup {
         data,
@@ -168,7 +169,7 @@ fn shared(
     setup: HostSetup,
     store: DatasetStore,
     db: Shared,
-    lease: Duration,
+    (lease, api): (Duration, Option<&str>),
 ) -> Result<Opened, StartError> {
     let HostSetup {
         audit,
@@ -185,7 +186,8 @@ fn shared(
             leader.term
         );
     };
-    let lead = standing::wait_for_lead(&db, &audit_options.origin, lease, &standing_by)?;
+    let joining = (audit_options.origin.as_str(), api);
+    let lead = standing::wait_for_lead(&db, joining, lease, &standing_by)?;
     audit_options.forward = Some(Forwarder(Arc::new(Mirror(db.clone()))));
     let audit = AuditLog::open(&audit, audit_options)?;
     let up: Arc<OnceLock<Weak<Host>>> = Arc::default();

@@ -272,10 +272,12 @@ pub enum StoreConfig {
     #[default]
     Embedded,
     /// A PostgreSQL database that hosts may share: one leads at a time,
-    /// under a lease this long (see `controller::standing`).
+    /// under a lease this long (see `controller::standing`); `api` is
+    /// where this host's API listens, listed with it when it joins.
     Postgres {
         url: DatabaseUrl,
         lease: std::time::Duration,
+        api: Option<String>,
     },
 }
 

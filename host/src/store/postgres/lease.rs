@@ -101,14 +101,16 @@ pub enum Standing {
 }
 
 /// Records this host, under `origin` and `pid`, as one of the database's
-/// hosts. An origin another live host (one that beat within `lease`)
-/// already uses is refused, naming it: each host signs its own shard.
+/// hosts, with where its API listens (`runway hosts` shows it; a standby
+/// relays there). An origin another live host (one that beat within
+/// `lease`) already uses is refused, naming it: each host signs its own
+/// shard.
 pub fn join(
     driver: &Driver,
     seat: &Seat,
-    origin: &str,
-    pid: u32,
+    (origin, pid): (&str, u32),
     lease: Duration,
+    api: Option<&str>,
 ) -> Result<(), StoreError> {
     let err = driver.target.err();
     let lease_ms = millis(lease);
@@ -129,11 +131,12 @@ pub fn join(
             }
         }
         tx.execute(
-            "INSERT INTO hosts (origin, pid, joined_at, beat_at) VALUES ($1, $2, now(), now())
+            "INSERT INTO hosts (origin, pid, joined_at, beat_at, api)
+             VALUES ($1, $2, now(), now(), $3)
              ON CONFLICT (origin) DO UPDATE
                SET pid = excluded.pid, joined_at = now(), beat_at = now(), in_flight = 0,
-                   api = NULL",
-            &[&origin, &i64::from(pid)],
+                   api = excluded.api",
+            &[&origin, &i64::from(pid), &api],
         )
         .await?;
         tx.commit().await?;
@@ -275,15 +278,6 @@ async fn beat_on(
             &[&origin, &to_sql(in_flight)],
         )
         .await
-}
-
-/// Records where this host's API listens (`runway hosts` shows it).
-pub fn announce(driver: &Driver, seat: &Seat, api: &str) -> Result<(), StoreError> {
-    let origin = seat.origin().ok_or_else(|| not_joined(driver))?;
-    let sql = "UPDATE hosts SET api = $2 WHERE origin = $1";
-    driver
-        .with(async |conn| conn.client.execute(sql, &[&origin, &api]).await)
-        .map(|_| ())
 }
 
 /// Gives the lead up at once (a clean stop), so another host need not

@@ -415,9 +415,15 @@ pub struct Shared {
 }
 
 impl Shared {
-    /// Joins the database's hosts as `origin` (see [`lease::join`]).
-    pub fn join(&self, origin: &str, pid: u32, lease: Duration) -> Result<(), StoreError> {
-        lease::join(&self.driver, &self.seat, origin, pid, lease)
+    /// Joins the database's hosts as `origin`, its API at `api` (see
+    /// [`lease::join`]).
+    pub fn join(
+        &self,
+        (origin, pid): (&str, u32),
+        lease: Duration,
+        api: Option<&str>,
+    ) -> Result<(), StoreError> {
+        lease::join(&self.driver, &self.seat, (origin, pid), lease, api)
     }
 
     /// Takes the lead if it is free (see [`lease::take`]). Fences cached
@@ -438,11 +444,6 @@ impl Shared {
     /// A heartbeat while standing by.
     pub fn beat(&self, in_flight: u64) -> Result<(), StoreError> {
         lease::beat(&self.driver, &self.seat, in_flight)
-    }
-
-    /// Records where this host's API listens.
-    pub fn announce(&self, api: &str) -> Result<(), StoreError> {
-        lease::announce(&self.driver, &self.seat, api)
     }
 
     /// Gives the lead up at once (a clean stop).
