@@ -439,6 +439,10 @@ fn a_standby_answers_as_the_leader_does() {
         let (got, body) = crate::server::get(&relay, path, &admin);
         assert_eq!(got, status, "{path}: {body}");
     }
+    // The figures are the leader's, and say so.
+    let (_, metrics) = crate::server::get(&relay, "/metrics", &admin);
+    let info = format!("runway_host_info{{host=\"{}\"}} 1", hosts[lead].origin);
+    assert!(metrics.contains(&info), "{info} not in\n{metrics}");
     let (refused, body) = crate::server::get(&relay, "/api/runways", "not-a-token");
     assert_eq!(refused, 401, "{body}");
     let (mcp, _) = crate::server::get(&relay, "/mcp", &admin);

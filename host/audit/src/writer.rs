@@ -161,6 +161,7 @@ struct Inner {
     checkpointer: Option<JoinHandle<()>>,
     signing: bool,
     dir: PathBuf,
+    origin: String,
     recovered: Option<TornTail>,
     resumed_from: Option<u64>,
     torn_checkpoint: Option<(u64, u64)>,
@@ -205,7 +206,7 @@ impl AuditLog {
         let durable_root = frontier.root();
         let committer = Committer::new(
             dir,
-            options.origin,
+            options.origin.clone(),
             options.segment_bytes,
             (chain, frontier),
             last,
@@ -272,6 +273,7 @@ impl AuditLog {
                 checkpointer,
                 signing,
                 dir: dir.to_owned(),
+                origin: options.origin,
                 recovered: trimmed,
                 resumed_from,
                 torn_checkpoint,
@@ -446,6 +448,11 @@ impl AuditLog {
     /// The audit folder.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+
+    /// The log's origin: the name of the host's shard.
+    pub fn origin(&self) -> &str {
+        &self.inner.origin
     }
 
     /// Counters of this session.

@@ -410,8 +410,12 @@ pub async fn scrape(
         LatencyMetric(host.audit.sync_latency()),
     );
 
+    // Which host answered (a standby relays its scrape to the leader).
+    let origin = host.audit.origin().to_string();
     let mut host = Registry::default();
     process::register(&mut host);
+    let info = prometheus_client::metrics::info::Info::new(vec![("host".to_string(), origin)]);
+    host.register("runway_host", "The host whose figures these are", info);
 
     let mut body = String::new();
     let encoded = prometheus_client::encoding::prometheus_text::encode(&mut body, &registry)
