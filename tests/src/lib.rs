@@ -169,6 +169,12 @@ impl Fixture {
 
     /// The same folders opened again by a new host, as after a restart.
     pub fn reopen(self) -> Fixture {
+        self.reopen_counting().0
+    }
+
+    /// [`Fixture::reopen`], also giving how many records the old host's
+    /// trail holds once its log is closed (nothing more can land in it).
+    pub fn reopen_counting(self) -> (Fixture, usize) {
         let Fixture {
             _dir,
             data,
@@ -179,15 +185,17 @@ impl Fixture {
         } = self;
         let plugins = host.plugins();
         drop(host);
+        let left = runway_audit::read_records(&audit_dir).map_or(0, |r| r.len());
         let host = open_host_on(&data, &audit_dir, plugins, 2, &store);
-        Fixture {
+        let reopened = Fixture {
             _dir,
             data,
             audit_dir,
             host,
             store,
             _db,
-        }
+        };
+        (reopened, left)
     }
 
     /// A committed record's value, parsed as JSON.
