@@ -357,11 +357,15 @@ fn a_frozen_leader_wakes_to_find_it_leads_no_more() {
 }
 
 /// `runway audit verify` over every host's shard at once (each with its
-/// own key, found beside it): what it found, checked together.
+/// own key, found beside it), and the folder of a host that never led
+/// (none: it is skipped, saying so): what it found, checked together.
 fn verify_together(hosts: &[Host]) -> serde_json::Value {
+    let never_led = hosts[0].dir.path().join("never-led/runway-audit");
     let audits: Vec<String> = hosts
         .iter()
-        .map(|h| h.dir.path().join("runway-audit").display().to_string())
+        .map(|h| h.dir.path().join("runway-audit"))
+        .chain([never_led])
+        .map(|dir| dir.display().to_string())
         .collect();
     let mut args = vec!["audit", "verify", "--json"];
     for audit in &audits {
@@ -370,7 +374,9 @@ fn verify_together(hosts: &[Host]) -> serde_json::Value {
     let out = crate::cli::runway(hosts[0].dir.path(), &args);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(json["shards"].as_array().unwrap().len(), hosts.len());
+    let shards = json["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), hosts.len() + 1);
+    assert!(shards[hosts.len()]["skipped"].is_string(), "{json}");
     json["together"].clone()
 }
 

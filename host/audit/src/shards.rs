@@ -11,6 +11,7 @@
 //! alone: it is set aside, counted, and reported.
 //!
 //! Then, over every record kept, across shards:
+//! - every shard a LEADING record names is given (none withheld);
 //! - each term is led once (one LEADING record per term);
 //! - each runway is filed once and succeeds at most once;
 //! - each fencing token is granted once;
@@ -70,6 +71,11 @@ pub struct Together {
 pub enum Conflict {
     #[error("term {term} was led twice: LEADING records {first} and {second}")]
     TermLedTwice { term: u64, first: At, second: At },
+    #[error(
+        "LEADING record {named_by} says the shared history took records of shard {origin}, \
+         which is not among the shards given"
+    )]
+    ShardMissing { origin: String, named_by: At },
     #[error("runway {runway} was filed twice: records {first} and {second}")]
     FiledTwice {
         runway: String,
@@ -106,6 +112,7 @@ pub enum Conflict {
 /// Checks `shards` against each other (see the module doc).
 pub fn check_together(shards: &[Shard]) -> Result<Together, Conflict> {
     let taken = Taken::read(shards)?;
+    taken.all_given(shards)?;
     let mut book = Book::default();
     let mut together = Together {
         shards: shards.len(),
@@ -164,6 +171,25 @@ impl Taken {
             }
         }
         Ok(Taken { terms })
+    }
+
+    /// Every shard some LEADING record names is among `shards`: none was
+    /// withheld.
+    fn all_given(&self, shards: &[Shard]) -> Result<(), Conflict> {
+        for (at, found) in self.terms.values() {
+            let mut named: Vec<&String> = found.keys().collect();
+            named.sort();
+            if let Some(origin) = named
+                .into_iter()
+                .find(|o| shards.iter().all(|s| &s.origin != *o))
+            {
+                return Err(Conflict::ShardMissing {
+                    origin: origin.clone(),
+                    named_by: at.clone(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether record `seq` of shard `origin`, written under `term`, is

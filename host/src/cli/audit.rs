@@ -285,6 +285,18 @@ impl Verifying {
         let mut shards = Vec::new();
         let mut reports = Vec::new();
         for dir in dirs {
+            // A host that never led wrote no record, nor its folder. Were
+            // it withheld instead, the LEADING records naming it say so.
+            if runway_audit::segment::folder_origin(dir).is_none() {
+                let why = "no audit records here (a host that never led writes none)";
+                if !self.json {
+                    println!("skipped {}: {why}", dir.display());
+                }
+                reports.push(serde_json::json!({
+                    "audit": dir.display().to_string(), "skipped": why,
+                }));
+                continue;
+            }
             let (origin, report, trust_line) = self.one(dir)?;
             if let Some(twice) = shards.iter().find(|s: &&Shard| s.origin == origin) {
                 return Err(Failure::new(

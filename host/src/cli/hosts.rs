@@ -2,7 +2,7 @@
 //! database knows them — each host (its audit origin) with its role
 //! (leader, standing by, or gone: no heartbeat within the lease), its
 //! pid, the age of its lease or heartbeat, its runs in flight and where
-//! its API listens (the leader's is the one to call).
+//! its API listens (a standby relays to the leader's).
 //! Read-only, from any machine that reaches the database.
 
 use std::io::Write;
@@ -85,7 +85,7 @@ pub fn run(args: HostsArgs) -> Result<(), Failure> {
             )?;
         } else {
             let term = term.map_or("-".to_string(), |t| t.to_string());
-            let api = host.api.as_deref().filter(|_| role == "leader");
+            let api = host.api.as_deref().filter(|_| role != "gone");
             print(format!(
                 "{:<24} {:<8} {:>5} {:>8} {:>10} {:>9}  {}",
                 runway_audit::render::escape(&host.origin),

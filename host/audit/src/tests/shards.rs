@@ -178,6 +178,16 @@ fn each_conflict_names_both_records() {
     let filed = check_together(&story(|l| l, |b| b.filing(20, "r1")));
     assert!(matches!(filed, Err(Conflict::FiledTwice { runway, .. }) if runway == "r1"));
 
+    let mut withheld = story(|l| l, |_| {});
+    withheld.remove(0);
+    assert_eq!(
+        check_together(&withheld).unwrap_err(),
+        Conflict::ShardMissing {
+            origin: "a".into(),
+            named_by: at("b", 0),
+        }
+    );
+
     let term = check_together(&story(
         |l| l,
         |b| {

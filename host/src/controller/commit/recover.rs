@@ -8,10 +8,12 @@
 //! earlier RECOVER) is looked up: found, the transaction committed —
 //! RECOVER (landed), COMMITTED per dataset still missing, SUCCEEDED; not
 //! found, nothing was applied — RECOVER (not landed) and FAILED ("host
-//! crashed during the commit"). A run that was flying when the host died,
-//! before any commit began (STARTED with nothing after it), gets FAILED
-//! ("host crashed during the run"): nothing of it was committed, and the
-//! trail no longer ends at its START.
+//! crashed during the commit"; on a shared database "host ORIGIN lost
+//! during the commit"). A run that was flying when the host died, before
+//! any commit began (STARTED with nothing after it), gets FAILED ("host
+//! crashed during the run", or "host ORIGIN lost during the run"):
+//! nothing of it was committed, and the trail no longer ends at its
+//! START.
 
 use std::collections::BTreeMap;
 
@@ -177,9 +179,13 @@ impl Unsettled {
                     }))?;
                 }
                 None => {
-                    append(note(Event::Failed {
-                        reason: "host crashed during the commit; nothing was applied".into(),
-                    }))?;
+                    let reason = match commit.origin.as_str() {
+                        "" => "host crashed during the commit; nothing was applied".into(),
+                        origin => {
+                            format!("host {origin} lost during the commit; nothing was applied")
+                        }
+                    };
+                    append(note(Event::Failed { reason }))?;
                 }
             }
         }
