@@ -26,6 +26,13 @@ pub fn plugins() -> &'static (Arc<Runtime>, Arc<Plugins>) {
     })
 }
 
+/// The environment variable naming the store the fixtures' datasets are
+/// kept in: `postgres` puts each fixture on a fresh database of the tests'
+/// PostgreSQL server (`.ci/run` runs the controller and delegation suites
+/// so, as well as on the embedded store: one suite over both backends);
+/// unset, the embedded store.
+pub const STORE_UNDER_TEST: &str = "RUNWAY_TEST_STORE";
+
 /// A host over its own temporary data root and audit folder.
 pub struct Fixture {
     _dir: tempfile::TempDir,
@@ -70,39 +77,40 @@ impl Fixture {
         Fixture::build_with(workers, plugins, |_| {})
     }
 
+    /// A host over a fresh data root (prepared by `prepare`), its
+    /// datasets in the store under test ([`STORE_UNDER_TEST`]).
     fn build_with(workers: usize, plugins: Arc<Plugins>, prepare: impl FnOnce(&Path)) -> Fixture {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().join("data");
-        let audit_dir = dir.path().join("audit");
-        prepare(&data);
-        let host = open_host(&data, &audit_dir, plugins, workers);
-        Fixture {
-            _dir: dir,
-            data,
-            audit_dir,
-            host,
-            store: StoreConfig::Embedded,
-            _db: None,
-        }
+        let postgres = std::env::var(STORE_UNDER_TEST).is_ok_and(|s| s == "postgres");
+        Fixture::on(postgres, workers, plugins, prepare)
     }
 
     /// A host with two workers whose datasets are in a fresh database of
     /// the tests' PostgreSQL server (`postgres`); its journal and audit
     /// trail stay in temporary folders.
     pub fn on_postgres() -> Fixture {
-        let db = postgres::server().database();
-        let store = db.config();
+        Fixture::on(true, 2, plugins().1.clone(), |_| {})
+    }
+
+    fn on(
+        postgres: bool,
+        workers: usize,
+        plugins: Arc<Plugins>,
+        prepare: impl FnOnce(&Path),
+    ) -> Fixture {
+        let db = postgres.then(|| postgres::server().database());
+        let store = db.as_ref().map_or(StoreConfig::Embedded, |db| db.config());
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let audit_dir = dir.path().join("audit");
-        let host = open_host_on(&data, &audit_dir, plugins().1.clone(), 2, &store);
+        prepare(&data);
+        let host = open_host_on(&data, &audit_dir, plugins, workers, &store);
         Fixture {
             _dir: dir,
             data,
             audit_dir,
             host,
             store,
-            _db: Some(Arc::new(db)),
+            _db: db.map(Arc::new),
         }
     }
 
