@@ -163,6 +163,58 @@ fn a_deposed_leaders_writes_are_refused_by_the_database() {
 /// t + 1: the stale one either landed first (then overwritten) or was
 /// fenced — never after the fresh one. A check read before the write
 /// would let the stale one land last now and then.
+/// Hosts starting together on an empty database: exactly one leads term
+/// 1, the others stand by naming it. (The first lead has no row to lock:
+/// found by the auditor's check of shards, two hosts once both led term
+/// 1.)
+#[test]
+fn hosts_starting_together_elect_one_leader() {
+    let lease = runway_host::controller::LEASE;
+    for round in 0..8 {
+        let db = postgres::server().database();
+        let hosts: Vec<_> = (0..3)
+            .map(|k| {
+                let root = tempfile::tempdir().unwrap();
+                let url = DatabaseUrl::new(db.url());
+                let store = DatasetStore::open_postgres(&url, root.path()).unwrap();
+                let shared = store.shared().unwrap().clone();
+                let origin = format!("host-{k}");
+                shared
+                    .join((&origin, std::process::id() + 10 + k), lease, None)
+                    .unwrap();
+                (root, store, shared)
+            })
+            .collect();
+        let start = std::sync::Barrier::new(hosts.len());
+        let standings: Vec<Standing> = std::thread::scope(|s| {
+            let taking: Vec<_> = hosts
+                .iter()
+                .map(|(_, _, shared)| {
+                    let start = &start;
+                    s.spawn(move || {
+                        start.wait();
+                        shared.take_lead(lease).unwrap()
+                    })
+                })
+                .collect();
+            taking.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let leading: Vec<u64> = standings
+            .iter()
+            .filter_map(|s| match s {
+                Standing::Leading { term, .. } => Some(*term),
+                Standing::Standby(_) => None,
+            })
+            .collect();
+        assert_eq!(leading, [1], "round {round}: {standings:?}");
+        for s in &standings {
+            if let Standing::Standby(leader) = s {
+                assert_eq!(leader.term, 1, "round {round}: {standings:?}");
+            }
+        }
+    }
+}
+
 #[test]
 fn concurrent_commits_fence_the_stale_token() {
     let db = postgres::server().database();

@@ -189,15 +189,35 @@ pub fn take(driver: &Driver, seat: &Seat, lease: Duration) -> Result<Standing, S
             }
             None => 1,
         };
-        tx.execute(
-            "INSERT INTO leadership (term, origin, expires_at)
-             VALUES ($1, $2, now() + make_interval(secs => $3::int8 / 1000.0))
-             ON CONFLICT (one) DO UPDATE
-               SET term = excluded.term, origin = excluded.origin,
-                   expires_at = excluded.expires_at",
-            &[&to_sql(term), &origin, &lease_ms],
-        )
-        .await?;
+        // The row read is locked, so it takes the next term; with no row
+        // to lock, two hosts starting together both read none, and the
+        // second's insert meets the first's row: it takes nothing (the
+        // term it read, 0, is gone) and stands by.
+        let taken = tx
+            .execute(
+                "INSERT INTO leadership (term, origin, expires_at)
+                 VALUES ($1, $2, now() + make_interval(secs => $3::int8 / 1000.0))
+                 ON CONFLICT (one) DO UPDATE
+                   SET term = excluded.term, origin = excluded.origin,
+                       expires_at = excluded.expires_at
+                   WHERE leadership.term = excluded.term - 1",
+                &[&to_sql(term), &origin, &lease_ms],
+            )
+            .await?;
+        if taken == 0 {
+            let row = tx
+                .query_one(
+                    "SELECT term, origin, (extract(epoch FROM expires_at - now()) * 1000)::int8
+                     FROM leadership",
+                    &[],
+                )
+                .await?;
+            return Ok(Standing::Standby(Leader {
+                term: from_sql(row.get(0)),
+                origin: row.get(1),
+                expires_in_ms: row.get(2),
+            }));
+        }
         let accepted = tx
             .query(
                 "SELECT origin, max(seq) FROM history GROUP BY origin ORDER BY origin",
