@@ -29,8 +29,8 @@ pub(crate) mod views;
 
 pub use access::Access;
 pub use calls::{Api, MAX_WAIT_SECS};
-pub use http::{router, serve};
 pub(crate) use http::serve_app;
+pub use http::{router, serve};
 pub use inbox::FULL_RESCAN;
 pub use inbox::serve as serve_inbox;
 pub use refusal::Kind;
