@@ -164,21 +164,10 @@ pub fn take(driver: &Driver, seat: &Seat, lease: Duration) -> Result<Standing, S
     let mut conn = driver.take()?;
     let standing = wait(async {
         let tx = conn.client.transaction().await?;
-        let row = tx
-            .query_opt(
-                "SELECT term, origin,
-                        (extract(epoch FROM expires_at - now()) * 1000)::int8
-                 FROM leadership FOR UPDATE",
-                &[],
-            )
-            .await?;
+        let row = tx.query_opt(&format!("{LEADER} FOR UPDATE"), &[]).await?;
         let term = match &row {
             Some(row) => {
-                let leader = Leader {
-                    term: from_sql(row.get(0)),
-                    origin: row.get(1),
-                    expires_in_ms: row.get(2),
-                };
+                let leader = leader_of(row);
                 // This origin's earlier session in this process (a host
                 // reopened: `join` refuses the origin to any other live
                 // process) ends at once.
@@ -205,18 +194,8 @@ pub fn take(driver: &Driver, seat: &Seat, lease: Duration) -> Result<Standing, S
             )
             .await?;
         if taken == 0 {
-            let row = tx
-                .query_one(
-                    "SELECT term, origin, (extract(epoch FROM expires_at - now()) * 1000)::int8
-                     FROM leadership",
-                    &[],
-                )
-                .await?;
-            return Ok(Standing::Standby(Leader {
-                term: from_sql(row.get(0)),
-                origin: row.get(1),
-                expires_in_ms: row.get(2),
-            }));
+            let row = tx.query_one(LEADER, &[]).await?;
+            return Ok(Standing::Standby(leader_of(&row)));
         }
         let accepted = tx
             .query(
@@ -315,14 +294,21 @@ pub fn resign(driver: &Driver, seat: &Seat) -> Result<(), StoreError> {
 
 /// The leader as the database knows it now; `None` before any host led.
 pub fn leader(driver: &Driver) -> Result<Option<Leader>, StoreError> {
-    let sql = "SELECT term, origin, (extract(epoch FROM expires_at - now()) * 1000)::int8
-         FROM leadership";
-    let row = driver.with(async |conn| conn.client.query_opt(sql, &[]).await)?;
-    Ok(row.map(|row| Leader {
+    let row = driver.with(async |conn| conn.client.query_opt(LEADER, &[]).await)?;
+    Ok(row.as_ref().map(leader_of))
+}
+
+/// The leadership row: its term, origin, and milliseconds left of its
+/// lease by the database's clock ([`leader_of`] reads it).
+const LEADER: &str = "SELECT term, origin, (extract(epoch FROM expires_at - now()) * 1000)::int8
+     FROM leadership";
+
+fn leader_of(row: &tokio_postgres::Row) -> Leader {
+    Leader {
         term: from_sql(row.get(0)),
         origin: row.get(1),
         expires_in_ms: row.get(2),
-    }))
+    }
 }
 
 /// One host as the database lists it.
