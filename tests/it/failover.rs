@@ -112,11 +112,18 @@ fn leader(hosts: &mut [Host], within: Duration) -> usize {
     }
 }
 
-/// One round's plan: a writer (retried), a flaky runway that succeeds on
-/// its second attempt, and a sleeper still running when the kill comes.
+/// One round's plan: a sleeper still running when the kill comes (filed
+/// first, so the leader flies it), a writer (retried), and a flaky runway
+/// that succeeds on its second attempt (often on a standby's crew: the
+/// leader has two workers).
 fn round(i: usize) -> String {
     format!(
         r#"
+        [[runway]]
+        id = "s{i}"
+        agent = "hostile"
+        action = "sleep"
+        input = {{ secs = 1 }}
         [[runway]]
         id = "w{i}"
         agent = "import-applications"
@@ -128,11 +135,6 @@ fn round(i: usize) -> String {
         agent = "probe"
         action = "flaky"
         retry = {{ attempts = 3, backoff = "fixed", initial = "50ms" }}
-        [[runway]]
-        id = "s{i}"
-        agent = "hostile"
-        action = "sleep"
-        input = {{ secs = 1 }}
         "#
     )
 }
@@ -180,9 +182,16 @@ fn killing_the_leader_again_and_again_loses_nothing_and_runs_nothing_twice() {
         "{} records of deposed terms the database never took",
         together["set_aside"]
     );
+    // In the hosts' shards, or their crews' (verified above).
+    let crews = hosts.iter().map(|h| h.dir.path().join("runway-audit-crew"));
     let succeeded: HashSet<String> = hosts
         .iter()
         .flat_map(|h| read_verified(h.dir.path()))
+        .chain(
+            crews
+                .filter(|c| c.exists())
+                .flat_map(|c| runway_audit::read_records(&c).unwrap()),
+        )
         .filter(|r| matches!(r.entry.event, Event::Succeeded { .. }))
         .map(|r| r.entry.runway)
         .collect();
@@ -358,25 +367,55 @@ fn a_frozen_leader_wakes_to_find_it_leads_no_more() {
 
 /// `runway audit verify` over every host's shard at once (each with its
 /// own key, found beside it), and the folder of a host that never led
-/// (none: it is skipped, saying so): what it found, checked together.
+/// (none: it is skipped, saying so), each shard against the latest
+/// checkpoint the auditor kept of it: what it found, checked together.
+/// A kept checkpoint of a shard not given is refused, naming it.
 fn verify_together(hosts: &[Host]) -> serde_json::Value {
     let never_led = hosts[0].dir.path().join("never-led/runway-audit");
+    // Each host's shard, and its crew's when it flew work standing by.
     let audits: Vec<String> = hosts
         .iter()
-        .map(|h| h.dir.path().join("runway-audit"))
+        .flat_map(|h| ["runway-audit", "runway-audit-crew"].map(|a| h.dir.path().join(a)))
+        .filter(|dir| dir.exists())
         .chain([never_led])
         .map(|dir| dir.display().to_string())
         .collect();
-    let mut args = vec!["audit", "verify", "--json"];
-    for audit in &audits {
-        args.extend(["--audit", audit.as_str()]);
-    }
-    let out = crate::cli::runway(hosts[0].dir.path(), &args);
+    // (shard folder, the checkpoint kept of it)
+    let kept: Vec<(&str, String)> = audits
+        .iter()
+        .enumerate()
+        .filter(|(_, audit)| Path::new(audit).join("checkpoint").exists())
+        .map(|(i, audit)| {
+            let kept = hosts[0].dir.path().join(format!("kept-{i}.checkpoint"));
+            std::fs::copy(Path::new(audit).join("checkpoint"), &kept).expect("keep");
+            (audit.as_str(), kept.display().to_string())
+        })
+        .collect();
+    assert!(kept.len() >= 2, "shards that led: {}", kept.len());
+    let verify = |shards: &[&str], checkpoints: &[&str]| {
+        let mut args = vec!["audit", "verify", "--json"];
+        for audit in shards {
+            args.extend(["--audit", audit]);
+        }
+        for checkpoint in checkpoints {
+            args.extend(["--checkpoint", checkpoint]);
+        }
+        crate::cli::runway(hosts[0].dir.path(), &args)
+    };
+    let all: Vec<&str> = audits.iter().map(String::as_str).collect();
+    let checkpoints: Vec<&str> = kept.iter().map(|(_, c)| c.as_str()).collect();
+    let out = verify(&all, &checkpoints);
     assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // Without its shard, a kept checkpoint vouches for nothing given.
+    let (shard, last) = kept.last().unwrap();
+    let others: Vec<&str> = all.iter().copied().filter(|a| a != shard).collect();
+    let no = verify(&others, &[last.as_str()]);
+    assert_eq!(no.code, 2, "{}{}", no.stdout, no.stderr);
+    assert!(no.stderr.contains(last.as_str()), "{}", no.stderr);
     let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     let shards = json["shards"].as_array().unwrap();
-    assert_eq!(shards.len(), hosts.len() + 1);
-    assert!(shards[hosts.len()]["skipped"].is_string(), "{json}");
+    assert_eq!(shards.len(), audits.len());
+    assert!(shards[audits.len() - 1]["skipped"].is_string(), "{json}");
     json["together"].clone()
 }
 
@@ -451,8 +490,20 @@ fn a_standby_answers_as_the_leader_does() {
     assert!(metrics.contains(&info), "{info} not in\n{metrics}");
     let (refused, body) = crate::server::get(&relay, "/api/runways", "not-a-token");
     assert_eq!(refused, 401, "{body}");
-    let (mcp, _) = crate::server::get(&relay, "/mcp", &admin);
-    assert_ne!(mcp, 503, "MCP's door is relayed");
+    // MCP through the relay: the leader's handshake, and a tool's answer.
+    let hello = serde_json::json!({
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": { "name": "relayed", "version": "1" },
+    });
+    let (status, hello) = crate::mcp::rpc_at(&relay, &admin, "initialize", hello);
+    assert_eq!(status, 200, "{hello}");
+    assert_eq!(hello["result"]["serverInfo"]["name"], "runway", "{hello}");
+    let show = serde_json::json!({ "name": "show_runway", "arguments": { "id": "via" } });
+    let (status, shown) = crate::mcp::rpc_at(&relay, &admin, "tools/call", show);
+    assert_eq!(status, 200, "{shown}");
+    let shown = &shown["result"]["structuredContent"];
+    assert_eq!(shown["id"], "via", "{shown}");
     // The event stream, through the relay, from the first record on.
     let events = crate::server::follow(&relay, "/api/events", &admin, Some(0), 20, |seen| {
         seen.iter().any(|e| e.data["runway"] == "via")
@@ -491,4 +542,199 @@ fn a_standby_answers_as_the_leader_does() {
     for host in &mut hosts {
         host.kill();
     }
+}
+
+/// `n` sleepers of about a second each and `n` writers of `test_cROUND_K`,
+/// each writer retried.
+fn busy(round: usize, n: usize) -> String {
+    let mut plan = String::new();
+    for k in 0..n {
+        plan += &format!(
+            r#"
+            [[runway]]
+            id = "s{round}_{k}"
+            agent = "hostile"
+            action = "sleep"
+            input = {{ secs = 1 }}
+            retry = {{ attempts = 5, backoff = "fixed", initial = "50ms" }}
+            [[runway]]
+            id = "w{round}_{k}"
+            agent = "import-applications"
+            datasets = {{ test_c{round}_{k} = "exclusive" }}
+            input = {{ count = 300, seed = {k} }}
+            retry = {{ attempts = 5, backoff = "fixed", initial = "50ms" }}
+            "#
+        );
+    }
+    plan
+}
+
+/// Every runway in `ids` SUCCEEDED, and each writer of [`busy`]'s
+/// `rounds` rounds of `n` holds all its records.
+fn busy_landed(
+    db: &postgres::Database,
+    states: &std::collections::HashMap<String, String>,
+    ids: &[String],
+    (rounds, n): (usize, usize),
+) {
+    for id in ids {
+        let state = states.get(id).unwrap_or_else(|| panic!("{id} was lost"));
+        assert_eq!(state, "SUCCEEDED", "{id}");
+    }
+    for i in 0..rounds {
+        for k in 0..n {
+            let held = db.psql(&format!(
+                "SELECT count(*) FROM records WHERE dataset = 'test_c{i}_{k}'"
+            ));
+            assert_eq!(held, "300", "test_c{i}_{k}");
+        }
+    }
+}
+
+/// The runways of shard `dir` that its records say flew there (STARTED).
+fn flown_in(dir: &Path) -> HashSet<String> {
+    if !dir.exists() {
+        return HashSet::new();
+    }
+    runway_audit::read_records(dir)
+        .unwrap()
+        .into_iter()
+        .filter(|r| matches!(r.entry.event, Event::Started { .. }))
+        .map(|r| r.entry.runway)
+        .collect()
+}
+
+/// Every host is a worker: what the leader has no worker free for is
+/// posted, and the standbys' crews claim it, fly it in their own sandbox
+/// and land it under their claim; each crew keeps its own shard, which
+/// verifies with its host's key and agrees with the others.
+#[test]
+fn standbys_fly_what_the_leader_has_no_worker_for() {
+    let db = postgres::server().database();
+    let mut hosts = on(&db, "crew", &["a", "b", "c"]);
+    let lead = leader(&mut hosts, Duration::from_secs(60));
+    let server = hosts[lead].server.take().expect("the leader");
+    let ids = server.file(&busy(0, 4));
+    server.wait_all(&ids);
+    busy_landed(&db, &server.states(), &ids, (1, 4));
+    // The leader's two workers could not fly eight runways at once: the
+    // crews flew the rest.
+    let by_crews: HashSet<String> = hosts
+        .iter()
+        .flat_map(|h| flown_in(&h.dir.path().join("runway-audit-crew")))
+        .collect();
+    assert!(by_crews.len() >= 2, "crews flew {by_crews:?}");
+    let crew_writes =
+        db.psql("SELECT count(DISTINCT dataset) FROM records WHERE origin LIKE '%+crew'");
+    eprintln!("crews flew {by_crews:?}, wrote {crew_writes} dataset(s)");
+    assert_eq!(server.stop(), Some(0));
+    for host in &mut hosts {
+        host.kill();
+    }
+    let together = verify_together(&hosts);
+    assert_eq!(together["set_aside"], 0, "{together}");
+}
+
+/// Crews killed with SIGKILL mid-run, again and again: each run a dead
+/// crew held is taken from it ("host …+crew lost during the run") and
+/// retried; nothing acknowledged is lost, no writer's dataset holds part
+/// of a run, and the shards — the crews' among them — agree.
+#[test]
+fn killing_crews_mid_run_loses_nothing() {
+    const KILLS: usize = 20;
+    let db = postgres::server().database();
+    let mut hosts = on(&db, "crewkill", &["a", "b", "c"]);
+    let lead = leader(&mut hosts, Duration::from_secs(60));
+    let mut acked = Vec::new();
+    for i in 0..KILLS {
+        acked.extend(hosts[lead].server().file(&busy(i, 3)));
+        std::thread::sleep(Duration::from_millis(300 + fastrand::u64(0..500)));
+        // A standby whose crew flies something, if any does.
+        let standbys: Vec<usize> = (0..hosts.len()).filter(|&h| h != lead).collect();
+        let victim = standbys[i % standbys.len()];
+        hosts[victim].kill();
+        hosts[victim].restart();
+    }
+    let server = hosts[lead].server.take().expect("the leader");
+    server.wait_all(&acked);
+    let states = server.states();
+    assert_eq!(server.stop(), Some(0), "the leader stops cleanly");
+    for host in &mut hosts {
+        host.kill();
+    }
+    busy_landed(&db, &states, &acked, (KILLS, 3));
+    let lost = db.psql(
+        "SELECT count(*) FROM history WHERE position('+crew lost during the run' in \
+         encode(entry, 'escape')) > 0",
+    );
+    eprintln!("{lost} crew runs cut short by {KILLS} kills");
+    assert_ne!(lost, "0", "no kill caught a crew's run in flight");
+    verify_together(&hosts);
+}
+
+/// A crew frozen (SIGSTOP) past its host's lease while it flies: the
+/// leader takes its claims and retries their runs elsewhere; thawed
+/// (SIGCONT), the crew finds its claims gone — its commits refused, its
+/// records of those attempts kept in its shard alone and marked ABANDONED
+/// — and lands nothing of them.
+#[test]
+fn a_frozen_crew_wakes_to_find_its_claims_gone() {
+    let db = postgres::server().database();
+    let mut hosts = on(&db, "frozencrew", &["a", "b"]);
+    let lead = leader(&mut hosts, Duration::from_secs(60));
+    let crew = 1 - lead;
+    let ids = hosts[lead].server().file(&busy(0, 3));
+    let crew_shard = hosts[crew].dir.path().join("runway-audit-crew");
+    let started = Instant::now();
+    while flown_in(&crew_shard).is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the crew flew nothing"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    hosts[crew].server().signal(Signal::STOP);
+    // Past the lease (2 s) and the leader's next look at the hosts.
+    std::thread::sleep(Duration::from_millis(4000));
+    hosts[crew].server().signal(Signal::CONT);
+    let server = hosts[lead].server.take().expect("the leader");
+    server.wait_all(&ids);
+    let states = server.states();
+    // Give the thawed crew its moment to try.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(server.stop(), Some(0));
+    for host in &mut hosts {
+        host.kill();
+    }
+    busy_landed(&db, &states, &ids, (1, 3));
+    // The crew's shard: what it flew while frozen was abandoned, and no
+    // abandoned attempt committed anything.
+    let records = runway_audit::read_records(&crew_shard).unwrap();
+    let abandoned: Vec<&Record> = records
+        .iter()
+        .filter(|r| matches!(r.entry.event, Event::Abandoned { .. }))
+        .collect();
+    assert!(!abandoned.is_empty(), "the thawed crew abandoned nothing");
+    for a in &abandoned {
+        let attempt = records
+            .iter()
+            .rev()
+            .skip_while(|r| r.seq >= a.seq)
+            .filter(|r| r.entry.runway == a.entry.runway)
+            .take_while(|r| !matches!(r.entry.event, Event::Started { .. }));
+        for r in attempt {
+            assert!(
+                !matches!(r.entry.event, Event::Committed { .. }),
+                "abandoned runway {} committed: record {}",
+                a.entry.runway,
+                r.seq
+            );
+        }
+    }
+    let lost = db.psql(
+        "SELECT count(*) FROM history WHERE position('+crew lost during the run' in \
+         encode(entry, 'escape')) > 0",
+    );
+    assert_ne!(lost, "0", "the leader never took the frozen crew's claims");
+    verify_together(&hosts);
 }

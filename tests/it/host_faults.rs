@@ -117,7 +117,7 @@ fn a_fenced_commit_is_its_own_failure() {
     }]);
     assert!(landed[0].is_ok(), "{landed:?}");
 
-    let mut reports = commit::land(store, &f.host.audit, vec![flown]).expect("lands");
+    let mut reports = commit::land(store, &f.host.audit, vec![flown], &|_| {}).expect("lands");
     let outcome = reports.pop().unwrap().outcome;
     assert_eq!(
         outcome,

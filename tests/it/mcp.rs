@@ -20,13 +20,18 @@ const VERSION: &str = "2025-06-18";
 
 /// One MCP call: the HTTP status and the JSON-RPC answer.
 pub fn rpc(server: &Server, token: &str, method: &str, params: Value) -> (u16, Value) {
+    rpc_at(&server.url, token, method, params)
+}
+
+/// One MCP call to the host at `url` (a standby relays it).
+pub fn rpc_at(url: &str, token: &str, method: &str, params: Value) -> (u16, Value) {
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
         .into();
     let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
     let mut answer = agent
-        .post(&format!("{}/mcp", server.url))
+        .post(&format!("{url}/mcp"))
         .header("Authorization", &format!("Bearer {token}"))
         .header("Accept", "application/json, text/event-stream")
         .header("MCP-Protocol-Version", VERSION)

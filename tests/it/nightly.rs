@@ -239,5 +239,6 @@ fn event_name(e: &Event) -> &'static str {
         | Event::TriggerFired { .. }
         | Event::TriggerChainCut { .. } => "trigger",
         Event::Leading { .. } => "leading",
+        Event::Abandoned { .. } => "abandoned",
     }
 }

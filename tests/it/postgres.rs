@@ -31,9 +31,9 @@ fn an_empty_database_is_migrated_and_a_newer_schema_refused() {
     drop(open(&db.url(), root.path()).unwrap());
     assert_eq!(
         db.psql("SELECT string_agg(version || ':' || name, ',') FROM refinery_schema_history"),
-        "1:datasets,2:hosts,3:record_shard"
+        "1:datasets,2:hosts,3:record_shard,4:work"
     );
-    assert_eq!(POSTGRES_SCHEMA_VERSION, 3);
+    assert_eq!(POSTGRES_SCHEMA_VERSION, 4);
     let tables = db.psql(
         "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
          WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'S')",
@@ -41,7 +41,7 @@ fn an_empty_database_is_migrated_and_a_newer_schema_refused() {
     assert_eq!(
         tables,
         "commit_datasets,commits,fences,fencing_tokens,history,history_pos_seq,hosts,leadership,\
-         records,refinery_schema_history"
+         records,refinery_schema_history,work,work_id_seq"
     );
 
     let newer = POSTGRES_SCHEMA_VERSION + 1;

@@ -69,8 +69,14 @@ impl Server {
             true => &[],
             false => &["--grace-secs", "5"],
         };
+        // Two workers unless `more` names how many.
+        let workers: &[&str] = match more.contains(&"--workers") {
+            true => &[],
+            false => &["--workers", "2"],
+        };
         let child = Command::new(env!("CARGO_BIN_EXE_runway-cli"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--workers", "2"])
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(workers)
             .args(["--plugins", "plugins", "--inbox", "inbox"])
             .args(grace)
             .args(more)

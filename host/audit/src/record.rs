@@ -315,6 +315,11 @@ wire_enum! {
         /// earlier term were refused by the database and never happened
         /// for the other hosts.
         Leading { term: u64, accepted: Vec<Accepted> },
+        /// A crew's run (a standby flying work the leader posted): its
+        /// claim was taken away before all its records reached the shared
+        /// history, so this shard's records of the attempt, from its
+        /// STARTED on, happened here alone — the auditor sets them aside.
+        Abandoned { reason: String },
     }
 }
 
@@ -842,6 +847,7 @@ mod tests {
                 "TriggerFired",
                 "TriggerChainCut",
                 "Leading",
+                "Abandoned",
             ]
         );
         assert_eq!(Call::ALL.len(), Call::VARIANTS.len());

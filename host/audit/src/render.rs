@@ -490,6 +490,7 @@ fn describe(entry: &Entry) -> (&'static str, String) {
                 escape(runway)
             ),
         ),
+        Event::Abandoned { reason } => ("ABANDONED", escape(reason).into_owned()),
         Event::Leading { term, accepted } => {
             let shards: Vec<String> = accepted
                 .iter()
@@ -808,6 +809,9 @@ fn event_fields(event: &Event) -> Vec<(&'static str, Value)> {
             ("depth", json!(depth)),
             ("runway", json!(runway)),
         ],
+        Event::Abandoned { reason } => {
+            vec![("event", json!("abandoned")), ("reason", json!(reason))]
+        }
         Event::Leading { term, accepted } => vec![
             ("event", json!("leading")),
             ("term", json!(term)),

@@ -10,6 +10,11 @@
 //! later term's LEADING says was taken of its shard happened on its host
 //! alone: it is set aside, counted, and reported.
 //!
+//! A crew (a standby flying work the leader posted) whose claim was taken
+//! away keeps records the history refused in the same way; it says so
+//! with an ABANDONED record for the run, and its records of that attempt,
+//! from its STARTED on, are set aside too.
+//!
 //! Then, over every record kept, across shards:
 //! - every shard a LEADING record names is given (none withheld);
 //! - each term is led once (one LEADING record per term);
@@ -56,7 +61,8 @@ impl fmt::Display for At {
 pub struct Together {
     pub shards: usize,
     pub records: u64,
-    /// Records of deposed terms the shared history never took.
+    /// Records the shared history never took: of deposed terms, and of
+    /// crews' abandoned attempts.
     pub set_aside: u64,
     /// The terms led, in order.
     pub terms: Vec<u64>,
@@ -120,13 +126,14 @@ pub fn check_together(shards: &[Shard]) -> Result<Together, Conflict> {
         ..Together::default()
     };
     for shard in shards {
+        let abandoned = abandoned(&shard.records);
         let mut term = None;
         for r in &shard.records {
             together.records += 1;
             if let Event::Leading { term: t, .. } = r.entry.event {
                 term = Some(t);
             }
-            if taken.set_aside(&shard.origin, term, r.seq) {
+            if abandoned.contains(&r.seq) || taken.set_aside(&shard.origin, term, r.seq) {
                 together.set_aside += 1;
                 continue;
             }
@@ -138,6 +145,31 @@ pub fn check_together(shards: &[Shard]) -> Result<Together, Conflict> {
     together.commits = book.committed.len();
     book.check()?;
     Ok(together)
+}
+
+/// The records of a shard's abandoned attempts: each ABANDONED record
+/// and its runway's records since its last STARTED.
+fn abandoned(records: &[Record]) -> std::collections::HashSet<u64> {
+    let mut since: HashMap<&str, Vec<u64>> = HashMap::new();
+    let mut aside = std::collections::HashSet::new();
+    for r in records {
+        let runway = r.entry.runway.as_str();
+        match r.entry.event {
+            Event::Started { .. } => {
+                since.insert(runway, vec![r.seq]);
+            }
+            Event::Abandoned { .. } => {
+                aside.extend(since.remove(runway).unwrap_or_default());
+                aside.insert(r.seq);
+            }
+            _ => {
+                if let Some(seqs) = since.get_mut(runway) {
+                    seqs.push(r.seq);
+                }
+            }
+        }
+    }
+    aside
 }
 
 /// How far each later term found each shard taken.

@@ -172,15 +172,19 @@ pub fn run(cmd: AuditCommand) -> Result<(), Failure> {
             allow_unsigned_tail,
             json,
         } => {
+            let kept = checkpoint
+                .iter()
+                .map(|path| read(path).map(|bytes| (path.display().to_string(), bytes)))
+                .collect::<Result<Vec<_>, _>>()?;
             let how = Verifying {
                 trust,
-                kept: checkpoint,
+                kept,
                 allow_unsigned_tail,
                 json,
             };
             match &dirs[..] {
                 [dir] => {
-                    let (_, report, trust_line) = how.one(dir)?;
+                    let (_, report, trust_line) = how.one(dir, &how.kept)?;
                     if how.json {
                         let out = serde_json::json!({ "trust": trust_line, "report": report });
                         println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
@@ -234,19 +238,24 @@ fn show_tree(records: &[Record], signed_size: u64, root: &str, json: bool) -> Re
     print_lines(lines.into_iter())
 }
 
-/// How `audit verify` checks: the keys, the checkpoints kept, the
-/// unsigned tail allowed, and whether it answers in JSON.
+/// How `audit verify` checks: the keys, the checkpoints kept (name and
+/// bytes, read once), the unsigned tail allowed, and whether it answers
+/// in JSON.
 struct Verifying {
     trust: TrustArgs,
-    kept: Vec<PathBuf>,
+    kept: Vec<(String, Vec<u8>)>,
     allow_unsigned_tail: u64,
     json: bool,
 }
 
 impl Verifying {
-    /// Verifies the folder `dir`, says so unless in JSON, and gives back
-    /// its origin, report and trust line.
-    fn one(&self, dir: &Path) -> Result<(String, VerifyReport, String), Failure> {
+    /// Verifies the folder `dir` against the checkpoints `kept`, says so
+    /// unless in JSON, and gives back its origin, report and trust line.
+    fn one(
+        &self,
+        dir: &Path,
+        kept: &[(String, Vec<u8>)],
+    ) -> Result<(String, VerifyReport, String), Failure> {
         let origin = runway_audit::segment::folder_origin(dir).unwrap_or_else(default_origin);
         let (trust, trust_line) = auditor_trust(
             self.trust.trust.as_deref(),
@@ -254,17 +263,12 @@ impl Verifying {
             dir,
             &origin,
         )?;
-        let kept_checkpoints = self
-            .kept
-            .iter()
-            .map(|path| read(path).map(|bytes| (path.display().to_string(), bytes)))
-            .collect::<Result<Vec<_>, _>>()?;
         if !self.json {
             println!("trusting {trust_line}");
         }
         let options = VerifyOptions {
             trust: Some(trust),
-            kept_checkpoints,
+            kept_checkpoints: kept.to_vec(),
             allow_unsigned_tail: self.allow_unsigned_tail,
             ..VerifyOptions::default()
         };
@@ -280,8 +284,20 @@ impl Verifying {
         Ok((origin, report, trust_line))
     }
 
-    /// Verifies each shard in `dirs`, then checks them together.
+    /// Verifies each shard in `dirs` against the kept checkpoints of its
+    /// origin, then checks them together. A kept checkpoint of no shard
+    /// given is refused, naming it: it would vouch for nothing.
     fn together(&self, dirs: &[PathBuf]) -> Result<(), Failure> {
+        let origins: Vec<Option<String>> = self
+            .kept
+            .iter()
+            .map(|(_, bytes)| {
+                SignedCheckpoint::parse_bytes(bytes)
+                    .ok()
+                    .map(|c| c.checkpoint.origin)
+            })
+            .collect();
+        let mut vouched = vec![false; self.kept.len()];
         let mut shards = Vec::new();
         let mut reports = Vec::new();
         for dir in dirs {
@@ -297,7 +313,15 @@ impl Verifying {
                 }));
                 continue;
             }
-            let (origin, report, trust_line) = self.one(dir)?;
+            let origin = runway_audit::segment::folder_origin(dir).unwrap_or_else(default_origin);
+            // A checkpoint that does not parse goes to every shard, whose
+            // verification names it.
+            let mine: Vec<(String, Vec<u8>)> = (0..self.kept.len())
+                .filter(|&k| origins[k].as_ref().is_none_or(|o| *o == origin))
+                .inspect(|&k| vouched[k] = true)
+                .map(|k| self.kept[k].clone())
+                .collect();
+            let (origin, report, trust_line) = self.one(dir, &mine)?;
             if let Some(twice) = shards.iter().find(|s: &&Shard| s.origin == origin) {
                 return Err(Failure::new(
                     BAD_INPUT,
@@ -316,6 +340,17 @@ impl Verifying {
             }));
         }
         let names: Vec<&str> = shards.iter().map(|s| s.origin.as_str()).collect();
+        if let Some(k) = vouched.iter().position(|v| !v) {
+            let origin = origins[k].as_deref().unwrap_or_default();
+            return Err(Failure::new(
+                BAD_INPUT,
+                anyhow::anyhow!(
+                    "checkpoint {} is of shard {origin}, and no folder given is (shards: {})",
+                    self.kept[k].0,
+                    names.join(", ")
+                ),
+            ));
+        }
         let together = runway_audit::check_together(&shards).map_err(|e| {
             Failure::new(
                 AUDIT_BAD,

@@ -1,8 +1,9 @@
 //! `runway hosts`: the hosts sharing one PostgreSQL database, as the
 //! database knows them — each host (its audit origin) with its role
-//! (leader, standing by, or gone: no heartbeat within the lease), its
-//! pid, the age of its lease or heartbeat, its runs in flight and where
-//! its API listens (a standby relays to the leader's).
+//! (leader; worker, standing by while its crew flies what the leader
+//! posts; or gone: no heartbeat within the lease), its pid, the age of
+//! its lease or heartbeat, its runs in flight (a worker's: its crew's)
+//! and where its API listens (a worker relays to the leader's).
 //! Read-only, from any machine that reaches the database.
 
 use std::io::Write;
@@ -67,7 +68,8 @@ pub fn run(args: HostsArgs) -> Result<(), Failure> {
         let (role, term, age) = match leads {
             // The lease's age: how long ago it was last renewed.
             Some(l) => ("leader", Some(l.term), lease_ms - l.expires_in_ms),
-            None if host.beat_ms <= lease_ms => ("standby", None, host.beat_ms),
+            // Standing by, its crew flying what the leader posts.
+            None if host.beat_ms <= lease_ms => ("worker", None, host.beat_ms),
             None => ("gone", None, host.beat_ms),
         };
         if args.json {

@@ -181,7 +181,13 @@ pub fn auditor_trust(
         let line = format!("public key {} ({})", path.display(), public.label());
         return Ok((Trust::single(public), line));
     }
-    let path = keys::public_key_path(&default_key_dir(audit_dir), origin);
+    let mut path = keys::public_key_path(&default_key_dir(audit_dir), origin);
+    // A crew's shard is signed by its host's key.
+    if std::fs::symlink_metadata(&path).is_err()
+        && let Some(host) = origin.strip_suffix(crate::store::CREW)
+    {
+        path = keys::public_key_path(&default_key_dir(audit_dir), host);
+    }
     if std::fs::symlink_metadata(&path).is_err() {
         return Err(bad(anyhow::anyhow!(
             "no key to verify with: pass --trust FILE or --key NAME.pub (no default key at {})",

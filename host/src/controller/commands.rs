@@ -52,6 +52,7 @@ impl Dispatch {
                 // its commit, and lands as CANCELLED.
                 State::Cleared | State::Running => {
                     self.book.runways[i].cancel.cancel(&by.name);
+                    self.cancel_remote(i, &by.name);
                     self.stop_waiting(i);
                 }
                 _ => {

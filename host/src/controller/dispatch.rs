@@ -247,6 +247,9 @@ impl Dispatch {
     /// stopped, then until the last run in the air has landed and its
     /// worker let go of the host (so the host goes with its last holder).
     pub fn done(&self) -> bool {
-        self.stopping && self.flights.airborne == 0 && self.flights.on_workers == 0
+        // Runs flying on crews are not waited for: the next leader takes
+        // them from their crews and retries them.
+        let here = self.flights.airborne - self.flights.remote.len();
+        self.stopping && here == 0 && self.flights.on_workers == 0
     }
 }

@@ -16,7 +16,8 @@ use super::controls::{Orchestration, Request as Asked};
 use super::dispatch::Dispatch;
 use super::family::Progress;
 use super::tower::Clearance;
-use crate::sandbox::RunReport;
+use super::yard::Remote;
+use crate::sandbox::{RunFailure, RunReport};
 
 /// Longest the controller sleeps while a runway waits for a wall-clock
 /// time, so a wall clock that jumps is noticed soon.
@@ -27,6 +28,7 @@ enum Woke {
     Cleared(Clearance),
     Handed(usize, Result<Result<(), AuditError>, String>),
     Landed(usize, Result<RunReport, LandingError>),
+    Remote(Remote),
     Time,
     Asked(Option<Asked>),
 }
@@ -70,6 +72,7 @@ impl Dispatch {
                 Some(c) = flights.clearances.recv() => Woke::Cleared(c),
                 Some((i, handed)) = flights.handed.recv() => Woke::Handed(i, handed),
                 Some((i, landed)) = flights.landed.recv() => Woke::Landed(i, landed),
+                Some(remote) = flights.remotes.recv() => Woke::Remote(remote),
                 () = tokio::time::sleep_until(wake.unwrap_or_else(Instant::now)), if wake.is_some() => Woke::Time,
                 () = clock.moved() => Woke::Time,
                 asked = self.inbox.rx.recv(), if !self.closed => Woke::Asked(asked),
@@ -96,14 +99,15 @@ impl Dispatch {
                 match handed {
                     Ok(handed) => handed?,
                     // A panic in host code fails that run only, never the plan.
-                    Err(panic) => self.crashed(i, panic)?,
+                    Err(panic) => self.crashed(i, RunFailure::HostFault(panic))?,
                 }
             }
             Woke::Landed(i, landed) => match landed {
                 Ok(report) => self.land(i, report)?,
                 Err(LandingError::Audit(e)) => return Err(DispatchError::Landing(e)),
-                Err(LandingError::Panicked(why)) => self.crashed(i, why)?,
+                Err(LandingError::Panicked(why)) => self.crashed(i, RunFailure::HostFault(why))?,
             },
+            Woke::Remote(remote) => self.remote(remote)?,
             Woke::Time => {}
             Woke::Asked(Some(asked)) => self.answer(asked)?,
             // Nobody can reach the controller any more.

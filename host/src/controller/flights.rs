@@ -2,11 +2,14 @@
 //! and landings come back on. Plain plumbing; take-off and landing are
 //! [`super::takeoff`]'s and [`super::landed`]'s.
 
+use std::collections::HashMap;
+
 use runway_audit::AuditError;
 use tokio::sync::mpsc;
 
 use super::commit::LandingError;
 use super::tower::Clearance;
+use super::yard::{Remote, Yard};
 use crate::sandbox::RunReport;
 
 /// How a run landed: (runway, report), from the landing stage.
@@ -30,6 +33,12 @@ pub(super) struct Flights {
     /// Runs given to a worker that has not handed them back yet (it may
     /// still hold the host a moment after its run landed).
     pub on_workers: usize,
+    /// Runs flying on crews: runway by work id.
+    pub remote: HashMap<u64, usize>,
+    pub remote_tx: mpsc::UnboundedSender<Remote>,
+    pub remotes: mpsc::UnboundedReceiver<Remote>,
+    /// On a shared database: hears of the crews and their runs.
+    pub yard: Option<Yard>,
 }
 
 impl Default for Flights {
@@ -37,6 +46,7 @@ impl Default for Flights {
         let (clear_tx, clearances) = mpsc::unbounded_channel();
         let (landed_tx, landed) = mpsc::unbounded_channel();
         let (handed_tx, handed) = mpsc::unbounded_channel();
+        let (remote_tx, remotes) = mpsc::unbounded_channel();
         Flights {
             clear_tx,
             clearances,
@@ -46,6 +56,10 @@ impl Default for Flights {
             handed,
             airborne: 0,
             on_workers: 0,
+            remote: HashMap::new(),
+            remote_tx,
+            remotes,
+            yard: None,
         }
     }
 }

@@ -50,9 +50,9 @@ impl Dispatch {
         self.hold_to_budget(i)
     }
 
-    /// A run that host code panicked on: FAILED, and landed with nothing.
-    pub(super) fn crashed(&mut self, i: usize, why: String) -> Result<(), DispatchError> {
-        let failure = RunFailure::HostFault(why);
+    /// A run that host code panicked on, or whose crew was lost: FAILED,
+    /// and landed with nothing.
+    pub(super) fn crashed(&mut self, i: usize, failure: RunFailure) -> Result<(), DispatchError> {
         let reason = failure.to_string();
         self.fail(i, reason)?;
         self.land_locks(i);

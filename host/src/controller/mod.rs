@@ -49,6 +49,7 @@ pub(crate) mod commit;
 mod condition;
 pub(crate) mod controls;
 mod cost;
+mod crew;
 mod cron;
 mod decide;
 mod delegation;
@@ -70,9 +71,11 @@ mod landed;
 mod liaison;
 pub(crate) mod locks;
 mod mirror;
+mod order;
 mod place;
 pub(crate) mod plan;
 pub(crate) mod policy;
+mod remote;
 mod restore;
 mod route;
 mod routing;
@@ -92,6 +95,7 @@ mod trigger_book;
 mod triggers;
 mod waiters;
 mod workers;
+mod yard;
 
 pub use attempts::AttemptReport;
 pub use budget::Budget;
@@ -168,6 +172,9 @@ pub enum DispatchError {
     Control(#[from] ControlError),
     #[error("the controller's task panicked: {0}")]
     Panicked(String),
+    /// A run whose crew was lost after its commit could not be settled.
+    #[error("settling a run whose crew was lost: {0}")]
+    Settle(String),
 }
 
 /// Options for [`start`] and [`run_plan`].
@@ -206,6 +213,7 @@ pub fn start(
     };
     let (controller, inbox) = controls::channel();
     let mut d = Dispatch::new(host, opts, inbox);
+    d.flights.yard = yard::Yard::start(&d.host, d.flights.remote_tx.clone());
     d.restore(journal)?;
     let task = tokio::spawn(async move {
         let _claim = claim;

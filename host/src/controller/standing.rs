@@ -37,12 +37,14 @@ pub struct Lead {
 /// Joins the database's hosts as `origin`, its API at `api` (refused,
 /// after a lease's wait, while another live process uses the origin) and
 /// waits until this host leads; `standing_by` hears who leads while it
-/// waits, once per leader.
+/// waits, once per leader; each heartbeat says the runs `in_flight` (its
+/// crew's).
 pub fn wait_for_lead(
     shared: &Shared,
     (origin, api): (&str, Option<&str>),
     lease: Duration,
     standing_by: &dyn Fn(&Leader),
+    in_flight: &dyn Fn() -> u64,
 ) -> Result<Lead, StoreError> {
     // The same origin's last process, killed a moment ago, may not have
     // lapsed yet: it gets its lease's time to, then the origin is refused.
@@ -65,7 +67,7 @@ pub fn wait_for_lead(
                     standing_by(&leader);
                     told = Some(who);
                 }
-                shared.beat(0)?;
+                shared.beat(in_flight())?;
                 let lapses = u64::try_from(leader.expires_in_ms.max(0)).unwrap_or(0);
                 std::thread::sleep(POLL.min(Duration::from_millis(lapses + 10)));
             }

@@ -33,6 +33,7 @@ use runway_audit::{
 };
 
 use super::commit::{CommitError as RecoveryError, Settled, Unsettled};
+use super::crew::{Crew, CrewSetup};
 use super::host::Host;
 use super::journal::{Fold, folds};
 use super::keeper::{Keeper, Kept};
@@ -100,6 +101,8 @@ pub enum StartError {
     Landing(std::io::Error),
     #[error("record at position {pos} of the shared history does not decode: {why}")]
     History { pos: u64, why: String },
+    #[error("this host's crew: {0}")]
+    Crew(String),
 }
 
 /// Brings a host up (see the module doc) on the embedded store.
@@ -150,7 +153,7 @@ pub fn open_on(setup: HostSetup, config: &StoreConfig) -> Result<Opened, StartEr
     let keeper = Keeper::start(audit.tail(), kept, tail > 0 && tail >= snapshot_after);
     let up = Up {
         runtime,
-        plugins,
+        plugins: plugins.scan()?,
         workers,
         store,
         audit,
@@ -187,7 +190,24 @@ fn shared(
         );
     };
     let joining = (audit_options.origin.as_str(), api);
-    let lead = standing::wait_for_lead(&db, joining, lease, &standing_by)?;
+    // While it stands by, the host's crew flies what the leader posts.
+    let Scanned(plugins, folder, changes) = plugins.scan()?;
+    let crew = std::cell::RefCell::new(None);
+    let start = |leader: &Leader| {
+        standing_by(leader);
+        let mut crew = crew.borrow_mut();
+        if crew.is_none() {
+            *crew = start_crew(&db, (&audit, &audit_options), &runtime, &plugins, workers);
+        }
+    };
+    let flying = || crew.borrow().as_ref().map_or(0, Crew::in_flight);
+    let lead = standing::wait_for_lead(&db, joining, lease, &start, &flying)?;
+    // Leading: the crew's runs stop and land (or are taken from it next).
+    drop(crew);
+    // Every run posted, claimed or committing under an earlier term is
+    // taken from its crew before the history is read: no crew lands
+    // anything more of it, and the fold settles it.
+    db.lose(None)?;
     audit_options.forward = Some(Forwarder(Arc::new(Mirror(db.clone()))));
     let audit = AuditLog::open(&audit, audit_options)?;
     let up: Arc<OnceLock<Weak<Host>>> = Arc::default();
@@ -229,7 +249,7 @@ fn shared(
     let settled = unsettled.settle(&audit, &store)?;
     let opened = Up {
         runtime,
-        plugins,
+        plugins: Scanned(plugins, folder, changes),
         workers,
         store,
         audit,
@@ -239,13 +259,72 @@ fn shared(
     Ok(opened)
 }
 
+/// The crew of a host standing by on `db` (`crew.rs`): its shard beside
+/// the host's audit folder, signed by the host's key; `None`, said once,
+/// when it cannot start (the host stands by without one).
+fn start_crew(
+    db: &Shared,
+    (audit, options): (&Path, &AuditOptions),
+    runtime: &Arc<Runtime>,
+    plugins: &Arc<Plugins>,
+    workers: usize,
+) -> Option<Crew> {
+    let origin = db.crew_origin()?;
+    let name = audit
+        .file_name()
+        .map_or("runway-audit".into(), |n| n.to_string_lossy());
+    let setup = CrewSetup {
+        runtime: runtime.clone(),
+        plugins: plugins.clone(),
+        audit: audit.with_file_name(format!("{name}-crew")),
+        audit_options: AuditOptions {
+            origin,
+            forward: None,
+            ..options.clone()
+        },
+        workers,
+    };
+    match Crew::start(db, setup) {
+        Ok(crew) => Some(crew),
+        Err(e) => {
+            tracing::error!("this host stands by without a crew: {e}");
+            None
+        }
+    }
+}
+
+/// Plugins scanned once: the crew flies them while the host stands by,
+/// and the host keeps them when it leads.
+struct Scanned(Arc<Plugins>, Option<PluginFolder>, Vec<PluginChange>);
+
+impl PluginSource {
+    /// Scans a folder now (a LOAD record for each agent, to append), or
+    /// takes the plugins loaded.
+    fn scan(self) -> Result<Scanned, StartError> {
+        Ok(match self {
+            PluginSource::Folder(mut folder) => {
+                let (plugins, changes) = folder.rescan(&Plugins::default())?;
+                Scanned(Arc::new(plugins), Some(folder), changes)
+            }
+            PluginSource::Loaded(plugins) => {
+                let loaded = plugins.iter().map(|p| PluginChange::Loaded {
+                    name: p.name.clone(),
+                    digest: p.digest,
+                });
+                let changes = loaded.collect();
+                Scanned(plugins, None, changes)
+            }
+        })
+    }
+}
+
 /// Records of the shared history read at a time.
 const HISTORY_PAGE: u32 = 10_000;
 
 /// What every start has once its store and log are open.
 struct Up {
     runtime: Arc<Runtime>,
-    plugins: PluginSource,
+    plugins: Scanned,
     workers: usize,
     store: DatasetStore,
     audit: AuditLog,
@@ -273,20 +352,7 @@ impl Up {
             let shard = store.shared().and_then(Shared::origin);
             fold.apply(&Place::new(shard, *seq), now, entry);
         }
-        let (plugins, folder, changes) = match plugins {
-            PluginSource::Folder(mut folder) => {
-                let (plugins, changes) = folder.rescan(&Plugins::default())?;
-                (Arc::new(plugins), Some(folder), changes)
-            }
-            PluginSource::Loaded(plugins) => {
-                let loaded = plugins.iter().map(|p| PluginChange::Loaded {
-                    name: p.name.clone(),
-                    digest: p.digest,
-                });
-                let changes = loaded.collect();
-                (plugins, None, changes)
-            }
-        };
+        let Scanned(plugins, folder, changes) = plugins;
         for change in &changes {
             audit.append(change.entry())?;
         }

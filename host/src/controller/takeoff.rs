@@ -107,6 +107,10 @@ impl Dispatch {
         };
         // The run's own records (STARTED first) come after these.
         self.flush()?;
+        let Some(req) = self.post_remote(i, req) else {
+            // Posted for a crew: it lands when the yard hears it did.
+            return Ok(());
+        };
         let host = self.host.clone();
         let observer = self.observer.clone();
         let landed = self.flights.landed_tx.clone();

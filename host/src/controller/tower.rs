@@ -124,6 +124,8 @@ struct State {
     /// (delegated children aside) is cleared but the ticket named, the
     /// half-open breaker's probe.
     held: HashMap<String, Option<u64>>,
+    /// Workers of the crews standing by (see [`Tower::set_crews`]).
+    crews: usize,
 }
 
 impl State {
@@ -229,6 +231,7 @@ impl Tower {
                 tickets: 0,
                 heads: Vec::new(),
                 held: HashMap::new(),
+                crews: 0,
             }),
             store,
             // The pool holds MAX_LIVE_RUNS runs' worth of slots.
@@ -269,8 +272,8 @@ impl Tower {
             && !blockers.is_empty()
         {
             format!("waiting behind {}", blockers.join(", "))
-        } else if s.in_air >= self.workers {
-            format!("waiting for one of {} workers", self.workers)
+        } else if s.in_air >= self.workers + s.crews {
+            format!("waiting for one of {} workers", self.workers + s.crews)
         } else if tree && s.trees.len() >= MAX_TREES_IN_AIR {
             format!("waiting: {MAX_TREES_IN_AIR} delegating trees are in the air, the most at once")
         } else {
@@ -361,6 +364,19 @@ impl Tower {
         self.lock().in_air += 1;
     }
 
+    /// This host's own workers.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The workers of the crews standing by on a shared database: runs
+    /// cleared beyond this host's own workers fly there (`remote.rs`).
+    pub fn set_crews(&self, workers: usize) {
+        let mut s = self.lock();
+        s.crews = workers;
+        self.pump(&mut s);
+    }
+
     /// Runs cleared and not yet off their workers.
     pub fn in_air(&self) -> usize {
         self.lock().in_air
@@ -449,7 +465,7 @@ impl Tower {
     /// those whose agent is at its limit.
     fn pump(&self, s: &mut State) {
         // A host that no longer leads a shared database clears nothing.
-        while !s.paused && s.in_air < self.workers && self.store.may_write() {
+        while !s.paused && s.in_air < self.workers + s.crews && self.store.may_write() {
             let next = s.ready.iter().map(|&(_, _, t)| t).find(|t| {
                 let r = &s.queue[t].request;
                 let tree = r.delegates && r.depth == 0;

@@ -19,7 +19,7 @@ use crate::store::StoreError;
 use crate::limits::{MAX_REASON, MAX_TRANSFER};
 
 /// Why a run did not succeed.
-#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Error, serde::Serialize, serde::Deserialize)]
 pub enum RunFailure {
     #[error(
         "memory limit exceeded: the run's memories and tables together would need \
@@ -73,6 +73,10 @@ pub enum RunFailure {
     /// The host code running the run panicked; the host itself goes on.
     #[error("host fault during run: {0}")]
     HostFault(String),
+    /// The host flying the run (a crew, on a shared database) stopped
+    /// beating or gave the run up: settled like a crash.
+    #[error("host {host} lost during the run; nothing was committed")]
+    HostLost { host: String },
 }
 
 /// The host's own failure during a host call: carried through the trap it

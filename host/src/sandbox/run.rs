@@ -86,8 +86,9 @@ pub struct RunRequest {
     pub keep_output: bool,
 }
 
-/// How a run ended.
-#[derive(Debug)]
+/// How a run ended. A crew sends it to the leader as it is, but for a
+/// hand-off (a run that may hand off never flies on a crew).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunReport {
     /// The agent's output, or why the run failed.
     pub outcome: Result<Vec<u8>, RunFailure>,
@@ -98,6 +99,7 @@ pub struct RunReport {
     /// durable audit records and the store commit included.
     pub landing: Duration,
     /// Who takes over, when the run handed off (`orchestration.handoff`).
+    #[serde(skip)]
     pub handoff: Option<Box<HandoffRequest>>,
     /// Fuel the run consumed.
     pub fuel_used: u64,
@@ -115,7 +117,7 @@ pub struct RunReport {
 
 /// A COMMITTED record of a run: the dataset, the record's sequence number
 /// and the run's fencing token on it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CommittedTo {
     pub dataset: String,
     pub seq: u64,
@@ -304,6 +306,15 @@ impl Flown {
 }
 
 impl RunReport {
+    /// A run that succeeded on a host that could not report it (its
+    /// commit was found landed): its success, and nothing else known.
+    pub fn succeeded_elsewhere() -> RunReport {
+        RunReport {
+            outcome: Ok(Vec::new()),
+            ..RunReport::failed(RunFailure::HostStopped)
+        }
+    }
+
     /// A run that ended before its agent could say anything.
     pub fn failed(reason: RunFailure) -> RunReport {
         RunReport {

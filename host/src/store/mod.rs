@@ -24,6 +24,10 @@ mod read_ahead;
 pub(crate) mod sqlite;
 mod staging;
 
+pub(crate) use postgres::{
+    CANCELLED, CREW, Claimed, CrewRecord, ENDED, Listening, Lost, POSTED, Posting, WorkStanding,
+    crew_of,
+};
 pub use postgres::{
     DatabaseUrl, HostRow, Leader, Recorded, SCHEMA_VERSION as POSTGRES_SCHEMA_VERSION, Shared,
     Standing,
@@ -137,6 +141,13 @@ pub enum StoreError {
     /// more): refused by the database, nothing written.
     #[error("PostgreSQL {target}: {why}")]
     NotLeading { target: String, why: String },
+    /// A crew's claim on a run was taken away (its host stopped beating,
+    /// or the lead changed hands): nothing of the run lands.
+    #[error(
+        "the claim on runway {runway} (attempt {attempt}) was lost: its host stopped beating \
+         or the lead changed hands; nothing landed"
+    )]
+    ClaimLost { runway: String, attempt: u32 },
     #[error("PostgreSQL {target}: the schema migration failed: {why}")]
     Migration { target: String, why: String },
 }
@@ -308,6 +319,16 @@ impl DatasetStore {
         let backend = postgres::Postgres::open(url, root)?;
         Ok(DatasetStore {
             shared: Some(backend.shared()),
+            backend: Box::new(backend),
+        })
+    }
+
+    /// The store a standby's crew lands its claimed runs through, on a
+    /// shared database (`controller::crew`).
+    pub(crate) fn crew(shared: &Shared) -> Option<DatasetStore> {
+        let backend = shared.crew_backend()?;
+        Some(DatasetStore {
+            shared: Some(shared.clone()),
             backend: Box::new(backend),
         })
     }

@@ -263,3 +263,53 @@ fn a_grant_lasts_until_its_release_or_its_attempt_ends() {
         "{conflict}"
     );
 }
+
+/// A crew flies r3 for leader b; its claim is taken before its records
+/// reach the history (b failed r3, "host c+crew lost", and landed it
+/// again). The crew's shard still holds its own SUCCEEDED for r3 — set
+/// aside by its ABANDONED record; without that record, r3 succeeded twice.
+#[test]
+fn a_crews_abandoned_attempt_is_set_aside() {
+    let crew = |abandoned: bool| {
+        let mut c = Trail::new("c+crew");
+        c.at(20, "r3", None, Event::Started { attempt: 1 });
+        c.at(21, "r3", None, Event::Succeeded { output: ZERO_HASH });
+        if abandoned {
+            let reason = "the claim was taken".into();
+            c.at(22, "r3", None, Event::Abandoned { reason });
+        }
+        c.shard()
+    };
+    let leader = |shards: &mut Vec<Shard>| {
+        let b = shards.pop().unwrap();
+        let mut b = Trail {
+            origin: "b",
+            records: b.records,
+        };
+        b.filing(14, "r3");
+        b.grant(15, "r3", LockMode::Exclusive, 4);
+        let reason = "host c+crew lost during the run".into();
+        b.at(23, "r3", None, Event::Failed { reason });
+        b.grant(24, "r3", LockMode::Exclusive, 5);
+        b.land(25, "r3", 5);
+        shards.push(b.shard());
+    };
+    let mut shards = story(|last| last, |_| {});
+    leader(&mut shards);
+    shards.push(crew(true));
+    let together = check_together(&shards).expect("they agree");
+    assert_eq!(
+        together.set_aside,
+        1 + 3,
+        "a's SUCCEEDED, and the crew's attempt"
+    );
+
+    let mut shards = story(|last| last, |_| {});
+    leader(&mut shards);
+    shards.push(crew(false));
+    let conflict = check_together(&shards).unwrap_err();
+    assert!(
+        matches!(&conflict, Conflict::SucceededTwice { runway, .. } if runway == "r3"),
+        "{conflict}"
+    );
+}

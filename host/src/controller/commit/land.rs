@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use runway_audit::{AuditError, AuditLog, Event, Hash, LockGrant, LockMode, State};
+use runway_audit::{AuditError, AuditLog, Event, Hash, LockGrant, LockMode, State, Ticket};
 
 use crate::sandbox::{
     CommittedTo, Flown, Observer, RunFailure, RunReport, RunRequest, Sandbox, fly,
@@ -25,31 +25,39 @@ pub fn execute(
     observer: &Observer,
 ) -> Result<RunReport, AuditError> {
     let flown = fly(host, req, observer)?;
-    let mut reports = land(host.store, host.audit, vec![flown])?;
+    let mut reports = land(host.store, host.audit, vec![flown], &|_| {})?;
     Ok(reports.pop().expect("one report per run"))
 }
 
-/// Lands `runs` together and reports each, in order. Fails only when the
-/// audit trail fails.
+/// Lands `runs` together and reports each, in order; `reported` sees the
+/// reports before their runs' ends are durable (a crew keeps them to go
+/// with those records: `controller::crew`). Fails only when the audit
+/// trail fails.
 pub fn land(
     store: &DatasetStore,
     audit: &AuditLog,
     mut runs: Vec<Flown>,
+    reported: &dyn Fn(&[RunReport]),
 ) -> Result<Vec<RunReport>, AuditError> {
     let committing = announce(audit, &mut runs)?;
     let results = apply(store, &runs, &committing);
     if !committing.is_empty() {
         crash_point("after-store-commit");
     }
-    let costs = record(audit, &mut runs, &committing, results)?;
+    let (costs, last) = record(audit, &mut runs, &committing, results)?;
     let reports = runs.into_iter().map(Flown::into_report).zip(costs);
-    Ok(reports
+    let reports: Vec<RunReport> = reports
         .map(|(mut report, (wall, bytes))| {
             report.wall = wall;
             report.bytes_written = bytes;
             report
         })
-        .collect())
+        .collect();
+    reported(&reports);
+    if let Some(ticket) = last {
+        audit.wait_durable(ticket)?;
+    }
+    Ok(reports)
 }
 
 /// Step 1: COMMITTING for every run that may commit writes, durable before
@@ -118,15 +126,19 @@ fn apply(store: &DatasetStore, runs: &[Flown], committing: &[(usize, u64)]) -> V
     store.commit(&commits)
 }
 
+/// Each run's wall time and bytes written, in order.
+type Costs = Vec<(Duration, u64)>;
+
 /// Step 3: COMMITTED per dataset each run landed on, then every run's
-/// COST and end, durable before anything is reported. Gives each run's
-/// wall time and bytes written, as its COST record says them.
+/// COST and end, to be durable before anything is reported. Gives each
+/// run's wall time and bytes written, as its COST record says them, and
+/// the ticket of the last record.
 fn record(
     audit: &AuditLog,
     runs: &mut [Flown],
     committing: &[(usize, u64)],
     results: Vec<CommitResult>,
-) -> Result<Vec<(Duration, u64)>, AuditError> {
+) -> Result<(Costs, Option<Ticket>), AuditError> {
     let mut written = vec![0u64; runs.len()];
     for (&(i, _), result) in committing.iter().zip(results) {
         let run = &mut runs[i];
@@ -197,10 +209,7 @@ fn record(
         };
         last = Some(run.announce(audit, None, end)?);
     }
-    if let Some(ticket) = last {
-        audit.wait_durable(ticket)?;
-    }
-    Ok(costs)
+    Ok((costs, last))
 }
 
 /// The bytes a change set writes: every change's key, and each put's

@@ -64,6 +64,21 @@ struct Open {
 }
 
 impl Unsettled {
+    /// One commit known to have begun — its COMMITTING record, number
+    /// `seq` of shard `origin` — whose run's end was never recorded (its
+    /// crew was lost after the commit: `controller::remote`).
+    pub fn begun(origin: &str, seq: u64, entry: Entry) -> Unsettled {
+        let mut unsettled = Unsettled::default();
+        let open = Open {
+            seq,
+            entry,
+            done: Vec::new(),
+            origin: origin.to_string(),
+        };
+        unsettled.open.insert(open.entry.runway.clone(), open);
+        unsettled
+    }
+
     /// Takes one record of this host's trail into account; records come
     /// in trail order.
     pub fn observe(&mut self, record: &Record) {

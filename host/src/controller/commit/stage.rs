@@ -88,7 +88,7 @@ fn serve(store: &DatasetStore, audit: &AuditLog, arrivals: &Receiver<(Flown, Rep
             }
         }
         let (runs, replies): (Vec<Flown>, Vec<Reply>) = batch.into_iter().unzip();
-        match catch_unwind(AssertUnwindSafe(|| land(store, audit, runs))) {
+        match catch_unwind(AssertUnwindSafe(|| land(store, audit, runs, &|_| {}))) {
             Ok(Ok(reports)) => {
                 for (report, reply) in reports.into_iter().zip(replies) {
                     reply(Ok(report));

@@ -31,7 +31,7 @@ impl Topics {
 }
 
 /// One event a run published.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Publication {
     pub topic: String,
     pub payload: Vec<u8>,

@@ -12,7 +12,7 @@ use super::{NO_DATA, RunState, Target, digest_parts};
 pub const MAX_MESSAGE: usize = 4096;
 
 /// A run's log: what the agent logged, capped at `cap` bytes.
-#[derive(Default, Debug)]
+#[derive(Default, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RunLog {
     pub lines: Vec<String>,
     pub bytes: usize,

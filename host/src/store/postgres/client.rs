@@ -27,7 +27,7 @@ use std::task::{Context, Poll, Wake, Waker};
 
 use tokio_postgres::config::{Host, SslMode};
 use tokio_postgres::tls::MakeTlsConnect;
-use tokio_postgres::{Client, Config, NoTls, Socket, Statement};
+use tokio_postgres::{AsyncMessage, Client, Config, NoTls, Socket, Statement};
 
 use super::ssl_options;
 use super::tls::{HandshakeFailed, Roots, Tls, Verify};
@@ -203,6 +203,25 @@ impl Driver {
     /// `sslmode=prefer`, a failed TLS handshake is followed by a plain
     /// connection, as libpq does.
     pub fn connect(&self) -> Result<Conn, StoreError> {
+        self.connect_telling(None)
+    }
+
+    /// A connection of its own that listens on `channels`: each
+    /// notification, (channel, payload), goes to `to` until the connection
+    /// ends (then `to` is dropped: the receiver hears of it) or the
+    /// receiver hangs up. Keep the connection while listening.
+    pub fn listen(
+        &self,
+        channels: &[&str],
+        to: std::sync::mpsc::Sender<(String, String)>,
+    ) -> Result<Conn, StoreError> {
+        let conn = self.connect_telling(Some(to))?;
+        let listen: String = channels.iter().map(|c| format!("LISTEN {c};")).collect();
+        wait(conn.client.batch_execute(&listen)).map_err(self.target.err())?;
+        Ok(conn)
+    }
+
+    fn connect_telling(&self, notify: Option<Notify>) -> Result<Conn, StoreError> {
         let config = self.config.clone();
         let tls = self.tls.clone();
         let target = self.target.clone();
@@ -212,13 +231,13 @@ impl Driver {
             .expect("a live driver has its runtime");
         let connected = runtime.spawn(async move {
             let Some(tls) = tls else {
-                return start(&config, NoTls, target).await;
+                return start(&config, NoTls, target, notify).await;
             };
-            match start(&config, tls, target.clone()).await {
+            match start(&config, tls, target.clone(), notify.clone()).await {
                 Err(e) if config.get_ssl_mode() == SslMode::Prefer && handshake_failed(&e) => {
                     let mut plain = config.clone();
                     plain.ssl_mode(SslMode::Disable);
-                    start(&plain, NoTls, target).await
+                    start(&plain, NoTls, target, notify).await
                 }
                 other => other,
             }
@@ -276,18 +295,46 @@ impl Drop for Driver {
     }
 }
 
-/// Connects with `tls`, spawning the connection's I/O task.
-async fn start<T>(config: &Config, tls: T, target: Target) -> Result<Client, tokio_postgres::Error>
+/// Where a listening connection sends its notifications.
+type Notify = std::sync::mpsc::Sender<(String, String)>;
+
+/// Connects with `tls`, spawning the connection's I/O task, which sends
+/// every notification to `notify`, if given.
+async fn start<T>(
+    config: &Config,
+    tls: T,
+    target: Target,
+    notify: Option<Notify>,
+) -> Result<Client, tokio_postgres::Error>
 where
     T: MakeTlsConnect<Socket>,
     T::Stream: Send + 'static,
     T::TlsConnect: Send,
     <T::TlsConnect as tokio_postgres::tls::TlsConnect<Socket>>::Future: Send,
 {
-    let (client, connection) = config.connect(tls).await?;
+    let (client, mut connection) = config.connect(tls).await?;
     tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::warn!("PostgreSQL {target}: connection lost: {e}");
+        let Some(notify) = notify else {
+            if let Err(e) = connection.await {
+                tracing::warn!("PostgreSQL {target}: connection lost: {e}");
+            }
+            return;
+        };
+        loop {
+            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    let told = (n.channel().to_string(), n.payload().to_string());
+                    if notify.send(told).is_err() {
+                        return;
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    tracing::warn!("PostgreSQL {target}: listening connection lost: {e}");
+                    return;
+                }
+                None => return,
+            }
         }
     });
     Ok(client)

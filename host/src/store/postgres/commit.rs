@@ -27,6 +27,7 @@ use tokio_postgres::{Statement, Transaction};
 
 use super::client::{Conn, Target, from_sql, to_sql};
 use super::lease::{LEADS, deposed};
+use super::work::{CLAIMED, COMMITTED};
 use crate::store::{Change, CommitStats, RunCommit, StoreError};
 
 /// Most rows one statement writes or deletes.
@@ -72,13 +73,24 @@ pub enum Outcome {
     Unknown(Landings, StoreError),
 }
 
-/// Lands each run in a savepoint of its own, in one transaction, which
-/// first checks that `origin` still leads under `term` (see `lease.rs`):
-/// a deposed leader lands nothing.
+/// Who lands a batch, and what its transaction checks first.
+#[derive(Clone, Copy)]
+pub enum By<'a> {
+    /// The leader (term, origin): it still leads (see `lease.rs`), so a
+    /// deposed leader lands nothing.
+    Leader(i64, &'a str),
+    /// A standby's crew (its shard's origin): each run's claim is still
+    /// its own (see `work.rs`), so a run whose claim was lost lands
+    /// nothing.
+    Crew(&'a str),
+}
+
+/// Lands each run in a savepoint of its own, in one transaction, checked
+/// as [`By`] says.
 pub async fn land_all(
     conn: &mut Conn,
     target: &Target,
-    (term, origin): (i64, &str),
+    by: By<'_>,
     runs: &[RunCommit<'_>],
 ) -> Outcome {
     let err = target.err();
@@ -90,14 +102,20 @@ pub async fn land_all(
         Ok(tx) => tx,
         Err(e) => return Outcome::Failed(err(e)),
     };
-    match tx.query_opt(LEADS, &[&term, &origin]).await {
-        Ok(Some(_)) => {}
-        Ok(None) => return Outcome::Failed(deposed(target, term)),
-        Err(e) => return Outcome::Failed(err(e)),
-    }
+    let (origin, crew) = match by {
+        By::Leader(term, origin) => {
+            match tx.query_opt(LEADS, &[&term, &origin]).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return Outcome::Failed(deposed(target, term)),
+                Err(e) => return Outcome::Failed(err(e)),
+            }
+            (origin, false)
+        }
+        By::Crew(origin) => (origin, true),
+    };
     let mut results = Vec::with_capacity(runs.len());
     for run in runs {
-        let landed = match land_one(&mut tx, &stmts, (origin, run)).await {
+        let landed = match land_one(&mut tx, &stmts, (origin, crew), run).await {
             Ok(landed) => landed,
             Err(e) => return Outcome::Failed(err(e)),
         };
@@ -119,10 +137,28 @@ pub async fn land_all(
 async fn land_one(
     tx: &mut Transaction<'_>,
     stmts: &Prepared,
-    (origin, run): (&str, &RunCommit<'_>),
+    (origin, crew): (&str, bool),
+    run: &RunCommit<'_>,
 ) -> Result<Result<Landing, Failed>, tokio_postgres::Error> {
     let sp = tx.savepoint("run").await?;
-    Ok(match land(&sp, stmts, origin, run).await {
+    let landed = match crew {
+        true => claimed(&sp, origin, run).await,
+        false => Ok(None),
+    };
+    let landed = match landed {
+        Ok(claim) => land(&sp, stmts, origin, run).await.map(|l| (l, claim)),
+        Err(e) => Err(e),
+    };
+    let landed = match landed {
+        Ok((landing, Some(claim))) => sp
+            .execute(COMMITTED, &[&claim, &to_sql(run.committing_seq)])
+            .await
+            .map(|_| landing)
+            .map_err(Failed::Sql),
+        Ok((landing, None)) => Ok(landing),
+        Err(e) => Err(e),
+    };
+    Ok(match landed {
         Ok(landing) => {
             sp.commit().await?;
             Ok(landing)
@@ -132,6 +168,26 @@ async fn land_one(
             Err(why)
         }
     })
+}
+
+/// The crew `crew`'s claim on `run`, locked for this transaction (its
+/// work's id), or why it lands nothing.
+async fn claimed(
+    tx: &Transaction<'_>,
+    crew: &str,
+    run: &RunCommit<'_>,
+) -> Result<Option<i64>, Failed> {
+    let attempt = i64::from(run.attempt);
+    match tx
+        .query_opt(CLAIMED, &[&crew, &run.runway, &attempt])
+        .await?
+    {
+        Some(row) => Ok(Some(row.get(0))),
+        None => Err(Failed::Store(StoreError::ClaimLost {
+            runway: run.runway.to_string(),
+            attempt: run.attempt,
+        })),
+    }
 }
 
 /// The statements of a commit, prepared on its connection.

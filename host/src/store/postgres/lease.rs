@@ -48,9 +48,24 @@ pub struct Seat {
     /// its lease and woken again stops at once, whichever thread runs
     /// first.
     held_until: std::sync::Mutex<Option<Instant>>,
+    /// The lease it joined with (ms): a host not heard from for that long
+    /// is gone.
+    lease_ms: AtomicU64,
 }
 
 impl Seat {
+    /// A seat that never leads, named `origin` (a crew's).
+    pub fn named(origin: String) -> Seat {
+        let seat = Seat::default();
+        let _ = seat.origin.set(origin);
+        seat
+    }
+
+    /// The lease this host joined with.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.lease_ms.load(Ordering::Acquire))
+    }
+
     /// This host's origin, once it joined.
     pub fn origin(&self) -> Option<&str> {
         self.origin.get().map(String::as_str)
@@ -152,6 +167,8 @@ pub fn join(
     }
     // A second join (a host restarted in-process) keeps its first origin.
     let _ = seat.origin.set(origin.to_string());
+    seat.lease_ms
+        .store(lease_ms.unsigned_abs(), Ordering::Release);
     Ok(())
 }
 
@@ -322,12 +339,14 @@ pub struct HostRow {
     pub in_flight: u64,
     /// Where its API listens, once it does.
     pub api: Option<String>,
+    /// How many runs its crew flies at once while it stands by.
+    pub workers: u64,
 }
 
 /// Every host that ever joined, by origin.
 pub fn hosts(driver: &Driver) -> Result<Vec<HostRow>, StoreError> {
     let sql = "SELECT origin, pid, (extract(epoch FROM now() - joined_at) * 1000)::int8,
-                (extract(epoch FROM now() - beat_at) * 1000)::int8, in_flight, api
+                (extract(epoch FROM now() - beat_at) * 1000)::int8, in_flight, api, workers
          FROM hosts ORDER BY origin";
     let rows = driver.with(async |conn| conn.client.query(sql, &[]).await)?;
     Ok(rows
@@ -339,6 +358,7 @@ pub fn hosts(driver: &Driver) -> Result<Vec<HostRow>, StoreError> {
             beat_ms: r.get(3),
             in_flight: from_sql(r.get(4)),
             api: r.get(5),
+            workers: from_sql(r.get(6)),
         })
         .collect())
 }

@@ -35,11 +35,26 @@ mod reader;
 mod schema;
 mod ssl_options;
 mod tls;
+mod work;
 
 pub use client::{DatabaseUrl, describe};
 pub use history::Recorded;
 pub use lease::{HostRow, Leader, Standing};
 pub use schema::SCHEMA_VERSION;
+pub(crate) use work::{
+    CANCELLED, CREW, Claimed, CrewRecord, ENDED, Lost, POSTED, Posting, Standing as WorkStanding,
+    crew_of,
+};
+
+/// A connection listening for notifications, while kept.
+pub(crate) struct Listening(client::Conn);
+
+impl Listening {
+    /// Its connection ended: nothing more is heard through it.
+    pub(crate) fn closed(&self) -> bool {
+        self.0.client.is_closed()
+    }
+}
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -66,6 +81,8 @@ pub struct Postgres {
     fences: Arc<Mutex<HashMap<String, u64>>>,
     /// The local data root (journal snapshot) stays this host's alone.
     _root: Option<RootLock>,
+    /// A standby's crew: it lands only runs it claimed (`work.rs`).
+    crew: bool,
 }
 
 impl Postgres {
@@ -86,6 +103,7 @@ impl Postgres {
             seat: Arc::default(),
             fences: Arc::default(),
             _root: Some(root_lock),
+            crew: false,
         })
     }
 
@@ -102,6 +120,7 @@ impl Postgres {
             seat: Arc::default(),
             fences: Arc::default(),
             _root: None,
+            crew: false,
         })
     }
 
@@ -224,14 +243,17 @@ impl Backend for Postgres {
                 })
                 .collect()
         };
-        let Some(leading) = self.seat.leading() else {
-            return failed(lease::deposed(target, 0).to_string());
+        // A crew lands only what it claimed; a host, only while it leads.
+        let by = match (self.crew, self.seat.leading(), self.seat.origin()) {
+            (true, _, Some(crew)) => commit::By::Crew(crew),
+            (false, Some((term, origin)), _) => commit::By::Leader(term, origin),
+            _ => return failed(lease::deposed(target, 0).to_string()),
         };
         let mut conn = match self.driver.take() {
             Ok(conn) => conn,
             Err(e) => return failed(e.to_string()),
         };
-        let outcome = wait(commit::land_all(&mut conn, target, leading, runs));
+        let outcome = wait(commit::land_all(&mut conn, target, by, runs));
         self.driver.give(conn);
         let landed = match outcome {
             Outcome::Committed(landed) => landed,
@@ -477,6 +499,93 @@ impl Shared {
     /// Appends this host's records to the shared history, if it leads.
     pub fn append_history(&self, records: &[(u64, u64, Vec<u8>)]) -> Result<(), StoreError> {
         history::append(&self.driver, &self.seat, records)
+    }
+
+    /// The lease this host joined with: a host silent for longer is gone.
+    pub(crate) fn lease(&self) -> Duration {
+        self.seat.lease()
+    }
+
+    /// The origin of this host's crew (its shard while it stands by).
+    pub(crate) fn crew_origin(&self) -> Option<String> {
+        self.seat.origin().map(work::crew_of)
+    }
+
+    /// The backend this host's crew lands its claimed runs through: the
+    /// same connections, the crew's origin, never leading.
+    pub(crate) fn crew_backend(&self) -> Option<Postgres> {
+        Some(Postgres {
+            driver: self.driver.clone(),
+            seat: Arc::new(Seat::named(self.crew_origin()?)),
+            fences: Arc::default(),
+            _root: None,
+            crew: true,
+        })
+    }
+
+    /// Posts a run for the crews, if this host leads (`work.rs`).
+    pub(crate) fn post(&self, posting: &Posting<'_>) -> Result<u64, StoreError> {
+        work::post(&self.driver, &self.seat, posting)
+    }
+
+    /// Claims up to `most` posted runs of the agents `digests` for this
+    /// host's crew.
+    pub(crate) fn claim(&self, digests: &[Hash], most: usize) -> Result<Vec<Claimed>, StoreError> {
+        let crew = self.crew_origin().unwrap_or_default();
+        work::claim(&self.driver, &crew, digests, most)
+    }
+
+    /// This host's crew's records, into the history under their claims;
+    /// `false`: a claim was lost, nothing was taken.
+    pub(crate) fn record_claimed(&self, records: &[CrewRecord]) -> Result<bool, StoreError> {
+        let crew = self.crew_origin().unwrap_or_default();
+        work::record(&self.driver, &crew, records)
+    }
+
+    /// Takes unfinished work away from `crews` (every crew's: `None`).
+    pub(crate) fn lose(&self, crews: Option<&[String]>) -> Result<Vec<Lost>, StoreError> {
+        work::lose(&self.driver, &self.seat, crews)
+    }
+
+    /// Gives up what an earlier process of this host's crew claimed.
+    pub(crate) fn abandon(&self) -> Result<Vec<String>, StoreError> {
+        let crew = self.crew_origin().unwrap_or_default();
+        work::abandon(&self.driver, &crew)
+    }
+
+    /// Where work `id` stands.
+    pub(crate) fn work_standing(&self, id: u64) -> Result<Option<WorkStanding>, StoreError> {
+        work::standing(&self.driver, id)
+    }
+
+    /// The works of term `term` that ended or were lost.
+    pub(crate) fn settled_work(&self, term: u64) -> Result<Vec<u64>, StoreError> {
+        work::settled(&self.driver, term)
+    }
+
+    /// Asks the crew flying work `id` to cancel it.
+    pub(crate) fn cancel_work(&self, id: u64, by: &str) -> Result<(), StoreError> {
+        work::cancel(&self.driver, id, by)
+    }
+
+    /// Who cancelled work `id`.
+    pub(crate) fn work_cancelled(&self, id: u64) -> Result<Option<String>, StoreError> {
+        work::cancelled(&self.driver, id)
+    }
+
+    /// Says how many runs this host's crew flies at once.
+    pub(crate) fn offer(&self, workers: usize) -> Result<(), StoreError> {
+        work::offer(&self.driver, &self.seat, workers)
+    }
+
+    /// Listens on `channels` (see [`Driver::listen`]) until the returned
+    /// handle is dropped.
+    pub(crate) fn listen(
+        &self,
+        channels: &[&str],
+        to: std::sync::mpsc::Sender<(String, String)>,
+    ) -> Result<Listening, StoreError> {
+        Ok(Listening(self.driver.listen(channels, to)?))
     }
 
     /// The shared history after position `after`, at most `limit` records.

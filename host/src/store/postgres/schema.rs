@@ -24,6 +24,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "V3__record_shard",
         include_str!("../migrations/V3__record_shard.sql"),
     ),
+    ("V4__work", include_str!("../migrations/V4__work.sql")),
 ];
 
 /// The advisory lock hosts take while they migrate, so two hosts starting
