@@ -109,10 +109,12 @@ impl Crew {
             workers,
         } = setup;
         audit_options.forward = Some(Forwarder(Arc::new(CrewForward(inner.clone()))));
-        // What an earlier process of this crew claimed died with it.
-        let abandoned = shared
-            .abandon()
-            .map_err(|e| super::StartError::Crew(e.to_string()))?;
+        // What an earlier process of this crew claimed died with it, and
+        // so did any run it ended on its disk whose end the history never
+        // took (it died between the two).
+        let crew_err = |e: crate::store::StoreError| super::StartError::Crew(e.to_string());
+        let mut abandoned = shared.abandon().map_err(crew_err)?;
+        abandoned.extend(untaken(&audit, shared).map_err(crew_err)?);
         let audit = AuditLog::open(&audit, audit_options)?;
         for runway in &abandoned {
             tracing::warn!(
@@ -373,6 +375,44 @@ fn abandon(audit: &AuditLog, runway: &str, why: &str) -> Result<(), runway_audit
         },
     })?;
     audit.wait_durable(ticket).map(drop)
+}
+
+/// The runways of the crew's shard at `dir` whose last attempt ended
+/// there, not abandoned, with an end record the shared history never took.
+fn untaken(
+    dir: &std::path::Path,
+    shared: &Shared,
+) -> Result<Vec<String>, crate::store::StoreError> {
+    let records = match dir.exists() {
+        true => runway_audit::read_records(dir).unwrap_or_else(|e| {
+            tracing::warn!("the crew's shard does not read back ({e}); not reconciled");
+            Vec::new()
+        }),
+        false => Vec::new(),
+    };
+    // Runway → the end record of its last attempt.
+    let mut ended: HashMap<String, u64> = HashMap::new();
+    for r in &records {
+        match &r.entry.event {
+            Event::Started { .. } | Event::Abandoned { .. } => {
+                ended.remove(&r.entry.runway);
+            }
+            e if ends(e) => {
+                ended.insert(r.entry.runway.clone(), r.seq);
+            }
+            _ => {}
+        }
+    }
+    let seqs: Vec<u64> = ended.values().copied().collect();
+    if seqs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let taken: std::collections::HashSet<u64> = shared.taken_of_crew(&seqs)?.into_iter().collect();
+    Ok(ended
+        .into_iter()
+        .filter(|(_, seq)| !taken.contains(seq))
+        .map(|(runway, _)| runway)
+        .collect())
 }
 
 /// Whether `event` ends a run's attempt.

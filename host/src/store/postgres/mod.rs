@@ -553,6 +553,13 @@ impl Shared {
         work::abandon(&self.driver, &crew)
     }
 
+    /// Which of `seqs`, records of this host's crew's shard, the shared
+    /// history took.
+    pub(crate) fn taken_of_crew(&self, seqs: &[u64]) -> Result<Vec<u64>, StoreError> {
+        let crew = self.crew_origin().unwrap_or_default();
+        work::taken(&self.driver, &crew, seqs)
+    }
+
     /// Where work `id` stands.
     pub(crate) fn work_standing(&self, id: u64) -> Result<Option<WorkStanding>, StoreError> {
         work::standing(&self.driver, id)

@@ -307,6 +307,20 @@ pub fn abandon(driver: &Driver, crew: &str) -> Result<Vec<String>, StoreError> {
     })
 }
 
+/// Which of `seqs`, records of shard `crew`, the shared history took.
+pub fn taken(driver: &Driver, crew: &str, seqs: &[u64]) -> Result<Vec<u64>, StoreError> {
+    let seqs: Vec<i64> = seqs.iter().map(|&s| to_sql(s)).collect();
+    let rows = driver.with(async |c| {
+        c.client
+            .query(
+                "SELECT seq FROM history WHERE origin = $1 AND seq = ANY($2)",
+                &[&crew, &seqs],
+            )
+            .await
+    })?;
+    Ok(rows.iter().map(|r| from_sql(r.get(0))).collect())
+}
+
 /// Where work `id` stands.
 pub fn standing(driver: &Driver, id: u64) -> Result<Option<Standing>, StoreError> {
     let row = driver.with(async |c| {
