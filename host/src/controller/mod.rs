@@ -36,7 +36,9 @@
 //! the crash cut short retries per its policy. Hosts sharing a PostgreSQL
 //! database take turns: one leads ([`standing`]) and forwards its records
 //! to the shared history ([`mirror`]); the next leader folds that history
-//! the same way.
+//! the same way. Meanwhile the others' crews ([`crew`]) fly what the
+//! leader has no worker free for: it posts those runs ([`remote`]) and
+//! hears how they ended, or that their crew was lost ([`yard`]).
 
 mod agents;
 mod attempts;

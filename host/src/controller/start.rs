@@ -162,8 +162,10 @@ pub fn open_on(setup: HostSetup, config: &StoreConfig) -> Result<Opened, StartEr
 }
 
 /// A host on a shared database: it joins the others and waits until it
-/// leads (`standing.rs`); its log forwards its controller records to the
-/// shared history (`mirror.rs`), opened only once it leads, and its
+/// leads (`standing.rs`), its crew flying what the leader posts meanwhile
+/// (`crew.rs`); once it leads, the crew stops and every unfinished claim
+/// is taken from the crews. Its log forwards its controller records to
+/// the shared history (`mirror.rs`), opened only once it leads, and its
 /// LEADING record comes first. Then the whole history is folded — every
 /// host's records, in the order the database took them — and what the
 /// last leader left unsettled is settled against the database, as a

@@ -2,7 +2,8 @@
 //! grants (one LOCK record each on its dataset's chain), moves to RUNNING
 //! and is handed to one of the host's workers with the plugin loaded now (a
 //! run keeps it to the end); the worker hands the finished run to the
-//! landing stage. A
+//! landing stage. On a shared database, a run with no worker of this host
+//! free goes to a standby's crew instead ([`super::remote`]). A
 //! clearance that comes too late (the runway expired, the host is stopping)
 //! or without tokens gives its worker slot and locks straight back.
 
