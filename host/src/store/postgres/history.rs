@@ -8,8 +8,8 @@
 //! whole. A host that takes the lead reads the history from the start and
 //! folds it, as a single host folds its own trail.
 
-use super::client::{Driver, from_sql, to_sql, wait};
-use super::lease::{LEADS, Seat, deposed};
+use super::client::{Driver, from_sql, to_sql};
+use super::lease::{Seat, as_leader, deposed};
 use crate::store::StoreError;
 
 /// One record of the shared history.
@@ -34,21 +34,18 @@ pub fn append(
     seat: &Seat,
     records: &[(u64, u64, Vec<u8>)],
 ) -> Result<(), StoreError> {
-    let Some((term, origin)) = seat.leading() else {
-        return Err(deposed(&driver.target, 0));
-    };
     if records.is_empty() {
-        return Ok(());
+        // Nothing to write: only whether this host still leads, by its
+        // own clock.
+        return match seat.leading() {
+            Some(_) => Ok(()),
+            None => Err(deposed(&driver.target, 0)),
+        };
     }
     let seqs: Vec<i64> = records.iter().map(|r| to_sql(r.0)).collect();
     let times: Vec<i64> = records.iter().map(|r| to_sql(r.1)).collect();
     let entries: Vec<&[u8]> = records.iter().map(|r| &r.2[..]).collect();
-    let mut conn = driver.take()?;
-    let appended = wait(async {
-        let tx = conn.client.transaction().await?;
-        if tx.query_opt(LEADS, &[&term, &origin]).await?.is_none() {
-            return Ok(false);
-        }
+    as_leader(driver, seat, async |tx, term, origin| {
         tx.execute(
             "INSERT INTO history (origin, seq, term, time_ns, entry)
              SELECT $1, s, $2, t, e
@@ -58,17 +55,8 @@ pub fn append(
             &[&origin, &term, &seqs, &times, &entries],
         )
         .await?;
-        tx.commit().await?;
-        Ok(true)
-    });
-    driver.give(conn);
-    match appended.map_err(driver.target.err())? {
-        true => Ok(()),
-        false => {
-            seat.step_down();
-            Err(deposed(&driver.target, term))
-        }
-    }
+        Ok(())
+    })
 }
 
 /// The records after position `after`, at most `limit`, oldest first.

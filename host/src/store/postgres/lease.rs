@@ -13,8 +13,10 @@
 //! - **Keeping it** ([`renew`]): only while the lease has not lapsed — a
 //!   host frozen past its lease finds it over even when no one took it.
 //! - **Checking it** ([`LEADS`]): every write a leader makes (history,
-//!   commits, tokens) runs this check in its own transaction, so a deposed
-//!   leader's write is refused by the database itself.
+//!   posted and lost work, commits, tokens) runs this check in its own
+//!   transaction — through [`as_leader`], but for the commit's and the
+//!   token's own forms — so a deposed leader's write is refused by the
+//!   database itself.
 //!
 //! [`Seat`] is this host's place: its origin, the term it leads under
 //! (0: none) and when its lease lapses by its own monotonic clock, read
@@ -25,6 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use runway_audit::Accepted;
+
+use tokio_postgres::Transaction;
 
 use super::client::{Driver, from_sql, to_sql, wait};
 use crate::store::StoreError;
@@ -365,6 +369,33 @@ pub fn hosts(driver: &Driver) -> Result<Vec<HostRow>, StoreError> {
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Runs `write` in one transaction that first checks this host still
+/// leads ([`LEADS`]), handing it the term and origin it leads under; a
+/// host whose term is over (here or in the database) writes nothing,
+/// steps down and is told it was [`deposed`].
+pub fn as_leader<T>(
+    driver: &Driver,
+    seat: &Seat,
+    write: impl AsyncFnOnce(&Transaction<'_>, i64, &str) -> Result<T, tokio_postgres::Error>,
+) -> Result<T, StoreError> {
+    let Some((term, origin)) = seat.leading() else {
+        return Err(deposed(&driver.target, 0));
+    };
+    let written = driver.with(async |c| {
+        let tx = c.client.transaction().await?;
+        if tx.query_opt(LEADS, &[&term, &origin]).await?.is_none() {
+            return Ok(None);
+        }
+        let out = write(&tx, term, origin).await?;
+        tx.commit().await?;
+        Ok(Some(out))
+    })?;
+    written.ok_or_else(|| {
+        seat.step_down();
+        deposed(&driver.target, term)
+    })
 }
 
 /// A leader's write refused: its term `term` is over.

@@ -19,7 +19,7 @@
 use runway_audit::Hash;
 
 use super::client::{Driver, from_sql, to_sql};
-use super::lease::{LEADS, Seat, deposed};
+use super::lease::{Seat, as_leader};
 use crate::store::StoreError;
 
 /// Notified when work is posted.
@@ -106,15 +106,8 @@ pub struct CrewRecord {
 
 /// Posts one run, if this host still leads; gives its id.
 pub fn post(driver: &Driver, seat: &Seat, posting: &Posting<'_>) -> Result<u64, StoreError> {
-    let Some((term, origin)) = seat.leading() else {
-        return Err(deposed(&driver.target, 0));
-    };
     let attempt = i64::from(posting.attempt);
-    let id = driver.with(async |c| {
-        let tx = c.client.transaction().await?;
-        if tx.query_opt(LEADS, &[&term, &origin]).await?.is_none() {
-            return Ok(None);
-        }
+    as_leader(driver, seat, async |tx, term, _| {
         let row = tx
             .query_one(
                 "INSERT INTO work (runway, attempt, term, digest, request)
@@ -129,12 +122,7 @@ pub fn post(driver: &Driver, seat: &Seat, posting: &Posting<'_>) -> Result<u64, 
             )
             .await?;
         tx.execute(&format!("NOTIFY {POSTED}"), &[]).await?;
-        tx.commit().await?;
-        Ok(Some(from_sql(row.get(0))))
-    })?;
-    id.ok_or_else(|| {
-        seat.step_down();
-        deposed(&driver.target, term)
+        Ok(from_sql(row.get(0)))
     })
 }
 
@@ -238,38 +226,24 @@ pub fn lose(
     seat: &Seat,
     crews: Option<&[String]>,
 ) -> Result<Vec<Lost>, StoreError> {
-    let Some((term, origin)) = seat.leading() else {
-        return Err(deposed(&driver.target, 0));
-    };
     let all = crews.is_none();
     let crews: Vec<&str> = crews
         .unwrap_or_default()
         .iter()
         .map(String::as_str)
         .collect();
-    let rows = driver.with(async |c| {
-        let tx = c.client.transaction().await?;
-        if tx.query_opt(LEADS, &[&term, &origin]).await?.is_none() {
-            return Ok(None);
-        }
-        let rows = tx
-            .query(
-                "WITH old AS (SELECT id, state FROM work
-                                WHERE state IN ('posted', 'claimed', 'committed')
-                                  AND ($1 OR crew = ANY($2)) FOR UPDATE)
-                 UPDATE work SET state = 'lost' FROM old WHERE work.id = old.id
-                 RETURNING work.id, work.runway, work.attempt, work.crew,
-                           CASE WHEN old.state = 'committed' THEN work.committing END",
-                &[&all, &crews],
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(Some(rows))
+    let rows = as_leader(driver, seat, async |tx, _, _| {
+        tx.query(
+            "WITH old AS (SELECT id, state FROM work
+                            WHERE state IN ('posted', 'claimed', 'committed')
+                              AND ($1 OR crew = ANY($2)) FOR UPDATE)
+             UPDATE work SET state = 'lost' FROM old WHERE work.id = old.id
+             RETURNING work.id, work.runway, work.attempt, work.crew,
+                       CASE WHEN old.state = 'committed' THEN work.committing END",
+            &[&all, &crews],
+        )
+        .await
     })?;
-    let Some(rows) = rows else {
-        seat.step_down();
-        return Err(deposed(&driver.target, term));
-    };
     let mut lost: Vec<Lost> = rows.iter().map(lost_of).collect();
     lost.sort_by_key(|l| l.id);
     Ok(lost)
