@@ -258,14 +258,23 @@ impl Flying {
         };
         lock(&me.inner.flights).insert(claim.runway.clone(), flight);
         let (job, done) = (me.clone(), me.clone());
-        let runway = claim.runway.clone();
+        let (runway, work) = (claim.runway.clone(), claim.id);
         me.pool.run(
             move || job.fly(&claim, &plugin, cancel),
             move |flown| {
                 if let Err(why) = flown.and_then(|f| f.map_err(|e| e.to_string())) {
                     tracing::warn!("the crew's run of {runway} did not land: {why}");
                 }
-                let flight = lock(&done.inner.flights).remove(&runway);
+                // Its next attempt may already fly here (the leader heard
+                // of this one's end and posted a retry): that one's
+                // flight stays.
+                let flight = {
+                    let mut flights = lock(&done.inner.flights);
+                    match flights.get(&runway) {
+                        Some(f) if f.work == work => flights.remove(&runway),
+                        _ => None,
+                    }
+                };
                 if flight.is_some_and(|f| f.lost)
                     && let Err(e) = abandon(&done.audit, &runway, "its claim was taken away")
                 {
