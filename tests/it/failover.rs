@@ -591,6 +591,46 @@ fn busy_landed(
     }
 }
 
+/// Once the crew of `hosts` (two: the leader and one standby) flies
+/// `flying` runways, freezes it (SIGSTOP) for `ms`, thaws it, and waits
+/// for `ids` to land on the leader and the thawed crew to have its moment;
+/// the last states, and the crew's shard. Every host is stopped after.
+fn freeze_crew(
+    hosts: &mut [Host],
+    ids: &[String],
+    flying: usize,
+    ms: u64,
+) -> (
+    std::collections::HashMap<String, String>,
+    std::path::PathBuf,
+) {
+    let lead = leader(hosts, Duration::from_secs(60));
+    let crew = 1 - lead;
+    let crew_shard = hosts[crew].dir.path().join("runway-audit-crew");
+    let started = Instant::now();
+    while flown_in(&crew_shard).len() < flying {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the crew flew {} of {flying}",
+            flown_in(&crew_shard).len()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    hosts[crew].server().signal(Signal::STOP);
+    std::thread::sleep(Duration::from_millis(ms));
+    hosts[crew].server().signal(Signal::CONT);
+    let server = hosts[lead].server.take().expect("the leader");
+    server.wait_all(ids);
+    let states = server.states();
+    // Give the thawed crew its moment to try.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(server.stop(), Some(0));
+    for host in hosts.iter_mut() {
+        host.kill();
+    }
+    (states, crew_shard)
+}
+
 /// The runways of shard `dir` that its records say flew there (STARTED).
 fn flown_in(dir: &Path) -> HashSet<String> {
     if !dir.exists() {
@@ -672,6 +712,69 @@ fn killing_crews_mid_run_loses_nothing() {
     verify_together(&hosts);
 }
 
+/// A crew thawed (SIGCONT) after the leader took its claims still flies
+/// the attempts it began, now void, while their retries wait posted (the
+/// leader's own workers are busy). The crew flies one attempt of a runway
+/// at a time: it claims a retry only once its void attempt ended and was
+/// marked ABANDONED, and the retry's records, not the void one's, are what
+/// the history takes.
+#[test]
+fn a_thawed_crew_flies_one_attempt_of_a_runway_at_a_time() {
+    let db = postgres::server().database();
+    let mut hosts = on(&db, "zombie", &["a", "b"]);
+    let lead = leader(&mut hosts, Duration::from_secs(60));
+    // Two sleepers for the leader's two workers, two for the crew's.
+    let plan: String = (0..4)
+        .map(|k| {
+            format!(
+                r#"
+                [[runway]]
+                id = "z{k}"
+                agent = "hostile"
+                action = "sleep"
+                input = {{ secs = 4 }}
+                retry = {{ attempts = 5, backoff = "fixed", initial = "50ms" }}
+                "#
+            )
+        })
+        .collect();
+    let ids = hosts[lead].server().file(&plan);
+    // Past the lease (2 s) and the leader's next look at the hosts: the
+    // crew's runs are retried and posted, the leader's workers still busy
+    // (the hostile agent's window is 5 s: the sleepers end within it).
+    let (states, crew_shard) = freeze_crew(&mut hosts, &ids, 2, 3200);
+    for id in &ids {
+        assert_eq!(states[id], "SUCCEEDED", "{id}");
+    }
+    // In the crew's shard, no attempt of a runway starts while an earlier
+    // one of it is still open there.
+    let records = runway_audit::read_records(&crew_shard).unwrap();
+    let mut open: HashSet<String> = HashSet::new();
+    for r in &records {
+        match r.entry.event {
+            Event::Started { .. } => assert!(
+                open.insert(r.entry.runway.clone()),
+                "record {}: {} started again on the crew while an attempt of it flew there",
+                r.seq,
+                r.entry.runway
+            ),
+            Event::Succeeded { .. }
+            | Event::Failed { .. }
+            | Event::Moved { .. }
+            | Event::Abandoned { .. } => {
+                open.remove(&r.entry.runway);
+            }
+            _ => {}
+        }
+    }
+    let abandoned = records
+        .iter()
+        .filter(|r| matches!(r.entry.event, Event::Abandoned { .. }))
+        .count();
+    assert!(abandoned > 0, "the thawed crew abandoned nothing");
+    verify_together(&hosts);
+}
+
 /// A crew frozen (SIGSTOP) past its host's lease while it flies: the
 /// leader takes its claims and retries their runs elsewhere; thawed
 /// (SIGCONT), the crew finds its claims gone — its commits refused, its
@@ -682,30 +785,8 @@ fn a_frozen_crew_wakes_to_find_its_claims_gone() {
     let db = postgres::server().database();
     let mut hosts = on(&db, "frozencrew", &["a", "b"]);
     let lead = leader(&mut hosts, Duration::from_secs(60));
-    let crew = 1 - lead;
     let ids = hosts[lead].server().file(&busy(0, 3));
-    let crew_shard = hosts[crew].dir.path().join("runway-audit-crew");
-    let started = Instant::now();
-    while flown_in(&crew_shard).is_empty() {
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the crew flew nothing"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    hosts[crew].server().signal(Signal::STOP);
-    // Past the lease (2 s) and the leader's next look at the hosts.
-    std::thread::sleep(Duration::from_millis(4000));
-    hosts[crew].server().signal(Signal::CONT);
-    let server = hosts[lead].server.take().expect("the leader");
-    server.wait_all(&ids);
-    let states = server.states();
-    // Give the thawed crew its moment to try.
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(server.stop(), Some(0));
-    for host in &mut hosts {
-        host.kill();
-    }
+    let (states, crew_shard) = freeze_crew(&mut hosts, &ids, 1, 4000);
     busy_landed(&db, &states, &ids, (1, 3));
     // The crew's shard: what it flew while frozen was abandoned, and no
     // abandoned attempt committed anything.

@@ -68,7 +68,7 @@ struct Inner {
     stop: AtomicBool,
     /// Wakes the loop (a notification, a run done, a stop).
     wake: Sender<(String, String)>,
-    /// Runs in flight, by runway.
+    /// Runs in flight, by runway (one attempt of each at most).
     flights: Mutex<HashMap<String, Flight>>,
     /// Reports of runs ending, by work, until their end is recorded.
     reports: Mutex<HashMap<u64, Vec<u8>>>,
@@ -201,9 +201,23 @@ impl Flying {
                     }
                 };
             }
-            let free = me.workers.saturating_sub(lock(&me.inner.flights).len());
+            // A crew whose log stopped (its disk failed, or the history
+            // refused a batch) can record nothing more: it claims no
+            // more, and gives up what it holds for the leader to retry.
+            if let Err(e) = me.audit.health() {
+                tracing::error!("this host's crew stops: its shard takes no more records ({e})");
+                me.give_up();
+                break;
+            }
+            // One attempt of a runway at a time here: the shard's records
+            // name the runway, not the attempt.
+            let (free, busy) = {
+                let flights = lock(&me.inner.flights);
+                let busy: Vec<String> = flights.keys().cloned().collect();
+                (me.workers.saturating_sub(flights.len()), busy)
+            };
             if free > 0 {
-                match me.inner.shared.claim(&digests, free) {
+                match me.inner.shared.claim(&digests, free, &busy) {
                     Ok(claimed) => {
                         for claim in claimed {
                             Flying::take_off(&me, claim);
@@ -221,6 +235,21 @@ impl Flying {
         // Stopping: the runs in flight were told to stop; they land first.
         while !lock(&me.inner.flights).is_empty() {
             let _ = woken.recv_timeout(Duration::from_millis(50));
+        }
+    }
+
+    /// Gives up every claim of this crew's: its runs stop, and the
+    /// leader hears each was lost and retries it.
+    fn give_up(&self) {
+        for flight in lock(&self.inner.flights).values() {
+            flight.cancel.host_stopping();
+        }
+        match self.inner.shared.abandon() {
+            Ok(runways) if !runways.is_empty() => {
+                tracing::warn!("this host's crew gave up runways {}", runways.join(", "));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::error!("this host's crew could not give up its claims: {e}"),
         }
     }
 
@@ -442,8 +471,13 @@ impl Forward for CrewForward {
         {
             let flights = lock(&self.0.flights);
             for record in records.iter().filter(|r| in_history(&r.entry)) {
-                if let Some(flight) = flights.get(&record.entry.runway) {
-                    works.entry(flight.work).or_default().push(record);
+                match flights.get(&record.entry.runway) {
+                    Some(flight) => works.entry(flight.work).or_default().push(record),
+                    None => tracing::warn!(
+                        "record {} of runway {} is of no run flying on this crew: the history does not take it",
+                        record.seq,
+                        record.entry.runway
+                    ),
                 }
             }
         }

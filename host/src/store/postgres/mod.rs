@@ -529,10 +529,16 @@ impl Shared {
     }
 
     /// Claims up to `most` posted runs of the agents `digests` for this
-    /// host's crew.
-    pub(crate) fn claim(&self, digests: &[Hash], most: usize) -> Result<Vec<Claimed>, StoreError> {
+    /// host's crew, none of the runways `busy` (an earlier attempt of
+    /// theirs still flies on the crew, its claim taken or not).
+    pub(crate) fn claim(
+        &self,
+        digests: &[Hash],
+        most: usize,
+        busy: &[String],
+    ) -> Result<Vec<Claimed>, StoreError> {
         let crew = self.crew_origin().unwrap_or_default();
-        work::claim(&self.driver, &crew, digests, most)
+        work::claim(&self.driver, &crew, digests, most, busy)
     }
 
     /// This host's crew's records, into the history under their claims;

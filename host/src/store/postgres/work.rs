@@ -127,12 +127,14 @@ pub fn post(driver: &Driver, seat: &Seat, posting: &Posting<'_>) -> Result<u64, 
 }
 
 /// Claims up to `most` posted runs of agents in `digests` for `crew`,
-/// oldest first, skipping those another crew is claiming.
+/// oldest first, skipping those another crew is claiming and the
+/// runways `busy` (still flying on `crew`).
 pub fn claim(
     driver: &Driver,
     crew: &str,
     digests: &[Hash],
     most: usize,
+    busy: &[String],
 ) -> Result<Vec<Claimed>, StoreError> {
     let digests: Vec<&[u8]> = digests.iter().map(|d| &d[..]).collect();
     let most = i64::try_from(most).unwrap_or(i64::MAX);
@@ -142,9 +144,10 @@ pub fn claim(
                 "UPDATE work SET state = 'claimed', crew = $1
                   WHERE id IN (SELECT id FROM work
                                 WHERE state = 'posted' AND digest = ANY($2)
+                                  AND runway <> ALL($4)
                                 ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED)
                   RETURNING id, runway, attempt, term, digest, request",
-                &[&crew, &digests, &most],
+                &[&crew, &digests, &most, &busy],
             )
             .await
     })?;
