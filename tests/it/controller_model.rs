@@ -1043,3 +1043,39 @@ fn shakys_breaker_opens_probes_and_closes_across_a_crash() {
         shaky(true, false),
     ]);
 }
+
+/// The case a random sequence found (shrunk): the clock moved two hours
+/// on and at once back. The controller must see the move on before the
+/// next question is answered — the breaker's hour passed, it went
+/// half-open — even when the move came while it was mid-step (the test
+/// clock's notification was lost then, and the move on with it).
+#[test]
+fn a_clock_moved_on_and_back_at_once_is_seen_on() {
+    run(vec![
+        Op::Shaky {
+            fails: true,
+            fail_open: false,
+        },
+        Op::Shaky {
+            fails: true,
+            fail_open: true,
+        },
+        Op::Advance,
+        Op::Rewind,
+        Op::Resume,
+        Op::Restart,
+        Op::Resume,
+        Op::File {
+            action: Action::Fail,
+            retries: false,
+            gated: false,
+            later: false,
+            after: Some(3),
+            dataset: 1,
+            exclusive: false,
+            when: Cond::False,
+        },
+        Op::Pause,
+        Op::Approve(3),
+    ]);
+}

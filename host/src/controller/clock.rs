@@ -51,7 +51,10 @@ impl ManualClock {
             .saturating_add(by)
             .expect("a signed duration never fails");
         drop(now);
+        // Whoever waits now, and the next to wait if nobody does (the
+        // controller may be mid-step): a move is never missed.
         self.moved.notify_waiters();
+        self.moved.notify_one();
     }
 }
 
