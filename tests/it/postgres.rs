@@ -31,9 +31,14 @@ fn an_empty_database_is_migrated_and_a_newer_schema_refused() {
     drop(open(&db.url(), root.path()).unwrap());
     assert_eq!(
         db.psql("SELECT string_agg(version || ':' || name, ',') FROM refinery_schema_history"),
-        "1:datasets,2:hosts,3:record_shard,4:work"
+        "1:datasets,2:hosts,3:record_shard,4:work,5:record_room"
     );
-    assert_eq!(POSTGRES_SCHEMA_VERSION, 4);
+    assert_eq!(POSTGRES_SCHEMA_VERSION, 5);
+    // Records leave room for their next version (HOT updates).
+    assert_eq!(
+        db.psql("SELECT array_to_string(reloptions, ',') FROM pg_class WHERE relname = 'records'"),
+        "fillfactor=50"
+    );
     let tables = db.psql(
         "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class
          WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'S')",

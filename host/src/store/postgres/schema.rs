@@ -25,6 +25,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../migrations/V3__record_shard.sql"),
     ),
     ("V4__work", include_str!("../migrations/V4__work.sql")),
+    (
+        "V5__record_room",
+        include_str!("../migrations/V5__record_room.sql"),
+    ),
 ];
 
 /// The advisory lock hosts take while they migrate, so two hosts starting
