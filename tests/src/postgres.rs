@@ -435,8 +435,22 @@ pub fn leading(
     root: &std::path::Path,
     origin: &str,
 ) -> Result<runway_host::store::DatasetStore, runway_host::store::StoreError> {
-    use runway_host::store::{DatabaseUrl, DatasetStore, Standing};
-    let store = DatasetStore::open_postgres(&DatabaseUrl::new(url), root)?;
+    use runway_host::store::{DatabaseUrl, DatasetStore, Standing, StoreError};
+    // A data root this process just let go of may still be locked for a
+    // moment: another test thread's child, forked before its `exec`,
+    // holds a copy of the lock's descriptor until then.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mine = std::process::id().to_string();
+    let store = loop {
+        match DatasetStore::open_postgres(&DatabaseUrl::new(url), root) {
+            Err(StoreError::Locked { pid, .. })
+                if pid == mine && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => break opened?,
+        }
+    };
     let shared = store.shared().expect("a PostgreSQL store is shared");
     let lease = runway_host::controller::LEASE;
     shared.join((origin, std::process::id()), lease, None)?;
