@@ -238,11 +238,15 @@ impl Flying {
         }
     }
 
-    /// Gives up every claim of this crew's: its runs stop, and the
-    /// leader hears each was lost and retries it.
+    /// Gives up every claim of this crew's and withdraws its workers: its
+    /// runs stop, the leader hears each was lost and retries it, and posts
+    /// nothing more for this crew.
     fn give_up(&self) {
         for flight in lock(&self.inner.flights).values() {
             flight.cancel.host_stopping();
+        }
+        if let Err(e) = self.inner.shared.offer(0) {
+            tracing::error!("this host's crew could not withdraw its workers: {e}");
         }
         match self.inner.shared.abandon() {
             Ok(runways) if !runways.is_empty() => {
