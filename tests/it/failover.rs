@@ -250,7 +250,8 @@ fn a_frozen_leader_wakes_to_find_it_leads_no_more() {
     while !hosts[second].server().listening() {
         assert!(
             frozen_at.elapsed() < Duration::from_secs(30),
-            "no takeover while the leader is frozen"
+            "no takeover while the leader is frozen: {}",
+            std::fs::read_to_string(hosts[second].dir.path().join("serve.log")).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -405,7 +406,25 @@ fn verify_together(hosts: &[Host]) -> serde_json::Value {
     let all: Vec<&str> = audits.iter().map(String::as_str).collect();
     let checkpoints: Vec<&str> = kept.iter().map(|(_, c)| c.as_str()).collect();
     let out = verify(&all, &checkpoints);
-    assert_eq!(out.code, 0, "{}{}", out.stdout, out.stderr);
+    // On a disagreement, what the hosts warned of says why.
+    let warned = || -> String {
+        hosts
+            .iter()
+            .map(|h| {
+                let log = std::fs::read_to_string(h.dir.path().join("serve.log"));
+                let lines = log.unwrap_or_default();
+                let warned = lines
+                    .lines()
+                    .filter(|l| l.contains("WARN") || l.contains("ERROR"));
+                format!(
+                    "--- {}:\n{}",
+                    h.origin,
+                    warned.collect::<Vec<_>>().join("\n")
+                )
+            })
+            .collect()
+    };
+    assert_eq!(out.code, 0, "{}{}{}", out.stdout, out.stderr, warned());
     // Without its shard, a kept checkpoint vouches for nothing given.
     let (shard, last) = kept.last().unwrap();
     let others: Vec<&str> = all.iter().copied().filter(|a| a != shard).collect();

@@ -109,19 +109,9 @@ impl Crew {
             workers,
         } = setup;
         audit_options.forward = Some(Forwarder(Arc::new(CrewForward(inner.clone()))));
-        // What an earlier process of this crew claimed died with it, and
-        // so did any run it ended on its disk whose end the history never
-        // took (it died between the two).
-        let crew_err = |e: crate::store::StoreError| super::StartError::Crew(e.to_string());
-        let mut abandoned = shared.abandon().map_err(crew_err)?;
-        abandoned.extend(untaken(&audit, shared).map_err(crew_err)?);
+        let left = left_behind(shared, &audit)?;
         let audit = AuditLog::open(&audit, audit_options)?;
-        for runway in &abandoned {
-            tracing::warn!(
-                "this host's crew gave up runway {runway}, which it flew before it restarted"
-            );
-            abandon(&audit, runway, "the crew restarted")?;
-        }
+        void(&audit, &left)?;
         let pool = Workers::start(workers).map_err(super::StartError::Landing)?;
         if let Err(e) = shared.offer(workers) {
             tracing::warn!("could not offer this host's crew: {e}");
@@ -232,9 +222,12 @@ impl Flying {
                 me.cancelled(&payload);
             }
         }
-        // Stopping: the runs in flight were told to stop; they land first.
-        while !lock(&me.inner.flights).is_empty() {
-            let _ = woken.recv_timeout(Duration::from_millis(50));
+        // Stopping: the runs in flight were told to stop; they land first,
+        // and their workers let go of the crew, so that its shard is
+        // closed here, before the crew counts as stopped (a host taking
+        // the lead opens it next).
+        while !lock(&me.inner.flights).is_empty() || Arc::strong_count(&me) > 1 {
+            let _ = woken.recv_timeout(Duration::from_millis(20));
         }
     }
 
@@ -399,6 +392,55 @@ impl Inner {
             .remove(&work)
             .ok_or_else(|| format!("no report of work {work} came with its end"))
     }
+}
+
+/// Voids, in the crew's shard at `dir`, what an earlier process of this
+/// host's crew left behind ([`left_behind`]): called by a host that takes
+/// the lead, once its own crew has stopped and every claim was taken — the
+/// crew of its previous process may have been killed as it stopped, and
+/// only its next start would otherwise say so.
+pub fn void_left_behind(
+    shared: &Shared,
+    dir: &std::path::Path,
+    options: AuditOptions,
+) -> Result<(), super::StartError> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    let left = left_behind(shared, dir)?;
+    if left.is_empty() {
+        return Ok(());
+    }
+    let audit = AuditLog::open(dir, options)?;
+    void(&audit, &left)?;
+    audit.close()?;
+    Ok(())
+}
+
+/// The runways whose attempt an earlier process of this host's crew left
+/// behind: what it claimed died with it (given up now, the leader hears),
+/// and so did any run it ended on its disk whose end the history never
+/// took (it died between the two).
+fn left_behind(shared: &Shared, dir: &std::path::Path) -> Result<Vec<String>, super::StartError> {
+    let crew_err = |e: crate::store::StoreError| super::StartError::Crew(e.to_string());
+    let mut left = shared.abandon().map_err(crew_err)?;
+    for runway in untaken(dir, shared).map_err(crew_err)? {
+        if !left.contains(&runway) {
+            left.push(runway);
+        }
+    }
+    Ok(left)
+}
+
+/// Records each of `runways`' attempt void in the crew's shard `audit`.
+fn void(audit: &AuditLog, runways: &[String]) -> Result<(), runway_audit::AuditError> {
+    for runway in runways {
+        tracing::warn!(
+            "this host's crew gave up runway {runway}, which it flew before it restarted"
+        );
+        abandon(audit, runway, "the crew restarted")?;
+    }
+    Ok(())
 }
 
 /// Records in the crew's shard that its attempt of `runway` is void: the

@@ -32,6 +32,19 @@ impl Dispatch {
         if !alone || self.flights.on_workers < self.host.tower.workers() {
             return Some(req);
         }
+        // Its clearance (and every record before it) goes into the shared
+        // history first: a crew's STARTED must follow it there, or a new
+        // leader folding the history would find the run cleared again
+        // after it ended, and fly it twice.
+        if let Some(ticket) = self.host.audit.last_ticket()
+            && let Err(e) = self.host.audit.wait_durable(ticket)
+        {
+            tracing::warn!(
+                "runway {}: not posted for a crew, flies here: {e}",
+                req.runway
+            );
+            return Some(req);
+        }
         let order = Order {
             action: req.action.clone(),
             input: req.input.clone(),

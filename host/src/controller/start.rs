@@ -210,6 +210,11 @@ fn shared(
     // taken from its crew before the history is read: no crew lands
     // anything more of it, and the fold settles it.
     db.lose(None)?;
+    // What the crew of this host's previous process left behind, if it was
+    // killed as it stopped for a lead it never got to hold.
+    if let Some((dir, options)) = crew_shard(&db, &audit, &audit_options) {
+        super::crew::void_left_behind(&db, &dir, options)?;
+    }
     audit_options.forward = Some(Forwarder(Arc::new(Mirror(db.clone()))));
     let audit = AuditLog::open(&audit, audit_options)?;
     let up: Arc<OnceLock<Weak<Host>>> = Arc::default();
@@ -271,19 +276,12 @@ fn start_crew(
     plugins: &Arc<Plugins>,
     workers: usize,
 ) -> Option<Crew> {
-    let origin = db.crew_origin()?;
-    let name = audit
-        .file_name()
-        .map_or("runway-audit".into(), |n| n.to_string_lossy());
+    let (audit, audit_options) = crew_shard(db, audit, options)?;
     let setup = CrewSetup {
         runtime: runtime.clone(),
         plugins: plugins.clone(),
-        audit: audit.with_file_name(format!("{name}-crew")),
-        audit_options: AuditOptions {
-            origin,
-            forward: None,
-            ..options.clone()
-        },
+        audit,
+        audit_options,
         workers,
     };
     match Crew::start(db, setup) {
@@ -293,6 +291,25 @@ fn start_crew(
             None
         }
     }
+}
+
+/// The folder of this host's crew's shard, beside the host's `audit`
+/// folder, and how it is opened (the crew's origin, the host's key).
+fn crew_shard(
+    db: &Shared,
+    audit: &Path,
+    options: &AuditOptions,
+) -> Option<(PathBuf, AuditOptions)> {
+    let origin = db.crew_origin()?;
+    let name = audit
+        .file_name()
+        .map_or("runway-audit".into(), |n| n.to_string_lossy());
+    let options = AuditOptions {
+        origin,
+        forward: None,
+        ..options.clone()
+    };
+    Some((audit.with_file_name(format!("{name}-crew")), options))
 }
 
 /// Plugins scanned once: the crew flies them while the host stands by,

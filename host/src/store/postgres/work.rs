@@ -223,7 +223,9 @@ pub fn record(driver: &Driver, crew: &str, records: &[CrewRecord]) -> Result<boo
 
 /// Takes every unfinished work of the crews in `crews` away (every
 /// crew's, with `None`), if this host leads: posted work no crew took,
-/// claims, and commits whose run has not ended.
+/// claims, and commits whose run has not ended. Rows are locked in id
+/// order, as a crew's [`record`] locks its works, so the two never
+/// deadlock.
 pub fn lose(
     driver: &Driver,
     seat: &Seat,
@@ -239,7 +241,7 @@ pub fn lose(
         tx.query(
             "WITH old AS (SELECT id, state FROM work
                             WHERE state IN ('posted', 'claimed', 'committed')
-                              AND ($1 OR crew = ANY($2)) FOR UPDATE)
+                              AND ($1 OR crew = ANY($2)) ORDER BY id FOR UPDATE)
              UPDATE work SET state = 'lost' FROM old WHERE work.id = old.id
              RETURNING work.id, work.runway, work.attempt, work.crew,
                        CASE WHEN old.state = 'committed' THEN work.committing END",
@@ -264,14 +266,18 @@ fn lost_of(r: &tokio_postgres::Row) -> Lost {
 }
 
 /// A crew starting anew gives up what an earlier process of it claimed
-/// (its runs died with it); the leader hears of each.
+/// (its runs died with it); the leader hears of each. Rows are locked in
+/// id order, as [`lose`] locks them.
 pub fn abandon(driver: &Driver, crew: &str) -> Result<Vec<String>, StoreError> {
     driver.with(async |c| {
         let tx = c.client.transaction().await?;
         let rows = tx
             .query(
                 "UPDATE work SET state = 'lost'
-                  WHERE crew = $1 AND state IN ('claimed', 'committed') RETURNING id, runway",
+                  WHERE id IN (SELECT id FROM work
+                                WHERE crew = $1 AND state IN ('claimed', 'committed')
+                                ORDER BY id FOR UPDATE)
+                  RETURNING id, runway",
                 &[&crew],
             )
             .await?;
