@@ -135,6 +135,10 @@ pub fn check_together(shards: &[Shard]) -> Result<Together, Conflict> {
             }
             if abandoned.contains(&r.seq) || taken.set_aside(&shard.origin, term, r.seq) {
                 together.set_aside += 1;
+                // An attempt set aside may still have landed its commit (its
+                // host died after it, before its end was taken): the next
+                // leader's COMMITTED, settled from the database, names it.
+                book.intended(&r.entry.event);
                 continue;
             }
             book.keep(&shard.origin, r)?;
@@ -315,16 +319,22 @@ impl Book {
                 let when = self.released.entry(*token).or_insert(r.time_ns);
                 *when = (*when).min(r.time_ns);
             }
-            (Event::Committing { locks, .. }, _) => {
-                let held = locks.iter().map(|l| (l.dataset.clone(), l.token));
-                self.committing.extend(held);
-            }
+            (Event::Committing { .. }, _) => self.intended(&r.entry.event),
             (Event::Committed { token, .. }, Some(dataset)) => {
                 self.committed.push((at(), dataset.to_string(), *token));
             }
             _ => {}
         }
         Ok(())
+    }
+
+    /// Notes a COMMITTING's locks: a COMMITTED under one of them has its
+    /// COMMITTING.
+    fn intended(&mut self, event: &Event) {
+        if let Event::Committing { locks, .. } = event {
+            let held = locks.iter().map(|l| (l.dataset.clone(), l.token));
+            self.committing.extend(held);
+        }
     }
 
     fn ended(&mut self, runway: &str, time_ns: u64) {

@@ -313,3 +313,54 @@ fn a_crews_abandoned_attempt_is_set_aside() {
         "{conflict}"
     );
 }
+
+/// A crew killed after its commit landed, before its end reached the
+/// history: it restarts and abandons the attempt, and the leader settles
+/// the run from the database's commits row with a COMMITTED of its own.
+/// That COMMITTED has its COMMITTING in the crew's set-aside attempt; with
+/// no COMMITTING anywhere, it stands alone.
+#[test]
+fn a_commit_settled_for_an_abandoned_attempt_has_its_committing() {
+    let crew = |committing: bool| {
+        let mut c = Trail::new("c+crew");
+        c.at(20, "r3", None, Event::Started { attempt: 1 });
+        if committing {
+            let locks = vec![LockGrant {
+                dataset: "d".into(),
+                mode: LockMode::Exclusive,
+                token: 4,
+            }];
+            let changes = ZERO_HASH;
+            c.at(21, "r3", None, Event::Committing { locks, changes });
+        }
+        c.at(22, "r3", None, Event::Succeeded { output: ZERO_HASH });
+        let reason = "the crew restarted".into();
+        c.at(23, "r3", None, Event::Abandoned { reason });
+        c.shard()
+    };
+    let leader = |shards: &mut Vec<Shard>| {
+        let b = shards.pop().unwrap();
+        let mut b = Trail {
+            origin: "b",
+            records: b.records,
+        };
+        b.filing(14, "r3");
+        b.grant(15, "r3", LockMode::Exclusive, 4);
+        b.at(24, "r3", Some("d"), committed(4));
+        b.at(24, "r3", None, Event::Succeeded { output: ZERO_HASH });
+        shards.push(b.shard());
+    };
+    let mut shards = story(|last| last, |_| {});
+    leader(&mut shards);
+    shards.push(crew(true));
+    check_together(&shards).expect("they agree");
+
+    let mut shards = story(|last| last, |_| {});
+    leader(&mut shards);
+    shards.push(crew(false));
+    let conflict = check_together(&shards).unwrap_err();
+    assert!(
+        matches!(&conflict, Conflict::CommittedAlone { token: 4, .. }),
+        "{conflict}"
+    );
+}
