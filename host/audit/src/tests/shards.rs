@@ -67,6 +67,12 @@ impl Trail {
     /// COMMITTING and COMMITTED: a run's writes under `token`; gives the
     /// COMMITTED record's number.
     fn commit(&mut self, time_ns: u64, runway: &str, token: u64) -> u64 {
+        self.committing(time_ns, runway, token);
+        self.at(time_ns, runway, Some("d"), committed(token))
+    }
+
+    /// COMMITTING alone: a run's intent to write under `token`.
+    fn committing(&mut self, time_ns: u64, runway: &str, token: u64) {
         let locks = vec![LockGrant {
             dataset: "d".into(),
             mode: LockMode::Exclusive,
@@ -74,7 +80,6 @@ impl Trail {
         }];
         let changes = ZERO_HASH;
         self.at(time_ns, runway, None, Event::Committing { locks, changes });
-        self.at(time_ns, runway, Some("d"), committed(token))
     }
 
     /// A run that landed: its commit, SUCCEEDED and RELEASE.
@@ -280,22 +285,15 @@ fn a_crews_abandoned_attempt_is_set_aside() {
         }
         c.shard()
     };
-    let leader = |shards: &mut Vec<Shard>| {
-        let b = shards.pop().unwrap();
-        let mut b = Trail {
-            origin: "b",
-            records: b.records,
-        };
+    let leader = |b: &mut Trail| {
         b.filing(14, "r3");
         b.grant(15, "r3", LockMode::Exclusive, 4);
         let reason = "host c+crew lost during the run".into();
         b.at(23, "r3", None, Event::Failed { reason });
         b.grant(24, "r3", LockMode::Exclusive, 5);
         b.land(25, "r3", 5);
-        shards.push(b.shard());
     };
-    let mut shards = story(|last| last, |_| {});
-    leader(&mut shards);
+    let mut shards = story(|last| last, leader);
     shards.push(crew(true));
     let together = check_together(&shards).expect("they agree");
     assert_eq!(
@@ -304,8 +302,7 @@ fn a_crews_abandoned_attempt_is_set_aside() {
         "a's SUCCEEDED, and the crew's attempt"
     );
 
-    let mut shards = story(|last| last, |_| {});
-    leader(&mut shards);
+    let mut shards = story(|last| last, leader);
     shards.push(crew(false));
     let conflict = check_together(&shards).unwrap_err();
     assert!(
@@ -325,38 +322,24 @@ fn a_commit_settled_for_an_abandoned_attempt_has_its_committing() {
         let mut c = Trail::new("c+crew");
         c.at(20, "r3", None, Event::Started { attempt: 1 });
         if committing {
-            let locks = vec![LockGrant {
-                dataset: "d".into(),
-                mode: LockMode::Exclusive,
-                token: 4,
-            }];
-            let changes = ZERO_HASH;
-            c.at(21, "r3", None, Event::Committing { locks, changes });
+            c.committing(21, "r3", 4);
         }
         c.at(22, "r3", None, Event::Succeeded { output: ZERO_HASH });
         let reason = "the crew restarted".into();
         c.at(23, "r3", None, Event::Abandoned { reason });
         c.shard()
     };
-    let leader = |shards: &mut Vec<Shard>| {
-        let b = shards.pop().unwrap();
-        let mut b = Trail {
-            origin: "b",
-            records: b.records,
-        };
+    let leader = |b: &mut Trail| {
         b.filing(14, "r3");
         b.grant(15, "r3", LockMode::Exclusive, 4);
         b.at(24, "r3", Some("d"), committed(4));
         b.at(24, "r3", None, Event::Succeeded { output: ZERO_HASH });
-        shards.push(b.shard());
     };
-    let mut shards = story(|last| last, |_| {});
-    leader(&mut shards);
+    let mut shards = story(|last| last, leader);
     shards.push(crew(true));
     check_together(&shards).expect("they agree");
 
-    let mut shards = story(|last| last, |_| {});
-    leader(&mut shards);
+    let mut shards = story(|last| last, leader);
     shards.push(crew(false));
     let conflict = check_together(&shards).unwrap_err();
     assert!(
